@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Thin wrapper over meson: `make`, `make check`, `make demo`, `make install`.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+PREFIX     ?= /usr/local
+MESON      ?= meson
+
+.PHONY: all deps check check-normal check-asan demo install clean
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	@scripts/install-deps.sh --build-only
+	$(MESON) setup $(BUILD) --prefix=$(PREFIX)
+
+$(ASAN_BUILD)/build.ninja:
+	@scripts/install-deps.sh --build-only
+	$(MESON) setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+
+# Every test, in a normal build and again under ASan+UBSan.
+check: deps
+	$(MAKE) check-normal
+	$(MAKE) check-asan
+
+check-normal: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	$(MESON) test -C $(BUILD) --print-errorlogs --num-processes 2
+
+check-asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(MESON) test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2
+
+demo: deps all
+	@scripts/demo.sh $(BUILD) $(BACKEND)
+
+install: all
+	$(MESON) install -C $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

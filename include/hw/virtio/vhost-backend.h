@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * VhostOps: what the device layer (vhost.c) asks of a back-end transport.
+ * vhost-user is the one implementation today (hw/virtio/vhost-user.c); the
+ * table keeps vhost.c free of wire details, and lets a test or another
+ * transport slot in.
+ *
+ * Every op returns true on success, or false with *errp set; none reports
+ * to the user itself. Ops that a transport does not implement are NULL;
+ * vhost.c checks before calling the optional ones (marked "optional").
+ */
+#ifndef HW_VIRTIO_VHOST_BACKEND_H
+#define HW_VIRTIO_VHOST_BACKEND_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vhost_dev;
+typedef struct GuestMemory GuestMemory;
+
+struct vhost_vring_state {
+    unsigned int index;
+    unsigned int num;
+};
+
+struct vhost_vring_file {
+    unsigned int index;
+    int fd;                     /* -1: no fd (sent with the NOFD flag) */
+};
+
+struct vhost_vring_addr {
+    unsigned int index;
+    unsigned int flags;         /* 1 << VHOST_VRING_F_LOG */
+    uint64_t desc_user_addr;
+    uint64_t used_user_addr;
+    uint64_t avail_user_addr;
+    uint64_t log_guest_addr;
+};
+
+typedef struct VhostOps {
+    /* Connects dev to its transport state (opaque) and negotiates if needed. */
+    bool (*backend_init)(struct vhost_dev *dev, void *opaque, GError **errp);
+    void (*backend_cleanup)(struct vhost_dev *dev);
+    /* Absolute ring index (dev->vq_index + idx) as the back-end numbers it. */
+    int (*get_vq_index)(struct vhost_dev *dev, int idx);
+
+    bool (*get_features)(struct vhost_dev *dev, uint64_t *features, GError **errp);
+    bool (*set_features)(struct vhost_dev *dev, uint64_t features, GError **errp);
+    bool (*set_owner)(struct vhost_dev *dev, GError **errp);
+    bool (*reset_device)(struct vhost_dev *dev, GError **errp);
+    bool (*set_mem_table)(struct vhost_dev *dev, GuestMemory *mem, GError **errp);
+
+    bool (*set_vring_num)(struct vhost_dev *dev, const struct vhost_vring_state *s, GError **errp);
+    bool (*set_vring_addr)(struct vhost_dev *dev, const struct vhost_vring_addr *a, GError **errp);
+    bool (*set_vring_base)(struct vhost_dev *dev, const struct vhost_vring_state *s, GError **errp);
+    bool (*get_vring_base)(struct vhost_dev *dev, struct vhost_vring_state *s, GError **errp);
+    bool (*set_vring_kick)(struct vhost_dev *dev, const struct vhost_vring_file *f, GError **errp);
+    bool (*set_vring_call)(struct vhost_dev *dev, const struct vhost_vring_file *f, GError **errp);
+    bool (*set_vring_err)(struct vhost_dev *dev, const struct vhost_vring_file *f, GError **errp);
+    /* optional: only with protocol features; without them rings run once kicked */
+    bool (*set_vring_enable)(struct vhost_dev *dev, unsigned int idx, bool enable, GError **errp);
+    /* optional */
+    bool (*set_vring_endian)(struct vhost_dev *dev, unsigned int idx, bool big_endian, GError **errp);
+
+    /* optional (CONFIG) */
+    bool (*get_config)(struct vhost_dev *dev, uint8_t *config, uint32_t offset,
+                       uint32_t len, GError **errp);
+    bool (*set_config)(struct vhost_dev *dev, const uint8_t *data, uint32_t offset,
+                       uint32_t len, uint32_t flags, GError **errp);
+
+    /* optional, net only */
+    bool (*net_set_mtu)(struct vhost_dev *dev, uint16_t mtu, GError **errp);
+    bool (*send_rarp)(struct vhost_dev *dev, const uint8_t mac[6], GError **errp);
+
+    /* True when the transport's connection is up. */
+    bool (*is_connected)(struct vhost_dev *dev);
+} VhostOps;
+
+extern const VhostOps user_ops;
+
+#endif

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The message table as data, and everything derived from it: names,
+ * payload size rules, fd rules, validation of a received message, and the
+ * one-line decoded trace. Used by the front-end, the test back-end and the
+ * reference back-end alike.
+ *
+ * Security model: a received VhostUserMsg is untrusted. The validators here
+ * check syntax (sizes, counts, fd numbers, flags); semantic checks against
+ * device state (is this ring index < nvqs?) belong to the caller.
+ */
+#ifndef HW_VIRTIO_VHOST_USER_MSG_H
+#define HW_VIRTIO_VHOST_USER_MSG_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hw/virtio/vhost-user-proto.h"
+
+/* Which channel a message travels on; selects the table. */
+typedef enum VhostUserChannel {
+    VHOST_USER_CHANNEL_FRONTEND,    /* requests from the front-end */
+    VHOST_USER_CHANNEL_BACKEND,     /* requests from the back-end (BACKEND_REQ) */
+} VhostUserChannel;
+
+/* Row for id, or NULL when the id is unknown on that channel. */
+const VhostUserMsgInfo *vhost_user_msg_info(VhostUserChannel ch, uint32_t id);
+/* "SET_VRING_NUM", or "UNKNOWN" for ids outside the table. */
+const char *vhost_user_request_name(VhostUserChannel ch, uint32_t id);
+/* All rows of a channel's table, in id order; *n set to the count. */
+const VhostUserMsgInfo *vhost_user_msg_table(VhostUserChannel ch, size_t *n);
+/* "REPLY_ACK" for a protocol feature bit, NULL if unknown. */
+const char *vhost_user_protocol_feature_name(unsigned bit);
+
+/* Size rule of a payload kind: fixed size, or min..max for variable ones. */
+typedef struct VhostUserPayloadInfo {
+    const char *name;
+    uint32_t min_size;
+    uint32_t max_size;
+} VhostUserPayloadInfo;
+const VhostUserPayloadInfo *vhost_user_payload_info(VhostUserPayloadKind kind);
+
+/*
+ * Validates a request received on channel ch (header already read, payload
+ * of hdr.size bytes in msg->payload, nfds fds received): known id, flags
+ * version, size rule of the payload kind including the internal counts
+ * (nregions, config size), fd rule. On error errp names the message and
+ * the field (VHOST_USER_ERROR_INVALID_MESSAGE / OVERSIZED / WRONG_FDS).
+ */
+bool vhost_user_msg_validate_request(VhostUserChannel ch, const VhostUserMsg *msg,
+                                     size_t nfds, GError **errp);
+
+/*
+ * Validates a reply to `request` sent on channel ch. `acked` says the
+ * request carried NEED_REPLY and the reply is a u64 ack. Checks: request
+ * code equal, REPLY flag set, version 1, no unknown flag bits, size rule of
+ * the reply payload (exact where the spec fixes it), fd count.
+ * Only the header is needed: call it before reading the payload so an
+ * oversized size is rejected before any payload byte is read; then call
+ * vhost_user_msg_validate_reply_payload for the content rules.
+ */
+bool vhost_user_msg_validate_reply_header(VhostUserChannel ch, uint32_t request,
+                                          bool acked, const VhostUserHeader *hdr,
+                                          GError **errp);
+bool vhost_user_msg_validate_reply_payload(VhostUserChannel ch, uint32_t request,
+                                           bool acked, const VhostUserMsg *reply,
+                                           size_t nfds, GError **errp);
+
+/* The payload kind of a reply (U64 when acked). */
+VhostUserPayloadKind vhost_user_reply_payload_kind(VhostUserChannel ch,
+                                                   uint32_t request, bool acked);
+
+/*
+ * Ring index a ring-scope message refers to, or -1 when the message is
+ * device-scope. Reads the u64 low byte (KICK/CALL/ERR, host notifier) or
+ * the vring state/address index.
+ */
+int vhost_user_msg_ring_index(VhostUserChannel ch, const VhostUserMsg *msg);
+
+/* Header + zeroed payload for request id with a payload of the table's size. */
+void vhost_user_msg_init(VhostUserMsg *msg, uint32_t request, uint32_t size);
+
+/* ---- Trace ---------------------------------------------------------- */
+
+typedef enum VhostUserTraceDir {
+    VHOST_USER_TRACE_TX,        /* we sent it */
+    VHOST_USER_TRACE_RX,        /* we received it */
+} VhostUserTraceDir;
+
+/*
+ * One decoded line, no newline, e.g.
+ * "SET_VRING_NUM flags=0x1 size=8 fds=0 idx=0 num=256".
+ * The caller prefixes direction and device name.
+ */
+char *vhost_user_msg_format(VhostUserChannel ch, const VhostUserMsg *msg,
+                            size_t nfds, bool is_reply);
+
+/*
+ * Tracing on? True when VHOST_USER_TRACE is set in the environment (any
+ * value but "0") or vhost_user_trace_enable(true) was called.
+ */
+bool vhost_user_trace_enabled(void);
+void vhost_user_trace_enable(bool on);
+/*
+ * Emits one trace line to stderr (or the sink set below):
+ * "vhost-user: <dev> F>B|B>F|F<B|B<F <decoded>".
+ * `local_is_frontend` says which side we are, so the arrow reads the same
+ * in the front-end's and a back-end's trace.
+ */
+void vhost_user_trace_msg(const char *dev, bool local_is_frontend,
+                          VhostUserChannel ch, VhostUserTraceDir dir,
+                          const VhostUserMsg *msg, size_t nfds, bool is_reply);
+typedef void (*VhostUserTraceSink)(const char *line, void *opaque);
+void vhost_user_trace_set_sink(VhostUserTraceSink sink, void *opaque);
+
+/* ---- Docs ----------------------------------------------------------- */
+
+/* The reStructuredText table of both channels, as in docs/interop/vhost-user.rst. */
+char *vhost_user_msg_table_rst(void);
+
+#endif

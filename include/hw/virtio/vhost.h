@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The device layer: one struct vhost_dev drives a set of consecutive rings
+ * of one back-end device through VhostOps. A multiqueue device is several
+ * vhost_devs over one connection (one per queue pair for net, like QEMU's
+ * vhost-net); the one with vq_index 0 owns the whole-device requests
+ * (features, memory table), so they are sent once.
+ *
+ * Threading: all calls from the VMM's main loop thread.
+ */
+#ifndef HW_VIRTIO_VHOST_H
+#define HW_VIRTIO_VHOST_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hw/virtio/vhost-backend.h"
+#include "system/memory.h"
+
+struct vhost_virtqueue {
+    /* Set by the device front-end before vhost_dev_start(). */
+    unsigned int num;           /* ring size, power of two */
+    uint64_t desc_gpa;
+    uint64_t avail_gpa;
+    uint64_t used_gpa;
+
+    /* eventfds created by vhost_dev_init(), owned by the vhost_dev. */
+    int kick_fd;                /* the driver writes it; the back-end polls it */
+    int call_fd;                /* the back-end writes it; the driver polls it */
+    int err_fd;                 /* the back-end signals ring errors on it */
+
+    /*
+     * Where the back-end resumes: sent with SET_VRING_BASE at start, saved
+     * from GET_VRING_BASE at stop. When the back-end is gone at stop time,
+     * taken from the used ring's idx in guest RAM (every request before it
+     * completed; nothing past it is skipped).
+     */
+    uint16_t last_avail_idx;
+    bool started;
+};
+
+struct vhost_dev {
+    char *name;                 /* "net0" or "net0.q1": every error names it */
+    const VhostOps *vhost_ops;
+    void *opaque;               /* transport state (VhostUserState *) */
+    GuestMemory *mem;
+
+    unsigned int vq_index;      /* first ring of this vhost_dev in the device */
+    unsigned int nvqs;
+    struct vhost_virtqueue *vqs;
+
+    uint64_t features;          /* device features the back-end offers */
+    uint64_t acked_features;    /* what the driver accepted; sent at start */
+    uint64_t protocol_features; /* negotiated with the back-end */
+    uint64_t max_queues;        /* GET_QUEUE_NUM, 1 without MQ */
+
+    bool started;
+};
+
+/*
+ * Connects to the transport, negotiates (once per connection), reads the
+ * back-end's features and creates the ring eventfds. nvqs rings starting at
+ * vq_index. On failure everything is undone.
+ */
+bool vhost_dev_init(struct vhost_dev *hdev, const char *name, void *opaque,
+                    const VhostOps *ops, GuestMemory *mem,
+                    unsigned int vq_index, unsigned int nvqs, GError **errp);
+void vhost_dev_cleanup(struct vhost_dev *hdev);
+
+/* Features the back-end offers, masked by the bits the caller supports. */
+uint64_t vhost_dev_get_features(const struct vhost_dev *hdev, uint64_t supported);
+/* Records what the driver accepted; refuses bits the back-end lacks. */
+bool vhost_dev_set_acked_features(struct vhost_dev *hdev, uint64_t features, GError **errp);
+bool vhost_dev_has_protocol_feature(const struct vhost_dev *hdev, unsigned int bit);
+
+/*
+ * Starts every ring: (first vhost_dev only) SET_FEATURES and the memory
+ * table; then per ring SET_VRING_NUM, SET_VRING_BASE, SET_VRING_ADDR,
+ * SET_VRING_KICK, SET_VRING_CALL; then SET_VRING_ENABLE 1 per ring when
+ * protocol features were negotiated. On failure, rings already started
+ * are stopped again and false is returned.
+ */
+bool vhost_dev_start(struct vhost_dev *hdev, GError **errp);
+/*
+ * Stops every ring and saves its state (see last_avail_idx). Never fails:
+ * a back-end that is gone or answers badly is dropped and the state is
+ * taken from guest RAM.
+ */
+void vhost_dev_stop(struct vhost_dev *hdev);
+
+bool vhost_dev_get_config(struct vhost_dev *hdev, uint8_t *config, uint32_t len,
+                          GError **errp);
+bool vhost_dev_set_config(struct vhost_dev *hdev, const uint8_t *data,
+                          uint32_t offset, uint32_t len, GError **errp);
+
+/* Total started rings, for status output and tests. */
+unsigned int vhost_dev_started_rings(const struct vhost_dev *hdev);
+
+#endif

@@ -1,0 +1,25 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
+# Installs what the build and the tests need from Debian, when missing.
+#   --build-only   only the toolchain and libraries (meson, ninja, GLib, Check)
+# Real back-ends used by the tests come from Debian packages too: DPDK's
+# testpmd and QEMU's storage daemon, virtiofsd and vhost-user-gpu.
+set -e
+build_pkgs="meson ninja-build pkg-config gcc libglib2.0-dev check"
+test_pkgs="dpdk qemu-system-common qemu-utils"
+
+missing=""
+need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" || missing="$missing $1"; }
+for p in $build_pkgs; do need "$p"; done
+if [ "$1" != "--build-only" ]; then
+    for p in $test_pkgs; do need "$p"; done
+fi
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing$missing" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >&2
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
