@@ -55,17 +55,29 @@ struct vhost_dev {
     uint64_t protocol_features; /* negotiated with the back-end */
     uint64_t max_queues;        /* GET_QUEUE_NUM, 1 without MQ */
 
+    bool connected;
     bool started;
 };
 
 /*
- * Connects to the transport, negotiates (once per connection), reads the
- * back-end's features and creates the ring eventfds. nvqs rings starting at
- * vq_index. On failure everything is undone.
+ * Allocates the rings' state and creates their eventfds; no I/O. The
+ * eventfds live as long as the vhost_dev, across reconnects, so the driver
+ * side keeps polling the same call fds. nvqs rings starting at vq_index.
  */
 bool vhost_dev_init(struct vhost_dev *hdev, const char *name, void *opaque,
                     const VhostOps *ops, GuestMemory *mem,
                     unsigned int vq_index, unsigned int nvqs, GError **errp);
+/*
+ * On a (new) connection: lets the transport negotiate (once per connection
+ * for all vhost_devs sharing it) and reads the back-end's features and
+ * protocol features into hdev.
+ */
+bool vhost_dev_connect(struct vhost_dev *hdev, GError **errp);
+/*
+ * After the connection is gone: if started, stops without talking to the
+ * back-end (ring state taken from guest RAM) and forgets the negotiation.
+ */
+void vhost_dev_disconnect(struct vhost_dev *hdev);
 void vhost_dev_cleanup(struct vhost_dev *hdev);
 
 /* Features the back-end offers, masked by the bits the caller supports. */
