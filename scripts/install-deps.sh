@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Installs what the build and the tests need from Debian, when missing.
 #   --build-only   only the toolchain and libraries (meson, ninja, GLib, Check)
-# Real back-ends used by the tests come from Debian packages too: DPDK's
-# testpmd and QEMU's storage daemon, virtiofsd and vhost-user-gpu.
+# Real back-ends used by the tests come from Debian packages too:
+# dpdk-testpmd (package dpdk-dev, not dpdk) and qemu-storage-daemon and
+# virtiofsd (qemu-system-common); qemu-img comes with qemu-utils.
 set -e
 build_pkgs="meson ninja-build pkg-config gcc libglib2.0-dev check"
-test_pkgs="dpdk qemu-system-common qemu-utils"
+test_pkgs="dpdk dpdk-dev qemu-system-common qemu-utils"
 
 missing=""
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" || missing="$missing $1"; }

@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Split virtqueue, driver side. See include/guest/virtqueue.h.
+ *
+ * The device (a vhost-user back-end in another process) reads and writes
+ * these rings concurrently, so every access to a field the other side
+ * writes goes through a volatile access, and each barrier says which
+ * store/load it orders and against what on the device side. The layout is
+ * little-endian; like every vhost-user peer we run on a little-endian host.
+ *
+ * What the device writes (used ring) is untrusted: an id out of range or
+ * naming a slot that holds no request is refused, never followed.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "guest/virtqueue.h"
+
+#define AVAIL_FLAGS     0
+#define AVAIL_IDX       1
+#define AVAIL_RING      2
+
+static inline uint16_t vq_read16(const volatile uint16_t *p)
+{
+    return *p;
+}
+
+static inline void vq_write16(volatile uint16_t *p, uint16_t v)
+{
+    *p = v;
+}
+
+static volatile uint16_t *used_flags(GuestVirtqueue *vq)
+{
+    return (volatile uint16_t *)vq->used;
+}
+
+static volatile uint16_t *used_idx(GuestVirtqueue *vq)
+{
+    return (volatile uint16_t *)(vq->used + 2);
+}
+
+static VringUsedElem used_elem(GuestVirtqueue *vq, uint16_t slot)
+{
+    VringUsedElem e;
+    memcpy(&e, vq->used + 4 + 8u * slot, sizeof(e));
+    return e;
+}
+
+static volatile uint16_t *avail_event(GuestVirtqueue *vq)
+{
+    return (volatile uint16_t *)(vq->used + 4 + 8u * vq->num);
+}
+
+static volatile uint16_t *used_event(GuestVirtqueue *vq)
+{
+    return (volatile uint16_t *)&vq->avail[AVAIL_RING + vq->num];
+}
+
+uint64_t guest_vq_state_size(unsigned num)
+{
+    return sizeof(GuestVqState) + 8ull * num + 2ull * num;
+}
+
+uint64_t guest_vq_indirect_size(unsigned num)
+{
+    return (uint64_t)num * GUEST_VQ_INDIRECT_MAX * sizeof(VringDesc);
+}
+
+static bool vq_map(GuestVirtqueue *vq, GuestMemory *mem, GuestVqState *st)
+{
+    unsigned num = st->num;
+
+    memset(vq, 0, sizeof(*vq));
+    vq->mem = mem;
+    vq->st = st;
+    vq->num = num;
+    vq->token = (uint64_t *)(st + 1);
+    vq->ndesc = (uint16_t *)(vq->token + num);
+    vq->desc = guest_memory_gpa_to_hva(mem, st->desc_gpa, vring_desc_size(num));
+    vq->avail = guest_memory_gpa_to_hva(mem, st->avail_gpa, vring_avail_size(num));
+    vq->used = guest_memory_gpa_to_hva(mem, st->used_gpa, vring_used_size(num));
+    if (st->indirect_gpa) {
+        vq->indirect = guest_memory_gpa_to_hva(mem, st->indirect_gpa,
+                                               guest_vq_indirect_size(num));
+        if (!vq->indirect) {
+            return false;
+        }
+    }
+    vq->kick_fd = -1;
+    vq->call_fd = -1;
+    vq->kicked_avail_idx = st->avail_idx;
+    return vq->desc && vq->avail && vq->used;
+}
+
+bool guest_vq_init(GuestVirtqueue *vq, GuestMemory *mem, unsigned num,
+                   uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa,
+                   uint64_t indirect_gpa, uint64_t state_gpa, bool event_idx)
+{
+    GuestVqState *st;
+
+    /* Ring sizes are powers of two no larger than 32768 (virtio 2.7). */
+    if (num == 0 || num > 32768 || (num & (num - 1))) {
+        return false;
+    }
+    st = guest_memory_gpa_to_hva(mem, state_gpa, guest_vq_state_size(num));
+    if (!st) {
+        return false;
+    }
+    memset(st, 0, guest_vq_state_size(num));
+    st->num = num;
+    st->desc_gpa = desc_gpa;
+    st->avail_gpa = avail_gpa;
+    st->used_gpa = used_gpa;
+    st->indirect_gpa = indirect_gpa;
+    st->flags = (event_idx ? GUEST_VQ_F_EVENT_IDX : 0) |
+                (indirect_gpa ? GUEST_VQ_F_INDIRECT : 0);
+    st->num_free = num;
+    st->free_head = 0;
+    if (!vq_map(vq, mem, st)) {
+        return false;
+    }
+    memset(vq->desc, 0, vring_desc_size(num));
+    memset(vq->avail, 0, vring_avail_size(num));
+    memset(vq->used, 0, vring_used_size(num));
+    for (unsigned i = 0; i < num; i++) {
+        vq->desc[i].next = (uint16_t)(i + 1);
+    }
+    /* Published last: a half-initialised state is never taken as valid. */
+    st->magic = GUEST_VQ_STATE_MAGIC;
+    return true;
+}
+
+bool guest_vq_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state_gpa)
+{
+    GuestVqState *st = guest_memory_gpa_to_hva(mem, state_gpa, sizeof(*st));
+
+    if (!st || st->magic != GUEST_VQ_STATE_MAGIC || st->num == 0 ||
+        (st->num & (st->num - 1)) || st->num_free > st->num ||
+        !guest_memory_gpa_to_hva(mem, state_gpa, guest_vq_state_size(st->num))) {
+        return false;
+    }
+    return vq_map(vq, mem, st);
+}
+
+bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
+                  const GuestSg *in, unsigned n_in, uint64_t token)
+{
+    GuestVqState *st = vq->st;
+    unsigned total = n_out + n_in;
+    uint16_t head = st->free_head;
+
+    if (total == 0 || st->num_free == 0) {
+        return false;
+    }
+    if (vq->indirect && total > 1 && total <= GUEST_VQ_INDIRECT_MAX) {
+        VringDesc *table = vq->indirect + (size_t)head * GUEST_VQ_INDIRECT_MAX;
+
+        for (unsigned i = 0; i < total; i++) {
+            const GuestSg *sg = i < n_out ? &out[i] : &in[i - n_out];
+            table[i].addr = sg->gpa;
+            table[i].len = sg->len;
+            table[i].flags = (i + 1 < total ? VRING_DESC_F_NEXT : 0) |
+                             (i >= n_out ? VRING_DESC_F_WRITE : 0);
+            table[i].next = (uint16_t)(i + 1);
+        }
+        st->free_head = vq->desc[head].next;
+        vq->desc[head].addr = st->indirect_gpa +
+            (uint64_t)head * GUEST_VQ_INDIRECT_MAX * sizeof(VringDesc);
+        vq->desc[head].len = total * sizeof(VringDesc);
+        vq->desc[head].flags = VRING_DESC_F_INDIRECT;
+        st->num_free--;
+        vq->ndesc[head] = 1;
+    } else {
+        uint16_t i = head, last = head;
+
+        if (st->num_free < total) {
+            return false;
+        }
+        /* The free list is already chained through .next: only fill in. */
+        for (unsigned k = 0; k < total; k++) {
+            const GuestSg *sg = k < n_out ? &out[k] : &in[k - n_out];
+            vq->desc[i].addr = sg->gpa;
+            vq->desc[i].len = sg->len;
+            vq->desc[i].flags = (k + 1 < total ? VRING_DESC_F_NEXT : 0) |
+                                (k >= n_out ? VRING_DESC_F_WRITE : 0);
+            last = i;
+            i = vq->desc[i].next;
+        }
+        st->free_head = vq->desc[last].next;
+        st->num_free -= total;
+        vq->ndesc[head] = (uint16_t)total;
+    }
+    vq->token[head] = token;
+    vq->avail[AVAIL_RING + (st->avail_idx & (vq->num - 1))] = head;
+    st->avail_idx++;
+    return true;
+}
+
+bool guest_vq_kick(GuestVirtqueue *vq)
+{
+    GuestVqState *st = vq->st;
+    uint16_t old = vq->kicked_avail_idx, new = st->avail_idx;
+    bool need;
+
+    if (old == new) {
+        return false;
+    }
+    /*
+     * Descriptors and ring entries before the index: pairs with the
+     * device's read barrier after it loads avail->idx.
+     */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    vq_write16(&vq->avail[AVAIL_IDX], new);
+    /*
+     * Store avail->idx before loading the device's suppression hints:
+     * store-load ordering needs a full barrier. Pairs with the device's
+     * barrier between writing avail_event and re-reading avail->idx.
+     */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (st->flags & GUEST_VQ_F_EVENT_IDX) {
+        uint16_t ev = vq_read16(avail_event(vq));
+        /* Did [old, new) cross the index the device asked to hear about? */
+        need = (uint16_t)(new - ev - 1) < (uint16_t)(new - old);
+    } else {
+        need = !(vq_read16(used_flags(vq)) & VRING_USED_F_NO_NOTIFY);
+    }
+    vq->kicked_avail_idx = new;
+    if (!need) {
+        vq->kicks_suppressed++;
+        return false;
+    }
+    if (vq->kick_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t r;
+        do {
+            r = write(vq->kick_fd, &one, sizeof(one));
+        } while (r < 0 && errno == EINTR);
+    }
+    vq->kicks++;
+    return true;
+}
+
+bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
+{
+    GuestVqState *st = vq->st;
+    VringUsedElem e;
+    uint16_t id, n;
+
+    if (st->last_used_idx == vq_read16(used_idx(vq))) {
+        return false;
+    }
+    /* Read the entry only after seeing the index that covers it. */
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    e = used_elem(vq, st->last_used_idx & (vq->num - 1));
+    if (e.id >= vq->num || vq->ndesc[e.id] == 0) {
+        g_warning("guest: virtqueue: device returned bad used id %u", e.id);
+        return false;
+    }
+    id = (uint16_t)e.id;
+    n = vq->ndesc[id];
+    if (vq->desc[id].flags & VRING_DESC_F_INDIRECT) {
+        n = 1;
+    }
+    /* Give the chain back: its .next fields still link it; splice it in. */
+    {
+        uint16_t last = id;
+        for (uint16_t k = 1; k < n; k++) {
+            last = vq->desc[last].next;
+        }
+        vq->desc[last].next = st->free_head;
+        st->free_head = id;
+        st->num_free += n;
+    }
+    vq->ndesc[id] = 0;
+    *token = vq->token[id];
+    *len = e.len;
+    st->last_used_idx++;
+    if (st->flags & GUEST_VQ_F_EVENT_IDX) {
+        /* Interrupt me once you pass what I have consumed. */
+        vq_write16(used_event(vq), st->last_used_idx);
+    }
+    return true;
+}
+
+bool guest_vq_enable_cb(GuestVirtqueue *vq)
+{
+    if (vq->st->flags & GUEST_VQ_F_EVENT_IDX) {
+        vq_write16(used_event(vq), vq->st->last_used_idx);
+    } else {
+        vq_write16(&vq->avail[AVAIL_FLAGS],
+                   vq_read16(&vq->avail[AVAIL_FLAGS]) & ~VRING_AVAIL_F_NO_INTERRUPT);
+    }
+    /* The hint must be visible before we look for completions that raced. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return vq->st->last_used_idx != vq_read16(used_idx(vq));
+}
+
+void guest_vq_disable_cb(GuestVirtqueue *vq)
+{
+    if (!(vq->st->flags & GUEST_VQ_F_EVENT_IDX)) {
+        vq_write16(&vq->avail[AVAIL_FLAGS],
+                   vq_read16(&vq->avail[AVAIL_FLAGS]) | VRING_AVAIL_F_NO_INTERRUPT);
+    }
+}
+
+uint64_t guest_vq_ack_call(GuestVirtqueue *vq)
+{
+    uint64_t v = 0;
+
+    if (vq->call_fd < 0 || read(vq->call_fd, &v, sizeof(v)) != sizeof(v)) {
+        return 0;
+    }
+    return v;
+}
+
+unsigned guest_vq_num_free(const GuestVirtqueue *vq)
+{
+    return vq->st->num_free;
+}
+
+unsigned guest_vq_in_flight(const GuestVirtqueue *vq)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < vq->num; i++) {
+        n += vq->ndesc[i] != 0;
+    }
+    return n;
+}

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The guest driver's side of a split virtqueue (virtio 1.x, 2.7), laid out
+ * in guest RAM. The driver's own bookkeeping (free list head, shadow avail
+ * index, last seen used index, per-request tokens) lives in guest RAM too,
+ * in a GuestVqState block, so migrating RAM migrates the driver: a driver
+ * re-attached to the same GPAs on the destination carries on where the
+ * source stopped. The host-side GuestVirtqueue only caches pointers.
+ *
+ * Packed rings will sit beside this behind the same calls.
+ */
+#ifndef GUEST_VIRTQUEUE_H
+#define GUEST_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "system/memory.h"
+
+#define VRING_DESC_F_NEXT       1
+#define VRING_DESC_F_WRITE      2
+#define VRING_DESC_F_INDIRECT   4
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY  1
+
+/* Entries per indirect table: enough for any request our drivers build. */
+#define GUEST_VQ_INDIRECT_MAX   16
+
+typedef struct __attribute__((packed)) VringDesc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+} VringDesc;
+
+typedef struct __attribute__((packed)) VringUsedElem {
+    uint32_t id;
+    uint32_t len;
+} VringUsedElem;
+
+/* Bytes of each part for a ring of num entries (event-idx fields included). */
+static inline uint64_t vring_desc_size(unsigned num) { return 16ull * num; }
+static inline uint64_t vring_avail_size(unsigned num) { return 6ull + 2ull * num; }
+static inline uint64_t vring_used_size(unsigned num) { return 6ull + 8ull * num; }
+
+/* Guest-RAM resident driver state; see guest_vq_state_size(). */
+typedef struct __attribute__((packed)) GuestVqState {
+    uint32_t magic;             /* GUEST_VQ_STATE_MAGIC once initialised */
+    uint16_t num;
+    uint16_t free_head;
+    uint16_t num_free;
+    uint16_t avail_idx;         /* shadow of avail->idx, what we published */
+    uint16_t last_used_idx;     /* next used entry we have not consumed */
+    uint16_t flags;             /* GUEST_VQ_F_* */
+    uint64_t desc_gpa;
+    uint64_t avail_gpa;
+    uint64_t used_gpa;
+    uint64_t indirect_gpa;      /* num tables of GUEST_VQ_INDIRECT_MAX, or 0 */
+    /* followed by: uint64_t token[num]; uint16_t ndesc[num]; */
+} GuestVqState;
+
+#define GUEST_VQ_STATE_MAGIC    0x71766776u     /* "vgvq" */
+#define GUEST_VQ_F_EVENT_IDX    (1u << 0)
+#define GUEST_VQ_F_INDIRECT     (1u << 1)
+
+/* Bytes to reserve in guest RAM for a GuestVqState of num entries. */
+uint64_t guest_vq_state_size(unsigned num);
+/* Bytes to reserve for the indirect tables of a ring of num entries. */
+uint64_t guest_vq_indirect_size(unsigned num);
+
+typedef struct GuestVirtqueue {
+    GuestMemory *mem;
+    GuestVqState *st;           /* in guest RAM */
+    uint64_t *token;            /* in guest RAM, after st */
+    uint16_t *ndesc;            /* in guest RAM, after token */
+    VringDesc *desc;
+    uint16_t *avail;            /* [0] flags, [1] idx, [2..] ring, [2+num] used_event */
+    uint8_t *used;              /* flags, idx, ring[], avail_event */
+    VringDesc *indirect;        /* NULL without indirect descriptors */
+    uint16_t num;
+    int kick_fd;                /* -1 until set; the driver writes it */
+    int call_fd;                /* -1 until set; the device writes it */
+    /* Avail index at the last kick decision, for EVENT_IDX suppression. */
+    uint16_t kicked_avail_idx;
+    uint64_t kicks;             /* notifications sent */
+    uint64_t kicks_suppressed;  /* ... and the ones EVENT_IDX spared */
+} GuestVirtqueue;
+
+/* One buffer of a request, by guest physical address. */
+typedef struct GuestSg {
+    uint64_t gpa;
+    uint32_t len;
+} GuestSg;
+
+/*
+ * Lays a fresh ring out at the given GPAs (zeroing it) and its driver
+ * state at state_gpa. indirect_gpa 0 disables indirect descriptors.
+ * Returns false if any part is not backed by guest RAM.
+ */
+bool guest_vq_init(GuestVirtqueue *vq, GuestMemory *mem, unsigned num,
+                   uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa,
+                   uint64_t indirect_gpa, uint64_t state_gpa, bool event_idx);
+/*
+ * Re-attaches to a ring whose state is already in guest RAM (after a
+ * migration): nothing in guest RAM is written.
+ */
+bool guest_vq_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state_gpa);
+
+/*
+ * Queues one request: out[] device-readable then in[] device-writable
+ * buffers. Uses one indirect descriptor when there are several buffers and
+ * indirect descriptors are on, else a chain. Returns false when the ring
+ * has no room (the caller retries after reaping completions).
+ */
+bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
+                  const GuestSg *in, unsigned n_in, uint64_t token);
+/*
+ * Publishes queued requests and notifies the device unless it asked not
+ * to be (VRING_USED_F_NO_NOTIFY, or EVENT_IDX's avail_event). Returns
+ * true when a notification was sent.
+ */
+bool guest_vq_kick(GuestVirtqueue *vq);
+/* Next completion, or false when none: *token and *len (bytes written). */
+bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len);
+/*
+ * Asks the device to interrupt (call) when the next completion arrives and
+ * returns true if completions raced in meanwhile (check again before
+ * sleeping). disable asks it not to.
+ */
+bool guest_vq_enable_cb(GuestVirtqueue *vq);
+void guest_vq_disable_cb(GuestVirtqueue *vq);
+/* Drains the call eventfd (non-blocking); returns the count read. */
+uint64_t guest_vq_ack_call(GuestVirtqueue *vq);
+
+unsigned guest_vq_num_free(const GuestVirtqueue *vq);
+/* Requests queued and not completed. */
+unsigned guest_vq_in_flight(const GuestVirtqueue *vq);
+
+#endif
