@@ -1,2 +1,190 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* placeholder: being written */
+/*
+ * Low-level socket I/O for the chardev: sendmsg/recvmsg with SCM_RIGHTS
+ * and a deadline-based poll.
+ *
+ * Untrusted input: the peer chooses how many fds it attaches and how it
+ * splits its bytes. Every fd that arrives is either handed to the caller
+ * or closed here, whatever else goes wrong.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "chardev/char-io.h"
+
+/* Room for exactly the fds we accept; more sets MSG_CTRUNC. */
+typedef union CharIoCmsgBuf {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * CHAR_IO_MAX_FDS)];
+} CharIoCmsgBuf;
+
+ssize_t char_io_send(int fd, const void *buf, size_t len,
+                     const int *fds, size_t nfds)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    CharIoCmsgBuf control;
+    ssize_t ret;
+
+    if (nfds > CHAR_IO_MAX_FDS || (nfds && !fds)) {
+        return -EINVAL;
+    }
+    if (nfds) {
+        struct cmsghdr *cmsg;
+
+        if (!len) {
+            /* A stream socket cannot carry fds without a byte. */
+            return -EINVAL;
+        }
+        memset(&control, 0, sizeof(control));
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+    }
+
+    do {
+        ret = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0) {
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+    return ret;
+}
+
+static void char_io_take_fds(struct cmsghdr *cmsg, int *fds, size_t max_fds,
+                             size_t *nfds, size_t *ndropped)
+{
+    size_t payload = cmsg->cmsg_len - CMSG_LEN(0);
+    size_t n = payload / sizeof(int);
+    const unsigned char *data = CMSG_DATA(cmsg);
+
+    for (size_t i = 0; i < n; i++) {
+        int rfd;
+
+        /* CMSG_DATA may be unaligned for int: copy, don't cast. */
+        memcpy(&rfd, data + i * sizeof(int), sizeof(int));
+        if (rfd < 0) {
+            continue;
+        }
+        if (fds && *nfds < max_fds) {
+            fds[(*nfds)++] = rfd;
+        } else {
+            close(rfd);
+            (*ndropped)++;
+        }
+    }
+}
+
+ssize_t char_io_recv(int fd, void *buf, size_t len,
+                     int *fds, size_t max_fds, size_t *nfds,
+                     size_t *ndropped, bool *ctrunc)
+{
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    CharIoCmsgBuf control;
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = sizeof(control.buf),
+    };
+    struct cmsghdr *cmsg;
+    ssize_t ret;
+
+    do {
+        ret = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0) {
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+
+    for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+            cmsg->cmsg_len >= CMSG_LEN(0)) {
+            char_io_take_fds(cmsg, fds, max_fds, nfds, ndropped);
+        }
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+        *ctrunc = true;
+    }
+    return ret;
+}
+
+int64_t char_io_deadline(int timeout_ms)
+{
+    if (timeout_ms < 0) {
+        return -1;
+    }
+    return g_get_monotonic_time() + (int64_t)timeout_ms * G_TIME_SPAN_MILLISECOND;
+}
+
+int char_io_wait(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = events };
+        int timeout = -1;
+        int ret;
+
+        if (deadline >= 0) {
+            int64_t left = deadline - g_get_monotonic_time();
+
+            if (left <= 0) {
+                timeout = 0;
+            } else {
+                /* Round up: waking early would spin until the deadline. */
+                int64_t ms = (left + G_TIME_SPAN_MILLISECOND - 1) /
+                             G_TIME_SPAN_MILLISECOND;
+                timeout = ms > INT_MAX ? INT_MAX : (int)ms;
+            }
+        }
+        ret = poll(&pfd, 1, timeout);
+        if (ret < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (ret > 0) {
+            return pfd.revents;
+        }
+        if (deadline >= 0 && g_get_monotonic_time() >= deadline) {
+            return 0;
+        }
+    }
+}
+
+int char_io_set_nonblocking(int fd, bool nonblocking)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0) {
+        return -errno;
+    }
+    flags = nonblocking ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    if (fcntl(fd, F_SETFL, flags) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+void char_io_close_fds(int *fds, size_t n)
+{
+    if (!fds) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+}

@@ -1,2 +1,807 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* placeholder: being written */
+/*
+ * Unix-socket chardev: client or server, reconnect with exponential
+ * backoff, whole-message I/O with SCM_RIGHTS, OPENED/CLOSED events.
+ *
+ * Untrusted input: the back-end decides when it closes, what it sends
+ * while we are idle and how many fds it attaches. None of that may leak
+ * an fd or deliver an event at a point where the caller cannot take it.
+ *
+ * Events are queued and delivered from one deferred call; a handler is
+ * never invoked from inside read/write/disconnect/free. While the queue
+ * is being delivered, char_socket_free() only marks the object; the
+ * delivery loop releases it once the handler has returned.
+ *
+ * Threads: everything runs on the loop's thread, except that the
+ * protocol layer may run a request (set_idle_watch, read_all, write_all,
+ * disconnect) from another thread, one at a time under its own lock. The
+ * recursive mutex keeps the chardev's state consistent in that case; it
+ * is never held across a handler call or a blocking wait.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "chardev/char-io.h"
+#include "chardev/char-socket.h"
+#include "hw/virtio/vhost-user-error.h"
+
+#define CHAR_SOCKET_DEFAULT_TIMEOUT_MS 10000
+#define CHAR_SOCKET_DEFAULT_RECONNECT_MAX_MS 1000
+
+struct CharSocket {
+    GRecMutex lock;
+    char *id;
+    char *path;
+    bool server;
+    bool wait;
+    int64_t reconnect_ms;
+    int64_t reconnect_max_ms;
+    int64_t backoff_ms;         /* delay of the next reconnect attempt */
+    int timeout_ms;
+    VhostEventLoop *loop;
+
+    CharEventHandler handler;
+    void *handler_opaque;
+
+    int listen_fd;
+    bool unlink_on_free;        /* we created the socket file */
+    void *listen_watch;
+
+    int fd;                     /* the connection, or -1 */
+    void *idle_watch;
+    bool idle_enabled;
+
+    void *reconnect_timer;
+    bool connect_failing;       /* log only the first failure of a streak */
+
+    GQueue events;              /* pending CharEvent, as pointers */
+    void *event_defer;
+    bool dispatching;
+    bool free_requested;
+
+    unsigned connect_count;
+};
+
+static void char_socket_lock(const CharSocket *chr)
+{
+    g_rec_mutex_lock((GRecMutex *)&chr->lock);
+}
+
+static void char_socket_unlock(const CharSocket *chr)
+{
+    g_rec_mutex_unlock((GRecMutex *)&chr->lock);
+}
+
+static void char_socket_dispatch_events(void *opaque);
+
+static void char_socket_queue_event(CharSocket *chr, CharEvent event)
+{
+    if (chr->free_requested) {
+        return;
+    }
+    g_queue_push_tail(&chr->events, GINT_TO_POINTER(event));
+    /* While delivering, the running loop picks the new event up itself. */
+    if (!chr->event_defer && !chr->dispatching) {
+        chr->event_defer = vhost_loop_defer(chr->loop, char_socket_dispatch_events, chr);
+    }
+}
+
+/* ---- idle watch ------------------------------------------------------ */
+
+static bool char_socket_idle_cb(int fd, unsigned events, void *opaque);
+
+static void char_socket_update_idle_watch(CharSocket *chr)
+{
+    bool want = chr->fd >= 0 && chr->idle_enabled && !chr->free_requested;
+
+    if (want && !chr->idle_watch) {
+        chr->idle_watch = vhost_loop_add_watch(chr->loop, chr->fd, VHOST_WATCH_IN,
+                                               char_socket_idle_cb, chr);
+    } else if (!want && chr->idle_watch) {
+        vhost_loop_remove_watch(chr->loop, chr->idle_watch);
+        chr->idle_watch = NULL;
+    }
+}
+
+static bool char_socket_idle_cb(int fd, unsigned events, void *opaque)
+{
+    CharSocket *chr = opaque;
+    char byte;
+    ssize_t ret;
+    bool keep = true;
+
+    char_socket_lock(chr);
+    if (chr->fd != fd || !chr->idle_watch) {
+        /* A stale dispatch for a connection already gone. */
+        char_socket_unlock(chr);
+        return false;
+    }
+    /* Peek so that HUP with data still queued is told apart from EOF. */
+    do {
+        ret = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (ret < 0 && errno == EINTR);
+
+    if (ret == 0) {
+        char_socket_disconnect(chr, "back-end closed the connection");
+        keep = false;
+    } else if (ret > 0) {
+        char_socket_disconnect(chr, "unexpected data from back-end while idle");
+        keep = false;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        g_autofree char *reason = g_strdup_printf("socket error: %s",
+                                                  g_strerror(errno));
+        char_socket_disconnect(chr, reason);
+        keep = false;
+    } else if (events & (VHOST_WATCH_HUP | VHOST_WATCH_ERR)) {
+        char_socket_disconnect(chr, "back-end hung up");
+        keep = false;
+    }
+    if (!keep) {
+        /* disconnect removed the watch already; returning false is safe too. */
+        chr->idle_watch = NULL;
+    }
+    char_socket_unlock(chr);
+    return keep;
+}
+
+void char_socket_set_idle_watch(CharSocket *chr, bool enable)
+{
+    char_socket_lock(chr);
+    chr->idle_enabled = enable;
+    char_socket_update_idle_watch(chr);
+    char_socket_unlock(chr);
+}
+
+/* ---- connection up / down ------------------------------------------- */
+
+static void char_socket_set_connected(CharSocket *chr, int fd)
+{
+    chr->fd = fd;
+    chr->connect_count++;
+    chr->backoff_ms = chr->reconnect_ms;
+    chr->connect_failing = false;
+    char_socket_update_idle_watch(chr);
+    char_socket_queue_event(chr, CHR_EVENT_OPENED);
+}
+
+void char_socket_disconnect(CharSocket *chr, const char *reason)
+{
+    char_socket_lock(chr);
+    if (chr->fd < 0) {
+        char_socket_unlock(chr);
+        return;
+    }
+    if (chr->idle_watch) {
+        vhost_loop_remove_watch(chr->loop, chr->idle_watch);
+        chr->idle_watch = NULL;
+    }
+    /* Close at once: no request may write to or read from a dead peer. */
+    close(chr->fd);
+    chr->fd = -1;
+    g_message("chardev %s: disconnected: %s", chr->id,
+              reason ? reason : "requested");
+    char_socket_queue_event(chr, CHR_EVENT_CLOSED);
+    char_socket_unlock(chr);
+}
+
+/* ---- client ---------------------------------------------------------- */
+
+static bool char_socket_fill_addr(const char *path, struct sockaddr_un *addr)
+{
+    size_t len = strlen(path);
+
+    memset(addr, 0, sizeof(*addr));
+    addr->sun_family = AF_UNIX;
+    if (!len || len >= sizeof(addr->sun_path)) {
+        return false;
+    }
+    memcpy(addr->sun_path, path, len + 1);
+    return true;
+}
+
+/* One connect attempt; on success the connection is up. */
+static bool char_socket_try_connect(CharSocket *chr, GError **errp)
+{
+    struct sockaddr_un addr;
+    int fd;
+    int ret;
+
+    char_socket_fill_addr(chr->path, &addr);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "chardev %s: socket(): %s", chr->id, g_strerror(errno));
+        return false;
+    }
+    do {
+        ret = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0 && errno == EINPROGRESS) {
+        /* Not expected for AF_UNIX, but bounded if a kernel does it. */
+        int err = 0;
+        socklen_t errlen = sizeof(err);
+        int rev = char_io_wait(fd, POLLOUT, char_io_deadline(chr->timeout_ms));
+
+        if (rev <= 0) {
+            errno = rev == 0 ? ETIMEDOUT : -rev;
+        } else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0) {
+            /* errno set by getsockopt */
+        } else if (err) {
+            errno = err;
+        } else {
+            ret = 0;
+        }
+    }
+    if (ret < 0) {
+        /* EAGAIN: the listener's backlog is full; treat as a failed try. */
+        int err = errno;
+
+        close(fd);
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "chardev %s: failed to connect to %s: %s",
+                    chr->id, chr->path, g_strerror(err));
+        return false;
+    }
+    char_socket_set_connected(chr, fd);
+    return true;
+}
+
+static void char_socket_reconnect_cb(void *opaque);
+
+static void char_socket_schedule_reconnect(CharSocket *chr)
+{
+    int64_t cap = MAX(chr->reconnect_max_ms, chr->reconnect_ms);
+    int64_t delay = chr->backoff_ms;
+
+    if (chr->server || chr->reconnect_ms <= 0 || chr->reconnect_timer ||
+        chr->fd >= 0 || chr->free_requested) {
+        return;
+    }
+    chr->reconnect_timer = vhost_loop_add_timer(chr->loop,
+                                                (unsigned)MIN(delay, (int64_t)UINT_MAX),
+                                                char_socket_reconnect_cb, chr);
+    /* The next failure waits twice as long, up to the cap. */
+    chr->backoff_ms = MIN(delay * 2, cap);
+}
+
+static void char_socket_reconnect_cb(void *opaque)
+{
+    CharSocket *chr = opaque;
+    g_autoptr(GError) err = NULL;
+
+    char_socket_lock(chr);
+    chr->reconnect_timer = NULL;    /* fired: the handle is gone */
+    if (chr->fd < 0 && !chr->free_requested &&
+        !char_socket_try_connect(chr, &err)) {
+        if (!chr->connect_failing) {
+            g_message("%s; retrying", err->message);
+            chr->connect_failing = true;
+        }
+        char_socket_schedule_reconnect(chr);
+    }
+    char_socket_unlock(chr);
+}
+
+/* ---- server ---------------------------------------------------------- */
+
+static int char_socket_accept(CharSocket *chr)
+{
+    int fd;
+
+    do {
+        fd = accept4(chr->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    } while (fd < 0 && errno == EINTR);
+    return fd < 0 ? -errno : fd;
+}
+
+static bool char_socket_listen_cb(int lfd, unsigned events, void *opaque)
+{
+    CharSocket *chr = opaque;
+
+    char_socket_lock(chr);
+    for (;;) {
+        int fd = char_socket_accept(chr);
+
+        if (fd == -EAGAIN || fd == -EWOULDBLOCK) {
+            break;
+        }
+        if (fd < 0) {
+            /* ECONNABORTED and friends: that peer is gone, keep listening. */
+            if (fd != -ECONNABORTED && fd != -EPROTO) {
+                g_message("chardev %s: accept on %s failed: %s", chr->id,
+                          chr->path, g_strerror(-fd));
+                break;
+            }
+            continue;
+        }
+        if (chr->fd >= 0 || chr->free_requested) {
+            /* One back-end per chardev: a second one is turned away. */
+            g_message("chardev %s: refusing a second connection on %s",
+                      chr->id, chr->path);
+            close(fd);
+            continue;
+        }
+        char_socket_set_connected(chr, fd);
+    }
+    char_socket_unlock(chr);
+    return true;
+}
+
+static bool char_socket_listen(CharSocket *chr, GError **errp)
+{
+    struct sockaddr_un addr;
+    struct stat st;
+    int fd;
+
+    char_socket_fill_addr(chr->path, &addr);
+    /* A stale socket from an earlier run would make bind() fail. */
+    if (lstat(chr->path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "chardev %s: path %s exists and is not a socket",
+                        chr->id, chr->path);
+            return false;
+        }
+        unlink(chr->path);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "chardev %s: socket(): %s", chr->id, g_strerror(errno));
+        return false;
+    }
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        int err = errno;
+
+        close(fd);
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "chardev %s: failed to bind %s: %s", chr->id, chr->path,
+                    g_strerror(err));
+        return false;
+    }
+    chr->unlink_on_free = true;
+    if (listen(fd, 1) < 0) {
+        int err = errno;
+
+        close(fd);
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "chardev %s: listen on %s: %s", chr->id, chr->path,
+                    g_strerror(err));
+        return false;
+    }
+    chr->listen_fd = fd;
+    return true;
+}
+
+/* ---- public API ------------------------------------------------------ */
+
+CharSocket *char_socket_new(const CharSocketOptions *opts, VhostEventLoop *loop,
+                            GError **errp)
+{
+    const char *id = opts && opts->id ? opts->id : "(unnamed)";
+    struct sockaddr_un addr;
+    CharSocket *chr;
+
+    if (!opts || !opts->path || !char_socket_fill_addr(opts->path, &addr)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "chardev %s: path must be set and shorter than %zu bytes",
+                    id, sizeof(addr.sun_path));
+        return NULL;
+    }
+    if (opts->reconnect_ms < 0 || opts->reconnect_max_ms < 0 ||
+        opts->timeout_ms < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "chardev %s: reconnect-ms, its cap and the timeout must "
+                    "not be negative", id);
+        return NULL;
+    }
+    if (opts->server && opts->reconnect_ms) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "chardev %s: reconnect-ms is only for client mode "
+                    "(server=off)", id);
+        return NULL;
+    }
+
+    chr = g_new0(CharSocket, 1);
+    g_rec_mutex_init(&chr->lock);
+    chr->id = g_strdup(id);
+    chr->path = g_strdup(opts->path);
+    chr->server = opts->server;
+    chr->wait = opts->server && opts->wait;
+    chr->reconnect_ms = opts->reconnect_ms;
+    chr->reconnect_max_ms = opts->reconnect_max_ms ? opts->reconnect_max_ms
+                                                   : CHAR_SOCKET_DEFAULT_RECONNECT_MAX_MS;
+    chr->backoff_ms = chr->reconnect_ms;
+    chr->timeout_ms = opts->timeout_ms ? opts->timeout_ms
+                                       : CHAR_SOCKET_DEFAULT_TIMEOUT_MS;
+    chr->loop = loop ? loop : vhost_event_loop_default();
+    chr->listen_fd = -1;
+    chr->fd = -1;
+    chr->idle_enabled = true;
+    g_queue_init(&chr->events);
+    return chr;
+}
+
+bool char_socket_open(CharSocket *chr, GError **errp)
+{
+    bool ok = true;
+
+    char_socket_lock(chr);
+    if (chr->fd >= 0 || chr->listen_fd >= 0 || chr->reconnect_timer) {
+        /* Already open (or already trying): nothing to do. */
+        goto out;
+    }
+    if (chr->server) {
+        if (!char_socket_listen(chr, errp)) {
+            ok = false;
+            goto out;
+        }
+        if (chr->wait) {
+            /* wait=on: the VMM does not start before its back-end is there. */
+            int rev = char_io_wait(chr->listen_fd, POLLIN, -1);
+            int fd = rev > 0 ? char_socket_accept(chr) : rev;
+
+            while (fd == -EAGAIN || fd == -ECONNABORTED) {
+                rev = char_io_wait(chr->listen_fd, POLLIN, -1);
+                fd = rev > 0 ? char_socket_accept(chr) : rev;
+            }
+            if (fd < 0) {
+                g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                            "chardev %s: waiting for a connection on %s: %s",
+                            chr->id, chr->path, g_strerror(-fd));
+                close(chr->listen_fd);
+                chr->listen_fd = -1;
+                ok = false;
+                goto out;
+            }
+            char_socket_set_connected(chr, fd);
+        }
+        chr->listen_watch = vhost_loop_add_watch(chr->loop, chr->listen_fd,
+                                                 VHOST_WATCH_IN,
+                                                 char_socket_listen_cb, chr);
+        goto out;
+    }
+
+    if (!chr->reconnect_ms) {
+        ok = char_socket_try_connect(chr, errp);
+        goto out;
+    }
+    {
+        g_autoptr(GError) err = NULL;
+
+        if (!char_socket_try_connect(chr, &err)) {
+            g_message("%s; retrying", err->message);
+            chr->connect_failing = true;
+            char_socket_schedule_reconnect(chr);
+        }
+    }
+out:
+    char_socket_unlock(chr);
+    return ok;
+}
+
+void char_socket_set_handler(CharSocket *chr, CharEventHandler handler, void *opaque)
+{
+    char_socket_lock(chr);
+    chr->handler = handler;
+    chr->handler_opaque = opaque;
+    char_socket_unlock(chr);
+}
+
+bool char_socket_is_connected(const CharSocket *chr)
+{
+    bool ret;
+
+    char_socket_lock(chr);
+    ret = chr->fd >= 0;
+    char_socket_unlock(chr);
+    return ret;
+}
+
+const char *char_socket_id(const CharSocket *chr)
+{
+    return chr->id;
+}
+
+const char *char_socket_path(const CharSocket *chr)
+{
+    return chr->path;
+}
+
+int char_socket_timeout_ms(const CharSocket *chr)
+{
+    return chr->timeout_ms;
+}
+
+void char_socket_set_timeout_ms(CharSocket *chr, int timeout_ms)
+{
+    chr->timeout_ms = timeout_ms > 0 ? timeout_ms : CHAR_SOCKET_DEFAULT_TIMEOUT_MS;
+}
+
+int char_socket_fd(const CharSocket *chr)
+{
+    int fd;
+
+    char_socket_lock(chr);
+    fd = chr->fd;
+    char_socket_unlock(chr);
+    return fd;
+}
+
+unsigned char_socket_connect_count(const CharSocket *chr)
+{
+    return chr->connect_count;
+}
+
+/* Fails the current I/O: sets errp and drops the connection. */
+static bool char_socket_io_fail(CharSocket *chr, int code, GError **errp,
+                                const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+
+static bool char_socket_io_fail(CharSocket *chr, int code, GError **errp,
+                                const char *fmt, ...)
+{
+    g_autofree char *what = NULL;
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    msg = g_strdup_printf("chardev %s: %s", chr->id, what);
+    char_socket_disconnect(chr, what);
+    g_set_error_literal(errp, VHOST_USER_ERROR, code, msg);
+    return false;
+}
+
+bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
+                           const int *fds, size_t nfds, GError **errp)
+{
+    const char *p = buf;
+    size_t done = 0;
+    int64_t deadline;
+    int fd = char_socket_fd(chr);
+
+    if (fd < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "chardev %s: not connected", chr->id);
+        return false;
+    }
+    if (nfds > CHAR_SOCKET_MAX_FDS || (nfds && (!fds || !len))) {
+        /* A caller bug, not the peer's fault: keep the connection. */
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "chardev %s: cannot send %zu fds with %zu bytes (at most %d, "
+                    "at least one byte)", chr->id, nfds, len, CHAR_SOCKET_MAX_FDS);
+        return false;
+    }
+    deadline = char_io_deadline(chr->timeout_ms);
+    while (done < len) {
+        /* The fds ride on the first byte only. */
+        ssize_t ret = char_io_send(fd, p + done, len - done,
+                                   done ? NULL : fds, done ? 0 : nfds);
+
+        if (ret > 0) {
+            done += ret;
+            continue;
+        }
+        if (ret == -EAGAIN) {
+            int rev = char_io_wait(fd, POLLOUT, deadline);
+
+            if (rev == 0) {
+                return char_socket_io_fail(chr, VHOST_USER_ERROR_TIMEOUT, errp,
+                                           "write timed out after %d ms (%zu of %zu bytes sent)",
+                                           chr->timeout_ms, done, len);
+            }
+            if (rev < 0) {
+                ret = rev;
+            } else if (rev & POLLNVAL) {
+                ret = -EBADF;
+            } else {
+                /* POLLOUT, or POLLERR/HUP which the next send reports. */
+                continue;
+            }
+        }
+        if (ret == -EPIPE || ret == -ECONNRESET || ret == -EBADF || ret == -ENOTCONN) {
+            return char_socket_io_fail(chr, VHOST_USER_ERROR_DISCONNECTED, errp,
+                                       "write failed: %s", g_strerror(-ret));
+        }
+        return char_socket_io_fail(chr, VHOST_USER_ERROR_LOCAL, errp,
+                                   "write failed: %s", g_strerror((int)-ret));
+    }
+    return true;
+}
+
+bool char_socket_read_all(CharSocket *chr, void *buf, size_t len,
+                          int *fds, size_t *nfds, int timeout_ms, GError **errp)
+{
+    int got_fds[CHAR_SOCKET_MAX_FDS];
+    size_t n_got = 0, ndropped = 0;
+    size_t max_fds = fds && nfds ? MIN(*nfds, (size_t)CHAR_SOCKET_MAX_FDS) : 0;
+    bool ctrunc = false;
+    char *p = buf;
+    size_t done = 0;
+    int64_t deadline;
+    int fd = char_socket_fd(chr);
+    int code = -1;
+    g_autofree char *why = NULL;
+
+    if (nfds) {
+        *nfds = 0;
+    }
+    if (fd < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "chardev %s: not connected", chr->id);
+        return false;
+    }
+    if (timeout_ms < 0) {
+        timeout_ms = chr->timeout_ms;
+    }
+    deadline = char_io_deadline(timeout_ms);
+    while (done < len) {
+        /*
+         * Take up to CHAR_SOCKET_MAX_FDS whatever the caller's room: the
+         * excess is detected and closed below, after the bytes are consumed.
+         */
+        ssize_t ret = char_io_recv(fd, p + done, len - done, got_fds,
+                                   CHAR_SOCKET_MAX_FDS, &n_got, &ndropped, &ctrunc);
+
+        if (ret > 0) {
+            done += ret;
+            continue;
+        }
+        if (ret == 0) {
+            if (done) {
+                code = VHOST_USER_ERROR_PARTIAL_MESSAGE;
+                why = g_strdup_printf("back-end closed the connection after %zu "
+                                      "of %zu bytes", done, len);
+            } else {
+                code = VHOST_USER_ERROR_DISCONNECTED;
+                why = g_strdup("back-end closed the connection");
+            }
+            break;
+        }
+        if (ret == -EAGAIN) {
+            int rev = char_io_wait(fd, POLLIN, deadline);
+
+            if (rev > 0 && !(rev & POLLNVAL)) {
+                continue;       /* data, EOF or an error: recv tells */
+            }
+            if (rev == 0) {
+                code = VHOST_USER_ERROR_TIMEOUT;
+                why = g_strdup_printf("read timed out after %d ms (%zu of %zu "
+                                      "bytes received)", timeout_ms, done, len);
+                break;
+            }
+            ret = rev < 0 ? rev : -EBADF;
+        }
+        code = (ret == -ECONNRESET || ret == -EBADF || ret == -ENOTCONN)
+               ? VHOST_USER_ERROR_DISCONNECTED : VHOST_USER_ERROR_LOCAL;
+        why = g_strdup_printf("read failed after %zu of %zu bytes: %s", done,
+                              len, g_strerror((int)-ret));
+        break;
+    }
+
+    if (code < 0 && (ctrunc || ndropped)) {
+        code = VHOST_USER_ERROR_WRONG_FDS;
+        why = g_strdup_printf("more than %d fds received with one message",
+                              CHAR_SOCKET_MAX_FDS);
+    } else if (code < 0 && n_got > max_fds) {
+        code = VHOST_USER_ERROR_WRONG_FDS;
+        why = g_strdup_printf("%zu fds received, %zu expected at most",
+                              n_got, max_fds);
+    }
+    if (code >= 0) {
+        /* The caller owns nothing after a failure. */
+        char_io_close_fds(got_fds, n_got);
+        g_set_error(errp, VHOST_USER_ERROR, code, "chardev %s: %s", chr->id, why);
+        return false;
+    }
+    if (n_got) {
+        memcpy(fds, got_fds, n_got * sizeof(int));
+    }
+    if (nfds) {
+        *nfds = n_got;
+    }
+    return true;
+}
+
+/* ---- events and teardown --------------------------------------------- */
+
+/* Releases every resource except the memory; no event fires afterwards. */
+static void char_socket_teardown(CharSocket *chr)
+{
+    if (chr->idle_watch) {
+        vhost_loop_remove_watch(chr->loop, chr->idle_watch);
+        chr->idle_watch = NULL;
+    }
+    if (chr->listen_watch) {
+        vhost_loop_remove_watch(chr->loop, chr->listen_watch);
+        chr->listen_watch = NULL;
+    }
+    if (chr->reconnect_timer) {
+        vhost_loop_remove_timer(chr->loop, chr->reconnect_timer);
+        chr->reconnect_timer = NULL;
+    }
+    if (chr->event_defer) {
+        vhost_loop_cancel_defer(chr->loop, chr->event_defer);
+        chr->event_defer = NULL;
+    }
+    g_queue_clear(&chr->events);
+    if (chr->fd >= 0) {
+        close(chr->fd);
+        chr->fd = -1;
+    }
+    if (chr->listen_fd >= 0) {
+        close(chr->listen_fd);
+        chr->listen_fd = -1;
+    }
+    if (chr->unlink_on_free) {
+        unlink(chr->path);
+        chr->unlink_on_free = false;
+    }
+}
+
+static void char_socket_destroy(CharSocket *chr)
+{
+    g_rec_mutex_clear(&chr->lock);
+    g_free(chr->id);
+    g_free(chr->path);
+    g_free(chr);
+}
+
+static void char_socket_dispatch_events(void *opaque)
+{
+    CharSocket *chr = opaque;
+
+    char_socket_lock(chr);
+    chr->event_defer = NULL;    /* fired: the handle is gone */
+    chr->dispatching = true;
+    while (!chr->free_requested && !g_queue_is_empty(&chr->events)) {
+        CharEvent event = GPOINTER_TO_INT(g_queue_pop_head(&chr->events));
+        CharEventHandler handler = chr->handler;
+        void *handler_opaque = chr->handler_opaque;
+
+        if (handler) {
+            /* Never hold the lock across a handler: it may run requests. */
+            char_socket_unlock(chr);
+            handler(chr, event, handler_opaque);
+            char_socket_lock(chr);
+        }
+        if (event == CHR_EVENT_CLOSED) {
+            /* Reconnect only once the owner has seen the connection go. */
+            char_socket_schedule_reconnect(chr);
+        }
+    }
+    chr->dispatching = false;
+    if (chr->free_requested) {
+        char_socket_unlock(chr);
+        char_socket_destroy(chr);
+        return;
+    }
+    char_socket_unlock(chr);
+}
+
+void char_socket_free(CharSocket *chr)
+{
+    if (!chr) {
+        return;
+    }
+    char_socket_lock(chr);
+    if (chr->free_requested) {
+        char_socket_unlock(chr);
+        return;
+    }
+    chr->free_requested = true;
+    char_socket_teardown(chr);
+    if (chr->dispatching) {
+        /* Called from our own handler: the delivery loop frees it. */
+        char_socket_unlock(chr);
+        return;
+    }
+    char_socket_unlock(chr);
+    char_socket_destroy(chr);
+}
