@@ -1,2 +1,403 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* placeholder: being written */
+/*
+ * The device layer: brings a set of rings of one back-end device up and
+ * down through VhostOps, and keeps the ring state (eventfds, resume
+ * points) that must survive a reconnect.
+ *
+ * Guest RAM is guest-controlled: ring addresses are translated and
+ * bounds-checked here before a back-end is told about them.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "hw/virtio/vhost.h"
+#include "hw/virtio/vhost-user-error.h"
+#include "hw/virtio/vhost-user-proto.h"
+
+/* Largest split ring the virtio spec allows. */
+#define VHOST_MAX_RING_NUM 32768
+
+static void vhost_close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static void vhost_dev_close_eventfds(struct vhost_dev *hdev)
+{
+    for (unsigned i = 0; i < hdev->nvqs; i++) {
+        vhost_close_fd(&hdev->vqs[i].kick_fd);
+        vhost_close_fd(&hdev->vqs[i].call_fd);
+        vhost_close_fd(&hdev->vqs[i].err_fd);
+    }
+}
+
+static bool vhost_new_eventfd(const struct vhost_dev *hdev, unsigned i, const char *what,
+                              int *fd, GError **errp)
+{
+    *fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (*fd < 0) {
+        int err = errno;
+
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "%s: ring %u: cannot create %s eventfd: %s",
+                    hdev->name, hdev->vq_index + i, what, g_strerror(err));
+        return false;
+    }
+    return true;
+}
+
+bool vhost_dev_init(struct vhost_dev *hdev, const char *name, void *opaque,
+                    const VhostOps *ops, GuestMemory *mem,
+                    unsigned int vq_index, unsigned int nvqs, GError **errp)
+{
+    memset(hdev, 0, sizeof(*hdev));
+    hdev->name = g_strdup(name);
+    if (nvqs == 0 || vq_index + nvqs > VHOST_USER_VRING_IDX_MASK + 1u ||
+        vq_index + nvqs < vq_index) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: rings %u..%u: need 1 to %u rings numbered below %u",
+                    name, vq_index, vq_index + nvqs, VHOST_USER_VRING_IDX_MASK + 1u,
+                    VHOST_USER_VRING_IDX_MASK + 1u);
+        goto err_name;
+    }
+    hdev->opaque = opaque;
+    hdev->vhost_ops = ops;
+    hdev->mem = mem;
+    hdev->vq_index = vq_index;
+    hdev->nvqs = nvqs;
+    hdev->max_queues = 1;
+    hdev->vqs = g_new0(struct vhost_virtqueue, nvqs);
+    for (unsigned i = 0; i < nvqs; i++) {
+        hdev->vqs[i].kick_fd = hdev->vqs[i].call_fd = hdev->vqs[i].err_fd = -1;
+    }
+    for (unsigned i = 0; i < nvqs; i++) {
+        struct vhost_virtqueue *vq = &hdev->vqs[i];
+
+        if (!vhost_new_eventfd(hdev, i, "kick", &vq->kick_fd, errp) ||
+            !vhost_new_eventfd(hdev, i, "call", &vq->call_fd, errp) ||
+            !vhost_new_eventfd(hdev, i, "err", &vq->err_fd, errp)) {
+            goto err_eventfds;
+        }
+    }
+    return true;
+
+err_eventfds:
+    vhost_dev_close_eventfds(hdev);
+    g_free(hdev->vqs);
+    hdev->vqs = NULL;
+    hdev->nvqs = 0;
+err_name:
+    g_free(hdev->name);
+    hdev->name = NULL;
+    return false;
+}
+
+bool vhost_dev_connect(struct vhost_dev *hdev, GError **errp)
+{
+    uint64_t features;
+
+    if (!hdev->vhost_ops->backend_init(hdev, hdev->opaque, errp)) {
+        return false;
+    }
+    if (!hdev->vhost_ops->get_features(hdev, &features, errp)) {
+        return false;
+    }
+    hdev->features = features;
+    hdev->connected = true;
+    return true;
+}
+
+static bool vhost_proto_offered(const struct vhost_dev *hdev)
+{
+    return hdev->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+}
+
+/*
+ * Where to resume a ring whose back-end cannot tell us: every request up
+ * to the used index has completed, so nothing before it is replayed and
+ * nothing after it is skipped.
+ */
+static void vhost_virtqueue_base_from_ram(struct vhost_dev *hdev, unsigned i)
+{
+    struct vhost_virtqueue *vq = &hdev->vqs[i];
+    uint16_t le_idx;
+
+    if (guest_memory_read(hdev->mem, vq->used_gpa + 2, &le_idx, sizeof(le_idx))) {
+        vq->last_avail_idx = GUINT16_FROM_LE(le_idx);
+    }
+}
+
+/* Stops one started ring and saves its resume point. Never fails. */
+static void vhost_virtqueue_stop(struct vhost_dev *hdev, unsigned i)
+{
+    struct vhost_virtqueue *vq = &hdev->vqs[i];
+    struct vhost_vring_state s = {
+        .index = (unsigned)hdev->vhost_ops->get_vq_index(hdev, (int)i),
+    };
+    GError *err = NULL;
+
+    if (!vq->started) {
+        return;
+    }
+    vq->started = false;
+    if (hdev->vhost_ops->is_connected(hdev)) {
+        if (hdev->vhost_ops->get_vring_base(hdev, &s, &err)) {
+            vq->last_avail_idx = (uint16_t)s.num;
+            return;
+        }
+        /* The message already names the device. */
+        g_message("%s; resuming ring %u from the used index in guest RAM",
+                  err->message, s.index);
+        g_clear_error(&err);
+    }
+    vhost_virtqueue_base_from_ram(hdev, i);
+}
+
+static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, GError **errp)
+{
+    struct vhost_virtqueue *vq = &hdev->vqs[i];
+    const VhostOps *ops = hdev->vhost_ops;
+    unsigned idx = (unsigned)ops->get_vq_index(hdev, (int)i);
+    struct vhost_vring_state num = { .index = idx, .num = vq->num };
+    struct vhost_vring_state base = { .index = idx, .num = vq->last_avail_idx };
+    struct vhost_vring_file kick = { .index = idx, .fd = vq->kick_fd };
+    struct vhost_vring_file call = { .index = idx, .fd = vq->call_fd };
+    struct vhost_vring_addr addr = { .index = idx };
+    void *desc, *avail, *used;
+
+    if (vq->num == 0) {
+        /*
+         * The driver never set this queue up (a queue pair it does not
+         * use): there is nothing for the back-end to run, so the ring is
+         * left stopped rather than failing the whole device.
+         */
+        return true;
+    }
+    if (vq->num > VHOST_MAX_RING_NUM || (vq->num & (vq->num - 1))) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: ring %u: size %u is not a power of two in 1..%u",
+                    hdev->name, idx, vq->num, VHOST_MAX_RING_NUM);
+        return false;
+    }
+    /*
+     * The back-end gets our virtual addresses and translates them through
+     * the memory table, so each ring part must lie in one region.
+     */
+    desc = guest_memory_gpa_to_hva(hdev->mem, vq->desc_gpa, 16ull * vq->num);
+    avail = guest_memory_gpa_to_hva(hdev->mem, vq->avail_gpa, 6ull + 2ull * vq->num);
+    used = guest_memory_gpa_to_hva(hdev->mem, vq->used_gpa, 6ull + 8ull * vq->num);
+    if (!desc || !avail || !used) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: ring %u: %s ring at gpa 0x%" PRIx64 " is not backed by "
+                    "one guest RAM region", hdev->name, idx,
+                    !desc ? "descriptor" : !avail ? "avail" : "used",
+                    !desc ? vq->desc_gpa : !avail ? vq->avail_gpa : vq->used_gpa);
+        return false;
+    }
+    addr.desc_user_addr = (uint64_t)(uintptr_t)desc;
+    addr.avail_user_addr = (uint64_t)(uintptr_t)avail;
+    addr.used_user_addr = (uint64_t)(uintptr_t)used;
+
+    if (!ops->set_vring_num(hdev, &num, errp) ||
+        !ops->set_vring_base(hdev, &base, errp) ||
+        !ops->set_vring_addr(hdev, &addr, errp) ||
+        !ops->set_vring_kick(hdev, &kick, errp)) {
+        return false;
+    }
+    /* From the kick on the back-end may run the ring: it counts as started. */
+    vq->started = true;
+    return ops->set_vring_call(hdev, &call, errp);
+}
+
+bool vhost_dev_start(struct vhost_dev *hdev, GError **errp)
+{
+    const VhostOps *ops = hdev->vhost_ops;
+    unsigned i;
+
+    if (hdev->started) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "%s: already started", hdev->name);
+        return false;
+    }
+    if (!hdev->connected || !ops->is_connected(hdev)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "%s: cannot start: back-end not connected", hdev->name);
+        return false;
+    }
+
+    /* Whole-device state is sent once, by the vhost_dev owning ring 0. */
+    if (hdev->vq_index == 0) {
+        uint64_t features = hdev->acked_features;
+
+        /* Without bit 30 acked, a back-end may ignore SET_VRING_ENABLE. */
+        if (vhost_proto_offered(hdev)) {
+            features |= 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+        }
+        if (!ops->set_features(hdev, features, errp) ||
+            !ops->set_mem_table(hdev, hdev->mem, errp)) {
+            return false;
+        }
+    }
+
+    for (i = 0; i < hdev->nvqs; i++) {
+        if (!vhost_virtqueue_start(hdev, i, errp)) {
+            goto err_stop_rings;
+        }
+    }
+    if (vhost_proto_offered(hdev) && ops->set_vring_enable) {
+        for (i = 0; i < hdev->nvqs; i++) {
+            if (hdev->vqs[i].started &&
+                !ops->set_vring_enable(hdev, (unsigned)ops->get_vq_index(hdev, (int)i),
+                                       true, errp)) {
+                goto err_disable_rings;
+            }
+        }
+    }
+    hdev->started = true;
+    return true;
+
+err_disable_rings:
+    while (i-- > 0) {
+        /* Best effort: a failure here already broke the connection. */
+        if (hdev->vqs[i].started) {
+            ops->set_vring_enable(hdev, (unsigned)ops->get_vq_index(hdev, (int)i),
+                                  false, NULL);
+        }
+    }
+err_stop_rings:
+    for (i = 0; i < hdev->nvqs; i++) {
+        vhost_virtqueue_stop(hdev, i);
+    }
+    return false;
+}
+
+void vhost_dev_stop(struct vhost_dev *hdev)
+{
+    const VhostOps *ops = hdev->vhost_ops;
+
+    if (!hdev->started) {
+        return;
+    }
+    if (vhost_proto_offered(hdev) && ops->set_vring_enable && ops->is_connected(hdev)) {
+        for (unsigned i = 0; i < hdev->nvqs; i++) {
+            GError *err = NULL;
+
+            if (!hdev->vqs[i].started) {
+                continue;
+            }
+            if (!ops->set_vring_enable(hdev, (unsigned)ops->get_vq_index(hdev, (int)i),
+                                       false, &err)) {
+                g_message("%s", err->message);
+                g_clear_error(&err);
+                break;
+            }
+        }
+    }
+    /* GET_VRING_BASE both stops the ring and tells where to resume. */
+    for (unsigned i = 0; i < hdev->nvqs; i++) {
+        vhost_virtqueue_stop(hdev, i);
+    }
+    hdev->started = false;
+}
+
+void vhost_dev_disconnect(struct vhost_dev *hdev)
+{
+    if (hdev->started) {
+        /* The back-end is gone: every ring resumes from guest RAM. */
+        for (unsigned i = 0; i < hdev->nvqs; i++) {
+            if (hdev->vqs[i].started) {
+                hdev->vqs[i].started = false;
+                vhost_virtqueue_base_from_ram(hdev, i);
+            }
+        }
+        hdev->started = false;
+    }
+    hdev->connected = false;
+    /* acked_features stay: the driver accepted them and must get them back. */
+    hdev->features = 0;
+    hdev->protocol_features = 0;
+    hdev->max_queues = 1;
+}
+
+void vhost_dev_cleanup(struct vhost_dev *hdev)
+{
+    if (hdev->started) {
+        vhost_dev_stop(hdev);
+    }
+    if (hdev->vhost_ops && hdev->vhost_ops->backend_cleanup) {
+        hdev->vhost_ops->backend_cleanup(hdev);
+    }
+    if (hdev->vqs) {
+        vhost_dev_close_eventfds(hdev);
+        g_free(hdev->vqs);
+        hdev->vqs = NULL;
+    }
+    hdev->nvqs = 0;
+    g_free(hdev->name);
+    hdev->name = NULL;
+    hdev->connected = false;
+}
+
+uint64_t vhost_dev_get_features(const struct vhost_dev *hdev, uint64_t supported)
+{
+    return hdev->features & supported;
+}
+
+bool vhost_dev_set_acked_features(struct vhost_dev *hdev, uint64_t features, GError **errp)
+{
+    uint64_t missing = features & ~hdev->features;
+
+    if (missing) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: features 0x%" PRIx64 " were acked but the back-end offers "
+                    "only 0x%" PRIx64 " (missing 0x%" PRIx64 ")",
+                    hdev->name, features, hdev->features, missing);
+        return false;
+    }
+    hdev->acked_features = features;
+    return true;
+}
+
+bool vhost_dev_has_protocol_feature(const struct vhost_dev *hdev, unsigned int bit)
+{
+    return bit < 64 && (hdev->protocol_features & (1ull << bit));
+}
+
+bool vhost_dev_get_config(struct vhost_dev *hdev, uint8_t *config, uint32_t len,
+                          GError **errp)
+{
+    if (!hdev->vhost_ops->get_config) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: the transport cannot read the device config", hdev->name);
+        return false;
+    }
+    return hdev->vhost_ops->get_config(hdev, config, 0, len, errp);
+}
+
+bool vhost_dev_set_config(struct vhost_dev *hdev, const uint8_t *data,
+                          uint32_t offset, uint32_t len, GError **errp)
+{
+    if (!hdev->vhost_ops->set_config) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: the transport cannot write the device config", hdev->name);
+        return false;
+    }
+    return hdev->vhost_ops->set_config(hdev, data, offset, len,
+                                       VHOST_SET_CONFIG_TYPE_FRONTEND, errp);
+}
+
+unsigned int vhost_dev_started_rings(const struct vhost_dev *hdev)
+{
+    unsigned int n = 0;
+
+    for (unsigned i = 0; i < hdev->nvqs; i++) {
+        n += hdev->vqs[i].started;
+    }
+    return n;
+}

@@ -1,0 +1,1051 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The vhost-user request path (hw/virtio/vhost-user-conn.c) and the device
+ * layer on top of it, against a fake back-end thread written here. The
+ * fake answers like a well-behaved back-end unless a test arms one fault
+ * for one request: wrong code, missing REPLY flag, oversized or undersized
+ * reply, extra fds, a failed ack, or a hang-up.
+ */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "chardev/char-socket.h"
+#include "hw/virtio/vhost.h"
+#include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-error.h"
+
+#define PF(name) (1ull << VHOST_USER_PROTOCOL_F_##name)
+#define F_PROTO (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
+#define F_V1 (1ull << VIRTIO_F_VERSION_1)
+
+/* ---- The fake back-end ------------------------------------------------ */
+
+typedef enum Fault {
+    FAULT_NONE,
+    FAULT_WRONG_CODE,       /* reply carries another request code */
+    FAULT_NO_REPLY_FLAG,    /* REPLY bit missing */
+    FAULT_OVERSIZED,        /* header says 5000 bytes; nothing follows */
+    FAULT_UNDERSIZED,       /* 4 bytes where 8 are due */
+    FAULT_EXTRA_FDS,        /* three fds ride along */
+    FAULT_ACK_FAIL,         /* ack status 1 */
+    FAULT_HANGUP,           /* close instead of replying */
+    FAULT_CONFIG_SHORT,     /* GET_CONFIG answered with fewer bytes than asked */
+} Fault;
+
+typedef struct LoggedMsg {
+    VhostUserHeader hdr;
+    size_t nfds;
+    uint8_t payload[64];
+} LoggedMsg;
+
+typedef struct FakeBackend {
+    int fd;
+    GThread *thread;
+    GMutex lock;
+    GCond cond;
+    GArray *log;                /* LoggedMsg */
+    uint64_t features;
+    uint64_t protocol_features;
+    uint64_t acked_protocol_features;
+    uint64_t queue_num;
+    uint32_t fault_req;
+    Fault fault;
+    bool exited;
+} FakeBackend;
+
+static bool be_read_full(int fd, void *buf, size_t len, int *fds, size_t *nfds)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        char cbuf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
+        struct iovec iov = { (uint8_t *)buf + done, len - done };
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+        };
+        ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            return false;
+        }
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                int *in = (int *)CMSG_DATA(c);
+
+                for (size_t i = 0; i < n; i++) {
+                    if (fds && *nfds < VHOST_USER_MAX_FDS) {
+                        fds[(*nfds)++] = in[i];
+                    } else {
+                        close(in[i]);
+                    }
+                }
+            }
+        }
+        done += (size_t)r;
+    }
+    return true;
+}
+
+static void be_send(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
+{
+    char cbuf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)] = { 0 };
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+    if (nfds) {
+        struct cmsghdr *c;
+
+        mh.msg_control = cbuf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    }
+    /* The front-end may already have hung up on a bad reply; that is fine. */
+    (void)!sendmsg(fd, &mh, MSG_NOSIGNAL);
+}
+
+static gpointer be_thread(gpointer opaque)
+{
+    FakeBackend *be = opaque;
+
+    for (;;) {
+        VhostUserMsg msg, r;
+        int fds[VHOST_USER_MAX_FDS];
+        size_t nfds = 0, rsize = 0;
+        LoggedMsg lm = { 0 };
+        bool reply;
+        Fault fault = FAULT_NONE;
+        int extra[3];
+        bool send_fd = false;
+
+        if (!be_read_full(be->fd, &msg.hdr, sizeof(msg.hdr), fds, &nfds)) {
+            break;
+        }
+        if (msg.hdr.size > sizeof(msg.payload) ||
+            (msg.hdr.size && !be_read_full(be->fd, &msg.payload, msg.hdr.size, NULL, NULL))) {
+            break;
+        }
+        for (size_t i = 0; i < nfds; i++) {
+            close(fds[i]);
+        }
+
+        memset(&r, 0, sizeof(r));
+        r.hdr.request = msg.hdr.request;
+        r.hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
+        reply = true;
+
+        g_mutex_lock(&be->lock);
+        lm.hdr = msg.hdr;
+        lm.nfds = nfds;
+        memcpy(lm.payload, &msg.payload, MIN(msg.hdr.size, sizeof(lm.payload)));
+        g_array_append_val(be->log, lm);
+        if (be->fault != FAULT_NONE && be->fault_req == msg.hdr.request) {
+            fault = be->fault;
+            be->fault = FAULT_NONE;
+        }
+        switch (msg.hdr.request) {
+        case VHOST_USER_GET_FEATURES:
+            r.payload.u64 = be->features;
+            rsize = 8;
+            break;
+        case VHOST_USER_GET_PROTOCOL_FEATURES:
+            r.payload.u64 = be->protocol_features;
+            rsize = 8;
+            break;
+        case VHOST_USER_SET_PROTOCOL_FEATURES:
+            be->acked_protocol_features = msg.payload.u64;
+            reply = false;
+            break;
+        case VHOST_USER_GET_QUEUE_NUM:
+            r.payload.u64 = be->queue_num;
+            rsize = 8;
+            break;
+        case VHOST_USER_GET_VRING_BASE:
+            r.payload.state.index = msg.payload.state.index;
+            r.payload.state.num = 42 + msg.payload.state.index;
+            rsize = 8;
+            break;
+        case VHOST_USER_GET_INFLIGHT_FD:
+            r.payload.inflight = msg.payload.inflight;
+            r.payload.inflight.mmap_size = 4096;
+            rsize = sizeof(VhostUserInflight);
+            send_fd = true;
+            break;
+        case VHOST_USER_GET_CONFIG:
+            r.payload.config = msg.payload.config;
+            for (uint32_t i = 0; i < msg.payload.config.size && i < 256; i++) {
+                r.payload.config.region[i] = (uint8_t)(i + 1);
+            }
+            rsize = msg.hdr.size;
+            break;
+        default:
+            reply = false;
+            break;
+        }
+        if (msg.hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
+            reply = true;
+            r.payload.u64 = 0;
+            rsize = 8;
+        }
+        g_cond_broadcast(&be->cond);
+        g_mutex_unlock(&be->lock);
+
+        switch (fault) {
+        case FAULT_NONE:
+            break;
+        case FAULT_WRONG_CODE:
+            r.hdr.request++;
+            break;
+        case FAULT_NO_REPLY_FLAG:
+            r.hdr.flags = VHOST_USER_VERSION;
+            break;
+        case FAULT_OVERSIZED:
+            r.hdr.size = 5000;
+            be_send(be->fd, &r.hdr, sizeof(r.hdr), NULL, 0);
+            continue;
+        case FAULT_UNDERSIZED:
+            rsize = 4;
+            break;
+        case FAULT_EXTRA_FDS:
+            for (int i = 0; i < 3; i++) {
+                extra[i] = eventfd(0, EFD_CLOEXEC);
+            }
+            r.hdr.size = (uint32_t)rsize;
+            be_send(be->fd, &r, sizeof(r.hdr) + rsize, extra, 3);
+            for (int i = 0; i < 3; i++) {
+                close(extra[i]);
+            }
+            continue;
+        case FAULT_ACK_FAIL:
+            r.payload.u64 = 1;
+            break;
+        case FAULT_HANGUP:
+            shutdown(be->fd, SHUT_RDWR);
+            goto out;
+        case FAULT_CONFIG_SHORT:
+            r.payload.config.size--;
+            rsize--;
+            break;
+        }
+        if (reply) {
+            int efd = send_fd ? eventfd(0, EFD_CLOEXEC) : -1;
+
+            r.hdr.size = (uint32_t)rsize;
+            be_send(be->fd, &r, sizeof(r.hdr) + rsize, &efd, send_fd ? 1 : 0);
+            if (efd >= 0) {
+                close(efd);
+            }
+        }
+    }
+out:
+    g_mutex_lock(&be->lock);
+    be->exited = true;
+    g_cond_broadcast(&be->cond);
+    g_mutex_unlock(&be->lock);
+    return NULL;
+}
+
+/* Waits (5 s at most) until the back-end has logged n messages. */
+static void be_wait_count(FakeBackend *be, guint n)
+{
+    gint64 deadline = g_get_monotonic_time() + 5 * G_TIME_SPAN_SECOND;
+
+    g_mutex_lock(&be->lock);
+    while (be->log->len < n && !be->exited) {
+        if (!g_cond_wait_until(&be->cond, &be->lock, deadline)) {
+            break;
+        }
+    }
+    g_mutex_unlock(&be->lock);
+    ck_assert_uint_ge(be->log->len, n);
+}
+
+static const LoggedMsg *be_msg(FakeBackend *be, guint i)
+{
+    ck_assert_uint_lt(i, be->log->len);
+    return &g_array_index(be->log, LoggedMsg, i);
+}
+
+static void be_arm(FakeBackend *be, uint32_t req, Fault fault)
+{
+    g_mutex_lock(&be->lock);
+    be->fault_req = req;
+    be->fault = fault;
+    g_mutex_unlock(&be->lock);
+}
+
+/* ---- Fixture: chardev (client) <-> fake back-end over a unix socket --- */
+
+typedef struct Fixture {
+    char *dir;
+    char *path;
+    CharSocket *chr;
+    VhostUserState *u;
+    FakeBackend be;
+} Fixture;
+
+static unsigned count_fds(void)
+{
+    /*
+     * The default main context (the chardev's loop) owns a wakeup fd for
+     * the life of the process; create it before any baseline is taken.
+     */
+    g_main_context_default();
+    vhost_event_loop_default();
+
+    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
+    unsigned n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while (g_dir_read_name(d)) {
+        n++;
+    }
+    g_dir_close(d);
+    return n;
+}
+
+static void fixture_start(Fixture *f, uint64_t features, uint64_t protocol_features)
+{
+    CharSocketOptions opts = { .id = "chr0", .timeout_ms = 3000 };
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    GError *err = NULL;
+    int lfd;
+
+    memset(f, 0, sizeof(*f));
+    f->dir = g_dir_make_tmp("test-vuconn-XXXXXX", NULL);
+    ck_assert_ptr_nonnull(f->dir);
+    f->path = g_build_filename(f->dir, "sock", NULL);
+    g_strlcpy(sa.sun_path, f->path, sizeof(sa.sun_path));
+
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(lfd, 0);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(lfd, 1), 0);
+
+    opts.path = f->path;
+    f->chr = char_socket_new(&opts, NULL, &err);
+    ck_assert_msg(f->chr, "%s", err ? err->message : "?");
+    ck_assert_msg(char_socket_open(f->chr, &err), "%s", err ? err->message : "?");
+    f->be.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(f->be.fd, 0);
+    close(lfd);
+    ck_assert(char_socket_is_connected(f->chr));
+
+    g_mutex_init(&f->be.lock);
+    g_cond_init(&f->be.cond);
+    f->be.log = g_array_new(FALSE, TRUE, sizeof(LoggedMsg));
+    f->be.features = features;
+    f->be.protocol_features = protocol_features;
+    f->be.queue_num = 2;
+    f->be.thread = g_thread_new("fake-backend", be_thread, &f->be);
+
+    f->u = vhost_user_state_new(f->chr, "net0");
+}
+
+static void fixture_negotiate(Fixture *f)
+{
+    GError *err = NULL;
+
+    ck_assert_msg(vhost_user_negotiate(f->u, &err), "%s", err ? err->message : "?");
+    ck_assert(f->u->negotiated);
+}
+
+static void fixture_stop(Fixture *f)
+{
+    vhost_user_state_free(f->u);
+    /* Closing our end lets the back-end thread see EOF and finish. */
+    char_socket_disconnect(f->chr, "test done");
+    g_thread_join(f->be.thread);
+    close(f->be.fd);
+    char_socket_free(f->chr);
+    /* Let deferred chardev work run and release what it holds. */
+    while (g_main_context_iteration(NULL, FALSE)) {
+    }
+    g_array_free(f->be.log, TRUE);
+    g_cond_clear(&f->be.cond);
+    g_mutex_clear(&f->be.lock);
+    unlink(f->path);
+    rmdir(f->dir);
+    g_free(f->path);
+    g_free(f->dir);
+}
+
+/* ---- Request helpers ---------------------------------------------------- */
+
+static bool req_get_vring_base(Fixture *f, unsigned vq_index, uint32_t idx,
+                               uint32_t *num, GError **errp)
+{
+    VhostUserMsg msg, reply;
+
+    vhost_user_msg_init(&msg, VHOST_USER_GET_VRING_BASE, sizeof(VhostUserVringState));
+    msg.payload.state.index = idx;
+    if (!vhost_user_request(f->u, vq_index, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
+        return false;
+    }
+    *num = reply.payload.state.num;
+    return true;
+}
+
+static bool req_u64(Fixture *f, unsigned vq_index, uint32_t request, uint64_t val,
+                    unsigned flags, GError **errp)
+{
+    VhostUserMsg msg;
+
+    vhost_user_msg_init(&msg, request, 8);
+    msg.payload.u64 = val;
+    return vhost_user_request(f->u, vq_index, &msg, NULL, 0, flags, NULL, NULL, NULL, errp);
+}
+
+static bool req_get_features(Fixture *f, uint64_t *val, GError **errp)
+{
+    VhostUserMsg msg, reply;
+
+    vhost_user_msg_init(&msg, VHOST_USER_GET_FEATURES, 0);
+    if (!vhost_user_request(f->u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
+        return false;
+    }
+    *val = reply.payload.u64;
+    return true;
+}
+
+/* After a protocol error: broken, dropped, and the next request fails fast. */
+static void assert_broken(Fixture *f)
+{
+    GError *err = NULL;
+    gint64 t0 = g_get_monotonic_time();
+    uint32_t num;
+
+    ck_assert(f->u->broken);
+    ck_assert(!char_socket_is_connected(f->chr));
+    ck_assert(!req_get_vring_base(f, 0, 0, &num, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED));
+    ck_assert_ptr_nonnull(strstr(err->message, "net0"));
+    ck_assert_int_lt(g_get_monotonic_time() - t0, G_TIME_SPAN_SECOND / 10);
+    g_error_free(err);
+}
+
+/* ---- Tests -------------------------------------------------------------- */
+
+START_TEST(test_negotiate_and_good_replies)
+{
+    Fixture f;
+    GError *err = NULL;
+    uint32_t num = 0;
+    const LoggedMsg *m;
+
+    fixture_start(&f, F_PROTO | F_V1, PF(MQ) | PF(REPLY_ACK) | PF(LOG_SHMFD) | PF(CONFIG));
+    fixture_negotiate(&f);
+    ck_assert_uint_eq(f.u->backend_features, F_PROTO | F_V1);
+    ck_assert_uint_eq(f.u->protocol_features, PF(MQ) | PF(REPLY_ACK) | PF(CONFIG));
+    ck_assert_uint_eq(f.u->queue_num, 2);
+    ck_assert(vhost_user_has_protocol_feature(f.u, VHOST_USER_PROTOCOL_F_CONFIG));
+    ck_assert(!vhost_user_has_protocol_feature(f.u, VHOST_USER_PROTOCOL_F_LOG_SHMFD));
+    ck_assert(!vhost_user_has_protocol_feature(f.u, 200));
+
+    /* A second negotiate is a no-op. */
+    ck_assert(vhost_user_negotiate(f.u, &err));
+
+    be_wait_count(&f.be, 5);
+    ck_assert_uint_eq(f.be.log->len, 5);
+    ck_assert_uint_eq(be_msg(&f.be, 0)->hdr.request, VHOST_USER_GET_FEATURES);
+    ck_assert_uint_eq(be_msg(&f.be, 1)->hdr.request, VHOST_USER_GET_PROTOCOL_FEATURES);
+    m = be_msg(&f.be, 2);
+    ck_assert_uint_eq(m->hdr.request, VHOST_USER_SET_PROTOCOL_FEATURES);
+    /* The back-end learns of REPLY_ACK from this very message: no NEED_REPLY. */
+    ck_assert_uint_eq(m->hdr.flags, VHOST_USER_VERSION);
+    ck_assert_uint_eq(f.be.acked_protocol_features, PF(MQ) | PF(REPLY_ACK) | PF(CONFIG));
+    ck_assert_uint_eq(be_msg(&f.be, 3)->hdr.request, VHOST_USER_GET_QUEUE_NUM);
+    m = be_msg(&f.be, 4);
+    ck_assert_uint_eq(m->hdr.request, VHOST_USER_SET_OWNER);
+    ck_assert_uint_eq(m->hdr.flags, VHOST_USER_VERSION | VHOST_USER_NEED_REPLY_MASK);
+
+    ck_assert_msg(req_get_vring_base(&f, 0, 3, &num, &err), "%s", err ? err->message : "");
+    ck_assert_uint_eq(num, 45);
+    /* A reply with a payload never asks for an ack. */
+    ck_assert_uint_eq(be_msg(&f.be, 5)->hdr.flags, VHOST_USER_VERSION);
+    ck_assert_uint_eq(f.u->messages_sent, 6);
+    ck_assert_uint_eq(f.u->replies_received, 5);
+    ck_assert(!f.u->broken);
+    fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_no_protocol_features)
+{
+    Fixture f;
+    GError *err = NULL;
+
+    fixture_start(&f, F_V1, PF(REPLY_ACK));
+    fixture_negotiate(&f);
+    ck_assert_uint_eq(f.u->protocol_features, 0);
+    ck_assert_uint_eq(f.u->queue_num, 1);
+    ck_assert_uint_eq(f.be.log->len >= 1, 1);
+
+    /* Gated on bit 30: refused before anything is sent, connection kept. */
+    ck_assert(!req_u64(&f, 0, VHOST_USER_SET_PROTOCOL_FEATURES, 0, 0, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH));
+    ck_assert_ptr_nonnull(strstr(err->message, "net0: SET_PROTOCOL_FEATURES needs"));
+    g_clear_error(&err);
+    ck_assert(!f.u->broken);
+    ck_assert(char_socket_is_connected(f.chr));
+    fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_gate_refused)
+{
+    Fixture f;
+    GError *err = NULL;
+    VhostUserMsg msg, reply;
+    unsigned sent;
+
+    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    fixture_negotiate(&f);
+    sent = f.u->messages_sent;
+
+    vhost_user_msg_init(&msg, VHOST_USER_GET_CONFIG, VHOST_USER_CONFIG_HDR_SIZE + 4);
+    msg.payload.config.size = 4;
+    ck_assert(!vhost_user_request(f.u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH));
+    ck_assert_str_eq(err->message, "net0: GET_CONFIG needs protocol feature CONFIG");
+    g_clear_error(&err);
+    ck_assert_uint_eq(f.u->messages_sent, sent);
+    ck_assert(!f.u->broken);
+    fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_device_scope_from_other_vq)
+{
+    Fixture f;
+    GError *err = NULL;
+    uint32_t num;
+
+    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    fixture_negotiate(&f);
+
+    ck_assert(!req_u64(&f, 2, VHOST_USER_SET_FEATURES, F_PROTO, 0, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE));
+    ck_assert_ptr_nonnull(strstr(err->message, "SET_FEATURES"));
+    g_clear_error(&err);
+    ck_assert(!f.u->broken);
+
+    /* Ring-scope requests from another vhost_dev are fine. */
+    ck_assert(req_get_vring_base(&f, 2, 2, &num, &err));
+    ck_assert_uint_eq(num, 44);
+    fixture_stop(&f);
+}
+END_TEST
+
+typedef struct FaultCase {
+    Fault fault;
+    int code;
+    const char *text;
+} FaultCase;
+
+static const FaultCase fault_cases[] = {
+    { FAULT_WRONG_CODE, VHOST_USER_ERROR_INVALID_MESSAGE,
+      "net0: GET_VRING_BASE reply: request 12" },
+    { FAULT_NO_REPLY_FLAG, VHOST_USER_ERROR_INVALID_MESSAGE, "REPLY not set" },
+    { FAULT_OVERSIZED, VHOST_USER_ERROR_OVERSIZED, "net0: GET_VRING_BASE reply: size 5000" },
+    { FAULT_UNDERSIZED, VHOST_USER_ERROR_INVALID_MESSAGE, "size 4, expected 8" },
+    { FAULT_EXTRA_FDS, VHOST_USER_ERROR_WRONG_FDS, "GET_VRING_BASE reply" },
+    { FAULT_HANGUP, -1, "net0: GET_VRING_BASE reply" },
+};
+
+START_TEST(test_bad_reply)
+{
+    const FaultCase *fc = &fault_cases[_i];
+    unsigned baseline = count_fds();
+    gint64 t0;
+    Fixture f;
+    GError *err = NULL;
+    uint32_t num;
+
+    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    fixture_negotiate(&f);
+    be_arm(&f.be, VHOST_USER_GET_VRING_BASE, fc->fault);
+
+    t0 = g_get_monotonic_time();
+    ck_assert(!req_get_vring_base(&f, 0, 0, &num, &err));
+    ck_assert_ptr_nonnull(err);
+    /* Fast: nothing waited for payload bytes that never come. */
+    ck_assert_int_lt(g_get_monotonic_time() - t0, G_TIME_SPAN_SECOND);
+    if (fc->code >= 0) {
+        ck_assert_msg(g_error_matches(err, VHOST_USER_ERROR, fc->code),
+                      "%s: code %d", err->message, err->code);
+    } else {
+        ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED) ||
+                  g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_PARTIAL_MESSAGE));
+    }
+    ck_assert_msg(strstr(err->message, fc->text), "'%s' lacks '%s'", err->message, fc->text);
+    g_clear_error(&err);
+    assert_broken(&f);
+    fixture_stop(&f);
+    /* Every fd the peer passed was closed. */
+    ck_assert_uint_eq(count_fds(), baseline);
+}
+END_TEST
+
+START_TEST(test_reply_ack_negotiated)
+{
+    Fixture f;
+    GError *err = NULL;
+    VhostUserMsg msg;
+    guint n;
+
+    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    fixture_negotiate(&f);
+    n = f.be.log->len;
+
+    /* Every reply-less request is acked, SYNC or not; no barrier. */
+    vhost_user_msg_init(&msg, VHOST_USER_SET_VRING_NUM, sizeof(VhostUserVringState));
+    msg.payload.state.num = 256;
+    ck_assert_msg(vhost_user_request(f.u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, &err),
+                  "%s", err ? err->message : "");
+    ck_assert(req_u64(&f, 0, VHOST_USER_SET_FEATURES, F_PROTO, VHOST_USER_REQ_SYNC, &err));
+    ck_assert_uint_eq(f.be.log->len, n + 2);
+    ck_assert_uint_eq(be_msg(&f.be, n)->hdr.flags,
+                      VHOST_USER_VERSION | VHOST_USER_NEED_REPLY_MASK);
+    ck_assert_uint_eq(be_msg(&f.be, n + 1)->hdr.request, VHOST_USER_SET_FEATURES);
+    ck_assert_uint_eq(be_msg(&f.be, n + 1)->hdr.flags,
+                      VHOST_USER_VERSION | VHOST_USER_NEED_REPLY_MASK);
+
+    /* A failed ack names the request and its status, and drops the peer. */
+    be_arm(&f.be, VHOST_USER_SET_VRING_NUM, FAULT_ACK_FAIL);
+    ck_assert(!vhost_user_request(f.u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED));
+    ck_assert_str_eq(err->message, "net0: back-end failed SET_VRING_NUM (status 1)");
+    g_clear_error(&err);
+    assert_broken(&f);
+    fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_reply_ack_absent_barrier)
+{
+    Fixture f;
+    GError *err = NULL;
+    guint n;
+
+    fixture_start(&f, F_PROTO | F_V1, PF(MQ));
+    fixture_negotiate(&f);
+    /* SET_OWNER had no ack: wait until the back-end has seen it. */
+    be_wait_count(&f.be, 5);
+    n = f.be.log->len;
+
+    /* No ack without REPLY_ACK ... */
+    ck_assert(req_u64(&f, 0, VHOST_USER_SET_FEATURES, F_V1, 0, &err));
+    be_wait_count(&f.be, n + 1);
+    ck_assert_uint_eq(be_msg(&f.be, n)->hdr.flags, VHOST_USER_VERSION);
+
+    /* ... so SYNC is followed by a GET_FEATURES round trip. */
+    ck_assert_msg(req_u64(&f, 0, VHOST_USER_SET_FEATURES, F_V1, VHOST_USER_REQ_SYNC, &err),
+                  "%s", err ? err->message : "");
+    ck_assert_uint_eq(f.be.log->len, n + 3);
+    ck_assert_uint_eq(be_msg(&f.be, n + 1)->hdr.request, VHOST_USER_SET_FEATURES);
+    ck_assert_uint_eq(be_msg(&f.be, n + 1)->hdr.flags, VHOST_USER_VERSION);
+    ck_assert_uint_eq(be_msg(&f.be, n + 2)->hdr.request, VHOST_USER_GET_FEATURES);
+
+    /* A barrier answering with other features is a protocol error. */
+    g_mutex_lock(&f.be.lock);
+    f.be.features = F_V1;
+    g_mutex_unlock(&f.be.lock);
+    ck_assert(!req_u64(&f, 0, VHOST_USER_SET_FEATURES, F_V1, VHOST_USER_REQ_SYNC, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE));
+    ck_assert_ptr_nonnull(strstr(err->message, "barrier"));
+    g_clear_error(&err);
+    assert_broken(&f);
+    fixture_stop(&f);
+}
+END_TEST
+
+START_TEST(test_not_connected)
+{
+    Fixture f;
+    GError *err = NULL;
+    uint64_t val;
+
+    fixture_start(&f, F_PROTO, 0);
+    char_socket_disconnect(f.chr, "test");
+    ck_assert(!req_get_features(&f, &val, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED));
+    ck_assert_ptr_nonnull(strstr(err->message, "net0: GET_FEATURES"));
+    g_clear_error(&err);
+    ck_assert(!vhost_user_negotiate(f.u, &err));
+    g_clear_error(&err);
+    ck_assert(!f.u->negotiated);
+    fixture_stop(&f);
+}
+END_TEST
+
+/* A reply fd is handed to the caller, and only when it has room for it. */
+START_TEST(test_reply_fd_handed_over)
+{
+    unsigned baseline = count_fds();
+    Fixture f;
+    GError *err = NULL;
+    VhostUserMsg msg, reply;
+    int fd = -1;
+    size_t nfd = 1;
+
+    fixture_start(&f, F_PROTO, PF(REPLY_ACK) | PF(INFLIGHT_SHMFD));
+    f.u->supported_protocol_features |= PF(INFLIGHT_SHMFD);
+    fixture_negotiate(&f);
+
+    vhost_user_msg_init(&msg, VHOST_USER_GET_INFLIGHT_FD, sizeof(VhostUserInflight));
+    msg.payload.inflight.num_queues = 2;
+    msg.payload.inflight.queue_size = 8;
+    ck_assert_msg(vhost_user_request(f.u, 0, &msg, NULL, 0, 0, &reply, &fd, &nfd, &err),
+                  "%s", err ? err->message : "");
+    ck_assert_uint_eq(nfd, 1);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_uint_eq(reply.payload.inflight.mmap_size, 4096);
+    close(fd);
+
+    /* The caller said it takes no fds: the reply's fd is closed, the peer dropped. */
+    ck_assert(!vhost_user_request(f.u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS));
+    g_clear_error(&err);
+    assert_broken(&f);
+    fixture_stop(&f);
+    ck_assert_uint_eq(count_fds(), baseline);
+}
+END_TEST
+
+typedef struct Hammer {
+    Fixture *f;
+    uint32_t idx;
+    unsigned errors;
+} Hammer;
+
+static gpointer hammer_thread(gpointer opaque)
+{
+    Hammer *h = opaque;
+
+    for (int i = 0; i < 200; i++) {
+        uint32_t num = 0;
+
+        if (!req_get_vring_base(h->f, 0, h->idx, &num, NULL) || num != 42 + h->idx) {
+            h->errors++;
+        }
+    }
+    return NULL;
+}
+
+/* Two threads: each gets its own reply, never the other's. */
+START_TEST(test_threads_serialized)
+{
+    Fixture f;
+    Hammer h[2];
+    GThread *t[2];
+
+    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    fixture_negotiate(&f);
+    for (int i = 0; i < 2; i++) {
+        h[i] = (Hammer){ .f = &f, .idx = (uint32_t)i * 5 };
+        t[i] = g_thread_new("hammer", hammer_thread, &h[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        g_thread_join(t[i]);
+        ck_assert_uint_eq(h[i].errors, 0);
+    }
+    ck_assert(!f.u->broken);
+    fixture_stop(&f);
+}
+END_TEST
+
+/* ---- The device layer over user_ops ------------------------------------ */
+
+#define RING_NUM 8
+
+static void setup_rings(struct vhost_dev *hdev)
+{
+    for (unsigned i = 0; i < hdev->nvqs; i++) {
+        struct vhost_virtqueue *vq = &hdev->vqs[i];
+
+        vq->num = RING_NUM;
+        vq->desc_gpa = 0x10000 * (i + 1);
+        vq->avail_gpa = vq->desc_gpa + 0x1000;
+        vq->used_gpa = vq->desc_gpa + 0x2000;
+    }
+}
+
+START_TEST(test_vhost_dev_start_stop)
+{
+    static const uint32_t ring_seq[] = {
+        VHOST_USER_SET_VRING_NUM, VHOST_USER_SET_VRING_BASE, VHOST_USER_SET_VRING_ADDR,
+        VHOST_USER_SET_VRING_KICK, VHOST_USER_SET_VRING_CALL,
+    };
+    unsigned baseline = count_fds();
+    Fixture f;
+    GError *err = NULL;
+    RamBlock *rb;
+    GuestMemory *mem = guest_memory_new();
+    struct vhost_dev hdev;
+    const LoggedMsg *m;
+    VhostUserMemory table;
+    VhostUserVringAddr addr;
+    guint n, k;
+    uint8_t cfg[8];
+
+    rb = ram_block_new_memfd("ram0", 1u << 20, &err);
+    ck_assert_ptr_nonnull(rb);
+    ck_assert(guest_memory_add(mem, 0, rb, 0, 1u << 20, &err));
+
+    fixture_start(&f, F_PROTO | F_V1, PF(REPLY_ACK) | PF(CONFIG));
+    ck_assert(vhost_dev_init(&hdev, "net0", f.u, &user_ops, mem, 0, 2, &err));
+    ck_assert_msg(vhost_dev_connect(&hdev, &err), "%s", err ? err->message : "");
+    ck_assert_uint_eq(hdev.features, F_PROTO | F_V1);
+    ck_assert(vhost_dev_has_protocol_feature(&hdev, VHOST_USER_PROTOCOL_F_REPLY_ACK));
+    ck_assert(!vhost_dev_set_acked_features(&hdev, 1ull << 40, &err));
+    g_clear_error(&err);
+    ck_assert(vhost_dev_set_acked_features(&hdev, F_V1, &err));
+    setup_rings(&hdev);
+    n = f.be.log->len;
+
+    ck_assert_msg(vhost_dev_start(&hdev, &err), "%s", err ? err->message : "");
+    ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 2);
+    /* SET_FEATURES, SET_MEM_TABLE, 5 per ring, 2 enables. */
+    ck_assert_uint_eq(f.be.log->len, n + 2 + 10 + 2);
+    m = be_msg(&f.be, n);
+    ck_assert_uint_eq(m->hdr.request, VHOST_USER_SET_FEATURES);
+    ck_assert_uint_eq(*(uint64_t *)m->payload, F_V1 | F_PROTO);
+    m = be_msg(&f.be, n + 1);
+    ck_assert_uint_eq(m->hdr.request, VHOST_USER_SET_MEM_TABLE);
+    ck_assert_uint_eq(m->nfds, 1);
+    memcpy(&table, m->payload, 8 + sizeof(VhostUserMemoryRegion));
+    ck_assert_uint_eq(table.nregions, 1);
+    ck_assert_uint_eq(table.regions[0].guest_phys_addr, 0);
+    ck_assert_uint_eq(table.regions[0].memory_size, 1u << 20);
+    ck_assert_uint_eq(table.regions[0].mmap_offset, 0);
+    ck_assert_uint_eq(table.regions[0].userspace_addr, (uintptr_t)rb->host);
+    k = n + 2;
+    for (unsigned r = 0; r < 2; r++) {
+        for (unsigned s = 0; s < G_N_ELEMENTS(ring_seq); s++, k++) {
+            m = be_msg(&f.be, k);
+            ck_assert_uint_eq(m->hdr.request, ring_seq[s]);
+        }
+        m = be_msg(&f.be, k - 3);
+        memcpy(&addr, m->payload, sizeof(addr));
+        ck_assert_uint_eq(addr.index, r);
+        ck_assert_uint_eq(addr.desc_user_addr, (uintptr_t)rb->host + hdev.vqs[r].desc_gpa);
+        ck_assert_uint_eq(addr.used_user_addr, (uintptr_t)rb->host + hdev.vqs[r].used_gpa);
+        ck_assert_uint_eq(be_msg(&f.be, k - 2)->nfds, 1);
+    }
+    ck_assert_uint_eq(be_msg(&f.be, k)->hdr.request, VHOST_USER_SET_VRING_ENABLE);
+
+    ck_assert_msg(vhost_dev_get_config(&hdev, cfg, sizeof(cfg), &err), "%s",
+                  err ? err->message : "");
+    ck_assert_uint_eq(cfg[0], 1);
+    ck_assert_uint_eq(cfg[7], 8);
+
+    vhost_dev_stop(&hdev);
+    ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 0);
+    ck_assert_uint_eq(hdev.vqs[0].last_avail_idx, 42);
+    ck_assert_uint_eq(hdev.vqs[1].last_avail_idx, 43);
+
+    /* Start again; then the back-end dies and the rings resume from guest RAM. */
+    ck_assert_msg(vhost_dev_start(&hdev, &err), "%s", err ? err->message : "");
+    {
+        uint16_t used_idx = GUINT16_TO_LE(7);
+
+        ck_assert(guest_memory_write(mem, hdev.vqs[1].used_gpa + 2, &used_idx, 2));
+    }
+    be_arm(&f.be, VHOST_USER_SET_VRING_ENABLE, FAULT_HANGUP);
+    vhost_dev_stop(&hdev);
+    ck_assert(!hdev.vqs[0].started && !hdev.vqs[1].started);
+    ck_assert_uint_eq(hdev.vqs[0].last_avail_idx, 0);
+    ck_assert_uint_eq(hdev.vqs[1].last_avail_idx, 7);
+    ck_assert(!user_ops.is_connected(&hdev));
+    vhost_dev_disconnect(&hdev);
+    ck_assert(!hdev.connected);
+    ck_assert_uint_eq(hdev.acked_features, F_V1);
+    ck_assert(!vhost_dev_start(&hdev, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED));
+    g_clear_error(&err);
+
+    vhost_dev_cleanup(&hdev);
+    fixture_stop(&f);
+    guest_memory_free(mem);
+    ram_block_unref(rb);
+    ck_assert_uint_eq(count_fds(), baseline);
+}
+END_TEST
+
+START_TEST(test_vhost_dev_bad_config_and_memory)
+{
+    Fixture f;
+    GError *err = NULL;
+    RamBlock *rb;
+    GuestMemory *mem = guest_memory_new();
+    struct vhost_dev hdev;
+    uint8_t cfg[8];
+    g_autofree char *dir = g_dir_make_tmp("test-vuconn-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "ram", NULL);
+
+    /* A private file mapping: the back-end would never see guest writes. */
+    rb = ram_block_new_file("ram0", path, 1u << 20, false, &err);
+    ck_assert_ptr_nonnull(rb);
+    ck_assert(guest_memory_add(mem, 0, rb, 0, 1u << 20, &err));
+
+    fixture_start(&f, F_PROTO | F_V1, PF(REPLY_ACK) | PF(CONFIG));
+    ck_assert(vhost_dev_init(&hdev, "net0", f.u, &user_ops, mem, 0, 1, &err));
+    ck_assert(vhost_dev_connect(&hdev, &err));
+    setup_rings(&hdev);
+    ck_assert(!vhost_dev_start(&hdev, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG));
+    ck_assert_ptr_nonnull(strstr(err->message, "not shared"));
+    g_clear_error(&err);
+    ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 0);
+
+    /* A ring outside guest RAM. */
+    ram_block_unref(rb);
+    guest_memory_free(mem);
+    mem = guest_memory_new();
+    rb = ram_block_new_memfd("ram1", 1u << 20, &err);
+    ck_assert(guest_memory_add(mem, 0, rb, 0, 1u << 20, &err));
+    hdev.mem = mem;
+    hdev.vqs[0].used_gpa = (1u << 20) - 8;
+    ck_assert(!vhost_dev_start(&hdev, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG));
+    ck_assert_ptr_nonnull(strstr(err->message, "used ring"));
+    g_clear_error(&err);
+
+    /* GET_CONFIG answered with a different size: dropped. */
+    be_arm(&f.be, VHOST_USER_GET_CONFIG, FAULT_CONFIG_SHORT);
+    ck_assert(!vhost_dev_get_config(&hdev, cfg, sizeof(cfg), &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE));
+    ck_assert_ptr_nonnull(strstr(err->message, "net0: GET_CONFIG reply"));
+    g_clear_error(&err);
+    assert_broken(&f);
+
+    vhost_dev_cleanup(&hdev);
+    fixture_stop(&f);
+    guest_memory_free(mem);
+    ram_block_unref(rb);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_too_many_regions)
+{
+    Fixture f;
+    GError *err = NULL;
+    RamBlock *rb = ram_block_new_memfd("ram0", 9u << 16, &err);
+    GuestMemory *mem = guest_memory_new();
+    struct vhost_dev hdev;
+
+    for (unsigned i = 0; i < 9; i++) {
+        ck_assert(guest_memory_add(mem, (uint64_t)i << 20, rb, (uint64_t)i << 16,
+                                   1u << 16, &err));
+    }
+    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    ck_assert(vhost_dev_init(&hdev, "net0", f.u, &user_ops, mem, 0, 1, &err));
+    ck_assert(vhost_dev_connect(&hdev, &err));
+    ck_assert(!user_ops.set_mem_table(&hdev, mem, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG));
+    ck_assert_str_eq(err->message, "net0: 9 memory regions but SET_MEM_TABLE carries "
+                     "at most 8 (back-end lacks CONFIGURE_MEM_SLOTS)");
+    g_clear_error(&err);
+    vhost_dev_cleanup(&hdev);
+    fixture_stop(&f);
+    guest_memory_free(mem);
+    ram_block_unref(rb);
+}
+END_TEST
+
+/* A queue the driver never set up (num 0) is skipped, not an error. */
+START_TEST(test_vhost_dev_unset_ring)
+{
+    Fixture f;
+    GError *err = NULL;
+    RamBlock *rb = ram_block_new_memfd("ram0", 1u << 20, &err);
+    GuestMemory *mem = guest_memory_new();
+    struct vhost_dev hdev;
+    guint n;
+
+    ck_assert(guest_memory_add(mem, 0, rb, 0, 1u << 20, &err));
+    fixture_start(&f, F_PROTO | F_V1, PF(REPLY_ACK));
+    ck_assert(vhost_dev_init(&hdev, "net0", f.u, &user_ops, mem, 0, 2, &err));
+    ck_assert(vhost_dev_connect(&hdev, &err));
+    setup_rings(&hdev);
+    hdev.vqs[1].num = 0;
+    n = f.be.log->len;
+    ck_assert_msg(vhost_dev_start(&hdev, &err), "%s", err ? err->message : "");
+    ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 1);
+    /* SET_FEATURES, SET_MEM_TABLE, ring 0's five, one enable. */
+    ck_assert_uint_eq(f.be.log->len, n + 8);
+    vhost_dev_stop(&hdev);
+    /* One disable, one GET_VRING_BASE. */
+    ck_assert_uint_eq(f.be.log->len, n + 10);
+    ck_assert_uint_eq(be_msg(&f.be, n + 9)->hdr.request, VHOST_USER_GET_VRING_BASE);
+
+    /* A bad size is still refused. */
+    hdev.vqs[1].num = 12;
+    ck_assert(!vhost_dev_start(&hdev, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG));
+    ck_assert_ptr_nonnull(strstr(err->message, "net0: ring 1: size 12"));
+    g_clear_error(&err);
+    /* Ring 0 was started and stopped again by the unwind. */
+    ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 0);
+    ck_assert(!hdev.started);
+
+    vhost_dev_cleanup(&hdev);
+    fixture_stop(&f);
+    guest_memory_free(mem);
+    ram_block_unref(rb);
+}
+END_TEST
+
+static Suite *conn_suite(void)
+{
+    Suite *s = suite_create("vhost-user-conn");
+    TCase *tc = tcase_create("request");
+    TCase *dev = tcase_create("vhost-dev");
+
+    tcase_add_test(tc, test_negotiate_and_good_replies);
+    tcase_add_test(tc, test_no_protocol_features);
+    tcase_add_test(tc, test_gate_refused);
+    tcase_add_test(tc, test_device_scope_from_other_vq);
+    tcase_add_loop_test(tc, test_bad_reply, 0, G_N_ELEMENTS(fault_cases));
+    tcase_add_test(tc, test_reply_ack_negotiated);
+    tcase_add_test(tc, test_reply_ack_absent_barrier);
+    tcase_add_test(tc, test_not_connected);
+    tcase_add_test(tc, test_reply_fd_handed_over);
+    tcase_add_test(tc, test_threads_serialized);
+    suite_add_tcase(s, tc);
+    tcase_add_test(dev, test_vhost_dev_start_stop);
+    tcase_add_test(dev, test_vhost_dev_bad_config_and_memory);
+    tcase_add_test(dev, test_too_many_regions);
+    tcase_add_test(dev, test_vhost_dev_unset_ring);
+    suite_add_tcase(s, dev);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(conn_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
