@@ -55,6 +55,11 @@ static const VhostUserMsgInfo backend_msgs[VHOST_USER_BACKEND_MAX] = {
 static const VhostUserPayloadInfo payload_info[VHOST_USER_PL__MAX] = {
     [VHOST_USER_PL_NONE] = { "none", 0, 0 },
     [VHOST_USER_PL_U64] = { "u64", 8, 8 },
+    /*
+     * DPDK answers SET_LOG_BASE with an empty reply, libvhost-user with a
+     * u64: both are in the field, so both are accepted.
+     */
+    [VHOST_USER_PL_U64_OPT] = { "u64?", 0, 8 },
     [VHOST_USER_PL_VRING_STATE] = { "vring_state",
         sizeof(VhostUserVringState), sizeof(VhostUserVringState) },
     [VHOST_USER_PL_VRING_ADDR] = { "vring_addr",
@@ -247,6 +252,12 @@ static bool check_payload(const char *what, VhostUserPayloadKind kind,
     }
     case VHOST_USER_PL_OPAQUE:
         /* Crypto session blobs: only the global bound applies. */
+        return true;
+    case VHOST_USER_PL_U64_OPT:
+        if (size != 0 && size != 8) {
+            set_size_error(errp, what, size, 8, " (or 0)");
+            return false;
+        }
         return true;
     default:
         if (size != pi->min_size) {

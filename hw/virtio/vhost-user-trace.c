@@ -137,6 +137,11 @@ static void format_payload(GString *s, const VhostUserMsgInfo *info,
     case VHOST_USER_PL_U64:
         format_u64(s, info, ch, msg->payload.u64, is_reply);
         break;
+    case VHOST_USER_PL_U64_OPT:
+        if (size == 8) {
+            format_u64(s, info, ch, msg->payload.u64, is_reply);
+        }
+        break;
     case VHOST_USER_PL_VRING_STATE:
         g_string_append_printf(s, " idx=%" PRIu32 " num=%" PRIu32,
                                msg->payload.state.index, msg->payload.state.num);

@@ -241,6 +241,7 @@ START_TEST(test_payload_sizes)
     } want[] = {
         { VHOST_USER_PL_NONE, 0, 0 },
         { VHOST_USER_PL_U64, sizeof(uint64_t), sizeof(uint64_t) },
+        { VHOST_USER_PL_U64_OPT, 0, sizeof(uint64_t) },
         { VHOST_USER_PL_VRING_STATE, sizeof(VhostUserVringState), sizeof(VhostUserVringState) },
         { VHOST_USER_PL_VRING_ADDR, sizeof(VhostUserVringAddr), sizeof(VhostUserVringAddr) },
         { VHOST_USER_PL_MEM_TABLE, 8 + sizeof(VhostUserMemoryRegion), sizeof(VhostUserMemory) },
@@ -269,6 +270,28 @@ START_TEST(test_payload_sizes)
     ck_assert_ptr_null(vhost_user_payload_info(VHOST_USER_PL__MAX));
     ck_assert_uint_eq(vhost_user_payload_info(VHOST_USER_PL_MEM_TABLE)->max_size, 264);
     ck_assert_uint_eq(vhost_user_payload_info(VHOST_USER_PL_CONFIG)->max_size, 268);
+}
+END_TEST
+
+/* DPDK replies to SET_LOG_BASE with no payload, libvhost-user with a u64. */
+START_TEST(test_log_base_reply_sizes)
+{
+    VhostUserMsg r;
+    GError *err = NULL;
+
+    for (uint32_t size = 0; size <= 12; size += 4) {
+        vhost_user_msg_init(&r, VHOST_USER_SET_LOG_BASE, size);
+        r.hdr.flags |= VHOST_USER_REPLY_MASK;
+        bool ok = vhost_user_msg_validate_reply_header(VHOST_USER_CHANNEL_FRONTEND,
+                                                       VHOST_USER_SET_LOG_BASE, false,
+                                                       &r.hdr, &err) &&
+                  vhost_user_msg_validate_reply_payload(VHOST_USER_CHANNEL_FRONTEND,
+                                                        VHOST_USER_SET_LOG_BASE, false,
+                                                        &r, 0, &err);
+        ck_assert_msg(ok == (size == 0 || size == 8), "size %u: %s", size,
+                      err ? err->message : "accepted");
+        g_clear_error(&err);
+    }
 }
 END_TEST
 
@@ -934,6 +957,7 @@ static Suite *msg_suite(void)
     tcase_add_test(tc, test_table_backend);
     tcase_add_test(tc, test_protocol_feature_names);
     tcase_add_test(tc, test_payload_sizes);
+    tcase_add_test(tc, test_log_base_reply_sizes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("request");

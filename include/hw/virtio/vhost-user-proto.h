@@ -215,6 +215,7 @@ enum {
 typedef enum VhostUserPayloadKind {
     VHOST_USER_PL_NONE,         /* size 0 */
     VHOST_USER_PL_U64,          /* 8 */
+    VHOST_USER_PL_U64_OPT,      /* 0 or 8: SET_LOG_BASE replies differ by back-end */
     VHOST_USER_PL_VRING_STATE,  /* 8 */
     VHOST_USER_PL_VRING_ADDR,   /* 40 */
     VHOST_USER_PL_MEM_TABLE,    /* 8 + nregions * 32, nregions 1..8 */
@@ -267,7 +268,7 @@ typedef enum VhostUserScope {
     X(SET_OWNER,              3, NONE,        NONE,       NONE,    NONE,        NONE,     VHOST_USER_GATE_NONE, DEVICE) \
     X(RESET_OWNER,            4, NONE,        NONE,       NONE,    NONE,        NONE,     VHOST_USER_GATE_NONE, DEVICE) \
     X(SET_MEM_TABLE,          5, MEM_TABLE,   PER_REGION, NONE,    NONE,        NONE,     VHOST_USER_GATE_NONE, DEVICE) \
-    X(SET_LOG_BASE,           6, LOG,         ONE,        COND,    U64,         NONE,     VHOST_USER_GATE_NONE, DEVICE) \
+    X(SET_LOG_BASE,           6, LOG,         ONE,        COND,    U64_OPT,       NONE,     VHOST_USER_GATE_NONE, DEVICE) \
     X(SET_LOG_FD,             7, NONE,        ONE,        NONE,    NONE,        NONE,     VHOST_USER_GATE_NONE, DEVICE) \
     X(SET_VRING_NUM,          8, VRING_STATE, NONE,       NONE,    NONE,        NONE,     VHOST_USER_GATE_NONE, RING)   \
     X(SET_VRING_ADDR,         9, VRING_ADDR,  NONE,       NONE,    NONE,        NONE,     VHOST_USER_GATE_NONE, RING)   \
