@@ -1,2 +1,307 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* placeholder: being written */
+/*
+ * The reference VMM's machine. See vmm/vmm-machine.h.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "chardev/char-socket.h"
+#include "guest/virtio-guest.h"
+#include "hw/virtio/vhost-user-blk.h"
+#include "hw/virtio/vhost-user-device.h"
+#include "hw/virtio/vhost-user-error.h"
+#include "hw/virtio/vhost-user-net.h"
+#include "system/memory.h"
+#include "vmm/vmm-machine.h"
+
+typedef struct VmmDevice {
+    VmmMachine *machine;
+    char *id;
+    char *chr_path;
+    VhostUserBase *vub;
+    VirtioGuestDevice *guest;
+} VmmDevice;
+
+struct VmmMachine {
+    GuestMemory *mem;
+    GPtrArray *blocks;          /* RamBlock, every -object (and ram0) */
+    GPtrArray *chardevs;        /* CharSocket */
+    GPtrArray *devices;         /* VmmDevice */
+};
+
+void vmm_status(const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    g_autofree char *line = NULL;
+    va_list ap;
+    ssize_t r;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    line = g_strdup_printf("vhost-user-vmm: %s\n", msg);
+    /* One write per line: tests read stderr line by line while we run. */
+    r = write(STDERR_FILENO, line, strlen(line));
+    (void)r;
+}
+
+/* ---- devices -------------------------------------------------------- */
+
+static void vmm_device_boot(VmmDevice *d)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!d->guest) {
+        d->guest = virtio_guest_device_new(vhost_user_base_vdev(d->vub),
+                                           d->machine->mem);
+    }
+    if (!virtio_guest_device_boot(d->guest, &err)) {
+        vmm_status("%s: error: %s", d->id, err->message);
+    }
+}
+
+static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
+                              unsigned nrings, const GError *err, void *opaque)
+{
+    VmmDevice *d = opaque;
+
+    switch (event) {
+    case VHOST_USER_BASE_CONNECTED:
+        vmm_status("%s: connected (%s)", d->id, d->chr_path);
+        break;
+    case VHOST_USER_BASE_READY:
+        vmm_device_boot(d);
+        break;
+    case VHOST_USER_BASE_STARTED:
+        vmm_status("%s: started %u rings", d->id, nrings);
+        break;
+    case VHOST_USER_BASE_STOPPED:
+        vmm_status("%s: stopped %u rings", d->id, nrings);
+        break;
+    case VHOST_USER_BASE_DISCONNECTED:
+        vmm_status("%s: disconnected", d->id);
+        break;
+    case VHOST_USER_BASE_ERROR:
+        vmm_status("%s: error: %s", d->id, err ? err->message : "unknown error");
+        break;
+    }
+}
+
+static void vmm_device_free(gpointer p)
+{
+    VmmDevice *d = p;
+
+    vhost_user_base_free(d->vub);
+    virtio_guest_device_free(d->guest);
+    g_free(d->id);
+    g_free(d->chr_path);
+    g_free(d);
+}
+
+static CharSocket *vmm_machine_chardev(VmmMachine *m, const char *id)
+{
+    for (guint i = 0; i < m->chardevs->len; i++) {
+        CharSocket *chr = m->chardevs->pdata[i];
+
+        if (!strcmp(char_socket_id(chr), id)) {
+            return chr;
+        }
+    }
+    return NULL;
+}
+
+static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
+                                   const VmmChardevOpts *co, GError **errp)
+{
+    CharSocket *chr = vmm_machine_chardev(m, o->chardev);
+    VhostUserBase *vub = NULL;
+    VmmDevice *d;
+
+    g_assert(chr);  /* the options resolved every chardev reference */
+    switch (o->type) {
+    case VMM_DEVICE_NET: {
+        VhostUserNetParams p = {
+            .id = o->id, .chr = chr, .mem = m->mem, .queues = o->queues,
+            .mq = o->mq, .host_mtu = o->host_mtu, .queue_size = o->queue_size,
+        };
+
+        memcpy(p.mac, o->mac, sizeof(p.mac));
+        vub = vhost_user_net_new(&p, errp);
+        break;
+    }
+    case VMM_DEVICE_BLK: {
+        VhostUserBlkParams p = {
+            .id = o->id, .chr = chr, .mem = m->mem, .num_queues = o->num_queues,
+            .queue_size = o->queue_size,
+        };
+
+        vub = vhost_user_blk_new(&p, errp);
+        break;
+    }
+    case VMM_DEVICE_GENERIC: {
+        VhostUserDeviceParams p = {
+            .id = o->id, .chr = chr, .mem = m->mem, .virtio_id = (uint16_t)o->virtio_id,
+            .num_vqs = o->num_vqs, .vq_size = o->vq_size, .config_size = o->config_size,
+        };
+
+        vub = vhost_user_device_new(&p, errp);
+        break;
+    }
+    }
+    if (!vub) {
+        return false;
+    }
+    d = g_new0(VmmDevice, 1);
+    d->machine = m;
+    d->id = g_strdup(o->id);
+    d->chr_path = g_strdup(co->path);
+    d->vub = vub;
+    vhost_user_base_set_notify(vub, vmm_device_notify, d);
+    g_ptr_array_add(m->devices, d);
+    return true;
+}
+
+/* ---- RAM ------------------------------------------------------------ */
+
+static RamBlock *vmm_machine_find_block(VmmMachine *m, const char *id)
+{
+    for (guint i = 0; i < m->blocks->len; i++) {
+        RamBlock *rb = m->blocks->pdata[i];
+
+        if (!strcmp(rb->id, id)) {
+            return rb;
+        }
+    }
+    return NULL;
+}
+
+static bool vmm_machine_create_ram(VmmMachine *m, const VmmConfig *cfg, GError **errp)
+{
+    RamBlock *ram;
+
+    for (guint i = 0; i < cfg->objects->len; i++) {
+        const VmmMemBackendOpts *o = cfg->objects->pdata[i];
+        RamBlock *rb = o->type == VMM_OBJECT_MEMFD ?
+            ram_block_new_memfd(o->id, o->size, errp) :
+            ram_block_new_file(o->id, o->mem_path, o->size, o->share, errp);
+
+        if (!rb) {
+            return false;
+        }
+        g_ptr_array_add(m->blocks, rb);
+    }
+    if (cfg->memory_backend) {
+        ram = vmm_machine_find_block(m, cfg->memory_backend);
+        g_assert(ram);  /* resolved by the options */
+    } else {
+        ram = ram_block_new_memfd("ram0", cfg->ram_size, errp);
+        if (!ram) {
+            return false;
+        }
+        g_ptr_array_add(m->blocks, ram);
+    }
+    if (!ram->shared) {
+        vmm_status("warning: memory backend '%s' is not shared (share=off): "
+                   "back-ends cannot see guest memory", ram->id);
+    }
+    return guest_memory_add(m->mem, 0, ram, 0, ram->size, errp);
+}
+
+static void vmm_machine_fill_pattern(VmmMachine *m)
+{
+    uint64_t end = guest_memory_end(m->mem);
+
+    for (uint64_t gpa = 0; gpa + sizeof(uint64_t) <= end; gpa += GUEST_PAGE_SIZE) {
+        uint64_t v = GUINT64_TO_LE(gpa ^ VMM_FILL_PATTERN_XOR);
+
+        guest_memory_write(m->mem, gpa, &v, sizeof(v));
+    }
+}
+
+/* ---- machine -------------------------------------------------------- */
+
+VmmMachine *vmm_machine_new(const VmmConfig *cfg, GError **errp)
+{
+    VmmMachine *m = g_new0(VmmMachine, 1);
+
+    m->mem = guest_memory_new();
+    m->blocks = g_ptr_array_new_with_free_func((GDestroyNotify)ram_block_unref);
+    m->chardevs = g_ptr_array_new_with_free_func((GDestroyNotify)char_socket_free);
+    m->devices = g_ptr_array_new_with_free_func(vmm_device_free);
+
+    if (!vmm_machine_create_ram(m, cfg, errp)) {
+        goto fail;
+    }
+    /* Before anything (the guest allocator's header included) is written. */
+    if (cfg->fill_pattern) {
+        vmm_machine_fill_pattern(m);
+    }
+    if (cfg->devices->len && !guest_alloc_init(m->mem, errp)) {
+        goto fail;
+    }
+
+    for (guint i = 0; i < cfg->chardevs->len; i++) {
+        const VmmChardevOpts *o = cfg->chardevs->pdata[i];
+        CharSocketOptions co = {
+            .id = o->id,
+            .path = o->path,
+            .server = o->server,
+            .wait = o->wait,
+            .reconnect_ms = o->reconnect_ms,
+        };
+        CharSocket *chr = char_socket_new(&co, NULL, errp);
+
+        if (!chr) {
+            goto fail;
+        }
+        g_ptr_array_add(m->chardevs, chr);
+    }
+
+    for (guint i = 0; i < cfg->devices->len; i++) {
+        const VmmDeviceOpts *o = cfg->devices->pdata[i];
+
+        if (!vmm_machine_add_device(m, o, vmm_config_find_chardev(cfg, o->chardev),
+                                    errp)) {
+            goto fail;
+        }
+    }
+
+    /*
+     * Opened last, with every handler in place: OPENED comes from the
+     * loop, even for a connection made right here.
+     */
+    for (guint i = 0; i < m->chardevs->len; i++) {
+        if (!char_socket_open(m->chardevs->pdata[i], errp)) {
+            goto fail;
+        }
+    }
+    return m;
+
+fail:
+    vmm_machine_free(m);
+    return NULL;
+}
+
+void vmm_machine_shutdown(VmmMachine *m)
+{
+    for (guint i = 0; i < m->devices->len; i++) {
+        VmmDevice *d = m->devices->pdata[i];
+
+        vhost_user_base_stop(d->vub);
+    }
+}
+
+void vmm_machine_free(VmmMachine *m)
+{
+    if (!m) {
+        return;
+    }
+    /* Devices before their chardevs, chardevs before the RAM they map. */
+    g_ptr_array_unref(m->devices);
+    g_ptr_array_unref(m->chardevs);
+    guest_memory_free(m->mem);
+    g_ptr_array_unref(m->blocks);
+    g_free(m);
+}

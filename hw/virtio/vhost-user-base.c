@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Connect / disconnect / reconnect / start / stop plumbing shared by the
+ * vhost-user device front-ends. See include/hw/virtio/vhost-user-base.h.
+ *
+ * Everything the back-end says reaches us already validated by the
+ * request path (sizes, fds, flags); what is left here are the semantic
+ * checks of a whole device: VERSION_1 on offer, enough queues, the
+ * features a reconnect needs still on offer.
+ *
+ * Events come from the chardev through the loop, never from inside a
+ * request, so nothing below is re-entered while it runs; a failure inside
+ * a request drops the connection and we learn of it from CLOSED later.
+ */
+#include <string.h>
+
+#include <glib.h>
+
+#include "hw/virtio/vhost-user-base.h"
+#include "hw/virtio/vhost-user-error.h"
+
+static void vub_notify(VhostUserBase *vub, VhostUserBaseEvent ev, unsigned nrings,
+                       const GError *err)
+{
+    if (vub->notify) {
+        vub->notify(vub, ev, nrings, err, vub->notify_opaque);
+    }
+}
+
+unsigned vhost_user_base_total_rings(const VhostUserBase *vub)
+{
+    return vub->ndevs * vub->rings_per_dev;
+}
+
+unsigned vhost_user_base_started_rings(const VhostUserBase *vub)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        n += vhost_dev_started_rings(&vub->devs[i]);
+    }
+    return n;
+}
+
+uint64_t vhost_user_base_backend_features(const VhostUserBase *vub)
+{
+    return vub->ready ? vub->devs[0].features : 0;
+}
+
+/*
+ * After a failure: when a new connection may help (the back-end crashed,
+ * timed out, sent garbage), drop this one; with reconnect-ms the chardev
+ * tries again and the device is brought up from scratch. When it cannot
+ * (a feature or queue-count mismatch), dropping would only make a client
+ * chardev retry the same failure forever: the connection is left idle
+ * instead, and a restarted back-end closes it, which starts a fresh try.
+ * The request path has already dropped the connection for protocol errors.
+ */
+static void vub_drop(VhostUserBase *vub, const GError *err)
+{
+    if (vhost_user_error_should_reconnect(err)) {
+        char_socket_disconnect(vub->chr, err->message);
+    }
+}
+
+/*
+ * Reports an error that happened with nobody to return it to (inside an
+ * event). A back-end that misbehaves never takes the VMM down.
+ */
+static void vub_fail(VhostUserBase *vub, GError *err)
+{
+    vub_notify(vub, VHOST_USER_BASE_ERROR, 0, err);
+    vub_drop(vub, err);
+}
+
+void vhost_user_base_report_error(VhostUserBase *vub, GError *err)
+{
+    vub_fail(vub, err);
+}
+
+static bool vub_start(VhostUserBase *vub, GError **errp)
+{
+    VirtIODevice *vdev = &vub->vdev;
+    uint64_t backend = vub->devs[0].features;
+    uint64_t acked;
+    unsigned i;
+
+    if (vub->started) {
+        return true;
+    }
+    if (!vub->ready) {
+        /* No back-end right now: the next OPENED starts the rings. */
+        return true;
+    }
+
+    for (unsigned q = 0; q < vdev->nvqs; q++) {
+        const VirtQueue *vq = &vdev->vq[q];
+
+        if (!vq->num || !vq->desc_gpa || !vq->avail_gpa || !vq->used_gpa) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                        "%s: queue %u was not set up by the driver before "
+                        "DRIVER_OK", vdev->id, q);
+            return false;
+        }
+    }
+
+    acked = vub->klass->backend_acked ?
+        vub->klass->backend_acked(vub, vdev->guest_features, backend) :
+        vdev->guest_features;
+    /* Bit 30 is a vhost-user transport bit, never a guest feature. */
+    acked &= ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+
+    for (i = 0; i < vub->ndevs; i++) {
+        struct vhost_dev *hdev = &vub->devs[i];
+
+        if (!vhost_dev_set_acked_features(hdev, acked, errp)) {
+            return false;
+        }
+        for (unsigned j = 0; j < hdev->nvqs; j++) {
+            const VirtQueue *vq = &vdev->vq[hdev->vq_index + j];
+
+            hdev->vqs[j].num = vq->num;
+            hdev->vqs[j].desc_gpa = vq->desc_gpa;
+            hdev->vqs[j].avail_gpa = vq->avail_gpa;
+            hdev->vqs[j].used_gpa = vq->used_gpa;
+        }
+    }
+
+    if (vub->klass->pre_start && !vub->klass->pre_start(vub, errp)) {
+        return false;
+    }
+
+    /* vhost_dev 0 goes first: it sends SET_FEATURES and the memory table. */
+    for (i = 0; i < vub->ndevs; i++) {
+        if (!vhost_dev_start(&vub->devs[i], errp)) {
+            while (i-- > 0) {
+                vhost_dev_stop(&vub->devs[i]);
+            }
+            return false;
+        }
+    }
+    vub->started = true;
+    vub_notify(vub, VHOST_USER_BASE_STARTED, vhost_user_base_total_rings(vub), NULL);
+    return true;
+}
+
+static void vub_stop(VhostUserBase *vub)
+{
+    if (!vub->started) {
+        return;
+    }
+    /* Reverse order: vhost_dev 0 owns the device-wide state. */
+    for (unsigned i = vub->ndevs; i-- > 0;) {
+        vhost_dev_stop(&vub->devs[i]);
+    }
+    vub->started = false;
+    vub_notify(vub, VHOST_USER_BASE_STOPPED, vhost_user_base_total_rings(vub), NULL);
+}
+
+static bool vub_negotiate(VhostUserBase *vub, GError **errp)
+{
+    uint64_t features;
+
+    /* A new connection: nothing negotiated on the old one still holds. */
+    vhost_user_state_reset(vub->user);
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        if (!vhost_dev_connect(&vub->devs[i], errp)) {
+            return false;
+        }
+    }
+
+    features = vub->devs[0].features;
+    if (!virtio_has_feature(features, VIRTIO_F_VERSION_1)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: GET_FEATURES: back-end does not offer VIRTIO_F_VERSION_1 "
+                    "(features 0x%" G_GINT64_MODIFIER "x)", vub->vdev.id, features);
+        return false;
+    }
+    if (vub->klass->connected && !vub->klass->connected(vub, errp)) {
+        return false;
+    }
+    return true;
+}
+
+static void vub_disconnected(VhostUserBase *vub)
+{
+    if (!vub->connected) {
+        return;
+    }
+    /*
+     * Started rings are stopped without the back-end: their resume point
+     * comes from the used ring in guest RAM. The driver's status keeps
+     * DRIVER_OK, which is what makes the next OPENED restart them.
+     */
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        vhost_dev_disconnect(&vub->devs[i]);
+    }
+    vub->started = false;
+    vub->ready = false;
+    vub->connected = false;
+    vhost_user_state_reset(vub->user);
+    if (vub->klass->disconnected) {
+        vub->klass->disconnected(vub);
+    }
+    vub_notify(vub, VHOST_USER_BASE_DISCONNECTED, 0, NULL);
+}
+
+static void vub_connected(VhostUserBase *vub)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (vub->connected) {
+        /* Two OPENED without CLOSED: treat the old connection as gone. */
+        vub_disconnected(vub);
+    }
+    vub->connected = true;
+    vub_notify(vub, VHOST_USER_BASE_CONNECTED, 0, NULL);
+
+    if (!vub_negotiate(vub, &err)) {
+        vub_fail(vub, err);
+        return;
+    }
+    vub->ready = true;
+    virtio_update_host_features(&vub->vdev);
+
+    if (vub->vdev.status & VIRTIO_CONFIG_S_DRIVER_OK) {
+        /*
+         * Reconnect: the driver had the device running. Bring it back with
+         * the features it acked and the rings it set up; each ring resumes
+         * at the state saved when the previous connection ended.
+         */
+        if (!vub_start(vub, &err)) {
+            vub_fail(vub, err);
+        }
+        return;
+    }
+    vub_notify(vub, VHOST_USER_BASE_READY, 0, NULL);
+}
+
+static void vub_chr_event(CharSocket *chr, CharEvent event, void *opaque)
+{
+    VhostUserBase *vub = opaque;
+
+    switch (event) {
+    case CHR_EVENT_OPENED:
+        vub_connected(vub);
+        break;
+    case CHR_EVENT_CLOSED:
+        vub_disconnected(vub);
+        break;
+    }
+}
+
+/* ---- The virtio device class every vhost-user device shares --------- */
+
+static uint64_t vub_get_features(VirtIODevice *vdev)
+{
+    VhostUserBase *vub = vdev->opaque;
+    uint64_t f;
+
+    if (!vub->ready) {
+        return vdev->host_features;
+    }
+    f = vub->klass->host_features ?
+        vub->klass->host_features(vub, vub->devs[0].features) :
+        vub->devs[0].features;
+    return f & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+}
+
+static void vub_get_config(VirtIODevice *vdev, uint8_t *config)
+{
+    VhostUserBase *vub = vdev->opaque;
+
+    if (vub->klass->get_config) {
+        vub->klass->get_config(vub, config);
+    }
+}
+
+static void vub_set_config(VirtIODevice *vdev, const uint8_t *config,
+                           uint32_t offset, uint32_t len)
+{
+    VhostUserBase *vub = vdev->opaque;
+
+    if (vub->klass->set_config) {
+        vub->klass->set_config(vub, config, offset, len);
+    }
+}
+
+static bool vub_set_status(VirtIODevice *vdev, uint8_t old_status,
+                           uint8_t new_status, GError **errp)
+{
+    VhostUserBase *vub = vdev->opaque;
+    GError *local_err = NULL;
+
+    if (!(new_status & VIRTIO_CONFIG_S_DRIVER_OK)) {
+        vub_stop(vub);
+        return true;
+    }
+    if (!vub_start(vub, &local_err)) {
+        /*
+         * The status keeps DRIVER_OK: after a reconnect (with reconnect-ms)
+         * the rings start again by themselves.
+         */
+        vub_drop(vub, local_err);
+        g_propagate_error(errp, local_err);
+        return false;
+    }
+    return true;
+}
+
+static void vub_reset(VirtIODevice *vdev)
+{
+    VhostUserBase *vub = vdev->opaque;
+
+    /* A reset driver lays out fresh rings: they start from index 0. */
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        for (unsigned j = 0; j < vub->devs[i].nvqs; j++) {
+            vub->devs[i].vqs[j].last_avail_idx = 0;
+        }
+    }
+}
+
+static const VirtioDeviceClass vub_virtio_class = {
+    .name = "vhost-user",
+    .get_features = vub_get_features,
+    .get_config = vub_get_config,
+    .set_config = vub_set_config,
+    .set_status = vub_set_status,
+    .reset = vub_reset,
+};
+
+bool vhost_user_base_realize(VhostUserBase *vub, const VhostUserBaseClass *klass,
+                             const VhostUserBaseParams *p, GError **errp)
+{
+    unsigned i;
+
+    if (p->ndevs == 0 || p->rings_per_dev == 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: no rings to drive", p->id);
+        return false;
+    }
+    if (!virtio_device_init(&vub->vdev, p->id, p->virtio_id, &vub_virtio_class,
+                            vub, p->ndevs * p->rings_per_dev, p->queue_size,
+                            p->config_len, errp)) {
+        return false;
+    }
+    vub->klass = klass;
+    vub->chr = p->chr;
+    vub->mem = p->mem;
+    vub->ndevs = p->ndevs;
+    vub->rings_per_dev = p->rings_per_dev;
+    vub->user = vhost_user_state_new(p->chr, p->id);
+    vub->user->supported_protocol_features &= ~p->protocol_features_clear;
+    vub->devs = g_new0(struct vhost_dev, p->ndevs);
+
+    for (i = 0; i < p->ndevs; i++) {
+        g_autofree char *name = i == 0 ? g_strdup(p->id) :
+                                         g_strdup_printf("%s.q%u", p->id, i);
+
+        if (!vhost_dev_init(&vub->devs[i], name, vub->user, &user_ops, p->mem,
+                            i * p->rings_per_dev, p->rings_per_dev, errp)) {
+            goto err_devs;
+        }
+        for (unsigned j = 0; j < p->rings_per_dev; j++) {
+            virtio_queue_set_notifiers(&vub->vdev, i * p->rings_per_dev + j,
+                                       vub->devs[i].vqs[j].kick_fd,
+                                       vub->devs[i].vqs[j].call_fd);
+        }
+    }
+    char_socket_set_handler(p->chr, vub_chr_event, vub);
+    return true;
+
+err_devs:
+    while (i-- > 0) {
+        vhost_dev_cleanup(&vub->devs[i]);
+    }
+    g_clear_pointer(&vub->devs, g_free);
+    g_clear_pointer(&vub->user, vhost_user_state_free);
+    virtio_device_cleanup(&vub->vdev);
+    return false;
+}
+
+void vhost_user_base_set_notify(VhostUserBase *vub, VhostUserBaseNotify fn,
+                                void *opaque)
+{
+    vub->notify = fn;
+    vub->notify_opaque = opaque;
+}
+
+void vhost_user_base_stop(VhostUserBase *vub)
+{
+    if (vub->vdev.status) {
+        /* As the driver's reset would: stop, then forget the driver. */
+        virtio_reset(&vub->vdev);
+    }
+}
+
+void vhost_user_base_free(VhostUserBase *vub)
+{
+    if (!vub) {
+        return;
+    }
+    vhost_user_base_stop(vub);
+    /* No event may reach a freed device. */
+    char_socket_set_handler(vub->chr, NULL, NULL);
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        vhost_dev_cleanup(&vub->devs[i]);
+    }
+    g_free(vub->devs);
+    vhost_user_state_free(vub->user);
+    if (vub->klass && vub->klass->finalize) {
+        vub->klass->finalize(vub);
+    }
+    virtio_device_cleanup(&vub->vdev);
+    g_free(vub);
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Command-line parsing of vhost-user-vmm: QEMU's option names and syntax
+ * (-object TYPE,key=val,..., "-chardev socket,...", sizes with K/M/G/T,
+ * on/off booleans, ",," for a literal comma) into a VmmConfig. Nothing is
+ * created here; every cross-reference (backend ids, chardevs, netdevs) is
+ * resolved and checked before the machine is built, so a typo never
+ * leaves a half-built VMM behind.
+ */
+#ifndef VMM_OPTIONS_H
+#define VMM_OPTIONS_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VMM_DEFAULT_RAM_SIZE    (128ull * 1024 * 1024)
+#define VMM_DEFAULT_QUEUE_SIZE  256
+#define VMM_DEFAULT_VQ_SIZE     64
+#define VMM_MAX_NET_QUEUES      1024
+
+typedef enum VmmObjectType {
+    VMM_OBJECT_MEMFD,
+    VMM_OBJECT_FILE,
+} VmmObjectType;
+
+typedef struct VmmMemBackendOpts {
+    VmmObjectType type;
+    char *id;
+    uint64_t size;
+    char *mem_path;             /* file backend only */
+    bool share;
+} VmmMemBackendOpts;
+
+typedef struct VmmChardevOpts {
+    char *id;
+    char *path;
+    bool server;
+    bool wait;
+    int64_t reconnect_ms;       /* 0: never */
+    bool used;                  /* claimed by a netdev or device */
+} VmmChardevOpts;
+
+typedef struct VmmNetdevOpts {
+    char *id;
+    char *chardev;
+    unsigned queues;
+    bool used;
+} VmmNetdevOpts;
+
+typedef enum VmmDeviceType {
+    VMM_DEVICE_NET,             /* virtio-net-pci */
+    VMM_DEVICE_BLK,             /* vhost-user-blk-pci */
+    VMM_DEVICE_GENERIC,         /* vhost-user-device-pci */
+} VmmDeviceType;
+
+typedef struct VmmDeviceOpts {
+    VmmDeviceType type;
+    char *id;                   /* resolved: given, netdev id, blkN, vdevN */
+    char *chardev;              /* resolved for net too (the netdev's) */
+    char *netdev;
+    /* net */
+    unsigned queues;            /* from the netdev */
+    bool mq;
+    uint8_t mac[6];
+    uint16_t host_mtu;
+    /* blk */
+    unsigned num_queues;
+    /* net, blk */
+    unsigned queue_size;
+    /* generic */
+    unsigned virtio_id;
+    unsigned num_vqs;
+    unsigned vq_size;
+    unsigned config_size;
+} VmmDeviceOpts;
+
+typedef struct VmmConfig {
+    uint64_t ram_size;          /* resolved */
+    bool ram_size_set;          /* -m given */
+    char *memory_backend;       /* -machine memory-backend= */
+    GPtrArray *objects;         /* VmmMemBackendOpts */
+    GPtrArray *chardevs;        /* VmmChardevOpts */
+    GPtrArray *netdevs;         /* VmmNetdevOpts */
+    GPtrArray *devices;         /* VmmDeviceOpts */
+    bool fill_pattern;          /* -x-fill-pattern */
+    bool trace;                 /* -trace vhost_user */
+    bool help;                  /* -h / --help: print help, exit 0 */
+} VmmConfig;
+
+VmmConfig *vmm_config_new(void);
+void vmm_config_free(VmmConfig *cfg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmmConfig, vmm_config_free)
+
+/*
+ * Parses argv[1..argc-1] into cfg and resolves it. Errors name the option
+ * and the key: "-chardev socket: unknown parameter 'pth'".
+ */
+bool vmm_options_parse(VmmConfig *cfg, int argc, char **argv, GError **errp);
+
+/* Parses "256M" style sizes; default_unit multiplies a bare number. */
+bool vmm_parse_size(const char *str, uint64_t default_unit, uint64_t *out);
+
+const VmmMemBackendOpts *vmm_config_find_object(const VmmConfig *cfg, const char *id);
+const VmmChardevOpts *vmm_config_find_chardev(const VmmConfig *cfg, const char *id);
+
+#endif
