@@ -1,0 +1,738 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The guest's virtio-net driver; see include/guest/virtio-net-drv.h.
+ *
+ * What the device returns is untrusted: a used length larger than the
+ * buffer, a num_buffers of 0 or beyond the ring, a frame too short to
+ * hold our header, a packet naming a queue or sequence never sent, or a
+ * duplicate are each counted as a mismatch (the first one reported) and
+ * never followed; a completion for a buffer we do not have out ends the
+ * run.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "guest/pattern.h"
+#include "guest/virtio-net-drv.h"
+
+#define NET_STATE_MAGIC     0x74656e76u     /* "vnet" */
+#define NET_STATE_SIZE      4096u
+#define NET_MAX_QP          64u
+#define NET_HDR_LEN         ((uint32_t)sizeof(VirtioNetHdr))
+/* One packet's worth: header + the largest frame (with a VLAN tag). */
+#define NET_SLOT            1536u
+#define NET_ASM_MAX         65536u          /* a packet over this is bogus */
+#define NET_SEQ_MASK        ((1ull << 48) - 1)
+
+#define ALIGN_UP(x, a)      (((x) + (a) - 1) / (a) * (a))
+
+/* Driver state in guest RAM, at the start of the buffer area. */
+typedef struct __attribute__((packed)) NetDrvState {
+    uint32_t magic;
+    uint32_t run;               /* run number: the packets' generation */
+    uint32_t rxbuf;             /* bytes per RX buffer; 0 until posted */
+    uint32_t nqp;
+    uint64_t rx_gpa;            /* RX buffers: nqp x ring size of them */
+    uint64_t work_gpa;          /* this run's TX slots and bitmaps */
+    uint64_t sent[NET_MAX_QP];  /* packets sent per pair, this run */
+} NetDrvState;
+
+_Static_assert(sizeof(NetDrvState) <= NET_STATE_SIZE, "net state page");
+
+/* A packet being put together from mergeable RX buffers. */
+typedef struct NetRxAsm {
+    uint8_t *buf;
+    size_t len;
+    unsigned want;              /* buffers it spans; 0: between packets */
+    unsigned have;
+    bool bad;                   /* already counted as a mismatch */
+} NetRxAsm;
+
+struct VirtioNetDrv {
+    char *name;
+    GuestMemory *mem;
+    GuestVirtqueue *vqs;
+    unsigned nqp;
+    uint64_t features;
+    VirtioNetDrvConfig cfg;
+    NetDrvState *st;            /* cached pointers into guest RAM */
+    uint8_t *area;
+    uint64_t buf_gpa;
+    uint64_t buf_size;
+    bool mrg;
+    NetRxAsm asmb[NET_MAX_QP];
+    /* The device still holds TX buffers we could not reclaim. */
+    bool broken;
+};
+
+typedef struct NetRun {
+    VirtioNetDrv *d;
+    const NetWorkload *wl;
+    WorkloadCtl ctl;
+    VirtioNetResult *res;
+    unsigned nqp;               /* pairs sending */
+    unsigned window;
+    unsigned ntx;               /* TX slots per pair */
+    uint8_t *tx;                /* nqp x ntx slots */
+    uint64_t tx_gpa;
+    bool *tx_busy;
+    unsigned tx_in_flight;
+    uint8_t *seen;              /* received bitmap, count bits per pair */
+    uint64_t seen_stride;
+    uint64_t *got;              /* distinct verified packets per pair */
+    uint64_t *ts;               /* send times, tsn per pair */
+    unsigned tsn;
+    uint64_t last_activity_ns;
+    uint64_t last_progress_ns;
+    uint64_t last_progress_ops;
+    GError *fatal;
+} NetRun;
+
+void virtio_net_result_clear(VirtioNetResult *res)
+{
+    g_free(res->first_error);
+    memset(res, 0, sizeof(*res));
+}
+
+VirtioNetDrv *virtio_net_drv_new(const char *name, GuestMemory *mem,
+                                 GuestVirtqueue *vqs, unsigned nvqs,
+                                 uint64_t features, const VirtioNetDrvConfig *cfg,
+                                 uint64_t buf_gpa, uint64_t buf_size,
+                                 GError **errp)
+{
+    VirtioNetDrv *d;
+    uint8_t *area;
+
+    if (nvqs < 2 || nvqs % 2 || nvqs / 2 > NET_MAX_QP) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: %u queues is not 1 to %u RX/TX pairs", name, nvqs, NET_MAX_QP);
+        return NULL;
+    }
+    if (buf_size < NET_STATE_SIZE * 2 || buf_gpa % 4096) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: buffer area 0x%" PRIx64 "+0x%" PRIx64
+                    " is unaligned or too small", name, buf_gpa, buf_size);
+        return NULL;
+    }
+    area = guest_memory_gpa_to_hva(mem, buf_gpa, buf_size);
+    if (!area) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: buffer area 0x%" PRIx64 "+0x%" PRIx64
+                    " is not in one guest RAM region", name, buf_gpa, buf_size);
+        return NULL;
+    }
+    d = g_new0(VirtioNetDrv, 1);
+    d->name = g_strdup(name);
+    d->mem = mem;
+    d->vqs = vqs;
+    d->nqp = nvqs / 2;
+    d->features = features;
+    d->cfg = *cfg;
+    d->area = area;
+    d->buf_gpa = buf_gpa;
+    d->buf_size = buf_size;
+    d->mrg = features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
+    d->st = (NetDrvState *)area;
+    memset(d->st, 0, NET_STATE_SIZE);
+    d->st->nqp = d->nqp;
+    d->st->magic = NET_STATE_MAGIC;
+    for (unsigned p = 0; p < d->nqp; p++) {
+        d->asmb[p].buf = g_malloc(NET_ASM_MAX);
+    }
+    return d;
+}
+
+void virtio_net_drv_free(VirtioNetDrv *d)
+{
+    if (!d) {
+        return;
+    }
+    for (unsigned p = 0; p < d->nqp; p++) {
+        g_free(d->asmb[p].buf);
+    }
+    g_free(d->name);
+    g_free(d);
+}
+
+uint64_t virtio_net_drv_area_size(unsigned nqp, unsigned ring_num, bool mrg_rxbuf,
+                                  const NetWorkload *wl)
+{
+    uint64_t rxbuf = mrg_rxbuf ? wl->rxbuf : NET_SLOT;
+    uint64_t rx = ALIGN_UP((uint64_t)nqp * ring_num * rxbuf, 4096);
+
+    return NET_STATE_SIZE + rx + (uint64_t)nqp * MIN(wl->window, ring_num) * NET_SLOT +
+           (uint64_t)nqp * (ALIGN_UP(wl->count, 64) / 8);
+}
+
+static GuestVirtqueue *rxq(VirtioNetDrv *d, unsigned p)
+{
+    return &d->vqs[2 * p];
+}
+
+static GuestVirtqueue *txq(VirtioNetDrv *d, unsigned p)
+{
+    return &d->vqs[2 * p + 1];
+}
+
+static uint64_t rx_buf_gpa(VirtioNetDrv *d, unsigned p, unsigned i)
+{
+    return d->st->rx_gpa + ((uint64_t)p * rxq(d, p)->num + i) * d->st->rxbuf;
+}
+
+static void run_fail(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void run_fail(NetRun *run, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (!run->fatal) {
+        run->fatal = g_error_new(GUEST_ERROR, GUEST_ERROR_DEVICE, "%s: %s",
+                                 run->d->name, msg);
+    }
+}
+
+static void run_mismatch(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void run_mismatch(NetRun *run, const char *fmt, ...)
+{
+    va_list ap;
+
+    run->res->mismatched++;
+    if (run->res->first_error) {
+        return;
+    }
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    run->res->first_error = g_strdup_printf("%s: %s", run->d->name, msg);
+}
+
+/*
+ * Posts every RX buffer, once: they stay with the device between runs
+ * (a late packet of one run lands in the next and is told apart by its
+ * generation).
+ */
+static bool rx_post_all(VirtioNetDrv *d, uint32_t rxbuf, GError **errp)
+{
+    uint64_t total = 0;
+
+    for (unsigned p = 0; p < d->nqp; p++) {
+        total += (uint64_t)rxq(d, p)->num * rxbuf;
+    }
+    if (NET_STATE_SIZE + total > d->buf_size) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_NO_SPACE,
+                    "%s: %" PRIu64 " bytes of RX buffers do not fit the %" PRIu64
+                    "-byte buffer area", d->name, total, d->buf_size);
+        return false;
+    }
+    d->st->rxbuf = rxbuf;
+    d->st->rx_gpa = d->buf_gpa + NET_STATE_SIZE;
+    d->st->work_gpa = ALIGN_UP(d->st->rx_gpa + total, 4096);
+    for (unsigned p = 0; p < d->nqp; p++) {
+        GuestVirtqueue *vq = rxq(d, p);
+
+        for (unsigned i = 0; i < vq->num; i++) {
+            GuestSg sg = { rx_buf_gpa(d, p, i), rxbuf };
+            if (!guest_vq_add(vq, NULL, 0, &sg, 1, i)) {
+                g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                            "%s: rx queue %u has no room for buffer %u of %u",
+                            d->name, p, i, vq->num);
+                return false;
+            }
+        }
+        guest_vq_kick(vq);
+    }
+    return true;
+}
+
+/* ---- receive ---- */
+
+static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t len)
+{
+    VirtioNetResult *res = run->res;
+    const NetWorkload *wl = run->wl;
+    PatternHeader h;
+    PatternMismatch mm;
+    uint64_t seq, *seen_word;
+    unsigned q;
+    uint32_t want_len;
+
+    res->received++;
+    if (len < VIRTIO_NET_ETH_HLEN + sizeof(h)) {
+        run_mismatch(run, "rx queue %u: frame of %zu bytes is too short", rxp, len);
+        return;
+    }
+    if (frame[12] != (VIRTIO_NET_ETHERTYPE >> 8) ||
+        frame[13] != (VIRTIO_NET_ETHERTYPE & 0xff)) {
+        run_mismatch(run, "rx queue %u: frame of %zu bytes has ethertype 0x%02x%02x, "
+                     "not 0x%04x", rxp, len, frame[12], frame[13], VIRTIO_NET_ETHERTYPE);
+        return;
+    }
+    memcpy(&h, frame + VIRTIO_NET_ETH_HLEN, sizeof(h));
+    if (h.magic != PATTERN_MAGIC) {
+        run_mismatch(run, "rx queue %u: frame of %zu bytes has no pattern header",
+                     rxp, len);
+        return;
+    }
+    if (h.generation != run->d->st->run) {
+        /* A straggler of an earlier run: not this run's business. */
+        res->stale++;
+        return;
+    }
+    q = (unsigned)(h.id >> 48);
+    seq = h.id & NET_SEQ_MASK;
+    if (q >= run->nqp || seq >= run->d->st->sent[q]) {
+        run_mismatch(run, "rx queue %u: packet names queue pair %u sequence %" PRIu64
+                     ", which was not sent", rxp, q, seq);
+        return;
+    }
+    want_len = wl->sizes[seq % wl->nsizes];
+    if (len != want_len) {
+        run_mismatch(run, "rx queue %u: packet %u:%" PRIu64 " is %zu bytes, sent %"
+                     PRIu32, rxp, q, seq, len, want_len);
+        return;
+    }
+    if (!pattern_check(frame + VIRTIO_NET_ETH_HLEN, len - VIRTIO_NET_ETH_HLEN, h.id,
+                       h.generation, wl->seed, &mm)) {
+        run_mismatch(run, "rx queue %u: packet %u:%" PRIu64 " (%zu bytes) differs at "
+                     "frame byte %zu", rxp, q, seq, len,
+                     mm.offset + VIRTIO_NET_ETH_HLEN);
+        return;
+    }
+    seen_word = (uint64_t *)(run->seen + q * run->seen_stride) + seq / 64;
+    if (*seen_word & (1ull << (seq % 64))) {
+        run_mismatch(run, "rx queue %u: packet %u:%" PRIu64 " received twice",
+                     rxp, q, seq);
+        return;
+    }
+    *seen_word |= 1ull << (seq % 64);
+    run->got[q]++;
+    res->verified++;
+    if (q != rxp) {
+        res->wrong_queue++;
+    }
+    wl_stats_record(&res->stats,
+                    wl_now_ns() - run->ts[(size_t)q * run->tsn + seq % run->tsn], len);
+}
+
+/* One used RX buffer: a whole packet, or a piece of a merged one. */
+static void rx_buffer(NetRun *run, unsigned p, const uint8_t *buf, uint32_t len)
+{
+    VirtioNetDrv *d = run->d;
+    NetRxAsm *a = &d->asmb[p];
+
+    if (a->want == 0) {
+        VirtioNetHdr hdr;
+
+        if (len < NET_HDR_LEN) {
+            run->res->received++;
+            run_mismatch(run, "rx queue %u: %" PRIu32 " bytes, less than the "
+                         "virtio-net header", p, len);
+            return;
+        }
+        memcpy(&hdr, buf, sizeof(hdr));
+        a->want = d->mrg ? hdr.num_buffers : 1;
+        a->have = 0;
+        a->len = 0;
+        a->bad = false;
+        if (a->want == 0 || a->want > rxq(d, p)->num) {
+            run->res->received++;
+            run_mismatch(run, "rx queue %u: num_buffers %u is outside [1, %u]",
+                         p, hdr.num_buffers, rxq(d, p)->num);
+            a->want = 0;
+            return;
+        }
+        buf += NET_HDR_LEN;
+        len -= NET_HDR_LEN;
+    }
+    if (!a->bad && a->len + len > NET_ASM_MAX) {
+        run->res->received++;
+        run_mismatch(run, "rx queue %u: merged packet over %u bytes", p, NET_ASM_MAX);
+        a->bad = true;
+    }
+    if (!a->bad) {
+        memcpy(a->buf + a->len, buf, len);
+        a->len += len;
+    }
+    if (++a->have == a->want) {
+        if (!a->bad) {
+            rx_deliver(run, p, a->buf, a->len);
+        }
+        a->want = 0;
+    }
+}
+
+static unsigned rx_reap(NetRun *run, unsigned p)
+{
+    VirtioNetDrv *d = run->d;
+    GuestVirtqueue *vq = rxq(d, p);
+    uint64_t token;
+    uint32_t len;
+    unsigned n = 0;
+
+    while (!run->fatal && guest_vq_get_used(vq, &token, &len)) {
+        GuestSg sg;
+
+        if (token >= vq->num) {
+            run_fail(run, "rx queue %u returned buffer %" PRIu64 " of %u", p, token,
+                     vq->num);
+            break;
+        }
+        if (len > d->st->rxbuf) {
+            run->res->received++;
+            run_mismatch(run, "rx queue %u: device wrote %" PRIu32 " bytes into a %"
+                         PRIu32 "-byte buffer", p, len, d->st->rxbuf);
+            d->asmb[p].want = 0;
+        } else {
+            rx_buffer(run, p, d->area + (rx_buf_gpa(d, p, (unsigned)token) - d->buf_gpa),
+                      len);
+        }
+        /* Back to the device at once: a loopback drops what finds no buffer. */
+        sg = (GuestSg){ rx_buf_gpa(d, p, (unsigned)token), d->st->rxbuf };
+        if (!guest_vq_add(vq, NULL, 0, &sg, 1, token)) {
+            run_fail(run, "rx queue %u: no room to re-post buffer %" PRIu64, p, token);
+            break;
+        }
+        n++;
+    }
+    if (n) {
+        guest_vq_kick(vq);
+        run->last_activity_ns = wl_now_ns();
+    }
+    return n;
+}
+
+/* ---- transmit ---- */
+
+static unsigned tx_reap(NetRun *run, unsigned p)
+{
+    GuestVirtqueue *vq = txq(run->d, p);
+    uint64_t token;
+    uint32_t len;
+    unsigned n = 0;
+
+    while (!run->fatal && guest_vq_get_used(vq, &token, &len)) {
+        if (p >= run->nqp || token >= run->ntx || !run->tx_busy[p * run->ntx + token]) {
+            run_fail(run, "tx queue %u completed buffer %" PRIu64 " that is not out",
+                     p, token);
+            break;
+        }
+        run->tx_busy[p * run->ntx + token] = false;
+        run->tx_in_flight--;
+        n++;
+    }
+    if (n) {
+        run->last_activity_ns = wl_now_ns();
+    }
+    return n;
+}
+
+static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
+{
+    VirtioNetDrv *d = run->d;
+    const NetWorkload *wl = run->wl;
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < run->ntx && !run->fatal; i++) {
+        uint64_t seq = d->st->sent[p];
+        uint8_t *slot = run->tx + ((size_t)p * run->ntx + i) * NET_SLOT;
+        uint64_t gpa = run->tx_gpa + ((uint64_t)p * run->ntx + i) * NET_SLOT;
+        uint32_t size;
+        GuestSg sg[2];
+
+        if (seq >= count || seq - run->got[p] >= run->window) {
+            break;
+        }
+        if (run->tx_busy[p * run->ntx + i]) {
+            continue;
+        }
+        size = wl->sizes[seq % wl->nsizes];
+        memset(slot, 0, NET_HDR_LEN);
+        memcpy(slot + NET_HDR_LEN, d->cfg.mac, 6);
+        memcpy(slot + NET_HDR_LEN + 6, d->cfg.mac, 6);
+        slot[NET_HDR_LEN + 12] = VIRTIO_NET_ETHERTYPE >> 8;
+        slot[NET_HDR_LEN + 13] = VIRTIO_NET_ETHERTYPE & 0xff;
+        pattern_fill(slot + NET_HDR_LEN + VIRTIO_NET_ETH_HLEN, size - VIRTIO_NET_ETH_HLEN,
+                     ((uint64_t)p << 48) | seq, d->st->run, wl->seed);
+        sg[0] = (GuestSg){ gpa, NET_HDR_LEN };
+        sg[1] = (GuestSg){ gpa + NET_HDR_LEN, size };
+        if (!guest_vq_add(txq(d, p), sg, 2, NULL, 0, i)) {
+            break;
+        }
+        run->tx_busy[p * run->ntx + i] = true;
+        run->tx_in_flight++;
+        run->ts[(size_t)p * run->tsn + seq % run->tsn] = wl_now_ns();
+        d->st->sent[p] = seq + 1;
+        run->res->sent++;
+        n++;
+    }
+    if (n) {
+        guest_vq_kick(txq(d, p));
+        run->last_activity_ns = wl_now_ns();
+    }
+    return n;
+}
+
+/* ---- the run ---- */
+
+/* Sleeps until a call eventfd fires or timeout_ms; callers re-check rings. */
+static void run_wait(NetRun *run, unsigned timeout_ms)
+{
+    VirtioNetDrv *d = run->d;
+    struct pollfd pfd[2 * NET_MAX_QP];
+    unsigned n = 0;
+    bool raced = false;
+
+    for (unsigned i = 0; i < 2 * d->nqp; i++) {
+        raced |= guest_vq_enable_cb(&d->vqs[i]);
+        if (d->vqs[i].call_fd >= 0) {
+            pfd[n++] = (struct pollfd){ .fd = d->vqs[i].call_fd, .events = POLLIN };
+        }
+    }
+    if (!raced) {
+        int r;
+        do {
+            r = poll(pfd, n, (int)timeout_ms);
+        } while (r < 0 && errno == EINTR);
+    }
+    for (unsigned i = 0; i < 2 * d->nqp; i++) {
+        guest_vq_disable_cb(&d->vqs[i]);
+        guest_vq_ack_call(&d->vqs[i]);
+    }
+}
+
+static bool run_stop_requested(const NetRun *run, uint64_t end_ns)
+{
+    uint64_t now = wl_now_ns();
+
+    if (run->ctl.stop && __atomic_load_n(run->ctl.stop, __ATOMIC_ACQUIRE)) {
+        return true;
+    }
+    return (run->ctl.deadline_ns && now >= run->ctl.deadline_ns) ||
+           (end_ns && now >= end_ns);
+}
+
+static void run_progress(NetRun *run)
+{
+    uint64_t now = wl_now_ns();
+    uint64_t ops = run->res->verified;
+
+    if (!run->ctl.progress || now - run->last_progress_ns < 1000000000ull) {
+        return;
+    }
+    run->ctl.progress(run->ctl.opaque, run->d->name, ops,
+                      (double)(ops - run->last_progress_ops) * 1e9 /
+                      (double)(now - run->last_progress_ns));
+    run->last_progress_ns = now;
+    run->last_progress_ops = ops;
+}
+
+static bool run_check(VirtioNetDrv *d, const NetWorkload *wl, unsigned *nqp,
+                      unsigned *window, GError **errp)
+{
+    uint32_t rxbuf = d->st->rxbuf ? d->st->rxbuf : (d->mrg ? wl->rxbuf : NET_SLOT);
+    unsigned span = ALIGN_UP(NET_HDR_LEN + NET_FRAME_MAX, rxbuf) / rxbuf;
+
+    if (d->broken) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_BROKEN,
+                    "%s: driver stopped after an earlier device failure", d->name);
+        return false;
+    }
+    if (wl->nsizes == 0 || wl->count == 0 || wl->count > NET_SEQ_MASK) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                    "%s: count %" PRIu64 " or sizes (%u given) out of range",
+                    d->name, wl->count, wl->nsizes);
+        return false;
+    }
+    for (unsigned i = 0; i < wl->nsizes; i++) {
+        uint32_t s = wl->sizes[i];
+        if (s < NET_FRAME_MIN || s > NET_FRAME_MAX ||
+            ((d->features & (1ull << VIRTIO_NET_F_MTU)) && d->cfg.mtu &&
+             s - VIRTIO_NET_ETH_HLEN > d->cfg.mtu + 4u)) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                        "%s: size %" PRIu32 " is outside [%d, %d] or over the mtu %u",
+                        d->name, s, NET_FRAME_MIN, NET_FRAME_MAX, d->cfg.mtu);
+            return false;
+        }
+    }
+    if (!d->mrg && rxbuf < NET_HDR_LEN + NET_FRAME_MAX) {
+        span = 1;
+    }
+    *nqp = d->nqp;
+    if (!(d->features & (1ull << VIRTIO_NET_F_MQ))) {
+        *nqp = 1;
+    }
+    if (wl->queues && wl->queues < *nqp) {
+        *nqp = wl->queues;
+    }
+    /* Never more packets out than the RX ring can hold at once. */
+    *window = wl->window ? wl->window : 1;
+    for (unsigned p = 0; p < *nqp; p++) {
+        *window = MIN(*window, rxq(d, p)->num / span);
+    }
+    if (*window == 0) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: rx ring of %u cannot hold one packet of %u buffers of %" PRIu32
+                    " bytes", d->name, rxq(d, 0)->num, span, rxbuf);
+        return false;
+    }
+    if (!d->st->rxbuf && !rx_post_all(d, rxbuf, errp)) {
+        return false;
+    }
+    return true;
+}
+
+static bool run_finish(NetRun *run, GError **errp)
+{
+    VirtioNetResult *res = run->res;
+    uint64_t got = 0;
+
+    for (unsigned p = 0; p < run->nqp; p++) {
+        got += run->got[p];
+    }
+    res->lost = res->sent - got;
+    res->verified_all = !run->fatal && res->mismatched == 0 && res->lost == 0 &&
+                        res->verified == res->sent;
+    if (run->fatal) {
+        g_propagate_error(errp, run->fatal);
+        run->fatal = NULL;
+        return false;
+    }
+    if (res->mismatched) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_VERIFY, "%s (%" PRIu64
+                    " mismatched, %" PRIu64 " lost of %" PRIu64 " sent)",
+                    res->first_error, res->mismatched, res->lost, res->sent);
+        return false;
+    }
+    for (unsigned p = 0; p < run->nqp && res->lost; p++) {
+        const uint64_t *w = (const uint64_t *)(run->seen + p * run->seen_stride);
+        uint64_t seq = 0;
+
+        if (run->got[p] == run->d->st->sent[p]) {
+            continue;
+        }
+        while (w[seq / 64] & (1ull << (seq % 64))) {
+            seq++;
+        }
+        res->first_error = g_strdup_printf("%s: %" PRIu64 " of %" PRIu64
+                                           " packets lost; first: queue pair %u "
+                                           "sequence %" PRIu64, run->d->name,
+                                           res->lost, res->sent, p, seq);
+        g_set_error_literal(errp, GUEST_ERROR, GUEST_ERROR_VERIFY, res->first_error);
+        return false;
+    }
+    return true;
+}
+
+bool virtio_net_drv_run(VirtioNetDrv *d, const NetWorkload *wl,
+                        const WorkloadCtl *ctl, VirtioNetResult *res,
+                        GError **errp)
+{
+    NetRun run = { .d = d, .wl = wl, .res = res };
+    unsigned tx_per, tsn = 1;
+    uint64_t work, end_ns, count = wl->count;
+    bool sending = true, ok;
+
+    memset(res, 0, sizeof(*res));
+    wl_stats_init(&res->stats);
+    if (!run_check(d, wl, &run.nqp, &run.window, errp)) {
+        return false;
+    }
+    if (ctl) {
+        run.ctl = *ctl;
+    }
+    run.ctl.poll_ms = run.ctl.poll_ms ? run.ctl.poll_ms : 50;
+    tx_per = txq(d, 0)->indirect ? 1 : 2;
+    run.ntx = run.window;
+    for (unsigned p = 0; p < run.nqp; p++) {
+        run.ntx = MIN(run.ntx, txq(d, p)->num / tx_per);
+    }
+    run.seen_stride = ALIGN_UP(count, 64) / 8;
+    work = (uint64_t)run.nqp * run.ntx * NET_SLOT + run.nqp * run.seen_stride;
+    if (run.ntx == 0 || d->st->work_gpa + work > d->buf_gpa + d->buf_size) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_NO_SPACE,
+                    "%s: %u TX slots and %" PRIu64 " packets per pair do not fit "
+                    "the buffer area", d->name, run.ntx, count);
+        return false;
+    }
+    d->st->run++;
+    memset(d->st->sent, 0, sizeof(d->st->sent));
+    run.tx_gpa = d->st->work_gpa;
+    run.tx = d->area + (run.tx_gpa - d->buf_gpa);
+    run.seen = run.tx + (size_t)run.nqp * run.ntx * NET_SLOT;
+    memset(run.seen, 0, run.nqp * run.seen_stride);
+    while (tsn < run.window) {
+        tsn <<= 1;
+    }
+    run.tsn = tsn;
+    run.ts = g_new0(uint64_t, (size_t)run.nqp * tsn);
+    run.got = g_new0(uint64_t, run.nqp);
+    run.tx_busy = g_new0(bool, (size_t)run.nqp * run.ntx);
+    end_ns = wl->runtime_ms ? wl_now_ns() + wl->runtime_ms * 1000000ull : 0;
+    run.last_activity_ns = run.last_progress_ns = wl_now_ns();
+
+    while (!run.fatal) {
+        unsigned progress = 0;
+        uint64_t got = 0, now;
+
+        if (sending && run_stop_requested(&run, end_ns)) {
+            sending = false;
+        }
+        for (unsigned p = 0; p < d->nqp; p++) {
+            progress += rx_reap(&run, p);
+            if (p < run.nqp) {
+                progress += tx_reap(&run, p);
+                if (sending) {
+                    progress += tx_send(&run, p, count);
+                }
+            }
+        }
+        for (unsigned p = 0; p < run.nqp; p++) {
+            got += run.got[p];
+        }
+        if (sending && res->sent == count * run.nqp) {
+            sending = false;
+        }
+        if (!sending && got == res->sent && run.tx_in_flight == 0) {
+            break;
+        }
+        now = wl_now_ns();
+        /*
+         * Nothing moved for drain_ms: the rest is lost (a full window of
+         * lost packets ends the sending too).
+         */
+        if (!progress && now - run.last_activity_ns >= wl->drain_ms * 1000000ull) {
+            break;
+        }
+        if (!progress) {
+            uint64_t left = wl->drain_ms * 1000000ull - (now - run.last_activity_ns);
+            run_wait(&run, (unsigned)MIN((uint64_t)run.ctl.poll_ms, left / 1000000 + 1));
+        }
+        run_progress(&run);
+    }
+    res->stats.end_ns = wl_now_ns();
+    if (run.tx_in_flight && !run.fatal) {
+        run_fail(&run, "%u TX buffers not returned by the device", run.tx_in_flight);
+    }
+    if (run.tx_in_flight) {
+        /* The device may still read them: never reuse the area. */
+        d->broken = true;
+    }
+    ok = run_finish(&run, errp);
+    g_free(run.ts);
+    g_free(run.got);
+    g_free(run.tx_busy);
+    if (run.fatal) {
+        g_error_free(run.fatal);
+    }
+    return ok;
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The guest's virtio-net driver (virtio 1.x, 5.1) and its packet
+ * workload, for a back-end that loops packets back (our reference
+ * back-end's net loopback, or a forwarding switch port).
+ *
+ * It knows nothing of vhost: it gets guest RAM, the device's queues in
+ * virtio order (rx0, tx0, rx1, tx1, ...; no control queue), initialised by
+ * the caller with kick_fd/call_fd set, the negotiated features, the config
+ * (mac, mtu) and a guest-RAM area for buffers and bookkeeping.
+ *
+ * Each packet sent is: a 12-byte virtio_net_hdr_v1 (always 12 bytes with
+ * VERSION_1), an ethernet header to the device's own MAC with ethertype
+ * 0x88b5 (local experimental), and a payload made by pattern_fill() with
+ * id = (queue pair << 48) | sequence and generation = the run number, so
+ * every packet received says which queue sent it, which one it was, and
+ * whether it belongs to this run. The MAC addresses are not checked on
+ * receive: forwarders may rewrite or swap them.
+ *
+ * Receive buffers are posted once, at the first run, and stay posted:
+ * with VIRTIO_NET_F_MRG_RXBUF they are rxbuf bytes each and a packet may
+ * span several (num_buffers), without it each holds a whole packet
+ * (12 + 1518 bytes). Everything runs in the caller's thread.
+ */
+#ifndef GUEST_VIRTIO_NET_DRV_H
+#define GUEST_VIRTIO_NET_DRV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include "guest/stats.h"
+#include "guest/virtqueue.h"
+#include "guest/workload.h"
+
+/* Feature bits (virtio 1.x 5.1.3). */
+#define VIRTIO_NET_F_MTU            3
+#define VIRTIO_NET_F_MAC            5
+#define VIRTIO_NET_F_MRG_RXBUF      15
+#define VIRTIO_NET_F_STATUS         16
+#define VIRTIO_NET_F_CTRL_VQ        17
+#define VIRTIO_NET_F_MQ             22
+
+#define VIRTIO_NET_ETHERTYPE        0x88b5
+#define VIRTIO_NET_ETH_HLEN         14
+
+typedef struct __attribute__((packed)) VirtioNetHdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;       /* RX with MRG_RXBUF: buffers this packet spans */
+} VirtioNetHdr;
+
+_Static_assert(sizeof(VirtioNetHdr) == 12, "virtio_net_hdr_v1");
+
+typedef struct VirtioNetDrvConfig {
+    uint8_t mac[6];
+    uint16_t mtu;               /* 0: not given */
+    uint16_t max_queue_pairs;
+} VirtioNetDrvConfig;
+
+typedef struct VirtioNetDrv VirtioNetDrv;
+
+typedef struct VirtioNetResult {
+    WorkloadStats stats;        /* one sample per verified packet: round trip */
+    uint64_t sent;
+    uint64_t received;          /* packets taken from the RX queues */
+    uint64_t verified;          /* ... that were a packet we sent, intact */
+    uint64_t mismatched;        /* ... that were damaged, unknown or duplicate */
+    uint64_t stale;             /* ... from an earlier run (not counted wrong) */
+    uint64_t lost;              /* sent, never received */
+    uint64_t wrong_queue;       /* verified, but on another pair's RX queue */
+    bool verified_all;          /* every packet sent came back verified */
+    char *first_error;          /* first mismatch or failure, or NULL */
+} VirtioNetResult;
+
+void virtio_net_result_clear(VirtioNetResult *res);
+
+/*
+ * nvqs is 2 x queue pairs (a control queue, if any, is the caller's).
+ * name ("net0") prefixes every error.
+ */
+VirtioNetDrv *virtio_net_drv_new(const char *name, GuestMemory *mem,
+                                 GuestVirtqueue *vqs, unsigned nvqs,
+                                 uint64_t features, const VirtioNetDrvConfig *cfg,
+                                 uint64_t buf_gpa, uint64_t buf_size,
+                                 GError **errp);
+void virtio_net_drv_free(VirtioNetDrv *d);
+
+/*
+ * Buffer area size for nqp queue pairs of ring_num entries running wl
+ * (RX buffers of every pair, TX slots and the received bitmaps).
+ */
+uint64_t virtio_net_drv_area_size(unsigned nqp, unsigned ring_num, bool mrg_rxbuf,
+                                  const NetWorkload *wl);
+
+/*
+ * Sends wl->count packets on each queue pair used (sizes in turn), at
+ * most wl->window outstanding per pair, verifies every packet received,
+ * and after the last one waits up to wl->drain_ms for stragglers.
+ * Returns true when every packet sent came back verified; otherwise
+ * false with errp naming the first problem (a mismatch, or how many were
+ * lost); res is filled in either way.
+ */
+bool virtio_net_drv_run(VirtioNetDrv *d, const NetWorkload *wl,
+                        const WorkloadCtl *ctl, VirtioNetResult *res,
+                        GError **errp);
+
+#endif

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Guest workloads: what the reference VMM's guest drivers do once a device
+ * is running, as parsed from the command line, and how the caller (a
+ * "vCPU" thread of the VMM, or a test) controls and observes a run.
+ *
+ * Option syntax (one -workload per device):
+ *
+ *     -workload DEVID:KEY=VALUE[,KEY=VALUE]...
+ *
+ * DEVID names the device ("blk0", "net0", or the -device id=). VALUEs
+ * take fio's units: sizes accept a k/K, m/M, g/G suffix (powers of two,
+ * "4k" = 4096; an optional trailing "b"/"iB" is ignored), times accept
+ * "ms", "s" (the default unit), "m". Booleans are on/off, true/false,
+ * yes/no, 1/0.
+ *
+ * Block keys (virtio-blk):
+ *   rw=read|write|randread|randwrite|randrw|rw|fill  pattern (default randrw);
+ *                         "rw" is sequential mixed, "fill" writes the
+ *                         whole range once, in order, with generation 1
+ *                         (see virtio_blk_expected_sector())
+ *   bs=SIZE              block size, a multiple of 512 (default 4k)
+ *   iodepth=N            requests in flight per queue (default 16)
+ *   number_ios=N, ops=N  operations to complete (default 0 = until runtime;
+ *                        when both are 0 the run does 10000 operations)
+ *   runtime=TIME         stop after this long (default 0 = no limit)
+ *   verify=on|off        check every read against what was written (on)
+ *   rwmixread=PCT        reads in % of a mixed workload (default 50)
+ *   seed=N               seed of the offset generator (default 1)
+ *   size=SIZE            bytes of the disk exercised from offset 0
+ *                        (default the whole disk, capped by the driver's
+ *                        buffer area when verifying)
+ *   numjobs=N, queues=N  queues used (default 0 = all)
+ *   discard=PCT          share of operations that are DISCARDs (default 0)
+ *   write_zeroes=PCT     share of operations that are WRITE_ZEROES (0)
+ *   flush=on|off         FLUSH at the end when offered (default on)
+ *
+ * Net keys (virtio-net):
+ *   count=N              packets sent per queue pair (default 1000)
+ *   size=N[+N...]        frame sizes without the virtio-net header, used in
+ *                        turn (default 64+512+1518; each in [46, 1518])
+ *   window=N             packets outstanding per queue pair (default 64)
+ *   queues=N             queue pairs used (default 0 = all)
+ *   rxbuf=SIZE           RX buffer size with mergeable RX buffers
+ *                        (default 2048; at least 64)
+ *   drain=TIME           how long to wait for the last packets (1s)
+ *   runtime=TIME         stop sending after this long (default no limit)
+ *   seed=N               pattern seed (default 1)
+ *
+ * Errors name the key and the value: "net0: size: '12' is outside [46, 1518] ...".
+ */
+#ifndef GUEST_WORKLOAD_H
+#define GUEST_WORKLOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+/* Error domain of the guest drivers and workloads. */
+#define GUEST_ERROR (guest_error_quark())
+GQuark guest_error_quark(void);
+
+typedef enum GuestErrorCode {
+    GUEST_ERROR_OPTION,         /* a bad workload option or argument */
+    GUEST_ERROR_CONFIG,         /* unusable device config or buffer area */
+    GUEST_ERROR_UNSUPPORTED,    /* the device did not offer the feature */
+    GUEST_ERROR_NO_SPACE,       /* the buffer area is too small */
+    GUEST_ERROR_DEVICE,         /* the device misbehaved or stalled */
+    GUEST_ERROR_IO,             /* a request failed (status not OK) */
+    GUEST_ERROR_VERIFY,         /* data read or received was wrong, or lost */
+    GUEST_ERROR_BROKEN,         /* the driver gave up after a device failure */
+} GuestErrorCode;
+
+typedef enum BlkRwMode {
+    BLK_RW_READ,
+    BLK_RW_WRITE,
+    BLK_RW_RANDREAD,
+    BLK_RW_RANDWRITE,
+    BLK_RW_RANDRW,
+    BLK_RW_RW,                  /* sequential, mixed by rwmixread */
+    BLK_RW_FILL,                /* whole range, in order, generation 1 */
+} BlkRwMode;
+
+typedef struct BlkWorkload {
+    BlkRwMode rw;
+    uint32_t bs;                /* bytes, multiple of 512 */
+    unsigned iodepth;           /* per queue */
+    uint64_t ops;               /* 0: bounded by runtime only */
+    uint64_t runtime_ms;        /* 0: no time limit */
+    bool verify;
+    unsigned rwmixread;         /* percent */
+    uint32_t seed;
+    uint64_t size;              /* bytes; 0: whole disk */
+    unsigned queues;            /* 0: all */
+    unsigned discard_pct;
+    unsigned write_zeroes_pct;
+    bool flush;
+} BlkWorkload;
+
+#define NET_WORKLOAD_MAX_SIZES  16
+#define NET_FRAME_MIN           46      /* ethernet header + pattern header */
+#define NET_FRAME_MAX           1518
+
+typedef struct NetWorkload {
+    uint64_t count;             /* per queue pair */
+    unsigned nsizes;
+    uint32_t sizes[NET_WORKLOAD_MAX_SIZES];
+    unsigned window;
+    unsigned queues;            /* queue pairs; 0: all */
+    uint32_t rxbuf;
+    uint64_t drain_ms;
+    uint64_t runtime_ms;
+    uint32_t seed;
+} NetWorkload;
+
+void blk_workload_init(BlkWorkload *wl);
+void net_workload_init(NetWorkload *wl);
+
+/*
+ * Splits "DEVID:OPTIONS" (OPTIONS may be empty). *devid and *opts are
+ * newly allocated.
+ */
+bool workload_split(const char *arg, char **devid, char **opts, GError **errp);
+/*
+ * Parses "key=value,..." over the defaults already in *wl (so several
+ * strings can be layered). name prefixes error messages (the device id).
+ * On error *wl may be partly updated.
+ */
+bool blk_workload_parse(BlkWorkload *wl, const char *name, const char *opts,
+                        GError **errp);
+bool net_workload_parse(NetWorkload *wl, const char *name, const char *opts,
+                        GError **errp);
+/* The workload as "key=value,..." (parses back to the same values). */
+char *blk_workload_format(const BlkWorkload *wl);
+char *net_workload_format(const NetWorkload *wl);
+
+/* Called about once per second of a run, from the running thread. */
+typedef void (*WorkloadProgressFn)(void *opaque, const char *name,
+                                   uint64_t ops, double ops_per_sec);
+
+/* How the caller steers a run. A zeroed struct gets the defaults. */
+typedef struct WorkloadCtl {
+    const char *name;           /* device id for errors and progress; "dev" */
+    bool *stop;                 /* read atomically; true ends the run early */
+    uint64_t deadline_ns;       /* wl_now_ns() clock; 0: none */
+    WorkloadProgressFn progress;
+    void *opaque;
+    unsigned poll_ms;           /* wait on call fds at most this long (50) */
+    /*
+     * With requests in flight and none completing for this long, the run
+     * fails (the device is gone or stuck). 0: 30000 ms.
+     */
+    unsigned stall_ms;
+} WorkloadCtl;
+
+#endif

@@ -1,0 +1,803 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The guest virtio-blk driver against a RAM-disk device model running in
+ * its own thread, like a back-end would: it sleeps on the kick eventfds,
+ * walks the rings through GuestMemory (direct chains and indirect
+ * tables), honours interrupt suppression (flags and EVENT_IDX) and
+ * signals the call eventfds. Faults are injected into it: a corrupted
+ * sector, lost interrupts, a device that stops completing.
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "guest/virtio-blk-drv.h"
+
+#define RAM_SIZE        (32u << 20)
+#define RING_GPA        0x100000ull
+#define BUF_GPA         (8ull << 20)
+#define BUF_SIZE        (16ull << 20)
+#define CAPACITY        8192u           /* sectors: 4 MiB */
+#define QSIZE           64
+#define MAXQ            4
+#define DEV_ID          "ramdisk-0123456789ABCDEF"  /* longer than 20 */
+
+typedef struct BlkDev {
+    GuestVirtqueue *vqs;
+    unsigned nq;
+    bool event_idx;
+    uint8_t *disk;
+    uint16_t last_avail[MAXQ];
+    uint16_t used_idx[MAXQ];
+    pthread_t thread;
+    int stop_fd;
+    /* fault injection */
+    int64_t corrupt_sector;     /* flip a byte of this sector in reads */
+    bool no_call;               /* never signal the call eventfd */
+    bool hang;                  /* take requests, never complete them */
+    uint64_t requests;
+} BlkDev;
+
+static RamBlock *rb;
+static GuestMemory *mem;
+static GuestVirtqueue vqs[MAXQ];
+static BlkDev dev;
+
+static uint64_t alloc_gpa(uint64_t *next, uint64_t size)
+{
+    uint64_t gpa = *next;
+
+    *next = (gpa + size + 4095) & ~4095ull;
+    return gpa;
+}
+
+static void ring_setup(unsigned nq, bool indirect, bool event_idx)
+{
+    GError *err = NULL;
+    uint64_t next = RING_GPA;
+
+    rb = ram_block_new_memfd("ram", RAM_SIZE, &err);
+    ck_assert_msg(rb, "memfd: %s", err ? err->message : "?");
+    mem = guest_memory_new();
+    ck_assert(guest_memory_add(mem, 0, rb, 0, RAM_SIZE, &err));
+    for (unsigned q = 0; q < nq; q++) {
+        uint64_t desc = alloc_gpa(&next, vring_desc_size(QSIZE));
+        uint64_t avail = alloc_gpa(&next, vring_avail_size(QSIZE));
+        uint64_t used = alloc_gpa(&next, vring_used_size(QSIZE));
+        uint64_t ind = indirect ? alloc_gpa(&next, guest_vq_indirect_size(QSIZE)) : 0;
+        uint64_t st = alloc_gpa(&next, guest_vq_state_size(QSIZE));
+        ck_assert(guest_vq_init(&vqs[q], mem, QSIZE, desc, avail, used, ind, st,
+                                event_idx));
+        vqs[q].kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        vqs[q].call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        ck_assert(vqs[q].kick_fd >= 0 && vqs[q].call_fd >= 0);
+    }
+    ck_assert_uint_le(next, BUF_GPA);
+    memset(&dev, 0, sizeof(dev));
+    dev.vqs = vqs;
+    dev.nq = nq;
+    dev.event_idx = event_idx;
+    dev.corrupt_sector = -1;
+    dev.disk = g_malloc0((size_t)CAPACITY * 512);
+    dev.stop_fd = eventfd(0, EFD_CLOEXEC);
+}
+
+/* ---- the device model: reads everything through guest memory ---- */
+
+typedef struct DevSg {
+    uint64_t addr;
+    uint32_t len;
+    bool write;
+} DevSg;
+
+static unsigned dev_walk(GuestVirtqueue *vq, uint16_t head, DevSg *sg, unsigned max)
+{
+    VringDesc d;
+    uint64_t table = 0;
+    unsigned n = 0, idx = head;
+
+    ck_assert(guest_memory_read(mem, vq->st->desc_gpa + 16ull * head, &d, sizeof(d)));
+    if (d.flags & VRING_DESC_F_INDIRECT) {
+        table = d.addr;
+        ck_assert(d.len % 16 == 0 && d.len / 16 <= max);
+        ck_assert(guest_memory_read(mem, table, &d, sizeof(d)));
+        idx = 0;
+    }
+    for (;;) {
+        ck_assert_uint_lt(n, max);
+        sg[n++] = (DevSg){ d.addr, d.len, d.flags & VRING_DESC_F_WRITE };
+        if (!(d.flags & VRING_DESC_F_NEXT)) {
+            return n;
+        }
+        idx = d.next;
+        ck_assert(guest_memory_read(mem, table ? table + 16ull * idx
+                                               : vq->st->desc_gpa + 16ull * idx,
+                                    &d, sizeof(d)));
+    }
+}
+
+/* Scatters host bytes over the device-writable buffers. */
+static void dev_scatter(DevSg *sg, unsigned n, const uint8_t *src, size_t len)
+{
+    for (unsigned i = 0; i < n && len; i++) {
+        size_t k;
+        if (!sg[i].write) {
+            continue;
+        }
+        k = MIN(len, sg[i].len);
+        ck_assert(guest_memory_write(mem, sg[i].addr, src, k));
+        src += k;
+        len -= k;
+    }
+}
+
+/* Handles one request; returns the bytes written to device-writable buffers. */
+static uint32_t dev_request(DevSg *sg, unsigned n)
+{
+    uint8_t out[2 * 65536 + 64], status = VIRTIO_BLK_S_OK;
+    size_t out_len = 0, in_len = 0, data_len;
+    g_autofree uint8_t *in = NULL;
+    VirtioBlkOutHdr hdr;
+
+    for (unsigned i = 0; i < n; i++) {
+        if (sg[i].write) {
+            in_len += sg[i].len;
+        } else {
+            ck_assert_uint_le(out_len + sg[i].len, sizeof(out));
+            ck_assert(guest_memory_read(mem, sg[i].addr, out + out_len, sg[i].len));
+            out_len += sg[i].len;
+        }
+    }
+    ck_assert_uint_ge(out_len, sizeof(hdr));
+    ck_assert_uint_ge(in_len, 1);
+    memcpy(&hdr, out, sizeof(hdr));
+    in = g_malloc0(in_len);
+    data_len = in_len - 1;
+    switch (hdr.type) {
+    case VIRTIO_BLK_T_IN:
+        if (data_len % 512 || hdr.sector + data_len / 512 > CAPACITY) {
+            status = VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        memcpy(in, dev.disk + hdr.sector * 512, data_len);
+        if (dev.corrupt_sector >= 0 && (uint64_t)dev.corrupt_sector >= hdr.sector &&
+            (uint64_t)dev.corrupt_sector < hdr.sector + data_len / 512) {
+            in[(dev.corrupt_sector - hdr.sector) * 512 + 100] ^= 0x40;
+        }
+        break;
+    case VIRTIO_BLK_T_OUT: {
+        size_t len = out_len - sizeof(hdr);
+        if (len % 512 || hdr.sector + len / 512 > CAPACITY) {
+            status = VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        memcpy(dev.disk + hdr.sector * 512, out + sizeof(hdr), len);
+        data_len = 0;
+        break;
+    }
+    case VIRTIO_BLK_T_FLUSH:
+        data_len = 0;
+        break;
+    case VIRTIO_BLK_T_GET_ID:
+        memcpy(in, DEV_ID, MIN(data_len, strlen(DEV_ID)));
+        break;
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES: {
+        VirtioBlkDiscardWz seg;
+        ck_assert_uint_eq(out_len, sizeof(hdr) + sizeof(seg));
+        memcpy(&seg, out + sizeof(hdr), sizeof(seg));
+        if (seg.sector + seg.num_sectors > CAPACITY) {
+            status = VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        memset(dev.disk + seg.sector * 512, 0, (size_t)seg.num_sectors * 512);
+        data_len = 0;
+        break;
+    }
+    default:
+        status = VIRTIO_BLK_S_UNSUPP;
+        data_len = 0;
+        break;
+    }
+    in[in_len - 1] = status;
+    /* Data first, status in the last writable byte. */
+    dev_scatter(sg, n, in, in_len);
+    return (uint32_t)(data_len + 1);
+}
+
+static bool dev_process(unsigned q)
+{
+    GuestVirtqueue *vq = &dev.vqs[q];
+    uint64_t avail = vq->st->avail_gpa, used = vq->st->used_gpa;
+    uint16_t avail_idx, flags, used_event, old_used = dev.used_idx[q];
+    bool any = false;
+
+    if (dev.hang) {
+        return false;
+    }
+    ck_assert(guest_memory_read(mem, avail + 2, &avail_idx, 2));
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    while (dev.last_avail[q] != avail_idx) {
+        DevSg sg[GUEST_VQ_INDIRECT_MAX];
+        uint16_t head;
+        VringUsedElem e;
+        unsigned n;
+
+        ck_assert(guest_memory_read(mem, avail + 4 + 2 * (dev.last_avail[q] % QSIZE),
+                                    &head, 2));
+        ck_assert_uint_lt(head, QSIZE);
+        n = dev_walk(vq, head, sg, G_N_ELEMENTS(sg));
+        e.id = head;
+        e.len = dev_request(sg, n);
+        ck_assert(guest_memory_write(mem, used + 4 + 8 * (dev.used_idx[q] % QSIZE),
+                                     &e, sizeof(e)));
+        dev.last_avail[q]++;
+        dev.used_idx[q]++;
+        dev.requests++;
+        any = true;
+        if (dev.last_avail[q] == avail_idx) {
+            /* Tell the driver where we are, then look for more. */
+            if (dev.event_idx) {
+                ck_assert(guest_memory_write(mem, used + 4 + 8 * QSIZE,
+                                             &dev.last_avail[q], 2));
+            }
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            ck_assert(guest_memory_read(mem, avail + 2, &avail_idx, 2));
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        }
+    }
+    if (!any) {
+        return false;
+    }
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    ck_assert(guest_memory_write(mem, used + 2, &dev.used_idx[q], 2));
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ck_assert(guest_memory_read(mem, avail, &flags, 2));
+    ck_assert(guest_memory_read(mem, avail + 4 + 2 * QSIZE, &used_event, 2));
+    if (!dev.no_call) {
+        bool need = dev.event_idx
+            ? (uint16_t)(dev.used_idx[q] - used_event - 1) <
+              (uint16_t)(dev.used_idx[q] - old_used)
+            : !(flags & VRING_AVAIL_F_NO_INTERRUPT);
+        if (need) {
+            uint64_t one = 1;
+            ck_assert_int_eq(write(vq->call_fd, &one, 8), 8);
+        }
+    }
+    return true;
+}
+
+static void *dev_thread(void *opaque)
+{
+    for (;;) {
+        struct pollfd pfd[MAXQ + 1];
+        uint64_t v;
+
+        for (unsigned q = 0; q < dev.nq; q++) {
+            pfd[q] = (struct pollfd){ .fd = dev.vqs[q].kick_fd, .events = POLLIN };
+        }
+        pfd[dev.nq] = (struct pollfd){ .fd = dev.stop_fd, .events = POLLIN };
+        /* The timeout doubles as a poll of the rings (suppressed kicks). */
+        poll(pfd, dev.nq + 1, 20);
+        if (pfd[dev.nq].revents) {
+            return NULL;
+        }
+        for (unsigned q = 0; q < dev.nq; q++) {
+            if (read(dev.vqs[q].kick_fd, &v, 8) < 0) {
+                /* nothing pending */
+            }
+            while (dev_process(q)) {
+            }
+        }
+    }
+}
+
+static void dev_start(void)
+{
+    ck_assert_int_eq(pthread_create(&dev.thread, NULL, dev_thread, NULL), 0);
+}
+
+static void dev_stop(void)
+{
+    uint64_t one = 1;
+
+    ck_assert_int_eq(write(dev.stop_fd, &one, 8), 8);
+    pthread_join(dev.thread, NULL);
+}
+
+static void teardown(void)
+{
+    for (unsigned q = 0; q < dev.nq; q++) {
+        close(vqs[q].kick_fd);
+        close(vqs[q].call_fd);
+    }
+    close(dev.stop_fd);
+    g_free(dev.disk);
+    guest_memory_free(mem);
+    ram_block_unref(rb);
+}
+
+#define ALL_FEATURES ((1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_MQ) | \
+                      (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES) | \
+                      (1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_SEG_MAX))
+
+static VirtioBlkDrv *drv_new(unsigned nq, uint64_t features)
+{
+    VirtioBlkDrvConfig cfg = { .capacity = CAPACITY, .blk_size = 512, .seg_max = 8,
+                            .num_queues = (uint16_t)nq };
+    GError *err = NULL;
+    VirtioBlkDrv *d = virtio_blk_drv_new("blk0", mem, vqs, nq, features, &cfg,
+                                         BUF_GPA, BUF_SIZE, 42, &err);
+
+    ck_assert_msg(d, "%s", err ? err->message : "?");
+    ck_assert_uint_eq(virtio_blk_drv_tracked_sectors(d), CAPACITY);
+    return d;
+}
+
+static void run_ok_ctl(VirtioBlkDrv *d, const BlkWorkload *wl, const WorkloadCtl *ctl,
+                       VirtioBlkResult *res)
+{
+    GError *err = NULL;
+
+    ck_assert_msg(virtio_blk_drv_run(d, wl, ctl, res, &err), "%s",
+                  err ? err->message : "?");
+    ck_assert(res->verified == wl->verify);
+    ck_assert_uint_eq(res->mismatches, 0);
+    ck_assert_uint_eq(res->io_errors, 0);
+}
+
+static void run_ok(VirtioBlkDrv *d, const BlkWorkload *wl, VirtioBlkResult *res)
+{
+    WorkloadCtl ctl = { .name = "blk0", .stall_ms = 5000 };
+
+    run_ok_ctl(d, wl, &ctl, res);
+}
+
+static void blk_test(unsigned nq, bool indirect, bool event_idx)
+{
+    ring_setup(nq, indirect, event_idx);
+    dev_start();
+}
+
+START_TEST(test_write_then_read_verify)
+{
+    VirtioBlkResult res;
+    BlkWorkload wl;
+    VirtioBlkDrv *d;
+
+    blk_test(1, false, false);
+    d = drv_new(1, ALL_FEATURES);
+    blk_workload_init(&wl);
+    wl.rw = BLK_RW_WRITE;
+    wl.iodepth = 4;
+    wl.ops = CAPACITY / 8;      /* the whole disk once */
+    run_ok(d, &wl, &res);
+    ck_assert_uint_eq(res.writes, CAPACITY / 8);
+    ck_assert_uint_eq(res.flushes, 1);
+    /* The read-back after the run covers every sector. */
+    ck_assert_uint_eq(res.sectors_verified, CAPACITY);
+    virtio_blk_result_clear(&res);
+    wl.rw = BLK_RW_READ;
+    wl.ops = 500;
+    run_ok(d, &wl, &res);
+    ck_assert_uint_eq(res.reads, 500);
+    ck_assert_uint_eq(res.sectors_verified, 500 * 8 + CAPACITY);
+    ck_assert_uint_eq(res.stats.ops, 500);
+    virtio_blk_result_clear(&res);
+    dev_stop();
+    virtio_blk_drv_free(d);
+    teardown();
+}
+END_TEST
+
+START_TEST(test_randrw_two_queues)
+{
+    VirtioBlkResult res;
+    BlkWorkload wl;
+    VirtioBlkDrv *d;
+    GError *err = NULL;
+
+    blk_test(2, _i & 1, _i & 2);
+    d = drv_new(2, ALL_FEATURES);
+    blk_workload_init(&wl);
+    ck_assert(blk_workload_parse(&wl, "blk0", "rw=randrw,bs=4k,iodepth=8,ops=4000,size=1M",
+                                 &err));
+    run_ok(d, &wl, &res);
+    ck_assert_uint_eq(res.reads + res.writes, 4000);
+    ck_assert_uint_gt(res.reads, 1000);
+    ck_assert_uint_gt(res.writes, 1000);
+    ck_assert_uint_eq(res.range_sectors, 2048);
+    ck_assert_uint_gt(res.sectors_verified, 2048);
+    ck_assert(vqs[0].st->last_used_idx > 0 && vqs[1].st->last_used_idx > 0);
+    virtio_blk_result_clear(&res);
+    /* Mixed in: discards and write-zeroes, verified as zeroes later. */
+    ck_assert(blk_workload_parse(&wl, "blk0", "discard=10,write_zeroes=10,bs=8k", &err));
+    run_ok(d, &wl, &res);
+    ck_assert_uint_gt(res.discards, 100);
+    ck_assert_uint_gt(res.write_zeroes, 100);
+    virtio_blk_result_clear(&res);
+    ck_assert(virtio_blk_drv_verify_all(d, &err));
+    dev_stop();
+    virtio_blk_drv_free(d);
+    teardown();
+}
+END_TEST
+
+START_TEST(test_corrupt_sector_caught)
+{
+    VirtioBlkResult res;
+    BlkWorkload wl;
+    VirtioBlkDrv *d;
+    GError *err = NULL;
+    WorkloadCtl ctl = { .name = "blk0" };
+
+    blk_test(2, true, false);
+    d = drv_new(2, ALL_FEATURES);
+    blk_workload_init(&wl);
+    wl.rw = BLK_RW_FILL;
+    wl.bs = 16384;
+    run_ok(d, &wl, &res);
+    virtio_blk_result_clear(&res);
+    dev.corrupt_sector = 777;
+    wl.rw = BLK_RW_RANDREAD;
+    wl.ops = 200;
+    ck_assert(!virtio_blk_drv_run(d, &wl, &ctl, &res, &err));
+    ck_assert(err && err->domain == GUEST_ERROR && err->code == GUEST_ERROR_VERIFY);
+    ck_assert_msg(strstr(err->message, "blk0: sector 777 ") != NULL, "%s", err->message);
+    ck_assert_msg(strstr(err->message, "at byte 100") != NULL, "%s", err->message);
+    ck_assert(!res.verified);
+    ck_assert_uint_ge(res.mismatches, 1);
+    ck_assert(res.first_error && strstr(res.first_error, "sector 777"));
+    g_clear_error(&err);
+    virtio_blk_result_clear(&res);
+    /* Alone: a read of just that sector names it too. */
+    ck_assert(!virtio_blk_drv_read_verify(d, 770, 16, &err));
+    ck_assert_msg(strstr(err->message, "sector 777"), "%s", err->message);
+    g_clear_error(&err);
+    dev.corrupt_sector = -1;
+    ck_assert(virtio_blk_drv_read_verify(d, 770, 16, &err));
+    dev_stop();
+    virtio_blk_drv_free(d);
+    teardown();
+}
+END_TEST
+
+START_TEST(test_fill_matches_image)
+{
+    VirtioBlkResult res;
+    BlkWorkload wl;
+    VirtioBlkDrv *d;
+
+    blk_test(1, true, true);
+    d = drv_new(1, ALL_FEATURES);
+    blk_workload_init(&wl);
+    wl.rw = BLK_RW_FILL;
+    wl.bs = 65536;
+    wl.seed = 42;
+    run_ok(d, &wl, &res);
+    ck_assert_uint_eq(res.writes, CAPACITY / 128);
+    virtio_blk_result_clear(&res);
+    dev_stop();
+    /* What an image checker does: every sector is the seed's generation 1. */
+    for (uint64_t s = 0; s < CAPACITY; s++) {
+        PatternMismatch mm;
+        uint8_t want[512];
+        ck_assert_msg(virtio_blk_check_sector(dev.disk + s * 512, s, 42, &mm),
+                      "sector %" PRIu64 " at byte %zu", s, mm.offset);
+        virtio_blk_expected_sector(want, s, 42);
+        ck_assert(memcmp(want, dev.disk + s * 512, 512) == 0);
+    }
+    virtio_blk_drv_free(d);
+    teardown();
+}
+END_TEST
+
+START_TEST(test_discard_write_zeroes)
+{
+    VirtioBlkDrv *d;
+    GError *err = NULL;
+    uint8_t buf[64 * 512];
+
+    blk_test(1, false, false);
+    d = drv_new(1, ALL_FEATURES);
+    ck_assert(virtio_blk_drv_write_pattern(d, 0, 64, &err));
+    ck_assert(virtio_blk_drv_read_verify(d, 0, 64, &err));
+    ck_assert(virtio_blk_drv_discard(d, 8, 16, &err));
+    ck_assert(virtio_blk_drv_write_zeroes(d, 32, 8, true, &err));
+    ck_assert_msg(virtio_blk_drv_read_verify(d, 0, 64, &err), "%s", err ? err->message : "");
+    ck_assert(virtio_blk_drv_read(d, 0, 64, buf, &err));
+    ck_assert(pattern_is_zero(buf + 8 * 512, 16 * 512, NULL));
+    ck_assert(pattern_is_zero(buf + 32 * 512, 8 * 512, NULL));
+    ck_assert(!pattern_is_zero(buf, 512, NULL));
+    ck_assert(!pattern_is_zero(buf + 24 * 512, 512, NULL));
+    /* Rewritten after the discard: a new generation, not the old one. */
+    ck_assert(virtio_blk_drv_write_pattern(d, 8, 4, &err));
+    ck_assert(virtio_blk_drv_verify_all(d, &err));
+    /* A device that still holds data where zeroes belong is caught. */
+    dev.disk[40 * 512 + 3] = 1;
+    ck_assert(virtio_blk_drv_write_zeroes(d, 40, 1, false, &err));
+    dev.disk[40 * 512 + 3] = 1;
+    ck_assert(!virtio_blk_drv_read_verify(d, 40, 1, &err));
+    ck_assert_msg(strstr(err->message, "sector 40 ") &&
+                  strstr(err->message, "zeroes"), "%s", err->message);
+    g_clear_error(&err);
+    /* Out of range is refused before anything is sent. */
+    ck_assert(!virtio_blk_drv_discard(d, CAPACITY - 1, 2, &err));
+    ck_assert(err->code == GUEST_ERROR_OPTION);
+    g_clear_error(&err);
+    dev_stop();
+    virtio_blk_drv_free(d);
+    teardown();
+}
+END_TEST
+
+START_TEST(test_flush_and_get_id)
+{
+    VirtioBlkDrv *d;
+    GError *err = NULL;
+    char id[VIRTIO_BLK_ID_BYTES + 1];
+    uint64_t before;
+
+    blk_test(1, false, true);
+    d = drv_new(1, ALL_FEATURES);
+    before = dev.requests;
+    ck_assert(virtio_blk_drv_flush(d, &err));
+    ck_assert_uint_eq(dev.requests, before + 1);
+    ck_assert(virtio_blk_drv_get_id(d, id, &err));
+    ck_assert_str_eq(id, "ramdisk-0123456789AB");
+    virtio_blk_drv_free(d);
+    /* Not negotiated: refused locally, naming the feature. */
+    d = drv_new(1, 0);
+    ck_assert(!virtio_blk_drv_flush(d, &err));
+    ck_assert(err->code == GUEST_ERROR_UNSUPPORTED);
+    ck_assert_msg(strstr(err->message, "blk0: flush"), "%s", err->message);
+    g_clear_error(&err);
+    ck_assert(!virtio_blk_drv_discard(d, 0, 1, &err));
+    g_clear_error(&err);
+    dev_stop();
+    virtio_blk_drv_free(d);
+    teardown();
+}
+END_TEST
+
+START_TEST(test_lost_interrupts_and_stall)
+{
+    VirtioBlkResult res;
+    BlkWorkload wl;
+    VirtioBlkDrv *d;
+    GError *err = NULL;
+    WorkloadCtl ctl = { .name = "blk0", .poll_ms = 5, .stall_ms = 300 };
+    bool stop = false;
+    uint64_t t0;
+
+    blk_test(1, false, false);
+    d = drv_new(1, ALL_FEATURES);
+    /* No call ever: the polling fallback completes everything anyway. */
+    dev.no_call = true;
+    blk_workload_init(&wl);
+    wl.ops = 300;
+    wl.iodepth = 4;
+    wl.size = 256 * 1024;
+    run_ok_ctl(d, &wl, &ctl, &res);
+    ck_assert_uint_eq(res.stats.ops, 300);
+    virtio_blk_result_clear(&res);
+    /* stop ends a long run early and cleanly. */
+    dev.no_call = false;
+    wl.ops = 0;
+    wl.runtime_ms = 60000;
+    ctl.stop = &stop;
+    stop = true;
+    ck_assert(virtio_blk_drv_run(d, &wl, &ctl, &res, &err));
+    ck_assert(res.verified);
+    virtio_blk_result_clear(&res);
+    ctl.stop = NULL;
+    /* A device that stops completing: a clear error, not a hang. */
+    dev.hang = true;
+    wl.runtime_ms = 0;
+    wl.ops = 10;
+    t0 = wl_now_ns();
+    ck_assert(!virtio_blk_drv_run(d, &wl, &ctl, &res, &err));
+    ck_assert_uint_lt(wl_now_ns() - t0, 5000000000ull);
+    ck_assert(err->code == GUEST_ERROR_DEVICE);
+    ck_assert_msg(strstr(err->message, "blk0: no completion for 300 ms"), "%s", err->message);
+    g_clear_error(&err);
+    virtio_blk_result_clear(&res);
+    /* Its buffers are still the device's: the driver refuses to go on. */
+    ck_assert(!virtio_blk_drv_flush(d, &err));
+    ck_assert(err->code == GUEST_ERROR_BROKEN);
+    g_clear_error(&err);
+    dev_stop();
+    virtio_blk_drv_free(d);
+    teardown();
+}
+END_TEST
+
+static void progress_cb(void *opaque, const char *name, uint64_t ops, double rate)
+{
+    unsigned *calls = opaque;
+
+    ck_assert_str_eq(name, "blk0");
+    ck_assert_uint_gt(ops, 0);
+    ck_assert(rate > 0);
+    (*calls)++;
+}
+
+START_TEST(test_progress_and_runtime)
+{
+    VirtioBlkResult res;
+    BlkWorkload wl;
+    VirtioBlkDrv *d;
+    unsigned calls = 0;
+    WorkloadCtl ctl = { .name = "blk0", .progress = progress_cb, .opaque = &calls };
+
+    blk_test(2, true, true);
+    d = drv_new(2, ALL_FEATURES);
+    blk_workload_init(&wl);
+    wl.runtime_ms = 1300;
+    wl.size = 1 << 20;
+    run_ok_ctl(d, &wl, &ctl, &res);
+    ck_assert_uint_ge(calls, 1);
+    ck_assert_uint_le(calls, 3);
+    ck_assert(wl_stats_seconds(&res.stats) >= 1.2);
+    ck_assert_uint_gt(res.stats.ops, 100);
+    virtio_blk_result_clear(&res);
+    dev_stop();
+    virtio_blk_drv_free(d);
+    teardown();
+}
+END_TEST
+
+START_TEST(test_bad_config)
+{
+    VirtioBlkDrvConfig cfg = { .capacity = CAPACITY, .blk_size = 1000 };
+    VirtioBlkResult res;
+    BlkWorkload wl;
+    GError *err = NULL;
+    VirtioBlkDrv *d;
+
+    ring_setup(1, false, false);
+    ck_assert(!virtio_blk_drv_new("blk7", mem, vqs, 1, 1ull << VIRTIO_BLK_F_BLK_SIZE,
+                                  &cfg, BUF_GPA, BUF_SIZE, 1, &err));
+    ck_assert_msg(strstr(err->message, "blk7: config blk_size 1000"), "%s", err->message);
+    g_clear_error(&err);
+    cfg.blk_size = 4096;
+    ck_assert(!virtio_blk_drv_new("blk7", mem, vqs, 1, 0, &cfg, RAM_SIZE - 4096,
+                                  BUF_SIZE, 1, &err));
+    g_clear_error(&err);
+    d = virtio_blk_drv_new("blk7", mem, vqs, 1, 1ull << VIRTIO_BLK_F_BLK_SIZE, &cfg,
+                           BUF_GPA, BUF_SIZE, 1, &err);
+    ck_assert(d);
+    ck_assert_uint_eq(virtio_blk_drv_tracked_sectors(d), CAPACITY);
+    /* The suggested area tracks a whole large disk. */
+    ck_assert_uint_ge(virtio_blk_drv_area_size(1ull << 21), (1ull << 21) * 4 + (32u << 20));
+    blk_workload_init(&wl);
+    wl.bs = 512;                /* below the logical block size */
+    ck_assert(!virtio_blk_drv_run(d, &wl, NULL, &res, &err));
+    ck_assert_msg(strstr(err->message, "blk7: bs 512"), "%s", err->message);
+    g_clear_error(&err);
+    wl.bs = 4096;
+    wl.iodepth = 64;
+    wl.discard_pct = 5;         /* not negotiated */
+    ck_assert(!virtio_blk_drv_run(d, &wl, NULL, &res, &err));
+    ck_assert(err->code == GUEST_ERROR_UNSUPPORTED);
+    g_clear_error(&err);
+    virtio_blk_drv_free(d);
+    /* A read-only disk takes no writing workload. */
+    d = virtio_blk_drv_new("blk7", mem, vqs, 1, 1ull << VIRTIO_BLK_F_RO, &cfg,
+                           BUF_GPA, BUF_SIZE, 1, &err);
+    ck_assert(d);
+    wl.discard_pct = 0;
+    ck_assert(!virtio_blk_drv_run(d, &wl, NULL, &res, &err));
+    ck_assert_msg(strstr(err->message, "blk7: the workload writes but the device is "
+                         "read-only"), "%s", err->message);
+    g_clear_error(&err);
+    virtio_blk_drv_free(d);
+    teardown();
+}
+END_TEST
+
+START_TEST(test_workload_options)
+{
+    BlkWorkload wl;
+    NetWorkload nw;
+    GError *err = NULL;
+    g_autofree char *devid = NULL, *opts = NULL, *fmt = NULL, *nfmt = NULL;
+    BlkWorkload wl2;
+    NetWorkload nw2;
+
+    ck_assert(workload_split("blk0:rw=randrw,bs=4k,iodepth=32,ops=10000,verify=on",
+                             &devid, &opts, &err));
+    ck_assert_str_eq(devid, "blk0");
+    blk_workload_init(&wl);
+    ck_assert(blk_workload_parse(&wl, devid, opts, &err));
+    ck_assert_int_eq(wl.rw, BLK_RW_RANDRW);
+    ck_assert_uint_eq(wl.bs, 4096);
+    ck_assert_uint_eq(wl.iodepth, 32);
+    ck_assert_uint_eq(wl.ops, 10000);
+    ck_assert(blk_workload_parse(&wl, "blk0", "runtime=500ms,size=1M,rwmixread=70,"
+                                 "seed=9,number_ios=5,verify=off,bs=1KiB,", &err));
+    ck_assert_uint_eq(wl.runtime_ms, 500);
+    ck_assert_uint_eq(wl.size, 1 << 20);
+    ck_assert_uint_eq(wl.ops, 5);
+    ck_assert_uint_eq(wl.bs, 1024);
+    ck_assert(!wl.verify);
+    fmt = blk_workload_format(&wl);
+    blk_workload_init(&wl2);
+    ck_assert_msg(blk_workload_parse(&wl2, "blk0", fmt, &err), "%s", fmt);
+    ck_assert(memcmp(&wl, &wl2, sizeof(wl)) == 0);
+
+    static const struct { const char *opts, *msg; } bad[] = {
+        { "bs=1000", "blk0: bs: '1000' is not a multiple of 512" },
+        { "rw=sideways", "blk0: rw: 'sideways' is not" },
+        { "iodepth=0", "blk0: iodepth: '0' is outside [1, 32768]" },
+        { "verify=maybe", "blk0: verify: 'maybe' is not on/off" },
+        { "runtime=5h", "blk0: runtime: '5h' is not a time" },
+        { "color=red", "blk0: unknown block workload key 'color'" },
+        { "ops", "blk0: 'ops': expected KEY=VALUE" },
+        { "ops=-1", "blk0: ops: '-1' is not a number" },
+        { "size=99999999999999999999", "blk0: size: '99999999999999999999' is not a size" },
+        { "discard=60,write_zeroes=50", "blk0: write_zeroes: '50' is outside [0, 40]" },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        blk_workload_init(&wl);
+        ck_assert(!blk_workload_parse(&wl, "blk0", bad[i].opts, &err));
+        ck_assert_msg(strstr(err->message, bad[i].msg) == err->message, "%s -> %s",
+                      bad[i].opts, err->message);
+        g_clear_error(&err);
+    }
+    ck_assert(!workload_split(":x=1", &devid, &opts, &err));
+    g_clear_error(&err);
+
+    net_workload_init(&nw);
+    ck_assert(net_workload_parse(&nw, "net0", "count=10000,size=64+512+1518,window=32", &err));
+    ck_assert_uint_eq(nw.count, 10000);
+    ck_assert_uint_eq(nw.nsizes, 3);
+    ck_assert_uint_eq(nw.sizes[2], 1518);
+    ck_assert_uint_eq(nw.window, 32);
+    nfmt = net_workload_format(&nw);
+    net_workload_init(&nw2);
+    ck_assert_msg(net_workload_parse(&nw2, "net0", nfmt, &err), "%s", nfmt);
+    ck_assert(memcmp(&nw, &nw2, sizeof(nw)) == 0);
+    ck_assert(!net_workload_parse(&nw, "net0", "size=64+12", &err));
+    ck_assert_msg(strstr(err->message, "net0: size: '12' is outside [46, 1518]"), "%s",
+                  err->message);
+    g_clear_error(&err);
+    ck_assert(!net_workload_parse(&nw, "net0", "count=0", &err));
+    g_clear_error(&err);
+    ck_assert(!net_workload_parse(&nw, "net0", "bs=4k", &err));
+    ck_assert_msg(strstr(err->message, "'bs'"), "%s", err->message);
+    g_clear_error(&err);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("guest-blk");
+    TCase *tc = tcase_create("blk");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_write_then_read_verify);
+    /* 0: chains, 1: indirect, 2: event idx, 3: both */
+    tcase_add_loop_test(tc, test_randrw_two_queues, 0, 4);
+    tcase_add_test(tc, test_corrupt_sector_caught);
+    tcase_add_test(tc, test_fill_matches_image);
+    tcase_add_test(tc, test_discard_write_zeroes);
+    tcase_add_test(tc, test_flush_and_get_id);
+    tcase_add_test(tc, test_lost_interrupts_and_stall);
+    tcase_add_test(tc, test_progress_and_runtime);
+    tcase_add_test(tc, test_bad_config);
+    tcase_add_test(tc, test_workload_options);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The guest virtio-net driver against a loopback device model in its own
+ * thread, like a back-end would be: every packet taken from TX queue N is
+ * written into RX queue N's buffers (merged over several when
+ * MRG_RXBUF is on), and dropped when RX has no buffer, as a real switch
+ * port does. It reads the rings through GuestMemory, honours interrupt
+ * suppression and signals the call eventfds. Faults: a dropped packet, a
+ * corrupted one, a duplicated one.
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "guest/virtio-net-drv.h"
+
+#define RAM_SIZE        (32u << 20)
+#define RING_GPA        0x100000ull
+#define BUF_GPA         (8ull << 20)
+#define BUF_SIZE        (16ull << 20)
+#define QSIZE           128
+#define MAXQP           2
+#define HDR             12u
+
+typedef struct NetDev {
+    GuestVirtqueue *vqs;
+    unsigned nqp;
+    bool mrg;
+    uint16_t last_avail[2 * MAXQP];
+    uint16_t used_idx[2 * MAXQP];
+    pthread_t thread;
+    int stop_fd;
+    uint64_t tx_packets[MAXQP];
+    uint64_t dropped;           /* RX had no buffer */
+    unsigned max_nbuf;          /* most RX buffers one packet took */
+    /* fault injection, on queue pair 0, by TX packet number */
+    int64_t drop_nth;
+    int64_t corrupt_nth;
+    int64_t dup_nth;
+} NetDev;
+
+static RamBlock *rb;
+static GuestMemory *mem;
+static GuestVirtqueue vqs[2 * MAXQP];
+static NetDev dev;
+static const VirtioNetDrvConfig net_cfg = { .mac = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 },
+                                         .mtu = 1500, .max_queue_pairs = MAXQP };
+
+static uint64_t alloc_gpa(uint64_t *next, uint64_t size)
+{
+    uint64_t gpa = *next;
+
+    *next = (gpa + size + 4095) & ~4095ull;
+    return gpa;
+}
+
+static void net_setup(unsigned nqp, bool mrg, bool indirect, bool event_idx)
+{
+    GError *err = NULL;
+    uint64_t next = RING_GPA;
+
+    rb = ram_block_new_memfd("ram", RAM_SIZE, &err);
+    ck_assert_msg(rb, "memfd: %s", err ? err->message : "?");
+    mem = guest_memory_new();
+    ck_assert(guest_memory_add(mem, 0, rb, 0, RAM_SIZE, &err));
+    for (unsigned q = 0; q < 2 * nqp; q++) {
+        uint64_t desc = alloc_gpa(&next, vring_desc_size(QSIZE));
+        uint64_t avail = alloc_gpa(&next, vring_avail_size(QSIZE));
+        uint64_t used = alloc_gpa(&next, vring_used_size(QSIZE));
+        uint64_t ind = indirect ? alloc_gpa(&next, guest_vq_indirect_size(QSIZE)) : 0;
+        uint64_t st = alloc_gpa(&next, guest_vq_state_size(QSIZE));
+        ck_assert(guest_vq_init(&vqs[q], mem, QSIZE, desc, avail, used, ind, st,
+                                event_idx));
+        vqs[q].kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        vqs[q].call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        ck_assert(vqs[q].kick_fd >= 0 && vqs[q].call_fd >= 0);
+    }
+    ck_assert_uint_le(next, BUF_GPA);
+    memset(&dev, 0, sizeof(dev));
+    dev.vqs = vqs;
+    dev.nqp = nqp;
+    dev.mrg = mrg;
+    dev.drop_nth = dev.corrupt_nth = dev.dup_nth = -1;
+    dev.stop_fd = eventfd(0, EFD_CLOEXEC);
+}
+
+static void net_teardown(void)
+{
+    for (unsigned q = 0; q < 2 * dev.nqp; q++) {
+        close(vqs[q].kick_fd);
+        close(vqs[q].call_fd);
+    }
+    close(dev.stop_fd);
+    guest_memory_free(mem);
+    ram_block_unref(rb);
+}
+
+/* ---- the device model ---- */
+
+typedef struct DevSg {
+    uint64_t addr;
+    uint32_t len;
+    bool write;
+} DevSg;
+
+static bool dev_event_idx(unsigned q)
+{
+    return dev.vqs[q].st->flags & GUEST_VQ_F_EVENT_IDX;
+}
+
+static unsigned dev_walk(unsigned q, uint16_t head, DevSg *sg, unsigned max)
+{
+    GuestVirtqueue *vq = &dev.vqs[q];
+    VringDesc d;
+    uint64_t table = 0;
+    unsigned n = 0;
+
+    ck_assert(guest_memory_read(mem, vq->st->desc_gpa + 16ull * head, &d, sizeof(d)));
+    if (d.flags & VRING_DESC_F_INDIRECT) {
+        table = d.addr;
+        ck_assert(d.len % 16 == 0 && d.len / 16 <= max);
+        ck_assert(guest_memory_read(mem, table, &d, sizeof(d)));
+    }
+    for (;;) {
+        ck_assert_uint_lt(n, max);
+        sg[n++] = (DevSg){ d.addr, d.len, d.flags & VRING_DESC_F_WRITE };
+        if (!(d.flags & VRING_DESC_F_NEXT)) {
+            return n;
+        }
+        ck_assert(guest_memory_read(mem, table ? table + 16ull * d.next
+                                               : vq->st->desc_gpa + 16ull * d.next,
+                                    &d, sizeof(d)));
+    }
+}
+
+static uint16_t dev_avail_idx(unsigned q)
+{
+    uint16_t idx;
+
+    ck_assert(guest_memory_read(mem, dev.vqs[q].st->avail_gpa + 2, &idx, 2));
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return idx;
+}
+
+static uint16_t dev_pop(unsigned q)
+{
+    uint16_t head;
+
+    ck_assert(guest_memory_read(mem, dev.vqs[q].st->avail_gpa + 4 +
+                                2 * (dev.last_avail[q] % QSIZE), &head, 2));
+    ck_assert_uint_lt(head, QSIZE);
+    dev.last_avail[q]++;
+    return head;
+}
+
+static void dev_push(unsigned q, uint16_t head, uint32_t len)
+{
+    VringUsedElem e = { .id = head, .len = len };
+
+    ck_assert(guest_memory_write(mem, dev.vqs[q].st->used_gpa + 4 +
+                                 8 * (dev.used_idx[q] % QSIZE), &e, sizeof(e)));
+    dev.used_idx[q]++;
+}
+
+/* Publishes the used index and interrupts unless the driver said not to. */
+static void dev_flush(unsigned q, uint16_t old_used)
+{
+    GuestVirtqueue *vq = &dev.vqs[q];
+    uint16_t flags, used_event;
+    bool need;
+
+    if (old_used == dev.used_idx[q]) {
+        return;
+    }
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    ck_assert(guest_memory_write(mem, vq->st->used_gpa + 2, &dev.used_idx[q], 2));
+    if (dev_event_idx(q)) {
+        ck_assert(guest_memory_write(mem, vq->st->used_gpa + 4 + 8 * QSIZE,
+                                     &dev.last_avail[q], 2));
+    }
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ck_assert(guest_memory_read(mem, vq->st->avail_gpa, &flags, 2));
+    ck_assert(guest_memory_read(mem, vq->st->avail_gpa + 4 + 2 * QSIZE, &used_event, 2));
+    need = dev_event_idx(q)
+        ? (uint16_t)(dev.used_idx[q] - used_event - 1) < (uint16_t)(dev.used_idx[q] - old_used)
+        : !(flags & VRING_AVAIL_F_NO_INTERRUPT);
+    if (need) {
+        uint64_t one = 1;
+        ck_assert_int_eq(write(vq->call_fd, &one, 8), 8);
+    }
+}
+
+/* Writes one packet (header + frame) into RX buffers; false = dropped. */
+static bool dev_receive(unsigned p, const uint8_t *pkt, size_t len)
+{
+    unsigned rx = 2 * p;
+    uint16_t avail = dev_avail_idx(rx), heads[64] = { 0 };
+    uint32_t lens[64];
+    unsigned nbuf = 0;
+    size_t off = 0;
+
+    while (off < len) {
+        DevSg sg[4];
+        unsigned n;
+        size_t k;
+
+        if (dev.last_avail[rx] == avail || nbuf == G_N_ELEMENTS(heads) ||
+            (!dev.mrg && nbuf == 1)) {
+            /* Out of buffers: give back what we took, unused; drop. */
+            dev.last_avail[rx] -= nbuf;
+            return false;
+        }
+        heads[nbuf] = dev_pop(rx);
+        n = dev_walk(rx, heads[nbuf], sg, G_N_ELEMENTS(sg));
+        ck_assert_uint_eq(n, 1);
+        ck_assert(sg[0].write);
+        k = MIN(len - off, sg[0].len);
+        ck_assert(guest_memory_write(mem, sg[0].addr, pkt + off, k));
+        lens[nbuf++] = (uint32_t)k;
+        off += k;
+    }
+    dev.max_nbuf = MAX(dev.max_nbuf, nbuf);
+    if (dev.mrg) {
+        uint16_t nb = (uint16_t)nbuf;
+        DevSg sg[4];
+        dev_walk(rx, heads[0], sg, G_N_ELEMENTS(sg));
+        ck_assert(guest_memory_write(mem, sg[0].addr + 10, &nb, 2));
+    }
+    for (unsigned i = 0; i < nbuf; i++) {
+        dev_push(rx, heads[i], lens[i]);
+    }
+    return true;
+}
+
+static bool dev_process(unsigned p)
+{
+    unsigned rx = 2 * p, tx = 2 * p + 1;
+    uint16_t old_tx = dev.used_idx[tx], old_rx = dev.used_idx[rx];
+    uint16_t avail = dev_avail_idx(tx);
+    bool any = false;
+
+    while (dev.last_avail[tx] != avail) {
+        uint8_t pkt[HDR + 1600];
+        size_t len = 0;
+        DevSg sg[GUEST_VQ_INDIRECT_MAX];
+        uint16_t head = dev_pop(tx);
+        unsigned n = dev_walk(tx, head, sg, G_N_ELEMENTS(sg));
+        int64_t nth = (int64_t)dev.tx_packets[p]++;
+        bool ok;
+
+        for (unsigned i = 0; i < n; i++) {
+            ck_assert(!sg[i].write);
+            ck_assert_uint_le(len + sg[i].len, sizeof(pkt));
+            ck_assert(guest_memory_read(mem, sg[i].addr, pkt + len, sg[i].len));
+            len += sg[i].len;
+        }
+        dev_push(tx, head, 0);
+        any = true;
+        if (p == 0 && nth == dev.drop_nth) {
+            continue;
+        }
+        if (p == 0 && nth == dev.corrupt_nth) {
+            pkt[len - 1] ^= 0x10;
+        }
+        /* On the wire the header is the receiver's, num_buffers included. */
+        memset(pkt, 0, HDR);
+        ok = dev_receive(p, pkt, len);
+        if (ok && p == 0 && nth == dev.dup_nth) {
+            ok = dev_receive(p, pkt, len);
+        }
+        dev.dropped += !ok;
+        if (dev.last_avail[tx] == avail) {
+            avail = dev_avail_idx(tx);
+        }
+    }
+    dev_flush(tx, old_tx);
+    dev_flush(rx, old_rx);
+    return any;
+}
+
+static void *dev_thread(void *opaque)
+{
+    for (;;) {
+        struct pollfd pfd[2 * MAXQP + 1];
+        unsigned n = 2 * dev.nqp;
+        uint64_t v;
+
+        for (unsigned q = 0; q < n; q++) {
+            pfd[q] = (struct pollfd){ .fd = dev.vqs[q].kick_fd, .events = POLLIN };
+        }
+        pfd[n] = (struct pollfd){ .fd = dev.stop_fd, .events = POLLIN };
+        poll(pfd, n + 1, 20);
+        if (pfd[n].revents) {
+            return NULL;
+        }
+        for (unsigned q = 0; q < n; q++) {
+            if (read(dev.vqs[q].kick_fd, &v, 8) < 0) {
+                /* nothing pending */
+            }
+        }
+        for (unsigned p = 0; p < dev.nqp; p++) {
+            while (dev_process(p)) {
+            }
+        }
+    }
+}
+
+static void dev_start(void)
+{
+    ck_assert_int_eq(pthread_create(&dev.thread, NULL, dev_thread, NULL), 0);
+}
+
+static void dev_stop(void)
+{
+    uint64_t one = 1;
+
+    ck_assert_int_eq(write(dev.stop_fd, &one, 8), 8);
+    pthread_join(dev.thread, NULL);
+}
+
+static VirtioNetDrv *drv_new(unsigned nqp, bool mrg)
+{
+    GError *err = NULL;
+    uint64_t features = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MTU) |
+                        (nqp > 1 ? 1ull << VIRTIO_NET_F_MQ : 0) |
+                        (mrg ? 1ull << VIRTIO_NET_F_MRG_RXBUF : 0);
+    VirtioNetDrv *d = virtio_net_drv_new("net0", mem, vqs, 2 * nqp, features, &net_cfg,
+                                         BUF_GPA, BUF_SIZE, &err);
+
+    ck_assert_msg(d, "%s", err ? err->message : "?");
+    return d;
+}
+
+static void run_ok(VirtioNetDrv *d, const NetWorkload *wl, VirtioNetResult *res)
+{
+    GError *err = NULL;
+    WorkloadCtl ctl = { .name = "net0" };
+
+    ck_assert_msg(virtio_net_drv_run(d, wl, &ctl, res, &err), "%s",
+                  err ? err->message : "?");
+    ck_assert(res->verified_all);
+    ck_assert_uint_eq(res->mismatched, 0);
+    ck_assert_uint_eq(res->lost, 0);
+    ck_assert_uint_eq(res->verified, res->sent);
+}
+
+/* _i: bit 0 mergeable, bit 1 indirect, bit 2 event idx */
+START_TEST(test_two_pairs_all_verified)
+{
+    bool mrg = _i & 1;
+    VirtioNetResult res;
+    NetWorkload wl;
+    GError *err = NULL;
+    VirtioNetDrv *d;
+
+    net_setup(2, mrg, _i & 2, _i & 4);
+    dev_start();
+    d = drv_new(2, mrg);
+    net_workload_init(&wl);
+    /* 512-byte RX buffers: a 1518-byte frame spans 4 when merged. */
+    ck_assert(net_workload_parse(&wl, "net0", "count=3000,size=64+1518+700,window=16,"
+                                 "rxbuf=512", &err));
+    run_ok(d, &wl, &res);
+    ck_assert_uint_eq(res.sent, 6000);
+    ck_assert_uint_eq(res.wrong_queue, 0);
+    ck_assert_uint_eq(res.stats.ops, 6000);
+    ck_assert_uint_eq(dev.tx_packets[0], 3000);
+    ck_assert_uint_eq(dev.tx_packets[1], 3000);
+    ck_assert_uint_eq(dev.dropped, 0);
+    /* 12 + 1518 bytes in 512-byte buffers: 3 of them. */
+    ck_assert_uint_eq(dev.max_nbuf, mrg ? 3 : 1);
+    virtio_net_result_clear(&res);
+    ck_assert_uint_le(virtio_net_drv_area_size(2, QSIZE, mrg, &wl), BUF_SIZE);
+    /* A second run on the same buffers: new generation, same result. */
+    wl.count = 500;
+    run_ok(d, &wl, &res);
+    ck_assert_uint_eq(res.sent, 1000);
+    ck_assert_uint_eq(res.stale, 0);
+    virtio_net_result_clear(&res);
+    dev_stop();
+    virtio_net_drv_free(d);
+    net_teardown();
+}
+END_TEST
+
+START_TEST(test_dropped_packet_is_lost)
+{
+    VirtioNetResult res;
+    NetWorkload wl;
+    GError *err = NULL;
+    VirtioNetDrv *d;
+    WorkloadCtl ctl = { .name = "net0" };
+
+    net_setup(2, _i, false, false);
+    dev_start();
+    d = drv_new(2, _i);
+    net_workload_init(&wl);
+    wl.count = 200;
+    wl.drain_ms = 200;
+    dev.drop_nth = 57;
+    ck_assert(!virtio_net_drv_run(d, &wl, &ctl, &res, &err));
+    ck_assert(err->code == GUEST_ERROR_VERIFY);
+    ck_assert_uint_eq(res.lost, 1);
+    ck_assert_uint_eq(res.sent, 400);
+    ck_assert_uint_eq(res.verified, 399);
+    ck_assert_uint_eq(res.mismatched, 0);
+    ck_assert(!res.verified_all);
+    ck_assert_msg(strstr(err->message, "net0: 1 of 400 packets lost; first: queue pair 0 "
+                         "sequence 57"), "%s", err->message);
+    g_clear_error(&err);
+    virtio_net_result_clear(&res);
+    dev_stop();
+    virtio_net_drv_free(d);
+    net_teardown();
+}
+END_TEST
+
+START_TEST(test_corrupt_and_duplicate)
+{
+    VirtioNetResult res;
+    NetWorkload wl;
+    GError *err = NULL;
+    VirtioNetDrv *d;
+    WorkloadCtl ctl = { .name = "net0" };
+
+    net_setup(1, true, true, false);
+    dev_start();
+    d = drv_new(1, true);
+    net_workload_init(&wl);
+    wl.count = 100;
+    wl.drain_ms = 200;
+    dev.corrupt_nth = 10;
+    ck_assert(!virtio_net_drv_run(d, &wl, &ctl, &res, &err));
+    ck_assert_msg(strstr(err->message, "net0: rx queue 0: packet 0:10 (") == err->message,
+                  "%s", err->message);
+    ck_assert_uint_eq(res.mismatched, 1);
+    ck_assert_uint_eq(res.lost, 1);
+    g_clear_error(&err);
+    virtio_net_result_clear(&res);
+    dev.corrupt_nth = -1;
+    dev.dup_nth = dev.tx_packets[0] + 5;
+    ck_assert(!virtio_net_drv_run(d, &wl, &ctl, &res, &err));
+    ck_assert_msg(strstr(err->message, "packet 0:5 received twice"), "%s", err->message);
+    ck_assert_uint_eq(res.lost, 0);
+    ck_assert_uint_eq(res.verified, 100);
+    g_clear_error(&err);
+    virtio_net_result_clear(&res);
+    dev_stop();
+    virtio_net_drv_free(d);
+    net_teardown();
+}
+END_TEST
+
+START_TEST(test_stop_and_bad_options)
+{
+    VirtioNetResult res;
+    NetWorkload wl;
+    GError *err = NULL;
+    VirtioNetDrv *d;
+    bool stop = true;
+    WorkloadCtl ctl = { .name = "net0", .stop = &stop };
+
+    net_setup(1, false, false, false);
+    dev_start();
+    d = drv_new(1, false);
+    net_workload_init(&wl);
+    /* Stopped before it began: nothing sent, nothing lost. */
+    ck_assert(virtio_net_drv_run(d, &wl, &ctl, &res, &err));
+    ck_assert_uint_eq(res.sent, 0);
+    virtio_net_result_clear(&res);
+    wl.sizes[0] = 1600;
+    ck_assert(!virtio_net_drv_run(d, &wl, NULL, &res, &err));
+    ck_assert_msg(strstr(err->message, "net0: size 1600"), "%s", err->message);
+    g_clear_error(&err);
+    dev_stop();
+    virtio_net_drv_free(d);
+    ck_assert(!virtio_net_drv_new("net9", mem, vqs, 3, 0, &net_cfg, BUF_GPA, BUF_SIZE, &err));
+    ck_assert_msg(strstr(err->message, "net9: 3 queues"), "%s", err->message);
+    g_clear_error(&err);
+    net_teardown();
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("guest-net");
+    TCase *tc = tcase_create("net");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_two_pairs_all_verified, 0, 8);
+    tcase_add_loop_test(tc, test_dropped_packet_is_lost, 0, 2);
+    tcase_add_test(tc, test_corrupt_and_duplicate);
+    tcase_add_test(tc, test_stop_and_bad_options);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
