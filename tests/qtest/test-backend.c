@@ -1,2 +1,1419 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* placeholder: being written */
+/*
+ * Scriptable vhost-user back-end for the qtest suite; see test-backend.h.
+ *
+ * Security model: the front-end under test is as untrusted here as a
+ * back-end is to the library. Every size, count, index and fd it sends is
+ * checked before use; a malformed request is recorded as a violation and
+ * the connection is dropped, with every received fd closed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+
+#include "hw/virtio/vhost-user-msg.h"
+#include "test-backend.h"
+
+#define TB_MAX_VIOLATION_MSGS   16
+/* A request that stalls half-way must not wedge the back-end thread. */
+#define TB_RECV_TIMEOUT_S       5
+#define TB_OVERSIZED_SIZE       0x10000u
+
+typedef struct TbRegion {
+    VhostUserMemoryRegion desc;
+    void *map;                  /* NULL: slot unused */
+    size_t map_len;
+} TbRegion;
+
+typedef struct TbRing {
+    uint32_t num;
+    uint32_t base;
+    VhostUserVringAddr addr;
+    bool addr_set;
+    int kick_fd;
+    int call_fd;
+    int err_fd;
+    bool enabled;
+    bool started;               /* kick received, not stopped since */
+    bool stopped;               /* GET_VRING_BASE received */
+} TbRing;
+
+typedef struct TbConn {
+    TestBackend *tb;
+    unsigned id;                /* 1-based */
+    int fd;
+    GSource *src;
+    bool closed;
+    GPtrArray *log;             /* TbMsg * */
+    TbRegion regions[VHOST_MEMORY_BASELINE_NREGIONS];
+    TbRing rings[TB_MAX_RINGS];
+    uint64_t offered_features;  /* last GET_FEATURES answer */
+    uint64_t features;
+    bool features_set;
+    uint64_t protocol_features;
+    bool protocol_features_set;
+    uint64_t status;
+    int backend_req_fd;
+} TbConn;
+
+typedef struct TbRule {
+    unsigned conn;
+    uint32_t request;
+    TbAction action;
+} TbRule;
+
+struct TestBackend {
+    TbConfig cfg;
+    char *path;
+    int listen_fd;
+    GSource *listen_src;
+
+    GMainContext *ctx;
+    GMainLoop *loop;
+    GThread *thread;
+
+    GMutex lock;
+    GCond cond;
+    GPtrArray *conns;           /* TbConn * */
+    GArray *rules;              /* TbRule */
+    TbHook hook;
+    void *hook_opaque;
+    int vring_base_reply[TB_MAX_RINGS];     /* -1: use the stored base */
+    unsigned violations;
+    GPtrArray *violation_msgs;  /* char * */
+};
+
+void tb_config_default(TbConfig *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->features = (1ull << VIRTIO_F_VERSION_1) |
+                    (1ull << VHOST_USER_F_PROTOCOL_FEATURES) |
+                    (1ull << VIRTIO_RING_F_EVENT_IDX);
+    cfg->protocol_features = (1ull << VHOST_USER_PROTOCOL_F_MQ) |
+                             (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+                             (1ull << VHOST_USER_PROTOCOL_F_CONFIG);
+    cfg->queue_num = 1;
+    for (unsigned i = 0; i < sizeof(cfg->config); i++) {
+        cfg->config[i] = (uint8_t)i;
+    }
+}
+
+/* ---- Small helpers ---------------------------------------------------- */
+
+static void tb_close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static void tb_close_fds(int *fds, size_t nfds)
+{
+    for (size_t i = 0; i < nfds; i++) {
+        tb_close_fd(&fds[i]);
+    }
+}
+
+void tb_msg_free(TbMsg *msg)
+{
+    if (msg) {
+        g_free(msg->payload);
+        g_free(msg);
+    }
+}
+
+static TbMsg *tb_msg_copy(const TbMsg *m)
+{
+    TbMsg *c = g_memdup2(m, sizeof(*m));
+    c->payload = g_memdup2(m->payload, m->size);
+    return c;
+}
+
+static TbConn *tb_conn_get_locked(TestBackend *tb, unsigned conn)
+{
+    if (conn == 0 || conn > tb->conns->len) {
+        return NULL;
+    }
+    return g_ptr_array_index(tb->conns, conn - 1);
+}
+
+/* Records a front-end spec violation; called with the lock held. */
+static void G_GNUC_PRINTF(3, 4)
+tb_violation_locked(TestBackend *tb, TbConn *c, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *text = NULL;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    tb->violations++;
+    if (tb->violation_msgs->len < TB_MAX_VIOLATION_MSGS) {
+        g_ptr_array_add(tb->violation_msgs,
+                        g_strdup_printf("conn %u: %s", c->id, text));
+    }
+    g_test_message("test-backend: conn %u: front-end violation: %s", c->id, text);
+    g_cond_broadcast(&tb->cond);
+}
+
+static void tb_region_unmap(TbRegion *r)
+{
+    if (r->map) {
+        munmap(r->map, r->map_len);
+    }
+    memset(r, 0, sizeof(*r));
+}
+
+/* Tears down everything a connection holds; the log stays. Lock held. */
+static void tb_conn_close_locked(TestBackend *tb, TbConn *c)
+{
+    if (c->closed) {
+        return;
+    }
+    if (c->src) {
+        g_source_destroy(c->src);
+        g_source_unref(c->src);
+        c->src = NULL;
+    }
+    tb_close_fd(&c->fd);
+    for (unsigned i = 0; i < G_N_ELEMENTS(c->regions); i++) {
+        tb_region_unmap(&c->regions[i]);
+    }
+    for (unsigned i = 0; i < TB_MAX_RINGS; i++) {
+        tb_close_fd(&c->rings[i].kick_fd);
+        tb_close_fd(&c->rings[i].call_fd);
+        tb_close_fd(&c->rings[i].err_fd);
+        c->rings[i].started = false;
+    }
+    tb_close_fd(&c->backend_req_fd);
+    c->closed = true;
+    g_cond_broadcast(&tb->cond);
+}
+
+static void tb_conn_free(gpointer p)
+{
+    TbConn *c = p;
+
+    g_ptr_array_unref(c->log);
+    g_free(c);
+}
+
+/* ---- Wire I/O --------------------------------------------------------- */
+
+/*
+ * Reads exactly len bytes, collecting the fds that arrive with them.
+ * Returns 1 on success, 0 on EOF before the first byte, -1 on error
+ * (including EOF mid-message, a truncated fd list, too many fds).
+ */
+static int tb_recv_full(int fd, void *buf, size_t len, int *fds, size_t *nfds,
+                        char **why)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        union {
+            char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
+            struct cmsghdr align;
+        } control;
+        struct iovec iov = { (char *)buf + done, len - done };
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+        };
+        ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == ECONNRESET && done == 0) {
+            /* The peer closed with our reply unread: a hang-up, not a fault. */
+            return 0;
+        }
+        if (n < 0) {
+            *why = g_strdup_printf("recvmsg: %s", g_strerror(errno));
+            return -1;
+        }
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+            if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
+                continue;
+            }
+            size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            int *in = (int *)CMSG_DATA(cm);
+            for (size_t i = 0; i < k; i++) {
+                int f;
+                memcpy(&f, &in[i], sizeof(f));
+                if (*nfds < VHOST_USER_MAX_FDS) {
+                    fds[(*nfds)++] = f;
+                } else {
+                    close(f);
+                    if (!*why) {
+                        *why = g_strdup("more than VHOST_USER_MAX_FDS fds");
+                    }
+                }
+            }
+        }
+        if (mh.msg_flags & MSG_CTRUNC) {
+            g_free(*why);
+            *why = g_strdup("fd list truncated (MSG_CTRUNC)");
+            return -1;
+        }
+        if (*why) {
+            return -1;
+        }
+        if (n == 0) {
+            if (done == 0) {
+                return 0;
+            }
+            *why = g_strdup_printf("EOF after %zu of %zu bytes", done, len);
+            return -1;
+        }
+        done += n;
+    }
+    return 1;
+}
+
+/* Sends header + payload (+ fds) in one sendmsg; false on failure. */
+static bool tb_send(int fd, const VhostUserHeader *hdr, const void *payload,
+                    size_t len, const int *fds, size_t nfds)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov[2] = {
+        { (void *)hdr, sizeof(*hdr) },
+        { (void *)payload, len },
+    };
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+    size_t total = sizeof(*hdr) + len;
+    ssize_t n;
+
+    g_assert(nfds <= VHOST_USER_MAX_FDS);
+    if (nfds) {
+        memset(&control, 0, sizeof(control));
+        mh.msg_control = control.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    }
+    do {
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    /* Replies are small: a short send on a blocking socket means trouble. */
+    return n == (ssize_t)total;
+}
+
+/* ---- Request handling ------------------------------------------------- */
+
+static TbAction tb_pick_action(TestBackend *tb, TbConn *c, const TbMsg *m)
+{
+    TbAction act = { TB_FAULT_NONE, 0, 0 };
+    TbHook hook;
+    void *opaque;
+
+    g_mutex_lock(&tb->lock);
+    hook = tb->hook;
+    opaque = tb->hook_opaque;
+    g_mutex_unlock(&tb->lock);
+    if (hook) {
+        act = hook(tb, c->id, m, opaque);
+        if (act.fault != TB_FAULT_NONE) {
+            return act;
+        }
+    }
+    g_mutex_lock(&tb->lock);
+    for (unsigned i = 0; i < tb->rules->len; i++) {
+        const TbRule *r = &g_array_index(tb->rules, TbRule, i);
+        if ((r->conn == 0 || r->conn == c->id) &&
+            (r->request == 0 || r->request == m->request)) {
+            act = r->action;
+            break;
+        }
+    }
+    g_mutex_unlock(&tb->lock);
+    return act;
+}
+
+/* Checks the fd of an mmap-able region and maps it; lock held. */
+static bool tb_map_region(TestBackend *tb, TbConn *c, TbRegion *r,
+                          const VhostUserMemoryRegion *desc, int fd)
+{
+    struct stat st;
+    uint64_t len;
+    void *p;
+
+    if (desc->memory_size == 0 ||
+        desc->mmap_offset > UINT64_MAX - desc->memory_size ||
+        desc->guest_phys_addr > UINT64_MAX - desc->memory_size) {
+        tb_violation_locked(tb, c, "memory region gpa=0x%" PRIx64 " size=0x%" PRIx64
+                            " offset=0x%" PRIx64 ": bad size/offset",
+                            desc->guest_phys_addr, desc->memory_size,
+                            desc->mmap_offset);
+        return false;
+    }
+    len = desc->mmap_offset + desc->memory_size;
+    /* Mapping past the end of the file would SIGBUS on first touch. */
+    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < len) {
+        tb_violation_locked(tb, c, "memory region gpa=0x%" PRIx64
+                            ": fd smaller than mmap_offset + memory_size (0x%" PRIx64 ")",
+                            desc->guest_phys_addr, len);
+        return false;
+    }
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        tb_violation_locked(tb, c, "memory region gpa=0x%" PRIx64 ": mmap: %s",
+                            desc->guest_phys_addr, g_strerror(errno));
+        return false;
+    }
+    r->desc = *desc;
+    r->map = p;
+    r->map_len = len;
+    return true;
+}
+
+static bool tb_ring_check(TestBackend *tb, TbConn *c, const char *req, int ring)
+{
+    if (ring < 0 || ring >= TB_MAX_RINGS) {
+        tb_violation_locked(tb, c, "%s: ring index %d out of range", req, ring);
+        return false;
+    }
+    return true;
+}
+
+/* Spec rules the syntax validator cannot know: gating by negotiation. */
+static void tb_check_gate_locked(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
+                                 const VhostUserMsgInfo *info)
+{
+    bool ack_negotiated = c->protocol_features_set &&
+        (c->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK));
+
+    if (info->gate == VHOST_USER_GATE_PROTO &&
+        !(c->offered_features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES))) {
+        tb_violation_locked(tb, c, "%s sent but PROTOCOL_FEATURES not offered",
+                            info->name);
+    } else if (info->gate >= 0 &&
+               !(c->protocol_features_set &&
+                 (c->protocol_features & (1ull << info->gate)))) {
+        tb_violation_locked(tb, c, "%s sent but protocol feature %s not negotiated",
+                            info->name,
+                            vhost_user_protocol_feature_name(info->gate));
+    }
+    if ((msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) &&
+        info->reply != VHOST_USER_RK_ACK && !ack_negotiated) {
+        tb_violation_locked(tb, c, "%s carries NEED_REPLY without REPLY_ACK negotiated",
+                            info->name);
+    }
+    if (msg->hdr.flags & VHOST_USER_REPLY_MASK) {
+        tb_violation_locked(tb, c, "%s request carries the REPLY flag", info->name);
+    }
+}
+
+/*
+ * Applies one valid request to the connection's state and builds the
+ * reply (if any) into *reply / *reply_size. Takes ownership of fds.
+ * Returns false when the connection must be dropped.
+ */
+static bool tb_handle(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
+                      int *fds, size_t nfds, const TbAction *act,
+                      VhostUserPayload *reply, uint32_t *reply_size, bool *has_reply)
+{
+    /* An aligned copy: the payload sits at offset 12 of the packed message. */
+    g_autofree VhostUserPayload *p = g_new0(VhostUserPayload, 1);
+    const char *name = vhost_user_request_name(VHOST_USER_CHANNEL_FRONTEND,
+                                               msg->hdr.request);
+    int ring = vhost_user_msg_ring_index(VHOST_USER_CHANNEL_FRONTEND, msg);
+    bool ok = true;
+    bool value = act->fault == TB_FAULT_VALUE;
+
+    *has_reply = false;
+    *reply_size = 0;
+    memcpy(p, msg->payload.raw, msg->hdr.size);
+
+    g_mutex_lock(&tb->lock);
+    if (ring >= 0 && !tb_ring_check(tb, c, name, ring)) {
+        ok = false;
+        goto out;
+    }
+    switch (msg->hdr.request) {
+    case VHOST_USER_GET_FEATURES:
+        reply->u64 = value ? act->value : tb->cfg.features;
+        c->offered_features = reply->u64;
+        *reply_size = 8;
+        *has_reply = true;
+        break;
+    case VHOST_USER_SET_FEATURES:
+        if (p->u64 & ~c->offered_features) {
+            tb_violation_locked(tb, c, "SET_FEATURES acks 0x%" PRIx64
+                                " not offered (offered 0x%" PRIx64 ")",
+                                p->u64, c->offered_features);
+        }
+        c->features = p->u64;
+        c->features_set = true;
+        break;
+    case VHOST_USER_GET_PROTOCOL_FEATURES:
+        reply->u64 = value ? act->value : tb->cfg.protocol_features;
+        *reply_size = 8;
+        *has_reply = true;
+        break;
+    case VHOST_USER_SET_PROTOCOL_FEATURES:
+        if (p->u64 & ~tb->cfg.protocol_features) {
+            tb_violation_locked(tb, c, "SET_PROTOCOL_FEATURES acks 0x%" PRIx64
+                                " not offered", p->u64);
+        }
+        c->protocol_features = p->u64;
+        c->protocol_features_set = true;
+        break;
+    case VHOST_USER_GET_QUEUE_NUM:
+        reply->u64 = value ? act->value : tb->cfg.queue_num;
+        *reply_size = 8;
+        *has_reply = true;
+        break;
+    case VHOST_USER_SET_OWNER:
+    case VHOST_USER_RESET_OWNER:
+    case VHOST_USER_RESET_DEVICE:
+    case VHOST_USER_SET_VRING_ENDIAN:
+    case VHOST_USER_SEND_RARP:
+    case VHOST_USER_NET_SET_MTU:
+    case VHOST_USER_SET_CONFIG:
+        break;
+    case VHOST_USER_SET_MEM_TABLE: {
+        const VhostUserMemory *mem = &p->memory;
+        for (unsigned i = 0; i < G_N_ELEMENTS(c->regions); i++) {
+            tb_region_unmap(&c->regions[i]);
+        }
+        /* The validator checked nregions against size and fd count. */
+        for (unsigned i = 0; i < mem->nregions && i < nfds; i++) {
+            if (!tb_map_region(tb, c, &c->regions[i], &mem->regions[i], fds[i])) {
+                ok = false;
+                break;
+            }
+        }
+        break;
+    }
+    case VHOST_USER_ADD_MEM_REG: {
+        TbRegion *slot = NULL;
+        for (unsigned i = 0; i < G_N_ELEMENTS(c->regions); i++) {
+            if (!c->regions[i].map) {
+                slot = &c->regions[i];
+                break;
+            }
+        }
+        if (!slot) {
+            tb_violation_locked(tb, c, "ADD_MEM_REG beyond %u slots",
+                                (unsigned)G_N_ELEMENTS(c->regions));
+            ok = false;
+        } else if (nfds != 1 ||
+                   !tb_map_region(tb, c, slot, &p->mem_reg.region, fds[0])) {
+            ok = false;
+        }
+        break;
+    }
+    case VHOST_USER_REM_MEM_REG:
+        for (unsigned i = 0; i < G_N_ELEMENTS(c->regions); i++) {
+            TbRegion *r = &c->regions[i];
+            if (r->map && r->desc.guest_phys_addr == p->mem_reg.region.guest_phys_addr &&
+                r->desc.memory_size == p->mem_reg.region.memory_size) {
+                tb_region_unmap(r);
+            }
+        }
+        break;
+    case VHOST_USER_GET_MAX_MEM_SLOTS:
+        reply->u64 = value ? act->value : G_N_ELEMENTS(c->regions);
+        *reply_size = 8;
+        *has_reply = true;
+        break;
+    case VHOST_USER_SET_LOG_BASE:
+        if (c->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD)) {
+            reply->u64 = 0;
+            *reply_size = 8;
+            *has_reply = true;
+        }
+        break;
+    case VHOST_USER_SET_LOG_FD:
+        break;
+    case VHOST_USER_SET_VRING_NUM:
+        c->rings[ring].num = p->state.num;
+        break;
+    case VHOST_USER_SET_VRING_ADDR:
+        c->rings[ring].addr = p->addr;
+        c->rings[ring].addr_set = true;
+        break;
+    case VHOST_USER_SET_VRING_BASE:
+        c->rings[ring].base = p->state.num;
+        c->rings[ring].stopped = false;
+        break;
+    case VHOST_USER_GET_VRING_BASE:
+        reply->state.index = ring;
+        reply->state.num = value ? (uint32_t)act->value :
+            tb->vring_base_reply[ring] >= 0 ? (uint32_t)tb->vring_base_reply[ring] :
+            c->rings[ring].base;
+        *reply_size = sizeof(VhostUserVringState);
+        *has_reply = true;
+        c->rings[ring].started = false;
+        c->rings[ring].stopped = true;
+        /* The spec lets the back-end drop the kick fd of a stopped ring. */
+        tb_close_fd(&c->rings[ring].kick_fd);
+        break;
+    case VHOST_USER_SET_VRING_KICK:
+    case VHOST_USER_SET_VRING_CALL:
+    case VHOST_USER_SET_VRING_ERR: {
+        TbRing *r = &c->rings[ring];
+        int *slot = msg->hdr.request == VHOST_USER_SET_VRING_KICK ? &r->kick_fd :
+                    msg->hdr.request == VHOST_USER_SET_VRING_CALL ? &r->call_fd :
+                    &r->err_fd;
+        tb_close_fd(slot);
+        if (!(p->u64 & VHOST_USER_VRING_NOFD_MASK) && nfds == 1) {
+            *slot = fds[0];
+            fds[0] = -1;
+        }
+        if (msg->hdr.request == VHOST_USER_SET_VRING_KICK) {
+            if (!r->addr_set || r->num == 0) {
+                tb_violation_locked(tb, c, "SET_VRING_KICK on ring %d before "
+                                    "SET_VRING_NUM/SET_VRING_ADDR", ring);
+            }
+            r->started = true;
+            r->stopped = false;
+            /* Without PROTOCOL_FEATURES a ring is enabled when it starts. */
+            if (!(c->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES))) {
+                r->enabled = true;
+            }
+        }
+        break;
+    }
+    case VHOST_USER_SET_VRING_ENABLE:
+        if (p->state.num > 1) {
+            tb_violation_locked(tb, c, "SET_VRING_ENABLE ring %d num %u not 0/1",
+                                ring, p->state.num);
+        }
+        c->rings[ring].enabled = p->state.num != 0;
+        break;
+    case VHOST_USER_GET_CONFIG: {
+        const VhostUserConfig *cfg = &p->config;
+        uint32_t n = cfg->size;
+        if (cfg->offset > VHOST_USER_MAX_CONFIG_SIZE ||
+            n > VHOST_USER_MAX_CONFIG_SIZE - cfg->offset) {
+            tb_violation_locked(tb, c, "GET_CONFIG offset %u size %u beyond %u bytes",
+                                cfg->offset, n, VHOST_USER_MAX_CONFIG_SIZE);
+            ok = false;
+            break;
+        }
+        reply->config.offset = cfg->offset;
+        reply->config.size = n;
+        reply->config.flags = cfg->flags;
+        memcpy(reply->config.region, tb->cfg.config + cfg->offset, n);
+        *reply_size = VHOST_USER_CONFIG_HDR_SIZE + n;
+        *has_reply = true;
+        break;
+    }
+    case VHOST_USER_SET_STATUS:
+        c->status = p->u64;
+        break;
+    case VHOST_USER_GET_STATUS:
+        reply->u64 = value ? act->value : c->status;
+        *reply_size = 8;
+        *has_reply = true;
+        break;
+    case VHOST_USER_SET_BACKEND_REQ_FD:
+        /* Kept open: closing it would look like a back-end channel hang-up. */
+        tb_close_fd(&c->backend_req_fd);
+        if (nfds == 1) {
+            c->backend_req_fd = fds[0];
+            fds[0] = -1;
+        }
+        break;
+    default:
+        /* Never offered by the default config; a test that offers it must script it. */
+        tb_violation_locked(tb, c, "%s: not supported by the test back-end", name);
+        ok = false;
+        break;
+    }
+out:
+    g_mutex_unlock(&tb->lock);
+    tb_close_fds(fds, nfds);
+    return ok;
+}
+
+/* Sends the reply, bent by the fault in act. */
+static bool tb_reply(TbConn *c, uint32_t request, const VhostUserPayload *payload,
+                     uint32_t size, const TbAction *act)
+{
+    VhostUserHeader hdr = {
+        .request = request,
+        .flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
+        .size = size,
+    };
+    int efds[2] = { -1, -1 };
+    size_t nfds = 0;
+    size_t send_len = size;
+    bool ok;
+
+    switch (act->fault) {
+    case TB_FAULT_WRONG_CODE:
+        hdr.request = request + 1 < VHOST_USER_MAX ? request + 1 : request - 1;
+        break;
+    case TB_FAULT_NO_REPLY_FLAG:
+        hdr.flags = VHOST_USER_VERSION;
+        break;
+    case TB_FAULT_BAD_VERSION:
+        hdr.flags = 0x2 | VHOST_USER_REPLY_MASK;
+        break;
+    case TB_FAULT_OVERSIZED:
+        /* Only the real bytes follow: the front-end must reject on the header. */
+        hdr.size = TB_OVERSIZED_SIZE;
+        break;
+    case TB_FAULT_UNDERSIZED:
+        hdr.size = 4;
+        send_len = MIN(size, 4);
+        break;
+    case TB_FAULT_EXTRA_FDS:
+        for (unsigned i = 0; i < 2; i++) {
+            efds[i] = eventfd(0, EFD_CLOEXEC);
+            g_assert(efds[i] >= 0);
+        }
+        nfds = 2;
+        break;
+    default:
+        break;
+    }
+    ok = tb_send(c->fd, &hdr, payload, send_len, efds, nfds);
+    /* The receiver got its own copies; ours go now, whatever happened. */
+    tb_close_fds(efds, 2);
+    return ok;
+}
+
+static void tb_record(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
+                      size_t nfds, int ring, TbMsg **copy)
+{
+    TbMsg *m = g_new0(TbMsg, 1);
+
+    m->request = msg->hdr.request;
+    m->flags = msg->hdr.flags;
+    m->size = msg->hdr.size;
+    m->payload = g_memdup2(msg->payload.raw, msg->hdr.size);
+    m->nfds = nfds;
+    m->ring = ring;
+    g_mutex_lock(&tb->lock);
+    g_ptr_array_add(c->log, m);
+    *copy = tb_msg_copy(m);
+    g_cond_broadcast(&tb->cond);
+    g_mutex_unlock(&tb->lock);
+}
+
+/* Reads and serves one request; false when the connection is to be closed. */
+static bool tb_serve_one(TestBackend *tb, TbConn *c)
+{
+    g_autofree VhostUserMsg *msg = g_new0(VhostUserMsg, 1);
+    g_autofree VhostUserPayload *reply = g_new0(VhostUserPayload, 1);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *why = NULL;
+    int fds[VHOST_USER_MAX_FDS];
+    size_t nfds = 0;
+    const VhostUserMsgInfo *info;
+    TbMsg *copy = NULL;
+    TbAction act;
+    uint32_t reply_size;
+    bool has_reply;
+    int r;
+
+    r = tb_recv_full(c->fd, &msg->hdr, sizeof(msg->hdr), fds, &nfds, &why);
+    if (r == 1 && msg->hdr.size > VHOST_USER_MAX_PAYLOAD_SIZE) {
+        why = g_strdup_printf("request %u: size %u above %u", msg->hdr.request,
+                              msg->hdr.size, VHOST_USER_MAX_PAYLOAD_SIZE);
+        r = -1;
+    }
+    if (r == 1 && msg->hdr.size) {
+        r = tb_recv_full(c->fd, msg->payload.raw, msg->hdr.size, fds, &nfds, &why);
+        if (r == 0) {
+            why = g_strdup("EOF before the payload");
+            r = -1;
+        }
+    }
+    if (r <= 0) {
+        tb_close_fds(fds, nfds);
+        if (r < 0) {
+            g_mutex_lock(&tb->lock);
+            tb_violation_locked(tb, c, "reading a request: %s", why);
+            g_mutex_unlock(&tb->lock);
+        }
+        return false;
+    }
+
+    if (!vhost_user_msg_validate_request(VHOST_USER_CHANNEL_FRONTEND, msg, nfds, &err)) {
+        g_mutex_lock(&tb->lock);
+        tb_violation_locked(tb, c, "%s", err->message);
+        g_mutex_unlock(&tb->lock);
+        tb_close_fds(fds, nfds);
+        return false;
+    }
+    info = vhost_user_msg_info(VHOST_USER_CHANNEL_FRONTEND, msg->hdr.request);
+    g_assert(info);     /* the validator rejects unknown ids */
+
+    tb_record(tb, c, msg, nfds,
+              vhost_user_msg_ring_index(VHOST_USER_CHANNEL_FRONTEND, msg), &copy);
+    g_mutex_lock(&tb->lock);
+    tb_check_gate_locked(tb, c, msg, info);
+    g_mutex_unlock(&tb->lock);
+
+    act = tb_pick_action(tb, c, copy);
+    tb_msg_free(copy);
+    if (act.fault == TB_FAULT_DELAY && act.delay_ms) {
+        g_usleep((gulong)act.delay_ms * 1000);
+    }
+    if (act.fault == TB_FAULT_DROP) {
+        g_test_message("test-backend: conn %u: dropping on %s", c->id, info->name);
+        tb_close_fds(fds, nfds);
+        return false;
+    }
+
+    if (!tb_handle(tb, c, msg, fds, nfds, &act, reply, &reply_size, &has_reply)) {
+        return false;
+    }
+    if (!has_reply && ((msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) ||
+                       info->reply == VHOST_USER_RK_ACK)) {
+        reply->u64 = act.fault == TB_FAULT_ACK_FAIL ? (act.value ? act.value : 1) : 0;
+        reply_size = 8;
+        has_reply = true;
+    }
+    if (has_reply && !tb_reply(c, msg->hdr.request, reply, reply_size, &act)) {
+        return false;
+    }
+    return true;
+}
+
+static gboolean tb_conn_ready(gint fd, GIOCondition cond, gpointer opaque)
+{
+    TbConn *c = opaque;
+    TestBackend *tb = c->tb;
+
+    if (tb_serve_one(tb, c)) {
+        return G_SOURCE_CONTINUE;
+    }
+    g_mutex_lock(&tb->lock);
+    tb_conn_close_locked(tb, c);
+    g_mutex_unlock(&tb->lock);
+    return G_SOURCE_REMOVE;
+}
+
+/* Registers a connected socket as connection N+1 served by the thread. */
+static void tb_conn_add(TestBackend *tb, int fd)
+{
+    TbConn *c = g_new0(TbConn, 1);
+    struct timeval tv = { .tv_sec = TB_RECV_TIMEOUT_S };
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    c->tb = tb;
+    c->fd = fd;
+    c->log = g_ptr_array_new_with_free_func((GDestroyNotify)tb_msg_free);
+    c->backend_req_fd = -1;
+    /* Until GET_FEATURES is answered, judge by what we would offer. */
+    c->offered_features = tb->cfg.features;
+    for (unsigned i = 0; i < TB_MAX_RINGS; i++) {
+        c->rings[i].kick_fd = c->rings[i].call_fd = c->rings[i].err_fd = -1;
+    }
+    c->src = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+    g_source_set_callback(c->src, G_SOURCE_FUNC(tb_conn_ready), c, NULL);
+
+    g_mutex_lock(&tb->lock);
+    g_ptr_array_add(tb->conns, c);
+    c->id = tb->conns->len;
+    /* Attached under the lock so tb_free never sees a half-added source. */
+    g_source_attach(c->src, tb->ctx);
+    g_cond_broadcast(&tb->cond);
+    g_mutex_unlock(&tb->lock);
+    g_test_message("test-backend: conn %u: connected", c->id);
+}
+
+static gboolean tb_listen_ready(gint fd, GIOCondition cond, gpointer opaque)
+{
+    TestBackend *tb = opaque;
+    int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (cfd >= 0) {
+        tb_conn_add(tb, cfd);
+    } else if (errno != EINTR && errno != EAGAIN) {
+        g_test_message("test-backend: accept: %s", g_strerror(errno));
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static gpointer tb_thread(gpointer opaque)
+{
+    TestBackend *tb = opaque;
+
+    g_main_context_push_thread_default(tb->ctx);
+    g_main_loop_run(tb->loop);
+    g_main_context_pop_thread_default(tb->ctx);
+    return NULL;
+}
+
+static bool tb_sockaddr(const char *path, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa->sun_path)) {
+        return false;
+    }
+    strcpy(sa->sun_path, path);
+    return true;
+}
+
+TestBackend *tb_new(const char *dir, const char *name, const TbConfig *cfg)
+{
+    TestBackend *tb = g_new0(TestBackend, 1);
+
+    if (cfg) {
+        tb->cfg = *cfg;
+    } else {
+        tb_config_default(&tb->cfg);
+    }
+    g_mutex_init(&tb->lock);
+    g_cond_init(&tb->cond);
+    tb->conns = g_ptr_array_new_with_free_func(tb_conn_free);
+    tb->rules = g_array_new(FALSE, TRUE, sizeof(TbRule));
+    tb->violation_msgs = g_ptr_array_new_with_free_func(g_free);
+    for (unsigned i = 0; i < TB_MAX_RINGS; i++) {
+        tb->vring_base_reply[i] = -1;
+    }
+    tb->listen_fd = -1;
+    tb->ctx = g_main_context_new();
+    tb->loop = g_main_loop_new(tb->ctx, FALSE);
+
+    if (name) {
+        struct sockaddr_un sa;
+
+        tb->path = g_build_filename(dir, name, NULL);
+        if (!tb_sockaddr(tb->path, &sa)) {
+            g_error("test-backend: socket path too long: %s", tb->path);
+        }
+        tb->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        g_assert_cmpint(tb->listen_fd, >=, 0);
+        if (bind(tb->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+            listen(tb->listen_fd, 4) < 0) {
+            g_error("test-backend: listen on %s: %s", tb->path, g_strerror(errno));
+        }
+        tb->listen_src = g_unix_fd_source_new(tb->listen_fd, G_IO_IN);
+        g_source_set_callback(tb->listen_src, G_SOURCE_FUNC(tb_listen_ready), tb, NULL);
+        g_source_attach(tb->listen_src, tb->ctx);
+    }
+    tb->thread = g_thread_new("test-backend", tb_thread, tb);
+    return tb;
+}
+
+/*
+ * Runs fn in the back-end thread. Not g_main_context_invoke(): that calls
+ * fn right here when the thread has not acquired the context yet.
+ */
+static void tb_run_in_thread(TestBackend *tb, GSourceFunc fn, gpointer data,
+                             GDestroyNotify notify)
+{
+    GSource *src = g_idle_source_new();
+
+    g_source_set_callback(src, fn, data, notify);
+    g_source_attach(src, tb->ctx);
+    g_source_unref(src);
+}
+
+static gboolean tb_quit_cb(gpointer opaque)
+{
+    g_main_loop_quit(opaque);
+    return G_SOURCE_REMOVE;
+}
+
+void tb_free(TestBackend *tb)
+{
+    if (!tb) {
+        return;
+    }
+    /*
+     * Quit from inside the loop: a quit issued before the thread entered
+     * g_main_loop_run would be lost.
+     */
+    tb_run_in_thread(tb, tb_quit_cb, tb->loop, NULL);
+    g_thread_join(tb->thread);
+
+    g_mutex_lock(&tb->lock);
+    for (unsigned i = 0; i < tb->conns->len; i++) {
+        tb_conn_close_locked(tb, g_ptr_array_index(tb->conns, i));
+    }
+    g_mutex_unlock(&tb->lock);
+    if (tb->listen_src) {
+        g_source_destroy(tb->listen_src);
+        g_source_unref(tb->listen_src);
+    }
+    tb_close_fd(&tb->listen_fd);
+    if (tb->path) {
+        g_unlink(tb->path);
+    }
+    g_main_loop_unref(tb->loop);
+    g_main_context_unref(tb->ctx);
+    g_ptr_array_unref(tb->conns);
+    g_array_unref(tb->rules);
+    g_ptr_array_unref(tb->violation_msgs);
+    g_mutex_clear(&tb->lock);
+    g_cond_clear(&tb->cond);
+    g_free(tb->path);
+    g_free(tb);
+}
+
+const char *tb_socket_path(const TestBackend *tb)
+{
+    return tb->path;
+}
+
+void tb_connect(TestBackend *tb, const char *path, unsigned timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    struct sockaddr_un sa;
+
+    if (!tb_sockaddr(path, &sa)) {
+        g_error("test-backend: socket path too long: %s", path);
+    }
+    for (;;) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        g_assert_cmpint(fd, >=, 0);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            tb_conn_add(tb, fd);
+            return;
+        }
+        close(fd);
+        if (g_get_monotonic_time() > deadline) {
+            g_error("test-backend: could not connect to %s within %u ms: %s",
+                    path, timeout_ms, g_strerror(errno));
+        }
+        g_usleep(20 * 1000);
+    }
+}
+
+void tb_inject(TestBackend *tb, unsigned conn, uint32_t request, TbFault fault,
+               uint64_t value)
+{
+    TbRule r = { conn, request, { fault, value, 0 } };
+
+    g_mutex_lock(&tb->lock);
+    g_array_append_val(tb->rules, r);
+    g_mutex_unlock(&tb->lock);
+}
+
+void tb_inject_delay(TestBackend *tb, unsigned conn, uint32_t request,
+                     unsigned delay_ms)
+{
+    TbRule r = { conn, request, { TB_FAULT_DELAY, 0, delay_ms } };
+
+    g_mutex_lock(&tb->lock);
+    g_array_append_val(tb->rules, r);
+    g_mutex_unlock(&tb->lock);
+}
+
+void tb_set_hook(TestBackend *tb, TbHook hook, void *opaque)
+{
+    g_mutex_lock(&tb->lock);
+    tb->hook = hook;
+    tb->hook_opaque = opaque;
+    g_mutex_unlock(&tb->lock);
+}
+
+void tb_set_vring_base_reply(TestBackend *tb, unsigned ring, uint16_t base)
+{
+    g_assert_cmpuint(ring, <, TB_MAX_RINGS);
+    g_mutex_lock(&tb->lock);
+    tb->vring_base_reply[ring] = base;
+    g_mutex_unlock(&tb->lock);
+}
+
+typedef struct TbDisconnect {
+    TestBackend *tb;
+    unsigned conn;
+} TbDisconnect;
+
+static gboolean tb_disconnect_cb(gpointer opaque)
+{
+    TbDisconnect *d = opaque;
+    TbConn *c;
+
+    g_mutex_lock(&d->tb->lock);
+    c = tb_conn_get_locked(d->tb, d->conn);
+    if (c) {
+        tb_conn_close_locked(d->tb, c);
+    }
+    g_mutex_unlock(&d->tb->lock);
+    return G_SOURCE_REMOVE;
+}
+
+void tb_disconnect(TestBackend *tb, unsigned conn)
+{
+    /* In the back-end thread, so no request is being served mid-close. */
+    tb_run_in_thread(tb, tb_disconnect_cb,
+                     g_memdup2(&(TbDisconnect){ tb, conn }, sizeof(TbDisconnect)),
+                     g_free);
+    tb_wait_closed(tb, conn, TB_DEFAULT_TIMEOUT_MS);
+}
+
+/* ---- Observation -------------------------------------------------------- */
+
+unsigned tb_conn_count(TestBackend *tb)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+
+    return tb->conns->len;
+}
+
+bool tb_conn_closed(TestBackend *tb, unsigned conn)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    return c && c->closed;
+}
+
+static unsigned tb_msg_count_locked(TestBackend *tb, unsigned conn, uint32_t request)
+{
+    TbConn *c = tb_conn_get_locked(tb, conn);
+    unsigned n = 0;
+
+    for (unsigned i = 0; c && i < c->log->len; i++) {
+        const TbMsg *m = g_ptr_array_index(c->log, i);
+        n += request == 0 || m->request == request;
+    }
+    return n;
+}
+
+unsigned tb_msg_count(TestBackend *tb, unsigned conn, uint32_t request)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+
+    return tb_msg_count_locked(tb, conn, request);
+}
+
+TbMsg *tb_msg_get(TestBackend *tb, unsigned conn, unsigned i)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    return c && i < c->log->len ? tb_msg_copy(g_ptr_array_index(c->log, i)) : NULL;
+}
+
+TbMsg *tb_msg_find(TestBackend *tb, unsigned conn, uint32_t request, int ring)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    for (unsigned i = 0; c && i < c->log->len; i++) {
+        const TbMsg *m = g_ptr_array_index(c->log, i);
+        if (m->request == request && (ring < 0 || m->ring == ring)) {
+            return tb_msg_copy(m);
+        }
+    }
+    return NULL;
+}
+
+static unsigned tb_rings_count_locked(TestBackend *tb, unsigned conn, bool enabled)
+{
+    TbConn *c = tb_conn_get_locked(tb, conn);
+    unsigned n = 0;
+
+    for (unsigned i = 0; c && i < TB_MAX_RINGS; i++) {
+        n += enabled ? c->rings[i].enabled : c->rings[i].started;
+    }
+    return n;
+}
+
+unsigned tb_rings_started(TestBackend *tb, unsigned conn)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+
+    return tb_rings_count_locked(tb, conn, false);
+}
+
+unsigned tb_rings_enabled(TestBackend *tb, unsigned conn)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+
+    return tb_rings_count_locked(tb, conn, true);
+}
+
+bool tb_ring_started(TestBackend *tb, unsigned conn, unsigned ring)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    g_assert_cmpuint(ring, <, TB_MAX_RINGS);
+    return c && c->rings[ring].started;
+}
+
+bool tb_ring_stopped(TestBackend *tb, unsigned conn, unsigned ring)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    g_assert_cmpuint(ring, <, TB_MAX_RINGS);
+    return c && c->rings[ring].stopped;
+}
+
+unsigned tb_violations(TestBackend *tb)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+
+    return tb->violations;
+}
+
+void tb_assert_no_violations(TestBackend *tb)
+{
+    g_autoptr(GString) s = g_string_new(NULL);
+    unsigned n;
+
+    g_mutex_lock(&tb->lock);
+    n = tb->violations;
+    for (unsigned i = 0; i < tb->violation_msgs->len; i++) {
+        g_string_append_printf(s, "\n  %s", (char *)g_ptr_array_index(tb->violation_msgs, i));
+    }
+    g_mutex_unlock(&tb->lock);
+    if (n) {
+        g_error("test-backend: %u front-end spec violation(s):%s", n, s->str);
+    }
+}
+
+/* ---- Guest memory ----------------------------------------------------- */
+
+/* Host pointer for [gpa, gpa + len) inside one region of conn; lock held. */
+static uint8_t *tb_gpa_ptr_locked(TestBackend *tb, unsigned conn, uint64_t gpa,
+                                  size_t len)
+{
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    for (unsigned i = 0; c && i < G_N_ELEMENTS(c->regions); i++) {
+        const TbRegion *r = &c->regions[i];
+        uint64_t start = r->desc.guest_phys_addr;
+
+        if (r->map && gpa >= start && gpa - start <= r->desc.memory_size &&
+            len <= r->desc.memory_size - (gpa - start)) {
+            return (uint8_t *)r->map + r->desc.mmap_offset + (gpa - start);
+        }
+    }
+    return NULL;
+}
+
+bool tb_read_gpa(TestBackend *tb, unsigned conn, uint64_t gpa, void *buf, size_t len)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    uint8_t *p = tb_gpa_ptr_locked(tb, conn, gpa, len);
+
+    if (p) {
+        memcpy(buf, p, len);
+    }
+    return p != NULL;
+}
+
+bool tb_write_gpa(TestBackend *tb, unsigned conn, uint64_t gpa, const void *buf,
+                  size_t len)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    uint8_t *p = tb_gpa_ptr_locked(tb, conn, gpa, len);
+
+    if (p) {
+        memcpy(p, buf, len);
+    }
+    return p != NULL;
+}
+
+static bool tb_uva_to_gpa_locked(TestBackend *tb, unsigned conn, uint64_t uva,
+                                 uint64_t *gpa)
+{
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    for (unsigned i = 0; c && i < G_N_ELEMENTS(c->regions); i++) {
+        const TbRegion *r = &c->regions[i];
+        if (r->map && uva >= r->desc.userspace_addr &&
+            uva - r->desc.userspace_addr < r->desc.memory_size) {
+            *gpa = r->desc.guest_phys_addr + (uva - r->desc.userspace_addr);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool tb_uva_to_gpa(TestBackend *tb, unsigned conn, uint64_t uva, uint64_t *gpa)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+
+    return tb_uva_to_gpa_locked(tb, conn, uva, gpa);
+}
+
+bool tb_ring_used_gpa(TestBackend *tb, unsigned conn, unsigned ring, uint64_t *gpa)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    g_assert_cmpuint(ring, <, TB_MAX_RINGS);
+    return c && c->rings[ring].addr_set &&
+           tb_uva_to_gpa_locked(tb, conn, c->rings[ring].addr.used_user_addr, gpa);
+}
+
+uint64_t tb_mem_end(TestBackend *tb, unsigned conn)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+    uint64_t end = 0;
+
+    for (unsigned i = 0; c && i < G_N_ELEMENTS(c->regions); i++) {
+        const TbRegion *r = &c->regions[i];
+        if (r->map) {
+            end = MAX(end, r->desc.guest_phys_addr + r->desc.memory_size);
+        }
+    }
+    return end;
+}
+
+/* ---- Waiting ------------------------------------------------------------ */
+
+typedef bool (*TbLockedPredicate)(TestBackend *tb, const void *arg);
+
+/* Waits with the lock held; pred sees consistent state. */
+static bool tb_wait_locked(TestBackend *tb, TbLockedPredicate pred, const void *arg,
+                           unsigned timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    bool ok;
+
+    g_mutex_lock(&tb->lock);
+    while (!(ok = pred(tb, arg))) {
+        if (!g_cond_wait_until(&tb->cond, &tb->lock, deadline)) {
+            ok = pred(tb, arg);
+            break;
+        }
+    }
+    g_mutex_unlock(&tb->lock);
+    return ok;
+}
+
+typedef struct TbWaitArg {
+    unsigned conn;
+    uint32_t request;
+    unsigned n;
+} TbWaitArg;
+
+static bool tb_pred_conn(TestBackend *tb, const void *arg)
+{
+    const TbWaitArg *a = arg;
+    return tb->conns->len >= a->conn;
+}
+
+static bool tb_pred_closed(TestBackend *tb, const void *arg)
+{
+    const TbWaitArg *a = arg;
+    TbConn *c = tb_conn_get_locked(tb, a->conn);
+    return c && c->closed;
+}
+
+static bool tb_pred_rings(TestBackend *tb, const void *arg)
+{
+    const TbWaitArg *a = arg;
+    return tb_rings_count_locked(tb, a->conn, false) >= a->n;
+}
+
+static bool tb_pred_msg(TestBackend *tb, const void *arg)
+{
+    const TbWaitArg *a = arg;
+    return tb_msg_count_locked(tb, a->conn, a->request) >= a->n;
+}
+
+static bool tb_pred_stopped(TestBackend *tb, const void *arg)
+{
+    const TbWaitArg *a = arg;
+    TbConn *c = tb_conn_get_locked(tb, a->conn);
+    return c && c->rings[a->n].stopped;
+}
+
+void tb_wait_conn(TestBackend *tb, unsigned conn, unsigned timeout_ms)
+{
+    TbWaitArg a = { .conn = conn };
+
+    if (!tb_wait_locked(tb, tb_pred_conn, &a, timeout_ms)) {
+        g_error("test-backend: timed out after %u ms waiting for connection %u "
+                "(have %u)", timeout_ms, conn, tb_conn_count(tb));
+    }
+}
+
+void tb_wait_closed(TestBackend *tb, unsigned conn, unsigned timeout_ms)
+{
+    TbWaitArg a = { .conn = conn };
+
+    if (!tb_wait_locked(tb, tb_pred_closed, &a, timeout_ms)) {
+        g_error("test-backend: timed out after %u ms waiting for connection %u "
+                "to close", timeout_ms, conn);
+    }
+}
+
+void tb_wait_rings_started(TestBackend *tb, unsigned conn, unsigned n,
+                           unsigned timeout_ms)
+{
+    TbWaitArg a = { .conn = conn, .n = n };
+
+    if (!tb_wait_locked(tb, tb_pred_rings, &a, timeout_ms)) {
+        g_error("test-backend: timed out after %u ms waiting for %u rings started "
+                "on connection %u (have %u)", timeout_ms, n, conn,
+                tb_rings_started(tb, conn));
+    }
+}
+
+void tb_wait_msg(TestBackend *tb, unsigned conn, uint32_t request, unsigned count,
+                 unsigned timeout_ms)
+{
+    TbWaitArg a = { .conn = conn, .request = request, .n = count };
+
+    if (!tb_wait_locked(tb, tb_pred_msg, &a, timeout_ms)) {
+        g_error("test-backend: timed out after %u ms waiting for %u x %s on "
+                "connection %u (have %u)", timeout_ms, count,
+                vhost_user_request_name(VHOST_USER_CHANNEL_FRONTEND, request),
+                conn, tb_msg_count(tb, conn, request));
+    }
+}
+
+void tb_wait_ring_stopped(TestBackend *tb, unsigned conn, unsigned ring,
+                          unsigned timeout_ms)
+{
+    TbWaitArg a = { .conn = conn, .n = ring };
+
+    g_assert_cmpuint(ring, <, TB_MAX_RINGS);
+    if (!tb_wait_locked(tb, tb_pred_stopped, &a, timeout_ms)) {
+        g_error("test-backend: timed out after %u ms waiting for GET_VRING_BASE "
+                "of ring %u on connection %u", timeout_ms, ring, conn);
+    }
+}
+
+bool tb_wait_until(TestBackend *tb, TbPredicate pred, void *opaque,
+                   unsigned timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    for (;;) {
+        gint64 now;
+
+        if (pred(tb, opaque)) {
+            return true;
+        }
+        now = g_get_monotonic_time();
+        if (now >= deadline) {
+            return pred(tb, opaque);
+        }
+        /* Any state change wakes us; 50 ms bounds changes made elsewhere. */
+        g_mutex_lock(&tb->lock);
+        g_cond_wait_until(&tb->cond, &tb->lock, MIN(deadline, now + 50 * 1000));
+        g_mutex_unlock(&tb->lock);
+    }
+}
