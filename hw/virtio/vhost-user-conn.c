@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-error.h"
+#include "hw/virtio/vhost-user-mem.h"
 
 #define VHOST_USER_HDR_SIZE sizeof(VhostUserHeader)
 /* A ring index is 8 bits on the wire, so no back-end can use more rings. */
@@ -32,7 +34,16 @@ uint64_t vhost_user_frontend_protocol_features(void)
            (1ull << VHOST_USER_PROTOCOL_F_RARP) |
            (1ull << VHOST_USER_PROTOCOL_F_CONFIG) |
            (1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE) |
-           (1ull << VHOST_USER_PROTOCOL_F_CROSS_ENDIAN);
+           (1ull << VHOST_USER_PROTOCOL_F_CROSS_ENDIAN) |
+           /* hw/virtio/vhost-user-mem.c; used only together with REPLY_ACK */
+           (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |
+           /* hw/virtio/vhost-user-backend-chan.c */
+           (1ull << VHOST_USER_PROTOCOL_F_BACKEND_REQ) |
+           (1ull << VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD) |
+           (1ull << VHOST_USER_PROTOCOL_F_HOST_NOTIFIER) |
+           (1ull << VHOST_USER_PROTOCOL_F_STATUS) |
+           (1ull << VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |
+           (1ull << VHOST_USER_PROTOCOL_F_SHARED_OBJECT);
 }
 
 VhostUserState *vhost_user_state_new(CharSocket *chr, const char *name)
@@ -52,6 +63,11 @@ void vhost_user_state_free(VhostUserState *u)
     if (!u) {
         return;
     }
+    vhost_user_backend_chan_free(u->backend_chan);
+    if (u->devs) {
+        g_ptr_array_free(u->devs, TRUE);
+    }
+    vhost_user_mem_cleanup(u);
     g_mutex_clear(&u->lock);
     g_free(u->name);
     g_free(u);
@@ -59,7 +75,11 @@ void vhost_user_state_free(VhostUserState *u)
 
 void vhost_user_state_reset(VhostUserState *u)
 {
+    VhostUserBackendChan *chan;
+
     g_mutex_lock(&u->lock);
+    /* The channel belongs to the connection; freed outside the lock below. */
+    chan = g_steal_pointer(&u->backend_chan);
     u->negotiated = false;
     u->broken = false;
     u->backend_features = 0;
@@ -70,6 +90,8 @@ void vhost_user_state_reset(VhostUserState *u)
         u->connection++;
     }
     g_mutex_unlock(&u->lock);
+    /* Unmapping host notifiers calls the VMM, which may call us back. */
+    vhost_user_backend_chan_free(chan);
 }
 
 bool vhost_user_has_protocol_feature(const VhostUserState *u, unsigned int bit)
@@ -171,6 +193,17 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
         return true;
     }
 
+    /*
+     * The back-end may need an answer on the back-end channel before it
+     * can reply (an IOTLB miss while it stops a ring): serve that channel
+     * while waiting. See vhost-user-backend-chan.c for why not a loop.
+     */
+    if (u->backend_chan &&
+        !vhost_user_backend_chan_wait(u->backend_chan, char_socket_fd(u->chr),
+                                      char_socket_timeout_ms(u->chr), errp)) {
+        g_prefix_error(errp, "%s: %s reply: ", u->name, info->name);
+        return false;
+    }
     /* The header first: nothing of the payload is read before it is checked. */
     if (!char_socket_read_all(u->chr, &reply->hdr, VHOST_USER_HDR_SIZE,
                               rx_fds, &nhdr_fds, -1, errp)) {
@@ -416,6 +449,13 @@ bool vhost_user_negotiate(VhostUserState *u, GError **errp)
         }
         ours = u->supported_protocol_features & theirs;
         /*
+         * Memory slots need an ack per ADD/REM_MEM_REG to keep the shadow
+         * true; without REPLY_ACK we stay with SET_MEM_TABLE.
+         */
+        if (!(ours & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
+            ours &= ~(1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+        }
+        /*
          * Sent while protocol_features is still 0, so it goes without
          * NEED_REPLY: the back-end only learns of REPLY_ACK by processing
          * this very message, and may not ack it.
@@ -448,6 +488,10 @@ bool vhost_user_negotiate(VhostUserState *u, GError **errp)
             }
             u->queue_num = qn;
         }
+    }
+    /* Also when protocol features are off: the old shadow must go. */
+    if (!vhost_user_mem_negotiate(u, errp)) {
+        return false;
     }
 
     memset(&msg.hdr, 0, sizeof(msg.hdr));

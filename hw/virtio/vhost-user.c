@@ -12,7 +12,10 @@
 
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-error.h"
+#include "hw/virtio/vhost-user-mem.h"
+#include "hw/virtio/virtio.h"
 
 static VhostUserState *to_user(struct vhost_dev *dev)
 {
@@ -89,7 +92,13 @@ static bool user_backend_init(struct vhost_dev *dev, void *opaque, GError **errp
     VhostUserState *u = opaque;
 
     dev->opaque = u;
+    vhost_user_register_dev(u, dev);
     if (!u->negotiated && !vhost_user_negotiate(u, errp)) {
+        return false;
+    }
+    /* Once per connection, right after negotiation (a retry if it failed). */
+    if (vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_BACKEND_REQ) &&
+        !u->backend_chan && !vhost_user_backend_chan_setup(u, errp)) {
         return false;
     }
     dev->protocol_features = u->protocol_features;
@@ -100,6 +109,9 @@ static bool user_backend_init(struct vhost_dev *dev, void *opaque, GError **errp
 static void user_backend_cleanup(struct vhost_dev *dev)
 {
     /* The state belongs to the device front-end, shared by its vhost_devs. */
+    if (dev->opaque) {
+        vhost_user_unregister_dev(to_user(dev), dev);
+    }
     dev->opaque = NULL;
 }
 
@@ -126,9 +138,59 @@ static bool user_get_features(struct vhost_dev *dev, uint64_t *features, GError 
     return true;
 }
 
+#define USER_STATUS_FEATURES_OK (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | \
+                                 VIRTIO_CONFIG_S_FEATURES_OK)
+
 static bool user_set_features(struct vhost_dev *dev, uint64_t features, GError **errp)
 {
-    return user_send_u64(dev, VHOST_USER_SET_FEATURES, features, VHOST_USER_REQ_SYNC, errp);
+    VhostUserState *u = to_user(dev);
+
+    /*
+     * Behind an IOMMU the back-end learns translations through IOTLB
+     * misses on the back-end channel, each of which must be acked.
+     */
+    if ((features & (1ull << VIRTIO_F_IOMMU_PLATFORM)) &&
+        (!vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_REPLY_ACK) ||
+         !vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_BACKEND_REQ) ||
+         !u->backend_chan)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: SET_FEATURES: VIRTIO_F_IOMMU_PLATFORM (feature bit %d) needs "
+                    "protocol features REPLY_ACK and BACKEND_REQ, which the back-end "
+                    "does not offer", dev->name, VIRTIO_F_IOMMU_PLATFORM);
+        return false;
+    }
+    if (!user_send_u64(dev, VHOST_USER_SET_FEATURES, features, VHOST_USER_REQ_SYNC, errp)) {
+        return false;
+    }
+    if (vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_STATUS)) {
+        return vhost_user_set_status(u, USER_STATUS_FEATURES_OK, errp);
+    }
+    return true;
+}
+
+static bool user_dev_start(struct vhost_dev *dev, bool started, GError **errp)
+{
+    VhostUserState *u = to_user(dev);
+    bool status = vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_STATUS) &&
+                  vhost_user_is_last_dev(u, dev);
+
+    if (started) {
+        /* DRIVER_OK once every ring of the device runs: the last vhost_dev. */
+        return !status ||
+               vhost_user_set_status(u, USER_STATUS_FEATURES_OK |
+                                     VIRTIO_CONFIG_S_DRIVER_OK, errp);
+    }
+    /* A stopped ring's doorbell page must not be used any more. */
+    vhost_user_backend_chan_unmap_notifiers(u->backend_chan, dev->vq_index, dev->nvqs);
+    if (status && !u->broken && char_socket_is_connected(u->chr)) {
+        GError *err = NULL;
+
+        if (!vhost_user_set_status(u, 0, &err)) {
+            g_message("%s", err->message);
+            g_error_free(err);
+        }
+    }
+    return true;
 }
 
 static bool user_set_owner(struct vhost_dev *dev, GError **errp)
@@ -147,10 +209,15 @@ static bool user_reset_device(struct vhost_dev *dev, GError **errp)
 
 static bool user_set_mem_table(struct vhost_dev *dev, GuestMemory *mem, GError **errp)
 {
+    VhostUserState *u = to_user(dev);
     unsigned n = guest_memory_nregions(mem);
     int fds[VHOST_MEMORY_BASELINE_NREGIONS];
     VhostUserMsg msg;
 
+    /* Only the difference to what the back-end has, one region at a time. */
+    if (vhost_user_mem_slots_enabled(u)) {
+        return vhost_user_mem_sync(u, dev->name, dev->vq_index, mem, errp);
+    }
     if (n == 0) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
                     "%s: SET_MEM_TABLE: the guest has no memory regions", dev->name);
@@ -168,24 +235,30 @@ static bool user_set_mem_table(struct vhost_dev *dev, GuestMemory *mem, GError *
                 offsetof(VhostUserMemory, regions) + n * sizeof(VhostUserMemoryRegion));
     msg.payload.memory.nregions = n;
     for (unsigned i = 0; i < n; i++) {
-        const MemoryRegionMap *r = guest_memory_region(mem, i);
         VhostUserMemoryRegion *wr = &msg.payload.memory.regions[i];
+        VhostUserMemSlot slot;
 
-        /* A private mapping's writes never reach the fd the back-end maps. */
-        if (!r->block->shared) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
-                        "%s: RAM block '%s' is not shared (share=off); a vhost-user "
-                        "back-end cannot see the guest's writes to it",
-                        dev->name, r->block->id);
+        if (!vhost_user_mem_slot_from_region(dev->name, guest_memory_region(mem, i),
+                                             &slot, errp)) {
             return false;
         }
-        wr->guest_phys_addr = r->gpa;
-        wr->memory_size = r->size;
-        wr->userspace_addr = (uint64_t)(uintptr_t)r->block->host + r->block_offset;
-        wr->mmap_offset = r->block->fd_offset + r->block_offset;
-        fds[i] = r->block->fd;
+        wr->guest_phys_addr = slot.gpa;
+        wr->memory_size = slot.size;
+        wr->userspace_addr = slot.uaddr;
+        wr->mmap_offset = slot.mmap_offset;
+        fds[i] = slot.fd;
     }
-    return user_send(dev, &msg, fds, n, VHOST_USER_REQ_SYNC, errp);
+    if (!user_send(dev, &msg, fds, n, VHOST_USER_REQ_SYNC, errp)) {
+        return false;
+    }
+    /* What a reconnecting back-end's slot count is checked against. */
+    u->mem_regions_in_use = n;
+    return true;
+}
+
+static unsigned user_mem_max_regions(struct vhost_dev *dev)
+{
+    return vhost_user_mem_max_regions(to_user(dev));
 }
 
 static bool user_set_vring_num(struct vhost_dev *dev, const struct vhost_vring_state *s,
@@ -389,6 +462,7 @@ const VhostOps user_ops = {
     .set_owner = user_set_owner,
     .reset_device = user_reset_device,
     .set_mem_table = user_set_mem_table,
+    .mem_max_regions = user_mem_max_regions,
     .set_vring_num = user_set_vring_num,
     .set_vring_addr = user_set_vring_addr,
     .set_vring_base = user_set_vring_base,
@@ -403,4 +477,5 @@ const VhostOps user_ops = {
     .net_set_mtu = user_net_set_mtu,
     .send_rarp = user_send_rarp,
     .is_connected = user_is_connected,
+    .dev_start = user_dev_start,
 };

@@ -215,6 +215,34 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, GError **e
     return ops->set_vring_call(hdev, &call, errp);
 }
 
+/*
+ * A RAM change while the back-end runs: it must map new RAM before the
+ * guest puts buffers there. Only a started device is told; a start sends
+ * the whole table anyway. The error is kept for vhost_dev_add_ram: a
+ * listener has nobody to return it to.
+ */
+static void vhost_dev_mem_changed(GuestMemory *mem, void *opaque)
+{
+    struct vhost_dev *hdev = opaque;
+    GError *err = NULL;
+
+    if (!hdev->started || !hdev->vhost_ops->is_connected(hdev)) {
+        return;
+    }
+    if (!hdev->vhost_ops->set_mem_table(hdev, mem, &err)) {
+        g_clear_error(&hdev->mem_err);
+        hdev->mem_err = err;
+    }
+}
+
+static void vhost_dev_mem_unlisten(struct vhost_dev *hdev)
+{
+    if (hdev->mem_listener) {
+        guest_memory_remove_listener(hdev->mem, hdev->mem_listener);
+        hdev->mem_listener = 0;
+    }
+}
+
 bool vhost_dev_start(struct vhost_dev *hdev, GError **errp)
 {
     const VhostOps *ops = hdev->vhost_ops;
@@ -259,7 +287,16 @@ bool vhost_dev_start(struct vhost_dev *hdev, GError **errp)
             }
         }
     }
+    i = hdev->nvqs;
+    if (ops->dev_start && !ops->dev_start(hdev, true, errp)) {
+        goto err_disable_rings;
+    }
     hdev->started = true;
+    /* The memory table is whole-device state: ring 0's vhost_dev owns it. */
+    if (hdev->vq_index == 0 && !hdev->mem_listener) {
+        hdev->mem_listener = guest_memory_add_listener(hdev->mem, vhost_dev_mem_changed,
+                                                       hdev);
+    }
     return true;
 
 err_disable_rings:
@@ -304,6 +341,10 @@ void vhost_dev_stop(struct vhost_dev *hdev)
         vhost_virtqueue_stop(hdev, i);
     }
     hdev->started = false;
+    vhost_dev_mem_unlisten(hdev);
+    if (ops->dev_start) {
+        ops->dev_start(hdev, false, NULL);
+    }
 }
 
 void vhost_dev_disconnect(struct vhost_dev *hdev)
@@ -317,6 +358,11 @@ void vhost_dev_disconnect(struct vhost_dev *hdev)
             }
         }
         hdev->started = false;
+        vhost_dev_mem_unlisten(hdev);
+        if (hdev->vhost_ops->dev_start) {
+            /* Not connected: only local state (host notifiers) is dropped. */
+            hdev->vhost_ops->dev_start(hdev, false, NULL);
+        }
     }
     hdev->connected = false;
     /* acked_features stay: the driver accepted them and must get them back. */
@@ -330,6 +376,8 @@ void vhost_dev_cleanup(struct vhost_dev *hdev)
     if (hdev->started) {
         vhost_dev_stop(hdev);
     }
+    vhost_dev_mem_unlisten(hdev);
+    g_clear_error(&hdev->mem_err);
     if (hdev->vhost_ops && hdev->vhost_ops->backend_cleanup) {
         hdev->vhost_ops->backend_cleanup(hdev);
     }
@@ -390,6 +438,94 @@ bool vhost_dev_set_config(struct vhost_dev *hdev, const uint8_t *data,
     }
     return hdev->vhost_ops->set_config(hdev, data, offset, len,
                                        VHOST_SET_CONFIG_TYPE_FRONTEND, errp);
+}
+
+bool vhost_dev_check_mem_regions(struct vhost_dev *hdev, unsigned nregions,
+                                 GError **errp)
+{
+    unsigned max;
+
+    if (!hdev->connected || !hdev->vhost_ops->mem_max_regions ||
+        !hdev->vhost_ops->is_connected(hdev)) {
+        return true;
+    }
+    max = hdev->vhost_ops->mem_max_regions(hdev);
+    if (nregions > max) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: %u memory regions but the back-end holds at most %u",
+                    hdev->name, nregions, max);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Collects the errors the listeners of devs recorded during one RAM
+ * change into one: every failing device is named.
+ */
+static bool vhost_devs_take_mem_errors(struct vhost_dev *const *devs, unsigned ndevs,
+                                       GError **errp)
+{
+    GError *first = NULL;
+
+    for (unsigned i = 0; i < ndevs; i++) {
+        GError *err = g_steal_pointer(&devs[i]->mem_err);
+
+        if (!err) {
+            continue;
+        }
+        if (!first) {
+            first = err;
+        } else {
+            g_prefix_error(&first, "%s; ", err->message);
+            g_error_free(err);
+        }
+    }
+    if (first) {
+        g_propagate_error(errp, first);
+        return false;
+    }
+    return true;
+}
+
+bool vhost_dev_add_ram(struct vhost_dev *const *devs, unsigned ndevs, GuestMemory *mem,
+                       uint64_t gpa, RamBlock *rb, uint64_t block_offset,
+                       uint64_t size, GError **errp)
+{
+    unsigned n = guest_memory_nregions(mem) + 1;
+
+    for (unsigned i = 0; i < ndevs; i++) {
+        g_clear_error(&devs[i]->mem_err);
+        if (!vhost_dev_check_mem_regions(devs[i], n, errp)) {
+            g_prefix_error(errp, "cannot add RAM block '%s' at 0x%" PRIx64 ": ",
+                           rb->id, gpa);
+            return false;
+        }
+        /* Caught here, before the change, rather than by a listener after it. */
+        if (devs[i]->connected && !rb->shared) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "%s: RAM block '%s' is not shared (share=off); a vhost-user "
+                        "back-end cannot see the guest's writes to it",
+                        devs[i]->name, rb->id);
+            return false;
+        }
+    }
+    if (!guest_memory_add(mem, gpa, rb, block_offset, size, errp)) {
+        return false;
+    }
+    return vhost_devs_take_mem_errors(devs, ndevs, errp);
+}
+
+bool vhost_dev_remove_ram(struct vhost_dev *const *devs, unsigned ndevs,
+                          GuestMemory *mem, uint64_t gpa, GError **errp)
+{
+    for (unsigned i = 0; i < ndevs; i++) {
+        g_clear_error(&devs[i]->mem_err);
+    }
+    if (!guest_memory_remove(mem, gpa, errp)) {
+        return false;
+    }
+    return vhost_devs_take_mem_errors(devs, ndevs, errp);
 }
 
 unsigned int vhost_dev_started_rings(const struct vhost_dev *hdev)

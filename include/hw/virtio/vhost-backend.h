@@ -75,6 +75,20 @@ typedef struct VhostOps {
 
     /* True when the transport's connection is up. */
     bool (*is_connected)(struct vhost_dev *dev);
+
+    /*
+     * optional: called at the end of vhost_dev_start (started true; a
+     * failure unwinds the start) and of vhost_dev_stop/disconnect (started
+     * false; never fails, errp NULL). vhost-user sends the device status
+     * and unmaps the rings' host notifiers here.
+     */
+    bool (*dev_start)(struct vhost_dev *dev, bool started, GError **errp);
+
+    /*
+     * optional: how many memory regions the connected back-end takes
+     * (vhost-user: its GET_MAX_MEM_SLOTS, or 8 for SET_MEM_TABLE).
+     */
+    unsigned (*mem_max_regions)(struct vhost_dev *dev);
 } VhostOps;
 
 extern const VhostOps user_ops;

@@ -46,6 +46,24 @@ typedef struct VhostUserState {
 
     unsigned int messages_sent; /* counters for tests and the monitor */
     unsigned int replies_received;
+
+    /* The back-end channel (BACKEND_REQ) of this connection, or NULL. */
+    struct VhostUserBackendChan *backend_chan;
+    /* Set by the VMM (vhost_user_set_backend_ops); kept across reconnects. */
+    const struct VhostUserBackendOps *backend_ops;
+    void *backend_opaque;
+    uint32_t backend_config_len;
+    VhostEventLoop *loop;       /* NULL: the default loop */
+    /* The vhost_devs over this connection: ring number -> eventfds. */
+    GPtrArray *devs;
+
+    /* Memory slots (hw/virtio/vhost-user-mem.c). */
+    uint64_t max_mem_slots;     /* GET_MAX_MEM_SLOTS of this connection, or 0 */
+    /* What the back-end has mapped, valid for connection mem_shadow_connection. */
+    struct VhostUserMemShadow *mem_shadow;
+    unsigned int mem_shadow_connection;
+    /* Regions in the last table sent; kept across reconnects. */
+    unsigned int mem_regions_in_use;
 } VhostUserState;
 
 VhostUserState *vhost_user_state_new(CharSocket *chr, const char *name);

@@ -57,6 +57,14 @@ struct vhost_dev {
 
     bool connected;
     bool started;
+
+    /*
+     * While started (vhost_dev of ring 0 only): the GuestMemory listener
+     * that sends run-time RAM changes to the back-end, and the error of
+     * the last such update that failed (see vhost_dev_add_ram).
+     */
+    unsigned mem_listener;
+    GError *mem_err;
 };
 
 /*
@@ -105,6 +113,31 @@ bool vhost_dev_get_config(struct vhost_dev *hdev, uint8_t *config, uint32_t len,
                           GError **errp);
 bool vhost_dev_set_config(struct vhost_dev *hdev, const uint8_t *data,
                           uint32_t offset, uint32_t len, GError **errp);
+
+/*
+ * Run-time RAM changes (memory hotplug), for the VMM. devs are the
+ * vhost_devs of every device over mem (any of them; only ring 0's sends
+ * the table). First checked against each connected back-end's limit (a
+ * CONFIG error naming the device and the limit; nothing changes), then
+ * made in mem; the listener of each started device then updates its
+ * back-end: with memory slots only the difference (REM_MEM_REG first,
+ * then ADD_MEM_REG), else a whole SET_MEM_TABLE. When an update fails
+ * the change stays made, the error (naming the device) is returned, and
+ * a back-end that misbehaved is dropped: it gets the whole table when it
+ * reconnects.
+ */
+bool vhost_dev_add_ram(struct vhost_dev *const *devs, unsigned ndevs, GuestMemory *mem,
+                       uint64_t gpa, RamBlock *rb, uint64_t block_offset,
+                       uint64_t size, GError **errp);
+bool vhost_dev_remove_ram(struct vhost_dev *const *devs, unsigned ndevs,
+                          GuestMemory *mem, uint64_t gpa, GError **errp);
+/*
+ * Whether hdev's back-end can hold nregions memory regions (CONFIG error
+ * naming the limit if not). True when not connected: the limit is not
+ * known, and the next start checks again.
+ */
+bool vhost_dev_check_mem_regions(struct vhost_dev *hdev, unsigned nregions,
+                                 GError **errp);
 
 /* Total started rings, for status output and tests. */
 unsigned int vhost_dev_started_rings(const struct vhost_dev *hdev);

@@ -1,0 +1,989 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The back-end channel (BACKEND_REQ) and the front-end requests of the
+ * features that use it (IOTLB, in-band kicks, status, shared objects).
+ *
+ * Why the channel is polled from inside the request path
+ * ------------------------------------------------------
+ * A back-end may send a request on this channel and wait for our answer
+ * before it replies to the request we are waiting on: an IOTLB miss while
+ * it processes GET_VRING_BASE, a CONFIG_CHANGE_MSG with NEED_REPLY while
+ * it processes GET_STATUS. If the request path only waited on the main
+ * socket, both sides would wait forever. QEMU 6.0 ran a nested main loop
+ * while waiting for a reply and reverted it in 2023: servicing the
+ * back-end channel from that loop could send a new front-end request in
+ * the middle of another one, and the replies got mis-paired.
+ *
+ * So while vhost_user_request() waits for a reply it poll()s the main
+ * socket and this channel (vhost_user_backend_chan_wait). A back-end
+ * request that arrives is handled in a mode that never sends anything on
+ * the main socket: it only answers on this channel (the NEED_REPLY ack,
+ * the LOOKUP fd). Work that needs a front-end request (the IOTLB update
+ * after a miss, re-reading the config after CONFIG_CHANGE_MSG) and VMM
+ * callbacks that may call back into the library are queued and run later
+ * from the event loop (vhost_loop_defer), after the current request has
+ * returned and released the connection lock. The same handler serves the
+ * loop's watch when no request is running, so there is one code path.
+ *
+ * Locking: u->lock (the request) is taken before chan->lock (one reader of
+ * the channel). The loop's watch takes only chan->lock, with trylock: if
+ * a request on another thread is servicing the channel, it steps aside.
+ *
+ * Security model: the back-end is untrusted. Every message goes through
+ * the table's validator (size, flags, fd count, NOFD bits), then the
+ * checks that need connection state here: the gate was negotiated, fds
+ * only with BACKEND_SEND_FD, ring index below the device's rings, host
+ * notifier page size, alignment and range inside the fd (fstat, so a
+ * short file can never SIGBUS us), UUIDs not nil. A violation closes the
+ * channel and drops the connection with an error naming the device, the
+ * message and the field; every fd that arrived and was not kept is
+ * closed, every mapping is unmapped.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chardev/char-io.h"
+#include "hw/virtio/vhost.h"
+#include "hw/virtio/vhost-user-backend-chan.h"
+#include "hw/virtio/vhost-user-error.h"
+#include "hw/virtio/vhost-user-shared.h"
+
+#define HDR_SIZE sizeof(VhostUserHeader)
+#define MAX_RINGS (VHOST_USER_VRING_IDX_MASK + 1)
+
+typedef enum BackendWorkKind {
+    WORK_IOTLB_UPDATE,
+    WORK_IOTLB_ACCESS_FAIL,
+    WORK_CONFIG_CHANGE,
+} BackendWorkKind;
+
+typedef struct BackendWork {
+    BackendWorkKind kind;
+    VhostUserIotlb iotlb;
+} BackendWork;
+
+typedef struct HostNotifier {
+    void *addr;
+    size_t size;
+} HostNotifier;
+
+struct VhostUserBackendChan {
+    VhostUserState *u;
+    VhostEventLoop *loop;
+    GMutex lock;                /* one reader of fd at a time */
+    int fd;                     /* our end; -1 once closed */
+    void *watch;
+    GQueue work;                /* BackendWork *, run from the loop */
+    void *defer;
+    bool config_change_queued;  /* coalesce config changes */
+    HostNotifier notifiers[MAX_RINGS];
+    unsigned handled;
+    GError *error;
+};
+
+/* ---- Rings of the connection ----------------------------------------- */
+
+static unsigned chan_nrings(VhostUserState *u)
+{
+    unsigned n = 0;
+
+    for (guint i = 0; u->devs && i < u->devs->len; i++) {
+        struct vhost_dev *d = g_ptr_array_index(u->devs, i);
+
+        n = MAX(n, d->vq_index + d->nvqs);
+    }
+    return n;
+}
+
+static struct vhost_virtqueue *chan_ring(VhostUserState *u, unsigned ring)
+{
+    for (guint i = 0; u->devs && i < u->devs->len; i++) {
+        struct vhost_dev *d = g_ptr_array_index(u->devs, i);
+
+        if (ring >= d->vq_index && ring - d->vq_index < d->nvqs && d->vqs) {
+            return &d->vqs[ring - d->vq_index];
+        }
+    }
+    return NULL;
+}
+
+void vhost_user_register_dev(VhostUserState *u, struct vhost_dev *dev)
+{
+    g_mutex_lock(&u->lock);
+    if (!u->devs) {
+        u->devs = g_ptr_array_new();
+    }
+    if (!g_ptr_array_find(u->devs, dev, NULL)) {
+        g_ptr_array_add(u->devs, dev);
+    }
+    g_mutex_unlock(&u->lock);
+}
+
+void vhost_user_unregister_dev(VhostUserState *u, struct vhost_dev *dev)
+{
+    g_mutex_lock(&u->lock);
+    if (u->devs) {
+        g_ptr_array_remove(u->devs, dev);
+    }
+    g_mutex_unlock(&u->lock);
+}
+
+bool vhost_user_is_last_dev(VhostUserState *u, const struct vhost_dev *dev)
+{
+    return dev->vq_index + dev->nvqs == chan_nrings(u);
+}
+
+/* ---- Host notifiers --------------------------------------------------- */
+
+static void chan_unmap_notifier(VhostUserBackendChan *chan, unsigned ring)
+{
+    VhostUserState *u = chan->u;
+    HostNotifier *hn = &chan->notifiers[ring];
+
+    if (!hn->addr) {
+        return;
+    }
+    /* The VMM must stop using the page before it goes away. */
+    if (u->backend_ops && u->backend_ops->host_notifier) {
+        u->backend_ops->host_notifier(u->backend_opaque, ring, NULL, hn->size);
+    }
+    munmap(hn->addr, hn->size);
+    hn->addr = NULL;
+    hn->size = 0;
+}
+
+void vhost_user_backend_chan_unmap_notifiers(VhostUserBackendChan *chan,
+                                             unsigned first, unsigned n)
+{
+    if (!chan) {
+        return;
+    }
+    g_mutex_lock(&chan->lock);
+    for (unsigned r = first; r < MAX_RINGS && r - first < n; r++) {
+        chan_unmap_notifier(chan, r);
+    }
+    g_mutex_unlock(&chan->lock);
+}
+
+/* ---- Deferred work ---------------------------------------------------- */
+
+static void chan_run_work(void *opaque);
+
+/* Caller holds chan->lock. */
+static void chan_queue_work(VhostUserBackendChan *chan, BackendWorkKind kind,
+                            const VhostUserIotlb *iotlb)
+{
+    BackendWork *w;
+
+    if (kind == WORK_CONFIG_CHANGE) {
+        if (chan->config_change_queued) {
+            return;
+        }
+        chan->config_change_queued = true;
+    }
+    w = g_new0(BackendWork, 1);
+    w->kind = kind;
+    if (iotlb) {
+        w->iotlb = *iotlb;
+    }
+    g_queue_push_tail(&chan->work, w);
+    if (!chan->defer) {
+        chan->defer = vhost_loop_defer(chan->loop, chan_run_work, chan);
+    }
+}
+
+static void chan_config_changed(VhostUserState *u)
+{
+    const VhostUserBackendOps *ops = u->backend_ops;
+    uint32_t len = u->backend_config_len;
+    g_autofree uint8_t *buf = NULL;
+    struct vhost_dev *dev0 = NULL;
+    GError *err = NULL;
+
+    for (guint i = 0; u->devs && i < u->devs->len; i++) {
+        struct vhost_dev *d = g_ptr_array_index(u->devs, i);
+
+        if (d->vq_index == 0) {
+            dev0 = d;
+        }
+    }
+    if (len && dev0 && dev0->vhost_ops->get_config) {
+        buf = g_malloc0(len);
+        if (!dev0->vhost_ops->get_config(dev0, buf, 0, len, &err)) {
+            g_message("%s: re-reading the config after CONFIG_CHANGE_MSG: %s",
+                      u->name, err->message);
+            g_clear_error(&err);
+            g_clear_pointer(&buf, g_free);
+            len = 0;
+        }
+    } else {
+        len = 0;
+    }
+    if (ops && ops->config_changed) {
+        ops->config_changed(u->backend_opaque, buf, len);
+    }
+}
+
+static void chan_do_work(VhostUserState *u, const BackendWork *w)
+{
+    const VhostUserBackendOps *ops = u->backend_ops;
+    GError *err = NULL;
+
+    switch (w->kind) {
+    case WORK_IOTLB_UPDATE:
+        if (!vhost_user_iotlb_update(u, w->iotlb.iova, w->iotlb.size, w->iotlb.uaddr,
+                                     w->iotlb.perm, &err)) {
+            /* The request path dropped the connection already. */
+            g_message("%s: IOTLB update after a miss: %s", u->name, err->message);
+            g_clear_error(&err);
+        }
+        break;
+    case WORK_IOTLB_ACCESS_FAIL:
+        if (ops && ops->iotlb_access_fail) {
+            ops->iotlb_access_fail(u->backend_opaque, w->iotlb.iova, w->iotlb.size,
+                                   w->iotlb.perm);
+        }
+        break;
+    case WORK_CONFIG_CHANGE:
+        chan_config_changed(u);
+        break;
+    }
+}
+
+static void chan_run_work(void *opaque)
+{
+    VhostUserBackendChan *chan = opaque;
+    VhostUserState *u = chan->u;
+
+    g_mutex_lock(&chan->lock);
+    chan->defer = NULL;
+    for (;;) {
+        BackendWork *w = g_queue_pop_head(&chan->work);
+
+        if (!w) {
+            break;
+        }
+        if (w->kind == WORK_CONFIG_CHANGE) {
+            chan->config_change_queued = false;
+        }
+        /* Work sends requests: never hold the channel lock across one. */
+        g_mutex_unlock(&chan->lock);
+        chan_do_work(u, w);
+        g_free(w);
+        if (u->backend_chan != chan) {
+            /* A callback reset the connection; chan is gone. */
+            return;
+        }
+        g_mutex_lock(&chan->lock);
+    }
+    g_mutex_unlock(&chan->lock);
+}
+
+/* ---- Channel I/O ------------------------------------------------------ */
+
+static void chan_close_locked(VhostUserBackendChan *chan)
+{
+    if (chan->watch) {
+        vhost_loop_remove_watch(chan->loop, chan->watch);
+        chan->watch = NULL;
+    }
+    if (chan->fd >= 0) {
+        close(chan->fd);
+        chan->fd = -1;
+    }
+}
+
+/*
+ * Reads exactly len bytes before deadline. Received fds are appended to
+ * fds[*nfds..] up to CHAR_IO_MAX_FDS; any beyond that is an error (the
+ * validator's limit of 8 is checked later, against the whole message).
+ */
+static bool chan_read(VhostUserBackendChan *chan, void *buf, size_t len, int *fds,
+                      size_t *nfds, int64_t deadline, const char *what, GError **errp)
+{
+    size_t done = 0, ndropped = 0;
+    bool ctrunc = false;
+
+    while (done < len) {
+        ssize_t r = char_io_recv(chan->fd, (uint8_t *)buf + done, len - done, fds,
+                                 CHAR_IO_MAX_FDS, nfds, &ndropped, &ctrunc);
+
+        if (r > 0) {
+            done += (size_t)r;
+            continue;
+        }
+        if (r == 0 && done == 0 && *nfds == 0 && !strcmp(what, "header")) {
+            /* Between messages: the back-end went away (or dropped the channel). */
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                        "back-end channel: closed by the back-end");
+            return false;
+        }
+        if (r == 0) {
+            g_set_error(errp, VHOST_USER_ERROR,
+                        done ? VHOST_USER_ERROR_PARTIAL_MESSAGE
+                             : VHOST_USER_ERROR_DISCONNECTED,
+                        "back-end channel: %s: closed after %zu of %zu bytes",
+                        what, done, len);
+            return false;
+        }
+        if (r == -EAGAIN) {
+            int rev = char_io_wait(chan->fd, POLLIN, deadline);
+
+            if (rev > 0 && !(rev & POLLNVAL)) {
+                continue;
+            }
+            g_set_error(errp, VHOST_USER_ERROR,
+                        rev == 0 ? VHOST_USER_ERROR_TIMEOUT
+                                 : VHOST_USER_ERROR_DISCONNECTED,
+                        "back-end channel: %s: %s after %zu of %zu bytes", what,
+                        rev == 0 ? "timed out" : "poll failed", done, len);
+            return false;
+        }
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "back-end channel: %s: %s", what, g_strerror((int)-r));
+        return false;
+    }
+    if (ndropped || ctrunc) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS,
+                    "back-end channel: %s: more than %d fds", what, CHAR_IO_MAX_FDS);
+        return false;
+    }
+    return true;
+}
+
+static bool chan_write(VhostUserBackendChan *chan, const void *buf, size_t len,
+                       const int *fds, size_t nfds, int64_t deadline,
+                       const char *what, GError **errp)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t r = char_io_send(chan->fd, (const uint8_t *)buf + done, len - done,
+                                 done ? NULL : fds, done ? 0 : nfds);
+
+        if (r > 0) {
+            done += (size_t)r;
+            continue;
+        }
+        if (r == -EAGAIN) {
+            int rev = char_io_wait(chan->fd, POLLOUT, deadline);
+
+            if (rev > 0 && !(rev & (POLLNVAL | POLLERR | POLLHUP))) {
+                continue;
+            }
+        }
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "back-end channel: %s reply: %s", what,
+                    r < 0 && r != -EAGAIN ? g_strerror((int)-r) : "cannot write");
+        return false;
+    }
+    return true;
+}
+
+/* ---- Handlers --------------------------------------------------------- */
+
+static bool chan_bad(GError **errp, const char *name, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+static bool chan_bad(GError **errp, const char *name, const char *fmt, ...)
+{
+    g_autofree char *why = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                "back-end channel: %s: %s", name, why);
+    return false;
+}
+
+static bool handle_iotlb(VhostUserBackendChan *chan, const VhostUserIotlb *m,
+                         uint64_t *status, GError **errp)
+{
+    VhostUserState *u = chan->u;
+    const VhostUserBackendOps *ops = u->backend_ops;
+    VhostUserIotlb upd;
+    uint64_t uaddr = 0, size = 0;
+    uint8_t perm = 0;
+
+    if (m->perm & ~VHOST_ACCESS_RW) {
+        return chan_bad(errp, "IOTLB_MSG", "perm 0x%x has unknown bits", m->perm);
+    }
+    switch (m->type) {
+    case VHOST_IOTLB_MISS:
+        memset(&upd, 0, sizeof(upd));
+        upd.type = VHOST_IOTLB_UPDATE;
+        if (!ops || !ops->iotlb_translate ||
+            !ops->iotlb_translate(u->backend_opaque, m->iova, m->perm, &uaddr,
+                                  &size, &perm) ||
+            size == 0) {
+            *status = 1;
+            return true;
+        }
+        upd.uaddr = uaddr;
+        upd.size = size;
+        upd.perm = perm;
+        /* The update describes the translation from iova on. */
+        upd.iova = m->iova;
+        chan_queue_work(chan, WORK_IOTLB_UPDATE, &upd);
+        return true;
+    case VHOST_IOTLB_ACCESS_FAIL:
+        chan_queue_work(chan, WORK_IOTLB_ACCESS_FAIL, m);
+        return true;
+    default:
+        return chan_bad(errp, "IOTLB_MSG", "type %u, expected MISS (%d) or "
+                        "ACCESS_FAIL (%d)", m->type, VHOST_IOTLB_MISS,
+                        VHOST_IOTLB_ACCESS_FAIL);
+    }
+}
+
+static bool handle_host_notifier(VhostUserBackendChan *chan, const VhostUserVringArea *a,
+                                 unsigned ring, int *fds, uint64_t *status, GError **errp)
+{
+    const char *name = "VRING_HOST_NOTIFIER_MSG";
+    VhostUserState *u = chan->u;
+    long page = sysconf(_SC_PAGESIZE);
+    struct stat st;
+    void *addr;
+
+    /* The old page goes first: a replaced or withdrawn notifier is dead. */
+    chan_unmap_notifier(chan, ring);
+    if (a->u64 & VHOST_USER_VRING_NOFD_MASK) {
+        return true;
+    }
+    if (a->size != (uint64_t)page) {
+        return chan_bad(errp, name, "ring %u: size %" PRIu64 ", expected the page "
+                        "size %ld", ring, a->size, page);
+    }
+    if (a->offset % (uint64_t)page) {
+        return chan_bad(errp, name, "ring %u: offset 0x%" PRIx64 " is not page "
+                        "aligned", ring, a->offset);
+    }
+    if (fstat(fds[0], &st) < 0) {
+        return chan_bad(errp, name, "ring %u: fd: fstat: %s", ring, g_strerror(errno));
+    }
+    /* Only a regular file (or memfd) has a size that bounds the mapping. */
+    if (!S_ISREG(st.st_mode)) {
+        return chan_bad(errp, name, "ring %u: fd is not a regular file or memfd", ring);
+    }
+    if (a->offset > (uint64_t)st.st_size || a->size > (uint64_t)st.st_size - a->offset) {
+        return chan_bad(errp, name, "ring %u: offset 0x%" PRIx64 " + size %" PRIu64
+                        " exceeds the fd's size %jd", ring, a->offset, a->size,
+                        (intmax_t)st.st_size);
+    }
+    addr = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0],
+                (off_t)a->offset);
+    if (addr == MAP_FAILED) {
+        /* A local failure, not the back-end's fault: answer it, keep going. */
+        g_message("%s: %s: ring %u: mmap: %s", u->name, name, ring, g_strerror(errno));
+        *status = 1;
+        return true;
+    }
+    chan->notifiers[ring].addr = addr;
+    chan->notifiers[ring].size = a->size;
+    if (u->backend_ops && u->backend_ops->host_notifier) {
+        u->backend_ops->host_notifier(u->backend_opaque, ring, addr, a->size);
+    }
+    return true;
+}
+
+static bool handle_vring_signal(VhostUserBackendChan *chan, const char *name,
+                                unsigned ring, bool err_fd, uint64_t *status)
+{
+    struct vhost_virtqueue *vq = chan_ring(chan->u, ring);
+    int fd = vq ? (err_fd ? vq->err_fd : vq->call_fd) : -1;
+    uint64_t one = 1;
+
+    if (fd < 0 || write(fd, &one, sizeof(one)) != sizeof(one)) {
+        /* EAGAIN: the counter is saturated, the reader is woken anyway. */
+        if (fd < 0 || errno != EAGAIN) {
+            *status = 1;
+        }
+    }
+    return true;
+}
+
+static bool handle_shared(VhostUserBackendChan *chan, const VhostUserMsg *msg, int *fds,
+                          int *reply_fd, uint64_t *status, GError **errp)
+{
+    const char *name = vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND,
+                                               msg->hdr.request);
+    const uint8_t *uuid = msg->payload.object.uuid;
+
+    if (vhost_user_uuid_is_nil(uuid)) {
+        return chan_bad(errp, name, "uuid is the nil UUID");
+    }
+    switch (msg->hdr.request) {
+    case VHOST_USER_BACKEND_SHARED_OBJECT_ADD:
+        if (vhost_user_shared_add(uuid, fds[0], chan->u, NULL)) {
+            fds[0] = -1;        /* the registry owns it now */
+        } else {
+            *status = 1;
+        }
+        break;
+    case VHOST_USER_BACKEND_SHARED_OBJECT_REMOVE:
+        if (!vhost_user_shared_remove(uuid, chan->u, NULL)) {
+            *status = 1;
+        }
+        break;
+    default:
+        *reply_fd = vhost_user_shared_lookup(uuid);
+        if (*reply_fd < 0) {
+            *status = 1;
+        }
+        break;
+    }
+    return true;
+}
+
+/*
+ * Reads, checks and handles one back-end request. Caller holds chan->lock
+ * and saw the fd readable. False: the channel is unusable (errp set).
+ */
+static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
+{
+    VhostUserState *u = chan->u;
+    VhostUserMsg msg;
+    const VhostUserMsgInfo *info;
+    int fds[CHAR_IO_MAX_FDS];
+    size_t nfds = 0;
+    int64_t deadline = char_io_deadline(char_socket_timeout_ms(u->chr));
+    uint64_t status = 0;
+    int reply_fd = -1;
+    bool ok = false, need_reply;
+    int ring = -1;
+
+    memset(&msg.hdr, 0, sizeof(msg.hdr));
+    if (!chan_read(chan, &msg.hdr, HDR_SIZE, fds, &nfds, deadline, "header", errp)) {
+        goto out;
+    }
+    /* Nothing of the payload is read before its size is known to be sane. */
+    if (msg.hdr.size > VHOST_USER_MAX_PAYLOAD_SIZE) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
+                    "back-end channel: %s: size %" PRIu32 " exceeds the maximum "
+                    "payload size %d",
+                    vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request),
+                    msg.hdr.size, VHOST_USER_MAX_PAYLOAD_SIZE);
+        goto out;
+    }
+    if (msg.hdr.size &&
+        !chan_read(chan, &msg.payload, msg.hdr.size, fds, &nfds, deadline,
+                   vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request),
+                   errp)) {
+        goto out;
+    }
+    if (vhost_user_trace_enabled()) {
+        vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_BACKEND,
+                             VHOST_USER_TRACE_RX, &msg, nfds, false);
+    }
+    if (!vhost_user_msg_validate_request(VHOST_USER_CHANNEL_BACKEND, &msg, nfds, errp)) {
+        g_prefix_error(errp, "back-end channel: ");
+        goto out;
+    }
+    info = vhost_user_msg_info(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request);
+    if (info->gate >= 0 && !vhost_user_has_protocol_feature(u, (unsigned)info->gate)) {
+        chan_bad(errp, info->name, "needs protocol feature %s, which was not "
+                 "negotiated", vhost_user_protocol_feature_name((unsigned)info->gate));
+        goto out;
+    }
+    if (nfds && !vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS,
+                    "back-end channel: %s: %zu fds but BACKEND_SEND_FD was not "
+                    "negotiated", info->name, nfds);
+        goto out;
+    }
+    ring = vhost_user_msg_ring_index(VHOST_USER_CHANNEL_BACKEND, &msg);
+    if (ring >= 0 && (unsigned)ring >= chan_nrings(u)) {
+        chan_bad(errp, info->name, "ring index %d but the device has %u rings",
+                 ring, chan_nrings(u));
+        goto out;
+    }
+
+    switch (msg.hdr.request) {
+    case VHOST_USER_BACKEND_IOTLB_MSG:
+        ok = handle_iotlb(chan, &msg.payload.iotlb, &status, errp);
+        break;
+    case VHOST_USER_BACKEND_CONFIG_CHANGE_MSG:
+        chan_queue_work(chan, WORK_CONFIG_CHANGE, NULL);
+        ok = true;
+        break;
+    case VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG:
+        ok = handle_host_notifier(chan, &msg.payload.area, (unsigned)ring, fds,
+                                  &status, errp);
+        break;
+    case VHOST_USER_BACKEND_VRING_CALL:
+    case VHOST_USER_BACKEND_VRING_ERR:
+        ok = handle_vring_signal(chan, info->name, (unsigned)ring,
+                                 msg.hdr.request == VHOST_USER_BACKEND_VRING_ERR,
+                                 &status);
+        break;
+    default:
+        ok = handle_shared(chan, &msg, fds, &reply_fd, &status, errp);
+        break;
+    }
+    if (!ok) {
+        goto out;
+    }
+    chan->handled++;
+
+    /* The back-end waits for an answer to a lookup even without NEED_REPLY. */
+    need_reply = (msg.hdr.flags & VHOST_USER_NEED_REPLY_MASK) ||
+                 msg.hdr.request == VHOST_USER_BACKEND_SHARED_OBJECT_LOOKUP;
+    if (need_reply) {
+        VhostUserMsg r;
+
+        memset(&r, 0, HDR_SIZE + sizeof(uint64_t));
+        r.hdr.request = msg.hdr.request;
+        r.hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
+        r.hdr.size = sizeof(uint64_t);
+        r.payload.u64 = status;
+        if (vhost_user_trace_enabled()) {
+            vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_BACKEND,
+                                 VHOST_USER_TRACE_TX, &r, reply_fd >= 0, true);
+        }
+        ok = chan_write(chan, &r, HDR_SIZE + sizeof(uint64_t), &reply_fd,
+                        reply_fd >= 0 ? 1 : 0, deadline, info->name, errp);
+    }
+
+out:
+    char_io_close_fds(fds, nfds);
+    if (reply_fd >= 0) {
+        close(reply_fd);
+    }
+    return ok;
+}
+
+/*
+ * Records why the channel died and closes it. Caller holds chan->lock;
+ * dropping the connection is left to the caller, who knows whether it
+ * holds u->lock.
+ */
+static void chan_fail_locked(VhostUserBackendChan *chan, const GError *err)
+{
+    if (!chan->error) {
+        chan->error = g_error_copy(err);
+    }
+    chan_close_locked(chan);
+}
+
+static bool chan_watch_cb(int fd, unsigned events, void *opaque)
+{
+    VhostUserBackendChan *chan = opaque;
+    VhostUserState *u = chan->u;
+    GError *err = NULL;
+    g_autofree char *why = NULL;
+
+    if (!g_mutex_trylock(&chan->lock)) {
+        /* A request on another thread is servicing the channel right now. */
+        return true;
+    }
+    if (chan->fd != fd) {
+        g_mutex_unlock(&chan->lock);
+        return false;
+    }
+    if (char_io_wait(fd, POLLIN, 0) <= 0) {
+        /* Someone else read it first. */
+        g_mutex_unlock(&chan->lock);
+        return true;
+    }
+    if (chan_handle_one(chan, &err)) {
+        g_mutex_unlock(&chan->lock);
+        return true;
+    }
+    g_prefix_error(&err, "%s: ", u->name);
+    /* chan_close_locked removes the watch; returning false must not double it. */
+    chan->watch = NULL;
+    chan_fail_locked(chan, err);
+    g_mutex_unlock(&chan->lock);
+
+    /* u->lock is taken before chan->lock, never after it. */
+    why = g_strdup(err->message);
+    g_error_free(err);
+    g_mutex_lock(&u->lock);
+    u->broken = true;
+    char_socket_disconnect(u->chr, why);
+    g_mutex_unlock(&u->lock);
+    return false;
+}
+
+bool vhost_user_backend_chan_wait(VhostUserBackendChan *chan, int main_fd,
+                                  int timeout_ms, GError **errp)
+{
+    int64_t deadline = char_io_deadline(timeout_ms);
+    bool ok = true;
+
+    g_mutex_lock(&chan->lock);
+    for (;;) {
+        struct pollfd pfd[2] = {
+            { .fd = main_fd, .events = POLLIN },
+            { .fd = chan->fd, .events = POLLIN },
+        };
+        int timeout = -1, r;
+
+        if (deadline >= 0) {
+            int64_t left = deadline - g_get_monotonic_time();
+
+            timeout = left <= 0 ? 0 : (int)MIN((left + 999) / 1000, G_MAXINT);
+        }
+        /* A closed channel (fd -1) is ignored by poll(). */
+        r = poll(pfd, 2, timeout);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                        "poll: %s", g_strerror(errno));
+            ok = false;
+            break;
+        }
+        if (r == 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
+                        "no reply within %d ms", timeout_ms);
+            ok = false;
+            break;
+        }
+        /* Back-end requests first: the reply may depend on our answer. */
+        if (pfd[1].revents) {
+            GError *err = NULL;
+
+            if (!chan_handle_one(chan, &err)) {
+                chan_fail_locked(chan, err);
+                g_propagate_error(errp, err);
+                ok = false;
+                break;
+            }
+            continue;
+        }
+        if (pfd[0].revents) {
+            break;              /* data, EOF or error: the reader tells */
+        }
+    }
+    g_mutex_unlock(&chan->lock);
+    return ok;
+}
+
+/* ---- Setup and teardown ----------------------------------------------- */
+
+void vhost_user_set_backend_ops(VhostUserState *u, const VhostUserBackendOps *ops,
+                                void *opaque, uint32_t config_len, VhostEventLoop *loop)
+{
+    u->backend_ops = ops;
+    u->backend_opaque = opaque;
+    u->backend_config_len = MIN(config_len, VHOST_USER_MAX_CONFIG_SIZE);
+    u->loop = loop;
+}
+
+bool vhost_user_backend_chan_setup(VhostUserState *u, GError **errp)
+{
+    VhostUserBackendChan *chan;
+    VhostUserMsg msg;
+    int sv[2];
+    bool ok;
+
+    if (u->backend_chan) {
+        return true;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "%s: back-end channel: socketpair: %s", u->name, g_strerror(errno));
+        return false;
+    }
+    if (char_io_set_nonblocking(sv[0], true) < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "%s: back-end channel: O_NONBLOCK: %s", u->name, g_strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return false;
+    }
+    vhost_user_msg_init(&msg, VHOST_USER_SET_BACKEND_REQ_FD, 0);
+    /* SYNC: with REPLY_ACK the back-end confirms it took the channel. */
+    ok = vhost_user_request(u, 0, &msg, &sv[1], 1, VHOST_USER_REQ_SYNC,
+                            NULL, NULL, NULL, errp);
+    close(sv[1]);
+    if (!ok) {
+        close(sv[0]);
+        return false;
+    }
+
+    chan = g_new0(VhostUserBackendChan, 1);
+    chan->u = u;
+    chan->loop = u->loop ? u->loop : vhost_event_loop_default();
+    g_mutex_init(&chan->lock);
+    g_queue_init(&chan->work);
+    chan->fd = sv[0];
+    chan->watch = vhost_loop_add_watch(chan->loop, chan->fd, VHOST_WATCH_IN,
+                                       chan_watch_cb, chan);
+    g_mutex_lock(&u->lock);
+    u->backend_chan = chan;
+    g_mutex_unlock(&u->lock);
+    return true;
+}
+
+void vhost_user_backend_chan_free(VhostUserBackendChan *chan)
+{
+    if (!chan) {
+        return;
+    }
+    g_mutex_lock(&chan->lock);
+    chan_close_locked(chan);
+    if (chan->defer) {
+        vhost_loop_cancel_defer(chan->loop, chan->defer);
+        chan->defer = NULL;
+    }
+    g_queue_clear_full(&chan->work, g_free);
+    for (unsigned r = 0; r < MAX_RINGS; r++) {
+        chan_unmap_notifier(chan, r);
+    }
+    g_mutex_unlock(&chan->lock);
+    /* The connection's objects die with it; other devices may not use them. */
+    vhost_user_shared_remove_owner(chan->u);
+    g_clear_error(&chan->error);
+    g_mutex_clear(&chan->lock);
+    g_free(chan);
+}
+
+unsigned vhost_user_backend_chan_handled(const VhostUserBackendChan *chan)
+{
+    return chan ? chan->handled : 0;
+}
+
+unsigned vhost_user_backend_chan_mapped_notifiers(const VhostUserBackendChan *chan)
+{
+    unsigned n = 0;
+
+    for (unsigned r = 0; chan && r < MAX_RINGS; r++) {
+        n += chan->notifiers[r].addr != NULL;
+    }
+    return n;
+}
+
+const GError *vhost_user_backend_chan_error(const VhostUserBackendChan *chan)
+{
+    return chan ? chan->error : NULL;
+}
+
+int vhost_user_backend_chan_fd(const VhostUserBackendChan *chan)
+{
+    return chan ? chan->fd : -1;
+}
+
+/* ---- Front-end requests ------------------------------------------------ */
+
+static bool iotlb_send(VhostUserState *u, const VhostUserIotlb *iotlb, GError **errp)
+{
+    VhostUserMsg msg;
+
+    vhost_user_msg_init(&msg, VHOST_USER_IOTLB_MSG, sizeof(VhostUserIotlb));
+    msg.payload.iotlb = *iotlb;
+    return vhost_user_request(u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, errp);
+}
+
+bool vhost_user_iotlb_update(VhostUserState *u, uint64_t iova, uint64_t size,
+                             uint64_t uaddr, uint8_t perm, GError **errp)
+{
+    VhostUserIotlb m = {
+        .iova = iova, .size = size, .uaddr = uaddr, .perm = perm,
+        .type = VHOST_IOTLB_UPDATE,
+    };
+
+    if (size == 0 || iova + size - 1 < iova || !perm || (perm & ~VHOST_ACCESS_RW)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "%s: IOTLB_MSG update: iova 0x%" PRIx64 " size 0x%" PRIx64
+                    " perm 0x%x is not a valid mapping", u->name, iova, size, perm);
+        return false;
+    }
+    return iotlb_send(u, &m, errp);
+}
+
+bool vhost_user_iotlb_invalidate(VhostUserState *u, uint64_t iova, uint64_t size,
+                                 GError **errp)
+{
+    VhostUserIotlb m = { .iova = iova, .size = size, .type = VHOST_IOTLB_INVALIDATE };
+
+    return iotlb_send(u, &m, errp);
+}
+
+bool vhost_user_vring_kick(VhostUserState *u, unsigned ring, GError **errp)
+{
+    VhostUserMsg msg;
+    unsigned n = chan_nrings(u);
+
+    if (ring >= n) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "%s: VRING_KICK: ring %u but the device has %u rings",
+                    u->name, ring, n);
+        return false;
+    }
+    vhost_user_msg_init(&msg, VHOST_USER_VRING_KICK, sizeof(VhostUserVringState));
+    msg.payload.state.index = ring;
+    return vhost_user_request(u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, errp);
+}
+
+bool vhost_user_set_status(VhostUserState *u, uint8_t status, GError **errp)
+{
+    VhostUserMsg msg;
+
+    vhost_user_msg_init(&msg, VHOST_USER_SET_STATUS, sizeof(uint64_t));
+    msg.payload.u64 = status;
+    /* The device must be in the new state when we go on (DRIVER_OK). */
+    return vhost_user_request(u, 0, &msg, NULL, 0, VHOST_USER_REQ_SYNC,
+                              NULL, NULL, NULL, errp);
+}
+
+bool vhost_user_get_status(VhostUserState *u, uint8_t *status, GError **errp)
+{
+    VhostUserMsg msg, reply;
+
+    vhost_user_msg_init(&msg, VHOST_USER_GET_STATUS, 0);
+    if (!vhost_user_request(u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
+        return false;
+    }
+    if (reply.payload.u64 > UINT8_MAX) {
+        g_autofree char *why = g_strdup_printf("%s: GET_STATUS reply: status 0x%"
+                                               PRIx64 " does not fit 8 bits",
+                                               u->name, reply.payload.u64);
+
+        g_mutex_lock(&u->lock);
+        u->broken = true;
+        char_socket_disconnect(u->chr, why);
+        g_mutex_unlock(&u->lock);
+        g_set_error_literal(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                            why);
+        return false;
+    }
+    *status = (uint8_t)reply.payload.u64;
+    return true;
+}
+
+bool vhost_user_get_shared_object(VhostUserState *u, const uint8_t uuid[16], int *fd,
+                                  GError **errp)
+{
+    VhostUserMsg msg, reply;
+    int rfd[1] = { -1 };
+    size_t nrfd = 1;
+
+    *fd = -1;
+    vhost_user_msg_init(&msg, VHOST_USER_GET_SHARED_OBJECT, sizeof(VhostUserShared));
+    memcpy(msg.payload.object.uuid, uuid, 16);
+    if (!vhost_user_request(u, 0, &msg, NULL, 0, 0, &reply, rfd, &nrfd, errp)) {
+        return false;
+    }
+    if (reply.payload.u64 != 0 || nrfd != 1) {
+        char str[37];
+
+        char_io_close_fds(rfd, nrfd);
+        vhost_user_uuid_format(uuid, str);
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
+                    "%s: GET_SHARED_OBJECT %s: back-end has no such object "
+                    "(status %" PRIu64 ")", u->name, str, reply.payload.u64);
+        return false;
+    }
+    *fd = rfd[0];
+    return true;
+}
