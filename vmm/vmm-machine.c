@@ -2,6 +2,7 @@
 /*
  * The reference VMM's machine. See vmm/vmm-machine.h.
  */
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "hw/virtio/vhost-user-net.h"
 #include "system/memory.h"
 #include "vmm/vmm-machine.h"
+#include "vmm/vmm-workload.h"
 
 typedef struct VmmDevice {
     VmmMachine *machine;
@@ -22,6 +24,7 @@ typedef struct VmmDevice {
     char *chr_path;
     VhostUserBase *vub;
     VirtioGuestDevice *guest;
+    VmmWorkload *wl;            /* -workload for this device, or NULL */
 } VmmDevice;
 
 struct VmmMachine {
@@ -29,22 +32,140 @@ struct VmmMachine {
     GPtrArray *blocks;          /* RamBlock, every -object (and ram0) */
     GPtrArray *chardevs;        /* CharSocket */
     GPtrArray *devices;         /* VmmDevice */
+    unsigned nworkloads;
+    unsigned workloads_done;
+    guint progress_timer;
+    VmmMachineDoneFn done;
+    void *done_opaque;
 };
+
+/*
+ * On a terminal the progress line is rewritten in place (\r, no newline);
+ * any other status line first erases it, so lines never interleave.
+ */
+static bool vmm_progress_on_line;
+
+static void vmm_write_stderr(const char *s)
+{
+    ssize_t r = write(STDERR_FILENO, s, strlen(s));
+
+    (void)r;
+}
 
 void vmm_status(const char *fmt, ...)
 {
     g_autofree char *msg = NULL;
     g_autofree char *line = NULL;
     va_list ap;
-    ssize_t r;
 
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    line = g_strdup_printf("vhost-user-vmm: %s\n", msg);
+    line = g_strdup_printf("%svhost-user-vmm: %s\n",
+                           vmm_progress_on_line ? "\r\033[K" : "", msg);
+    vmm_progress_on_line = false;
     /* One write per line: tests read stderr line by line while we run. */
-    r = write(STDERR_FILENO, line, strlen(line));
-    (void)r;
+    vmm_write_stderr(line);
+}
+
+/* ---- workloads ------------------------------------------------------ */
+
+static gboolean vmm_machine_progress(gpointer opaque)
+{
+    VmmMachine *m = opaque;
+    g_autoptr(GPtrArray) parts = g_ptr_array_new_with_free_func(g_free);
+    bool tty = isatty(STDERR_FILENO);
+
+    for (guint i = 0; i < m->devices->len; i++) {
+        VmmDevice *d = m->devices->pdata[i];
+        char *p = d->wl ? vmm_workload_progress(d->wl) : NULL;
+
+        if (p) {
+            g_ptr_array_add(parts, p);
+        }
+    }
+    if (!parts->len) {
+        return G_SOURCE_CONTINUE;
+    }
+    if (tty) {
+        g_autofree char *joined = NULL;
+        g_autofree char *line = NULL;
+
+        g_ptr_array_add(parts, NULL);
+        joined = g_strjoinv(" | ", (char **)parts->pdata);
+        line = g_strdup_printf("\r\033[Kvhost-user-vmm: %s", joined);
+        vmm_write_stderr(line);
+        vmm_progress_on_line = true;
+    } else {
+        /* A log or a pipe gets whole lines, one per device per second. */
+        for (guint i = 0; i < parts->len; i++) {
+            vmm_status("%s", (char *)parts->pdata[i]);
+        }
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static void vmm_machine_workload_done(VmmWorkload *w, void *opaque)
+{
+    VmmMachine *m = opaque;
+
+    m->workloads_done++;
+    vmm_status("%s: workload finished (%s)", vmm_workload_id(w),
+               vmm_workload_ok(w) ? "ok" : "failed");
+    if (m->workloads_done == m->nworkloads) {
+        if (m->progress_timer) {
+            g_source_remove(m->progress_timer);
+            m->progress_timer = 0;
+        }
+        if (m->done) {
+            m->done(m->done_opaque);
+        }
+    }
+}
+
+bool vmm_machine_has_workloads(const VmmMachine *m)
+{
+    return m->nworkloads > 0;
+}
+
+bool vmm_machine_workloads_finished(const VmmMachine *m)
+{
+    return m->workloads_done == m->nworkloads;
+}
+
+void vmm_machine_set_workloads_done(VmmMachine *m, VmmMachineDoneFn fn, void *opaque)
+{
+    m->done = fn;
+    m->done_opaque = opaque;
+}
+
+void vmm_machine_stop_workloads(VmmMachine *m, const char *why)
+{
+    for (guint i = 0; i < m->devices->len; i++) {
+        VmmDevice *d = m->devices->pdata[i];
+
+        if (d->wl) {
+            vmm_workload_stop(d->wl, why);
+        }
+    }
+}
+
+bool vmm_machine_report(VmmMachine *m, bool json)
+{
+    unsigned failed = 0;
+
+    for (guint i = 0; i < m->devices->len; i++) {
+        VmmDevice *d = m->devices->pdata[i];
+
+        if (d->wl) {
+            vmm_workload_report(d->wl, json);
+            failed += !vmm_workload_ok(d->wl);
+        }
+    }
+    if (failed) {
+        vmm_status("%u of %u workloads failed", failed, m->nworkloads);
+    }
+    return failed == 0;
 }
 
 /* ---- devices -------------------------------------------------------- */
@@ -76,12 +197,22 @@ static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
         break;
     case VHOST_USER_BASE_STARTED:
         vmm_status("%s: started %u rings", d->id, nrings);
+        /*
+         * The first start runs the workload; later ones (after a
+         * reconnect) resume the rings under the running thread.
+         */
+        if (d->wl && !vmm_workload_started(d->wl)) {
+            vmm_workload_start(d->wl, d->guest);
+        }
         break;
     case VHOST_USER_BASE_STOPPED:
         vmm_status("%s: stopped %u rings", d->id, nrings);
         break;
     case VHOST_USER_BASE_DISCONNECTED:
         vmm_status("%s: disconnected", d->id);
+        if (d->wl && vmm_workload_started(d->wl) && !vmm_workload_finished(d->wl)) {
+            vmm_status("%s: workload waits for the back-end to reconnect", d->id);
+        }
         break;
     case VHOST_USER_BASE_ERROR:
         vmm_status("%s: error: %s", d->id, err ? err->message : "unknown error");
@@ -93,6 +224,8 @@ static void vmm_device_free(gpointer p)
 {
     VmmDevice *d = p;
 
+    /* The vCPU thread uses the rings: it goes before the device. */
+    vmm_workload_free(d->wl);
     vhost_user_base_free(d->vub);
     virtio_guest_device_free(d->guest);
     g_free(d->id);
@@ -113,7 +246,8 @@ static CharSocket *vmm_machine_chardev(VmmMachine *m, const char *id)
 }
 
 static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
-                                   const VmmChardevOpts *co, GError **errp)
+                                   const VmmChardevOpts *co,
+                                   const VmmWorkloadOpts *wo, GError **errp)
 {
     CharSocket *chr = vmm_machine_chardev(m, o->chardev);
     VhostUserBase *vub = NULL;
@@ -158,6 +292,10 @@ static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
     d->id = g_strdup(o->id);
     d->chr_path = g_strdup(co->path);
     d->vub = vub;
+    if (wo) {
+        d->wl = vmm_workload_new(wo, vmm_machine_workload_done, m);
+        m->nworkloads++;
+    }
     vhost_user_base_set_notify(vub, vmm_device_notify, d);
     g_ptr_array_add(m->devices, d);
     return true;
@@ -263,9 +401,13 @@ VmmMachine *vmm_machine_new(const VmmConfig *cfg, GError **errp)
         const VmmDeviceOpts *o = cfg->devices->pdata[i];
 
         if (!vmm_machine_add_device(m, o, vmm_config_find_chardev(cfg, o->chardev),
-                                    errp)) {
+                                    vmm_config_find_workload(cfg, o->id), errp)) {
             goto fail;
         }
+    }
+
+    if (m->nworkloads) {
+        m->progress_timer = g_timeout_add(1000, vmm_machine_progress, m);
     }
 
     /*
@@ -297,6 +439,9 @@ void vmm_machine_free(VmmMachine *m)
 {
     if (!m) {
         return;
+    }
+    if (m->progress_timer) {
+        g_source_remove(m->progress_timer);
     }
     /* Devices before their chardevs, chardevs before the RAM they map. */
     g_ptr_array_unref(m->devices);

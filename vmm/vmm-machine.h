@@ -27,6 +27,20 @@ VmmMachine *vmm_machine_new(const VmmConfig *cfg, GError **errp);
 void vmm_machine_shutdown(VmmMachine *m);
 void vmm_machine_free(VmmMachine *m);
 
+/* -workload: called in the loop once the last workload has finished. */
+typedef void (*VmmMachineDoneFn)(void *opaque);
+
+bool vmm_machine_has_workloads(const VmmMachine *m);
+bool vmm_machine_workloads_finished(const VmmMachine *m);
+void vmm_machine_set_workloads_done(VmmMachine *m, VmmMachineDoneFn fn, void *opaque);
+/* Ends every workload early (why: the reason reported); each then finishes. */
+void vmm_machine_stop_workloads(VmmMachine *m, const char *why);
+/*
+ * Prints every workload's summary (stderr; JSON lines on stdout with
+ * json). True when every workload completed and verified.
+ */
+bool vmm_machine_report(VmmMachine *m, bool json);
+
 /* One status line on stderr: "vhost-user-vmm: " + the formatted text. */
 void vmm_status(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 

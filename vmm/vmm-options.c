@@ -314,6 +314,15 @@ static void vmm_netdev_free(gpointer p)
     g_free(o);
 }
 
+static void vmm_workload_opts_free(gpointer p)
+{
+    VmmWorkloadOpts *o = p;
+
+    g_free(o->devid);
+    g_free(o->opts);
+    g_free(o);
+}
+
 static void vmm_device_free(gpointer p)
 {
     VmmDeviceOpts *o = p;
@@ -332,6 +341,7 @@ VmmConfig *vmm_config_new(void)
     cfg->chardevs = g_ptr_array_new_with_free_func(vmm_chardev_free);
     cfg->netdevs = g_ptr_array_new_with_free_func(vmm_netdev_free);
     cfg->devices = g_ptr_array_new_with_free_func(vmm_device_free);
+    cfg->workloads = g_ptr_array_new_with_free_func(vmm_workload_opts_free);
     return cfg;
 }
 
@@ -344,6 +354,7 @@ void vmm_config_free(VmmConfig *cfg)
     g_ptr_array_unref(cfg->chardevs);
     g_ptr_array_unref(cfg->netdevs);
     g_ptr_array_unref(cfg->devices);
+    g_ptr_array_unref(cfg->workloads);
     g_free(cfg->memory_backend);
     g_free(cfg);
 }
@@ -366,6 +377,18 @@ const VmmChardevOpts *vmm_config_find_chardev(const VmmConfig *cfg, const char *
         const VmmChardevOpts *o = cfg->chardevs->pdata[i];
 
         if (!strcmp(o->id, id)) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+const VmmWorkloadOpts *vmm_config_find_workload(const VmmConfig *cfg, const char *id)
+{
+    for (guint i = 0; i < cfg->workloads->len; i++) {
+        const VmmWorkloadOpts *o = cfg->workloads->pdata[i];
+
+        if (!strcmp(o->devid, id)) {
             return o;
         }
     }
@@ -716,7 +739,86 @@ static bool vmm_opt_trace(VmmConfig *cfg, const char *arg, GError **errp)
     return true;
 }
 
+static bool vmm_opt_workload(VmmConfig *cfg, const char *arg, GError **errp)
+{
+    VmmWorkloadOpts *o = g_new0(VmmWorkloadOpts, 1);
+
+    g_ptr_array_add(cfg->workloads, o);
+    /* The keys depend on the device's type: checked once devices resolve. */
+    return workload_split(arg, &o->devid, &o->opts, errp);
+}
+
+static bool vmm_opt_summary(VmmConfig *cfg, const char *arg, GError **errp)
+{
+    if (!strcmp(arg, "json")) {
+        cfg->summary_json = true;
+    } else if (!strcmp(arg, "human") || !strcmp(arg, "text")) {
+        cfg->summary_json = false;
+    } else {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "-summary: expects 'human' or 'json', got '%s'", arg);
+        return false;
+    }
+    return true;
+}
+
 /* ---- resolution ----------------------------------------------------- */
+
+/* Each -workload names a device with a guest driver; its keys fit the type. */
+static bool vmm_resolve_workloads(VmmConfig *cfg, GError **errp)
+{
+    for (guint i = 0; i < cfg->workloads->len; i++) {
+        VmmWorkloadOpts *w = cfg->workloads->pdata[i];
+        const VmmDeviceOpts *dev = NULL;
+        g_autoptr(GError) err = NULL;
+        bool ok;
+
+        for (guint j = 0; j < i; j++) {
+            if (!strcmp(((VmmWorkloadOpts *)cfg->workloads->pdata[j])->devid, w->devid)) {
+                g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                            "-workload %s: device '%s' already has a workload "
+                            "(one -workload per device)", w->devid, w->devid);
+                return false;
+            }
+        }
+        for (guint j = 0; j < cfg->devices->len; j++) {
+            const VmmDeviceOpts *d = cfg->devices->pdata[j];
+
+            if (!strcmp(d->id, w->devid)) {
+                dev = d;
+                break;
+            }
+        }
+        if (!dev) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "-workload %s: no -device with id '%s'", w->devid, w->devid);
+            return false;
+        }
+        w->type = dev->type;
+        switch (dev->type) {
+        case VMM_DEVICE_BLK:
+            blk_workload_init(&w->blk);
+            ok = blk_workload_parse(&w->blk, w->devid, w->opts, &err);
+            break;
+        case VMM_DEVICE_NET:
+            net_workload_init(&w->net);
+            ok = net_workload_parse(&w->net, w->devid, w->opts, &err);
+            break;
+        default:
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "-workload %s: vhost-user-device-pci has no guest driver "
+                        "to run a workload (only virtio-net-pci and "
+                        "vhost-user-blk-pci do)", w->devid);
+            return false;
+        }
+        if (!ok) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "-workload %s", err->message);
+            return false;
+        }
+    }
+    return true;
+}
 
 static bool vmm_check_unique(GPtrArray *arr, size_t id_offset, const char *what,
                              GError **errp)
@@ -844,7 +946,8 @@ static bool vmm_config_resolve(VmmConfig *cfg, GError **errp)
         }
         }
     }
-    return vmm_check_unique(cfg->devices, offsetof(VmmDeviceOpts, id), "-device", errp);
+    return vmm_check_unique(cfg->devices, offsetof(VmmDeviceOpts, id), "-device", errp) &&
+           vmm_resolve_workloads(cfg, errp);
 }
 
 /* ---- argv ----------------------------------------------------------- */
@@ -864,6 +967,8 @@ static const VmmOption vmm_options[] = {
     { "netdev", true, vmm_opt_netdev },
     { "device", true, vmm_opt_device },
     { "trace", true, vmm_opt_trace },
+    { "workload", true, vmm_opt_workload },
+    { "summary", true, vmm_opt_summary },
     { "x-fill-pattern", false, NULL },
     { "h", false, NULL },
     { "help", false, NULL },

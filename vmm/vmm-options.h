@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "guest/workload.h"
+
 #define VMM_DEFAULT_RAM_SIZE    (128ull * 1024 * 1024)
 #define VMM_DEFAULT_QUEUE_SIZE  256
 #define VMM_DEFAULT_VQ_SIZE     64
@@ -75,6 +77,15 @@ typedef struct VmmDeviceOpts {
     unsigned config_size;
 } VmmDeviceOpts;
 
+/* -workload DEVID:OPTIONS, parsed against the device's type at resolution. */
+typedef struct VmmWorkloadOpts {
+    char *devid;
+    char *opts;                 /* as given, for messages */
+    VmmDeviceType type;         /* resolved: the device's */
+    BlkWorkload blk;            /* resolved when type is VMM_DEVICE_BLK */
+    NetWorkload net;            /* resolved when type is VMM_DEVICE_NET */
+} VmmWorkloadOpts;
+
 typedef struct VmmConfig {
     uint64_t ram_size;          /* resolved */
     bool ram_size_set;          /* -m given */
@@ -83,6 +94,8 @@ typedef struct VmmConfig {
     GPtrArray *chardevs;        /* VmmChardevOpts */
     GPtrArray *netdevs;         /* VmmNetdevOpts */
     GPtrArray *devices;         /* VmmDeviceOpts */
+    GPtrArray *workloads;       /* VmmWorkloadOpts, at most one per device */
+    bool summary_json;          /* -summary json: one JSON line per workload */
     bool fill_pattern;          /* -x-fill-pattern */
     bool trace;                 /* -trace vhost_user */
     bool help;                  /* -h / --help: print help, exit 0 */
@@ -103,5 +116,7 @@ bool vmm_parse_size(const char *str, uint64_t default_unit, uint64_t *out);
 
 const VmmMemBackendOpts *vmm_config_find_object(const VmmConfig *cfg, const char *id);
 const VmmChardevOpts *vmm_config_find_chardev(const VmmConfig *cfg, const char *id);
+/* The workload given for device id, or NULL. */
+const VmmWorkloadOpts *vmm_config_find_workload(const VmmConfig *cfg, const char *id);
 
 #endif

@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * virtio-blk on a RAM disk or a file: IN, OUT, FLUSH, GET_ID, DISCARD and
+ * WRITE_ZEROES, completed synchronously (so GET_VRING_BASE never has to
+ * wait for in-flight requests), and the config space for GET_CONFIG.
+ *
+ * Security model: request headers, sector numbers, lengths and segment
+ * lists come from guest memory. Every range is checked against the disk
+ * before it is touched; a bad request gets IOERR or UNSUPP, and only a
+ * chain with no room for the status byte breaks the ring (there is no
+ * other way to tell the driver).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hw/virtio/vhost-user-error.h"
+#include "vub.h"
+
+#define VIRTIO_BLK_F_SEG_MAX        2
+#define VIRTIO_BLK_F_BLK_SIZE       6
+#define VIRTIO_BLK_F_FLUSH          9
+#define VIRTIO_BLK_F_MQ             12
+#define VIRTIO_BLK_F_DISCARD        13
+#define VIRTIO_BLK_F_WRITE_ZEROES   14
+
+#define VIRTIO_BLK_T_IN             0
+#define VIRTIO_BLK_T_OUT            1
+#define VIRTIO_BLK_T_FLUSH          4
+#define VIRTIO_BLK_T_GET_ID         8
+#define VIRTIO_BLK_T_DISCARD        11
+#define VIRTIO_BLK_T_WRITE_ZEROES   13
+
+#define VIRTIO_BLK_S_OK             0
+#define VIRTIO_BLK_S_IOERR          1
+#define VIRTIO_BLK_S_UNSUPP         2
+
+#define VIRTIO_BLK_ID_BYTES         20
+#define VIRTIO_BLK_WZ_F_UNMAP       1
+
+#define SECTOR_SIZE                 512
+/* Data segments per request we advertise (seg_max). */
+#define VUB_BLK_SEG_MAX             126
+/* Per DISCARD / WRITE_ZEROES request limits we advertise. */
+#define VUB_BLK_MAX_DWZ_SECTORS     (1u << 22)
+#define VUB_BLK_MAX_DWZ_SEG         16
+
+/* struct virtio_blk_config up to write_zeroes_may_unmap (virtio 1.x 5.2.4) */
+typedef struct __attribute__((packed)) VubBlkConfig {
+    uint64_t capacity;
+    uint32_t size_max;
+    uint32_t seg_max;
+    uint16_t cylinders;
+    uint8_t heads;
+    uint8_t sectors;
+    uint32_t blk_size;
+    uint8_t physical_block_exp;
+    uint8_t alignment_offset;
+    uint16_t min_io_size;
+    uint32_t opt_io_size;
+    uint8_t writeback;
+    uint8_t unused0;
+    uint16_t num_queues;
+    uint32_t max_discard_sectors;
+    uint32_t max_discard_seg;
+    uint32_t discard_sector_alignment;
+    uint32_t max_write_zeroes_sectors;
+    uint32_t max_write_zeroes_seg;
+    uint8_t write_zeroes_may_unmap;
+    uint8_t unused1[3];
+} VubBlkConfig;
+_Static_assert(sizeof(VubBlkConfig) == 60, "virtio_blk_config is 60 bytes");
+_Static_assert(offsetof(VubBlkConfig, blk_size) == 20, "blk_size");
+_Static_assert(offsetof(VubBlkConfig, num_queues) == 34, "num_queues");
+_Static_assert(offsetof(VubBlkConfig, max_write_zeroes_seg) == 52, "wz seg");
+
+typedef struct __attribute__((packed)) VubBlkReqHdr {
+    uint32_t type;
+    uint32_t ioprio;
+    uint64_t sector;
+} VubBlkReqHdr;
+
+typedef struct __attribute__((packed)) VubBlkSeg {
+    uint64_t sector;
+    uint32_t num_sectors;
+    uint32_t flags;
+} VubBlkSeg;
+
+struct VubBlk {
+    int fd;                     /* -1: RAM disk */
+    uint8_t *ram;
+    uint64_t size;              /* bytes, a multiple of 512 */
+    char id[VIRTIO_BLK_ID_BYTES];
+    VubElem *elem;
+    struct iovec *data;         /* scratch for the data part of a chain */
+    uint8_t *zeroes;            /* a zero-filled buffer for WRITE_ZEROES on files */
+};
+
+#define VUB_BLK_ZERO_CHUNK      (1u << 20)
+
+uint64_t vub_blk_features(const VubOptions *opts)
+{
+    return (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
+           (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_DISCARD) |
+           (1ull << VIRTIO_BLK_F_WRITE_ZEROES) | (1ull << VIRTIO_BLK_F_MQ);
+}
+
+VubBlk *vub_blk_new(const VubOptions *opts, GError **errp)
+{
+    g_autofree VubBlk *blk = g_new0(VubBlk, 1);
+
+    blk->fd = -1;
+    if (opts->blk_file) {
+        struct stat st;
+
+        blk->fd = open(opts->blk_file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (blk->fd < 0 || fstat(blk->fd, &st) < 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "--blk-file=%s: %s", opts->blk_file, g_strerror(errno));
+            goto err;
+        }
+        blk->size = opts->blk_size ? opts->blk_size : (uint64_t)st.st_size;
+        blk->size -= blk->size % SECTOR_SIZE;
+        if (blk->size == 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "--blk-file=%s: empty file and no --blk-size",
+                        opts->blk_file);
+            goto err;
+        }
+        /* Grow a short file so that every sector reads back (as zeroes). */
+        if ((uint64_t)st.st_size < blk->size && ftruncate(blk->fd, blk->size) < 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "--blk-file=%s: cannot grow to %" PRIu64 " bytes: %s",
+                        opts->blk_file, blk->size, g_strerror(errno));
+            goto err;
+        }
+        blk->zeroes = g_malloc0(VUB_BLK_ZERO_CHUNK);
+        g_strlcpy(blk->id, "vub-file", sizeof(blk->id));
+    } else {
+        blk->size = opts->blk_size - opts->blk_size % SECTOR_SIZE;
+        if (blk->size == 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "--blk-size: %" PRIu64 " bytes is less than one sector",
+                        opts->blk_size);
+            goto err;
+        }
+        /* Anonymous mmap: untouched sectors cost nothing and read as zero. */
+        blk->ram = mmap(NULL, blk->size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (blk->ram == MAP_FAILED) {
+            blk->ram = NULL;
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "--blk-size=%" PRIu64 ": cannot allocate the RAM disk: %s",
+                        blk->size, g_strerror(errno));
+            goto err;
+        }
+        g_strlcpy(blk->id, "vub-ram", sizeof(blk->id));
+    }
+    blk->elem = g_new(VubElem, 1);
+    blk->data = g_new(struct iovec, VUB_MAX_IOV);
+    return g_steal_pointer(&blk);
+
+err:
+    if (blk->fd >= 0) {
+        close(blk->fd);
+    }
+    g_free(blk->zeroes);
+    return NULL;
+}
+
+void vub_blk_free(VubBlk *blk)
+{
+    if (!blk) {
+        return;
+    }
+    if (blk->fd >= 0) {
+        close(blk->fd);
+    }
+    if (blk->ram) {
+        munmap(blk->ram, blk->size);
+    }
+    g_free(blk->zeroes);
+    g_free(blk->elem);
+    g_free(blk->data);
+    g_free(blk);
+}
+
+void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size, uint8_t *buf)
+{
+    VubBlkConfig cfg = {
+        .capacity = dev->blk->size / SECTOR_SIZE,
+        .seg_max = VUB_BLK_SEG_MAX,
+        .blk_size = SECTOR_SIZE,
+        .num_queues = dev->opts->queues,
+        .max_discard_sectors = VUB_BLK_MAX_DWZ_SECTORS,
+        .max_discard_seg = VUB_BLK_MAX_DWZ_SEG,
+        .discard_sector_alignment = 1,
+        .max_write_zeroes_sectors = VUB_BLK_MAX_DWZ_SECTORS,
+        .max_write_zeroes_seg = VUB_BLK_MAX_DWZ_SEG,
+        .write_zeroes_may_unmap = 1,
+    };
+
+    memset(buf, 0, size);
+    if (offset < sizeof(cfg)) {
+        memcpy(buf, (uint8_t *)&cfg + offset, MIN(size, sizeof(cfg) - offset));
+    }
+}
+
+/* ---- Disk access ------------------------------------------------------ */
+
+/* True when [sector, sector + bytes / 512) lies on the disk. */
+static bool range_ok(VubBlk *blk, uint64_t sector, uint64_t bytes)
+{
+    uint64_t sectors = blk->size / SECTOR_SIZE;
+
+    return sector <= sectors && bytes / SECTOR_SIZE <= sectors - sector;
+}
+
+static bool disk_rw(VubBlk *blk, bool write, uint64_t off, struct iovec *iov,
+                    unsigned n)
+{
+    if (blk->ram) {
+        for (unsigned i = 0; i < n; i++) {
+            if (write) {
+                memcpy(blk->ram + off, iov[i].iov_base, iov[i].iov_len);
+            } else {
+                memcpy(iov[i].iov_base, blk->ram + off, iov[i].iov_len);
+            }
+            off += iov[i].iov_len;
+        }
+        return true;
+    }
+    /* Short transfers are retried from where they stopped. */
+    while (n) {
+        ssize_t r = write ? pwritev(blk->fd, iov, n, off) : preadv(blk->fd, iov, n, off);
+
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            return false;
+        }
+        off += r;
+        while (n && (size_t)r >= iov->iov_len) {
+            r -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n) {
+            iov->iov_base = (uint8_t *)iov->iov_base + r;
+            iov->iov_len -= r;
+        }
+    }
+    return true;
+}
+
+static bool disk_zero(VubBlk *blk, uint64_t off, uint64_t len)
+{
+    if (blk->ram) {
+        memset(blk->ram + off, 0, len);
+        return true;
+    }
+    /* A punched hole reads as zeroes; not every file system can punch. */
+    if (fallocate(blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)off, (off_t)len) == 0) {
+        return true;
+    }
+    while (len) {
+        size_t chunk = MIN(len, VUB_BLK_ZERO_CHUNK);
+        ssize_t r = pwrite(blk->fd, blk->zeroes, chunk, off);
+
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            return false;
+        }
+        off += r;
+        len -= r;
+    }
+    return true;
+}
+
+/* ---- Requests ---------------------------------------------------------- */
+
+static uint8_t do_discard_wz(VubBlk *blk, VubElem *e, uint32_t type)
+{
+    size_t bytes = e->out_len - sizeof(VubBlkReqHdr);
+    size_t nseg = bytes / sizeof(VubBlkSeg);
+    uint32_t allowed = type == VIRTIO_BLK_T_WRITE_ZEROES ? VIRTIO_BLK_WZ_F_UNMAP : 0;
+
+    if (bytes % sizeof(VubBlkSeg) || nseg == 0) {
+        return VIRTIO_BLK_S_IOERR;
+    }
+    if (nseg > VUB_BLK_MAX_DWZ_SEG) {
+        return VIRTIO_BLK_S_UNSUPP;
+    }
+    /* Check every segment before acting on any. */
+    for (size_t pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < nseg; i++) {
+            VubBlkSeg seg;
+            uint64_t len;
+
+            vub_iov_to_buf(e->iov, e->out_num, sizeof(VubBlkReqHdr) + i * sizeof(seg),
+                           &seg, sizeof(seg));
+            len = (uint64_t)seg.num_sectors * SECTOR_SIZE;
+            if (pass == 0) {
+                if (seg.flags & ~allowed) {
+                    return VIRTIO_BLK_S_UNSUPP;
+                }
+                if (seg.num_sectors > VUB_BLK_MAX_DWZ_SECTORS ||
+                    !range_ok(blk, seg.sector, len)) {
+                    return VIRTIO_BLK_S_IOERR;
+                }
+            } else if (!disk_zero(blk, seg.sector * SECTOR_SIZE, len)) {
+                return VIRTIO_BLK_S_IOERR;
+            }
+        }
+    }
+    return VIRTIO_BLK_S_OK;
+}
+
+/*
+ * Executes one request. Returns the used length (bytes written into the
+ * driver's buffers, status byte included), or -1 when the ring broke.
+ */
+static int64_t handle_req(VubDev *dev, VubVring *vq, VubElem *e)
+{
+    VubBlk *blk = dev->blk;
+    struct iovec *in = e->iov + e->out_num;
+    VubBlkReqHdr hdr;
+    size_t data_len = e->in_len ? e->in_len - 1 : 0;
+    size_t written = 0;
+    unsigned n;
+    uint8_t status;
+
+    if (e->in_len == 0) {
+        vub_vring_fault(dev, vq, "request %u has no device-writable status byte",
+                        e->head);
+        return -1;
+    }
+    if (vub_iov_to_buf(e->iov, e->out_num, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
+        status = VIRTIO_BLK_S_IOERR;
+        goto done;
+    }
+
+    switch (hdr.type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT: {
+        bool is_write = hdr.type == VIRTIO_BLK_T_OUT;
+        size_t len = is_write ? e->out_len - sizeof(hdr) : data_len;
+
+        if (len % SECTOR_SIZE || !range_ok(blk, hdr.sector, len)) {
+            status = VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        if (is_write) {
+            n = vub_iov_slice(e->iov, e->out_num, sizeof(hdr), len, blk->data,
+                              VUB_MAX_IOV);
+        } else {
+            n = vub_iov_slice(in, e->in_num, 0, len, blk->data, VUB_MAX_IOV);
+        }
+        if (!disk_rw(blk, is_write, hdr.sector * SECTOR_SIZE, blk->data, n)) {
+            status = VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        written = is_write ? 0 : len;
+        status = VIRTIO_BLK_S_OK;
+        break;
+    }
+    case VIRTIO_BLK_T_FLUSH:
+        status = blk->fd < 0 || fdatasync(blk->fd) == 0 ? VIRTIO_BLK_S_OK
+                                                        : VIRTIO_BLK_S_IOERR;
+        break;
+    case VIRTIO_BLK_T_GET_ID: {
+        char id[VIRTIO_BLK_ID_BYTES] = { 0 };
+
+        memcpy(id, blk->id, sizeof(id));
+        written = vub_iov_from_buf(in, e->in_num, 0, id, MIN(data_len, sizeof(id)));
+        status = VIRTIO_BLK_S_OK;
+        break;
+    }
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+        status = do_discard_wz(blk, e, hdr.type);
+        break;
+    default:
+        status = VIRTIO_BLK_S_UNSUPP;
+        break;
+    }
+
+done:
+    vub_iov_from_buf(in, e->in_num, data_len, &status, 1);
+    return (int64_t)written + 1;
+}
+
+void vub_blk_kick(VubDev *dev, VubVring *vq)
+{
+    VubBlk *blk = dev->blk;
+    unsigned budget = VUB_RING_BUDGET;
+    int r = 0;
+
+    do {
+        while (budget && (r = vub_vring_pop(dev, vq, blk->elem)) == 1) {
+            int64_t len = handle_req(dev, vq, blk->elem);
+
+            if (len < 0) {
+                break;
+            }
+            vub_vring_push(vq, blk->elem->head, (uint32_t)len);
+            budget--;
+        }
+        if (!budget) {
+            vq->pending = true;
+            break;
+        }
+    } while (r >= 0 && !vq->broken && vub_vring_rearm(dev, vq));
+    vub_vring_notify(dev, vq);
+}

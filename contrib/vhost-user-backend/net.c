@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * virtio-net loopback: every frame the driver transmits on queue pair k
+ * (TX ring 2k + 1) comes back on the same pair's RX ring (2k), behind a
+ * fresh 12-byte virtio_net_hdr_v1. With VIRTIO_NET_F_MRG_RXBUF a frame
+ * may fill several RX buffers (num_buffers says how many).
+ *
+ * Nothing is lost while RX is merely full or not yet started: the TX
+ * chain is left on its ring and the pair is pumped again when the RX
+ * ring is kicked or enabled. Frames that can never be delivered (bigger
+ * than any buffer we accept, malformed) are dropped and counted.
+ *
+ * Security model: the frames and the RX buffers are guest memory; sizes
+ * come from the descriptor chains, which vring.c has bounded.
+ */
+#include <string.h>
+
+#include "vub.h"
+
+#define VIRTIO_NET_F_MAC            5
+#define VIRTIO_NET_F_MRG_RXBUF      15
+#define VIRTIO_NET_F_STATUS         16
+#define VIRTIO_NET_F_MQ             22
+
+/* struct virtio_net_hdr_v1 (virtio 1.x 5.1.6) */
+typedef struct __attribute__((packed)) VubNetHdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;
+} VubNetHdr;
+_Static_assert(sizeof(VubNetHdr) == 12, "virtio_net_hdr_v1 is 12 bytes");
+
+/* Largest frame: 64 KiB, as a GSO-less Linux virtio-net never exceeds. */
+#define VUB_NET_MAX_FRAME       65536
+/* A frame spread over more RX buffers than this is dropped. */
+#define VUB_NET_MAX_BUFS        64
+
+struct VubNet {
+    VubElem *tx;
+    VubElem *rx_first;          /* kept: num_buffers is written last */
+    VubElem *rx;
+    uint8_t *pkt;               /* header + frame */
+    struct {
+        uint16_t head;
+        uint32_t len;
+    } used[VUB_NET_MAX_BUFS];
+    uint64_t dropped;
+    bool warned_small;
+    bool warned_big;
+};
+
+uint64_t vub_net_features(const VubOptions *opts)
+{
+    return (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MRG_RXBUF) |
+           (1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_NET_F_MQ);
+}
+
+VubNet *vub_net_new(void)
+{
+    VubNet *net = g_new0(VubNet, 1);
+
+    net->tx = g_new(VubElem, 1);
+    net->rx_first = g_new(VubElem, 1);
+    net->rx = g_new(VubElem, 1);
+    net->pkt = g_malloc(sizeof(VubNetHdr) + VUB_NET_MAX_FRAME);
+    return net;
+}
+
+void vub_net_free(VubNet *net)
+{
+    if (!net) {
+        return;
+    }
+    g_free(net->tx);
+    g_free(net->rx_first);
+    g_free(net->rx);
+    g_free(net->pkt);
+    g_free(net);
+}
+
+typedef enum {
+    DELIVER_DONE,               /* delivered, or dropped for good */
+    DELIVER_NO_ROOM,            /* RX has too few buffers now: retry later */
+} DeliverResult;
+
+/* Pops one RX buffer, re-arming the kick once if the ring looks empty. */
+static int rx_pop(VubDev *dev, VubVring *rx, VubElem *e)
+{
+    int r = vub_vring_pop(dev, rx, e);
+
+    if (r == 0 && vub_vring_rearm(dev, rx)) {
+        r = vub_vring_pop(dev, rx, e);
+    }
+    return r;
+}
+
+/* Puts header + frame (len bytes in net->pkt) into the RX ring. */
+static DeliverResult deliver(VubDev *dev, VubNet *net, VubVring *rx, size_t len)
+{
+    bool mrg = vub_has_feature(dev, VIRTIO_NET_F_MRG_RXBUF);
+    uint16_t nbufs = 1;
+    size_t done;
+    int r;
+
+    if (rx->broken) {
+        net->dropped++;
+        return DELIVER_DONE;
+    }
+    if (!vub_vring_ready(rx)) {
+        return DELIVER_NO_ROOM;
+    }
+    r = rx_pop(dev, rx, net->rx_first);
+    if (r < 0) {
+        net->dropped++;
+        return DELIVER_DONE;
+    }
+    if (r == 0) {
+        return DELIVER_NO_ROOM;
+    }
+
+    if (!mrg || net->rx_first->in_len >= len) {
+        VubElem *e = net->rx_first;
+        struct iovec *in = e->iov + e->out_num;
+
+        if (e->in_len < len) {
+            /* Without MRG_RXBUF the driver owes us buffers for a whole frame. */
+            if (!net->warned_small) {
+                vub_log("%s: ring %u: RX buffer of %zu bytes for a %zu-byte "
+                        "packet; dropping such packets", dev->name, rx->index,
+                        e->in_len, len);
+                net->warned_small = true;
+            }
+            vub_vring_unpop(rx, 1);
+            net->dropped++;
+            return DELIVER_DONE;
+        }
+        ((VubNetHdr *)net->pkt)->num_buffers = 1;
+        vub_iov_from_buf(in, e->in_num, 0, net->pkt, len);
+        vub_vring_push(rx, e->head, len);
+        return DELIVER_DONE;
+    }
+
+    /* Mergeable: fill buffers in ring order until the packet is in. */
+    if (net->rx_first->in_len < sizeof(VubNetHdr)) {
+        if (!net->warned_small) {
+            vub_log("%s: ring %u: first RX buffer of %zu bytes cannot hold the "
+                    "header; dropping such packets", dev->name, rx->index,
+                    net->rx_first->in_len);
+            net->warned_small = true;
+        }
+        vub_vring_unpop(rx, 1);
+        net->dropped++;
+        return DELIVER_DONE;
+    }
+    done = vub_iov_from_buf(net->rx_first->iov + net->rx_first->out_num,
+                            net->rx_first->in_num, 0, net->pkt, len);
+    net->used[0].head = net->rx_first->head;
+    net->used[0].len = done;
+    while (done < len) {
+        VubElem *e = net->rx;
+        size_t chunk;
+
+        if (nbufs == VUB_NET_MAX_BUFS) {
+            vub_vring_unpop(rx, nbufs);
+            net->dropped++;
+            return DELIVER_DONE;
+        }
+        r = rx_pop(dev, rx, e);
+        if (r <= 0) {
+            /* Give the buffers back: the frame goes in whole or not at all. */
+            if (r == 0) {
+                vub_vring_unpop(rx, nbufs);
+                return DELIVER_NO_ROOM;
+            }
+            net->dropped++;
+            return DELIVER_DONE;
+        }
+        chunk = vub_iov_from_buf(e->iov + e->out_num, e->in_num, 0,
+                                 net->pkt + done, len - done);
+        net->used[nbufs].head = e->head;
+        net->used[nbufs].len = chunk;
+        nbufs++;
+        done += chunk;
+    }
+    vub_iov_from_buf(net->rx_first->iov + net->rx_first->out_num,
+                     net->rx_first->in_num, offsetof(VubNetHdr, num_buffers),
+                     &nbufs, sizeof(nbufs));
+    for (unsigned i = 0; i < nbufs; i++) {
+        vub_vring_fill(rx, net->used[i].head, net->used[i].len, i);
+    }
+    vub_vring_flush(rx, nbufs);
+    return DELIVER_DONE;
+}
+
+/* Moves frames from pair's TX to its RX until TX is empty or RX is full. */
+static void pump(VubDev *dev, unsigned pair)
+{
+    VubNet *net = dev->net;
+    VubVring *rx = &dev->vrings[2 * pair];
+    VubVring *tx = &dev->vrings[2 * pair + 1];
+    unsigned budget = VUB_RING_BUDGET;
+
+    for (;;) {
+        bool blocked = false;
+        int r = 0;
+
+        while (budget && (r = vub_vring_pop(dev, tx, net->tx)) == 1) {
+            budget--;
+            VubElem *e = net->tx;
+            size_t len = e->out_len;
+
+            if (len < sizeof(VubNetHdr) || len > sizeof(VubNetHdr) + VUB_NET_MAX_FRAME) {
+                if (!net->warned_big) {
+                    vub_log("%s: ring %u: TX chain of %zu bytes is not a header "
+                            "plus a frame of at most %d bytes; dropped",
+                            dev->name, tx->index, len, VUB_NET_MAX_FRAME);
+                    net->warned_big = true;
+                }
+                net->dropped++;
+                vub_vring_push(tx, e->head, 0);
+                continue;
+            }
+            vub_iov_to_buf(e->iov, e->out_num, 0, net->pkt, len);
+            /* A fresh header: no offloads are negotiated, so all zero. */
+            memset(net->pkt, 0, sizeof(VubNetHdr));
+            if (deliver(dev, net, rx, len) == DELIVER_NO_ROOM) {
+                vub_vring_unpop(tx, 1);
+                blocked = true;
+                break;
+            }
+            vub_vring_push(tx, e->head, 0);
+        }
+        if (!budget && !blocked) {
+            tx->pending = true;
+            break;
+        }
+        /* Blocked: the RX kick (re-armed in rx_pop) resumes the pair. */
+        if (r < 0 || blocked || !vub_vring_rearm(dev, tx)) {
+            break;
+        }
+    }
+    vub_vring_notify(dev, rx);
+    vub_vring_notify(dev, tx);
+}
+
+void vub_net_kick(VubDev *dev, VubVring *vq)
+{
+    pump(dev, vq->index / 2);
+}

@@ -1,0 +1,817 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The reference back-end's side of the vhost-user socket: receiving and
+ * checking requests, the memory table, ring state, replies, and the epoll
+ * loop that also watches the kick eventfds.
+ *
+ * Security model: the front-end is untrusted. Every message passes the
+ * shared validator (sizes, counts, flags, fd numbers) and then the checks
+ * here against our state (ring index, ring size, features offered, memory
+ * regions that really are backed by their fds). A bad request is logged,
+ * NACKed when the front-end asked for an ack, and ends the connection;
+ * every fd that came with it is closed on every path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hw/virtio/vhost-user-error.h"
+#include "hw/virtio/vhost-user-msg.h"
+#include "vub.h"
+
+/* Partial messages must not hang the back-end forever. */
+#define VUB_RECV_TIMEOUT_SEC    10
+/* epoll data for the socket; ring kick fds use their ring index. */
+#define VUB_EP_SOCKET           UINT64_MAX
+
+static uint64_t offered_protocol_features(const VubDev *dev)
+{
+    uint64_t f = (1ull << VHOST_USER_PROTOCOL_F_MQ) |
+                 (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+                 (1ull << VHOST_USER_PROTOCOL_F_STATUS);
+
+    if (dev->opts->type == VUB_DEV_BLK) {
+        f |= 1ull << VHOST_USER_PROTOCOL_F_CONFIG;
+    }
+    return f;
+}
+
+static uint64_t offered_features(const VubDev *dev)
+{
+    uint64_t f = (1ull << VIRTIO_F_VERSION_1) |
+                 (1ull << VHOST_USER_F_PROTOCOL_FEATURES) |
+                 (1ull << VIRTIO_RING_F_EVENT_IDX) |
+                 (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+
+    if (dev->opts->type == VUB_DEV_BLK) {
+        return f | vub_blk_features(dev->opts);
+    }
+    return f | vub_net_features(dev->opts);
+}
+
+/* ---- Device lifetime ------------------------------------------------- */
+
+VubDev *vub_dev_new(const VubOptions *opts, GError **errp)
+{
+    g_autofree VubDev *dev = g_new0(VubDev, 1);
+
+    dev->opts = opts;
+    dev->sock = -1;
+    dev->epfd = -1;
+    dev->name = g_strdup_printf("%s:%s", opts->type == VUB_DEV_BLK ? "blk" : "net",
+                                opts->socket_path);
+    if (opts->type == VUB_DEV_BLK) {
+        dev->nvrings = opts->queues;
+        dev->blk = vub_blk_new(opts, errp);
+        if (!dev->blk) {
+            g_free(dev->name);
+            return NULL;
+        }
+    } else {
+        dev->nvrings = 2 * opts->queues;
+        dev->net = vub_net_new();
+    }
+    dev->vrings = g_new0(VubVring, dev->nvrings);
+    for (unsigned i = 0; i < dev->nvrings; i++) {
+        vub_vring_init(&dev->vrings[i], i);
+    }
+    return g_steal_pointer(&dev);
+}
+
+void vub_dev_free(VubDev *dev)
+{
+    if (!dev) {
+        return;
+    }
+    g_free(dev->vrings);
+    vub_blk_free(dev->blk);
+    vub_net_free(dev->net);
+    g_free(dev->name);
+    g_free(dev);
+}
+
+/* ---- Memory table ----------------------------------------------------- */
+
+static void unmap_regions(VubRegion *regions, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (regions[i].map_base) {
+            munmap(regions[i].map_base, regions[i].map_len);
+        }
+    }
+    memset(regions, 0, n * sizeof(*regions));
+}
+
+/*
+ * Maps one region. The fd's size is checked first: touching a mapping
+ * past the end of its file raises SIGBUS, which the guest must not be
+ * able to trigger in us.
+ */
+static bool map_region(VubDev *dev, unsigned i, const VhostUserMemoryRegion *m,
+                       int fd, VubRegion *r, GError **errp)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t aligned = m->mmap_offset & ~(uint64_t)(page - 1);
+    uint64_t delta = m->mmap_offset - aligned;
+    struct stat st;
+    void *p;
+
+    if (m->memory_size == 0 ||
+        m->guest_phys_addr + m->memory_size < m->guest_phys_addr ||
+        m->userspace_addr + m->memory_size < m->userspace_addr ||
+        m->mmap_offset + m->memory_size < m->mmap_offset ||
+        m->memory_size + delta > SIZE_MAX / 2) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: SET_MEM_TABLE: region %u: size 0x%" PRIx64 " at GPA 0x%"
+                    PRIx64 " UVA 0x%" PRIx64 " offset 0x%" PRIx64
+                    " is empty or wraps around", dev->name, i, m->memory_size,
+                    m->guest_phys_addr, m->userspace_addr, m->mmap_offset);
+        return false;
+    }
+    if (fstat(fd, &st) < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "%s: SET_MEM_TABLE: region %u: fstat: %s", dev->name, i,
+                    g_strerror(errno));
+        return false;
+    }
+    if (S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size < m->mmap_offset + m->memory_size) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: SET_MEM_TABLE: region %u: fd holds %" PRIu64 " bytes, "
+                    "less than mmap_offset 0x%" PRIx64 " + memory_size 0x%" PRIx64,
+                    dev->name, i, (uint64_t)st.st_size, m->mmap_offset,
+                    m->memory_size);
+        return false;
+    }
+    p = mmap(NULL, m->memory_size + delta, PROT_READ | PROT_WRITE, MAP_SHARED,
+             fd, (off_t)aligned);
+    if (p == MAP_FAILED) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "%s: SET_MEM_TABLE: region %u: mmap of 0x%" PRIx64
+                    " bytes at offset 0x%" PRIx64 ": %s", dev->name, i,
+                    m->memory_size, m->mmap_offset, g_strerror(errno));
+        return false;
+    }
+    r->gpa = m->guest_phys_addr;
+    r->size = m->memory_size;
+    r->uva = m->userspace_addr;
+    r->map_base = p;
+    r->map_len = m->memory_size + delta;
+    r->host = (uint8_t *)p + delta;
+    return true;
+}
+
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+static bool set_mem_table(VubDev *dev, const VhostUserMsg *msg, int *fds,
+                          GError **errp)
+{
+    const VhostUserMemory *mem = &msg->payload.memory;
+    VubRegion fresh[VHOST_MEMORY_BASELINE_NREGIONS] = { 0 };
+    unsigned n = mem->nregions;     /* 1..8, checked by the validator */
+
+    for (unsigned i = 0; i < n; i++) {
+        const VhostUserMemoryRegion *m = &mem->regions[i];
+
+        for (unsigned j = 0; j < i; j++) {
+            if (ranges_overlap(m->guest_phys_addr, m->memory_size,
+                               fresh[j].gpa, fresh[j].size) ||
+                ranges_overlap(m->userspace_addr, m->memory_size,
+                               fresh[j].uva, fresh[j].size)) {
+                g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                            "%s: SET_MEM_TABLE: region %u overlaps region %u",
+                            dev->name, i, j);
+                unmap_regions(fresh, i);
+                return false;
+            }
+        }
+        if (!map_region(dev, i, m, fds[i], &fresh[i], errp)) {
+            unmap_regions(fresh, i);
+            return false;
+        }
+    }
+    /* The mappings keep the memory; the fds are no longer needed. */
+    unmap_regions(dev->regions, dev->nregions);
+    memcpy(dev->regions, fresh, sizeof(fresh));
+    dev->nregions = n;
+
+    /* Ring addresses are UVAs: translate them again in the new table. */
+    for (unsigned i = 0; i < dev->nvrings; i++) {
+        VubVring *vq = &dev->vrings[i];
+        g_autoptr(GError) err = NULL;
+
+        if (vq->desc && !vub_vring_map(dev, vq, &err)) {
+            vub_vring_fault(dev, vq, "after SET_MEM_TABLE: %s", err->message);
+        }
+    }
+    return true;
+}
+
+/* ---- Connection state ------------------------------------------------- */
+
+static void ring_watch(VubDev *dev, VubVring *vq, int fd)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = vq->index };
+
+    if (vq->kick_fd >= 0) {
+        epoll_ctl(dev->epfd, EPOLL_CTL_DEL, vq->kick_fd, NULL);
+        close(vq->kick_fd);
+    }
+    vq->kick_fd = fd;
+    if (fd >= 0 && epoll_ctl(dev->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        vub_log("%s: ring %u: cannot watch kick fd: %s", dev->name, vq->index,
+                g_strerror(errno));
+    }
+}
+
+/* Forgets everything a front-end set up; the disk stays. */
+static void reset_connection_state(VubDev *dev)
+{
+    for (unsigned i = 0; i < dev->nvrings; i++) {
+        ring_watch(dev, &dev->vrings[i], -1);
+        vub_vring_reset(&dev->vrings[i]);
+    }
+    unmap_regions(dev->regions, dev->nregions);
+    dev->nregions = 0;
+    dev->features = 0;
+    dev->protocol_features = 0;
+    dev->status = 0;
+}
+
+/* Runs the device model on a ring that may have work. */
+static void ring_process(VubDev *dev, VubVring *vq)
+{
+    if (dev->opts->type == VUB_DEV_BLK) {
+        vub_blk_kick(dev, vq);
+    } else {
+        vub_net_kick(dev, vq);
+    }
+}
+
+/* ---- Requests --------------------------------------------------------- */
+
+static VubVring *ring_arg(VubDev *dev, const VhostUserMsg *msg, GError **errp)
+{
+    int idx = vhost_user_msg_ring_index(VHOST_USER_CHANNEL_FRONTEND, msg);
+
+    if (idx < 0 || (unsigned)idx >= dev->nvrings) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: %s: ring index %d out of range (%u rings)", dev->name,
+                    vhost_user_request_name(VHOST_USER_CHANNEL_FRONTEND,
+                                            msg->hdr.request),
+                    idx, dev->nvrings);
+        return NULL;
+    }
+    return &dev->vrings[idx];
+}
+
+/* Takes fds[0] for a KICK/CALL/ERR request: -1 with the NOFD bit. */
+static int take_vring_fd(const VhostUserMsg *msg, int *fds, size_t nfds)
+{
+    int fd;
+
+    if ((msg->payload.u64 & VHOST_USER_VRING_NOFD_MASK) || nfds == 0) {
+        return -1;
+    }
+    fd = fds[0];
+    fds[0] = -1;
+    return fd;
+}
+
+static bool reject_if_started(VubDev *dev, VubVring *vq, const char *req,
+                              GError **errp)
+{
+    if (vq->started) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: %s: ring %u is running (stop it with GET_VRING_BASE "
+                    "first)", dev->name, req, vq->index);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Handles one valid request. *reply is filled (and *has_reply set) for
+ * requests with a payload reply. False with errp set ends the connection.
+ */
+static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
+                           size_t nfds, VhostUserMsg *reply, bool *has_reply,
+                           GError **errp)
+{
+    const VhostUserMsgInfo *info =
+        vhost_user_msg_info(VHOST_USER_CHANNEL_FRONTEND, msg->hdr.request);
+    VubVring *vq = NULL;
+
+    if (info->gate >= 0 && !(dev->protocol_features & (1ull << info->gate))) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: %s: needs protocol feature %s, not negotiated",
+                    dev->name, info->name,
+                    vhost_user_protocol_feature_name(info->gate));
+        return false;
+    }
+    if (info->scope == VHOST_USER_SCOPE_RING) {
+        vq = ring_arg(dev, msg, errp);
+        if (!vq) {
+            return false;
+        }
+    }
+    if (info->reply == VHOST_USER_RK_PAYLOAD) {
+        vhost_user_msg_init(reply, msg->hdr.request,
+                            vhost_user_payload_info(info->reply_payload)->min_size);
+        *has_reply = true;
+    }
+
+    switch (msg->hdr.request) {
+    case VHOST_USER_GET_FEATURES:
+        reply->payload.u64 = offered_features(dev);
+        return true;
+    case VHOST_USER_SET_FEATURES: {
+        uint64_t extra = msg->payload.u64 & ~offered_features(dev);
+
+        if (extra) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: SET_FEATURES: 0x%" PRIx64 " has bits 0x%" PRIx64
+                        " we never offered", dev->name, msg->payload.u64, extra);
+            return false;
+        }
+        dev->features = msg->payload.u64;
+        for (unsigned i = 0; i < dev->nvrings; i++) {
+            VubVring *r = &dev->vrings[i];
+            g_autoptr(GError) err = NULL;
+
+            /* Without PROTOCOL_FEATURES there is no SET_VRING_ENABLE. */
+            if (!vub_has_feature(dev, VHOST_USER_F_PROTOCOL_FEATURES)) {
+                r->enabled = true;
+            }
+            /* EVENT_IDX changes the ring sizes that were checked. */
+            if (r->desc && !vub_vring_map(dev, r, &err)) {
+                vub_vring_fault(dev, r, "after SET_FEATURES: %s", err->message);
+            }
+        }
+        return true;
+    }
+    case VHOST_USER_GET_PROTOCOL_FEATURES:
+        reply->payload.u64 = offered_protocol_features(dev);
+        return true;
+    case VHOST_USER_SET_PROTOCOL_FEATURES: {
+        uint64_t extra = msg->payload.u64 & ~offered_protocol_features(dev);
+
+        if (extra) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: SET_PROTOCOL_FEATURES: 0x%" PRIx64 " has bits 0x%"
+                        PRIx64 " we never offered", dev->name, msg->payload.u64,
+                        extra);
+            return false;
+        }
+        dev->protocol_features = msg->payload.u64;
+        return true;
+    }
+    case VHOST_USER_SET_OWNER:
+        return true;
+    case VHOST_USER_RESET_OWNER:
+    case VHOST_USER_RESET_DEVICE:
+        for (unsigned i = 0; i < dev->nvrings; i++) {
+            ring_watch(dev, &dev->vrings[i], -1);
+            vub_vring_reset(&dev->vrings[i]);
+        }
+        dev->features = 0;
+        dev->status = 0;
+        return true;
+    case VHOST_USER_GET_QUEUE_NUM:
+        /* net counts queue pairs, as the front-end compares it with queues=. */
+        reply->payload.u64 = dev->opts->queues;
+        return true;
+    case VHOST_USER_SET_MEM_TABLE:
+        return set_mem_table(dev, msg, fds, errp);
+    case VHOST_USER_SET_VRING_NUM: {
+        uint32_t num = msg->payload.state.num;
+
+        if (!reject_if_started(dev, vq, "SET_VRING_NUM", errp)) {
+            return false;
+        }
+        if (num == 0 || num > VUB_VRING_MAX_SIZE || (num & (num - 1))) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: SET_VRING_NUM: ring %u: num %" PRIu32 " is not a "
+                        "power of two in 1..%d", dev->name, vq->index, num,
+                        VUB_VRING_MAX_SIZE);
+            return false;
+        }
+        vq->num = num;
+        vq->desc = NULL;
+        return true;
+    }
+    case VHOST_USER_SET_VRING_ADDR: {
+        const VhostUserVringAddr *a = &msg->payload.addr;
+
+        if (!reject_if_started(dev, vq, "SET_VRING_ADDR", errp)) {
+            return false;
+        }
+        if (a->flags) {
+            /* VHOST_VRING_F_LOG needs VHOST_F_LOG_ALL, which we never offer. */
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: SET_VRING_ADDR: ring %u: flags 0x%" PRIx32
+                        " (logging is not supported)", dev->name, vq->index,
+                        a->flags);
+            return false;
+        }
+        vq->desc_uva = a->desc_user_addr;
+        vq->avail_uva = a->avail_user_addr;
+        vq->used_uva = a->used_user_addr;
+        vq->addr_set = true;
+        vq->broken = false;
+        /* Checked now so that a bad address is refused where it is sent. */
+        return vq->num == 0 || vub_vring_map(dev, vq, errp);
+    }
+    case VHOST_USER_SET_VRING_BASE:
+        if (!reject_if_started(dev, vq, "SET_VRING_BASE", errp)) {
+            return false;
+        }
+        if (msg->payload.state.num > UINT16_MAX) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: SET_VRING_BASE: ring %u: base %" PRIu32 " is not a "
+                        "split ring index (0..65535)", dev->name, vq->index,
+                        msg->payload.state.num);
+            return false;
+        }
+        vq->last_avail_idx = (uint16_t)msg->payload.state.num;
+        vq->broken = false;
+        return true;
+    case VHOST_USER_GET_VRING_BASE:
+        /* Stops the ring; every request we took has been completed. */
+        ring_watch(dev, vq, -1);
+        vq->started = false;
+        reply->payload.state.index = vq->index;
+        reply->payload.state.num = vq->last_avail_idx;
+        return true;
+    case VHOST_USER_SET_VRING_KICK: {
+        int fd = take_vring_fd(msg, fds, nfds);
+
+        ring_watch(dev, vq, fd);
+        if (!vub_vring_map(dev, vq, errp)) {
+            return false;
+        }
+        /* Resume where the driver's used ring says we are. */
+        vq->used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+        vq->signalled_used_valid = false;
+        vq->started = true;
+        vq->broken = false;
+        ring_process(dev, vq);
+        return true;
+    }
+    case VHOST_USER_SET_VRING_CALL:
+    case VHOST_USER_SET_VRING_ERR: {
+        int fd = take_vring_fd(msg, fds, nfds);
+        int *slot = msg->hdr.request == VHOST_USER_SET_VRING_CALL ? &vq->call_fd
+                                                                   : &vq->err_fd;
+
+        if (*slot >= 0) {
+            close(*slot);
+        }
+        *slot = fd;
+        vq->signalled_used_valid = false;
+        return true;
+    }
+    case VHOST_USER_SET_VRING_ENABLE:
+        if (msg->payload.state.num > 1) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: SET_VRING_ENABLE: ring %u: num %" PRIu32
+                        ", expected 0 or 1", dev->name, vq->index,
+                        msg->payload.state.num);
+            return false;
+        }
+        vq->enabled = msg->payload.state.num;
+        if (vq->enabled) {
+            ring_process(dev, vq);
+        }
+        return true;
+    case VHOST_USER_GET_CONFIG: {
+        const VhostUserConfig *c = &msg->payload.config;
+
+        if (c->offset > VHOST_USER_MAX_CONFIG_SIZE ||
+            c->size > VHOST_USER_MAX_CONFIG_SIZE - c->offset) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: GET_CONFIG: offset %" PRIu32 " size %" PRIu32
+                        " reaches past %d bytes", dev->name, c->offset, c->size,
+                        VHOST_USER_MAX_CONFIG_SIZE);
+            return false;
+        }
+        vhost_user_msg_init(reply, msg->hdr.request, msg->hdr.size);
+        reply->payload.config.offset = c->offset;
+        reply->payload.config.size = c->size;
+        reply->payload.config.flags = c->flags;
+        vub_blk_get_config(dev, c->offset, c->size, reply->payload.config.region);
+        return true;
+    }
+    case VHOST_USER_SET_CONFIG:
+        /* No writable fields: CONFIG_WCE is not offered. Accept and ignore. */
+        return true;
+    case VHOST_USER_SET_STATUS:
+        if (msg->payload.u64 > UINT8_MAX) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: SET_STATUS: 0x%" PRIx64 " is not a status byte",
+                        dev->name, msg->payload.u64);
+            return false;
+        }
+        dev->status = (uint8_t)msg->payload.u64;
+        return true;
+    case VHOST_USER_GET_STATUS:
+        reply->payload.u64 = dev->status;
+        return true;
+    default:
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: %s: not supported by this back-end", dev->name,
+                    info->name);
+        return false;
+    }
+}
+
+/* ---- Socket I/O -------------------------------------------------------- */
+
+/* Sends a reply (the only thing a back-end sends on this socket). */
+static bool send_reply(VubDev *dev, VhostUserMsg *msg, GError **errp)
+{
+    size_t len = sizeof(msg->hdr) + msg->hdr.size;
+    size_t done = 0;
+
+    msg->hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
+
+    if (dev->opts->trace) {
+        vhost_user_trace_msg(dev->name, false, VHOST_USER_CHANNEL_FRONTEND,
+                             VHOST_USER_TRACE_TX, msg, 0, true);
+    }
+    while (done < len) {
+        ssize_t r = send(dev->sock, (const uint8_t *)msg + done, len - done,
+                         MSG_NOSIGNAL);
+
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                        "%s: sending %s reply: %s", dev->name,
+                        vhost_user_request_name(VHOST_USER_CHANNEL_FRONTEND,
+                                                msg->hdr.request),
+                        r < 0 ? g_strerror(errno) : "connection closed");
+            return false;
+        }
+        done += r;
+    }
+    return true;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+}
+
+/*
+ * Reads the header (with the fds that travel with it) and the payload.
+ * A clean EOF before the first byte is "disconnected" without an error
+ * message worth shouting about; *eof tells the caller.
+ */
+static bool recv_msg(VubDev *dev, VhostUserMsg *msg, int *fds, size_t *nfds,
+                     bool *eof, GError **errp)
+{
+    union {
+        char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    size_t got = 0;
+
+    *nfds = 0;
+    *eof = false;
+    while (got < sizeof(msg->hdr)) {
+        struct iovec iov = {
+            .iov_base = (uint8_t *)&msg->hdr + got,
+            .iov_len = sizeof(msg->hdr) - got,
+        };
+        struct msghdr mh = {
+            .msg_iov = &iov,
+            .msg_iovlen = 1,
+            .msg_control = ctl.buf,
+            .msg_controllen = sizeof(ctl.buf),
+        };
+        ssize_t r = recvmsg(dev->sock, &mh, MSG_CMSG_CLOEXEC);
+
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        /* Collect fds first so that every path below closes them. */
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); r >= 0 && c;
+             c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+                for (size_t i = 0; i < n; i++) {
+                    int fd;
+
+                    memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                    if (*nfds < VHOST_USER_MAX_FDS) {
+                        fds[(*nfds)++] = fd;
+                    } else {
+                        close(fd);
+                    }
+                }
+            }
+        }
+        if (got == 0 && (r == 0 || (r < 0 && errno == ECONNRESET))) {
+            *eof = true;
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                        "%s: front-end closed the connection", dev->name);
+            return false;
+        }
+        if (r <= 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_PARTIAL_MESSAGE,
+                        "%s: header cut short after %zu of %zu bytes: %s",
+                        dev->name, got, sizeof(msg->hdr),
+                        r < 0 ? g_strerror(errno) : "connection closed");
+            return false;
+        }
+        if (mh.msg_flags & MSG_CTRUNC) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS,
+                        "%s: more than %d fds with one message", dev->name,
+                        VHOST_USER_MAX_FDS);
+            return false;
+        }
+        got += r;
+    }
+    /* Before reading a payload byte: the buffer holds at most this much. */
+    if (msg->hdr.size > VHOST_USER_MAX_PAYLOAD_SIZE) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
+                    "%s: %s: size %" PRIu32 " exceeds the maximum payload size %d",
+                    dev->name,
+                    vhost_user_request_name(VHOST_USER_CHANNEL_FRONTEND,
+                                            msg->hdr.request),
+                    msg->hdr.size, VHOST_USER_MAX_PAYLOAD_SIZE);
+        return false;
+    }
+    got = 0;
+    while (got < msg->hdr.size) {
+        ssize_t r = recv(dev->sock, msg->payload.raw + got, msg->hdr.size - got, 0);
+
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_PARTIAL_MESSAGE,
+                        "%s: %s: payload cut short after %zu of %" PRIu32
+                        " bytes: %s", dev->name,
+                        vhost_user_request_name(VHOST_USER_CHANNEL_FRONTEND,
+                                                msg->hdr.request),
+                        got, msg->hdr.size,
+                        r < 0 ? g_strerror(errno) : "connection closed");
+            return false;
+        }
+        got += r;
+    }
+    return true;
+}
+
+/* One request, start to end. False: the connection is over. */
+static bool serve_one(VubDev *dev)
+{
+    g_autofree VhostUserMsg *msg = g_new0(VhostUserMsg, 1);
+    g_autofree VhostUserMsg *reply = g_new0(VhostUserMsg, 1);
+    g_autoptr(GError) err = NULL;
+    int fds[VHOST_USER_MAX_FDS];
+    size_t nfds = 0;
+    bool eof = false, has_reply = false, ok;
+
+    if (!recv_msg(dev, msg, fds, &nfds, &eof, &err)) {
+        close_fds(fds, nfds);
+        vub_log(eof ? "%s" : "%s; dropping the connection", err->message);
+        return false;
+    }
+    if (dev->opts->trace) {
+        vhost_user_trace_msg(dev->name, false, VHOST_USER_CHANNEL_FRONTEND,
+                             VHOST_USER_TRACE_RX, msg, nfds, false);
+    }
+    if (!vhost_user_msg_validate_request(VHOST_USER_CHANNEL_FRONTEND, msg, nfds,
+                                         &err)) {
+        close_fds(fds, nfds);
+        vub_log("%s: %s; dropping the connection", dev->name, err->message);
+        return false;
+    }
+
+    ok = handle_request(dev, msg, fds, nfds, reply, &has_reply, &err);
+    close_fds(fds, nfds);   /* the ones the handler did not keep */
+
+    if (has_reply && ok) {
+        if (!send_reply(dev, reply, &err)) {
+            vub_log("%s", err->message);
+            return false;
+        }
+    } else if ((msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) && !has_reply &&
+               (dev->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
+        g_autoptr(GError) send_err = NULL;
+
+        vhost_user_msg_init(reply, msg->hdr.request, sizeof(uint64_t));
+        reply->payload.u64 = ok ? 0 : 1;
+        if (!send_reply(dev, reply, &send_err)) {
+            vub_log("%s", send_err->message);
+            ok = false;
+        }
+    }
+    if (!ok && err) {
+        vub_log("%s; dropping the connection", err->message);
+    }
+    return ok;
+}
+
+/* Drains a kick eventfd without blocking (the fd may have been replaced). */
+static void drain_kick(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    uint64_t v;
+
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+        ssize_t r = read(fd, &v, sizeof(v));
+
+        (void)r;
+    }
+}
+
+void vub_dev_serve(VubDev *dev, int fd, volatile int *quit)
+{
+    struct timeval tv = { .tv_sec = VUB_RECV_TIMEOUT_SEC };
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = VUB_EP_SOCKET };
+    bool running = true;
+
+    dev->sock = fd;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    dev->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (dev->epfd < 0 || epoll_ctl(dev->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        vub_log("%s: epoll: %s", dev->name, g_strerror(errno));
+        running = false;
+    }
+    vub_log("%s: front-end connected", dev->name);
+
+    while (running && !*quit) {
+        struct epoll_event events[16];
+        bool pending = false;
+        int n;
+
+        for (unsigned i = 0; i < dev->nvrings; i++) {
+            pending |= dev->vrings[i].pending;
+        }
+        /* With rings over budget, only peek at the fds before going on. */
+        n = epoll_pwait(dev->epfd, events, G_N_ELEMENTS(events),
+                        pending ? 0 : -1, &dev->waitmask);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            vub_log("%s: epoll_wait: %s", dev->name, g_strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n && running; i++) {
+            uint64_t tag = events[i].data.u64;
+
+            if (tag == VUB_EP_SOCKET) {
+                running = serve_one(dev);
+            } else if (tag < dev->nvrings) {
+                VubVring *vq = &dev->vrings[tag];
+
+                if (vq->kick_fd >= 0) {
+                    drain_kick(vq->kick_fd);
+                    vq->pending = false;
+                    ring_process(dev, vq);
+                }
+            }
+        }
+        for (unsigned i = 0; running && i < dev->nvrings; i++) {
+            VubVring *vq = &dev->vrings[i];
+
+            if (vq->pending) {
+                vq->pending = false;
+                ring_process(dev, vq);
+            }
+        }
+    }
+
+    reset_connection_state(dev);
+    if (dev->epfd >= 0) {
+        close(dev->epfd);
+    }
+    dev->epfd = -1;
+    close(dev->sock);
+    dev->sock = -1;
+    vub_log("%s: front-end gone; connection state released", dev->name);
+}

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vhost-user-backend: the reference back-end's internal interfaces.
+ *
+ * One process serves one front-end connection at a time, single-threaded:
+ * an epoll loop over the vhost-user socket and the rings' kick eventfds.
+ * Everything the front-end sends and everything in guest memory is
+ * untrusted: the socket layer (server.c) checks messages, the ring layer
+ * (vring.c) checks descriptors; the device models (net.c, blk.c) only see
+ * iovecs that are known to lie inside mapped guest memory.
+ */
+#ifndef CONTRIB_VHOST_USER_BACKEND_VUB_H
+#define CONTRIB_VHOST_USER_BACKEND_VUB_H
+
+#include <glib.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "hw/virtio/vhost-user-proto.h"
+
+/* ---- Options -------------------------------------------------------- */
+
+typedef enum VubDevType {
+    VUB_DEV_NET,
+    VUB_DEV_BLK,
+} VubDevType;
+
+typedef struct VubOptions {
+    char *socket_path;
+    VubDevType type;
+    unsigned queues;            /* queue pairs (net) or request queues (blk) */
+    char *blk_file;             /* NULL: RAM disk */
+    uint64_t blk_size;          /* bytes; 0: the file's size */
+    bool client;                /* connect instead of listen */
+    bool trace;
+} VubOptions;
+
+/* net: pairs of rings, and the ring index is 8 bits on the wire. */
+#define VUB_NET_MAX_QUEUES      128
+#define VUB_BLK_MAX_QUEUES      64
+
+/* ---- Split virtqueue ------------------------------------------------ */
+
+#define VUB_VRING_MAX_SIZE      32768
+/*
+ * Most iovecs one descriptor chain may produce. Longer chains are legal
+ * in virtio but no driver of ours builds them; refusing keeps every
+ * element a fixed-size allocation.
+ */
+#define VUB_MAX_IOV             1024
+
+typedef struct VubVringDesc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+} VubVringDesc;
+
+#define VUB_DESC_F_NEXT         1
+#define VUB_DESC_F_WRITE        2
+#define VUB_DESC_F_INDIRECT     4
+#define VUB_AVAIL_F_NO_INTERRUPT 1
+
+typedef struct VubVringAvail {
+    uint16_t flags;
+    uint16_t idx;
+    uint16_t ring[];            /* num entries, then used_event */
+} VubVringAvail;
+
+typedef struct VubVringUsedElem {
+    uint32_t id;
+    uint32_t len;
+} VubVringUsedElem;
+
+typedef struct VubVringUsed {
+    uint16_t flags;
+    uint16_t idx;
+    VubVringUsedElem ring[];    /* num entries, then avail_event */
+} VubVringUsed;
+
+_Static_assert(sizeof(VubVringDesc) == 16, "virtq_desc is 16 bytes");
+_Static_assert(sizeof(VubVringUsedElem) == 8, "virtq_used_elem is 8 bytes");
+
+typedef struct VubVring {
+    unsigned index;
+    uint16_t num;               /* 0: SET_VRING_NUM not received */
+    /* SET_VRING_ADDR, in the front-end's address space */
+    bool addr_set;
+    uint64_t desc_uva;
+    uint64_t avail_uva;
+    uint64_t used_uva;
+    /* The same, translated; NULL until mapped */
+    VubVringDesc *desc;
+    VubVringAvail *avail;
+    VubVringUsed *used;
+    uint16_t last_avail_idx;    /* next avail entry we will take */
+    uint16_t used_idx;          /* our copy of used->idx */
+    uint16_t signalled_used;    /* used_idx at the last call (EVENT_IDX) */
+    bool signalled_used_valid;
+    bool need_notify;           /* something was pushed since the last call */
+    int kick_fd;
+    int call_fd;
+    int err_fd;
+    bool started;               /* SET_VRING_KICK seen, not stopped since */
+    bool enabled;               /* SET_VRING_ENABLE 1 (or no PROTOCOL_FEATURES) */
+    bool broken;                /* the guest broke the ring; logged once */
+    bool pending;               /* budget used up with work left: run again */
+} VubVring;
+
+/*
+ * Chains one ring handles before the loop looks at the socket and the
+ * other rings again, so a busy guest cannot starve them.
+ */
+#define VUB_RING_BUDGET         256
+
+/* One popped descriptor chain: out (driver-readable) iovecs, then in. */
+typedef struct VubElem {
+    uint16_t head;
+    unsigned out_num;
+    unsigned in_num;
+    size_t out_len;
+    size_t in_len;
+    struct iovec iov[VUB_MAX_IOV];
+} VubElem;
+
+/* ---- Device --------------------------------------------------------- */
+
+typedef struct VubRegion {
+    uint64_t gpa;
+    uint64_t size;
+    uint64_t uva;
+    uint8_t *host;              /* where gpa is mapped here */
+    void *map_base;             /* what mmap returned */
+    size_t map_len;
+} VubRegion;
+
+typedef struct VubBlk VubBlk;
+typedef struct VubNet VubNet;
+
+typedef struct VubDev {
+    const VubOptions *opts;
+    char *name;                 /* "net:/path/to.sock", prefixes every message */
+    int sock;                   /* the connection, -1 between connections */
+    int epfd;
+    uint64_t features;          /* acked by SET_FEATURES */
+    uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
+    uint8_t status;             /* SET_STATUS */
+    unsigned nregions;
+    VubRegion regions[VHOST_MEMORY_BASELINE_NREGIONS];
+    unsigned nvrings;
+    VubVring *vrings;
+    VubBlk *blk;                /* the disk outlives connections */
+    VubNet *net;
+    /* Signal mask while waiting: SIGINT/SIGTERM are blocked otherwise. */
+    sigset_t waitmask;
+} VubDev;
+
+static inline bool vub_has_feature(const VubDev *dev, unsigned bit)
+{
+    return dev->features & (1ull << bit);
+}
+
+/* ---- server.c ------------------------------------------------------- */
+
+/* The device (no connection yet); NULL with errp set on a bad disk. */
+VubDev *vub_dev_new(const VubOptions *opts, GError **errp);
+void vub_dev_free(VubDev *dev);
+/*
+ * Serves the connected socket fd (taken over) until the front-end leaves,
+ * sends something invalid, or *quit becomes true. All per-connection
+ * state (mappings, fds, ring state) is released before returning.
+ */
+void vub_dev_serve(VubDev *dev, int fd, volatile int *quit);
+
+/* ---- vring.c -------------------------------------------------------- */
+
+/* Host address of [uva, uva + len) when it lies in one region, else NULL. */
+void *vub_uva_to_host(VubDev *dev, uint64_t uva, uint64_t len);
+/* Host address of [gpa, gpa + len) when it lies in one region, else NULL. */
+void *vub_gpa_to_host(VubDev *dev, uint64_t gpa, uint64_t len);
+
+void vub_vring_init(VubVring *vq, unsigned index);
+/* Closes the ring's fds and forgets its state (not the eventfds' epoll). */
+void vub_vring_reset(VubVring *vq);
+/* Translates the ring addresses against the current memory table. */
+bool vub_vring_map(VubDev *dev, VubVring *vq, GError **errp);
+/* Started, enabled, mapped and not broken. */
+bool vub_vring_ready(const VubVring *vq);
+/*
+ * Marks the ring broken because of something the guest did, logs it once
+ * and signals the error eventfd. The ring is left alone until it is set
+ * up again (SET_VRING_BASE / SET_VRING_ADDR / SET_VRING_KICK).
+ */
+void vub_vring_fault(VubDev *dev, VubVring *vq, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+/* 1: *elem filled; 0: ring empty; -1: ring broken (already logged). */
+int vub_vring_pop(VubDev *dev, VubVring *vq, VubElem *elem);
+/* Gives back the last n popped chains (not yet pushed). */
+void vub_vring_unpop(VubVring *vq, unsigned n);
+/* Writes a used entry `offset` slots ahead; visible after vub_vring_flush. */
+void vub_vring_fill(VubVring *vq, uint16_t head, uint32_t len, unsigned offset);
+void vub_vring_flush(VubVring *vq, unsigned count);
+void vub_vring_push(VubVring *vq, uint16_t head, uint32_t len);
+/* Calls the driver if the ring's notification rules ask for it. */
+void vub_vring_notify(VubDev *dev, VubVring *vq);
+/*
+ * Before sleeping on an empty ring: with EVENT_IDX, asks for a kick at the
+ * next buffer. True when buffers arrived meanwhile (process again).
+ */
+bool vub_vring_rearm(VubDev *dev, VubVring *vq);
+
+size_t vub_iov_size(const struct iovec *iov, unsigned n);
+/* Copies out of / into an iovec starting at offset; returns bytes copied. */
+size_t vub_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset,
+                      void *buf, size_t len);
+size_t vub_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset,
+                        const void *buf, size_t len);
+/* dst = the [offset, offset + len) part of src; returns the iovec count. */
+unsigned vub_iov_slice(const struct iovec *src, unsigned n, size_t offset,
+                       size_t len, struct iovec *dst, unsigned max);
+
+/* ---- net.c ---------------------------------------------------------- */
+
+uint64_t vub_net_features(const VubOptions *opts);
+VubNet *vub_net_new(void);
+void vub_net_free(VubNet *net);
+/* Something happened on ring vq (kick, enable, start): move packets. */
+void vub_net_kick(VubDev *dev, VubVring *vq);
+
+/* ---- blk.c ---------------------------------------------------------- */
+
+uint64_t vub_blk_features(const VubOptions *opts);
+VubBlk *vub_blk_new(const VubOptions *opts, GError **errp);
+void vub_blk_free(VubBlk *blk);
+void vub_blk_kick(VubDev *dev, VubVring *vq);
+/* GET_CONFIG: config bytes [offset, offset + size), zero past the end. */
+void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size,
+                        uint8_t *buf);
+
+/* ---- main.c --------------------------------------------------------- */
+
+/* Log line to stderr: "vhost-user-backend: <msg>". */
+void vub_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+#endif

@@ -1,0 +1,631 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Data through real back-ends we did not write: DPDK's net_vhost (in
+ * dpdk-testpmd, forwarding every packet back) and qemu-storage-daemon's
+ * vhost-user-blk export. The VMM runs its guest drivers' workloads
+ * against them and must report every packet and every block verified;
+ * for blk the image file itself is then checked sector by sector.
+ *
+ * Every process runs in its own temporary directory, gets SIGKILL if this
+ * test dies (PR_SET_PDEATHSIG), and is killed and reaped on every path;
+ * every wait is bounded. A missing program is a failure naming the
+ * Debian package that provides it (scripts/install-deps.sh installs them):
+ * these tests are the point of the project, they are never skipped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <glib-unix.h>
+
+#include "guest/virtio-blk-drv.h"
+
+#define SPAWN_WAIT_MS       20000   /* a back-end's socket must appear by then */
+#define VMM_RUN_MS          40000   /* a whole workload run */
+#define TERM_WAIT_MS        5000    /* SIGTERM to exit, before SIGKILL */
+#define BLK_IMAGE_SIZE      (64u * 1024 * 1024)
+
+typedef struct Proc {
+    char *name;
+    char *log;                  /* stdout + stderr (VMM: stderr only) */
+    GPid pid;
+    int stdin_w;                /* write end of its stdin pipe, or -1 */
+    bool reaped;
+    int wstatus;
+} Proc;
+
+typedef struct Fixture {
+    char *dir;
+    GPtrArray *procs;           /* Proc, killed and reaped at teardown */
+    char *dpdk_prefix;          /* --file-prefix, its runtime dir is removed */
+} Fixture;
+
+/* ---- processes ------------------------------------------------------ */
+
+static void child_setup(gpointer data)
+{
+    /* Never outlive the test, whatever happens to it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static bool proc_poll(Proc *p)
+{
+    if (!p->reaped) {
+        pid_t r = waitpid(p->pid, &p->wstatus, WNOHANG);
+
+        if (r == p->pid || (r < 0 && errno == ECHILD)) {
+            p->reaped = true;
+        }
+    }
+    return p->reaped;
+}
+
+/* Waits up to timeout_ms for the exit; true when it exited. */
+static bool proc_wait(Proc *p, unsigned timeout_ms)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    while (!proc_poll(p)) {
+        if (g_get_monotonic_time() >= end) {
+            return false;
+        }
+        g_usleep(10 * 1000);
+    }
+    return true;
+}
+
+/* SIGTERM, a bounded wait, then SIGKILL; always reaps. */
+static void proc_stop(Proc *p)
+{
+    if (p->stdin_w >= 0) {
+        close(p->stdin_w);
+        p->stdin_w = -1;
+    }
+    if (proc_poll(p)) {
+        return;
+    }
+    kill(p->pid, SIGTERM);
+    if (!proc_wait(p, TERM_WAIT_MS)) {
+        kill(p->pid, SIGKILL);
+        if (waitpid(p->pid, &p->wstatus, 0) == p->pid) {
+            p->reaped = true;
+        }
+    }
+}
+
+static void proc_free(gpointer data)
+{
+    Proc *p = data;
+
+    proc_stop(p);
+    g_spawn_close_pid(p->pid);
+    g_free(p->name);
+    g_free(p->log);
+    g_free(p);
+}
+
+static char *proc_log(const Proc *p)
+{
+    char *s = NULL;
+
+    if (!g_file_get_contents(p->log, &s, NULL, NULL)) {
+        s = g_strdup("(no log)");
+    }
+    return s;
+}
+
+/*
+ * Spawns argv with stdout to out_path (or the log when NULL), stderr to
+ * the log and, with stdin_pipe, stdin from a pipe we keep open (testpmd
+ * exits at EOF on stdin).
+ */
+static Proc *proc_spawn(Fixture *f, const char *name, GPtrArray *argv,
+                        bool stdin_pipe, const char *out_path)
+{
+    g_autoptr(GError) err = NULL;
+    Proc *p = g_new0(Proc, 1);
+    int pipefd[2] = { -1, -1 };
+    int log_fd, out_fd, null_fd = -1;
+    bool ok;
+
+    p->name = g_strdup(name);
+    p->log = g_strdup_printf("%s/%s.log", f->dir, name);
+    p->stdin_w = -1;
+    log_fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    g_assert_cmpint(log_fd, >=, 0);
+    out_fd = out_path ? open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+                      : log_fd;
+    g_assert_cmpint(out_fd, >=, 0);
+    if (stdin_pipe) {
+        g_assert_true(g_unix_open_pipe(pipefd, FD_CLOEXEC, NULL));
+    } else {
+        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        g_assert_cmpint(null_fd, >=, 0);
+    }
+    g_ptr_array_add(argv, NULL);
+    ok = g_spawn_async_with_pipes_and_fds(f->dir, (const char *const *)argv->pdata,
+                                          NULL,
+                                          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
+                                          child_setup, NULL,
+                                          stdin_pipe ? pipefd[0] : null_fd,
+                                          out_fd, log_fd, NULL, NULL, 0, &p->pid,
+                                          NULL, NULL, NULL, &err);
+    g_ptr_array_remove_index(argv, argv->len - 1);
+    close(log_fd);
+    if (out_fd != log_fd) {
+        close(out_fd);
+    }
+    if (null_fd >= 0) {
+        close(null_fd);
+    }
+    if (stdin_pipe) {
+        close(pipefd[0]);
+        p->stdin_w = pipefd[1];
+    }
+    if (!ok) {
+        g_test_fail_printf("cannot start %s: %s", name, err->message);
+        p->reaped = true;
+        g_free(p->name);
+        g_free(p->log);
+        if (p->stdin_w >= 0) {
+            close(p->stdin_w);
+        }
+        g_free(p);
+        return NULL;
+    }
+    g_ptr_array_add(f->procs, p);
+    return p;
+}
+
+/* Waits for a unix socket at path; fails the test (with p's log) if not. */
+static bool wait_socket(Proc *p, const char *path)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)SPAWN_WAIT_MS * 1000;
+    struct stat st;
+
+    while (g_get_monotonic_time() < end) {
+        if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            return true;
+        }
+        if (proc_poll(p)) {
+            break;
+        }
+        g_usleep(20 * 1000);
+    }
+    {
+        g_autofree char *log = proc_log(p);
+
+        g_test_fail_printf("%s: no socket at %s within %u ms (%s); its output:\n%s",
+                           p->name, path, SPAWN_WAIT_MS,
+                           p->reaped ? "it exited" : "still running", log);
+    }
+    return false;
+}
+
+static bool require_program(const char *prog, const char *package)
+{
+    g_autofree char *path = g_find_program_in_path(prog);
+
+    if (!path) {
+        g_test_fail_printf("%s not found: install the Debian package '%s' "
+                           "(scripts/install-deps.sh does)", prog, package);
+        return false;
+    }
+    return true;
+}
+
+static const char *vmm_binary(void)
+{
+    const char *vmm = g_getenv("VMM_BINARY");
+
+    if (!vmm || !*vmm) {
+        g_test_fail_printf("VMM_BINARY is not set (run through meson test)");
+        return NULL;
+    }
+    return vmm;
+}
+
+/*
+ * Runs the VMM with args to its end. Returns its stdout (the JSON lines)
+ * or NULL with the test failed; *exit_code gets the exit status.
+ */
+static char *run_vmm(Fixture *f, const char *name, GPtrArray *args, int *exit_code)
+{
+    g_autofree char *out_path = g_strdup_printf("%s/%s.json", f->dir, name);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    const char *vmm = vmm_binary();
+    char *out = NULL;
+    Proc *p;
+
+    if (!vmm) {
+        return NULL;
+    }
+    g_ptr_array_add(argv, (char *)vmm);
+    for (guint i = 0; i < args->len; i++) {
+        g_ptr_array_add(argv, args->pdata[i]);
+    }
+    p = proc_spawn(f, name, argv, false, out_path);
+    if (!p) {
+        return NULL;
+    }
+    if (!proc_wait(p, VMM_RUN_MS)) {
+        g_autofree char *log = proc_log(p);
+
+        proc_stop(p);
+        g_test_fail_printf("%s did not finish within %u ms; its stderr:\n%s",
+                           name, VMM_RUN_MS, log);
+        return NULL;
+    }
+    *exit_code = WIFEXITED(p->wstatus) ? WEXITSTATUS(p->wstatus)
+                                       : 128 + WTERMSIG(p->wstatus);
+    {
+        g_autofree char *log = proc_log(p);
+
+        g_test_message("%s stderr:\n%s", name, log);
+        if (*exit_code != 0) {
+            g_test_fail_printf("%s exited with %d; its stderr:\n%s", name,
+                               *exit_code, log);
+        }
+    }
+    if (!g_file_get_contents(out_path, &out, NULL, NULL)) {
+        out = g_strdup("");
+    }
+    g_test_message("%s stdout: %s", name, out);
+    return out;
+}
+
+/* The unsigned number after "key": in a one-line JSON object, or -1. */
+static int64_t json_uint(const char *json, const char *key)
+{
+    g_autofree char *pat = g_strdup_printf("\"%s\":", key);
+    const char *p = strstr(json, pat);
+
+    if (!p || !g_ascii_isdigit(p[strlen(pat)])) {
+        return -1;
+    }
+    return (int64_t)g_ascii_strtoull(p + strlen(pat), NULL, 10);
+}
+
+static bool json_true(const char *json, const char *key)
+{
+    g_autofree char *pat = g_strdup_printf("\"%s\":true", key);
+
+    return strstr(json, pat) != NULL;
+}
+
+/* ---- fixture -------------------------------------------------------- */
+
+static void fixture_setup(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+
+    f->dir = g_dir_make_tmp("vutest-XXXXXX", &err);
+    g_assert_no_error(err);
+    f->procs = g_ptr_array_new_with_free_func(proc_free);
+}
+
+static void remove_tree(const char *path)
+{
+    GDir *d = g_dir_open(path, 0, NULL);
+    const char *name;
+
+    if (!d) {
+        return;
+    }
+    /* Our directories hold only files (logs, sockets, the image). */
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *p = g_build_filename(path, name, NULL);
+
+        g_unlink(p);
+    }
+    g_dir_close(d);
+    g_rmdir(path);
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data)
+{
+    /* Back-ends and VMMs die (and are reaped) before their files go. */
+    g_ptr_array_unref(f->procs);
+    remove_tree(f->dir);
+    if (f->dpdk_prefix) {
+        g_autofree char *run = g_build_filename("/var/run/dpdk", f->dpdk_prefix, NULL);
+
+        remove_tree(run);
+        g_free(f->dpdk_prefix);
+    }
+    g_free(f->dir);
+}
+
+/* ---- DPDK testpmd --------------------------------------------------- */
+
+static void test_dpdk_net(Fixture *f, unsigned queues)
+{
+    g_autofree char *sock = g_build_filename(f->dir, "net.sock", NULL);
+    g_autofree char *vdev = NULL;
+    g_autofree char *q = g_strdup_printf("%u", queues);
+    g_autofree char *rxq = g_strdup_printf("--rxq=%u", queues);
+    g_autofree char *txq = g_strdup_printf("--txq=%u", queues);
+    g_autofree char *chardev = NULL;
+    g_autofree char *netdev = NULL;
+    g_autofree char *out = NULL;
+    g_autoptr(GPtrArray) tp = g_ptr_array_new();
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    Proc *testpmd;
+    int code = -1;
+    int64_t sent, received;
+
+    if (!require_program("dpdk-testpmd", "dpdk")) {
+        return;
+    }
+    f->dpdk_prefix = g_strdup_printf("vutest%d-%u", (int)getpid(), queues);
+    vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u", sock, queues);
+    {
+        g_autofree char *prefix = g_strdup_printf("--file-prefix=%s", f->dpdk_prefix);
+        const char *const fixed[] = {
+            "dpdk-testpmd", "-l", "0,1", "--no-huge", "-m", "512", "--no-pci",
+            "--log-level=lib.eal:warning",
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
+            g_ptr_array_add(tp, (char *)fixed[i]);
+        }
+        g_ptr_array_add(tp, prefix);
+        g_ptr_array_add(tp, "--vdev");
+        g_ptr_array_add(tp, vdev);
+        g_ptr_array_add(tp, "--");
+        g_ptr_array_add(tp, "--forward-mode=io");
+        /* One port forwarding to itself: every packet goes back to the guest. */
+        g_ptr_array_add(tp, "--port-topology=loop");
+        g_ptr_array_add(tp, "--nb-cores=1");
+        g_ptr_array_add(tp, rxq);
+        g_ptr_array_add(tp, txq);
+        g_ptr_array_add(tp, "--stats-period=0");
+        /* A small pool starts fast without hugepages. */
+        g_ptr_array_add(tp, "--total-num-mbufs=8192");
+        testpmd = proc_spawn(f, "testpmd", tp, true, NULL);
+    }
+    if (!testpmd || !wait_socket(testpmd, sock)) {
+        return;
+    }
+
+    chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=100", sock);
+    netdev = g_strdup_printf("vhost-user,id=net0,chardev=c0,queues=%s", q);
+    g_ptr_array_add(args, "-m");
+    g_ptr_array_add(args, "256M");
+    g_ptr_array_add(args, "-chardev");
+    g_ptr_array_add(args, chardev);
+    g_ptr_array_add(args, "-netdev");
+    g_ptr_array_add(args, netdev);
+    g_ptr_array_add(args, "-device");
+    g_ptr_array_add(args, "virtio-net-pci,netdev=net0,mq=on");
+    g_ptr_array_add(args, "-workload");
+    g_ptr_array_add(args, "net0:count=20000,size=64+512+1518,drain=2s");
+    g_ptr_array_add(args, "-summary");
+    g_ptr_array_add(args, "json");
+    out = run_vmm(f, "vmm", args, &code);
+    if (!out || code != 0) {
+        return;
+    }
+    sent = json_uint(out, "sent");
+    received = json_uint(out, "received");
+    if (!json_true(out, "verified") || sent <= 0 || received != sent ||
+        sent != 20000 * (int64_t)queues) {
+        g_test_fail_printf("net0 over testpmd: expected %u packets sent, all "
+                           "received and verified; the VMM said: %s",
+                           20000 * queues, out);
+        return;
+    }
+    /* testpmd still running means it took the whole session without a fault. */
+    if (proc_poll(testpmd)) {
+        g_autofree char *log = proc_log(testpmd);
+
+        g_test_fail_printf("testpmd exited during the run:\n%s", log);
+    }
+}
+
+static void test_dpdk_net_1q(Fixture *f, gconstpointer data)
+{
+    test_dpdk_net(f, 1);
+}
+
+static void test_dpdk_net_2q(Fixture *f, gconstpointer data)
+{
+    test_dpdk_net(f, 2);
+}
+
+/* ---- qemu-storage-daemon -------------------------------------------- */
+
+static Proc *start_qsd(Fixture *f, const char *img, const char *sock, unsigned queues)
+{
+    g_autofree char *blockdev = g_strdup_printf(
+        "driver=file,node-name=f,filename=%s,cache.direct=off", img);
+    g_autofree char *export = g_strdup_printf(
+        "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=%s,"
+        "writable=on,num-queues=%u", sock, queues);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    Proc *p;
+
+    g_ptr_array_add(argv, "qemu-storage-daemon");
+    g_ptr_array_add(argv, "--blockdev");
+    g_ptr_array_add(argv, blockdev);
+    g_ptr_array_add(argv, "--export");
+    g_ptr_array_add(argv, export);
+    p = proc_spawn(f, "qsd", argv, false, NULL);
+    return p && wait_socket(p, sock) ? p : NULL;
+}
+
+static bool create_image(Fixture *f, const char *img)
+{
+    g_autofree char *size = g_strdup_printf("%u", BLK_IMAGE_SIZE);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    Proc *p;
+
+    g_ptr_array_add(argv, "qemu-img");
+    g_ptr_array_add(argv, "create");
+    g_ptr_array_add(argv, "-q");
+    g_ptr_array_add(argv, "-f");
+    g_ptr_array_add(argv, "raw");
+    g_ptr_array_add(argv, (char *)img);
+    g_ptr_array_add(argv, size);
+    p = proc_spawn(f, "qemu-img", argv, false, NULL);
+    if (!p) {
+        return false;
+    }
+    if (!proc_wait(p, SPAWN_WAIT_MS) || !WIFEXITED(p->wstatus) ||
+        WEXITSTATUS(p->wstatus) != 0) {
+        g_autofree char *log = proc_log(p);
+
+        g_test_fail_printf("qemu-img create failed:\n%s", log);
+        return false;
+    }
+    return true;
+}
+
+/* Every sector of the image holds what a fill with seed left there. */
+static void check_image(const char *img, uint32_t seed)
+{
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    g_autoptr(GError) err = NULL;
+
+    if (!g_file_get_contents(img, &data, &len, &err)) {
+        g_test_fail_printf("cannot read back %s: %s", img, err->message);
+        return;
+    }
+    if (len != BLK_IMAGE_SIZE) {
+        g_test_fail_printf("%s is %" G_GSIZE_FORMAT " bytes, expected %u", img,
+                           len, BLK_IMAGE_SIZE);
+        return;
+    }
+    for (uint64_t s = 0; s < len / VIRTIO_BLK_SECTOR_SIZE; s++) {
+        PatternMismatch mm;
+
+        if (!virtio_blk_check_sector(data + s * VIRTIO_BLK_SECTOR_SIZE, s, seed, &mm)) {
+            g_test_fail_printf("%s: sector %" PRIu64 " does not hold the fill "
+                               "pattern of seed %" PRIu32, img, s, seed);
+            return;
+        }
+    }
+    g_test_message("%s: all %" G_GSIZE_FORMAT " sectors verified", img,
+                   len / VIRTIO_BLK_SECTOR_SIZE);
+}
+
+static char *blk_run(Fixture *f, const char *name, const char *sock, unsigned queues,
+                     const char *workload)
+{
+    g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=100",
+                                               sock);
+    g_autofree char *device = g_strdup_printf("vhost-user-blk-pci,chardev=c0,"
+                                              "num-queues=%u", queues);
+    g_autofree char *wl = g_strdup_printf("blk0:%s", workload);
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    char *out;
+    int code = -1;
+
+    g_ptr_array_add(args, "-m");
+    g_ptr_array_add(args, "256M");
+    g_ptr_array_add(args, "-chardev");
+    g_ptr_array_add(args, chardev);
+    g_ptr_array_add(args, "-device");
+    g_ptr_array_add(args, device);
+    g_ptr_array_add(args, "-workload");
+    g_ptr_array_add(args, wl);
+    g_ptr_array_add(args, "-summary");
+    g_ptr_array_add(args, "json");
+    out = run_vmm(f, name, args, &code);
+    if (out && code != 0) {
+        g_clear_pointer(&out, g_free);
+    }
+    if (out && (!json_true(out, "verified") || json_uint(out, "mismatches") != 0 ||
+                json_uint(out, "io_errors") != 0 || json_uint(out, "ops") <= 0)) {
+        g_test_fail_printf("%s: expected a verified run without errors; the VMM "
+                           "said: %s", name, out);
+        g_clear_pointer(&out, g_free);
+    }
+    return out;
+}
+
+static void test_qsd_blk(Fixture *f, unsigned queues)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *sock = g_build_filename(f->dir, "blk.sock", NULL);
+    g_autofree char *out1 = NULL;
+    g_autofree char *out2 = NULL;
+    const uint32_t seed = 0x5eed0000u + queues;
+    g_autofree char *fill = g_strdup_printf("rw=fill,bs=64k,iodepth=8,seed=%" PRIu32,
+                                            seed);
+    Proc *qsd;
+
+    if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
+        !require_program("qemu-img", "qemu-utils") ||
+        !create_image(f, img)) {
+        return;
+    }
+    qsd = start_qsd(f, img, sock, queues);
+    if (!qsd) {
+        return;
+    }
+    out1 = blk_run(f, "vmm-randrw", sock, queues,
+                   "rw=randrw,bs=4k,iodepth=16,ops=20000,verify=on");
+    if (!out1) {
+        return;
+    }
+    /* A second VMM on the same export: qsd takes a new front-end. */
+    out2 = blk_run(f, "vmm-fill", sock, queues, fill);
+    if (!out2) {
+        return;
+    }
+    if (json_uint(out2, "range_sectors") != BLK_IMAGE_SIZE / VIRTIO_BLK_SECTOR_SIZE) {
+        g_test_fail_printf("the fill covered %" PRId64 " sectors, not the whole "
+                           "%u-byte disk: %s", json_uint(out2, "range_sectors"),
+                           BLK_IMAGE_SIZE, out2);
+        return;
+    }
+    /* qsd flushes and closes the image at exit: then the file is the truth. */
+    proc_stop(qsd);
+    if (!WIFEXITED(qsd->wstatus) || WEXITSTATUS(qsd->wstatus) != 0) {
+        g_autofree char *log = proc_log(qsd);
+
+        g_test_fail_printf("qemu-storage-daemon did not exit cleanly (status 0x%x):\n%s",
+                           qsd->wstatus, log);
+        return;
+    }
+    check_image(img, seed);
+}
+
+static void test_qsd_blk_1q(Fixture *f, gconstpointer data)
+{
+    test_qsd_blk(f, 1);
+}
+
+static void test_qsd_blk_4q(Fixture *f, gconstpointer data)
+{
+    test_qsd_blk(f, 4);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    /* Children must die with us, and our own SIGPIPE must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+
+    g_test_add("/real/dpdk/net-1q", Fixture, NULL, fixture_setup, test_dpdk_net_1q,
+               fixture_teardown);
+    g_test_add("/real/dpdk/net-2q", Fixture, NULL, fixture_setup, test_dpdk_net_2q,
+               fixture_teardown);
+    g_test_add("/real/qsd/blk-1q", Fixture, NULL, fixture_setup, test_qsd_blk_1q,
+               fixture_teardown);
+    g_test_add("/real/qsd/blk-4q", Fixture, NULL, fixture_setup, test_qsd_blk_4q,
+               fixture_teardown);
+    return g_test_run();
+}
