@@ -6,6 +6,11 @@
  * against them and must report every packet and every block verified;
  * for blk the image file itself is then checked sector by sector.
  *
+ * Our own reference back-end (contrib/vhost-user-backend, REF_BACKEND)
+ * runs the same workloads as a second opinion, including the requests
+ * the real ones do not offer (DISCARD, WRITE_ZEROES, mergeable RX
+ * buffers) and the VMM as the listening side.
+ *
  * Every process runs in its own temporary directory, gets SIGKILL if this
  * test dies (PR_SET_PDEATHSIG), and is killed and reaped on every path;
  * every wait is bounded. A missing program is a failure naming the
@@ -613,6 +618,178 @@ static void test_qsd_blk_4q(Fixture *f, gconstpointer data)
     test_qsd_blk(f, 4);
 }
 
+/* ---- our reference back-end ----------------------------------------- */
+
+static const char *ref_backend(void)
+{
+    const char *be = g_getenv("REF_BACKEND");
+
+    if (!be || !*be) {
+        g_test_fail_printf("REF_BACKEND is not set (run through meson test)");
+        return NULL;
+    }
+    return be;
+}
+
+/*
+ * Starts the reference back-end of type (net or blk) on sock; client:
+ * it connects to the VMM's listening socket instead of listening.
+ */
+static Proc *start_ref(Fixture *f, const char *type, const char *sock,
+                       unsigned queues, const char *blk_file, bool client)
+{
+    const char *be = ref_backend();
+    g_autofree char *s = g_strdup_printf("--socket-path=%s", sock);
+    g_autofree char *t = g_strdup_printf("--type=%s", type);
+    g_autofree char *q = g_strdup_printf("--queues=%u", queues);
+    g_autofree char *file = blk_file ? g_strdup_printf("--blk-file=%s", blk_file) : NULL;
+    g_autofree char *size = g_strdup_printf("--blk-size=%u", BLK_IMAGE_SIZE);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    Proc *p;
+
+    if (!be) {
+        return NULL;
+    }
+    g_ptr_array_add(argv, (char *)be);
+    g_ptr_array_add(argv, s);
+    g_ptr_array_add(argv, t);
+    g_ptr_array_add(argv, q);
+    if (file) {
+        g_ptr_array_add(argv, file);
+        g_ptr_array_add(argv, size);
+    }
+    if (client) {
+        g_ptr_array_add(argv, "--client");
+    }
+    p = proc_spawn(f, type, argv, false, NULL);
+    if (!p) {
+        return NULL;
+    }
+    return client || wait_socket(p, sock) ? p : NULL;
+}
+
+static void test_ref_net(Fixture *f, gconstpointer data)
+{
+    g_autofree char *sock = g_build_filename(f->dir, "net.sock", NULL);
+    g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=100",
+                                               sock);
+    g_autofree char *out = NULL;
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    int code = -1;
+
+    if (!start_ref(f, "net", sock, 2, NULL, false)) {
+        return;
+    }
+    g_ptr_array_add(args, "-m");
+    g_ptr_array_add(args, "256M");
+    g_ptr_array_add(args, "-chardev");
+    g_ptr_array_add(args, chardev);
+    g_ptr_array_add(args, "-netdev");
+    g_ptr_array_add(args, "vhost-user,id=net0,chardev=c0,queues=2");
+    g_ptr_array_add(args, "-device");
+    g_ptr_array_add(args, "virtio-net-pci,netdev=net0,mq=on");
+    /* 1518-byte frames into 1024-byte buffers: mergeable RX must chain them. */
+    g_ptr_array_add(args, "-workload");
+    g_ptr_array_add(args, "net0:count=20000,size=64+1518,rxbuf=1k,drain=2s");
+    g_ptr_array_add(args, "-summary");
+    g_ptr_array_add(args, "json");
+    out = run_vmm(f, "vmm", args, &code);
+    if (!out || code != 0) {
+        return;
+    }
+    if (!json_true(out, "verified") || json_uint(out, "sent") != 40000 ||
+        json_uint(out, "packets_verified") != 40000 || json_uint(out, "lost") != 0) {
+        g_test_fail_printf("net0 over the reference back-end: expected 40000 "
+                           "packets sent and verified; the VMM said: %s", out);
+    }
+}
+
+/*
+ * blk with the VMM listening (server=on) and the back-end connecting:
+ * a mixed run with DISCARD and WRITE_ZEROES, then a fill whose every
+ * sector is checked in the file once the back-end has exited.
+ */
+static void test_ref_blk(Fixture *f, gconstpointer data)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *sock = g_build_filename(f->dir, "blk.sock", NULL);
+    g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,server=on,wait=off",
+                                               sock);
+    const uint32_t seed = 0x5eedbe00u;
+    g_autofree char *fill = g_strdup_printf("blk0:rw=fill,bs=64k,iodepth=8,seed=%" PRIu32,
+                                            seed);
+    const char *workloads[] = {
+        "blk0:rw=randrw,bs=4k,iodepth=16,ops=20000,discard=10,write_zeroes=10",
+        fill,
+    };
+    const char *vmm_bin = vmm_binary();
+    Proc *be = NULL;
+
+    if (!vmm_bin) {
+        return;
+    }
+    for (unsigned run = 0; run < G_N_ELEMENTS(workloads); run++) {
+        g_autofree char *name = g_strdup_printf("vmm-%u", run);
+        g_autofree char *out_path = g_strdup_printf("%s/%s.json", f->dir, name);
+        g_autofree char *out = NULL;
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        Proc *vmm;
+        int code;
+
+        g_ptr_array_add(argv, (char *)vmm_bin);
+        g_ptr_array_add(argv, "-m");
+        g_ptr_array_add(argv, "256M");
+        g_ptr_array_add(argv, "-chardev");
+        g_ptr_array_add(argv, chardev);
+        g_ptr_array_add(argv, "-device");
+        g_ptr_array_add(argv, "vhost-user-blk-pci,chardev=c0,num-queues=2");
+        g_ptr_array_add(argv, "-workload");
+        g_ptr_array_add(argv, (char *)workloads[run]);
+        g_ptr_array_add(argv, "-summary");
+        g_ptr_array_add(argv, "json");
+        vmm = proc_spawn(f, name, argv, false, out_path);
+        if (!vmm || !wait_socket(vmm, sock)) {
+            return;
+        }
+        /* The back-end reconnects by itself to the second VMM. */
+        if (!be && !(be = start_ref(f, "blk", sock, 2, img, true))) {
+            return;
+        }
+        if (!proc_wait(vmm, VMM_RUN_MS)) {
+            g_autofree char *log = proc_log(vmm);
+
+            g_test_fail_printf("%s did not finish within %u ms:\n%s", name,
+                               VMM_RUN_MS, log);
+            return;
+        }
+        code = WIFEXITED(vmm->wstatus) ? WEXITSTATUS(vmm->wstatus) : -1;
+        if (!g_file_get_contents(out_path, &out, NULL, NULL) || code != 0 ||
+            !json_true(out, "verified") || json_uint(out, "mismatches") != 0 ||
+            json_uint(out, "io_errors") != 0) {
+            g_autofree char *log = proc_log(vmm);
+
+            g_test_fail_printf("%s (%s) exited %d, summary %s; stderr:\n%s", name,
+                               workloads[run], code, out ? out : "(none)", log);
+            return;
+        }
+        if (run == 0 && (json_uint(out, "discards") <= 0 ||
+                         json_uint(out, "write_zeroes") <= 0)) {
+            g_test_fail_printf("no DISCARD or WRITE_ZEROES went through: %s", out);
+            return;
+        }
+        g_test_message("%s: %s", name, out);
+    }
+    proc_stop(be);
+    if (!WIFEXITED(be->wstatus) || WEXITSTATUS(be->wstatus) != 0) {
+        g_autofree char *log = proc_log(be);
+
+        g_test_fail_printf("the reference back-end did not exit cleanly "
+                           "(status 0x%x):\n%s", be->wstatus, log);
+        return;
+    }
+    check_image(img, seed);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -626,6 +803,10 @@ int main(int argc, char **argv)
     g_test_add("/real/qsd/blk-1q", Fixture, NULL, fixture_setup, test_qsd_blk_1q,
                fixture_teardown);
     g_test_add("/real/qsd/blk-4q", Fixture, NULL, fixture_setup, test_qsd_blk_4q,
+               fixture_teardown);
+    g_test_add("/real/ref/net-2q", Fixture, NULL, fixture_setup, test_ref_net,
+               fixture_teardown);
+    g_test_add("/real/ref/blk-2q-server", Fixture, NULL, fixture_setup, test_ref_blk,
                fixture_teardown);
     return g_test_run();
 }
