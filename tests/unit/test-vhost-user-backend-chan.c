@@ -30,6 +30,7 @@
 #include "hw/virtio/vhost-user-error.h"
 #include "hw/virtio/vhost-user-shared.h"
 #include "hw/virtio/virtio.h"
+#include "unit-sock.h"
 
 #define PF(name) (1ull << VHOST_USER_PROTOCOL_F_##name)
 #define F_PROTO (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
@@ -66,64 +67,6 @@ typedef struct FakeBackend {
     bool inject_replied;
 } FakeBackend;
 
-static bool read_full(int fd, void *buf, size_t len, int *fds, size_t *nfds)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        char cbuf[CMSG_SPACE(sizeof(int) * 16)];
-        struct iovec iov = { (uint8_t *)buf + done, len - done };
-        struct msghdr mh = {
-            .msg_iov = &iov, .msg_iovlen = 1,
-            .msg_control = cbuf, .msg_controllen = sizeof(cbuf),
-        };
-        ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return false;
-        }
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                int *in = (int *)CMSG_DATA(c);
-
-                for (size_t i = 0; i < n; i++) {
-                    if (fds && *nfds < 16) {
-                        fds[(*nfds)++] = in[i];
-                    } else {
-                        close(in[i]);
-                    }
-                }
-            }
-        }
-        done += (size_t)r;
-    }
-    return true;
-}
-
-static void send_fds(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
-{
-    char cbuf[CMSG_SPACE(sizeof(int) * 16)] = { 0 };
-    struct iovec iov = { (void *)buf, len };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-    if (nfds) {
-        struct cmsghdr *c;
-
-        mh.msg_control = cbuf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
-    (void)!sendmsg(fd, &mh, MSG_NOSIGNAL);
-}
-
 /* Reads one u64 reply on the channel; *fd gets an attached fd or -1. */
 static bool chan_read_reply(int fd, VhostUserMsg *r, int *rfd)
 {
@@ -131,8 +74,8 @@ static bool chan_read_reply(int fd, VhostUserMsg *r, int *rfd)
     size_t nfds = 0;
     bool ok;
 
-    ok = read_full(fd, &r->hdr, sizeof(r->hdr), fds, &nfds) &&
-         r->hdr.size <= 8 && read_full(fd, &r->payload, r->hdr.size, fds, &nfds);
+    ok = ut_recv_full(fd, &r->hdr, sizeof(r->hdr), fds, G_N_ELEMENTS(fds), &nfds) &&
+         r->hdr.size <= 8 && ut_recv_full(fd, &r->payload, r->hdr.size, fds, G_N_ELEMENTS(fds), &nfds);
     if (rfd) {
         *rfd = nfds ? fds[0] : -1;
     }
@@ -154,11 +97,11 @@ static gpointer be_thread(gpointer opaque)
         bool reply = true, inject = false;
         int reply_fd = -1;
 
-        if (!read_full(be->fd, &msg.hdr, sizeof(msg.hdr), fds, &nfds)) {
+        if (!ut_recv_full(be->fd, &msg.hdr, sizeof(msg.hdr), fds, G_N_ELEMENTS(fds), &nfds)) {
             break;
         }
         if (msg.hdr.size > sizeof(msg.payload) ||
-            (msg.hdr.size && !read_full(be->fd, &msg.payload, msg.hdr.size, fds, &nfds))) {
+            (msg.hdr.size && !ut_recv_full(be->fd, &msg.payload, msg.hdr.size, fds, G_N_ELEMENTS(fds), &nfds))) {
             break;
         }
         memset(&r, 0, sizeof(r));
@@ -238,7 +181,7 @@ static gpointer be_thread(gpointer opaque)
             VhostUserMsg ir;
 
             /* The back-end needs our answer before it replies: the deadlock case. */
-            send_fds(be->chan_fd, &be->inject, sizeof(be->inject.hdr) + be->inject.hdr.size,
+            ut_send_fds(be->chan_fd, &be->inject, sizeof(be->inject.hdr) + be->inject.hdr.size,
                      NULL, 0);
             if (be->inject.hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
                 bool got = chan_read_reply(be->chan_fd, &ir, NULL);
@@ -253,7 +196,7 @@ static gpointer be_thread(gpointer opaque)
         }
         if (reply) {
             r.hdr.size = (uint32_t)rsize;
-            send_fds(be->fd, &r, sizeof(r.hdr) + rsize, &reply_fd, reply_fd >= 0);
+            ut_send_fds(be->fd, &r, sizeof(r.hdr) + rsize, &reply_fd, reply_fd >= 0);
         }
         if (reply_fd >= 0) {
             close(reply_fd);
@@ -329,43 +272,6 @@ static const VhostUserBackendOps vmm_ops = {
     .config_changed = vmm_config_changed,
     .host_notifier = vmm_host_notifier,
 };
-
-static unsigned count_dir(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    unsigned n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (g_dir_read_name(d)) {
-        n++;
-    }
-    g_dir_close(d);
-    return n;
-}
-
-static unsigned count_fds(void)
-{
-    /* The default context's wakeup fd lives for the process: create it first. */
-    g_main_context_default();
-    vhost_event_loop_default();
-    return count_dir("/proc/self/fd");
-}
-
-/*
- * Mappings of the test's memfds (named "memfd:vubtest"): other mappings
- * come and go with malloc arenas and threads.
- */
-static unsigned count_maps(void)
-{
-    g_autofree char *text = NULL;
-    unsigned n = 0;
-
-    ck_assert(g_file_get_contents("/proc/self/maps", &text, NULL, NULL));
-    for (char *p = strstr(text, "memfd:vubtest"); p; p = strstr(p + 1, "memfd:vubtest")) {
-        n++;
-    }
-    return n;
-}
 
 static void drain_loop(void)
 {
@@ -491,7 +397,7 @@ static void msg_make(VhostUserMsg *m, uint32_t req, uint32_t size, bool need_rep
 /* The test plays the back-end on the channel while the front-end is idle. */
 static void chan_send(Fixture *f, const VhostUserMsg *m, const int *fds, size_t nfds)
 {
-    send_fds(f->be.chan_fd, m, sizeof(m->hdr) + m->hdr.size, fds, nfds);
+    ut_send_fds(f->be.chan_fd, m, sizeof(m->hdr) + m->hdr.size, fds, nfds);
 }
 
 /* Runs the loop until the front-end answered on the channel; returns the status. */
@@ -812,7 +718,7 @@ END_TEST
 START_TEST(test_idle_requests)
 {
     static const uint8_t uuid[16] = { 0xde, 0xad, 0xbe, 0xef, 1 };
-    unsigned fd_base = count_fds();
+    unsigned fd_base = ut_count_fds();
     Fixture f;
     VhostUserMsg m;
     uint64_t v;
@@ -820,7 +726,7 @@ START_TEST(test_idle_requests)
     unsigned maps_base;
 
     fixture_start(&f, F_PROTO | F_V1, ALL_PF);
-    maps_base = count_maps();
+    maps_base = ut_count_maps("memfd:vubtest");
 
     msg_make(&m, VHOST_USER_BACKEND_VRING_CALL, sizeof(VhostUserVringState), true);
     m.payload.state.index = 0;
@@ -839,7 +745,7 @@ START_TEST(test_idle_requests)
     ck_assert_uint_eq(chan_reply(&f, m.hdr.request, NULL), 0);
     ck_assert_ptr_nonnull(vmm.notifier_addr[1]);
     ck_assert_uint_eq(vhost_user_backend_chan_mapped_notifiers(f.u->backend_chan), 1);
-    ck_assert_uint_eq(count_maps(), maps_base + 1);
+    ck_assert_uint_eq(ut_count_maps("memfd:vubtest"), maps_base + 1);
     {
         uint32_t seen = 0;
 
@@ -851,17 +757,17 @@ START_TEST(test_idle_requests)
     chan_send(&f, &m, NULL, 0);
     ck_assert_uint_eq(chan_reply(&f, m.hdr.request, NULL), 0);
     ck_assert_ptr_null(vmm.notifier_addr[1]);
-    ck_assert_uint_eq(count_maps(), maps_base);
+    ck_assert_uint_eq(ut_count_maps("memfd:vubtest"), maps_base);
 
     /* Mapped again, then unmapped when the device stops. */
     m.payload.area.u64 = 0;
     chan_send(&f, &m, &memfd, 1);
     ck_assert_uint_eq(chan_reply(&f, m.hdr.request, NULL), 0);
-    ck_assert_uint_eq(count_maps(), maps_base + 1);
+    ck_assert_uint_eq(ut_count_maps("memfd:vubtest"), maps_base + 1);
     ck_assert(vhost_dev_start(&f.hdev, NULL));
     vhost_dev_stop(&f.hdev);
     ck_assert_ptr_null(vmm.notifier_addr[0]);
-    ck_assert_uint_eq(count_maps(), maps_base);
+    ck_assert_uint_eq(ut_count_maps("memfd:vubtest"), maps_base);
 
     /* Shared objects: add, duplicate add fails, lookup returns an fd, remove. */
     msg_make(&m, VHOST_USER_BACKEND_SHARED_OBJECT_ADD, sizeof(VhostUserShared), true);
@@ -897,16 +803,16 @@ START_TEST(test_idle_requests)
     m.payload.area.size = (uint64_t)getpagesize();
     chan_send(&f, &m, &memfd, 1);
     ck_assert_uint_eq(chan_reply(&f, m.hdr.request, NULL), 0);
-    ck_assert_uint_eq(count_maps(), maps_base + 1);
+    ck_assert_uint_eq(ut_count_maps("memfd:vubtest"), maps_base + 1);
     vhost_user_state_reset(f.u);
     ck_assert_ptr_null(f.u->backend_chan);
     ck_assert_uint_eq(vhost_user_shared_count(), 0);
-    ck_assert_uint_eq(count_maps(), maps_base);
+    ck_assert_uint_eq(ut_count_maps("memfd:vubtest"), maps_base);
     ck_assert_ptr_null(vmm.notifier_addr[0]);
 
     close(memfd);
     fixture_stop(&f);
-    ck_assert_uint_eq(count_fds(), fd_base);
+    ck_assert_uint_eq(ut_count_fds(), fd_base);
 }
 END_TEST
 
@@ -988,28 +894,28 @@ static void send_bad(Fixture *f, const BadCase *c, int *memfds)
     }
     if (c->partial) {
         /* Header and half the payload, then the back-end's end goes away. */
-        send_fds(f->be.chan_fd, &m, sizeof(m.hdr) + c->size / 2, NULL, 0);
+        ut_send_fds(f->be.chan_fd, &m, sizeof(m.hdr) + c->size / 2, NULL, 0);
         close(f->be.chan_fd);
         f->be.chan_fd = -1;
         return;
     }
     if (c->size > sizeof(m.payload)) {
-        send_fds(f->be.chan_fd, &m, sizeof(m.hdr), NULL, 0);
+        ut_send_fds(f->be.chan_fd, &m, sizeof(m.hdr), NULL, 0);
         return;
     }
-    send_fds(f->be.chan_fd, &m, sizeof(m.hdr) + c->size, memfds, (size_t)c->nfds);
+    ut_send_fds(f->be.chan_fd, &m, sizeof(m.hdr) + c->size, memfds, (size_t)c->nfds);
 }
 
 START_TEST(test_bad_request_idle)
 {
     const BadCase *c = &bad_cases[_i];
-    unsigned fd_base = count_fds();
+    unsigned fd_base = ut_count_fds();
     unsigned maps_base;
     Fixture f;
     int memfds[9];
 
     fixture_start(&f, F_PROTO | F_V1, ALL_PF & ~c->pf_clear);
-    maps_base = count_maps();
+    maps_base = ut_count_maps("memfd:vubtest");
     for (int i = 0; i < c->nfds; i++) {
         memfds[i] = memfd_create("vubtest", MFD_CLOEXEC);
         ck_assert_int_eq(ftruncate(memfds[i], getpagesize()), 0);
@@ -1022,10 +928,10 @@ START_TEST(test_bad_request_idle)
     check_bad_error(&f, c, vhost_user_backend_chan_error(f.u->backend_chan));
     ck_assert_int_lt(vhost_user_backend_chan_fd(f.u->backend_chan), 0);
     ck_assert_uint_eq(vhost_user_backend_chan_mapped_notifiers(f.u->backend_chan), 0);
-    ck_assert_uint_eq(count_maps(), maps_base);
+    ck_assert_uint_eq(ut_count_maps("memfd:vubtest"), maps_base);
     fixture_stop(&f);
     ck_assert_uint_eq(vhost_user_shared_count(), 0);
-    ck_assert_uint_eq(count_fds(), fd_base);
+    ck_assert_uint_eq(ut_count_fds(), fd_base);
 }
 END_TEST
 
@@ -1033,7 +939,7 @@ END_TEST
 START_TEST(test_bad_request_during_request)
 {
     const BadCase *c = &bad_cases[_i];
-    unsigned fd_base = count_fds();
+    unsigned fd_base = ut_count_fds();
     Fixture f;
     GError *err = NULL;
     struct vhost_vring_state s = { .index = 0 };
@@ -1060,7 +966,7 @@ START_TEST(test_bad_request_during_request)
     ck_assert(f.u->broken);
     ck_assert(!char_socket_is_connected(f.chr));
     fixture_stop(&f);
-    ck_assert_uint_eq(count_fds(), fd_base);
+    ck_assert_uint_eq(ut_count_fds(), fd_base);
 }
 END_TEST
 

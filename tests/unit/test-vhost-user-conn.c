@@ -20,6 +20,7 @@
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user.h"
 #include "hw/virtio/vhost-user-error.h"
+#include "unit-sock.h"
 
 #define PF(name) (1ull << VHOST_USER_PROTOCOL_F_##name)
 #define F_PROTO (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
@@ -60,65 +61,6 @@ typedef struct FakeBackend {
     bool exited;
 } FakeBackend;
 
-static bool be_read_full(int fd, void *buf, size_t len, int *fds, size_t *nfds)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        char cbuf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
-        struct iovec iov = { (uint8_t *)buf + done, len - done };
-        struct msghdr mh = {
-            .msg_iov = &iov, .msg_iovlen = 1,
-            .msg_control = cbuf, .msg_controllen = sizeof(cbuf),
-        };
-        ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return false;
-        }
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                int *in = (int *)CMSG_DATA(c);
-
-                for (size_t i = 0; i < n; i++) {
-                    if (fds && *nfds < VHOST_USER_MAX_FDS) {
-                        fds[(*nfds)++] = in[i];
-                    } else {
-                        close(in[i]);
-                    }
-                }
-            }
-        }
-        done += (size_t)r;
-    }
-    return true;
-}
-
-static void be_send(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
-{
-    char cbuf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)] = { 0 };
-    struct iovec iov = { (void *)buf, len };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-    if (nfds) {
-        struct cmsghdr *c;
-
-        mh.msg_control = cbuf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
-    /* The front-end may already have hung up on a bad reply; that is fine. */
-    (void)!sendmsg(fd, &mh, MSG_NOSIGNAL);
-}
-
 static gpointer be_thread(gpointer opaque)
 {
     FakeBackend *be = opaque;
@@ -133,11 +75,11 @@ static gpointer be_thread(gpointer opaque)
         int extra[3];
         bool send_fd = false;
 
-        if (!be_read_full(be->fd, &msg.hdr, sizeof(msg.hdr), fds, &nfds)) {
+        if (!ut_recv_full(be->fd, &msg.hdr, sizeof(msg.hdr), fds, G_N_ELEMENTS(fds), &nfds)) {
             break;
         }
         if (msg.hdr.size > sizeof(msg.payload) ||
-            (msg.hdr.size && !be_read_full(be->fd, &msg.payload, msg.hdr.size, NULL, NULL))) {
+            (msg.hdr.size && !ut_recv_full(be->fd, &msg.payload, msg.hdr.size, NULL, 0, NULL))) {
             break;
         }
         for (size_t i = 0; i < nfds; i++) {
@@ -216,7 +158,7 @@ static gpointer be_thread(gpointer opaque)
             break;
         case FAULT_OVERSIZED:
             r.hdr.size = 5000;
-            be_send(be->fd, &r.hdr, sizeof(r.hdr), NULL, 0);
+            ut_send_fds(be->fd, &r.hdr, sizeof(r.hdr), NULL, 0);
             continue;
         case FAULT_UNDERSIZED:
             rsize = 4;
@@ -226,7 +168,7 @@ static gpointer be_thread(gpointer opaque)
                 extra[i] = eventfd(0, EFD_CLOEXEC);
             }
             r.hdr.size = (uint32_t)rsize;
-            be_send(be->fd, &r, sizeof(r.hdr) + rsize, extra, 3);
+            ut_send_fds(be->fd, &r, sizeof(r.hdr) + rsize, extra, 3);
             for (int i = 0; i < 3; i++) {
                 close(extra[i]);
             }
@@ -246,7 +188,7 @@ static gpointer be_thread(gpointer opaque)
             int efd = send_fd ? eventfd(0, EFD_CLOEXEC) : -1;
 
             r.hdr.size = (uint32_t)rsize;
-            be_send(be->fd, &r, sizeof(r.hdr) + rsize, &efd, send_fd ? 1 : 0);
+            ut_send_fds(be->fd, &r, sizeof(r.hdr) + rsize, &efd, send_fd ? 1 : 0);
             if (efd >= 0) {
                 close(efd);
             }
@@ -298,26 +240,6 @@ typedef struct Fixture {
     VhostUserState *u;
     FakeBackend be;
 } Fixture;
-
-static unsigned count_fds(void)
-{
-    /*
-     * The default main context (the chardev's loop) owns a wakeup fd for
-     * the life of the process; create it before any baseline is taken.
-     */
-    g_main_context_default();
-    vhost_event_loop_default();
-
-    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
-    unsigned n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (g_dir_read_name(d)) {
-        n++;
-    }
-    g_dir_close(d);
-    return n;
-}
 
 static void fixture_start(Fixture *f, uint64_t features, uint64_t protocol_features)
 {
@@ -571,7 +493,7 @@ static const FaultCase fault_cases[] = {
 START_TEST(test_bad_reply)
 {
     const FaultCase *fc = &fault_cases[_i];
-    unsigned baseline = count_fds();
+    unsigned baseline = ut_count_fds();
     gint64 t0;
     Fixture f;
     GError *err = NULL;
@@ -598,7 +520,7 @@ START_TEST(test_bad_reply)
     assert_broken(&f);
     fixture_stop(&f);
     /* Every fd the peer passed was closed. */
-    ck_assert_uint_eq(count_fds(), baseline);
+    ck_assert_uint_eq(ut_count_fds(), baseline);
 }
 END_TEST
 
@@ -697,7 +619,7 @@ END_TEST
 /* A reply fd is handed to the caller, and only when it has room for it. */
 START_TEST(test_reply_fd_handed_over)
 {
-    unsigned baseline = count_fds();
+    unsigned baseline = ut_count_fds();
     Fixture f;
     GError *err = NULL;
     VhostUserMsg msg, reply;
@@ -724,7 +646,7 @@ START_TEST(test_reply_fd_handed_over)
     g_clear_error(&err);
     assert_broken(&f);
     fixture_stop(&f);
-    ck_assert_uint_eq(count_fds(), baseline);
+    ck_assert_uint_eq(ut_count_fds(), baseline);
 }
 END_TEST
 
@@ -792,7 +714,7 @@ START_TEST(test_vhost_dev_start_stop)
         VHOST_USER_SET_VRING_NUM, VHOST_USER_SET_VRING_BASE, VHOST_USER_SET_VRING_ADDR,
         VHOST_USER_SET_VRING_KICK, VHOST_USER_SET_VRING_CALL,
     };
-    unsigned baseline = count_fds();
+    unsigned baseline = ut_count_fds();
     Fixture f;
     GError *err = NULL;
     RamBlock *rb;
@@ -884,7 +806,7 @@ START_TEST(test_vhost_dev_start_stop)
     fixture_stop(&f);
     guest_memory_free(mem);
     ram_block_unref(rb);
-    ck_assert_uint_eq(count_fds(), baseline);
+    ck_assert_uint_eq(ut_count_fds(), baseline);
 }
 END_TEST
 

@@ -24,6 +24,7 @@
 #include "hw/virtio/vhost-user.h"
 #include "hw/virtio/vhost-user-error.h"
 #include "hw/virtio/vhost-user-mem.h"
+#include "unit-sock.h"
 
 #define PF(name) (1ull << VHOST_USER_PROTOCOL_F_##name)
 #define F_PROTO (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
@@ -68,45 +69,6 @@ typedef struct FakeBackend {
     char *last_violation;
     uint32_t fail_req;          /* ack this request once with status 1 */
 } FakeBackend;
-
-static bool be_read_full(int fd, void *buf, size_t len, int *fds, size_t *nfds)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        char cbuf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
-        struct iovec iov = { (uint8_t *)buf + done, len - done };
-        struct msghdr mh = {
-            .msg_iov = &iov, .msg_iovlen = 1,
-            .msg_control = cbuf, .msg_controllen = sizeof(cbuf),
-        };
-        ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return false;
-        }
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                int in[VHOST_USER_MAX_FDS];
-
-                memcpy(in, CMSG_DATA(c), MIN(n, G_N_ELEMENTS(in)) * sizeof(int));
-                for (size_t i = 0; i < n && i < G_N_ELEMENTS(in); i++) {
-                    if (fds && *nfds < VHOST_USER_MAX_FDS) {
-                        fds[(*nfds)++] = in[i];
-                    } else {
-                        close(in[i]);
-                    }
-                }
-            }
-        }
-        done += (size_t)r;
-    }
-    return true;
-}
 
 static void be_violation(FakeBackend *be, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static void be_violation(FakeBackend *be, const char *fmt, ...)
@@ -234,11 +196,11 @@ static gpointer be_thread(gpointer opaque)
         LoggedMsg lm = { 0 };
         bool reply = true, ok = true;
 
-        if (!be_read_full(be->fd, &msg.hdr, sizeof(msg.hdr), fds, &nfds)) {
+        if (!ut_recv_full(be->fd, &msg.hdr, sizeof(msg.hdr), fds, G_N_ELEMENTS(fds), &nfds)) {
             break;
         }
         if (msg.hdr.size > sizeof(msg.payload) ||
-            (msg.hdr.size && !be_read_full(be->fd, &msg.payload, msg.hdr.size, NULL, NULL))) {
+            (msg.hdr.size && !ut_recv_full(be->fd, &msg.payload, msg.hdr.size, NULL, 0, NULL))) {
             for (size_t i = 0; i < nfds; i++) {
                 close(fds[i]);
             }
@@ -330,36 +292,6 @@ typedef struct Fixture {
     VhostUserState *u;
     FakeBackend be;
 } Fixture;
-
-static unsigned count_fds(void)
-{
-    GDir *d;
-    unsigned n = 0;
-
-    /* Loops that own fds for the life of the process exist before any baseline. */
-    g_main_context_default();
-    vhost_event_loop_default();
-    d = g_dir_open("/proc/self/fd", 0, NULL);
-    ck_assert_ptr_nonnull(d);
-    while (g_dir_read_name(d)) {
-        n++;
-    }
-    g_dir_close(d);
-    return n;
-}
-
-/* Mappings of memfds in this process (guest RAM, ours and the back-end's). */
-static unsigned count_memfd_maps(void)
-{
-    g_autofree char *maps = NULL;
-    unsigned n = 0;
-
-    ck_assert(g_file_get_contents("/proc/self/maps", &maps, NULL, NULL));
-    for (const char *p = maps; (p = strstr(p, "/memfd:")); p++) {
-        n++;
-    }
-    return n;
-}
 
 static void be_start(Fixture *f, uint64_t protocol_features, uint64_t max_slots)
 {
@@ -988,8 +920,8 @@ START_TEST(test_cycles_flat)
 
         if (cycle == 1) {
             /* The first cycle warmed up whatever is allocated once. */
-            fds0 = count_fds();
-            maps0 = count_memfd_maps();
+            fds0 = ut_count_fds();
+            maps0 = ut_count_maps("/memfd:");
         }
         for (unsigned i = 0; i < 10; i++) {
             rb[i] = ram_block_new_memfd("cycle", 2 * ps, &err);
@@ -1005,8 +937,8 @@ START_TEST(test_cycles_flat)
         }
         assert_backend_map(&f, m.mem);
     }
-    ck_assert_uint_eq(count_fds(), fds0);
-    ck_assert_uint_eq(count_memfd_maps(), maps0);
+    ck_assert_uint_eq(ut_count_fds(), fds0);
+    ck_assert_uint_eq(ut_count_maps("/memfd:"), maps0);
     assert_no_violations(&f);
     machine_stop(&m);
     fixture_stop(&f);
