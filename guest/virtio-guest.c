@@ -128,8 +128,12 @@ uint64_t guest_alloc_free_bytes(const GuestMemory *mem)
 
 uint64_t virtio_guest_driver_features(uint16_t device_id)
 {
+    /*
+     * IOMMU_PLATFORM: the driver's addresses are guest physical ones,
+     * which are the IOVAs of the VMM's identity IOMMU.
+     */
     uint64_t common = F(VIRTIO_F_VERSION_1) | F(VIRTIO_RING_F_EVENT_IDX) |
-                      F(VIRTIO_RING_F_INDIRECT_DESC);
+                      F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_F_IOMMU_PLATFORM);
 
     switch (device_id) {
     case VIRTIO_ID_NET:

@@ -356,6 +356,7 @@ void vmm_config_free(VmmConfig *cfg)
     g_ptr_array_unref(cfg->devices);
     g_ptr_array_unref(cfg->workloads);
     g_free(cfg->memory_backend);
+    g_free(cfg->qmp_path);
     g_free(cfg);
 }
 
@@ -608,13 +609,14 @@ static bool vmm_parse_mac(const char *s, uint8_t mac[6])
 static bool vmm_opt_device(VmmConfig *cfg, const char *arg, GError **errp)
 {
     static const char *const net_keys[] = {
-        "id", "netdev", "mq", "mac", "host_mtu", NULL
+        "id", "netdev", "mq", "mac", "host_mtu", "iommu_platform", NULL
     };
     static const char *const blk_keys[] = {
-        "id", "chardev", "num-queues", "queue-size", NULL
+        "id", "chardev", "num-queues", "queue-size", "iommu_platform", NULL
     };
     static const char *const generic_keys[] = {
-        "id", "chardev", "virtio-id", "num_vqs", "vq_size", "config_size", NULL
+        "id", "chardev", "virtio-id", "num_vqs", "vq_size", "config_size",
+        "iommu_platform", NULL
     };
     g_autoptr(VmmKvList) kv = vmm_kv_parse("-device", arg, "driver", errp);
     g_autofree char *driver = NULL;
@@ -722,7 +724,9 @@ static bool vmm_opt_device(VmmConfig *cfg, const char *arg, GError **errp)
             return false;
         }
     }
-    return vmm_kv_str(kv, "id", false, &o->id, errp) &&
+    /* Every vhost-user device takes it, as in QEMU (virtio-pci's property). */
+    return vmm_kv_bool(kv, "iommu_platform", &o->iommu_platform, errp) &&
+           vmm_kv_str(kv, "id", false, &o->id, errp) &&
            (!o->id || vmm_check_id(kv->what, o->id, errp));
 }
 
@@ -736,6 +740,50 @@ static bool vmm_opt_trace(VmmConfig *cfg, const char *arg, GError **errp)
         return false;
     }
     cfg->trace = true;
+    return true;
+}
+
+/*
+ * -qmp unix:PATH,server=on,wait=off, QEMU's chardev shorthand. Only a
+ * listening unix socket: the monitor is for a local client (a test, an
+ * operator's socat or qmp-shell). Also the legacy "server,nowait".
+ */
+static bool vmm_opt_qmp(VmmConfig *cfg, const char *arg, GError **errp)
+{
+    static const char *const keys[] = { "server", "wait", "nowait", NULL };
+    g_autoptr(VmmKvList) kv = vmm_kv_parse("-qmp", arg, "path", errp);
+    g_autofree char *where = NULL;
+    bool server = false, wait = true, nowait = false;
+
+    if (!kv || !vmm_kv_str(kv, "path", true, &where, errp) ||
+        !vmm_kv_check_keys(kv, keys, "path", errp) ||
+        !vmm_kv_bool(kv, "server", &server, errp) ||
+        !vmm_kv_bool(kv, "wait", &wait, errp) ||
+        !vmm_kv_bool(kv, "nowait", &nowait, errp)) {
+        return false;
+    }
+    if (cfg->qmp_path) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "-qmp: only one monitor is supported");
+        return false;
+    }
+    if (!g_str_has_prefix(where, "unix:") || !where[5]) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "-qmp: expects unix:PATH,server=on[,wait=off], got '%s'", arg);
+        return false;
+    }
+    if (!server) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "-qmp %s: only server=on is supported (the VMM listens)", where);
+        return false;
+    }
+    if (vmm_kv_find(kv, "nowait") && vmm_kv_find(kv, "wait")) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "-qmp %s: 'wait' and 'nowait' are mutually exclusive", where);
+        return false;
+    }
+    cfg->qmp_path = g_strdup(where + 5);
+    cfg->qmp_wait = wait && !nowait;
     return true;
 }
 
@@ -969,6 +1017,7 @@ static const VmmOption vmm_options[] = {
     { "trace", true, vmm_opt_trace },
     { "workload", true, vmm_opt_workload },
     { "summary", true, vmm_opt_summary },
+    { "qmp", true, vmm_opt_qmp },
     { "x-fill-pattern", false, NULL },
     { "h", false, NULL },
     { "help", false, NULL },

@@ -75,6 +75,8 @@ typedef struct VmmDeviceOpts {
     unsigned num_vqs;
     unsigned vq_size;
     unsigned config_size;
+    /* all: iommu_platform=on offers VIRTIO_F_IOMMU_PLATFORM (identity IOMMU) */
+    bool iommu_platform;
 } VmmDeviceOpts;
 
 /* -workload DEVID:OPTIONS, parsed against the device's type at resolution. */
@@ -98,6 +100,8 @@ typedef struct VmmConfig {
     bool summary_json;          /* -summary json: one JSON line per workload */
     bool fill_pattern;          /* -x-fill-pattern */
     bool trace;                 /* -trace vhost_user */
+    char *qmp_path;             /* -qmp unix:PATH,server=on: the monitor's socket */
+    bool qmp_wait;              /* -qmp ...,wait=on: start-up waits for a client */
     bool help;                  /* -h / --help: print help, exit 0 */
 } VmmConfig;
 

@@ -707,6 +707,10 @@ static bool chan_watch_cb(int fd, unsigned events, void *opaque)
     g_error_free(err);
     g_mutex_lock(&u->lock);
     u->broken = true;
+    if (!u->async_error) {
+        u->async_error = g_error_new_literal(VHOST_USER_ERROR,
+                                             VHOST_USER_ERROR_INVALID_MESSAGE, why);
+    }
     char_socket_disconnect(u->chr, why);
     g_mutex_unlock(&u->lock);
     return false;

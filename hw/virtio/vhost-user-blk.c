@@ -157,6 +157,11 @@ VhostUserBase *vhost_user_blk_new(const VhostUserBlkParams *p, GError **errp)
         .rings_per_dev = p->num_queues,
         .queue_size = p->queue_size,
         .config_len = sizeof(VirtioBlkConfig),
+        .iommu_platform = p->iommu_platform,
+        /* A back-end restart must not lose the requests it had taken. */
+        .inflight = true,
+        /* Lost or doubled block I/O is data loss: never resume blindly. */
+        .reset_if_lost = true,
     };
 
     if (p->num_queues == 0 || p->num_queues > VHOST_USER_BLK_MAX_QUEUES) {
@@ -186,5 +191,26 @@ bool vhost_user_blk_get_backend_config(VhostUserBase *vub, VirtioBlkConfig *cfg)
         return false;
     }
     *cfg = b->backend_cfg;
+    return true;
+}
+
+bool vhost_user_blk_config_changed(VhostUserBase *vub, const uint8_t *config,
+                                   uint32_t len, uint64_t *capacity)
+{
+    VhostUserBlk *b;
+    VirtioBlkConfig cfg;
+
+    if (vub->klass != &vhost_user_blk_class || !config || len < sizeof(cfg)) {
+        return false;
+    }
+    b = vub_blk(vub);
+    memcpy(&cfg, config, sizeof(cfg));
+    /*
+     * Only the capacity may change under a running driver (a resize); the
+     * limits it negotiated around stay, and num_queues is ours anyway.
+     */
+    b->backend_cfg.capacity = cfg.capacity;
+    b->have_config = true;
+    *capacity = GUINT64_FROM_LE(cfg.capacity);
     return true;
 }

@@ -21,8 +21,8 @@ typedef struct VhostUserDevice {
 
 /*
  * Transport features this VMM does not implement: dirty logging is the
- * migration code's to ask for, and packed rings and an IOMMU are not
- * there yet.
+ * migration code's to ask for, and packed rings are not there yet. The
+ * IOMMU bit is the base's to offer (iommu_platform=on).
  */
 #define VUDEV_UNSUPPORTED_FEATURES \
     ((1ull << VHOST_F_LOG_ALL) | (1ull << VIRTIO_F_IOMMU_PLATFORM) | \
@@ -102,6 +102,7 @@ VhostUserBase *vhost_user_device_new(const VhostUserDeviceParams *p, GError **er
         .config_len = p->config_size,
         .protocol_features_clear = p->config_size ? 0 :
                                    1ull << VHOST_USER_PROTOCOL_F_CONFIG,
+        .iommu_platform = p->iommu_platform,
     };
 
     if (p->virtio_id == 0) {

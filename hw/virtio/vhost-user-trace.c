@@ -360,8 +360,14 @@ void vhost_user_trace_msg(const char *dev, bool local_is_frontend,
      */
     frontend_sent = local_is_frontend == (dir == VHOST_USER_TRACE_TX);
     body = vhost_user_msg_format(ch, msg, nfds, is_reply);
-    line = g_strdup_printf("vhost-user: %s %s %s", dev ? dev : "-",
-                           frontend_sent ? "F>B" : "B>F", body);
+    /*
+     * The back-end channel reuses ids (IOTLB_MSG is 22 on one socket, 1 on
+     * the other) and runs interleaved with the main socket: tag its lines.
+     */
+    line = g_strdup_printf("vhost-user: %s %s %s%s", dev ? dev : "-",
+                           frontend_sent ? "F>B" : "B>F",
+                           ch == VHOST_USER_CHANNEL_BACKEND ? "backend-chan " : "",
+                           body);
 
     G_LOCK(trace_sink);
     if (trace_sink) {

@@ -24,6 +24,7 @@ struct QtestVmm {
     int wait_status;
     int out_fd;
     int err_fd;
+    int in_fd;                  /* write end of its stdin pipe, or -1 */
     GThread *reader;
     bool echo;
 
@@ -129,16 +130,22 @@ static gpointer qtest_vmm_reader(gpointer opaque)
 QtestVmm *qtest_vmm_spawn(const char *const *args)
 {
     const char *binary = g_getenv("VMM_BINARY");
+
+    if (!binary || !*binary) {
+        g_error("VMM_BINARY is not set: point it at the vhost-user-vmm to test "
+                "(meson test sets it)");
+    }
+    return qtest_proc_spawn(binary, args, false);
+}
+
+QtestVmm *qtest_proc_spawn(const char *binary, const char *const *args, bool stdin_pipe)
+{
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
     g_autofree char *cmdline = NULL;
     QtestVmm *vmm;
     const char *v = g_getenv("V");
 
-    if (!binary || !*binary) {
-        g_error("VMM_BINARY is not set: point it at the vhost-user-vmm to test "
-                "(meson test sets it)");
-    }
     g_ptr_array_add(argv, (char *)binary);
     for (unsigned i = 0; args && args[i]; i++) {
         g_ptr_array_add(argv, (char *)args[i]);
@@ -153,14 +160,17 @@ QtestVmm *qtest_vmm_spawn(const char *const *args)
     vmm->lines = g_ptr_array_new_with_free_func(g_free);
     vmm->all = g_string_new(NULL);
     vmm->echo = v && strcmp(v, "1") == 0;
-    vmm->out_fd = vmm->err_fd = -1;
+    vmm->out_fd = vmm->err_fd = vmm->in_fd = -1;
     qtest_parent_pid = getpid();
 
+    /* A bare name is looked up in PATH (real back-ends); a path is used as is. */
     if (!g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL,
-                                  G_SPAWN_DO_NOT_REAP_CHILD,
+                                  G_SPAWN_DO_NOT_REAP_CHILD |
+                                  (strchr(binary, '/') ? 0 : G_SPAWN_SEARCH_PATH),
                                   qtest_vmm_child_setup, NULL, &vmm->pid,
-                                  NULL, &vmm->out_fd, &vmm->err_fd, &err)) {
-        g_error("spawning VMM %s: %s", binary, err->message);
+                                  stdin_pipe ? &vmm->in_fd : NULL,
+                                  &vmm->out_fd, &vmm->err_fd, &err)) {
+        g_error("spawning %s: %s", binary, err->message);
     }
     vmm->reader = g_thread_new("vmm-stderr", qtest_vmm_reader, vmm);
     return vmm;
@@ -226,6 +236,19 @@ void qtest_vmm_kill(QtestVmm *vmm)
     }
 }
 
+int qtest_vmm_wait_exit(QtestVmm *vmm, unsigned timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    while (!qtest_vmm_reap(vmm, false)) {
+        if (g_get_monotonic_time() > deadline) {
+            return -1;
+        }
+        g_usleep(10 * 1000);
+    }
+    return qtest_vmm_exit_code(vmm);
+}
+
 int qtest_vmm_terminate(QtestVmm *vmm, unsigned timeout_ms)
 {
     gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
@@ -250,6 +273,9 @@ void qtest_vmm_free(QtestVmm *vmm)
 {
     if (!vmm) {
         return;
+    }
+    if (vmm->in_fd >= 0) {
+        close(vmm->in_fd);
     }
     qtest_vmm_kill(vmm);
     /* The pipes hit EOF once the VMM is gone, so the reader ends. */

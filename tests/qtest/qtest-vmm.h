@@ -23,6 +23,13 @@ typedef struct QtestVmm QtestVmm;
 QtestVmm *qtest_vmm_spawn(const char *const *args);
 /* Same, args given as a GPtrArray of char * (not NULL-terminated). */
 QtestVmm *qtest_vmm_spawnv(GPtrArray *args);
+/*
+ * Any program the same way (a real back-end: looked up in PATH unless it
+ * contains a '/'), its stdout and stderr both captured. With stdin_pipe,
+ * its stdin is a pipe kept open until the free (testpmd exits on EOF).
+ */
+QtestVmm *qtest_proc_spawn(const char *binary, const char *const *args,
+                           bool stdin_pipe);
 /* Kills (SIGKILL) if still running, reaps, frees. NULL is fine. */
 void qtest_vmm_free(QtestVmm *vmm);
 
@@ -54,6 +61,8 @@ int qtest_vmm_fd_count(QtestVmm *vmm);
  * had to be killed after the timeout.
  */
 int qtest_vmm_terminate(QtestVmm *vmm, unsigned timeout_ms);
+/* Waits up to timeout_ms for the exit: its code as terminate's, -1 on timeout. */
+int qtest_vmm_wait_exit(QtestVmm *vmm, unsigned timeout_ms);
 /* SIGKILL and reap. */
 void qtest_vmm_kill(QtestVmm *vmm);
 

@@ -23,17 +23,12 @@
 
 #include "hw/virtio/vhost-user-msg.h"
 #include "test-backend.h"
+#include "test-backend-mem.h"
 
 #define TB_MAX_VIOLATION_MSGS   16
 /* A request that stalls half-way must not wedge the back-end thread. */
 #define TB_RECV_TIMEOUT_S       5
 #define TB_OVERSIZED_SIZE       0x10000u
-
-typedef struct TbRegion {
-    VhostUserMemoryRegion desc;
-    void *map;                  /* NULL: slot unused */
-    size_t map_len;
-} TbRegion;
 
 typedef struct TbRing {
     uint32_t num;
@@ -55,7 +50,7 @@ typedef struct TbConn {
     GSource *src;
     bool closed;
     GPtrArray *log;             /* TbMsg * */
-    TbRegion regions[VHOST_MEMORY_BASELINE_NREGIONS];
+    TbRegion regions[TB_MAX_MEM_SLOTS]; /* tb_mem_slots() of them in use */
     TbRing rings[TB_MAX_RINGS];
     uint64_t offered_features;  /* last GET_FEATURES answer */
     uint64_t features;
@@ -64,6 +59,7 @@ typedef struct TbConn {
     bool protocol_features_set;
     uint64_t status;
     int backend_req_fd;
+    int reply_fd;               /* sent with the next reply (GET_INFLIGHT_FD) */
 } TbConn;
 
 typedef struct TbRule {
@@ -197,6 +193,7 @@ static void tb_conn_close_locked(TestBackend *tb, TbConn *c)
         c->rings[i].started = false;
     }
     tb_close_fd(&c->backend_req_fd);
+    tb_close_fd(&c->reply_fd);
     c->closed = true;
     g_cond_broadcast(&tb->cond);
 }
@@ -211,13 +208,7 @@ static void tb_conn_free(gpointer p)
 
 /* ---- Wire I/O --------------------------------------------------------- */
 
-/*
- * Reads exactly len bytes, collecting the fds that arrive with them.
- * Returns 1 on success, 0 on EOF before the first byte, -1 on error
- * (including EOF mid-message, a truncated fd list, too many fds).
- */
-static int tb_recv_full(int fd, void *buf, size_t len, int *fds, size_t *nfds,
-                        char **why)
+int tb_recv_full(int fd, void *buf, size_t len, int *fds, size_t *nfds, char **why)
 {
     size_t done = 0;
 
@@ -283,12 +274,11 @@ static int tb_recv_full(int fd, void *buf, size_t len, int *fds, size_t *nfds,
     return 1;
 }
 
-/* Sends header + payload (+ fds) in one sendmsg; false on failure. */
-static bool tb_send(int fd, const VhostUserHeader *hdr, const void *payload,
-                    size_t len, const int *fds, size_t nfds)
+bool tb_send(int fd, const VhostUserHeader *hdr, const void *payload,
+             size_t len, const int *fds, size_t nfds)
 {
     union {
-        char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
+        char buf[CMSG_SPACE(sizeof(int) * TB_SEND_MAX_FDS)];
         struct cmsghdr align;
     } control;
     struct iovec iov[2] = {
@@ -299,7 +289,7 @@ static bool tb_send(int fd, const VhostUserHeader *hdr, const void *payload,
     size_t total = sizeof(*hdr) + len;
     ssize_t n;
 
-    g_assert(nfds <= VHOST_USER_MAX_FDS);
+    g_assert(nfds <= TB_SEND_MAX_FDS);
     if (nfds) {
         memset(&control, 0, sizeof(control));
         mh.msg_control = control.buf;
@@ -423,6 +413,50 @@ static void tb_check_gate_locked(TestBackend *tb, TbConn *c, const VhostUserMsg 
 }
 
 /*
+ * GET_INFLIGHT_FD: a zeroed memfd of the split layout's size, offset 0;
+ * TB_FAULT_VALUE reports value as mmap_size instead (the memfd keeps its
+ * real size), to test the front-end's checks. SET_INFLIGHT_FD must hand
+ * back one fd with the sizes it was given. Called with tb->lock held.
+ */
+static bool tb_handle_inflight(TestBackend *tb, TbConn *c, uint32_t request,
+                               const VhostUserPayload *p, const int *fds, size_t nfds,
+                               const TbAction *act, VhostUserPayload *reply,
+                               uint32_t *reply_size, bool *has_reply)
+{
+    uint64_t size = (uint64_t)p->inflight.num_queues *
+                    (16u + 16u * (uint64_t)p->inflight.queue_size);
+    struct stat st;
+
+    if (p->inflight.num_queues == 0 || p->inflight.queue_size == 0) {
+        tb_violation_locked(tb, c, "%s: %u queues of %u descriptors",
+                            request == VHOST_USER_GET_INFLIGHT_FD ? "GET_INFLIGHT_FD"
+                                                                  : "SET_INFLIGHT_FD",
+                            p->inflight.num_queues, p->inflight.queue_size);
+        return false;
+    }
+    if (request == VHOST_USER_SET_INFLIGHT_FD) {
+        if (nfds != 1 || fstat(fds[0], &st) < 0 ||
+            (uint64_t)st.st_size < p->inflight.mmap_offset + p->inflight.mmap_size) {
+            tb_violation_locked(tb, c, "SET_INFLIGHT_FD: %zu fds, or an fd smaller "
+                                "than offset %" PRIu64 " + size %" PRIu64, nfds,
+                                p->inflight.mmap_offset, p->inflight.mmap_size);
+            return false;
+        }
+        return true;
+    }
+    tb_close_fd(&c->reply_fd);
+    c->reply_fd = memfd_create("tb-inflight", MFD_CLOEXEC);
+    g_assert(c->reply_fd >= 0);
+    g_assert(ftruncate(c->reply_fd, (off_t)size) == 0);
+    reply->inflight = p->inflight;
+    reply->inflight.mmap_size = act->fault == TB_FAULT_VALUE ? act->value : size;
+    reply->inflight.mmap_offset = 0;
+    *reply_size = sizeof(VhostUserInflight);
+    *has_reply = true;
+    return true;
+}
+
+/*
  * Applies one valid request to the connection's state and builds the
  * reply (if any) into *reply / *reply_size. Takes ownership of fds.
  * Returns false when the connection must be dropped.
@@ -505,16 +539,12 @@ static bool tb_handle(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
         break;
     }
     case VHOST_USER_ADD_MEM_REG: {
-        TbRegion *slot = NULL;
-        for (unsigned i = 0; i < G_N_ELEMENTS(c->regions); i++) {
-            if (!c->regions[i].map) {
-                slot = &c->regions[i];
-                break;
-            }
-        }
-        if (!slot) {
-            tb_violation_locked(tb, c, "ADD_MEM_REG beyond %u slots",
-                                (unsigned)G_N_ELEMENTS(c->regions));
+        TbRegion *slot;
+        g_autofree char *why = tb_mem_check_add(c->regions, tb_mem_slots(&tb->cfg),
+                                                &p->mem_reg.region, &slot);
+
+        if (why) {
+            tb_violation_locked(tb, c, "%s", why);
             ok = false;
         } else if (nfds != 1 ||
                    !tb_map_region(tb, c, slot, &p->mem_reg.region, fds[0])) {
@@ -522,17 +552,20 @@ static bool tb_handle(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
         }
         break;
     }
-    case VHOST_USER_REM_MEM_REG:
-        for (unsigned i = 0; i < G_N_ELEMENTS(c->regions); i++) {
-            TbRegion *r = &c->regions[i];
-            if (r->map && r->desc.guest_phys_addr == p->mem_reg.region.guest_phys_addr &&
-                r->desc.memory_size == p->mem_reg.region.memory_size) {
-                tb_region_unmap(r);
-            }
+    case VHOST_USER_REM_MEM_REG: {
+        g_autofree char *why = NULL;
+        TbRegion *r = tb_mem_find_rem(c->regions, tb_mem_slots(&tb->cfg),
+                                      &p->mem_reg.region, &why);
+
+        if (r) {
+            tb_region_unmap(r);
+        } else {
+            tb_violation_locked(tb, c, "%s", why);
         }
         break;
+    }
     case VHOST_USER_GET_MAX_MEM_SLOTS:
-        reply->u64 = value ? act->value : G_N_ELEMENTS(c->regions);
+        reply->u64 = value ? act->value : tb_mem_slots(&tb->cfg);
         *reply_size = 8;
         *has_reply = true;
         break;
@@ -635,6 +668,15 @@ static bool tb_handle(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
             fds[0] = -1;
         }
         break;
+    case VHOST_USER_GET_INFLIGHT_FD:
+    case VHOST_USER_SET_INFLIGHT_FD:
+        ok = tb_handle_inflight(tb, c, msg->hdr.request, p, fds, nfds, act, reply,
+                                reply_size, has_reply);
+        break;
+    case VHOST_USER_IOTLB_MSG:
+    case VHOST_USER_VRING_KICK:
+        /* Logged for the test (test-backend-chan.h); IOTLB_MSG is always acked. */
+        break;
     default:
         /* Never offered by the default config; a test that offers it must script it. */
         tb_violation_locked(tb, c, "%s: not supported by the test back-end", name);
@@ -642,6 +684,11 @@ static bool tb_handle(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
         break;
     }
 out:
+    /*
+     * The request changed the state the wait helpers look at (rings
+     * started, enabled): wake them now, not at their next 50 ms poll.
+     */
+    g_cond_broadcast(&tb->cond);
     g_mutex_unlock(&tb->lock);
     tb_close_fds(fds, nfds);
     return ok;
@@ -688,6 +735,21 @@ static bool tb_reply(TbConn *c, uint32_t request, const VhostUserPayload *payloa
         break;
     default:
         break;
+    }
+    if (c->reply_fd >= 0 && nfds == 0) {
+        efds[0] = c->reply_fd;
+        c->reply_fd = -1;
+        nfds = 1;
+    }
+    if (act->fault == TB_FAULT_DROP_MID_HEADER || act->fault == TB_FAULT_DROP_MID_REPLY) {
+        g_autofree uint8_t *buf = g_malloc(sizeof(hdr) + size);
+        size_t cut = act->fault == TB_FAULT_DROP_MID_HEADER ? sizeof(hdr) / 2
+                                                            : sizeof(hdr) + size / 2;
+
+        memcpy(buf, &hdr, sizeof(hdr));
+        memcpy(buf + sizeof(hdr), payload, size);
+        (void)send(c->fd, buf, cut, MSG_NOSIGNAL);
+        return false;       /* the caller closes: the rest never comes */
     }
     ok = tb_send(c->fd, &hdr, payload, send_len, efds, nfds);
     /* The receiver got its own copies; ours go now, whatever happened. */
@@ -791,7 +853,8 @@ static bool tb_serve_one(TestBackend *tb, TbConn *c)
     if (has_reply && !tb_reply(c, msg->hdr.request, reply, reply_size, &act)) {
         return false;
     }
-    return true;
+    /* Nothing to cut short: the crash comes right after handling. */
+    return act.fault != TB_FAULT_DROP_MID_HEADER && act.fault != TB_FAULT_DROP_MID_REPLY;
 }
 
 static gboolean tb_conn_ready(gint fd, GIOCondition cond, gpointer opaque)
@@ -820,6 +883,7 @@ static void tb_conn_add(TestBackend *tb, int fd)
     c->fd = fd;
     c->log = g_ptr_array_new_with_free_func((GDestroyNotify)tb_msg_free);
     c->backend_req_fd = -1;
+    c->reply_fd = -1;
     /* Until GET_FEATURES is answered, judge by what we would offer. */
     c->offered_features = tb->cfg.features;
     for (unsigned i = 0; i < TB_MAX_RINGS; i++) {
@@ -1165,6 +1229,24 @@ bool tb_ring_stopped(TestBackend *tb, unsigned conn, unsigned ring)
     return c && c->rings[ring].stopped;
 }
 
+int tb_dup_backend_req_fd(TestBackend *tb, unsigned conn)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    return c && c->backend_req_fd >= 0 ? fcntl(c->backend_req_fd, F_DUPFD_CLOEXEC, 0) : -1;
+}
+
+int tb_dup_call_fd(TestBackend *tb, unsigned conn, unsigned ring)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    g_assert_cmpuint(ring, <, TB_MAX_RINGS);
+    return c && c->rings[ring].call_fd >= 0 ?
+           fcntl(c->rings[ring].call_fd, F_DUPFD_CLOEXEC, 0) : -1;
+}
+
 unsigned tb_violations(TestBackend *tb)
 {
     g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
@@ -1262,6 +1344,15 @@ bool tb_ring_used_gpa(TestBackend *tb, unsigned conn, unsigned ring, uint64_t *g
     g_assert_cmpuint(ring, <, TB_MAX_RINGS);
     return c && c->rings[ring].addr_set &&
            tb_uva_to_gpa_locked(tb, conn, c->rings[ring].addr.used_user_addr, gpa);
+}
+
+unsigned tb_mem_regions(TestBackend *tb, unsigned conn, VhostUserMemoryRegion *out,
+                        unsigned max)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    return c ? tb_mem_copy_table(c->regions, G_N_ELEMENTS(c->regions), out, max) : 0;
 }
 
 uint64_t tb_mem_end(TestBackend *tb, unsigned conn)

@@ -31,6 +31,8 @@
 
 #define TB_MAX_RINGS        16
 #define TB_DEFAULT_TIMEOUT_MS 10000
+/* Most memory regions a connection holds (QEMU's back-ends say 509). */
+#define TB_MAX_MEM_SLOTS    512
 
 typedef struct TestBackend TestBackend;
 
@@ -57,6 +59,9 @@ typedef enum TbFault {
     TB_FAULT_DELAY,             /* sleep delay_ms, then behave */
     TB_FAULT_ACK_FAIL,          /* REPLY_ACK status = value (non-zero) */
     TB_FAULT_VALUE,             /* u64 reply (or vring base) = value */
+    /* A crash half-way through the reply (a request without one: close after it). */
+    TB_FAULT_DROP_MID_HEADER,   /* send 6 of the 12 header bytes, then close */
+    TB_FAULT_DROP_MID_REPLY,    /* send the header and half the payload, then close */
 } TbFault;
 
 typedef struct TbAction {
@@ -80,6 +85,11 @@ typedef struct TbConfig {
     uint64_t protocol_features; /* GET_PROTOCOL_FEATURES */
     uint64_t queue_num;         /* GET_QUEUE_NUM */
     uint8_t config[VHOST_USER_MAX_CONFIG_SIZE]; /* GET_CONFIG bytes */
+    /*
+     * GET_MAX_MEM_SLOTS answer and the ADD_MEM_REG limit, at most
+     * TB_MAX_MEM_SLOTS (test-backend-mem.c); 0: 8.
+     */
+    unsigned max_mem_slots;
 } TbConfig;
 
 void tb_config_default(TbConfig *cfg);
@@ -125,6 +135,27 @@ unsigned tb_rings_enabled(TestBackend *tb, unsigned conn);
 bool tb_ring_started(TestBackend *tb, unsigned conn, unsigned ring);
 /* GET_VRING_BASE received for ring on conn (the ring was stopped). */
 bool tb_ring_stopped(TestBackend *tb, unsigned conn, unsigned ring);
+/*
+ * Copies (caller closes) of conn's back-end channel (SET_BACKEND_REQ_FD)
+ * and of ring's call eventfd, or -1 when not received (yet). For
+ * test-backend-chan.c, which plays the back-end's side of the channel.
+ */
+int tb_dup_backend_req_fd(TestBackend *tb, unsigned conn);
+/*
+ * Sends header + payload (+ fds) on fd in one sendmsg; false on failure.
+ * Up to TB_SEND_MAX_FDS fds: more than a peer may send, for tests of that.
+ */
+#define TB_SEND_MAX_FDS     16
+bool tb_send(int fd, const VhostUserHeader *hdr, const void *payload, size_t len,
+             const int *fds, size_t nfds);
+/*
+ * Reads exactly len bytes from fd (within its SO_RCVTIMEO), collecting up
+ * to VHOST_USER_MAX_FDS fds into fds[*nfds..]. Returns 1 on success, 0 on
+ * EOF before the first byte, -1 on error (*why set; EOF mid-message, a
+ * truncated fd list, too many fds).
+ */
+int tb_recv_full(int fd, void *buf, size_t len, int *fds, size_t *nfds, char **why);
+int tb_dup_call_fd(TestBackend *tb, unsigned conn, unsigned ring);
 
 /* Spec violations by the front-end, all connections; the first few are kept. */
 unsigned tb_violations(TestBackend *tb);
@@ -142,6 +173,12 @@ bool tb_uva_to_gpa(TestBackend *tb, unsigned conn, uint64_t uva, uint64_t *gpa);
 bool tb_ring_used_gpa(TestBackend *tb, unsigned conn, unsigned ring, uint64_t *gpa);
 /* Highest gpa + size over the regions of conn's table (0 when none). */
 uint64_t tb_mem_end(TestBackend *tb, unsigned conn);
+/*
+ * Copies conn's mapped regions as the front-end described them, sorted by
+ * gpa, into out; returns how many were copied (at most max).
+ */
+unsigned tb_mem_regions(TestBackend *tb, unsigned conn, VhostUserMemoryRegion *out,
+                        unsigned max);
 
 /* ---- Waiting (each fails the test with `what` on timeout) ------------ */
 

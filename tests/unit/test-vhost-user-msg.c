@@ -857,7 +857,8 @@ START_TEST(test_trace)
     ck_assert_str_eq(g_ptr_array_index(lines, 3),
                      "vhost-user: be0 B>F GET_FEATURES flags=0x5 size=8 fds=0 u64=0x0");
     ck_assert_str_eq(g_ptr_array_index(lines, 4),
-                     "vhost-user: blk0 B>F CONFIG_CHANGE_MSG flags=0x1 size=0 fds=0");
+                     "vhost-user: blk0 B>F backend-chan CONFIG_CHANGE_MSG flags=0x1 "
+                     "size=0 fds=0");
 
     vhost_user_trace_enable(false);
     vhost_user_trace_set_sink(NULL, NULL);

@@ -87,6 +87,7 @@ typedef struct VhostUserBlkParams {
     GuestMemory *mem;
     unsigned num_queues;        /* 1..VHOST_USER_BLK_MAX_QUEUES */
     unsigned queue_size;
+    bool iommu_platform;        /* offer VIRTIO_F_IOMMU_PLATFORM */
 } VhostUserBlkParams;
 
 /* The device; free with vhost_user_base_free(). */
@@ -94,5 +95,12 @@ VhostUserBase *vhost_user_blk_new(const VhostUserBlkParams *p, GError **errp);
 
 /* The config fetched on the last connect (false when none yet). */
 bool vhost_user_blk_get_backend_config(VhostUserBase *vub, VirtioBlkConfig *cfg);
+/*
+ * After CONFIG_CHANGE_MSG: takes the new capacity (sectors) from config, the
+ * re-read config space of len bytes. False when vub is no blk device or the
+ * config is too short.
+ */
+bool vhost_user_blk_config_changed(VhostUserBase *vub, const uint8_t *config,
+                                   uint32_t len, uint64_t *capacity);
 
 #endif

@@ -26,6 +26,7 @@ typedef struct VhostUserDeviceParams {
     unsigned num_vqs;           /* 1..VHOST_USER_DEVICE_MAX_VQS */
     unsigned vq_size;           /* power of two */
     uint32_t config_size;       /* 0..VIRTIO_CONFIG_MAX_SIZE */
+    bool iommu_platform;        /* offer VIRTIO_F_IOMMU_PLATFORM */
 } VhostUserDeviceParams;
 
 /* The device; free with vhost_user_base_free(). */

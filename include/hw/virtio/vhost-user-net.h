@@ -52,6 +52,7 @@ typedef struct VhostUserNetParams {
     uint8_t mac[6];
     uint16_t host_mtu;          /* 0: no VIRTIO_NET_F_MTU */
     unsigned queue_size;        /* ring size offered to the driver */
+    bool iommu_platform;        /* offer VIRTIO_F_IOMMU_PLATFORM */
 } VhostUserNetParams;
 
 /* The device; free with vhost_user_base_free(). */

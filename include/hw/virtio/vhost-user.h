@@ -49,6 +49,12 @@ typedef struct VhostUserState {
 
     /* The back-end channel (BACKEND_REQ) of this connection, or NULL. */
     struct VhostUserBackendChan *backend_chan;
+    /*
+     * Why the loop (not a request, which returns its error) dropped the
+     * connection: a bad back-end request. The device front-end takes it on
+     * CLOSED and reports it, so it is not only a chardev log line.
+     */
+    GError *async_error;
     /* Set by the VMM (vhost_user_set_backend_ops); kept across reconnects. */
     const struct VhostUserBackendOps *backend_ops;
     void *backend_opaque;
