@@ -14,7 +14,9 @@
 #include <glib-unix.h>
 
 #include "hw/virtio/vhost-user-msg.h"
+#include "vmm/vmm-hotplug.h"
 #include "vmm/vmm-machine.h"
+#include "vmm/vmm-monitor.h"
 #include "vmm/vmm-options.h"
 
 static void vmm_print_help(FILE *out)
@@ -28,6 +30,7 @@ static void vmm_print_help(FILE *out)
 "                   [-chardev socket,...]... [-netdev vhost-user,...]...\n"
 "                   [-device ...]... [-workload DEVID:KEY=VAL,...]...\n"
 "                   [-summary human|json] [-x-fill-pattern] [-trace vhost_user]\n"
+"                   [-qmp unix:PATH,server=on[,wait=off]]\n"
 "\n"
 "DESCRIPTION\n"
 "    Creates guest RAM, connects each device to its vhost-user back-end and,\n"
@@ -97,6 +100,15 @@ static void vmm_print_help(FILE *out)
 "        default 0) of config space fetched with GET_CONFIG. Ids default to\n"
 "        vdev0, vdev1, ...\n"
 "\n"
+"    iommu_platform=on|off   (any -device above; default off)\n"
+"        Offers VIRTIO_F_IOMMU_PLATFORM: the device sits behind the VMM's\n"
+"        identity IOMMU, so ring and buffer addresses the back-end sees are\n"
+"        IOVAs (equal to guest physical addresses) that it resolves with\n"
+"        IOTLB misses on the back-end channel; each is answered with an\n"
+"        IOTLB_MSG update mapping the rest of its RAM region. The back-end\n"
+"        must offer IOMMU_PLATFORM and the BACKEND_REQ and REPLY_ACK\n"
+"        protocol features, else the device reports an error on connect.\n"
+"\n"
 "    -workload DEVID:KEY=VALUE[,KEY=VALUE]...\n"
 "        Once device DEVID (a -device id: blk0, net0, ...) has started, a\n"
 "        \"vCPU\" thread of its own runs the in-process guest driver's\n"
@@ -119,7 +131,9 @@ static void vmm_print_help(FILE *out)
 "          count=N packets per queue pair (1000)   window=N in flight (64)\n"
 "          size=N[+N...] frame sizes used in turn, 46..1518 (64+512+1518)\n"
 "          queues=N pairs (all)   rxbuf=SIZE (2048)   drain=TIME (1s)\n"
-"          runtime=TIME   seed=N (1)\n"
+"          runtime=TIME   seed=N (1)   max-lost=N packets that may go\n"
+"              missing without failing the run (0; a back-end that crashes\n"
+"              takes the packets it holds with it)\n"
 "        While workloads run, one progress line per second goes to stderr\n"
 "        (\"blk0: 12000 ops, 6010 op/s, 23.5 MiB/s\"; rewritten in place on a\n"
 "        terminal). At the end each prints its summary: operations, bytes,\n"
@@ -146,9 +160,48 @@ static void vmm_print_help(FILE *out)
 "        guest allocates from GPA 0x100000 upwards and never uses the last\n"
 "        page, so pages below 1 MiB and the last page keep the pattern.\n"
 "\n"
+"    -qmp unix:PATH,server=on[,wait=on|off]\n"
+"        A QMP monitor (QEMU's protocol) listening on the unix socket PATH,\n"
+"        one client at a time. wait=on (the default) blocks start-up until a\n"
+"        client connects; the legacy spelling server,nowait is accepted. The\n"
+"        VMM sends the greeting {\"QMP\":{\"version\":...,\"capabilities\":[]}};\n"
+"        the client answers {\"execute\":\"qmp_capabilities\"}, then sends\n"
+"        {\"execute\":CMD,\"arguments\":{...},\"id\":ANY} and gets\n"
+"        {\"return\":...} or {\"error\":{\"class\":\"GenericError\",\"desc\":...}},\n"
+"        with its id echoed. Commands:\n"
+"          object-add qom-type=memory-backend-memfd|memory-backend-file,\n"
+"                     id=ID, size=BYTES[, share=BOOL][, mem-path=PATH (file)]\n"
+"              creates a RAM block, as -object does; it is not guest RAM yet\n"
+"              (a memfd with share=false is refused: it could never be shared)\n"
+"          object-del id=ID\n"
+"              frees a block that no pc-dimm uses\n"
+"          device_add driver=pc-dimm, id=ID, memdev=ID[, addr=GPA]\n"
+"              plugs the whole block in as guest RAM at addr (page aligned)\n"
+"              or, without addr, at the lowest free 2 MiB aligned address\n"
+"              above the boot RAM, and tells every back-end at once:\n"
+"              ADD_MEM_REG when it negotiated CONFIGURE_MEM_SLOTS (and\n"
+"              REPLY_ACK), else a new SET_MEM_TABLE of at most 8 regions.\n"
+"              Refused, with nothing changed, when a back-end has no slot\n"
+"              left (the error names the device and its limit), when the\n"
+"              block is share=off, or when a back-end rejects the update\n"
+"              (the RAM is taken out again; that back-end is dropped and,\n"
+"              with reconnect-ms, gets the whole table when it is back)\n"
+"          device_del id=ID\n"
+"              unplugs a pc-dimm (REM_MEM_REG or SET_MEM_TABLE), then emits\n"
+"              the DEVICE_DELETED event\n"
+"          query-memory-devices   the pc-dimms: id, addr, size, memdev, slot\n"
+"          query-status           {\"status\":\"running\",\"running\":true,...}\n"
+"          query-commands         the command names\n"
+"          quit                   exits as on SIGTERM (SHUTDOWN event first)\n"
+"        Integers are JSON numbers; size and addr also take strings like\n"
+"        \"2M\". A back-end that connects later gets the whole table, pc-dimms\n"
+"        included; one that reconnects with fewer slots than the regions in\n"
+"        use is refused with an error naming both numbers.\n"
+"\n"
 "    -trace vhost_user\n"
 "        Print one decoded line per vhost-user message, both directions, on\n"
-"        stderr (same as VHOST_USER_TRACE=1).\n"
+"        stderr (same as VHOST_USER_TRACE=1). Messages on the back-end\n"
+"        channel (BACKEND_REQ) are tagged \"backend-chan\".\n"
 "\n"
 "STATUS OUTPUT\n"
 "    Lines on stderr, prefixed \"vhost-user-vmm: \":\n"
@@ -158,9 +211,18 @@ static void vmm_print_help(FILE *out)
 "        DEVID: disconnected           the connection is gone\n"
 "        DEVID: error: MESSAGE         what went wrong (request and field)\n"
 "        ready                         options processed, chardevs opened\n"
+"        qmp: ID plugged: MEMDEV at GPA (N bytes) | ID unplugged from GPA\n"
+"        qmp: object ID added (...) | object ID deleted | quit\n"
 "        DEVID: workload started (TYPE)    the vCPU thread runs\n"
 "        DEVID: workload finished (ok|failed)\n"
 "        DEVID: workload FAILED: REASON    the first problem, by name\n"
+"    and for requests the back-end sends on its channel (BACKEND_REQ):\n"
+"        DEVID: config changed: capacity N sectors   (blk; others: config\n"
+"                                      changed) after CONFIG_CHANGE_MSG\n"
+"        DEVID: host notifier of ring N mapped (SIZE bytes) | unmapped\n"
+"        DEVID: IOTLB miss at iova X (PERM): not guest RAM\n"
+"        DEVID: IOTLB access failed: iova X size Y (PERM)\n"
+"        DEVID: ring N: the back-end signalled a ring error   (VRING_ERR)\n"
 "    A back-end that misbehaves never stops the VMM: its device reports the\n"
 "    error and waits for a reconnect. After a reconnect a running device is\n"
 "    restarted with the features acked before and each ring resumes where\n"
@@ -193,7 +255,16 @@ static void vmm_print_help(FILE *out)
 "    vhost-user-vmm -m 256M \\\n"
 "        -chardev socket,id=c0,path=/tmp/vhost-blk.sock,reconnect-ms=100 \\\n"
 "        -device vhost-user-blk-pci,chardev=c0,num-queues=4 \\\n"
-"        -workload blk0:rw=randrw,bs=4k,iodepth=32,runtime=5s -summary json\n",
+"        -workload blk0:rw=randrw,bs=4k,iodepth=32,runtime=5s -summary json\n"
+"\n"
+"    vhost-user-vmm -m 256M -qmp unix:/tmp/vmm.qmp,server=on,wait=off \\\n"
+"        -chardev socket,id=c0,path=/tmp/vhost-blk.sock,reconnect-ms=100 \\\n"
+"        -device vhost-user-blk-pci,chardev=c0\n"
+"    and on /tmp/vmm.qmp, after qmp_capabilities:\n"
+"        {\"execute\":\"object-add\",\"arguments\":{\"qom-type\":\n"
+"            \"memory-backend-memfd\",\"id\":\"mem1\",\"size\":1073741824}}\n"
+"        {\"execute\":\"device_add\",\"arguments\":{\"driver\":\"pc-dimm\",\n"
+"            \"id\":\"dimm1\",\"memdev\":\"mem1\"}}\n",
         out);
 }
 
@@ -225,6 +296,12 @@ static gboolean vmm_quit(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
+/* QMP "quit": what a first signal does (workloads wind down first). */
+static void vmm_monitor_quit(void *opaque)
+{
+    vmm_quit(opaque);
+}
+
 static void vmm_workloads_done(void *opaque)
 {
     VmmMain *vm = opaque;
@@ -238,6 +315,8 @@ int main(int argc, char **argv)
     g_autoptr(GError) err = NULL;
     g_autoptr(GMainLoop) loop = NULL;
     VmmMain vm = { 0 };
+    VmmMonitor *mon = NULL;
+    VmmHotplug *hotplug = NULL;
     VmmMachine *m;
     guint sigterm, sigint;
     int status = EXIT_SUCCESS;
@@ -268,12 +347,24 @@ int main(int argc, char **argv)
     vmm_machine_set_workloads_done(m, vmm_workloads_done, &vm);
     sigterm = g_unix_signal_add(SIGTERM, vmm_quit, &vm);
     sigint = g_unix_signal_add(SIGINT, vmm_quit, &vm);
+    if (cfg->qmp_path) {
+        mon = vmm_monitor_new(cfg->qmp_path, cfg->qmp_wait, vmm_monitor_quit, &vm, &err);
+        if (!mon) {
+            fprintf(stderr, "vhost-user-vmm: %s\n", err->message);
+            vmm_machine_free(m);
+            return EXIT_FAILURE;
+        }
+        hotplug = vmm_hotplug_new(m, mon);
+    }
     vmm_status("ready");
 
     g_main_loop_run(loop);
 
     g_source_remove(sigterm);
     g_source_remove(sigint);
+    /* No command may run once the devices stop. */
+    vmm_monitor_free(mon);
+    vmm_hotplug_free(hotplug);
     vmm_machine_shutdown(m);
     /* The summary last, after the devices' "stopped" lines. */
     if (vmm_machine_has_workloads(m) && !vmm_machine_report(m, cfg->summary_json)) {

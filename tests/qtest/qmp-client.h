@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A QMP client for tests: connects to the VMM's -qmp socket, checks the
+ * greeting, negotiates capabilities, then runs one command at a time and
+ * waits (bounded) for the reply with the id it gave the command. Events
+ * that arrive meanwhile are kept for the test to count.
+ *
+ * Every failure to talk (timeout, closed socket, bad JSON, a reply for
+ * another id) fails the test with g_error naming the command; an
+ * "error" reply is not a failure of the client but an answer.
+ */
+#ifndef TESTS_QTEST_QMP_CLIENT_H
+#define TESTS_QTEST_QMP_CLIENT_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+
+#define QMP_CLIENT_TIMEOUT_MS   10000
+
+typedef struct QmpClient QmpClient;
+
+/* Connects (retrying until timeout_ms while the socket is not there yet). */
+QmpClient *qmp_client_connect(const char *path, unsigned timeout_ms);
+void qmp_client_free(QmpClient *c);
+
+/*
+ * Sends the request (a JSON object, printf-style; the client adds "id")
+ * and returns the whole reply object (caller unrefs).
+ */
+JsonNode *qmp_client_cmd(QmpClient *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* Same, and fails the test unless it succeeded; returns "return" (caller unrefs). */
+JsonNode *qmp_client_ok(QmpClient *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/*
+ * Same, and fails the test unless it failed with class cls (NULL: any);
+ * returns the error's desc (caller frees).
+ */
+char *qmp_client_fails(QmpClient *c, const char *cls, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+/* Waits (bounded, g_error on timeout) until count events named name came. */
+void qmp_client_wait_event(QmpClient *c, const char *name, unsigned count);
+/* Events named name received so far (after the greeting). */
+unsigned qmp_client_event_count(QmpClient *c, const char *name);
+/* The data member of the last event named name, or NULL (borrowed). */
+JsonObject *qmp_client_last_event(QmpClient *c, const char *name);
+
+/* For protocol tests: sends bytes as they are (no id added). */
+void qmp_client_send_raw(QmpClient *c, const char *bytes);
+/* The next line from the VMM (reply or event; caller frees), NULL on timeout or EOF. */
+char *qmp_client_read_raw(QmpClient *c);
+
+#endif
