@@ -163,7 +163,12 @@ static void char_socket_set_connected(CharSocket *chr, int fd)
 {
     chr->fd = fd;
     chr->connect_count++;
-    chr->backoff_ms = chr->reconnect_ms;
+    /*
+     * The backoff is not reset here: a back-end that accepts and then
+     * fails every bring-up would be retried every reconnect_ms forever,
+     * one error each time. The owner resets it once the connection has
+     * proved good (char_socket_reset_backoff).
+     */
     chr->connect_failing = false;
     char_socket_update_idle_watch(chr);
     char_socket_queue_event(chr, CHR_EVENT_OPENED);
@@ -531,6 +536,13 @@ int char_socket_fd(const CharSocket *chr)
     fd = chr->fd;
     char_socket_unlock(chr);
     return fd;
+}
+
+void char_socket_reset_backoff(CharSocket *chr)
+{
+    char_socket_lock(chr);
+    chr->backoff_ms = chr->reconnect_ms;
+    char_socket_unlock(chr);
 }
 
 unsigned char_socket_connect_count(const CharSocket *chr)

@@ -103,6 +103,16 @@ bool char_socket_read_all(CharSocket *chr, void *buf, size_t len,
 void char_socket_disconnect(CharSocket *chr, const char *reason);
 
 /*
+ * Client with reconnect_ms: the current connection is good (the device
+ * came up on it), so the next reconnect after it closes comes after
+ * reconnect_ms again. Until an owner says so, every retry waits twice as
+ * long as the previous one, up to the cap, even when connect() itself
+ * succeeded: a back-end that accepts and then fails each bring-up is not
+ * retried at full speed forever.
+ */
+void char_socket_reset_backoff(CharSocket *chr);
+
+/*
  * While connected and idle, the chardev watches the socket: a hang-up or
  * unexpected data drops the connection. The protocol layer suspends the
  * watch while it runs a request of its own (it reads the socket itself).

@@ -808,6 +808,43 @@ START_TEST(test_backoff_doubles)
 }
 END_TEST
 
+/*
+ * A peer that accepts and hangs up at once does not restart the backoff:
+ * only the owner does, once a connection proved good. Otherwise a
+ * back-end failing every bring-up is retried every reconnect_ms forever.
+ */
+START_TEST(test_backoff_survives_connect)
+{
+    CharSocketOptions opts = { .id = "chr0", .path = sock_path,
+                               .reconnect_ms = 100, .reconnect_max_ms = 10000 };
+    CharSocket *chr = char_socket_new(&opts, loop, NULL);
+    int lfd = raw_listen(sock_path);
+    gint64 delay_ms[4];
+
+    char_socket_set_handler(chr, on_event, &rec);
+    ck_assert(char_socket_open(chr, NULL));
+    ck_assert(run_until(&rec.opened, 1, 2000));
+    for (int i = 0; i < 4; i++) {
+        gint64 t0;
+
+        if (i == 3) {
+            char_socket_reset_backoff(chr);
+        }
+        close(raw_accept(lfd));
+        ck_assert(run_until(&rec.closed, i + 1, 2000));
+        t0 = g_get_monotonic_time();
+        ck_assert(run_until(&rec.opened, i + 2, 3000));
+        delay_ms[i] = (g_get_monotonic_time() - t0) / 1000;
+    }
+    /* 100, 200, 400 ms; then 100 again after the reset. */
+    ck_assert_int_ge(delay_ms[2], 300);
+    ck_assert_int_lt(delay_ms[3], 300);
+    close(raw_accept(lfd));
+    char_socket_free(chr);
+    close(lfd);
+}
+END_TEST
+
 /* ---- server ------------------------------------------------------------ */
 
 START_TEST(test_server_second_peer)
@@ -1071,6 +1108,7 @@ static Suite *char_socket_suite(void)
     add(s, "reconnect-late-server", test_reconnect_late_server);
     add(s, "reconnect-backoff-capped", test_reconnect_backoff_capped);
     add(s, "backoff-doubles", test_backoff_doubles);
+    add(s, "backoff-survives-connect", test_backoff_survives_connect);
     add(s, "server-second-peer", test_server_second_peer);
     add(s, "cycles-fd-flat", test_cycles_fd_flat);
     add(s, "client-cycles-fd-flat", test_client_cycles_fd_flat);
