@@ -404,23 +404,22 @@ static void fill_write(BlkRun *run, BlkReq *r)
     }
 }
 
-static bool run_submit(BlkRun *run, unsigned q, const BlkOp *op)
+/*
+ * Puts r's chain (header, data, status, all already in guest RAM) on its
+ * queue. Its buffers are not touched: a request submitted again after a
+ * device reset carries exactly what it carried the first time.
+ */
+static bool run_add_chain(BlkRun *run, BlkReq *r)
 {
-    VirtioBlkDrv *d = run->d;
-    BlkReq *r = run_free_req(run, q);
-    VirtioBlkOutHdr hdr = { .type = op->type, .ioprio = 0, .sector = op->sector };
+    const BlkOp *op = &r->op;
     GuestSg out[2], in[2];
     unsigned n_out = 0, n_in = 0;
     uint32_t bytes = op->nsect * VIRTIO_BLK_SECTOR_SIZE;
 
-    g_assert(r);
-    r->op = *op;
-    memcpy(r->meta, &hdr, sizeof(hdr));
     r->meta[BLK_META_STATUS] = 0xff;    /* not a status: catches no write */
-    out[n_out++] = (GuestSg){ r->meta_gpa, sizeof(hdr) };
+    out[n_out++] = (GuestSg){ r->meta_gpa, sizeof(VirtioBlkOutHdr) };
     switch (op->type) {
     case VIRTIO_BLK_T_OUT:
-        fill_write(run, r);
         out[n_out++] = (GuestSg){ r->data_gpa, bytes };
         break;
     case VIRTIO_BLK_T_IN:
@@ -428,6 +427,31 @@ static bool run_submit(BlkRun *run, unsigned q, const BlkOp *op)
         break;
     case VIRTIO_BLK_T_GET_ID:
         in[n_in++] = (GuestSg){ r->data_gpa, VIRTIO_BLK_ID_BYTES };
+        break;
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+        out[n_out++] = (GuestSg){ r->meta_gpa + BLK_META_SEG, sizeof(VirtioBlkDiscardWz) };
+        break;
+    default:
+        break;
+    }
+    in[n_in++] = (GuestSg){ r->meta_gpa + BLK_META_STATUS, 1 };
+    return guest_vq_add(&run->d->vqs[r->q], out, n_out, in, n_in,
+                        (uint64_t)(r - run->reqs));
+}
+
+static bool run_submit(BlkRun *run, unsigned q, const BlkOp *op)
+{
+    VirtioBlkDrv *d = run->d;
+    BlkReq *r = run_free_req(run, q);
+    VirtioBlkOutHdr hdr = { .type = op->type, .ioprio = 0, .sector = op->sector };
+
+    g_assert(r);
+    r->op = *op;
+    memcpy(r->meta, &hdr, sizeof(hdr));
+    switch (op->type) {
+    case VIRTIO_BLK_T_OUT:
+        fill_write(run, r);
         break;
     case VIRTIO_BLK_T_DISCARD:
     case VIRTIO_BLK_T_WRITE_ZEROES: {
@@ -438,15 +462,12 @@ static bool run_submit(BlkRun *run, unsigned q, const BlkOp *op)
         hdr.sector = 0;
         memcpy(r->meta, &hdr, sizeof(hdr));
         memcpy(r->meta + BLK_META_SEG, &seg, sizeof(seg));
-        out[n_out++] = (GuestSg){ r->meta_gpa + BLK_META_SEG, sizeof(seg) };
         break;
     }
     default:
         break;
     }
-    in[n_in++] = (GuestSg){ r->meta_gpa + BLK_META_STATUS, 1 };
-    if (!guest_vq_add(&d->vqs[q], out, n_out, in, n_in,
-                      (uint64_t)(r - run->reqs))) {
+    if (!run_add_chain(run, r)) {
         return false;
     }
     r->busy = true;
@@ -676,6 +697,57 @@ static void run_progress(BlkRun *run)
 }
 
 /*
+ * The device asked for a reset (NEEDS_RESET): its back-end went away with
+ * requests of ours in an unknown state, done or not, and could not tell.
+ * Reset the device (fresh rings, same memory), then submit every request
+ * still outstanding again, in submission slots order, with the buffers
+ * it had: writes carry the same data (doing one twice is harmless), reads
+ * fill their buffer again. Completions from before the reset can no
+ * longer arrive, so each request completes exactly once.
+ */
+static bool run_recover(BlkRun *run)
+{
+    g_autoptr(GError) err = NULL;
+    unsigned again = 0;
+
+    if (!run->ctl.reset_device(run->ctl.opaque, &err)) {
+        run_error(run, true, "device reset failed: %s", err->message);
+        return false;
+    }
+    for (unsigned q = 0; q < run->nq; q++) {
+        bool added = false;
+
+        for (unsigned i = 0; i < run->depth; i++) {
+            BlkReq *r = &run->reqs[q * run->depth + i];
+
+            if (!r->busy) {
+                continue;
+            }
+            if (!run_add_chain(run, r)) {
+                run_error(run, true, "queue %u: ring full resubmitting after a reset", q);
+                return false;
+            }
+            added = true;
+            again++;
+        }
+        if (added) {
+            guest_vq_kick(&run->d->vqs[q]);
+        }
+    }
+    run->res->resets++;
+    run->res->resubmitted += again;
+    /* The stall clock restarts: the device only now has the requests again. */
+    run->last_done_ns = wl_now_ns();
+    return true;
+}
+
+static bool run_needs_reset(const BlkRun *run)
+{
+    return run->ctl.needs_reset && run->ctl.reset_device &&
+           run->ctl.needs_reset(run->ctl.opaque);
+}
+
+/*
  * Issues what gen gives, round robin over the queues, one kick per queue
  * per batch, until gen is done and nothing is in flight (or a fatal
  * failure). Stop requests end issuing; what is in flight still completes.
@@ -725,6 +797,9 @@ static void run_pump(BlkRun *run, BlkGenFn gen, void *opaque)
             }
             run_wait(run);
             run_reap(run);
+            if (run_needs_reset(run) && !run_recover(run)) {
+                break;
+            }
             if (run->in_flight &&
                 wl_now_ns() - run->last_done_ns > run->ctl.stall_ms * 1000000ull) {
                 run_error(run, true, "no completion for %u ms with %u requests in flight",

@@ -600,8 +600,8 @@ static bool run_finish(NetRun *run, GError **errp)
         got += run->got[p];
     }
     res->lost = res->sent - got;
-    res->verified_all = !run->fatal && res->mismatched == 0 && res->lost == 0 &&
-                        res->verified == res->sent;
+    res->verified_all = !run->fatal && res->mismatched == 0 &&
+                        res->lost <= run->wl->max_lost && res->verified == got;
     if (run->fatal) {
         g_propagate_error(errp, run->fatal);
         run->fatal = NULL;
@@ -613,7 +613,7 @@ static bool run_finish(NetRun *run, GError **errp)
                     res->first_error, res->mismatched, res->lost, res->sent);
         return false;
     }
-    for (unsigned p = 0; p < run->nqp && res->lost; p++) {
+    for (unsigned p = 0; p < run->nqp && res->lost > run->wl->max_lost; p++) {
         const uint64_t *w = (const uint64_t *)(run->seen + p * run->seen_stride);
         uint64_t seq = 0;
 

@@ -421,6 +421,9 @@ static bool net_kv(void *opaque, const char *name, const char *key,
     if (!strcmp(key, "drain")) {
         return parse_time_ms(name, key, val, &wl->drain_ms, errp);
     }
+    if (!strcmp(key, "max-lost")) {
+        return parse_range(name, key, val, 0, UINT32_MAX, &wl->max_lost, errp);
+    }
     if (!strcmp(key, "runtime")) {
         return parse_time_ms(name, key, val, &wl->runtime_ms, errp);
     }
@@ -469,7 +472,8 @@ char *net_workload_format(const NetWorkload *wl)
         g_string_append_printf(s, "%s%" PRIu32, i ? "+" : "", wl->sizes[i]);
     }
     g_string_append_printf(s, ",window=%u,queues=%u,rxbuf=%" PRIu32 ",drain=%" PRIu64
-                           "ms,runtime=%" PRIu64 "ms,seed=%" PRIu32, wl->window,
-                           wl->queues, wl->rxbuf, wl->drain_ms, wl->runtime_ms, wl->seed);
+                           "ms,runtime=%" PRIu64 "ms,seed=%" PRIu32 ",max-lost=%" PRIu64, wl->window,
+                           wl->queues, wl->rxbuf, wl->drain_ms, wl->runtime_ms, wl->seed,
+                           wl->max_lost);
     return g_string_free(s, false);
 }

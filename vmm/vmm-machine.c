@@ -10,11 +10,13 @@
 
 #include "chardev/char-socket.h"
 #include "guest/virtio-guest.h"
+#include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-blk.h"
 #include "hw/virtio/vhost-user-device.h"
 #include "hw/virtio/vhost-user-error.h"
 #include "hw/virtio/vhost-user-net.h"
 #include "system/memory.h"
+#include "vmm/vmm-backend-ops.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-workload.h"
 
@@ -23,6 +25,7 @@ typedef struct VmmDevice {
     char *id;
     char *chr_path;
     VhostUserBase *vub;
+    VmmBackendOps *backend_ops; /* answers the back-end's requests */
     VirtioGuestDevice *guest;
     VmmWorkload *wl;            /* -workload for this device, or NULL */
 } VmmDevice;
@@ -217,6 +220,11 @@ static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
     case VHOST_USER_BASE_ERROR:
         vmm_status("%s: error: %s", d->id, err ? err->message : "unknown error");
         break;
+    case VHOST_USER_BASE_NEEDS_RESET:
+        vmm_status("%s: the back-end left %u requests in an unknown state and "
+                   "does not track requests in flight: the device needs a reset "
+                   "(the driver submits them again)", d->id, nrings);
+        break;
     }
 }
 
@@ -227,6 +235,8 @@ static void vmm_device_free(gpointer p)
     /* The vCPU thread uses the rings: it goes before the device. */
     vmm_workload_free(d->wl);
     vhost_user_base_free(d->vub);
+    /* After the device: its teardown still reports unmapped notifiers. */
+    vmm_backend_ops_free(d->backend_ops);
     virtio_guest_device_free(d->guest);
     g_free(d->id);
     g_free(d->chr_path);
@@ -259,6 +269,7 @@ static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
         VhostUserNetParams p = {
             .id = o->id, .chr = chr, .mem = m->mem, .queues = o->queues,
             .mq = o->mq, .host_mtu = o->host_mtu, .queue_size = o->queue_size,
+            .iommu_platform = o->iommu_platform,
         };
 
         memcpy(p.mac, o->mac, sizeof(p.mac));
@@ -268,7 +279,7 @@ static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
     case VMM_DEVICE_BLK: {
         VhostUserBlkParams p = {
             .id = o->id, .chr = chr, .mem = m->mem, .num_queues = o->num_queues,
-            .queue_size = o->queue_size,
+            .queue_size = o->queue_size, .iommu_platform = o->iommu_platform,
         };
 
         vub = vhost_user_blk_new(&p, errp);
@@ -278,6 +289,7 @@ static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
         VhostUserDeviceParams p = {
             .id = o->id, .chr = chr, .mem = m->mem, .virtio_id = (uint16_t)o->virtio_id,
             .num_vqs = o->num_vqs, .vq_size = o->vq_size, .config_size = o->config_size,
+            .iommu_platform = o->iommu_platform,
         };
 
         vub = vhost_user_device_new(&p, errp);
@@ -292,6 +304,7 @@ static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
     d->id = g_strdup(o->id);
     d->chr_path = g_strdup(co->path);
     d->vub = vub;
+    d->backend_ops = vmm_backend_ops_install(vub, m->mem);
     if (wo) {
         d->wl = vmm_workload_new(wo, vmm_machine_workload_done, m);
         m->nworkloads++;
@@ -449,4 +462,107 @@ void vmm_machine_free(VmmMachine *m)
     guest_memory_free(m->mem);
     g_ptr_array_unref(m->blocks);
     g_free(m);
+}
+
+/* ---- run-time RAM ----------------------------------------------------- */
+
+GuestMemory *vmm_machine_memory(VmmMachine *m)
+{
+    return m->mem;
+}
+
+RamBlock *vmm_machine_find_ram_block(VmmMachine *m, const char *id)
+{
+    return vmm_machine_find_block(m, id);
+}
+
+void vmm_machine_add_ram_block(VmmMachine *m, RamBlock *rb)
+{
+    g_assert(!vmm_machine_find_block(m, rb->id));
+    g_ptr_array_add(m->blocks, rb);
+}
+
+void vmm_machine_del_ram_block(VmmMachine *m, RamBlock *rb)
+{
+    for (unsigned i = 0; i < guest_memory_nregions(m->mem); i++) {
+        g_assert(guest_memory_region(m->mem, i)->block != rb);
+    }
+    if (!g_ptr_array_remove(m->blocks, rb)) {
+        g_assert_not_reached();
+    }
+}
+
+/* Every vhost_dev of every device: each back-end maps all guest RAM. */
+static GPtrArray *vmm_machine_vhost_devs(VmmMachine *m)
+{
+    GPtrArray *devs = g_ptr_array_new();
+
+    for (guint i = 0; i < m->devices->len; i++) {
+        VhostUserBase *vub = ((VmmDevice *)m->devices->pdata[i])->vub;
+
+        for (unsigned j = 0; j < vub->ndevs; j++) {
+            g_ptr_array_add(devs, &vub->devs[j]);
+        }
+    }
+    return devs;
+}
+
+bool vmm_machine_plug_ram(VmmMachine *m, uint64_t gpa, RamBlock *rb, GError **errp)
+{
+    g_autoptr(GPtrArray) devs = vmm_machine_vhost_devs(m);
+    GError *err = NULL;
+
+    if (vhost_dev_add_ram((struct vhost_dev *const *)devs->pdata, devs->len, m->mem,
+                          gpa, rb, 0, rb->size, &err)) {
+        return true;
+    }
+    /*
+     * Made but refused by a back-end (which was dropped): undo, so that a
+     * failed device_add leaves no memory device behind. The others get
+     * the removal; the dropped one gets the whole table on reconnect.
+     */
+    if (guest_memory_find(m->mem, gpa) && guest_memory_find(m->mem, gpa)->block == rb) {
+        g_autoptr(GError) undo_err = NULL;
+
+        vhost_dev_remove_ram((struct vhost_dev *const *)devs->pdata, devs->len, m->mem,
+                             gpa, &undo_err);
+    }
+    g_propagate_error(errp, err);
+    return false;
+}
+
+/*
+ * Behind the identity IOMMU a back-end may hold translations into the
+ * region (a miss is answered up to the region's end): they go first, so
+ * it never uses the range once the region's memory is gone. A back-end
+ * that fails the invalidation is dropped like any other; it gets a fresh
+ * start on reconnect.
+ */
+static void vmm_machine_iotlb_invalidate(VmmMachine *m, uint64_t gpa, uint64_t size)
+{
+    for (guint i = 0; i < m->devices->len; i++) {
+        VmmDevice *d = m->devices->pdata[i];
+        const struct vhost_dev *hdev = &d->vub->devs[0];
+        g_autoptr(GError) err = NULL;
+
+        if (!hdev->started ||
+            !virtio_has_feature(hdev->acked_features, VIRTIO_F_IOMMU_PLATFORM)) {
+            continue;
+        }
+        if (!vhost_user_iotlb_invalidate(d->vub->user, gpa, size, &err)) {
+            vmm_status("%s: %s", d->id, err->message);
+        }
+    }
+}
+
+bool vmm_machine_unplug_ram(VmmMachine *m, uint64_t gpa, GError **errp)
+{
+    g_autoptr(GPtrArray) devs = vmm_machine_vhost_devs(m);
+    const MemoryRegionMap *r = guest_memory_find(m->mem, gpa);
+
+    if (r) {
+        vmm_machine_iotlb_invalidate(m, r->gpa, r->size);
+    }
+    return vhost_dev_remove_ram((struct vhost_dev *const *)devs->pdata, devs->len,
+                                m->mem, gpa, errp);
 }

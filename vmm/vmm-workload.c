@@ -12,6 +12,7 @@
 #include "guest/virtio-blk-drv.h"
 #include "guest/virtio-net-drv.h"
 #include "hw/virtio/vhost-user-blk.h"
+#include "hw/virtio/vhost-user-error.h"
 #include "hw/virtio/vhost-user-net.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-workload.h"
@@ -45,6 +46,18 @@ struct VmmWorkload {
     bool run_ok;
     GError *err;
 
+    /*
+     * A device reset the driver asked for (NEEDS_RESET), run by the main
+     * loop, where the device model lives, while the thread waits on
+     * reset_cond. All under lock.
+     */
+    VirtioGuestDevice *gd;
+    GCond reset_cond;
+    GSource *reset_src;         /* queued, not run yet */
+    bool reset_done;
+    bool reset_ok;
+    GError *reset_err;
+
     /* Progress, written by the thread under lock, read by the main loop. */
     GMutex lock;
     bool have_progress;
@@ -69,6 +82,7 @@ VmmWorkload *vmm_workload_new(const VmmWorkloadOpts *o, VmmWorkloadDoneFn done,
     w->done = done;
     w->done_opaque = opaque;
     g_mutex_init(&w->lock);
+    g_cond_init(&w->reset_cond);
     wl_stats_init(&w->blk_res.stats);
     wl_stats_init(&w->net_res.stats);
     return w;
@@ -108,6 +122,8 @@ void vmm_workload_free(VmmWorkload *w)
     virtio_blk_result_clear(&w->blk_res);
     virtio_net_result_clear(&w->net_res);
     g_clear_error(&w->err);
+    g_clear_error(&w->reset_err);
+    g_cond_clear(&w->reset_cond);
     g_mutex_clear(&w->lock);
     g_free(w->stop_reason);
     g_free(w->id);
@@ -138,6 +154,69 @@ static void vmm_workload_progress_cb(void *opaque, const char *name,
     g_mutex_unlock(&w->lock);
 }
 
+static bool vmm_workload_needs_reset(void *opaque)
+{
+    VmmWorkload *w = opaque;
+
+    return virtio_needs_reset(w->gd->vdev);
+}
+
+/* Main loop: the driver's reset and boot, as its status writes would do. */
+static gboolean vmm_workload_reset_cb(gpointer opaque)
+{
+    VmmWorkload *w = opaque;
+    GError *err = NULL;
+    bool ok;
+
+    vmm_status("%s: the driver resets the device", w->id);
+    ok = virtio_guest_device_boot(w->gd, &err);
+    g_mutex_lock(&w->lock);
+    g_clear_pointer(&w->reset_src, g_source_unref);
+    w->reset_done = true;
+    w->reset_ok = ok;
+    g_clear_error(&w->reset_err);
+    w->reset_err = err;
+    g_cond_broadcast(&w->reset_cond);
+    g_mutex_unlock(&w->lock);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * vCPU thread: has the main loop reset and boot the device, and waits.
+ * Gives up when the run is being stopped: the main loop may then be the
+ * one waiting for this thread (vmm_workload_free), and the queued reset
+ * is withdrawn so it never runs on a freed workload.
+ */
+static bool vmm_workload_reset(void *opaque, GError **errp)
+{
+    VmmWorkload *w = opaque;
+    bool ok;
+
+    g_mutex_lock(&w->lock);
+    w->reset_done = false;
+    w->reset_src = g_idle_source_new();
+    g_source_set_callback(w->reset_src, vmm_workload_reset_cb, w, NULL);
+    g_source_attach(w->reset_src, NULL);
+    while (!w->reset_done) {
+        if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+            g_source_destroy(w->reset_src);
+            g_clear_pointer(&w->reset_src, g_source_unref);
+            g_mutex_unlock(&w->lock);
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                        "%s: the run was stopped during a device reset", w->id);
+            return false;
+        }
+        g_cond_wait_until(&w->reset_cond, &w->lock,
+                          g_get_monotonic_time() + 100 * G_TIME_SPAN_MILLISECOND);
+    }
+    ok = w->reset_ok;
+    if (!ok) {
+        g_propagate_error(errp, g_steal_pointer(&w->reset_err));
+    }
+    g_mutex_unlock(&w->lock);
+    return ok;
+}
+
 static gpointer vmm_workload_thread(gpointer opaque)
 {
     VmmWorkload *w = opaque;
@@ -147,6 +226,8 @@ static gpointer vmm_workload_thread(gpointer opaque)
         .progress = vmm_workload_progress_cb,
         .opaque = w,
         .stall_ms = VMM_WORKLOAD_STALL_MS,
+        .needs_reset = vmm_workload_needs_reset,
+        .reset_device = vmm_workload_reset,
     };
     bool ok;
 
@@ -264,6 +345,7 @@ void vmm_workload_start(VmmWorkload *w, VirtioGuestDevice *gd)
         return;
     }
     w->state = VMM_WL_RUNNING;
+    w->gd = gd;
     /*
      * STARTED comes from inside the driver's DRIVER_OK write (before the
      * boot returns), or from a reconnect restart after a DRIVER_OK the
@@ -426,9 +508,10 @@ static void vmm_workload_json(VmmWorkload *w, const WorkloadStats *s, bool verif
             ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
             ",\"write_zeroes\":%" PRIu64 ",\"sectors_verified\":%" PRIu64
             ",\"mismatches\":%" PRIu64 ",\"io_errors\":%" PRIu64
-            ",\"range_sectors\":%" PRIu64, w->blk.bs, b->reads, b->writes,
+            ",\"range_sectors\":%" PRIu64 ",\"resets\":%u,\"resubmitted\":%" PRIu64,
+            w->blk.bs, b->reads, b->writes,
             b->flushes, b->discards, b->write_zeroes, b->sectors_verified,
-            b->mismatches, b->io_errors, b->range_sectors);
+            b->mismatches, b->io_errors, b->range_sectors, b->resets, b->resubmitted);
     } else {
         const VirtioNetResult *n = &w->net_res;
 
@@ -482,6 +565,11 @@ void vmm_workload_report(VmmWorkload *w, bool json)
                        b->discards, b->write_zeroes,
                        b->sectors_verified / (w->blk.bs / VIRTIO_BLK_SECTOR_SIZE),
                        w->blk.bs, b->sectors_verified, b->mismatches, b->io_errors);
+            if (b->resets) {
+                vmm_status("%s: %u device resets asked for by the device; %" PRIu64
+                           " requests submitted again", w->id, b->resets,
+                           b->resubmitted);
+            }
         } else {
             const VirtioNetResult *n = &w->net_res;
             double secs = wl_stats_seconds(s);

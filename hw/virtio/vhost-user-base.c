@@ -13,6 +13,7 @@
  * a request drops the connection and we learn of it from CLOSED later.
  */
 #include <string.h>
+#include <unistd.h>
 
 #include <glib.h>
 
@@ -157,6 +158,35 @@ static void vub_stop(VhostUserBase *vub)
     vub_notify(vub, VHOST_USER_BASE_STOPPED, vhost_user_base_total_rings(vub), NULL);
 }
 
+/*
+ * iommu_platform=on is a promise to the driver that addresses are IOVAs;
+ * a back-end that cannot take IOTLB updates (no IOMMU_PLATFORM, or no
+ * back-end channel for its misses and no REPLY_ACK for our updates)
+ * would read guest memory at the wrong addresses, so it is refused here
+ * rather than at SET_FEATURES, where the driver has already been told.
+ */
+static bool vub_iommu_usable(VhostUserBase *vub, GError **errp)
+{
+    const struct vhost_dev *hdev = &vub->devs[0];
+
+    if (!virtio_has_feature(hdev->features, VIRTIO_F_IOMMU_PLATFORM)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: GET_FEATURES: iommu_platform=on but the back-end does not "
+                    "offer VIRTIO_F_IOMMU_PLATFORM (features 0x%" G_GINT64_MODIFIER
+                    "x)", vub->vdev.id, hdev->features);
+        return false;
+    }
+    if (!vhost_dev_has_protocol_feature(hdev, VHOST_USER_PROTOCOL_F_BACKEND_REQ) ||
+        !vhost_dev_has_protocol_feature(hdev, VHOST_USER_PROTOCOL_F_REPLY_ACK)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: GET_PROTOCOL_FEATURES: iommu_platform=on needs protocol "
+                    "features BACKEND_REQ and REPLY_ACK (negotiated 0x%"
+                    G_GINT64_MODIFIER "x)", vub->vdev.id, hdev->protocol_features);
+        return false;
+    }
+    return true;
+}
+
 static bool vub_negotiate(VhostUserBase *vub, GError **errp)
 {
     uint64_t features;
@@ -176,16 +206,114 @@ static bool vub_negotiate(VhostUserBase *vub, GError **errp)
                     "(features 0x%" G_GINT64_MODIFIER "x)", vub->vdev.id, features);
         return false;
     }
+    if (vub->iommu_platform && !vub_iommu_usable(vub, errp)) {
+        return false;
+    }
     if (vub->klass->connected && !vub->klass->connected(vub, errp)) {
         return false;
     }
     return true;
 }
 
+/*
+ * Which requests a back-end that just went away leaves in doubt. The
+ * rings resume from the used index in guest RAM; a split ring without
+ * VIRTIO_F_IN_ORDER may complete requests out of order, so between the
+ * used index and the avail index the old back-end saw, some requests may
+ * be done and others not, and below the used index some may never have
+ * been done: resuming would redo some and skip others, and a redone head
+ * the driver already reused completes someone else's request. Only an
+ * inflight area (the next back-end resubmits exactly what was in flight)
+ * or IN_ORDER (everything below the used index is done, nothing above it)
+ * makes resuming exact. Otherwise, if any request was outstanding, the
+ * driver must reset the device and submit them again. Called right after
+ * the connection is gone, when no back-end can take more.
+ */
+static unsigned vub_count_lost(VhostUserBase *vub)
+{
+    const struct vhost_dev *hdev0 = &vub->devs[0];
+    unsigned lost = 0;
+
+    if (!vub->reset_if_lost ||
+        (hdev0->use_inflight && hdev0->inflight.fd >= 0) ||
+        virtio_has_feature(vub->vdev.guest_features, VIRTIO_F_IN_ORDER)) {
+        return 0;
+    }
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        const struct vhost_dev *hdev = &vub->devs[i];
+
+        for (unsigned j = 0; j < hdev->nvqs; j++) {
+            const struct vhost_virtqueue *vq = &hdev->vqs[j];
+            uint16_t avail, outstanding;
+
+            if (!vq->num ||
+                !guest_memory_read(vub->mem, vq->avail_gpa + 2, &avail, sizeof(avail))) {
+                continue;
+            }
+            /*
+             * last_avail_idx now holds the used index (vhost_dev_disconnect),
+             * which the back-end wrote: untrusted. A driver never has more
+             * than a ring's worth outstanding, so more means a lying used
+             * index, and the whole ring is in doubt.
+             */
+            outstanding = (uint16_t)(GUINT16_FROM_LE(avail) - vq->last_avail_idx);
+            lost += MIN(outstanding, vq->num);
+        }
+    }
+    return lost;
+}
+
+/*
+ * After a reconnect the driver may have added requests while nobody was
+ * there, and with EVENT_IDX it kicks only when the (old) back-end asked
+ * for it: one kick per started ring makes the new back-end look. A
+ * spurious kick costs a back-end one look at an empty ring.
+ */
+static void vub_kick_backend(VhostUserBase *vub)
+{
+    const uint64_t one = 1;
+
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        for (unsigned j = 0; j < vub->devs[i].nvqs; j++) {
+            const struct vhost_virtqueue *vq = &vub->devs[i].vqs[j];
+
+            if (vq->started && vq->kick_fd >= 0 &&
+                write(vq->kick_fd, &one, sizeof(one)) < 0) {
+                /* An eventfd write only fails on overflow: it is readable. */
+            }
+        }
+    }
+}
+
+/* Wakes a driver waiting on the call eventfds: NEEDS_RESET is news. */
+static void vub_kick_driver(VhostUserBase *vub)
+{
+    const uint64_t one = 1;
+
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        for (unsigned j = 0; j < vub->devs[i].nvqs; j++) {
+            if (vub->devs[i].vqs[j].call_fd >= 0 &&
+                write(vub->devs[i].vqs[j].call_fd, &one, sizeof(one)) < 0) {
+                /* An eventfd write only fails on overflow: it is readable. */
+            }
+        }
+    }
+}
+
 static void vub_disconnected(VhostUserBase *vub)
 {
+    bool was_started = vub->started;
+    g_autoptr(GError) async_err = NULL;
+
     if (!vub->connected) {
         return;
+    }
+    /* A bad back-end request dropped it from the loop: nobody was told yet. */
+    g_mutex_lock(&vub->user->lock);
+    async_err = g_steal_pointer(&vub->user->async_error);
+    g_mutex_unlock(&vub->user->lock);
+    if (async_err) {
+        vub_notify(vub, VHOST_USER_BASE_ERROR, 0, async_err);
     }
     /*
      * Started rings are stopped without the back-end: their resume point
@@ -194,6 +322,9 @@ static void vub_disconnected(VhostUserBase *vub)
      */
     for (unsigned i = 0; i < vub->ndevs; i++) {
         vhost_dev_disconnect(&vub->devs[i]);
+    }
+    if (was_started) {
+        vub->lost_requests += vub_count_lost(vub);
     }
     vub->started = false;
     vub->ready = false;
@@ -223,7 +354,15 @@ static void vub_connected(VhostUserBase *vub)
     vub->ready = true;
     virtio_update_host_features(&vub->vdev);
 
-    if (vub->vdev.status & VIRTIO_CONFIG_S_DRIVER_OK) {
+    if (vub->lost_requests || virtio_needs_reset(&vub->vdev)) {
+        /* Nothing is started until the driver has reset the device. */
+        virtio_set_needs_reset(&vub->vdev);
+        vub_notify(vub, VHOST_USER_BASE_NEEDS_RESET, vub->lost_requests, NULL);
+        vub_kick_driver(vub);
+        char_socket_reset_backoff(vub->chr);
+        return;
+    }
+    if (virtio_get_status(&vub->vdev) & VIRTIO_CONFIG_S_DRIVER_OK) {
         /*
          * Reconnect: the driver had the device running. Bring it back with
          * the features it acked and the rings it set up; each ring resumes
@@ -231,9 +370,18 @@ static void vub_connected(VhostUserBase *vub)
          */
         if (!vub_start(vub, &err)) {
             vub_fail(vub, err);
+            return;
         }
+        vub_kick_backend(vub);
+        char_socket_reset_backoff(vub->chr);
         return;
     }
+    /*
+     * Only a bring-up that got this far restarts the chardev's backoff: a
+     * back-end failing every one is retried ever more slowly, not every
+     * reconnect-ms with one error each time (an endless init loop).
+     */
+    char_socket_reset_backoff(vub->chr);
     vub_notify(vub, VHOST_USER_BASE_READY, 0, NULL);
 }
 
@@ -264,6 +412,11 @@ static uint64_t vub_get_features(VirtIODevice *vdev)
     f = vub->klass->host_features ?
         vub->klass->host_features(vub, vub->devs[0].features) :
         vub->devs[0].features;
+    /* Offered only on request: it changes what every address means. */
+    f &= ~(1ull << VIRTIO_F_IOMMU_PLATFORM);
+    if (vub->iommu_platform) {
+        f |= vub->devs[0].features & (1ull << VIRTIO_F_IOMMU_PLATFORM);
+    }
     return f & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
 }
 
@@ -313,6 +466,7 @@ static void vub_reset(VirtIODevice *vdev)
     VhostUserBase *vub = vdev->opaque;
 
     /* A reset driver lays out fresh rings: they start from index 0. */
+    vub->lost_requests = 0;
     for (unsigned i = 0; i < vub->ndevs; i++) {
         for (unsigned j = 0; j < vub->devs[i].nvqs; j++) {
             vub->devs[i].vqs[j].last_avail_idx = 0;
@@ -349,6 +503,7 @@ bool vhost_user_base_realize(VhostUserBase *vub, const VhostUserBaseClass *klass
     vub->mem = p->mem;
     vub->ndevs = p->ndevs;
     vub->rings_per_dev = p->rings_per_dev;
+    vub->iommu_platform = p->iommu_platform;
     vub->user = vhost_user_state_new(p->chr, p->id);
     vub->user->supported_protocol_features &= ~p->protocol_features_clear;
     vub->devs = g_new0(struct vhost_dev, p->ndevs);
@@ -361,6 +516,9 @@ bool vhost_user_base_realize(VhostUserBase *vub, const VhostUserBaseClass *klass
                             i * p->rings_per_dev, p->rings_per_dev, errp)) {
             goto err_devs;
         }
+        /* One area covers the device's rings: only a one-vhost_dev device. */
+        vub->reset_if_lost = p->reset_if_lost;
+        vub->devs[i].use_inflight = p->inflight && p->ndevs == 1;
         for (unsigned j = 0; j < p->rings_per_dev; j++) {
             virtio_queue_set_notifiers(&vub->vdev, i * p->rings_per_dev + j,
                                        vub->devs[i].vqs[j].kick_fd,

@@ -43,7 +43,9 @@ uint64_t vhost_user_frontend_protocol_features(void)
            (1ull << VHOST_USER_PROTOCOL_F_HOST_NOTIFIER) |
            (1ull << VHOST_USER_PROTOCOL_F_STATUS) |
            (1ull << VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |
-           (1ull << VHOST_USER_PROTOCOL_F_SHARED_OBJECT);
+           (1ull << VHOST_USER_PROTOCOL_F_SHARED_OBJECT) |
+           /* hw/virtio/vhost-inflight.c; used by devices that ask (blk) */
+           (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
 }
 
 VhostUserState *vhost_user_state_new(CharSocket *chr, const char *name)
@@ -68,6 +70,7 @@ void vhost_user_state_free(VhostUserState *u)
         g_ptr_array_free(u->devs, TRUE);
     }
     vhost_user_mem_cleanup(u);
+    g_clear_error(&u->async_error);
     g_mutex_clear(&u->lock);
     g_free(u->name);
     g_free(u);

@@ -9,8 +9,10 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hw/virtio/vhost.h"
+#include "hw/virtio/vhost-inflight.h"
 #include "hw/virtio/vhost-user.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-error.h"
@@ -93,6 +95,14 @@ static bool user_backend_init(struct vhost_dev *dev, void *opaque, GError **errp
 
     dev->opaque = u;
     vhost_user_register_dev(u, dev);
+    /*
+     * The regions a new back-end's slot count is checked against are the
+     * guest's RAM now, not the last table sent: RAM unplugged while no
+     * back-end was there must not get the next one refused.
+     */
+    if (!u->negotiated && u->mem_regions_in_use && dev->mem) {
+        u->mem_regions_in_use = guest_memory_nregions(dev->mem);
+    }
     if (!u->negotiated && !vhost_user_negotiate(u, errp)) {
         return false;
     }
@@ -254,6 +264,56 @@ static bool user_set_mem_table(struct vhost_dev *dev, GuestMemory *mem, GError *
     /* What a reconnecting back-end's slot count is checked against. */
     u->mem_regions_in_use = n;
     return true;
+}
+
+static bool user_get_inflight_fd(struct vhost_dev *dev, uint16_t queue_size,
+                                 struct vhost_inflight *inflight, GError **errp)
+{
+    VhostUserState *u = to_user(dev);
+    uint16_t num_queues = (uint16_t)dev->nvqs;
+    VhostUserMsg msg, reply;
+    GError *err = NULL;
+    int fd = -1;
+    size_t nfds = 1;
+
+    msg_prepare(&msg, VHOST_USER_GET_INFLIGHT_FD, sizeof(VhostUserInflight));
+    msg.payload.inflight.num_queues = num_queues;
+    msg.payload.inflight.queue_size = queue_size;
+    if (!vhost_user_request(u, dev->vq_index, &msg, NULL, 0, 0, &reply, &fd, &nfds,
+                            errp)) {
+        return false;
+    }
+    if (nfds == 0) {
+        fd = -1;
+    }
+    /* A zero size is the back-end saying it does not track this device. */
+    if (reply.payload.inflight.mmap_size == 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return true;
+    }
+    if (!vhost_inflight_map(inflight, dev->name, fd, reply.payload.inflight.mmap_size,
+                            reply.payload.inflight.mmap_offset, num_queues, queue_size,
+                            &err)) {
+        user_drop(u, errp, "%s", err->message);
+        g_error_free(err);
+        return false;
+    }
+    return true;
+}
+
+static bool user_set_inflight_fd(struct vhost_dev *dev,
+                                 const struct vhost_inflight *inflight, GError **errp)
+{
+    VhostUserMsg msg;
+
+    msg_prepare(&msg, VHOST_USER_SET_INFLIGHT_FD, sizeof(VhostUserInflight));
+    msg.payload.inflight.mmap_size = inflight->size;
+    msg.payload.inflight.mmap_offset = inflight->offset;
+    msg.payload.inflight.num_queues = inflight->num_queues;
+    msg.payload.inflight.queue_size = inflight->queue_size;
+    return user_send(dev, &msg, &inflight->fd, 1, VHOST_USER_REQ_SYNC, errp);
 }
 
 static unsigned user_mem_max_regions(struct vhost_dev *dev)
@@ -463,6 +523,8 @@ const VhostOps user_ops = {
     .reset_device = user_reset_device,
     .set_mem_table = user_set_mem_table,
     .mem_max_regions = user_mem_max_regions,
+    .get_inflight_fd = user_get_inflight_fd,
+    .set_inflight_fd = user_set_inflight_fd,
     .set_vring_num = user_set_vring_num,
     .set_vring_addr = user_set_vring_addr,
     .set_vring_base = user_set_vring_base,

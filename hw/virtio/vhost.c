@@ -57,6 +57,7 @@ bool vhost_dev_init(struct vhost_dev *hdev, const char *name, void *opaque,
                     unsigned int vq_index, unsigned int nvqs, GError **errp)
 {
     memset(hdev, 0, sizeof(*hdev));
+    vhost_inflight_init(&hdev->inflight);
     hdev->name = g_strdup(name);
     if (nvqs == 0 || vq_index + nvqs > VHOST_USER_VRING_IDX_MASK + 1u ||
         vq_index + nvqs < vq_index) {
@@ -159,7 +160,8 @@ static void vhost_virtqueue_stop(struct vhost_dev *hdev, unsigned i)
     vhost_virtqueue_base_from_ram(hdev, i);
 }
 
-static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, GError **errp)
+static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_num,
+                                  GError **errp)
 {
     struct vhost_virtqueue *vq = &hdev->vqs[i];
     const VhostOps *ops = hdev->vhost_ops;
@@ -187,7 +189,11 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, GError **e
     }
     /*
      * The back-end gets our virtual addresses and translates them through
-     * the memory table, so each ring part must lie in one region.
+     * the memory table, so each ring part must lie in one region. Behind
+     * an IOMMU (VIRTIO_F_IOMMU_PLATFORM acked) the spec has it get I/O
+     * virtual addresses instead, which it resolves with IOTLB misses; the
+     * VMM's IOMMU is the identity, so the IOVA is the guest physical
+     * address, and the ring must still be in RAM for the miss to resolve.
      */
     desc = guest_memory_gpa_to_hva(hdev->mem, vq->desc_gpa, 16ull * vq->num);
     avail = guest_memory_gpa_to_hva(hdev->mem, vq->avail_gpa, 6ull + 2ull * vq->num);
@@ -200,11 +206,17 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, GError **e
                     !desc ? vq->desc_gpa : !avail ? vq->avail_gpa : vq->used_gpa);
         return false;
     }
-    addr.desc_user_addr = (uint64_t)(uintptr_t)desc;
-    addr.avail_user_addr = (uint64_t)(uintptr_t)avail;
-    addr.used_user_addr = (uint64_t)(uintptr_t)used;
+    if (hdev->acked_features & (1ull << VIRTIO_F_IOMMU_PLATFORM)) {
+        addr.desc_user_addr = vq->desc_gpa;
+        addr.avail_user_addr = vq->avail_gpa;
+        addr.used_user_addr = vq->used_gpa;
+    } else {
+        addr.desc_user_addr = (uint64_t)(uintptr_t)desc;
+        addr.avail_user_addr = (uint64_t)(uintptr_t)avail;
+        addr.used_user_addr = (uint64_t)(uintptr_t)used;
+    }
 
-    if (!ops->set_vring_num(hdev, &num, errp) ||
+    if ((send_num && !ops->set_vring_num(hdev, &num, errp)) ||
         !ops->set_vring_base(hdev, &base, errp) ||
         !ops->set_vring_addr(hdev, &addr, errp) ||
         !ops->set_vring_kick(hdev, &kick, errp)) {
@@ -243,9 +255,69 @@ static void vhost_dev_mem_unlisten(struct vhost_dev *hdev)
     }
 }
 
+static bool vhost_dev_use_inflight(const struct vhost_dev *hdev)
+{
+    return hdev->use_inflight && hdev->vhost_ops->get_inflight_fd &&
+           hdev->vhost_ops->set_inflight_fd &&
+           vhost_dev_has_protocol_feature(hdev, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+}
+
+/*
+ * Every ring's SET_VRING_NUM, then the inflight area (fetched once per
+ * device life, handed over on every connection), before any ring is
+ * kicked: see vhost-inflight.h for why in this order.
+ */
+static bool vhost_dev_start_inflight(struct vhost_dev *hdev, GError **errp)
+{
+    const VhostOps *ops = hdev->vhost_ops;
+    uint16_t queue_size = 0;
+
+    for (unsigned i = 0; i < hdev->nvqs; i++) {
+        const struct vhost_virtqueue *vq = &hdev->vqs[i];
+        struct vhost_vring_state num = {
+            .index = (unsigned)ops->get_vq_index(hdev, (int)i), .num = vq->num,
+        };
+
+        /* A ring the driver did not set up is never started. */
+        if (vq->num == 0) {
+            continue;
+        }
+        if (queue_size && vq->num != queue_size) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "%s: inflight tracking needs one ring size, but ring %u has "
+                        "%u descriptors and an earlier one %u", hdev->name, num.index,
+                        vq->num, queue_size);
+            return false;
+        }
+        /* The area's layout is sized by it: checked before it is sent. */
+        if (vq->num > VHOST_MAX_RING_NUM || (vq->num & (vq->num - 1))) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                        "%s: ring %u: size %u is not a power of two in 1..%u",
+                        hdev->name, num.index, vq->num, VHOST_MAX_RING_NUM);
+            return false;
+        }
+        queue_size = (uint16_t)vq->num;
+        if (!ops->set_vring_num(hdev, &num, errp)) {
+            return false;
+        }
+    }
+    /* The driver re-sized its rings (after a reset): the old area is void. */
+    if (hdev->inflight.fd >= 0 && (hdev->inflight.queue_size != queue_size ||
+                                   hdev->inflight.num_queues != hdev->nvqs)) {
+        vhost_inflight_free(&hdev->inflight);
+    }
+    if (hdev->inflight.fd < 0 &&
+        !ops->get_inflight_fd(hdev, queue_size, &hdev->inflight, errp)) {
+        return false;
+    }
+    /* fd still -1: the back-end does not track requests for this device. */
+    return hdev->inflight.fd < 0 || ops->set_inflight_fd(hdev, &hdev->inflight, errp);
+}
+
 bool vhost_dev_start(struct vhost_dev *hdev, GError **errp)
 {
     const VhostOps *ops = hdev->vhost_ops;
+    bool inflight;
     unsigned i;
 
     if (hdev->started) {
@@ -273,8 +345,12 @@ bool vhost_dev_start(struct vhost_dev *hdev, GError **errp)
         }
     }
 
+    inflight = vhost_dev_use_inflight(hdev);
+    if (inflight && !vhost_dev_start_inflight(hdev, errp)) {
+        return false;
+    }
     for (i = 0; i < hdev->nvqs; i++) {
-        if (!vhost_virtqueue_start(hdev, i, errp)) {
+        if (!vhost_virtqueue_start(hdev, i, !inflight, errp)) {
             goto err_stop_rings;
         }
     }
@@ -340,6 +416,13 @@ void vhost_dev_stop(struct vhost_dev *hdev)
     for (unsigned i = 0; i < hdev->nvqs; i++) {
         vhost_virtqueue_stop(hdev, i);
     }
+    /*
+     * Still connected: every ring answered GET_VRING_BASE, so nothing is in
+     * flight, and what the area holds must not be replayed by a later start.
+     */
+    if (ops->is_connected(hdev)) {
+        vhost_inflight_clear(&hdev->inflight);
+    }
     hdev->started = false;
     vhost_dev_mem_unlisten(hdev);
     if (ops->dev_start) {
@@ -378,6 +461,7 @@ void vhost_dev_cleanup(struct vhost_dev *hdev)
     }
     vhost_dev_mem_unlisten(hdev);
     g_clear_error(&hdev->mem_err);
+    vhost_inflight_free(&hdev->inflight);
     if (hdev->vhost_ops && hdev->vhost_ops->backend_cleanup) {
         hdev->vhost_ops->backend_cleanup(hdev);
     }

@@ -95,7 +95,18 @@ uint64_t virtio_get_guest_features(const VirtIODevice *vdev)
 
 uint8_t virtio_get_status(const VirtIODevice *vdev)
 {
-    return vdev->status;
+    /* Atomic: a driver thread polls it for NEEDS_RESET (virtio_needs_reset). */
+    return __atomic_load_n(&vdev->status, __ATOMIC_ACQUIRE);
+}
+
+void virtio_set_needs_reset(VirtIODevice *vdev)
+{
+    __atomic_or_fetch(&vdev->status, VIRTIO_CONFIG_S_NEEDS_RESET, __ATOMIC_RELEASE);
+}
+
+bool virtio_needs_reset(const VirtIODevice *vdev)
+{
+    return virtio_get_status(vdev) & VIRTIO_CONFIG_S_NEEDS_RESET;
 }
 
 static void virtio_queues_reset(VirtIODevice *vdev)
@@ -122,7 +133,7 @@ void virtio_reset(VirtIODevice *vdev)
         vdev->klass->set_status) {
         vdev->klass->set_status(vdev, vdev->status, 0, &err);
     }
-    vdev->status = 0;
+    __atomic_store_n(&vdev->status, 0, __ATOMIC_RELEASE);
     vdev->guest_features = 0;
     virtio_queues_reset(vdev);
     if (vdev->klass && vdev->klass->reset) {
@@ -167,7 +178,9 @@ bool virtio_set_status(VirtIODevice *vdev, uint8_t status, GError **errp)
         return false;
     }
 
-    vdev->status = status;
+    /* The driver's write keeps a NEEDS_RESET it has not acted on yet. */
+    __atomic_store_n(&vdev->status, status | (old & VIRTIO_CONFIG_S_NEEDS_RESET),
+                     __ATOMIC_RELEASE);
     if (((old ^ status) & VIRTIO_CONFIG_S_DRIVER_OK) && vdev->klass &&
         vdev->klass->set_status) {
         ok = vdev->klass->set_status(vdev, old, status, errp);

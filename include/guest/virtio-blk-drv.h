@@ -90,6 +90,8 @@ typedef struct VirtioBlkResult {
     uint64_t mismatches;        /* sectors read and found otherwise */
     uint64_t io_errors;         /* requests with a non-OK status */
     uint64_t range_sectors;     /* the range the run used */
+    unsigned resets;            /* device resets asked for by the device */
+    uint64_t resubmitted;       /* requests submitted again after a reset */
     bool verified;              /* verification on, and nothing wrong */
     char *first_error;          /* first mismatch or failure, or NULL */
 } VirtioBlkResult;

@@ -112,6 +112,12 @@ typedef struct NetWorkload {
     uint64_t drain_ms;
     uint64_t runtime_ms;
     uint32_t seed;
+    /*
+     * Packets that may go missing without failing the run: a back-end
+     * that crashes takes the packets it holds with it (at most a window
+     * per queue pair). Every packet that does arrive is still verified.
+     */
+    uint64_t max_lost;
 } NetWorkload;
 
 void blk_workload_init(BlkWorkload *wl);
@@ -152,6 +158,16 @@ typedef struct WorkloadCtl {
      * fails (the device is gone or stuck). 0: 30000 ms.
      */
     unsigned stall_ms;
+    /*
+     * optional, both or neither: the device asks for a reset (NEEDS_RESET,
+     * polled from the run loop), and the reset itself: the device is reset
+     * and booted again with fresh rings (the same ring memory), after which
+     * the driver submits again every request it still has outstanding.
+     * reset_device runs the boot where the device model lives (the VMM's
+     * main loop) and waits for it; false with errp set ends the run.
+     */
+    bool (*needs_reset)(void *opaque);
+    bool (*reset_device)(void *opaque, GError **errp);
 } WorkloadCtl;
 
 #endif

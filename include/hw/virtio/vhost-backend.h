@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct vhost_dev;
+struct vhost_inflight;
 typedef struct GuestMemory GuestMemory;
 
 struct vhost_vring_state {
@@ -89,6 +90,16 @@ typedef struct VhostOps {
      * (vhost-user: its GET_MAX_MEM_SLOTS, or 8 for SET_MEM_TABLE).
      */
     unsigned (*mem_max_regions)(struct vhost_dev *dev);
+
+    /*
+     * optional (INFLIGHT_SHMFD): fetch the back-end's inflight area for
+     * dev's rings of queue_size descriptors (inflight->fd stays -1 when
+     * the back-end does not track them), and hand it over on a connection.
+     */
+    bool (*get_inflight_fd)(struct vhost_dev *dev, uint16_t queue_size,
+                            struct vhost_inflight *inflight, GError **errp);
+    bool (*set_inflight_fd)(struct vhost_dev *dev, const struct vhost_inflight *inflight,
+                            GError **errp);
 } VhostOps;
 
 extern const VhostOps user_ops;

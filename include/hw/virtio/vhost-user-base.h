@@ -42,6 +42,14 @@ typedef enum VhostUserBaseEvent {
     VHOST_USER_BASE_STOPPED,        /* rings stopped cleanly; nrings */
     VHOST_USER_BASE_DISCONNECTED,   /* the connection is gone */
     VHOST_USER_BASE_ERROR,          /* err says what; the connection is dropped */
+    /*
+     * Reconnected, but the old back-end had taken nrings requests (here a
+     * request count, not rings) that it never completed, and nothing
+     * tells whether it did them. The rings stay stopped with NEEDS_RESET
+     * set: the driver must reset the device and submit those requests
+     * again (see vub_count_lost in vhost-user-base.c).
+     */
+    VHOST_USER_BASE_NEEDS_RESET,
 } VhostUserBaseEvent;
 
 /*
@@ -96,6 +104,18 @@ struct VhostUserBase {
     bool connected;                 /* the chardev is up (OPENED seen) */
     bool ready;                     /* negotiated and checked on this connection */
     bool started;                   /* every ring runs */
+    /*
+     * iommu_platform=on: VIRTIO_F_IOMMU_PLATFORM is offered (the back-end
+     * must offer it too) and, once acked, the back-end sees IOVAs.
+     */
+    bool iommu_platform;
+    /*
+     * reset_if_lost (blk): requests a disconnected back-end took and did
+     * not complete, when nothing (inflight area, IN_ORDER) lets the next
+     * one resume them exactly; counted at disconnect, cleared by a reset.
+     */
+    bool reset_if_lost;
+    unsigned lost_requests;
 
     VhostUserBaseNotify notify;
     void *notify_opaque;
@@ -112,6 +132,16 @@ typedef struct VhostUserBaseParams {
     uint32_t config_len;
     /* Protocol features to leave out (e.g. CONFIG for emulated config). */
     uint64_t protocol_features_clear;
+    bool iommu_platform;            /* QEMU's iommu_platform=on */
+    /* Inflight tracking when the back-end offers it (one vhost_dev only). */
+    bool inflight;
+    /*
+     * Requests must never be lost nor done twice unnoticed (blk): after a
+     * disconnect that left some in an unknown state, ask the driver for a
+     * reset instead of resuming (VHOST_USER_BASE_NEEDS_RESET). Without
+     * it (net) rings resume from the used index.
+     */
+    bool reset_if_lost;
 } VhostUserBaseParams;
 
 /*

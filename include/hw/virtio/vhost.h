@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "hw/virtio/vhost-backend.h"
+#include "hw/virtio/vhost-inflight.h"
 #include "system/memory.h"
 
 struct vhost_virtqueue {
@@ -65,6 +66,15 @@ struct vhost_dev {
      */
     unsigned mem_listener;
     GError *mem_err;
+
+    /*
+     * Inflight I/O tracking (INFLIGHT_SHMFD), when the device front-end
+     * asks for it with use_inflight (a device of one vhost_dev, like
+     * blk). The area lives as long as the vhost_dev, across reconnects:
+     * see hw/virtio/vhost-inflight.h.
+     */
+    bool use_inflight;
+    struct vhost_inflight inflight;
 };
 
 /*
@@ -98,7 +108,9 @@ bool vhost_dev_has_protocol_feature(const struct vhost_dev *hdev, unsigned int b
  * Starts every ring: (first vhost_dev only) SET_FEATURES and the memory
  * table; then per ring SET_VRING_NUM, SET_VRING_BASE, SET_VRING_ADDR,
  * SET_VRING_KICK, SET_VRING_CALL; then SET_VRING_ENABLE 1 per ring when
- * protocol features were negotiated. On failure, rings already started
+ * protocol features were negotiated. With inflight tracking, every ring's
+ * SET_VRING_NUM comes first, then GET_INFLIGHT_FD (once per device life)
+ * and SET_INFLIGHT_FD, then the rest per ring. On failure, rings already started
  * are stopped again and false is returned.
  */
 bool vhost_dev_start(struct vhost_dev *hdev, GError **errp);

@@ -113,6 +113,13 @@ uint64_t virtio_get_guest_features(const VirtIODevice *vdev);
 
 uint8_t virtio_get_status(const VirtIODevice *vdev);
 /*
+ * The device cannot go on without the driver resetting it (virtio 2.1.2):
+ * sets NEEDS_RESET in the status, which only a reset clears. For any
+ * thread; a driver thread polls virtio_needs_reset().
+ */
+void virtio_set_needs_reset(VirtIODevice *vdev);
+bool virtio_needs_reset(const VirtIODevice *vdev);
+/*
  * Writes the status register. 0 resets the device (stopping it first).
  * FEATURES_OK is not latched when the accepted features are not a subset
  * of those offered (the driver sees that when it re-reads the status) and
