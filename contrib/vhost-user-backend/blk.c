@@ -95,7 +95,9 @@ struct VubBlk {
     uint8_t *ram;
     uint64_t size;              /* bytes, a multiple of 512 */
     char id[VIRTIO_BLK_ID_BYTES];
-    VubElem *elem;
+    unsigned batch;             /* requests per round (--batch) */
+    VubElem *elems;             /* one per request of a round */
+    int64_t *lens;              /* their used lengths */
     struct iovec *data;         /* scratch for the data part of a chain */
     uint8_t *zeroes;            /* a zero-filled buffer for WRITE_ZEROES on files */
 };
@@ -160,7 +162,9 @@ VubBlk *vub_blk_new(const VubOptions *opts, GError **errp)
         }
         g_strlcpy(blk->id, "vub-ram", sizeof(blk->id));
     }
-    blk->elem = g_new(VubElem, 1);
+    blk->batch = MAX(opts->batch, 1);
+    blk->elems = g_new(VubElem, blk->batch);
+    blk->lens = g_new(int64_t, blk->batch);
     blk->data = g_new(struct iovec, VUB_MAX_IOV);
     return g_steal_pointer(&blk);
 
@@ -184,7 +188,8 @@ void vub_blk_free(VubBlk *blk)
         munmap(blk->ram, blk->size);
     }
     g_free(blk->zeroes);
-    g_free(blk->elem);
+    g_free(blk->elems);
+    g_free(blk->lens);
     g_free(blk->data);
     g_free(blk);
 }
@@ -398,6 +403,60 @@ done:
     return (int64_t)written + 1;
 }
 
+/*
+ * One round: takes up to max requests and runs them in ring order, then
+ * completes them newest first, the oldest in a used-ring update of its
+ * own. With more than one, the completions are out of avail order for a
+ * moment, as with a back-end doing parallel I/O; --batch makes ours do it
+ * so that resuming from the used index alone is visibly not enough.
+ * Returns the number taken, or -1 when the ring broke; *pop gets the
+ * last vub_inflight_pop result.
+ */
+static int blk_round(VubDev *dev, VubVring *vq, unsigned max, int *pop)
+{
+    VubBlk *blk = dev->blk;
+    unsigned n = 0;
+
+    while (n < max && (*pop = vub_inflight_pop(dev, vq, &blk->elems[n])) == 1) {
+        vub_crash_point(dev, VUB_CRASH_TAKEN);
+        blk->lens[n] = handle_req(dev, vq, &blk->elems[n]);
+        if (blk->lens[n] < 0) {
+            return -1;
+        }
+        vub_crash_point(dev, VUB_CRASH_EXECUTED);
+        n++;
+    }
+    for (unsigned i = 1; i < n; i++) {
+        vub_inflight_fill(vq, blk->elems[n - i].head, (uint32_t)blk->lens[n - i], i - 1);
+    }
+    if (n > 1) {
+        vub_inflight_flush(dev, vq, n - 1);
+    }
+    if (n) {
+        vub_inflight_fill(vq, blk->elems[0].head, (uint32_t)blk->lens[0], 0);
+        vub_inflight_flush(dev, vq, 1);
+    }
+    return (int)n;
+}
+
+void vub_blk_finish_resubmits(VubDev *dev, VubVring *vq)
+{
+    bool enabled = vq->enabled;
+    int r = 1;
+
+    /* Owed to the driver even by a disabled ring; pop takes them first. */
+    vq->enabled = true;
+    while (vq->resubmit_pos < vq->resubmit_num && r == 1 && !vq->broken) {
+        unsigned left = vq->resubmit_num - vq->resubmit_pos;
+
+        if (blk_round(dev, vq, MIN(left, dev->blk->batch), &r) <= 0) {
+            break;
+        }
+    }
+    vq->enabled = enabled;
+    vub_vring_notify(dev, vq);
+}
+
 void vub_blk_kick(VubDev *dev, VubVring *vq)
 {
     VubBlk *blk = dev->blk;
@@ -405,14 +464,16 @@ void vub_blk_kick(VubDev *dev, VubVring *vq)
     int r = 0;
 
     do {
-        while (budget && (r = vub_vring_pop(dev, vq, blk->elem)) == 1) {
-            int64_t len = handle_req(dev, vq, blk->elem);
+        while (budget) {
+            int n = blk_round(dev, vq, MIN(blk->batch, budget), &r);
 
-            if (len < 0) {
+            if (n <= 0) {
                 break;
             }
-            vub_vring_push(vq, blk->elem->head, (uint32_t)len);
-            budget--;
+            budget -= n;
+            if (r != 1) {
+                break;
+            }
         }
         if (!budget) {
             vq->pending = true;

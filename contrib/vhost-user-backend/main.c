@@ -33,8 +33,9 @@ static const char usage_text[] =
 "\n"
 "SYNOPSIS\n"
 "    vhost-user-backend --socket-path=PATH --type=net|blk [--queues=N]\n"
-"                       [--blk-file=PATH | --blk-size=SIZE] [--server | --client]\n"
-"                       [--trace]\n"
+"                       [--blk-file=PATH | --blk-size=SIZE] [--inflight=on|off]\n"
+"                       [--server | --client] [--trace]\n"
+"                       [--batch=N] [--crash-at=STAGE:N]\n"
 "\n"
 "DESCRIPTION\n"
 "    Serves the back-end side of the vhost-user protocol on a UNIX socket, for\n"
@@ -53,7 +54,8 @@ static const char usage_text[] =
 "         is served with GET_CONFIG. The disk keeps its content across\n"
 "         front-end connections.\n"
 "\n"
-"    Protocol features offered: MQ, REPLY_ACK, STATUS, and CONFIG for blk.\n"
+"    Protocol features offered: MQ, REPLY_ACK, STATUS, and CONFIG and\n"
+"    INFLIGHT_SHMFD (unless --inflight=off) for blk.\n"
 "    Every request is checked; an invalid one is logged and ends the\n"
 "    connection. A guest that corrupts a ring breaks only that ring.\n"
 "\n"
@@ -73,11 +75,30 @@ static const char usage_text[] =
 "           Disk size in bytes, with an optional K, M, G or T suffix (powers\n"
 "           of 1024); rounded down to 512-byte sectors. Default 64M for the\n"
 "           RAM disk.\n"
+"        --inflight=on|off\n"
+"           blk: offer INFLIGHT_SHMFD (default on). The back-end then records\n"
+"           every request it takes from a ring, and finishes, in a shared\n"
+"           memory area the front-end keeps (GET_INFLIGHT_FD) and hands back\n"
+"           on every connection (SET_INFLIGHT_FD). A back-end started after\n"
+"           one that was killed in the middle of requests runs those requests\n"
+"           again, oldest first, before new ones, and resumes the avail ring\n"
+"           right after them: each request completes exactly once. Use a\n"
+"           --blk-file for the data to survive the back-end as well.\n"
 "        --server\n"
 "           Listen on the socket (default).\n"
 "        --client\n"
 "           Connect to the socket, retrying every second until it accepts;\n"
 "           after a disconnect, connect again.\n"
+"        --batch=N\n"
+"           blk: take up to N requests (1..32) from a ring, run them, then\n"
+"           complete them newest first, the oldest in a used-ring update of\n"
+"           its own. The used ring then briefly holds completions out of\n"
+"           avail order, as with a back-end doing parallel I/O. Default 1.\n"
+"        --crash-at=taken|executed|published:N\n"
+"           For tests of inflight recovery: kill the process with SIGKILL\n"
+"           when the Nth request taken since it started has been taken\n"
+"           (recorded, not run), executed (not completed), or published\n"
+"           (in the used ring, the inflight area not yet updated).\n"
 "    -T, --trace\n"
 "           Print every vhost-user message received and sent to stderr\n"
 "           (also enabled by VHOST_USER_TRACE=1 in the environment).\n"
@@ -93,7 +114,8 @@ static const char usage_text[] =
 "\n"
 "EXAMPLES\n"
 "    vhost-user-backend --socket-path=/tmp/net0.sock --type=net --queues=2\n"
-"    vhost-user-backend -s /tmp/blk0.sock -t blk --blk-file=disk.img --blk-size=1G\n";
+"    vhost-user-backend -s /tmp/blk0.sock -t blk --blk-file=disk.img --blk-size=1G\n"
+"    vhost-user-backend -s /tmp/blk0.sock -t blk --blk-file=disk.img --inflight=off\n";
 
 void vub_log(const char *fmt, ...)
 {
@@ -183,7 +205,32 @@ static void usage_error(const char *fmt, ...)
             "Try 'vhost-user-backend --help' for more information.\n", msg);
 }
 
-enum { OPT_SERVER = 256, OPT_CLIENT };
+enum { OPT_SERVER = 256, OPT_CLIENT, OPT_INFLIGHT, OPT_BATCH, OPT_CRASH_AT };
+
+/* --crash-at=STAGE:N */
+static bool parse_crash_at(const char *s, VubOptions *o)
+{
+    static const char *const names[] = {
+        [VUB_CRASH_TAKEN] = "taken",
+        [VUB_CRASH_EXECUTED] = "executed",
+        [VUB_CRASH_PUBLISHED] = "published",
+    };
+    const char *colon = strchr(s, ':');
+    char *end;
+
+    if (!colon || !g_ascii_isdigit(colon[1])) {
+        return false;
+    }
+    for (unsigned i = VUB_CRASH_TAKEN; i < G_N_ELEMENTS(names); i++) {
+        if (strlen(names[i]) == (size_t)(colon - s) && !strncmp(s, names[i], colon - s)) {
+            errno = 0;
+            o->crash_request = g_ascii_strtoull(colon + 1, &end, 10);
+            o->crash_stage = i;
+            return !errno && !*end && o->crash_request > 0;
+        }
+    }
+    return false;
+}
 
 /* Returns -1 to go on, else an exit status. */
 static int parse_options(int argc, char **argv, VubOptions *o)
@@ -196,14 +243,18 @@ static int parse_options(int argc, char **argv, VubOptions *o)
         { "blk-size", required_argument, NULL, 'S' },
         { "server", no_argument, NULL, OPT_SERVER },
         { "client", no_argument, NULL, OPT_CLIENT },
+        { "inflight", required_argument, NULL, OPT_INFLIGHT },
+        { "batch", required_argument, NULL, OPT_BATCH },
+        { "crash-at", required_argument, NULL, OPT_CRASH_AT },
         { "trace", no_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    bool have_type = false;
+    bool have_type = false, have_inflight = false;
     int c;
 
     o->queues = 1;
+    o->batch = 1;
     while ((c = getopt_long(argc, argv, "s:t:q:f:S:Th", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
@@ -245,6 +296,28 @@ static int parse_options(int argc, char **argv, VubOptions *o)
         case OPT_CLIENT:
             o->client = true;
             break;
+        case OPT_INFLIGHT:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+                usage_error("--inflight: '%s' is not on or off", optarg);
+                return 2;
+            }
+            o->inflight = !strcmp(optarg, "on");
+            have_inflight = true;
+            break;
+        case OPT_BATCH:
+            if (!parse_uint(optarg, 1, VUB_BLK_MAX_BATCH, &o->batch)) {
+                usage_error("--batch: '%s' is not a number in 1..%d", optarg,
+                            VUB_BLK_MAX_BATCH);
+                return 2;
+            }
+            break;
+        case OPT_CRASH_AT:
+            if (!parse_crash_at(optarg, o)) {
+                usage_error("--crash-at: '%s' is not taken|executed|published:N "
+                            "with N >= 1", optarg);
+                return 2;
+            }
+            break;
         case 'T':
             o->trace = true;
             break;
@@ -284,6 +357,17 @@ static int parse_options(int argc, char **argv, VubOptions *o)
     }
     if (o->type == VUB_DEV_BLK && !o->blk_file && !o->blk_size) {
         o->blk_size = VUB_DEFAULT_BLK_SIZE;
+    }
+    if (o->type == VUB_DEV_NET && have_inflight && o->inflight) {
+        usage_error("--inflight=on is for --type=blk");
+        return 2;
+    }
+    if (o->type == VUB_DEV_NET && (o->batch > 1 || o->crash_stage)) {
+        usage_error("--batch and --crash-at are for --type=blk");
+        return 2;
+    }
+    if (o->type == VUB_DEV_BLK && !have_inflight) {
+        o->inflight = true;
     }
     return -1;
 }

@@ -39,6 +39,9 @@ static uint64_t offered_protocol_features(const VubDev *dev)
 
     if (dev->opts->type == VUB_DEV_BLK) {
         f |= 1ull << VHOST_USER_PROTOCOL_F_CONFIG;
+        if (dev->opts->inflight) {
+            f |= 1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD;
+        }
     }
     return f;
 }
@@ -241,6 +244,8 @@ static void reset_connection_state(VubDev *dev)
         ring_watch(dev, &dev->vrings[i], -1);
         vub_vring_reset(&dev->vrings[i]);
     }
+    /* The front-end keeps the area and hands it to the next connection. */
+    vub_inflight_release(dev);
     unmap_regions(dev->regions, dev->nregions);
     dev->nregions = 0;
     dev->features = 0;
@@ -306,7 +311,7 @@ static bool reject_if_started(VubDev *dev, VubVring *vq, const char *req,
  */
 static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
                            size_t nfds, VhostUserMsg *reply, bool *has_reply,
-                           GError **errp)
+                           int *reply_fd, GError **errp)
 {
     const VhostUserMsgInfo *info =
         vhost_user_msg_info(VHOST_USER_CHANNEL_FRONTEND, msg->hdr.request);
@@ -447,7 +452,14 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         vq->broken = false;
         return true;
     case VHOST_USER_GET_VRING_BASE:
-        /* Stops the ring; every request we took has been completed. */
+        /*
+         * Stops the ring; every request we took has been completed, and
+         * so must be those a crashed predecessor left (the front-end may
+         * clear the inflight area once this is answered).
+         */
+        if (dev->blk) {
+            vub_blk_finish_resubmits(dev, vq);
+        }
         ring_watch(dev, vq, -1);
         vq->started = false;
         reply->payload.state.index = vq->index;
@@ -465,6 +477,10 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         vq->signalled_used_valid = false;
         vq->started = true;
         vq->broken = false;
+        /* With an inflight area, the heads a dead back-end left go first. */
+        if (!vub_inflight_ring_start(dev, vq, errp)) {
+            return false;
+        }
         ring_process(dev, vq);
         return true;
     }
@@ -527,6 +543,12 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
     case VHOST_USER_GET_STATUS:
         reply->payload.u64 = dev->status;
         return true;
+    case VHOST_USER_GET_INFLIGHT_FD:
+        return vub_inflight_get_fd(dev, &msg->payload.inflight,
+                                   &reply->payload.inflight, reply_fd, errp);
+    case VHOST_USER_SET_INFLIGHT_FD:
+        return vub_inflight_set_fd(dev, &msg->payload.inflight,
+                                   nfds ? fds[0] : -1, errp);
     default:
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "%s: %s: not supported by this back-end", dev->name,
@@ -537,8 +559,11 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
 
 /* ---- Socket I/O -------------------------------------------------------- */
 
-/* Sends a reply (the only thing a back-end sends on this socket). */
-static bool send_reply(VubDev *dev, VhostUserMsg *msg, GError **errp)
+/*
+ * Sends a reply (the only thing a back-end sends on this socket), with fd
+ * (when >= 0) attached to its first byte.
+ */
+static bool send_reply(VubDev *dev, VhostUserMsg *msg, int fd, GError **errp)
 {
     size_t len = sizeof(msg->hdr) + msg->hdr.size;
     size_t done = 0;
@@ -547,11 +572,33 @@ static bool send_reply(VubDev *dev, VhostUserMsg *msg, GError **errp)
 
     if (dev->opts->trace) {
         vhost_user_trace_msg(dev->name, false, VHOST_USER_CHANNEL_FRONTEND,
-                             VHOST_USER_TRACE_TX, msg, 0, true);
+                             VHOST_USER_TRACE_TX, msg, fd >= 0, true);
     }
     while (done < len) {
-        ssize_t r = send(dev->sock, (const uint8_t *)msg + done, len - done,
-                         MSG_NOSIGNAL);
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {
+            .iov_base = (uint8_t *)msg + done,
+            .iov_len = len - done,
+        };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t r;
+
+        if (fd >= 0 && done == 0) {
+            struct cmsghdr *c;
+
+            memset(&ctl, 0, sizeof(ctl));
+            mh.msg_control = ctl.buf;
+            mh.msg_controllen = sizeof(ctl.buf);
+            c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        }
+        r = sendmsg(dev->sock, &mh, MSG_NOSIGNAL);
 
         if (r < 0 && errno == EINTR) {
             continue;
@@ -691,6 +738,7 @@ static bool serve_one(VubDev *dev)
     int fds[VHOST_USER_MAX_FDS];
     size_t nfds = 0;
     bool eof = false, has_reply = false, ok;
+    int reply_fd = -1;
 
     if (!recv_msg(dev, msg, fds, &nfds, &eof, &err)) {
         close_fds(fds, nfds);
@@ -708,11 +756,17 @@ static bool serve_one(VubDev *dev)
         return false;
     }
 
-    ok = handle_request(dev, msg, fds, nfds, reply, &has_reply, &err);
+    ok = handle_request(dev, msg, fds, nfds, reply, &has_reply, &reply_fd, &err);
     close_fds(fds, nfds);   /* the ones the handler did not keep */
 
     if (has_reply && ok) {
-        if (!send_reply(dev, reply, &err)) {
+        bool sent = send_reply(dev, reply, reply_fd, &err);
+
+        /* The receiver has its own copy now (or never will). */
+        if (reply_fd >= 0) {
+            close(reply_fd);
+        }
+        if (!sent) {
             vub_log("%s", err->message);
             return false;
         }
@@ -722,7 +776,7 @@ static bool serve_one(VubDev *dev)
 
         vhost_user_msg_init(reply, msg->hdr.request, sizeof(uint64_t));
         reply->payload.u64 = ok ? 0 : 1;
-        if (!send_reply(dev, reply, &send_err)) {
+        if (!send_reply(dev, reply, -1, &send_err)) {
             vub_log("%s", send_err->message);
             ok = false;
         }

@@ -110,6 +110,7 @@ void vub_vring_init(VubVring *vq, unsigned index)
 
 void vub_vring_reset(VubVring *vq)
 {
+    g_free(vq->resubmit);
     if (vq->kick_fd >= 0) {
         close(vq->kick_fd);
     }
@@ -195,39 +196,20 @@ void vub_vring_fault(VubDev *dev, VubVring *vq, const char *fmt, ...)
 
 /* ---- Descriptor chains ----------------------------------------------- */
 
-int vub_vring_pop(VubDev *dev, VubVring *vq, VubElem *elem)
+int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem)
 {
     const VubVringDesc *table = vq->desc;
     unsigned table_size = vq->num;
     unsigned count = 0;
     bool indirect = false;
-    uint16_t avail_idx, pending, head, i;
+    uint16_t i;
     unsigned n = 0;
     const char *why = NULL;
 
-    if (!vub_vring_ready(vq)) {
-        return vq->broken ? -1 : 0;
-    }
-    /* Acquire: the ring entries below were written before idx. */
-    avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
-    pending = (uint16_t)(avail_idx - vq->last_avail_idx);
-    if (pending == 0) {
-        return 0;
-    }
-    if (pending > vq->num) {
-        vub_vring_fault(dev, vq, "avail idx %u is %u entries past our position %u "
-                        "(ring size %u)", avail_idx, pending, vq->last_avail_idx,
-                        vq->num);
-        return -1;
-    }
-    head = __atomic_load_n(&vq->avail->ring[vq->last_avail_idx % vq->num],
-                           __ATOMIC_RELAXED);
     if (head >= vq->num) {
-        vub_vring_fault(dev, vq, "avail entry %u: head %u out of range (ring size %u)",
-                        vq->last_avail_idx, head, vq->num);
+        vub_vring_fault(dev, vq, "head %u out of range (ring size %u)", head, vq->num);
         return -1;
     }
-
     elem->head = head;
     elem->out_num = elem->in_num = 0;
     elem->out_len = elem->in_len = 0;
@@ -305,6 +287,38 @@ int vub_vring_pop(VubDev *dev, VubVring *vq, VubElem *elem)
                             table_size);
             return -1;
         }
+    }
+    return 1;
+}
+
+int vub_vring_pop(VubDev *dev, VubVring *vq, VubElem *elem)
+{
+    uint16_t avail_idx, pending, head;
+
+    if (!vub_vring_ready(vq)) {
+        return vq->broken ? -1 : 0;
+    }
+    /* Acquire: the ring entries below were written before idx. */
+    avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
+    pending = (uint16_t)(avail_idx - vq->last_avail_idx);
+    if (pending == 0) {
+        return 0;
+    }
+    if (pending > vq->num) {
+        vub_vring_fault(dev, vq, "avail idx %u is %u entries past our position %u "
+                        "(ring size %u)", avail_idx, pending, vq->last_avail_idx,
+                        vq->num);
+        return -1;
+    }
+    head = __atomic_load_n(&vq->avail->ring[vq->last_avail_idx % vq->num],
+                           __ATOMIC_RELAXED);
+    if (head >= vq->num) {
+        vub_vring_fault(dev, vq, "avail entry %u: head %u out of range (ring size %u)",
+                        vq->last_avail_idx, head, vq->num);
+        return -1;
+    }
+    if (vub_vring_read_chain(dev, vq, head, elem) < 0) {
+        return -1;
     }
     vq->last_avail_idx++;
     return 1;

@@ -28,6 +28,14 @@ typedef enum VubDevType {
     VUB_DEV_BLK,
 } VubDevType;
 
+/* Where --crash-at kills the process (tests of inflight recovery). */
+typedef enum VubCrashStage {
+    VUB_CRASH_NONE,
+    VUB_CRASH_TAKEN,            /* request taken and recorded, not run */
+    VUB_CRASH_EXECUTED,         /* request run, not completed */
+    VUB_CRASH_PUBLISHED,        /* used->idx moved, inflight flags not cleared */
+} VubCrashStage;
+
 typedef struct VubOptions {
     char *socket_path;
     VubDevType type;
@@ -36,11 +44,16 @@ typedef struct VubOptions {
     uint64_t blk_size;          /* bytes; 0: the file's size */
     bool client;                /* connect instead of listen */
     bool trace;
+    bool inflight;              /* blk: offer INFLIGHT_SHMFD */
+    unsigned batch;             /* blk: requests completed per round */
+    VubCrashStage crash_stage;  /* --crash-at */
+    uint64_t crash_request;     /* ... of the Nth request taken (1-based) */
 } VubOptions;
 
 /* net: pairs of rings, and the ring index is 8 bits on the wire. */
 #define VUB_NET_MAX_QUEUES      128
 #define VUB_BLK_MAX_QUEUES      64
+#define VUB_BLK_MAX_BATCH       32
 
 /* ---- Split virtqueue ------------------------------------------------ */
 
@@ -108,6 +121,12 @@ typedef struct VubVring {
     bool enabled;               /* SET_VRING_ENABLE 1 (or no PROTOCOL_FEATURES) */
     bool broken;                /* the guest broke the ring; logged once */
     bool pending;               /* budget used up with work left: run again */
+    /* INFLIGHT_SHMFD (inflight.c); NULL: requests are not tracked */
+    struct VubInflightQueue *inflight;
+    uint64_t inflight_counter;  /* next DescStateSplit.counter */
+    uint16_t *resubmit;         /* heads to run again, in counter order */
+    unsigned resubmit_num;
+    unsigned resubmit_pos;      /* next one to run */
 } VubVring;
 
 /*
@@ -152,10 +171,18 @@ typedef struct VubDev {
     VubRegion regions[VHOST_MEMORY_BASELINE_NREGIONS];
     unsigned nvrings;
     VubVring *vrings;
+    /* The inflight area (GET/SET_INFLIGHT_FD), for this connection only */
+    void *inflight_map;
+    size_t inflight_map_len;
+    uint8_t *inflight_base;     /* queue 0's QueueRegionSplit */
+    uint16_t inflight_queues;
+    uint16_t inflight_queue_size;
     VubBlk *blk;                /* the disk outlives connections */
     VubNet *net;
     /* Signal mask while waiting: SIGINT/SIGTERM are blocked otherwise. */
     sigset_t waitmask;
+    uint64_t requests_taken;    /* for --crash-at */
+    bool crash_armed;
 } VubDev;
 
 static inline bool vub_has_feature(const VubDev *dev, unsigned bit)
@@ -198,6 +225,11 @@ void vub_vring_fault(VubDev *dev, VubVring *vq, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
 /* 1: *elem filled; 0: ring empty; -1: ring broken (already logged). */
 int vub_vring_pop(VubDev *dev, VubVring *vq, VubElem *elem);
+/*
+ * Fills *elem from the chain at head without touching the avail ring
+ * (resubmission of a request taken before a crash). 1 or -1 as above.
+ */
+int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem);
 /* Gives back the last n popped chains (not yet pushed). */
 void vub_vring_unpop(VubVring *vq, unsigned n);
 /* Writes a used entry `offset` slots ahead; visible after vub_vring_flush. */
@@ -222,6 +254,59 @@ size_t vub_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset,
 unsigned vub_iov_slice(const struct iovec *src, unsigned n, size_t offset,
                        size_t len, struct iovec *dst, unsigned max);
 
+/* ---- inflight.c ----------------------------------------------------- */
+
+/*
+ * The split-ring inflight area of the vhost-user spec ("Inflight I/O
+ * tracking"): per queue a QueueRegionSplit header and one DescStateSplit
+ * per descriptor, in shared memory that outlives the back-end process.
+ */
+typedef struct VubInflightDesc {
+    uint8_t inflight;           /* head taken, not yet in the used ring */
+    uint8_t padding[5];
+    uint16_t next;              /* the last batch of used heads, as a list */
+    uint64_t counter;           /* order in which heads were taken */
+} VubInflightDesc;
+
+typedef struct VubInflightQueue {
+    uint64_t features;
+    uint16_t version;           /* 0: not set up yet */
+    uint16_t desc_num;
+    uint16_t last_batch_head;
+    uint16_t used_idx;          /* used->idx once the last batch is recorded */
+    VubInflightDesc desc[];
+} VubInflightQueue;
+
+_Static_assert(sizeof(VubInflightDesc) == 16, "DescStateSplit is 16 bytes");
+_Static_assert(sizeof(VubInflightQueue) == 16, "QueueRegionSplit header is 16 bytes");
+
+/* GET_INFLIGHT_FD: a fresh zeroed area; *fd is ours to send and close. */
+bool vub_inflight_get_fd(VubDev *dev, const VhostUserInflight *req,
+                         VhostUserInflight *reply, int *fd, GError **errp);
+/* SET_INFLIGHT_FD: maps the area the front-end hands back (fd not taken). */
+bool vub_inflight_set_fd(VubDev *dev, const VhostUserInflight *req, int fd,
+                         GError **errp);
+/* Unmaps the area and detaches every ring from it. */
+void vub_inflight_release(VubDev *dev);
+/*
+ * At SET_VRING_KICK, with vq->used_idx read from guest memory: attaches
+ * the ring to its part of the area, repairs a half-recorded last batch,
+ * queues the heads still in flight for resubmission and sets the avail
+ * position after them. False (errp set) on a front-end error; guest or
+ * area inconsistencies break only the ring.
+ */
+bool vub_inflight_ring_start(VubDev *dev, VubVring *vq, GError **errp);
+/* vub_vring_pop, but resubmitted heads first and every head recorded. */
+int vub_inflight_pop(VubDev *dev, VubVring *vq, VubElem *elem);
+/*
+ * vub_vring_fill and vub_vring_flush, recorded in the spec's order: the
+ * filled heads form the last batch, which a flush publishes at once.
+ */
+void vub_inflight_fill(VubVring *vq, uint16_t head, uint32_t len, unsigned offset);
+void vub_inflight_flush(VubDev *dev, VubVring *vq, unsigned count);
+/* --crash-at: SIGKILL here when this is the stage asked for. */
+void vub_crash_point(VubDev *dev, VubCrashStage stage);
+
 /* ---- net.c ---------------------------------------------------------- */
 
 uint64_t vub_net_features(const VubOptions *opts);
@@ -236,6 +321,8 @@ uint64_t vub_blk_features(const VubOptions *opts);
 VubBlk *vub_blk_new(const VubOptions *opts, GError **errp);
 void vub_blk_free(VubBlk *blk);
 void vub_blk_kick(VubDev *dev, VubVring *vq);
+/* Runs what is left of the ring's resubmission list, enabled or not. */
+void vub_blk_finish_resubmits(VubDev *dev, VubVring *vq);
 /* GET_CONFIG: config bytes [offset, offset + size), zero past the end. */
 void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size,
                         uint8_t *buf);
