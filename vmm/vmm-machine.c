@@ -186,6 +186,14 @@ static void vmm_device_boot(VmmDevice *d)
     }
 }
 
+/* A net device's link (VIRTIO_NET_S_LINK_UP) follows its back-end. */
+static void vmm_device_link_status(VmmDevice *d)
+{
+    if (d->vub->vdev.device_id == VIRTIO_ID_NET) {
+        vmm_status("%s: link %s", d->id, vhost_user_net_link_up(d->vub) ? "up" : "down");
+    }
+}
+
 static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
                               unsigned nrings, const GError *err, void *opaque)
 {
@@ -200,6 +208,7 @@ static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
         break;
     case VHOST_USER_BASE_STARTED:
         vmm_status("%s: started %u rings", d->id, nrings);
+        vmm_device_link_status(d);
         /*
          * The first start runs the workload; later ones (after a
          * reconnect) resume the rings under the running thread.
@@ -213,6 +222,7 @@ static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
         break;
     case VHOST_USER_BASE_DISCONNECTED:
         vmm_status("%s: disconnected", d->id);
+        vmm_device_link_status(d);
         if (d->wl && vmm_workload_started(d->wl) && !vmm_workload_finished(d->wl)) {
             vmm_status("%s: workload waits for the back-end to reconnect", d->id);
         }

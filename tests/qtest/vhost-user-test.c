@@ -165,9 +165,13 @@ static void test_reconnect(void)
     g_assert_true(tb_write_gpa(t->tb, 1, used_gpa + 2, &idx, sizeof(idx)));
 
     /* The back-end vanishes: no GET_VRING_BASE can be answered. */
+    wait_stderr_n(t, "net0: link up", 1);
     tb_disconnect(t->tb, 1);
+    /* The guest sees the link go down with the back-end, and come back. */
+    wait_stderr_n(t, "net0: link down", 1);
     tb_wait_rings_started(t->tb, 2, 2, WAIT_MS);
     wait_stderr_n(t, "net0: started 2 rings", 2);
+    wait_stderr_n(t, "net0: link up", 2);
 
     base = tb_msg_find(t->tb, 2, VHOST_USER_SET_VRING_BASE, 0);
     g_assert_nonnull(base);
