@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "chardev/char-io.h"
+#include "chardev/char-path-watch.h"
 #include "chardev/char-socket.h"
 #include "hw/virtio/vhost-user-error.h"
 
@@ -58,6 +59,14 @@ struct CharSocket {
 
     void *reconnect_timer;
     bool connect_failing;       /* log only the first failure of a streak */
+    /*
+     * Armed while reconnecting: tells when the socket path (re)appears,
+     * so the back-end is connected the moment it listens again rather
+     * than at the next backoff tick (which grows to reconnect_max_ms).
+     * Made when a reconnecting client opens, kept until the chardev goes.
+     * NULL without inotify; the timer alone then does the work.
+     */
+    CharPathWatch *path_watch;
 
     GQueue events;              /* pending CharEvent, as pointers */
     void *event_defer;
@@ -170,6 +179,10 @@ static void char_socket_set_connected(CharSocket *chr, int fd)
      * proved good (char_socket_reset_backoff).
      */
     chr->connect_failing = false;
+    /* Connected: nothing to wait for (this may run inside its callback). */
+    if (chr->path_watch) {
+        char_path_watch_arm(chr->path_watch, false);
+    }
     char_socket_update_idle_watch(chr);
     char_socket_queue_event(chr, CHR_EVENT_OPENED);
 }
@@ -257,6 +270,7 @@ static bool char_socket_try_connect(CharSocket *chr, GError **errp)
 }
 
 static void char_socket_reconnect_cb(void *opaque);
+static void char_socket_path_appeared(void *opaque);
 
 static void char_socket_schedule_reconnect(CharSocket *chr)
 {
@@ -266,6 +280,13 @@ static void char_socket_schedule_reconnect(CharSocket *chr)
     if (chr->server || chr->reconnect_ms <= 0 || chr->reconnect_timer ||
         chr->fd >= 0 || chr->free_requested) {
         return;
+    }
+    if (!chr->path_watch) {
+        chr->path_watch = char_path_watch_new(chr->loop, chr->path,
+                                              char_socket_path_appeared, chr);
+    }
+    if (chr->path_watch) {
+        char_path_watch_arm(chr->path_watch, true);
     }
     chr->reconnect_timer = vhost_loop_add_timer(chr->loop,
                                                 (unsigned)MIN(delay, (int64_t)UINT_MAX),
@@ -288,6 +309,30 @@ static void char_socket_reconnect_cb(void *opaque)
             chr->connect_failing = true;
         }
         char_socket_schedule_reconnect(chr);
+    }
+    char_socket_unlock(chr);
+}
+
+/*
+ * The socket file was created (or moved in, or touched): a back-end is
+ * binding. Try now, and if it is not listening yet (bind() comes before
+ * listen()), retry from the shortest delay rather than the grown one.
+ */
+static void char_socket_path_appeared(void *opaque)
+{
+    CharSocket *chr = opaque;
+    g_autoptr(GError) err = NULL;
+
+    char_socket_lock(chr);
+    if (chr->fd < 0 && !chr->free_requested && !chr->server) {
+        if (chr->reconnect_timer) {
+            vhost_loop_remove_timer(chr->loop, chr->reconnect_timer);
+            chr->reconnect_timer = NULL;
+        }
+        chr->backoff_ms = chr->reconnect_ms;
+        if (!char_socket_try_connect(chr, &err)) {
+            char_socket_schedule_reconnect(chr);
+        }
     }
     char_socket_unlock(chr);
 }
@@ -475,6 +520,14 @@ bool char_socket_open(CharSocket *chr, GError **errp)
     if (!chr->reconnect_ms) {
         ok = char_socket_try_connect(chr, errp);
         goto out;
+    }
+    /*
+     * Made now, disarmed, rather than at the first disconnect: the fd it
+     * holds is then part of the process's steady state from the start.
+     */
+    if (!chr->path_watch) {
+        chr->path_watch = char_path_watch_new(chr->loop, chr->path,
+                                              char_socket_path_appeared, chr);
     }
     {
         g_autoptr(GError) err = NULL;
@@ -738,6 +791,7 @@ static void char_socket_teardown(CharSocket *chr)
         vhost_loop_remove_timer(chr->loop, chr->reconnect_timer);
         chr->reconnect_timer = NULL;
     }
+    g_clear_pointer(&chr->path_watch, char_path_watch_free);
     if (chr->event_defer) {
         vhost_loop_cancel_defer(chr->loop, chr->event_defer);
         chr->event_defer = NULL;

@@ -146,7 +146,11 @@ static void run_for(int ms)
     run_until(&never, 1, ms);
 }
 
-static int raw_listen(const char *path)
+/*
+ * A socket bound to path but not listening: the file exists, connects are
+ * refused (a back-end between bind() and listen(), or a stale socket).
+ */
+static int raw_bind(const char *path)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -155,6 +159,13 @@ static int raw_listen(const char *path)
     g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
     unlink(path);
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    return fd;
+}
+
+static int raw_listen(const char *path)
+{
+    int fd = raw_bind(path);
+
     ck_assert_int_eq(listen(fd, 4), 0);
     return fd;
 }
@@ -766,18 +777,55 @@ START_TEST(test_reconnect_backoff_capped)
     int lfd, peer;
     gint64 t0;
 
+    /* The file is there all along: only the timer can find the listener. */
+    lfd = raw_bind(sock_path);
     char_socket_set_handler(chr, on_event, &rec);
     ck_assert(char_socket_open(chr, NULL));
     /*
      * Uncapped, attempts would come at 10, 30, 70, 150, 310, 630, 1270 ms:
-     * a server appearing at 700 ms would wait ~570 ms. Capped at 40 ms it
+     * a server listening from 700 ms would wait ~570 ms. Capped at 40 ms it
      * waits 40 ms at most.
      */
     run_for(700);
-    lfd = raw_listen(sock_path);
+    ck_assert_int_eq(listen(lfd, 4), 0);
     t0 = g_get_monotonic_time();
     ck_assert(run_until(&rec.opened, 1, 2000));
     ck_assert_int_le((g_get_monotonic_time() - t0) / 1000, 200);
+    peer = raw_accept(lfd);
+    char_socket_free(chr);
+    close(peer);
+    close(lfd);
+}
+END_TEST
+
+/*
+ * A back-end that comes back creates its socket file: the client connects
+ * then, not at its next backoff tick. With reconnect-ms=60000 the timer
+ * alone would not try again within the test's deadline.
+ */
+START_TEST(test_reconnect_path_appears)
+{
+    CharSocketOptions opts = { .id = "chr0", .path = sock_path,
+                               .reconnect_ms = 60000, .reconnect_max_ms = 60000 };
+    CharSocket *chr = char_socket_new(&opts, loop, NULL);
+    int lfd, peer;
+
+    char_socket_set_handler(chr, on_event, &rec);
+    ck_assert(char_socket_open(chr, NULL));
+    run_for(100);
+    ck_assert_int_eq(rec.opened, 0);
+    lfd = raw_listen(sock_path);
+    ck_assert(run_until(&rec.opened, 1, 5000));
+    peer = raw_accept(lfd);
+
+    /* Gone and back again (a new file): found again by its path. */
+    close(peer);
+    close(lfd);
+    unlink(sock_path);
+    ck_assert(run_until(&rec.closed, 1, 2000));
+    run_for(50);
+    lfd = raw_listen(sock_path);
+    ck_assert(run_until(&rec.opened, 2, 5000));
     peer = raw_accept(lfd);
     char_socket_free(chr);
     close(peer);
@@ -793,11 +841,13 @@ START_TEST(test_backoff_doubles)
     int lfd, peer;
     gint64 t0;
 
+    /* The file is there all along: only the timer can find the listener. */
+    lfd = raw_bind(sock_path);
     char_socket_set_handler(chr, on_event, &rec);
     ck_assert(char_socket_open(chr, NULL));
     /* Attempts at 100, 300, 700 ms; then 1500 ms. */
     run_for(750);
-    lfd = raw_listen(sock_path);
+    ck_assert_int_eq(listen(lfd, 4), 0);
     t0 = g_get_monotonic_time();
     ck_assert(run_until(&rec.opened, 1, 3000));
     ck_assert_int_ge((g_get_monotonic_time() - t0) / 1000, 500);
@@ -1108,6 +1158,7 @@ static Suite *char_socket_suite(void)
     add(s, "reconnect-late-server", test_reconnect_late_server);
     add(s, "reconnect-backoff-capped", test_reconnect_backoff_capped);
     add(s, "backoff-doubles", test_backoff_doubles);
+    add(s, "reconnect-path-appears", test_reconnect_path_appears);
     add(s, "backoff-survives-connect", test_backoff_survives_connect);
     add(s, "server-second-peer", test_server_second_peer);
     add(s, "cycles-fd-flat", test_cycles_fd_flat);
