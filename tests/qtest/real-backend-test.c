@@ -322,6 +322,31 @@ static bool json_true(const char *json, const char *key)
     return strstr(json, pat) != NULL;
 }
 
+/*
+ * Waits for a VMM started with proc_spawn (stdout to out_path) to end;
+ * *code gets its exit status, *out its stdout (or NULL) and *log its
+ * stderr, which also goes to the test log. False, with the test failed,
+ * when it did not end in time.
+ */
+static bool vmm_collect(Proc *vmm, const char *out_path, int *code, char **out,
+                        char **log)
+{
+    if (!proc_wait(vmm, VMM_RUN_MS)) {
+        g_autofree char *l = proc_log(vmm);
+
+        g_test_fail_printf("the VMM did not finish within %u ms:\n%s", VMM_RUN_MS, l);
+        return false;
+    }
+    *code = WIFEXITED(vmm->wstatus) ? WEXITSTATUS(vmm->wstatus) : -1;
+    if (!g_file_get_contents(out_path, out, NULL, NULL)) {
+        *out = NULL;
+    }
+    *log = proc_log(vmm);
+    g_test_message("vmm exit %d, stdout %s\nstderr:\n%s", *code, *out ? *out : "",
+                   *log);
+    return true;
+}
+
 /* ---- fixture -------------------------------------------------------- */
 
 static void fixture_setup(Fixture *f, gconstpointer data)
@@ -494,6 +519,7 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
     g_autofree char *chardev = g_strdup_printf(
         "socket,id=c0,path=%s,%s", sock, vmm_server ? "server=on,wait=off" : "reconnect-ms=10");
     g_autofree char *out = NULL;
+    g_autofree char *log = NULL;
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     const char *vmm_bin = vmm_binary();
     Proc *tp, *vmm;
@@ -534,27 +560,17 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
     if (!start_testpmd(f, sock, 2, vmm_server)) {
         return;
     }
-    if (!proc_wait(vmm, VMM_RUN_MS)) {
-        g_autofree char *log = proc_log(vmm);
-
-        g_test_fail_printf("the VMM did not finish within %u ms:\n%s", VMM_RUN_MS, log);
+    if (!vmm_collect(vmm, out_path, &code, &out, &log)) {
         return;
     }
-    code = WIFEXITED(vmm->wstatus) ? WEXITSTATUS(vmm->wstatus) : -1;
-    g_file_get_contents(out_path, &out, NULL, NULL);
-    {
-        g_autofree char *log = proc_log(vmm);
-
-        g_test_message("vmm stdout %s\nstderr:\n%s", out ? out : "", log);
-        if (code != 0 || !out || json_uint(out, "mismatched") != 0 ||
-            json_uint(out, "wrong_queue") != 0 || json_uint(out, "stale") != 0 ||
-            json_uint(out, "lost") > 128 ||
-            json_uint(out, "packets_verified") != json_uint(out, "received") ||
-            qtest_count(log, "net0: started 4 rings") != 2) {
-            g_test_fail_printf("testpmd restarted under traffic (VMM %s): exit %d, "
-                               "summary %s; stderr:\n%s", vmm_server ? "server" : "client",
-                               code, out ? out : "(none)", log);
-        }
+    if (code != 0 || !out || json_uint(out, "mismatched") != 0 ||
+        json_uint(out, "wrong_queue") != 0 || json_uint(out, "stale") != 0 ||
+        json_uint(out, "lost") > 128 ||
+        json_uint(out, "packets_verified") != json_uint(out, "received") ||
+        qtest_count(log, "net0: started 4 rings") != 2) {
+        g_test_fail_printf("testpmd restarted under traffic (VMM %s): exit %d, "
+                           "summary %s; stderr:\n%s", vmm_server ? "server" : "client",
+                           code, out ? out : "(none)", log);
     }
 }
 
@@ -744,6 +760,7 @@ static void test_qsd_blk_kill(Fixture *f, gconstpointer data)
     g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=10",
                                                sock);
     g_autofree char *out = NULL;
+    g_autofree char *log = NULL;
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     const char *vmm_bin = vmm_binary();
     Proc *qsd, *vmm;
@@ -786,26 +803,16 @@ static void test_qsd_blk_kill(Fixture *f, gconstpointer data)
             return;
         }
     }
-    if (!proc_wait(vmm, VMM_RUN_MS)) {
-        g_autofree char *log = proc_log(vmm);
-
-        g_test_fail_printf("the VMM did not finish within %u ms:\n%s", VMM_RUN_MS, log);
+    if (!vmm_collect(vmm, out_path, &code, &out, &log)) {
         return;
     }
-    code = WIFEXITED(vmm->wstatus) ? WEXITSTATUS(vmm->wstatus) : -1;
-    g_file_get_contents(out_path, &out, NULL, NULL);
-    {
-        g_autofree char *log = proc_log(vmm);
-
-        g_test_message("vmm stderr:\n%s", log);
-        if (code != 0 || !out || !json_true(out, "verified") ||
-            json_uint(out, "mismatches") != 0 || json_uint(out, "io_errors") != 0 ||
-            json_uint(out, "resets") < 1 || json_uint(out, "resubmitted") < 1 ||
-            !strstr(log, "the device needs a reset")) {
-            g_test_fail_printf("after 3 kills of qemu-storage-daemon: exit %d, "
-                               "summary %s; stderr:\n%s", code, out ? out : "(none)",
-                               log);
-        }
+    if (code != 0 || !out || !json_true(out, "verified") ||
+        json_uint(out, "mismatches") != 0 || json_uint(out, "io_errors") != 0 ||
+        json_uint(out, "resets") < 1 || json_uint(out, "resubmitted") < 1 ||
+        !strstr(log, "the device needs a reset")) {
+        g_test_fail_printf("after 3 kills of qemu-storage-daemon: exit %d, "
+                           "summary %s; stderr:\n%s", code, out ? out : "(none)",
+                           log);
     }
 }
 
