@@ -52,6 +52,7 @@ struct VmmWorkload {
      * reset_cond. All under lock.
      */
     VirtioGuestDevice *gd;
+    uint64_t features;          /* gd's at the start: the driver is built on them */
     GCond reset_cond;
     GSource *reset_src;         /* queued, not run yet */
     bool reset_done;
@@ -170,6 +171,18 @@ static gboolean vmm_workload_reset_cb(gpointer opaque)
 
     vmm_status("%s: the driver resets the device", w->id);
     ok = virtio_guest_device_boot(w->gd, &err);
+    /*
+     * The driver resubmits requests built for the features it started
+     * with (DISCARD, FLUSH...): a back-end that came back with others
+     * cannot take them.
+     */
+    if (ok && w->gd->features != w->features) {
+        g_set_error(&err, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: the device came back with features 0x%" PRIx64 ", not the "
+                    "0x%" PRIx64 " the driver runs with", w->id, w->gd->features,
+                    w->features);
+        ok = false;
+    }
     g_mutex_lock(&w->lock);
     g_clear_pointer(&w->reset_src, g_source_unref);
     w->reset_done = true;
@@ -346,6 +359,7 @@ void vmm_workload_start(VmmWorkload *w, VirtioGuestDevice *gd)
     }
     w->state = VMM_WL_RUNNING;
     w->gd = gd;
+    w->features = gd->features;
     /*
      * STARTED comes from inside the driver's DRIVER_OK write (before the
      * boot returns), or from a reconnect restart after a DRIVER_OK the

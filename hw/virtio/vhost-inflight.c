@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The inflight area's life on the front-end side: checked, mapped, kept,
- * cleared, freed. The messages that fetch and hand it over are in
- * vhost-user.c. See include/hw/virtio/vhost-inflight.h for the rules.
+ * The inflight area's life on the front-end side: checked, kept, freed.
+ * The messages that fetch and hand it over are in vhost-user.c. See
+ * include/hw/virtio/vhost-inflight.h for the rules.
  *
  * Security model: size, offset and fd come from the back-end and are
- * untrusted; nothing is mapped before all three are checked.
+ * untrusted; all three are checked before the fd is kept, and the area
+ * is never mapped here (the back-end could shrink the file under us).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,20 +36,10 @@ void vhost_inflight_init(struct vhost_inflight *inflight)
 
 void vhost_inflight_free(struct vhost_inflight *inflight)
 {
-    if (inflight->addr) {
-        munmap(inflight->addr, inflight->size);
-    }
     if (inflight->fd >= 0) {
         close(inflight->fd);
     }
     vhost_inflight_init(inflight);
-}
-
-void vhost_inflight_clear(struct vhost_inflight *inflight)
-{
-    if (inflight->addr) {
-        memset(inflight->addr, 0, inflight->size);
-    }
 }
 
 static bool inflight_fail(GError **errp, int fd, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -68,15 +58,14 @@ static bool inflight_fail(GError **errp, int fd, const char *fmt, ...)
     return false;
 }
 
-bool vhost_inflight_map(struct vhost_inflight *inflight, const char *name, int fd,
-                        uint64_t size, uint64_t offset, uint16_t num_queues,
-                        uint16_t queue_size, GError **errp)
+bool vhost_inflight_take(struct vhost_inflight *inflight, const char *name, int fd,
+                         uint64_t size, uint64_t offset, uint16_t num_queues,
+                         uint16_t queue_size, GError **errp)
 {
     uint64_t min = vhost_inflight_min_size(num_queues, queue_size);
     uint64_t max = vhost_inflight_max_size(num_queues, queue_size);
     long page = sysconf(_SC_PAGESIZE);
     struct stat st;
-    void *addr;
 
     if (fd < 0) {
         return inflight_fail(errp, fd, "%s: GET_INFLIGHT_FD reply: mmap_size %" PRIu64
@@ -102,16 +91,8 @@ bool vhost_inflight_map(struct vhost_inflight *inflight, const char *name, int f
                              "the fd (%" PRIu64 " bytes)", name, offset, size,
                              (uint64_t)st.st_size);
     }
-    addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
-    if (addr == MAP_FAILED) {
-        int e = errno;
-
-        return inflight_fail(errp, fd, "%s: GET_INFLIGHT_FD: cannot map the area: %s",
-                             name, g_strerror(e));
-    }
     vhost_inflight_free(inflight);
     inflight->fd = fd;
-    inflight->addr = addr;
     inflight->size = size;
     inflight->offset = offset;
     inflight->num_queues = num_queues;

@@ -175,16 +175,32 @@ void vhost_user_backend_chan_unmap_notifiers(VhostUserBackendChan *chan,
 
 static void chan_run_work(void *opaque);
 
-/* Caller holds chan->lock. */
-static void chan_queue_work(VhostUserBackendChan *chan, BackendWorkKind kind,
-                            const VhostUserIotlb *iotlb)
+/*
+ * Work queued while a request waits is bounded: a back-end that keeps
+ * sending IOTLB misses the loop has not answered yet is flooding us.
+ */
+#define CHAN_MAX_QUEUED_WORK 256
+
+/*
+ * Caller holds chan->lock. False when the queue is full: the caller
+ * treats it as a protocol violation (name, for the message).
+ */
+static bool chan_queue_work(VhostUserBackendChan *chan, BackendWorkKind kind,
+                            const VhostUserIotlb *iotlb, const char *name,
+                            GError **errp)
 {
     BackendWork *w;
 
+    if (kind == WORK_CONFIG_CHANGE && chan->config_change_queued) {
+        return true;
+    }
+    if (g_queue_get_length(&chan->work) >= CHAN_MAX_QUEUED_WORK) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "back-end channel: %s: more than %u requests waiting for an "
+                    "answer", name, CHAN_MAX_QUEUED_WORK);
+        return false;
+    }
     if (kind == WORK_CONFIG_CHANGE) {
-        if (chan->config_change_queued) {
-            return;
-        }
         chan->config_change_queued = true;
     }
     w = g_new0(BackendWork, 1);
@@ -196,6 +212,7 @@ static void chan_queue_work(VhostUserBackendChan *chan, BackendWorkKind kind,
     if (!chan->defer) {
         chan->defer = vhost_loop_defer(chan->loop, chan_run_work, chan);
     }
+    return true;
 }
 
 static void chan_config_changed(VhostUserState *u)
@@ -431,11 +448,9 @@ static bool handle_iotlb(VhostUserBackendChan *chan, const VhostUserIotlb *m,
         upd.perm = perm;
         /* The update describes the translation from iova on. */
         upd.iova = m->iova;
-        chan_queue_work(chan, WORK_IOTLB_UPDATE, &upd);
-        return true;
+        return chan_queue_work(chan, WORK_IOTLB_UPDATE, &upd, "IOTLB_MSG", errp);
     case VHOST_IOTLB_ACCESS_FAIL:
-        chan_queue_work(chan, WORK_IOTLB_ACCESS_FAIL, m);
-        return true;
+        return chan_queue_work(chan, WORK_IOTLB_ACCESS_FAIL, m, "IOTLB_MSG", errp);
     default:
         return chan_bad(errp, "IOTLB_MSG", "type %u, expected MISS (%d) or "
                         "ACCESS_FAIL (%d)", m->type, VHOST_IOTLB_MISS,
@@ -510,7 +525,7 @@ static bool handle_vring_signal(VhostUserBackendChan *chan, const char *name,
 }
 
 static bool handle_shared(VhostUserBackendChan *chan, const VhostUserMsg *msg, int *fds,
-                          int *reply_fd, uint64_t *status, GError **errp)
+                          size_t nfds, int *reply_fd, uint64_t *status, GError **errp)
 {
     const char *name = vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND,
                                                msg->hdr.request);
@@ -521,8 +536,15 @@ static bool handle_shared(VhostUserBackendChan *chan, const VhostUserMsg *msg, i
     }
     switch (msg->hdr.request) {
     case VHOST_USER_BACKEND_SHARED_OBJECT_ADD:
-        if (vhost_user_shared_add(uuid, fds[0], chan->u, NULL)) {
-            fds[0] = -1;        /* the registry owns it now */
+        /*
+         * As the spec has it, the back-end exports the object itself and
+         * sends only its UUID; with BACKEND_SEND_FD it may hand over the
+         * object's fd, which the registry then holds for lookups.
+         */
+        if (vhost_user_shared_add(uuid, nfds ? fds[0] : -1, chan->u, NULL)) {
+            if (nfds) {
+                fds[0] = -1;    /* the registry owns it now */
+            }
         } else {
             *status = 1;
         }
@@ -610,8 +632,7 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
         ok = handle_iotlb(chan, &msg.payload.iotlb, &status, errp);
         break;
     case VHOST_USER_BACKEND_CONFIG_CHANGE_MSG:
-        chan_queue_work(chan, WORK_CONFIG_CHANGE, NULL);
-        ok = true;
+        ok = chan_queue_work(chan, WORK_CONFIG_CHANGE, NULL, "CONFIG_CHANGE_MSG", errp);
         break;
     case VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG:
         ok = handle_host_notifier(chan, &msg.payload.area, (unsigned)ring, fds,
@@ -624,7 +645,7 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
                                  &status);
         break;
     default:
-        ok = handle_shared(chan, &msg, fds, &reply_fd, &status, errp);
+        ok = handle_shared(chan, &msg, fds, nfds, &reply_fd, &status, errp);
         break;
     }
     if (!ok) {

@@ -130,6 +130,7 @@ static bool vub_start(VhostUserBase *vub, GError **errp)
     if (vub->klass->pre_start && !vub->klass->pre_start(vub, errp)) {
         return false;
     }
+    vub->start_attempted = true;
 
     /* vhost_dev 0 goes first: it sends SET_FEATURES and the memory table. */
     for (i = 0; i < vub->ndevs; i++) {
@@ -234,8 +235,7 @@ static unsigned vub_count_lost(VhostUserBase *vub)
     const struct vhost_dev *hdev0 = &vub->devs[0];
     unsigned lost = 0;
 
-    if (!vub->reset_if_lost ||
-        (hdev0->use_inflight && hdev0->inflight.fd >= 0) ||
+    if (!vub->reset_if_lost || hdev0->inflight_in_use ||
         virtio_has_feature(vub->vdev.guest_features, VIRTIO_F_IN_ORDER)) {
         return 0;
     }
@@ -323,9 +323,14 @@ static void vub_disconnected(VhostUserBase *vub)
     for (unsigned i = 0; i < vub->ndevs; i++) {
         vhost_dev_disconnect(&vub->devs[i]);
     }
-    if (was_started) {
+    /*
+     * Also when a start was under way: a back-end runs a ring from its
+     * SET_VRING_KICK, before the device counts as started.
+     */
+    if (was_started || vub->start_attempted) {
         vub->lost_requests += vub_count_lost(vub);
     }
+    vub->start_attempted = false;
     vub->started = false;
     vub->ready = false;
     vub->connected = false;
@@ -468,6 +473,8 @@ static void vub_reset(VirtIODevice *vdev)
     /* A reset driver lays out fresh rings: they start from index 0. */
     vub->lost_requests = 0;
     for (unsigned i = 0; i < vub->ndevs; i++) {
+        /* The abandoned ring life's requests must not be resubmitted. */
+        vhost_dev_reset_inflight(&vub->devs[i]);
         for (unsigned j = 0; j < vub->devs[i].nvqs; j++) {
             vub->devs[i].vqs[j].last_avail_idx = 0;
         }

@@ -93,14 +93,21 @@ bool vhost_user_shared_add(const uint8_t uuid[VHOST_USER_UUID_LEN], int fd,
     GHashTable *t;
 
     vhost_user_uuid_format(uuid, str);
-    if (vhost_user_uuid_is_nil(uuid) || fd < 0) {
+    if (vhost_user_uuid_is_nil(uuid)) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
-                    "shared object %s: %s", str,
-                    fd < 0 ? "no fd" : "the nil UUID names no object");
+                    "shared object %s: the nil UUID names no object", str);
         return false;
     }
     g_mutex_lock(&shared_lock);
     t = shared_table_locked();
+    /* Each object may hold an fd: a back-end must not exhaust ours. */
+    if (g_hash_table_size(t) >= VHOST_USER_SHARED_MAX) {
+        g_mutex_unlock(&shared_lock);
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
+                    "shared object %s: the registry is full (%u objects)", str,
+                    VHOST_USER_SHARED_MAX);
+        return false;
+    }
     if (g_hash_table_contains(t, uuid)) {
         g_mutex_unlock(&shared_lock);
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
@@ -144,7 +151,11 @@ int vhost_user_shared_lookup(const uint8_t uuid[VHOST_USER_UUID_LEN])
 
     g_mutex_lock(&shared_lock);
     obj = g_hash_table_lookup(shared_table_locked(), uuid);
-    if (obj) {
+    /*
+     * An object its back-end exports without an fd would have to be
+     * fetched from it with GET_SHARED_OBJECT; not done (yet): not found.
+     */
+    if (obj && obj->fd >= 0) {
         fd = fcntl(obj->fd, F_DUPFD_CLOEXEC, 0);
     }
     g_mutex_unlock(&shared_lock);

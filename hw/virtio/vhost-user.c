@@ -181,18 +181,22 @@ static bool user_set_features(struct vhost_dev *dev, uint64_t features, GError *
 static bool user_dev_start(struct vhost_dev *dev, bool started, GError **errp)
 {
     VhostUserState *u = to_user(dev);
-    bool status = vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_STATUS) &&
-                  vhost_user_is_last_dev(u, dev);
+    bool status = vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_STATUS);
 
     if (started) {
         /* DRIVER_OK once every ring of the device runs: the last vhost_dev. */
-        return !status ||
+        return !status || !vhost_user_is_last_dev(u, dev) ||
                vhost_user_set_status(u, USER_STATUS_FEATURES_OK |
                                      VIRTIO_CONFIG_S_DRIVER_OK, errp);
     }
     /* A stopped ring's doorbell page must not be used any more. */
     vhost_user_backend_chan_unmap_notifiers(u->backend_chan, dev->vq_index, dev->nvqs);
-    if (status && !u->broken && char_socket_is_connected(u->chr)) {
+    /*
+     * Status 0 resets the device: only once every ring has been stopped
+     * and its base read. vhost_dev 0 stops last (devices stop in reverse
+     * order: it owns the whole-device state).
+     */
+    if (status && dev->vq_index == 0 && !u->broken && char_socket_is_connected(u->chr)) {
         GError *err = NULL;
 
         if (!vhost_user_set_status(u, 0, &err)) {
@@ -293,9 +297,9 @@ static bool user_get_inflight_fd(struct vhost_dev *dev, uint16_t queue_size,
         }
         return true;
     }
-    if (!vhost_inflight_map(inflight, dev->name, fd, reply.payload.inflight.mmap_size,
-                            reply.payload.inflight.mmap_offset, num_queues, queue_size,
-                            &err)) {
+    if (!vhost_inflight_take(inflight, dev->name, fd, reply.payload.inflight.mmap_size,
+                             reply.payload.inflight.mmap_offset, num_queues, queue_size,
+                             &err)) {
         user_drop(u, errp, "%s", err->message);
         g_error_free(err);
         return false;

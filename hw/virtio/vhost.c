@@ -99,10 +99,18 @@ err_name:
     return false;
 }
 
+void vhost_dev_reset_inflight(struct vhost_dev *hdev)
+{
+    vhost_inflight_free(&hdev->inflight);
+    hdev->inflight_in_use = false;
+}
+
 bool vhost_dev_connect(struct vhost_dev *hdev, GError **errp)
 {
     uint64_t features;
 
+    /* A new back-end: whether it takes the area is learnt at its start. */
+    hdev->inflight_in_use = false;
     if (!hdev->vhost_ops->backend_init(hdev, hdev->opaque, errp)) {
         return false;
     }
@@ -311,7 +319,14 @@ static bool vhost_dev_start_inflight(struct vhost_dev *hdev, GError **errp)
         return false;
     }
     /* fd still -1: the back-end does not track requests for this device. */
-    return hdev->inflight.fd < 0 || ops->set_inflight_fd(hdev, &hdev->inflight, errp);
+    if (hdev->inflight.fd < 0) {
+        return true;
+    }
+    if (!ops->set_inflight_fd(hdev, &hdev->inflight, errp)) {
+        return false;
+    }
+    hdev->inflight_in_use = true;
+    return true;
 }
 
 bool vhost_dev_start(struct vhost_dev *hdev, GError **errp)
@@ -418,10 +433,12 @@ void vhost_dev_stop(struct vhost_dev *hdev)
     }
     /*
      * Still connected: every ring answered GET_VRING_BASE, so nothing is in
-     * flight, and what the area holds must not be replayed by a later start.
+     * flight, and what the area holds must not be replayed by a later
+     * start. Dropped rather than cleared (we never map it: see
+     * vhost-inflight.h); the next start asks for a fresh one.
      */
     if (ops->is_connected(hdev)) {
-        vhost_inflight_clear(&hdev->inflight);
+        vhost_inflight_free(&hdev->inflight);
     }
     hdev->started = false;
     vhost_dev_mem_unlisten(hdev);

@@ -619,6 +619,20 @@ static void test_shared_object(void)
                                   sizeof(obj), NULL, 0, NULL, REPLY_MS), !=, 0);
     g_assert_cmpuint(tb_conn_count(t->tb), ==, 1);
 
+    /*
+     * As the spec has it, ADD with the UUID alone: the back-end exports the
+     * object itself. Accepted, owned, and (not fetched from the exporter
+     * yet) a lookup does not find an fd; the owner can remove it.
+     */
+    g_assert_cmpuint(tb_chan_call(ch, VHOST_USER_BACKEND_SHARED_OBJECT_ADD, &obj,
+                                  sizeof(obj), NULL, 0, NULL, REPLY_MS), ==, 0);
+    g_assert_cmpuint(tb_chan_call(ch, VHOST_USER_BACKEND_SHARED_OBJECT_LOOKUP, &obj,
+                                  sizeof(obj), NULL, 0, &got, REPLY_MS), !=, 0);
+    g_assert_cmpint(got, <, 0);
+    g_assert_cmpuint(tb_chan_call(ch, VHOST_USER_BACKEND_SHARED_OBJECT_REMOVE, &obj,
+                                  sizeof(obj), NULL, 0, NULL, REPLY_MS), ==, 0);
+    g_assert_cmpuint(tb_conn_count(t->tb), ==, 1);
+
     tb_chan_free(ch);
     close(fd);
     assert_vmm_stops_cleanly(t);
@@ -693,11 +707,44 @@ static void test_set_status(void)
     test_teardown(t);
 }
 
+/*
+ * Two queue pairs, two vhost_devs: DRIVER_OK only once all four rings run,
+ * and status 0 (a device reset) only after the last ring's GET_VRING_BASE:
+ * the base of a ring read after a reset would mean nothing.
+ */
+static void test_set_status_mq(void)
+{
+    TbConfig cfg;
+    TestCtx *t;
+    unsigned at[8];
+    uint64_t val[8];
+    unsigned n;
+
+    chan_config(&cfg, false);
+    cfg.queue_num = 2;
+    t = test_start_net_mq(&cfg, 2);
+    wait_stderr_n(t, "net0: started 4 rings", 1);
+    tb_wait_rings_started(t->tb, 1, 4, WAIT_MS);
+    n = status_sequence(t, 1, at, val, G_N_ELEMENTS(at));
+    g_assert_cmpuint(n, ==, 2);
+    g_assert_cmphex(val[1], ==, STATUS_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+    g_assert_cmpuint(at[1], >, last_index_of(t, 1, VHOST_USER_SET_VRING_ENABLE));
+
+    assert_vmm_stops_cleanly(t);
+    n = status_sequence(t, 1, at, val, G_N_ELEMENTS(at));
+    g_assert_cmpuint(n, ==, 3);
+    g_assert_cmphex(val[2], ==, 0);
+    g_assert_cmpuint(tb_msg_count(t->tb, 1, VHOST_USER_GET_VRING_BASE), ==, 4);
+    g_assert_cmpuint(at[2], >, last_index_of(t, 1, VHOST_USER_GET_VRING_BASE));
+    test_teardown(t);
+}
+
 int main(int argc, char **argv)
 {
     qtest_harness_init(&argc, &argv);
 
     ADD_VOID_TEST("/backend-chan/iotlb/miss", test_iotlb_miss);
+    ADD_VOID_TEST("/backend-chan/set-status-mq", test_set_status_mq);
     ADD_VOID_TEST("/backend-chan/iotlb/miss-during-get-vring-base",
                   test_iotlb_miss_during_get_vring_base);
     ADD_VOID_TEST("/backend-chan/iommu-platform/off", test_iommu_platform_off);

@@ -124,11 +124,16 @@ void add_net(TestCtx *t, unsigned queues)
 /* The common case: memfd RAM, client chardev with reconnect, net queues=1. */
 TestCtx *test_start_net(const TbConfig *cfg)
 {
+    return test_start_net_mq(cfg, 1);
+}
+
+TestCtx *test_start_net_mq(const TbConfig *cfg, unsigned queues)
+{
     TestCtx *t = test_setup(cfg, false);
 
     add_machine_args(t, "memfd");
     add_client_chardev(t, true);
-    add_net(t, 1);
+    add_net(t, queues);
     t->vmm = current_vmm = qtest_vmm_spawnv(t->args);
     return t;
 }

@@ -48,6 +48,8 @@ void add_client_chardev(TestCtx *t, bool reconnect);
 void add_net(TestCtx *t, unsigned queues);
 /* The common case: memfd RAM, client chardev with reconnect, net queues=1. */
 TestCtx *test_start_net(const TbConfig *cfg);
+/* The same with queues pairs (cfg's queue_num must allow them). */
+TestCtx *test_start_net_mq(const TbConfig *cfg, unsigned queues);
 void wait_stderr_n(TestCtx *t, const char *substr, unsigned n);
 /* Waits for a VMM stderr line containing both words. */
 void wait_stderr_both(TestCtx *t, const char *a, const char *b);

@@ -415,7 +415,7 @@ static void tb_check_gate_locked(TestBackend *tb, TbConn *c, const VhostUserMsg 
 /*
  * GET_INFLIGHT_FD: a zeroed memfd of the split layout's size, offset 0;
  * TB_FAULT_VALUE reports value as mmap_size instead (the memfd keeps its
- * real size), to test the front-end's checks. SET_INFLIGHT_FD must hand
+ * real size), to test the front-end's checks; 0 comes without an fd. SET_INFLIGHT_FD must hand
  * back one fd with the sizes it was given. Called with tb->lock held.
  */
 static bool tb_handle_inflight(TestBackend *tb, TbConn *c, uint32_t request,
@@ -445,11 +445,14 @@ static bool tb_handle_inflight(TestBackend *tb, TbConn *c, uint32_t request,
         return true;
     }
     tb_close_fd(&c->reply_fd);
-    c->reply_fd = memfd_create("tb-inflight", MFD_CLOEXEC);
-    g_assert(c->reply_fd >= 0);
-    g_assert(ftruncate(c->reply_fd, (off_t)size) == 0);
     reply->inflight = p->inflight;
     reply->inflight.mmap_size = act->fault == TB_FAULT_VALUE ? act->value : size;
+    /* A back-end that does not track this device says size 0, with no fd. */
+    if (reply->inflight.mmap_size) {
+        c->reply_fd = memfd_create("tb-inflight", MFD_CLOEXEC);
+        g_assert(c->reply_fd >= 0);
+        g_assert(ftruncate(c->reply_fd, (off_t)size) == 0);
+    }
     reply->inflight.mmap_offset = 0;
     *reply_size = sizeof(VhostUserInflight);
     *has_reply = true;

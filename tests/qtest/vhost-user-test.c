@@ -77,11 +77,7 @@ static void test_multiqueue(void)
 
     tb_config_default(&cfg);
     cfg.queue_num = 2;
-    t = test_setup(&cfg, false);
-    add_machine_args(t, "memfd");
-    add_client_chardev(t, true);
-    add_net(t, 2);
-    t->vmm = current_vmm = qtest_vmm_spawnv(t->args);
+    t = test_start_net_mq(&cfg, 2);
 
     wait_stderr_n(t, "net0: started 4 rings", 1);
     tb_wait_rings_started(t->tb, 1, 4, WAIT_MS);

@@ -632,11 +632,13 @@ START_TEST(test_reply_fds)
     r = reply_msg(VHOST_USER_SET_VRING_ADDR, 8);
     check_reply_bad(VHOST_USER_SET_VRING_ADDR, true, &r, 2, VHOST_USER_ERROR_WRONG_FDS,
                     "SET_VRING_ADDR reply: 2 fds, expected 0");
+    r = reply_msg(VHOST_USER_POSTCOPY_ADVISE, 0);
+    check_reply_bad(VHOST_USER_POSTCOPY_ADVISE, false, &r, 0, VHOST_USER_ERROR_WRONG_FDS,
+                    "POSTCOPY_ADVISE reply: 0 fds, expected 1");
+    /* An inflight reply of size 0 (not tracked) may come without its fd. */
     r = reply_msg(VHOST_USER_GET_INFLIGHT_FD, 24);
-    check_reply_bad(VHOST_USER_GET_INFLIGHT_FD, false, &r, 0, VHOST_USER_ERROR_WRONG_FDS,
-                    "GET_INFLIGHT_FD reply: 0 fds, expected 1");
     check_reply_bad(VHOST_USER_GET_INFLIGHT_FD, false, &r, 2, VHOST_USER_ERROR_WRONG_FDS,
-                    "GET_INFLIGHT_FD reply: 2 fds, expected 1");
+                    "GET_INFLIGHT_FD reply: 2 fds, expected 0..1");
     r = reply_msg(VHOST_USER_SET_DEVICE_STATE_FD, 8);
     check_reply_bad(VHOST_USER_SET_DEVICE_STATE_FD, false, &r, 2, VHOST_USER_ERROR_WRONG_FDS,
                     "SET_DEVICE_STATE_FD reply: 2 fds, expected 0..1");

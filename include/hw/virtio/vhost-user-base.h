@@ -116,6 +116,7 @@ struct VhostUserBase {
      */
     bool reset_if_lost;
     unsigned lost_requests;
+    bool start_attempted;           /* rings were handed over on this connection */
 
     VhostUserBaseNotify notify;
     void *notify_opaque;

@@ -24,9 +24,13 @@ bool vhost_user_uuid_is_nil(const uint8_t uuid[VHOST_USER_UUID_LEN]);
 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" into buf (37 bytes). */
 void vhost_user_uuid_format(const uint8_t uuid[VHOST_USER_UUID_LEN], char buf[37]);
 
+/* At most this many objects, so that no back-end can exhaust our fds. */
+#define VHOST_USER_SHARED_MAX 1024
+
 /*
- * Registers fd under uuid for owner. On success the registry owns fd; on
- * failure (nil or already registered UUID) the caller still owns it.
+ * Registers uuid for owner, with fd (-1: the owner exports it and keeps
+ * the fd). On success the registry owns fd; on failure (nil or already
+ * registered UUID, registry full) the caller still owns it.
  */
 bool vhost_user_shared_add(const uint8_t uuid[VHOST_USER_UUID_LEN], int fd,
                            const void *owner, GError **errp);

@@ -75,6 +75,12 @@ struct vhost_dev {
      */
     bool use_inflight;
     struct vhost_inflight inflight;
+    /*
+     * The back-end of the current (or the just lost) connection took the
+     * area with SET_INFLIGHT_FD: it, or its successor, can finish what it
+     * had in flight. Cleared by the next connection.
+     */
+    bool inflight_in_use;
 };
 
 /*
@@ -85,6 +91,11 @@ struct vhost_dev {
 bool vhost_dev_init(struct vhost_dev *hdev, const char *name, void *opaque,
                     const VhostOps *ops, GuestMemory *mem,
                     unsigned int vq_index, unsigned int nvqs, GError **errp);
+/*
+ * The driver reset the device: the inflight area of the old ring life goes
+ * (its requests were abandoned with the rings); the next start asks anew.
+ */
+void vhost_dev_reset_inflight(struct vhost_dev *hdev);
 /*
  * On a (new) connection: lets the transport negotiate (once per connection
  * for all vhost_devs sharing it) and reads the back-end's features and
