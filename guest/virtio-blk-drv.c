@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The guest's virtio-blk driver; see include/guest/virtio-blk-drv.h.
+ * The guest's virtio-blk driver: the request engine and the workload; the
+ * synchronous one-shot operations are in virtio-blk-sync.c. See
+ * include/guest/virtio-blk-drv.h.
  *
  * The device is untrusted: a completion naming a request we do not have
  * in flight, a status byte that is not one of the three defined values,
@@ -16,100 +18,9 @@
 
 #include <glib.h>
 
-#include "guest/virtio-blk-drv.h"
+#include "virtio-blk-drv-int.h"
 
-#define BLK_STATE_MAGIC     0x6b6c6276u     /* "vblk" */
-#define BLK_STATE_SIZE      4096u
-#define BLK_POOL_MAX        (32ull << 20)
-#define BLK_META_SIZE       64u             /* hdr 16, segment 16, status 1 */
-#define BLK_META_SEG        16u
-#define BLK_META_STATUS     32u
-#define BLK_PAGE            4096ull
-#define BLK_SYNC_SECTORS    256u            /* 128 KiB per synchronous chunk */
-#define BLK_DEFAULT_OPS     10000u
-
-/* Generation table entries: low 30 bits count writes; flags on top. */
-#define GEN_ZERO            0x80000000u     /* reads as zeroes */
-#define GEN_UNKNOWN         0x40000000u     /* a failed write: not checkable */
-#define GEN_MASK            0x3fffffffu
-
-#define ALIGN_UP(x, a)      (((x) + (a) - 1) / (a) * (a))
-
-/* Driver state in guest RAM, at the start of the buffer area. */
-typedef struct __attribute__((packed)) BlkDrvState {
-    uint32_t magic;
-    uint32_t seed;
-    uint64_t tracked;           /* sectors in the generation table */
-    uint64_t pool_gpa;
-    uint64_t pool_size;
-    uint64_t gen_gpa;
-    uint64_t inflight_gpa;
-    uint64_t requests;          /* completed over the driver's life */
-} BlkDrvState;
-
-struct VirtioBlkDrv {
-    char *name;
-    GuestMemory *mem;
-    GuestVirtqueue *vqs;
-    unsigned nvqs;
-    uint64_t features;
-    VirtioBlkDrvConfig cfg;
-    BlkDrvState *st;            /* cached pointers into guest RAM */
-    uint32_t *gen;
-    uint8_t *inflight;
-    uint8_t *pool;
-    /* A stalled or misbehaving device leaves requests we cannot reclaim. */
-    bool broken;
-};
-
-typedef struct BlkOp {
-    uint8_t type;
-    bool fill;                  /* OUT with generation 1 */
-    bool verify;                /* IN: check against the table */
-    uint64_t sector;
-    uint32_t nsect;
-    uint32_t flags;             /* WRITE_ZEROES flags */
-    void *user_buf;             /* IN/GET_ID: copy the data out here */
-} BlkOp;
-
-typedef struct BlkReq {
-    bool busy;
-    unsigned q;
-    BlkOp op;
-    uint64_t submit_ns;
-    uint64_t meta_gpa;
-    uint8_t *meta;
-    uint64_t data_gpa;
-    uint8_t *data;
-} BlkReq;
-
-typedef enum BlkGenResult {
-    BLK_GEN_OP,
-    BLK_GEN_BLOCKED,            /* nothing issuable until something completes */
-    BLK_GEN_DONE,
-} BlkGenResult;
-
-typedef struct BlkRun BlkRun;
-typedef BlkGenResult (*BlkGenFn)(BlkRun *run, void *opaque, BlkOp *op);
-
-struct BlkRun {
-    VirtioBlkDrv *d;
-    WorkloadCtl ctl;
-    unsigned nq;
-    unsigned depth;
-    uint32_t slot_bytes;        /* data bytes per request */
-    BlkReq *reqs;               /* nq * depth */
-    unsigned *free_cnt;         /* per queue */
-    unsigned in_flight;
-    VirtioBlkResult *res;
-    GError *fatal;              /* stops the run */
-    uint64_t last_done_ns;
-    uint64_t last_progress_ns;
-    uint64_t last_progress_ops;
-    bool quiet;                 /* flush/read-back: not in the op counts */
-};
-
-static const char *blk_type_name(uint8_t type)
+const char *blk_type_name(uint8_t type)
 {
     switch (type) {
     case VIRTIO_BLK_T_IN: return "read";
@@ -122,7 +33,7 @@ static const char *blk_type_name(uint8_t type)
     }
 }
 
-static bool has_feature(const VirtioBlkDrv *d, unsigned bit)
+bool blk_has_feature(const VirtioBlkDrv *d, unsigned bit)
 {
     return d->features & (1ull << bit);
 }
@@ -320,7 +231,7 @@ static void run_error(BlkRun *run, bool fatal, const char *fmt, ...)
     g_free(msg);
 }
 
-static bool run_setup(BlkRun *run, VirtioBlkDrv *d, unsigned nq, unsigned depth,
+bool blk_run_setup(BlkRun *run, VirtioBlkDrv *d, unsigned nq, unsigned depth,
                       uint32_t slot_bytes, const WorkloadCtl *ctl,
                       VirtioBlkResult *res, GError **errp)
 {
@@ -372,7 +283,7 @@ static bool run_setup(BlkRun *run, VirtioBlkDrv *d, unsigned nq, unsigned depth,
     return true;
 }
 
-static void run_cleanup(BlkRun *run)
+void blk_run_cleanup(BlkRun *run)
 {
     g_free(run->reqs);
     g_free(run->free_cnt);
@@ -752,7 +663,7 @@ static bool run_needs_reset(const BlkRun *run)
  * per batch, until gen is done and nothing is in flight (or a fatal
  * failure). Stop requests end issuing; what is in flight still completes.
  */
-static void run_pump(BlkRun *run, BlkGenFn gen, void *opaque)
+void blk_run_pump(BlkRun *run, BlkGenFn gen, void *opaque)
 {
     bool done = false;
 
@@ -910,13 +821,7 @@ static BlkGenResult main_gen(BlkRun *run, void *opaque, BlkOp *op)
     return BLK_GEN_OP;
 }
 
-/* Reads back, in chunks, every tracked sector whose content is known. */
-typedef struct BlkVerifyGen {
-    uint64_t cursor;
-    uint32_t chunk;
-} BlkVerifyGen;
-
-static BlkGenResult verify_gen(BlkRun *run, void *opaque, BlkOp *op)
+BlkGenResult blk_verify_gen(BlkRun *run, void *opaque, BlkOp *op)
 {
     BlkVerifyGen *g = opaque;
     uint64_t tracked = run->d->st->tracked;
@@ -939,14 +844,8 @@ static BlkGenResult verify_gen(BlkRun *run, void *opaque, BlkOp *op)
     return BLK_GEN_DONE;
 }
 
-typedef struct BlkOneGen {
-    const BlkOp *ops;
-    unsigned n;
-    unsigned next;
-} BlkOneGen;
-
 /* A fixed list, in order, each after the previous completed. */
-static BlkGenResult list_gen(BlkRun *run, void *opaque, BlkOp *op)
+BlkGenResult blk_list_gen(BlkRun *run, void *opaque, BlkOp *op)
 {
     BlkOneGen *g = opaque;
 
@@ -962,7 +861,7 @@ static BlkGenResult list_gen(BlkRun *run, void *opaque, BlkOp *op)
 
 /* ---- entry points ---- */
 
-static bool run_finish(BlkRun *run, GError **errp)
+bool blk_run_finish(BlkRun *run, GError **errp)
 {
     VirtioBlkResult *res = run->res;
 
@@ -980,11 +879,11 @@ static bool run_finish(BlkRun *run, GError **errp)
     return true;
 }
 
-static unsigned queues_used(const VirtioBlkDrv *d, unsigned want)
+unsigned blk_queues_used(const VirtioBlkDrv *d, unsigned want)
 {
     unsigned n = d->nvqs;
 
-    if (!has_feature(d, VIRTIO_BLK_F_MQ)) {
+    if (!blk_has_feature(d, VIRTIO_BLK_F_MQ)) {
         n = 1;
     }
     return want && want < n ? want : n;
@@ -997,7 +896,7 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
     BlkRun run;
     BlkMainGen g = { .wl = wl };
     uint64_t range;
-    unsigned nq = queues_used(d, wl->queues);
+    unsigned nq = blk_queues_used(d, wl->queues);
     unsigned depth = wl->iodepth ? wl->iodepth : 1;
     bool ok;
 
@@ -1016,15 +915,15 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
             depth = MIN(depth, d->vqs[q].num / per);
         }
     }
-    g.can_discard = has_feature(d, VIRTIO_BLK_F_DISCARD);
-    g.can_wz = has_feature(d, VIRTIO_BLK_F_WRITE_ZEROES);
+    g.can_discard = blk_has_feature(d, VIRTIO_BLK_F_DISCARD);
+    g.can_wz = blk_has_feature(d, VIRTIO_BLK_F_WRITE_ZEROES);
     if ((wl->discard_pct && !g.can_discard) || (wl->write_zeroes_pct && !g.can_wz)) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_UNSUPPORTED,
                     "%s: %s requested but the device does not offer it", d->name,
                     wl->discard_pct && !g.can_discard ? "discard" : "write_zeroes");
         return false;
     }
-    if (has_feature(d, VIRTIO_BLK_F_RO) && (wl->rw != BLK_RW_READ &&
+    if (blk_has_feature(d, VIRTIO_BLK_F_RO) && (wl->rw != BLK_RW_READ &&
                                            wl->rw != BLK_RW_RANDREAD)) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_UNSUPPORTED,
                     "%s: the workload writes but the device is read-only "
@@ -1047,7 +946,7 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
         return false;
     }
     res->range_sectors = g.nblocks * g.spb;
-    if (!run_setup(&run, d, nq, depth, wl->bs, ctl, res, errp)) {
+    if (!blk_run_setup(&run, d, nq, depth, wl->bs, ctl, res, errp)) {
         return false;
     }
     g.target = wl->ops;
@@ -1057,16 +956,16 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
     g.end_ns = wl->runtime_ms ? wl_now_ns() + wl->runtime_ms * 1000000ull : 0;
     g.rng = ((uint64_t)wl->seed << 32 | 0x9e3779b9u) ^ 0x5bd1e995ull;
     g.verify = wl->verify;
-    run_pump(&run, main_gen, &g);
+    blk_run_pump(&run, main_gen, &g);
     res->stats.end_ns = wl_now_ns();
 
-    if (!run.fatal && wl->flush && has_feature(d, VIRTIO_BLK_F_FLUSH)) {
+    if (!run.fatal && wl->flush && blk_has_feature(d, VIRTIO_BLK_F_FLUSH)) {
         BlkOp fl = { .type = VIRTIO_BLK_T_FLUSH };
         BlkOneGen one = { .ops = &fl, .n = 1 };
         run.ctl.stop = NULL;
         run.ctl.deadline_ns = 0;
         run.quiet = true;
-        run_pump(&run, list_gen, &one);
+        blk_run_pump(&run, blk_list_gen, &one);
     }
     if (!run.fatal && wl->verify) {
         BlkVerifyGen vg = { .chunk = g.spb };
@@ -1074,172 +973,10 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
         run.ctl.stop = NULL;
         run.ctl.deadline_ns = 0;
         run.quiet = true;
-        run_pump(&run, verify_gen, &vg);
+        blk_run_pump(&run, blk_verify_gen, &vg);
     }
-    ok = run_finish(&run, errp);
+    ok = blk_run_finish(&run, errp);
     res->verified = wl->verify && ok;
-    run_cleanup(&run);
+    blk_run_cleanup(&run);
     return ok;
-}
-
-/*
- * Sectors per synchronous request so that nq requests fit the pool (at
- * least one page of metadata, each data slot page-aligned).
- */
-static uint32_t sync_sectors(const VirtioBlkDrv *d, unsigned nq)
-{
-    uint64_t per = (d->st->pool_size - BLK_PAGE) / nq / BLK_PAGE * BLK_PAGE;
-
-    return (uint32_t)MIN((uint64_t)BLK_SYNC_SECTORS, per / VIRTIO_BLK_SECTOR_SIZE);
-}
-
-/* A run outside a workload: gen on nq queues, depth 1, slots of slot_bytes. */
-static bool blk_run_gen(VirtioBlkDrv *d, unsigned nq, uint32_t slot_bytes,
-                        BlkGenFn gen, void *opaque, GError **errp)
-{
-    BlkRun run;
-    VirtioBlkResult res = { 0 };
-    WorkloadCtl ctl = { .stall_ms = 10000 };
-    bool ok;
-
-    wl_stats_init(&res.stats);
-    if (!run_setup(&run, d, nq, 1, slot_bytes, &ctl, &res, errp)) {
-        return false;
-    }
-    run_pump(&run, gen, opaque);
-    ok = run_finish(&run, errp);
-    run_cleanup(&run);
-    virtio_blk_result_clear(&res);
-    return ok;
-}
-
-static bool blk_sync(VirtioBlkDrv *d, const BlkOp *op, GError **errp)
-{
-    BlkOneGen g = { .ops = op, .n = 1 };
-
-    return blk_run_gen(d, 1, sync_sectors(d, 1) * VIRTIO_BLK_SECTOR_SIZE,
-                       list_gen, &g, errp);
-}
-
-static bool check_range(VirtioBlkDrv *d, const char *what, uint64_t sector,
-                        uint64_t n, GError **errp)
-{
-    if (n == 0 || sector >= d->cfg.capacity || n > d->cfg.capacity - sector) {
-        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
-                    "%s: %s of %" PRIu64 " sectors at sector %" PRIu64
-                    " is outside the %" PRIu64 "-sector disk",
-                    d->name, what, n, sector, d->cfg.capacity);
-        return false;
-    }
-    return true;
-}
-
-/* Splits [sector, sector+n) into synchronous chunks of one type. */
-static bool blk_sync_chunks(VirtioBlkDrv *d, uint8_t type, bool verify,
-                            uint64_t sector, uint32_t nsectors, void *buf,
-                            GError **errp)
-{
-    if (!check_range(d, blk_type_name(type), sector, nsectors, errp)) {
-        return false;
-    }
-    for (uint32_t done = 0; done < nsectors;) {
-        uint32_t n = MIN(nsectors - done, sync_sectors(d, 1));
-        BlkOp op = {
-            .type = type, .verify = verify, .sector = sector + done, .nsect = n,
-            .user_buf = buf ? (uint8_t *)buf + (size_t)done * VIRTIO_BLK_SECTOR_SIZE : NULL,
-        };
-        if (!blk_sync(d, &op, errp)) {
-            return false;
-        }
-        done += n;
-    }
-    return true;
-}
-
-bool virtio_blk_drv_write_pattern(VirtioBlkDrv *d, uint64_t sector,
-                                  uint32_t nsectors, GError **errp)
-{
-    return blk_sync_chunks(d, VIRTIO_BLK_T_OUT, false, sector, nsectors, NULL, errp);
-}
-
-bool virtio_blk_drv_read_verify(VirtioBlkDrv *d, uint64_t sector,
-                                uint32_t nsectors, GError **errp)
-{
-    return blk_sync_chunks(d, VIRTIO_BLK_T_IN, true, sector, nsectors, NULL, errp);
-}
-
-bool virtio_blk_drv_read(VirtioBlkDrv *d, uint64_t sector, uint32_t nsectors,
-                         void *buf, GError **errp)
-{
-    return blk_sync_chunks(d, VIRTIO_BLK_T_IN, false, sector, nsectors, buf, errp);
-}
-
-static bool need_feature(VirtioBlkDrv *d, unsigned bit, const char *what,
-                         GError **errp)
-{
-    if (!has_feature(d, bit)) {
-        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_UNSUPPORTED,
-                    "%s: %s: feature bit %u was not negotiated", d->name, what, bit);
-        return false;
-    }
-    return true;
-}
-
-bool virtio_blk_drv_flush(VirtioBlkDrv *d, GError **errp)
-{
-    BlkOp op = { .type = VIRTIO_BLK_T_FLUSH };
-
-    return need_feature(d, VIRTIO_BLK_F_FLUSH, "flush", errp) &&
-           blk_sync(d, &op, errp);
-}
-
-static bool blk_zero_op(VirtioBlkDrv *d, uint8_t type, uint64_t sector,
-                        uint32_t nsectors, uint32_t flags, GError **errp)
-{
-    BlkOp op = { .type = type, .sector = sector, .nsect = nsectors, .flags = flags };
-
-    return check_range(d, blk_type_name(type), sector, nsectors, errp) &&
-           blk_sync(d, &op, errp);
-}
-
-bool virtio_blk_drv_discard(VirtioBlkDrv *d, uint64_t sector,
-                            uint32_t nsectors, GError **errp)
-{
-    return need_feature(d, VIRTIO_BLK_F_DISCARD, "discard", errp) &&
-           blk_zero_op(d, VIRTIO_BLK_T_DISCARD, sector, nsectors, 0, errp);
-}
-
-bool virtio_blk_drv_write_zeroes(VirtioBlkDrv *d, uint64_t sector,
-                                 uint32_t nsectors, bool unmap, GError **errp)
-{
-    return need_feature(d, VIRTIO_BLK_F_WRITE_ZEROES, "write-zeroes", errp) &&
-           blk_zero_op(d, VIRTIO_BLK_T_WRITE_ZEROES, sector, nsectors,
-                       unmap ? VIRTIO_BLK_WRITE_ZEROES_F_UNMAP : 0, errp);
-}
-
-bool virtio_blk_drv_get_id(VirtioBlkDrv *d, char id[VIRTIO_BLK_ID_BYTES + 1],
-                           GError **errp)
-{
-    BlkOp op = { .type = VIRTIO_BLK_T_GET_ID, .user_buf = id };
-
-    memset(id, 0, VIRTIO_BLK_ID_BYTES + 1);
-    if (!blk_sync(d, &op, errp)) {
-        return false;
-    }
-    /* Device bytes: keep them printable, NUL-terminated. */
-    for (unsigned i = 0; i < VIRTIO_BLK_ID_BYTES && id[i]; i++) {
-        if (!g_ascii_isprint(id[i])) {
-            id[i] = '?';
-        }
-    }
-    id[VIRTIO_BLK_ID_BYTES] = '\0';
-    return true;
-}
-
-bool virtio_blk_drv_verify_all(VirtioBlkDrv *d, GError **errp)
-{
-    unsigned nq = queues_used(d, 0);
-    BlkVerifyGen vg = { .chunk = sync_sectors(d, nq) };
-
-    return blk_run_gen(d, nq, vg.chunk * VIRTIO_BLK_SECTOR_SIZE, verify_gen, &vg, errp);
 }

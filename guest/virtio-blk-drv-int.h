@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What the two halves of the guest's virtio-blk driver share: the request
+ * engine and the workload (virtio-blk-drv.c) and the synchronous one-shot
+ * operations on top of it (virtio-blk-sync.c). Not a public header.
+ */
+#ifndef GUEST_VIRTIO_BLK_DRV_INT_H
+#define GUEST_VIRTIO_BLK_DRV_INT_H
+
+#include <glib.h>
+
+#include "guest/virtio-blk-drv.h"
+
+#define BLK_STATE_MAGIC     0x6b6c6276u     /* "vblk" */
+#define BLK_STATE_SIZE      4096u
+#define BLK_POOL_MAX        (32ull << 20)
+#define BLK_META_SIZE       64u             /* hdr 16, segment 16, status 1 */
+#define BLK_META_SEG        16u
+#define BLK_META_STATUS     32u
+#define BLK_PAGE            4096ull
+#define BLK_SYNC_SECTORS    256u            /* 128 KiB per synchronous chunk */
+#define BLK_DEFAULT_OPS     10000u
+
+/* Generation table entries: low 30 bits count writes; flags on top. */
+#define GEN_ZERO            0x80000000u     /* reads as zeroes */
+#define GEN_UNKNOWN         0x40000000u     /* a failed write: not checkable */
+#define GEN_MASK            0x3fffffffu
+
+#define ALIGN_UP(x, a)      (((x) + (a) - 1) / (a) * (a))
+
+/* Driver state in guest RAM, at the start of the buffer area. */
+typedef struct __attribute__((packed)) BlkDrvState {
+    uint32_t magic;
+    uint32_t seed;
+    uint64_t tracked;           /* sectors in the generation table */
+    uint64_t pool_gpa;
+    uint64_t pool_size;
+    uint64_t gen_gpa;
+    uint64_t inflight_gpa;
+    uint64_t requests;          /* completed over the driver's life */
+} BlkDrvState;
+
+struct VirtioBlkDrv {
+    char *name;
+    GuestMemory *mem;
+    GuestVirtqueue *vqs;
+    unsigned nvqs;
+    uint64_t features;
+    VirtioBlkDrvConfig cfg;
+    BlkDrvState *st;            /* cached pointers into guest RAM */
+    uint32_t *gen;
+    uint8_t *inflight;
+    uint8_t *pool;
+    /* A stalled or misbehaving device leaves requests we cannot reclaim. */
+    bool broken;
+};
+
+typedef struct BlkOp {
+    uint8_t type;
+    bool fill;                  /* OUT with generation 1 */
+    bool verify;                /* IN: check against the table */
+    uint64_t sector;
+    uint32_t nsect;
+    uint32_t flags;             /* WRITE_ZEROES flags */
+    void *user_buf;             /* IN/GET_ID: copy the data out here */
+} BlkOp;
+
+typedef struct BlkReq {
+    bool busy;
+    unsigned q;
+    BlkOp op;
+    uint64_t submit_ns;
+    uint64_t meta_gpa;
+    uint8_t *meta;
+    uint64_t data_gpa;
+    uint8_t *data;
+} BlkReq;
+
+typedef enum BlkGenResult {
+    BLK_GEN_OP,
+    BLK_GEN_BLOCKED,            /* nothing issuable until something completes */
+    BLK_GEN_DONE,
+} BlkGenResult;
+
+typedef struct BlkRun BlkRun;
+typedef BlkGenResult (*BlkGenFn)(BlkRun *run, void *opaque, BlkOp *op);
+
+struct BlkRun {
+    VirtioBlkDrv *d;
+    WorkloadCtl ctl;
+    unsigned nq;
+    unsigned depth;
+    uint32_t slot_bytes;        /* data bytes per request */
+    BlkReq *reqs;               /* nq * depth */
+    unsigned *free_cnt;         /* per queue */
+    unsigned in_flight;
+    VirtioBlkResult *res;
+    GError *fatal;              /* stops the run */
+    uint64_t last_done_ns;
+    uint64_t last_progress_ns;
+    uint64_t last_progress_ops;
+    bool quiet;                 /* flush/read-back: not in the op counts */
+};
+
+typedef struct BlkOneGen {
+    const BlkOp *ops;
+    unsigned n;
+    unsigned next;
+} BlkOneGen;
+
+/* Reads back, in chunks, every tracked sector whose content is known. */
+typedef struct BlkVerifyGen {
+    uint64_t cursor;
+    uint32_t chunk;
+} BlkVerifyGen;
+
+/* ---- the engine, for the synchronous operations ---- */
+
+const char *blk_type_name(uint8_t type);
+bool blk_has_feature(const VirtioBlkDrv *d, unsigned bit);
+/* Request queues a run uses: want (0: all) capped by what the device has. */
+unsigned blk_queues_used(const VirtioBlkDrv *d, unsigned want);
+bool blk_run_setup(BlkRun *run, VirtioBlkDrv *d, unsigned nq, unsigned depth,
+                   uint32_t slot_bytes, const WorkloadCtl *ctl, VirtioBlkResult *res,
+                   GError **errp);
+void blk_run_cleanup(BlkRun *run);
+/* Issues what gen gives until it is done and nothing is in flight. */
+void blk_run_pump(BlkRun *run, BlkGenFn gen, void *opaque);
+/* The run's verdict: false with errp set on a fatal error or a mismatch. */
+bool blk_run_finish(BlkRun *run, GError **errp);
+/* Generators: a fixed list one at a time (BlkOneGen); read back (BlkVerifyGen). */
+BlkGenResult blk_list_gen(BlkRun *run, void *opaque, BlkOp *op);
+BlkGenResult blk_verify_gen(BlkRun *run, void *opaque, BlkOp *op);
+
+#endif
