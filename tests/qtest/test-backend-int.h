@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The test back-end's state, shared by its files: test-backend.c (the
+ * server thread, request handling, fault injection) and
+ * test-backend-observe.c (what tests read and wait for). Not for tests.
+ *
+ * Locking: tb->lock guards every field below; the server thread takes it
+ * to change state, test threads to read it, and tb->cond is broadcast
+ * after every change a test may wait for.
+ */
+#ifndef TESTS_QTEST_TEST_BACKEND_INT_H
+#define TESTS_QTEST_TEST_BACKEND_INT_H
+
+#include <glib.h>
+
+#include "test-backend.h"
+#include "test-backend-mem.h"
+
+typedef struct TbRing {
+    uint32_t num;
+    uint32_t base;
+    VhostUserVringAddr addr;
+    bool addr_set;
+    int kick_fd;
+    int call_fd;
+    int err_fd;
+    bool enabled;
+    bool started;               /* kick received, not stopped since */
+    bool stopped;               /* GET_VRING_BASE received */
+} TbRing;
+
+typedef struct TbConn {
+    TestBackend *tb;
+    unsigned id;                /* 1-based */
+    int fd;
+    GSource *src;
+    bool closed;
+    GPtrArray *log;             /* TbMsg * */
+    TbRegion regions[TB_MAX_MEM_SLOTS]; /* tb_mem_slots() of them in use */
+    TbRing rings[TB_MAX_RINGS];
+    uint64_t offered_features;  /* last GET_FEATURES answer */
+    uint64_t features;
+    bool features_set;
+    uint64_t protocol_features;
+    bool protocol_features_set;
+    uint64_t status;
+    int backend_req_fd;
+    int reply_fd;               /* sent with the next reply (GET_INFLIGHT_FD) */
+} TbConn;
+
+typedef struct TbRule {
+    unsigned conn;
+    uint32_t request;
+    TbAction action;
+} TbRule;
+
+struct TestBackend {
+    TbConfig cfg;
+    char *path;
+    int listen_fd;
+    GSource *listen_src;
+
+    GMainContext *ctx;
+    GMainLoop *loop;
+    GThread *thread;
+
+    GMutex lock;
+    GCond cond;
+    GPtrArray *conns;           /* TbConn * */
+    GArray *rules;              /* TbRule */
+    TbHook hook;
+    void *hook_opaque;
+    int vring_base_reply[TB_MAX_RINGS];     /* -1: use the stored base */
+    unsigned violations;
+    GPtrArray *violation_msgs;  /* char * */
+};
+
+/* Caller holds tb->lock. NULL when conn (1-based) does not exist. */
+TbConn *tb_conn_get_locked(TestBackend *tb, unsigned conn);
+TbMsg *tb_msg_copy(const TbMsg *m);
+
+#endif
