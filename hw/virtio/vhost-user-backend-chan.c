@@ -66,6 +66,7 @@ typedef enum BackendWorkKind {
 typedef struct BackendWork {
     BackendWorkKind kind;
     VhostUserIotlb iotlb;
+    uint8_t miss_perm;          /* IOTLB update: what the miss asked for */
 } BackendWork;
 
 typedef struct HostNotifier {
@@ -186,8 +187,8 @@ static void chan_run_work(void *opaque);
  * treats it as a protocol violation (name, for the message).
  */
 static bool chan_queue_work(VhostUserBackendChan *chan, BackendWorkKind kind,
-                            const VhostUserIotlb *iotlb, const char *name,
-                            GError **errp)
+                            const VhostUserIotlb *iotlb, uint8_t miss_perm,
+                            const char *name, GError **errp)
 {
     BackendWork *w;
 
@@ -208,6 +209,7 @@ static bool chan_queue_work(VhostUserBackendChan *chan, BackendWorkKind kind,
     if (iotlb) {
         w->iotlb = *iotlb;
     }
+    w->miss_perm = miss_perm;
     g_queue_push_tail(&chan->work, w);
     if (!chan->defer) {
         chan->defer = vhost_loop_defer(chan->loop, chan_run_work, chan);
@@ -253,14 +255,30 @@ static void chan_do_work(VhostUserState *u, const BackendWork *w)
     GError *err = NULL;
 
     switch (w->kind) {
-    case WORK_IOTLB_UPDATE:
-        if (!vhost_user_iotlb_update(u, w->iotlb.iova, w->iotlb.size, w->iotlb.uaddr,
-                                     w->iotlb.perm, &err)) {
+    case WORK_IOTLB_UPDATE: {
+        uint64_t iova = w->iotlb.iova, uaddr = 0, size = 0;
+        uint8_t perm = 0;
+
+        /*
+         * Translated again now, not trusted from when the miss arrived:
+         * in between the VMM may have removed that RAM (a dimm unplugged,
+         * with its range invalidated), and an update sent after the
+         * invalidation would hand the back-end a stale translation.
+         */
+        if (!ops || !ops->iotlb_translate ||
+            !ops->iotlb_translate(u->backend_opaque, iova, w->miss_perm, &uaddr,
+                                  &size, &perm) || size == 0) {
+            g_message("%s: IOTLB miss at iova 0x%" PRIx64 ": no translation any more, "
+                      "no update sent", u->name, iova);
+            break;
+        }
+        if (!vhost_user_iotlb_update(u, iova, size, uaddr, perm, &err)) {
             /* The request path dropped the connection already. */
             g_message("%s: IOTLB update after a miss: %s", u->name, err->message);
             g_clear_error(&err);
         }
         break;
+    }
     case WORK_IOTLB_ACCESS_FAIL:
         if (ops && ops->iotlb_access_fail) {
             ops->iotlb_access_fail(u->backend_opaque, w->iotlb.iova, w->iotlb.size,
@@ -448,9 +466,9 @@ static bool handle_iotlb(VhostUserBackendChan *chan, const VhostUserIotlb *m,
         upd.perm = perm;
         /* The update describes the translation from iova on. */
         upd.iova = m->iova;
-        return chan_queue_work(chan, WORK_IOTLB_UPDATE, &upd, "IOTLB_MSG", errp);
+        return chan_queue_work(chan, WORK_IOTLB_UPDATE, &upd, m->perm, "IOTLB_MSG", errp);
     case VHOST_IOTLB_ACCESS_FAIL:
-        return chan_queue_work(chan, WORK_IOTLB_ACCESS_FAIL, m, "IOTLB_MSG", errp);
+        return chan_queue_work(chan, WORK_IOTLB_ACCESS_FAIL, m, 0, "IOTLB_MSG", errp);
     default:
         return chan_bad(errp, "IOTLB_MSG", "type %u, expected MISS (%d) or "
                         "ACCESS_FAIL (%d)", m->type, VHOST_IOTLB_MISS,
@@ -632,7 +650,7 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
         ok = handle_iotlb(chan, &msg.payload.iotlb, &status, errp);
         break;
     case VHOST_USER_BACKEND_CONFIG_CHANGE_MSG:
-        ok = chan_queue_work(chan, WORK_CONFIG_CHANGE, NULL, "CONFIG_CHANGE_MSG", errp);
+        ok = chan_queue_work(chan, WORK_CONFIG_CHANGE, NULL, 0, "CONFIG_CHANGE_MSG", errp);
         break;
     case VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG:
         ok = handle_host_notifier(chan, &msg.payload.area, (unsigned)ring, fds,

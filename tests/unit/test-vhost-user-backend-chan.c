@@ -228,13 +228,14 @@ static struct {
     void *notifier_addr[4];
     unsigned notifier_events;
     bool translate_ok;
+    uint64_t uaddr_base;        /* 0: 0x7f0000000000 */
 } vmm;
 
 static bool vmm_translate(void *opaque, uint64_t iova, uint8_t perm, uint64_t *uaddr,
                           uint64_t *size, uint8_t *out_perm)
 {
     vmm.translations++;
-    *uaddr = 0x7f0000000000ull + iova;
+    *uaddr = (vmm.uaddr_base ? vmm.uaddr_base : 0x7f0000000000ull) + iova;
     *size = 0x1000;
     *out_perm = perm;
     return vmm.translate_ok;
@@ -510,6 +511,47 @@ START_TEST(test_iotlb_miss_during_get_vring_base)
     ck_assert_uint_ne(f.be.inject_reply.payload.u64, 0);
     drain_loop();
     ck_assert_int_lt(be_find(&f, VHOST_USER_IOTLB_MSG, (guint)ii + 1), 0);
+    fixture_stop(&f);
+}
+END_TEST
+
+/*
+ * The update after a miss is translated when it is sent, not when the
+ * miss arrived: RAM removed (or moved) in between must not reach the
+ * back-end as a stale translation.
+ */
+START_TEST(test_iotlb_update_retranslated)
+{
+    Fixture f;
+    GError *err = NULL;
+    struct vhost_vring_state s = { .index = 1 };
+    const LoggedMsg *m;
+    int ii;
+
+    fixture_start(&f, F_PROTO | F_V1, ALL_PF);
+    msg_make(&f.be.inject, VHOST_USER_BACKEND_IOTLB_MSG, sizeof(VhostUserIotlb), true);
+    f.be.inject.payload.iotlb.iova = 0x5000;
+    f.be.inject.payload.iotlb.perm = VHOST_ACCESS_RO;
+    f.be.inject.payload.iotlb.type = VHOST_IOTLB_MISS;
+    f.be.inject_on = VHOST_USER_GET_VRING_BASE;
+    ck_assert(user_ops.get_vring_base(&f.hdev, &s, &err));
+    /* Moved before the loop sends the update: the new place goes out. */
+    vmm.uaddr_base = 0x7e0000000000ull;
+    ii = wait_for_req(&f, VHOST_USER_IOTLB_MSG, 0);
+    m = be_msg(&f, (guint)ii);
+    ck_assert_uint_eq(m->pl.iotlb.uaddr, 0x7e0000005000ull);
+    ck_assert_uint_eq(m->pl.iotlb.perm, VHOST_ACCESS_RO);
+
+    /* Gone before the update is sent: nothing goes out. */
+    f.be.inject_replied = false;
+    f.be.inject_on = VHOST_USER_GET_VRING_BASE;
+    ck_assert(user_ops.get_vring_base(&f.hdev, &s, &err));
+    ck_assert_uint_eq(f.be.inject_reply.payload.u64, 0);
+    vmm.translate_ok = false;
+    drain_loop();
+    ck_assert_int_lt(be_find(&f, VHOST_USER_IOTLB_MSG, (guint)ii + 1), 0);
+    ck_assert(char_socket_is_connected(f.chr));
+    vmm.uaddr_base = 0;
     fixture_stop(&f);
 }
 END_TEST
@@ -979,6 +1021,7 @@ static Suite *chan_suite(void)
     tcase_add_test(tc, test_setup);
     tcase_add_test(tc, test_no_backend_req);
     tcase_add_test(tc, test_iotlb_miss_during_get_vring_base);
+    tcase_add_test(tc, test_iotlb_update_retranslated);
     tcase_add_test(tc, test_config_change_during_get_status);
     tcase_add_test(tc, test_backend_req_during_each_kind);
     tcase_add_test(tc, test_frontend_messages);
