@@ -19,76 +19,14 @@
 #include <unistd.h>
 
 #include "hw/virtio/vhost-user-error.h"
+#include "hw/virtio/virtio-blk-defs.h"
 #include "vub.h"
 
-#define VIRTIO_BLK_F_SEG_MAX        2
-#define VIRTIO_BLK_F_BLK_SIZE       6
-#define VIRTIO_BLK_F_FLUSH          9
-#define VIRTIO_BLK_F_MQ             12
-#define VIRTIO_BLK_F_DISCARD        13
-#define VIRTIO_BLK_F_WRITE_ZEROES   14
-
-#define VIRTIO_BLK_T_IN             0
-#define VIRTIO_BLK_T_OUT            1
-#define VIRTIO_BLK_T_FLUSH          4
-#define VIRTIO_BLK_T_GET_ID         8
-#define VIRTIO_BLK_T_DISCARD        11
-#define VIRTIO_BLK_T_WRITE_ZEROES   13
-
-#define VIRTIO_BLK_S_OK             0
-#define VIRTIO_BLK_S_IOERR          1
-#define VIRTIO_BLK_S_UNSUPP         2
-
-#define VIRTIO_BLK_ID_BYTES         20
-#define VIRTIO_BLK_WZ_F_UNMAP       1
-
-#define SECTOR_SIZE                 512
 /* Data segments per request we advertise (seg_max). */
 #define VUB_BLK_SEG_MAX             126
 /* Per DISCARD / WRITE_ZEROES request limits we advertise. */
 #define VUB_BLK_MAX_DWZ_SECTORS     (1u << 22)
 #define VUB_BLK_MAX_DWZ_SEG         16
-
-/* struct virtio_blk_config up to write_zeroes_may_unmap (virtio 1.x 5.2.4) */
-typedef struct __attribute__((packed)) VubBlkConfig {
-    uint64_t capacity;
-    uint32_t size_max;
-    uint32_t seg_max;
-    uint16_t cylinders;
-    uint8_t heads;
-    uint8_t sectors;
-    uint32_t blk_size;
-    uint8_t physical_block_exp;
-    uint8_t alignment_offset;
-    uint16_t min_io_size;
-    uint32_t opt_io_size;
-    uint8_t writeback;
-    uint8_t unused0;
-    uint16_t num_queues;
-    uint32_t max_discard_sectors;
-    uint32_t max_discard_seg;
-    uint32_t discard_sector_alignment;
-    uint32_t max_write_zeroes_sectors;
-    uint32_t max_write_zeroes_seg;
-    uint8_t write_zeroes_may_unmap;
-    uint8_t unused1[3];
-} VubBlkConfig;
-_Static_assert(sizeof(VubBlkConfig) == 60, "virtio_blk_config is 60 bytes");
-_Static_assert(offsetof(VubBlkConfig, blk_size) == 20, "blk_size");
-_Static_assert(offsetof(VubBlkConfig, num_queues) == 34, "num_queues");
-_Static_assert(offsetof(VubBlkConfig, max_write_zeroes_seg) == 52, "wz seg");
-
-typedef struct __attribute__((packed)) VubBlkReqHdr {
-    uint32_t type;
-    uint32_t ioprio;
-    uint64_t sector;
-} VubBlkReqHdr;
-
-typedef struct __attribute__((packed)) VubBlkSeg {
-    uint64_t sector;
-    uint32_t num_sectors;
-    uint32_t flags;
-} VubBlkSeg;
 
 struct VubBlk {
     int fd;                     /* -1: RAM disk */
@@ -126,7 +64,7 @@ VubBlk *vub_blk_new(const VubOptions *opts, GError **errp)
             goto err;
         }
         blk->size = opts->blk_size ? opts->blk_size : (uint64_t)st.st_size;
-        blk->size -= blk->size % SECTOR_SIZE;
+        blk->size -= blk->size % VIRTIO_BLK_SECTOR_SIZE;
         if (blk->size == 0) {
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
                         "--blk-file=%s: empty file and no --blk-size",
@@ -143,7 +81,7 @@ VubBlk *vub_blk_new(const VubOptions *opts, GError **errp)
         blk->zeroes = g_malloc0(VUB_BLK_ZERO_CHUNK);
         g_strlcpy(blk->id, "vub-file", sizeof(blk->id));
     } else {
-        blk->size = opts->blk_size - opts->blk_size % SECTOR_SIZE;
+        blk->size = opts->blk_size - opts->blk_size % VIRTIO_BLK_SECTOR_SIZE;
         if (blk->size == 0) {
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
                         "--blk-size: %" PRIu64 " bytes is less than one sector",
@@ -196,10 +134,10 @@ void vub_blk_free(VubBlk *blk)
 
 void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size, uint8_t *buf)
 {
-    VubBlkConfig cfg = {
-        .capacity = dev->blk->size / SECTOR_SIZE,
+    VirtioBlkConfig cfg = {
+        .capacity = dev->blk->size / VIRTIO_BLK_SECTOR_SIZE,
         .seg_max = VUB_BLK_SEG_MAX,
-        .blk_size = SECTOR_SIZE,
+        .blk_size = VIRTIO_BLK_SECTOR_SIZE,
         .num_queues = dev->opts->queues,
         .max_discard_sectors = VUB_BLK_MAX_DWZ_SECTORS,
         .max_discard_seg = VUB_BLK_MAX_DWZ_SEG,
@@ -220,9 +158,9 @@ void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size, uint8_t *bu
 /* True when [sector, sector + bytes / 512) lies on the disk. */
 static bool range_ok(VubBlk *blk, uint64_t sector, uint64_t bytes)
 {
-    uint64_t sectors = blk->size / SECTOR_SIZE;
+    uint64_t sectors = blk->size / VIRTIO_BLK_SECTOR_SIZE;
 
-    return sector <= sectors && bytes / SECTOR_SIZE <= sectors - sector;
+    return sector <= sectors && bytes / VIRTIO_BLK_SECTOR_SIZE <= sectors - sector;
 }
 
 static bool disk_rw(VubBlk *blk, bool write, uint64_t off, struct iovec *iov,
@@ -294,11 +232,11 @@ static bool disk_zero(VubBlk *blk, uint64_t off, uint64_t len)
 
 static uint8_t do_discard_wz(VubBlk *blk, VubElem *e, uint32_t type)
 {
-    size_t bytes = e->out_len - sizeof(VubBlkReqHdr);
-    size_t nseg = bytes / sizeof(VubBlkSeg);
-    uint32_t allowed = type == VIRTIO_BLK_T_WRITE_ZEROES ? VIRTIO_BLK_WZ_F_UNMAP : 0;
+    size_t bytes = e->out_len - sizeof(VirtioBlkOutHdr);
+    size_t nseg = bytes / sizeof(VirtioBlkDiscardWz);
+    uint32_t allowed = type == VIRTIO_BLK_T_WRITE_ZEROES ? VIRTIO_BLK_WRITE_ZEROES_F_UNMAP : 0;
 
-    if (bytes % sizeof(VubBlkSeg) || nseg == 0) {
+    if (bytes % sizeof(VirtioBlkDiscardWz) || nseg == 0) {
         return VIRTIO_BLK_S_IOERR;
     }
     if (nseg > VUB_BLK_MAX_DWZ_SEG) {
@@ -307,12 +245,12 @@ static uint8_t do_discard_wz(VubBlk *blk, VubElem *e, uint32_t type)
     /* Check every segment before acting on any. */
     for (size_t pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < nseg; i++) {
-            VubBlkSeg seg;
+            VirtioBlkDiscardWz seg;
             uint64_t len;
 
-            vub_iov_to_buf(e->iov, e->out_num, sizeof(VubBlkReqHdr) + i * sizeof(seg),
+            vub_iov_to_buf(e->iov, e->out_num, sizeof(VirtioBlkOutHdr) + i * sizeof(seg),
                            &seg, sizeof(seg));
-            len = (uint64_t)seg.num_sectors * SECTOR_SIZE;
+            len = (uint64_t)seg.num_sectors * VIRTIO_BLK_SECTOR_SIZE;
             if (pass == 0) {
                 if (seg.flags & ~allowed) {
                     return VIRTIO_BLK_S_UNSUPP;
@@ -321,7 +259,7 @@ static uint8_t do_discard_wz(VubBlk *blk, VubElem *e, uint32_t type)
                     !range_ok(blk, seg.sector, len)) {
                     return VIRTIO_BLK_S_IOERR;
                 }
-            } else if (!disk_zero(blk, seg.sector * SECTOR_SIZE, len)) {
+            } else if (!disk_zero(blk, seg.sector * VIRTIO_BLK_SECTOR_SIZE, len)) {
                 return VIRTIO_BLK_S_IOERR;
             }
         }
@@ -337,7 +275,7 @@ static int64_t handle_req(VubDev *dev, VubVring *vq, VubElem *e)
 {
     VubBlk *blk = dev->blk;
     struct iovec *in = e->iov + e->out_num;
-    VubBlkReqHdr hdr;
+    VirtioBlkOutHdr hdr;
     size_t data_len = e->in_len ? e->in_len - 1 : 0;
     size_t written = 0;
     unsigned n;
@@ -359,7 +297,7 @@ static int64_t handle_req(VubDev *dev, VubVring *vq, VubElem *e)
         bool is_write = hdr.type == VIRTIO_BLK_T_OUT;
         size_t len = is_write ? e->out_len - sizeof(hdr) : data_len;
 
-        if (len % SECTOR_SIZE || !range_ok(blk, hdr.sector, len)) {
+        if (len % VIRTIO_BLK_SECTOR_SIZE || !range_ok(blk, hdr.sector, len)) {
             status = VIRTIO_BLK_S_IOERR;
             break;
         }
@@ -369,7 +307,7 @@ static int64_t handle_req(VubDev *dev, VubVring *vq, VubElem *e)
         } else {
             n = vub_iov_slice(in, e->in_num, 0, len, blk->data, VUB_MAX_IOV);
         }
-        if (!disk_rw(blk, is_write, hdr.sector * SECTOR_SIZE, blk->data, n)) {
+        if (!disk_rw(blk, is_write, hdr.sector * VIRTIO_BLK_SECTOR_SIZE, blk->data, n)) {
             status = VIRTIO_BLK_S_IOERR;
             break;
         }

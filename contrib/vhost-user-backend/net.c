@@ -15,24 +15,8 @@
  */
 #include <string.h>
 
+#include "hw/virtio/virtio-net-defs.h"
 #include "vub.h"
-
-#define VIRTIO_NET_F_MAC            5
-#define VIRTIO_NET_F_MRG_RXBUF      15
-#define VIRTIO_NET_F_STATUS         16
-#define VIRTIO_NET_F_MQ             22
-
-/* struct virtio_net_hdr_v1 (virtio 1.x 5.1.6) */
-typedef struct __attribute__((packed)) VubNetHdr {
-    uint8_t flags;
-    uint8_t gso_type;
-    uint16_t hdr_len;
-    uint16_t gso_size;
-    uint16_t csum_start;
-    uint16_t csum_offset;
-    uint16_t num_buffers;
-} VubNetHdr;
-_Static_assert(sizeof(VubNetHdr) == 12, "virtio_net_hdr_v1 is 12 bytes");
 
 /* Largest frame: 64 KiB, as a GSO-less Linux virtio-net never exceeds. */
 #define VUB_NET_MAX_FRAME       65536
@@ -66,7 +50,7 @@ VubNet *vub_net_new(void)
     net->tx = g_new(VubElem, 1);
     net->rx_first = g_new(VubElem, 1);
     net->rx = g_new(VubElem, 1);
-    net->pkt = g_malloc(sizeof(VubNetHdr) + VUB_NET_MAX_FRAME);
+    net->pkt = g_malloc(sizeof(VirtioNetHdr) + VUB_NET_MAX_FRAME);
     return net;
 }
 
@@ -138,14 +122,14 @@ static DeliverResult deliver(VubDev *dev, VubNet *net, VubVring *rx, size_t len)
             net->dropped++;
             return DELIVER_DONE;
         }
-        ((VubNetHdr *)net->pkt)->num_buffers = 1;
+        ((VirtioNetHdr *)net->pkt)->num_buffers = 1;
         vub_iov_from_buf(in, e->in_num, 0, net->pkt, len);
         vub_vring_push(rx, e->head, len);
         return DELIVER_DONE;
     }
 
     /* Mergeable: fill buffers in ring order until the packet is in. */
-    if (net->rx_first->in_len < sizeof(VubNetHdr)) {
+    if (net->rx_first->in_len < sizeof(VirtioNetHdr)) {
         if (!net->warned_small) {
             vub_log("%s: ring %u: first RX buffer of %zu bytes cannot hold the "
                     "header; dropping such packets", dev->name, rx->index,
@@ -187,7 +171,7 @@ static DeliverResult deliver(VubDev *dev, VubNet *net, VubVring *rx, size_t len)
         done += chunk;
     }
     vub_iov_from_buf(net->rx_first->iov + net->rx_first->out_num,
-                     net->rx_first->in_num, offsetof(VubNetHdr, num_buffers),
+                     net->rx_first->in_num, offsetof(VirtioNetHdr, num_buffers),
                      &nbufs, sizeof(nbufs));
     for (unsigned i = 0; i < nbufs; i++) {
         vub_vring_fill(rx, net->used[i].head, net->used[i].len, i);
@@ -213,7 +197,7 @@ static void pump(VubDev *dev, unsigned pair)
             VubElem *e = net->tx;
             size_t len = e->out_len;
 
-            if (len < sizeof(VubNetHdr) || len > sizeof(VubNetHdr) + VUB_NET_MAX_FRAME) {
+            if (len < sizeof(VirtioNetHdr) || len > sizeof(VirtioNetHdr) + VUB_NET_MAX_FRAME) {
                 if (!net->warned_big) {
                     vub_log("%s: ring %u: TX chain of %zu bytes is not a header "
                             "plus a frame of at most %d bytes; dropped",
@@ -226,7 +210,7 @@ static void pump(VubDev *dev, unsigned pair)
             }
             vub_iov_to_buf(e->iov, e->out_num, 0, net->pkt, len);
             /* A fresh header: no offloads are negotiated, so all zero. */
-            memset(net->pkt, 0, sizeof(VubNetHdr));
+            memset(net->pkt, 0, sizeof(VirtioNetHdr));
             if (deliver(dev, net, rx, len) == DELIVER_NO_ROOM) {
                 vub_vring_unpop(tx, 1);
                 blocked = true;

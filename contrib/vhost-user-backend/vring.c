@@ -198,7 +198,7 @@ void vub_vring_fault(VubDev *dev, VubVring *vq, const char *fmt, ...)
 
 int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem)
 {
-    const VubVringDesc *table = vq->desc;
+    const VringDesc *table = vq->desc;
     unsigned table_size = vq->num;
     unsigned count = 0;
     bool indirect = false;
@@ -215,7 +215,7 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
     elem->out_len = elem->in_len = 0;
     i = head;
     for (;;) {
-        VubVringDesc d;
+        VringDesc d;
         unsigned before = n;
 
         /* A copy, so the driver cannot change what we checked. */
@@ -225,7 +225,7 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
                             "%u descriptors)", head, table_size);
             return -1;
         }
-        if (d.flags & VUB_DESC_F_INDIRECT) {
+        if (d.flags & VRING_DESC_F_INDIRECT) {
             if (!vub_has_feature(dev, VIRTIO_RING_F_INDIRECT_DESC)) {
                 vub_vring_fault(dev, vq, "head %u: indirect descriptor without "
                                 "VIRTIO_RING_F_INDIRECT_DESC", head);
@@ -235,13 +235,13 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
                 vub_vring_fault(dev, vq, "head %u: nested indirect descriptor", head);
                 return -1;
             }
-            if (d.flags & VUB_DESC_F_NEXT) {
+            if (d.flags & VRING_DESC_F_NEXT) {
                 vub_vring_fault(dev, vq, "head %u: indirect descriptor with NEXT "
                                 "set", head);
                 return -1;
             }
-            if (d.len == 0 || d.len % sizeof(VubVringDesc) ||
-                d.len / sizeof(VubVringDesc) > VUB_VRING_MAX_SIZE) {
+            if (d.len == 0 || d.len % sizeof(VringDesc) ||
+                d.len / sizeof(VringDesc) > VUB_VRING_MAX_SIZE) {
                 vub_vring_fault(dev, vq, "head %u: indirect table length %u is not "
                                 "a multiple of 16 in 16..%u", head, d.len,
                                 VUB_VRING_MAX_SIZE * 16);
@@ -254,7 +254,7 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
                                 "memory region", head, d.addr, d.len);
                 return -1;
             }
-            table_size = d.len / sizeof(VubVringDesc);
+            table_size = d.len / sizeof(VringDesc);
             indirect = true;
             count = 0;
             i = 0;
@@ -265,7 +265,7 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
                             "x length %u %s", head, d.addr, d.len, why);
             return -1;
         }
-        if (d.flags & VUB_DESC_F_WRITE) {
+        if (d.flags & VRING_DESC_F_WRITE) {
             elem->in_num += n - before;
             elem->in_len += d.len;
         } else {
@@ -277,7 +277,7 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
             elem->out_num += n - before;
             elem->out_len += d.len;
         }
-        if (!(d.flags & VUB_DESC_F_NEXT)) {
+        if (!(d.flags & VRING_DESC_F_NEXT)) {
             break;
         }
         i = d.next;
@@ -331,7 +331,7 @@ void vub_vring_unpop(VubVring *vq, unsigned n)
 
 void vub_vring_fill(VubVring *vq, uint16_t head, uint32_t len, unsigned offset)
 {
-    VubVringUsedElem *e = &vq->used->ring[(uint16_t)(vq->used_idx + offset) % vq->num];
+    VringUsedElem *e = &vq->used->ring[(uint16_t)(vq->used_idx + offset) % vq->num];
 
     e->id = head;
     e->len = len;
@@ -383,7 +383,7 @@ void vub_vring_notify(VubDev *dev, VubVring *vq)
             return;
         }
     } else if (__atomic_load_n(&vq->avail->flags, __ATOMIC_RELAXED) &
-               VUB_AVAIL_F_NO_INTERRUPT) {
+               VRING_AVAIL_F_NO_INTERRUPT) {
         return;
     }
     if (vq->call_fd < 0) {

@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 
 #include "hw/virtio/vhost-user-proto.h"
+#include "hw/virtio/virtio-ring-defs.h"
 
 /* ---- Options -------------------------------------------------------- */
 
@@ -65,37 +66,18 @@ typedef struct VubOptions {
  */
 #define VUB_MAX_IOV             1024
 
-typedef struct VubVringDesc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-} VubVringDesc;
-
-#define VUB_DESC_F_NEXT         1
-#define VUB_DESC_F_WRITE        2
-#define VUB_DESC_F_INDIRECT     4
-#define VUB_AVAIL_F_NO_INTERRUPT 1
-
 typedef struct VubVringAvail {
     uint16_t flags;
     uint16_t idx;
     uint16_t ring[];            /* num entries, then used_event */
 } VubVringAvail;
 
-typedef struct VubVringUsedElem {
-    uint32_t id;
-    uint32_t len;
-} VubVringUsedElem;
-
 typedef struct VubVringUsed {
     uint16_t flags;
     uint16_t idx;
-    VubVringUsedElem ring[];    /* num entries, then avail_event */
+    VringUsedElem ring[];    /* num entries, then avail_event */
 } VubVringUsed;
 
-_Static_assert(sizeof(VubVringDesc) == 16, "virtq_desc is 16 bytes");
-_Static_assert(sizeof(VubVringUsedElem) == 8, "virtq_used_elem is 8 bytes");
 
 typedef struct VubVring {
     unsigned index;
@@ -106,7 +88,7 @@ typedef struct VubVring {
     uint64_t avail_uva;
     uint64_t used_uva;
     /* The same, translated; NULL until mapped */
-    VubVringDesc *desc;
+    VringDesc *desc;
     VubVringAvail *avail;
     VubVringUsed *used;
     uint16_t last_avail_idx;    /* next avail entry we will take */

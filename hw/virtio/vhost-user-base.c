@@ -264,36 +264,24 @@ static unsigned vub_count_lost(VhostUserBase *vub)
 }
 
 /*
+ * Writes every ring's kick (kick: the back-end's side) or call eventfd
+ * (the driver's side), only those of started rings with started_only.
  * After a reconnect the driver may have added requests while nobody was
  * there, and with EVENT_IDX it kicks only when the (old) back-end asked
  * for it: one kick per started ring makes the new back-end look. A
  * spurious kick costs a back-end one look at an empty ring.
  */
-static void vub_kick_backend(VhostUserBase *vub)
+static void vub_signal_rings(VhostUserBase *vub, bool kick, bool started_only)
 {
     const uint64_t one = 1;
 
     for (unsigned i = 0; i < vub->ndevs; i++) {
         for (unsigned j = 0; j < vub->devs[i].nvqs; j++) {
             const struct vhost_virtqueue *vq = &vub->devs[i].vqs[j];
+            int fd = kick ? vq->kick_fd : vq->call_fd;
 
-            if (vq->started && vq->kick_fd >= 0 &&
-                write(vq->kick_fd, &one, sizeof(one)) < 0) {
-                /* An eventfd write only fails on overflow: it is readable. */
-            }
-        }
-    }
-}
-
-/* Wakes a driver waiting on the call eventfds: NEEDS_RESET is news. */
-static void vub_kick_driver(VhostUserBase *vub)
-{
-    const uint64_t one = 1;
-
-    for (unsigned i = 0; i < vub->ndevs; i++) {
-        for (unsigned j = 0; j < vub->devs[i].nvqs; j++) {
-            if (vub->devs[i].vqs[j].call_fd >= 0 &&
-                write(vub->devs[i].vqs[j].call_fd, &one, sizeof(one)) < 0) {
+            if ((!started_only || vq->started) && fd >= 0 &&
+                write(fd, &one, sizeof(one)) < 0) {
                 /* An eventfd write only fails on overflow: it is readable. */
             }
         }
@@ -363,7 +351,8 @@ static void vub_connected(VhostUserBase *vub)
         /* Nothing is started until the driver has reset the device. */
         virtio_set_needs_reset(&vub->vdev);
         vub_notify(vub, VHOST_USER_BASE_NEEDS_RESET, vub->lost_requests, NULL);
-        vub_kick_driver(vub);
+        /* Wakes a driver waiting on the call eventfds: NEEDS_RESET is news. */
+        vub_signal_rings(vub, false, false);
         char_socket_reset_backoff(vub->chr);
         return;
     }
@@ -377,7 +366,7 @@ static void vub_connected(VhostUserBase *vub)
             vub_fail(vub, err);
             return;
         }
-        vub_kick_backend(vub);
+        vub_signal_rings(vub, true, true);
         char_socket_reset_backoff(vub->chr);
         return;
     }

@@ -16,6 +16,7 @@
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user-error.h"
 #include "hw/virtio/vhost-user-proto.h"
+#include "hw/virtio/virtio-ring-defs.h"
 
 /* Largest split ring the virtio spec allows. */
 #define VHOST_MAX_RING_NUM 32768
@@ -168,6 +169,19 @@ static void vhost_virtqueue_stop(struct vhost_dev *hdev, unsigned i)
     vhost_virtqueue_base_from_ram(hdev, i);
 }
 
+/* A ring size the back-end can take: a power of two in 1..VHOST_MAX_RING_NUM. */
+static bool vhost_virtqueue_check_num(const struct vhost_dev *hdev, unsigned idx,
+                                      unsigned num, GError **errp)
+{
+    if (num > VHOST_MAX_RING_NUM || (num & (num - 1))) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: ring %u: size %u is not a power of two in 1..%u",
+                    hdev->name, idx, num, VHOST_MAX_RING_NUM);
+        return false;
+    }
+    return true;
+}
+
 static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_num,
                                   GError **errp)
 {
@@ -189,10 +203,7 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_
          */
         return true;
     }
-    if (vq->num > VHOST_MAX_RING_NUM || (vq->num & (vq->num - 1))) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
-                    "%s: ring %u: size %u is not a power of two in 1..%u",
-                    hdev->name, idx, vq->num, VHOST_MAX_RING_NUM);
+    if (!vhost_virtqueue_check_num(hdev, idx, vq->num, errp)) {
         return false;
     }
     /*
@@ -203,9 +214,9 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_
      * VMM's IOMMU is the identity, so the IOVA is the guest physical
      * address, and the ring must still be in RAM for the miss to resolve.
      */
-    desc = guest_memory_gpa_to_hva(hdev->mem, vq->desc_gpa, 16ull * vq->num);
-    avail = guest_memory_gpa_to_hva(hdev->mem, vq->avail_gpa, 6ull + 2ull * vq->num);
-    used = guest_memory_gpa_to_hva(hdev->mem, vq->used_gpa, 6ull + 8ull * vq->num);
+    desc = guest_memory_gpa_to_hva(hdev->mem, vq->desc_gpa, vring_desc_size(vq->num));
+    avail = guest_memory_gpa_to_hva(hdev->mem, vq->avail_gpa, vring_avail_size(vq->num));
+    used = guest_memory_gpa_to_hva(hdev->mem, vq->used_gpa, vring_used_size(vq->num));
     if (!desc || !avail || !used) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
                     "%s: ring %u: %s ring at gpa 0x%" PRIx64 " is not backed by "
@@ -298,10 +309,7 @@ static bool vhost_dev_start_inflight(struct vhost_dev *hdev, GError **errp)
             return false;
         }
         /* The area's layout is sized by it: checked before it is sent. */
-        if (vq->num > VHOST_MAX_RING_NUM || (vq->num & (vq->num - 1))) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
-                        "%s: ring %u: size %u is not a power of two in 1..%u",
-                        hdev->name, num.index, vq->num, VHOST_MAX_RING_NUM);
+        if (!vhost_virtqueue_check_num(hdev, num.index, vq->num, errp)) {
             return false;
         }
         queue_size = (uint16_t)vq->num;

@@ -32,45 +32,7 @@
 #include "guest/stats.h"
 #include "guest/virtqueue.h"
 #include "guest/workload.h"
-
-#define VIRTIO_BLK_SECTOR_SIZE      512
-
-/* Feature bits (virtio 1.x 5.2.3). */
-#define VIRTIO_BLK_F_SIZE_MAX       1
-#define VIRTIO_BLK_F_SEG_MAX        2
-#define VIRTIO_BLK_F_RO             5
-#define VIRTIO_BLK_F_BLK_SIZE       6
-#define VIRTIO_BLK_F_FLUSH          9
-#define VIRTIO_BLK_F_MQ             12
-#define VIRTIO_BLK_F_DISCARD        13
-#define VIRTIO_BLK_F_WRITE_ZEROES   14
-
-/* Request types and status (5.2.6). */
-#define VIRTIO_BLK_T_IN             0
-#define VIRTIO_BLK_T_OUT            1
-#define VIRTIO_BLK_T_FLUSH          4
-#define VIRTIO_BLK_T_GET_ID         8
-#define VIRTIO_BLK_T_DISCARD        11
-#define VIRTIO_BLK_T_WRITE_ZEROES   13
-
-#define VIRTIO_BLK_S_OK             0
-#define VIRTIO_BLK_S_IOERR          1
-#define VIRTIO_BLK_S_UNSUPP         2
-
-#define VIRTIO_BLK_ID_BYTES         20
-#define VIRTIO_BLK_WRITE_ZEROES_F_UNMAP 1
-
-typedef struct __attribute__((packed)) VirtioBlkOutHdr {
-    uint32_t type;
-    uint32_t ioprio;
-    uint64_t sector;
-} VirtioBlkOutHdr;
-
-typedef struct __attribute__((packed)) VirtioBlkDiscardWz {
-    uint64_t sector;
-    uint32_t num_sectors;
-    uint32_t flags;
-} VirtioBlkDiscardWz;
+#include "hw/virtio/virtio-blk-defs.h"
 
 /* What the driver needs of the device's config space. */
 typedef struct VirtioBlkDrvConfig {

@@ -33,29 +33,10 @@
 #include "guest/stats.h"
 #include "guest/virtqueue.h"
 #include "guest/workload.h"
-
-/* Feature bits (virtio 1.x 5.1.3). */
-#define VIRTIO_NET_F_MTU            3
-#define VIRTIO_NET_F_MAC            5
-#define VIRTIO_NET_F_MRG_RXBUF      15
-#define VIRTIO_NET_F_STATUS         16
-#define VIRTIO_NET_F_CTRL_VQ        17
-#define VIRTIO_NET_F_MQ             22
+#include "hw/virtio/virtio-net-defs.h"
 
 #define VIRTIO_NET_ETHERTYPE        0x88b5
 #define VIRTIO_NET_ETH_HLEN         14
-
-typedef struct __attribute__((packed)) VirtioNetHdr {
-    uint8_t flags;
-    uint8_t gso_type;
-    uint16_t hdr_len;
-    uint16_t gso_size;
-    uint16_t csum_start;
-    uint16_t csum_offset;
-    uint16_t num_buffers;       /* RX with MRG_RXBUF: buffers this packet spans */
-} VirtioNetHdr;
-
-_Static_assert(sizeof(VirtioNetHdr) == 12, "virtio_net_hdr_v1");
 
 typedef struct VirtioNetDrvConfig {
     uint8_t mac[6];

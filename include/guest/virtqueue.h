@@ -16,33 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hw/virtio/virtio-ring-defs.h"
 #include "system/memory.h"
-
-#define VRING_DESC_F_NEXT       1
-#define VRING_DESC_F_WRITE      2
-#define VRING_DESC_F_INDIRECT   4
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-#define VRING_USED_F_NO_NOTIFY  1
 
 /* Entries per indirect table: enough for any request our drivers build. */
 #define GUEST_VQ_INDIRECT_MAX   16
-
-typedef struct __attribute__((packed)) VringDesc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-} VringDesc;
-
-typedef struct __attribute__((packed)) VringUsedElem {
-    uint32_t id;
-    uint32_t len;
-} VringUsedElem;
-
-/* Bytes of each part for a ring of num entries (event-idx fields included). */
-static inline uint64_t vring_desc_size(unsigned num) { return 16ull * num; }
-static inline uint64_t vring_avail_size(unsigned num) { return 6ull + 2ull * num; }
-static inline uint64_t vring_used_size(unsigned num) { return 6ull + 8ull * num; }
 
 /* Guest-RAM resident driver state; see guest_vq_state_size(). */
 typedef struct __attribute__((packed)) GuestVqState {

@@ -14,34 +14,10 @@
 #include <stdint.h>
 
 #include "hw/virtio/vhost-user-base.h"
-
-/* Feature bits (virtio 1.x, 5.1.3) this front-end knows about. */
-#define VIRTIO_NET_F_CSUM           0
-#define VIRTIO_NET_F_GUEST_CSUM     1
-#define VIRTIO_NET_F_MTU            3
-#define VIRTIO_NET_F_MAC            5
-#define VIRTIO_NET_F_MRG_RXBUF      15
-#define VIRTIO_NET_F_STATUS         16
-#define VIRTIO_NET_F_CTRL_VQ        17
-#define VIRTIO_NET_F_MQ             22
-
-#define VIRTIO_NET_S_LINK_UP        1
+#include "hw/virtio/virtio-net-defs.h"
 
 /* Most queue pairs a device may have (virtio 5.1.4: 0x8000). */
 #define VHOST_USER_NET_MAX_QUEUES   0x8000
-
-/* The leading part of struct virtio_net_config that we emulate. */
-typedef struct __attribute__((packed)) VirtioNetConfig {
-    uint8_t mac[6];
-    uint16_t status;
-    uint16_t max_virtqueue_pairs;
-    uint16_t mtu;
-} VirtioNetConfig;
-
-_Static_assert(sizeof(VirtioNetConfig) == 12, "virtio_net_config up to mtu");
-_Static_assert(offsetof(VirtioNetConfig, status) == 6, "net config status");
-_Static_assert(offsetof(VirtioNetConfig, max_virtqueue_pairs) == 8, "net config pairs");
-_Static_assert(offsetof(VirtioNetConfig, mtu) == 10, "net config mtu");
 
 typedef struct VhostUserNetParams {
     const char *id;             /* device id ("net0") */
