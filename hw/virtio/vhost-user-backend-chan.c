@@ -84,7 +84,6 @@ struct VhostUserBackendChan {
     void *defer;
     bool config_change_queued;  /* coalesce config changes */
     HostNotifier notifiers[MAX_RINGS];
-    unsigned handled;
     GError *error;
 };
 
@@ -669,7 +668,6 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
     if (!ok) {
         goto out;
     }
-    chan->handled++;
 
     /* The back-end waits for an answer to a lookup even without NEED_REPLY. */
     need_reply = (msg.hdr.flags & VHOST_USER_NEED_REPLY_MASK) ||
@@ -889,11 +887,6 @@ void vhost_user_backend_chan_free(VhostUserBackendChan *chan)
     g_clear_error(&chan->error);
     g_mutex_clear(&chan->lock);
     g_free(chan);
-}
-
-unsigned vhost_user_backend_chan_handled(const VhostUserBackendChan *chan)
-{
-    return chan ? chan->handled : 0;
 }
 
 unsigned vhost_user_backend_chan_mapped_notifiers(const VhostUserBackendChan *chan)

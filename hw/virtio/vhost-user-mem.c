@@ -38,20 +38,6 @@ void vhost_user_mem_shadow_free(VhostUserMemShadow *s)
     g_free(s);
 }
 
-unsigned vhost_user_mem_shadow_len(const VhostUserMemShadow *s)
-{
-    return s ? s->slots->len : 0;
-}
-
-const VhostUserMemSlot *vhost_user_mem_shadow_slot(const VhostUserMemShadow *s,
-                                                   unsigned i)
-{
-    if (!s || i >= s->slots->len) {
-        return NULL;
-    }
-    return &g_array_index(s->slots, VhostUserMemSlot, i);
-}
-
 bool vhost_user_mem_slot_from_region(const char *dev_name, const MemoryRegionMap *r,
                                      VhostUserMemSlot *slot, GError **errp)
 {

@@ -100,7 +100,6 @@ void vhost_user_backend_chan_unmap_notifiers(VhostUserBackendChan *chan,
                                              unsigned first, unsigned n);
 
 /* Counters and state for tests and the monitor. */
-unsigned vhost_user_backend_chan_handled(const VhostUserBackendChan *chan);
 unsigned vhost_user_backend_chan_mapped_notifiers(const VhostUserBackendChan *chan);
 /* The error that closed the channel, or NULL. */
 const GError *vhost_user_backend_chan_error(const VhostUserBackendChan *chan);

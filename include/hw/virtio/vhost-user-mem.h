@@ -46,9 +46,6 @@ typedef struct VhostUserMemShadow VhostUserMemShadow;
 
 VhostUserMemShadow *vhost_user_mem_shadow_new(void);
 void vhost_user_mem_shadow_free(VhostUserMemShadow *s);
-unsigned vhost_user_mem_shadow_len(const VhostUserMemShadow *s);
-const VhostUserMemSlot *vhost_user_mem_shadow_slot(const VhostUserMemShadow *s,
-                                                   unsigned i);
 
 /*
  * Describes guest region r as a slot. Fails (CONFIG, naming dev_name and
