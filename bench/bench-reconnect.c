@@ -38,7 +38,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 #include "qtest-vmm.h"
 #include "test-backend.h"
 

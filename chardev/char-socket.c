@@ -29,7 +29,8 @@
 #include "chardev/char-io.h"
 #include "chardev/char-path-watch.h"
 #include "chardev/char-socket.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
+#include "util/vhost-user-log.h"
 
 #define CHAR_SOCKET_DEFAULT_TIMEOUT_MS 10000
 #define CHAR_SOCKET_DEFAULT_RECONNECT_MAX_MS 1000
@@ -201,8 +202,8 @@ void char_socket_disconnect(CharSocket *chr, const char *reason)
     /* Close at once: no request may write to or read from a dead peer. */
     close(chr->fd);
     chr->fd = -1;
-    g_message("chardev %s: disconnected: %s", chr->id,
-              reason ? reason : "requested");
+    vhost_user_log(VHOST_USER_LOG_INFO, chr->id, "disconnected: %s",
+                   reason ? reason : "requested");
     char_socket_queue_event(chr, CHR_EVENT_CLOSED);
     char_socket_unlock(chr);
 }
@@ -305,7 +306,7 @@ static void char_socket_reconnect_cb(void *opaque)
     if (chr->fd < 0 && !chr->free_requested &&
         !char_socket_try_connect(chr, &err)) {
         if (!chr->connect_failing) {
-            g_message("%s; retrying", err->message);
+            vhost_user_log(VHOST_USER_LOG_WARNING, NULL, "%s; retrying", err->message);
             chr->connect_failing = true;
         }
         char_socket_schedule_reconnect(chr);
@@ -363,16 +364,16 @@ static bool char_socket_listen_cb(int lfd, unsigned events, void *opaque)
         if (fd < 0) {
             /* ECONNABORTED and friends: that peer is gone, keep listening. */
             if (fd != -ECONNABORTED && fd != -EPROTO) {
-                g_message("chardev %s: accept on %s failed: %s", chr->id,
-                          chr->path, g_strerror(-fd));
+                vhost_user_log(VHOST_USER_LOG_ERROR, chr->id, "accept on %s failed: %s",
+                               chr->path, g_strerror(-fd));
                 break;
             }
             continue;
         }
         if (chr->fd >= 0 || chr->free_requested) {
             /* One back-end per chardev: a second one is turned away. */
-            g_message("chardev %s: refusing a second connection on %s",
-                      chr->id, chr->path);
+            vhost_user_log(VHOST_USER_LOG_WARNING, chr->id,
+                           "refusing a second connection on %s", chr->path);
             close(fd);
             continue;
         }
@@ -533,7 +534,7 @@ bool char_socket_open(CharSocket *chr, GError **errp)
         g_autoptr(GError) err = NULL;
 
         if (!char_socket_try_connect(chr, &err)) {
-            g_message("%s; retrying", err->message);
+            vhost_user_log(VHOST_USER_LOG_WARNING, NULL, "%s; retrying", err->message);
             chr->connect_failing = true;
             char_socket_schedule_reconnect(chr);
         }

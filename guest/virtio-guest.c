@@ -13,9 +13,9 @@
 
 #include "guest/virtio-guest.h"
 #include "hw/virtio/vhost-user-blk.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-net.h"
-#include "hw/virtio/vhost-user-proto.h"
+#include "util/vhost-user-proto.h"
 
 /* ---- Bump allocator over guest RAM ---------------------------------- */
 

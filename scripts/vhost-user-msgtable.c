@@ -7,7 +7,7 @@
  */
 #include <stdio.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 
 int main(void)
 {

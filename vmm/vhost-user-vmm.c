@@ -13,7 +13,8 @@
 #include <glib.h>
 #include <glib-unix.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-log.h"
+#include "util/vhost-user-msg.h"
 #include "vmm/vmm-hotplug.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-monitor.h"
@@ -319,6 +320,23 @@ static void vmm_workloads_done(void *opaque)
     g_main_loop_quit(vm->loop);
 }
 
+/*
+ * Every line the library reports, once, with our prefix and the device or
+ * chardev it concerns. Trace lines keep the "vhost-user:" form that
+ * -trace documents.
+ */
+static void vmm_log_handler(VhostUserLogLevel level, const char *dev,
+                            const char *msg, void *opaque)
+{
+    if (level == VHOST_USER_LOG_TRACE) {
+        fprintf(stderr, "vhost-user: %s %s\n", dev ? dev : "-", msg);
+    } else if (dev) {
+        fprintf(stderr, "vhost-user-vmm: %s: %s\n", dev, msg);
+    } else {
+        fprintf(stderr, "vhost-user-vmm: %s\n", msg);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_autoptr(VmmConfig) cfg = vmm_config_new();
@@ -333,6 +351,7 @@ int main(int argc, char **argv)
 
     /* A back-end that vanishes mid-write must be an error, not a death. */
     signal(SIGPIPE, SIG_IGN);
+    vhost_user_set_log_handler(vmm_log_handler, NULL);
 
     if (!vmm_options_parse(cfg, argc, argv, &err)) {
         fprintf(stderr, "vhost-user-vmm: %s\n", err->message);

@@ -24,7 +24,7 @@
 
 #include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-blk.h"
-#include "hw/virtio/vhost-user-proto.h"
+#include "util/vhost-user-proto.h"
 #include "vmm/vmm-backend-ops.h"
 #include "vmm/vmm-machine.h"
 

@@ -13,7 +13,7 @@
 #include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-blk.h"
 #include "hw/virtio/vhost-user-device.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-net.h"
 #include "system/memory.h"
 #include "vmm/vmm-backend-ops.h"

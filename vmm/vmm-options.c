@@ -14,7 +14,7 @@
 
 #include <glib.h>
 
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "vmm/vmm-options.h"
 
 /* ---- key=value lists ------------------------------------------------ */

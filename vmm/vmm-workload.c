@@ -12,7 +12,7 @@
 #include "guest/virtio-blk-drv.h"
 #include "guest/virtio-net-drv.h"
 #include "hw/virtio/vhost-user-blk.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-net.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-workload.h"

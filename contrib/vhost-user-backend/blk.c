@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "hw/virtio/virtio-blk-defs.h"
 #include "vub.h"
 

@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "vub.h"
 
 #define VUB_INFLIGHT_VERSION    1

@@ -19,7 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-log.h"
+#include "util/vhost-user-msg.h"
 #include "vub.h"
 
 #define VUB_DEFAULT_BLK_SIZE    (64ull << 20)
@@ -471,6 +472,17 @@ static void run_client(VubDev *dev)
     }
 }
 
+/* The trace lines of the shared table code, as the front-end prints them. */
+static void backend_log_handler(VhostUserLogLevel level, const char *dev,
+                                const char *msg, void *opaque)
+{
+    if (level == VHOST_USER_LOG_TRACE) {
+        fprintf(stderr, "vhost-user: %s %s\n", dev ? dev : "-", msg);
+    } else {
+        fprintf(stderr, "vhost-user-backend: %s%s%s\n", dev ? dev : "", dev ? ": " : "", msg);
+    }
+}
+
 int main(int argc, char **argv)
 {
     VubOptions opts = { 0 };
@@ -488,6 +500,7 @@ int main(int argc, char **argv)
         return status;
     }
     status = 0;
+    vhost_user_set_log_handler(backend_log_handler, NULL);
     if (opts.trace) {
         vhost_user_trace_enable(true);
     } else if (vhost_user_trace_enabled()) {

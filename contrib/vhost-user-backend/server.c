@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hw/virtio/vhost-user-error.h"
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-error.h"
+#include "util/vhost-user-msg.h"
 #include "vub.h"
 
 /* Partial messages must not hang the back-end forever. */

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "vub.h"
 
 /* ---- Guest memory ---------------------------------------------------- */

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "hw/virtio/vhost-user-proto.h"
+#include "util/vhost-user-proto.h"
 #include "hw/virtio/virtio-ring-defs.h"
 
 /* ---- Options -------------------------------------------------------- */

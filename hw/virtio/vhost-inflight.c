@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "hw/virtio/vhost-inflight.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 
 uint64_t vhost_inflight_min_size(uint16_t num_queues, uint16_t queue_size)
 {

@@ -51,7 +51,8 @@
 #include "chardev/char-io.h"
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
+#include "util/vhost-user-log.h"
 #include "hw/virtio/vhost-user-shared.h"
 
 #define HDR_SIZE sizeof(VhostUserHeader)
@@ -234,8 +235,9 @@ static void chan_config_changed(VhostUserState *u)
     if (len && dev0 && dev0->vhost_ops->get_config) {
         buf = g_malloc0(len);
         if (!dev0->vhost_ops->get_config(dev0, buf, 0, len, &err)) {
-            g_message("%s: re-reading the config after CONFIG_CHANGE_MSG: %s",
-                      u->name, err->message);
+            vhost_user_log(VHOST_USER_LOG_WARNING, NULL,
+                           "re-reading the config after CONFIG_CHANGE_MSG: %s",
+                           err->message);
             g_clear_error(&err);
             g_clear_pointer(&buf, g_free);
             len = 0;
@@ -267,13 +269,14 @@ static void chan_do_work(VhostUserState *u, const BackendWork *w)
         if (!ops || !ops->iotlb_translate ||
             !ops->iotlb_translate(u->backend_opaque, iova, w->miss_perm, &uaddr,
                                   &size, &perm) || size == 0) {
-            g_message("%s: IOTLB miss at iova 0x%" PRIx64 ": no translation any more, "
-                      "no update sent", u->name, iova);
+            vhost_user_log(VHOST_USER_LOG_WARNING, u->name, "IOTLB miss at iova 0x%"
+                           PRIx64 ": no translation any more, no update sent", iova);
             break;
         }
         if (!vhost_user_iotlb_update(u, iova, size, uaddr, perm, &err)) {
             /* The request path dropped the connection already. */
-            g_message("%s: IOTLB update after a miss: %s", u->name, err->message);
+            vhost_user_log(VHOST_USER_LOG_WARNING, NULL, "IOTLB update after a miss: %s",
+                           err->message);
             g_clear_error(&err);
         }
         break;
@@ -513,7 +516,8 @@ static bool handle_host_notifier(VhostUserBackendChan *chan, const VhostUserVrin
                 (off_t)a->offset);
     if (addr == MAP_FAILED) {
         /* A local failure, not the back-end's fault: answer it, keep going. */
-        g_message("%s: %s: ring %u: mmap: %s", u->name, name, ring, g_strerror(errno));
+        vhost_user_log(VHOST_USER_LOG_WARNING, u->name, "%s: ring %u: mmap: %s", name,
+                       ring, g_strerror(errno));
         *status = 1;
         return true;
     }

@@ -18,7 +18,7 @@
 #include <glib.h>
 
 #include "hw/virtio/vhost-user-base.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 
 static void vub_notify(VhostUserBase *vub, VhostUserBaseEvent ev, unsigned nrings,
                        const GError *err)

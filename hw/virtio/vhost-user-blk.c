@@ -12,7 +12,7 @@
 #include <glib.h>
 
 #include "hw/virtio/vhost-user-blk.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 
 typedef struct VhostUserBlk {
     VhostUserBase parent;       /* first: the base frees the whole object */

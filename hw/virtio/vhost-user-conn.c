@@ -19,7 +19,7 @@
 
 #include "hw/virtio/vhost-user.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-mem.h"
 
 #define VHOST_USER_HDR_SIZE sizeof(VhostUserHeader)

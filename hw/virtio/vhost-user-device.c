@@ -11,7 +11,7 @@
 #include <glib.h>
 
 #include "hw/virtio/vhost-user-device.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 
 typedef struct VhostUserDevice {
     VhostUserBase parent;       /* first: the base frees the whole object */

@@ -11,7 +11,7 @@
 
 #include <glib.h>
 
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-net.h"
 
 typedef struct VhostUserNet {

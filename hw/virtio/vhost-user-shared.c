@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-shared.h"
 
 typedef struct SharedObject {

@@ -15,7 +15,8 @@
 #include "hw/virtio/vhost-inflight.h"
 #include "hw/virtio/vhost-user.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
+#include "util/vhost-user-log.h"
 #include "hw/virtio/vhost-user-mem.h"
 #include "hw/virtio/virtio.h"
 
@@ -200,7 +201,7 @@ static bool user_dev_start(struct vhost_dev *dev, bool started, GError **errp)
         GError *err = NULL;
 
         if (!vhost_user_set_status(u, 0, &err)) {
-            g_message("%s", err->message);
+            vhost_user_log(VHOST_USER_LOG_WARNING, NULL, "%s", err->message);
             g_error_free(err);
         }
     }

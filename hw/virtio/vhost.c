@@ -14,8 +14,9 @@
 #include <unistd.h>
 
 #include "hw/virtio/vhost.h"
-#include "hw/virtio/vhost-user-error.h"
-#include "hw/virtio/vhost-user-proto.h"
+#include "util/vhost-user-error.h"
+#include "util/vhost-user-log.h"
+#include "util/vhost-user-proto.h"
 #include "hw/virtio/virtio-ring-defs.h"
 
 /* Largest split ring the virtio spec allows. */
@@ -162,8 +163,9 @@ static void vhost_virtqueue_stop(struct vhost_dev *hdev, unsigned i)
             return;
         }
         /* The message already names the device. */
-        g_message("%s; resuming ring %u from the used index in guest RAM",
-                  err->message, s.index);
+        vhost_user_log(VHOST_USER_LOG_INFO, NULL,
+                       "%s; resuming ring %u from the used index in guest RAM",
+                       err->message, s.index);
         g_clear_error(&err);
     }
     vhost_virtqueue_base_from_ram(hdev, i);
@@ -429,7 +431,7 @@ void vhost_dev_stop(struct vhost_dev *hdev)
             }
             if (!ops->set_vring_enable(hdev, (unsigned)ops->get_vq_index(hdev, (int)i),
                                        false, &err)) {
-                g_message("%s", err->message);
+                vhost_user_log(VHOST_USER_LOG_WARNING, NULL, "%s", err->message);
                 g_clear_error(&err);
                 break;
             }

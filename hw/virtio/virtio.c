@@ -12,7 +12,7 @@
 
 #include <glib.h>
 
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "hw/virtio/virtio.h"
 
 bool virtio_device_init(VirtIODevice *vdev, const char *id, uint16_t device_id,

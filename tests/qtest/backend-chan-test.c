@@ -18,7 +18,7 @@
 
 #include <glib.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 #include "hw/virtio/virtio.h"
 #include "qtest-harness.h"
 #include "test-backend-chan.h"

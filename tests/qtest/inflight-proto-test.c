@@ -16,7 +16,7 @@
 #include <glib.h>
 
 #include "hw/virtio/vhost-inflight.h"
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 #include "qtest-harness.h"
 
 #define BLK_QUEUES      2

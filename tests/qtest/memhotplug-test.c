@@ -21,7 +21,7 @@
 
 #include <glib.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 #include "qmp-client.h"
 #include "qtest-harness.h"
 

@@ -29,7 +29,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "hw/virtio/vhost-user-proto.h"
+#include "util/vhost-user-proto.h"
 #include "qtest-harness.h"
 
 #define SOCKET_WAIT_MS      20000

@@ -18,7 +18,7 @@
 
 #include <glib.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 #include "qtest-harness.h"
 
 #define RC_WAIT_MS          WAIT_MS

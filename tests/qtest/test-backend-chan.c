@@ -16,7 +16,7 @@
 
 #include <glib.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 #include "test-backend-chan.h"
 
 struct TbChan {

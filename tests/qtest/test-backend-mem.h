@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "hw/virtio/vhost-user-proto.h"
+#include "util/vhost-user-proto.h"
 #include "test-backend.h"
 
 typedef struct TbRegion {

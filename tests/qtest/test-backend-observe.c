@@ -11,7 +11,7 @@
 
 #include <glib.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 #include "test-backend-int.h"
 
 /* ---- Observation -------------------------------------------------------- */

@@ -21,7 +21,7 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 #include "test-backend.h"
 #include "test-backend-int.h"
 

@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hw/virtio/vhost-user-proto.h"
+#include "util/vhost-user-proto.h"
 
 #define TB_MAX_RINGS        16
 #define TB_DEFAULT_TIMEOUT_MS 10000

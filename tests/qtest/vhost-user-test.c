@@ -15,7 +15,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 #include "qtest-harness.h"
 
 /* ---- read-guest-mem ----------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -23,7 +24,8 @@
 
 #include "chardev/char-io.h"
 #include "chardev/char-socket.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
+#include "util/vhost-user-log.h"
 #include "system/event-loop.h"
 
 /* ---- fixture ---------------------------------------------------------- */
@@ -42,15 +44,16 @@ static VhostEventLoop *loop;
 static char *tmpdir;
 static char *sock_path;
 static Rec rec;
-static int log_messages;        /* g_message lines from the library */
+static int log_messages;        /* lines the library gave its log handler */
 
 /* Counts the library's log lines; prints them only with V=1. */
-static void count_log(const gchar *domain, GLogLevelFlags level,
-                      const gchar *message, gpointer opaque)
+static void count_log(VhostUserLogLevel level, const char *dev, const char *msg,
+                      void *opaque)
 {
     log_messages++;
     if (g_getenv("V")) {
-        g_log_default_handler(domain, level, message, opaque);
+        fprintf(stderr, "%s: %s: %s\n", vhost_user_log_level_name(level),
+                dev ? dev : "-", msg);
     }
 }
 
@@ -63,7 +66,7 @@ static void setup(void)
     sock_path = g_build_filename(tmpdir, "sock", NULL);
     memset(&rec, 0, sizeof(rec));
     log_messages = 0;
-    g_log_set_default_handler(count_log, NULL);
+    vhost_user_set_log_handler(count_log, NULL);
 }
 
 static void teardown(void)

@@ -16,7 +16,7 @@
 #include <glib.h>
 
 #include "hw/virtio/vhost-inflight.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "unit-sock.h"
 
 #define NQ 2

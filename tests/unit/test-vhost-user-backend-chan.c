@@ -27,7 +27,7 @@
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-shared.h"
 #include "hw/virtio/virtio.h"
 #include "unit-sock.h"

@@ -19,7 +19,7 @@
 #include "chardev/char-socket.h"
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "unit-sock.h"
 
 #define PF(name) (1ull << VHOST_USER_PROTOCOL_F_##name)

@@ -22,7 +22,7 @@
 #include "chardev/char-socket.h"
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user.h"
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-mem.h"
 #include "unit-sock.h"
 

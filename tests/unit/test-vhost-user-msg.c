@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hw/virtio/vhost-user-error.h"
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-error.h"
+#include "util/vhost-user-msg.h"
 
 #define FE VHOST_USER_CHANNEL_FRONTEND
 #define BE VHOST_USER_CHANNEL_BACKEND

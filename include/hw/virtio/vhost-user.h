@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "chardev/char-socket.h"
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-msg.h"
 
 struct vhost_dev;
 

@@ -4,8 +4,8 @@
  * can do about them, not by where they were detected: a VMM mostly needs
  * to know whether dropping the connection and reconnecting may help.
  */
-#ifndef HW_VIRTIO_VHOST_USER_ERROR_H
-#define HW_VIRTIO_VHOST_USER_ERROR_H
+#ifndef UTIL_VHOST_USER_ERROR_H
+#define UTIL_VHOST_USER_ERROR_H
 
 #include <glib.h>
 #include <stdbool.h>

@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-log.h"
+#include "util/vhost-user-msg.h"
 
 /* ---- Formatting ----------------------------------------------------- */
 
@@ -364,16 +365,18 @@ void vhost_user_trace_msg(const char *dev, bool local_is_frontend,
      * The back-end channel reuses ids (IOTLB_MSG is 22 on one socket, 1 on
      * the other) and runs interleaved with the main socket: tag its lines.
      */
-    line = g_strdup_printf("vhost-user: %s %s %s%s", dev ? dev : "-",
-                           frontend_sent ? "F>B" : "B>F",
+    line = g_strdup_printf("%s %s%s", frontend_sent ? "F>B" : "B>F",
                            ch == VHOST_USER_CHANNEL_BACKEND ? "backend-chan " : "",
                            body);
 
     G_LOCK(trace_sink);
     if (trace_sink) {
-        trace_sink(line, trace_sink_opaque);
+        g_autofree char *full = g_strdup_printf("vhost-user: %s %s", dev ? dev : "-", line);
+
+        trace_sink(full, trace_sink_opaque);
     } else {
-        fprintf(stderr, "%s\n", line);
+        /* The library prints nothing itself: the log handler decides. */
+        vhost_user_log(VHOST_USER_LOG_TRACE, dev, "%s", line);
     }
     G_UNLOCK(trace_sink);
 }

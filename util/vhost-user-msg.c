@@ -15,8 +15,8 @@
 #include <limits.h>
 #include <string.h>
 
-#include "hw/virtio/vhost-user-error.h"
-#include "hw/virtio/vhost-user-msg.h"
+#include "util/vhost-user-error.h"
+#include "util/vhost-user-msg.h"
 
 /* ---- Tables --------------------------------------------------------- */
 

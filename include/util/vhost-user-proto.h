@@ -11,8 +11,8 @@
  * All multi-byte fields are in the host's (little-endian) byte order, as
  * the protocol mandates for a back-end on the same host.
  */
-#ifndef HW_VIRTIO_VHOST_USER_PROTO_H
-#define HW_VIRTIO_VHOST_USER_PROTO_H
+#ifndef UTIL_VHOST_USER_PROTO_H
+#define UTIL_VHOST_USER_PROTO_H
 
 #include <stdbool.h>
 #include <stddef.h>

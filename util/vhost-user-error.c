@@ -4,7 +4,7 @@
  * what the VMM can do about it; vhost_user_error_should_reconnect() is the
  * one decision most callers need.
  */
-#include "hw/virtio/vhost-user-error.h"
+#include "util/vhost-user-error.h"
 
 G_DEFINE_QUARK(vhost-user-error-quark, vhost_user_error)
 

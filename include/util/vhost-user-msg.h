@@ -9,15 +9,15 @@
  * check syntax (sizes, counts, fd numbers, flags); semantic checks against
  * device state (is this ring index < nvqs?) belong to the caller.
  */
-#ifndef HW_VIRTIO_VHOST_USER_MSG_H
-#define HW_VIRTIO_VHOST_USER_MSG_H
+#ifndef UTIL_VHOST_USER_MSG_H
+#define UTIL_VHOST_USER_MSG_H
 
 #include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hw/virtio/vhost-user-proto.h"
+#include "util/vhost-user-proto.h"
 
 /* Which channel a message travels on; selects the table. */
 typedef enum VhostUserChannel {
@@ -104,8 +104,10 @@ char *vhost_user_msg_format(VhostUserChannel ch, const VhostUserMsg *msg,
 bool vhost_user_trace_enabled(void);
 void vhost_user_trace_enable(bool on);
 /*
- * Emits one trace line to stderr (or the sink set below):
- * "vhost-user: <dev> F>B|B>F|F<B|B<F <decoded>".
+ * Emits one trace line: to the sink set below as
+ * "vhost-user: <dev> F>B|B>F <decoded>", else to the log handler
+ * (util/vhost-user-log.h) at VHOST_USER_LOG_TRACE as "F>B|B>F <decoded>"
+ * with dev as the line's device.
  * `local_is_frontend` says which side we are, so the arrow reads the same
  * in the front-end's and a back-end's trace.
  */
