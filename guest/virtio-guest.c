@@ -159,7 +159,7 @@ VirtioGuestDevice *virtio_guest_device_new(VirtIODevice *vdev, GuestMemory *mem)
 
     gd->vdev = vdev;
     gd->mem = mem;
-    gd->driver_features = virtio_guest_driver_features(vdev->device_id);
+    gd->driver_features = virtio_guest_driver_features(virtio_get_device_id(vdev));
     gd->nvqs = virtio_get_num_queues(vdev);
     gd->rings = g_new0(VirtioGuestRing, gd->nvqs);
     gd->vqs = g_new0(GuestVirtqueue, gd->nvqs);
@@ -251,7 +251,7 @@ static bool virtio_guest_setup_queue(VirtioGuestDevice *gd, unsigned n, GError *
                        indirect ? r->indirect_gpa : 0, r->state_gpa, event_idx)) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
                     "%s: queue %u: ring of %u at 0x%" G_GINT64_MODIFIER "x is not "
-                    "in guest RAM", vdev->id, n, num, r->desc_gpa);
+                    "in guest RAM", virtio_get_id(vdev), n, num, r->desc_gpa);
         return false;
     }
     virtio_queue_get_notifiers(vdev, n, &vq->kick_fd, &vq->call_fd);
@@ -281,7 +281,7 @@ bool virtio_guest_device_boot(VirtioGuestDevice *gd, GError **errp)
     if (!virtio_has_feature(offered, VIRTIO_F_VERSION_1)) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
                     "%s: device does not offer VIRTIO_F_VERSION_1 (offered 0x%"
-                    G_GINT64_MODIFIER "x)", vdev->id, offered);
+                    G_GINT64_MODIFIER "x)", virtio_get_id(vdev), offered);
         virtio_guest_fail(gd);
         return false;
     }
@@ -300,7 +300,7 @@ bool virtio_guest_device_boot(VirtioGuestDevice *gd, GError **errp)
     if (!(virtio_get_status(vdev) & VIRTIO_CONFIG_S_FEATURES_OK)) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
                     "%s: device refused features 0x%" G_GINT64_MODIFIER "x",
-                    vdev->id, gd->features);
+                    virtio_get_id(vdev), gd->features);
         virtio_guest_fail(gd);
         return false;
     }

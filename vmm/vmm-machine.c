@@ -10,7 +10,6 @@
 
 #include "chardev/char-socket.h"
 #include "guest/virtio-guest.h"
-#include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-blk.h"
 #include "hw/virtio/vhost-user-device.h"
 #include "util/vhost-user-error.h"
@@ -189,7 +188,7 @@ static void vmm_device_boot(VmmDevice *d)
 /* A net device's link (VIRTIO_NET_S_LINK_UP) follows its back-end. */
 static void vmm_device_link_status(VmmDevice *d)
 {
-    if (d->vub->vdev.device_id == VIRTIO_ID_NET) {
+    if (vhost_user_base_virtio_id(d->vub) == VIRTIO_ID_NET) {
         vmm_status("%s: link %s", d->id, vhost_user_net_link_up(d->vub) ? "up" : "down");
     }
 }
@@ -502,28 +501,24 @@ void vmm_machine_del_ram_block(VmmMachine *m, RamBlock *rb)
     }
 }
 
-/* Every vhost_dev of every device: each back-end maps all guest RAM. */
-static GPtrArray *vmm_machine_vhost_devs(VmmMachine *m)
+/* Every device: each back-end maps all guest RAM. */
+static GPtrArray *vmm_machine_vubs(VmmMachine *m)
 {
-    GPtrArray *devs = g_ptr_array_new();
+    GPtrArray *vubs = g_ptr_array_new();
 
     for (guint i = 0; i < m->devices->len; i++) {
-        VhostUserBase *vub = ((VmmDevice *)m->devices->pdata[i])->vub;
-
-        for (unsigned j = 0; j < vub->ndevs; j++) {
-            g_ptr_array_add(devs, &vub->devs[j]);
-        }
+        g_ptr_array_add(vubs, ((VmmDevice *)m->devices->pdata[i])->vub);
     }
-    return devs;
+    return vubs;
 }
 
 bool vmm_machine_plug_ram(VmmMachine *m, uint64_t gpa, RamBlock *rb, GError **errp)
 {
-    g_autoptr(GPtrArray) devs = vmm_machine_vhost_devs(m);
+    g_autoptr(GPtrArray) vubs = vmm_machine_vubs(m);
     GError *err = NULL;
 
-    if (vhost_dev_add_ram((struct vhost_dev *const *)devs->pdata, devs->len, m->mem,
-                          gpa, rb, 0, rb->size, &err)) {
+    if (vhost_user_base_add_ram((VhostUserBase *const *)vubs->pdata, vubs->len, m->mem,
+                                gpa, rb, 0, rb->size, &err)) {
         return true;
     }
     /*
@@ -534,8 +529,8 @@ bool vmm_machine_plug_ram(VmmMachine *m, uint64_t gpa, RamBlock *rb, GError **er
     if (guest_memory_find(m->mem, gpa) && guest_memory_find(m->mem, gpa)->block == rb) {
         g_autoptr(GError) undo_err = NULL;
 
-        vhost_dev_remove_ram((struct vhost_dev *const *)devs->pdata, devs->len, m->mem,
-                             gpa, &undo_err);
+        vhost_user_base_remove_ram((VhostUserBase *const *)vubs->pdata, vubs->len,
+                                   m->mem, gpa, &undo_err);
     }
     g_propagate_error(errp, err);
     return false;
@@ -552,14 +547,9 @@ static void vmm_machine_iotlb_invalidate(VmmMachine *m, uint64_t gpa, uint64_t s
 {
     for (guint i = 0; i < m->devices->len; i++) {
         VmmDevice *d = m->devices->pdata[i];
-        const struct vhost_dev *hdev = &d->vub->devs[0];
         g_autoptr(GError) err = NULL;
 
-        if (!hdev->started ||
-            !virtio_has_feature(hdev->acked_features, VIRTIO_F_IOMMU_PLATFORM)) {
-            continue;
-        }
-        if (!vhost_user_iotlb_invalidate(d->vub->user, gpa, size, &err)) {
+        if (!vhost_user_base_iotlb_invalidate(d->vub, gpa, size, &err)) {
             vmm_status("%s: %s", d->id, err->message);
         }
     }
@@ -567,12 +557,12 @@ static void vmm_machine_iotlb_invalidate(VmmMachine *m, uint64_t gpa, uint64_t s
 
 bool vmm_machine_unplug_ram(VmmMachine *m, uint64_t gpa, GError **errp)
 {
-    g_autoptr(GPtrArray) devs = vmm_machine_vhost_devs(m);
+    g_autoptr(GPtrArray) vubs = vmm_machine_vubs(m);
     const MemoryRegionMap *r = guest_memory_find(m->mem, gpa);
 
     if (r) {
         vmm_machine_iotlb_invalidate(m, r->gpa, r->size);
     }
-    return vhost_dev_remove_ram((struct vhost_dev *const *)devs->pdata, devs->len,
-                                m->mem, gpa, errp);
+    return vhost_user_base_remove_ram((VhostUserBase *const *)vubs->pdata, vubs->len,
+                                      m->mem, gpa, errp);
 }

@@ -17,7 +17,8 @@
 
 #include <glib.h>
 
-#include "hw/virtio/vhost-user-base.h"
+#include "hw/virtio/vhost-user-backend-chan.h"
+#include "hw/virtio/vhost-user-base-int.h"
 #include "util/vhost-user-error.h"
 
 static void vub_notify(VhostUserBase *vub, VhostUserBaseEvent ev, unsigned nrings,
@@ -31,21 +32,6 @@ static void vub_notify(VhostUserBase *vub, VhostUserBaseEvent ev, unsigned nring
 unsigned vhost_user_base_total_rings(const VhostUserBase *vub)
 {
     return vub->ndevs * vub->rings_per_dev;
-}
-
-unsigned vhost_user_base_started_rings(const VhostUserBase *vub)
-{
-    unsigned n = 0;
-
-    for (unsigned i = 0; i < vub->ndevs; i++) {
-        n += vhost_dev_started_rings(&vub->devs[i]);
-    }
-    return n;
-}
-
-uint64_t vhost_user_base_backend_features(const VhostUserBase *vub)
-{
-    return vub->ready ? vub->devs[0].features : 0;
 }
 
 /*
@@ -547,6 +533,80 @@ void vhost_user_base_stop(VhostUserBase *vub)
         /* As the driver's reset would: stop, then forget the driver. */
         virtio_reset(&vub->vdev);
     }
+}
+
+VirtIODevice *vhost_user_base_vdev(VhostUserBase *vub)
+{
+    return &vub->vdev;
+}
+
+const char *vhost_user_base_id(const VhostUserBase *vub)
+{
+    return vub->vdev.id;
+}
+
+uint16_t vhost_user_base_virtio_id(const VhostUserBase *vub)
+{
+    return vub->vdev.device_id;
+}
+
+void vhost_user_base_set_backend_ops(VhostUserBase *vub, const VhostUserBackendOps *ops,
+                                     void *opaque)
+{
+    /*
+     * The channel must run on the loop the chardev (and so the rest of the
+     * device) runs on: a VMM with a loop of its own would otherwise have
+     * back-end requests served from GLib's default context.
+     */
+    vhost_user_set_backend_ops(vub->user, ops, opaque, vub->vdev.config_len,
+                               char_socket_loop(vub->chr));
+}
+
+bool vhost_user_base_iotlb_invalidate(VhostUserBase *vub, uint64_t iova, uint64_t size,
+                                      GError **errp)
+{
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        const struct vhost_dev *hdev = &vub->devs[i];
+
+        /* The IOTLB is the connection's, not a vhost_dev's: one message. */
+        if (hdev->started &&
+            virtio_has_feature(hdev->acked_features, VIRTIO_F_IOMMU_PLATFORM)) {
+            return vhost_user_iotlb_invalidate(vub->user, iova, size, errp);
+        }
+    }
+    return true;
+}
+
+/* Every vhost_dev of every device, in device order. */
+static GPtrArray *vub_vhost_devs(VhostUserBase *const *devs, unsigned ndevs)
+{
+    GPtrArray *hdevs = g_ptr_array_new();
+
+    for (unsigned i = 0; i < ndevs; i++) {
+        for (unsigned j = 0; j < devs[i]->ndevs; j++) {
+            g_ptr_array_add(hdevs, &devs[i]->devs[j]);
+        }
+    }
+    return hdevs;
+}
+
+bool vhost_user_base_add_ram(VhostUserBase *const *devs, unsigned ndevs, GuestMemory *mem,
+                             uint64_t gpa, RamBlock *rb, uint64_t block_offset,
+                             uint64_t size, GError **errp)
+{
+    g_autoptr(GPtrArray) hdevs = vub_vhost_devs(devs, ndevs);
+
+    return vhost_dev_add_ram((struct vhost_dev *const *)hdevs->pdata, hdevs->len, mem,
+                             gpa, rb, block_offset, size, errp);
+}
+
+bool vhost_user_base_remove_ram(VhostUserBase *const *devs, unsigned ndevs,
+                                GuestMemory *mem, uint64_t gpa, GError **errp)
+{
+    g_autoptr(GPtrArray) hdevs = vub_vhost_devs(devs, ndevs);
+
+    return vhost_dev_remove_ram((struct vhost_dev *const *)hdevs->pdata, hdevs->len,
+                                mem, gpa, errp);
 }
 
 void vhost_user_base_free(VhostUserBase *vub)

@@ -11,6 +11,7 @@
 
 #include <glib.h>
 
+#include "hw/virtio/vhost-user-base-int.h"
 #include "hw/virtio/vhost-user-blk.h"
 #include "util/vhost-user-error.h"
 
@@ -18,7 +19,6 @@ typedef struct VhostUserBlk {
     VhostUserBase parent;       /* first: the base frees the whole object */
     unsigned num_queues;
     VirtioBlkConfig backend_cfg;    /* as GET_CONFIG returned it */
-    bool have_config;
 } VhostUserBlk;
 
 #define BLK_SUPPORTED_FEATURES \
@@ -81,7 +81,6 @@ static bool vublk_connected(VhostUserBase *vub, GError **errp)
         return false;
     }
     b->backend_cfg = cfg;
-    b->have_config = true;
     return true;
 }
 
@@ -179,21 +178,6 @@ VhostUserBase *vhost_user_blk_new(const VhostUserBlkParams *p, GError **errp)
     return &b->parent;
 }
 
-bool vhost_user_blk_get_backend_config(VhostUserBase *vub, VirtioBlkConfig *cfg)
-{
-    VhostUserBlk *b;
-
-    if (vub->klass != &vhost_user_blk_class) {
-        return false;
-    }
-    b = vub_blk(vub);
-    if (!b->have_config) {
-        return false;
-    }
-    *cfg = b->backend_cfg;
-    return true;
-}
-
 bool vhost_user_blk_config_changed(VhostUserBase *vub, const uint8_t *config,
                                    uint32_t len, uint64_t *capacity)
 {
@@ -210,7 +194,6 @@ bool vhost_user_blk_config_changed(VhostUserBase *vub, const uint8_t *config,
      * limits it negotiated around stay, and num_queues is ours anyway.
      */
     b->backend_cfg.capacity = cfg.capacity;
-    b->have_config = true;
     *capacity = GUINT64_FROM_LE(cfg.capacity);
     return true;
 }

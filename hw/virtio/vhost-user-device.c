@@ -10,6 +10,7 @@
 
 #include <glib.h>
 
+#include "hw/virtio/vhost-user-base-int.h"
 #include "hw/virtio/vhost-user-device.h"
 #include "util/vhost-user-error.h"
 

@@ -12,6 +12,7 @@
 #include <glib.h>
 
 #include "util/vhost-user-error.h"
+#include "hw/virtio/vhost-user-base-int.h"
 #include "hw/virtio/vhost-user-net.h"
 
 typedef struct VhostUserNet {

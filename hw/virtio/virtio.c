@@ -13,7 +13,7 @@
 #include <glib.h>
 
 #include "util/vhost-user-error.h"
-#include "hw/virtio/virtio.h"
+#include "hw/virtio/virtio-int.h"
 
 bool virtio_device_init(VirtIODevice *vdev, const char *id, uint16_t device_id,
                         const VirtioDeviceClass *klass, void *opaque,
@@ -64,6 +64,16 @@ void virtio_device_cleanup(VirtIODevice *vdev)
     vdev->config_len = 0;
 }
 
+const char *virtio_get_id(const VirtIODevice *vdev)
+{
+    return vdev->id;
+}
+
+uint16_t virtio_get_device_id(const VirtIODevice *vdev)
+{
+    return vdev->device_id;
+}
+
 void virtio_update_host_features(VirtIODevice *vdev)
 {
     vdev->host_features = vdev->klass && vdev->klass->get_features ?
@@ -86,11 +96,6 @@ bool virtio_set_guest_features(VirtIODevice *vdev, uint64_t features, GError **e
     }
     vdev->guest_features = features;
     return true;
-}
-
-uint64_t virtio_get_guest_features(const VirtIODevice *vdev)
-{
-    return vdev->guest_features;
 }
 
 uint8_t virtio_get_status(const VirtIODevice *vdev)
@@ -268,11 +273,6 @@ bool virtio_queue_set_enabled(VirtIODevice *vdev, unsigned n, bool enabled, GErr
     }
     vq->enabled = enabled;
     return true;
-}
-
-const VirtQueue *virtio_queue(const VirtIODevice *vdev, unsigned n)
-{
-    return n < vdev->nvqs ? &vdev->vq[n] : NULL;
 }
 
 void virtio_queue_get_notifiers(const VirtIODevice *vdev, unsigned n,

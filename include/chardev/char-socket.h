@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "system/event-loop.h"
+#include "util/vhost-user-api.h"
 
 /* Upper bound of fds received with one read; more is a protocol error. */
 #define CHAR_SOCKET_MAX_FDS 16
@@ -51,6 +52,7 @@ typedef struct CharSocketOptions {
  * Creates the chardev. Nothing is connected until char_socket_open().
  * loop NULL means vhost_event_loop_default().
  */
+VHOST_USER_API
 CharSocket *char_socket_new(const CharSocketOptions *opts, VhostEventLoop *loop,
                             GError **errp);
 
@@ -61,15 +63,43 @@ CharSocket *char_socket_new(const CharSocketOptions *opts, VhostEventLoop *loop,
  * The OPENED event is delivered from the loop, also for a connection made
  * synchronously here.
  */
+VHOST_USER_API
 bool char_socket_open(CharSocket *chr, GError **errp);
 
-void char_socket_set_handler(CharSocket *chr, CharEventHandler handler, void *opaque);
-
+VHOST_USER_API
 bool char_socket_is_connected(const CharSocket *chr);
+VHOST_USER_API
 const char *char_socket_id(const CharSocket *chr);
+VHOST_USER_API
 const char *char_socket_path(const CharSocket *chr);
+VHOST_USER_API
 int char_socket_timeout_ms(const CharSocket *chr);
+VHOST_USER_API
 void char_socket_set_timeout_ms(CharSocket *chr, int timeout_ms);
+
+/*
+ * Drops the connection (idempotent). The fd is closed at once so no
+ * further I/O can happen; CLOSED is delivered later from the loop; then,
+ * for a client with reconnect_ms, a reconnect is scheduled. The reason is
+ * logged once, with the chardev id.
+ */
+VHOST_USER_API
+void char_socket_disconnect(CharSocket *chr, const char *reason);
+
+/* Counters for tests and the monitor. */
+VHOST_USER_API
+unsigned char_socket_connect_count(const CharSocket *chr);
+
+VHOST_USER_API
+void char_socket_free(CharSocket *chr);
+
+/*
+ * ---- For the protocol layer (not exported) ---------------------------
+ * A VMM creates, opens, frees and may drop a chardev; the device that
+ * takes it over does all I/O on it and owns its event handler.
+ */
+
+void char_socket_set_handler(CharSocket *chr, CharEventHandler handler, void *opaque);
 
 /*
  * Writes len bytes; fds (nfds <= CHAR_SOCKET_MAX_FDS) are attached to the
@@ -95,14 +125,6 @@ bool char_socket_read_all(CharSocket *chr, void *buf, size_t len,
                           int *fds, size_t *nfds, int timeout_ms, GError **errp);
 
 /*
- * Drops the connection (idempotent). The fd is closed at once so no
- * further I/O can happen; CLOSED is delivered later from the loop; then,
- * for a client with reconnect_ms, a reconnect is scheduled. The reason is
- * logged once, with the chardev id.
- */
-void char_socket_disconnect(CharSocket *chr, const char *reason);
-
-/*
  * Client with reconnect_ms: the current connection is good (the device
  * came up on it), so the next reconnect after it closes comes after
  * reconnect_ms again. Until an owner says so, every retry waits twice as
@@ -122,9 +144,7 @@ void char_socket_set_idle_watch(CharSocket *chr, bool enable);
 /* The connected socket fd or -1; for poll() by the protocol layer only. */
 int char_socket_fd(const CharSocket *chr);
 
-/* Counters for tests and the monitor. */
-unsigned char_socket_connect_count(const CharSocket *chr);
-
-void char_socket_free(CharSocket *chr);
+/* The loop the chardev runs on (the default one when none was given). */
+VhostEventLoop *char_socket_loop(const CharSocket *chr);
 
 #endif

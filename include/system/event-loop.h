@@ -15,6 +15,8 @@
 #include <glib.h>
 #include <stdbool.h>
 
+#include "util/vhost-user-api.h"
+
 typedef enum VhostWatchEvents {
     VHOST_WATCH_IN  = 1 << 0,
     VHOST_WATCH_OUT = 1 << 1,
@@ -47,19 +49,28 @@ struct VhostEventLoop {
 };
 
 /* GLib adapter: ctx NULL means the global default context. */
+VHOST_USER_API
 VhostEventLoop *vhost_event_loop_glib_new(GMainContext *ctx);
+VHOST_USER_API
 void vhost_event_loop_glib_free(VhostEventLoop *loop);
 /* The process-wide default (GLib, default context); never freed. */
+VHOST_USER_API
 VhostEventLoop *vhost_event_loop_default(void);
 
 /* Convenience wrappers that dispatch through loop->ops. */
+VHOST_USER_API
 void *vhost_loop_add_watch(VhostEventLoop *loop, int fd, unsigned events,
                            VhostFdWatchFn cb, void *opaque);
+VHOST_USER_API
 void vhost_loop_remove_watch(VhostEventLoop *loop, void *watch);
+VHOST_USER_API
 void *vhost_loop_add_timer(VhostEventLoop *loop, unsigned ms,
                            VhostCallbackFn cb, void *opaque);
+VHOST_USER_API
 void vhost_loop_remove_timer(VhostEventLoop *loop, void *timer);
+VHOST_USER_API
 void *vhost_loop_defer(VhostEventLoop *loop, VhostCallbackFn cb, void *opaque);
+VHOST_USER_API
 void vhost_loop_cancel_defer(VhostEventLoop *loop, void *handle);
 
 #endif

@@ -10,7 +10,10 @@
 #include <glib.h>
 #include <stdbool.h>
 
+#include "util/vhost-user-api.h"
+
 #define VHOST_USER_ERROR (vhost_user_error_quark())
+VHOST_USER_API
 GQuark vhost_user_error_quark(void);
 
 typedef enum VhostUserErrorCode {
@@ -44,9 +47,11 @@ typedef enum VhostUserErrorCode {
  * False for configuration and feature problems, which a reconnect to the
  * same back-end cannot fix.
  */
+VHOST_USER_API
 bool vhost_user_error_should_reconnect(const GError *err);
 
 /* Short stable name of a code ("invalid-message"), for traces and tests. */
+VHOST_USER_API
 const char *vhost_user_error_code_name(int code);
 
 #endif

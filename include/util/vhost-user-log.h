@@ -12,6 +12,9 @@
 #define UTIL_VHOST_USER_LOG_H
 
 #include <glib.h>
+#include <stdbool.h>
+
+#include "util/vhost-user-api.h"
 
 typedef enum VhostUserLogLevel {
     VHOST_USER_LOG_ERROR,       /* something failed that nobody's GError carries */
@@ -30,12 +33,26 @@ typedef void (*VhostUserLogHandler)(VhostUserLogLevel level, const char *dev,
                                     const char *msg, void *opaque);
 
 /* Installs the handler (NULL: drop everything). Returns nothing; thread-safe. */
+VHOST_USER_API
 void vhost_user_set_log_handler(VhostUserLogHandler handler, void *opaque);
 
 /* "error", "warning", "info", "trace". */
+VHOST_USER_API
 const char *vhost_user_log_level_name(VhostUserLogLevel level);
 
-/* For library code: formats and hands one line to the handler, if any. */
+/*
+ * Tracing on? True when VHOST_USER_TRACE is set in the environment (any
+ * value but "0") or vhost_user_trace_enable(true) was called. Each message
+ * on either channel is then decoded into one VHOST_USER_LOG_TRACE line.
+ * (Declared here, not with the message table in util/vhost-user-msg.h:
+ * it is the only part of tracing a VMM sees.)
+ */
+VHOST_USER_API
+bool vhost_user_trace_enabled(void);
+VHOST_USER_API
+void vhost_user_trace_enable(bool on);
+
+/* For library code (not exported): formats and hands one line to the handler. */
 void vhost_user_log(VhostUserLogLevel level, const char *dev, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
 

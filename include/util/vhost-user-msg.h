@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/vhost-user-log.h"
 #include "util/vhost-user-proto.h"
 
 /* Which channel a message travels on; selects the table. */
@@ -97,12 +98,7 @@ typedef enum VhostUserTraceDir {
 char *vhost_user_msg_format(VhostUserChannel ch, const VhostUserMsg *msg,
                             size_t nfds, bool is_reply);
 
-/*
- * Tracing on? True when VHOST_USER_TRACE is set in the environment (any
- * value but "0") or vhost_user_trace_enable(true) was called.
- */
-bool vhost_user_trace_enabled(void);
-void vhost_user_trace_enable(bool on);
+/* Tracing on/off: vhost_user_trace_enabled() in util/vhost-user-log.h. */
 /*
  * Emits one trace line: to the sink set below as
  * "vhost-user: <dev> F>B|B>F <decoded>", else to the log handler

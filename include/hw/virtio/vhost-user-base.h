@@ -13,9 +13,9 @@
  *              negotiation forgotten, owner told.
  *   DRIVER_OK / reset from the driver -> start / stop the rings.
  *
- * Device specialisations (net, blk, generic) only fill in a
- * VhostUserBaseClass: the features they offer, their config space and
- * their connect-time checks.
+ * Device specialisations (net, blk, generic) only fill in a class (the
+ * features they offer, their config space and their connect-time checks:
+ * hw/virtio/vhost-user-base-int.h).
  *
  * The library reports nothing itself: errors from event handlers go to the
  * owner's notify callback, errors from calls go back through GError.
@@ -28,11 +28,16 @@
 #include <stdint.h>
 
 #include "chardev/char-socket.h"
-#include "hw/virtio/vhost.h"
-#include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-backend-ops.h"
 #include "hw/virtio/virtio.h"
 #include "system/memory.h"
+#include "util/vhost-user-api.h"
 
+/*
+ * A device front-end, made by vhost_user_{net,blk,device}_new(). Opaque:
+ * its vhost_devs and connection state are the library's (see
+ * hw/virtio/vhost-user-base-int.h).
+ */
 typedef struct VhostUserBase VhostUserBase;
 
 typedef enum VhostUserBaseEvent {
@@ -60,129 +65,64 @@ typedef void (*VhostUserBaseNotify)(VhostUserBase *vub, VhostUserBaseEvent event
                                     unsigned nrings, const GError *err,
                                     void *opaque);
 
-typedef struct VhostUserBaseClass {
-    const char *name;               /* "vhost-user-net" */
-    /*
-     * After every vhost_dev connected and VERSION_1 was found: device
-     * checks (queue counts, protocol features) and config fetch.
-     */
-    bool (*connected)(VhostUserBase *vub, GError **errp);
-    /* The connection went away (link down). */
-    void (*disconnected)(VhostUserBase *vub);
-    /* Device features offered to the driver, from what the back-end offers. */
-    uint64_t (*host_features)(VhostUserBase *vub, uint64_t backend_features);
-    /*
-     * Of what the driver accepted, what is sent to the back-end (features
-     * the VMM emulates, like net's MAC, stay out). NULL: all of it.
-     */
-    uint64_t (*backend_acked)(VhostUserBase *vub, uint64_t guest_features,
-                              uint64_t backend_features);
-    /* Right before the rings start (net's MTU). */
-    bool (*pre_start)(VhostUserBase *vub, GError **errp);
-    void (*get_config)(VhostUserBase *vub, uint8_t *config);
-    void (*set_config)(VhostUserBase *vub, const uint8_t *config,
-                       uint32_t offset, uint32_t len);
-    /* Frees what the specialisation added; the base frees the rest. */
-    void (*finalize)(VhostUserBase *vub);
-} VhostUserBaseClass;
-
-/*
- * Embedded first in every specialisation, so a VhostUserBase * is also the
- * pointer to the whole object.
- */
-struct VhostUserBase {
-    VirtIODevice vdev;
-    const VhostUserBaseClass *klass;
-    CharSocket *chr;                /* the owner's; outlives the device */
-    VhostUserState *user;
-    GuestMemory *mem;
-
-    unsigned ndevs;
-    unsigned rings_per_dev;
-    struct vhost_dev *devs;         /* dev i drives rings i*rings_per_dev.. */
-
-    bool connected;                 /* the chardev is up (OPENED seen) */
-    bool ready;                     /* negotiated and checked on this connection */
-    bool started;                   /* every ring runs */
-    /*
-     * iommu_platform=on: VIRTIO_F_IOMMU_PLATFORM is offered (the back-end
-     * must offer it too) and, once acked, the back-end sees IOVAs.
-     */
-    bool iommu_platform;
-    /*
-     * reset_if_lost (blk): requests a disconnected back-end took and did
-     * not complete, when nothing (inflight area, IN_ORDER) lets the next
-     * one resume them exactly; counted at disconnect, cleared by a reset.
-     */
-    bool reset_if_lost;
-    unsigned lost_requests;
-    bool start_attempted;           /* rings were handed over on this connection */
-
-    VhostUserBaseNotify notify;
-    void *notify_opaque;
-};
-
-typedef struct VhostUserBaseParams {
-    const char *id;                 /* device id, "blk0" */
-    uint16_t virtio_id;
-    CharSocket *chr;
-    GuestMemory *mem;
-    unsigned ndevs;                 /* vhost_devs over the connection */
-    unsigned rings_per_dev;
-    unsigned queue_size;            /* max ring size offered to the driver */
-    uint32_t config_len;
-    /* Protocol features to leave out (e.g. CONFIG for emulated config). */
-    uint64_t protocol_features_clear;
-    bool iommu_platform;            /* QEMU's iommu_platform=on */
-    /* Inflight tracking when the back-end offers it (one vhost_dev only). */
-    bool inflight;
-    /*
-     * Requests must never be lost nor done twice unnoticed (blk): after a
-     * disconnect that left some in an unknown state, ask the driver for a
-     * reset instead of resuming (VHOST_USER_BASE_NEEDS_RESET). Without
-     * it (net) rings resume from the used index.
-     */
-    bool reset_if_lost;
-} VhostUserBaseParams;
-
-/*
- * Sets up vub (embedded in a zeroed specialisation): the model, the
- * transport state, every vhost_dev (eventfds, no I/O), and takes over the
- * chardev's event handler. The chardev is opened by the owner afterwards.
- */
-bool vhost_user_base_realize(VhostUserBase *vub, const VhostUserBaseClass *klass,
-                             const VhostUserBaseParams *p, GError **errp);
 /* Stops (if running), releases the chardev handler, frees vub itself. */
+VHOST_USER_API
 void vhost_user_base_free(VhostUserBase *vub);
 
+VHOST_USER_API
 void vhost_user_base_set_notify(VhostUserBase *vub, VhostUserBaseNotify fn,
                                 void *opaque);
 
-/*
- * For specialisations: reports err through the notify callback and drops
- * the connection (a reconnect, when configured, brings the device back).
- * For errors found where nobody can be returned an error.
- */
-void vhost_user_base_report_error(VhostUserBase *vub, GError *err);
-
 /* Stops the rings as a reset by the driver would (at shutdown). */
+VHOST_USER_API
 void vhost_user_base_stop(VhostUserBase *vub);
 
-static inline VirtIODevice *vhost_user_base_vdev(VhostUserBase *vub)
-{
-    return &vub->vdev;
-}
+/* The virtio device model the driver drives; lives as long as vub. */
+VHOST_USER_API
+VirtIODevice *vhost_user_base_vdev(VhostUserBase *vub);
+/* The device id ("blk0") and virtio device type (VIRTIO_ID_*). */
+VHOST_USER_API
+const char *vhost_user_base_id(const VhostUserBase *vub);
+VHOST_USER_API
+uint16_t vhost_user_base_virtio_id(const VhostUserBase *vub);
 
-static inline const char *vhost_user_base_id(const VhostUserBase *vub)
-{
-    return vub->vdev.id;
-}
+/*
+ * Installs the VMM's answers to back-end requests (BACKEND_REQ); they stay
+ * across reconnects. On CONFIG_CHANGE_MSG the whole config space is re-read
+ * and passed to config_changed. The channel runs on the chardev's loop.
+ * ops NULL removes them.
+ */
+VHOST_USER_API
+void vhost_user_base_set_backend_ops(VhostUserBase *vub, const VhostUserBackendOps *ops,
+                                     void *opaque);
 
-/* All rings of the device. */
-unsigned vhost_user_base_total_rings(const VhostUserBase *vub);
-/* Rings running now. */
-unsigned vhost_user_base_started_rings(const VhostUserBase *vub);
-/* The features the back-end offers on this connection (0 when not ready). */
-uint64_t vhost_user_base_backend_features(const VhostUserBase *vub);
+/*
+ * Drops the back-end's IOTLB translations of [iova, iova + size) (IOTLB_MSG
+ * invalidate), before the VMM takes that memory away. Nothing to do (true)
+ * unless rings run with VIRTIO_F_IOMMU_PLATFORM acked. A back-end that
+ * fails it is dropped like for any failed request.
+ */
+VHOST_USER_API
+bool vhost_user_base_iotlb_invalidate(VhostUserBase *vub, uint64_t iova, uint64_t size,
+                                      GError **errp);
+
+/*
+ * Guest RAM hotplug: every back-end maps all guest RAM, so a change goes
+ * through every device over mem at once. Adding places [block_offset,
+ * block_offset + size) of rb at gpa. First checked against each connected
+ * back-end's region limit (a CONFIG error naming the device and the limit;
+ * nothing changes), then made in mem, then sent to each running back-end.
+ * When an update fails the change stays made, the error (naming the
+ * device) is returned, and a back-end that misbehaved is dropped: it gets
+ * the whole table when it reconnects.
+ */
+VHOST_USER_API
+bool vhost_user_base_add_ram(VhostUserBase *const *devs, unsigned ndevs, GuestMemory *mem,
+                             uint64_t gpa, RamBlock *rb, uint64_t block_offset,
+                             uint64_t size, GError **errp);
+/* Removes the region at gpa from mem and from every back-end's table. */
+VHOST_USER_API
+bool vhost_user_base_remove_ram(VhostUserBase *const *devs, unsigned ndevs,
+                                GuestMemory *mem, uint64_t gpa, GError **errp);
 
 #endif

@@ -29,15 +29,15 @@ typedef struct VhostUserBlkParams {
 } VhostUserBlkParams;
 
 /* The device; free with vhost_user_base_free(). */
+VHOST_USER_API
 VhostUserBase *vhost_user_blk_new(const VhostUserBlkParams *p, GError **errp);
 
-/* The config fetched on the last connect (false when none yet). */
-bool vhost_user_blk_get_backend_config(VhostUserBase *vub, VirtioBlkConfig *cfg);
 /*
  * After CONFIG_CHANGE_MSG: takes the new capacity (sectors) from config, the
  * re-read config space of len bytes. False when vub is no blk device or the
  * config is too short.
  */
+VHOST_USER_API
 bool vhost_user_blk_config_changed(VhostUserBase *vub, const uint8_t *config,
                                    uint32_t len, uint64_t *capacity);
 

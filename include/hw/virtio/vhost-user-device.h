@@ -30,6 +30,7 @@ typedef struct VhostUserDeviceParams {
 } VhostUserDeviceParams;
 
 /* The device; free with vhost_user_base_free(). */
+VHOST_USER_API
 VhostUserBase *vhost_user_device_new(const VhostUserDeviceParams *p, GError **errp);
 
 #endif

@@ -32,9 +32,11 @@ typedef struct VhostUserNetParams {
 } VhostUserNetParams;
 
 /* The device; free with vhost_user_base_free(). */
+VHOST_USER_API
 VhostUserBase *vhost_user_net_new(const VhostUserNetParams *p, GError **errp);
 
 /* True while a back-end is connected and negotiated (config status bit). */
+VHOST_USER_API
 bool vhost_user_net_link_up(VhostUserBase *vub);
 
 #endif
