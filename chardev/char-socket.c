@@ -35,6 +35,9 @@
 #define CHAR_SOCKET_DEFAULT_TIMEOUT_MS 10000
 #define CHAR_SOCKET_DEFAULT_RECONNECT_MAX_MS 1000
 
+/* char-io sits below the chardev and cannot include its header. */
+_Static_assert(CHAR_IO_MAX_FDS == CHAR_SOCKET_MAX_FDS, "one fd limit for both");
+
 struct CharSocket {
     GRecMutex lock;
     char *id;

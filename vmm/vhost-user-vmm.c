@@ -14,7 +14,6 @@
 #include <glib-unix.h>
 
 #include "util/vhost-user-log.h"
-#include "util/vhost-user-msg.h"
 #include "vmm/vmm-hotplug.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-monitor.h"

@@ -17,9 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "chardev/char-socket.h"
-
-#define CHAR_IO_MAX_FDS CHAR_SOCKET_MAX_FDS
+/* Upper bound of fds received with one read (CHAR_SOCKET_MAX_FDS too). */
+#define CHAR_IO_MAX_FDS 16
 
 /*
  * One sendmsg() of at most len bytes; the nfds (<= CHAR_IO_MAX_FDS) fds
