@@ -488,6 +488,8 @@ bool vhost_user_base_realize(VhostUserBase *vub, const VhostUserBaseClass *klass
     vub->iommu_platform = p->iommu_platform;
     vub->user = vhost_user_state_new(p->chr, p->id);
     vub->user->supported_protocol_features &= ~p->protocol_features_clear;
+    /* The back-end channel runs on the chardev's loop, whether or not the VMM installs ops. */
+    vhost_user_base_set_backend_ops(vub, NULL, NULL);
     vub->devs = g_new0(struct vhost_dev, p->ndevs);
 
     for (i = 0; i < p->ndevs; i++) {
