@@ -53,9 +53,9 @@ libs=$(pkg-config --libs vhost-user-frontend) || fail "pkg-config --libs failed"
 incdir=$(pkg-config --variable=includedir vhost-user-frontend)/vhost-user-frontend
 [ -d "$incdir" ] || fail "Cflags point at $incdir, which was not installed"
 
-# An ASan build's library needs the example built the same way to run.
+# A sanitizer build's library needs the example built the same way to run.
 san=
-if readelf -d "$lib" | grep -q 'libasan'; then
+if nm -D --undefined-only "$lib" | grep -q '__asan_'; then
     san=-fsanitize=address,undefined
 fi
 warn="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Werror"
