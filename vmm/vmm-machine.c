@@ -173,6 +173,29 @@ bool vmm_machine_report(VmmMachine *m, bool json)
 
 /* ---- devices -------------------------------------------------------- */
 
+/*
+ * An error the same back-end and options will only repeat (a queue-count
+ * or feature mismatch, unshared RAM) on a device whose workload has not
+ * started: that workload can never run, so it fails now, and the others
+ * are stopped, rather than the VMM waiting for a start that cannot come.
+ */
+static void vmm_device_error(VmmDevice *d, const GError *err)
+{
+    VmmMachine *m = d->machine;
+    g_autofree char *why = NULL;
+
+    vmm_status("%s: error: %s", d->id, err ? err->message : "unknown error");
+    if (!d->wl || vmm_workload_started(d->wl) || vhost_user_error_should_reconnect(err)) {
+        return;
+    }
+    why = g_strdup_printf("the device cannot start: %s",
+                          err ? err->message : "unknown error");
+    vmm_workload_stop(d->wl, why);
+    g_free(why);
+    why = g_strdup_printf("stopped: %s cannot start", d->id);
+    vmm_machine_stop_workloads(m, why);
+}
+
 static void vmm_device_boot(VmmDevice *d)
 {
     g_autoptr(GError) err = NULL;
@@ -182,7 +205,7 @@ static void vmm_device_boot(VmmDevice *d)
                                            d->machine->mem);
     }
     if (!virtio_guest_device_boot(d->guest, &err)) {
-        vmm_status("%s: error: %s", d->id, err->message);
+        vmm_device_error(d, err);
     }
 }
 
@@ -228,7 +251,7 @@ static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
         }
         break;
     case VHOST_USER_BASE_ERROR:
-        vmm_status("%s: error: %s", d->id, err ? err->message : "unknown error");
+        vmm_device_error(d, err);
         break;
     case VHOST_USER_BASE_NEEDS_RESET:
         vmm_status("%s: the back-end left %u requests in an unknown state and "

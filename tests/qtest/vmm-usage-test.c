@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What a new user of the reference VMM runs into, end to end: the real
+ * VMM against our reference back-end (REF_BACKEND), both as processes.
+ *
+ *  - a device that can never start (num-queues above what the back-end
+ *    serves) under -workload: the VMM exits 1 at once, saying why, rather
+ *    than waiting forever for a start that cannot come;
+ *
+ * Every wait has a deadline far below a hang (EXIT_MS): a VMM that hangs
+ * fails the test instead of stalling it.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "qtest-harness.h"
+
+#define SOCKET_WAIT_MS  10000
+#define EXIT_MS         5000        /* "at once": a hang is forever */
+#define RUN_MS          30000       /* a real (short) workload */
+#define DISK_SECTORS    16384u      /* the 8M file disk */
+#define BAD_SECTOR      5000u
+
+typedef struct Usage {
+    const char *dir;
+    char *sock;
+    char *disk;
+    QtestVmm *backend;
+} Usage;
+
+static Usage *usage_new(void)
+{
+    Usage *u = g_new0(Usage, 1);
+
+    u->dir = g_getenv(TEST_DIR_ENV);
+    g_assert_nonnull(u->dir);
+    u->sock = g_build_filename(u->dir, "be.sock", NULL);
+    u->disk = g_build_filename(u->dir, "disk.img", NULL);
+    return u;
+}
+
+static void usage_free(Usage *u)
+{
+    qtest_vmm_free(u->backend);
+    g_free(u->sock);
+    g_free(u->disk);
+    g_free(u);
+}
+
+/* Our reference back-end listening on u->sock: blk on an 8M file, or net. */
+static void start_backend(Usage *u, const char *type, unsigned queues)
+{
+    const char *be = g_getenv("REF_BACKEND");
+    g_autofree char *s = g_strdup_printf("--socket-path=%s", u->sock);
+    g_autofree char *t = g_strdup_printf("--type=%s", type);
+    g_autofree char *q = g_strdup_printf("--queues=%u", queues);
+    g_autofree char *f = g_strdup_printf("--blk-file=%s", u->disk);
+    bool blk = !strcmp(type, "blk");
+    const char *args[] = { s, t, q, blk ? f : NULL, "--blk-size=8M", NULL };
+    gint64 end = g_get_monotonic_time() + SOCKET_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+    struct stat st;
+
+    if (!be || !*be) {
+        g_error("REF_BACKEND is not set (run through meson test)");
+    }
+    u->backend = qtest_proc_spawn(be, args, false);
+    while (g_get_monotonic_time() < end) {
+        if (stat(u->sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            return;
+        }
+        g_usleep(20 * 1000);
+    }
+    g_error("no back-end socket at %s within %d ms", u->sock, SOCKET_WAIT_MS);
+}
+
+/*
+ * The VMM with -summary json (stdout and stderr in one log): its args
+ * after "-m 128M", NULL-terminated, "SOCK" in any of them standing for
+ * the back-end socket.
+ */
+static QtestVmm *spawn_vmm(Usage *u, const char *const *rest)
+{
+    const char *bin = g_getenv("VMM_BINARY");
+    g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+
+    if (!bin || !*bin) {
+        g_error("VMM_BINARY is not set (run through meson test)");
+    }
+    g_ptr_array_add(args, g_strdup("-m"));
+    g_ptr_array_add(args, g_strdup("128M"));
+    for (unsigned i = 0; rest[i]; i++) {
+        g_auto(GStrv) parts = g_strsplit(rest[i], "SOCK", -1);
+
+        g_ptr_array_add(args, g_strjoinv(u->sock, parts));
+    }
+    g_ptr_array_add(args, g_strdup("-summary"));
+    g_ptr_array_add(args, g_strdup("json"));
+    g_ptr_array_add(args, NULL);
+    current_vmm = qtest_proc_spawn(bin, (const char *const *)args->pdata, false);
+    return current_vmm;
+}
+
+/*
+ * Waits for the exit; fails unless it is `code` within ms. Returns all
+ * the VMM wrote: stderr, then stdout (the JSON summary).
+ */
+static char *expect_exit(QtestVmm *vmm, int code, unsigned ms, const char *what)
+{
+    int got = qtest_vmm_wait_exit(vmm, ms);
+    g_autofree char *out = got < 0 ? NULL : qtest_vmm_stdout_at_exit(vmm, SOCKET_WAIT_MS);
+    g_autofree char *err = qtest_vmm_stderr(vmm);
+    char *log = g_strconcat(err, out ? out : "", NULL);
+
+    if (got != code) {
+        g_error("%s: expected exit status %d within %u ms, got %s%d; VMM output:\n%s",
+                what, code, ms, got < 0 ? "no exit (timeout) " : "", got, log);
+    }
+    return log;
+}
+
+static void expect_in(const char *log, const char *want, const char *what)
+{
+    if (!strstr(log, want)) {
+        g_error("%s: expected \"%s\" in the VMM's output:\n%s", what, want, log);
+    }
+}
+
+/* ---- a device that cannot start ------------------------------------ */
+
+static void test_fatal_error_exits(void)
+{
+    Usage *u = usage_new();
+    const char *args[] = {
+        "-chardev", "socket,id=c0,path=SOCK,reconnect-ms=100",
+        "-device", "vhost-user-blk-pci,chardev=c0,num-queues=4",
+        "-workload", "blk0:ops=100", NULL,
+    };
+    g_autofree char *log = NULL;
+    QtestVmm *vmm;
+
+    start_backend(u, "blk", 2);
+    vmm = spawn_vmm(u, args);
+    log = expect_exit(vmm, 1, EXIT_MS, "num-queues=4 on a 2-queue back-end");
+    expect_in(log, "num-queues=4 but the back-end serves 2 queues", "the cause");
+    expect_in(log, "blk0: workload FAILED: the device cannot start", "the failure");
+    qtest_vmm_free(vmm);
+    current_vmm = NULL;
+    usage_free(u);
+}
+
+int main(int argc, char **argv)
+{
+    qtest_harness_init(&argc, &argv);
+    ADD_VOID_TEST("/vmm-usage/fatal-error-exits", test_fatal_error_exits);
+    return g_test_run();
+}
