@@ -368,7 +368,7 @@ static bool vmm_machine_create_ram(VmmMachine *m, const VmmConfig *cfg, GError *
     for (guint i = 0; i < cfg->objects->len; i++) {
         const VmmMemBackendOpts *o = cfg->objects->pdata[i];
         RamBlock *rb = o->type == VMM_OBJECT_MEMFD ?
-            ram_block_new_memfd(o->id, o->size, errp) :
+            ram_block_new_memfd_share(o->id, o->size, o->share, errp) :
             ram_block_new_file(o->id, o->mem_path, o->size, o->share, errp);
 
         if (!rb) {
@@ -386,9 +386,18 @@ static bool vmm_machine_create_ram(VmmMachine *m, const VmmConfig *cfg, GError *
         }
         g_ptr_array_add(m->blocks, ram);
     }
-    if (!ram->shared) {
-        vmm_status("warning: memory backend '%s' is not shared (share=off): "
-                   "back-ends cannot see guest memory", ram->id);
+    /*
+     * A back-end maps the fd, which a private mapping's writes never
+     * reach: the device could only ever fail, so it is refused up front
+     * (QEMU: vhost-user needs share=on), as device_add refuses such RAM.
+     */
+    if (!ram->shared && cfg->devices->len) {
+        const VmmDeviceOpts *d = cfg->devices->pdata[0];
+
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: memory backend '%s' has share=off, but a vhost-user "
+                    "back-end must map guest RAM: use share=on", d->id, ram->id);
+        return false;
     }
     return guest_memory_add(m->mem, 0, ram, 0, ram->size, errp);
 }

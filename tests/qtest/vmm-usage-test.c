@@ -6,6 +6,9 @@
  *  - a device that can never start (num-queues above what the back-end
  *    serves) under -workload: the VMM exits 1 at once, saying why, rather
  *    than waiting forever for a start that cannot come;
+ *  - share=off: a memfd so configured is mapped private (as QEMU does),
+ *    and guest RAM that is not shared under a vhost-user device is an
+ *    error naming the memory backend and the device, before anything runs;
  *
  * Every wait has a deadline far below a hang (EXIT_MS): a VMM that hangs
  * fails the test instead of stalling it.
@@ -155,9 +158,89 @@ static void test_fatal_error_exits(void)
     usage_free(u);
 }
 
+/* ---- share=off -------------------------------------------------------- */
+
+/* The memfd of backend "mem" is mapped private (rw-p) in the VMM. */
+static void test_share_off_private(void)
+{
+    Usage *u = usage_new();
+    const char *args[] = {
+        "-object", "memory-backend-memfd,id=mem,size=128M,share=off",
+        "-machine", "memory-backend=mem", NULL,
+    };
+    QtestVmm *vmm = spawn_vmm(u, args);
+    g_autofree char *maps_path = NULL;
+    g_autofree char *maps = NULL;
+    g_auto(GStrv) lines = NULL;
+    unsigned found = 0;
+
+    qtest_vmm_wait_for_stderr_line(vmm, "ready", SOCKET_WAIT_MS);
+    maps_path = g_strdup_printf("/proc/%d/maps", (int)qtest_vmm_pid(vmm));
+    g_assert_true(g_file_get_contents(maps_path, &maps, NULL, NULL));
+    lines = g_strsplit(maps, "\n", -1);
+    for (unsigned i = 0; lines[i]; i++) {
+        char perms[8] = "";
+
+        if (!strstr(lines[i], "/memfd:mem ")) {
+            continue;
+        }
+        g_assert_cmpint(sscanf(lines[i], "%*s %7s", perms), ==, 1);
+        g_test_message("guest RAM mapping: %s", lines[i]);
+        if (perms[3] != 'p') {
+            g_error("share=off guest RAM is mapped shared: %s", lines[i]);
+        }
+        found++;
+    }
+    g_assert_cmpuint(found, ==, 1);
+    g_assert_cmpint(qtest_vmm_terminate(vmm, SOCKET_WAIT_MS), ==, 0);
+    qtest_vmm_free(vmm);
+    current_vmm = NULL;
+    usage_free(u);
+}
+
+/* Under a vhost-user device: refused at once, naming backend and device. */
+static void check_share_off_refused(const char *object)
+{
+    Usage *u = usage_new();
+    const char *args[] = {
+        "-object", object, "-machine", "memory-backend=mem",
+        "-chardev", "socket,id=c0,path=SOCK,reconnect-ms=100",
+        "-device", "vhost-user-blk-pci,chardev=c0,num-queues=2",
+        "-workload", "blk0:ops=100", NULL,
+    };
+    g_autofree char *log = NULL;
+    QtestVmm *vmm;
+
+    start_backend(u, "blk", 2);
+    vmm = spawn_vmm(u, args);
+    log = expect_exit(vmm, 1, EXIT_MS, object);
+    expect_in(log, "blk0: memory backend 'mem' has share=off", object);
+    expect_in(log, "use share=on", object);
+    qtest_vmm_free(vmm);
+    current_vmm = NULL;
+    usage_free(u);
+}
+
+static void test_share_off_memfd_refused(void)
+{
+    check_share_off_refused("memory-backend-memfd,id=mem,size=128M,share=off");
+}
+
+static void test_share_off_file_refused(void)
+{
+    g_autofree char *obj = g_strdup_printf("memory-backend-file,id=mem,size=128M,"
+                                           "mem-path=%s/ram,share=off",
+                                           g_getenv(TEST_DIR_ENV));
+
+    check_share_off_refused(obj);
+}
+
 int main(int argc, char **argv)
 {
     qtest_harness_init(&argc, &argv);
     ADD_VOID_TEST("/vmm-usage/fatal-error-exits", test_fatal_error_exits);
+    ADD_VOID_TEST("/vmm-usage/share-off/memfd-private", test_share_off_private);
+    ADD_VOID_TEST("/vmm-usage/share-off/memfd-refused", test_share_off_memfd_refused);
+    ADD_VOID_TEST("/vmm-usage/share-off/file-refused", test_share_off_file_refused);
     return g_test_run();
 }
