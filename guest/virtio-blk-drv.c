@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <string.h>
@@ -889,6 +890,68 @@ unsigned blk_queues_used(const VirtioBlkDrv *d, unsigned want)
     return want && want < n ? want : n;
 }
 
+/*
+ * What the options ask for must fit the device and the driver's buffer
+ * area: a value beyond it is an error naming the key, the value and the
+ * limit, never quietly cut down (a "queues=5" run on 2 queues would
+ * report figures for a run nobody asked for). Only the default iodepth
+ * adapts to a small ring. Sets *depth and *range (sectors).
+ */
+static bool blk_check_limits(const VirtioBlkDrv *d, const BlkWorkload *wl,
+                             unsigned nq, unsigned *depth, uint64_t *range,
+                             GError **errp)
+{
+    unsigned dev_queues = blk_queues_used(d, 0);
+    /* Indirect descriptors take one slot; chains take up to three. */
+    unsigned per = d->vqs[0].indirect ? 1 : 3;
+    unsigned ring_max = UINT_MAX, ring_num = 0;
+    uint64_t disk = d->cfg.capacity * VIRTIO_BLK_SECTOR_SIZE;
+    bool checked = wl->verify || wl->rw == BLK_RW_FILL;
+
+    if (wl->queues > dev_queues) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                    "%s: queues=%u but the device has %u request queue%s",
+                    d->name, wl->queues, dev_queues, dev_queues == 1 ? "" : "s");
+        return false;
+    }
+    for (unsigned q = 0; q < nq; q++) {
+        if (d->vqs[q].num / per < ring_max) {
+            ring_max = d->vqs[q].num / per;
+            ring_num = d->vqs[q].num;
+        }
+    }
+    *depth = wl->iodepth ? wl->iodepth : 1;
+    if (*depth > ring_max) {
+        if (wl->iodepth != BLK_DEFAULT_IODEPTH) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                        "%s: iodepth=%u but a ring of %u entries holds at most %u "
+                        "requests (%u descriptor%s each)", d->name, wl->iodepth,
+                        ring_num, ring_max, per, per == 1 ? "" : "s");
+            return false;
+        }
+        *depth = ring_max;
+    }
+    if (wl->size > disk) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                    "%s: size=%" PRIu64 " but the disk holds %" PRIu64 " bytes "
+                    "(%" PRIu64 " sectors)", d->name, wl->size, disk, d->cfg.capacity);
+        return false;
+    }
+    *range = wl->size ? wl->size / VIRTIO_BLK_SECTOR_SIZE : d->cfg.capacity;
+    if (checked && *range > d->st->tracked) {
+        if (wl->size) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                        "%s: size=%" PRIu64 " but the guest RAM the workload has "
+                        "can track %" PRIu64 " bytes for verifying (raise -m%s)",
+                        d->name, wl->size, d->st->tracked * VIRTIO_BLK_SECTOR_SIZE,
+                        wl->rw == BLK_RW_FILL ? "" : ", or verify=off");
+            return false;
+        }
+        *range = d->st->tracked;
+    }
+    return true;
+}
+
 bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
                         const WorkloadCtl *ctl, VirtioBlkResult *res,
                         GError **errp)
@@ -897,7 +960,7 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
     BlkMainGen g = { .wl = wl };
     uint64_t range;
     unsigned nq = blk_queues_used(d, wl->queues);
-    unsigned depth = wl->iodepth ? wl->iodepth : 1;
+    unsigned depth;
     bool ok;
 
     memset(res, 0, sizeof(*res));
@@ -907,13 +970,6 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
                     "%s: bs %" PRIu32 " is not a multiple of the block size %" PRIu32,
                     d->name, wl->bs, d->cfg.blk_size);
         return false;
-    }
-    /* Indirect descriptors take one slot; chains take up to three. */
-    {
-        unsigned per = d->vqs[0].indirect ? 1 : 3;
-        for (unsigned q = 0; q < nq; q++) {
-            depth = MIN(depth, d->vqs[q].num / per);
-        }
     }
     g.can_discard = blk_has_feature(d, VIRTIO_BLK_F_DISCARD);
     g.can_wz = blk_has_feature(d, VIRTIO_BLK_F_WRITE_ZEROES);
@@ -930,12 +986,8 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
                     "(feature bit %u)", d->name, VIRTIO_BLK_F_RO);
         return false;
     }
-    range = d->cfg.capacity;
-    if (wl->size) {
-        range = MIN(range, wl->size / VIRTIO_BLK_SECTOR_SIZE);
-    }
-    if (wl->verify || wl->rw == BLK_RW_FILL) {
-        range = MIN(range, d->st->tracked);
+    if (!blk_check_limits(d, wl, nq, &depth, &range, errp)) {
+        return false;
     }
     g.spb = wl->bs / VIRTIO_BLK_SECTOR_SIZE;
     g.nblocks = range / g.spb;

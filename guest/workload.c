@@ -18,7 +18,7 @@ void blk_workload_init(BlkWorkload *wl)
     memset(wl, 0, sizeof(*wl));
     wl->rw = BLK_RW_RANDRW;
     wl->bs = 4096;
-    wl->iodepth = 16;
+    wl->iodepth = BLK_DEFAULT_IODEPTH;
     wl->verify = true;
     wl->rwmixread = 50;
     wl->seed = 1;

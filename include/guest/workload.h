@@ -20,7 +20,9 @@
  *                         whole range once, in order, with generation 1
  *                         (see virtio_blk_expected_sector())
  *   bs=SIZE              block size, a multiple of 512 (default 4k)
- *   iodepth=N            requests in flight per queue (default 16)
+ *   iodepth=N            requests in flight per queue (default 16, or
+ *                        what a smaller ring holds); more than the ring
+ *                        holds is an error
  *   number_ios=N, ops=N  operations to complete (default 0 = until runtime;
  *                        when both are 0 the run does 10000 operations)
  *   runtime=TIME         stop after this long (default 0 = no limit)
@@ -29,8 +31,10 @@
  *   seed=N               seed of the offset generator (default 1)
  *   size=SIZE            bytes of the disk exercised from offset 0
  *                        (default the whole disk, capped by the driver's
- *                        buffer area when verifying)
- *   numjobs=N, queues=N  queues used (default 0 = all)
+ *                        buffer area when verifying); beyond the disk, or
+ *                        beyond what the buffer area can verify, is an error
+ *   numjobs=N, queues=N  queues used (default 0 = all; more than the
+ *                        device has is an error)
  *   discard=PCT          share of operations that are DISCARDs (default 0)
  *   write_zeroes=PCT     share of operations that are WRITE_ZEROES (0)
  *   flush=on|off         FLUSH at the end when offered (default on)
@@ -81,6 +85,8 @@ typedef enum BlkRwMode {
     BLK_RW_RW,                  /* sequential, mixed by rwmixread */
     BLK_RW_FILL,                /* whole range, in order, generation 1 */
 } BlkRwMode;
+
+#define BLK_DEFAULT_IODEPTH     16
 
 typedef struct BlkWorkload {
     BlkRwMode rw;

@@ -9,6 +9,9 @@
  *  - share=off: a memfd so configured is mapped private (as QEMU does),
  *    and guest RAM that is not shared under a vhost-user device is an
  *    error naming the memory backend and the device, before anything runs;
+ *  - workload values beyond the device (queues, size, iodepth, net queues
+ *    and window) are errors naming device, key, value and limit, and the
+ *    VMM exits 1 at once instead of running something else quietly.
  *
  * Every wait has a deadline far below a hang (EXIT_MS): a VMM that hangs
  * fails the test instead of stalling it.
@@ -235,6 +238,50 @@ static void test_share_off_file_refused(void)
     check_share_off_refused(obj);
 }
 
+/* ---- values beyond the device ----------------------------------------- */
+
+typedef struct RangeCase {
+    const char *name;
+    const char *type;           /* back-end type */
+    const char *workload;
+    const char *want;           /* device, key, value and limit */
+} RangeCase;
+
+static const RangeCase range_cases[] = {
+    { "blk-queues", "blk", "blk0:queues=5", "blk0: queues=5 but the device has 2 request queues" },
+    { "blk-size", "blk", "blk0:size=1g", "blk0: size=1073741824 but the disk holds 8388608 bytes" },
+    { "blk-iodepth", "blk", "blk0:iodepth=1000", "blk0: iodepth=1000 but a ring of 256 entries holds "
+                                  "at most " },
+    { "net-queues", "net", "net0:queues=3", "net0: queues=3 but the device has 2 queue pairs" },
+    { "net-window", "net", "net0:window=300", "net0: window=300 but the rings hold 256 entries" },
+};
+
+static void test_out_of_range(gconstpointer data)
+{
+    const RangeCase *c = data;
+    Usage *u = usage_new();
+    bool blk = !strcmp(c->type, "blk");
+    const char *args[] = {
+        "-chardev", "socket,id=c0,path=SOCK",
+        blk ? "-device" : "-netdev",
+        blk ? "vhost-user-blk-pci,chardev=c0,num-queues=2" :
+              "vhost-user,id=net0,chardev=c0,queues=2",
+        blk ? "-workload" : "-device",
+        blk ? c->workload : "virtio-net-pci,netdev=net0",
+        blk ? NULL : "-workload", c->workload, NULL,
+    };
+    g_autofree char *log = NULL;
+    QtestVmm *vmm;
+
+    start_backend(u, c->type, 2);
+    vmm = spawn_vmm(u, args);
+    log = expect_exit(vmm, 1, EXIT_MS, c->workload);
+    expect_in(log, c->want, c->workload);
+    qtest_vmm_free(vmm);
+    current_vmm = NULL;
+    usage_free(u);
+}
+
 int main(int argc, char **argv)
 {
     qtest_harness_init(&argc, &argv);
@@ -242,5 +289,11 @@ int main(int argc, char **argv)
     ADD_VOID_TEST("/vmm-usage/share-off/memfd-private", test_share_off_private);
     ADD_VOID_TEST("/vmm-usage/share-off/memfd-refused", test_share_off_memfd_refused);
     ADD_VOID_TEST("/vmm-usage/share-off/file-refused", test_share_off_file_refused);
+    for (unsigned i = 0; i < G_N_ELEMENTS(range_cases); i++) {
+        g_autofree char *path = g_strdup_printf("/vmm-usage/out-of-range/%s",
+                                                range_cases[i].name);
+
+        add_test_case(path, NULL, test_out_of_range, &range_cases[i]);
+    }
     return g_test_run();
 }
