@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <glib.h>
@@ -429,12 +430,15 @@ static void verify_read(BlkRun *run, BlkReq *r)
         }
         run->res->mismatches++;
         if (mm.header_ok) {
+            bool seed = mm.offset >= offsetof(PatternHeader, seed) &&
+                        mm.offset < sizeof(PatternHeader);
+
             run_error(run, false, "sector %" PRIu64 " (byte offset %" PRIu64
                       ") mismatch at byte %zu: expected sector %" PRIu64
                       " generation %" PRIu32 ", found sector %" PRIu64
-                      " generation %" PRIu64, s, s * VIRTIO_BLK_SECTOR_SIZE,
+                      " generation %" PRIu64 "%s", s, s * VIRTIO_BLK_SECTOR_SIZE,
                       mm.offset, s, e & GEN_MASK, mm.found_id,
-                      mm.found_generation);
+                      mm.found_generation, seed ? " of another seed" : "");
         } else {
             run_error(run, false, "sector %" PRIu64 " (byte offset %" PRIu64
                       ") mismatch at byte %zu: expected generation %" PRIu32
@@ -906,7 +910,7 @@ static bool blk_check_limits(const VirtioBlkDrv *d, const BlkWorkload *wl,
     unsigned per = d->vqs[0].indirect ? 1 : 3;
     unsigned ring_max = UINT_MAX, ring_num = 0;
     uint64_t disk = d->cfg.capacity * VIRTIO_BLK_SECTOR_SIZE;
-    bool checked = wl->verify || wl->rw == BLK_RW_FILL;
+    bool checked = wl->verify || wl->verify_only || wl->rw == BLK_RW_FILL;
 
     if (wl->queues > dev_queues) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
@@ -944,12 +948,27 @@ static bool blk_check_limits(const VirtioBlkDrv *d, const BlkWorkload *wl,
                         "%s: size=%" PRIu64 " but the guest RAM the workload has "
                         "can track %" PRIu64 " bytes for verifying (raise -m%s)",
                         d->name, wl->size, d->st->tracked * VIRTIO_BLK_SECTOR_SIZE,
-                        wl->rw == BLK_RW_FILL ? "" : ", or verify=off");
+                        wl->verify_only || wl->rw == BLK_RW_FILL ? "" : ", or verify=off");
             return false;
         }
         *range = d->st->tracked;
     }
     return true;
+}
+
+/*
+ * verify_only: every sector of the range should hold generation 1, as
+ * rw=fill left it. The read-back generator then reads it all, in order.
+ */
+static void blk_verify_only(BlkRun *run, const BlkMainGen *g)
+{
+    VirtioBlkDrv *d = run->d;
+    BlkVerifyGen vg = { .chunk = g->spb };
+
+    for (uint64_t s = 0; s < g->nblocks * g->spb; s++) {
+        d->gen[s] = 1;
+    }
+    blk_run_pump(run, blk_verify_gen, &vg);
 }
 
 bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
@@ -979,8 +998,8 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
                     wl->discard_pct && !g.can_discard ? "discard" : "write_zeroes");
         return false;
     }
-    if (blk_has_feature(d, VIRTIO_BLK_F_RO) && (wl->rw != BLK_RW_READ &&
-                                           wl->rw != BLK_RW_RANDREAD)) {
+    if (blk_has_feature(d, VIRTIO_BLK_F_RO) && !wl->verify_only &&
+        wl->rw != BLK_RW_READ && wl->rw != BLK_RW_RANDREAD) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_UNSUPPORTED,
                     "%s: the workload writes but the device is read-only "
                     "(feature bit %u)", d->name, VIRTIO_BLK_F_RO);
@@ -1000,6 +1019,22 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
     res->range_sectors = g.nblocks * g.spb;
     if (!blk_run_setup(&run, d, nq, depth, wl->bs, ctl, res, errp)) {
         return false;
+    }
+    if (wl->verify_only) {
+        blk_verify_only(&run, &g);
+        res->stats.end_ns = wl_now_ns();
+        ok = blk_run_finish(&run, errp);
+        /* Every sector of the range, or it is not verified. */
+        res->verified = ok && res->sectors_verified == res->range_sectors;
+        if (ok && !res->verified) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_VERIFY,
+                        "%s: verify_only checked %" PRIu64 " of %" PRIu64
+                        " sectors (the run was stopped)", d->name,
+                        res->sectors_verified, res->range_sectors);
+            ok = false;
+        }
+        blk_run_cleanup(&run);
+        return ok;
     }
     g.target = wl->ops;
     if (!wl->ops && !wl->runtime_ms && wl->rw != BLK_RW_FILL) {
@@ -1028,6 +1063,20 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
         blk_run_pump(&run, blk_verify_gen, &vg);
     }
     ok = blk_run_finish(&run, errp);
+    /*
+     * A run that wrote nothing (rw=read on an image of unknown content)
+     * checked nothing: saying "verified" would be a lie. A stopped run
+     * says why it stopped instead.
+     */
+    if (ok && wl->verify && res->sectors_verified == 0 &&
+        !(ctl && ctl->stop && __atomic_load_n(ctl->stop, __ATOMIC_ACQUIRE))) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_VERIFY,
+                    "%s: nothing was verified: the run wrote no data to check "
+                    "reads against (rw=%s); verify_only=on checks an image an "
+                    "earlier rw=fill wrote, verify=off reads without checking",
+                    d->name, blk_workload_rw_name(wl->rw));
+        ok = false;
+    }
     res->verified = wl->verify && ok;
     blk_run_cleanup(&run);
     return ok;

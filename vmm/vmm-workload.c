@@ -477,7 +477,7 @@ bool vmm_workload_ok(const VmmWorkload *w)
         return false;
     }
     if (w->type == VMM_DEVICE_BLK) {
-        return !w->blk.verify || w->blk_res.verified;
+        return (!w->blk.verify && !w->blk.verify_only) || w->blk_res.verified;
     }
     return w->net_res.verified_all;
 }

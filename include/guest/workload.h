@@ -26,7 +26,13 @@
  *   number_ios=N, ops=N  operations to complete (default 0 = until runtime;
  *                        when both are 0 the run does 10000 operations)
  *   runtime=TIME         stop after this long (default 0 = no limit)
- *   verify=on|off        check every read against what was written (on)
+ *   verify=on|off        check every read against what was written (on);
+ *                        a run that wrote nothing (rw=read) has nothing
+ *                        to check against and fails, unless verify=off
+ *   verify_only=on|off   fio's verify_only: no workload; read the range in
+ *                        order and check that every sector holds what an
+ *                        earlier rw=fill with the same seed, bs and size
+ *                        wrote (off)
  *   rwmixread=PCT        reads in % of a mixed workload (default 50)
  *   seed=N               seed of the offset generator (default 1)
  *   size=SIZE            bytes of the disk exercised from offset 0
@@ -102,6 +108,7 @@ typedef struct BlkWorkload {
     unsigned discard_pct;
     unsigned write_zeroes_pct;
     bool flush;
+    bool verify_only;           /* check an image rw=fill wrote; no workload */
 } BlkWorkload;
 
 #define NET_WORKLOAD_MAX_SIZES  16
@@ -143,6 +150,8 @@ bool blk_workload_parse(BlkWorkload *wl, const char *name, const char *opts,
                         GError **errp);
 bool net_workload_parse(NetWorkload *wl, const char *name, const char *opts,
                         GError **errp);
+/* The rw= name of a mode ("randrw"). */
+const char *blk_workload_rw_name(BlkRwMode rw);
 /* The workload as "key=value,..." (parses back to the same values). */
 char *blk_workload_format(const BlkWorkload *wl);
 char *net_workload_format(const NetWorkload *wl);

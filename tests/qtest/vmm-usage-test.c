@@ -9,6 +9,9 @@
  *  - share=off: a memfd so configured is mapped private (as QEMU does),
  *    and guest RAM that is not shared under a vhost-user device is an
  *    error naming the memory backend and the device, before anything runs;
+ *  - verify_only: an image filled by rw=fill in one VMM is checked sector
+ *    by sector by another; one corrupted sector in the file fails the
+ *    check naming that sector; a plain rw=read never claims "verified";
  *  - workload values beyond the device (queues, size, iodepth, net queues
  *    and window) are errors naming device, key, value and limit, and the
  *    VMM exits 1 at once instead of running something else quietly.
@@ -238,6 +241,95 @@ static void test_share_off_file_refused(void)
     check_share_off_refused(obj);
 }
 
+/* ---- verify_only ------------------------------------------------------ */
+
+/* The line of the JSON summary, or a failure. */
+static const char *json_line(const char *log, const char *what)
+{
+    const char *j = strstr(log, "{\"device\":");
+
+    if (!j) {
+        g_error("%s: no JSON summary in the VMM's output:\n%s", what, log);
+    }
+    return j;
+}
+
+static char *run_blk(Usage *u, const char *workload, int code, const char *what)
+{
+    g_autofree char *wl = g_strdup_printf("blk0:%s", workload);
+    const char *args[] = {
+        "-chardev", "socket,id=c0,path=SOCK",
+        "-device", "vhost-user-blk-pci,chardev=c0,num-queues=2",
+        "-workload", wl, NULL,
+    };
+    QtestVmm *vmm = spawn_vmm(u, args);
+    char *log = expect_exit(vmm, code, RUN_MS, what);
+
+    qtest_vmm_free(vmm);
+    current_vmm = NULL;
+    return log;
+}
+
+static void corrupt_sector(Usage *u, uint64_t sector)
+{
+    int fd = open(u->disk, O_WRONLY | O_CLOEXEC);
+    const char junk[] = "corrupted by vmm-usage-test";
+
+    g_assert_cmpint(fd, >=, 0);
+    /* Past the pattern header: the data, not just the header, is checked. */
+    g_assert_cmpint(pwrite(fd, junk, sizeof(junk), (off_t)(sector * 512 + 100)), ==,
+                    (ssize_t)sizeof(junk));
+    g_assert_cmpint(fsync(fd), ==, 0);
+    close(fd);
+}
+
+static void test_verify_only(void)
+{
+    Usage *u = usage_new();
+    g_autofree char *fill = NULL;
+    g_autofree char *check = NULL;
+    g_autofree char *other_seed = NULL;
+    g_autofree char *bad = NULL;
+    g_autofree char *read = NULL;
+    g_autofree char *want_bad = g_strdup_printf("blk0: workload FAILED: blk0: sector %u "
+                                                "(byte offset %u)", BAD_SECTOR,
+                                                BAD_SECTOR * 512);
+    g_autofree char *want_sectors = g_strdup_printf("\"sectors_verified\":%u,",
+                                                    DISK_SECTORS);
+    const char *j;
+
+    start_backend(u, "blk", 2);
+    fill = run_blk(u, "rw=fill,bs=4k,seed=77", 0, "rw=fill");
+    expect_in(json_line(fill, "rw=fill"), "\"verified\":true", "rw=fill");
+
+    /* A new VMM, on the same back-end and file. */
+    check = run_blk(u, "verify_only=on,bs=4k,seed=77", 0, "verify_only");
+    j = json_line(check, "verify_only");
+    expect_in(j, "\"verified\":true", "verify_only");
+    expect_in(j, want_sectors, "verify_only checks every sector");
+    expect_in(j, "\"mismatches\":0,", "verify_only");
+    expect_in(j, "\"writes\":0,", "verify_only writes nothing");
+
+    /* Another seed: what is there is not what that fill would write. */
+    other_seed = run_blk(u, "verify_only=on,bs=4k,seed=78", 1, "verify_only, seed 78");
+    expect_in(json_line(other_seed, "seed 78"), "\"verified\":false", "seed 78");
+
+    corrupt_sector(u, BAD_SECTOR);
+    bad = run_blk(u, "verify_only=on,bs=4k,seed=77", 1, "verify_only, one bad sector");
+    j = json_line(bad, "one bad sector");
+    expect_in(j, "\"verified\":false", "one bad sector");
+    expect_in(j, "\"mismatches\":1,", "one bad sector");
+    expect_in(bad, want_bad, "one bad sector is named");
+
+    /* A plain read of it checks nothing, so it never says it verified. */
+    read = run_blk(u, "rw=read,ops=200", 1, "rw=read");
+    j = json_line(read, "rw=read");
+    expect_in(j, "\"verified\":false", "rw=read");
+    expect_in(j, "\"sectors_verified\":0,", "rw=read");
+    expect_in(read, "nothing was verified", "rw=read says why");
+    usage_free(u);
+}
+
 /* ---- values beyond the device ----------------------------------------- */
 
 typedef struct RangeCase {
@@ -289,6 +381,7 @@ int main(int argc, char **argv)
     ADD_VOID_TEST("/vmm-usage/share-off/memfd-private", test_share_off_private);
     ADD_VOID_TEST("/vmm-usage/share-off/memfd-refused", test_share_off_memfd_refused);
     ADD_VOID_TEST("/vmm-usage/share-off/file-refused", test_share_off_file_refused);
+    ADD_VOID_TEST("/vmm-usage/verify-only", test_verify_only);
     for (unsigned i = 0; i < G_N_ELEMENTS(range_cases); i++) {
         g_autofree char *path = g_strdup_printf("/vmm-usage/out-of-range/%s",
                                                 range_cases[i].name);
