@@ -262,8 +262,18 @@ static bool char_socket_try_connect(CharSocket *chr, GError **errp)
     if (ret < 0) {
         /* EAGAIN: the listener's backlog is full; treat as a failed try. */
         int err = errno;
+        struct stat st;
 
         close(fd);
+        /*
+         * connect() says ECONNREFUSED for a regular file or a directory
+         * too, which sends the user looking for a dead back-end.
+         */
+        if (err == ECONNREFUSED && stat(chr->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                        "chardev %s: %s: not a socket", chr->id, chr->path);
+            return false;
+        }
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
                     "chardev %s: failed to connect to %s: %s",
                     chr->id, chr->path, g_strerror(err));
@@ -397,7 +407,7 @@ static bool char_socket_listen(CharSocket *chr, GError **errp)
     if (lstat(chr->path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
-                        "chardev %s: path %s exists and is not a socket",
+                        "chardev %s: %s: not a socket (refusing to replace it)",
                         chr->id, chr->path);
             return false;
         }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * What the two halves of the guest's virtio-blk driver share: the request
- * engine and the workload (virtio-blk-drv.c) and the synchronous one-shot
- * operations on top of it (virtio-blk-sync.c). Not a public header.
+ * What the parts of the guest's virtio-blk driver share: the request
+ * engine (virtio-blk-drv.c), the workload (virtio-blk-workload.c) and the
+ * synchronous one-shot operations (virtio-blk-sync.c) on top of it. Not a
+ * public header.
  */
 #ifndef GUEST_VIRTIO_BLK_DRV_INT_H
 #define GUEST_VIRTIO_BLK_DRV_INT_H
@@ -118,6 +119,8 @@ typedef struct BlkVerifyGen {
 
 const char *blk_type_name(uint8_t type);
 bool blk_has_feature(const VirtioBlkDrv *d, unsigned bit);
+/* A sector of [sector, sector + n) has a request in flight. */
+bool blk_range_busy(const VirtioBlkDrv *d, uint64_t sector, uint32_t n);
 /* Request queues a run uses: want (0: all) capped by what the device has. */
 unsigned blk_queues_used(const VirtioBlkDrv *d, unsigned want);
 bool blk_run_setup(BlkRun *run, VirtioBlkDrv *d, unsigned nq, unsigned depth,

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The guest's virtio-blk driver: the request engine and the workload; the
- * synchronous one-shot operations are in virtio-blk-sync.c. See
- * include/guest/virtio-blk-drv.h.
+ * The guest's virtio-blk driver: the request engine and the generators
+ * the workload (virtio-blk-workload.c) and the synchronous one-shot
+ * operations (virtio-blk-sync.c) share. See include/guest/virtio-blk-drv.h.
  *
  * The device is untrusted: a completion naming a request we do not have
  * in flight, a status byte that is not one of the three defined values,
@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <glib.h>
@@ -45,7 +46,7 @@ static bool sector_busy(const VirtioBlkDrv *d, uint64_t s)
     return s < d->st->tracked && (d->inflight[s / 8] & (1u << (s % 8)));
 }
 
-static bool range_busy(const VirtioBlkDrv *d, uint64_t sector, uint32_t n)
+bool blk_range_busy(const VirtioBlkDrv *d, uint64_t sector, uint32_t n)
 {
     for (uint64_t s = sector; s < sector + n; s++) {
         if (sector_busy(d, s)) {
@@ -428,12 +429,15 @@ static void verify_read(BlkRun *run, BlkReq *r)
         }
         run->res->mismatches++;
         if (mm.header_ok) {
+            bool seed = mm.offset >= offsetof(PatternHeader, seed) &&
+                        mm.offset < sizeof(PatternHeader);
+
             run_error(run, false, "sector %" PRIu64 " (byte offset %" PRIu64
                       ") mismatch at byte %zu: expected sector %" PRIu64
                       " generation %" PRIu32 ", found sector %" PRIu64
-                      " generation %" PRIu64, s, s * VIRTIO_BLK_SECTOR_SIZE,
+                      " generation %" PRIu64 "%s", s, s * VIRTIO_BLK_SECTOR_SIZE,
                       mm.offset, s, e & GEN_MASK, mm.found_id,
-                      mm.found_generation);
+                      mm.found_generation, seed ? " of another seed" : "");
         } else {
             run_error(run, false, "sector %" PRIu64 " (byte offset %" PRIu64
                       ") mismatch at byte %zu: expected generation %" PRIu32
@@ -728,99 +732,6 @@ void blk_run_pump(BlkRun *run, BlkGenFn gen, void *opaque)
 
 /* ---- generators ---- */
 
-/* xorshift64: deterministic per seed, so a run can be replayed. */
-static uint64_t rng_next(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
-
-typedef struct BlkMainGen {
-    const BlkWorkload *wl;
-    uint32_t spb;               /* sectors per block */
-    uint64_t nblocks;
-    uint64_t issued;
-    uint64_t target;            /* 0: no op limit */
-    uint64_t end_ns;            /* 0: no time limit */
-    uint64_t cursor;
-    uint64_t rng;
-    bool verify;
-    bool can_discard;
-    bool can_wz;
-} BlkMainGen;
-
-static uint8_t main_pick_type(BlkMainGen *g)
-{
-    const BlkWorkload *wl = g->wl;
-    unsigned roll;
-
-    switch (wl->rw) {
-    case BLK_RW_READ:
-    case BLK_RW_RANDREAD:
-        return VIRTIO_BLK_T_IN;
-    case BLK_RW_WRITE:
-    case BLK_RW_RANDWRITE:
-    case BLK_RW_FILL:
-        break;
-    default:
-        break;
-    }
-    roll = (unsigned)(rng_next(&g->rng) % 100);
-    if (g->can_discard && roll < wl->discard_pct) {
-        return VIRTIO_BLK_T_DISCARD;
-    }
-    if (g->can_wz && roll < wl->discard_pct + wl->write_zeroes_pct) {
-        return VIRTIO_BLK_T_WRITE_ZEROES;
-    }
-    if (wl->rw == BLK_RW_WRITE || wl->rw == BLK_RW_RANDWRITE || wl->rw == BLK_RW_FILL) {
-        return VIRTIO_BLK_T_OUT;
-    }
-    roll = (unsigned)(rng_next(&g->rng) % 100);
-    return roll < wl->rwmixread ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT;
-}
-
-static BlkGenResult main_gen(BlkRun *run, void *opaque, BlkOp *op)
-{
-    BlkMainGen *g = opaque;
-    const BlkWorkload *wl = g->wl;
-    bool random = wl->rw == BLK_RW_RANDREAD || wl->rw == BLK_RW_RANDWRITE ||
-                  wl->rw == BLK_RW_RANDRW;
-    uint64_t block = 0;
-    bool found = false;
-
-    if ((g->target && g->issued >= g->target) ||
-        (g->end_ns && wl_now_ns() >= g->end_ns) ||
-        (wl->rw == BLK_RW_FILL && g->cursor >= g->nblocks)) {
-        return BLK_GEN_DONE;
-    }
-    if (random) {
-        /* A few tries; a busy block waits for the next round. */
-        for (int tries = 0; tries < 8 && !found; tries++) {
-            block = rng_next(&g->rng) % g->nblocks;
-            found = !range_busy(run->d, block * g->spb, g->spb);
-        }
-    } else {
-        block = g->cursor % g->nblocks;
-        found = !range_busy(run->d, block * g->spb, g->spb);
-        if (found) {
-            g->cursor++;
-        }
-    }
-    if (!found) {
-        return BLK_GEN_BLOCKED;
-    }
-    memset(op, 0, sizeof(*op));
-    op->type = wl->rw == BLK_RW_FILL ? VIRTIO_BLK_T_OUT : main_pick_type(g);
-    op->fill = wl->rw == BLK_RW_FILL;
-    op->verify = g->verify;
-    op->sector = block * g->spb;
-    op->nsect = g->spb;
-    g->issued++;
-    return BLK_GEN_OP;
-}
-
 BlkGenResult blk_verify_gen(BlkRun *run, void *opaque, BlkOp *op)
 {
     BlkVerifyGen *g = opaque;
@@ -887,96 +798,4 @@ unsigned blk_queues_used(const VirtioBlkDrv *d, unsigned want)
         n = 1;
     }
     return want && want < n ? want : n;
-}
-
-bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
-                        const WorkloadCtl *ctl, VirtioBlkResult *res,
-                        GError **errp)
-{
-    BlkRun run;
-    BlkMainGen g = { .wl = wl };
-    uint64_t range;
-    unsigned nq = blk_queues_used(d, wl->queues);
-    unsigned depth = wl->iodepth ? wl->iodepth : 1;
-    bool ok;
-
-    memset(res, 0, sizeof(*res));
-    wl_stats_init(&res->stats);
-    if (wl->bs == 0 || wl->bs % VIRTIO_BLK_SECTOR_SIZE || wl->bs % d->cfg.blk_size) {
-        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
-                    "%s: bs %" PRIu32 " is not a multiple of the block size %" PRIu32,
-                    d->name, wl->bs, d->cfg.blk_size);
-        return false;
-    }
-    /* Indirect descriptors take one slot; chains take up to three. */
-    {
-        unsigned per = d->vqs[0].indirect ? 1 : 3;
-        for (unsigned q = 0; q < nq; q++) {
-            depth = MIN(depth, d->vqs[q].num / per);
-        }
-    }
-    g.can_discard = blk_has_feature(d, VIRTIO_BLK_F_DISCARD);
-    g.can_wz = blk_has_feature(d, VIRTIO_BLK_F_WRITE_ZEROES);
-    if ((wl->discard_pct && !g.can_discard) || (wl->write_zeroes_pct && !g.can_wz)) {
-        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_UNSUPPORTED,
-                    "%s: %s requested but the device does not offer it", d->name,
-                    wl->discard_pct && !g.can_discard ? "discard" : "write_zeroes");
-        return false;
-    }
-    if (blk_has_feature(d, VIRTIO_BLK_F_RO) && (wl->rw != BLK_RW_READ &&
-                                           wl->rw != BLK_RW_RANDREAD)) {
-        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_UNSUPPORTED,
-                    "%s: the workload writes but the device is read-only "
-                    "(feature bit %u)", d->name, VIRTIO_BLK_F_RO);
-        return false;
-    }
-    range = d->cfg.capacity;
-    if (wl->size) {
-        range = MIN(range, wl->size / VIRTIO_BLK_SECTOR_SIZE);
-    }
-    if (wl->verify || wl->rw == BLK_RW_FILL) {
-        range = MIN(range, d->st->tracked);
-    }
-    g.spb = wl->bs / VIRTIO_BLK_SECTOR_SIZE;
-    g.nblocks = range / g.spb;
-    if (g.nblocks == 0) {
-        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
-                    "%s: range of %" PRIu64 " sectors holds no %" PRIu32 "-byte block",
-                    d->name, range, wl->bs);
-        return false;
-    }
-    res->range_sectors = g.nblocks * g.spb;
-    if (!blk_run_setup(&run, d, nq, depth, wl->bs, ctl, res, errp)) {
-        return false;
-    }
-    g.target = wl->ops;
-    if (!wl->ops && !wl->runtime_ms && wl->rw != BLK_RW_FILL) {
-        g.target = BLK_DEFAULT_OPS;
-    }
-    g.end_ns = wl->runtime_ms ? wl_now_ns() + wl->runtime_ms * 1000000ull : 0;
-    g.rng = ((uint64_t)wl->seed << 32 | 0x9e3779b9u) ^ 0x5bd1e995ull;
-    g.verify = wl->verify;
-    blk_run_pump(&run, main_gen, &g);
-    res->stats.end_ns = wl_now_ns();
-
-    if (!run.fatal && wl->flush && blk_has_feature(d, VIRTIO_BLK_F_FLUSH)) {
-        BlkOp fl = { .type = VIRTIO_BLK_T_FLUSH };
-        BlkOneGen one = { .ops = &fl, .n = 1 };
-        run.ctl.stop = NULL;
-        run.ctl.deadline_ns = 0;
-        run.quiet = true;
-        blk_run_pump(&run, blk_list_gen, &one);
-    }
-    if (!run.fatal && wl->verify) {
-        BlkVerifyGen vg = { .chunk = g.spb };
-        /* The read-back always runs to the end: it is the point. */
-        run.ctl.stop = NULL;
-        run.ctl.deadline_ns = 0;
-        run.quiet = true;
-        blk_run_pump(&run, blk_verify_gen, &vg);
-    }
-    ok = blk_run_finish(&run, errp);
-    res->verified = wl->verify && ok;
-    blk_run_cleanup(&run);
-    return ok;
 }

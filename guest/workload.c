@@ -18,7 +18,7 @@ void blk_workload_init(BlkWorkload *wl)
     memset(wl, 0, sizeof(*wl));
     wl->rw = BLK_RW_RANDRW;
     wl->bs = 4096;
-    wl->iodepth = 16;
+    wl->iodepth = BLK_DEFAULT_IODEPTH;
     wl->verify = true;
     wl->rwmixread = 50;
     wl->seed = 1;
@@ -238,6 +238,11 @@ static bool parse_kv(void *wl, const char *name, const char *opts,
     return true;
 }
 
+const char *blk_workload_rw_name(BlkRwMode rw)
+{
+    return (size_t)rw < G_N_ELEMENTS(blk_rw_names) ? blk_rw_names[rw] : "?";
+}
+
 static bool blk_kv(void *opaque, const char *name, const char *key,
                    const char *val, GError **errp)
 {
@@ -284,6 +289,9 @@ static bool blk_kv(void *opaque, const char *name, const char *key,
     }
     if (!strcmp(key, "verify")) {
         return parse_bool(name, key, val, &wl->verify, errp);
+    }
+    if (!strcmp(key, "verify_only")) {
+        return parse_bool(name, key, val, &wl->verify_only, errp);
     }
     if (!strcmp(key, "flush")) {
         return parse_bool(name, key, val, &wl->flush, errp);
@@ -343,8 +351,8 @@ static bool blk_kv(void *opaque, const char *name, const char *key,
     }
     g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
                 "%s: unknown block workload key '%s' (rw, bs, iodepth, "
-                "number_ios, runtime, verify, rwmixread, seed, size, queues, "
-                "discard, write_zeroes, flush)", name, key);
+                "number_ios, runtime, verify, verify_only, rwmixread, seed, size, "
+                "queues, discard, write_zeroes, flush)", name, key);
     return false;
 }
 
@@ -456,11 +464,13 @@ char *blk_workload_format(const BlkWorkload *wl)
 {
     return g_strdup_printf("rw=%s,bs=%" PRIu32 ",iodepth=%u,ops=%" PRIu64
                            ",runtime=%" PRIu64 "ms,verify=%s,rwmixread=%u,seed=%" PRIu32
-                           ",size=%" PRIu64 ",queues=%u,discard=%u,write_zeroes=%u,flush=%s",
+                           ",size=%" PRIu64 ",queues=%u,discard=%u,write_zeroes=%u,flush=%s"
+                           ",verify_only=%s",
                            blk_rw_names[wl->rw], wl->bs, wl->iodepth, wl->ops,
                            wl->runtime_ms, wl->verify ? "on" : "off", wl->rwmixread,
                            wl->seed, wl->size, wl->queues, wl->discard_pct,
-                           wl->write_zeroes_pct, wl->flush ? "on" : "off");
+                           wl->write_zeroes_pct, wl->flush ? "on" : "off",
+                           wl->verify_only ? "on" : "off");
 }
 
 char *net_workload_format(const NetWorkload *wl)

@@ -89,6 +89,12 @@ static RamBlock *ram_block_finish(const char *id, int fd, char *path,
 
 RamBlock *ram_block_new_memfd(const char *id, uint64_t size, GError **errp)
 {
+    return ram_block_new_memfd_share(id, size, true, errp);
+}
+
+RamBlock *ram_block_new_memfd_share(const char *id, uint64_t size, bool share,
+                                    GError **errp)
+{
     int fd;
 
     if (!ram_block_check_size(id, size, errp)) {
@@ -123,7 +129,7 @@ RamBlock *ram_block_new_memfd(const char *id, uint64_t size, GError **errp)
         close(fd);
         return NULL;
     }
-    return ram_block_finish(id, fd, NULL, size, true, errp);
+    return ram_block_finish(id, fd, NULL, size, share, errp);
 }
 
 RamBlock *ram_block_new_file(const char *id, const char *path, uint64_t size,

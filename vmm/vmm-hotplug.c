@@ -117,15 +117,9 @@ static JsonNode *vmm_qmp_object_add(VmmMonitor *mon, JsonObject *args, void *opa
                     "object '%s' already exists", id);
         return NULL;
     }
-    if (!file && !share) {
-        /* A memfd is only ever mapped shared here: refuse rather than lie. */
-        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
-                    "%s: memory-backend-memfd with share=off is not supported "
-                    "(vhost-user back-ends must map guest RAM shared)", id);
-        return NULL;
-    }
+    /* As -object does: share=off maps privately; device_add then refuses it. */
     rb = file ? ram_block_new_file(id, path, size, share, errp) :
-                ram_block_new_memfd(id, size, errp);
+                ram_block_new_memfd_share(id, size, share, errp);
     if (!rb) {
         return NULL;
     }

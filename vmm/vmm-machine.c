@@ -172,6 +172,29 @@ bool vmm_machine_report(VmmMachine *m, bool json)
 
 /* ---- devices -------------------------------------------------------- */
 
+/*
+ * An error the same back-end and options will only repeat (a queue-count
+ * or feature mismatch, unshared RAM) on a device whose workload has not
+ * started: that workload can never run, so it fails now, and the others
+ * are stopped, rather than the VMM waiting for a start that cannot come.
+ */
+static void vmm_device_error(VmmDevice *d, const GError *err)
+{
+    VmmMachine *m = d->machine;
+    g_autofree char *why = NULL;
+
+    vmm_status("%s: error: %s", d->id, err ? err->message : "unknown error");
+    if (!d->wl || vmm_workload_started(d->wl) || vhost_user_error_should_reconnect(err)) {
+        return;
+    }
+    why = g_strdup_printf("the device cannot start: %s",
+                          err ? err->message : "unknown error");
+    vmm_workload_stop(d->wl, why);
+    g_free(why);
+    why = g_strdup_printf("stopped: %s cannot start", d->id);
+    vmm_machine_stop_workloads(m, why);
+}
+
 static void vmm_device_boot(VmmDevice *d)
 {
     g_autoptr(GError) err = NULL;
@@ -181,7 +204,7 @@ static void vmm_device_boot(VmmDevice *d)
                                            d->machine->mem);
     }
     if (!virtio_guest_device_boot(d->guest, &err)) {
-        vmm_status("%s: error: %s", d->id, err->message);
+        vmm_device_error(d, err);
     }
 }
 
@@ -227,7 +250,7 @@ static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
         }
         break;
     case VHOST_USER_BASE_ERROR:
-        vmm_status("%s: error: %s", d->id, err ? err->message : "unknown error");
+        vmm_device_error(d, err);
         break;
     case VHOST_USER_BASE_NEEDS_RESET:
         vmm_status("%s: the back-end left %u requests in an unknown state and "
@@ -344,7 +367,7 @@ static bool vmm_machine_create_ram(VmmMachine *m, const VmmConfig *cfg, GError *
     for (guint i = 0; i < cfg->objects->len; i++) {
         const VmmMemBackendOpts *o = cfg->objects->pdata[i];
         RamBlock *rb = o->type == VMM_OBJECT_MEMFD ?
-            ram_block_new_memfd(o->id, o->size, errp) :
+            ram_block_new_memfd_share(o->id, o->size, o->share, errp) :
             ram_block_new_file(o->id, o->mem_path, o->size, o->share, errp);
 
         if (!rb) {
@@ -362,9 +385,18 @@ static bool vmm_machine_create_ram(VmmMachine *m, const VmmConfig *cfg, GError *
         }
         g_ptr_array_add(m->blocks, ram);
     }
-    if (!ram->shared) {
-        vmm_status("warning: memory backend '%s' is not shared (share=off): "
-                   "back-ends cannot see guest memory", ram->id);
+    /*
+     * A back-end maps the fd, which a private mapping's writes never
+     * reach: the device could only ever fail, so it is refused up front
+     * (QEMU: vhost-user needs share=on), as device_add refuses such RAM.
+     */
+    if (!ram->shared && cfg->devices->len) {
+        const VmmDeviceOpts *d = cfg->devices->pdata[0];
+
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: memory backend '%s' has share=off, but a vhost-user "
+                    "back-end must map guest RAM: use share=on", d->id, ram->id);
+        return false;
     }
     return guest_memory_add(m->mem, 0, ram, 0, ram->size, errp);
 }

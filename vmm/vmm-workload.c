@@ -329,6 +329,23 @@ static bool vmm_workload_setup_net(VmmWorkload *w, VirtioGuestDevice *gd,
     }
     dc.max_queue_pairs = virtio_has_feature(gd->features, VIRTIO_NET_F_MQ) ?
                          GUINT16_FROM_LE(nc.max_virtqueue_pairs) : 1;
+    /* Beyond the device is an error, never a quiet cut (as for blk). */
+    {
+        unsigned pairs = MIN((unsigned)dc.max_queue_pairs, gd->nvqs / 2);
+
+        if (w->net.queues > pairs) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                        "%s: queues=%u but the device has %u queue pair%s", w->id,
+                        w->net.queues, pairs, pairs == 1 ? "" : "s");
+            return false;
+        }
+        if (w->net.window > vq0->num) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                        "%s: window=%u but the rings hold %u entries", w->id,
+                        w->net.window, vq0->num);
+            return false;
+        }
+    }
     want = virtio_net_drv_area_size(gd->nvqs / 2, vq0->num,
                                     virtio_has_feature(gd->features,
                                                        VIRTIO_NET_F_MRG_RXBUF),
@@ -460,7 +477,7 @@ bool vmm_workload_ok(const VmmWorkload *w)
         return false;
     }
     if (w->type == VMM_DEVICE_BLK) {
-        return !w->blk.verify || w->blk_res.verified;
+        return (!w->blk.verify && !w->blk.verify_only) || w->blk_res.verified;
     }
     return w->net_res.verified_all;
 }

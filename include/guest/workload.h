@@ -20,17 +20,27 @@
  *                         whole range once, in order, with generation 1
  *                         (see virtio_blk_expected_sector())
  *   bs=SIZE              block size, a multiple of 512 (default 4k)
- *   iodepth=N            requests in flight per queue (default 16)
+ *   iodepth=N            requests in flight per queue (default 16, or
+ *                        what a smaller ring holds); more than the ring
+ *                        holds is an error
  *   number_ios=N, ops=N  operations to complete (default 0 = until runtime;
  *                        when both are 0 the run does 10000 operations)
  *   runtime=TIME         stop after this long (default 0 = no limit)
- *   verify=on|off        check every read against what was written (on)
+ *   verify=on|off        check every read against what was written (on);
+ *                        a run that wrote nothing (rw=read) has nothing
+ *                        to check against and fails, unless verify=off
+ *   verify_only=on|off   fio's verify_only: no workload; read the range in
+ *                        order and check that every sector holds what an
+ *                        earlier rw=fill with the same seed, bs and size
+ *                        wrote (off)
  *   rwmixread=PCT        reads in % of a mixed workload (default 50)
  *   seed=N               seed of the offset generator (default 1)
  *   size=SIZE            bytes of the disk exercised from offset 0
  *                        (default the whole disk, capped by the driver's
- *                        buffer area when verifying)
- *   numjobs=N, queues=N  queues used (default 0 = all)
+ *                        buffer area when verifying); beyond the disk, or
+ *                        beyond what the buffer area can verify, is an error
+ *   numjobs=N, queues=N  queues used (default 0 = all; more than the
+ *                        device has is an error)
  *   discard=PCT          share of operations that are DISCARDs (default 0)
  *   write_zeroes=PCT     share of operations that are WRITE_ZEROES (0)
  *   flush=on|off         FLUSH at the end when offered (default on)
@@ -82,6 +92,8 @@ typedef enum BlkRwMode {
     BLK_RW_FILL,                /* whole range, in order, generation 1 */
 } BlkRwMode;
 
+#define BLK_DEFAULT_IODEPTH     16
+
 typedef struct BlkWorkload {
     BlkRwMode rw;
     uint32_t bs;                /* bytes, multiple of 512 */
@@ -96,6 +108,7 @@ typedef struct BlkWorkload {
     unsigned discard_pct;
     unsigned write_zeroes_pct;
     bool flush;
+    bool verify_only;           /* check an image rw=fill wrote; no workload */
 } BlkWorkload;
 
 #define NET_WORKLOAD_MAX_SIZES  16
@@ -137,6 +150,8 @@ bool blk_workload_parse(BlkWorkload *wl, const char *name, const char *opts,
                         GError **errp);
 bool net_workload_parse(NetWorkload *wl, const char *name, const char *opts,
                         GError **errp);
+/* The rw= name of a mode ("randrw"). */
+const char *blk_workload_rw_name(BlkRwMode rw);
 /* The workload as "key=value,..." (parses back to the same values). */
 char *blk_workload_format(const BlkWorkload *wl);
 char *net_workload_format(const NetWorkload *wl);

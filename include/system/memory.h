@@ -20,19 +20,24 @@ typedef struct RamBlock {
     int fd;                     /* shareable backing fd */
     uint64_t fd_offset;         /* where the block starts within fd */
     uint64_t size;
-    void *host;                 /* VMM mapping (MAP_SHARED) */
+    void *host;                 /* VMM mapping (MAP_SHARED when shared) */
     bool shared;                /* share=on: a back-end may map it */
     char *path;                 /* file backend path, NULL for memfd */
     unsigned refcount;
 } RamBlock;
 
 /*
- * memory-backend-memfd: a sealed-size memfd of `size` bytes, mapped shared.
+ * memory-backend-memfd: a sealed-size memfd of `size` bytes, mapped shared
+ * (ram_block_new_memfd_share: shared when share is true, else private:
+ * the VMM's writes then never reach the fd, so no back-end can use it).
  * memory-backend-file: `path` opened (created if missing, and extended to
  * `size`), mapped shared when share is true.
  */
 VHOST_USER_API
 RamBlock *ram_block_new_memfd(const char *id, uint64_t size, GError **errp);
+VHOST_USER_API
+RamBlock *ram_block_new_memfd_share(const char *id, uint64_t size, bool share,
+                                    GError **errp);
 VHOST_USER_API
 RamBlock *ram_block_new_file(const char *id, const char *path, uint64_t size,
                              bool share, GError **errp);

@@ -614,6 +614,24 @@ static void test_qmp_protocol(void)
     g_assert_nonnull(strstr(desc, "mem1"));
     g_assert_nonnull(strstr(desc, "share=off"));
     g_assert_cmpuint(tb_msg_count(h->t->tb, 1, VHOST_USER_ADD_MEM_REG), ==, 1);
+    /*
+     * A memfd with share=false is made (mapped private), as -object makes
+     * it: only plugging it under a vhost-user device is refused.
+     */
+    r = qmp_client_ok(h->qmp, "{\"execute\":\"object-add\",\"arguments\":{\"qom-type\":"
+                      "\"memory-backend-memfd\",\"id\":\"memp\",\"size\":%llu,"
+                      "\"share\":false}}", (unsigned long long)DIMM_SIZE);
+    json_node_unref(r);
+    g_free(desc);
+    desc = qmp_client_fails(h->qmp, "GenericError",
+        "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"pc-dimm\","
+        "\"id\":\"dimmp\",\"memdev\":\"memp\"}}");
+    g_test_message("memfd share=off refused: %s", desc);
+    g_assert_nonnull(strstr(desc, "memp"));
+    g_assert_nonnull(strstr(desc, "share=off"));
+    r = qmp_client_ok(h->qmp, "{\"execute\":\"object-del\",\"arguments\":{\"id\":\"memp\"}}");
+    json_node_unref(r);
+    g_assert_cmpuint(tb_msg_count(h->t->tb, 1, VHOST_USER_ADD_MEM_REG), ==, 1);
 
     /* An explicit address; a busy memdev; an overlap; object-del in use. */
     hp_object_add(h, 2, true);

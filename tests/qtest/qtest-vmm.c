@@ -32,6 +32,7 @@ struct QtestVmm {
     GCond cond;
     GPtrArray *lines;           /* complete stderr lines, char * */
     GString *all;               /* all stderr */
+    GString *out;               /* all stdout (complete lines) */
     bool eof;
 };
 
@@ -72,8 +73,13 @@ static void qtest_vmm_feed(QtestVmm *vmm, GString *partial, const char *buf,
         *nl = '\0';
         if (is_stderr) {
             qtest_vmm_add_line(vmm, partial->str);
-        } else if (vmm->echo) {
-            fprintf(stderr, "vmm(stdout): %s\n", partial->str);
+        } else {
+            if (vmm->echo) {
+                fprintf(stderr, "vmm(stdout): %s\n", partial->str);
+            }
+            g_mutex_lock(&vmm->lock);
+            g_string_append_printf(vmm->out, "%s\n", partial->str);
+            g_mutex_unlock(&vmm->lock);
         }
         g_string_erase(partial, 0, nl - partial->str + 1);
     }
@@ -159,6 +165,7 @@ QtestVmm *qtest_proc_spawn(const char *binary, const char *const *args, bool std
     g_cond_init(&vmm->cond);
     vmm->lines = g_ptr_array_new_with_free_func(g_free);
     vmm->all = g_string_new(NULL);
+    vmm->out = g_string_new(NULL);
     vmm->echo = v && strcmp(v, "1") == 0;
     vmm->out_fd = vmm->err_fd = vmm->in_fd = -1;
     qtest_parent_pid = getpid();
@@ -283,6 +290,7 @@ void qtest_vmm_free(QtestVmm *vmm)
     g_spawn_close_pid(vmm->pid);
     g_ptr_array_unref(vmm->lines);
     g_string_free(vmm->all, TRUE);
+    g_string_free(vmm->out, TRUE);
     g_mutex_clear(&vmm->lock);
     g_cond_clear(&vmm->cond);
     g_free(vmm);
@@ -331,6 +339,19 @@ char *qtest_vmm_stderr(QtestVmm *vmm)
 
     g_mutex_lock(&vmm->lock);
     s = g_strdup(vmm->all->str);
+    g_mutex_unlock(&vmm->lock);
+    return s;
+}
+
+char *qtest_vmm_stdout_at_exit(QtestVmm *vmm, unsigned timeout_ms)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * G_TIME_SPAN_MILLISECOND;
+    char *s;
+
+    g_mutex_lock(&vmm->lock);
+    while (!vmm->eof && g_cond_wait_until(&vmm->cond, &vmm->lock, end)) {
+    }
+    s = vmm->eof ? g_strdup(vmm->out->str) : NULL;
     g_mutex_unlock(&vmm->lock);
     return s;
 }

@@ -51,6 +51,11 @@ void qtest_vmm_wait_for_stderr_line(QtestVmm *vmm, const char *substr,
                                     unsigned timeout_ms);
 /* All stderr so far (caller frees). */
 char *qtest_vmm_stderr(QtestVmm *vmm);
+/*
+ * All of stdout once the process closed it (caller frees), waiting up to
+ * timeout_ms for that; NULL on timeout. Stderr is complete by then too.
+ */
+char *qtest_vmm_stdout_at_exit(QtestVmm *vmm, unsigned timeout_ms);
 
 /* Entries of /proc/PID/fd, or -1 when the process is gone. */
 int qtest_vmm_fd_count(QtestVmm *vmm);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -328,6 +329,41 @@ START_TEST(test_config_errors)
     assert_error(err, VHOST_USER_ERROR_DISCONNECTED);
     g_clear_error(&err);
     char_socket_free(chr);
+}
+END_TEST
+
+/*
+ * A path that exists but is no socket: connect() says "Connection
+ * refused" for it, which sends the user looking for a dead back-end. The
+ * error names the path and what is wrong with it, for a client and a
+ * server, and a server never removes what is there.
+ */
+static void check_not_a_socket(bool server)
+{
+    g_autofree char *want = g_strdup_printf("%s: not a socket", sock_path);
+    GError *err = NULL;
+    CharSocket *chr = new_chr(server, 0);
+    struct stat st;
+
+    ck_assert(!char_socket_open(chr, &err));
+    ck_assert_msg(err && strstr(err->message, want), "%s: expected \"%s\" in \"%s\"",
+                  server ? "server" : "client", want, err ? err->message : "(no error)");
+    g_clear_error(&err);
+    char_socket_free(chr);
+    ck_assert_int_eq(lstat(sock_path, &st), 0);
+    ck_assert(!S_ISSOCK(st.st_mode));
+}
+
+START_TEST(test_not_a_socket)
+{
+    ck_assert(g_file_set_contents(sock_path, "data", -1, NULL));
+    check_not_a_socket(false);
+    check_not_a_socket(true);
+    unlink(sock_path);
+    ck_assert_int_eq(mkdir(sock_path, 0700), 0);
+    check_not_a_socket(false);
+    check_not_a_socket(true);
+    rmdir(sock_path);
 }
 END_TEST
 
@@ -1142,6 +1178,7 @@ static Suite *char_socket_suite(void)
     add(s, "server-connect", test_server_connect);
     add(s, "server-wait", test_server_wait);
     add(s, "config-errors", test_config_errors);
+    add(s, "not-a-socket", test_not_a_socket);
     add(s, "fds-0", test_fds_0);
     add(s, "fds-1", test_fds_1);
     add(s, "fds-3", test_fds_3);

@@ -497,6 +497,72 @@ START_TEST(test_fill_matches_image)
 }
 END_TEST
 
+static void run_fails(VirtioBlkDrv *d, const BlkWorkload *wl, VirtioBlkResult *res,
+                      const char *want)
+{
+    WorkloadCtl ctl = { .name = "blk0", .stall_ms = 5000 };
+    GError *err = NULL;
+
+    ck_assert(!virtio_blk_drv_run(d, wl, &ctl, res, &err));
+    ck_assert_msg(err && strstr(err->message, want), "expected \"%s\" in \"%s\"",
+                  want, err ? err->message : "(no error)");
+    ck_assert(!res->verified);
+    g_error_free(err);
+    virtio_blk_result_clear(res);
+}
+
+/*
+ * Options beyond the device are errors, never cut down; verify_only
+ * checks what a fill wrote, sector by sector; a run that wrote nothing
+ * never says it verified.
+ */
+START_TEST(test_limits_and_verify_only)
+{
+    VirtioBlkResult res;
+    BlkWorkload wl;
+    VirtioBlkDrv *d;
+
+    blk_test(2, false, false);
+    d = drv_new(2, ALL_FEATURES);
+    blk_workload_init(&wl);
+    wl.queues = 3;
+    run_fails(d, &wl, &res, "blk0: queues=3 but the device has 2 request queues");
+    wl.queues = 0;
+    wl.iodepth = 30;            /* 3 descriptors a request: 21 fit in 64 */
+    run_fails(d, &wl, &res, "blk0: iodepth=30 but a ring of 64 entries holds at most 21");
+    wl.iodepth = BLK_DEFAULT_IODEPTH;
+    wl.size = (CAPACITY + 8) * 512ull;
+    run_fails(d, &wl, &res, "blk0: size=4198400 but the disk holds 4194304 bytes");
+    wl.size = 0;
+
+    wl.rw = BLK_RW_FILL;
+    wl.seed = 9;
+    run_ok(d, &wl, &res);
+    virtio_blk_result_clear(&res);
+    blk_workload_init(&wl);
+    wl.verify_only = true;
+    wl.seed = 9;
+    run_ok_ctl(d, &wl, &(WorkloadCtl){ .name = "blk0", .stall_ms = 5000 }, &res);
+    ck_assert(res.verified);
+    ck_assert_uint_eq(res.sectors_verified, CAPACITY);
+    ck_assert_uint_eq(res.writes, 0);
+    virtio_blk_result_clear(&res);
+    dev.disk[777 * 512 + 200] ^= 0x5a;
+    run_fails(d, &wl, &res, "blk0: sector 777 (byte offset 397824) mismatch at byte 200");
+    virtio_blk_drv_free(d);
+
+    /* A fresh driver knows nothing of the disk: a read checks nothing. */
+    d = drv_new(2, ALL_FEATURES);
+    blk_workload_init(&wl);
+    wl.rw = BLK_RW_READ;
+    wl.ops = 50;
+    run_fails(d, &wl, &res, "blk0: nothing was verified");
+    dev_stop();
+    virtio_blk_drv_free(d);
+    teardown();
+}
+END_TEST
+
 START_TEST(test_discard_write_zeroes)
 {
     VirtioBlkDrv *d;
@@ -788,6 +854,7 @@ int main(void)
     tcase_add_loop_test(tc, test_randrw_two_queues, 0, 4);
     tcase_add_test(tc, test_corrupt_sector_caught);
     tcase_add_test(tc, test_fill_matches_image);
+    tcase_add_test(tc, test_limits_and_verify_only);
     tcase_add_test(tc, test_discard_write_zeroes);
     tcase_add_test(tc, test_flush_and_get_id);
     tcase_add_test(tc, test_lost_interrupts_and_stall);
