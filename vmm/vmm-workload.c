@@ -329,9 +329,7 @@ static bool vmm_workload_setup_net(VmmWorkload *w, VirtioGuestDevice *gd,
     }
     dc.max_queue_pairs = virtio_has_feature(gd->features, VIRTIO_NET_F_MQ) ?
                          GUINT16_FROM_LE(nc.max_virtqueue_pairs) : 1;
-    want = virtio_net_drv_area_size(gd->nvqs / 2, vq0->num,
-                                    virtio_has_feature(gd->features,
-                                                       VIRTIO_NET_F_MRG_RXBUF),
+    want = virtio_net_drv_area_size(gd->nvqs / 2, vq0->num, gd->features, &dc,
                                     &w->net);
     gpa = vmm_workload_area(w, gd->mem, want, &size, errp);
     if (!gpa) {
