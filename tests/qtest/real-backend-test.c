@@ -41,7 +41,8 @@
  * (the VMM listens) instead of listening; then no socket is waited for.
  * One --file-prefix per fixture (runtime files removed at teardown).
  */
-static Proc *start_testpmd(Fixture *f, const char *sock, unsigned queues, bool client)
+static Proc *start_testpmd(Fixture *f, const char *sock, unsigned queues, bool client,
+                           bool jumbo)
 {
     g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u%s", sock,
                                             queues, client ? ",client=1" : "");
@@ -78,6 +79,10 @@ static Proc *start_testpmd(Fixture *f, const char *sock, unsigned queues, bool c
     g_ptr_array_add(tp, "--stats-period=0");
     /* A small pool starts fast without hugepages. */
     g_ptr_array_add(tp, "--total-num-mbufs=8192");
+    if (jumbo) {
+        /* 9018-byte frames arrive in chained 2 KiB mbufs and leave so. */
+        g_ptr_array_add(tp, "--max-pkt-len=9600");
+    }
     p = proc_spawn(f, "testpmd", tp, true, NULL);
     if (!p || client) {
         return p;
@@ -85,8 +90,14 @@ static Proc *start_testpmd(Fixture *f, const char *sock, unsigned queues, bool c
     return wait_socket(p, sock) ? p : NULL;
 }
 
-static void test_dpdk_net(Fixture *f, unsigned queues)
+/*
+ * jumbo: host_mtu=9000 (VIRTIO_NET_F_MTU to the driver, NET_SET_MTU to
+ * testpmd) and frames up to 9018 bytes, merged over 2 KiB RX buffers.
+ */
+static void test_dpdk_net(Fixture *f, unsigned queues, bool jumbo)
 {
+    /* The jumbo mix sums to 19614 bytes per 4 packets. */
+    const int64_t jumbo_bytes = 5000ll * (64 + 1518 + 9014 + 9018);
     g_autofree char *sock = g_build_filename(f->dir, "net.sock", NULL);
     g_autofree char *q = g_strdup_printf("%u", queues);
     g_autofree char *chardev = NULL;
@@ -97,7 +108,7 @@ static void test_dpdk_net(Fixture *f, unsigned queues)
     int code = -1;
     int64_t sent, received;
 
-    testpmd = start_testpmd(f, sock, queues, false);
+    testpmd = start_testpmd(f, sock, queues, false, jumbo);
     if (!testpmd) {
         return;
     }
@@ -111,9 +122,11 @@ static void test_dpdk_net(Fixture *f, unsigned queues)
     g_ptr_array_add(args, "-netdev");
     g_ptr_array_add(args, netdev);
     g_ptr_array_add(args, "-device");
-    g_ptr_array_add(args, "virtio-net-pci,netdev=net0,mq=on");
+    g_ptr_array_add(args, jumbo ? "virtio-net-pci,netdev=net0,mq=on,host_mtu=9000"
+                                : "virtio-net-pci,netdev=net0,mq=on");
     g_ptr_array_add(args, "-workload");
-    g_ptr_array_add(args, "net0:count=20000,size=64+512+1518,drain=2s");
+    g_ptr_array_add(args, jumbo ? "net0:count=20000,size=64+1518+9014+9018,drain=2s"
+                                : "net0:count=20000,size=64+512+1518,drain=2s");
     g_ptr_array_add(args, "-summary");
     g_ptr_array_add(args, "json");
     out = run_vmm(f, "vmm", args, &code);
@@ -129,6 +142,20 @@ static void test_dpdk_net(Fixture *f, unsigned queues)
                            20000 * queues, out);
         return;
     }
+    if (jumbo && json_uint(out, "bytes") != jumbo_bytes * queues) {
+        g_test_fail_printf("net0 over testpmd: %" PRId64 " bytes verified, the "
+                           "jumbo mix makes %" PRId64 ": %s", json_uint(out, "bytes"),
+                           jumbo_bytes * queues, out);
+        return;
+    }
+    if (jumbo) {
+        g_autofree char *log = proc_log(testpmd);
+
+        if (!strstr(log, "VHOST_USER_NET_SET_MTU")) {
+            g_test_fail_printf("testpmd never got NET_SET_MTU:\n%s", log);
+            return;
+        }
+    }
     /* testpmd still running means it took the whole session without a fault. */
     if (proc_poll(testpmd)) {
         g_autofree char *log = proc_log(testpmd);
@@ -139,12 +166,17 @@ static void test_dpdk_net(Fixture *f, unsigned queues)
 
 static void test_dpdk_net_1q(Fixture *f, gconstpointer data)
 {
-    test_dpdk_net(f, 1);
+    test_dpdk_net(f, 1, false);
 }
 
 static void test_dpdk_net_2q(Fixture *f, gconstpointer data)
 {
-    test_dpdk_net(f, 2);
+    test_dpdk_net(f, 2, false);
+}
+
+static void test_dpdk_net_jumbo(Fixture *f, gconstpointer data)
+{
+    test_dpdk_net(f, 2, true);
 }
 
 /*
@@ -171,7 +203,7 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
     if (!vmm_bin) {
         return;
     }
-    if (!vmm_server && !(tp = start_testpmd(f, sock, 2, false))) {
+    if (!vmm_server && !(tp = start_testpmd(f, sock, 2, false, false))) {
         return;
     }
     g_ptr_array_add(argv, (char *)vmm_bin);
@@ -190,7 +222,7 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
     g_ptr_array_add(argv, "json");
     vmm = proc_spawn(f, "vmm", argv, false, out_path);
     if (!vmm || (vmm_server && (!wait_socket(vmm, sock) ||
-                                !(tp = start_testpmd(f, sock, 2, true))))) {
+                                !(tp = start_testpmd(f, sock, 2, true, false))))) {
         return;
     }
     g_usleep(2000 * 1000);
@@ -200,7 +232,7 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
         /* testpmd does not remove its socket; a stale one stops the next. */
         g_unlink(sock);
     }
-    if (!start_testpmd(f, sock, 2, vmm_server)) {
+    if (!start_testpmd(f, sock, 2, vmm_server, false)) {
         return;
     }
     if (!vmm_collect(vmm, out_path, &code, &out, &log)) {
@@ -509,16 +541,22 @@ static Proc *start_ref(Fixture *f, const char *type, const char *sock,
     return client || wait_socket(p, sock) ? p : NULL;
 }
 
+/*
+ * jumbo (data non-NULL): host_mtu=9000, which the back-end hears with
+ * NET_SET_MTU, and frames up to 9018 bytes spread over 9 buffers of 1 KiB.
+ */
 static void test_ref_net(Fixture *f, gconstpointer data)
 {
+    bool jumbo = data != NULL;
     g_autofree char *sock = g_build_filename(f->dir, "net.sock", NULL);
     g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=100",
                                                sock);
     g_autofree char *out = NULL;
     g_autoptr(GPtrArray) args = g_ptr_array_new();
     int code = -1;
+    Proc *be;
 
-    if (!start_ref(f, "net", sock, 2, NULL, false)) {
+    if (!(be = start_ref(f, "net", sock, 2, NULL, false))) {
         return;
     }
     g_ptr_array_add(args, "-m");
@@ -528,10 +566,12 @@ static void test_ref_net(Fixture *f, gconstpointer data)
     g_ptr_array_add(args, "-netdev");
     g_ptr_array_add(args, "vhost-user,id=net0,chardev=c0,queues=2");
     g_ptr_array_add(args, "-device");
-    g_ptr_array_add(args, "virtio-net-pci,netdev=net0,mq=on");
-    /* 1518-byte frames into 1024-byte buffers: mergeable RX must chain them. */
+    g_ptr_array_add(args, jumbo ? "virtio-net-pci,netdev=net0,mq=on,host_mtu=9000"
+                                : "virtio-net-pci,netdev=net0,mq=on");
+    /* Frames into 1024-byte buffers: mergeable RX must chain them. */
     g_ptr_array_add(args, "-workload");
-    g_ptr_array_add(args, "net0:count=20000,size=64+1518,rxbuf=1k,drain=2s");
+    g_ptr_array_add(args, jumbo ? "net0:count=20000,size=64+9014+1518+9018,rxbuf=1k,drain=2s"
+                                : "net0:count=20000,size=64+1518,rxbuf=1k,drain=2s");
     g_ptr_array_add(args, "-summary");
     g_ptr_array_add(args, "json");
     out = run_vmm(f, "vmm", args, &code);
@@ -542,6 +582,16 @@ static void test_ref_net(Fixture *f, gconstpointer data)
         json_uint(out, "packets_verified") != 40000 || json_uint(out, "lost") != 0) {
         g_test_fail_printf("net0 over the reference back-end: expected 40000 "
                            "packets sent and verified; the VMM said: %s", out);
+        return;
+    }
+    if (jumbo) {
+        g_autofree char *log = proc_log(be);
+
+        if (json_uint(out, "bytes") != 10000ll * (64 + 9014 + 1518 + 9018) ||
+            !strstr(log, "MTU 9000: frames of up to 9018 bytes")) {
+            g_test_fail_printf("jumbo over the reference back-end: the VMM said %s; "
+                               "the back-end:\n%s", out, log);
+        }
     }
 }
 
@@ -641,6 +691,8 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/real/dpdk/net-2q", Fixture, NULL, fixture_setup, test_dpdk_net_2q,
                fixture_teardown);
+    g_test_add("/real/dpdk/net-jumbo-2q", Fixture, NULL, fixture_setup, test_dpdk_net_jumbo,
+               fixture_teardown);
     g_test_add("/real/dpdk/net-restart-vmm-client", Fixture, GINT_TO_POINTER(0),
                fixture_setup, test_dpdk_net_restart, fixture_teardown);
     g_test_add("/real/dpdk/net-restart-vmm-server", Fixture, GINT_TO_POINTER(1),
@@ -652,6 +704,8 @@ int main(int argc, char **argv)
     g_test_add("/real/qsd/blk-kill-restart", Fixture, NULL, fixture_setup,
                test_qsd_blk_kill, fixture_teardown);
     g_test_add("/real/ref/net-2q", Fixture, NULL, fixture_setup, test_ref_net,
+               fixture_teardown);
+    g_test_add("/real/ref/net-jumbo-2q", Fixture, "jumbo", fixture_setup, test_ref_net,
                fixture_teardown);
     g_test_add("/real/ref/blk-2q-server", Fixture, NULL, fixture_setup, test_ref_blk,
                fixture_teardown);
