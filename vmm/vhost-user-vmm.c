@@ -130,6 +130,8 @@ static void vmm_print_help(FILE *out)
 "          size=SIZE (whole disk, capped by the buffer area when verifying)\n"
 "          queues=N or numjobs=N (all)   discard=PCT (0)   write_zeroes=PCT (0)\n"
 "          flush=on|off (on: FLUSH at the end when offered)\n"
+"          wce=0|1 write the config's write cache mode first (CONFIG_WCE):\n"
+"              0 write-through, 1 write-back (default: leave it)\n"
 "        virtio-net keys (needs a back-end that loops packets back):\n"
 "          count=N packets per queue pair (1000)   window=N in flight (64)\n"
 "          size=N[+N...] frame sizes used in turn, 46..9018 (64+512+1518);\n"

@@ -34,6 +34,9 @@
  *   discard=PCT          share of operations that are DISCARDs (default 0)
  *   write_zeroes=PCT     share of operations that are WRITE_ZEROES (0)
  *   flush=on|off         FLUSH at the end when offered (default on)
+ *   wce=0|1              before the run, write the device's write cache
+ *                        mode (config writeback; needs CONFIG_WCE):
+ *                        0 write-through, 1 write-back (default: leave it)
  *
  * Net keys (virtio-net):
  *   count=N              packets sent per queue pair (default 1000)
@@ -98,6 +101,7 @@ typedef struct BlkWorkload {
     unsigned discard_pct;
     unsigned write_zeroes_pct;
     bool flush;
+    int wce;                    /* config writeback to write; -1: none */
 } BlkWorkload;
 
 #define NET_WORKLOAD_MAX_SIZES  16

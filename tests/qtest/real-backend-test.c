@@ -491,6 +491,59 @@ static void test_qsd_blk_kill(Fixture *f, gconstpointer data)
     }
 }
 
+/*
+ * One VMM run that sets the write cache (wce=) and must report what the
+ * back-end's config said before: GET_CONFIG on connect, so it shows
+ * whether the previous run's SET_CONFIG took. was < 0: not checked.
+ */
+static bool wce_run(Fixture *f, const char *sock, unsigned n, unsigned wce, int was)
+{
+    g_autofree char *name = g_strdup_printf("vmm-wce%u", n);
+    g_autofree char *wl = g_strdup_printf("rw=randwrite,bs=4k,iodepth=4,ops=2000,wce=%u",
+                                          wce);
+    g_autofree char *want = g_strdup_printf("blk0: write cache %s (writeback %u, was ",
+                                            wce ? "on: write-back" : "off: write-through",
+                                            wce);
+    g_autofree char *log_path = g_strdup_printf("%s/%s.log", f->dir, name);
+    g_autofree char *out = blk_run(f, name, sock, 1, wl);
+    g_autofree char *log = NULL;
+    const char *line;
+
+    if (!out) {
+        return false;
+    }
+    if (!g_file_get_contents(log_path, &log, NULL, NULL) ||
+        !(line = strstr(log, want)) ||
+        (was >= 0 && line[strlen(want)] != '0' + was) ||
+        json_uint(out, "writes") != 2000) {
+        g_test_fail_printf("%s (wce=%u): expected \"%s%d)\" and 2000 writes; "
+                           "summary %s; stderr:\n%s", name, wce, want, was, out,
+                           log ? log : "(none)");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * qemu-storage-daemon takes SET_CONFIG of wce (blk_set_enable_write_cache)
+ * and reports it in GET_CONFIG: three VMMs in turn switch it 1, 0, 1 and
+ * each sees the one before it.
+ */
+static void test_qsd_blk_wce(Fixture *f, gconstpointer data)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *sock = g_build_filename(f->dir, "blk.sock", NULL);
+
+    if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
+        !require_program("qemu-img", "qemu-utils") ||
+        !create_image(f, img) || !start_qsd(f, img, sock, 1)) {
+        return;
+    }
+    if (wce_run(f, sock, 1, 1, -1) && wce_run(f, sock, 2, 0, 1)) {
+        wce_run(f, sock, 3, 1, 0);
+    }
+}
+
 /* ---- our reference back-end ----------------------------------------- */
 
 static const char *ref_backend(void)
@@ -681,6 +734,30 @@ static void test_ref_blk(Fixture *f, gconstpointer data)
     check_image(img, seed);
 }
 
+/*
+ * Our back-end honours the write cache mode: write-through (wce=0) syncs
+ * every one of the 2000 writes of the run before completing it, which it
+ * counts; the next VMM sees writeback 0 in GET_CONFIG and turns it back.
+ */
+static void test_ref_blk_wce(Fixture *f, gconstpointer data)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *sock = g_build_filename(f->dir, "blk.sock", NULL);
+    g_autofree char *log = NULL;
+    Proc *be;
+
+    if (!(be = start_ref(f, "blk", sock, 1, img, false)) ||
+        !wce_run(f, sock, 1, 0, 1) || !wce_run(f, sock, 2, 1, 0)) {
+        return;
+    }
+    log = proc_log(be);
+    if (!strstr(log, "write cache off: write-through (writeback=0; 0 writes synced") ||
+        !strstr(log, "write cache on: write-back (writeback=1; 2000 writes synced")) {
+        g_test_fail_printf("the back-end did not sync the 2000 writes of the "
+                           "write-through run:\n%s", log);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -701,6 +778,8 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/real/qsd/blk-4q", Fixture, NULL, fixture_setup, test_qsd_blk_4q,
                fixture_teardown);
+    g_test_add("/real/qsd/blk-wce", Fixture, NULL, fixture_setup, test_qsd_blk_wce,
+               fixture_teardown);
     g_test_add("/real/qsd/blk-kill-restart", Fixture, NULL, fixture_setup,
                test_qsd_blk_kill, fixture_teardown);
     g_test_add("/real/ref/net-2q", Fixture, NULL, fixture_setup, test_ref_net,
@@ -708,6 +787,8 @@ int main(int argc, char **argv)
     g_test_add("/real/ref/net-jumbo-2q", Fixture, "jumbo", fixture_setup, test_ref_net,
                fixture_teardown);
     g_test_add("/real/ref/blk-2q-server", Fixture, NULL, fixture_setup, test_ref_blk,
+               fixture_teardown);
+    g_test_add("/real/ref/blk-wce", Fixture, NULL, fixture_setup, test_ref_blk_wce,
                fixture_teardown);
     return g_test_run();
 }
