@@ -24,8 +24,13 @@
 #define NET_STATE_SIZE      4096u
 #define NET_MAX_QP          64u
 #define NET_HDR_LEN         ((uint32_t)sizeof(VirtioNetHdr))
-/* One packet's worth: header + the largest frame (with a VLAN tag). */
-#define NET_SLOT            1536u
+/*
+ * What an MTU allows on the wire: the ethernet header and one VLAN tag
+ * on top (no FCS in virtio). Our frames carry no tag, but a guest must
+ * be able to send tagged frames of a full MTU, as Linux does; so with
+ * mtu 1500 the classic 1518 is the largest size, with 9000 it is 9018.
+ */
+#define NET_MTU_OVERHEAD    (VIRTIO_NET_ETH_HLEN + 4u)
 #define NET_ASM_MAX         65536u          /* a packet over this is bogus */
 #define NET_SEQ_MASK        ((1ull << 48) - 1)
 
@@ -80,6 +85,7 @@ typedef struct NetRun {
     unsigned ntx;               /* TX slots per pair */
     uint8_t *tx;                /* nqp x ntx slots */
     uint64_t tx_gpa;
+    uint32_t slot;              /* bytes per TX slot: header + largest frame */
     bool *tx_busy;
     unsigned tx_in_flight;
     uint8_t *seen;              /* received bitmap, count bits per pair */
@@ -159,13 +165,58 @@ void virtio_net_drv_free(VirtioNetDrv *d)
     g_free(d);
 }
 
-uint64_t virtio_net_drv_area_size(unsigned nqp, unsigned ring_num, bool mrg_rxbuf,
-                                  const NetWorkload *wl)
+static uint32_t wl_max_size(const NetWorkload *wl)
 {
-    uint64_t rxbuf = mrg_rxbuf ? wl->rxbuf : NET_SLOT;
+    uint32_t m = 0;
+
+    for (unsigned i = 0; i < wl->nsizes; i++) {
+        m = MAX(m, wl->sizes[i]);
+    }
+    return m;
+}
+
+/* The largest frame the device may exchange with us: its MTU, or ours. */
+static uint32_t net_frame_limit(uint64_t features, const VirtioNetDrvConfig *cfg)
+{
+    if ((features & (1ull << VIRTIO_NET_F_MTU)) && cfg->mtu) {
+        return MIN(cfg->mtu + NET_MTU_OVERHEAD, NET_FRAME_MAX);
+    }
+    return NET_FRAME_MAX;
+}
+
+static uint32_t net_tx_slot(const NetWorkload *wl)
+{
+    return ALIGN_UP(NET_HDR_LEN + wl_max_size(wl), 64);
+}
+
+/*
+ * Bytes per RX buffer. Without MRG_RXBUF each must hold a whole frame:
+ * the largest this workload sends, never less than a classic frame, and
+ * with VIRTIO_NET_F_MTU a full-MTU one (virtio 5.1.4.2: the driver must
+ * be able to receive mtu-sized packets).
+ */
+static uint32_t net_rx_buf(uint64_t features, const VirtioNetDrvConfig *cfg,
+                           const NetWorkload *wl)
+{
+    uint32_t frame = MAX(NET_FRAME_CLASSIC, wl_max_size(wl));
+
+    if (features & (1ull << VIRTIO_NET_F_MRG_RXBUF)) {
+        return wl->rxbuf;
+    }
+    if (features & (1ull << VIRTIO_NET_F_MTU)) {
+        frame = MAX(frame, net_frame_limit(features, cfg));
+    }
+    return ALIGN_UP(NET_HDR_LEN + frame, 64);
+}
+
+uint64_t virtio_net_drv_area_size(unsigned nqp, unsigned ring_num, uint64_t features,
+                                  const VirtioNetDrvConfig *cfg, const NetWorkload *wl)
+{
+    uint64_t rxbuf = net_rx_buf(features, cfg, wl);
     uint64_t rx = ALIGN_UP((uint64_t)nqp * ring_num * rxbuf, 4096);
 
-    return NET_STATE_SIZE + rx + (uint64_t)nqp * MIN(wl->window, ring_num) * NET_SLOT +
+    return NET_STATE_SIZE + rx +
+           (uint64_t)nqp * MIN(wl->window, ring_num) * net_tx_slot(wl) +
            (uint64_t)nqp * (ALIGN_UP(wl->count, 64) / 8);
 }
 
@@ -444,8 +495,8 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
 
     for (unsigned i = 0; i < run->ntx && !run->fatal; i++) {
         uint64_t seq = d->st->sent[p];
-        uint8_t *slot = run->tx + ((size_t)p * run->ntx + i) * NET_SLOT;
-        uint64_t gpa = run->tx_gpa + ((uint64_t)p * run->ntx + i) * NET_SLOT;
+        uint8_t *slot = run->tx + ((size_t)p * run->ntx + i) * run->slot;
+        uint64_t gpa = run->tx_gpa + ((uint64_t)p * run->ntx + i) * run->slot;
         uint32_t size;
         GuestSg sg[2];
 
@@ -539,8 +590,9 @@ static void run_progress(NetRun *run)
 static bool run_check(VirtioNetDrv *d, const NetWorkload *wl, unsigned *nqp,
                       unsigned *window, GError **errp)
 {
-    uint32_t rxbuf = d->st->rxbuf ? d->st->rxbuf : (d->mrg ? wl->rxbuf : NET_SLOT);
-    unsigned span = ALIGN_UP(NET_HDR_LEN + NET_FRAME_MAX, rxbuf) / rxbuf;
+    uint32_t rxbuf = d->st->rxbuf ? d->st->rxbuf : net_rx_buf(d->features, &d->cfg, wl);
+    uint32_t limit = net_frame_limit(d->features, &d->cfg);
+    unsigned span;
 
     if (d->broken) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_BROKEN,
@@ -555,18 +607,30 @@ static bool run_check(VirtioNetDrv *d, const NetWorkload *wl, unsigned *nqp,
     }
     for (unsigned i = 0; i < wl->nsizes; i++) {
         uint32_t s = wl->sizes[i];
-        if (s < NET_FRAME_MIN || s > NET_FRAME_MAX ||
-            ((d->features & (1ull << VIRTIO_NET_F_MTU)) && d->cfg.mtu &&
-             s - VIRTIO_NET_ETH_HLEN > d->cfg.mtu + 4u)) {
+
+        if (s < NET_FRAME_MIN || s > NET_FRAME_MAX) {
             g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
-                        "%s: size %" PRIu32 " is outside [%d, %d] or over the mtu %u",
-                        d->name, s, NET_FRAME_MIN, NET_FRAME_MAX, d->cfg.mtu);
+                        "%s: size=%" PRIu32 " is outside [%d, %d]",
+                        d->name, s, NET_FRAME_MIN, NET_FRAME_MAX);
+            return false;
+        }
+        if (s > limit) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                        "%s: size=%" PRIu32 " is over the limit of %" PRIu32
+                        " bytes (the device's mtu %u + %u: ethernet header and "
+                        "a VLAN tag)", d->name, s, limit, d->cfg.mtu,
+                        NET_MTU_OVERHEAD);
+            return false;
+        }
+        if (!d->mrg && NET_HDR_LEN + s > rxbuf) {
+            /* Only after a first run posted smaller buffers. */
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                        "%s: size=%" PRIu32 " does not fit the %" PRIu32 "-byte RX "
+                        "buffers posted (no mergeable RX buffers)", d->name, s, rxbuf);
             return false;
         }
     }
-    if (!d->mrg && rxbuf < NET_HDR_LEN + NET_FRAME_MAX) {
-        span = 1;
-    }
+    span = d->mrg ? ALIGN_UP(NET_HDR_LEN + wl_max_size(wl), rxbuf) / rxbuf : 1;
     *nqp = d->nqp;
     if (!(d->features & (1ull << VIRTIO_NET_F_MQ))) {
         *nqp = 1;
@@ -657,7 +721,8 @@ bool virtio_net_drv_run(VirtioNetDrv *d, const NetWorkload *wl,
         run.ntx = MIN(run.ntx, txq(d, p)->num / tx_per);
     }
     run.seen_stride = ALIGN_UP(count, 64) / 8;
-    work = (uint64_t)run.nqp * run.ntx * NET_SLOT + run.nqp * run.seen_stride;
+    run.slot = net_tx_slot(wl);
+    work = (uint64_t)run.nqp * run.ntx * run.slot + run.nqp * run.seen_stride;
     if (run.ntx == 0 || d->st->work_gpa + work > d->buf_gpa + d->buf_size) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_NO_SPACE,
                     "%s: %u TX slots and %" PRIu64 " packets per pair do not fit "
@@ -668,7 +733,7 @@ bool virtio_net_drv_run(VirtioNetDrv *d, const NetWorkload *wl,
     memset(d->st->sent, 0, sizeof(d->st->sent));
     run.tx_gpa = d->st->work_gpa;
     run.tx = d->area + (run.tx_gpa - d->buf_gpa);
-    run.seen = run.tx + (size_t)run.nqp * run.ntx * NET_SLOT;
+    run.seen = run.tx + (size_t)run.nqp * run.ntx * run.slot;
     memset(run.seen, 0, run.nqp * run.seen_stride);
     while (tsn < run.window) {
         tsn <<= 1;

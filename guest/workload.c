@@ -23,6 +23,7 @@ void blk_workload_init(BlkWorkload *wl)
     wl->rwmixread = 50;
     wl->seed = 1;
     wl->flush = true;
+    wl->wce = -1;
 }
 
 void net_workload_init(NetWorkload *wl)
@@ -296,6 +297,13 @@ static bool blk_kv(void *opaque, const char *name, const char *key,
     if (!strcmp(key, "flush")) {
         return parse_bool(name, key, val, &wl->flush, errp);
     }
+    if (!strcmp(key, "wce")) {
+        if (!parse_range(name, key, val, 0, 1, &v, errp)) {
+            return false;
+        }
+        wl->wce = (int)v;
+        return true;
+    }
     if (!strcmp(key, "rwmixread")) {
         if (!parse_range(name, key, val, 0, 100, &v, errp)) {
             return false;
@@ -352,7 +360,7 @@ static bool blk_kv(void *opaque, const char *name, const char *key,
     g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
                 "%s: unknown block workload key '%s' (rw, bs, iodepth, "
                 "number_ios, runtime, verify, verify_only, rwmixread, seed, size, "
-                "queues, discard, write_zeroes, flush)", name, key);
+                "queues, discard, write_zeroes, flush, wce)", name, key);
     return false;
 }
 
@@ -462,15 +470,19 @@ bool net_workload_parse(NetWorkload *wl, const char *name, const char *opts,
 
 char *blk_workload_format(const BlkWorkload *wl)
 {
+    /* wce only when set: "leave it" has no value that parses back. */
+    g_autofree char *wce = wl->wce >= 0 ? g_strdup_printf(",wce=%d", wl->wce)
+                                        : g_strdup("");
+
     return g_strdup_printf("rw=%s,bs=%" PRIu32 ",iodepth=%u,ops=%" PRIu64
                            ",runtime=%" PRIu64 "ms,verify=%s,rwmixread=%u,seed=%" PRIu32
                            ",size=%" PRIu64 ",queues=%u,discard=%u,write_zeroes=%u,flush=%s"
-                           ",verify_only=%s",
+                           ",verify_only=%s%s",
                            blk_rw_names[wl->rw], wl->bs, wl->iodepth, wl->ops,
                            wl->runtime_ms, wl->verify ? "on" : "off", wl->rwmixread,
                            wl->seed, wl->size, wl->queues, wl->discard_pct,
                            wl->write_zeroes_pct, wl->flush ? "on" : "off",
-                           wl->verify_only ? "on" : "off");
+                           wl->verify_only ? "on" : "off", wce);
 }
 
 char *net_workload_format(const NetWorkload *wl)

@@ -278,6 +278,38 @@ static uint64_t vmm_workload_area(VmmWorkload *w, GuestMemory *mem, uint64_t wan
     return guest_alloc(mem, n, GUEST_PAGE_SIZE, errp);
 }
 
+/*
+ * wce=: the guest's driver sets the write cache mode through the config
+ * space (virtio 5.2.6.4, CONFIG_WCE), as a guest kernel does when told
+ * to, and checks that the device took it.
+ */
+static bool vmm_workload_set_wce(VmmWorkload *w, VirtioGuestDevice *gd,
+                                 VirtioBlkConfig *bc, GError **errp)
+{
+    const uint32_t off = offsetof(VirtioBlkConfig, writeback);
+    uint8_t was = bc->writeback, want = (uint8_t)w->blk.wce;
+
+    if (!virtio_has_feature(gd->features, VIRTIO_BLK_F_CONFIG_WCE)) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_UNSUPPORTED,
+                    "%s: wce=%u: the device does not offer VIRTIO_BLK_F_CONFIG_WCE",
+                    w->id, want);
+        return false;
+    }
+    if (!virtio_config_write(gd->vdev, off, &want, 1, errp) ||
+        !virtio_config_read(gd->vdev, off, &bc->writeback, 1, errp)) {
+        return false;
+    }
+    if (bc->writeback != want) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_DEVICE,
+                    "%s: wce=%u: the config still says writeback=%u", w->id, want,
+                    bc->writeback);
+        return false;
+    }
+    vmm_status("%s: write cache %s (writeback %u, was %u)", w->id,
+               want ? "on: write-back" : "off: write-through", want, was);
+    return true;
+}
+
 static bool vmm_workload_setup_blk(VmmWorkload *w, VirtioGuestDevice *gd,
                                    GError **errp)
 {
@@ -288,6 +320,9 @@ static bool vmm_workload_setup_blk(VmmWorkload *w, VirtioGuestDevice *gd,
     uint64_t gpa, size = 0;
 
     if (!virtio_config_read(vdev, 0, &bc, len, errp)) {
+        return false;
+    }
+    if (w->blk.wce >= 0 && !vmm_workload_set_wce(w, gd, &bc, errp)) {
         return false;
     }
     dc.capacity = GUINT64_FROM_LE(bc.capacity);
@@ -346,9 +381,7 @@ static bool vmm_workload_setup_net(VmmWorkload *w, VirtioGuestDevice *gd,
             return false;
         }
     }
-    want = virtio_net_drv_area_size(gd->nvqs / 2, vq0->num,
-                                    virtio_has_feature(gd->features,
-                                                       VIRTIO_NET_F_MRG_RXBUF),
+    want = virtio_net_drv_area_size(gd->nvqs / 2, vq0->num, gd->features, &dc,
                                     &w->net);
     gpa = vmm_workload_area(w, gd->mem, want, &size, errp);
     if (!gpa) {

@@ -4,6 +4,13 @@
  * WRITE_ZEROES, completed synchronously (so GET_VRING_BASE never has to
  * wait for in-flight requests), and the config space for GET_CONFIG.
  *
+ * The write cache (CONFIG_WCE): write-back by default (writeback = 1: a
+ * write completes once the kernel has it, FLUSH makes it durable). The
+ * driver may switch it with SET_CONFIG of the writeback byte; with 0 a
+ * file disk syncs every write (fdatasync) before completing it. The mode
+ * belongs to the disk and outlives front-end connections, as the disk's
+ * content does; a RAM disk has nothing to sync but reports the mode.
+ *
  * Security model: request headers, sector numbers, lengths and segment
  * lists come from guest memory. Every range is checked against the disk
  * before it is touched; a bad request gets IOERR or UNSUPP, and only a
@@ -38,6 +45,8 @@ struct VubBlk {
     int64_t *lens;              /* their used lengths */
     struct iovec *data;         /* scratch for the data part of a chain */
     uint8_t *zeroes;            /* a zero-filled buffer for WRITE_ZEROES on files */
+    bool write_through;         /* writeback = 0: every write synced */
+    uint64_t synced;            /* writes synced because of it */
 };
 
 #define VUB_BLK_ZERO_CHUNK      (1u << 20)
@@ -46,7 +55,8 @@ uint64_t vub_blk_features(const VubOptions *opts)
 {
     return (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
            (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_DISCARD) |
-           (1ull << VIRTIO_BLK_F_WRITE_ZEROES) | (1ull << VIRTIO_BLK_F_MQ);
+           (1ull << VIRTIO_BLK_F_WRITE_ZEROES) | (1ull << VIRTIO_BLK_F_MQ) |
+           (1ull << VIRTIO_BLK_F_CONFIG_WCE);
 }
 
 VubBlk *vub_blk_new(const VubOptions *opts, GError **errp)
@@ -145,12 +155,58 @@ void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size, uint8_t *bu
         .max_write_zeroes_sectors = VUB_BLK_MAX_DWZ_SECTORS,
         .max_write_zeroes_seg = VUB_BLK_MAX_DWZ_SEG,
         .write_zeroes_may_unmap = 1,
+        .writeback = !dev->blk->write_through,
     };
 
     memset(buf, 0, size);
     if (offset < sizeof(cfg)) {
         memcpy(buf, (uint8_t *)&cfg + offset, MIN(size, sizeof(cfg) - offset));
     }
+}
+
+/*
+ * CONFIG_WCE is always offered; a front-end restoring the driver's choice
+ * on a new connection may send this before SET_FEATURES, so the feature
+ * is not asked to be negotiated yet.
+ */
+bool vub_blk_set_config(VubDev *dev, const VhostUserConfig *c, GError **errp)
+{
+    const uint32_t wb = offsetof(VirtioBlkConfig, writeback);
+    VubBlk *blk = dev->blk;
+
+    if (c->offset != wb || c->size != 1) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: SET_CONFIG: offset %" PRIu32 " size %" PRIu32 "; only "
+                    "writeback (offset %" PRIu32 ", size 1) is writable",
+                    dev->name, c->offset, c->size, wb);
+        return false;
+    }
+    if (c->flags != VHOST_SET_CONFIG_TYPE_FRONTEND &&
+        c->flags != VHOST_SET_CONFIG_TYPE_MIGRATION) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: SET_CONFIG: flags 0x%" PRIx32 " is no SET_CONFIG type",
+                    dev->name, c->flags);
+        return false;
+    }
+    if (c->region[0] > 1) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: SET_CONFIG: writeback %u is not 0 or 1", dev->name,
+                    c->region[0]);
+        return false;
+    }
+    if (blk->write_through == !c->region[0]) {
+        return true;
+    }
+    /* Write-back from now on: what the cache holds must reach the disk. */
+    if (c->region[0] && blk->fd >= 0 && fdatasync(blk->fd) < 0) {
+        vub_log("%s: fdatasync on leaving write-through: %s", dev->name,
+                g_strerror(errno));
+    }
+    vub_log("%s: write cache %s (writeback=%u; %" PRIu64 " writes synced so far)",
+            dev->name, c->region[0] ? "on: write-back" : "off: write-through",
+            c->region[0], blk->synced);
+    blk->write_through = !c->region[0];
+    return true;
 }
 
 /* ---- Disk access ------------------------------------------------------ */
@@ -334,6 +390,13 @@ static int64_t handle_req(VubDev *dev, VubVring *vq, VubElem *e)
     default:
         status = VIRTIO_BLK_S_UNSUPP;
         break;
+    }
+    /* Write-through: nothing that changed the disk completes unsynced. */
+    if (status == VIRTIO_BLK_S_OK && blk->write_through && blk->fd >= 0 &&
+        (hdr.type == VIRTIO_BLK_T_OUT || hdr.type == VIRTIO_BLK_T_DISCARD ||
+         hdr.type == VIRTIO_BLK_T_WRITE_ZEROES)) {
+        status = fdatasync(blk->fd) == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+        blk->synced++;
     }
 
 done:

@@ -5,6 +5,11 @@
  * fresh 12-byte virtio_net_hdr_v1. With VIRTIO_NET_F_MRG_RXBUF a frame
  * may fill several RX buffers (num_buffers says how many).
  *
+ * Jumbo frames (up to 64 KiB here) take as many mergeable RX buffers as
+ * they need. After NET_SET_MTU a frame longer than mtu + 18 (ethernet
+ * header and one VLAN tag, the guest driver's rule too) is dropped, as a
+ * port with that MTU would.
+ *
  * Nothing is lost while RX is merely full or not yet started: the TX
  * chain is left on its ring and the pair is pumped again when the RX
  * ring is kicked or enabled. Frames that can never be delivered (bigger
@@ -13,15 +18,22 @@
  * Security model: the frames and the RX buffers are guest memory; sizes
  * come from the descriptor chains, which vring.c has bounded.
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include "hw/virtio/virtio-net-defs.h"
+#include "util/vhost-user-error.h"
 #include "vub.h"
 
 /* Largest frame: 64 KiB, as a GSO-less Linux virtio-net never exceeds. */
 #define VUB_NET_MAX_FRAME       65536
-/* A frame spread over more RX buffers than this is dropped. */
-#define VUB_NET_MAX_BUFS        64
+/*
+ * A frame spread over more RX buffers than this is dropped: a full
+ * 64 KiB frame in 256-byte buffers fits.
+ */
+#define VUB_NET_MAX_BUFS        257
+/* Ethernet header + one VLAN tag on top of an MTU. */
+#define VUB_NET_MTU_OVERHEAD    18u
 
 struct VubNet {
     VubElem *tx;
@@ -35,6 +47,7 @@ struct VubNet {
     uint64_t dropped;
     bool warned_small;
     bool warned_big;
+    bool warned_mtu;
 };
 
 uint64_t vub_net_features(const VubOptions *opts)
@@ -148,7 +161,8 @@ static DeliverResult deliver(VubDev *dev, VubNet *net, VubVring *rx, size_t len)
         VubElem *e = net->rx;
         size_t chunk;
 
-        if (nbufs == VUB_NET_MAX_BUFS) {
+        /* More buffers than the ring has would wait for room forever. */
+        if (nbufs == VUB_NET_MAX_BUFS || nbufs == rx->num) {
             vub_vring_unpop(rx, nbufs);
             net->dropped++;
             return DELIVER_DONE;
@@ -208,6 +222,19 @@ static void pump(VubDev *dev, unsigned pair)
                 vub_vring_push(tx, e->head, 0);
                 continue;
             }
+            if (dev->net_mtu &&
+                len - sizeof(VirtioNetHdr) > dev->net_mtu + VUB_NET_MTU_OVERHEAD) {
+                if (!net->warned_mtu) {
+                    vub_log("%s: ring %u: %zu-byte frame over the MTU %u + %u; "
+                            "dropping such frames", dev->name, tx->index,
+                            len - sizeof(VirtioNetHdr), dev->net_mtu,
+                            VUB_NET_MTU_OVERHEAD);
+                    net->warned_mtu = true;
+                }
+                net->dropped++;
+                vub_vring_push(tx, e->head, 0);
+                continue;
+            }
             vub_iov_to_buf(e->iov, e->out_num, 0, net->pkt, len);
             /* A fresh header: no offloads are negotiated, so all zero. */
             memset(net->pkt, 0, sizeof(VirtioNetHdr));
@@ -229,6 +256,22 @@ static void pump(VubDev *dev, unsigned pair)
     }
     vub_vring_notify(dev, rx);
     vub_vring_notify(dev, tx);
+}
+
+bool vub_net_set_mtu(VubDev *dev, uint64_t mtu, GError **errp)
+{
+    /* The range virtio-net's config mtu and QEMU's host_mtu allow. */
+    if (mtu < 68 || mtu > 65535) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: NET_SET_MTU: %" PRIu64 " is outside [68, 65535]",
+                    dev->name, mtu);
+        return false;
+    }
+    dev->net_mtu = (uint16_t)mtu;
+    dev->net->warned_mtu = false;
+    vub_log("%s: MTU %u: frames of up to %u bytes", dev->name, dev->net_mtu,
+            dev->net_mtu + VUB_NET_MTU_OVERHEAD);
+    return true;
 }
 
 void vub_net_kick(VubDev *dev, VubVring *vq)

@@ -42,6 +42,8 @@ static uint64_t offered_protocol_features(const VubDev *dev)
         if (dev->opts->inflight) {
             f |= 1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD;
         }
+    } else {
+        f |= 1ull << VHOST_USER_PROTOCOL_F_NET_MTU;
     }
     return f;
 }
@@ -251,6 +253,7 @@ static void reset_connection_state(VubDev *dev)
     dev->features = 0;
     dev->protocol_features = 0;
     dev->status = 0;
+    dev->net_mtu = 0;
 }
 
 /* Runs the device model on a ring that may have work. */
@@ -529,8 +532,9 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         return true;
     }
     case VHOST_USER_SET_CONFIG:
-        /* No writable fields: CONFIG_WCE is not offered. Accept and ignore. */
-        return true;
+        return vub_blk_set_config(dev, &msg->payload.config, errp);
+    case VHOST_USER_NET_SET_MTU:
+        return vub_net_set_mtu(dev, msg->payload.u64, errp);
     case VHOST_USER_SET_STATUS:
         if (msg->payload.u64 > UINT8_MAX) {
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,

@@ -149,6 +149,7 @@ typedef struct VubDev {
     uint64_t features;          /* acked by SET_FEATURES */
     uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
     uint8_t status;             /* SET_STATUS */
+    uint16_t net_mtu;           /* NET_SET_MTU; 0: not told */
     unsigned nregions;
     VubRegion regions[VHOST_MEMORY_BASELINE_NREGIONS];
     unsigned nvrings;
@@ -296,6 +297,8 @@ VubNet *vub_net_new(void);
 void vub_net_free(VubNet *net);
 /* Something happened on ring vq (kick, enable, start): move packets. */
 void vub_net_kick(VubDev *dev, VubVring *vq);
+/* NET_SET_MTU: frames over mtu + 18 are dropped from then on. */
+bool vub_net_set_mtu(VubDev *dev, uint64_t mtu, GError **errp);
 
 /* ---- blk.c ---------------------------------------------------------- */
 
@@ -308,6 +311,8 @@ void vub_blk_finish_resubmits(VubDev *dev, VubVring *vq);
 /* GET_CONFIG: config bytes [offset, offset + size), zero past the end. */
 void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size,
                         uint8_t *buf);
+/* SET_CONFIG: only the writeback byte (CONFIG_WCE) is writable. */
+bool vub_blk_set_config(VubDev *dev, const VhostUserConfig *c, GError **errp);
 
 /* ---- main.c --------------------------------------------------------- */
 

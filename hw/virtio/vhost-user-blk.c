@@ -6,6 +6,11 @@
  * path checks that GET_CONFIG returned exactly the 60 bytes asked for;
  * here num_queues is checked against the configured queue count before
  * any ring is set up, and the driver never sees the back-end's own count.
+ *
+ * The one writable field, writeback (VIRTIO_BLK_F_CONFIG_WCE), goes to
+ * the back-end with SET_CONFIG as soon as the driver writes it, and again
+ * before the rings start on every later connection: a restarted back-end
+ * must not fall back to its own default cache mode under the driver.
  */
 #include <string.h>
 
@@ -19,6 +24,8 @@ typedef struct VhostUserBlk {
     VhostUserBase parent;       /* first: the base frees the whole object */
     unsigned num_queues;
     VirtioBlkConfig backend_cfg;    /* as GET_CONFIG returned it */
+    bool wce_written;               /* the driver chose a cache mode: wce */
+    uint8_t wce;
 } VhostUserBlk;
 
 #define BLK_SUPPORTED_FEATURES \
@@ -80,8 +87,30 @@ static bool vublk_connected(VhostUserBase *vub, GError **errp)
                     source);
         return false;
     }
+    if (b->wce_written) {
+        cfg.writeback = b->wce;
+    }
     b->backend_cfg = cfg;
     return true;
+}
+
+static bool vublk_send_wce(VhostUserBase *vub, GError **errp)
+{
+    VhostUserBlk *b = vub_blk(vub);
+
+    return vhost_dev_set_config(&vub->devs[0], &b->wce,
+                                offsetof(VirtioBlkConfig, writeback), 1, errp);
+}
+
+static bool vublk_pre_start(VhostUserBase *vub, GError **errp)
+{
+    VhostUserBlk *b = vub_blk(vub);
+
+    if (!b->wce_written ||
+        !virtio_has_feature(vub->vdev.guest_features, VIRTIO_BLK_F_CONFIG_WCE)) {
+        return true;
+    }
+    return vublk_send_wce(vub, errp);
 }
 
 static uint64_t vublk_host_features(VhostUserBase *vub, uint64_t backend)
@@ -126,11 +155,14 @@ static void vublk_set_config(VhostUserBase *vub, const uint8_t *config,
         !virtio_has_feature(vub->vdev.guest_features, VIRTIO_BLK_F_CONFIG_WCE)) {
         return;
     }
-    b->backend_cfg.writeback = config[wb];
+    b->wce = config[wb];
+    b->wce_written = true;
+    b->backend_cfg.writeback = b->wce;
+    /* Not connected or not negotiated yet: pre_start sends it. */
     if (!vub->ready) {
         return;
     }
-    if (!vhost_dev_set_config(&vub->devs[0], &config[wb], wb, 1, &err)) {
+    if (!vublk_send_wce(vub, &err)) {
         vhost_user_base_report_error(vub, err);
     }
 }
@@ -140,6 +172,7 @@ static const VhostUserBaseClass vhost_user_blk_class = {
     .connected = vublk_connected,
     .host_features = vublk_host_features,
     .backend_acked = vublk_backend_acked,
+    .pre_start = vublk_pre_start,
     .get_config = vublk_get_config,
     .set_config = vublk_set_config,
 };

@@ -19,8 +19,16 @@
  *
  * Receive buffers are posted once, at the first run, and stay posted:
  * with VIRTIO_NET_F_MRG_RXBUF they are rxbuf bytes each and a packet may
- * span several (num_buffers), without it each holds a whole packet
- * (12 + 1518 bytes). Everything runs in the caller's thread.
+ * span several (num_buffers), without it each holds a whole packet: the
+ * header and the largest of the first run's sizes, 1518 bytes at least,
+ * and with VIRTIO_NET_F_MTU the MTU's largest frame.
+ *
+ * Frames are 46 to 9018 bytes (jumbo). With VIRTIO_NET_F_MTU none is
+ * larger than mtu + 18: the 14-byte ethernet header and one 4-byte VLAN
+ * tag are counted on top of the MTU, as a tagged full-MTU frame must
+ * pass (so mtu 1500 allows 1518, mtu 9000 allows 9018); a workload size
+ * above that is refused before anything is sent. Everything runs in the
+ * caller's thread.
  */
 #ifndef GUEST_VIRTIO_NET_DRV_H
 #define GUEST_VIRTIO_NET_DRV_H
@@ -74,10 +82,11 @@ void virtio_net_drv_free(VirtioNetDrv *d);
 
 /*
  * Buffer area size for nqp queue pairs of ring_num entries running wl
- * (RX buffers of every pair, TX slots and the received bitmaps).
+ * with the negotiated features and cfg (RX buffers of every pair, TX
+ * slots and the received bitmaps).
  */
-uint64_t virtio_net_drv_area_size(unsigned nqp, unsigned ring_num, bool mrg_rxbuf,
-                                  const NetWorkload *wl);
+uint64_t virtio_net_drv_area_size(unsigned nqp, unsigned ring_num, uint64_t features,
+                                  const VirtioNetDrvConfig *cfg, const NetWorkload *wl);
 
 /*
  * Sends wl->count packets on each queue pair used (sizes in turn), at

@@ -44,11 +44,16 @@
  *   discard=PCT          share of operations that are DISCARDs (default 0)
  *   write_zeroes=PCT     share of operations that are WRITE_ZEROES (0)
  *   flush=on|off         FLUSH at the end when offered (default on)
+ *   wce=0|1              before the run, write the device's write cache
+ *                        mode (config writeback; needs CONFIG_WCE):
+ *                        0 write-through, 1 write-back (default: leave it)
  *
  * Net keys (virtio-net):
  *   count=N              packets sent per queue pair (default 1000)
  *   size=N[+N...]        frame sizes without the virtio-net header, used in
- *                        turn (default 64+512+1518; each in [46, 1518])
+ *                        turn (default 64+512+1518; each in [46, 9018]:
+ *                        jumbo frames need mergeable RX buffers or big
+ *                        enough ones, and at most the device's MTU + 18)
  *   window=N             packets outstanding per queue pair (default 64)
  *   queues=N             queue pairs used (default 0 = all)
  *   rxbuf=SIZE           RX buffer size with mergeable RX buffers
@@ -57,7 +62,7 @@
  *   runtime=TIME         stop sending after this long (default no limit)
  *   seed=N               pattern seed (default 1)
  *
- * Errors name the key and the value: "net0: size: '12' is outside [46, 1518] ...".
+ * Errors name the key and the value: "net0: size: '12' is outside [46, 9018] ...".
  */
 #ifndef GUEST_WORKLOAD_H
 #define GUEST_WORKLOAD_H
@@ -109,11 +114,15 @@ typedef struct BlkWorkload {
     unsigned write_zeroes_pct;
     bool flush;
     bool verify_only;           /* check an image rw=fill wrote; no workload */
+    int wce;                    /* config writeback to write; -1: none */
 } BlkWorkload;
 
 #define NET_WORKLOAD_MAX_SIZES  16
 #define NET_FRAME_MIN           46      /* ethernet header + pattern header */
-#define NET_FRAME_MAX           1518
+/* A jumbo frame: MTU 9000 + ethernet header + one VLAN tag (no FCS). */
+#define NET_FRAME_MAX           9018
+/* The classic largest frame: MTU 1500 + 14 + a VLAN tag. */
+#define NET_FRAME_CLASSIC       1518
 
 typedef struct NetWorkload {
     uint64_t count;             /* per queue pair */

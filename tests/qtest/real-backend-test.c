@@ -12,383 +12,26 @@
  * buffers) and the VMM as the listening side.
  *
  * Every process runs in its own temporary directory, gets SIGKILL if this
- * test dies (PR_SET_PDEATHSIG), and is killed and reaped on every path;
- * every wait is bounded. A missing program is a failure naming the
+ * test dies, and is killed and reaped on every path; every wait is
+ * bounded (real-proc.c). A missing program is a failure naming the
  * Debian package that provides it (scripts/install-deps.sh installs them):
  * these tests are the point of the project, they are never skipped.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
-#include <glib-unix.h>
 
 #include "guest/virtio-blk-drv.h"
+#include "real-proc.h"
 
-#define SPAWN_WAIT_MS       20000   /* a back-end's socket must appear by then */
-#define VMM_RUN_MS          40000   /* a whole workload run */
-#define TERM_WAIT_MS        5000    /* SIGTERM to exit, before SIGKILL */
 #define BLK_IMAGE_SIZE      (64u * 1024 * 1024)
-
-typedef struct Proc {
-    char *name;
-    char *log;                  /* stdout + stderr (VMM: stderr only) */
-    GPid pid;
-    int stdin_w;                /* write end of its stdin pipe, or -1 */
-    bool reaped;
-    int wstatus;
-} Proc;
-
-typedef struct Fixture {
-    char *dir;
-    GPtrArray *procs;           /* Proc, killed and reaped at teardown */
-    char *dpdk_prefix;          /* --file-prefix, its runtime dir is removed */
-} Fixture;
-
-/* ---- processes ------------------------------------------------------ */
-
-static void child_setup(gpointer data)
-{
-    /* Never outlive the test, whatever happens to it. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
-static bool proc_poll(Proc *p)
-{
-    if (!p->reaped) {
-        pid_t r = waitpid(p->pid, &p->wstatus, WNOHANG);
-
-        if (r == p->pid || (r < 0 && errno == ECHILD)) {
-            p->reaped = true;
-        }
-    }
-    return p->reaped;
-}
-
-/* Waits up to timeout_ms for the exit; true when it exited. */
-static bool proc_wait(Proc *p, unsigned timeout_ms)
-{
-    gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-
-    while (!proc_poll(p)) {
-        if (g_get_monotonic_time() >= end) {
-            return false;
-        }
-        g_usleep(10 * 1000);
-    }
-    return true;
-}
-
-/* SIGTERM, a bounded wait, then SIGKILL; always reaps. */
-static void proc_stop(Proc *p)
-{
-    if (p->stdin_w >= 0) {
-        close(p->stdin_w);
-        p->stdin_w = -1;
-    }
-    if (proc_poll(p)) {
-        return;
-    }
-    kill(p->pid, SIGTERM);
-    if (!proc_wait(p, TERM_WAIT_MS)) {
-        kill(p->pid, SIGKILL);
-        if (waitpid(p->pid, &p->wstatus, 0) == p->pid) {
-            p->reaped = true;
-        }
-    }
-}
-
-static void proc_free(gpointer data)
-{
-    Proc *p = data;
-
-    proc_stop(p);
-    g_spawn_close_pid(p->pid);
-    g_free(p->name);
-    g_free(p->log);
-    g_free(p);
-}
-
-static char *proc_log(const Proc *p)
-{
-    char *s = NULL;
-
-    if (!g_file_get_contents(p->log, &s, NULL, NULL)) {
-        s = g_strdup("(no log)");
-    }
-    return s;
-}
-
-/*
- * Spawns argv with stdout to out_path (or the log when NULL), stderr to
- * the log and, with stdin_pipe, stdin from a pipe we keep open (testpmd
- * exits at EOF on stdin).
- */
-static Proc *proc_spawn(Fixture *f, const char *name, GPtrArray *argv,
-                        bool stdin_pipe, const char *out_path)
-{
-    g_autoptr(GError) err = NULL;
-    Proc *p = g_new0(Proc, 1);
-    int pipefd[2] = { -1, -1 };
-    int log_fd, out_fd, null_fd = -1;
-    bool ok;
-
-    p->name = g_strdup(name);
-    p->log = g_strdup_printf("%s/%s.log", f->dir, name);
-    p->stdin_w = -1;
-    log_fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    g_assert_cmpint(log_fd, >=, 0);
-    out_fd = out_path ? open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
-                      : log_fd;
-    g_assert_cmpint(out_fd, >=, 0);
-    if (stdin_pipe) {
-        g_assert_true(g_unix_open_pipe(pipefd, FD_CLOEXEC, NULL));
-    } else {
-        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        g_assert_cmpint(null_fd, >=, 0);
-    }
-    g_ptr_array_add(argv, NULL);
-    ok = g_spawn_async_with_pipes_and_fds(f->dir, (const char *const *)argv->pdata,
-                                          NULL,
-                                          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
-                                          child_setup, NULL,
-                                          stdin_pipe ? pipefd[0] : null_fd,
-                                          out_fd, log_fd, NULL, NULL, 0, &p->pid,
-                                          NULL, NULL, NULL, &err);
-    g_ptr_array_remove_index(argv, argv->len - 1);
-    close(log_fd);
-    if (out_fd != log_fd) {
-        close(out_fd);
-    }
-    if (null_fd >= 0) {
-        close(null_fd);
-    }
-    if (stdin_pipe) {
-        close(pipefd[0]);
-        p->stdin_w = pipefd[1];
-    }
-    if (!ok) {
-        g_test_fail_printf("cannot start %s: %s", name, err->message);
-        p->reaped = true;
-        g_free(p->name);
-        g_free(p->log);
-        if (p->stdin_w >= 0) {
-            close(p->stdin_w);
-        }
-        g_free(p);
-        return NULL;
-    }
-    g_ptr_array_add(f->procs, p);
-    return p;
-}
-
-/* Waits for a unix socket at path; fails the test (with p's log) if not. */
-static bool wait_socket(Proc *p, const char *path)
-{
-    gint64 end = g_get_monotonic_time() + (gint64)SPAWN_WAIT_MS * 1000;
-    struct stat st;
-
-    while (g_get_monotonic_time() < end) {
-        if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-            return true;
-        }
-        if (proc_poll(p)) {
-            break;
-        }
-        g_usleep(20 * 1000);
-    }
-    {
-        g_autofree char *log = proc_log(p);
-
-        g_test_fail_printf("%s: no socket at %s within %u ms (%s); its output:\n%s",
-                           p->name, path, SPAWN_WAIT_MS,
-                           p->reaped ? "it exited" : "still running", log);
-    }
-    return false;
-}
-
-static bool require_program(const char *prog, const char *package)
-{
-    g_autofree char *path = g_find_program_in_path(prog);
-
-    if (!path) {
-        g_test_fail_printf("%s not found: install the Debian package '%s' "
-                           "(scripts/install-deps.sh does)", prog, package);
-        return false;
-    }
-    return true;
-}
-
-static const char *vmm_binary(void)
-{
-    const char *vmm = g_getenv("VMM_BINARY");
-
-    if (!vmm || !*vmm) {
-        g_test_fail_printf("VMM_BINARY is not set (run through meson test)");
-        return NULL;
-    }
-    return vmm;
-}
-
-/*
- * Runs the VMM with args to its end. Returns its stdout (the JSON lines)
- * or NULL with the test failed; *exit_code gets the exit status.
- */
-static char *run_vmm(Fixture *f, const char *name, GPtrArray *args, int *exit_code)
-{
-    g_autofree char *out_path = g_strdup_printf("%s/%s.json", f->dir, name);
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    const char *vmm = vmm_binary();
-    char *out = NULL;
-    Proc *p;
-
-    if (!vmm) {
-        return NULL;
-    }
-    g_ptr_array_add(argv, (char *)vmm);
-    for (guint i = 0; i < args->len; i++) {
-        g_ptr_array_add(argv, args->pdata[i]);
-    }
-    p = proc_spawn(f, name, argv, false, out_path);
-    if (!p) {
-        return NULL;
-    }
-    if (!proc_wait(p, VMM_RUN_MS)) {
-        g_autofree char *log = proc_log(p);
-
-        proc_stop(p);
-        g_test_fail_printf("%s did not finish within %u ms; its stderr:\n%s",
-                           name, VMM_RUN_MS, log);
-        return NULL;
-    }
-    *exit_code = WIFEXITED(p->wstatus) ? WEXITSTATUS(p->wstatus)
-                                       : 128 + WTERMSIG(p->wstatus);
-    {
-        g_autofree char *log = proc_log(p);
-
-        g_test_message("%s stderr:\n%s", name, log);
-        if (*exit_code != 0) {
-            g_test_fail_printf("%s exited with %d; its stderr:\n%s", name,
-                               *exit_code, log);
-        }
-    }
-    if (!g_file_get_contents(out_path, &out, NULL, NULL)) {
-        out = g_strdup("");
-    }
-    g_test_message("%s stdout: %s", name, out);
-    return out;
-}
-
-/*
- * How many times needle occurs in haystack. Not inlined: GCC 12 then sees
- * through proc_log() and warns about a dangling pointer that is not one.
- */
-static G_GNUC_NO_INLINE unsigned qtest_count(const char *haystack, const char *needle)
-{
-    unsigned n = 0;
-
-    for (const char *p = strstr(haystack, needle); p; p = strstr(p + 1, needle)) {
-        n++;
-    }
-    return n;
-}
-
-/* The unsigned number after "key": in a one-line JSON object, or -1. */
-static int64_t json_uint(const char *json, const char *key)
-{
-    g_autofree char *pat = g_strdup_printf("\"%s\":", key);
-    const char *p = strstr(json, pat);
-
-    if (!p || !g_ascii_isdigit(p[strlen(pat)])) {
-        return -1;
-    }
-    return (int64_t)g_ascii_strtoull(p + strlen(pat), NULL, 10);
-}
-
-static bool json_true(const char *json, const char *key)
-{
-    g_autofree char *pat = g_strdup_printf("\"%s\":true", key);
-
-    return strstr(json, pat) != NULL;
-}
-
-/*
- * Waits for a VMM started with proc_spawn (stdout to out_path) to end;
- * *code gets its exit status, *out its stdout (or NULL) and *log its
- * stderr, which also goes to the test log. False, with the test failed,
- * when it did not end in time.
- */
-static bool vmm_collect(Proc *vmm, const char *out_path, int *code, char **out,
-                        char **log)
-{
-    if (!proc_wait(vmm, VMM_RUN_MS)) {
-        g_autofree char *l = proc_log(vmm);
-
-        g_test_fail_printf("the VMM did not finish within %u ms:\n%s", VMM_RUN_MS, l);
-        return false;
-    }
-    *code = WIFEXITED(vmm->wstatus) ? WEXITSTATUS(vmm->wstatus) : -1;
-    if (!g_file_get_contents(out_path, out, NULL, NULL)) {
-        *out = NULL;
-    }
-    *log = proc_log(vmm);
-    g_test_message("vmm exit %d, stdout %s\nstderr:\n%s", *code, *out ? *out : "",
-                   *log);
-    return true;
-}
-
-/* ---- fixture -------------------------------------------------------- */
-
-static void fixture_setup(Fixture *f, gconstpointer data)
-{
-    g_autoptr(GError) err = NULL;
-
-    f->dir = g_dir_make_tmp("vutest-XXXXXX", &err);
-    g_assert_no_error(err);
-    f->procs = g_ptr_array_new_with_free_func(proc_free);
-}
-
-static void remove_tree(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    const char *name;
-
-    if (!d) {
-        return;
-    }
-    /* Our directories hold only files (logs, sockets, the image). */
-    while ((name = g_dir_read_name(d))) {
-        g_autofree char *p = g_build_filename(path, name, NULL);
-
-        g_unlink(p);
-    }
-    g_dir_close(d);
-    g_rmdir(path);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data)
-{
-    /* Back-ends and VMMs die (and are reaped) before their files go. */
-    g_ptr_array_unref(f->procs);
-    remove_tree(f->dir);
-    if (f->dpdk_prefix) {
-        g_autofree char *run = g_build_filename("/var/run/dpdk", f->dpdk_prefix, NULL);
-
-        remove_tree(run);
-        g_free(f->dpdk_prefix);
-    }
-    g_free(f->dir);
-}
 
 /* ---- DPDK testpmd --------------------------------------------------- */
 
@@ -398,7 +41,8 @@ static void fixture_teardown(Fixture *f, gconstpointer data)
  * (the VMM listens) instead of listening; then no socket is waited for.
  * One --file-prefix per fixture (runtime files removed at teardown).
  */
-static Proc *start_testpmd(Fixture *f, const char *sock, unsigned queues, bool client)
+static Proc *start_testpmd(Fixture *f, const char *sock, unsigned queues, bool client,
+                           bool jumbo)
 {
     g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u%s", sock,
                                             queues, client ? ",client=1" : "");
@@ -435,6 +79,10 @@ static Proc *start_testpmd(Fixture *f, const char *sock, unsigned queues, bool c
     g_ptr_array_add(tp, "--stats-period=0");
     /* A small pool starts fast without hugepages. */
     g_ptr_array_add(tp, "--total-num-mbufs=8192");
+    if (jumbo) {
+        /* 9018-byte frames arrive in chained 2 KiB mbufs and leave so. */
+        g_ptr_array_add(tp, "--max-pkt-len=9600");
+    }
     p = proc_spawn(f, "testpmd", tp, true, NULL);
     if (!p || client) {
         return p;
@@ -442,8 +90,14 @@ static Proc *start_testpmd(Fixture *f, const char *sock, unsigned queues, bool c
     return wait_socket(p, sock) ? p : NULL;
 }
 
-static void test_dpdk_net(Fixture *f, unsigned queues)
+/*
+ * jumbo: host_mtu=9000 (VIRTIO_NET_F_MTU to the driver, NET_SET_MTU to
+ * testpmd) and frames up to 9018 bytes, merged over 2 KiB RX buffers.
+ */
+static void test_dpdk_net(Fixture *f, unsigned queues, bool jumbo)
 {
+    /* The jumbo mix sums to 19614 bytes per 4 packets. */
+    const int64_t jumbo_bytes = 5000ll * (64 + 1518 + 9014 + 9018);
     g_autofree char *sock = g_build_filename(f->dir, "net.sock", NULL);
     g_autofree char *q = g_strdup_printf("%u", queues);
     g_autofree char *chardev = NULL;
@@ -454,7 +108,7 @@ static void test_dpdk_net(Fixture *f, unsigned queues)
     int code = -1;
     int64_t sent, received;
 
-    testpmd = start_testpmd(f, sock, queues, false);
+    testpmd = start_testpmd(f, sock, queues, false, jumbo);
     if (!testpmd) {
         return;
     }
@@ -468,9 +122,11 @@ static void test_dpdk_net(Fixture *f, unsigned queues)
     g_ptr_array_add(args, "-netdev");
     g_ptr_array_add(args, netdev);
     g_ptr_array_add(args, "-device");
-    g_ptr_array_add(args, "virtio-net-pci,netdev=net0,mq=on");
+    g_ptr_array_add(args, jumbo ? "virtio-net-pci,netdev=net0,mq=on,host_mtu=9000"
+                                : "virtio-net-pci,netdev=net0,mq=on");
     g_ptr_array_add(args, "-workload");
-    g_ptr_array_add(args, "net0:count=20000,size=64+512+1518,drain=2s");
+    g_ptr_array_add(args, jumbo ? "net0:count=20000,size=64+1518+9014+9018,drain=2s"
+                                : "net0:count=20000,size=64+512+1518,drain=2s");
     g_ptr_array_add(args, "-summary");
     g_ptr_array_add(args, "json");
     out = run_vmm(f, "vmm", args, &code);
@@ -486,6 +142,20 @@ static void test_dpdk_net(Fixture *f, unsigned queues)
                            20000 * queues, out);
         return;
     }
+    if (jumbo && json_uint(out, "bytes") != jumbo_bytes * queues) {
+        g_test_fail_printf("net0 over testpmd: %" PRId64 " bytes verified, the "
+                           "jumbo mix makes %" PRId64 ": %s", json_uint(out, "bytes"),
+                           jumbo_bytes * queues, out);
+        return;
+    }
+    if (jumbo) {
+        g_autofree char *log = proc_log(testpmd);
+
+        if (!strstr(log, "VHOST_USER_NET_SET_MTU")) {
+            g_test_fail_printf("testpmd never got NET_SET_MTU:\n%s", log);
+            return;
+        }
+    }
     /* testpmd still running means it took the whole session without a fault. */
     if (proc_poll(testpmd)) {
         g_autofree char *log = proc_log(testpmd);
@@ -496,12 +166,17 @@ static void test_dpdk_net(Fixture *f, unsigned queues)
 
 static void test_dpdk_net_1q(Fixture *f, gconstpointer data)
 {
-    test_dpdk_net(f, 1);
+    test_dpdk_net(f, 1, false);
 }
 
 static void test_dpdk_net_2q(Fixture *f, gconstpointer data)
 {
-    test_dpdk_net(f, 2);
+    test_dpdk_net(f, 2, false);
+}
+
+static void test_dpdk_net_jumbo(Fixture *f, gconstpointer data)
+{
+    test_dpdk_net(f, 2, true);
 }
 
 /*
@@ -528,7 +203,7 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
     if (!vmm_bin) {
         return;
     }
-    if (!vmm_server && !(tp = start_testpmd(f, sock, 2, false))) {
+    if (!vmm_server && !(tp = start_testpmd(f, sock, 2, false, false))) {
         return;
     }
     g_ptr_array_add(argv, (char *)vmm_bin);
@@ -547,7 +222,7 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
     g_ptr_array_add(argv, "json");
     vmm = proc_spawn(f, "vmm", argv, false, out_path);
     if (!vmm || (vmm_server && (!wait_socket(vmm, sock) ||
-                                !(tp = start_testpmd(f, sock, 2, true))))) {
+                                !(tp = start_testpmd(f, sock, 2, true, false))))) {
         return;
     }
     g_usleep(2000 * 1000);
@@ -557,7 +232,7 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
         /* testpmd does not remove its socket; a stale one stops the next. */
         g_unlink(sock);
     }
-    if (!start_testpmd(f, sock, 2, vmm_server)) {
+    if (!start_testpmd(f, sock, 2, vmm_server, false)) {
         return;
     }
     if (!vmm_collect(vmm, out_path, &code, &out, &log)) {
@@ -816,6 +491,59 @@ static void test_qsd_blk_kill(Fixture *f, gconstpointer data)
     }
 }
 
+/*
+ * One VMM run that sets the write cache (wce=) and must report what the
+ * back-end's config said before: GET_CONFIG on connect, so it shows
+ * whether the previous run's SET_CONFIG took. was < 0: not checked.
+ */
+static bool wce_run(Fixture *f, const char *sock, unsigned n, unsigned wce, int was)
+{
+    g_autofree char *name = g_strdup_printf("vmm-wce%u", n);
+    g_autofree char *wl = g_strdup_printf("rw=randwrite,bs=4k,iodepth=4,ops=2000,wce=%u",
+                                          wce);
+    g_autofree char *want = g_strdup_printf("blk0: write cache %s (writeback %u, was ",
+                                            wce ? "on: write-back" : "off: write-through",
+                                            wce);
+    g_autofree char *log_path = g_strdup_printf("%s/%s.log", f->dir, name);
+    g_autofree char *out = blk_run(f, name, sock, 1, wl);
+    g_autofree char *log = NULL;
+    const char *line;
+
+    if (!out) {
+        return false;
+    }
+    if (!g_file_get_contents(log_path, &log, NULL, NULL) ||
+        !(line = strstr(log, want)) ||
+        (was >= 0 && line[strlen(want)] != '0' + was) ||
+        json_uint(out, "writes") != 2000) {
+        g_test_fail_printf("%s (wce=%u): expected \"%s%d)\" and 2000 writes; "
+                           "summary %s; stderr:\n%s", name, wce, want, was, out,
+                           log ? log : "(none)");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * qemu-storage-daemon takes SET_CONFIG of wce (blk_set_enable_write_cache)
+ * and reports it in GET_CONFIG: three VMMs in turn switch it 1, 0, 1 and
+ * each sees the one before it.
+ */
+static void test_qsd_blk_wce(Fixture *f, gconstpointer data)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *sock = g_build_filename(f->dir, "blk.sock", NULL);
+
+    if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
+        !require_program("qemu-img", "qemu-utils") ||
+        !create_image(f, img) || !start_qsd(f, img, sock, 1)) {
+        return;
+    }
+    if (wce_run(f, sock, 1, 1, -1) && wce_run(f, sock, 2, 0, 1)) {
+        wce_run(f, sock, 3, 1, 0);
+    }
+}
+
 /* ---- our reference back-end ----------------------------------------- */
 
 static const char *ref_backend(void)
@@ -866,16 +594,22 @@ static Proc *start_ref(Fixture *f, const char *type, const char *sock,
     return client || wait_socket(p, sock) ? p : NULL;
 }
 
+/*
+ * jumbo (data non-NULL): host_mtu=9000, which the back-end hears with
+ * NET_SET_MTU, and frames up to 9018 bytes spread over 9 buffers of 1 KiB.
+ */
 static void test_ref_net(Fixture *f, gconstpointer data)
 {
+    bool jumbo = data != NULL;
     g_autofree char *sock = g_build_filename(f->dir, "net.sock", NULL);
     g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=100",
                                                sock);
     g_autofree char *out = NULL;
     g_autoptr(GPtrArray) args = g_ptr_array_new();
     int code = -1;
+    Proc *be;
 
-    if (!start_ref(f, "net", sock, 2, NULL, false)) {
+    if (!(be = start_ref(f, "net", sock, 2, NULL, false))) {
         return;
     }
     g_ptr_array_add(args, "-m");
@@ -885,10 +619,12 @@ static void test_ref_net(Fixture *f, gconstpointer data)
     g_ptr_array_add(args, "-netdev");
     g_ptr_array_add(args, "vhost-user,id=net0,chardev=c0,queues=2");
     g_ptr_array_add(args, "-device");
-    g_ptr_array_add(args, "virtio-net-pci,netdev=net0,mq=on");
-    /* 1518-byte frames into 1024-byte buffers: mergeable RX must chain them. */
+    g_ptr_array_add(args, jumbo ? "virtio-net-pci,netdev=net0,mq=on,host_mtu=9000"
+                                : "virtio-net-pci,netdev=net0,mq=on");
+    /* Frames into 1024-byte buffers: mergeable RX must chain them. */
     g_ptr_array_add(args, "-workload");
-    g_ptr_array_add(args, "net0:count=20000,size=64+1518,rxbuf=1k,drain=2s");
+    g_ptr_array_add(args, jumbo ? "net0:count=20000,size=64+9014+1518+9018,rxbuf=1k,drain=2s"
+                                : "net0:count=20000,size=64+1518,rxbuf=1k,drain=2s");
     g_ptr_array_add(args, "-summary");
     g_ptr_array_add(args, "json");
     out = run_vmm(f, "vmm", args, &code);
@@ -899,6 +635,16 @@ static void test_ref_net(Fixture *f, gconstpointer data)
         json_uint(out, "packets_verified") != 40000 || json_uint(out, "lost") != 0) {
         g_test_fail_printf("net0 over the reference back-end: expected 40000 "
                            "packets sent and verified; the VMM said: %s", out);
+        return;
+    }
+    if (jumbo) {
+        g_autofree char *log = proc_log(be);
+
+        if (json_uint(out, "bytes") != 10000ll * (64 + 9014 + 1518 + 9018) ||
+            !strstr(log, "MTU 9000: frames of up to 9018 bytes")) {
+            g_test_fail_printf("jumbo over the reference back-end: the VMM said %s; "
+                               "the back-end:\n%s", out, log);
+        }
     }
 }
 
@@ -988,6 +734,30 @@ static void test_ref_blk(Fixture *f, gconstpointer data)
     check_image(img, seed);
 }
 
+/*
+ * Our back-end honours the write cache mode: write-through (wce=0) syncs
+ * every one of the 2000 writes of the run before completing it, which it
+ * counts; the next VMM sees writeback 0 in GET_CONFIG and turns it back.
+ */
+static void test_ref_blk_wce(Fixture *f, gconstpointer data)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *sock = g_build_filename(f->dir, "blk.sock", NULL);
+    g_autofree char *log = NULL;
+    Proc *be;
+
+    if (!(be = start_ref(f, "blk", sock, 1, img, false)) ||
+        !wce_run(f, sock, 1, 0, 1) || !wce_run(f, sock, 2, 1, 0)) {
+        return;
+    }
+    log = proc_log(be);
+    if (!strstr(log, "write cache off: write-through (writeback=0; 0 writes synced") ||
+        !strstr(log, "write cache on: write-back (writeback=1; 2000 writes synced")) {
+        g_test_fail_printf("the back-end did not sync the 2000 writes of the "
+                           "write-through run:\n%s", log);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -998,6 +768,8 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/real/dpdk/net-2q", Fixture, NULL, fixture_setup, test_dpdk_net_2q,
                fixture_teardown);
+    g_test_add("/real/dpdk/net-jumbo-2q", Fixture, NULL, fixture_setup, test_dpdk_net_jumbo,
+               fixture_teardown);
     g_test_add("/real/dpdk/net-restart-vmm-client", Fixture, GINT_TO_POINTER(0),
                fixture_setup, test_dpdk_net_restart, fixture_teardown);
     g_test_add("/real/dpdk/net-restart-vmm-server", Fixture, GINT_TO_POINTER(1),
@@ -1006,11 +778,17 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/real/qsd/blk-4q", Fixture, NULL, fixture_setup, test_qsd_blk_4q,
                fixture_teardown);
+    g_test_add("/real/qsd/blk-wce", Fixture, NULL, fixture_setup, test_qsd_blk_wce,
+               fixture_teardown);
     g_test_add("/real/qsd/blk-kill-restart", Fixture, NULL, fixture_setup,
                test_qsd_blk_kill, fixture_teardown);
     g_test_add("/real/ref/net-2q", Fixture, NULL, fixture_setup, test_ref_net,
                fixture_teardown);
+    g_test_add("/real/ref/net-jumbo-2q", Fixture, "jumbo", fixture_setup, test_ref_net,
+               fixture_teardown);
     g_test_add("/real/ref/blk-2q-server", Fixture, NULL, fixture_setup, test_ref_blk,
+               fixture_teardown);
+    g_test_add("/real/ref/blk-wce", Fixture, NULL, fixture_setup, test_ref_blk_wce,
                fixture_teardown);
     return g_test_run();
 }

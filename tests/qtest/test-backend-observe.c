@@ -58,18 +58,35 @@ TbMsg *tb_msg_get(TestBackend *tb, unsigned conn, unsigned i)
     return c && i < c->log->len ? tb_msg_copy(g_ptr_array_index(c->log, i)) : NULL;
 }
 
-TbMsg *tb_msg_find(TestBackend *tb, unsigned conn, uint32_t request, int ring)
+static int tb_msg_pos_locked(TestBackend *tb, unsigned conn, uint32_t request, int ring)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
     TbConn *c = tb_conn_get_locked(tb, conn);
 
     for (unsigned i = 0; c && i < c->log->len; i++) {
         const TbMsg *m = g_ptr_array_index(c->log, i);
         if (m->request == request && (ring < 0 || m->ring == ring)) {
-            return tb_msg_copy(m);
+            return (int)i;
         }
     }
-    return NULL;
+    return -1;
+}
+
+TbMsg *tb_msg_find(TestBackend *tb, unsigned conn, uint32_t request, int ring)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    int i = tb_msg_pos_locked(tb, conn, request, ring);
+
+    if (i < 0) {
+        return NULL;
+    }
+    return tb_msg_copy(g_ptr_array_index(tb_conn_get_locked(tb, conn)->log, i));
+}
+
+int tb_msg_pos(TestBackend *tb, unsigned conn, uint32_t request, int ring)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+
+    return tb_msg_pos_locked(tb, conn, request, ring);
 }
 
 static unsigned tb_rings_count_locked(TestBackend *tb, unsigned conn, bool enabled)

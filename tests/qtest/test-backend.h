@@ -130,6 +130,8 @@ TbMsg *tb_msg_get(TestBackend *tb, unsigned conn, unsigned i);
 void tb_msg_free(TbMsg *msg);
 /* First message with that request code and ring (-1: any) on conn, or NULL. */
 TbMsg *tb_msg_find(TestBackend *tb, unsigned conn, uint32_t request, int ring);
+/* Its index in conn's log (to compare orders), or -1. */
+int tb_msg_pos(TestBackend *tb, unsigned conn, uint32_t request, int ring);
 unsigned tb_rings_started(TestBackend *tb, unsigned conn);
 unsigned tb_rings_enabled(TestBackend *tb, unsigned conn);
 bool tb_ring_started(TestBackend *tb, unsigned conn, unsigned ring);

@@ -796,6 +796,17 @@ START_TEST(test_workload_options)
     blk_workload_init(&wl2);
     ck_assert_msg(blk_workload_parse(&wl2, "blk0", fmt, &err), "%s", fmt);
     ck_assert(memcmp(&wl, &wl2, sizeof(wl)) == 0);
+    /* wce: left alone unless given, and given it survives the round trip. */
+    ck_assert_int_eq(wl.wce, -1);
+    ck_assert(!strstr(fmt, "wce"));
+    ck_assert(blk_workload_parse(&wl, "blk0", "wce=0", &err));
+    ck_assert_int_eq(wl.wce, 0);
+    g_free(fmt);
+    fmt = blk_workload_format(&wl);
+    ck_assert(strstr(fmt, ",wce=0"));
+    blk_workload_init(&wl2);
+    ck_assert_msg(blk_workload_parse(&wl2, "blk0", fmt, &err), "%s", fmt);
+    ck_assert(memcmp(&wl, &wl2, sizeof(wl)) == 0);
 
     static const struct { const char *opts, *msg; } bad[] = {
         { "bs=1000", "blk0: bs: '1000' is not a multiple of 512" },
@@ -808,6 +819,7 @@ START_TEST(test_workload_options)
         { "ops=-1", "blk0: ops: '-1' is not a number" },
         { "size=99999999999999999999", "blk0: size: '99999999999999999999' is not a size" },
         { "discard=60,write_zeroes=50", "blk0: write_zeroes: '50' is outside [0, 40]" },
+        { "wce=2", "blk0: wce: '2' is outside [0, 1]" },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         blk_workload_init(&wl);
@@ -830,9 +842,12 @@ START_TEST(test_workload_options)
     ck_assert_msg(net_workload_parse(&nw2, "net0", nfmt, &err), "%s", nfmt);
     ck_assert(memcmp(&nw, &nw2, sizeof(nw)) == 0);
     ck_assert(!net_workload_parse(&nw, "net0", "size=64+12", &err));
-    ck_assert_msg(strstr(err->message, "net0: size: '12' is outside [46, 1518]"), "%s",
+    ck_assert_msg(strstr(err->message, "net0: size: '12' is outside [46, 9018]"), "%s",
                   err->message);
     g_clear_error(&err);
+    /* Jumbo frames parse; the device's MTU is the driver's business. */
+    ck_assert(net_workload_parse(&nw, "net0", "size=64+1518+9014", &err));
+    ck_assert_uint_eq(nw.sizes[2], 9014);
     ck_assert(!net_workload_parse(&nw, "net0", "count=0", &err));
     g_clear_error(&err);
     ck_assert(!net_workload_parse(&nw, "net0", "bs=4k", &err));

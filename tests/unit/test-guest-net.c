@@ -245,7 +245,7 @@ static bool dev_process(unsigned p)
     bool any = false;
 
     while (dev.last_avail[tx] != avail) {
-        uint8_t pkt[HDR + 1600];
+        uint8_t pkt[HDR + NET_FRAME_MAX];
         size_t len = 0;
         DevSg sg[GUEST_VQ_INDIRECT_MAX];
         uint16_t head = dev_pop(tx);
@@ -323,17 +323,22 @@ static void dev_stop(void)
     pthread_join(dev.thread, NULL);
 }
 
-static VirtioNetDrv *drv_new(unsigned nqp, bool mrg)
+static VirtioNetDrv *drv_new_cfg(unsigned nqp, bool mrg, const VirtioNetDrvConfig *cfg)
 {
     GError *err = NULL;
     uint64_t features = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MTU) |
                         (nqp > 1 ? 1ull << VIRTIO_NET_F_MQ : 0) |
                         (mrg ? 1ull << VIRTIO_NET_F_MRG_RXBUF : 0);
-    VirtioNetDrv *d = virtio_net_drv_new("net0", mem, vqs, 2 * nqp, features, &net_cfg,
+    VirtioNetDrv *d = virtio_net_drv_new("net0", mem, vqs, 2 * nqp, features, cfg,
                                          BUF_GPA, BUF_SIZE, &err);
 
     ck_assert_msg(d, "%s", err ? err->message : "?");
     return d;
+}
+
+static VirtioNetDrv *drv_new(unsigned nqp, bool mrg)
+{
+    return drv_new_cfg(nqp, mrg, &net_cfg);
 }
 
 static void run_ok(VirtioNetDrv *d, const NetWorkload *wl, VirtioNetResult *res)
@@ -375,7 +380,8 @@ START_TEST(test_two_pairs_all_verified)
     /* 12 + 1518 bytes in 512-byte buffers: 3 of them. */
     ck_assert_uint_eq(dev.max_nbuf, mrg ? 3 : 1);
     virtio_net_result_clear(&res);
-    ck_assert_uint_le(virtio_net_drv_area_size(2, QSIZE, mrg, &wl), BUF_SIZE);
+    ck_assert_uint_le(virtio_net_drv_area_size(2, QSIZE, mrg ? 1ull << VIRTIO_NET_F_MRG_RXBUF : 0,
+                                               &net_cfg, &wl), BUF_SIZE);
     /* A second run on the same buffers: new generation, same result. */
     wl.count = 500;
     run_ok(d, &wl, &res);
@@ -473,15 +479,91 @@ START_TEST(test_stop_and_bad_options)
     ck_assert(virtio_net_drv_run(d, &wl, &ctl, &res, &err));
     ck_assert_uint_eq(res.sent, 0);
     virtio_net_result_clear(&res);
-    wl.sizes[0] = 1600;
+    /* mtu 1500: 1518 (with a VLAN tag) is the most. */
+    wl.sizes[0] = 1519;
     ck_assert(!virtio_net_drv_run(d, &wl, NULL, &res, &err));
-    ck_assert_msg(strstr(err->message, "net0: size 1600"), "%s", err->message);
+    ck_assert_msg(strstr(err->message, "net0: size=1519 is over the limit of 1518 bytes "
+                         "(the device's mtu 1500"), "%s", err->message);
     g_clear_error(&err);
+    ck_assert_uint_eq(res.sent, 0);
     dev_stop();
     virtio_net_drv_free(d);
     ck_assert(!virtio_net_drv_new("net9", mem, vqs, 3, 0, &net_cfg, BUF_GPA, BUF_SIZE, &err));
     ck_assert_msg(strstr(err->message, "net9: 3 queues"), "%s", err->message);
     g_clear_error(&err);
+    net_teardown();
+}
+END_TEST
+
+/*
+ * Jumbo frames with mtu 9000: 9014 (untagged) and 9018 (the VLAN-tagged
+ * most) go through, merged over 1 KiB buffers or, without MRG_RXBUF,
+ * in RX buffers sized for a whole jumbo frame.
+ */
+START_TEST(test_jumbo_frames)
+{
+    static const VirtioNetDrvConfig jumbo_cfg = { .mac = { 0x52, 0x54, 0, 0x12, 0x34, 0x57 },
+                                                  .mtu = 9000, .max_queue_pairs = 1 };
+    bool mrg = _i;
+    VirtioNetResult res;
+    NetWorkload wl;
+    GError *err = NULL;
+    VirtioNetDrv *d;
+
+    net_setup(1, mrg, true, true);
+    dev_start();
+    d = drv_new_cfg(1, mrg, &jumbo_cfg);
+    net_workload_init(&wl);
+    ck_assert(net_workload_parse(&wl, "net0", "count=600,size=64+9014+1518+9018,"
+                                 "rxbuf=1k", &err));
+    run_ok(d, &wl, &res);
+    ck_assert_uint_eq(res.sent, 600);
+    ck_assert_uint_eq(dev.dropped, 0);
+    /* 12 + 9018 bytes: 9 buffers of 1 KiB, or one big one. */
+    ck_assert_uint_eq(dev.max_nbuf, mrg ? 9 : 1);
+    ck_assert_uint_eq(res.stats.bytes, 150ull * (64 + 9014 + 1518 + 9018));
+    virtio_net_result_clear(&res);
+    /* One byte more than mtu + 18 is refused before anything is sent. */
+    wl.sizes[1] = 9019;
+    ck_assert(!virtio_net_drv_run(d, &wl, NULL, &res, &err));
+    ck_assert_msg(strstr(err->message, "net0: size=9019 is outside [46, 9018]"), "%s",
+                  err->message);
+    ck_assert_uint_eq(res.sent, 0);
+    g_clear_error(&err);
+    dev_stop();
+    virtio_net_drv_free(d);
+    net_teardown();
+}
+END_TEST
+
+/* mtu 1500 on the device: a jumbo size is refused, naming the limit. */
+START_TEST(test_jumbo_over_mtu)
+{
+    VirtioNetResult res;
+    NetWorkload wl;
+    GError *err = NULL;
+    VirtioNetDrv *d;
+
+    net_setup(1, true, false, false);
+    dev_start();
+    d = drv_new(1, true);
+    net_workload_init(&wl);
+    ck_assert(net_workload_parse(&wl, "net0", "count=10,size=64+9014", &err));
+    ck_assert(!virtio_net_drv_run(d, &wl, NULL, &res, &err));
+    ck_assert_int_eq(err->code, GUEST_ERROR_OPTION);
+    ck_assert_msg(!strcmp(err->message, "net0: size=9014 is over the limit of 1518 bytes "
+                          "(the device's mtu 1500 + 18: ethernet header and a VLAN tag)"),
+                  "%s", err->message);
+    ck_assert_uint_eq(res.sent, 0);
+    ck_assert_uint_eq(dev.tx_packets[0], 0);
+    g_clear_error(&err);
+    /* The parser knows only the absolute bound. */
+    ck_assert(!net_workload_parse(&wl, "net0", "size=9019", &err));
+    ck_assert_msg(strstr(err->message, "net0: size: '9019' is outside [46, 9018]"), "%s",
+                  err->message);
+    g_clear_error(&err);
+    dev_stop();
+    virtio_net_drv_free(d);
     net_teardown();
 }
 END_TEST
@@ -498,6 +580,8 @@ int main(void)
     tcase_add_loop_test(tc, test_dropped_packet_is_lost, 0, 2);
     tcase_add_test(tc, test_corrupt_and_duplicate);
     tcase_add_test(tc, test_stop_and_bad_options);
+    tcase_add_loop_test(tc, test_jumbo_frames, 0, 2);
+    tcase_add_test(tc, test_jumbo_over_mtu);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

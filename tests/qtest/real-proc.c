@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Child processes of the real back-end tests; see real-proc.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <glib-unix.h>
+
+#include "real-proc.h"
+
+/* ---- processes ------------------------------------------------------ */
+
+static void child_setup(gpointer data)
+{
+    /* Never outlive the test, whatever happens to it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+bool proc_poll(Proc *p)
+{
+    if (!p->reaped) {
+        pid_t r = waitpid(p->pid, &p->wstatus, WNOHANG);
+
+        if (r == p->pid || (r < 0 && errno == ECHILD)) {
+            p->reaped = true;
+        }
+    }
+    return p->reaped;
+}
+
+/* Waits up to timeout_ms for the exit; true when it exited. */
+bool proc_wait(Proc *p, unsigned timeout_ms)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    while (!proc_poll(p)) {
+        if (g_get_monotonic_time() >= end) {
+            return false;
+        }
+        g_usleep(10 * 1000);
+    }
+    return true;
+}
+
+/* SIGTERM, a bounded wait, then SIGKILL; always reaps. */
+void proc_stop(Proc *p)
+{
+    if (p->stdin_w >= 0) {
+        close(p->stdin_w);
+        p->stdin_w = -1;
+    }
+    if (proc_poll(p)) {
+        return;
+    }
+    kill(p->pid, SIGTERM);
+    if (!proc_wait(p, TERM_WAIT_MS)) {
+        kill(p->pid, SIGKILL);
+        if (waitpid(p->pid, &p->wstatus, 0) == p->pid) {
+            p->reaped = true;
+        }
+    }
+}
+
+static void proc_free(gpointer data)
+{
+    Proc *p = data;
+
+    proc_stop(p);
+    g_spawn_close_pid(p->pid);
+    g_free(p->name);
+    g_free(p->log);
+    g_free(p);
+}
+
+char *proc_log(const Proc *p)
+{
+    char *s = NULL;
+
+    if (!g_file_get_contents(p->log, &s, NULL, NULL)) {
+        s = g_strdup("(no log)");
+    }
+    return s;
+}
+
+/*
+ * Spawns argv with stdout to out_path (or the log when NULL), stderr to
+ * the log and, with stdin_pipe, stdin from a pipe we keep open (testpmd
+ * exits at EOF on stdin).
+ */
+Proc *proc_spawn(Fixture *f, const char *name, GPtrArray *argv,
+                        bool stdin_pipe, const char *out_path)
+{
+    g_autoptr(GError) err = NULL;
+    Proc *p = g_new0(Proc, 1);
+    int pipefd[2] = { -1, -1 };
+    int log_fd, out_fd, null_fd = -1;
+    bool ok;
+
+    p->name = g_strdup(name);
+    p->log = g_strdup_printf("%s/%s.log", f->dir, name);
+    p->stdin_w = -1;
+    log_fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    g_assert_cmpint(log_fd, >=, 0);
+    out_fd = out_path ? open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+                      : log_fd;
+    g_assert_cmpint(out_fd, >=, 0);
+    if (stdin_pipe) {
+        g_assert_true(g_unix_open_pipe(pipefd, FD_CLOEXEC, NULL));
+    } else {
+        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        g_assert_cmpint(null_fd, >=, 0);
+    }
+    g_ptr_array_add(argv, NULL);
+    ok = g_spawn_async_with_pipes_and_fds(f->dir, (const char *const *)argv->pdata,
+                                          NULL,
+                                          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
+                                          child_setup, NULL,
+                                          stdin_pipe ? pipefd[0] : null_fd,
+                                          out_fd, log_fd, NULL, NULL, 0, &p->pid,
+                                          NULL, NULL, NULL, &err);
+    g_ptr_array_remove_index(argv, argv->len - 1);
+    close(log_fd);
+    if (out_fd != log_fd) {
+        close(out_fd);
+    }
+    if (null_fd >= 0) {
+        close(null_fd);
+    }
+    if (stdin_pipe) {
+        close(pipefd[0]);
+        p->stdin_w = pipefd[1];
+    }
+    if (!ok) {
+        g_test_fail_printf("cannot start %s: %s", name, err->message);
+        p->reaped = true;
+        g_free(p->name);
+        g_free(p->log);
+        if (p->stdin_w >= 0) {
+            close(p->stdin_w);
+        }
+        g_free(p);
+        return NULL;
+    }
+    g_ptr_array_add(f->procs, p);
+    return p;
+}
+
+/* Waits for a unix socket at path; fails the test (with p's log) if not. */
+bool wait_socket(Proc *p, const char *path)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)SPAWN_WAIT_MS * 1000;
+    struct stat st;
+
+    while (g_get_monotonic_time() < end) {
+        if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            return true;
+        }
+        if (proc_poll(p)) {
+            break;
+        }
+        g_usleep(20 * 1000);
+    }
+    {
+        g_autofree char *log = proc_log(p);
+
+        g_test_fail_printf("%s: no socket at %s within %u ms (%s); its output:\n%s",
+                           p->name, path, SPAWN_WAIT_MS,
+                           p->reaped ? "it exited" : "still running", log);
+    }
+    return false;
+}
+
+bool require_program(const char *prog, const char *package)
+{
+    g_autofree char *path = g_find_program_in_path(prog);
+
+    if (!path) {
+        g_test_fail_printf("%s not found: install the Debian package '%s' "
+                           "(scripts/install-deps.sh does)", prog, package);
+        return false;
+    }
+    return true;
+}
+
+const char *vmm_binary(void)
+{
+    const char *vmm = g_getenv("VMM_BINARY");
+
+    if (!vmm || !*vmm) {
+        g_test_fail_printf("VMM_BINARY is not set (run through meson test)");
+        return NULL;
+    }
+    return vmm;
+}
+
+/*
+ * Runs the VMM with args to its end. Returns its stdout (the JSON lines)
+ * or NULL with the test failed; *exit_code gets the exit status.
+ */
+char *run_vmm(Fixture *f, const char *name, GPtrArray *args, int *exit_code)
+{
+    g_autofree char *out_path = g_strdup_printf("%s/%s.json", f->dir, name);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    const char *vmm = vmm_binary();
+    char *out = NULL;
+    Proc *p;
+
+    if (!vmm) {
+        return NULL;
+    }
+    g_ptr_array_add(argv, (char *)vmm);
+    for (guint i = 0; i < args->len; i++) {
+        g_ptr_array_add(argv, args->pdata[i]);
+    }
+    p = proc_spawn(f, name, argv, false, out_path);
+    if (!p) {
+        return NULL;
+    }
+    if (!proc_wait(p, VMM_RUN_MS)) {
+        g_autofree char *log = proc_log(p);
+
+        proc_stop(p);
+        g_test_fail_printf("%s did not finish within %u ms; its stderr:\n%s",
+                           name, VMM_RUN_MS, log);
+        return NULL;
+    }
+    *exit_code = WIFEXITED(p->wstatus) ? WEXITSTATUS(p->wstatus)
+                                       : 128 + WTERMSIG(p->wstatus);
+    {
+        g_autofree char *log = proc_log(p);
+
+        g_test_message("%s stderr:\n%s", name, log);
+        if (*exit_code != 0) {
+            g_test_fail_printf("%s exited with %d; its stderr:\n%s", name,
+                               *exit_code, log);
+        }
+    }
+    if (!g_file_get_contents(out_path, &out, NULL, NULL)) {
+        out = g_strdup("");
+    }
+    g_test_message("%s stdout: %s", name, out);
+    return out;
+}
+
+/*
+ * How many times needle occurs in haystack. Not inlined: GCC 12 then sees
+ * through proc_log() and warns about a dangling pointer that is not one.
+ */
+G_GNUC_NO_INLINE unsigned qtest_count(const char *haystack, const char *needle)
+{
+    unsigned n = 0;
+
+    for (const char *p = strstr(haystack, needle); p; p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+/* The unsigned number after "key": in a one-line JSON object, or -1. */
+int64_t json_uint(const char *json, const char *key)
+{
+    g_autofree char *pat = g_strdup_printf("\"%s\":", key);
+    const char *p = strstr(json, pat);
+
+    if (!p || !g_ascii_isdigit(p[strlen(pat)])) {
+        return -1;
+    }
+    return (int64_t)g_ascii_strtoull(p + strlen(pat), NULL, 10);
+}
+
+bool json_true(const char *json, const char *key)
+{
+    g_autofree char *pat = g_strdup_printf("\"%s\":true", key);
+
+    return strstr(json, pat) != NULL;
+}
+
+/*
+ * Waits for a VMM started with proc_spawn (stdout to out_path) to end;
+ * *code gets its exit status, *out its stdout (or NULL) and *log its
+ * stderr, which also goes to the test log. False, with the test failed,
+ * when it did not end in time.
+ */
+bool vmm_collect(Proc *vmm, const char *out_path, int *code, char **out,
+                        char **log)
+{
+    if (!proc_wait(vmm, VMM_RUN_MS)) {
+        g_autofree char *l = proc_log(vmm);
+
+        g_test_fail_printf("the VMM did not finish within %u ms:\n%s", VMM_RUN_MS, l);
+        return false;
+    }
+    *code = WIFEXITED(vmm->wstatus) ? WEXITSTATUS(vmm->wstatus) : -1;
+    if (!g_file_get_contents(out_path, out, NULL, NULL)) {
+        *out = NULL;
+    }
+    *log = proc_log(vmm);
+    g_test_message("vmm exit %d, stdout %s\nstderr:\n%s", *code, *out ? *out : "",
+                   *log);
+    return true;
+}
+
+/* ---- fixture -------------------------------------------------------- */
+
+void fixture_setup(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+
+    f->dir = g_dir_make_tmp("vutest-XXXXXX", &err);
+    g_assert_no_error(err);
+    f->procs = g_ptr_array_new_with_free_func(proc_free);
+}
+
+static void remove_tree(const char *path)
+{
+    GDir *d = g_dir_open(path, 0, NULL);
+    const char *name;
+
+    if (!d) {
+        return;
+    }
+    /* Our directories hold only files (logs, sockets, the image). */
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *p = g_build_filename(path, name, NULL);
+
+        g_unlink(p);
+    }
+    g_dir_close(d);
+    g_rmdir(path);
+}
+
+void fixture_teardown(Fixture *f, gconstpointer data)
+{
+    /* Back-ends and VMMs die (and are reaped) before their files go. */
+    g_ptr_array_unref(f->procs);
+    remove_tree(f->dir);
+    if (f->dpdk_prefix) {
+        g_autofree char *run = g_build_filename("/var/run/dpdk", f->dpdk_prefix, NULL);
+
+        remove_tree(run);
+        g_free(f->dpdk_prefix);
+    }
+    g_free(f->dir);
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Child processes for the tests against real back-ends (testpmd,
+ * qemu-storage-daemon, our reference back-end) and the VMM: each runs in
+ * the fixture's temporary directory with its output in a log there, gets
+ * SIGKILL if the test dies (PR_SET_PDEATHSIG), and is killed and reaped
+ * at teardown; every wait is bounded. Plus the few JSON look-ups the
+ * tests make in the VMM's one-line summaries.
+ */
+#ifndef TESTS_QTEST_REAL_PROC_H
+#define TESTS_QTEST_REAL_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#define SPAWN_WAIT_MS       20000   /* a back-end's socket must appear by then */
+#define VMM_RUN_MS          40000   /* a whole workload run */
+#define TERM_WAIT_MS        5000    /* SIGTERM to exit, before SIGKILL */
+
+typedef struct Proc {
+    char *name;
+    char *log;                  /* stdout + stderr (VMM: stderr only) */
+    GPid pid;
+    int stdin_w;                /* write end of its stdin pipe, or -1 */
+    bool reaped;
+    int wstatus;
+} Proc;
+
+typedef struct Fixture {
+    char *dir;
+    GPtrArray *procs;           /* Proc, killed and reaped at teardown */
+    char *dpdk_prefix;          /* --file-prefix, its runtime dir is removed */
+} Fixture;
+
+/* Reaps p if it exited; true once it has. */
+bool proc_poll(Proc *p);
+/* Waits up to timeout_ms for the exit; true when it exited. */
+bool proc_wait(Proc *p, unsigned timeout_ms);
+/* SIGTERM, a bounded wait, then SIGKILL; always reaps. */
+void proc_stop(Proc *p);
+/* Its log file's content (newly allocated). */
+char *proc_log(const Proc *p);
+/*
+ * Spawns argv in f's directory with stdout to out_path (or the log when
+ * NULL), stderr to the log and, with stdin_pipe, stdin from a pipe kept
+ * open (testpmd exits at EOF on stdin). NULL with the test failed when it
+ * cannot start.
+ */
+Proc *proc_spawn(Fixture *f, const char *name, GPtrArray *argv,
+                 bool stdin_pipe, const char *out_path);
+/* Waits for a unix socket at path; fails the test (with p's log) if not. */
+bool wait_socket(Proc *p, const char *path);
+/* False, with the test failed naming the Debian package, when prog is missing. */
+bool require_program(const char *prog, const char *package);
+/* $VMM_BINARY, or NULL with the test failed. */
+const char *vmm_binary(void);
+/*
+ * Runs the VMM with args to its end. Returns its stdout (the JSON lines)
+ * or NULL with the test failed; *exit_code gets the exit status.
+ */
+char *run_vmm(Fixture *f, const char *name, GPtrArray *args, int *exit_code);
+/* How many times needle occurs in haystack. */
+unsigned qtest_count(const char *haystack, const char *needle);
+/* The unsigned number after "key": in a one-line JSON object, or -1. */
+int64_t json_uint(const char *json, const char *key);
+bool json_true(const char *json, const char *key);
+/*
+ * Waits for a VMM started with proc_spawn (stdout to out_path) to end;
+ * *code gets its exit status, *out its stdout (or NULL) and *log its
+ * stderr, which also goes to the test log. False, with the test failed,
+ * when it did not end in time.
+ */
+bool vmm_collect(Proc *vmm, const char *out_path, int *code, char **out, char **log);
+
+void fixture_setup(Fixture *f, gconstpointer data);
+void fixture_teardown(Fixture *f, gconstpointer data);
+
+#endif
