@@ -572,6 +572,11 @@ const char *char_socket_path(const CharSocket *chr)
     return chr->path;
 }
 
+VhostEventLoop *char_socket_loop(const CharSocket *chr)
+{
+    return chr->loop;
+}
+
 int char_socket_timeout_ms(const CharSocket *chr)
 {
     return chr->timeout_ms;

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The back-end channel (BACKEND_REQ) and the front-end requests of the
- * features that use it (IOTLB, in-band kicks, status, shared objects).
+ * The back-end channel (BACKEND_REQ): the back-end's requests to us.
  *
  * Why the channel is polled from inside the request path
  * ------------------------------------------------------
@@ -14,8 +13,9 @@
  * back-end channel from that loop could send a new front-end request in
  * the middle of another one, and the replies got mis-paired.
  *
- * So while vhost_user_request() waits for a reply it poll()s the main
- * socket and this channel (vhost_user_backend_chan_wait). A back-end
+ * So the channel registers its fd with the connection as a "wait fd"
+ * (vhost_user_add_wait_fd): while a request waits for its reply, the
+ * connection poll()s the main socket and this channel. A back-end
  * request that arrives is handled in a mode that never sends anything on
  * the main socket: it only answers on this channel (the NEED_REPLY ack,
  * the LOOKUP fd). Work that needs a front-end request (the IOTLB update
@@ -28,6 +28,8 @@
  * Locking: u->lock (the request) is taken before chan->lock (one reader of
  * the channel). The loop's watch takes only chan->lock, with trylock: if
  * a request on another thread is servicing the channel, it steps aside.
+ * The channel belongs to the connection: a lifecycle hook
+ * (vhost_user_add_conn_hook) frees it when the connection resets.
  *
  * Security model: the back-end is untrusted. Every message goes through
  * the table's validator (size, flags, fd count, NOFD bits), then the
@@ -51,9 +53,11 @@
 #include "chardev/char-io.h"
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
+#include "hw/virtio/vhost-user-iotlb.h"
+#include "hw/virtio/vhost-user-rings.h"
+#include "hw/virtio/vhost-user-shared.h"
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-log.h"
-#include "hw/virtio/vhost-user-shared.h"
 
 #define HDR_SIZE sizeof(VhostUserHeader)
 #define MAX_RINGS (VHOST_USER_VRING_IDX_MASK + 1)
@@ -87,58 +91,6 @@ struct VhostUserBackendChan {
     HostNotifier notifiers[MAX_RINGS];
     GError *error;
 };
-
-/* ---- Rings of the connection ----------------------------------------- */
-
-static unsigned chan_nrings(VhostUserState *u)
-{
-    unsigned n = 0;
-
-    for (guint i = 0; u->devs && i < u->devs->len; i++) {
-        struct vhost_dev *d = g_ptr_array_index(u->devs, i);
-
-        n = MAX(n, d->vq_index + d->nvqs);
-    }
-    return n;
-}
-
-static struct vhost_virtqueue *chan_ring(VhostUserState *u, unsigned ring)
-{
-    for (guint i = 0; u->devs && i < u->devs->len; i++) {
-        struct vhost_dev *d = g_ptr_array_index(u->devs, i);
-
-        if (ring >= d->vq_index && ring - d->vq_index < d->nvqs && d->vqs) {
-            return &d->vqs[ring - d->vq_index];
-        }
-    }
-    return NULL;
-}
-
-void vhost_user_register_dev(VhostUserState *u, struct vhost_dev *dev)
-{
-    g_mutex_lock(&u->lock);
-    if (!u->devs) {
-        u->devs = g_ptr_array_new();
-    }
-    if (!g_ptr_array_find(u->devs, dev, NULL)) {
-        g_ptr_array_add(u->devs, dev);
-    }
-    g_mutex_unlock(&u->lock);
-}
-
-void vhost_user_unregister_dev(VhostUserState *u, struct vhost_dev *dev)
-{
-    g_mutex_lock(&u->lock);
-    if (u->devs) {
-        g_ptr_array_remove(u->devs, dev);
-    }
-    g_mutex_unlock(&u->lock);
-}
-
-bool vhost_user_is_last_dev(VhostUserState *u, const struct vhost_dev *dev)
-{
-    return dev->vq_index + dev->nvqs == chan_nrings(u);
-}
 
 /* ---- Host notifiers --------------------------------------------------- */
 
@@ -222,16 +174,9 @@ static void chan_config_changed(VhostUserState *u)
     const VhostUserBackendOps *ops = u->backend_ops;
     uint32_t len = u->backend_config_len;
     g_autofree uint8_t *buf = NULL;
-    struct vhost_dev *dev0 = NULL;
+    struct vhost_dev *dev0 = vhost_user_dev0(u);
     GError *err = NULL;
 
-    for (guint i = 0; u->devs && i < u->devs->len; i++) {
-        struct vhost_dev *d = g_ptr_array_index(u->devs, i);
-
-        if (d->vq_index == 0) {
-            dev0 = d;
-        }
-    }
     if (len && dev0 && dev0->vhost_ops->get_config) {
         buf = g_malloc0(len);
         if (!dev0->vhost_ops->get_config(dev0, buf, 0, len, &err)) {
@@ -331,6 +276,8 @@ static void chan_close_locked(VhostUserBackendChan *chan)
         chan->watch = NULL;
     }
     if (chan->fd >= 0) {
+        /* Before close: the fd number may be reused at once. */
+        vhost_user_remove_wait_fd(chan->u, chan->fd);
         close(chan->fd);
         chan->fd = -1;
     }
@@ -532,7 +479,7 @@ static bool handle_host_notifier(VhostUserBackendChan *chan, const VhostUserVrin
 static bool handle_vring_signal(VhostUserBackendChan *chan, const char *name,
                                 unsigned ring, bool err_fd, uint64_t *status)
 {
-    struct vhost_virtqueue *vq = chan_ring(chan->u, ring);
+    struct vhost_virtqueue *vq = vhost_user_ring(chan->u, ring);
     int fd = vq ? (err_fd ? vq->err_fd : vq->call_fd) : -1;
     uint64_t one = 1;
 
@@ -642,9 +589,9 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
         goto out;
     }
     ring = vhost_user_msg_ring_index(VHOST_USER_CHANNEL_BACKEND, &msg);
-    if (ring >= 0 && (unsigned)ring >= chan_nrings(u)) {
+    if (ring >= 0 && (unsigned)ring >= vhost_user_nrings(u)) {
         chan_bad(errp, info->name, "ring index %d but the device has %u rings",
-                 ring, chan_nrings(u));
+                 ring, vhost_user_nrings(u));
         goto out;
     }
 
@@ -746,71 +693,43 @@ static bool chan_watch_cb(int fd, unsigned events, void *opaque)
     /* u->lock is taken before chan->lock, never after it. */
     why = g_strdup(err->message);
     g_error_free(err);
-    g_mutex_lock(&u->lock);
-    u->broken = true;
-    if (!u->async_error) {
-        u->async_error = g_error_new_literal(VHOST_USER_ERROR,
-                                             VHOST_USER_ERROR_INVALID_MESSAGE, why);
-    }
-    char_socket_disconnect(u->chr, why);
-    g_mutex_unlock(&u->lock);
+    vhost_user_drop(u, why, true);
     return false;
 }
 
-bool vhost_user_backend_chan_wait(VhostUserBackendChan *chan, int main_fd,
-                                  int timeout_ms, GError **errp)
+/*
+ * The connection's wait fd handler: a request waits for its reply and the
+ * back-end sent us something meanwhile. Called with u->lock held.
+ */
+static bool chan_wait_fd_cb(VhostUserState *u, int fd, void *opaque, GError **errp)
 {
-    int64_t deadline = char_io_deadline(timeout_ms);
+    VhostUserBackendChan *chan = opaque;
+    GError *err = NULL;
     bool ok = true;
 
     g_mutex_lock(&chan->lock);
-    for (;;) {
-        struct pollfd pfd[2] = {
-            { .fd = main_fd, .events = POLLIN },
-            { .fd = chan->fd, .events = POLLIN },
-        };
-        int timeout = -1, r;
-
-        if (deadline >= 0) {
-            int64_t left = deadline - g_get_monotonic_time();
-
-            timeout = left <= 0 ? 0 : (int)MIN((left + 999) / 1000, G_MAXINT);
-        }
-        /* A closed channel (fd -1) is ignored by poll(). */
-        r = poll(pfd, 2, timeout);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
-                        "poll: %s", g_strerror(errno));
-            ok = false;
-            break;
-        }
-        if (r == 0) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
-                        "no reply within %d ms", timeout_ms);
-            ok = false;
-            break;
-        }
-        /* Back-end requests first: the reply may depend on our answer. */
-        if (pfd[1].revents) {
-            GError *err = NULL;
-
-            if (!chan_handle_one(chan, &err)) {
-                chan_fail_locked(chan, err);
-                g_propagate_error(errp, err);
-                ok = false;
-                break;
-            }
-            continue;
-        }
-        if (pfd[0].revents) {
-            break;              /* data, EOF or error: the reader tells */
-        }
+    if (chan->fd == fd && !chan_handle_one(chan, &err)) {
+        chan_fail_locked(chan, err);
+        g_propagate_error(errp, err);
+        ok = false;
     }
     g_mutex_unlock(&chan->lock);
     return ok;
+}
+
+static void chan_free(VhostUserBackendChan *chan);
+
+static void chan_conn_hook(VhostUserState *u, VhostUserConnEvent ev, void *opaque)
+{
+    VhostUserBackendChan *chan = opaque;
+
+    /* The channel belongs to the connection: it goes on either event. */
+    g_mutex_lock(&u->lock);
+    if (u->backend_chan == chan) {
+        u->backend_chan = NULL;
+    }
+    g_mutex_unlock(&u->lock);
+    chan_free(chan);
 }
 
 /* ---- Setup and teardown ----------------------------------------------- */
@@ -848,8 +767,7 @@ bool vhost_user_backend_chan_setup(VhostUserState *u, GError **errp)
     }
     vhost_user_msg_init(&msg, VHOST_USER_SET_BACKEND_REQ_FD, 0);
     /* SYNC: with REPLY_ACK the back-end confirms it took the channel. */
-    ok = vhost_user_request(u, 0, &msg, &sv[1], 1, VHOST_USER_REQ_SYNC,
-                            NULL, NULL, NULL, errp);
+    ok = vhost_user_send(u, 0, &msg, &sv[1], 1, VHOST_USER_REQ_SYNC, errp);
     close(sv[1]);
     if (!ok) {
         close(sv[0]);
@@ -858,23 +776,31 @@ bool vhost_user_backend_chan_setup(VhostUserState *u, GError **errp)
 
     chan = g_new0(VhostUserBackendChan, 1);
     chan->u = u;
-    chan->loop = u->loop ? u->loop : vhost_event_loop_default();
+    /* The VMM's loop: the one it gave us, else the chardev's. */
+    chan->loop = u->loop ? u->loop : char_socket_loop(u->chr);
     g_mutex_init(&chan->lock);
     g_queue_init(&chan->work);
     chan->fd = sv[0];
     chan->watch = vhost_loop_add_watch(chan->loop, chan->fd, VHOST_WATCH_IN,
                                        chan_watch_cb, chan);
+    vhost_user_add_wait_fd(u, chan->fd, chan_wait_fd_cb, chan);
+    vhost_user_add_conn_hook(u, chan_conn_hook, chan);
     g_mutex_lock(&u->lock);
     u->backend_chan = chan;
     g_mutex_unlock(&u->lock);
     return true;
 }
 
-void vhost_user_backend_chan_free(VhostUserBackendChan *chan)
+/*
+ * Closes the channel: unmaps every host notifier (telling the VMM first),
+ * drops queued work, forgets the connection's shared objects.
+ */
+static void chan_free(VhostUserBackendChan *chan)
 {
     if (!chan) {
         return;
     }
+    vhost_user_remove_conn_hook(chan->u, chan_conn_hook, chan);
     g_mutex_lock(&chan->lock);
     chan_close_locked(chan);
     if (chan->defer) {
@@ -911,119 +837,4 @@ const GError *vhost_user_backend_chan_error(const VhostUserBackendChan *chan)
 int vhost_user_backend_chan_fd(const VhostUserBackendChan *chan)
 {
     return chan ? chan->fd : -1;
-}
-
-/* ---- Front-end requests ------------------------------------------------ */
-
-static bool iotlb_send(VhostUserState *u, const VhostUserIotlb *iotlb, GError **errp)
-{
-    VhostUserMsg msg;
-
-    vhost_user_msg_init(&msg, VHOST_USER_IOTLB_MSG, sizeof(VhostUserIotlb));
-    msg.payload.iotlb = *iotlb;
-    return vhost_user_request(u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, errp);
-}
-
-bool vhost_user_iotlb_update(VhostUserState *u, uint64_t iova, uint64_t size,
-                             uint64_t uaddr, uint8_t perm, GError **errp)
-{
-    VhostUserIotlb m = {
-        .iova = iova, .size = size, .uaddr = uaddr, .perm = perm,
-        .type = VHOST_IOTLB_UPDATE,
-    };
-
-    if (size == 0 || iova + size - 1 < iova || !perm || (perm & ~VHOST_ACCESS_RW)) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
-                    "%s: IOTLB_MSG update: iova 0x%" PRIx64 " size 0x%" PRIx64
-                    " perm 0x%x is not a valid mapping", u->name, iova, size, perm);
-        return false;
-    }
-    return iotlb_send(u, &m, errp);
-}
-
-bool vhost_user_iotlb_invalidate(VhostUserState *u, uint64_t iova, uint64_t size,
-                                 GError **errp)
-{
-    VhostUserIotlb m = { .iova = iova, .size = size, .type = VHOST_IOTLB_INVALIDATE };
-
-    return iotlb_send(u, &m, errp);
-}
-
-bool vhost_user_vring_kick(VhostUserState *u, unsigned ring, GError **errp)
-{
-    VhostUserMsg msg;
-    unsigned n = chan_nrings(u);
-
-    if (ring >= n) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
-                    "%s: VRING_KICK: ring %u but the device has %u rings",
-                    u->name, ring, n);
-        return false;
-    }
-    vhost_user_msg_init(&msg, VHOST_USER_VRING_KICK, sizeof(VhostUserVringState));
-    msg.payload.state.index = ring;
-    return vhost_user_request(u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, errp);
-}
-
-bool vhost_user_set_status(VhostUserState *u, uint8_t status, GError **errp)
-{
-    VhostUserMsg msg;
-
-    vhost_user_msg_init(&msg, VHOST_USER_SET_STATUS, sizeof(uint64_t));
-    msg.payload.u64 = status;
-    /* The device must be in the new state when we go on (DRIVER_OK). */
-    return vhost_user_request(u, 0, &msg, NULL, 0, VHOST_USER_REQ_SYNC,
-                              NULL, NULL, NULL, errp);
-}
-
-bool vhost_user_get_status(VhostUserState *u, uint8_t *status, GError **errp)
-{
-    VhostUserMsg msg, reply;
-
-    vhost_user_msg_init(&msg, VHOST_USER_GET_STATUS, 0);
-    if (!vhost_user_request(u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
-        return false;
-    }
-    if (reply.payload.u64 > UINT8_MAX) {
-        g_autofree char *why = g_strdup_printf("%s: GET_STATUS reply: status 0x%"
-                                               PRIx64 " does not fit 8 bits",
-                                               u->name, reply.payload.u64);
-
-        g_mutex_lock(&u->lock);
-        u->broken = true;
-        char_socket_disconnect(u->chr, why);
-        g_mutex_unlock(&u->lock);
-        g_set_error_literal(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
-                            why);
-        return false;
-    }
-    *status = (uint8_t)reply.payload.u64;
-    return true;
-}
-
-bool vhost_user_get_shared_object(VhostUserState *u, const uint8_t uuid[16], int *fd,
-                                  GError **errp)
-{
-    VhostUserMsg msg, reply;
-    int rfd[1] = { -1 };
-    size_t nrfd = 1;
-
-    *fd = -1;
-    vhost_user_msg_init(&msg, VHOST_USER_GET_SHARED_OBJECT, sizeof(VhostUserShared));
-    memcpy(msg.payload.object.uuid, uuid, 16);
-    if (!vhost_user_request(u, 0, &msg, NULL, 0, 0, &reply, rfd, &nrfd, errp)) {
-        return false;
-    }
-    if (reply.payload.u64 != 0 || nrfd != 1) {
-        char str[37];
-
-        char_io_close_fds(rfd, nrfd);
-        vhost_user_uuid_format(uuid, str);
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
-                    "%s: GET_SHARED_OBJECT %s: back-end has no such object "
-                    "(status %" PRIu64 ")", u->name, str, reply.payload.u64);
-        return false;
-    }
-    *fd = rfd[0];
-    return true;
 }

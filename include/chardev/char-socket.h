@@ -69,6 +69,8 @@ bool char_socket_is_connected(const CharSocket *chr);
 const char *char_socket_id(const CharSocket *chr);
 const char *char_socket_path(const CharSocket *chr);
 int char_socket_timeout_ms(const CharSocket *chr);
+/* The loop the chardev runs on (what it was created with, or the default). */
+VhostEventLoop *char_socket_loop(const CharSocket *chr);
 void char_socket_set_timeout_ms(CharSocket *chr, int timeout_ms);
 
 /*

@@ -27,6 +27,8 @@
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
+#include "hw/virtio/vhost-user-rings.h"
+#include "hw/virtio/vhost-user-status.h"
 #include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-shared.h"
 #include "hw/virtio/virtio.h"
@@ -65,6 +67,16 @@ typedef struct FakeBackend {
     VhostUserMsg inject;
     VhostUserMsg inject_reply;
     bool inject_replied;
+
+    /*
+     * A second fd the back-end needs answered before it replies to
+     * side_on (a stand-in for a postcopy fault or the migration return
+     * path): it writes a u64 there and waits for the answer; without
+     * one it never replies.
+     */
+    int side_fd;
+    uint32_t side_on;
+    uint64_t side_answer;
 } FakeBackend;
 
 /* Reads one u64 reply on the channel; *fd gets an attached fd or -1. */
@@ -94,7 +106,7 @@ static gpointer be_thread(gpointer opaque)
         int fds[16];
         size_t nfds = 0, rsize = 0;
         LoggedMsg lm;
-        bool reply = true, inject = false;
+        bool reply = true, inject = false, side = false;
         int reply_fd = -1;
 
         if (!ut_recv_full(be->fd, &msg.hdr, sizeof(msg.hdr), fds, G_N_ELEMENTS(fds), &nfds)) {
@@ -166,6 +178,10 @@ static gpointer be_thread(gpointer opaque)
             be->inject_on = 0;
             inject = true;
         }
+        if (be->side_on && be->side_on == msg.hdr.request) {
+            be->side_on = 0;
+            side = true;
+        }
         if (msg.hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
             reply = true;
             r.payload.u64 = 0;
@@ -193,6 +209,19 @@ static gpointer be_thread(gpointer opaque)
                 }
                 g_mutex_unlock(&be->lock);
             }
+        }
+        if (side) {
+            uint64_t ask = 0x1234, answer = 0;
+            struct pollfd pfd = { .fd = be->side_fd, .events = POLLIN };
+
+            if (write(be->side_fd, &ask, sizeof(ask)) != sizeof(ask) ||
+                poll(&pfd, 1, 1500) != 1 ||
+                read(be->side_fd, &answer, sizeof(answer)) != sizeof(answer)) {
+                reply = false;      /* never answered: the front-end waits in vain */
+            }
+            g_mutex_lock(&be->lock);
+            be->side_answer = answer;
+            g_mutex_unlock(&be->lock);
         }
         if (reply) {
             r.hdr.size = (uint32_t)rsize;
@@ -304,6 +333,7 @@ static void fixture_start(Fixture *f, uint64_t features, uint64_t pf)
     close(lfd);
 
     f->be.chan_fd = -1;
+    f->be.side_fd = -1;
     g_mutex_init(&f->be.lock);
     g_cond_init(&f->be.cond);
     f->be.log = g_array_new(FALSE, TRUE, sizeof(LoggedMsg));
@@ -553,6 +583,65 @@ START_TEST(test_iotlb_update_retranslated)
     ck_assert(char_socket_is_connected(f.chr));
     vmm.uaddr_base = 0;
     fixture_stop(&f);
+}
+END_TEST
+
+/* The front-end end of the second fd: answers ask + 1, counts calls. */
+static unsigned side_calls;
+
+static bool side_cb(VhostUserState *u, int fd, void *opaque, GError **errp)
+{
+    uint64_t v;
+
+    side_calls++;
+    if (read(fd, &v, sizeof(v)) != sizeof(v)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL, "side fd: short read");
+        return false;
+    }
+    v++;
+    return write(fd, &v, sizeof(v)) == sizeof(v);
+}
+
+/*
+ * A second registered wait fd next to the channel: the back-end asks on it
+ * (and on the channel) while the front-end waits for GET_VRING_BASE, and
+ * replies only once both were answered.
+ */
+START_TEST(test_second_wait_fd)
+{
+    Fixture f;
+    GError *err = NULL;
+    struct vhost_vring_state s = { .index = 1 };
+    int sp[2];
+
+    fixture_start(&f, F_PROTO | F_V1, ALL_PF);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    f.be.side_fd = sp[0];
+    side_calls = 0;
+    vhost_user_add_wait_fd(f.u, sp[1], side_cb, NULL);
+
+    msg_make(&f.be.inject, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0, true);
+    f.be.inject_on = VHOST_USER_GET_VRING_BASE;
+    f.be.side_on = VHOST_USER_GET_VRING_BASE;
+    ck_assert_msg(user_ops.get_vring_base(&f.hdev, &s, &err), "%s",
+                  err ? err->message : "");
+    ck_assert_uint_eq(s.num, 42);
+    ck_assert_uint_eq(side_calls, 1);
+    ck_assert_uint_eq(f.be.side_answer, 0x1235);
+    ck_assert(f.be.inject_replied);
+    ck_assert(char_socket_is_connected(f.chr));
+
+    /* Unregistered, the fd is not served: the back-end never replies. */
+    vhost_user_remove_wait_fd(f.u, sp[1]);
+    char_socket_set_timeout_ms(f.chr, 300);
+    f.be.side_on = VHOST_USER_GET_VRING_BASE;
+    ck_assert(!user_ops.get_vring_base(&f.hdev, &s, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT));
+    g_clear_error(&err);
+    ck_assert_uint_eq(side_calls, 1);
+    fixture_stop(&f);
+    close(sp[0]);
+    close(sp[1]);
 }
 END_TEST
 
@@ -1022,6 +1111,7 @@ static Suite *chan_suite(void)
     tcase_add_test(tc, test_no_backend_req);
     tcase_add_test(tc, test_iotlb_miss_during_get_vring_base);
     tcase_add_test(tc, test_iotlb_update_retranslated);
+    tcase_add_test(tc, test_second_wait_fd);
     tcase_add_test(tc, test_config_change_during_get_status);
     tcase_add_test(tc, test_backend_req_during_each_kind);
     tcase_add_test(tc, test_frontend_messages);

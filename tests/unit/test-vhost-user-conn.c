@@ -19,6 +19,7 @@
 #include "chardev/char-socket.h"
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-negotiate.h"
 #include "util/vhost-user-error.h"
 #include "unit-sock.h"
 
@@ -316,7 +317,7 @@ static bool req_get_vring_base(Fixture *f, unsigned vq_index, uint32_t idx,
 
     vhost_user_msg_init(&msg, VHOST_USER_GET_VRING_BASE, sizeof(VhostUserVringState));
     msg.payload.state.index = idx;
-    if (!vhost_user_request(f->u, vq_index, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
+    if (!vhost_user_call(f->u, vq_index, &msg, &reply, errp)) {
         return false;
     }
     *num = reply.payload.state.num;
@@ -330,7 +331,7 @@ static bool req_u64(Fixture *f, unsigned vq_index, uint32_t request, uint64_t va
 
     vhost_user_msg_init(&msg, request, 8);
     msg.payload.u64 = val;
-    return vhost_user_request(f->u, vq_index, &msg, NULL, 0, flags, NULL, NULL, NULL, errp);
+    return vhost_user_send(f->u, vq_index, &msg, NULL, 0, flags, errp);
 }
 
 static bool req_get_features(Fixture *f, uint64_t *val, GError **errp)
@@ -338,7 +339,7 @@ static bool req_get_features(Fixture *f, uint64_t *val, GError **errp)
     VhostUserMsg msg, reply;
 
     vhost_user_msg_init(&msg, VHOST_USER_GET_FEATURES, 0);
-    if (!vhost_user_request(f->u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
+    if (!vhost_user_call(f->u, 0, &msg, &reply, errp)) {
         return false;
     }
     *val = reply.payload.u64;
@@ -373,7 +374,7 @@ START_TEST(test_negotiate_and_good_replies)
     fixture_start(&f, F_PROTO | F_V1, PF(MQ) | PF(REPLY_ACK) | PF(LOG_SHMFD) | PF(CONFIG));
     fixture_negotiate(&f);
     ck_assert_uint_eq(f.u->backend_features, F_PROTO | F_V1);
-    ck_assert_uint_eq(f.u->protocol_features, PF(MQ) | PF(REPLY_ACK) | PF(CONFIG));
+    ck_assert_uint_eq(vhost_user_protocol_features(f.u), PF(MQ) | PF(REPLY_ACK) | PF(CONFIG));
     ck_assert_uint_eq(f.u->queue_num, 2);
     ck_assert(vhost_user_has_protocol_feature(f.u, VHOST_USER_PROTOCOL_F_CONFIG));
     ck_assert(!vhost_user_has_protocol_feature(f.u, VHOST_USER_PROTOCOL_F_LOG_SHMFD));
@@ -414,7 +415,7 @@ START_TEST(test_no_protocol_features)
 
     fixture_start(&f, F_V1, PF(REPLY_ACK));
     fixture_negotiate(&f);
-    ck_assert_uint_eq(f.u->protocol_features, 0);
+    ck_assert_uint_eq(vhost_user_protocol_features(f.u), 0);
     ck_assert_uint_eq(f.u->queue_num, 1);
     ck_assert_uint_eq(f.be.log->len >= 1, 1);
 
@@ -442,7 +443,7 @@ START_TEST(test_gate_refused)
 
     vhost_user_msg_init(&msg, VHOST_USER_GET_CONFIG, VHOST_USER_CONFIG_HDR_SIZE + 4);
     msg.payload.config.size = 4;
-    ck_assert(!vhost_user_request(f.u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, &err));
+    ck_assert(!vhost_user_call(f.u, 0, &msg, &reply, &err));
     ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH));
     ck_assert_str_eq(err->message, "net0: GET_CONFIG needs protocol feature CONFIG");
     g_clear_error(&err);
@@ -538,7 +539,7 @@ START_TEST(test_reply_ack_negotiated)
     /* Every reply-less request is acked, SYNC or not; no barrier. */
     vhost_user_msg_init(&msg, VHOST_USER_SET_VRING_NUM, sizeof(VhostUserVringState));
     msg.payload.state.num = 256;
-    ck_assert_msg(vhost_user_request(f.u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, &err),
+    ck_assert_msg(vhost_user_send(f.u, 0, &msg, NULL, 0, 0, &err),
                   "%s", err ? err->message : "");
     ck_assert(req_u64(&f, 0, VHOST_USER_SET_FEATURES, F_PROTO, VHOST_USER_REQ_SYNC, &err));
     ck_assert_uint_eq(f.be.log->len, n + 2);
@@ -550,7 +551,7 @@ START_TEST(test_reply_ack_negotiated)
 
     /* A failed ack names the request and its status, and drops the peer. */
     be_arm(&f.be, VHOST_USER_SET_VRING_NUM, FAULT_ACK_FAIL);
-    ck_assert(!vhost_user_request(f.u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, &err));
+    ck_assert(!vhost_user_send(f.u, 0, &msg, NULL, 0, 0, &err));
     ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED));
     ck_assert_str_eq(err->message, "net0: back-end failed SET_VRING_NUM (status 1)");
     g_clear_error(&err);
@@ -624,7 +625,6 @@ START_TEST(test_reply_fd_handed_over)
     GError *err = NULL;
     VhostUserMsg msg, reply;
     int fd = -1;
-    size_t nfd = 1;
 
     fixture_start(&f, F_PROTO, PF(REPLY_ACK) | PF(INFLIGHT_SHMFD));
     f.u->supported_protocol_features |= PF(INFLIGHT_SHMFD);
@@ -633,15 +633,15 @@ START_TEST(test_reply_fd_handed_over)
     vhost_user_msg_init(&msg, VHOST_USER_GET_INFLIGHT_FD, sizeof(VhostUserInflight));
     msg.payload.inflight.num_queues = 2;
     msg.payload.inflight.queue_size = 8;
-    ck_assert_msg(vhost_user_request(f.u, 0, &msg, NULL, 0, 0, &reply, &fd, &nfd, &err),
+    ck_assert_msg(vhost_user_call_fd(f.u, 0, &msg, NULL, 0, &reply, &fd, &err),
                   "%s", err ? err->message : "");
-    ck_assert_uint_eq(nfd, 1);
+
     ck_assert_int_ge(fd, 0);
     ck_assert_uint_eq(reply.payload.inflight.mmap_size, 4096);
     close(fd);
 
     /* The caller said it takes no fds: the reply's fd is closed, the peer dropped. */
-    ck_assert(!vhost_user_request(f.u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, &err));
+    ck_assert(!vhost_user_call(f.u, 0, &msg, &reply, &err));
     ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS));
     g_clear_error(&err);
     assert_broken(&f);
