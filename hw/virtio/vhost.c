@@ -194,6 +194,7 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_
     struct vhost_vring_state base = { .index = idx, .num = vq->last_avail_idx };
     struct vhost_vring_file kick = { .index = idx, .fd = vq->kick_fd };
     struct vhost_vring_file call = { .index = idx, .fd = vq->call_fd };
+    struct vhost_vring_file err = { .index = idx, .fd = vq->err_fd };
     struct vhost_vring_addr addr = { .index = idx };
     void *desc, *avail, *used;
 
@@ -240,6 +241,12 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_
     if ((send_num && !ops->set_vring_num(hdev, &num, errp)) ||
         !ops->set_vring_base(hdev, &base, errp) ||
         !ops->set_vring_addr(hdev, &addr, errp) ||
+        /*
+         * Before the ring runs: a back-end's ring error then reaches the
+         * VMM through the eventfd (watched by the transport), without
+         * in-band notifications.
+         */
+        !ops->set_vring_err(hdev, &err, errp) ||
         !ops->set_vring_kick(hdev, &kick, errp)) {
         return false;
     }

@@ -712,7 +712,7 @@ START_TEST(test_vhost_dev_start_stop)
 {
     static const uint32_t ring_seq[] = {
         VHOST_USER_SET_VRING_NUM, VHOST_USER_SET_VRING_BASE, VHOST_USER_SET_VRING_ADDR,
-        VHOST_USER_SET_VRING_KICK, VHOST_USER_SET_VRING_CALL,
+        VHOST_USER_SET_VRING_ERR, VHOST_USER_SET_VRING_KICK, VHOST_USER_SET_VRING_CALL,
     };
     unsigned baseline = ut_count_fds();
     Fixture f;
@@ -743,8 +743,8 @@ START_TEST(test_vhost_dev_start_stop)
 
     ck_assert_msg(vhost_dev_start(&hdev, &err), "%s", err ? err->message : "");
     ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 2);
-    /* SET_FEATURES, SET_MEM_TABLE, 5 per ring, 2 enables. */
-    ck_assert_uint_eq(f.be.log->len, n + 2 + 10 + 2);
+    /* SET_FEATURES, SET_MEM_TABLE, 6 per ring, 2 enables. */
+    ck_assert_uint_eq(f.be.log->len, n + 2 + 12 + 2);
     m = be_msg(&f.be, n);
     ck_assert_uint_eq(m->hdr.request, VHOST_USER_SET_FEATURES);
     ck_assert_uint_eq(*(uint64_t *)m->payload, F_V1 | F_PROTO);
@@ -763,11 +763,13 @@ START_TEST(test_vhost_dev_start_stop)
             m = be_msg(&f.be, k);
             ck_assert_uint_eq(m->hdr.request, ring_seq[s]);
         }
-        m = be_msg(&f.be, k - 3);
+        m = be_msg(&f.be, k - 4);
         memcpy(&addr, m->payload, sizeof(addr));
         ck_assert_uint_eq(addr.index, r);
         ck_assert_uint_eq(addr.desc_user_addr, (uintptr_t)rb->host + hdev.vqs[r].desc_gpa);
         ck_assert_uint_eq(addr.used_user_addr, (uintptr_t)rb->host + hdev.vqs[r].used_gpa);
+        /* The err eventfd goes with SET_VRING_ERR, the kick fd after it. */
+        ck_assert_uint_eq(be_msg(&f.be, k - 3)->nfds, 1);
         ck_assert_uint_eq(be_msg(&f.be, k - 2)->nfds, 1);
     }
     ck_assert_uint_eq(be_msg(&f.be, k)->hdr.request, VHOST_USER_SET_VRING_ENABLE);
@@ -912,12 +914,12 @@ START_TEST(test_vhost_dev_unset_ring)
     n = f.be.log->len;
     ck_assert_msg(vhost_dev_start(&hdev, &err), "%s", err ? err->message : "");
     ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 1);
-    /* SET_FEATURES, SET_MEM_TABLE, ring 0's five, one enable. */
-    ck_assert_uint_eq(f.be.log->len, n + 8);
+    /* SET_FEATURES, SET_MEM_TABLE, ring 0's six, one enable. */
+    ck_assert_uint_eq(f.be.log->len, n + 9);
     vhost_dev_stop(&hdev);
     /* One disable, one GET_VRING_BASE. */
-    ck_assert_uint_eq(f.be.log->len, n + 10);
-    ck_assert_uint_eq(be_msg(&f.be, n + 9)->hdr.request, VHOST_USER_GET_VRING_BASE);
+    ck_assert_uint_eq(f.be.log->len, n + 11);
+    ck_assert_uint_eq(be_msg(&f.be, n + 10)->hdr.request, VHOST_USER_GET_VRING_BASE);
 
     /* A bad size is still refused. */
     hdev.vqs[1].num = 12;
