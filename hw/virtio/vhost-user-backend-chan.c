@@ -284,87 +284,43 @@ static void chan_close_locked(VhostUserBackendChan *chan)
 }
 
 /*
- * Reads exactly len bytes before deadline. Received fds are appended to
- * fds[*nfds..] up to CHAR_IO_MAX_FDS; any beyond that is an error (the
- * validator's limit of 8 is checked later, against the whole message).
+ * The error of a failed read of one back-end request (what: "header" or
+ * the request's name). False with errp set, or true when the read is good.
  */
-static bool chan_read(VhostUserBackendChan *chan, void *buf, size_t len, int *fds,
-                      size_t *nfds, int64_t deadline, const char *what, GError **errp)
+static bool chan_read_result(CharIoStatus st, const CharIoXfer *x, bool in_payload,
+                             size_t len, const char *what, GError **errp)
 {
-    size_t done = 0, ndropped = 0;
-    bool ctrunc = false;
-
-    while (done < len) {
-        ssize_t r = char_io_recv(chan->fd, (uint8_t *)buf + done, len - done, fds,
-                                 CHAR_IO_MAX_FDS, nfds, &ndropped, &ctrunc);
-
-        if (r > 0) {
-            done += (size_t)r;
-            continue;
-        }
-        if (r == 0 && done == 0 && *nfds == 0 && !strcmp(what, "header")) {
+    switch (st) {
+    case CHAR_IO_OK:
+        break;
+    case CHAR_IO_REFUSED:
+        return false;
+    case CHAR_IO_EOF:
+        if (!in_payload && x->done == 0 && x->nfds == 0) {
             /* Between messages: the back-end went away (or dropped the channel). */
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
                         "back-end channel: closed by the back-end");
             return false;
         }
-        if (r == 0) {
-            g_set_error(errp, VHOST_USER_ERROR,
-                        done ? VHOST_USER_ERROR_PARTIAL_MESSAGE
-                             : VHOST_USER_ERROR_DISCONNECTED,
-                        "back-end channel: %s: closed after %zu of %zu bytes",
-                        what, done, len);
-            return false;
-        }
-        if (r == -EAGAIN) {
-            int rev = char_io_wait(chan->fd, POLLIN, deadline);
-
-            if (rev > 0 && !(rev & POLLNVAL)) {
-                continue;
-            }
-            g_set_error(errp, VHOST_USER_ERROR,
-                        rev == 0 ? VHOST_USER_ERROR_TIMEOUT
-                                 : VHOST_USER_ERROR_DISCONNECTED,
-                        "back-end channel: %s: %s after %zu of %zu bytes", what,
-                        rev == 0 ? "timed out" : "poll failed", done, len);
-            return false;
-        }
+        g_set_error(errp, VHOST_USER_ERROR,
+                    x->done ? VHOST_USER_ERROR_PARTIAL_MESSAGE
+                            : VHOST_USER_ERROR_DISCONNECTED,
+                    "back-end channel: %s: closed after %zu of %zu bytes",
+                    what, x->done, len);
+        return false;
+    case CHAR_IO_TIMEOUT:
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
+                    "back-end channel: %s: timed out after %zu of %zu bytes", what,
+                    x->done, len);
+        return false;
+    default:
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
-                    "back-end channel: %s: %s", what, g_strerror((int)-r));
+                    "back-end channel: %s: %s", what, g_strerror(x->err));
         return false;
     }
-    if (ndropped || ctrunc) {
+    if (x->ndropped || x->ctrunc) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS,
                     "back-end channel: %s: more than %d fds", what, CHAR_IO_MAX_FDS);
-        return false;
-    }
-    return true;
-}
-
-static bool chan_write(VhostUserBackendChan *chan, const void *buf, size_t len,
-                       const int *fds, size_t nfds, int64_t deadline,
-                       const char *what, GError **errp)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t r = char_io_send(chan->fd, (const uint8_t *)buf + done, len - done,
-                                 done ? NULL : fds, done ? 0 : nfds);
-
-        if (r > 0) {
-            done += (size_t)r;
-            continue;
-        }
-        if (r == -EAGAIN) {
-            int rev = char_io_wait(chan->fd, POLLOUT, deadline);
-
-            if (rev > 0 && !(rev & (POLLNVAL | POLLERR | POLLHUP))) {
-                continue;
-            }
-        }
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
-                    "back-end channel: %s reply: %s", what,
-                    r < 0 && r != -EAGAIN ? g_strerror((int)-r) : "cannot write");
         return false;
     }
     return true;
@@ -532,6 +488,66 @@ static bool handle_shared(VhostUserBackendChan *chan, const VhostUserMsg *msg, i
     return true;
 }
 
+/* ---- The handler table ------------------------------------------------ */
+
+/* One back-end request being handled; the handler fills in the answer. */
+typedef struct ChanReq {
+    const VhostUserMsgInfo *info;
+    VhostUserMsg *msg;
+    int ring;                   /* checked < the device's rings, or -1 */
+    int *fds;                   /* a handler that keeps fds[i] sets it to -1 */
+    size_t nfds;
+    int reply_fd;               /* sent with the answer, then closed */
+    uint64_t status;            /* the answer's u64: 0 ok, 1 failed */
+} ChanReq;
+
+typedef bool (*ChanHandlerFn)(VhostUserBackendChan *chan, ChanReq *r, GError **errp);
+
+static bool chan_handle_iotlb(VhostUserBackendChan *chan, ChanReq *r, GError **errp)
+{
+    return handle_iotlb(chan, &r->msg->payload.iotlb, &r->status, errp);
+}
+
+static bool chan_handle_config_change(VhostUserBackendChan *chan, ChanReq *r,
+                                      GError **errp)
+{
+    return chan_queue_work(chan, WORK_CONFIG_CHANGE, NULL, 0, r->info->name, errp);
+}
+
+static bool chan_handle_host_notifier(VhostUserBackendChan *chan, ChanReq *r,
+                                      GError **errp)
+{
+    return handle_host_notifier(chan, &r->msg->payload.area, (unsigned)r->ring, r->fds,
+                                &r->status, errp);
+}
+
+static bool chan_handle_vring_call(VhostUserBackendChan *chan, ChanReq *r, GError **errp)
+{
+    return handle_vring_signal(chan, r->info->name, (unsigned)r->ring, false, &r->status);
+}
+
+static bool chan_handle_vring_err(VhostUserBackendChan *chan, ChanReq *r, GError **errp)
+{
+    return handle_vring_signal(chan, r->info->name, (unsigned)r->ring, true, &r->status);
+}
+
+static bool chan_handle_shared(VhostUserBackendChan *chan, ChanReq *r, GError **errp)
+{
+    return handle_shared(chan, r->msg, r->fds, r->nfds, &r->reply_fd, &r->status, errp);
+}
+
+#define chan_handle_shared_add chan_handle_shared
+#define chan_handle_shared_remove chan_handle_shared
+#define chan_handle_shared_lookup chan_handle_shared
+
+/* The table's handler column, expanded here (util must not name our functions). */
+#define CHAN_HANDLER_ROW(n, i, pl, fd, rk, rpl, rfd, rc, chk, g, sc, h) \
+    [i] = chan_handle_##h,
+static const ChanHandlerFn chan_handlers[VHOST_USER_BACKEND_MAX] = {
+    VHOST_USER_BACKEND_MESSAGES(CHAN_HANDLER_ROW)
+};
+#undef CHAN_HANDLER_ROW
+
 /*
  * Reads, checks and handles one back-end request. Caller holds chan->lock
  * and saw the fd readable. False: the channel is unusable (errp set).
@@ -544,28 +560,25 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
     int fds[CHAR_IO_MAX_FDS];
     size_t nfds = 0;
     int64_t deadline = char_io_deadline(char_socket_timeout_ms(u->chr));
-    uint64_t status = 0;
+    ChanReq req = { .reply_fd = -1 };
+    CharIoXfer x = { 0 };
+    CharIoStatus st;
+    const char *name;
     int reply_fd = -1;
-    bool ok = false, need_reply;
+    bool ok = false, need_reply, in_payload;
     int ring = -1;
 
     memset(&msg.hdr, 0, sizeof(msg.hdr));
-    if (!chan_read(chan, &msg.hdr, HDR_SIZE, fds, &nfds, deadline, "header", errp)) {
-        goto out;
-    }
     /* Nothing of the payload is read before its size is known to be sane. */
-    if (msg.hdr.size > VHOST_USER_MAX_PAYLOAD_SIZE) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
-                    "back-end channel: %s: size %" PRIu32 " exceeds the maximum "
-                    "payload size %d",
-                    vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request),
-                    msg.hdr.size, VHOST_USER_MAX_PAYLOAD_SIZE);
-        goto out;
+    st = char_io_read_msg(chan->fd, &msg, fds, CHAR_IO_MAX_FDS, deadline, NULL, NULL,
+                          &x, &in_payload, errp);
+    nfds = x.nfds;
+    name = vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request);
+    if (st == CHAR_IO_REFUSED) {
+        g_prefix_error(errp, "back-end channel: %s: ", name);
     }
-    if (msg.hdr.size &&
-        !chan_read(chan, &msg.payload, msg.hdr.size, fds, &nfds, deadline,
-                   vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request),
-                   errp)) {
+    if (!chan_read_result(st, &x, in_payload, in_payload ? msg.hdr.size : HDR_SIZE,
+                          in_payload ? name : "header", errp)) {
         goto out;
     }
     if (vhost_user_trace_enabled()) {
@@ -595,48 +608,49 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
         goto out;
     }
 
-    switch (msg.hdr.request) {
-    case VHOST_USER_BACKEND_IOTLB_MSG:
-        ok = handle_iotlb(chan, &msg.payload.iotlb, &status, errp);
-        break;
-    case VHOST_USER_BACKEND_CONFIG_CHANGE_MSG:
-        ok = chan_queue_work(chan, WORK_CONFIG_CHANGE, NULL, 0, "CONFIG_CHANGE_MSG", errp);
-        break;
-    case VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG:
-        ok = handle_host_notifier(chan, &msg.payload.area, (unsigned)ring, fds,
-                                  &status, errp);
-        break;
-    case VHOST_USER_BACKEND_VRING_CALL:
-    case VHOST_USER_BACKEND_VRING_ERR:
-        ok = handle_vring_signal(chan, info->name, (unsigned)ring,
-                                 msg.hdr.request == VHOST_USER_BACKEND_VRING_ERR,
-                                 &status);
-        break;
-    default:
-        ok = handle_shared(chan, &msg, fds, nfds, &reply_fd, &status, errp);
-        break;
-    }
+    req.info = info;
+    req.msg = &msg;
+    req.ring = ring;
+    req.fds = fds;
+    req.nfds = nfds;
+    ok = chan_handlers[info->id](chan, &req, errp);
+    reply_fd = req.reply_fd;
     if (!ok) {
         goto out;
     }
 
-    /* The back-end waits for an answer to a lookup even without NEED_REPLY. */
+    /* Answered when asked to, and always where the table says so (LOOKUP). */
     need_reply = (msg.hdr.flags & VHOST_USER_NEED_REPLY_MASK) ||
-                 msg.hdr.request == VHOST_USER_BACKEND_SHARED_OBJECT_LOOKUP;
+                 info->reply == VHOST_USER_RK_ACK;
     if (need_reply) {
         VhostUserMsg r;
+        size_t nrfd = reply_fd >= 0 ? 1 : 0;
 
         memset(&r, 0, HDR_SIZE + sizeof(uint64_t));
         r.hdr.request = msg.hdr.request;
         r.hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
         r.hdr.size = sizeof(uint64_t);
-        r.payload.u64 = status;
+        r.payload.u64 = req.status;
+        /* Our answer passes the same validator a back-end would apply. */
+        if (!vhost_user_msg_validate_reply_payload(VHOST_USER_CHANNEL_BACKEND,
+                                                   msg.hdr.request,
+                                                   info->reply != VHOST_USER_RK_ACK,
+                                                   &r, nrfd, errp)) {
+            g_prefix_error(errp, "back-end channel: our answer refused by the table: ");
+            ok = false;
+            goto out;
+        }
         if (vhost_user_trace_enabled()) {
             vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_BACKEND,
-                                 VHOST_USER_TRACE_TX, &r, reply_fd >= 0, true);
+                                 VHOST_USER_TRACE_TX, &r, nrfd, true);
         }
-        ok = chan_write(chan, &r, HDR_SIZE + sizeof(uint64_t), &reply_fd,
-                        reply_fd >= 0 ? 1 : 0, deadline, info->name, errp);
+        x = (CharIoXfer){ 0 };
+        ok = char_io_write_msg(chan->fd, &r, &reply_fd, nrfd, deadline, &x) == CHAR_IO_OK;
+        if (!ok) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                        "back-end channel: %s reply: %s", info->name,
+                        x.err ? g_strerror(x.err) : "cannot write");
+        }
     }
 
 out:

@@ -124,6 +124,7 @@ void vhost_user_state_reset(VhostUserState *u)
 {
     g_mutex_lock(&u->lock);
     u->negotiated = false;
+    u->postcopy_listening = false;
     g_atomic_int_set(&u->broken, 0);
     u->backend_features = 0;
     __atomic_store_n(&u->protocol_features, 0, __ATOMIC_RELEASE);
@@ -390,6 +391,20 @@ static bool vhost_user_wait_reply(VhostUserState *u, int timeout_ms, GError **er
     }
 }
 
+typedef struct ReplyHeaderCheck {
+    uint32_t request;
+    bool acked;
+} ReplyHeaderCheck;
+
+/* The table's check of a reply header, before any payload byte is read. */
+static bool reply_header_check(const VhostUserHeader *hdr, void *opaque, GError **errp)
+{
+    const ReplyHeaderCheck *rc = opaque;
+
+    return vhost_user_msg_validate_reply_header(VHOST_USER_CHANNEL_FRONTEND, rc->request,
+                                                rc->acked, hdr, errp);
+}
+
 /*
  * Sends one message and, when expect_reply, reads and validates its reply.
  * Caller holds u->lock. The reply lands in *reply; fds that the caller may
@@ -403,8 +418,7 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
                                        GError **errp)
 {
     bool trace = vhost_user_trace_enabled();
-    size_t nhdr_fds = CHAR_SOCKET_MAX_FDS;
-    size_t npl_fds;
+    ReplyHeaderCheck rc = { .request = info->id, .acked = acked };
 
     *n_rx = 0;
     if (trace) {
@@ -431,34 +445,12 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
         return false;
     }
     /* The header first: nothing of the payload is read before it is checked. */
-    if (!char_socket_read_all(u->chr, &reply->hdr, VHOST_USER_HDR_SIZE,
-                              rx_fds, &nhdr_fds, -1, errp)) {
-        g_prefix_error(errp, "%s: %s reply: ", u->name, info->name);
-        return false;
-    }
-    *n_rx = nhdr_fds;
-    if (!vhost_user_msg_validate_reply_header(VHOST_USER_CHANNEL_FRONTEND, info->id,
-                                              acked, &reply->hdr, errp)) {
+    *n_rx = CHAR_SOCKET_MAX_FDS;
+    if (!char_socket_read_msg(u->chr, reply, rx_fds, n_rx, reply_header_check, &rc,
+                              errp)) {
         prefix_reply_error(*errp, info->name);
         g_prefix_error(errp, "%s: ", u->name);
         return false;
-    }
-    /* Belt and braces: the validator bounds size, but never trust one check. */
-    if (reply->hdr.size > sizeof(reply->payload)) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
-                    "%s: %s reply: size %" PRIu32 " exceeds %zu", u->name,
-                    info->name, reply->hdr.size, sizeof(reply->payload));
-        return false;
-    }
-    if (reply->hdr.size > 0) {
-        /* A peer may attach fds to any byte; collect them so they are counted. */
-        npl_fds = CHAR_SOCKET_MAX_FDS - *n_rx;
-        if (!char_socket_read_all(u->chr, &reply->payload, reply->hdr.size,
-                                  npl_fds ? rx_fds + *n_rx : NULL, &npl_fds, -1, errp)) {
-            g_prefix_error(errp, "%s: %s reply: ", u->name, info->name);
-            return false;
-        }
-        *n_rx += npl_fds;
     }
     if (trace) {
         vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
@@ -466,7 +458,9 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
     }
     u->replies_received++;
     if (!vhost_user_msg_validate_reply_payload(VHOST_USER_CHANNEL_FRONTEND, info->id,
-                                               acked, reply, *n_rx, errp)) {
+                                               acked, reply, *n_rx, errp) ||
+        (!acked && !vhost_user_msg_check_reply(VHOST_USER_CHANNEL_FRONTEND, msg, reply,
+                                               errp))) {
         prefix_reply_error(*errp, info->name);
         g_prefix_error(errp, "%s: ", u->name);
         return false;
@@ -577,19 +571,20 @@ static bool vhost_user_request(VhostUserState *u, unsigned int vq_index,
         goto out;
     }
 
-    /*
-     * With REPLY_ACK every reply-less request asks for an ack, so a failure
-     * is reported against the message that caused it, not a later one.
-     */
-    if (info->reply == VHOST_USER_RK_ACK ||
-        (info->reply == VHOST_USER_RK_NONE &&
-         vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
-        need_reply = true;
-    }
-    expect_reply = need_reply || info->reply == VHOST_USER_RK_PAYLOAD ||
-        (info->reply == VHOST_USER_RK_COND &&
-         vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_LOG_SHMFD));
+    /* The table says whether to ask for an ack and whether a reply comes. */
+    vhost_user_msg_reply_plan(info, vhost_user_protocol_features(u),
+                              u->postcopy_listening, &need_reply, &expect_reply);
     msg->hdr.flags = VHOST_USER_VERSION | (need_reply ? VHOST_USER_NEED_REPLY_MASK : 0);
+    /*
+     * Our own message passes the same validator as the back-end's: a
+     * front-end bug fails loudly here, before the back-end sees it.
+     */
+    if (!vhost_user_msg_validate_request(VHOST_USER_CHANNEL_FRONTEND, msg, nfds,
+                                         &local_err)) {
+        local_err->code = VHOST_USER_ERROR_INVALID_STATE;
+        g_prefix_error(&local_err, "%s: outgoing message refused by the table: ", u->name);
+        goto out;
+    }
 
     /* We read the socket ourselves now; the idle watch must not race us. */
     char_socket_set_idle_watch(u->chr, false);

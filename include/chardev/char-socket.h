@@ -23,10 +23,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "chardev/char-io.h"
 #include "system/event-loop.h"
 
 /* Upper bound of fds received with one read; more is a protocol error. */
-#define CHAR_SOCKET_MAX_FDS 16
+#define CHAR_SOCKET_MAX_FDS CHAR_IO_MAX_FDS
 
 typedef struct CharSocket CharSocket;
 
@@ -95,6 +96,16 @@ bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
  */
 bool char_socket_read_all(CharSocket *chr, void *buf, size_t len,
                           int *fds, size_t *nfds, int timeout_ms, GError **errp);
+
+/*
+ * Reads one vhost-user message (header; check accepts it; payload) within
+ * the chardev's timeout, with read_all's rules for fds and errors (fds:
+ * room for *nfds, set to the number received). A refused header (check
+ * false, or a size above VHOST_USER_MAX_PAYLOAD_SIZE) returns check's
+ * error; no payload byte has been read then.
+ */
+bool char_socket_read_msg(CharSocket *chr, VhostUserMsg *msg, int *fds, size_t *nfds,
+                          CharIoHeaderCheck check, void *opaque, GError **errp);
 
 /*
  * Drops the connection (idempotent). The fd is closed at once so no

@@ -39,6 +39,7 @@ typedef enum Fault {
     FAULT_ACK_FAIL,         /* ack status 1 */
     FAULT_HANGUP,           /* close instead of replying */
     FAULT_CONFIG_SHORT,     /* GET_CONFIG answered with fewer bytes than asked */
+    FAULT_WRONG_INDEX,      /* GET_VRING_BASE answered for another ring */
 } Fault;
 
 typedef struct LoggedMsg {
@@ -183,6 +184,9 @@ static gpointer be_thread(gpointer opaque)
         case FAULT_CONFIG_SHORT:
             r.payload.config.size--;
             rsize--;
+            break;
+        case FAULT_WRONG_INDEX:
+            r.payload.state.index += 3;
             break;
         }
         if (reply) {
@@ -489,6 +493,9 @@ static const FaultCase fault_cases[] = {
     { FAULT_UNDERSIZED, VHOST_USER_ERROR_INVALID_MESSAGE, "size 4, expected 8" },
     { FAULT_EXTRA_FDS, VHOST_USER_ERROR_WRONG_FDS, "GET_VRING_BASE reply" },
     { FAULT_HANGUP, -1, "net0: GET_VRING_BASE reply" },
+    /* The table's semantic check, in the request path for every caller. */
+    { FAULT_WRONG_INDEX, VHOST_USER_ERROR_INVALID_MESSAGE,
+      "net0: GET_VRING_BASE reply: ring index 3 but ring 0 was asked for" },
 };
 
 START_TEST(test_bad_reply)
@@ -522,6 +529,39 @@ START_TEST(test_bad_reply)
     fixture_stop(&f);
     /* Every fd the peer passed was closed. */
     ck_assert_uint_eq(ut_count_fds(), baseline);
+}
+END_TEST
+
+/* Our own malformed message is refused by the table before it is sent. */
+START_TEST(test_outgoing_validated)
+{
+    Fixture f;
+    GError *err = NULL;
+    VhostUserMsg msg;
+    unsigned sent;
+
+    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    fixture_negotiate(&f);
+    sent = f.u->messages_sent;
+
+    /* Unknown bits in a SET_VRING_CALL u64 (only index and NOFD exist). */
+    vhost_user_msg_init(&msg, VHOST_USER_SET_VRING_CALL, 8);
+    msg.payload.u64 = VHOST_USER_VRING_NOFD_MASK | (1ull << 20);
+    ck_assert(!vhost_user_send(f.u, 0, &msg, NULL, 0, 0, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE));
+    ck_assert_msg(strstr(err->message, "net0: outgoing message refused by the table: "
+                         "SET_VRING_CALL: u64"), "%s", err->message);
+    g_clear_error(&err);
+    /* A SET_VRING_KICK with a fd but the NOFD bit. */
+    vhost_user_msg_init(&msg, VHOST_USER_SET_VRING_KICK, 8);
+    msg.payload.u64 = VHOST_USER_VRING_NOFD_MASK;
+    ck_assert(!vhost_user_send(f.u, 0, &msg, &f.be.fd, 1, 0, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE));
+    g_clear_error(&err);
+    /* A caller bug: nothing reached the back-end, the connection stays. */
+    ck_assert_uint_eq(f.u->messages_sent, sent);
+    ck_assert(!f.u->broken);
+    fixture_stop(&f);
 }
 END_TEST
 
@@ -950,6 +990,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, test_device_scope_from_other_vq);
     tcase_add_loop_test(tc, test_bad_reply, 0, G_N_ELEMENTS(fault_cases));
     tcase_add_test(tc, test_reply_ack_negotiated);
+    tcase_add_test(tc, test_outgoing_validated);
     tcase_add_test(tc, test_reply_ack_absent_barrier);
     tcase_add_test(tc, test_not_connected);
     tcase_add_test(tc, test_reply_fd_handed_over);

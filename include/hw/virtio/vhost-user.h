@@ -88,6 +88,12 @@ struct VhostUserState {
     uint64_t backend_features;  /* GET_FEATURES */
     uint64_t protocol_features; /* atomic (__atomic_*): the negotiated set */
     uint64_t queue_num;         /* GET_QUEUE_NUM, or 1 */
+    /*
+     * Postcopy is listening on this connection (POSTCOPY_LISTEN sent): the
+     * table's POSTCOPY_LISTENING replies come. Written under u->lock by the
+     * postcopy code (not built yet); false until then.
+     */
+    bool postcopy_listening;
     /* Bumps on every new connection; written under u->lock, read atomically. */
     guint connection;
     /*
