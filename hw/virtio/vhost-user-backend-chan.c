@@ -79,10 +79,16 @@ typedef struct HostNotifier {
     size_t size;
 } HostNotifier;
 
+/*
+ * Locking: u and loop never change. Everything else is under lock (taken
+ * after u->lock, never before it): the request path's wait fd handler and
+ * the loop's watch both read the channel, the loop runs the work, and
+ * vhost_user_backend_chan_unmap_notifiers comes from the VMM's thread.
+ */
 struct VhostUserBackendChan {
     VhostUserState *u;
     VhostEventLoop *loop;
-    GMutex lock;                /* one reader of fd at a time */
+    GMutex lock;                /* one reader of fd at a time; all fields below */
     int fd;                     /* our end; -1 once closed */
     void *watch;
     GQueue work;                /* BackendWork *, run from the loop */

@@ -85,9 +85,16 @@ static bool user_backend_init(struct vhost_dev *dev, void *opaque, GError **errp
         !u->backend_chan && !vhost_user_backend_chan_setup(u, errp)) {
         return false;
     }
-    dev->protocol_features = vhost_user_protocol_features(u);
-    dev->max_queues = u->queue_num;
     return true;
+}
+
+static void user_get_negotiated(struct vhost_dev *dev, uint64_t *protocol_features,
+                                uint64_t *max_queues)
+{
+    VhostUserState *u = to_user(dev);
+
+    *protocol_features = vhost_user_protocol_features(u);
+    *max_queues = u->queue_num;
 }
 
 static void user_backend_cleanup(struct vhost_dev *dev)
@@ -426,6 +433,7 @@ const VhostOps user_ops = {
     .backend_cleanup = user_backend_cleanup,
     .get_vq_index = user_get_vq_index,
     .get_features = user_get_features,
+    .get_negotiated = user_get_negotiated,
     .set_features = user_set_features,
     .set_owner = user_set_owner,
     .reset_device = user_reset_device,

@@ -120,6 +120,11 @@ bool vhost_dev_connect(struct vhost_dev *hdev, GError **errp)
         return false;
     }
     hdev->features = features;
+    hdev->protocol_features = 0;
+    hdev->max_queues = 1;
+    if (hdev->vhost_ops->get_negotiated) {
+        hdev->vhost_ops->get_negotiated(hdev, &hdev->protocol_features, &hdev->max_queues);
+    }
     hdev->connected = true;
     return true;
 }

@@ -76,13 +76,14 @@ struct VhostUserState {
 
     /*
      * The negotiated state of the current connection: the one copy (the
-     * vhost_devs read it through vhost_user_backend_features() and
-     * vhost_user_has_protocol_feature()). Written by negotiation (under
-     * u->lock, via vhost_user_set_features/_set_negotiated) and cleared by
-     * vhost_user_state_reset (under u->lock). protocol_features is read
-     * from other threads (the back-end channel's loop watch, the request
-     * path of another thread): always with __atomic_* (see
-     * vhost_user_protocol_features()).
+     * vhost_devs take read-only snapshots through VhostOps get_features /
+     * get_negotiated). Locking: negotiated, backend_features and queue_num
+     * are written under u->lock, only by the VMM's thread (negotiation,
+     * vhost_user_state_reset on CLOSED/OPENED); that thread reads them
+     * without the lock, any other thread (a request's barrier) under it.
+     * protocol_features is also read by the back-end channel's loop watch
+     * and by requests from other threads without u->lock: always through
+     * __atomic_* (vhost_user_protocol_features()), written under u->lock.
      */
     bool negotiated;
     uint64_t backend_features;  /* GET_FEATURES */
@@ -115,8 +116,9 @@ struct VhostUserState {
     /*
      * Why the loop (not a request, which returns its error) dropped the
      * connection: a bad back-end request. The device front-end takes it on
-     * CLOSED and reports it, so it is not only a chardev log line. Under
-     * u->lock.
+     * CLOSED and reports it, so it is not only a chardev log line.
+     * Written under u->lock by vhost_user_drop(from_loop), which runs on
+     * the loop's thread; taken on CLOSED on that same thread.
      */
     GError *async_error;
     /*
@@ -129,10 +131,15 @@ struct VhostUserState {
     VhostEventLoop *loop;       /* NULL: the chardev's loop */
     /*
      * Owned by hw/virtio/vhost-user-rings.c: the vhost_devs over this
-     * connection (ring number -> eventfds). Under u->lock.
+     * connection (ring number -> eventfds, err eventfd watches). Changed
+     * under u->lock by the VMM's thread; read under u->lock (a request's
+     * back-end channel service) or by the VMM's thread (the loop watch).
      */
     GPtrArray *devs;
-    /* Owned by hw/virtio/vhost-user-mem.c: the memory table state. */
+    /*
+     * Owned by hw/virtio/vhost-user-mem.c: the memory table state. Only
+     * the VMM's thread touches it (memory table requests come from there).
+     */
     struct VhostUserMemState *mem;
 
     /*

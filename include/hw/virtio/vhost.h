@@ -51,10 +51,16 @@ struct vhost_dev {
     unsigned int nvqs;
     struct vhost_virtqueue *vqs;
 
+    /*
+     * What the back-end offered and negotiated on the current connection:
+     * read-only snapshots of the transport's state (the one copy, e.g.
+     * VhostUserState.backend_features), taken by vhost_dev_connect through
+     * VhostOps get_features/get_negotiated and cleared by disconnect.
+     */
     uint64_t features;          /* device features the back-end offers */
-    uint64_t acked_features;    /* what the driver accepted; sent at start */
     uint64_t protocol_features; /* negotiated with the back-end */
     uint64_t max_queues;        /* GET_QUEUE_NUM, 1 without MQ */
+    uint64_t acked_features;    /* what the driver accepted; sent at start */
 
     bool connected;
     bool started;
