@@ -34,10 +34,11 @@ typedef struct VhostUserState VhostUserState;
 
 /*
  * A registered wait fd became readable (or hung up) while a request waits
- * for its reply, or ... see vhost_user_add_wait_fd. Runs with the request's
- * lock held: it may answer on its own fd but must not send a front-end
- * request (queue that to the loop). False with errp set: the connection is
+ * for its reply (see vhost_user_add_wait_fd). Runs with the request's lock
+ * held: it may answer on its own fd but must not send a front-end request
+ * (queue that to the loop). False with errp set: the connection is
  * unusable; the waiting request fails with that error and is dropped.
+ * While no request runs, the fd is the registrant's to watch on its loop.
  */
 typedef bool (*VhostUserWaitFdFn)(VhostUserState *u, int fd, void *opaque,
                                   GError **errp);
