@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Low-level socket I/O for the chardev: sendmsg/recvmsg with SCM_RIGHTS
- * and a deadline-based poll.
+ * Low-level socket I/O for the chardev: sendmsg/recvmsg with SCM_RIGHTS,
+ * a deadline-based poll, and the framed I/O built on them (whole buffers,
+ * whole vhost-user messages: header, then payload, fds, one deadline),
+ * written once for the front-end socket and the back-end channel.
  *
  * Untrusted input: the peer chooses how many fds it attaches and how it
  * splits its bytes. Every fd that arrives is either handed to the caller
@@ -9,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,6 +20,7 @@
 #include <glib.h>
 
 #include "chardev/char-io.h"
+#include "util/vhost-user-error.h"
 
 /* Room for exactly the fds we accept; more sets MSG_CTRUNC. */
 typedef union CharIoCmsgBuf {
@@ -187,4 +191,106 @@ void char_io_close_fds(int *fds, size_t n)
             fds[i] = -1;
         }
     }
+}
+
+/* ---- Framed I/O ------------------------------------------------------- */
+
+CharIoStatus char_io_read_full(int fd, void *buf, size_t len, int *fds, size_t max_fds,
+                               int64_t deadline, CharIoXfer *x)
+{
+    x->done = 0;
+    x->err = 0;
+    while (x->done < len) {
+        ssize_t r = char_io_recv(fd, (uint8_t *)buf + x->done, len - x->done, fds,
+                                 max_fds, &x->nfds, &x->ndropped, &x->ctrunc);
+
+        if (r > 0) {
+            x->done += (size_t)r;
+            continue;
+        }
+        if (r == 0) {
+            return CHAR_IO_EOF;
+        }
+        if (r == -EAGAIN) {
+            int rev = char_io_wait(fd, POLLIN, deadline);
+
+            if (rev > 0 && !(rev & POLLNVAL)) {
+                continue;       /* data, EOF or an error: recv tells */
+            }
+            if (rev == 0) {
+                return CHAR_IO_TIMEOUT;
+            }
+            r = rev < 0 ? rev : -EBADF;
+        }
+        x->err = (int)-r;
+        return CHAR_IO_FAILED;
+    }
+    return CHAR_IO_OK;
+}
+
+CharIoStatus char_io_write_full(int fd, const void *buf, size_t len, const int *fds,
+                                size_t nfds, int64_t deadline, CharIoXfer *x)
+{
+    x->done = 0;
+    x->err = 0;
+    while (x->done < len) {
+        /* The fds ride on the first byte only. */
+        ssize_t r = char_io_send(fd, (const uint8_t *)buf + x->done, len - x->done,
+                                 x->done ? NULL : fds, x->done ? 0 : nfds);
+
+        if (r > 0) {
+            x->done += (size_t)r;
+            continue;
+        }
+        if (r == -EAGAIN) {
+            int rev = char_io_wait(fd, POLLOUT, deadline);
+
+            if (rev == 0) {
+                return CHAR_IO_TIMEOUT;
+            }
+            if (rev > 0 && !(rev & POLLNVAL)) {
+                continue;       /* POLLOUT, or POLLERR/HUP which the next send reports */
+            }
+            r = rev < 0 ? rev : -EBADF;
+        }
+        x->err = r < 0 ? (int)-r : EIO;
+        return CHAR_IO_FAILED;
+    }
+    return CHAR_IO_OK;
+}
+
+CharIoStatus char_io_read_msg(int fd, VhostUserMsg *msg, int *fds, size_t max_fds,
+                              int64_t deadline, CharIoHeaderCheck check, void *opaque,
+                              CharIoXfer *x, bool *in_payload, GError **errp)
+{
+    CharIoStatus st;
+
+    *in_payload = false;
+    st = char_io_read_full(fd, &msg->hdr, sizeof(msg->hdr), fds, max_fds, deadline, x);
+    if (st != CHAR_IO_OK) {
+        return st;
+    }
+    /* Nothing of the payload is read before the header is accepted. */
+    if (msg->hdr.size > VHOST_USER_MAX_PAYLOAD_SIZE) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
+                    "size %" PRIu32 " exceeds the maximum payload size %d",
+                    msg->hdr.size, VHOST_USER_MAX_PAYLOAD_SIZE);
+        return CHAR_IO_REFUSED;
+    }
+    if (check && !check(&msg->hdr, opaque, errp)) {
+        return CHAR_IO_REFUSED;
+    }
+    *in_payload = true;
+    if (msg->hdr.size == 0) {
+        x->done = 0;
+        return CHAR_IO_OK;
+    }
+    return char_io_read_full(fd, &msg->payload, msg->hdr.size, fds, max_fds, deadline, x);
+}
+
+CharIoStatus char_io_write_msg(int fd, const VhostUserMsg *msg, const int *fds,
+                               size_t nfds, int64_t deadline, CharIoXfer *x)
+{
+    return char_io_write_full(fd, msg, sizeof(msg->hdr) + msg->hdr.size, fds, nfds,
+                              deadline, x);
 }

@@ -28,6 +28,7 @@
 
 #include "chardev/char-io.h"
 #include "chardev/char-path-watch.h"
+#include "chardev/char-socket-int.h"
 #include "chardev/char-socket.h"
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-log.h"
@@ -645,9 +646,7 @@ static bool char_socket_io_fail(CharSocket *chr, int code, GError **errp,
 bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
                            const int *fds, size_t nfds, GError **errp)
 {
-    const char *p = buf;
-    size_t done = 0;
-    int64_t deadline;
+    CharIoXfer x = { 0 };
     int fd = char_socket_fd(chr);
 
     if (fd < 0) {
@@ -662,39 +661,109 @@ bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
                     "at least one byte)", chr->id, nfds, len, CHAR_SOCKET_MAX_FDS);
         return false;
     }
-    deadline = char_io_deadline(chr->timeout_ms);
-    while (done < len) {
-        /* The fds ride on the first byte only. */
-        ssize_t ret = char_io_send(fd, p + done, len - done,
-                                   done ? NULL : fds, done ? 0 : nfds);
+    switch (char_io_write_full(fd, buf, len, fds, nfds, char_io_deadline(chr->timeout_ms),
+                               &x)) {
+    case CHAR_IO_OK:
+        return true;
+    case CHAR_IO_TIMEOUT:
+        return char_socket_io_fail(chr, VHOST_USER_ERROR_TIMEOUT, errp,
+                                   "write timed out after %d ms (%zu of %zu bytes sent)",
+                                   chr->timeout_ms, x.done, len);
+    default:
+        break;
+    }
+    if (x.err == EPIPE || x.err == ECONNRESET || x.err == EBADF || x.err == ENOTCONN) {
+        return char_socket_io_fail(chr, VHOST_USER_ERROR_DISCONNECTED, errp,
+                                   "write failed: %s", g_strerror(x.err));
+    }
+    return char_socket_io_fail(chr, VHOST_USER_ERROR_LOCAL, errp,
+                               "write failed: %s", g_strerror(x.err));
+}
 
-        if (ret > 0) {
-            done += ret;
-            continue;
+/*
+ * The error of a failed or short read, as read_all and read_msg report
+ * it; NULL when the read is good. Closes the fds on failure.
+ */
+static char *char_socket_read_error(CharSocket *chr, CharIoStatus st, const CharIoXfer *x,
+                                    size_t len, size_t max_fds, int timeout_ms,
+                                    int *code)
+{
+    switch (st) {
+    case CHAR_IO_OK:
+        break;
+    case CHAR_IO_EOF:
+        if (x->done) {
+            *code = VHOST_USER_ERROR_PARTIAL_MESSAGE;
+            return g_strdup_printf("back-end closed the connection after %zu of %zu "
+                                   "bytes", x->done, len);
         }
-        if (ret == -EAGAIN) {
-            int rev = char_io_wait(fd, POLLOUT, deadline);
+        *code = VHOST_USER_ERROR_DISCONNECTED;
+        return g_strdup("back-end closed the connection");
+    case CHAR_IO_TIMEOUT:
+        *code = VHOST_USER_ERROR_TIMEOUT;
+        return g_strdup_printf("read timed out after %d ms (%zu of %zu bytes received)",
+                               timeout_ms, x->done, len);
+    default:
+        *code = (x->err == ECONNRESET || x->err == EBADF || x->err == ENOTCONN)
+                ? VHOST_USER_ERROR_DISCONNECTED : VHOST_USER_ERROR_LOCAL;
+        return g_strdup_printf("read failed after %zu of %zu bytes: %s", x->done, len,
+                               g_strerror(x->err));
+    }
+    if (x->ctrunc || x->ndropped) {
+        *code = VHOST_USER_ERROR_WRONG_FDS;
+        return g_strdup_printf("more than %d fds received with one message",
+                               CHAR_SOCKET_MAX_FDS);
+    }
+    if (x->nfds > max_fds) {
+        *code = VHOST_USER_ERROR_WRONG_FDS;
+        return g_strdup_printf("%zu fds received, %zu expected at most", x->nfds, max_fds);
+    }
+    return NULL;
+}
 
-            if (rev == 0) {
-                return char_socket_io_fail(chr, VHOST_USER_ERROR_TIMEOUT, errp,
-                                           "write timed out after %d ms (%zu of %zu bytes sent)",
-                                           chr->timeout_ms, done, len);
-            }
-            if (rev < 0) {
-                ret = rev;
-            } else if (rev & POLLNVAL) {
-                ret = -EBADF;
-            } else {
-                /* POLLOUT, or POLLERR/HUP which the next send reports. */
-                continue;
-            }
+/* The fd to read from, or -1 with errp set; *nfds (if any) zeroed. */
+static int char_socket_read_fd(CharSocket *chr, size_t *nfds, GError **errp)
+{
+    int fd = char_socket_fd(chr);
+
+    if (nfds) {
+        *nfds = 0;
+    }
+    if (fd < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "chardev %s: not connected", chr->id);
+    }
+    return fd;
+}
+
+/*
+ * Ends a read: hands the fds received to the caller (room for *nfds,
+ * at most CHAR_SOCKET_MAX_FDS), or on any failure closes them all and
+ * sets errp.
+ */
+static bool char_socket_read_done(CharSocket *chr, CharIoStatus st, const CharIoXfer *x,
+                                  size_t len, int timeout_ms, int *got_fds, int *fds,
+                                  size_t max_fds, size_t *nfds, GError **errp)
+{
+    g_autofree char *why = NULL;
+    int code = -1;
+
+    if (st != CHAR_IO_REFUSED) {
+        why = char_socket_read_error(chr, st, x, len, max_fds, timeout_ms, &code);
+    }
+    if (st == CHAR_IO_REFUSED || why) {
+        /* The caller owns nothing after a failure. */
+        char_io_close_fds(got_fds, x->nfds);
+        if (why) {
+            g_set_error(errp, VHOST_USER_ERROR, code, "chardev %s: %s", chr->id, why);
         }
-        if (ret == -EPIPE || ret == -ECONNRESET || ret == -EBADF || ret == -ENOTCONN) {
-            return char_socket_io_fail(chr, VHOST_USER_ERROR_DISCONNECTED, errp,
-                                       "write failed: %s", g_strerror(-ret));
-        }
-        return char_socket_io_fail(chr, VHOST_USER_ERROR_LOCAL, errp,
-                                   "write failed: %s", g_strerror((int)-ret));
+        return false;
+    }
+    if (x->nfds) {
+        memcpy(fds, got_fds, x->nfds * sizeof(int));
+    }
+    if (nfds) {
+        *nfds = x->nfds;
     }
     return true;
 }
@@ -703,94 +772,46 @@ bool char_socket_read_all(CharSocket *chr, void *buf, size_t len,
                           int *fds, size_t *nfds, int timeout_ms, GError **errp)
 {
     int got_fds[CHAR_SOCKET_MAX_FDS];
-    size_t n_got = 0, ndropped = 0;
     size_t max_fds = fds && nfds ? MIN(*nfds, (size_t)CHAR_SOCKET_MAX_FDS) : 0;
-    bool ctrunc = false;
-    char *p = buf;
-    size_t done = 0;
-    int64_t deadline;
-    int fd = char_socket_fd(chr);
-    int code = -1;
-    g_autofree char *why = NULL;
+    CharIoXfer x = { 0 };
+    CharIoStatus st;
+    int fd = char_socket_read_fd(chr, nfds, errp);
 
-    if (nfds) {
-        *nfds = 0;
-    }
     if (fd < 0) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
-                    "chardev %s: not connected", chr->id);
         return false;
     }
     if (timeout_ms < 0) {
         timeout_ms = chr->timeout_ms;
     }
-    deadline = char_io_deadline(timeout_ms);
-    while (done < len) {
-        /*
-         * Take up to CHAR_SOCKET_MAX_FDS whatever the caller's room: the
-         * excess is detected and closed below, after the bytes are consumed.
-         */
-        ssize_t ret = char_io_recv(fd, p + done, len - done, got_fds,
-                                   CHAR_SOCKET_MAX_FDS, &n_got, &ndropped, &ctrunc);
+    /*
+     * Take up to CHAR_SOCKET_MAX_FDS whatever the caller's room: the
+     * excess is detected and closed, after the bytes are consumed.
+     */
+    st = char_io_read_full(fd, buf, len, got_fds, CHAR_SOCKET_MAX_FDS,
+                           char_io_deadline(timeout_ms), &x);
+    return char_socket_read_done(chr, st, &x, len, timeout_ms, got_fds, fds, max_fds,
+                                 nfds, errp);
+}
 
-        if (ret > 0) {
-            done += ret;
-            continue;
-        }
-        if (ret == 0) {
-            if (done) {
-                code = VHOST_USER_ERROR_PARTIAL_MESSAGE;
-                why = g_strdup_printf("back-end closed the connection after %zu "
-                                      "of %zu bytes", done, len);
-            } else {
-                code = VHOST_USER_ERROR_DISCONNECTED;
-                why = g_strdup("back-end closed the connection");
-            }
-            break;
-        }
-        if (ret == -EAGAIN) {
-            int rev = char_io_wait(fd, POLLIN, deadline);
+bool char_socket_read_msg(CharSocket *chr, VhostUserMsg *msg, int *fds, size_t *nfds,
+                          CharIoHeaderCheck check, void *opaque, GError **errp)
+{
+    int got_fds[CHAR_SOCKET_MAX_FDS];
+    size_t max_fds = fds && nfds ? MIN(*nfds, (size_t)CHAR_SOCKET_MAX_FDS) : 0;
+    CharIoXfer x = { 0 };
+    CharIoStatus st;
+    bool in_payload;
+    int fd = char_socket_read_fd(chr, nfds, errp);
 
-            if (rev > 0 && !(rev & POLLNVAL)) {
-                continue;       /* data, EOF or an error: recv tells */
-            }
-            if (rev == 0) {
-                code = VHOST_USER_ERROR_TIMEOUT;
-                why = g_strdup_printf("read timed out after %d ms (%zu of %zu "
-                                      "bytes received)", timeout_ms, done, len);
-                break;
-            }
-            ret = rev < 0 ? rev : -EBADF;
-        }
-        code = (ret == -ECONNRESET || ret == -EBADF || ret == -ENOTCONN)
-               ? VHOST_USER_ERROR_DISCONNECTED : VHOST_USER_ERROR_LOCAL;
-        why = g_strdup_printf("read failed after %zu of %zu bytes: %s", done,
-                              len, g_strerror((int)-ret));
-        break;
-    }
-
-    if (code < 0 && (ctrunc || ndropped)) {
-        code = VHOST_USER_ERROR_WRONG_FDS;
-        why = g_strdup_printf("more than %d fds received with one message",
-                              CHAR_SOCKET_MAX_FDS);
-    } else if (code < 0 && n_got > max_fds) {
-        code = VHOST_USER_ERROR_WRONG_FDS;
-        why = g_strdup_printf("%zu fds received, %zu expected at most",
-                              n_got, max_fds);
-    }
-    if (code >= 0) {
-        /* The caller owns nothing after a failure. */
-        char_io_close_fds(got_fds, n_got);
-        g_set_error(errp, VHOST_USER_ERROR, code, "chardev %s: %s", chr->id, why);
+    if (fd < 0) {
         return false;
     }
-    if (n_got) {
-        memcpy(fds, got_fds, n_got * sizeof(int));
-    }
-    if (nfds) {
-        *nfds = n_got;
-    }
-    return true;
+    st = char_io_read_msg(fd, msg, got_fds, CHAR_SOCKET_MAX_FDS,
+                          char_io_deadline(chr->timeout_ms), check, opaque, &x,
+                          &in_payload, errp);
+    return char_socket_read_done(chr, st, &x,
+                                 in_payload ? msg->hdr.size : sizeof(msg->hdr),
+                                 chr->timeout_ms, got_fds, fds, max_fds, nfds, errp);
 }
 
 /* ---- events and teardown --------------------------------------------- */

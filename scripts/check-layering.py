@@ -37,18 +37,8 @@ import sys
 
 # Known violations, each to be dropped when its cause goes away. Keep this
 # short, and say why each edge is here and when it can go.
-ALLOWED_EDGES = {
-    # Cycle vhost-user <-> vhost-user-backend-chan / vhost-user-mem:
-    # vhost-user.h holds the connection state the two sub-modules extend,
-    # and vhost-user.c calls into them. The protocol core is being
-    # rewritten on another branch; drop these after that merge if the
-    # cycle is gone (this script then reports them as unused).
-    ('hw/virtio/vhost-user.c', 'include/hw/virtio/vhost-user-backend-chan.h'),
-    ('hw/virtio/vhost-user.c', 'include/hw/virtio/vhost-user-mem.h'),
-    # The VMM's err_fd watch reads the device's vhost_devs; it is to be
-    # replaced by a library callback (another branch). Drop with it.
-    ('vmm/vmm-backend-ops.c', 'include/hw/virtio/vhost-user-base-int.h'),
-}
+# Edges the rules would refuse but that are accepted, each with its reason.
+ALLOWED_EDGES = set()
 
 LAYERS = ['util', 'system', 'chardev', 'hw-model', 'hw-core', 'hw-devices',
           'migration', 'guest', 'top']

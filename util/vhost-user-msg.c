@@ -24,7 +24,7 @@
  * Rows are placed at their id so lookup is an index; slot 0 stays empty
  * (id 0 is VHOST_USER_NONE, never valid on the wire).
  */
-#define VHOST_USER_MSG_ROW(n, i, pl, fd, rk, rpl, rfd, g, sc)   \
+#define VHOST_USER_MSG_ROW(n, i, pl, fd, rk, rpl, rfd, rc, chk, g, sc, h) \
     [i] = {                                                     \
         .name = #n,                                             \
         .id = i,                                                \
@@ -33,8 +33,11 @@
         .reply = VHOST_USER_RK_##rk,                            \
         .reply_payload = VHOST_USER_PL_##rpl,                   \
         .reply_fds = VHOST_USER_FDS_##rfd,                      \
+        .reply_cond = VHOST_USER_RC_##rc,                       \
+        .reply_check = VHOST_USER_RCHK_##chk,                   \
         .gate = g,                                              \
         .scope = VHOST_USER_SCOPE_##sc,                         \
+        .handler = #h,                                          \
     },
 
 static const VhostUserMsgInfo frontend_msgs[VHOST_USER_MAX] = {
@@ -151,6 +154,40 @@ VhostUserPayloadKind vhost_user_reply_payload_kind(VhostUserChannel ch,
         return VHOST_USER_PL_U64;
     }
     return info->reply_payload;
+}
+
+bool vhost_user_reply_cond_holds(VhostUserReplyCond cond, uint64_t protocol_features,
+                                 bool postcopy_listening)
+{
+    switch (cond) {
+    case VHOST_USER_RC_LOG_SHMFD:
+        return protocol_features & (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD);
+    case VHOST_USER_RC_POSTCOPY_LISTENING:
+        return postcopy_listening;
+    case VHOST_USER_RC_NONE:
+    default:
+        return false;
+    }
+}
+
+void vhost_user_msg_reply_plan(const VhostUserMsgInfo *info, uint64_t protocol_features,
+                               bool postcopy_listening, bool *need_reply,
+                               bool *expect_reply)
+{
+    bool cond = info->reply == VHOST_USER_RK_COND &&
+                vhost_user_reply_cond_holds(info->reply_cond, protocol_features,
+                                            postcopy_listening);
+    /* A conditional reply whose condition does not hold is no reply at all. */
+    bool none = info->reply == VHOST_USER_RK_NONE ||
+                (info->reply == VHOST_USER_RK_COND && !cond);
+
+    /*
+     * With REPLY_ACK every reply-less request asks for an ack, so a
+     * failure is reported against the message that caused it.
+     */
+    *need_reply = info->reply == VHOST_USER_RK_ACK ||
+                  (none && (protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK)));
+    *expect_reply = *need_reply || info->reply == VHOST_USER_RK_PAYLOAD || cond;
 }
 
 /* ---- Field checks shared by requests and replies -------------------- */
@@ -481,6 +518,49 @@ bool vhost_user_msg_validate_reply_payload(VhostUserChannel ch, uint32_t request
     }
     return check_fds(what, acked ? VHOST_USER_FDS_NONE : info->reply_fds,
                      reply, nregions, nfds, errp);
+}
+
+/* ---- Semantic reply checks ------------------------------------------ */
+
+bool vhost_user_msg_check_reply(VhostUserChannel ch, const VhostUserMsg *req,
+                                const VhostUserMsg *reply, GError **errp)
+{
+    const VhostUserMsgInfo *info = vhost_user_msg_info(ch, req->hdr.request);
+
+    if (!info) {
+        return true;
+    }
+    switch (info->reply_check) {
+    case VHOST_USER_RCHK_VRING_INDEX:
+        if (reply->payload.state.index != req->payload.state.index) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s reply: ring index %" PRIu32 " but ring %" PRIu32
+                        " was asked for", info->name, reply->payload.state.index,
+                        req->payload.state.index);
+            return false;
+        }
+        return true;
+    case VHOST_USER_RCHK_CONFIG_RANGE: {
+        uint32_t offset = req->payload.config.offset, len = req->payload.config.size;
+
+        /* The layout allows any size up to 256; the request fixes it exactly. */
+        if (reply->hdr.size != VHOST_USER_CONFIG_HDR_SIZE + len ||
+            reply->payload.config.offset != offset || reply->payload.config.size != len) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s reply: size %" PRIu32 " offset %" PRIu32 " config size %"
+                        PRIu32 " but offset %" PRIu32 " size %" PRIu32
+                        " (message size %zu) was asked for", info->name,
+                        reply->hdr.size, reply->payload.config.offset,
+                        reply->payload.config.size, offset, len,
+                        (size_t)(VHOST_USER_CONFIG_HDR_SIZE + len));
+            return false;
+        }
+        return true;
+    }
+    case VHOST_USER_RCHK_NONE:
+    default:
+        return true;
+    }
 }
 
 /* ---- Helpers -------------------------------------------------------- */

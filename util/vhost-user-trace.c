@@ -383,7 +383,7 @@ void vhost_user_trace_msg(const char *dev, bool local_is_frontend,
 
 /* ---- Documentation table -------------------------------------------- */
 
-#define RST_COLS 7
+#define RST_COLS 9
 
 static const char *fd_rule_name(VhostUserFdRule rule)
 {
@@ -413,9 +413,11 @@ static char *reply_text(const VhostUserMsgInfo *info)
     case VHOST_USER_RK_NONE:
         return g_strdup("ack if NEED_REPLY");
     case VHOST_USER_RK_ACK:
-        return g_strdup("ack always");
+        return g_strdup_printf("ack always%s", fds);
     case VHOST_USER_RK_COND:
-        return g_strdup_printf("%s if LOG_SHMFD%s", pl, fds);
+        return g_strdup_printf("%s if %s%s, else ack if NEED_REPLY", pl,
+                               info->reply_cond == VHOST_USER_RC_LOG_SHMFD ?
+                               "LOG_SHMFD" : "postcopy listening", fds);
     case VHOST_USER_RK_PAYLOAD:
     default:
         if (info->reply_payload == VHOST_USER_PL_NONE) {
@@ -423,6 +425,19 @@ static char *reply_text(const VhostUserMsgInfo *info)
             return g_strdup(info->reply_fds == VHOST_USER_FDS_NONE ? "empty" : "fd only");
         }
         return g_strdup_printf("%s%s", pl, fds);
+    }
+}
+
+static const char *check_text(VhostUserReplyCheck chk)
+{
+    switch (chk) {
+    case VHOST_USER_RCHK_VRING_INDEX:
+        return "ring index";
+    case VHOST_USER_RCHK_CONFIG_RANGE:
+        return "config range";
+    case VHOST_USER_RCHK_NONE:
+    default:
+        return "-";
     }
 }
 
@@ -444,7 +459,7 @@ static char *gate_text(int gate)
 static GPtrArray *table_cells(VhostUserChannel ch)
 {
     static const char *const head[RST_COLS] = {
-        "id", "name", "payload", "fds", "reply", "gate", "scope",
+        "id", "name", "payload", "fds", "reply", "check", "gate", "scope", "handler",
     };
     GPtrArray *cells = g_ptr_array_new_with_free_func(g_free);
     const VhostUserMsgInfo *rows;
@@ -462,9 +477,11 @@ static GPtrArray *table_cells(VhostUserChannel ch)
         g_ptr_array_add(cells, g_strdup(vhost_user_payload_info(r->payload)->name));
         g_ptr_array_add(cells, g_strdup(fd_rule_name(r->fds)));
         g_ptr_array_add(cells, reply_text(r));
+        g_ptr_array_add(cells, g_strdup(check_text(r->reply_check)));
         g_ptr_array_add(cells, gate_text(r->gate));
         g_ptr_array_add(cells, g_strdup(r->scope == VHOST_USER_SCOPE_RING ?
                                         "ring" : "device"));
+        g_ptr_array_add(cells, g_strdup(strcmp(r->handler, "none") ? r->handler : "-"));
     }
     return cells;
 }

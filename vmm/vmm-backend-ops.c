@@ -23,12 +23,6 @@
 #include <glib-unix.h>
 
 #include "hw/virtio/vhost-user-blk.h"
-/*
- * Only for the err_fd watch below, which reads the device's vhost_devs:
- * it is to become a library callback, and this include goes with it
- * (scripts/check-layering.sh allows this one edge until then).
- */
-#include "hw/virtio/vhost-user-base-int.h"
 #include "util/vhost-user-proto.h"
 #include "vmm/vmm-backend-ops.h"
 #include "vmm/vmm-machine.h"
@@ -46,13 +40,7 @@ struct VmmBackendOps {
     GuestMemory *mem;
     GMutex lock;                /* notifiers: set from the request path */
     VmmHostNotifier notifiers[VMM_MAX_NOTIFIERS];
-    GArray *err_watches;        /* guint source ids, one per ring's err eventfd */
 };
-
-typedef struct VmmErrWatch {
-    VmmBackendOps *b;
-    unsigned ring;
-} VmmErrWatch;
 
 static const char *perm_name(uint8_t perm)
 {
@@ -130,42 +118,15 @@ static void vmm_host_notifier(void *opaque, unsigned ring, void *addr, size_t si
 }
 
 /*
- * A ring error, signalled on the ring's err eventfd (VRING_ERR in-band, or
- * by a back-end that was given the fd). The eventfd is non-blocking.
+ * A ring error, signalled on the ring's err eventfd (by a back-end that was
+ * given it with SET_VRING_ERR, or in-band with VRING_ERR): the library
+ * watches the eventfds and calls this from the loop.
  */
-static gboolean vmm_ring_err_cb(gint fd, GIOCondition cond, gpointer opaque)
+static void vmm_vring_error(void *opaque, unsigned ring)
 {
-    VmmErrWatch *w = opaque;
-    uint64_t n;
+    VmmBackendOps *b = opaque;
 
-    if (read(fd, &n, sizeof(n)) == sizeof(n)) {
-        vmm_status("%s: ring %u: the back-end signalled a ring error", w->b->id,
-                   w->ring);
-    }
-    return G_SOURCE_CONTINUE;
-}
-
-static void vmm_watch_ring_errors(VmmBackendOps *b, VhostUserBase *vub)
-{
-    b->err_watches = g_array_new(FALSE, FALSE, sizeof(guint));
-    for (unsigned i = 0; i < vub->ndevs; i++) {
-        const struct vhost_dev *hdev = &vub->devs[i];
-
-        for (unsigned j = 0; j < hdev->nvqs; j++) {
-            VmmErrWatch *w;
-            guint id;
-
-            if (hdev->vqs[j].err_fd < 0) {
-                continue;
-            }
-            w = g_new0(VmmErrWatch, 1);
-            w->b = b;
-            w->ring = hdev->vq_index + j;
-            id = g_unix_fd_add_full(G_PRIORITY_DEFAULT, hdev->vqs[j].err_fd, G_IO_IN,
-                                    vmm_ring_err_cb, w, g_free);
-            g_array_append_val(b->err_watches, id);
-        }
-    }
+    vmm_status("%s: ring %u: the back-end signalled a ring error", b->id, ring);
 }
 
 static const VhostUserBackendOps vmm_backend_ops = {
@@ -173,6 +134,7 @@ static const VhostUserBackendOps vmm_backend_ops = {
     .iotlb_access_fail = vmm_iotlb_access_fail,
     .config_changed = vmm_config_changed,
     .host_notifier = vmm_host_notifier,
+    .vring_error = vmm_vring_error,
 };
 
 VmmBackendOps *vmm_backend_ops_install(VhostUserBase *vub, GuestMemory *mem)
@@ -183,7 +145,6 @@ VmmBackendOps *vmm_backend_ops_install(VhostUserBase *vub, GuestMemory *mem)
     b->id = g_strdup(vhost_user_base_id(vub));
     b->mem = mem;
     g_mutex_init(&b->lock);
-    vmm_watch_ring_errors(b, vub);
     vhost_user_base_set_backend_ops(vub, &vmm_backend_ops, b);
     return b;
 }
@@ -193,10 +154,6 @@ void vmm_backend_ops_free(VmmBackendOps *b)
     if (!b) {
         return;
     }
-    for (guint i = 0; i < b->err_watches->len; i++) {
-        g_source_remove(g_array_index(b->err_watches, guint, i));
-    }
-    g_array_unref(b->err_watches);
     g_mutex_clear(&b->lock);
     g_free(b->id);
     g_free(b);

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The back-end channel (BACKEND_REQ) and the front-end requests of the
- * features that use it (IOTLB, in-band kicks, status, shared objects).
+ * The back-end channel (BACKEND_REQ): the back-end's requests to us.
  *
  * Why the channel is polled from inside the request path
  * ------------------------------------------------------
@@ -14,8 +13,9 @@
  * back-end channel from that loop could send a new front-end request in
  * the middle of another one, and the replies got mis-paired.
  *
- * So while vhost_user_request() waits for a reply it poll()s the main
- * socket and this channel (vhost_user_backend_chan_wait). A back-end
+ * So the channel registers its fd with the connection as a "wait fd"
+ * (vhost_user_add_wait_fd): while a request waits for its reply, the
+ * connection poll()s the main socket and this channel. A back-end
  * request that arrives is handled in a mode that never sends anything on
  * the main socket: it only answers on this channel (the NEED_REPLY ack,
  * the LOOKUP fd). Work that needs a front-end request (the IOTLB update
@@ -28,6 +28,8 @@
  * Locking: u->lock (the request) is taken before chan->lock (one reader of
  * the channel). The loop's watch takes only chan->lock, with trylock: if
  * a request on another thread is servicing the channel, it steps aside.
+ * The channel belongs to the connection: a lifecycle hook
+ * (vhost_user_add_conn_hook) frees it when the connection resets.
  *
  * Security model: the back-end is untrusted. Every message goes through
  * the table's validator (size, flags, fd count, NOFD bits), then the
@@ -49,11 +51,14 @@
 #include <unistd.h>
 
 #include "chardev/char-io.h"
+#include "chardev/char-socket-int.h"
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
+#include "hw/virtio/vhost-user-iotlb.h"
+#include "hw/virtio/vhost-user-rings.h"
+#include "hw/virtio/vhost-user-shared.h"
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-log.h"
-#include "hw/virtio/vhost-user-shared.h"
 
 #define HDR_SIZE sizeof(VhostUserHeader)
 #define MAX_RINGS (VHOST_USER_VRING_IDX_MASK + 1)
@@ -75,10 +80,16 @@ typedef struct HostNotifier {
     size_t size;
 } HostNotifier;
 
+/*
+ * Locking: u and loop never change. Everything else is under lock (taken
+ * after u->lock, never before it): the request path's wait fd handler and
+ * the loop's watch both read the channel, the loop runs the work, and
+ * vhost_user_backend_chan_unmap_notifiers comes from the VMM's thread.
+ */
 struct VhostUserBackendChan {
     VhostUserState *u;
     VhostEventLoop *loop;
-    GMutex lock;                /* one reader of fd at a time */
+    GMutex lock;                /* one reader of fd at a time; all fields below */
     int fd;                     /* our end; -1 once closed */
     void *watch;
     GQueue work;                /* BackendWork *, run from the loop */
@@ -87,58 +98,6 @@ struct VhostUserBackendChan {
     HostNotifier notifiers[MAX_RINGS];
     GError *error;
 };
-
-/* ---- Rings of the connection ----------------------------------------- */
-
-static unsigned chan_nrings(VhostUserState *u)
-{
-    unsigned n = 0;
-
-    for (guint i = 0; u->devs && i < u->devs->len; i++) {
-        struct vhost_dev *d = g_ptr_array_index(u->devs, i);
-
-        n = MAX(n, d->vq_index + d->nvqs);
-    }
-    return n;
-}
-
-static struct vhost_virtqueue *chan_ring(VhostUserState *u, unsigned ring)
-{
-    for (guint i = 0; u->devs && i < u->devs->len; i++) {
-        struct vhost_dev *d = g_ptr_array_index(u->devs, i);
-
-        if (ring >= d->vq_index && ring - d->vq_index < d->nvqs && d->vqs) {
-            return &d->vqs[ring - d->vq_index];
-        }
-    }
-    return NULL;
-}
-
-void vhost_user_register_dev(VhostUserState *u, struct vhost_dev *dev)
-{
-    g_mutex_lock(&u->lock);
-    if (!u->devs) {
-        u->devs = g_ptr_array_new();
-    }
-    if (!g_ptr_array_find(u->devs, dev, NULL)) {
-        g_ptr_array_add(u->devs, dev);
-    }
-    g_mutex_unlock(&u->lock);
-}
-
-void vhost_user_unregister_dev(VhostUserState *u, struct vhost_dev *dev)
-{
-    g_mutex_lock(&u->lock);
-    if (u->devs) {
-        g_ptr_array_remove(u->devs, dev);
-    }
-    g_mutex_unlock(&u->lock);
-}
-
-bool vhost_user_is_last_dev(VhostUserState *u, const struct vhost_dev *dev)
-{
-    return dev->vq_index + dev->nvqs == chan_nrings(u);
-}
 
 /* ---- Host notifiers --------------------------------------------------- */
 
@@ -222,16 +181,9 @@ static void chan_config_changed(VhostUserState *u)
     const VhostUserBackendOps *ops = u->backend_ops;
     uint32_t len = u->backend_config_len;
     g_autofree uint8_t *buf = NULL;
-    struct vhost_dev *dev0 = NULL;
+    struct vhost_dev *dev0 = vhost_user_dev0(u);
     GError *err = NULL;
 
-    for (guint i = 0; u->devs && i < u->devs->len; i++) {
-        struct vhost_dev *d = g_ptr_array_index(u->devs, i);
-
-        if (d->vq_index == 0) {
-            dev0 = d;
-        }
-    }
     if (len && dev0 && dev0->vhost_ops->get_config) {
         buf = g_malloc0(len);
         if (!dev0->vhost_ops->get_config(dev0, buf, 0, len, &err)) {
@@ -331,93 +283,51 @@ static void chan_close_locked(VhostUserBackendChan *chan)
         chan->watch = NULL;
     }
     if (chan->fd >= 0) {
+        /* Before close: the fd number may be reused at once. */
+        vhost_user_remove_wait_fd(chan->u, chan->fd);
         close(chan->fd);
         chan->fd = -1;
     }
 }
 
 /*
- * Reads exactly len bytes before deadline. Received fds are appended to
- * fds[*nfds..] up to CHAR_IO_MAX_FDS; any beyond that is an error (the
- * validator's limit of 8 is checked later, against the whole message).
+ * The error of a failed read of one back-end request (what: "header" or
+ * the request's name). False with errp set, or true when the read is good.
  */
-static bool chan_read(VhostUserBackendChan *chan, void *buf, size_t len, int *fds,
-                      size_t *nfds, int64_t deadline, const char *what, GError **errp)
+static bool chan_read_result(CharIoStatus st, const CharIoXfer *x, bool in_payload,
+                             size_t len, const char *what, GError **errp)
 {
-    size_t done = 0, ndropped = 0;
-    bool ctrunc = false;
-
-    while (done < len) {
-        ssize_t r = char_io_recv(chan->fd, (uint8_t *)buf + done, len - done, fds,
-                                 CHAR_IO_MAX_FDS, nfds, &ndropped, &ctrunc);
-
-        if (r > 0) {
-            done += (size_t)r;
-            continue;
-        }
-        if (r == 0 && done == 0 && *nfds == 0 && !strcmp(what, "header")) {
+    switch (st) {
+    case CHAR_IO_OK:
+        break;
+    case CHAR_IO_REFUSED:
+        return false;
+    case CHAR_IO_EOF:
+        if (!in_payload && x->done == 0 && x->nfds == 0) {
             /* Between messages: the back-end went away (or dropped the channel). */
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
                         "back-end channel: closed by the back-end");
             return false;
         }
-        if (r == 0) {
-            g_set_error(errp, VHOST_USER_ERROR,
-                        done ? VHOST_USER_ERROR_PARTIAL_MESSAGE
-                             : VHOST_USER_ERROR_DISCONNECTED,
-                        "back-end channel: %s: closed after %zu of %zu bytes",
-                        what, done, len);
-            return false;
-        }
-        if (r == -EAGAIN) {
-            int rev = char_io_wait(chan->fd, POLLIN, deadline);
-
-            if (rev > 0 && !(rev & POLLNVAL)) {
-                continue;
-            }
-            g_set_error(errp, VHOST_USER_ERROR,
-                        rev == 0 ? VHOST_USER_ERROR_TIMEOUT
-                                 : VHOST_USER_ERROR_DISCONNECTED,
-                        "back-end channel: %s: %s after %zu of %zu bytes", what,
-                        rev == 0 ? "timed out" : "poll failed", done, len);
-            return false;
-        }
+        g_set_error(errp, VHOST_USER_ERROR,
+                    x->done ? VHOST_USER_ERROR_PARTIAL_MESSAGE
+                            : VHOST_USER_ERROR_DISCONNECTED,
+                    "back-end channel: %s: closed after %zu of %zu bytes",
+                    what, x->done, len);
+        return false;
+    case CHAR_IO_TIMEOUT:
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
+                    "back-end channel: %s: timed out after %zu of %zu bytes", what,
+                    x->done, len);
+        return false;
+    default:
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
-                    "back-end channel: %s: %s", what, g_strerror((int)-r));
+                    "back-end channel: %s: %s", what, g_strerror(x->err));
         return false;
     }
-    if (ndropped || ctrunc) {
+    if (x->ndropped || x->ctrunc) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS,
                     "back-end channel: %s: more than %d fds", what, CHAR_IO_MAX_FDS);
-        return false;
-    }
-    return true;
-}
-
-static bool chan_write(VhostUserBackendChan *chan, const void *buf, size_t len,
-                       const int *fds, size_t nfds, int64_t deadline,
-                       const char *what, GError **errp)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t r = char_io_send(chan->fd, (const uint8_t *)buf + done, len - done,
-                                 done ? NULL : fds, done ? 0 : nfds);
-
-        if (r > 0) {
-            done += (size_t)r;
-            continue;
-        }
-        if (r == -EAGAIN) {
-            int rev = char_io_wait(chan->fd, POLLOUT, deadline);
-
-            if (rev > 0 && !(rev & (POLLNVAL | POLLERR | POLLHUP))) {
-                continue;
-            }
-        }
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
-                    "back-end channel: %s reply: %s", what,
-                    r < 0 && r != -EAGAIN ? g_strerror((int)-r) : "cannot write");
         return false;
     }
     return true;
@@ -532,7 +442,7 @@ static bool handle_host_notifier(VhostUserBackendChan *chan, const VhostUserVrin
 static bool handle_vring_signal(VhostUserBackendChan *chan, const char *name,
                                 unsigned ring, bool err_fd, uint64_t *status)
 {
-    struct vhost_virtqueue *vq = chan_ring(chan->u, ring);
+    struct vhost_virtqueue *vq = vhost_user_ring(chan->u, ring);
     int fd = vq ? (err_fd ? vq->err_fd : vq->call_fd) : -1;
     uint64_t one = 1;
 
@@ -585,6 +495,66 @@ static bool handle_shared(VhostUserBackendChan *chan, const VhostUserMsg *msg, i
     return true;
 }
 
+/* ---- The handler table ------------------------------------------------ */
+
+/* One back-end request being handled; the handler fills in the answer. */
+typedef struct ChanReq {
+    const VhostUserMsgInfo *info;
+    VhostUserMsg *msg;
+    int ring;                   /* checked < the device's rings, or -1 */
+    int *fds;                   /* a handler that keeps fds[i] sets it to -1 */
+    size_t nfds;
+    int reply_fd;               /* sent with the answer, then closed */
+    uint64_t status;            /* the answer's u64: 0 ok, 1 failed */
+} ChanReq;
+
+typedef bool (*ChanHandlerFn)(VhostUserBackendChan *chan, ChanReq *r, GError **errp);
+
+static bool chan_handle_iotlb(VhostUserBackendChan *chan, ChanReq *r, GError **errp)
+{
+    return handle_iotlb(chan, &r->msg->payload.iotlb, &r->status, errp);
+}
+
+static bool chan_handle_config_change(VhostUserBackendChan *chan, ChanReq *r,
+                                      GError **errp)
+{
+    return chan_queue_work(chan, WORK_CONFIG_CHANGE, NULL, 0, r->info->name, errp);
+}
+
+static bool chan_handle_host_notifier(VhostUserBackendChan *chan, ChanReq *r,
+                                      GError **errp)
+{
+    return handle_host_notifier(chan, &r->msg->payload.area, (unsigned)r->ring, r->fds,
+                                &r->status, errp);
+}
+
+static bool chan_handle_vring_call(VhostUserBackendChan *chan, ChanReq *r, GError **errp)
+{
+    return handle_vring_signal(chan, r->info->name, (unsigned)r->ring, false, &r->status);
+}
+
+static bool chan_handle_vring_err(VhostUserBackendChan *chan, ChanReq *r, GError **errp)
+{
+    return handle_vring_signal(chan, r->info->name, (unsigned)r->ring, true, &r->status);
+}
+
+static bool chan_handle_shared(VhostUserBackendChan *chan, ChanReq *r, GError **errp)
+{
+    return handle_shared(chan, r->msg, r->fds, r->nfds, &r->reply_fd, &r->status, errp);
+}
+
+#define chan_handle_shared_add chan_handle_shared
+#define chan_handle_shared_remove chan_handle_shared
+#define chan_handle_shared_lookup chan_handle_shared
+
+/* The table's handler column, expanded here (util must not name our functions). */
+#define CHAN_HANDLER_ROW(n, i, pl, fd, rk, rpl, rfd, rc, chk, g, sc, h) \
+    [i] = chan_handle_##h,
+static const ChanHandlerFn chan_handlers[VHOST_USER_BACKEND_MAX] = {
+    VHOST_USER_BACKEND_MESSAGES(CHAN_HANDLER_ROW)
+};
+#undef CHAN_HANDLER_ROW
+
 /*
  * Reads, checks and handles one back-end request. Caller holds chan->lock
  * and saw the fd readable. False: the channel is unusable (errp set).
@@ -597,28 +567,25 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
     int fds[CHAR_IO_MAX_FDS];
     size_t nfds = 0;
     int64_t deadline = char_io_deadline(char_socket_timeout_ms(u->chr));
-    uint64_t status = 0;
+    ChanReq req = { .reply_fd = -1 };
+    CharIoXfer x = { 0 };
+    CharIoStatus st;
+    const char *name;
     int reply_fd = -1;
-    bool ok = false, need_reply;
+    bool ok = false, need_reply, in_payload;
     int ring = -1;
 
     memset(&msg.hdr, 0, sizeof(msg.hdr));
-    if (!chan_read(chan, &msg.hdr, HDR_SIZE, fds, &nfds, deadline, "header", errp)) {
-        goto out;
-    }
     /* Nothing of the payload is read before its size is known to be sane. */
-    if (msg.hdr.size > VHOST_USER_MAX_PAYLOAD_SIZE) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
-                    "back-end channel: %s: size %" PRIu32 " exceeds the maximum "
-                    "payload size %d",
-                    vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request),
-                    msg.hdr.size, VHOST_USER_MAX_PAYLOAD_SIZE);
-        goto out;
+    st = char_io_read_msg(chan->fd, &msg, fds, CHAR_IO_MAX_FDS, deadline, NULL, NULL,
+                          &x, &in_payload, errp);
+    nfds = x.nfds;
+    name = vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request);
+    if (st == CHAR_IO_REFUSED) {
+        g_prefix_error(errp, "back-end channel: %s: ", name);
     }
-    if (msg.hdr.size &&
-        !chan_read(chan, &msg.payload, msg.hdr.size, fds, &nfds, deadline,
-                   vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request),
-                   errp)) {
+    if (!chan_read_result(st, &x, in_payload, in_payload ? msg.hdr.size : HDR_SIZE,
+                          in_payload ? name : "header", errp)) {
         goto out;
     }
     if (vhost_user_trace_enabled()) {
@@ -642,54 +609,55 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
         goto out;
     }
     ring = vhost_user_msg_ring_index(VHOST_USER_CHANNEL_BACKEND, &msg);
-    if (ring >= 0 && (unsigned)ring >= chan_nrings(u)) {
+    if (ring >= 0 && (unsigned)ring >= vhost_user_nrings(u)) {
         chan_bad(errp, info->name, "ring index %d but the device has %u rings",
-                 ring, chan_nrings(u));
+                 ring, vhost_user_nrings(u));
         goto out;
     }
 
-    switch (msg.hdr.request) {
-    case VHOST_USER_BACKEND_IOTLB_MSG:
-        ok = handle_iotlb(chan, &msg.payload.iotlb, &status, errp);
-        break;
-    case VHOST_USER_BACKEND_CONFIG_CHANGE_MSG:
-        ok = chan_queue_work(chan, WORK_CONFIG_CHANGE, NULL, 0, "CONFIG_CHANGE_MSG", errp);
-        break;
-    case VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG:
-        ok = handle_host_notifier(chan, &msg.payload.area, (unsigned)ring, fds,
-                                  &status, errp);
-        break;
-    case VHOST_USER_BACKEND_VRING_CALL:
-    case VHOST_USER_BACKEND_VRING_ERR:
-        ok = handle_vring_signal(chan, info->name, (unsigned)ring,
-                                 msg.hdr.request == VHOST_USER_BACKEND_VRING_ERR,
-                                 &status);
-        break;
-    default:
-        ok = handle_shared(chan, &msg, fds, nfds, &reply_fd, &status, errp);
-        break;
-    }
+    req.info = info;
+    req.msg = &msg;
+    req.ring = ring;
+    req.fds = fds;
+    req.nfds = nfds;
+    ok = chan_handlers[info->id](chan, &req, errp);
+    reply_fd = req.reply_fd;
     if (!ok) {
         goto out;
     }
 
-    /* The back-end waits for an answer to a lookup even without NEED_REPLY. */
+    /* Answered when asked to, and always where the table says so (LOOKUP). */
     need_reply = (msg.hdr.flags & VHOST_USER_NEED_REPLY_MASK) ||
-                 msg.hdr.request == VHOST_USER_BACKEND_SHARED_OBJECT_LOOKUP;
+                 info->reply == VHOST_USER_RK_ACK;
     if (need_reply) {
         VhostUserMsg r;
+        size_t nrfd = reply_fd >= 0 ? 1 : 0;
 
         memset(&r, 0, HDR_SIZE + sizeof(uint64_t));
         r.hdr.request = msg.hdr.request;
         r.hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
         r.hdr.size = sizeof(uint64_t);
-        r.payload.u64 = status;
+        r.payload.u64 = req.status;
+        /* Our answer passes the same validator a back-end would apply. */
+        if (!vhost_user_msg_validate_reply_payload(VHOST_USER_CHANNEL_BACKEND,
+                                                   msg.hdr.request,
+                                                   info->reply != VHOST_USER_RK_ACK,
+                                                   &r, nrfd, errp)) {
+            g_prefix_error(errp, "back-end channel: our answer refused by the table: ");
+            ok = false;
+            goto out;
+        }
         if (vhost_user_trace_enabled()) {
             vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_BACKEND,
-                                 VHOST_USER_TRACE_TX, &r, reply_fd >= 0, true);
+                                 VHOST_USER_TRACE_TX, &r, nrfd, true);
         }
-        ok = chan_write(chan, &r, HDR_SIZE + sizeof(uint64_t), &reply_fd,
-                        reply_fd >= 0 ? 1 : 0, deadline, info->name, errp);
+        x = (CharIoXfer){ 0 };
+        ok = char_io_write_msg(chan->fd, &r, &reply_fd, nrfd, deadline, &x) == CHAR_IO_OK;
+        if (!ok) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                        "back-end channel: %s reply: %s", info->name,
+                        x.err ? g_strerror(x.err) : "cannot write");
+        }
     }
 
 out:
@@ -746,71 +714,43 @@ static bool chan_watch_cb(int fd, unsigned events, void *opaque)
     /* u->lock is taken before chan->lock, never after it. */
     why = g_strdup(err->message);
     g_error_free(err);
-    g_mutex_lock(&u->lock);
-    u->broken = true;
-    if (!u->async_error) {
-        u->async_error = g_error_new_literal(VHOST_USER_ERROR,
-                                             VHOST_USER_ERROR_INVALID_MESSAGE, why);
-    }
-    char_socket_disconnect(u->chr, why);
-    g_mutex_unlock(&u->lock);
+    vhost_user_drop(u, why, true);
     return false;
 }
 
-bool vhost_user_backend_chan_wait(VhostUserBackendChan *chan, int main_fd,
-                                  int timeout_ms, GError **errp)
+/*
+ * The connection's wait fd handler: a request waits for its reply and the
+ * back-end sent us something meanwhile. Called with u->lock held.
+ */
+static bool chan_wait_fd_cb(VhostUserState *u, int fd, void *opaque, GError **errp)
 {
-    int64_t deadline = char_io_deadline(timeout_ms);
+    VhostUserBackendChan *chan = opaque;
+    GError *err = NULL;
     bool ok = true;
 
     g_mutex_lock(&chan->lock);
-    for (;;) {
-        struct pollfd pfd[2] = {
-            { .fd = main_fd, .events = POLLIN },
-            { .fd = chan->fd, .events = POLLIN },
-        };
-        int timeout = -1, r;
-
-        if (deadline >= 0) {
-            int64_t left = deadline - g_get_monotonic_time();
-
-            timeout = left <= 0 ? 0 : (int)MIN((left + 999) / 1000, G_MAXINT);
-        }
-        /* A closed channel (fd -1) is ignored by poll(). */
-        r = poll(pfd, 2, timeout);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
-                        "poll: %s", g_strerror(errno));
-            ok = false;
-            break;
-        }
-        if (r == 0) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
-                        "no reply within %d ms", timeout_ms);
-            ok = false;
-            break;
-        }
-        /* Back-end requests first: the reply may depend on our answer. */
-        if (pfd[1].revents) {
-            GError *err = NULL;
-
-            if (!chan_handle_one(chan, &err)) {
-                chan_fail_locked(chan, err);
-                g_propagate_error(errp, err);
-                ok = false;
-                break;
-            }
-            continue;
-        }
-        if (pfd[0].revents) {
-            break;              /* data, EOF or error: the reader tells */
-        }
+    if (chan->fd == fd && !chan_handle_one(chan, &err)) {
+        chan_fail_locked(chan, err);
+        g_propagate_error(errp, err);
+        ok = false;
     }
     g_mutex_unlock(&chan->lock);
     return ok;
+}
+
+static void chan_free(VhostUserBackendChan *chan);
+
+static void chan_conn_hook(VhostUserState *u, VhostUserConnEvent ev, void *opaque)
+{
+    VhostUserBackendChan *chan = opaque;
+
+    /* The channel belongs to the connection: it goes on either event. */
+    g_mutex_lock(&u->lock);
+    if (u->backend_chan == chan) {
+        u->backend_chan = NULL;
+    }
+    g_mutex_unlock(&u->lock);
+    chan_free(chan);
 }
 
 /* ---- Setup and teardown ----------------------------------------------- */
@@ -848,8 +788,7 @@ bool vhost_user_backend_chan_setup(VhostUserState *u, GError **errp)
     }
     vhost_user_msg_init(&msg, VHOST_USER_SET_BACKEND_REQ_FD, 0);
     /* SYNC: with REPLY_ACK the back-end confirms it took the channel. */
-    ok = vhost_user_request(u, 0, &msg, &sv[1], 1, VHOST_USER_REQ_SYNC,
-                            NULL, NULL, NULL, errp);
+    ok = vhost_user_send(u, 0, &msg, &sv[1], 1, VHOST_USER_REQ_SYNC, errp);
     close(sv[1]);
     if (!ok) {
         close(sv[0]);
@@ -858,23 +797,31 @@ bool vhost_user_backend_chan_setup(VhostUserState *u, GError **errp)
 
     chan = g_new0(VhostUserBackendChan, 1);
     chan->u = u;
-    chan->loop = u->loop ? u->loop : vhost_event_loop_default();
+    /* The VMM's loop: the one it gave us, else the chardev's. */
+    chan->loop = u->loop ? u->loop : char_socket_loop(u->chr);
     g_mutex_init(&chan->lock);
     g_queue_init(&chan->work);
     chan->fd = sv[0];
     chan->watch = vhost_loop_add_watch(chan->loop, chan->fd, VHOST_WATCH_IN,
                                        chan_watch_cb, chan);
+    vhost_user_add_wait_fd(u, chan->fd, chan_wait_fd_cb, chan);
+    vhost_user_add_conn_hook(u, chan_conn_hook, chan);
     g_mutex_lock(&u->lock);
     u->backend_chan = chan;
     g_mutex_unlock(&u->lock);
     return true;
 }
 
-void vhost_user_backend_chan_free(VhostUserBackendChan *chan)
+/*
+ * Closes the channel: unmaps every host notifier (telling the VMM first),
+ * drops queued work, forgets the connection's shared objects.
+ */
+static void chan_free(VhostUserBackendChan *chan)
 {
     if (!chan) {
         return;
     }
+    vhost_user_remove_conn_hook(chan->u, chan_conn_hook, chan);
     g_mutex_lock(&chan->lock);
     chan_close_locked(chan);
     if (chan->defer) {
@@ -911,119 +858,4 @@ const GError *vhost_user_backend_chan_error(const VhostUserBackendChan *chan)
 int vhost_user_backend_chan_fd(const VhostUserBackendChan *chan)
 {
     return chan ? chan->fd : -1;
-}
-
-/* ---- Front-end requests ------------------------------------------------ */
-
-static bool iotlb_send(VhostUserState *u, const VhostUserIotlb *iotlb, GError **errp)
-{
-    VhostUserMsg msg;
-
-    vhost_user_msg_init(&msg, VHOST_USER_IOTLB_MSG, sizeof(VhostUserIotlb));
-    msg.payload.iotlb = *iotlb;
-    return vhost_user_request(u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, errp);
-}
-
-bool vhost_user_iotlb_update(VhostUserState *u, uint64_t iova, uint64_t size,
-                             uint64_t uaddr, uint8_t perm, GError **errp)
-{
-    VhostUserIotlb m = {
-        .iova = iova, .size = size, .uaddr = uaddr, .perm = perm,
-        .type = VHOST_IOTLB_UPDATE,
-    };
-
-    if (size == 0 || iova + size - 1 < iova || !perm || (perm & ~VHOST_ACCESS_RW)) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
-                    "%s: IOTLB_MSG update: iova 0x%" PRIx64 " size 0x%" PRIx64
-                    " perm 0x%x is not a valid mapping", u->name, iova, size, perm);
-        return false;
-    }
-    return iotlb_send(u, &m, errp);
-}
-
-bool vhost_user_iotlb_invalidate(VhostUserState *u, uint64_t iova, uint64_t size,
-                                 GError **errp)
-{
-    VhostUserIotlb m = { .iova = iova, .size = size, .type = VHOST_IOTLB_INVALIDATE };
-
-    return iotlb_send(u, &m, errp);
-}
-
-bool vhost_user_vring_kick(VhostUserState *u, unsigned ring, GError **errp)
-{
-    VhostUserMsg msg;
-    unsigned n = chan_nrings(u);
-
-    if (ring >= n) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
-                    "%s: VRING_KICK: ring %u but the device has %u rings",
-                    u->name, ring, n);
-        return false;
-    }
-    vhost_user_msg_init(&msg, VHOST_USER_VRING_KICK, sizeof(VhostUserVringState));
-    msg.payload.state.index = ring;
-    return vhost_user_request(u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, errp);
-}
-
-bool vhost_user_set_status(VhostUserState *u, uint8_t status, GError **errp)
-{
-    VhostUserMsg msg;
-
-    vhost_user_msg_init(&msg, VHOST_USER_SET_STATUS, sizeof(uint64_t));
-    msg.payload.u64 = status;
-    /* The device must be in the new state when we go on (DRIVER_OK). */
-    return vhost_user_request(u, 0, &msg, NULL, 0, VHOST_USER_REQ_SYNC,
-                              NULL, NULL, NULL, errp);
-}
-
-bool vhost_user_get_status(VhostUserState *u, uint8_t *status, GError **errp)
-{
-    VhostUserMsg msg, reply;
-
-    vhost_user_msg_init(&msg, VHOST_USER_GET_STATUS, 0);
-    if (!vhost_user_request(u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
-        return false;
-    }
-    if (reply.payload.u64 > UINT8_MAX) {
-        g_autofree char *why = g_strdup_printf("%s: GET_STATUS reply: status 0x%"
-                                               PRIx64 " does not fit 8 bits",
-                                               u->name, reply.payload.u64);
-
-        g_mutex_lock(&u->lock);
-        u->broken = true;
-        char_socket_disconnect(u->chr, why);
-        g_mutex_unlock(&u->lock);
-        g_set_error_literal(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
-                            why);
-        return false;
-    }
-    *status = (uint8_t)reply.payload.u64;
-    return true;
-}
-
-bool vhost_user_get_shared_object(VhostUserState *u, const uint8_t uuid[16], int *fd,
-                                  GError **errp)
-{
-    VhostUserMsg msg, reply;
-    int rfd[1] = { -1 };
-    size_t nrfd = 1;
-
-    *fd = -1;
-    vhost_user_msg_init(&msg, VHOST_USER_GET_SHARED_OBJECT, sizeof(VhostUserShared));
-    memcpy(msg.payload.object.uuid, uuid, 16);
-    if (!vhost_user_request(u, 0, &msg, NULL, 0, 0, &reply, rfd, &nrfd, errp)) {
-        return false;
-    }
-    if (reply.payload.u64 != 0 || nrfd != 1) {
-        char str[37];
-
-        char_io_close_fds(rfd, nrfd);
-        vhost_user_uuid_format(uuid, str);
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
-                    "%s: GET_SHARED_OBJECT %s: back-end has no such object "
-                    "(status %" PRIu64 ")", u->name, str, reply.payload.u64);
-        return false;
-    }
-    *fd = rfd[0];
-    return true;
 }

@@ -17,6 +17,7 @@
 
 #include <glib.h>
 
+#include "chardev/char-socket-int.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-base-int.h"
 #include "util/vhost-user-error.h"

@@ -13,18 +13,19 @@
  * Locking: u->lock covers a whole request/reply pair (plus the barrier),
  * so two threads can never interleave messages or steal each other's reply.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "hw/virtio/vhost-user.h"
-#include "hw/virtio/vhost-user-backend-chan.h"
+#include "chardev/char-io.h"
+#include "chardev/char-socket-int.h"
+#include "hw/virtio/vhost-user-conn.h"
 #include "util/vhost-user-error.h"
-#include "hw/virtio/vhost-user-mem.h"
 
 #define VHOST_USER_HDR_SIZE sizeof(VhostUserHeader)
-/* A ring index is 8 bits on the wire, so no back-end can use more rings. */
-#define VHOST_USER_MAX_QUEUE_NUM 256
 
 uint64_t vhost_user_frontend_protocol_features(void)
 {
@@ -48,6 +49,17 @@ uint64_t vhost_user_frontend_protocol_features(void)
            (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
 }
 
+typedef struct VhostUserWaitFd {
+    int fd;
+    VhostUserWaitFdFn handler;
+    void *opaque;
+} VhostUserWaitFd;
+
+typedef struct VhostUserConnHook {
+    VhostUserConnHookFn fn;
+    void *opaque;
+} VhostUserConnHook;
+
 VhostUserState *vhost_user_state_new(CharSocket *chr, const char *name)
 {
     VhostUserState *u = g_new0(VhostUserState, 1);
@@ -55,9 +67,40 @@ VhostUserState *vhost_user_state_new(CharSocket *chr, const char *name)
     u->chr = chr;
     u->name = g_strdup(name ? name : char_socket_id(chr));
     g_mutex_init(&u->lock);
+    g_mutex_init(&u->hook_lock);
+    u->wait_fds = g_array_new(FALSE, FALSE, sizeof(VhostUserWaitFd));
+    u->conn_hooks = g_array_new(FALSE, FALSE, sizeof(VhostUserConnHook));
     u->supported_protocol_features = vhost_user_frontend_protocol_features();
     u->queue_num = 1;
     return u;
+}
+
+/*
+ * Runs every hook registered now. A copy is walked, since a hook may
+ * remove itself; a hook removed by an earlier one is skipped.
+ */
+static void vhost_user_run_conn_hooks(VhostUserState *u, VhostUserConnEvent ev)
+{
+    g_autoptr(GArray) hooks = NULL;
+
+    g_mutex_lock(&u->hook_lock);
+    hooks = g_array_copy(u->conn_hooks);
+    g_mutex_unlock(&u->hook_lock);
+    for (guint i = 0; i < hooks->len; i++) {
+        VhostUserConnHook h = g_array_index(hooks, VhostUserConnHook, i);
+        bool still = false;
+
+        g_mutex_lock(&u->hook_lock);
+        for (guint j = 0; j < u->conn_hooks->len && !still; j++) {
+            VhostUserConnHook *c = &g_array_index(u->conn_hooks, VhostUserConnHook, j);
+
+            still = c->fn == h.fn && c->opaque == h.opaque;
+        }
+        g_mutex_unlock(&u->hook_lock);
+        if (still) {
+            h.fn(u, ev, h.opaque);
+        }
+    }
 }
 
 void vhost_user_state_free(VhostUserState *u)
@@ -65,12 +108,14 @@ void vhost_user_state_free(VhostUserState *u)
     if (!u) {
         return;
     }
-    vhost_user_backend_chan_free(u->backend_chan);
+    vhost_user_run_conn_hooks(u, VHOST_USER_CONN_FREE);
     if (u->devs) {
         g_ptr_array_free(u->devs, TRUE);
     }
-    vhost_user_mem_cleanup(u);
+    g_array_free(u->wait_fds, TRUE);
+    g_array_free(u->conn_hooks, TRUE);
     g_clear_error(&u->async_error);
+    g_mutex_clear(&u->hook_lock);
     g_mutex_clear(&u->lock);
     g_free(u->name);
     g_free(u);
@@ -78,28 +123,146 @@ void vhost_user_state_free(VhostUserState *u)
 
 void vhost_user_state_reset(VhostUserState *u)
 {
-    VhostUserBackendChan *chan;
-
     g_mutex_lock(&u->lock);
-    /* The channel belongs to the connection; freed outside the lock below. */
-    chan = g_steal_pointer(&u->backend_chan);
     u->negotiated = false;
-    u->broken = false;
+    u->postcopy_listening = false;
+    g_atomic_int_set(&u->broken, 0);
     u->backend_features = 0;
-    u->protocol_features = 0;
+    __atomic_store_n(&u->protocol_features, 0, __ATOMIC_RELEASE);
     u->queue_num = 1;
     /* Called on both CLOSED and OPENED: count only the connections. */
     if (char_socket_is_connected(u->chr)) {
-        u->connection++;
+        g_atomic_int_inc(&u->connection);
     }
     g_mutex_unlock(&u->lock);
-    /* Unmapping host notifiers calls the VMM, which may call us back. */
-    vhost_user_backend_chan_free(chan);
+    /* Outside the lock: unmapping host notifiers calls the VMM, which may call us. */
+    vhost_user_run_conn_hooks(u, VHOST_USER_CONN_RESET);
+}
+
+void vhost_user_add_wait_fd(VhostUserState *u, int fd, VhostUserWaitFdFn handler,
+                            void *opaque)
+{
+    VhostUserWaitFd w = { .fd = fd, .handler = handler, .opaque = opaque };
+
+    g_assert(fd >= 0 && handler);
+    g_mutex_lock(&u->hook_lock);
+    for (guint i = 0; i < u->wait_fds->len; i++) {
+        g_assert(g_array_index(u->wait_fds, VhostUserWaitFd, i).fd != fd);
+    }
+    g_array_append_val(u->wait_fds, w);
+    g_mutex_unlock(&u->hook_lock);
+}
+
+void vhost_user_remove_wait_fd(VhostUserState *u, int fd)
+{
+    g_mutex_lock(&u->hook_lock);
+    for (guint i = 0; i < u->wait_fds->len; i++) {
+        if (g_array_index(u->wait_fds, VhostUserWaitFd, i).fd == fd) {
+            g_array_remove_index(u->wait_fds, i);
+            break;
+        }
+    }
+    g_mutex_unlock(&u->hook_lock);
+}
+
+void vhost_user_add_conn_hook(VhostUserState *u, VhostUserConnHookFn fn, void *opaque)
+{
+    VhostUserConnHook h = { .fn = fn, .opaque = opaque };
+
+    g_mutex_lock(&u->hook_lock);
+    g_array_append_val(u->conn_hooks, h);
+    g_mutex_unlock(&u->hook_lock);
+}
+
+void vhost_user_remove_conn_hook(VhostUserState *u, VhostUserConnHookFn fn, void *opaque)
+{
+    g_mutex_lock(&u->hook_lock);
+    for (guint i = 0; i < u->conn_hooks->len; i++) {
+        VhostUserConnHook *h = &g_array_index(u->conn_hooks, VhostUserConnHook, i);
+
+        if (h->fn == fn && h->opaque == opaque) {
+            g_array_remove_index(u->conn_hooks, i);
+            break;
+        }
+    }
+    g_mutex_unlock(&u->hook_lock);
+}
+
+uint64_t vhost_user_protocol_features(const VhostUserState *u)
+{
+    return __atomic_load_n(&u->protocol_features, __ATOMIC_ACQUIRE);
 }
 
 bool vhost_user_has_protocol_feature(const VhostUserState *u, unsigned int bit)
 {
-    return bit < 64 && (u->protocol_features & (1ull << bit));
+    return bit < 64 && (vhost_user_protocol_features(u) & (1ull << bit));
+}
+
+uint64_t vhost_user_backend_features(const VhostUserState *u)
+{
+    return u->backend_features;
+}
+
+void vhost_user_set_features(VhostUserState *u, uint64_t backend_features,
+                             uint64_t protocol_features)
+{
+    g_mutex_lock(&u->lock);
+    u->backend_features = backend_features;
+    __atomic_store_n(&u->protocol_features, protocol_features, __ATOMIC_RELEASE);
+    g_mutex_unlock(&u->lock);
+}
+
+void vhost_user_set_negotiated(VhostUserState *u, uint64_t queue_num)
+{
+    g_mutex_lock(&u->lock);
+    u->queue_num = queue_num;
+    u->negotiated = true;
+    g_mutex_unlock(&u->lock);
+}
+
+bool vhost_user_is_broken(const VhostUserState *u)
+{
+    return g_atomic_int_get(&u->broken) != 0;
+}
+
+bool vhost_user_is_usable(const VhostUserState *u)
+{
+    return !vhost_user_is_broken(u) && char_socket_is_connected(u->chr);
+}
+
+unsigned vhost_user_connection(const VhostUserState *u)
+{
+    return (unsigned)g_atomic_int_get(&u->connection);
+}
+
+void vhost_user_drop_locked(VhostUserState *u, const char *why, bool from_loop)
+{
+    g_atomic_int_set(&u->broken, 1);
+    if (from_loop && !u->async_error) {
+        u->async_error = g_error_new_literal(VHOST_USER_ERROR,
+                                             VHOST_USER_ERROR_INVALID_MESSAGE, why);
+    }
+    char_socket_disconnect(u->chr, why);
+}
+
+void vhost_user_drop(VhostUserState *u, const char *why, bool from_loop)
+{
+    g_mutex_lock(&u->lock);
+    vhost_user_drop_locked(u, why, from_loop);
+    g_mutex_unlock(&u->lock);
+}
+
+bool vhost_user_fail(VhostUserState *u, GError **errp, const char *fmt, ...)
+{
+    g_autofree char *why = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    vhost_user_drop(u, why, false);
+    g_set_error_literal(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE, why);
+    return false;
 }
 
 static bool vhost_user_error_breaks(const GError *err)
@@ -166,6 +329,84 @@ static bool vhost_user_check_gate(VhostUserState *u, const VhostUserMsgInfo *inf
 }
 
 /*
+ * Waits until the main socket is readable (or hung up), servicing every
+ * registered wait fd that becomes readable meanwhile, registered fds
+ * first: the reply may depend on our answer there. The registry is read
+ * afresh on every round, so a handler may unregister its fd (when it
+ * closes it) and a fd registered meanwhile is served from the next round.
+ * No nested main loop: only the registered handlers run, inline. Caller
+ * holds u->lock.
+ */
+static bool vhost_user_wait_reply(VhostUserState *u, int timeout_ms, GError **errp)
+{
+    int64_t deadline = char_io_deadline(timeout_ms);
+    int main_fd = char_socket_fd(u->chr);
+
+    for (;;) {
+        g_autoptr(GArray) waits = NULL;
+        g_autofree struct pollfd *pfd = NULL;
+        int timeout = -1, r;
+        guint n;
+
+        g_mutex_lock(&u->hook_lock);
+        waits = g_array_copy(u->wait_fds);
+        g_mutex_unlock(&u->hook_lock);
+        n = waits->len;
+        pfd = g_new0(struct pollfd, n + 1);
+        for (guint i = 0; i < n; i++) {
+            pfd[i].fd = g_array_index(waits, VhostUserWaitFd, i).fd;
+            pfd[i].events = POLLIN;
+        }
+        pfd[n].fd = main_fd;
+        pfd[n].events = POLLIN;
+
+        if (deadline >= 0) {
+            int64_t left = deadline - g_get_monotonic_time();
+
+            timeout = left <= 0 ? 0 : (int)MIN((left + 999) / 1000, G_MAXINT);
+        }
+        r = poll(pfd, n + 1, timeout);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                        "poll: %s", g_strerror(errno));
+            return false;
+        }
+        if (r == 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
+                        "no reply within %d ms", timeout_ms);
+            return false;
+        }
+        for (guint i = 0; i < n; i++) {
+            VhostUserWaitFd *w = &g_array_index(waits, VhostUserWaitFd, i);
+
+            if (pfd[i].revents && !w->handler(u, w->fd, w->opaque, errp)) {
+                return false;
+            }
+        }
+        if (pfd[n].revents) {
+            return true;        /* data, EOF or error: the reader tells */
+        }
+    }
+}
+
+typedef struct ReplyHeaderCheck {
+    uint32_t request;
+    bool acked;
+} ReplyHeaderCheck;
+
+/* The table's check of a reply header, before any payload byte is read. */
+static bool reply_header_check(const VhostUserHeader *hdr, void *opaque, GError **errp)
+{
+    const ReplyHeaderCheck *rc = opaque;
+
+    return vhost_user_msg_validate_reply_header(VHOST_USER_CHANNEL_FRONTEND, rc->request,
+                                                rc->acked, hdr, errp);
+}
+
+/*
  * Sends one message and, when expect_reply, reads and validates its reply.
  * Caller holds u->lock. The reply lands in *reply; fds that the caller may
  * keep are returned in rx_fds/n_rx (the caller closes what it does not
@@ -178,8 +419,7 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
                                        GError **errp)
 {
     bool trace = vhost_user_trace_enabled();
-    size_t nhdr_fds = CHAR_SOCKET_MAX_FDS;
-    size_t npl_fds;
+    ReplyHeaderCheck rc = { .request = info->id, .acked = acked };
 
     *n_rx = 0;
     if (trace) {
@@ -197,45 +437,21 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
     }
 
     /*
-     * The back-end may need an answer on the back-end channel before it
-     * can reply (an IOTLB miss while it stops a ring): serve that channel
-     * while waiting. See vhost-user-backend-chan.c for why not a loop.
+     * The back-end may need an answer on one of the registered fds (the
+     * back-end channel, later the postcopy fault fd) before it can reply:
+     * serve them while waiting. See vhost_user_wait_reply.
      */
-    if (u->backend_chan &&
-        !vhost_user_backend_chan_wait(u->backend_chan, char_socket_fd(u->chr),
-                                      char_socket_timeout_ms(u->chr), errp)) {
+    if (!vhost_user_wait_reply(u, char_socket_timeout_ms(u->chr), errp)) {
         g_prefix_error(errp, "%s: %s reply: ", u->name, info->name);
         return false;
     }
     /* The header first: nothing of the payload is read before it is checked. */
-    if (!char_socket_read_all(u->chr, &reply->hdr, VHOST_USER_HDR_SIZE,
-                              rx_fds, &nhdr_fds, -1, errp)) {
-        g_prefix_error(errp, "%s: %s reply: ", u->name, info->name);
-        return false;
-    }
-    *n_rx = nhdr_fds;
-    if (!vhost_user_msg_validate_reply_header(VHOST_USER_CHANNEL_FRONTEND, info->id,
-                                              acked, &reply->hdr, errp)) {
+    *n_rx = CHAR_SOCKET_MAX_FDS;
+    if (!char_socket_read_msg(u->chr, reply, rx_fds, n_rx, reply_header_check, &rc,
+                              errp)) {
         prefix_reply_error(*errp, info->name);
         g_prefix_error(errp, "%s: ", u->name);
         return false;
-    }
-    /* Belt and braces: the validator bounds size, but never trust one check. */
-    if (reply->hdr.size > sizeof(reply->payload)) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
-                    "%s: %s reply: size %" PRIu32 " exceeds %zu", u->name,
-                    info->name, reply->hdr.size, sizeof(reply->payload));
-        return false;
-    }
-    if (reply->hdr.size > 0) {
-        /* A peer may attach fds to any byte; collect them so they are counted. */
-        npl_fds = CHAR_SOCKET_MAX_FDS - *n_rx;
-        if (!char_socket_read_all(u->chr, &reply->payload, reply->hdr.size,
-                                  npl_fds ? rx_fds + *n_rx : NULL, &npl_fds, -1, errp)) {
-            g_prefix_error(errp, "%s: %s reply: ", u->name, info->name);
-            return false;
-        }
-        *n_rx += npl_fds;
     }
     if (trace) {
         vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
@@ -243,7 +459,9 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
     }
     u->replies_received++;
     if (!vhost_user_msg_validate_reply_payload(VHOST_USER_CHANNEL_FRONTEND, info->id,
-                                               acked, reply, *n_rx, errp)) {
+                                               acked, reply, *n_rx, errp) ||
+        (!acked && !vhost_user_msg_check_reply(VHOST_USER_CHANNEL_FRONTEND, msg, reply,
+                                               errp))) {
         prefix_reply_error(*errp, info->name);
         g_prefix_error(errp, "%s: ", u->name);
         return false;
@@ -292,10 +510,16 @@ static bool vhost_user_barrier_locked(VhostUserState *u, const VhostUserMsgInfo 
     return true;
 }
 
-bool vhost_user_request(VhostUserState *u, unsigned int vq_index,
-                        VhostUserMsg *msg, const int *fds, size_t nfds,
-                        unsigned flags, VhostUserMsg *reply,
-                        int *reply_fds, size_t *nreply_fds, GError **errp)
+/*
+ * The one request path behind the typed wrappers below. For requests
+ * that have a reply (table), reply receives it, validated, and reply fds
+ * go to reply_fds/nreply_fds (both may be NULL when the table says the
+ * reply carries none).
+ */
+static bool vhost_user_request(VhostUserState *u, unsigned int vq_index,
+                               VhostUserMsg *msg, const int *fds, size_t nfds,
+                               unsigned flags, VhostUserMsg *reply,
+                               int *reply_fds, size_t *nreply_fds, GError **errp)
 {
     const VhostUserMsgInfo *info;
     GError *local_err = NULL;
@@ -319,11 +543,11 @@ bool vhost_user_request(VhostUserState *u, unsigned int vq_index,
     }
 
     g_mutex_lock(&u->lock);
-    if (u->broken || !char_socket_is_connected(u->chr)) {
+    if (!vhost_user_is_usable(u)) {
         g_set_error(&local_err, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
                     "%s: %s: %s", u->name,
                     vhost_user_request_name(VHOST_USER_CHANNEL_FRONTEND, msg->hdr.request),
-                    u->broken ? "connection is broken after an earlier error"
+                    vhost_user_is_broken(u) ? "connection is broken after an earlier error"
                               : "back-end not connected");
         /* Already down; nothing to drop. */
         g_propagate_error(errp, local_err);
@@ -348,19 +572,20 @@ bool vhost_user_request(VhostUserState *u, unsigned int vq_index,
         goto out;
     }
 
-    /*
-     * With REPLY_ACK every reply-less request asks for an ack, so a failure
-     * is reported against the message that caused it, not a later one.
-     */
-    if (info->reply == VHOST_USER_RK_ACK ||
-        (info->reply == VHOST_USER_RK_NONE &&
-         vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
-        need_reply = true;
-    }
-    expect_reply = need_reply || info->reply == VHOST_USER_RK_PAYLOAD ||
-        (info->reply == VHOST_USER_RK_COND &&
-         vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_LOG_SHMFD));
+    /* The table says whether to ask for an ack and whether a reply comes. */
+    vhost_user_msg_reply_plan(info, vhost_user_protocol_features(u),
+                              u->postcopy_listening, &need_reply, &expect_reply);
     msg->hdr.flags = VHOST_USER_VERSION | (need_reply ? VHOST_USER_NEED_REPLY_MASK : 0);
+    /*
+     * Our own message passes the same validator as the back-end's: a
+     * front-end bug fails loudly here, before the back-end sees it.
+     */
+    if (!vhost_user_msg_validate_request(VHOST_USER_CHANNEL_FRONTEND, msg, nfds,
+                                         &local_err)) {
+        local_err->code = VHOST_USER_ERROR_INVALID_STATE;
+        g_prefix_error(&local_err, "%s: outgoing message refused by the table: ", u->name);
+        goto out;
+    }
 
     /* We read the socket ourselves now; the idle watch must not race us. */
     char_socket_set_idle_watch(u->chr, false);
@@ -395,8 +620,7 @@ out:
         g_assert(local_err);
         if (vhost_user_error_breaks(local_err)) {
             /* Framing is lost or the peer misbehaves: never talk to it again. */
-            u->broken = true;
-            char_socket_disconnect(u->chr, local_err->message);
+            vhost_user_drop_locked(u, local_err->message, false);
         }
         g_propagate_error(errp, local_err);
     }
@@ -404,23 +628,14 @@ out:
     return ok;
 }
 
-/* A request with no payload whose reply is a u64 (GET_FEATURES & co). */
-static bool vhost_user_get_u64(VhostUserState *u, uint32_t request, uint64_t *val,
-                               GError **errp)
+bool vhost_user_send(VhostUserState *u, unsigned int vq_index, VhostUserMsg *msg,
+                     const int *fds, size_t nfds, unsigned flags, GError **errp)
 {
-    VhostUserMsg msg, reply;
-
-    memset(&msg.hdr, 0, sizeof(msg.hdr));
-    msg.hdr.request = request;
-    if (!vhost_user_request(u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
-        return false;
-    }
-    *val = reply.payload.u64;
-    return true;
+    return vhost_user_request(u, vq_index, msg, fds, nfds, flags, NULL, NULL, NULL, errp);
 }
 
-static bool vhost_user_send_u64(VhostUserState *u, uint32_t request, uint64_t val,
-                                GError **errp)
+bool vhost_user_send_u64(VhostUserState *u, unsigned int vq_index, uint32_t request,
+                         uint64_t val, unsigned flags, GError **errp)
 {
     VhostUserMsg msg;
 
@@ -428,80 +643,41 @@ static bool vhost_user_send_u64(VhostUserState *u, uint32_t request, uint64_t va
     msg.hdr.request = request;
     msg.hdr.size = sizeof(uint64_t);
     msg.payload.u64 = val;
-    return vhost_user_request(u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, errp);
+    return vhost_user_send(u, vq_index, &msg, NULL, 0, flags, errp);
 }
 
-bool vhost_user_negotiate(VhostUserState *u, GError **errp)
+bool vhost_user_call_u64(VhostUserState *u, unsigned int vq_index, uint32_t request,
+                         uint64_t *val, GError **errp)
 {
-    VhostUserMsg msg;
-    uint64_t features, theirs, ours;
-
-    if (u->negotiated) {
-        return true;
-    }
-    if (!vhost_user_get_u64(u, VHOST_USER_GET_FEATURES, &features, errp)) {
-        return false;
-    }
-    u->backend_features = features;
-    u->protocol_features = 0;
-    u->queue_num = 1;
-
-    if (features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)) {
-        if (!vhost_user_get_u64(u, VHOST_USER_GET_PROTOCOL_FEATURES, &theirs, errp)) {
-            return false;
-        }
-        ours = u->supported_protocol_features & theirs;
-        /*
-         * Memory slots need an ack per ADD/REM_MEM_REG to keep the shadow
-         * true; without REPLY_ACK we stay with SET_MEM_TABLE.
-         */
-        if (!(ours & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
-            ours &= ~(1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
-        }
-        /*
-         * Sent while protocol_features is still 0, so it goes without
-         * NEED_REPLY: the back-end only learns of REPLY_ACK by processing
-         * this very message, and may not ack it.
-         */
-        if (!vhost_user_send_u64(u, VHOST_USER_SET_PROTOCOL_FEATURES, ours, errp)) {
-            return false;
-        }
-        g_mutex_lock(&u->lock);
-        u->protocol_features = ours;
-        g_mutex_unlock(&u->lock);
-
-        if (vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_MQ)) {
-            uint64_t qn;
-
-            if (!vhost_user_get_u64(u, VHOST_USER_GET_QUEUE_NUM, &qn, errp)) {
-                return false;
-            }
-            if (qn == 0 || qn > VHOST_USER_MAX_QUEUE_NUM) {
-                g_autofree char *why = g_strdup_printf(
-                    "%s: GET_QUEUE_NUM reply: queue count %" PRIu64
-                    " outside 1..%d", u->name, qn, VHOST_USER_MAX_QUEUE_NUM);
-
-                g_set_error_literal(errp, VHOST_USER_ERROR,
-                                    VHOST_USER_ERROR_INVALID_MESSAGE, why);
-                g_mutex_lock(&u->lock);
-                u->broken = true;
-                char_socket_disconnect(u->chr, why);
-                g_mutex_unlock(&u->lock);
-                return false;
-            }
-            u->queue_num = qn;
-        }
-    }
-    /* Also when protocol features are off: the old shadow must go. */
-    if (!vhost_user_mem_negotiate(u, errp)) {
-        return false;
-    }
+    VhostUserMsg msg, reply;
 
     memset(&msg.hdr, 0, sizeof(msg.hdr));
-    msg.hdr.request = VHOST_USER_SET_OWNER;
-    if (!vhost_user_request(u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, errp)) {
+    msg.hdr.request = request;
+    if (!vhost_user_call(u, vq_index, &msg, &reply, errp)) {
         return false;
     }
-    u->negotiated = true;
+    *val = reply.payload.u64;
+    return true;
+}
+
+bool vhost_user_call(VhostUserState *u, unsigned int vq_index, VhostUserMsg *msg,
+                     VhostUserMsg *reply, GError **errp)
+{
+    return vhost_user_request(u, vq_index, msg, NULL, 0, 0, reply, NULL, NULL, errp);
+}
+
+bool vhost_user_call_fd(VhostUserState *u, unsigned int vq_index, VhostUserMsg *msg,
+                        const int *fds, size_t nfds, VhostUserMsg *reply, int *fd,
+                        GError **errp)
+{
+    size_t n = 1;
+
+    *fd = -1;
+    if (!vhost_user_request(u, vq_index, msg, fds, nfds, 0, reply, fd, &n, errp)) {
+        return false;
+    }
+    if (n == 0) {
+        *fd = -1;
+    }
     return true;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Memory slots: GET_MAX_MEM_SLOTS, and ADD_MEM_REG / REM_MEM_REG driven by
- * a shadow of the back-end's table. See include/hw/virtio/vhost-user-mem.h.
+ * The memory table of a connection: SET_MEM_TABLE, or with memory slots
+ * GET_MAX_MEM_SLOTS and ADD_MEM_REG / REM_MEM_REG driven by a shadow of
+ * the back-end's table. See include/hw/virtio/vhost-user-mem.h.
  *
  * Untrusted input: the only value the back-end gives us here is its slot
  * count, bounded before use; each ADD/REM is acked and a failed ack drops
@@ -19,6 +20,19 @@
 
 struct VhostUserMemShadow {
     GArray *slots;              /* VhostUserMemSlot, in the order added */
+};
+
+/*
+ * u->mem: everything memory-table related of a VhostUserState; created on
+ * first use, freed by the FREE lifecycle hook. Only touched by the thread
+ * holding the device (requests run from the VMM's main loop thread).
+ */
+struct VhostUserMemState {
+    VhostUserMemShadow *shadow;
+    unsigned shadow_connection; /* the shadow is valid for this connection */
+    uint64_t max_mem_slots;     /* GET_MAX_MEM_SLOTS of this connection, or 0 */
+    /* Regions in the last table sent; kept across reconnects. */
+    unsigned regions_in_use;
 };
 
 VhostUserMemShadow *vhost_user_mem_shadow_new(void)
@@ -126,72 +140,90 @@ void vhost_user_mem_diff(const VhostUserMemSlot *old, unsigned nold,
     }
 }
 
+static void mem_conn_hook(VhostUserState *u, VhostUserConnEvent ev, void *opaque)
+{
+    VhostUserMemState *m = opaque;
+
+    /* A reset needs nothing: the shadow is checked against the connection. */
+    if (ev == VHOST_USER_CONN_FREE) {
+        vhost_user_remove_conn_hook(u, mem_conn_hook, m);
+        vhost_user_mem_shadow_free(m->shadow);
+        g_free(m);
+        u->mem = NULL;
+    }
+}
+
+static VhostUserMemState *mem_state(VhostUserState *u)
+{
+    if (!u->mem) {
+        u->mem = g_new0(VhostUserMemState, 1);
+        u->mem->shadow = vhost_user_mem_shadow_new();
+        vhost_user_add_conn_hook(u, mem_conn_hook, u->mem);
+    }
+    return u->mem;
+}
+
 bool vhost_user_mem_slots_enabled(const VhostUserState *u)
 {
     return vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) &&
            vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_REPLY_ACK) &&
-           u->max_mem_slots > 0;
+           u->mem && u->mem->max_mem_slots > 0;
 }
 
 unsigned vhost_user_mem_max_regions(const VhostUserState *u)
 {
-    return vhost_user_mem_slots_enabled(u) ? (unsigned)u->max_mem_slots
+    return vhost_user_mem_slots_enabled(u) ? (unsigned)u->mem->max_mem_slots
                                            : VHOST_MEMORY_BASELINE_NREGIONS;
+}
+
+unsigned vhost_user_mem_regions_in_use(const VhostUserState *u)
+{
+    return u->mem ? u->mem->regions_in_use : 0;
+}
+
+void vhost_user_mem_note_guest_ram(VhostUserState *u, GuestMemory *mem)
+{
+    /*
+     * The regions a new back-end's slot count is checked against are the
+     * guest's RAM now, not the last table sent: RAM unplugged while no
+     * back-end was there must not get the next one refused.
+     */
+    if (!u->negotiated && u->mem && u->mem->regions_in_use && mem) {
+        u->mem->regions_in_use = guest_memory_nregions(mem);
+    }
 }
 
 /* The shadow of the current connection, emptied when it is an older one's. */
 static VhostUserMemShadow *mem_shadow(VhostUserState *u)
 {
-    if (!u->mem_shadow) {
-        u->mem_shadow = vhost_user_mem_shadow_new();
-    } else if (u->mem_shadow_connection != u->connection) {
-        g_array_set_size(u->mem_shadow->slots, 0);
+    VhostUserMemState *m = mem_state(u);
+
+    if (m->shadow_connection != vhost_user_connection(u)) {
+        g_array_set_size(m->shadow->slots, 0);
     }
-    u->mem_shadow_connection = u->connection;
-    return u->mem_shadow;
-}
-
-void vhost_user_mem_cleanup(VhostUserState *u)
-{
-    vhost_user_mem_shadow_free(g_steal_pointer(&u->mem_shadow));
-}
-
-/* Drops the connection for a reply that passed the table but makes no sense. */
-static void mem_drop(VhostUserState *u, const char *why)
-{
-    g_mutex_lock(&u->lock);
-    u->broken = true;
-    char_socket_disconnect(u->chr, why);
-    g_mutex_unlock(&u->lock);
+    m->shadow_connection = vhost_user_connection(u);
+    return m->shadow;
 }
 
 bool vhost_user_mem_negotiate(VhostUserState *u, GError **errp)
 {
-    VhostUserMsg msg, reply;
+    VhostUserMemState *m = mem_state(u);
     uint64_t slots;
 
     /* Whatever the old back-end had mapped, this one has nothing. */
-    mem_shadow(u);
-    g_array_set_size(u->mem_shadow->slots, 0);
-    u->max_mem_slots = 0;
+    g_array_set_size(mem_shadow(u)->slots, 0);
+    m->max_mem_slots = 0;
     if (!vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
         return true;
     }
 
-    memset(&msg.hdr, 0, sizeof(msg.hdr));
-    msg.hdr.request = VHOST_USER_GET_MAX_MEM_SLOTS;
-    if (!vhost_user_request(u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
+    if (!vhost_user_call_u64(u, 0, VHOST_USER_GET_MAX_MEM_SLOTS, &slots, errp)) {
         return false;
     }
-    slots = reply.payload.u64;
     if (slots == 0 || slots > VHOST_USER_MAX_MEM_SLOTS_LIMIT) {
-        g_autofree char *why = g_strdup_printf(
-            "%s: GET_MAX_MEM_SLOTS reply: slot count %" PRIu64 " outside 1..%d",
-            u->name, slots, VHOST_USER_MAX_MEM_SLOTS_LIMIT);
-
-        g_set_error_literal(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE, why);
-        mem_drop(u, why);
-        return false;
+        return vhost_user_fail(u, errp, "%s: GET_MAX_MEM_SLOTS reply: slot count %" PRIu64
+                               " outside 1..%d", u->name, slots,
+                               VHOST_USER_MAX_MEM_SLOTS_LIMIT);
     }
     /*
      * A back-end restarted with a smaller limit cannot take the guest's
@@ -200,14 +232,14 @@ bool vhost_user_mem_negotiate(VhostUserState *u, GError **errp)
      * matter (SET_MEM_TABLE's limit of 8 applies).
      */
     if (vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_REPLY_ACK) &&
-        slots < u->mem_regions_in_use) {
+        slots < m->regions_in_use) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
                     "%s: GET_MAX_MEM_SLOTS: the back-end holds %" PRIu64 " memory "
                     "slots but %u memory regions are in use", u->name, slots,
-                    u->mem_regions_in_use);
+                    m->regions_in_use);
         return false;
     }
-    u->max_mem_slots = slots;
+    m->max_mem_slots = slots;
     return true;
 }
 
@@ -228,10 +260,9 @@ static bool mem_send_reg(VhostUserState *u, unsigned vq_index, uint32_t request,
      * differ on whether they expect it; matching is by the region fields.
      */
     if (request == VHOST_USER_ADD_MEM_REG) {
-        return vhost_user_request(u, vq_index, &msg, &slot->fd, 1, 0, NULL, NULL, NULL,
-                                  errp);
+        return vhost_user_send(u, vq_index, &msg, &slot->fd, 1, 0, errp);
     }
-    return vhost_user_request(u, vq_index, &msg, NULL, 0, 0, NULL, NULL, NULL, errp);
+    return vhost_user_send(u, vq_index, &msg, NULL, 0, 0, errp);
 }
 
 bool vhost_user_mem_sync(VhostUserState *u, const char *dev_name, unsigned vq_index,
@@ -249,10 +280,10 @@ bool vhost_user_mem_sync(VhostUserState *u, const char *dev_name, unsigned vq_in
                     dev_name);
         return false;
     }
-    if (n > u->max_mem_slots) {
+    if (n > u->mem->max_mem_slots) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
                     "%s: %u memory regions but the back-end holds at most %" PRIu64
-                    " (GET_MAX_MEM_SLOTS)", dev_name, n, u->max_mem_slots);
+                    " (GET_MAX_MEM_SLOTS)", dev_name, n, u->mem->max_mem_slots);
         return false;
     }
     for (unsigned i = 0; i < n; i++) {
@@ -288,6 +319,66 @@ bool vhost_user_mem_sync(VhostUserState *u, const char *dev_name, unsigned vq_in
         }
         g_array_append_val(s->slots, *slot);
     }
-    u->mem_regions_in_use = n;
+    u->mem->regions_in_use = n;
     return true;
+}
+
+/* The whole table in one SET_MEM_TABLE (no memory slots): at most 8 regions. */
+static bool mem_set_table(VhostUserState *u, const char *dev_name, unsigned vq_index,
+                          GuestMemory *mem, GError **errp)
+{
+    unsigned n = guest_memory_nregions(mem);
+    int fds[VHOST_MEMORY_BASELINE_NREGIONS];
+    VhostUserMsg msg;
+    uint32_t size;
+
+    if (n == 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: SET_MEM_TABLE: the guest has no memory regions", dev_name);
+        return false;
+    }
+    if (n > VHOST_MEMORY_BASELINE_NREGIONS) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: %u memory regions but SET_MEM_TABLE carries at most %d "
+                    "(back-end lacks CONFIGURE_MEM_SLOTS)",
+                    dev_name, n, VHOST_MEMORY_BASELINE_NREGIONS);
+        return false;
+    }
+
+    size = offsetof(VhostUserMemory, regions) + n * sizeof(VhostUserMemoryRegion);
+    /* Only header and the bytes sent are cleared: no stack garbage on the wire. */
+    memset(&msg, 0, sizeof(msg.hdr) + size);
+    msg.hdr.request = VHOST_USER_SET_MEM_TABLE;
+    msg.hdr.size = size;
+    msg.payload.memory.nregions = n;
+    for (unsigned i = 0; i < n; i++) {
+        VhostUserMemoryRegion *wr = &msg.payload.memory.regions[i];
+        VhostUserMemSlot slot;
+
+        if (!vhost_user_mem_slot_from_region(dev_name, guest_memory_region(mem, i),
+                                             &slot, errp)) {
+            return false;
+        }
+        wr->guest_phys_addr = slot.gpa;
+        wr->memory_size = slot.size;
+        wr->userspace_addr = slot.uaddr;
+        wr->mmap_offset = slot.mmap_offset;
+        fds[i] = slot.fd;
+    }
+    if (!vhost_user_send(u, vq_index, &msg, fds, n, VHOST_USER_REQ_SYNC, errp)) {
+        return false;
+    }
+    /* What a reconnecting back-end's slot count is checked against. */
+    mem_state(u)->regions_in_use = n;
+    return true;
+}
+
+bool vhost_user_mem_update(VhostUserState *u, const char *dev_name, unsigned vq_index,
+                           GuestMemory *mem, GError **errp)
+{
+    /* Only the difference to what the back-end has, one region at a time. */
+    if (vhost_user_mem_slots_enabled(u)) {
+        return vhost_user_mem_sync(u, dev_name, vq_index, mem, errp);
+    }
+    return mem_set_table(u, dev_name, vq_index, mem, errp);
 }

@@ -7,6 +7,7 @@
  * back-end's object (first registration wins; removal checks the owner).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -184,4 +185,32 @@ unsigned vhost_user_shared_count(void)
     n = shared_objects ? g_hash_table_size(shared_objects) : 0;
     g_mutex_unlock(&shared_lock);
     return n;
+}
+
+bool vhost_user_get_shared_object(VhostUserState *u, const uint8_t uuid[16], int *fd,
+                                  GError **errp)
+{
+    VhostUserMsg msg, reply;
+    int rfd = -1;
+
+    *fd = -1;
+    vhost_user_msg_init(&msg, VHOST_USER_GET_SHARED_OBJECT, sizeof(VhostUserShared));
+    memcpy(msg.payload.object.uuid, uuid, 16);
+    if (!vhost_user_call_fd(u, 0, &msg, NULL, 0, &reply, &rfd, errp)) {
+        return false;
+    }
+    if (reply.payload.u64 != 0 || rfd < 0) {
+        char str[37];
+
+        if (rfd >= 0) {
+            close(rfd);
+        }
+        vhost_user_uuid_format(uuid, str);
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
+                    "%s: GET_SHARED_OBJECT %s: back-end has no such object "
+                    "(status %" PRIu64 ")", u->name, str, reply.payload.u64);
+        return false;
+    }
+    *fd = rfd;
+    return true;
 }

@@ -2,9 +2,12 @@
 /*
  * VhostOps for vhost-user: each op only builds a payload and hands it to
  * the request path in vhost-user-conn.c, which owns gating, flags, reply
- * validation and error handling. What is left here are the checks that
- * need the op's own context (a GET_CONFIG reply must echo the request's
- * offset and size; GET_VRING_BASE must answer for the ring asked about).
+ * validation (including the table's semantic checks, e.g. GET_CONFIG's
+ * range) and error handling. The requests of one concern live in
+ * their own files (negotiation, memory table, status, IOTLB, rings,
+ * shared objects); this file ties them to the VhostOps table. What is
+ * left here are the checks that need the device's state (a split ring's
+ * base fits 16 bits).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -13,11 +16,14 @@
 
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-inflight.h"
-#include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-conn.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
+#include "hw/virtio/vhost-user-mem.h"
+#include "hw/virtio/vhost-user-negotiate.h"
+#include "hw/virtio/vhost-user-rings.h"
+#include "hw/virtio/vhost-user-status.h"
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-log.h"
-#include "hw/virtio/vhost-user-mem.h"
 #include "hw/virtio/virtio.h"
 
 static VhostUserState *to_user(struct vhost_dev *dev)
@@ -33,42 +39,16 @@ static void msg_prepare(VhostUserMsg *msg, uint32_t request, uint32_t size)
     msg->hdr.size = size;
 }
 
-/*
- * The reply passed the table's syntax checks but makes no sense for this
- * request: same treatment as any other protocol violation.
- */
-static void user_drop(VhostUserState *u, GError **errp, const char *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
-static void user_drop(VhostUserState *u, GError **errp, const char *fmt, ...)
-{
-    g_autofree char *why = NULL;
-    va_list ap;
-
-    va_start(ap, fmt);
-    why = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_mutex_lock(&u->lock);
-    u->broken = true;
-    char_socket_disconnect(u->chr, why);
-    g_mutex_unlock(&u->lock);
-    g_set_error_literal(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE, why);
-}
-
 static bool user_send(struct vhost_dev *dev, VhostUserMsg *msg, const int *fds,
                       size_t nfds, unsigned flags, GError **errp)
 {
-    return vhost_user_request(to_user(dev), dev->vq_index, msg, fds, nfds, flags,
-                              NULL, NULL, NULL, errp);
+    return vhost_user_send(to_user(dev), dev->vq_index, msg, fds, nfds, flags, errp);
 }
 
 static bool user_send_u64(struct vhost_dev *dev, uint32_t request, uint64_t val,
                           unsigned flags, GError **errp)
 {
-    VhostUserMsg msg;
-
-    msg_prepare(&msg, request, sizeof(uint64_t));
-    msg.payload.u64 = val;
-    return user_send(dev, &msg, NULL, 0, flags, errp);
+    return vhost_user_send_u64(to_user(dev), dev->vq_index, request, val, flags, errp);
 }
 
 static bool user_send_state(struct vhost_dev *dev, uint32_t request, unsigned int index,
@@ -96,14 +76,7 @@ static bool user_backend_init(struct vhost_dev *dev, void *opaque, GError **errp
 
     dev->opaque = u;
     vhost_user_register_dev(u, dev);
-    /*
-     * The regions a new back-end's slot count is checked against are the
-     * guest's RAM now, not the last table sent: RAM unplugged while no
-     * back-end was there must not get the next one refused.
-     */
-    if (!u->negotiated && u->mem_regions_in_use && dev->mem) {
-        u->mem_regions_in_use = guest_memory_nregions(dev->mem);
-    }
+    vhost_user_mem_note_guest_ram(u, dev->mem);
     if (!u->negotiated && !vhost_user_negotiate(u, errp)) {
         return false;
     }
@@ -112,9 +85,16 @@ static bool user_backend_init(struct vhost_dev *dev, void *opaque, GError **errp
         !u->backend_chan && !vhost_user_backend_chan_setup(u, errp)) {
         return false;
     }
-    dev->protocol_features = u->protocol_features;
-    dev->max_queues = u->queue_num;
     return true;
+}
+
+static void user_get_negotiated(struct vhost_dev *dev, uint64_t *protocol_features,
+                                uint64_t *max_queues)
+{
+    VhostUserState *u = to_user(dev);
+
+    *protocol_features = vhost_user_protocol_features(u);
+    *max_queues = u->queue_num;
 }
 
 static void user_backend_cleanup(struct vhost_dev *dev)
@@ -134,19 +114,13 @@ static int user_get_vq_index(struct vhost_dev *dev, int idx)
 static bool user_get_features(struct vhost_dev *dev, uint64_t *features, GError **errp)
 {
     VhostUserState *u = to_user(dev);
-    VhostUserMsg msg, reply;
 
     /* Negotiation already asked on this connection; don't ask twice. */
     if (u->negotiated) {
-        *features = u->backend_features;
+        *features = vhost_user_backend_features(u);
         return true;
     }
-    msg_prepare(&msg, VHOST_USER_GET_FEATURES, 0);
-    if (!vhost_user_request(u, dev->vq_index, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
-        return false;
-    }
-    *features = reply.payload.u64;
-    return true;
+    return vhost_user_call_u64(u, dev->vq_index, VHOST_USER_GET_FEATURES, features, errp);
 }
 
 #define USER_STATUS_FEATURES_OK (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | \
@@ -197,7 +171,7 @@ static bool user_dev_start(struct vhost_dev *dev, bool started, GError **errp)
      * and its base read. vhost_dev 0 stops last (devices stop in reverse
      * order: it owns the whole-device state).
      */
-    if (status && dev->vq_index == 0 && !u->broken && char_socket_is_connected(u->chr)) {
+    if (status && dev->vq_index == 0 && vhost_user_is_usable(u)) {
         GError *err = NULL;
 
         if (!vhost_user_set_status(u, 0, &err)) {
@@ -224,51 +198,7 @@ static bool user_reset_device(struct vhost_dev *dev, GError **errp)
 
 static bool user_set_mem_table(struct vhost_dev *dev, GuestMemory *mem, GError **errp)
 {
-    VhostUserState *u = to_user(dev);
-    unsigned n = guest_memory_nregions(mem);
-    int fds[VHOST_MEMORY_BASELINE_NREGIONS];
-    VhostUserMsg msg;
-
-    /* Only the difference to what the back-end has, one region at a time. */
-    if (vhost_user_mem_slots_enabled(u)) {
-        return vhost_user_mem_sync(u, dev->name, dev->vq_index, mem, errp);
-    }
-    if (n == 0) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
-                    "%s: SET_MEM_TABLE: the guest has no memory regions", dev->name);
-        return false;
-    }
-    if (n > VHOST_MEMORY_BASELINE_NREGIONS) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
-                    "%s: %u memory regions but SET_MEM_TABLE carries at most %d "
-                    "(back-end lacks CONFIGURE_MEM_SLOTS)",
-                    dev->name, n, VHOST_MEMORY_BASELINE_NREGIONS);
-        return false;
-    }
-
-    msg_prepare(&msg, VHOST_USER_SET_MEM_TABLE,
-                offsetof(VhostUserMemory, regions) + n * sizeof(VhostUserMemoryRegion));
-    msg.payload.memory.nregions = n;
-    for (unsigned i = 0; i < n; i++) {
-        VhostUserMemoryRegion *wr = &msg.payload.memory.regions[i];
-        VhostUserMemSlot slot;
-
-        if (!vhost_user_mem_slot_from_region(dev->name, guest_memory_region(mem, i),
-                                             &slot, errp)) {
-            return false;
-        }
-        wr->guest_phys_addr = slot.gpa;
-        wr->memory_size = slot.size;
-        wr->userspace_addr = slot.uaddr;
-        wr->mmap_offset = slot.mmap_offset;
-        fds[i] = slot.fd;
-    }
-    if (!user_send(dev, &msg, fds, n, VHOST_USER_REQ_SYNC, errp)) {
-        return false;
-    }
-    /* What a reconnecting back-end's slot count is checked against. */
-    u->mem_regions_in_use = n;
-    return true;
+    return vhost_user_mem_update(to_user(dev), dev->name, dev->vq_index, mem, errp);
 }
 
 static bool user_get_inflight_fd(struct vhost_dev *dev, uint16_t queue_size,
@@ -279,17 +209,12 @@ static bool user_get_inflight_fd(struct vhost_dev *dev, uint16_t queue_size,
     VhostUserMsg msg, reply;
     GError *err = NULL;
     int fd = -1;
-    size_t nfds = 1;
 
     msg_prepare(&msg, VHOST_USER_GET_INFLIGHT_FD, sizeof(VhostUserInflight));
     msg.payload.inflight.num_queues = num_queues;
     msg.payload.inflight.queue_size = queue_size;
-    if (!vhost_user_request(u, dev->vq_index, &msg, NULL, 0, 0, &reply, &fd, &nfds,
-                            errp)) {
+    if (!vhost_user_call_fd(u, dev->vq_index, &msg, NULL, 0, &reply, &fd, errp)) {
         return false;
-    }
-    if (nfds == 0) {
-        fd = -1;
     }
     /* A zero size is the back-end saying it does not track this device. */
     if (reply.payload.inflight.mmap_size == 0) {
@@ -301,7 +226,7 @@ static bool user_get_inflight_fd(struct vhost_dev *dev, uint16_t queue_size,
     if (!vhost_inflight_take(inflight, dev->name, fd, reply.payload.inflight.mmap_size,
                              reply.payload.inflight.mmap_offset, num_queues, queue_size,
                              &err)) {
-        user_drop(u, errp, "%s", err->message);
+        vhost_user_fail(u, errp, "%s", err->message);
         g_error_free(err);
         return false;
     }
@@ -363,22 +288,16 @@ static bool user_get_vring_base(struct vhost_dev *dev, struct vhost_vring_state 
 
     msg_prepare(&msg, VHOST_USER_GET_VRING_BASE, sizeof(VhostUserVringState));
     msg.payload.state.index = s->index;
-    if (!vhost_user_request(u, dev->vq_index, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
+    if (!vhost_user_call(u, dev->vq_index, &msg, &reply, errp)) {
         return false;
     }
-    if (reply.payload.state.index != s->index) {
-        user_drop(u, errp, "%s: GET_VRING_BASE reply: ring index %" PRIu32
-                  " but ring %u was asked for", u->name, reply.payload.state.index,
-                  s->index);
-        return false;
-    }
+    /* The ring index was checked against the request by the table's check. */
     /* Split rings: the base is a 16-bit ring index; anything more is garbage. */
     if (!(dev->acked_features & (1ull << VIRTIO_F_RING_PACKED)) &&
         reply.payload.state.num > UINT16_MAX) {
-        user_drop(u, errp, "%s: GET_VRING_BASE reply: base %" PRIu32
-                  " of ring %u does not fit a split ring's 16-bit index",
-                  u->name, reply.payload.state.num, s->index);
-        return false;
+        return vhost_user_fail(u, errp, "%s: GET_VRING_BASE reply: base %" PRIu32
+                               " of ring %u does not fit a split ring's 16-bit index",
+                               u->name, reply.payload.state.num, s->index);
     }
     s->num = reply.payload.state.num;
     return true;
@@ -464,19 +383,10 @@ static bool user_get_config(struct vhost_dev *dev, uint8_t *config, uint32_t off
     msg_prepare(&msg, VHOST_USER_GET_CONFIG, VHOST_USER_CONFIG_HDR_SIZE + len);
     msg.payload.config.offset = offset;
     msg.payload.config.size = len;
-    if (!vhost_user_request(u, dev->vq_index, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
+    if (!vhost_user_call(u, dev->vq_index, &msg, &reply, errp)) {
         return false;
     }
-    /* The table allows any size up to 256; this request fixes it exactly. */
-    if (reply.hdr.size != VHOST_USER_CONFIG_HDR_SIZE + len ||
-        reply.payload.config.offset != offset || reply.payload.config.size != len) {
-        user_drop(u, errp, "%s: GET_CONFIG reply: size %" PRIu32 " offset %" PRIu32
-                  " config size %" PRIu32 " but offset %" PRIu32 " size %" PRIu32
-                  " (message size %zu) was asked for", u->name, reply.hdr.size,
-                  reply.payload.config.offset, reply.payload.config.size, offset, len,
-                  (size_t)(VHOST_USER_CONFIG_HDR_SIZE + len));
-        return false;
-    }
+    /* Offset and size were checked against the request by the table's check. */
     memcpy(config, reply.payload.config.region, len);
     return true;
 }
@@ -515,7 +425,7 @@ static bool user_is_connected(struct vhost_dev *dev)
 {
     VhostUserState *u = to_user(dev);
 
-    return u && !u->broken && char_socket_is_connected(u->chr);
+    return u && vhost_user_is_usable(u);
 }
 
 const VhostOps user_ops = {
@@ -523,6 +433,7 @@ const VhostOps user_ops = {
     .backend_cleanup = user_backend_cleanup,
     .get_vq_index = user_get_vq_index,
     .get_features = user_get_features,
+    .get_negotiated = user_get_negotiated,
     .set_features = user_set_features,
     .set_owner = user_set_owner,
     .reset_device = user_reset_device,

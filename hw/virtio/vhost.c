@@ -120,6 +120,11 @@ bool vhost_dev_connect(struct vhost_dev *hdev, GError **errp)
         return false;
     }
     hdev->features = features;
+    hdev->protocol_features = 0;
+    hdev->max_queues = 1;
+    if (hdev->vhost_ops->get_negotiated) {
+        hdev->vhost_ops->get_negotiated(hdev, &hdev->protocol_features, &hdev->max_queues);
+    }
     hdev->connected = true;
     return true;
 }
@@ -194,6 +199,7 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_
     struct vhost_vring_state base = { .index = idx, .num = vq->last_avail_idx };
     struct vhost_vring_file kick = { .index = idx, .fd = vq->kick_fd };
     struct vhost_vring_file call = { .index = idx, .fd = vq->call_fd };
+    struct vhost_vring_file err = { .index = idx, .fd = vq->err_fd };
     struct vhost_vring_addr addr = { .index = idx };
     void *desc, *avail, *used;
 
@@ -240,6 +246,12 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_
     if ((send_num && !ops->set_vring_num(hdev, &num, errp)) ||
         !ops->set_vring_base(hdev, &base, errp) ||
         !ops->set_vring_addr(hdev, &addr, errp) ||
+        /*
+         * Before the ring runs: a back-end's ring error then reaches the
+         * VMM through the eventfd (watched by the transport), without
+         * in-band notifications.
+         */
+        !ops->set_vring_err(hdev, &err, errp) ||
         !ops->set_vring_kick(hdev, &kick, errp)) {
         return false;
     }
@@ -501,11 +513,6 @@ void vhost_dev_cleanup(struct vhost_dev *hdev)
     g_free(hdev->name);
     hdev->name = NULL;
     hdev->connected = false;
-}
-
-uint64_t vhost_dev_get_features(const struct vhost_dev *hdev, uint64_t supported)
-{
-    return hdev->features & supported;
 }
 
 bool vhost_dev_set_acked_features(struct vhost_dev *hdev, uint64_t features, GError **errp)

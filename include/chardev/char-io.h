@@ -11,13 +11,16 @@
 #ifndef CHARDEV_CHAR_IO_H
 #define CHARDEV_CHAR_IO_H
 
+#include <glib.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Upper bound of fds received with one read (CHAR_SOCKET_MAX_FDS too). */
+#include "util/vhost-user-proto.h"
+
+/* Fds accepted with one message; more is the peer's error (checked). */
 #define CHAR_IO_MAX_FDS 16
 
 /*
@@ -57,5 +60,59 @@ int char_io_set_nonblocking(int fd, bool nonblocking);
 
 /* Closes fds[0..n) that are >= 0 and sets them to -1. */
 void char_io_close_fds(int *fds, size_t n);
+
+/* ---- Framed I/O ------------------------------------------------------- */
+
+typedef enum CharIoStatus {
+    CHAR_IO_OK,
+    CHAR_IO_EOF,                /* the peer closed (x->done bytes had come) */
+    CHAR_IO_TIMEOUT,            /* the deadline passed (x->done bytes moved) */
+    CHAR_IO_FAILED,             /* recv/send/poll failed: errno in x->err */
+    CHAR_IO_REFUSED,            /* a message header was refused (errp set) */
+} CharIoStatus;
+
+/* What a transfer did, for the caller's error message. */
+typedef struct CharIoXfer {
+    size_t done;                /* bytes moved by the last call */
+    int err;                    /* errno, for CHAR_IO_FAILED */
+    /* Reads only, accumulated over calls (zero-initialise the struct): */
+    size_t nfds;                /* fds stored in fds[] */
+    size_t ndropped;            /* fds beyond max_fds, closed */
+    bool ctrunc;                /* control data truncated: fds were lost */
+} CharIoXfer;
+
+/*
+ * Reads exactly len bytes from fd before deadline (-1: none), retrying
+ * short reads, EAGAIN (poll) and EINTR. Fds that arrive are appended to
+ * fds[x->nfds..] while x->nfds < max_fds; the rest are closed and counted
+ * in x->ndropped (the caller decides whether that is an error, after the
+ * bytes are consumed so framing is kept).
+ */
+CharIoStatus char_io_read_full(int fd, void *buf, size_t len, int *fds, size_t max_fds,
+                               int64_t deadline, CharIoXfer *x);
+/* Writes exactly len bytes; the fds ride on the first byte. */
+CharIoStatus char_io_write_full(int fd, const void *buf, size_t len, const int *fds,
+                                size_t nfds, int64_t deadline, CharIoXfer *x);
+
+/*
+ * Accepts or refuses a message header before any payload byte is read;
+ * false with errp set refuses it.
+ */
+typedef bool (*CharIoHeaderCheck)(const VhostUserHeader *hdr, void *opaque,
+                                  GError **errp);
+
+/*
+ * Reads one vhost-user message: the header, then, once its size is within
+ * VHOST_USER_MAX_PAYLOAD_SIZE (OVERSIZED otherwise) and check (optional)
+ * accepts it, hdr.size payload bytes; all before one deadline. Fds that
+ * arrive with any byte collect in fds[] as for char_io_read_full.
+ * *in_payload tells whether a failure came after the header.
+ */
+CharIoStatus char_io_read_msg(int fd, VhostUserMsg *msg, int *fds, size_t max_fds,
+                              int64_t deadline, CharIoHeaderCheck check, void *opaque,
+                              CharIoXfer *x, bool *in_payload, GError **errp);
+/* Writes header and hdr.size payload bytes of msg, fds on the first byte. */
+CharIoStatus char_io_write_msg(int fd, const VhostUserMsg *msg, const int *fds,
+                               size_t nfds, int64_t deadline, CharIoXfer *x);
 
 #endif

@@ -69,6 +69,33 @@ bool vhost_user_msg_validate_reply_payload(VhostUserChannel ch, uint32_t request
                                            bool acked, const VhostUserMsg *reply,
                                            size_t nfds, GError **errp);
 
+/*
+ * Whether a conditional reply's condition holds, given the negotiated
+ * protocol features and whether postcopy is listening.
+ */
+bool vhost_user_reply_cond_holds(VhostUserReplyCond cond, uint64_t protocol_features,
+                                 bool postcopy_listening);
+
+/*
+ * What sending a request of row info means on a connection: need_reply,
+ * the request must carry NEED_REPLY (always-answered rows, and with
+ * REPLY_ACK every request that has no reply of its own); expect_reply, a
+ * reply comes (an ack, the row's payload, or a conditional reply whose
+ * condition holds).
+ */
+void vhost_user_msg_reply_plan(const VhostUserMsgInfo *info, uint64_t protocol_features,
+                               bool postcopy_listening, bool *need_reply,
+                               bool *expect_reply);
+
+/*
+ * The row's semantic check of a (syntactically valid, not acked) reply
+ * against the request it answers (column "check"): the ring index of
+ * GET_VRING_BASE, the range of GET_CONFIG. INVALID_MESSAGE naming the
+ * message and the field.
+ */
+bool vhost_user_msg_check_reply(VhostUserChannel ch, const VhostUserMsg *req,
+                                const VhostUserMsg *reply, GError **errp);
+
 /* The payload kind of a reply (U64 when acked). */
 VhostUserPayloadKind vhost_user_reply_payload_kind(VhostUserChannel ch,
                                                    uint32_t request, bool acked);

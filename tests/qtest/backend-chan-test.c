@@ -579,6 +579,42 @@ static void test_vring_call_err(void)
     test_teardown(t);
 }
 
+/*
+ * Without any back-end channel: every ring gets its err eventfd at start
+ * (SET_VRING_ERR with an fd), and a write to it is reported by the VMM,
+ * through the library's watch and the vring_error callback.
+ */
+static void test_vring_err_fd(void)
+{
+    TbConfig cfg;
+    TestCtx *t;
+    uint64_t one = 1;
+    int err_fd;
+
+    tb_config_default(&cfg);
+    t = start_vmm(&cfg, false, "");
+    for (unsigned ring = 0; ring < 2; ring++) {
+        TbMsg *m = tb_msg_find(t->tb, 1, VHOST_USER_SET_VRING_ERR, (int)ring);
+        uint64_t u64;
+
+        g_assert_nonnull(m);
+        g_assert_cmpuint(m->nfds, ==, 1);
+        g_assert_cmpuint(m->size, ==, sizeof(u64));
+        memcpy(&u64, m->payload, sizeof(u64));
+        g_assert_cmpuint(u64, ==, ring);
+        tb_msg_free(m);
+    }
+    err_fd = tb_dup_err_fd(t->tb, 1, 1);
+    g_assert_cmpint(err_fd, >=, 0);
+    g_assert_cmpint(write(err_fd, &one, sizeof(one)), ==, sizeof(one));
+    wait_stderr_n(t, "net0: ring 1: the back-end signalled a ring error", 1);
+    g_assert_cmpuint(qtest_vmm_count_stderr(t->vmm, "ring 0: the back-end signalled"),
+                     ==, 0);
+    close(err_fd);
+    assert_vmm_stops_cleanly(t);
+    test_teardown(t);
+}
+
 /* ---- Shared objects --------------------------------------------------- */
 
 static void test_shared_object(void)
@@ -761,6 +797,7 @@ int main(int argc, char **argv)
         add_test_case(path, NULL, test_bad_request, &bad_request_cases[i]);
     }
     ADD_VOID_TEST("/backend-chan/vring-call-err", test_vring_call_err);
+    ADD_VOID_TEST("/backend-chan/vring-err-fd", test_vring_err_fd);
     ADD_VOID_TEST("/backend-chan/shared-object", test_shared_object);
     ADD_VOID_TEST("/backend-chan/set-status", test_set_status);
     return g_test_run();

@@ -140,14 +140,25 @@ int tb_dup_backend_req_fd(TestBackend *tb, unsigned conn)
     return c && c->backend_req_fd >= 0 ? fcntl(c->backend_req_fd, F_DUPFD_CLOEXEC, 0) : -1;
 }
 
-int tb_dup_call_fd(TestBackend *tb, unsigned conn, unsigned ring)
+static int tb_dup_ring_fd(TestBackend *tb, unsigned conn, unsigned ring, bool err)
 {
     g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
     TbConn *c = tb_conn_get_locked(tb, conn);
+    int fd;
 
     g_assert_cmpuint(ring, <, TB_MAX_RINGS);
-    return c && c->rings[ring].call_fd >= 0 ?
-           fcntl(c->rings[ring].call_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    fd = c ? (err ? c->rings[ring].err_fd : c->rings[ring].call_fd) : -1;
+    return fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+}
+
+int tb_dup_call_fd(TestBackend *tb, unsigned conn, unsigned ring)
+{
+    return tb_dup_ring_fd(tb, conn, ring, false);
+}
+
+int tb_dup_err_fd(TestBackend *tb, unsigned conn, unsigned ring)
+{
+    return tb_dup_ring_fd(tb, conn, ring, true);
 }
 
 unsigned tb_violations(TestBackend *tb)

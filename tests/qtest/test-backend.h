@@ -158,6 +158,8 @@ bool tb_send(int fd, const VhostUserHeader *hdr, const void *payload, size_t len
  */
 int tb_recv_full(int fd, void *buf, size_t len, int *fds, size_t *nfds, char **why);
 int tb_dup_call_fd(TestBackend *tb, unsigned conn, unsigned ring);
+/* The same for ring's err eventfd (SET_VRING_ERR). */
+int tb_dup_err_fd(TestBackend *tb, unsigned conn, unsigned ring);
 
 /* Spec violations by the front-end, all connections; the first few are kept. */
 unsigned tb_violations(TestBackend *tb);

@@ -24,6 +24,7 @@
 #include <glib.h>
 
 #include "chardev/char-io.h"
+#include "chardev/char-socket-int.h"
 #include "chardev/char-socket.h"
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-log.h"

@@ -25,8 +25,10 @@
 
 #include "chardev/char-socket.h"
 #include "hw/virtio/vhost.h"
-#include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-conn.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
+#include "hw/virtio/vhost-user-rings.h"
+#include "hw/virtio/vhost-user-status.h"
 #include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-shared.h"
 #include "hw/virtio/virtio.h"
@@ -65,6 +67,16 @@ typedef struct FakeBackend {
     VhostUserMsg inject;
     VhostUserMsg inject_reply;
     bool inject_replied;
+
+    /*
+     * A second fd the back-end needs answered before it replies to
+     * side_on (a stand-in for a postcopy fault or the migration return
+     * path): it writes a u64 there and waits for the answer; without
+     * one it never replies.
+     */
+    int side_fd;
+    uint32_t side_on;
+    uint64_t side_answer;
 } FakeBackend;
 
 /* Reads one u64 reply on the channel; *fd gets an attached fd or -1. */
@@ -94,7 +106,7 @@ static gpointer be_thread(gpointer opaque)
         int fds[16];
         size_t nfds = 0, rsize = 0;
         LoggedMsg lm;
-        bool reply = true, inject = false;
+        bool reply = true, inject = false, side = false;
         int reply_fd = -1;
 
         if (!ut_recv_full(be->fd, &msg.hdr, sizeof(msg.hdr), fds, G_N_ELEMENTS(fds), &nfds)) {
@@ -166,6 +178,10 @@ static gpointer be_thread(gpointer opaque)
             be->inject_on = 0;
             inject = true;
         }
+        if (be->side_on && be->side_on == msg.hdr.request) {
+            be->side_on = 0;
+            side = true;
+        }
         if (msg.hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
             reply = true;
             r.payload.u64 = 0;
@@ -193,6 +209,19 @@ static gpointer be_thread(gpointer opaque)
                 }
                 g_mutex_unlock(&be->lock);
             }
+        }
+        if (side) {
+            uint64_t ask = 0x1234, answer = 0;
+            struct pollfd pfd = { .fd = be->side_fd, .events = POLLIN };
+
+            if (write(be->side_fd, &ask, sizeof(ask)) != sizeof(ask) ||
+                poll(&pfd, 1, 1500) != 1 ||
+                read(be->side_fd, &answer, sizeof(answer)) != sizeof(answer)) {
+                reply = false;      /* never answered: the front-end waits in vain */
+            }
+            g_mutex_lock(&be->lock);
+            be->side_answer = answer;
+            g_mutex_unlock(&be->lock);
         }
         if (reply) {
             r.hdr.size = (uint32_t)rsize;
@@ -229,6 +258,8 @@ static struct {
     unsigned notifier_events;
     bool translate_ok;
     uint64_t uaddr_base;        /* 0: 0x7f0000000000 */
+    unsigned ring_errors;
+    unsigned last_err_ring;
 } vmm;
 
 static bool vmm_translate(void *opaque, uint64_t iova, uint8_t perm, uint64_t *uaddr,
@@ -267,7 +298,14 @@ static void vmm_host_notifier(void *opaque, unsigned ring, void *addr, size_t si
     }
 }
 
+static void vmm_vring_error(void *opaque, unsigned ring)
+{
+    vmm.ring_errors++;
+    vmm.last_err_ring = ring;
+}
+
 static const VhostUserBackendOps vmm_ops = {
+    .vring_error = vmm_vring_error,
     .iotlb_translate = vmm_translate,
     .iotlb_access_fail = vmm_access_fail,
     .config_changed = vmm_config_changed,
@@ -304,6 +342,7 @@ static void fixture_start(Fixture *f, uint64_t features, uint64_t pf)
     close(lfd);
 
     f->be.chan_fd = -1;
+    f->be.side_fd = -1;
     g_mutex_init(&f->be.lock);
     g_cond_init(&f->be.cond);
     f->be.log = g_array_new(FALSE, TRUE, sizeof(LoggedMsg));
@@ -556,6 +595,65 @@ START_TEST(test_iotlb_update_retranslated)
 }
 END_TEST
 
+/* The front-end end of the second fd: answers ask + 1, counts calls. */
+static unsigned side_calls;
+
+static bool side_cb(VhostUserState *u, int fd, void *opaque, GError **errp)
+{
+    uint64_t v;
+
+    side_calls++;
+    if (read(fd, &v, sizeof(v)) != sizeof(v)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL, "side fd: short read");
+        return false;
+    }
+    v++;
+    return write(fd, &v, sizeof(v)) == sizeof(v);
+}
+
+/*
+ * A second registered wait fd next to the channel: the back-end asks on it
+ * (and on the channel) while the front-end waits for GET_VRING_BASE, and
+ * replies only once both were answered.
+ */
+START_TEST(test_second_wait_fd)
+{
+    Fixture f;
+    GError *err = NULL;
+    struct vhost_vring_state s = { .index = 1 };
+    int sp[2];
+
+    fixture_start(&f, F_PROTO | F_V1, ALL_PF);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    f.be.side_fd = sp[0];
+    side_calls = 0;
+    vhost_user_add_wait_fd(f.u, sp[1], side_cb, NULL);
+
+    msg_make(&f.be.inject, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0, true);
+    f.be.inject_on = VHOST_USER_GET_VRING_BASE;
+    f.be.side_on = VHOST_USER_GET_VRING_BASE;
+    ck_assert_msg(user_ops.get_vring_base(&f.hdev, &s, &err), "%s",
+                  err ? err->message : "");
+    ck_assert_uint_eq(s.num, 42);
+    ck_assert_uint_eq(side_calls, 1);
+    ck_assert_uint_eq(f.be.side_answer, 0x1235);
+    ck_assert(f.be.inject_replied);
+    ck_assert(char_socket_is_connected(f.chr));
+
+    /* Unregistered, the fd is not served: the back-end never replies. */
+    vhost_user_remove_wait_fd(f.u, sp[1]);
+    char_socket_set_timeout_ms(f.chr, 300);
+    f.be.side_on = VHOST_USER_GET_VRING_BASE;
+    ck_assert(!user_ops.get_vring_base(&f.hdev, &s, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT));
+    g_clear_error(&err);
+    ck_assert_uint_eq(side_calls, 1);
+    fixture_stop(&f);
+    close(sp[0]);
+    close(sp[1]);
+}
+END_TEST
+
 /* CONFIG_CHANGE_MSG with NEED_REPLY while the front-end waits for GET_STATUS. */
 START_TEST(test_config_change_during_get_status)
 {
@@ -615,7 +713,11 @@ START_TEST(test_backend_req_during_each_kind)
         ck_assert(vhost_dev_get_config(&f.hdev, cfg, sizeof(cfg), &err));
     }
     ck_assert(!f.be.inject_replied);
-    ck_assert(read(f.hdev.vqs[0].err_fd, &feat, 8) == 8);
+    /* The library watches the err eventfd and tells the VMM. */
+    ck_assert_uint_eq(vmm.ring_errors, 0);
+    drain_loop();
+    ck_assert_uint_eq(vmm.ring_errors, 1);
+    ck_assert_uint_eq(vmm.last_err_ring, 0);
 
     /* Front-end IOTLB update (always acked) with an access failure inside. */
     msg_make(&f.be.inject, VHOST_USER_BACKEND_IOTLB_MSG, sizeof(VhostUserIotlb), true);
@@ -1022,6 +1124,7 @@ static Suite *chan_suite(void)
     tcase_add_test(tc, test_no_backend_req);
     tcase_add_test(tc, test_iotlb_miss_during_get_vring_base);
     tcase_add_test(tc, test_iotlb_update_retranslated);
+    tcase_add_test(tc, test_second_wait_fd);
     tcase_add_test(tc, test_config_change_during_get_status);
     tcase_add_test(tc, test_backend_req_during_each_kind);
     tcase_add_test(tc, test_frontend_messages);

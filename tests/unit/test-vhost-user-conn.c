@@ -18,7 +18,8 @@
 
 #include "chardev/char-socket.h"
 #include "hw/virtio/vhost.h"
-#include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-conn.h"
+#include "hw/virtio/vhost-user-negotiate.h"
 #include "util/vhost-user-error.h"
 #include "unit-sock.h"
 
@@ -38,6 +39,7 @@ typedef enum Fault {
     FAULT_ACK_FAIL,         /* ack status 1 */
     FAULT_HANGUP,           /* close instead of replying */
     FAULT_CONFIG_SHORT,     /* GET_CONFIG answered with fewer bytes than asked */
+    FAULT_WRONG_INDEX,      /* GET_VRING_BASE answered for another ring */
 } Fault;
 
 typedef struct LoggedMsg {
@@ -183,6 +185,9 @@ static gpointer be_thread(gpointer opaque)
             r.payload.config.size--;
             rsize--;
             break;
+        case FAULT_WRONG_INDEX:
+            r.payload.state.index += 3;
+            break;
         }
         if (reply) {
             int efd = send_fd ? eventfd(0, EFD_CLOEXEC) : -1;
@@ -316,7 +321,7 @@ static bool req_get_vring_base(Fixture *f, unsigned vq_index, uint32_t idx,
 
     vhost_user_msg_init(&msg, VHOST_USER_GET_VRING_BASE, sizeof(VhostUserVringState));
     msg.payload.state.index = idx;
-    if (!vhost_user_request(f->u, vq_index, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
+    if (!vhost_user_call(f->u, vq_index, &msg, &reply, errp)) {
         return false;
     }
     *num = reply.payload.state.num;
@@ -330,7 +335,7 @@ static bool req_u64(Fixture *f, unsigned vq_index, uint32_t request, uint64_t va
 
     vhost_user_msg_init(&msg, request, 8);
     msg.payload.u64 = val;
-    return vhost_user_request(f->u, vq_index, &msg, NULL, 0, flags, NULL, NULL, NULL, errp);
+    return vhost_user_send(f->u, vq_index, &msg, NULL, 0, flags, errp);
 }
 
 static bool req_get_features(Fixture *f, uint64_t *val, GError **errp)
@@ -338,7 +343,7 @@ static bool req_get_features(Fixture *f, uint64_t *val, GError **errp)
     VhostUserMsg msg, reply;
 
     vhost_user_msg_init(&msg, VHOST_USER_GET_FEATURES, 0);
-    if (!vhost_user_request(f->u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, errp)) {
+    if (!vhost_user_call(f->u, 0, &msg, &reply, errp)) {
         return false;
     }
     *val = reply.payload.u64;
@@ -373,7 +378,7 @@ START_TEST(test_negotiate_and_good_replies)
     fixture_start(&f, F_PROTO | F_V1, PF(MQ) | PF(REPLY_ACK) | PF(LOG_SHMFD) | PF(CONFIG));
     fixture_negotiate(&f);
     ck_assert_uint_eq(f.u->backend_features, F_PROTO | F_V1);
-    ck_assert_uint_eq(f.u->protocol_features, PF(MQ) | PF(REPLY_ACK) | PF(CONFIG));
+    ck_assert_uint_eq(vhost_user_protocol_features(f.u), PF(MQ) | PF(REPLY_ACK) | PF(CONFIG));
     ck_assert_uint_eq(f.u->queue_num, 2);
     ck_assert(vhost_user_has_protocol_feature(f.u, VHOST_USER_PROTOCOL_F_CONFIG));
     ck_assert(!vhost_user_has_protocol_feature(f.u, VHOST_USER_PROTOCOL_F_LOG_SHMFD));
@@ -414,7 +419,7 @@ START_TEST(test_no_protocol_features)
 
     fixture_start(&f, F_V1, PF(REPLY_ACK));
     fixture_negotiate(&f);
-    ck_assert_uint_eq(f.u->protocol_features, 0);
+    ck_assert_uint_eq(vhost_user_protocol_features(f.u), 0);
     ck_assert_uint_eq(f.u->queue_num, 1);
     ck_assert_uint_eq(f.be.log->len >= 1, 1);
 
@@ -442,7 +447,7 @@ START_TEST(test_gate_refused)
 
     vhost_user_msg_init(&msg, VHOST_USER_GET_CONFIG, VHOST_USER_CONFIG_HDR_SIZE + 4);
     msg.payload.config.size = 4;
-    ck_assert(!vhost_user_request(f.u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, &err));
+    ck_assert(!vhost_user_call(f.u, 0, &msg, &reply, &err));
     ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH));
     ck_assert_str_eq(err->message, "net0: GET_CONFIG needs protocol feature CONFIG");
     g_clear_error(&err);
@@ -488,6 +493,9 @@ static const FaultCase fault_cases[] = {
     { FAULT_UNDERSIZED, VHOST_USER_ERROR_INVALID_MESSAGE, "size 4, expected 8" },
     { FAULT_EXTRA_FDS, VHOST_USER_ERROR_WRONG_FDS, "GET_VRING_BASE reply" },
     { FAULT_HANGUP, -1, "net0: GET_VRING_BASE reply" },
+    /* The table's semantic check, in the request path for every caller. */
+    { FAULT_WRONG_INDEX, VHOST_USER_ERROR_INVALID_MESSAGE,
+      "net0: GET_VRING_BASE reply: ring index 3 but ring 0 was asked for" },
 };
 
 START_TEST(test_bad_reply)
@@ -524,6 +532,39 @@ START_TEST(test_bad_reply)
 }
 END_TEST
 
+/* Our own malformed message is refused by the table before it is sent. */
+START_TEST(test_outgoing_validated)
+{
+    Fixture f;
+    GError *err = NULL;
+    VhostUserMsg msg;
+    unsigned sent;
+
+    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    fixture_negotiate(&f);
+    sent = f.u->messages_sent;
+
+    /* Unknown bits in a SET_VRING_CALL u64 (only index and NOFD exist). */
+    vhost_user_msg_init(&msg, VHOST_USER_SET_VRING_CALL, 8);
+    msg.payload.u64 = VHOST_USER_VRING_NOFD_MASK | (1ull << 20);
+    ck_assert(!vhost_user_send(f.u, 0, &msg, NULL, 0, 0, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE));
+    ck_assert_msg(strstr(err->message, "net0: outgoing message refused by the table: "
+                         "SET_VRING_CALL: u64"), "%s", err->message);
+    g_clear_error(&err);
+    /* A SET_VRING_KICK with a fd but the NOFD bit. */
+    vhost_user_msg_init(&msg, VHOST_USER_SET_VRING_KICK, 8);
+    msg.payload.u64 = VHOST_USER_VRING_NOFD_MASK;
+    ck_assert(!vhost_user_send(f.u, 0, &msg, &f.be.fd, 1, 0, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE));
+    g_clear_error(&err);
+    /* A caller bug: nothing reached the back-end, the connection stays. */
+    ck_assert_uint_eq(f.u->messages_sent, sent);
+    ck_assert(!f.u->broken);
+    fixture_stop(&f);
+}
+END_TEST
+
 START_TEST(test_reply_ack_negotiated)
 {
     Fixture f;
@@ -538,7 +579,7 @@ START_TEST(test_reply_ack_negotiated)
     /* Every reply-less request is acked, SYNC or not; no barrier. */
     vhost_user_msg_init(&msg, VHOST_USER_SET_VRING_NUM, sizeof(VhostUserVringState));
     msg.payload.state.num = 256;
-    ck_assert_msg(vhost_user_request(f.u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, &err),
+    ck_assert_msg(vhost_user_send(f.u, 0, &msg, NULL, 0, 0, &err),
                   "%s", err ? err->message : "");
     ck_assert(req_u64(&f, 0, VHOST_USER_SET_FEATURES, F_PROTO, VHOST_USER_REQ_SYNC, &err));
     ck_assert_uint_eq(f.be.log->len, n + 2);
@@ -550,7 +591,7 @@ START_TEST(test_reply_ack_negotiated)
 
     /* A failed ack names the request and its status, and drops the peer. */
     be_arm(&f.be, VHOST_USER_SET_VRING_NUM, FAULT_ACK_FAIL);
-    ck_assert(!vhost_user_request(f.u, 0, &msg, NULL, 0, 0, NULL, NULL, NULL, &err));
+    ck_assert(!vhost_user_send(f.u, 0, &msg, NULL, 0, 0, &err));
     ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED));
     ck_assert_str_eq(err->message, "net0: back-end failed SET_VRING_NUM (status 1)");
     g_clear_error(&err);
@@ -624,7 +665,6 @@ START_TEST(test_reply_fd_handed_over)
     GError *err = NULL;
     VhostUserMsg msg, reply;
     int fd = -1;
-    size_t nfd = 1;
 
     fixture_start(&f, F_PROTO, PF(REPLY_ACK) | PF(INFLIGHT_SHMFD));
     f.u->supported_protocol_features |= PF(INFLIGHT_SHMFD);
@@ -633,15 +673,15 @@ START_TEST(test_reply_fd_handed_over)
     vhost_user_msg_init(&msg, VHOST_USER_GET_INFLIGHT_FD, sizeof(VhostUserInflight));
     msg.payload.inflight.num_queues = 2;
     msg.payload.inflight.queue_size = 8;
-    ck_assert_msg(vhost_user_request(f.u, 0, &msg, NULL, 0, 0, &reply, &fd, &nfd, &err),
+    ck_assert_msg(vhost_user_call_fd(f.u, 0, &msg, NULL, 0, &reply, &fd, &err),
                   "%s", err ? err->message : "");
-    ck_assert_uint_eq(nfd, 1);
+
     ck_assert_int_ge(fd, 0);
     ck_assert_uint_eq(reply.payload.inflight.mmap_size, 4096);
     close(fd);
 
     /* The caller said it takes no fds: the reply's fd is closed, the peer dropped. */
-    ck_assert(!vhost_user_request(f.u, 0, &msg, NULL, 0, 0, &reply, NULL, NULL, &err));
+    ck_assert(!vhost_user_call(f.u, 0, &msg, &reply, &err));
     ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS));
     g_clear_error(&err);
     assert_broken(&f);
@@ -712,7 +752,7 @@ START_TEST(test_vhost_dev_start_stop)
 {
     static const uint32_t ring_seq[] = {
         VHOST_USER_SET_VRING_NUM, VHOST_USER_SET_VRING_BASE, VHOST_USER_SET_VRING_ADDR,
-        VHOST_USER_SET_VRING_KICK, VHOST_USER_SET_VRING_CALL,
+        VHOST_USER_SET_VRING_ERR, VHOST_USER_SET_VRING_KICK, VHOST_USER_SET_VRING_CALL,
     };
     unsigned baseline = ut_count_fds();
     Fixture f;
@@ -743,8 +783,8 @@ START_TEST(test_vhost_dev_start_stop)
 
     ck_assert_msg(vhost_dev_start(&hdev, &err), "%s", err ? err->message : "");
     ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 2);
-    /* SET_FEATURES, SET_MEM_TABLE, 5 per ring, 2 enables. */
-    ck_assert_uint_eq(f.be.log->len, n + 2 + 10 + 2);
+    /* SET_FEATURES, SET_MEM_TABLE, 6 per ring, 2 enables. */
+    ck_assert_uint_eq(f.be.log->len, n + 2 + 12 + 2);
     m = be_msg(&f.be, n);
     ck_assert_uint_eq(m->hdr.request, VHOST_USER_SET_FEATURES);
     ck_assert_uint_eq(*(uint64_t *)m->payload, F_V1 | F_PROTO);
@@ -763,11 +803,13 @@ START_TEST(test_vhost_dev_start_stop)
             m = be_msg(&f.be, k);
             ck_assert_uint_eq(m->hdr.request, ring_seq[s]);
         }
-        m = be_msg(&f.be, k - 3);
+        m = be_msg(&f.be, k - 4);
         memcpy(&addr, m->payload, sizeof(addr));
         ck_assert_uint_eq(addr.index, r);
         ck_assert_uint_eq(addr.desc_user_addr, (uintptr_t)rb->host + hdev.vqs[r].desc_gpa);
         ck_assert_uint_eq(addr.used_user_addr, (uintptr_t)rb->host + hdev.vqs[r].used_gpa);
+        /* The err eventfd goes with SET_VRING_ERR, the kick fd after it. */
+        ck_assert_uint_eq(be_msg(&f.be, k - 3)->nfds, 1);
         ck_assert_uint_eq(be_msg(&f.be, k - 2)->nfds, 1);
     }
     ck_assert_uint_eq(be_msg(&f.be, k)->hdr.request, VHOST_USER_SET_VRING_ENABLE);
@@ -912,12 +954,12 @@ START_TEST(test_vhost_dev_unset_ring)
     n = f.be.log->len;
     ck_assert_msg(vhost_dev_start(&hdev, &err), "%s", err ? err->message : "");
     ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 1);
-    /* SET_FEATURES, SET_MEM_TABLE, ring 0's five, one enable. */
-    ck_assert_uint_eq(f.be.log->len, n + 8);
+    /* SET_FEATURES, SET_MEM_TABLE, ring 0's six, one enable. */
+    ck_assert_uint_eq(f.be.log->len, n + 9);
     vhost_dev_stop(&hdev);
     /* One disable, one GET_VRING_BASE. */
-    ck_assert_uint_eq(f.be.log->len, n + 10);
-    ck_assert_uint_eq(be_msg(&f.be, n + 9)->hdr.request, VHOST_USER_GET_VRING_BASE);
+    ck_assert_uint_eq(f.be.log->len, n + 11);
+    ck_assert_uint_eq(be_msg(&f.be, n + 10)->hdr.request, VHOST_USER_GET_VRING_BASE);
 
     /* A bad size is still refused. */
     hdev.vqs[1].num = 12;
@@ -948,6 +990,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, test_device_scope_from_other_vq);
     tcase_add_loop_test(tc, test_bad_reply, 0, G_N_ELEMENTS(fault_cases));
     tcase_add_test(tc, test_reply_ack_negotiated);
+    tcase_add_test(tc, test_outgoing_validated);
     tcase_add_test(tc, test_reply_ack_absent_barrier);
     tcase_add_test(tc, test_not_connected);
     tcase_add_test(tc, test_reply_fd_handed_over);

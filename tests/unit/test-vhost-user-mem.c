@@ -21,9 +21,10 @@
 
 #include "chardev/char-socket.h"
 #include "hw/virtio/vhost.h"
-#include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-conn.h"
 #include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-mem.h"
+#include "hw/virtio/vhost-user-negotiate.h"
 #include "unit-sock.h"
 
 #define PF(name) (1ull << VHOST_USER_PROTOCOL_F_##name)
@@ -555,8 +556,7 @@ START_TEST(test_negotiate_max_slots)
     fixture_start(&f, SLOTS_PF | PF(MQ), 509);
     ck_assert_msg(vhost_user_negotiate(f.u, &err), "%s", err ? err->message : "");
     ck_assert(f.be.acked_protocol_features & PF(CONFIGURE_MEM_SLOTS));
-    ck_assert_uint_eq(f.u->max_mem_slots, 509);
-    ck_assert(vhost_user_mem_slots_enabled(f.u));
+        ck_assert(vhost_user_mem_slots_enabled(f.u));
     ck_assert_uint_eq(vhost_user_mem_max_regions(f.u), 509);
     /* Asked once, right after the protocol features (and queue count). */
     ck_assert_uint_eq(log_count(&f, 0, VHOST_USER_GET_MAX_MEM_SLOTS), 1);
@@ -626,7 +626,7 @@ START_TEST(test_300_regions)
         ck_assert_uint_eq(lm.nfds, 1);
         ck_assert(lm.flags & VHOST_USER_NEED_REPLY_MASK);
     }
-    ck_assert_uint_eq(f.u->mem_regions_in_use, nr);
+    ck_assert_uint_eq(vhost_user_mem_regions_in_use(f.u), nr);
 
     from = log_len(&f);
     for (unsigned pass = 0; pass < 2; pass++) {
@@ -647,7 +647,7 @@ START_TEST(test_300_regions)
         ck_assert_uint_eq(lm.nfds, 0);
         ck_assert(lm.flags & VHOST_USER_NEED_REPLY_MASK);
     }
-    ck_assert_uint_eq(f.u->mem_regions_in_use, 1);
+    ck_assert_uint_eq(vhost_user_mem_regions_in_use(f.u), 1);
     assert_no_violations(&f);
 
     machine_stop(&m);
@@ -803,7 +803,7 @@ START_TEST(test_reconnect)
     for (unsigned i = 1; i < 6; i++) {
         ck_assert(add_ram(&m, rb, i * ps, HOTPLUG_BASE + ((uint64_t)i << 20), ps, &err));
     }
-    ck_assert_uint_eq(f.u->mem_regions_in_use, 6);
+    ck_assert_uint_eq(vhost_user_mem_regions_in_use(f.u), 6);
 
     /* The back-end restarts with 4 slots. */
     vhost_dev_disconnect(&m.hdev);

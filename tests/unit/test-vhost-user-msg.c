@@ -650,6 +650,85 @@ END_TEST
 
 /* ---- Helpers: ring index, init -------------------------------------- */
 
+/* The reply conditions and "always answered" come from the table. */
+START_TEST(test_reply_plan)
+{
+    const uint64_t ack = 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK;
+    const uint64_t log = 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD;
+    const VhostUserMsgInfo *mt = vhost_user_msg_info(VHOST_USER_CHANNEL_FRONTEND,
+                                                     VHOST_USER_SET_MEM_TABLE);
+    const VhostUserMsgInfo *lb = vhost_user_msg_info(VHOST_USER_CHANNEL_FRONTEND,
+                                                     VHOST_USER_SET_LOG_BASE);
+    const VhostUserMsgInfo *io = vhost_user_msg_info(VHOST_USER_CHANNEL_FRONTEND,
+                                                     VHOST_USER_IOTLB_MSG);
+    const VhostUserMsgInfo *lk = vhost_user_msg_info(VHOST_USER_CHANNEL_BACKEND,
+                                                     VHOST_USER_BACKEND_SHARED_OBJECT_LOOKUP);
+    bool need, expect;
+
+    /* SET_MEM_TABLE: an ack with REPLY_ACK; the addresses once postcopy listens. */
+    vhost_user_msg_reply_plan(mt, 0, false, &need, &expect);
+    ck_assert(!need && !expect);
+    vhost_user_msg_reply_plan(mt, ack, false, &need, &expect);
+    ck_assert(need && expect);
+    vhost_user_msg_reply_plan(mt, ack, true, &need, &expect);
+    ck_assert(!need && expect);
+    ck_assert_int_eq(vhost_user_reply_payload_kind(VHOST_USER_CHANNEL_FRONTEND,
+                                                   VHOST_USER_ADD_MEM_REG, false),
+                     VHOST_USER_PL_MEM_REG);
+    /* SET_LOG_BASE: a reply only with LOG_SHMFD. */
+    vhost_user_msg_reply_plan(lb, 0, false, &need, &expect);
+    ck_assert(!need && !expect);
+    vhost_user_msg_reply_plan(lb, log, false, &need, &expect);
+    ck_assert(!need && expect);
+    ck_assert(!vhost_user_reply_cond_holds(VHOST_USER_RC_LOG_SHMFD, ack, true));
+    /* IOTLB_MSG and the back-end's lookup: always answered. */
+    vhost_user_msg_reply_plan(io, 0, false, &need, &expect);
+    ck_assert(need && expect);
+    ck_assert_int_eq(lk->reply, VHOST_USER_RK_ACK);
+    ck_assert_int_eq(lk->reply_fds, VHOST_USER_FDS_OPTIONAL);
+    ck_assert_str_eq(lk->handler, "shared_lookup");
+    ck_assert_str_eq(mt->handler, "none");
+}
+END_TEST
+
+/* The table's semantic checks of a reply against its request. */
+START_TEST(test_check_reply)
+{
+    VhostUserMsg req, reply;
+    GError *err = NULL;
+
+    vhost_user_msg_init(&req, VHOST_USER_GET_VRING_BASE, sizeof(VhostUserVringState));
+    req.payload.state.index = 1;
+    reply = req;
+    reply.hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
+    reply.payload.state.num = 7;
+    ck_assert(vhost_user_msg_check_reply(VHOST_USER_CHANNEL_FRONTEND, &req, &reply, NULL));
+    reply.payload.state.index = 3;
+    ck_assert(!vhost_user_msg_check_reply(VHOST_USER_CHANNEL_FRONTEND, &req, &reply, &err));
+    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE));
+    ck_assert_str_eq(err->message,
+                     "GET_VRING_BASE reply: ring index 3 but ring 1 was asked for");
+    g_clear_error(&err);
+
+    vhost_user_msg_init(&req, VHOST_USER_GET_CONFIG, VHOST_USER_CONFIG_HDR_SIZE + 4);
+    req.payload.config.offset = 8;
+    req.payload.config.size = 4;
+    reply = req;
+    ck_assert(vhost_user_msg_check_reply(VHOST_USER_CHANNEL_FRONTEND, &req, &reply, NULL));
+    reply.payload.config.offset = 0;
+    ck_assert(!vhost_user_msg_check_reply(VHOST_USER_CHANNEL_FRONTEND, &req, &reply, &err));
+    ck_assert_ptr_nonnull(strstr(err->message, "GET_CONFIG reply: size 16 offset 0"));
+    g_clear_error(&err);
+    reply.payload.config.offset = 8;
+    reply.payload.config.size = 3;
+    reply.hdr.size = VHOST_USER_CONFIG_HDR_SIZE + 3;
+    ck_assert(!vhost_user_msg_check_reply(VHOST_USER_CHANNEL_FRONTEND, &req, &reply, NULL));
+    /* Rows without a check accept anything their layout allows. */
+    vhost_user_msg_init(&req, VHOST_USER_GET_FEATURES, 0);
+    ck_assert(vhost_user_msg_check_reply(VHOST_USER_CHANNEL_FRONTEND, &req, &reply, NULL));
+}
+END_TEST
+
 START_TEST(test_ring_index)
 {
     VhostUserMsg m;
@@ -981,6 +1060,8 @@ static Suite *msg_suite(void)
 
     tc = tcase_create("helpers");
     tcase_add_test(tc, test_ring_index);
+    tcase_add_test(tc, test_reply_plan);
+    tcase_add_test(tc, test_check_reply);
     tcase_add_test(tc, test_msg_init);
     tcase_add_test(tc, test_format);
     tcase_add_test(tc, test_trace);

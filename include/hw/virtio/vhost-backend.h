@@ -46,7 +46,16 @@ typedef struct VhostOps {
     /* Absolute ring index (dev->vq_index + idx) as the back-end numbers it. */
     int (*get_vq_index)(struct vhost_dev *dev, int idx);
 
+    /* The back-end's device features (the transport asks once per connection). */
     bool (*get_features)(struct vhost_dev *dev, uint64_t *features, GError **errp);
+    /*
+     * optional: the rest of what was negotiated on dev's connection, which
+     * the transport owns (one copy: VhostUserState for vhost-user).
+     * vhost_dev_connect takes its read-only snapshot in the vhost_dev from
+     * here; without it, no protocol features and one queue.
+     */
+    void (*get_negotiated)(struct vhost_dev *dev, uint64_t *protocol_features,
+                           uint64_t *max_queues);
     bool (*set_features)(struct vhost_dev *dev, uint64_t features, GError **errp);
     bool (*set_owner)(struct vhost_dev *dev, GError **errp);
     bool (*reset_device)(struct vhost_dev *dev, GError **errp);

@@ -40,6 +40,12 @@ typedef struct VhostUserBackendOps {
      * returning.
      */
     void (*host_notifier)(void *opaque, unsigned ring, void *addr, size_t size);
+    /*
+     * The back-end signalled an error on ring (on the ring's err eventfd,
+     * given to it with SET_VRING_ERR, or in-band with VRING_ERR). Runs
+     * from the event loop; the library watches the eventfds itself.
+     */
+    void (*vring_error)(void *opaque, unsigned ring);
 } VhostUserBackendOps;
 
 #endif

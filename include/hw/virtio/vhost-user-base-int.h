@@ -9,7 +9,7 @@
 #define HW_VIRTIO_VHOST_USER_BASE_INT_H
 
 #include "hw/virtio/vhost-user-base.h"
-#include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-conn.h"
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/virtio-int.h"
 

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
+ * The memory table of a connection, one owner of it: SET_MEM_TABLE (the
+ * whole table, 8 regions at most), or memory slots.
+ *
  * Memory slots (protocol feature CONFIGURE_MEM_SLOTS): instead of sending
  * the whole table with SET_MEM_TABLE (8 regions at most), the front-end
  * keeps a shadow of what the back-end has mapped on this connection and
@@ -20,7 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "hw/virtio/vhost-user.h"
+#include "hw/virtio/vhost-user-conn.h"
 #include "system/memory.h"
 
 /* Largest GET_MAX_MEM_SLOTS we believe; QEMU's back-ends say 509 or 32. */
@@ -43,6 +46,8 @@ typedef struct VhostUserMemSlot {
 
 /* The shadow table of one connection. */
 typedef struct VhostUserMemShadow VhostUserMemShadow;
+/* u->mem: shadow, slot count, regions in use (vhost-user-mem.c only). */
+typedef struct VhostUserMemState VhostUserMemState;
 
 VhostUserMemShadow *vhost_user_mem_shadow_new(void);
 void vhost_user_mem_shadow_free(VhostUserMemShadow *s);
@@ -98,7 +103,21 @@ bool vhost_user_mem_negotiate(VhostUserState *u, GError **errp);
 bool vhost_user_mem_sync(VhostUserState *u, const char *dev_name, unsigned vq_index,
                          GuestMemory *mem, GError **errp);
 
-/* Frees the shadow; for vhost_user_state_free. */
-void vhost_user_mem_cleanup(VhostUserState *u);
+/*
+ * Sends mem to the back-end: with memory slots only the difference
+ * (vhost_user_mem_sync), else the whole table with SET_MEM_TABLE (a
+ * CONFIG error beyond 8 regions). Records the regions in use.
+ */
+bool vhost_user_mem_update(VhostUserState *u, const char *dev_name, unsigned vq_index,
+                           GuestMemory *mem, GError **errp);
+
+/* Regions in the last table sent (kept across reconnects). */
+unsigned vhost_user_mem_regions_in_use(const VhostUserState *u);
+
+/*
+ * Before negotiating a new connection: the regions a new back-end's slot
+ * count is checked against become the guest's RAM now.
+ */
+void vhost_user_mem_note_guest_ram(VhostUserState *u, GuestMemory *mem);
 
 #endif

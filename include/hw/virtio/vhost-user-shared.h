@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hw/virtio/vhost-user-conn.h"
+
 #define VHOST_USER_UUID_LEN 16
 
 /* True for the all-zero UUID, which never names an object. */
@@ -43,5 +45,12 @@ int vhost_user_shared_lookup(const uint8_t uuid[VHOST_USER_UUID_LEN]);
 void vhost_user_shared_remove_owner(const void *owner);
 /* Number of registered objects, for tests and the monitor. */
 unsigned vhost_user_shared_count(void);
+
+/*
+ * GET_SHARED_OBJECT (front-end request): *fd receives the back-end's fd
+ * for uuid (caller closes).
+ */
+bool vhost_user_get_shared_object(VhostUserState *u, const uint8_t uuid[16],
+                                  int *fd, GError **errp);
 
 #endif

@@ -51,10 +51,16 @@ struct vhost_dev {
     unsigned int nvqs;
     struct vhost_virtqueue *vqs;
 
+    /*
+     * What the back-end offered and negotiated on the current connection:
+     * read-only snapshots of the transport's state (the one copy, e.g.
+     * VhostUserState.backend_features), taken by vhost_dev_connect through
+     * VhostOps get_features/get_negotiated and cleared by disconnect.
+     */
     uint64_t features;          /* device features the back-end offers */
-    uint64_t acked_features;    /* what the driver accepted; sent at start */
     uint64_t protocol_features; /* negotiated with the back-end */
     uint64_t max_queues;        /* GET_QUEUE_NUM, 1 without MQ */
+    uint64_t acked_features;    /* what the driver accepted; sent at start */
 
     bool connected;
     bool started;
@@ -109,8 +115,6 @@ bool vhost_dev_connect(struct vhost_dev *hdev, GError **errp);
 void vhost_dev_disconnect(struct vhost_dev *hdev);
 void vhost_dev_cleanup(struct vhost_dev *hdev);
 
-/* Features the back-end offers, masked by the bits the caller supports. */
-uint64_t vhost_dev_get_features(const struct vhost_dev *hdev, uint64_t supported);
 /* Records what the driver accepted; refuses bits the back-end lacks. */
 bool vhost_dev_set_acked_features(struct vhost_dev *hdev, uint64_t features, GError **errp);
 bool vhost_dev_has_protocol_feature(const struct vhost_dev *hdev, unsigned int bit);

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The chardev as the protocol layer sees it (not installed, not exported).
+ * A VMM creates, opens, frees and may drop a chardev (char-socket.h); the
+ * device that takes it over does all I/O on it and owns its event handler
+ * through what is declared here.
+ */
+#ifndef CHARDEV_CHAR_SOCKET_INT_H
+#define CHARDEV_CHAR_SOCKET_INT_H
+
+#include "chardev/char-io.h"
+#include "chardev/char-socket.h"
+
+_Static_assert(CHAR_SOCKET_MAX_FDS == CHAR_IO_MAX_FDS,
+               "the public fd bound is the framed I/O's");
+
+void char_socket_set_handler(CharSocket *chr, CharEventHandler handler, void *opaque);
+
+/*
+ * Writes len bytes; fds (nfds <= CHAR_SOCKET_MAX_FDS) are attached to the
+ * first byte. Retries short writes and EINTR; times out after timeout_ms.
+ * On any failure the connection is dropped (char_socket_disconnect).
+ */
+bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
+                           const int *fds, size_t nfds, GError **errp);
+
+/*
+ * Reads exactly len bytes, waiting at most timeout_ms (< 0: the chardev's
+ * timeout) for the whole read. fds that arrive with these bytes are
+ * appended to fds[] up to *nfds entries; *nfds is set to the number
+ * received. With fds == NULL, or when more arrive than fit, the extra fds
+ * are closed and the read fails with VHOST_USER_ERROR_WRONG_FDS (after
+ * consuming the bytes, so framing is kept). MSG_CTRUNC is an error too.
+ * EOF before len bytes: VHOST_USER_ERROR_DISCONNECTED if nothing was read,
+ * else VHOST_USER_ERROR_PARTIAL_MESSAGE. Timeout: VHOST_USER_ERROR_TIMEOUT.
+ * On failure the caller owns nothing: any fds received are closed.
+ * Does not drop the connection by itself; the protocol layer decides.
+ */
+bool char_socket_read_all(CharSocket *chr, void *buf, size_t len,
+                          int *fds, size_t *nfds, int timeout_ms, GError **errp);
+
+/*
+ * Reads one vhost-user message (header; check accepts it; payload) within
+ * the chardev's timeout, with read_all's rules for fds and errors (fds:
+ * room for *nfds, set to the number received). A refused header (check
+ * false, or a size above VHOST_USER_MAX_PAYLOAD_SIZE) returns check's
+ * error; no payload byte has been read then.
+ */
+bool char_socket_read_msg(CharSocket *chr, VhostUserMsg *msg, int *fds, size_t *nfds,
+                          CharIoHeaderCheck check, void *opaque, GError **errp);
+
+/*
+ * Client with reconnect_ms: the current connection is good (the device
+ * came up on it), so the next reconnect after it closes comes after
+ * reconnect_ms again. Until an owner says so, every retry waits twice as
+ * long as the previous one, up to the cap, even when connect() itself
+ * succeeded: a back-end that accepts and then fails each bring-up is not
+ * retried at full speed forever.
+ */
+void char_socket_reset_backoff(CharSocket *chr);
+
+/*
+ * While connected and idle, the chardev watches the socket: a hang-up or
+ * unexpected data drops the connection. The protocol layer suspends the
+ * watch while it runs a request of its own (it reads the socket itself).
+ */
+void char_socket_set_idle_watch(CharSocket *chr, bool enable);
+
+/* The connected socket fd or -1; for poll() by the protocol layer only. */
+int char_socket_fd(const CharSocket *chr);
+
+/* The loop the chardev runs on (the default one when none was given). */
+VhostEventLoop *char_socket_loop(const CharSocket *chr);
+
+#endif
