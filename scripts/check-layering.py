@@ -11,7 +11,7 @@ the layers below, never above):
   system      include/system, system/    event loop, guest memory
   chardev     include/chardev, chardev/  the socket under a connection
   hw-model    the virtio device model and header-only virtio definitions
-              (virtio*.h, virtio.c, vhost-user-backend-ops.h): it knows
+              (virtio*.h, virtio.c, vhost-user-backend-req.h): it knows
               nothing of vhost
   hw-core     the vhost-user protocol core: every other hw/virtio file
   hw-devices  the device front-ends (vhost-user-base, -net, -blk, -device)
@@ -45,7 +45,7 @@ LAYERS = ['util', 'system', 'chardev', 'hw-model', 'hw-core', 'hw-devices',
 LIBRARY_LAYERS = set(LAYERS[:LAYERS.index('migration') + 1])
 PUBLIC_ONLY_DIRS = ('guest/', 'include/guest/', 'vmm/', 'examples/')
 
-HW_MODEL = re.compile(r'^(virtio(-int|-[a-z]+-defs)?|vhost-user-backend-ops)$')
+HW_MODEL = re.compile(r'^(virtio(-int|-[a-z]+-defs)?|vhost-user-backend-req)$')
 HW_DEVICES = re.compile(r'^vhost-user-(base|net|blk|device)(-int)?$')
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

@@ -15,7 +15,7 @@
 #include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-net.h"
 #include "system/memory.h"
-#include "vmm/vmm-backend-ops.h"
+#include "vmm/vmm-backend-req.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-workload.h"
 
@@ -24,7 +24,7 @@ typedef struct VmmDevice {
     char *id;
     char *chr_path;
     VhostUserBase *vub;
-    VmmBackendOps *backend_ops; /* answers the back-end's requests */
+    VmmBackendReq *backend_req_ops; /* answers the back-end's requests */
     VirtioGuestDevice *guest;
     VmmWorkload *wl;            /* -workload for this device, or NULL */
 } VmmDevice;
@@ -268,7 +268,7 @@ static void vmm_device_free(gpointer p)
     vmm_workload_free(d->wl);
     vhost_user_base_free(d->vub);
     /* After the device: its teardown still reports unmapped notifiers. */
-    vmm_backend_ops_free(d->backend_ops);
+    vmm_backend_req_free(d->backend_req_ops);
     virtio_guest_device_free(d->guest);
     g_free(d->id);
     g_free(d->chr_path);
@@ -336,7 +336,7 @@ static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
     d->id = g_strdup(o->id);
     d->chr_path = g_strdup(co->path);
     d->vub = vub;
-    d->backend_ops = vmm_backend_ops_install(vub, m->mem);
+    d->backend_req_ops = vmm_backend_req_install(vub, m->mem);
     if (wo) {
         d->wl = vmm_workload_new(wo, vmm_machine_workload_done, m);
         m->nworkloads++;

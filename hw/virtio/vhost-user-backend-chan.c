@@ -110,8 +110,8 @@ static void chan_unmap_notifier(VhostUserBackendChan *chan, unsigned ring)
         return;
     }
     /* The VMM must stop using the page before it goes away. */
-    if (u->backend_ops && u->backend_ops->host_notifier) {
-        u->backend_ops->host_notifier(u->backend_opaque, ring, NULL, hn->size);
+    if (u->backend_req_ops && u->backend_req_ops->host_notifier) {
+        u->backend_req_ops->host_notifier(u->backend_req_opaque, ring, NULL, hn->size);
     }
     munmap(hn->addr, hn->size);
     hn->addr = NULL;
@@ -178,7 +178,7 @@ static bool chan_queue_work(VhostUserBackendChan *chan, BackendWorkKind kind,
 
 static void chan_config_changed(VhostUserState *u)
 {
-    const VhostUserBackendOps *ops = u->backend_ops;
+    const VhostUserBackendReqOps *ops = u->backend_req_ops;
     uint32_t len = u->backend_config_len;
     g_autofree uint8_t *buf = NULL;
     struct vhost_dev *dev0 = vhost_user_dev0(u);
@@ -198,13 +198,13 @@ static void chan_config_changed(VhostUserState *u)
         len = 0;
     }
     if (ops && ops->config_changed) {
-        ops->config_changed(u->backend_opaque, buf, len);
+        ops->config_changed(u->backend_req_opaque, buf, len);
     }
 }
 
 static void chan_do_work(VhostUserState *u, const BackendWork *w)
 {
-    const VhostUserBackendOps *ops = u->backend_ops;
+    const VhostUserBackendReqOps *ops = u->backend_req_ops;
     GError *err = NULL;
 
     switch (w->kind) {
@@ -219,7 +219,7 @@ static void chan_do_work(VhostUserState *u, const BackendWork *w)
          * invalidation would hand the back-end a stale translation.
          */
         if (!ops || !ops->iotlb_translate ||
-            !ops->iotlb_translate(u->backend_opaque, iova, w->miss_perm, &uaddr,
+            !ops->iotlb_translate(u->backend_req_opaque, iova, w->miss_perm, &uaddr,
                                   &size, &perm) || size == 0) {
             vhost_user_log(VHOST_USER_LOG_WARNING, u->name, "IOTLB miss at iova 0x%"
                            PRIx64 ": no translation any more, no update sent", iova);
@@ -235,7 +235,7 @@ static void chan_do_work(VhostUserState *u, const BackendWork *w)
     }
     case WORK_IOTLB_ACCESS_FAIL:
         if (ops && ops->iotlb_access_fail) {
-            ops->iotlb_access_fail(u->backend_opaque, w->iotlb.iova, w->iotlb.size,
+            ops->iotlb_access_fail(u->backend_req_opaque, w->iotlb.iova, w->iotlb.size,
                                    w->iotlb.perm);
         }
         break;
@@ -354,7 +354,7 @@ static bool handle_iotlb(VhostUserBackendChan *chan, const VhostUserIotlb *m,
                          uint64_t *status, GError **errp)
 {
     VhostUserState *u = chan->u;
-    const VhostUserBackendOps *ops = u->backend_ops;
+    const VhostUserBackendReqOps *ops = u->backend_req_ops;
     VhostUserIotlb upd;
     uint64_t uaddr = 0, size = 0;
     uint8_t perm = 0;
@@ -367,7 +367,7 @@ static bool handle_iotlb(VhostUserBackendChan *chan, const VhostUserIotlb *m,
         memset(&upd, 0, sizeof(upd));
         upd.type = VHOST_IOTLB_UPDATE;
         if (!ops || !ops->iotlb_translate ||
-            !ops->iotlb_translate(u->backend_opaque, m->iova, m->perm, &uaddr,
+            !ops->iotlb_translate(u->backend_req_opaque, m->iova, m->perm, &uaddr,
                                   &size, &perm) ||
             size == 0) {
             *status = 1;
@@ -433,8 +433,8 @@ static bool handle_host_notifier(VhostUserBackendChan *chan, const VhostUserVrin
     }
     chan->notifiers[ring].addr = addr;
     chan->notifiers[ring].size = a->size;
-    if (u->backend_ops && u->backend_ops->host_notifier) {
-        u->backend_ops->host_notifier(u->backend_opaque, ring, addr, a->size);
+    if (u->backend_req_ops && u->backend_req_ops->host_notifier) {
+        u->backend_req_ops->host_notifier(u->backend_req_opaque, ring, addr, a->size);
     }
     return true;
 }
@@ -755,11 +755,11 @@ static void chan_conn_hook(VhostUserState *u, VhostUserConnEvent ev, void *opaqu
 
 /* ---- Setup and teardown ----------------------------------------------- */
 
-void vhost_user_set_backend_ops(VhostUserState *u, const VhostUserBackendOps *ops,
+void vhost_user_set_backend_req_ops(VhostUserState *u, const VhostUserBackendReqOps *ops,
                                 void *opaque, uint32_t config_len, VhostEventLoop *loop)
 {
-    u->backend_ops = ops;
-    u->backend_opaque = opaque;
+    u->backend_req_ops = ops;
+    u->backend_req_opaque = opaque;
     u->backend_config_len = MIN(config_len, VHOST_USER_MAX_CONFIG_SIZE);
     u->loop = loop;
 }

@@ -490,7 +490,7 @@ bool vhost_user_base_realize(VhostUserBase *vub, const VhostUserBaseClass *klass
     vub->user = vhost_user_state_new(p->chr, p->id);
     vub->user->supported_protocol_features &= ~p->protocol_features_clear;
     /* The back-end channel runs on the chardev's loop, whether or not the VMM installs ops. */
-    vhost_user_base_set_backend_ops(vub, NULL, NULL);
+    vhost_user_base_set_backend_req_ops(vub, NULL, NULL);
     vub->devs = g_new0(struct vhost_dev, p->ndevs);
 
     for (i = 0; i < p->ndevs; i++) {
@@ -553,7 +553,7 @@ uint16_t vhost_user_base_virtio_id(const VhostUserBase *vub)
     return vub->vdev.device_id;
 }
 
-void vhost_user_base_set_backend_ops(VhostUserBase *vub, const VhostUserBackendOps *ops,
+void vhost_user_base_set_backend_req_ops(VhostUserBase *vub, const VhostUserBackendReqOps *ops,
                                      void *opaque)
 {
     /*
@@ -561,7 +561,7 @@ void vhost_user_base_set_backend_ops(VhostUserBase *vub, const VhostUserBackendO
      * device) runs on: a VMM with a loop of its own would otherwise have
      * back-end requests served from GLib's default context.
      */
-    vhost_user_set_backend_ops(vub->user, ops, opaque, vub->vdev.config_len,
+    vhost_user_set_backend_req_ops(vub->user, ops, opaque, vub->vdev.config_len,
                                char_socket_loop(vub->chr));
 }
 

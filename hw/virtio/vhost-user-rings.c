@@ -5,7 +5,7 @@
  * Each ring's err eventfd (given to the back-end with SET_VRING_ERR, and
  * written by the back-end channel for an in-band VRING_ERR) is watched on
  * the connection's loop while its vhost_dev is registered; a signal is
- * reported through VhostUserBackendOps.vring_error. The eventfds outlive
+ * reported through VhostUserBackendReqOps.vring_error. The eventfds outlive
  * connections (vhost.c), so the watches do too.
  *
  * Locking: u->devs is changed under u->lock (init and cleanup of a
@@ -17,7 +17,7 @@
 
 #include "chardev/char-socket-int.h"
 #include "hw/virtio/vhost.h"
-#include "hw/virtio/vhost-user-backend-ops.h"
+#include "hw/virtio/vhost-user-backend-req.h"
 #include "hw/virtio/vhost-user-rings.h"
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-log.h"
@@ -52,8 +52,8 @@ static bool ring_err_cb(int fd, unsigned events, void *opaque)
     if (read(fd, &n, sizeof(n)) != sizeof(n)) {
         return true;
     }
-    if (u->backend_ops && u->backend_ops->vring_error) {
-        u->backend_ops->vring_error(u->backend_opaque, ring);
+    if (u->backend_req_ops && u->backend_req_ops->vring_error) {
+        u->backend_req_ops->vring_error(u->backend_req_opaque, ring);
     } else {
         vhost_user_log(VHOST_USER_LOG_WARNING, u->name,
                        "ring %u: the back-end signalled a ring error", ring);

@@ -304,7 +304,7 @@ static void vmm_vring_error(void *opaque, unsigned ring)
     vmm.last_err_ring = ring;
 }
 
-static const VhostUserBackendOps vmm_ops = {
+static const VhostUserBackendReqOps vmm_ops = {
     .vring_error = vmm_vring_error,
     .iotlb_translate = vmm_translate,
     .iotlb_access_fail = vmm_access_fail,
@@ -351,7 +351,7 @@ static void fixture_start(Fixture *f, uint64_t features, uint64_t pf)
     f->be.thread = g_thread_new("fake-backend", be_thread, &f->be);
 
     f->u = vhost_user_state_new(f->chr, "net0");
-    vhost_user_set_backend_ops(f->u, &vmm_ops, NULL, 4, NULL);
+    vhost_user_set_backend_req_ops(f->u, &vmm_ops, NULL, 4, NULL);
 
     f->rb = ram_block_new_memfd("ram0", 1u << 20, &err);
     f->mem = guest_memory_new();

@@ -7,7 +7,7 @@
  *
  * It is serviced from two places, never concurrently:
  *  - the VMM's event loop (a watch on our end, on the loop given to
- *    vhost_user_set_backend_ops or else the chardev's) while no request
+ *    vhost_user_set_backend_req_ops or else the chardev's) while no request
  *    runs;
  *  - the request path, which polls it next to the main socket while it
  *    waits for a reply (the channel registers its fd with
@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #include "hw/virtio/vhost-user-conn.h"
-#include "hw/virtio/vhost-user-backend-ops.h"
+#include "hw/virtio/vhost-user-backend-req.h"
 /* The IOTLB requests answer this channel's misses; VMMs use both. */
 #include "hw/virtio/vhost-user-iotlb.h"
 
@@ -43,7 +43,7 @@ typedef struct VhostUserBackendChan VhostUserBackendChan;
  * loop: where the channel and the rings' err eventfds are watched and
  * deferred work runs (NULL: the chardev's loop).
  */
-void vhost_user_set_backend_ops(VhostUserState *u, const VhostUserBackendOps *ops,
+void vhost_user_set_backend_req_ops(VhostUserState *u, const VhostUserBackendReqOps *ops,
                                 void *opaque, uint32_t config_len,
                                 VhostEventLoop *loop);
 

@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #include "chardev/char-socket.h"
-#include "hw/virtio/vhost-user-backend-ops.h"
+#include "hw/virtio/vhost-user-backend-req.h"
 #include "hw/virtio/virtio.h"
 #include "system/memory.h"
 #include "util/vhost-user-api.h"
@@ -93,7 +93,7 @@ uint16_t vhost_user_base_virtio_id(const VhostUserBase *vub);
  * ops NULL removes them.
  */
 VHOST_USER_API
-void vhost_user_base_set_backend_ops(VhostUserBase *vub, const VhostUserBackendOps *ops,
+void vhost_user_base_set_backend_req_ops(VhostUserBase *vub, const VhostUserBackendReqOps *ops,
                                      void *opaque);
 
 /*

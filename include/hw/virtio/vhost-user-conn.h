@@ -123,11 +123,11 @@ struct VhostUserState {
      */
     GError *async_error;
     /*
-     * Set by the VMM (vhost_user_set_backend_ops) before the connection
+     * Set by the VMM (vhost_user_set_backend_req_ops) before the connection
      * is opened; kept across reconnects; read-only afterwards.
      */
-    const struct VhostUserBackendOps *backend_ops;
-    void *backend_opaque;
+    const struct VhostUserBackendReqOps *backend_req_ops;
+    void *backend_req_opaque;
     uint32_t backend_config_len;
     VhostEventLoop *loop;       /* NULL: the chardev's loop */
     /*

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hw/virtio/vhost-backend.h"
+#include "hw/virtio/vhost-ops.h"
 #include "hw/virtio/vhost-inflight.h"
 #include "system/memory.h"
 

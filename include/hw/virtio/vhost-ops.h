@@ -9,8 +9,8 @@
  * to the user itself. Ops that a transport does not implement are NULL;
  * vhost.c checks before calling the optional ones (marked "optional").
  */
-#ifndef HW_VIRTIO_VHOST_BACKEND_H
-#define HW_VIRTIO_VHOST_BACKEND_H
+#ifndef HW_VIRTIO_VHOST_OPS_H
+#define HW_VIRTIO_VHOST_OPS_H
 
 #include <glib.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The reference VMM's VhostUserBackendOps. See vmm/vmm-backend-ops.h.
+ * The reference VMM's VhostUserBackendReqOps. See vmm/vmm-backend-req.h.
  *
  * The VMM has no emulated IOMMU: a device with iommu_platform=on sits
  * behind an identity one, so an IOVA is a guest physical address and a
@@ -24,7 +24,7 @@
 
 #include "hw/virtio/vhost-user-blk.h"
 #include "util/vhost-user-proto.h"
-#include "vmm/vmm-backend-ops.h"
+#include "vmm/vmm-backend-req.h"
 #include "vmm/vmm-machine.h"
 
 #define VMM_MAX_NOTIFIERS (VHOST_USER_VRING_IDX_MASK + 1)
@@ -34,7 +34,7 @@ typedef struct VmmHostNotifier {
     size_t size;
 } VmmHostNotifier;
 
-struct VmmBackendOps {
+struct VmmBackendReq {
     VhostUserBase *vub;
     char *id;                   /* ours: unmaps are reported while vub goes away */
     GuestMemory *mem;
@@ -59,7 +59,7 @@ static const char *perm_name(uint8_t perm)
 static bool vmm_iotlb_translate(void *opaque, uint64_t iova, uint8_t perm,
                                 uint64_t *uaddr, uint64_t *size, uint8_t *out_perm)
 {
-    VmmBackendOps *b = opaque;
+    VmmBackendReq *b = opaque;
     const MemoryRegionMap *r = guest_memory_find(b->mem, iova);
 
     if (!r || !r->block->host) {
@@ -77,7 +77,7 @@ static bool vmm_iotlb_translate(void *opaque, uint64_t iova, uint8_t perm,
 static void vmm_iotlb_access_fail(void *opaque, uint64_t iova, uint64_t size,
                                   uint8_t perm)
 {
-    VmmBackendOps *b = opaque;
+    VmmBackendReq *b = opaque;
 
     vmm_status("%s: IOTLB access failed: iova 0x%" PRIx64 " size 0x%" PRIx64
                " (%s)", b->id, iova, size, perm_name(perm));
@@ -85,7 +85,7 @@ static void vmm_iotlb_access_fail(void *opaque, uint64_t iova, uint64_t size,
 
 static void vmm_config_changed(void *opaque, const uint8_t *config, uint32_t len)
 {
-    VmmBackendOps *b = opaque;
+    VmmBackendReq *b = opaque;
     const char *id = b->id;
     uint64_t capacity;
 
@@ -100,7 +100,7 @@ static void vmm_config_changed(void *opaque, const uint8_t *config, uint32_t len
 
 static void vmm_host_notifier(void *opaque, unsigned ring, void *addr, size_t size)
 {
-    VmmBackendOps *b = opaque;
+    VmmBackendReq *b = opaque;
     const char *id = b->id;
 
     if (ring >= VMM_MAX_NOTIFIERS) {
@@ -124,12 +124,12 @@ static void vmm_host_notifier(void *opaque, unsigned ring, void *addr, size_t si
  */
 static void vmm_vring_error(void *opaque, unsigned ring)
 {
-    VmmBackendOps *b = opaque;
+    VmmBackendReq *b = opaque;
 
     vmm_status("%s: ring %u: the back-end signalled a ring error", b->id, ring);
 }
 
-static const VhostUserBackendOps vmm_backend_ops = {
+static const VhostUserBackendReqOps vmm_backend_req_ops = {
     .iotlb_translate = vmm_iotlb_translate,
     .iotlb_access_fail = vmm_iotlb_access_fail,
     .config_changed = vmm_config_changed,
@@ -137,19 +137,19 @@ static const VhostUserBackendOps vmm_backend_ops = {
     .vring_error = vmm_vring_error,
 };
 
-VmmBackendOps *vmm_backend_ops_install(VhostUserBase *vub, GuestMemory *mem)
+VmmBackendReq *vmm_backend_req_install(VhostUserBase *vub, GuestMemory *mem)
 {
-    VmmBackendOps *b = g_new0(VmmBackendOps, 1);
+    VmmBackendReq *b = g_new0(VmmBackendReq, 1);
 
     b->vub = vub;
     b->id = g_strdup(vhost_user_base_id(vub));
     b->mem = mem;
     g_mutex_init(&b->lock);
-    vhost_user_base_set_backend_ops(vub, &vmm_backend_ops, b);
+    vhost_user_base_set_backend_req_ops(vub, &vmm_backend_req_ops, b);
     return b;
 }
 
-void vmm_backend_ops_free(VmmBackendOps *b)
+void vmm_backend_req_free(VmmBackendReq *b)
 {
     if (!b) {
         return;

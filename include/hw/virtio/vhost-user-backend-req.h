@@ -4,8 +4,8 @@
  * IOTLB misses, config changes, host notifier pages. Part of the public
  * API: a VMM fills one in and installs it on a device.
  */
-#ifndef HW_VIRTIO_VHOST_USER_BACKEND_OPS_H
-#define HW_VIRTIO_VHOST_USER_BACKEND_OPS_H
+#ifndef HW_VIRTIO_VHOST_USER_BACKEND_REQ_H
+#define HW_VIRTIO_VHOST_USER_BACKEND_REQ_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,7 +17,7 @@
  * waiting for its reply: they must not call into this library; the others
  * run from the event loop with no request in flight.
  */
-typedef struct VhostUserBackendOps {
+typedef struct VhostUserBackendReqOps {
     /*
      * direct: an IOTLB miss for iova with perm (VHOST_ACCESS_*). Fill in
      * the translation (*uaddr, *size, *out_perm) covering iova and return
@@ -46,6 +46,6 @@ typedef struct VhostUserBackendOps {
      * from the event loop; the library watches the eventfds itself.
      */
     void (*vring_error)(void *opaque, unsigned ring);
-} VhostUserBackendOps;
+} VhostUserBackendReqOps;
 
 #endif

@@ -1,23 +1,23 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The reference VMM's answers to back-end requests (VhostUserBackendOps):
+ * The reference VMM's answers to back-end requests (VhostUserBackendReqOps):
  * IOTLB misses through an identity IOMMU (IOVA = guest physical address),
  * access failures, config changes and host notifier pages, each reported
  * as a status line naming the device.
  */
-#ifndef VMM_BACKEND_OPS_H
-#define VMM_BACKEND_OPS_H
+#ifndef VMM_BACKEND_REQ_H
+#define VMM_BACKEND_REQ_H
 
 #include "hw/virtio/vhost-user-base.h"
 #include "system/memory.h"
 
-typedef struct VmmBackendOps VmmBackendOps;
+typedef struct VmmBackendReq VmmBackendReq;
 
 /*
  * Installs the callbacks on vub's connection; they stay across reconnects.
  * mem is the guest RAM the IOVAs resolve in. Free after the device.
  */
-VmmBackendOps *vmm_backend_ops_install(VhostUserBase *vub, GuestMemory *mem);
-void vmm_backend_ops_free(VmmBackendOps *b);
+VmmBackendReq *vmm_backend_req_install(VhostUserBase *vub, GuestMemory *mem);
+void vmm_backend_req_free(VmmBackendReq *b);
 
 #endif
