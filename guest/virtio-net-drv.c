@@ -638,10 +638,22 @@ static bool run_check(VirtioNetDrv *d, const NetWorkload *wl, unsigned *nqp,
     if (wl->queues && wl->queues < *nqp) {
         *nqp = wl->queues;
     }
-    /* Never more packets out than the RX ring can hold at once. */
+    /*
+     * Never more packets out than the RX ring can hold at once. The
+     * default window shrinks to fit; one the user chose is an error.
+     */
     *window = wl->window ? wl->window : 1;
     for (unsigned p = 0; p < *nqp; p++) {
-        *window = MIN(*window, rxq(d, p)->num / span);
+        unsigned fit = rxq(d, p)->num / span;
+
+        if (wl->window_set && *window > fit && fit > 0) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                        "%s: window=%u but the rx ring of %u holds %u packets of "
+                        "%u buffers of %" PRIu32 " bytes", d->name, *window,
+                        rxq(d, p)->num, fit, span, rxbuf);
+            return false;
+        }
+        *window = MIN(*window, fit);
     }
     if (*window == 0) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,

@@ -413,6 +413,7 @@ static bool net_kv(void *opaque, const char *name, const char *key,
             return false;
         }
         wl->window = (unsigned)v;
+        wl->window_set = true;
         return true;
     }
     if (!strcmp(key, "queues")) {

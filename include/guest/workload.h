@@ -129,6 +129,7 @@ typedef struct NetWorkload {
     unsigned nsizes;
     uint32_t sizes[NET_WORKLOAD_MAX_SIZES];
     unsigned window;
+    bool window_set;            /* given by the user: never shrunk quietly */
     unsigned queues;            /* queue pairs; 0: all */
     uint32_t rxbuf;
     uint64_t drain_ms;

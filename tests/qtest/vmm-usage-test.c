@@ -346,6 +346,9 @@ static const RangeCase range_cases[] = {
                                   "at most " },
     { "net-queues", "net", "net0:queues=3", "net0: queues=3 but the device has 2 queue pairs" },
     { "net-window", "net", "net0:window=300", "net0: window=300 but the rings hold 256 entries" },
+    /* 9018-byte frames span 5 of the default 2 KiB RX buffers: 51 fit a ring of 256. */
+    { "net-window-jumbo", "net", "net0:size=9018,window=60",
+      "net0: window=60 but the rx ring of 256 holds 51 packets" },
 };
 
 static void test_out_of_range(gconstpointer data)
