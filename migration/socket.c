@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -99,8 +100,12 @@ static int mig_socket_unix(const char *uri, const MigSocketAddr *a, bool listen_
     }
     strcpy(sun.sun_path, a->path);
     if (listen_) {
-        /* A stale socket file left by an earlier run would refuse bind. */
-        unlink(a->path);
+        struct stat st;
+
+        /* A stale socket left by an earlier run would refuse bind; any other file stays. */
+        if (lstat(a->path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            unlink(a->path);
+        }
         if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 1) < 0) {
             mig_socket_error(errp, uri, "listen");
             close(fd);
