@@ -351,7 +351,7 @@ static bool mig_ram_load_run(MigStream *s, uint64_t *remaining, GuestMemory *mem
         return mig_take(s, remaining, bytes, "a run's page data", errp) &&
                mig_stream_read(s, host, bytes, errp);
     }
-    /* Pages still zero are left alone: not touching them keeps them unallocated. */
+    /* A fresh destination is all zero: writing zeros over zeros only costs time. */
     for (uint64_t i = 0; i < bytes; i += MIG_PAGE_SIZE) {
         if (!mig_page_is_zero(host + i)) {
             memset(host + i, 0, MIG_PAGE_SIZE);

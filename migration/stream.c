@@ -67,6 +67,12 @@ void mig_stream_free(MigStream *s)
     g_free(s);
 }
 
+void mig_stream_shutdown(MigStream *s)
+{
+    /* shutdown(), not close(): the fd number stays the owner's until free. */
+    shutdown(s->fd, SHUT_RDWR);
+}
+
 void mig_stream_set_max_bandwidth(MigStream *s, uint64_t bytes_per_sec)
 {
     s->max_bandwidth = bytes_per_sec;

@@ -25,6 +25,13 @@ MigStream *mig_stream_new(int fd);
 void mig_stream_free(MigStream *s);
 
 /*
+ * Cancels the migration from another thread (QMP migrate_cancel): shuts
+ * the socket down, so a read or write blocked in the migration thread
+ * returns with an error. The stream must still be freed by its owner.
+ */
+void mig_stream_shutdown(MigStream *s);
+
+/*
  * bytes_per_sec 0: unlimited. Writes then sleep so that the bytes put on
  * the fd since the limit was set never run ahead of the limit by more than
  * a short burst.

@@ -736,6 +736,57 @@ START_TEST(test_write_to_closed_peer)
 }
 END_TEST
 
+typedef struct Canceller {
+    MigStream *s;
+} Canceller;
+
+static gpointer cancel_thread(gpointer opaque)
+{
+    Canceller *c = opaque;
+
+    /* Header and setup sent; the destination now waits for more. */
+    g_usleep(100 * 1000);
+    mig_stream_shutdown(c->s);
+    return NULL;
+}
+
+START_TEST(test_cancel)
+{
+    TestVm *src = vm_new(1 * MiB, 2 * MiB, 0);
+    TestVm *dst = vm_new(1 * MiB, 2 * MiB, 0xaa);
+    Loaded loaded = loaded_new();
+    GError *err = NULL;
+    MigStream *out;
+    Canceller c;
+    GThread *t;
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    out = mig_stream_new(sv[0]);
+    ck_assert(mig_save_header(out, &err));
+    ck_assert(mig_ram_save_setup(out, src->mem, &err));
+    ck_assert(mig_stream_flush(out, &err));
+    c.s = mig_stream_new(sv[1]);
+    t = g_thread_new("cancel", cancel_thread, &c);
+    ck_assert(!mig_load(c.s, dst->mem, record_device, &loaded, &err));
+    g_thread_join(t);
+    ck_assert_msg(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_PARTIAL_MESSAGE) &&
+                  strstr(err->message, "unexpected end in section 'section header' after 0 bytes"),
+                  "%s", err->message);
+    g_clear_error(&err);
+    /* The source's side of a cancelled migration fails its next write. */
+    mig_stream_shutdown(out);
+    ck_assert(!mig_stream_write(out, "x", 1, &err) || !mig_stream_flush(out, &err));
+    g_clear_error(&err);
+    mig_stream_free(out);
+    mig_stream_free(c.s);
+    g_ptr_array_unref(loaded.names);
+    g_ptr_array_unref(loaded.states);
+    vm_free(src);
+    vm_free(dst);
+}
+END_TEST
+
 START_TEST(test_convergence)
 {
     const uint64_t MB = 1000 * 1000;
@@ -829,6 +880,7 @@ static Suite *migration_stream_suite(void)
     tcase_add_test(tc, test_unknown_sections);
     tcase_add_test(tc, test_bandwidth_limit);
     tcase_add_test(tc, test_write_to_closed_peer);
+    tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_convergence);
     tcase_add_test(tc, test_crc32c);
     tcase_add_test(tc, test_uri_errors);
