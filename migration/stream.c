@@ -23,7 +23,7 @@
 
 struct MigStream {
     int fd;
-    bool not_socket;            /* send() refused it: plain write() */
+    bool not_socket;            /* a file or pipe: write(), not send() */
     GError *write_err;          /* sticky: a broken socket stays broken */
 
     uint8_t *wbuf;
@@ -45,8 +45,12 @@ struct MigStream {
 MigStream *mig_stream_new(int fd)
 {
     MigStream *s = g_new0(MigStream, 1);
+    int type;
+    socklen_t len = sizeof(type);
 
     s->fd = fd;
+    s->not_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 &&
+                    errno == ENOTSOCK;
     s->wbuf = g_malloc(MIG_STREAM_BUF_SIZE);
     s->rbuf = g_malloc(MIG_STREAM_BUF_SIZE);
     s->section = "header";
@@ -131,11 +135,6 @@ static bool mig_stream_write_fd(MigStream *s, const uint8_t *buf, size_t len,
         /* MSG_NOSIGNAL: a destination that hangs up is an error, not SIGPIPE. */
         n = s->not_socket ? write(s->fd, buf, chunk) :
             send(s->fd, buf, chunk, MSG_NOSIGNAL);
-        if (n < 0 && errno == ENOTSOCK) {
-            s->not_socket = true;
-            s->limit_bytes -= chunk;
-            continue;
-        }
         if (mig_stream_retry(s, n, POLLOUT)) {
             continue;
         }
