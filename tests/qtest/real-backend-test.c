@@ -225,7 +225,15 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
                                 !(tp = start_testpmd(f, sock, 2, true, false))))) {
         return;
     }
-    g_usleep(2000 * 1000);
+    /*
+     * Kill it under traffic, never before the rings first ran (the test
+     * counts two starts): on a loaded machine, or under ASan, the first
+     * start can take longer than any fixed sleep.
+     */
+    if (!wait_log(vmm, "net0: started 4 rings", 1, 20000)) {
+        return;
+    }
+    g_usleep(500 * 1000);
     kill(tp->pid, SIGKILL);
     proc_wait(tp, TERM_WAIT_MS);
     if (!vmm_server) {

@@ -155,6 +155,32 @@ Proc *proc_spawn(Fixture *f, const char *name, GPtrArray *argv,
     return p;
 }
 
+/*
+ * Waits until p's log holds needle (at least n times); fails the test
+ * (with the log) if it does not within timeout_ms or p exits first.
+ */
+bool wait_log(Proc *p, const char *needle, unsigned n, unsigned timeout_ms)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    g_autofree char *log = NULL;
+
+    for (;;) {
+        g_free(log);
+        log = proc_log(p);
+        if (qtest_count(log, needle) >= n) {
+            return true;
+        }
+        if (g_get_monotonic_time() >= end || proc_poll(p)) {
+            break;
+        }
+        g_usleep(20 * 1000);
+    }
+    g_test_fail_printf("%s: '%s' not seen %u time(s) within %u ms (%s); its output:\n%s",
+                       p->name, needle, n, timeout_ms,
+                       p->reaped ? "it exited" : "still running", log);
+    return false;
+}
+
 /* Waits for a unix socket at path; fails the test (with p's log) if not. */
 bool wait_socket(Proc *p, const char *path)
 {

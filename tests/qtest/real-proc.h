@@ -52,6 +52,7 @@ Proc *proc_spawn(Fixture *f, const char *name, GPtrArray *argv,
                  bool stdin_pipe, const char *out_path);
 /* Waits for a unix socket at path; fails the test (with p's log) if not. */
 bool wait_socket(Proc *p, const char *path);
+bool wait_log(Proc *p, const char *needle, unsigned n, unsigned timeout_ms);
 /* False, with the test failed naming the Debian package, when prog is missing. */
 bool require_program(const char *prog, const char *package);
 /* $VMM_BINARY, or NULL with the test failed. */
