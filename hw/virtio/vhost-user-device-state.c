@@ -134,64 +134,6 @@ static int state_wait(int fd, short events, gint64 deadline)
     }
 }
 
-bool vhost_dev_save_device_state(struct vhost_dev *hdev, GByteArray *out, size_t max_size,
-                                 unsigned timeout_ms, GError **errp)
-{
-    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-    g_autofree uint8_t *buf = NULL;
-    size_t total = 0;
-    int fd;
-
-    if (!state_usable(hdev, VHOST_DEVICE_STATE_SAVE, errp)) {
-        return false;
-    }
-    fd = state_open(hdev, VHOST_DEVICE_STATE_SAVE, errp);
-    if (fd < 0) {
-        return false;
-    }
-    buf = g_malloc(STATE_CHUNK);
-    for (;;) {
-        int w = state_wait(fd, POLLIN, deadline);
-        ssize_t n;
-
-        if (w == 0) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
-                        "%s: device state save: the back-end did not finish its state "
-                        "(no EOF) within %u ms; %zu bytes read", hdev->name, timeout_ms,
-                        total);
-            goto fail;
-        }
-        n = w < 0 ? -1 : read(fd, buf, STATE_CHUNK);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-            continue;
-        }
-        if (n < 0) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
-                        "%s: device state save: reading the state: %s", hdev->name,
-                        g_strerror(errno));
-            goto fail;
-        }
-        if (n == 0) {
-            break;
-        }
-        if ((size_t)n > max_size - total) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
-                        "%s: device state save: the back-end's state exceeds the "
-                        "limit of %zu bytes", hdev->name, max_size);
-            goto fail;
-        }
-        g_byte_array_append(out, buf, (guint)n);
-        total += (size_t)n;
-    }
-    close(fd);
-    return hdev->vhost_ops->check_device_state(hdev, errp);
-
-fail:
-    /* The back-end's writes now fail (EPIPE): it learns the transfer is off. */
-    close(fd);
-    return false;
-}
-
 /*
  * write() that reports EPIPE instead of raising SIGPIPE, which would kill
  * a VMM that kept the default action: the signal is blocked in this
@@ -222,6 +164,80 @@ static ssize_t state_write(int fd, const void *buf, size_t len)
     return n;
 }
 
+/*
+ * One read (save) or write (load) of up to len bytes once fd is ready,
+ * before the deadline. Returns the bytes moved (0 on a save: EOF), or -1
+ * with errp set (the timeout or the I/O error, naming the device and how
+ * far the transfer got: done bytes).
+ */
+static ssize_t state_step(struct vhost_dev *hdev, VhostDeviceStateDirection dir, int fd,
+                          void *buf, size_t len, gint64 deadline, unsigned timeout_ms,
+                          size_t done, GError **errp)
+{
+    bool save = dir == VHOST_DEVICE_STATE_SAVE;
+
+    for (;;) {
+        int w = state_wait(fd, save ? POLLIN : POLLOUT, deadline);
+        ssize_t n;
+
+        if (w == 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
+                        "%s: device state %s: the back-end did not %s within %u ms; "
+                        "%zu bytes %s", hdev->name, dir_name(dir),
+                        save ? "finish its state (no EOF)" : "take the whole state",
+                        timeout_ms, done, save ? "read" : "written");
+            return -1;
+        }
+        n = w < 0 ? -1 : save ? read(fd, buf, len) : state_write(fd, buf, len);
+        if (n >= 0) {
+            return n;
+        }
+        if (errno == EINTR || errno == EAGAIN) {
+            continue;
+        }
+        g_set_error(errp, VHOST_USER_ERROR,
+                    save ? VHOST_USER_ERROR_LOCAL : VHOST_USER_ERROR_BACKEND_FAILED,
+                    "%s: device state %s: %s the state after %zu bytes: %s", hdev->name,
+                    dir_name(dir), save ? "reading" : "writing", done,
+                    errno == EPIPE ? "the back-end closed its end" : g_strerror(errno));
+        return -1;
+    }
+}
+
+bool vhost_dev_save_device_state(struct vhost_dev *hdev, GByteArray *out, size_t max_size,
+                                 unsigned timeout_ms, GError **errp)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    g_autofree uint8_t *buf = NULL;
+    size_t total = 0;
+    ssize_t n;
+    int fd;
+
+    if (!state_usable(hdev, VHOST_DEVICE_STATE_SAVE, errp)) {
+        return false;
+    }
+    fd = state_open(hdev, VHOST_DEVICE_STATE_SAVE, errp);
+    if (fd < 0) {
+        return false;
+    }
+    buf = g_malloc(STATE_CHUNK);
+    while ((n = state_step(hdev, VHOST_DEVICE_STATE_SAVE, fd, buf, STATE_CHUNK, deadline,
+                           timeout_ms, total, errp)) > 0) {
+        if ((size_t)n > max_size - total) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
+                        "%s: device state save: the back-end's state exceeds the "
+                        "limit of %zu bytes", hdev->name, max_size);
+            n = -1;
+            break;
+        }
+        g_byte_array_append(out, buf, (guint)n);
+        total += (size_t)n;
+    }
+    /* On failure the back-end's writes now fail (EPIPE): the transfer is off. */
+    close(fd);
+    return n == 0 && hdev->vhost_ops->check_device_state(hdev, errp);
+}
+
 bool vhost_dev_load_device_state(struct vhost_dev *hdev, const void *data, size_t len,
                                  unsigned timeout_ms, GError **errp)
 {
@@ -238,34 +254,17 @@ bool vhost_dev_load_device_state(struct vhost_dev *hdev, const void *data, size_
         return false;
     }
     while (done < len) {
-        int w = state_wait(fd, POLLOUT, deadline);
-        ssize_t n;
+        ssize_t n = state_step(hdev, VHOST_DEVICE_STATE_LOAD, fd, (void *)(p + done),
+                               MIN(len - done, STATE_CHUNK), deadline, timeout_ms, done,
+                               errp);
 
-        if (w == 0) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
-                        "%s: device state load: the back-end did not take the state "
-                        "within %u ms; %zu of %zu bytes written", hdev->name, timeout_ms,
-                        done, len);
-            goto fail;
-        }
-        n = w < 0 ? -1 : state_write(fd, p + done, MIN(len - done, STATE_CHUNK));
-        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-            continue;
-        }
         if (n < 0) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
-                        "%s: device state load: writing the state after %zu of %zu "
-                        "bytes: %s", hdev->name, done, len,
-                        errno == EPIPE ? "the back-end closed its end" : g_strerror(errno));
-            goto fail;
+            close(fd);
+            return false;
         }
         done += (size_t)n;
     }
     /* Our close is the back-end's EOF: the end of the state. */
     close(fd);
     return hdev->vhost_ops->check_device_state(hdev, errp);
-
-fail:
-    close(fd);
-    return false;
 }
