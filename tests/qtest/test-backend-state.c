@@ -205,7 +205,6 @@ void tb_device_state_free(TestBackend *tb)
         return;
     }
     /* A front-end that gave up closed its end: the thread ends on EPIPE or EOF. */
-    ds_close_fd(&ds->held_fd);
     tb_ds_join(ds);
     ds_close_fd(&ds->held_fd);
     if (ds->state) {
