@@ -209,6 +209,18 @@ bool vub_blk_set_config(VubDev *dev, const VhostUserConfig *c, GError **errp)
     return true;
 }
 
+void vub_blk_get_state(const VubBlk *blk, bool *write_through, uint64_t *synced)
+{
+    *write_through = blk->write_through;
+    *synced = blk->synced;
+}
+
+void vub_blk_set_state(VubBlk *blk, bool write_through, uint64_t synced)
+{
+    blk->write_through = write_through;
+    blk->synced = synced;
+}
+
 /* ---- Disk access ------------------------------------------------------ */
 
 /* True when [sector, sector + bytes / 512) lies on the disk. */

@@ -36,7 +36,7 @@ static const char usage_text[] =
 "    vhost-user-backend --socket-path=PATH --type=net|blk [--queues=N]\n"
 "                       [--blk-file=PATH | --blk-size=SIZE] [--inflight=on|off]\n"
 "                       [--server | --client] [--trace]\n"
-"                       [--batch=N] [--crash-at=STAGE:N]\n"
+"                       [--batch=N] [--crash-at=STAGE:N] [--state-dump=FILE]\n"
 "\n"
 "DESCRIPTION\n"
 "    Serves the back-end side of the vhost-user protocol on a UNIX socket, for\n"
@@ -104,6 +104,11 @@ static const char usage_text[] =
 "           when the Nth request taken since it started has been taken\n"
 "           (recorded, not run), executed (not completed), or published\n"
 "           (in the used ring, the inflight area not yet updated).\n"
+"        --state-dump=FILE\n"
+"           At exit, write the device state (the one migrated with the\n"
+"           DEVICE_STATE protocol feature) to FILE as text: per ring the\n"
+"           requests or buffers completed, for blk the write cache mode and\n"
+"           the writes it synced.\n"
 "    -T, --trace\n"
 "           Print every vhost-user message received and sent to stderr\n"
 "           (also enabled by VHOST_USER_TRACE=1 in the environment).\n"
@@ -210,7 +215,8 @@ static void usage_error(const char *fmt, ...)
             "Try 'vhost-user-backend --help' for more information.\n", msg);
 }
 
-enum { OPT_SERVER = 256, OPT_CLIENT, OPT_INFLIGHT, OPT_BATCH, OPT_CRASH_AT };
+enum { OPT_SERVER = 256, OPT_CLIENT, OPT_INFLIGHT, OPT_BATCH, OPT_CRASH_AT,
+       OPT_STATE_DUMP };
 
 /* --crash-at=STAGE:N */
 static bool parse_crash_at(const char *s, VubOptions *o)
@@ -251,6 +257,7 @@ static int parse_options(int argc, char **argv, VubOptions *o)
         { "inflight", required_argument, NULL, OPT_INFLIGHT },
         { "batch", required_argument, NULL, OPT_BATCH },
         { "crash-at", required_argument, NULL, OPT_CRASH_AT },
+        { "state-dump", required_argument, NULL, OPT_STATE_DUMP },
         { "trace", no_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -322,6 +329,10 @@ static int parse_options(int argc, char **argv, VubOptions *o)
                             "with N >= 1", optarg);
                 return 2;
             }
+            break;
+        case OPT_STATE_DUMP:
+            g_free(o->state_dump);
+            o->state_dump = g_strdup(optarg);
             break;
         case 'T':
             o->trace = true;
@@ -501,6 +512,7 @@ int main(int argc, char **argv)
     if (status >= 0) {
         g_free(opts.socket_path);
         g_free(opts.blk_file);
+        g_free(opts.state_dump);
         return status;
     }
     status = 0;
@@ -545,9 +557,14 @@ int main(int argc, char **argv)
         }
     }
     vub_log("%s: exiting", dev->name);
+    if (opts.state_dump && !vub_state_dump(dev, opts.state_dump, &err)) {
+        vub_log("--state-dump: %s", err->message);
+        status = 1;
+    }
     vub_dev_free(dev);
 out:
     g_free(opts.socket_path);
     g_free(opts.blk_file);
+    g_free(opts.state_dump);
     return status;
 }

@@ -35,7 +35,8 @@ static uint64_t offered_protocol_features(const VubDev *dev)
 {
     uint64_t f = (1ull << VHOST_USER_PROTOCOL_F_MQ) |
                  (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) |
-                 (1ull << VHOST_USER_PROTOCOL_F_STATUS);
+                 (1ull << VHOST_USER_PROTOCOL_F_STATUS) |
+                 (1ull << VHOST_USER_PROTOCOL_F_DEVICE_STATE);
 
     if (dev->opts->type == VUB_DEV_BLK) {
         f |= 1ull << VHOST_USER_PROTOCOL_F_CONFIG;
@@ -70,6 +71,8 @@ VubDev *vub_dev_new(const VubOptions *opts, GError **errp)
     dev->opts = opts;
     dev->sock = -1;
     dev->epfd = -1;
+    dev->state_fd = -1;
+    dev->state_result = 1;
     dev->name = g_strdup_printf("%s:%s", opts->type == VUB_DEV_BLK ? "blk" : "net",
                                 opts->socket_path);
     if (opts->type == VUB_DEV_BLK) {
@@ -254,6 +257,7 @@ static void reset_connection_state(VubDev *dev)
     dev->protocol_features = 0;
     dev->status = 0;
     dev->net_mtu = 0;
+    vub_state_reset(dev);
 }
 
 /* Runs the device model on a ring that may have work. */
@@ -553,6 +557,17 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
     case VHOST_USER_SET_INFLIGHT_FD:
         return vub_inflight_set_fd(dev, &msg->payload.inflight,
                                    nfds ? fds[0] : -1, errp);
+    case VHOST_USER_SET_DEVICE_STATE_FD: {
+        VhostUserTransferDeviceState t = msg->payload.transfer_state;
+        uint64_t r = 0;
+        bool ok = vub_state_set_fd(dev, &t, fds, nfds, &r, errp);
+
+        reply->payload.u64 = r;
+        return ok;
+    }
+    case VHOST_USER_CHECK_DEVICE_STATE:
+        reply->payload.u64 = vub_state_check(dev);
+        return true;
     default:
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "%s: %s: not supported by this back-end", dev->name,

@@ -110,6 +110,8 @@ void vub_vring_init(VubVring *vq, unsigned index)
 
 void vub_vring_reset(VubVring *vq)
 {
+    uint64_t completed = vq->completed;
+
     g_free(vq->resubmit);
     if (vq->kick_fd >= 0) {
         close(vq->kick_fd);
@@ -121,6 +123,8 @@ void vub_vring_reset(VubVring *vq)
         close(vq->err_fd);
     }
     vub_vring_init(vq, vq->index);
+    /* The device's counters outlive the connection's ring state. */
+    vq->completed = completed;
 }
 
 bool vub_vring_map(VubDev *dev, VubVring *vq, GError **errp)
@@ -340,6 +344,7 @@ void vub_vring_fill(VubVring *vq, uint16_t head, uint32_t len, unsigned offset)
 void vub_vring_flush(VubVring *vq, unsigned count)
 {
     vq->used_idx += count;
+    vq->completed += count;
     /* Release: the entries are visible before the driver sees idx move. */
     __atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
     vq->need_notify = true;

@@ -49,6 +49,7 @@ typedef struct VubOptions {
     unsigned batch;             /* blk: requests completed per round */
     VubCrashStage crash_stage;  /* --crash-at */
     uint64_t crash_request;     /* ... of the Nth request taken (1-based) */
+    char *state_dump;           /* --state-dump: the device state, as text, at exit */
 } VubOptions;
 
 /* net: pairs of rings, and the ring index is 8 bits on the wire. */
@@ -109,6 +110,8 @@ typedef struct VubVring {
     uint16_t *resubmit;         /* heads to run again, in counter order */
     unsigned resubmit_num;
     unsigned resubmit_pos;      /* next one to run */
+    /* Chains completed since the process started: device state, kept by reset. */
+    uint64_t completed;
 } VubVring;
 
 /*
@@ -166,6 +169,9 @@ typedef struct VubDev {
     sigset_t waitmask;
     uint64_t requests_taken;    /* for --crash-at */
     bool crash_armed;
+    /* DEVICE_STATE (state.c): a load's fd until CHECK, and the result to report */
+    int state_fd;
+    int state_result;           /* 0 ok, 1 failed, -1 a load is pending */
 } VubDev;
 
 static inline bool vub_has_feature(const VubDev *dev, unsigned bit)
@@ -313,6 +319,25 @@ void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size,
                         uint8_t *buf);
 /* SET_CONFIG: only the writeback byte (CONFIG_WCE) is writable. */
 bool vub_blk_set_config(VubDev *dev, const VhostUserConfig *c, GError **errp);
+
+/* Device state of the write cache (state.c): mode and writes synced. */
+void vub_blk_get_state(const VubBlk *blk, bool *write_through, uint64_t *synced);
+void vub_blk_set_state(VubBlk *blk, bool write_through, uint64_t synced);
+
+/* ---- state.c -------------------------------------------------------- */
+
+/*
+ * SET_DEVICE_STATE_FD: takes fds[0]; *reply is the u64 to answer (an
+ * error code for a transfer we refuse, never an fd of ours).
+ */
+bool vub_state_set_fd(VubDev *dev, const VhostUserTransferDeviceState *t, int *fds,
+                      size_t nfds, uint64_t *reply, GError **errp);
+/* CHECK_DEVICE_STATE: 0 when the last transfer succeeded (a load is read now). */
+uint64_t vub_state_check(VubDev *dev);
+/* Forgets a transfer (new connection, or done). */
+void vub_state_reset(VubDev *dev);
+/* --state-dump: writes the state as text lines ("ring 0 completed N"). */
+bool vub_state_dump(VubDev *dev, const char *path, GError **errp);
 
 /* ---- main.c --------------------------------------------------------- */
 

@@ -20,6 +20,7 @@
 #include "chardev/char-socket-int.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-base-int.h"
+#include "hw/virtio/vhost-user-device-state.h"
 #include "util/vhost-user-error.h"
 
 static void vub_notify(VhostUserBase *vub, VhostUserBaseEvent ev, unsigned nrings,
@@ -487,6 +488,8 @@ bool vhost_user_base_realize(VhostUserBase *vub, const VhostUserBaseClass *klass
     vub->ndevs = p->ndevs;
     vub->rings_per_dev = p->rings_per_dev;
     vub->iommu_platform = p->iommu_platform;
+    vub->state_max_size = VHOST_DEVICE_STATE_MAX_SIZE;
+    vub->state_timeout_ms = VHOST_DEVICE_STATE_TIMEOUT_MS;
     vub->user = vhost_user_state_new(p->chr, p->id);
     vub->user->supported_protocol_features &= ~p->protocol_features_clear;
     /* The back-end channel runs on the chardev's loop, whether or not the VMM installs ops. */
@@ -610,6 +613,57 @@ bool vhost_user_base_remove_ram(VhostUserBase *const *devs, unsigned ndevs,
 
     return vhost_dev_remove_ram((struct vhost_dev *const *)hdevs->pdata, hdevs->len,
                                 mem, gpa, errp);
+}
+
+/* ---- Device state (DEVICE_STATE) -------------------------------------- */
+
+void vhost_user_base_set_state_limits(VhostUserBase *vub, size_t max_size,
+                                      unsigned timeout_ms)
+{
+    vub->state_max_size = max_size;
+    vub->state_timeout_ms = timeout_ms;
+}
+
+bool vhost_user_base_has_device_state(const VhostUserBase *vub)
+{
+    return vub->ready && vhost_dev_has_device_state(&vub->devs[0]);
+}
+
+/*
+ * The state is the whole device's: vhost_dev 0 (ring 0) carries the
+ * device-scope requests. Every vhost_dev must be stopped, which the
+ * device-level flag says for all of them.
+ */
+static bool vub_state_usable(VhostUserBase *vub, const char *what, GError **errp)
+{
+    if (!vub->ready) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "%s: device state %s: no back-end connected and negotiated",
+                    vub->vdev.id, what);
+        return false;
+    }
+    if (vub->started) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "%s: device state %s: the rings are running; the back-end must be "
+                    "stopped first", vub->vdev.id, what);
+        return false;
+    }
+    return true;
+}
+
+bool vhost_user_base_save_state(VhostUserBase *vub, GByteArray *out, GError **errp)
+{
+    return vub_state_usable(vub, "save", errp) &&
+           vhost_dev_save_device_state(&vub->devs[0], out, vub->state_max_size,
+                                       vub->state_timeout_ms, errp);
+}
+
+bool vhost_user_base_load_state(VhostUserBase *vub, const void *data, size_t len,
+                                GError **errp)
+{
+    return vub_state_usable(vub, "load", errp) &&
+           vhost_dev_load_device_state(&vub->devs[0], data, len, vub->state_timeout_ms,
+                                       errp);
 }
 
 void vhost_user_base_free(VhostUserBase *vub)

@@ -45,6 +45,8 @@ uint64_t vhost_user_frontend_protocol_features(void)
            (1ull << VHOST_USER_PROTOCOL_F_STATUS) |
            (1ull << VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |
            (1ull << VHOST_USER_PROTOCOL_F_SHARED_OBJECT) |
+           /* hw/virtio/vhost-user-device-state.c */
+           (1ull << VHOST_USER_PROTOCOL_F_DEVICE_STATE) |
            /* hw/virtio/vhost-inflight.c; used by devices that ask (blk) */
            (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
 }

@@ -421,6 +421,78 @@ static bool user_send_rarp(struct vhost_dev *dev, const uint8_t mac[6], GError *
     return user_send_u64(dev, VHOST_USER_SEND_RARP, u64, 0, errp);
 }
 
+/* SET_DEVICE_STATE_FD reply: bits 0..7 an error code, bit 8 "no fd attached". */
+#define USER_DEVICE_STATE_ERR_MASK  ((uint64_t)0xff)
+#define USER_DEVICE_STATE_NOFD      ((uint64_t)1 << 8)
+
+static bool user_set_device_state_fd(struct vhost_dev *dev, VhostDeviceStateDirection dir,
+                                     VhostDeviceStatePhase phase, int fd, int *backend_fd,
+                                     GError **errp)
+{
+    VhostUserState *u = to_user(dev);
+    VhostUserMsg msg, reply;
+    uint64_t r;
+    int their_fd = -1;
+
+    *backend_fd = -1;
+    msg_prepare(&msg, VHOST_USER_SET_DEVICE_STATE_FD, sizeof(VhostUserTransferDeviceState));
+    msg.payload.transfer_state.direction = dir;
+    msg.payload.transfer_state.phase = phase;
+    if (!vhost_user_call_fd(u, dev->vq_index, &msg, &fd, 1, &reply, &their_fd, errp)) {
+        return false;
+    }
+    /* Untrusted: the flag and the fd must agree, and no unknown bit may be set. */
+    r = reply.payload.u64;
+    if (r & ~(USER_DEVICE_STATE_ERR_MASK | USER_DEVICE_STATE_NOFD)) {
+        if (their_fd >= 0) {
+            close(their_fd);
+        }
+        return vhost_user_fail(u, errp, "%s: SET_DEVICE_STATE_FD reply: reserved bits set "
+                               "(0x%" PRIx64 ")", u->name, r);
+    }
+    if (!(r & USER_DEVICE_STATE_NOFD) != (their_fd >= 0)) {
+        if (their_fd >= 0) {
+            close(their_fd);
+        }
+        return vhost_user_fail(u, errp, "%s: SET_DEVICE_STATE_FD reply: the no-fd flag "
+                               "is %s but %s fd came with it", u->name,
+                               (r & USER_DEVICE_STATE_NOFD) ? "set" : "clear",
+                               their_fd >= 0 ? "an" : "no");
+    }
+    if (r & USER_DEVICE_STATE_ERR_MASK) {
+        if (their_fd >= 0) {
+            close(their_fd);
+        }
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
+                    "%s: SET_DEVICE_STATE_FD: the back-end refused the %s transfer "
+                    "(error %" PRIu64 ")", u->name,
+                    dir == VHOST_DEVICE_STATE_SAVE ? "save" : "load",
+                    r & USER_DEVICE_STATE_ERR_MASK);
+        return false;
+    }
+    *backend_fd = their_fd;
+    return true;
+}
+
+static bool user_check_device_state(struct vhost_dev *dev, GError **errp)
+{
+    VhostUserState *u = to_user(dev);
+    uint64_t result;
+
+    if (!vhost_user_call_u64(u, dev->vq_index, VHOST_USER_CHECK_DEVICE_STATE, &result,
+                             errp)) {
+        return false;
+    }
+    /* A failed transfer is the back-end's answer, not a protocol error. */
+    if (result != 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
+                    "%s: CHECK_DEVICE_STATE: the back-end reports the transfer "
+                    "failed (result %" PRIu64 ")", u->name, result);
+        return false;
+    }
+    return true;
+}
+
 static bool user_is_connected(struct vhost_dev *dev)
 {
     VhostUserState *u = to_user(dev);
@@ -456,4 +528,6 @@ const VhostOps user_ops = {
     .send_rarp = user_send_rarp,
     .is_connected = user_is_connected,
     .dev_start = user_dev_start,
+    .set_device_state_fd = user_set_device_state_fd,
+    .check_device_state = user_check_device_state,
 };

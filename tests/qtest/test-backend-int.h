@@ -48,6 +48,8 @@ typedef struct TbConn {
     int reply_fd;               /* sent with the next reply (GET_INFLIGHT_FD) */
 } TbConn;
 
+typedef struct TbDevState TbDevState;
+
 typedef struct TbRule {
     unsigned conn;
     uint32_t request;
@@ -73,10 +75,23 @@ struct TestBackend {
     int vring_base_reply[TB_MAX_RINGS];     /* -1: use the stored base */
     unsigned violations;
     GPtrArray *violation_msgs;  /* char * */
+    TbDevState *ds;             /* DEVICE_STATE (test-backend-state.c), or NULL */
 };
 
 /* Caller holds tb->lock. NULL when conn (1-based) does not exist. */
 TbConn *tb_conn_get_locked(TestBackend *tb, unsigned conn);
 TbMsg *tb_msg_copy(const TbMsg *m);
+
+/*
+ * test-backend-state.c: SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE, called
+ * with tb->lock held; takes the fd it keeps out of fds. False with
+ * *violation set: the front-end broke the spec.
+ */
+bool tb_handle_device_state(TestBackend *tb, TbConn *c, uint32_t request,
+                            const VhostUserPayload *p, int *fds, size_t nfds,
+                            const TbAction *act, VhostUserPayload *reply,
+                            uint32_t *reply_size, bool *has_reply, char **violation);
+/* From tb_free, after the thread stopped. */
+void tb_device_state_free(TestBackend *tb);
 
 #endif

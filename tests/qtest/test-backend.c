@@ -617,6 +617,17 @@ static bool tb_handle(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
         ok = tb_handle_inflight(tb, c, msg->hdr.request, p, fds, nfds, act, reply,
                                 reply_size, has_reply);
         break;
+    case VHOST_USER_SET_DEVICE_STATE_FD:
+    case VHOST_USER_CHECK_DEVICE_STATE: {
+        g_autofree char *violation = NULL;
+
+        ok = tb_handle_device_state(tb, c, msg->hdr.request, p, fds, nfds, act, reply,
+                                    reply_size, has_reply, &violation);
+        if (violation) {
+            tb_violation_locked(tb, c, "%s", violation);
+        }
+        break;
+    }
     case VHOST_USER_IOTLB_MSG:
     case VHOST_USER_VRING_KICK:
         /* Logged for the test (test-backend-chan.h); IOTLB_MSG is always acked. */
@@ -958,6 +969,7 @@ void tb_free(TestBackend *tb)
     for (unsigned i = 0; i < tb->conns->len; i++) {
         tb_conn_close_locked(tb, g_ptr_array_index(tb->conns, i));
     }
+    tb_device_state_free(tb);
     g_mutex_unlock(&tb->lock);
     if (tb->listen_src) {
         g_source_destroy(tb->listen_src);

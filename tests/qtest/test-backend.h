@@ -116,6 +116,23 @@ void tb_set_hook(TestBackend *tb, TbHook hook, void *opaque);
 /* Scripted GET_VRING_BASE answer for ring on every connection. */
 void tb_set_vring_base_reply(TestBackend *tb, unsigned ring, uint16_t base);
 
+/*
+ * DEVICE_STATE (offer the protocol feature in the config): how
+ * SET_DEVICE_STATE_FD is served. A save sends state (len bytes) through
+ * the fd, then closes it; a load's bytes are kept (tb_device_state_loaded).
+ * CHECK_DEVICE_STATE answers check_result. TB_FAULT_VALUE on
+ * SET_DEVICE_STATE_FD replaces its reply u64 (on CHECK, the result).
+ */
+typedef enum TbStateMode {
+    TB_STATE_PIPE,              /* through the front-end's fd */
+    TB_STATE_OWN_FD,            /* through a pipe of ours, sent with the reply */
+    TB_STATE_NEVER_CLOSE,       /* save: the state, then no EOF ever */
+} TbStateMode;
+void tb_set_device_state(TestBackend *tb, TbStateMode mode, const void *state, size_t len,
+                         uint64_t check_result);
+/* A copy of what the last load delivered (after its CHECK), or NULL. */
+GByteArray *tb_device_state_loaded(TestBackend *tb);
+
 /* Closes connection conn from the back-end side (as if it crashed). */
 void tb_disconnect(TestBackend *tb, unsigned conn);
 

@@ -39,6 +39,16 @@ struct vhost_vring_addr {
     uint64_t log_guest_addr;
 };
 
+/* SET_DEVICE_STATE_FD's direction and phase, as on the wire. */
+typedef enum VhostDeviceStateDirection {
+    VHOST_DEVICE_STATE_SAVE = 0,    /* back-end -> front-end */
+    VHOST_DEVICE_STATE_LOAD = 1,    /* front-end -> back-end */
+} VhostDeviceStateDirection;
+
+typedef enum VhostDeviceStatePhase {
+    VHOST_DEVICE_STATE_STOPPED = 0, /* the device and all its rings are stopped */
+} VhostDeviceStatePhase;
+
 typedef struct VhostOps {
     /* Connects dev to its transport state (opaque) and negotiates if needed. */
     bool (*backend_init)(struct vhost_dev *dev, void *opaque, GError **errp);
@@ -109,6 +119,17 @@ typedef struct VhostOps {
                             struct vhost_inflight *inflight, GError **errp);
     bool (*set_inflight_fd)(struct vhost_dev *dev, const struct vhost_inflight *inflight,
                             GError **errp);
+
+    /*
+     * optional (DEVICE_STATE): hands fd (our end of the transfer pipe) to
+     * the back-end; *backend_fd gets the fd the back-end would rather use
+     * (the caller closes it), or -1. Then, once the state went through,
+     * asks the back-end whether the transfer succeeded.
+     */
+    bool (*set_device_state_fd)(struct vhost_dev *dev, VhostDeviceStateDirection dir,
+                                VhostDeviceStatePhase phase, int fd, int *backend_fd,
+                                GError **errp);
+    bool (*check_device_state)(struct vhost_dev *dev, GError **errp);
 } VhostOps;
 
 extern const VhostOps user_ops;

@@ -73,6 +73,10 @@ struct VhostUserBase {
 
     VhostUserBaseNotify notify;
     void *notify_opaque;
+
+    /* Device state transfer limits (vhost-user-device-state.h defaults). */
+    size_t state_max_size;
+    unsigned state_timeout_ms;
 };
 
 typedef struct VhostUserBaseParams {
@@ -114,5 +118,9 @@ void vhost_user_base_report_error(VhostUserBase *vub, GError *err);
 
 /* All rings of the device. */
 unsigned vhost_user_base_total_rings(const VhostUserBase *vub);
+
+/* For tests: tighter device state limits than the defaults. */
+void vhost_user_base_set_state_limits(VhostUserBase *vub, size_t max_size,
+                                      unsigned timeout_ms);
 
 #endif

@@ -25,6 +25,7 @@
 
 #include <glib.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "chardev/char-socket.h"
@@ -124,5 +125,25 @@ bool vhost_user_base_add_ram(VhostUserBase *const *devs, unsigned ndevs, GuestMe
 VHOST_USER_API
 bool vhost_user_base_remove_ram(VhostUserBase *const *devs, unsigned ndevs,
                                 GuestMemory *mem, uint64_t gpa, GError **errp);
+
+/*
+ * Back-end device state (protocol feature DEVICE_STATE), for migration:
+ * what a back-end keeps beyond the rings and guest RAM. Only with a
+ * back-end connected and the rings stopped (the source after the VM
+ * stopped, the destination before the driver starts the device); the
+ * caller keeps them stopped meanwhile. Both block the calling thread (meant
+ * to be the migration thread) until the transfer is done, for at most
+ * 30 s; a state above 64 MiB, a back-end that never ends its state, or
+ * one whose CHECK_DEVICE_STATE fails gives an error naming the device.
+ */
+VHOST_USER_API
+bool vhost_user_base_has_device_state(const VhostUserBase *vub);
+/* Appends the back-end's state to out. */
+VHOST_USER_API
+bool vhost_user_base_save_state(VhostUserBase *vub, GByteArray *out, GError **errp);
+/* Hands len bytes of state (from a save) to the back-end. */
+VHOST_USER_API
+bool vhost_user_base_load_state(VhostUserBase *vub, const void *data, size_t len,
+                                GError **errp);
 
 #endif

@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Device state transfer (DEVICE_STATE): SET_DEVICE_STATE_FD and
+ * CHECK_DEVICE_STATE, driven in-process through the public API
+ * (vhost_user_base_save_state / _load_state) the migration code will call.
+ *
+ * The front-end runs in this process on the static library (the VMM has
+ * no migration command yet): a device over a chardev to the scriptable
+ * test back-end, whose thread answers while the test thread plays the
+ * migration thread. Then our reference back-end (REF_BACKEND), which
+ * keeps real state: a blk workload by the VMM on back-end A, A's state
+ * saved and loaded into a fresh back-end B, and both dump the same state.
+ *
+ * Every wait is bounded; a front-end that hung on a silent back-end
+ * fails the test by its meson timeout.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "hw/virtio/vhost-user-base-int.h"
+#include "hw/virtio/vhost-user-blk.h"
+#include "hw/virtio/vhost-user-device.h"
+#include "real-proc.h"
+#include "test-backend.h"
+#include "util/vhost-user-error.h"
+
+#define RAM_SIZE        (2u * 1024 * 1024)
+#define READY_MS        10000
+
+/* The front-end in this process: guest RAM, a chardev, one device. */
+typedef struct Front {
+    GuestMemory *mem;
+    CharSocket *chr;
+    VhostUserBase *vub;
+    bool ready;
+    bool disconnected;
+} Front;
+
+static void front_notify(VhostUserBase *vub, VhostUserBaseEvent ev, unsigned nrings,
+                         const GError *err, void *opaque)
+{
+    Front *fr = opaque;
+
+    if (ev == VHOST_USER_BASE_READY) {
+        fr->ready = true;
+    } else if (ev == VHOST_USER_BASE_DISCONNECTED) {
+        fr->disconnected = true;
+    }
+}
+
+/* Runs the default loop (the chardev's) until *flag or the deadline. */
+static bool front_wait(bool *flag, unsigned timeout_ms)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    while (!*flag && g_get_monotonic_time() < end) {
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(1000);
+    }
+    return *flag;
+}
+
+/* blk: the blk front-end (the reference back-end); else a generic device. */
+static void front_up(Front *fr, const char *sock, bool blk)
+{
+    g_autoptr(GError) err = NULL;
+    CharSocketOptions o = { .id = "c0", .path = sock };
+    RamBlock *rb;
+
+    fr->mem = guest_memory_new();
+    rb = ram_block_new_memfd("ram0", RAM_SIZE, &err);
+    g_assert_no_error(err);
+    g_assert_true(guest_memory_add(fr->mem, 0, rb, 0, RAM_SIZE, &err));
+    ram_block_unref(rb);
+    fr->chr = char_socket_new(&o, NULL, &err);
+    g_assert_no_error(err);
+    if (blk) {
+        VhostUserBlkParams p = {
+            .id = "blk0", .chr = fr->chr, .mem = fr->mem, .num_queues = 1,
+            .queue_size = 128,
+        };
+
+        fr->vub = vhost_user_blk_new(&p, &err);
+    } else {
+        VhostUserDeviceParams p = {
+            .id = "vdev0", .chr = fr->chr, .mem = fr->mem, .virtio_id = 26,
+            .num_vqs = 1, .vq_size = 64,
+        };
+
+        fr->vub = vhost_user_device_new(&p, &err);
+    }
+    g_assert_no_error(err);
+    vhost_user_base_set_notify(fr->vub, front_notify, fr);
+    g_assert_true(char_socket_open(fr->chr, &err));
+    g_assert_no_error(err);
+    if (!front_wait(&fr->ready, READY_MS)) {
+        g_test_fail_printf("%s: not ready within %d ms", vhost_user_base_id(fr->vub),
+                           READY_MS);
+    }
+}
+
+static void front_down(Front *fr)
+{
+    vhost_user_base_free(fr->vub);
+    char_socket_free(fr->chr);
+    guest_memory_free(fr->mem);
+    /* Whatever the loop still holds for the freed chardev goes now. */
+    while (g_main_context_iteration(NULL, FALSE)) {
+    }
+}
+
+/* ---- against the scriptable test back-end ---------------------------- */
+
+typedef struct Fx {
+    char *dir;
+    TestBackend *tb;
+    Front fr;
+} Fx;
+
+static void fx_start(Fx *f, bool offer)
+{
+    TbConfig cfg;
+
+    tb_config_default(&cfg);
+    if (offer) {
+        cfg.protocol_features |= 1ull << VHOST_USER_PROTOCOL_F_DEVICE_STATE;
+    }
+    f->dir = g_dir_make_tmp("devstate-XXXXXX", NULL);
+    g_assert_nonnull(f->dir);
+    f->tb = tb_new(f->dir, "be.sock", &cfg);
+    front_up(&f->fr, tb_socket_path(f->tb), false);
+}
+
+static void fx_stop(Fx *f)
+{
+    front_down(&f->fr);
+    tb_free(f->tb);
+    g_rmdir(f->dir);
+    g_free(f->dir);
+}
+
+static GBytes *pattern(size_t len, uint8_t seed)
+{
+    uint8_t *p = g_malloc(len);
+
+    for (size_t i = 0; i < len; i++) {
+        p[i] = (uint8_t)(i * 7 + seed + (i >> 8));
+    }
+    return g_bytes_new_take(p, len);
+}
+
+/* The one SET_DEVICE_STATE_FD of conn 1: direction, phase STOPPED, one fd. */
+static void assert_set_msg(TestBackend *tb, uint32_t direction)
+{
+    TbMsg *m = tb_msg_find(tb, 1, VHOST_USER_SET_DEVICE_STATE_FD, -1);
+    VhostUserTransferDeviceState t;
+
+    g_assert_nonnull(m);
+    g_assert_cmpuint(m->size, ==, sizeof(t));
+    memcpy(&t, m->payload, sizeof(t));
+    g_assert_cmpuint(t.direction, ==, direction);
+    g_assert_cmpuint(t.phase, ==, 0);
+    g_assert_cmpuint(m->nfds, ==, 1);
+    tb_msg_free(m);
+    g_assert_cmpuint(tb_msg_count(tb, 1, VHOST_USER_SET_DEVICE_STATE_FD), ==, 1);
+}
+
+/* Save, then load, through the front-end's pipe or the back-end's own fd. */
+static void test_roundtrip(gconstpointer data)
+{
+    TbStateMode mode = GPOINTER_TO_INT(data);
+    /* Larger than a pipe's buffer: both sides must stream, not write at once. */
+    g_autoptr(GBytes) state = pattern(300 * 1024, 1);
+    g_autoptr(GBytes) back = pattern(200 * 1024, 2);
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autoptr(GByteArray) loaded = NULL;
+    g_autoptr(GError) err = NULL;
+    gsize len;
+    const void *p = g_bytes_get_data(state, &len);
+    Fx f = { 0 };
+
+    fx_start(&f, true);
+    g_assert_true(vhost_user_base_has_device_state(f.fr.vub));
+    tb_set_device_state(f.tb, mode, p, len, 0);
+
+    g_assert_true(vhost_user_base_save_state(f.fr.vub, out, &err));
+    g_assert_no_error(err);
+    g_assert_cmpmem(out->data, out->len, p, len);
+    assert_set_msg(f.tb, 0);
+    /* CHECK comes after the state went through, once. */
+    g_assert_cmpint(tb_msg_pos(f.tb, 1, VHOST_USER_CHECK_DEVICE_STATE, -1), >,
+                    tb_msg_pos(f.tb, 1, VHOST_USER_SET_DEVICE_STATE_FD, -1));
+    g_assert_cmpuint(tb_msg_count(f.tb, 1, VHOST_USER_CHECK_DEVICE_STATE), ==, 1);
+
+    p = g_bytes_get_data(back, &len);
+    g_assert_true(vhost_user_base_load_state(f.fr.vub, p, len, &err));
+    g_assert_no_error(err);
+    loaded = tb_device_state_loaded(f.tb);
+    g_assert_nonnull(loaded);
+    g_assert_cmpmem(loaded->data, loaded->len, p, len);
+    g_assert_cmpuint(tb_msg_count(f.tb, 1, VHOST_USER_SET_DEVICE_STATE_FD), ==, 2);
+    g_assert_cmpuint(tb_msg_count(f.tb, 1, VHOST_USER_CHECK_DEVICE_STATE), ==, 2);
+    g_assert_false(tb_conn_closed(f.tb, 1));
+    tb_assert_no_violations(f.tb);
+    fx_stop(&f);
+}
+
+/* CHECK_DEVICE_STATE != 0: an error naming the device and the message. */
+static void test_check_fails(void)
+{
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autoptr(GError) err = NULL;
+    Fx f = { 0 };
+
+    fx_start(&f, true);
+    tb_set_device_state(f.tb, TB_STATE_PIPE, "abc", 3, 7);
+    g_assert_false(vhost_user_base_save_state(f.fr.vub, out, &err));
+    g_assert_error(err, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED);
+    g_assert_nonnull(strstr(err->message, "vdev0: CHECK_DEVICE_STATE"));
+    g_assert_nonnull(strstr(err->message, "result 7"));
+    g_clear_error(&err);
+    g_assert_false(vhost_user_base_load_state(f.fr.vub, "xyz", 3, &err));
+    g_assert_error(err, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED);
+    g_assert_nonnull(strstr(err->message, "vdev0: CHECK_DEVICE_STATE"));
+    /* A failed transfer is an answer, not a broken connection. */
+    g_assert_false(tb_conn_closed(f.tb, 1));
+    tb_assert_no_violations(f.tb);
+    fx_stop(&f);
+}
+
+/* A back-end that never closes its end: a timeout error naming the device. */
+static void test_never_closes(void)
+{
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autoptr(GError) err = NULL;
+    gint64 start;
+    Fx f = { 0 };
+
+    fx_start(&f, true);
+    vhost_user_base_set_state_limits(f.fr.vub, VHOST_USER_MAX_PAYLOAD_SIZE * 16, 300);
+    tb_set_device_state(f.tb, TB_STATE_NEVER_CLOSE, "partial", 7, 0);
+    start = g_get_monotonic_time();
+    g_assert_false(vhost_user_base_save_state(f.fr.vub, out, &err));
+    g_assert_error(err, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT);
+    g_assert_nonnull(strstr(err->message, "vdev0: device state save"));
+    g_assert_nonnull(strstr(err->message, "300 ms"));
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+    /* No CHECK after a transfer that never ended. */
+    g_assert_cmpuint(tb_msg_count(f.tb, 1, VHOST_USER_CHECK_DEVICE_STATE), ==, 0);
+    tb_assert_no_violations(f.tb);
+    fx_stop(&f);
+}
+
+/* A state above the limit: an error naming the device and the limit. */
+static void test_too_large(void)
+{
+    g_autoptr(GBytes) state = pattern(100000, 3);
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autoptr(GError) err = NULL;
+    gsize len;
+    const void *p = g_bytes_get_data(state, &len);
+    Fx f = { 0 };
+
+    fx_start(&f, true);
+    vhost_user_base_set_state_limits(f.fr.vub, 4096, 5000);
+    tb_set_device_state(f.tb, TB_STATE_PIPE, p, len, 0);
+    g_assert_false(vhost_user_base_save_state(f.fr.vub, out, &err));
+    g_assert_error(err, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED);
+    g_assert_nonnull(strstr(err->message, "vdev0: device state save"));
+    g_assert_nonnull(strstr(err->message, "4096 bytes"));
+    g_assert_cmpuint(out->len, <=, 4096);
+    fx_stop(&f);
+}
+
+/* Without DEVICE_STATE: a clear error, nothing sent. */
+static void test_not_negotiated(void)
+{
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autoptr(GError) err = NULL;
+    Fx f = { 0 };
+
+    fx_start(&f, false);
+    g_assert_false(vhost_user_base_has_device_state(f.fr.vub));
+    g_assert_false(vhost_user_base_save_state(f.fr.vub, out, &err));
+    g_assert_error(err, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH);
+    g_assert_nonnull(strstr(err->message, "vdev0"));
+    g_assert_nonnull(strstr(err->message, "DEVICE_STATE"));
+    g_clear_error(&err);
+    g_assert_false(vhost_user_base_load_state(f.fr.vub, "x", 1, &err));
+    g_assert_error(err, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH);
+    g_assert_cmpuint(tb_msg_count(f.tb, 1, VHOST_USER_SET_DEVICE_STATE_FD), ==, 0);
+    tb_assert_no_violations(f.tb);
+    fx_stop(&f);
+}
+
+/*
+ * The SET_DEVICE_STATE_FD reply is untrusted: an error code refuses the
+ * transfer (connection kept); reserved bits, or a "fd attached" flag
+ * without an fd, are protocol errors that drop the connection.
+ */
+static void test_bad_reply(void)
+{
+    static const struct {
+        uint64_t value;
+        int code;
+        const char *text;
+        bool drops;
+    } cases[] = {
+        { (1ull << 8) | 3, VHOST_USER_ERROR_BACKEND_FAILED, "refused the save transfer "
+          "(error 3)", false },
+        { (1ull << 8) | (1ull << 12), VHOST_USER_ERROR_INVALID_MESSAGE, "reserved bits",
+          true },
+        { 0, VHOST_USER_ERROR_INVALID_MESSAGE, "no-fd flag is clear but no fd", true },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GByteArray) out = g_byte_array_new();
+        g_autoptr(GError) err = NULL;
+        Fx f = { 0 };
+
+        fx_start(&f, true);
+        tb_set_device_state(f.tb, TB_STATE_PIPE, "abc", 3, 0);
+        tb_inject(f.tb, 1, VHOST_USER_SET_DEVICE_STATE_FD, TB_FAULT_VALUE, cases[i].value);
+        g_assert_false(vhost_user_base_save_state(f.fr.vub, out, &err));
+        g_assert_error(err, VHOST_USER_ERROR, cases[i].code);
+        g_assert_nonnull(strstr(err->message, "vdev0: SET_DEVICE_STATE_FD"));
+        g_assert_nonnull(strstr(err->message, cases[i].text));
+        g_assert_cmpuint(tb_msg_count(f.tb, 1, VHOST_USER_CHECK_DEVICE_STATE), ==, 0);
+        if (cases[i].drops) {
+            tb_wait_closed(f.tb, 1, READY_MS);
+        } else {
+            g_assert_false(tb_conn_closed(f.tb, 1));
+        }
+        fx_stop(&f);
+    }
+}
+
+/* ---- with our reference back-end -------------------------------------- */
+
+/* A file disk: with the write cache off its writes are synced (and counted). */
+static Proc *start_ref_blk(Fixture *f, const char *sock, const char *dump)
+{
+    const char *be = g_getenv("REF_BACKEND");
+    g_autofree char *s = g_strdup_printf("--socket-path=%s", sock);
+    g_autofree char *d = g_strdup_printf("--state-dump=%s", dump);
+    g_autofree char *file = g_strdup_printf("--blk-file=%s.img", sock);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    Proc *p;
+
+    if (!be || !*be) {
+        g_test_fail_printf("REF_BACKEND is not set (run through meson test)");
+        return NULL;
+    }
+    g_ptr_array_add(argv, (char *)be);
+    g_ptr_array_add(argv, s);
+    g_ptr_array_add(argv, "--type=blk");
+    g_ptr_array_add(argv, file);
+    g_ptr_array_add(argv, "--blk-size=16M");
+    g_ptr_array_add(argv, d);
+    p = proc_spawn(f, "backend", argv, false, NULL);
+    return p && wait_socket(p, sock) ? p : NULL;
+}
+
+/* Stops p (SIGTERM: it writes its dump at exit) and returns the dump. */
+static char *stop_and_dump(Proc *p, const char *dump)
+{
+    char *s = NULL;
+
+    proc_stop(p);
+    if (!g_file_get_contents(dump, &s, NULL, NULL)) {
+        g_autofree char *log = proc_log(p);
+
+        g_test_fail_printf("%s: no state dump at exit:\n%s", p->name, log);
+    }
+    return s;
+}
+
+static void test_ref_blk(Fixture *f, gconstpointer data)
+{
+    g_autofree char *sock_a = g_build_filename(f->dir, "a.sock", NULL);
+    g_autofree char *sock_b = g_build_filename(f->dir, "b.sock", NULL);
+    g_autofree char *dump_a = g_build_filename(f->dir, "a.state", NULL);
+    g_autofree char *dump_b = g_build_filename(f->dir, "b.state", NULL);
+    g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s", sock_a);
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    g_autoptr(GByteArray) state = g_byte_array_new();
+    g_autoptr(GError) err = NULL;
+    g_autofree char *out = NULL;
+    g_autofree char *a = NULL;
+    g_autofree char *b = NULL;
+    Front fr = { 0 };
+    Proc *pa, *pb;
+    int code = -1;
+
+    if (!(pa = start_ref_blk(f, sock_a, dump_a))) {
+        return;
+    }
+    /* The guest writes with the write cache off: state A must carry both. */
+    g_ptr_array_add(args, "-m");
+    g_ptr_array_add(args, "64M");
+    g_ptr_array_add(args, "-chardev");
+    g_ptr_array_add(args, chardev);
+    g_ptr_array_add(args, "-device");
+    g_ptr_array_add(args, "vhost-user-blk-pci,chardev=c0");
+    g_ptr_array_add(args, "-workload");
+    g_ptr_array_add(args, "blk0:rw=randwrite,bs=4k,iodepth=8,ops=3000,size=8M,wce=0");
+    g_ptr_array_add(args, "-summary");
+    g_ptr_array_add(args, "json");
+    out = run_vmm(f, "vmm", args, &code);
+    if (!out || code != 0) {
+        return;
+    }
+
+    /* The VMM stopped the rings and left; the source saves A's state. */
+    front_up(&fr, sock_a, true);
+    g_assert_true(vhost_user_base_has_device_state(fr.vub));
+    g_assert_true(vhost_user_base_save_state(fr.vub, state, &err));
+    g_assert_no_error(err);
+    front_down(&fr);
+
+    /* The destination loads it into a fresh back-end. */
+    if (!(pb = start_ref_blk(f, sock_b, dump_b))) {
+        return;
+    }
+    memset(&fr, 0, sizeof(fr));
+    front_up(&fr, sock_b, true);
+    g_assert_true(vhost_user_base_load_state(fr.vub, state->data, state->len, &err));
+    g_assert_no_error(err);
+    /* A state that is not the device's is refused by CHECK_DEVICE_STATE. */
+    state->data[0] ^= 0xff;
+    g_assert_false(vhost_user_base_load_state(fr.vub, state->data, state->len, &err));
+    g_assert_error(err, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED);
+    g_assert_nonnull(strstr(err->message, "blk0: CHECK_DEVICE_STATE"));
+    front_down(&fr);
+
+    a = stop_and_dump(pa, dump_a);
+    b = stop_and_dump(pb, dump_b);
+    if (!a || !b) {
+        return;
+    }
+    g_test_message("state A:\n%s", a);
+    /* The workload's writes (plus the driver's reads) and the cache mode. */
+    g_assert_null(strstr(a, "ring 0 completed 0\n"));
+    g_assert_nonnull(strstr(a, "write_through 1\n"));
+    g_assert_null(strstr(a, "synced 0\n"));
+    g_assert_cmpstr(a, ==, b);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    /* The test back-end's writer sees EPIPE when the front-end gives up. */
+    signal(SIGPIPE, SIG_IGN);
+    g_test_add_data_func("/device-state/roundtrip/pipe", GINT_TO_POINTER(TB_STATE_PIPE),
+                         test_roundtrip);
+    g_test_add_data_func("/device-state/roundtrip/backend-fd",
+                         GINT_TO_POINTER(TB_STATE_OWN_FD), test_roundtrip);
+    g_test_add_func("/device-state/check-fails", test_check_fails);
+    g_test_add_func("/device-state/never-closes", test_never_closes);
+    g_test_add_func("/device-state/too-large", test_too_large);
+    g_test_add_func("/device-state/not-negotiated", test_not_negotiated);
+    g_test_add_func("/device-state/bad-reply", test_bad_reply);
+    g_test_add("/device-state/ref-blk", Fixture, NULL, fixture_setup, test_ref_blk,
+               fixture_teardown);
+    return g_test_run();
+}
