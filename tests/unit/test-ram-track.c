@@ -70,12 +70,17 @@ static uint8_t *hva(Guest *g, uint64_t gpa)
     return (uint8_t *)g->rb[gpa / BLK_SIZE]->host + gpa % BLK_SIZE;
 }
 
+static void expect_page(Guest *g, uint64_t page)
+{
+    g->expect[page / 64] |= 1ull << (page % 64);
+}
+
 /* Writes [gpa, gpa+len) byte by byte through host pointers (may cross blocks). */
 static void gwrite(Guest *g, uint64_t gpa, uint64_t len)
 {
     for (uint64_t a = gpa; a < gpa + len; a++) {
         *(volatile uint8_t *)hva(g, a) = (uint8_t)(a * 7 + 1);
-        g->expect[(a / PAGE) / 64] |= 1ull << ((a / PAGE) % 64);
+        expect_page(g, a / PAGE);
     }
 }
 
@@ -315,6 +320,45 @@ START_TEST(test_concurrent_writer)
 }
 END_TEST
 
+/*
+ * Blocks taken from a GuestMemory map: a region may map part of a RAM
+ * block (block_offset), and its pages are reported at their guest address.
+ */
+START_TEST(test_guest_memory_regions)
+{
+    GuestMemory *mem = guest_memory_new();
+    RamTrackBlock blk[2];
+    GError *err = NULL;
+    Guest g;
+    RamTrack *t;
+
+    guest_init(&g);
+    /* ram0 whole at 0; the second half of ram1 at 48 MiB. */
+    ck_assert(guest_memory_add(mem, 0, g.rb[0], 0, BLK_SIZE, &err));
+    ck_assert(guest_memory_add(mem, BLK_SIZE + BLK_SIZE / 2, g.rb[1], BLK_SIZE / 2,
+                               BLK_SIZE / 2, &err));
+    ck_assert_uint_eq(guest_memory_nregions(mem), 2);
+    for (unsigned i = 0; i < 2; i++) {
+        blk[i] = ram_track_block_from_region(guest_memory_region(mem, i));
+    }
+    ck_assert_str_eq(blk[1].id, "ram1");
+    t = track_new(blk, 2, NULL);
+    track_start(t);
+
+    ck_assert(guest_memory_write(mem, BLK_SIZE + BLK_SIZE / 2 + 5 * PAGE, "x", 1));
+    ck_assert(guest_memory_write(mem, 3 * PAGE, "y", 1));
+    /* The unmapped first half of ram1 is not guest memory: not tracked. */
+    *(volatile uint8_t *)g.rb[1]->host = 1;
+    expect_page(&g, (BLK_SIZE + BLK_SIZE / 2) / PAGE + 5);
+    expect_page(&g, 3);
+    sync_expect(t, &g);
+
+    ram_track_free(t);
+    guest_memory_free(mem);
+    guest_fini(&g);
+}
+END_TEST
+
 /* Whether the kernel tracks [host, host+size) for async write-protect now. */
 static bool kernel_tracks(void *host, uint64_t size)
 {
@@ -461,7 +505,7 @@ static void kernel_write_case(bool user_mode_only)
     close(pfd[1]);
     ck_assert_int_eq(*hva(&g, BLK_SIZE + PAGE + 99), 0x5a);
     for (uint64_t p = 8190; p <= 8193; p++) {
-        g.expect[p / 64] |= 1ull << (p % 64);
+        expect_page(&g, p);
     }
     sync_expect(t, &g);
     ram_track_free(t);
@@ -620,6 +664,7 @@ static Suite *ram_track_suite(void)
     tcase_add_test(tc, test_many_runs);
     tcase_add_test(tc, test_concurrent_writer);
     tcase_add_test(tc, test_hotplug);
+    tcase_add_test(tc, test_guest_memory_regions);
     tcase_add_test(tc, test_stop);
     tcase_add_test(tc, test_kernel_writes);
     tcase_add_test(tc, test_kernel_writes_user_mode_only);
