@@ -379,6 +379,47 @@ bool ram_track_stop(RamTrack *t, GError **errp)
     return ok;
 }
 
+static bool region_matches(const TrackedBlock *b, const RamTrackBlock *nb)
+{
+    return b->gpa == nb->gpa && b->host == (uintptr_t)nb->host &&
+           b->size == nb->size;
+}
+
+bool ram_track_update_blocks(RamTrack *t, const GuestMemory *mem, GError **errp)
+{
+    unsigned n = guest_memory_nregions(mem);
+    bool ok = true;
+
+    g_mutex_lock(&t->lock);
+    /* Removals first: a new region may reuse a removed one's addresses. */
+    for (guint i = t->blocks->len; i-- > 0;) {
+        TrackedBlock *b = &g_array_index(t->blocks, TrackedBlock, i);
+        bool present = false;
+
+        for (unsigned j = 0; j < n && !present; j++) {
+            RamTrackBlock nb = ram_track_block_from_region(guest_memory_region(mem, j));
+
+            present = region_matches(b, &nb);
+        }
+        if (!present) {
+            /* Its mapping may be gone already, and the registration with it. */
+            uffd_unregister(t, b, NULL);
+            g_array_remove_index(t->blocks, i);
+        }
+    }
+    for (unsigned j = 0; j < n && ok; j++) {
+        RamTrackBlock nb = ram_track_block_from_region(guest_memory_region(mem, j));
+        bool present = false;
+
+        for (guint i = 0; i < t->blocks->len && !present; i++) {
+            present = region_matches(&g_array_index(t->blocks, TrackedBlock, i), &nb);
+        }
+        ok = present || add_block_locked(t, &nb, errp);
+    }
+    g_mutex_unlock(&t->lock);
+    return ok;
+}
+
 bool ram_track_started(RamTrack *t)
 {
     bool started;

@@ -436,6 +436,51 @@ START_TEST(test_hotplug)
 }
 END_TEST
 
+/* Following hotplug from a GuestMemory listener. */
+static void follow_memory(GuestMemory *mem, void *opaque)
+{
+    GError *err = NULL;
+
+    ck_assert_msg(ram_track_update_blocks(opaque, mem, &err), "update: %s",
+                  err ? err->message : "?");
+}
+
+START_TEST(test_follow_guest_memory)
+{
+    GuestMemory *mem = guest_memory_new();
+    GError *err = NULL;
+    Guest g;
+    RamTrack *t;
+
+    guest_init(&g);
+    t = track_new(NULL, 0, NULL);
+    guest_memory_add_listener(mem, follow_memory, t);
+    ck_assert(guest_memory_add(mem, 0, g.rb[0], 0, BLK_SIZE, &err));
+    track_start(t);
+    ck_assert(kernel_tracks(g.blk[0].host, BLK_SIZE));
+
+    /* Plugged: tracked from the listener on. */
+    ck_assert(guest_memory_add(mem, BLK_SIZE, g.rb[1], 0, BLK_SIZE, &err));
+    ck_assert(kernel_tracks(g.blk[1].host, BLK_SIZE));
+    gwrite(&g, BLK_SIZE + 7 * PAGE, 1);
+    gwrite(&g, 7 * PAGE, 1);
+    sync_expect(t, &g);
+
+    /* Unplugged: no longer tracked; the other block is left as it was. */
+    gwrite(&g, BLK_SIZE + 9 * PAGE, 1);
+    ck_assert(guest_memory_remove(mem, 0, &err));
+    ck_assert(!kernel_tracks(g.blk[0].host, BLK_SIZE));
+    gwrite(&g, 3 * PAGE, 1);
+    memset(g.expect, 0, sizeof(g.expect));
+    expect_page(&g, BLK_SIZE / PAGE + 9);       /* written before the unplug */
+    sync_expect(t, &g);
+
+    ram_track_free(t);
+    guest_memory_free(mem);
+    guest_fini(&g);
+}
+END_TEST
+
 START_TEST(test_stop)
 {
     uint64_t bitmap[NWORDS];
@@ -665,6 +710,7 @@ static Suite *ram_track_suite(void)
     tcase_add_test(tc, test_concurrent_writer);
     tcase_add_test(tc, test_hotplug);
     tcase_add_test(tc, test_guest_memory_regions);
+    tcase_add_test(tc, test_follow_guest_memory);
     tcase_add_test(tc, test_stop);
     tcase_add_test(tc, test_kernel_writes);
     tcase_add_test(tc, test_kernel_writes_user_mode_only);
