@@ -46,7 +46,9 @@ uint64_t vhost_user_frontend_protocol_features(void)
            (1ull << VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |
            (1ull << VHOST_USER_PROTOCOL_F_SHARED_OBJECT) |
            /* hw/virtio/vhost-inflight.c; used by devices that ask (blk) */
-           (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+           (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
+           /* hw/virtio/vhost-log.c: the dirty log, for live migration */
+           (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD);
 }
 
 typedef struct VhostUserWaitFd {
