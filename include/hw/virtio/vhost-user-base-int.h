@@ -11,6 +11,7 @@
 #include "hw/virtio/vhost-user-base.h"
 #include "hw/virtio/vhost-user-conn.h"
 #include "hw/virtio/vhost.h"
+#include "hw/virtio/vhost-log.h"
 #include "hw/virtio/virtio-int.h"
 
 typedef struct VhostUserBaseClass {
@@ -73,6 +74,16 @@ struct VhostUserBase {
 
     VhostUserBaseNotify notify;
     void *notify_opaque;
+
+    /*
+     * Dirty logging (vhost_user_base_log_start .. _stop): the device's
+     * own log, kept across reconnects (a new back-end gets it again),
+     * replaced by a bigger one when guest RAM grows. log_err: logging
+     * broke (a reconnected back-end that cannot log); the next sync
+     * returns it.
+     */
+    struct VhostLog *log;
+    GError *log_err;
 };
 
 typedef struct VhostUserBaseParams {
