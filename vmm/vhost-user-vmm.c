@@ -14,6 +14,7 @@
 #include <glib-unix.h>
 
 #include "util/vhost-user-log.h"
+#include "vmm/vmm-dirtylog.h"
 #include "vmm/vmm-hotplug.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-monitor.h"
@@ -404,6 +405,7 @@ int main(int argc, char **argv)
             return EXIT_FAILURE;
         }
         hotplug = vmm_hotplug_new(m, mon);
+        vmm_dirtylog_register(m, mon);
     }
     vmm_status("ready");
 
