@@ -177,10 +177,15 @@ static unsigned dl_assert_switch(TestBackend *tb, unsigned conn, unsigned from,
     return (unsigned)pos + 1;
 }
 
-static void test_start_sync_stop(void)
+static void dl_start_sync_stop(bool reply_ack)
 {
     TbConfig cfg = dl_config(true, true);
-    DlCtx *d = dl_start(&cfg);
+    DlCtx *d;
+
+    if (!reply_ack) {
+        cfg.protocol_features &= ~(1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+    }
+    d = dl_start(&cfg);
     TestBackend *tb = d->t->tb;
     uint64_t pages[8];
     unsigned from = tb_msg_count(tb, 1, 0), n;
@@ -212,7 +217,23 @@ static void test_start_sync_stop(void)
     from = tb_msg_count(tb, 1, 0);
     dl_action(d, "start");
     dl_assert_switch(tb, 1, from, true, RAM_SIZE, true);
+    g_assert_cmpuint(tb_conn_count(tb), ==, 1);
     dl_finish(d);
+}
+
+static void test_start_sync_stop(void)
+{
+    dl_start_sync_stop(true);
+}
+
+/*
+ * Without REPLY_ACK nothing else consumes SET_LOG_BASE's reply: it must be
+ * read as such (LOG_SHMFD is negotiated), or it would answer the next
+ * request and break the connection.
+ */
+static void test_start_sync_stop_no_ack(void)
+{
+    dl_start_sync_stop(false);
 }
 
 /* A back-end without LOG_SHMFD or without LOG_ALL blocks migration, named. */
@@ -349,6 +370,7 @@ int main(int argc, char **argv)
 {
     qtest_harness_init(&argc, &argv);
     ADD_VOID_TEST("/dirtylog/start-sync-stop", test_start_sync_stop);
+    ADD_VOID_TEST("/dirtylog/start-sync-stop-no-ack", test_start_sync_stop_no_ack);
     ADD_VOID_TEST("/dirtylog/migratable", test_migratable);
     ADD_VOID_TEST("/dirtylog/blocker-no-shmfd", test_blocker_no_shmfd);
     ADD_VOID_TEST("/dirtylog/blocker-no-log-all", test_blocker_no_log_all);
