@@ -366,6 +366,33 @@ static void test_reconnect_replays(void)
     dl_finish(d);
 }
 
+/*
+ * The successor does not offer LOG_SHMFD: it runs, unlogged, and the
+ * next sync says logging broke (after handing over the marks it has).
+ */
+static void test_reconnect_without_log(void)
+{
+    TbConfig cfg = dl_config(true, true);
+    DlCtx *d = dl_start(&cfg);
+    TestBackend *tb = d->t->tb;
+    g_autofree char *err = NULL;
+
+    dl_action(d, "start");
+    tb_inject(tb, 2, VHOST_USER_GET_PROTOCOL_FEATURES, TB_FAULT_VALUE,
+              cfg.protocol_features & ~(1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD));
+    tb_disconnect(tb, 1);
+    tb_wait_rings_started(tb, 2, 2, WAIT_MS);
+    g_assert_cmpuint(tb_msg_count(tb, 2, VHOST_USER_SET_LOG_BASE), ==, 0);
+    /* Its rings run without the log flag, and LOG_ALL was not sent. */
+    dl_assert_switch(tb, 2, 0, false, 0, false);
+    err = qmp_client_fails(d->qmp, NULL, "{\"execute\":\"x-vhost-log\",\"arguments\":"
+                           "{\"id\":\"net0\",\"action\":\"sync\"}}");
+    g_assert_nonnull(strstr(err, "net0"));
+    g_assert_nonnull(strstr(err, "LOG_SHMFD"));
+    dl_action(d, "stop");
+    dl_finish(d);
+}
+
 int main(int argc, char **argv)
 {
     qtest_harness_init(&argc, &argv);
@@ -376,5 +403,6 @@ int main(int argc, char **argv)
     ADD_VOID_TEST("/dirtylog/blocker-no-log-all", test_blocker_no_log_all);
     ADD_VOID_TEST("/dirtylog/hotplug-grows-log", test_hotplug_grows_log);
     ADD_VOID_TEST("/dirtylog/reconnect-replays", test_reconnect_replays);
+    ADD_VOID_TEST("/dirtylog/reconnect-without-log", test_reconnect_without_log);
     return g_test_run();
 }
