@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The dirty log against back-ends that really write guest memory: our
- * reference back-end (blk) and DPDK's net_vhost (testpmd), which we did
- * not write. The VMM runs a verifying workload; the test switches
+ * reference back-end (blk), and two we did not write: qemu-storage-daemon
+ * (blk) and DPDK's net_vhost (testpmd). The VMM runs a verifying workload; the test switches
  * logging on through the monitor (x-vhost-log) and syncs while data
  * flows. Every used ring of the device must be marked (the back-end
  * writes used->idx for every completion; its GPA is the log_guest_addr
@@ -12,6 +12,7 @@
  * ended, a sync collects the tail and the next one reports nothing.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -213,6 +214,26 @@ static void check_vmm_end(Proc *vmm, const char *out_path, unsigned nworkloads)
 }
 
 /*
+ * One device (two rings) with one workload: logged while it runs, then
+ * logging off and the VMM's verified end.
+ */
+static void logged_run(Fixture *f, const char *const *args, size_t nargs, const char *dev)
+{
+    g_autofree char *out_path = NULL;
+    g_autofree char *started = g_strdup_printf("%s: workload started", dev);
+    QmpClient *qmp = NULL;
+    Proc *vmm = start_vmm(f, args, nargs, &qmp, &out_path);
+
+    if (vmm && wait_log_n(vmm, started, 1) && check_logged_io(vmm, qmp, dev, 2)) {
+        log_action(qmp, dev, "stop");
+        check_vmm_end(vmm, out_path, 1);
+    }
+    if (qmp) {
+        qmp_client_free(qmp);
+    }
+}
+
+/*
  * Two block devices over two reference back-ends: blk0's workload ends
  * first, while blk1's keeps the VMM running, so blk0's log is seen both
  * during I/O and after it.
@@ -260,6 +281,33 @@ out:
     }
 }
 
+/* qemu-storage-daemon's vhost-user-blk export: read buffers and used rings marked. */
+static void test_qsd_blk(Fixture *f, gconstpointer data)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *sock = g_build_filename(f->dir, "blk.sock", NULL);
+    g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=100",
+                                               sock);
+    const char *args[] = {
+        "-chardev", chardev, "-device", "vhost-user-blk-pci,chardev=c0,num-queues=2",
+        "-workload", "blk0:rw=randrw,bs=4k,iodepth=16,runtime=2s",
+    };
+    FILE *fp;
+
+    if (!require_program("qemu-storage-daemon", "qemu-system-common")) {
+        return;
+    }
+    /* A sparse 64 MiB raw image. */
+    fp = fopen(img, "w");
+    g_assert_nonnull(fp);
+    g_assert_cmpint(ftruncate(fileno(fp), 64 << 20), ==, 0);
+    fclose(fp);
+    if (!proc_start_qsd(f, img, sock, 2)) {
+        return;
+    }
+    logged_run(f, args, G_N_ELEMENTS(args), "blk0");
+}
+
 /* DPDK's net_vhost, looped: RX buffers and used rings marked while packets flow. */
 static void test_dpdk_net(Fixture *f, gconstpointer data)
 {
@@ -267,15 +315,13 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=1", sock);
     g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=100",
                                                sock);
-    g_autofree char *out_path = NULL;
     g_autoptr(GPtrArray) tp = g_ptr_array_new();
     const char *args[] = {
         "-chardev", chardev, "-netdev", "vhost-user,id=net0,chardev=c0,queues=1",
         "-device", "virtio-net-pci,netdev=net0",
         "-workload", "net0:count=100000000,size=64+1518,runtime=3s,drain=1s",
     };
-    QmpClient *qmp = NULL;
-    Proc *testpmd, *vmm;
+    Proc *testpmd;
 
     if (!require_program("dpdk-testpmd", "dpdk")) {
         return;
@@ -303,23 +349,15 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     if (!testpmd || !wait_socket(testpmd, sock)) {
         return;
     }
-    vmm = start_vmm(f, args, G_N_ELEMENTS(args), &qmp, &out_path);
-    if (!vmm || !wait_log_n(vmm, "net0: workload started", 1) ||
-        !check_logged_io(vmm, qmp, "net0", 2)) {
-        goto out;
-    }
-    log_action(qmp, "net0", "stop");
-    check_vmm_end(vmm, out_path, 1);
-out:
-    if (qmp) {
-        qmp_client_free(qmp);
-    }
+    logged_run(f, args, G_N_ELEMENTS(args), "net0");
 }
 
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add("/real-dirtylog/ref-blk", Fixture, NULL, fixture_setup, test_ref_blk,
+               fixture_teardown);
+    g_test_add("/real-dirtylog/qsd-blk", Fixture, NULL, fixture_setup, test_qsd_blk,
                fixture_teardown);
     g_test_add("/real-dirtylog/dpdk-net", Fixture, NULL, fixture_setup, test_dpdk_net,
                fixture_teardown);
