@@ -14,6 +14,7 @@
 #include <glib-unix.h>
 
 #include "util/vhost-user-log.h"
+#include "vmm/vmm-dirtylog.h"
 #include "vmm/vmm-hotplug.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-monitor.h"
@@ -210,6 +211,12 @@ static void vmm_print_help(FILE *out)
 "              unplugs a pc-dimm (REM_MEM_REG or SET_MEM_TABLE), then emits\n"
 "              the DEVICE_DELETED event\n"
 "          query-memory-devices   the pc-dimms: id, addr, size, memdev, slot\n"
+"          x-vhost-log id=DEV, action=check|start|sync|stop\n"
+"              the device's dirty log (experimental, until migration):\n"
+"              check {\"migratable\":BOOL,\"reason\":STR}; start switches the\n"
+"              back-end's logging on (refused, naming what is missing, without\n"
+"              LOG_SHMFD or VHOST_F_LOG_ALL); sync {\"dirty\":N,\"pages\":[gpa >> 12]}\n"
+"              returns and clears the pages written since the last sync\n"
 "          query-status           {\"status\":\"running\",\"running\":true,...}\n"
 "          query-commands         the command names\n"
 "          quit                   exits as on SIGTERM (SHUTDOWN event first)\n"
@@ -404,6 +411,7 @@ int main(int argc, char **argv)
             return EXIT_FAILURE;
         }
         hotplug = vmm_hotplug_new(m, mon);
+        vmm_dirtylog_register(m, mon);
     }
     vmm_status("ready");
 

@@ -512,6 +512,18 @@ GuestMemory *vmm_machine_memory(VmmMachine *m)
     return m->mem;
 }
 
+VhostUserBase *vmm_machine_find_device(VmmMachine *m, const char *id)
+{
+    for (guint i = 0; i < m->devices->len; i++) {
+        VmmDevice *d = m->devices->pdata[i];
+
+        if (!strcmp(d->id, id)) {
+            return d->vub;
+        }
+    }
+    return NULL;
+}
+
 RamBlock *vmm_machine_find_ram_block(VmmMachine *m, const char *id)
 {
     return vmm_machine_find_block(m, id);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hw/virtio/vhost-user-base.h"
 #include "system/memory.h"
 #include "vmm/vmm-options.h"
 
@@ -50,6 +51,8 @@ bool vmm_machine_report(VmmMachine *m, bool json);
  * start, and boot RAM cannot be unplugged).
  */
 GuestMemory *vmm_machine_memory(VmmMachine *m);
+/* The device of that id (-device / -netdev id), or NULL. */
+VhostUserBase *vmm_machine_find_device(VmmMachine *m, const char *id);
 /* Memory backends by id: every -object, ram0, and those added at run time. */
 RamBlock *vmm_machine_find_ram_block(VmmMachine *m, const char *id);
 /* Takes over rb (its id must be new). */

@@ -36,7 +36,9 @@ static uint64_t offered_protocol_features(const VubDev *dev)
     uint64_t f = (1ull << VHOST_USER_PROTOCOL_F_MQ) |
                  (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) |
                  (1ull << VHOST_USER_PROTOCOL_F_STATUS) |
-                 (1ull << VHOST_USER_PROTOCOL_F_DEVICE_STATE);
+                 (1ull << VHOST_USER_PROTOCOL_F_DEVICE_STATE) |
+                 /* dirty.c: live migration's dirty log */
+                 (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD);
 
     if (dev->opts->type == VUB_DEV_BLK) {
         f |= 1ull << VHOST_USER_PROTOCOL_F_CONFIG;
@@ -54,7 +56,8 @@ static uint64_t offered_features(const VubDev *dev)
     uint64_t f = (1ull << VIRTIO_F_VERSION_1) |
                  (1ull << VHOST_USER_F_PROTOCOL_FEATURES) |
                  (1ull << VIRTIO_RING_F_EVENT_IDX) |
-                 (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+                 (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
+                 (1ull << VHOST_F_LOG_ALL);
 
     if (dev->opts->type == VUB_DEV_BLK) {
         return f | vub_blk_features(dev->opts);
@@ -89,6 +92,7 @@ VubDev *vub_dev_new(const VubOptions *opts, GError **errp)
     dev->vrings = g_new0(VubVring, dev->nvrings);
     for (unsigned i = 0; i < dev->nvrings; i++) {
         vub_vring_init(&dev->vrings[i], i);
+        dev->vrings[i].dev = dev;
     }
     return g_steal_pointer(&dev);
 }
@@ -251,6 +255,7 @@ static void reset_connection_state(VubDev *dev)
     }
     /* The front-end keeps the area and hands it to the next connection. */
     vub_inflight_release(dev);
+    vub_dirty_release(dev);
     unmap_regions(dev->regions, dev->nregions);
     dev->nregions = 0;
     dev->features = 0;
@@ -424,17 +429,27 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
     }
     case VHOST_USER_SET_VRING_ADDR: {
         const VhostUserVringAddr *a = &msg->payload.addr;
+        bool log = a->flags & (1u << VHOST_VRING_F_LOG);
 
-        if (!reject_if_started(dev, vq, "SET_VRING_ADDR", errp)) {
+        if (a->flags & ~(1u << VHOST_VRING_F_LOG)) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: SET_VRING_ADDR: ring %u: unknown flags 0x%" PRIx32,
+                        dev->name, vq->index, a->flags);
             return false;
         }
-        if (a->flags) {
-            /* VHOST_VRING_F_LOG needs VHOST_F_LOG_ALL, which we never offer. */
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
-                        "%s: SET_VRING_ADDR: ring %u: flags 0x%" PRIx32
-                        " (logging is not supported)", dev->name, vq->index,
-                        a->flags);
-            return false;
+        /*
+         * A running ring may only switch logging (the front-end's way to
+         * start and stop it): the same addresses, another log flag.
+         */
+        if (vq->started && (!vq->addr_set || a->desc_user_addr != vq->desc_uva ||
+                            a->avail_user_addr != vq->avail_uva ||
+                            a->used_user_addr != vq->used_uva)) {
+            return reject_if_started(dev, vq, "SET_VRING_ADDR", errp);
+        }
+        vq->log_used = log;
+        vq->log_guest_addr = log ? a->log_guest_addr : 0;
+        if (vq->started) {
+            return true;
         }
         vq->desc_uva = a->desc_user_addr;
         vq->avail_uva = a->avail_user_addr;
@@ -444,6 +459,17 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         /* Checked now so that a bad address is refused where it is sent. */
         return vq->num == 0 || vub_vring_map(dev, vq, errp);
     }
+    case VHOST_USER_SET_LOG_BASE:
+        if (!vub_dirty_set_base(dev, &msg->payload.log, nfds ? fds[0] : -1, errp)) {
+            return false;
+        }
+        /* The reply libvhost-user sends (a u64 0); only with LOG_SHMFD. */
+        if (dev->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD)) {
+            vhost_user_msg_init(reply, msg->hdr.request, sizeof(uint64_t));
+            reply->payload.u64 = 0;
+            *has_reply = true;
+        }
+        return true;
     case VHOST_USER_SET_VRING_BASE:
         if (!reject_if_started(dev, vq, "SET_VRING_BASE", errp)) {
             return false;

@@ -111,6 +111,7 @@ void vub_vring_init(VubVring *vq, unsigned index)
 void vub_vring_reset(VubVring *vq)
 {
     uint64_t completed = vq->completed;
+    struct VubDev *dev = vq->dev;
 
     g_free(vq->resubmit);
     if (vq->kick_fd >= 0) {
@@ -125,6 +126,7 @@ void vub_vring_reset(VubVring *vq)
     vub_vring_init(vq, vq->index);
     /* The device's counters outlive the connection's ring state. */
     vq->completed = completed;
+    vq->dev = dev;
 }
 
 bool vub_vring_map(VubDev *dev, VubVring *vq, GError **errp)
@@ -335,10 +337,15 @@ void vub_vring_unpop(VubVring *vq, unsigned n)
 
 void vub_vring_fill(VubVring *vq, uint16_t head, uint32_t len, unsigned offset)
 {
-    VringUsedElem *e = &vq->used->ring[(uint16_t)(vq->used_idx + offset) % vq->num];
+    uint16_t slot = (uint16_t)(vq->used_idx + offset) % vq->num;
+    VringUsedElem *e = &vq->used->ring[slot];
 
+    /* Logged before the driver can see the entry (flush), so before it can be migrated. */
+    vub_dirty_chain(vq->dev, vq, head);
     e->id = head;
     e->len = len;
+    vub_dirty_used(vq->dev, vq, offsetof(VubVringUsed, ring) + slot * sizeof(*e),
+                   sizeof(*e));
 }
 
 void vub_vring_flush(VubVring *vq, unsigned count)
@@ -347,6 +354,7 @@ void vub_vring_flush(VubVring *vq, unsigned count)
     vq->completed += count;
     /* Release: the entries are visible before the driver sees idx move. */
     __atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+    vub_dirty_used(vq->dev, vq, offsetof(VubVringUsed, idx), sizeof(vq->used->idx));
     vq->need_notify = true;
 }
 
@@ -411,6 +419,8 @@ bool vub_vring_rearm(VubDev *dev, VubVring *vq)
     }
     avail_event = (uint16_t *)&vq->used->ring[vq->num];
     __atomic_store_n(avail_event, vq->last_avail_idx, __ATOMIC_RELAXED);
+    vub_dirty_used(dev, vq, offsetof(VubVringUsed, ring) + vq->num * sizeof(VringUsedElem),
+                   sizeof(*avail_event));
     /*
      * Full barrier: publish avail_event before re-reading avail->idx, so a
      * buffer added meanwhile is either seen here or kicked.

@@ -81,6 +81,7 @@ typedef struct VubVringUsed {
 
 
 typedef struct VubVring {
+    struct VubDev *dev;         /* the owner (the log lives there) */
     unsigned index;
     uint16_t num;               /* 0: SET_VRING_NUM not received */
     /* SET_VRING_ADDR, in the front-end's address space */
@@ -112,6 +113,9 @@ typedef struct VubVring {
     unsigned resubmit_pos;      /* next one to run */
     /* Chains completed since the process started: device state, kept by reset. */
     uint64_t completed;
+    /* SET_VRING_ADDR's VHOST_VRING_F_LOG: used ring writes are logged */
+    bool log_used;
+    uint64_t log_guest_addr;    /* GPA of the used ring */
 } VubVring;
 
 /*
@@ -167,6 +171,11 @@ typedef struct VubDev {
     VubNet *net;
     /* Signal mask while waiting: SIGINT/SIGTERM are blocked otherwise. */
     sigset_t waitmask;
+    /* The dirty log of SET_LOG_BASE (dirty.c), for this connection only */
+    void *dirty_map;
+    size_t dirty_map_len;
+    uint64_t *dirty_log;
+    uint64_t dirty_words;
     uint64_t requests_taken;    /* for --crash-at */
     bool crash_armed;
     /* DEVICE_STATE (state.c): a load's fd until CHECK, and the result to report */
@@ -242,6 +251,16 @@ size_t vub_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset,
 /* dst = the [offset, offset + len) part of src; returns the iovec count. */
 unsigned vub_iov_slice(const struct iovec *src, unsigned n, size_t offset,
                        size_t len, struct iovec *dst, unsigned max);
+
+/* ---- dirty.c ------------------------------------------------------- */
+
+/* SET_LOG_BASE: maps the log (fd not taken), replacing the previous one. */
+bool vub_dirty_set_base(VubDev *dev, const VhostUserLog *l, int fd, GError **errp);
+void vub_dirty_release(VubDev *dev);
+/* We wrote [offset, offset + len) of vq's used ring: logged when its flag is set. */
+void vub_dirty_used(VubDev *dev, const VubVring *vq, uint64_t offset, uint64_t len);
+/* We complete the chain at head: its device-writable buffers, with LOG_ALL. */
+void vub_dirty_chain(VubDev *dev, const VubVring *vq, uint16_t head);
 
 /* ---- inflight.c ----------------------------------------------------- */
 

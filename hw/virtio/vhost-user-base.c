@@ -12,6 +12,7 @@
  * request, so nothing below is re-entered while it runs; a failure inside
  * a request drops the connection and we learn of it from CLOSED later.
  */
+#include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "hw/virtio/vhost-user-base-int.h"
 #include "hw/virtio/vhost-user-device-state.h"
 #include "util/vhost-user-error.h"
+#include "util/vhost-user-log.h"
 
 static void vub_notify(VhostUserBase *vub, VhostUserBaseEvent ev, unsigned nrings,
                        const GError *err)
@@ -176,6 +178,8 @@ static bool vub_iommu_usable(VhostUserBase *vub, GError **errp)
     return true;
 }
 
+static bool vub_log_reconnected(VhostUserBase *vub, GError **errp);
+
 static bool vub_negotiate(VhostUserBase *vub, GError **errp)
 {
     uint64_t features;
@@ -201,7 +205,7 @@ static bool vub_negotiate(VhostUserBase *vub, GError **errp)
     if (vub->klass->connected && !vub->klass->connected(vub, errp)) {
         return false;
     }
-    return true;
+    return vub_log_reconnected(vub, errp);
 }
 
 /*
@@ -596,11 +600,205 @@ static GPtrArray *vub_vhost_devs(VhostUserBase *const *devs, unsigned ndevs)
     return hdevs;
 }
 
+/* ---- Dirty logging --------------------------------------------------- */
+
+/* What the back-end of the connection being negotiated offers for logging. */
+static bool vub_log_capable(VhostUserBase *vub, GError **errp)
+{
+    const struct vhost_dev *hdev = &vub->devs[0];
+    bool shmfd, log_all;
+
+    shmfd = vhost_dev_has_protocol_feature(hdev, VHOST_USER_PROTOCOL_F_LOG_SHMFD);
+    log_all = virtio_has_feature(hdev->features, VHOST_F_LOG_ALL);
+    if (!shmfd || !log_all) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: cannot migrate: the back-end cannot log its writes to guest "
+                    "memory (missing%s%s)", vub->vdev.id,
+                    shmfd ? "" : " protocol feature LOG_SHMFD",
+                    log_all ? "" : " feature VHOST_F_LOG_ALL (bit 26)");
+        return false;
+    }
+    return true;
+}
+
+bool vhost_user_base_check_migratable(VhostUserBase *vub, GError **errp)
+{
+    if (!vub->ready) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "%s: no back-end connected: whether it can log its writes to "
+                    "guest memory is unknown", vub->vdev.id);
+        return false;
+    }
+    return vub_log_capable(vub, errp);
+}
+
+/* Logging on or off in every vhost_dev: ring 0's first (it sends the features). */
+static bool vub_log_switch(VhostUserBase *vub, bool enable, GError **errp)
+{
+    bool ok = true;
+
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        GError *err = NULL;
+
+        if (!vhost_dev_set_logging(&vub->devs[i], enable, &err)) {
+            if (ok) {
+                g_propagate_error(errp, err);
+            } else {
+                g_error_free(err);
+            }
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+static void vub_log_forget(VhostUserBase *vub)
+{
+    for (unsigned i = 0; i < vub->ndevs; i++) {
+        vub->devs[i].log_enabled = false;
+    }
+    g_clear_pointer(&vub->log, vhost_log_free);
+    g_clear_error(&vub->log_err);
+}
+
+bool vhost_user_base_log_start(VhostUserBase *vub, GError **errp)
+{
+    if (vub->log) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "%s: dirty logging is already on", vub->vdev.id);
+        return false;
+    }
+    if (!vhost_user_base_check_migratable(vub, errp)) {
+        return false;
+    }
+    vub->log = vhost_log_new(vub->vdev.id, guest_memory_end(vub->mem), errp);
+    if (!vub->log) {
+        return false;
+    }
+    /* The log first: a back-end told to log must have somewhere to. */
+    if (!vhost_dev_set_log_base(&vub->devs[0], vub->log->fd, vub->log->size, errp) ||
+        !vub_log_switch(vub, true, errp)) {
+        vub_log_switch(vub, false, NULL);
+        vub_log_forget(vub);
+        return false;
+    }
+    return true;
+}
+
+bool vhost_user_base_log_sync(VhostUserBase *vub, uint64_t *bitmap, uint64_t npages,
+                              uint64_t *dirty, GError **errp)
+{
+    bool overflow;
+    uint64_t n;
+
+    if (!vub->log) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "%s: dirty log sync: logging is off", vub->vdev.id);
+        return false;
+    }
+    /* Marks are collected anyway: what the log holds is still true. */
+    n = vhost_log_sync(vub->log, bitmap, npages, &overflow);
+    if (dirty) {
+        *dirty = n;
+    }
+    if (vub->log_err) {
+        g_propagate_error(errp, g_error_copy(vub->log_err));
+        return false;
+    }
+    if (overflow) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: dirty log sync: a page beyond the bitmap's %" PRIu64
+                    " pages is marked", vub->vdev.id, npages);
+        return false;
+    }
+    return true;
+}
+
+void vhost_user_base_log_stop(VhostUserBase *vub)
+{
+    GError *err = NULL;
+
+    if (!vub->log) {
+        return;
+    }
+    if (!vub_log_switch(vub, false, &err)) {
+        vhost_user_log(VHOST_USER_LOG_WARNING, vub->vdev.id, "%s", err->message);
+        g_error_free(err);
+    }
+    /* The back-end keeps its mapping until the next SET_LOG_BASE; the memfd lives on in it. */
+    vub_log_forget(vub);
+}
+
+/*
+ * A new connection while logging: the back-end gets the log before its
+ * rings start (which then carry LOG_ALL and the ring flags). One that
+ * cannot log breaks logging (reported by the next sync) but still runs.
+ */
+static bool vub_log_reconnected(VhostUserBase *vub, GError **errp)
+{
+    GError *err = NULL;
+
+    if (!vub->log || vub->log_err) {
+        return true;
+    }
+    if (!vub_log_capable(vub, &err)) {
+        g_prefix_error(&err, "dirty logging stopped on reconnect: ");
+        vub->log_err = err;
+        for (unsigned i = 0; i < vub->ndevs; i++) {
+            vub->devs[i].log_enabled = false;
+        }
+        vhost_user_log(VHOST_USER_LOG_WARNING, vub->vdev.id, "%s", vub->log_err->message);
+        return true;
+    }
+    return vhost_dev_set_log_base(&vub->devs[0], vub->log->fd, vub->log->size, errp);
+}
+
+/*
+ * Guest RAM will reach end: a log too small for it would leave the
+ * back-end's writes there unmarked (or have it write past the log). A new
+ * log goes over; the old one is emptied into it and freed only once the
+ * back-end answered SET_LOG_BASE, i.e. no longer writes it.
+ */
+static bool vub_log_grow(VhostUserBase *vub, uint64_t end, GError **errp)
+{
+    VhostLog *old = vub->log, *log;
+    bool ok = true;
+
+    if (!old || end <= vhost_log_covers(old)) {
+        return true;
+    }
+    log = vhost_log_new(vub->vdev.id, end, errp);
+    if (!log) {
+        return false;
+    }
+    if (vub->ready && vub->devs[0].connected && !vub->log_err) {
+        ok = vhost_dev_set_log_base(&vub->devs[0], log->fd, log->size, errp);
+    }
+    /*
+     * Even when the back-end failed (it was dropped): a reconnect hands
+     * over the new log, and the old one's marks must not be lost.
+     */
+    vhost_log_move(log, old);
+    vhost_log_free(old);
+    vub->log = log;
+    return ok;
+}
+
 bool vhost_user_base_add_ram(VhostUserBase *const *devs, unsigned ndevs, GuestMemory *mem,
                              uint64_t gpa, RamBlock *rb, uint64_t block_offset,
                              uint64_t size, GError **errp)
 {
     g_autoptr(GPtrArray) hdevs = vub_vhost_devs(devs, ndevs);
+    uint64_t end = MAX(guest_memory_end(mem), gpa + size);
+
+    /* Before the RAM exists for the driver: nothing may be written there unlogged. */
+    for (unsigned i = 0; i < ndevs; i++) {
+        if (!vub_log_grow(devs[i], end, errp)) {
+            g_prefix_error(errp, "cannot add RAM block '%s' at 0x%" PRIx64 ": ",
+                           rb->id, gpa);
+            return false;
+        }
+    }
 
     return vhost_dev_add_ram((struct vhost_dev *const *)hdevs->pdata, hdevs->len, mem,
                              gpa, rb, block_offset, size, errp);
@@ -672,6 +870,7 @@ void vhost_user_base_free(VhostUserBase *vub)
         return;
     }
     vhost_user_base_stop(vub);
+    vub_log_forget(vub);
     /* No event may reach a freed device. */
     char_socket_set_handler(vub->chr, NULL, NULL);
     for (unsigned i = 0; i < vub->ndevs; i++) {

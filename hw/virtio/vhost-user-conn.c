@@ -48,7 +48,9 @@ uint64_t vhost_user_frontend_protocol_features(void)
            /* hw/virtio/vhost-user-device-state.c */
            (1ull << VHOST_USER_PROTOCOL_F_DEVICE_STATE) |
            /* hw/virtio/vhost-inflight.c; used by devices that ask (blk) */
-           (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+           (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
+           /* hw/virtio/vhost-log.c: the dirty log, for live migration */
+           (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD);
 }
 
 typedef struct VhostUserWaitFd {

@@ -493,6 +493,28 @@ static bool user_check_device_state(struct vhost_dev *dev, GError **errp)
     return true;
 }
 
+static bool user_set_log_base(struct vhost_dev *dev, int fd, uint64_t size,
+                              uint64_t offset, GError **errp)
+{
+    VhostUserMsg msg;
+
+    /*
+     * The table reads the reply exactly when LOG_SHMFD was negotiated
+     * (none comes otherwise: rust-vmm #217); SYNC makes the call wait for
+     * it, or for an ack without LOG_SHMFD, so the old log may go after.
+     */
+    msg_prepare(&msg, VHOST_USER_SET_LOG_BASE, sizeof(VhostUserLog));
+    msg.payload.log.mmap_size = size;
+    msg.payload.log.mmap_offset = offset;
+    return user_send(dev, &msg, &fd, 1, VHOST_USER_REQ_SYNC, errp);
+}
+
+static bool user_set_log_features(struct vhost_dev *dev, uint64_t features, GError **errp)
+{
+    /* The back-end must log before the caller counts on it. */
+    return user_send_u64(dev, VHOST_USER_SET_FEATURES, features, VHOST_USER_REQ_SYNC, errp);
+}
+
 static bool user_is_connected(struct vhost_dev *dev)
 {
     VhostUserState *u = to_user(dev);
@@ -530,4 +552,6 @@ const VhostOps user_ops = {
     .dev_start = user_dev_start,
     .set_device_state_fd = user_set_device_state_fd,
     .check_device_state = user_check_device_state,
+    .set_log_base = user_set_log_base,
+    .set_log_features = user_set_log_features,
 };

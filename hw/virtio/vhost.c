@@ -189,39 +189,25 @@ static bool vhost_virtqueue_check_num(const struct vhost_dev *hdev, unsigned idx
     return true;
 }
 
-static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_num,
-                                  GError **errp)
+/*
+ * The ring's addresses as the back-end takes them, with the log flag
+ * when logging. The back-end gets our virtual addresses and translates
+ * them through the memory table, so each ring part must lie in one
+ * region. Behind an IOMMU (VIRTIO_F_IOMMU_PLATFORM acked) the spec has
+ * it get I/O virtual addresses instead, which it resolves with IOTLB
+ * misses; the VMM's IOMMU is the identity, so the IOVA is the guest
+ * physical address, and the ring must still be in RAM for the miss to
+ * resolve.
+ */
+static bool vhost_virtqueue_addr(struct vhost_dev *hdev, unsigned i,
+                                 struct vhost_vring_addr *addr, GError **errp)
 {
-    struct vhost_virtqueue *vq = &hdev->vqs[i];
-    const VhostOps *ops = hdev->vhost_ops;
-    unsigned idx = (unsigned)ops->get_vq_index(hdev, (int)i);
-    struct vhost_vring_state num = { .index = idx, .num = vq->num };
-    struct vhost_vring_state base = { .index = idx, .num = vq->last_avail_idx };
-    struct vhost_vring_file kick = { .index = idx, .fd = vq->kick_fd };
-    struct vhost_vring_file call = { .index = idx, .fd = vq->call_fd };
-    struct vhost_vring_file err = { .index = idx, .fd = vq->err_fd };
-    struct vhost_vring_addr addr = { .index = idx };
+    const struct vhost_virtqueue *vq = &hdev->vqs[i];
+    unsigned idx = (unsigned)hdev->vhost_ops->get_vq_index(hdev, (int)i);
     void *desc, *avail, *used;
 
-    if (vq->num == 0) {
-        /*
-         * The driver never set this queue up (a queue pair it does not
-         * use): there is nothing for the back-end to run, so the ring is
-         * left stopped rather than failing the whole device.
-         */
-        return true;
-    }
-    if (!vhost_virtqueue_check_num(hdev, idx, vq->num, errp)) {
-        return false;
-    }
-    /*
-     * The back-end gets our virtual addresses and translates them through
-     * the memory table, so each ring part must lie in one region. Behind
-     * an IOMMU (VIRTIO_F_IOMMU_PLATFORM acked) the spec has it get I/O
-     * virtual addresses instead, which it resolves with IOTLB misses; the
-     * VMM's IOMMU is the identity, so the IOVA is the guest physical
-     * address, and the ring must still be in RAM for the miss to resolve.
-     */
+    memset(addr, 0, sizeof(*addr));
+    addr->index = idx;
     desc = guest_memory_gpa_to_hva(hdev->mem, vq->desc_gpa, vring_desc_size(vq->num));
     avail = guest_memory_gpa_to_hva(hdev->mem, vq->avail_gpa, vring_avail_size(vq->num));
     used = guest_memory_gpa_to_hva(hdev->mem, vq->used_gpa, vring_used_size(vq->num));
@@ -234,13 +220,46 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_
         return false;
     }
     if (hdev->acked_features & (1ull << VIRTIO_F_IOMMU_PLATFORM)) {
-        addr.desc_user_addr = vq->desc_gpa;
-        addr.avail_user_addr = vq->avail_gpa;
-        addr.used_user_addr = vq->used_gpa;
+        addr->desc_user_addr = vq->desc_gpa;
+        addr->avail_user_addr = vq->avail_gpa;
+        addr->used_user_addr = vq->used_gpa;
     } else {
-        addr.desc_user_addr = (uint64_t)(uintptr_t)desc;
-        addr.avail_user_addr = (uint64_t)(uintptr_t)avail;
-        addr.used_user_addr = (uint64_t)(uintptr_t)used;
+        addr->desc_user_addr = (uint64_t)(uintptr_t)desc;
+        addr->avail_user_addr = (uint64_t)(uintptr_t)avail;
+        addr->used_user_addr = (uint64_t)(uintptr_t)used;
+    }
+    /* The log is by guest-physical address, whatever the other fields hold. */
+    if (hdev->log_enabled) {
+        addr->flags = 1u << VHOST_VRING_F_LOG;
+        addr->log_guest_addr = vq->used_gpa;
+    }
+    return true;
+}
+
+static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_num,
+                                  GError **errp)
+{
+    struct vhost_virtqueue *vq = &hdev->vqs[i];
+    const VhostOps *ops = hdev->vhost_ops;
+    unsigned idx = (unsigned)ops->get_vq_index(hdev, (int)i);
+    struct vhost_vring_state num = { .index = idx, .num = vq->num };
+    struct vhost_vring_state base = { .index = idx, .num = vq->last_avail_idx };
+    struct vhost_vring_file kick = { .index = idx, .fd = vq->kick_fd };
+    struct vhost_vring_file call = { .index = idx, .fd = vq->call_fd };
+    struct vhost_vring_file err = { .index = idx, .fd = vq->err_fd };
+    struct vhost_vring_addr addr;
+
+    if (vq->num == 0) {
+        /*
+         * The driver never set this queue up (a queue pair it does not
+         * use): there is nothing for the back-end to run, so the ring is
+         * left stopped rather than failing the whole device.
+         */
+        return true;
+    }
+    if (!vhost_virtqueue_check_num(hdev, idx, vq->num, errp) ||
+        !vhost_virtqueue_addr(hdev, i, &addr, errp)) {
+        return false;
     }
 
     if ((send_num && !ops->set_vring_num(hdev, &num, errp)) ||
@@ -375,6 +394,9 @@ bool vhost_dev_start(struct vhost_dev *hdev, GError **errp)
         /* Without bit 30 acked, a back-end may ignore SET_VRING_ENABLE. */
         if (vhost_proto_offered(hdev)) {
             features |= 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+        }
+        if (hdev->log_enabled) {
+            features |= 1ull << VHOST_F_LOG_ALL;
         }
         if (!ops->set_features(hdev, features, errp) ||
             !ops->set_mem_table(hdev, hdev->mem, errp)) {
@@ -644,6 +666,57 @@ bool vhost_dev_remove_ram(struct vhost_dev *const *devs, unsigned ndevs,
         return false;
     }
     return vhost_devs_take_mem_errors(devs, ndevs, errp);
+}
+
+bool vhost_dev_set_log_base(struct vhost_dev *hdev, int fd, uint64_t size,
+                            GError **errp)
+{
+    if (!hdev->vhost_ops->set_log_base) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: the transport cannot hand over a dirty log", hdev->name);
+        return false;
+    }
+    return hdev->vhost_ops->set_log_base(hdev, fd, size, 0, errp);
+}
+
+bool vhost_dev_set_logging(struct vhost_dev *hdev, bool enable, GError **errp)
+{
+    const VhostOps *ops = hdev->vhost_ops;
+
+    hdev->log_enabled = enable;
+    if (!hdev->started || !ops->is_connected(hdev)) {
+        return true;
+    }
+    if (hdev->vq_index == 0) {
+        uint64_t features = hdev->acked_features;
+
+        if (!ops->set_log_features) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                        "%s: the transport cannot switch dirty logging", hdev->name);
+            return false;
+        }
+        if (vhost_proto_offered(hdev)) {
+            features |= 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+        }
+        if (enable) {
+            features |= 1ull << VHOST_F_LOG_ALL;
+        }
+        if (!ops->set_log_features(hdev, features, errp)) {
+            return false;
+        }
+    }
+    for (unsigned i = 0; i < hdev->nvqs; i++) {
+        struct vhost_vring_addr addr;
+
+        if (!hdev->vqs[i].started) {
+            continue;
+        }
+        if (!vhost_virtqueue_addr(hdev, i, &addr, errp) ||
+            !ops->set_vring_addr(hdev, &addr, errp)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 unsigned int vhost_dev_started_rings(const struct vhost_dev *hdev)

@@ -259,25 +259,6 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
 
 /* ---- qemu-storage-daemon -------------------------------------------- */
 
-static Proc *start_qsd(Fixture *f, const char *img, const char *sock, unsigned queues)
-{
-    g_autofree char *blockdev = g_strdup_printf(
-        "driver=file,node-name=f,filename=%s,cache.direct=off", img);
-    g_autofree char *export = g_strdup_printf(
-        "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=%s,"
-        "writable=on,num-queues=%u", sock, queues);
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    Proc *p;
-
-    g_ptr_array_add(argv, "qemu-storage-daemon");
-    g_ptr_array_add(argv, "--blockdev");
-    g_ptr_array_add(argv, blockdev);
-    g_ptr_array_add(argv, "--export");
-    g_ptr_array_add(argv, export);
-    p = proc_spawn(f, "qsd", argv, false, NULL);
-    return p && wait_socket(p, sock) ? p : NULL;
-}
-
 static bool create_image(Fixture *f, const char *img)
 {
     g_autofree char *size = g_strdup_printf("%u", BLK_IMAGE_SIZE);
@@ -385,7 +366,7 @@ static void test_qsd_blk(Fixture *f, unsigned queues)
         !create_image(f, img)) {
         return;
     }
-    qsd = start_qsd(f, img, sock, queues);
+    qsd = proc_start_qsd(f, img, sock, queues);
     if (!qsd) {
         return;
     }
@@ -451,7 +432,7 @@ static void test_qsd_blk_kill(Fixture *f, gconstpointer data)
 
     if (!vmm_bin || !require_program("qemu-storage-daemon", "qemu-system-common") ||
         !require_program("qemu-img", "qemu-utils") || !create_image(f, img) ||
-        !(qsd = start_qsd(f, img, sock, 2))) {
+        !(qsd = proc_start_qsd(f, img, sock, 2))) {
         return;
     }
     g_ptr_array_add(argv, (char *)vmm_bin);
@@ -481,7 +462,7 @@ static void test_qsd_blk_kill(Fixture *f, gconstpointer data)
         proc_wait(qsd, TERM_WAIT_MS);
         /* qsd does not remove its socket; a stale one would stop the next. */
         g_unlink(sock);
-        qsd = start_qsd(f, img, sock, 2);
+        qsd = proc_start_qsd(f, img, sock, 2);
         if (!qsd) {
             return;
         }
@@ -544,7 +525,7 @@ static void test_qsd_blk_wce(Fixture *f, gconstpointer data)
 
     if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
         !require_program("qemu-img", "qemu-utils") ||
-        !create_image(f, img) || !start_qsd(f, img, sock, 1)) {
+        !create_image(f, img) || !proc_start_qsd(f, img, sock, 1)) {
         return;
     }
     if (wce_run(f, sock, 1, 1, -1) && wce_run(f, sock, 2, 0, 1)) {

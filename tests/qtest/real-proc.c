@@ -378,3 +378,22 @@ void fixture_teardown(Fixture *f, gconstpointer data)
     }
     g_free(f->dir);
 }
+
+Proc *proc_start_qsd(Fixture *f, const char *img, const char *sock, unsigned queues)
+{
+    g_autofree char *blockdev = g_strdup_printf(
+        "driver=file,node-name=f,filename=%s,cache.direct=off", img);
+    g_autofree char *export = g_strdup_printf(
+        "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=%s,"
+        "writable=on,num-queues=%u", sock, queues);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    Proc *p;
+
+    g_ptr_array_add(argv, "qemu-storage-daemon");
+    g_ptr_array_add(argv, "--blockdev");
+    g_ptr_array_add(argv, blockdev);
+    g_ptr_array_add(argv, "--export");
+    g_ptr_array_add(argv, export);
+    p = proc_spawn(f, "qsd", argv, false, NULL);
+    return p && wait_socket(p, sock) ? p : NULL;
+}

@@ -75,6 +75,12 @@ bool json_true(const char *json, const char *key);
  */
 bool vmm_collect(Proc *vmm, const char *out_path, int *code, char **out, char **log);
 
+/*
+ * qemu-storage-daemon exporting the raw image img as vhost-user-blk on
+ * sock with queues queues; NULL (test failed) when its socket never came.
+ */
+Proc *proc_start_qsd(Fixture *f, const char *img, const char *sock, unsigned queues);
+
 void fixture_setup(Fixture *f, gconstpointer data);
 void fixture_teardown(Fixture *f, gconstpointer data);
 

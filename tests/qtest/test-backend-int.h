@@ -46,6 +46,8 @@ typedef struct TbConn {
     uint64_t status;
     int backend_req_fd;
     int reply_fd;               /* sent with the next reply (GET_INFLIGHT_FD) */
+    uint64_t *log_map;          /* the dirty log of the last SET_LOG_BASE */
+    uint64_t log_len;
 } TbConn;
 
 typedef struct TbDevState TbDevState;

@@ -422,3 +422,24 @@ bool tb_wait_until(TestBackend *tb, TbPredicate pred, void *opaque,
         g_mutex_unlock(&tb->lock);
     }
 }
+
+bool tb_log_mark(TestBackend *tb, unsigned conn, uint64_t gpa)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+    uint64_t page = gpa / 4096;
+
+    if (!c || !c->log_map || page / 64 >= c->log_len / 8) {
+        return false;
+    }
+    __atomic_fetch_or(&c->log_map[page / 64], 1ull << (page % 64), __ATOMIC_RELEASE);
+    return true;
+}
+
+uint64_t tb_log_size(TestBackend *tb, unsigned conn)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&tb->lock);
+    TbConn *c = tb_conn_get_locked(tb, conn);
+
+    return c ? c->log_len : 0;
+}

@@ -112,6 +112,15 @@ static void tb_region_unmap(TbRegion *r)
     memset(r, 0, sizeof(*r));
 }
 
+static void tb_log_unmap(TbConn *c)
+{
+    if (c->log_map) {
+        munmap(c->log_map, c->log_len);
+        c->log_map = NULL;
+        c->log_len = 0;
+    }
+}
+
 /* Tears down everything a connection holds; the log stays. Lock held. */
 static void tb_conn_close_locked(TestBackend *tb, TbConn *c)
 {
@@ -135,6 +144,7 @@ static void tb_conn_close_locked(TestBackend *tb, TbConn *c)
     }
     tb_close_fd(&c->backend_req_fd);
     tb_close_fd(&c->reply_fd);
+    tb_log_unmap(c);
     c->closed = true;
     g_cond_broadcast(&tb->cond);
 }
@@ -513,13 +523,33 @@ static bool tb_handle(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
         *reply_size = 8;
         *has_reply = true;
         break;
-    case VHOST_USER_SET_LOG_BASE:
+    case VHOST_USER_SET_LOG_BASE: {
+        struct stat st;
+        void *map;
+
+        /* Mapped as a back-end would, so a test can mark pages (tb_log_mark). */
+        if (nfds != 1 || fstat(fds[0], &st) < 0 || p->log.mmap_size == 0 ||
+            p->log.mmap_offset > (uint64_t)st.st_size ||
+            p->log.mmap_size > (uint64_t)st.st_size - p->log.mmap_offset) {
+            tb_violation_locked(tb, c, "SET_LOG_BASE: %zu fds, or size %" PRIu64
+                                " at offset %" PRIu64 " outside the fd", nfds,
+                                p->log.mmap_size, p->log.mmap_offset);
+            ok = false;
+            break;
+        }
+        map = mmap(NULL, p->log.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0],
+                   (off_t)p->log.mmap_offset);
+        g_assert(map != MAP_FAILED);
+        tb_log_unmap(c);
+        c->log_map = map;
+        c->log_len = p->log.mmap_size;
         if (c->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD)) {
             reply->u64 = 0;
             *reply_size = 8;
             *has_reply = true;
         }
         break;
+    }
     case VHOST_USER_SET_LOG_FD:
         break;
     case VHOST_USER_SET_VRING_NUM:

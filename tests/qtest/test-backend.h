@@ -201,6 +201,15 @@ uint64_t tb_mem_end(TestBackend *tb, unsigned conn);
 unsigned tb_mem_regions(TestBackend *tb, unsigned conn, VhostUserMemoryRegion *out,
                         unsigned max);
 
+/*
+ * The dirty log of conn's last SET_LOG_BASE (mapped as a back-end does):
+ * marks the page of gpa with an atomic OR, as a back-end writing it
+ * would; false when there is no log or it does not cover gpa.
+ */
+bool tb_log_mark(TestBackend *tb, unsigned conn, uint64_t gpa);
+/* Its size in bytes (0: none). */
+uint64_t tb_log_size(TestBackend *tb, unsigned conn);
+
 /* ---- Waiting (each fails the test with `what` on timeout) ------------ */
 
 void tb_wait_conn(TestBackend *tb, unsigned conn, unsigned timeout_ms);

@@ -130,6 +130,18 @@ typedef struct VhostOps {
                                 VhostDeviceStatePhase phase, int fd, int *backend_fd,
                                 GError **errp);
     bool (*check_device_state)(struct vhost_dev *dev, GError **errp);
+    /*
+     * optional (dirty log, LOG_SHMFD): hands the log over (SET_LOG_BASE);
+     * returns once the back-end took it (its reply, which comes exactly
+     * when LOG_SHMFD was negotiated). Whole-device: ring 0's vhost_dev.
+     */
+    bool (*set_log_base)(struct vhost_dev *dev, int fd, uint64_t size, uint64_t offset,
+                         GError **errp);
+    /*
+     * optional: features of a running device that differ only in
+     * VHOST_F_LOG_ALL (SET_FEATURES alone: the device status stays).
+     */
+    bool (*set_log_features)(struct vhost_dev *dev, uint64_t features, GError **errp);
 } VhostOps;
 
 extern const VhostOps user_ops;

@@ -11,6 +11,7 @@
 #include "hw/virtio/vhost-user-base.h"
 #include "hw/virtio/vhost-user-conn.h"
 #include "hw/virtio/vhost.h"
+#include "hw/virtio/vhost-log.h"
 #include "hw/virtio/virtio-int.h"
 
 typedef struct VhostUserBaseClass {
@@ -77,6 +78,15 @@ struct VhostUserBase {
     /* Device state transfer limits (vhost-user-device-state.h defaults). */
     size_t state_max_size;
     unsigned state_timeout_ms;
+    /*
+     * Dirty logging (vhost_user_base_log_start .. _stop): the device's
+     * own log, kept across reconnects (a new back-end gets it again),
+     * replaced by a bigger one when guest RAM grows. log_err: logging
+     * broke (a reconnected back-end that cannot log); the next sync
+     * returns it.
+     */
+    struct VhostLog *log;
+    GError *log_err;
 };
 
 typedef struct VhostUserBaseParams {

@@ -146,4 +146,60 @@ VHOST_USER_API
 bool vhost_user_base_load_state(VhostUserBase *vub, const void *data, size_t len,
                                 GError **errp);
 
+/*
+ * ---- Dirty logging, for live migration --------------------------------
+ *
+ * While logging, the back-end marks every guest page it writes (buffers
+ * and used rings) in a log shared with the device (one memfd per device,
+ * protocol feature LOG_SHMFD); a sync collects the marks into the
+ * caller's dirty bitmap. Main loop thread only, like the rest.
+ *
+ * A dirty bitmap is a plain array of uint64_t: bit (gpa >> 12) % 64 of
+ * word (gpa >> 12) / 64 stands for the 4 KiB page at gpa. It must cover
+ * guest memory (guest_memory_end() >> 12 pages, rounded up).
+ */
+#define VHOST_USER_DIRTY_PAGE_SHIFT 12
+
+/*
+ * Whether the device can take part in a live migration: true, or false
+ * with errp saying why, naming the device and what is missing (no
+ * back-end connected; protocol feature LOG_SHMFD; VHOST_F_LOG_ALL).
+ * Ask before migration starts: a blocker, not a failure half-way.
+ */
+VHOST_USER_API
+bool vhost_user_base_check_migratable(VhostUserBase *vub, GError **errp);
+
+/*
+ * Starts logging: a log sized for the highest guest address of every RAM
+ * region goes to the back-end (SET_LOG_BASE), then VHOST_F_LOG_ALL and
+ * each running ring's VHOST_VRING_F_LOG (with the used ring's GPA) are
+ * switched on; rings started later, and a back-end that reconnects, get
+ * all of it at their start. Refused (nothing changes) when the device
+ * cannot migrate (see above) or already logs. A later
+ * vhost_user_base_add_ram grows the log first (a new one handed over,
+ * the old freed once the back-end answered, its marks carried over).
+ */
+VHOST_USER_API
+bool vhost_user_base_log_start(VhostUserBase *vub, GError **errp);
+
+/*
+ * Collects and clears every page marked since the last sync (one pass
+ * over the device's log, whatever its number of rings) into bitmap
+ * (npages bits, ORed in); *dirty (may be NULL) gets how many marks were
+ * collected. Fails when not logging, when logging broke (a back-end that
+ * reconnected without LOG_SHMFD), or when a marked page lies beyond
+ * npages (that mark stays in the log). For the last writes of a stopped
+ * device, sync after its rings stopped.
+ */
+VHOST_USER_API
+bool vhost_user_base_log_sync(VhostUserBase *vub, uint64_t *bitmap, uint64_t npages,
+                              uint64_t *dirty, GError **errp);
+
+/*
+ * Stops logging: VHOST_F_LOG_ALL and the rings' log flags off (when the
+ * device runs), the log freed. Unsynced marks are lost: sync first.
+ */
+VHOST_USER_API
+void vhost_user_base_log_stop(VhostUserBase *vub);
+
 #endif

@@ -87,6 +87,13 @@ struct vhost_dev {
      * had in flight. Cleared by the next connection.
      */
     bool inflight_in_use;
+
+    /*
+     * Dirty logging is on (set by the device front-end, kept across
+     * reconnects): every start sends VHOST_F_LOG_ALL and each ring's
+     * VHOST_VRING_F_LOG with the used ring's GPA.
+     */
+    bool log_enabled;
 };
 
 /*
@@ -165,6 +172,19 @@ bool vhost_dev_remove_ram(struct vhost_dev *const *devs, unsigned ndevs,
  */
 bool vhost_dev_check_mem_regions(struct vhost_dev *hdev, unsigned nregions,
                                  GError **errp);
+
+/*
+ * Switches dirty logging on or off. A started device is told at once:
+ * (ring 0's vhost_dev) SET_FEATURES with or without VHOST_F_LOG_ALL, then
+ * SET_VRING_ADDR with or without VHOST_VRING_F_LOG for every started
+ * ring. Otherwise only remembered: the next start sends it with the rest.
+ * The log itself (SET_LOG_BASE) is the caller's, and must be handed over
+ * before logging goes on.
+ */
+bool vhost_dev_set_logging(struct vhost_dev *hdev, bool enable, GError **errp);
+/* SET_LOG_BASE (ring 0's vhost_dev); false with errp without the op. */
+bool vhost_dev_set_log_base(struct vhost_dev *hdev, int fd, uint64_t size,
+                            GError **errp);
 
 /* Total started rings, for status output and tests. */
 unsigned int vhost_dev_started_rings(const struct vhost_dev *hdev);
