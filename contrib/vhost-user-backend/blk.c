@@ -27,21 +27,21 @@
 
 #include "util/vhost-user-error.h"
 #include "hw/virtio/virtio-blk-defs.h"
-#include "vub.h"
+#include "refbe.h"
 
 /* Data segments per request we advertise (seg_max). */
-#define VUB_BLK_SEG_MAX             126
+#define REFBE_BLK_SEG_MAX             126
 /* Per DISCARD / WRITE_ZEROES request limits we advertise. */
-#define VUB_BLK_MAX_DWZ_SECTORS     (1u << 22)
-#define VUB_BLK_MAX_DWZ_SEG         16
+#define REFBE_BLK_MAX_DWZ_SECTORS     (1u << 22)
+#define REFBE_BLK_MAX_DWZ_SEG         16
 
-struct VubBlk {
+struct RefBeBlk {
     int fd;                     /* -1: RAM disk */
     uint8_t *ram;
     uint64_t size;              /* bytes, a multiple of 512 */
     char id[VIRTIO_BLK_ID_BYTES];
     unsigned batch;             /* requests per round (--batch) */
-    VubElem *elems;             /* one per request of a round */
+    RefBeElem *elems;             /* one per request of a round */
     int64_t *lens;              /* their used lengths */
     struct iovec *data;         /* scratch for the data part of a chain */
     uint8_t *zeroes;            /* a zero-filled buffer for WRITE_ZEROES on files */
@@ -49,9 +49,9 @@ struct VubBlk {
     uint64_t synced;            /* writes synced because of it */
 };
 
-#define VUB_BLK_ZERO_CHUNK      (1u << 20)
+#define REFBE_BLK_ZERO_CHUNK      (1u << 20)
 
-uint64_t vub_blk_features(const VubOptions *opts)
+uint64_t refbe_blk_features(const RefBeOptions *opts)
 {
     return (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
            (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_DISCARD) |
@@ -59,9 +59,9 @@ uint64_t vub_blk_features(const VubOptions *opts)
            (1ull << VIRTIO_BLK_F_CONFIG_WCE);
 }
 
-VubBlk *vub_blk_new(const VubOptions *opts, GError **errp)
+RefBeBlk *refbe_blk_new(const RefBeOptions *opts, GError **errp)
 {
-    g_autofree VubBlk *blk = g_new0(VubBlk, 1);
+    g_autofree RefBeBlk *blk = g_new0(RefBeBlk, 1);
 
     blk->fd = -1;
     if (opts->blk_file) {
@@ -88,7 +88,7 @@ VubBlk *vub_blk_new(const VubOptions *opts, GError **errp)
                         opts->blk_file, blk->size, g_strerror(errno));
             goto err;
         }
-        blk->zeroes = g_malloc0(VUB_BLK_ZERO_CHUNK);
+        blk->zeroes = g_malloc0(REFBE_BLK_ZERO_CHUNK);
         g_strlcpy(blk->id, "vub-file", sizeof(blk->id));
     } else {
         blk->size = opts->blk_size - opts->blk_size % VIRTIO_BLK_SECTOR_SIZE;
@@ -111,9 +111,9 @@ VubBlk *vub_blk_new(const VubOptions *opts, GError **errp)
         g_strlcpy(blk->id, "vub-ram", sizeof(blk->id));
     }
     blk->batch = MAX(opts->batch, 1);
-    blk->elems = g_new(VubElem, blk->batch);
+    blk->elems = g_new(RefBeElem, blk->batch);
     blk->lens = g_new(int64_t, blk->batch);
-    blk->data = g_new(struct iovec, VUB_MAX_IOV);
+    blk->data = g_new(struct iovec, REFBE_MAX_IOV);
     return g_steal_pointer(&blk);
 
 err:
@@ -124,7 +124,7 @@ err:
     return NULL;
 }
 
-void vub_blk_free(VubBlk *blk)
+void refbe_blk_free(RefBeBlk *blk)
 {
     if (!blk) {
         return;
@@ -142,18 +142,18 @@ void vub_blk_free(VubBlk *blk)
     g_free(blk);
 }
 
-void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size, uint8_t *buf)
+void refbe_blk_get_config(RefBeDev *dev, uint32_t offset, uint32_t size, uint8_t *buf)
 {
     VirtioBlkConfig cfg = {
         .capacity = dev->blk->size / VIRTIO_BLK_SECTOR_SIZE,
-        .seg_max = VUB_BLK_SEG_MAX,
+        .seg_max = REFBE_BLK_SEG_MAX,
         .blk_size = VIRTIO_BLK_SECTOR_SIZE,
         .num_queues = dev->opts->queues,
-        .max_discard_sectors = VUB_BLK_MAX_DWZ_SECTORS,
-        .max_discard_seg = VUB_BLK_MAX_DWZ_SEG,
+        .max_discard_sectors = REFBE_BLK_MAX_DWZ_SECTORS,
+        .max_discard_seg = REFBE_BLK_MAX_DWZ_SEG,
         .discard_sector_alignment = 1,
-        .max_write_zeroes_sectors = VUB_BLK_MAX_DWZ_SECTORS,
-        .max_write_zeroes_seg = VUB_BLK_MAX_DWZ_SEG,
+        .max_write_zeroes_sectors = REFBE_BLK_MAX_DWZ_SECTORS,
+        .max_write_zeroes_seg = REFBE_BLK_MAX_DWZ_SEG,
         .write_zeroes_may_unmap = 1,
         .writeback = !dev->blk->write_through,
     };
@@ -169,10 +169,10 @@ void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size, uint8_t *bu
  * on a new connection may send this before SET_FEATURES, so the feature
  * is not asked to be negotiated yet.
  */
-bool vub_blk_set_config(VubDev *dev, const VhostUserConfig *c, GError **errp)
+bool refbe_blk_set_config(RefBeDev *dev, const VhostUserConfig *c, GError **errp)
 {
     const uint32_t wb = offsetof(VirtioBlkConfig, writeback);
-    VubBlk *blk = dev->blk;
+    RefBeBlk *blk = dev->blk;
 
     if (c->offset != wb || c->size != 1) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
@@ -199,23 +199,23 @@ bool vub_blk_set_config(VubDev *dev, const VhostUserConfig *c, GError **errp)
     }
     /* Write-back from now on: what the cache holds must reach the disk. */
     if (c->region[0] && blk->fd >= 0 && fdatasync(blk->fd) < 0) {
-        vub_log("%s: fdatasync on leaving write-through: %s", dev->name,
+        refbe_log("%s: fdatasync on leaving write-through: %s", dev->name,
                 g_strerror(errno));
     }
-    vub_log("%s: write cache %s (writeback=%u; %" PRIu64 " writes synced so far)",
+    refbe_log("%s: write cache %s (writeback=%u; %" PRIu64 " writes synced so far)",
             dev->name, c->region[0] ? "on: write-back" : "off: write-through",
             c->region[0], blk->synced);
     blk->write_through = !c->region[0];
     return true;
 }
 
-void vub_blk_get_state(const VubBlk *blk, bool *write_through, uint64_t *synced)
+void refbe_blk_get_state(const RefBeBlk *blk, bool *write_through, uint64_t *synced)
 {
     *write_through = blk->write_through;
     *synced = blk->synced;
 }
 
-void vub_blk_set_state(VubBlk *blk, bool write_through, uint64_t synced)
+void refbe_blk_set_state(RefBeBlk *blk, bool write_through, uint64_t synced)
 {
     blk->write_through = write_through;
     blk->synced = synced;
@@ -224,14 +224,14 @@ void vub_blk_set_state(VubBlk *blk, bool write_through, uint64_t synced)
 /* ---- Disk access ------------------------------------------------------ */
 
 /* True when [sector, sector + bytes / 512) lies on the disk. */
-static bool range_ok(VubBlk *blk, uint64_t sector, uint64_t bytes)
+static bool range_ok(RefBeBlk *blk, uint64_t sector, uint64_t bytes)
 {
     uint64_t sectors = blk->size / VIRTIO_BLK_SECTOR_SIZE;
 
     return sector <= sectors && bytes / VIRTIO_BLK_SECTOR_SIZE <= sectors - sector;
 }
 
-static bool disk_rw(VubBlk *blk, bool write, uint64_t off, struct iovec *iov,
+static bool disk_rw(RefBeBlk *blk, bool write, uint64_t off, struct iovec *iov,
                     unsigned n)
 {
     if (blk->ram) {
@@ -269,7 +269,7 @@ static bool disk_rw(VubBlk *blk, bool write, uint64_t off, struct iovec *iov,
     return true;
 }
 
-static bool disk_zero(VubBlk *blk, uint64_t off, uint64_t len)
+static bool disk_zero(RefBeBlk *blk, uint64_t off, uint64_t len)
 {
     if (blk->ram) {
         memset(blk->ram + off, 0, len);
@@ -281,7 +281,7 @@ static bool disk_zero(VubBlk *blk, uint64_t off, uint64_t len)
         return true;
     }
     while (len) {
-        size_t chunk = MIN(len, VUB_BLK_ZERO_CHUNK);
+        size_t chunk = MIN(len, REFBE_BLK_ZERO_CHUNK);
         ssize_t r = pwrite(blk->fd, blk->zeroes, chunk, off);
 
         if (r < 0 && errno == EINTR) {
@@ -298,7 +298,7 @@ static bool disk_zero(VubBlk *blk, uint64_t off, uint64_t len)
 
 /* ---- Requests ---------------------------------------------------------- */
 
-static uint8_t do_discard_wz(VubBlk *blk, VubElem *e, uint32_t type)
+static uint8_t do_discard_wz(RefBeBlk *blk, RefBeElem *e, uint32_t type)
 {
     size_t bytes = e->out_len - sizeof(VirtioBlkOutHdr);
     size_t nseg = bytes / sizeof(VirtioBlkDiscardWz);
@@ -307,7 +307,7 @@ static uint8_t do_discard_wz(VubBlk *blk, VubElem *e, uint32_t type)
     if (bytes % sizeof(VirtioBlkDiscardWz) || nseg == 0) {
         return VIRTIO_BLK_S_IOERR;
     }
-    if (nseg > VUB_BLK_MAX_DWZ_SEG) {
+    if (nseg > REFBE_BLK_MAX_DWZ_SEG) {
         return VIRTIO_BLK_S_UNSUPP;
     }
     /* Check every segment before acting on any. */
@@ -316,14 +316,14 @@ static uint8_t do_discard_wz(VubBlk *blk, VubElem *e, uint32_t type)
             VirtioBlkDiscardWz seg;
             uint64_t len;
 
-            vub_iov_to_buf(e->iov, e->out_num, sizeof(VirtioBlkOutHdr) + i * sizeof(seg),
+            refbe_iov_to_buf(e->iov, e->out_num, sizeof(VirtioBlkOutHdr) + i * sizeof(seg),
                            &seg, sizeof(seg));
             len = (uint64_t)seg.num_sectors * VIRTIO_BLK_SECTOR_SIZE;
             if (pass == 0) {
                 if (seg.flags & ~allowed) {
                     return VIRTIO_BLK_S_UNSUPP;
                 }
-                if (seg.num_sectors > VUB_BLK_MAX_DWZ_SECTORS ||
+                if (seg.num_sectors > REFBE_BLK_MAX_DWZ_SECTORS ||
                     !range_ok(blk, seg.sector, len)) {
                     return VIRTIO_BLK_S_IOERR;
                 }
@@ -339,9 +339,9 @@ static uint8_t do_discard_wz(VubBlk *blk, VubElem *e, uint32_t type)
  * Executes one request. Returns the used length (bytes written into the
  * driver's buffers, status byte included), or -1 when the ring broke.
  */
-static int64_t handle_req(VubDev *dev, VubVring *vq, VubElem *e)
+static int64_t handle_req(RefBeDev *dev, RefBeVring *vq, RefBeElem *e)
 {
-    VubBlk *blk = dev->blk;
+    RefBeBlk *blk = dev->blk;
     struct iovec *in = e->iov + e->out_num;
     VirtioBlkOutHdr hdr;
     size_t data_len = e->in_len ? e->in_len - 1 : 0;
@@ -350,11 +350,11 @@ static int64_t handle_req(VubDev *dev, VubVring *vq, VubElem *e)
     uint8_t status;
 
     if (e->in_len == 0) {
-        vub_vring_fault(dev, vq, "request %u has no device-writable status byte",
+        refbe_vring_fault(dev, vq, "request %u has no device-writable status byte",
                         e->head);
         return -1;
     }
-    if (vub_iov_to_buf(e->iov, e->out_num, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
+    if (refbe_iov_to_buf(e->iov, e->out_num, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
         status = VIRTIO_BLK_S_IOERR;
         goto done;
     }
@@ -370,10 +370,10 @@ static int64_t handle_req(VubDev *dev, VubVring *vq, VubElem *e)
             break;
         }
         if (is_write) {
-            n = vub_iov_slice(e->iov, e->out_num, sizeof(hdr), len, blk->data,
-                              VUB_MAX_IOV);
+            n = refbe_iov_slice(e->iov, e->out_num, sizeof(hdr), len, blk->data,
+                              REFBE_MAX_IOV);
         } else {
-            n = vub_iov_slice(in, e->in_num, 0, len, blk->data, VUB_MAX_IOV);
+            n = refbe_iov_slice(in, e->in_num, 0, len, blk->data, REFBE_MAX_IOV);
         }
         if (!disk_rw(blk, is_write, hdr.sector * VIRTIO_BLK_SECTOR_SIZE, blk->data, n)) {
             status = VIRTIO_BLK_S_IOERR;
@@ -391,7 +391,7 @@ static int64_t handle_req(VubDev *dev, VubVring *vq, VubElem *e)
         char id[VIRTIO_BLK_ID_BYTES] = { 0 };
 
         memcpy(id, blk->id, sizeof(id));
-        written = vub_iov_from_buf(in, e->in_num, 0, id, MIN(data_len, sizeof(id)));
+        written = refbe_iov_from_buf(in, e->in_num, 0, id, MIN(data_len, sizeof(id)));
         status = VIRTIO_BLK_S_OK;
         break;
     }
@@ -412,7 +412,7 @@ static int64_t handle_req(VubDev *dev, VubVring *vq, VubElem *e)
     }
 
 done:
-    vub_iov_from_buf(in, e->in_num, data_len, &status, 1);
+    refbe_iov_from_buf(in, e->in_num, data_len, &status, 1);
     return (int64_t)written + 1;
 }
 
@@ -423,36 +423,36 @@ done:
  * moment, as with a back-end doing parallel I/O; --batch makes ours do it
  * so that resuming from the used index alone is visibly not enough.
  * Returns the number taken, or -1 when the ring broke; *pop gets the
- * last vub_inflight_pop result.
+ * last refbe_inflight_pop result.
  */
-static int blk_round(VubDev *dev, VubVring *vq, unsigned max, int *pop)
+static int blk_round(RefBeDev *dev, RefBeVring *vq, unsigned max, int *pop)
 {
-    VubBlk *blk = dev->blk;
+    RefBeBlk *blk = dev->blk;
     unsigned n = 0;
 
-    while (n < max && (*pop = vub_inflight_pop(dev, vq, &blk->elems[n])) == 1) {
-        vub_crash_point(dev, VUB_CRASH_TAKEN);
+    while (n < max && (*pop = refbe_inflight_pop(dev, vq, &blk->elems[n])) == 1) {
+        refbe_crash_point(dev, REFBE_CRASH_TAKEN);
         blk->lens[n] = handle_req(dev, vq, &blk->elems[n]);
         if (blk->lens[n] < 0) {
             return -1;
         }
-        vub_crash_point(dev, VUB_CRASH_EXECUTED);
+        refbe_crash_point(dev, REFBE_CRASH_EXECUTED);
         n++;
     }
     for (unsigned i = 1; i < n; i++) {
-        vub_inflight_fill(vq, blk->elems[n - i].head, (uint32_t)blk->lens[n - i], i - 1);
+        refbe_inflight_fill(vq, blk->elems[n - i].head, (uint32_t)blk->lens[n - i], i - 1);
     }
     if (n > 1) {
-        vub_inflight_flush(dev, vq, n - 1);
+        refbe_inflight_flush(dev, vq, n - 1);
     }
     if (n) {
-        vub_inflight_fill(vq, blk->elems[0].head, (uint32_t)blk->lens[0], 0);
-        vub_inflight_flush(dev, vq, 1);
+        refbe_inflight_fill(vq, blk->elems[0].head, (uint32_t)blk->lens[0], 0);
+        refbe_inflight_flush(dev, vq, 1);
     }
     return (int)n;
 }
 
-void vub_blk_finish_resubmits(VubDev *dev, VubVring *vq)
+void refbe_blk_finish_resubmits(RefBeDev *dev, RefBeVring *vq)
 {
     bool enabled = vq->enabled;
     int r = 1;
@@ -467,13 +467,13 @@ void vub_blk_finish_resubmits(VubDev *dev, VubVring *vq)
         }
     }
     vq->enabled = enabled;
-    vub_vring_notify(dev, vq);
+    refbe_vring_notify(dev, vq);
 }
 
-void vub_blk_kick(VubDev *dev, VubVring *vq)
+void refbe_blk_kick(RefBeDev *dev, RefBeVring *vq)
 {
-    VubBlk *blk = dev->blk;
-    unsigned budget = VUB_RING_BUDGET;
+    RefBeBlk *blk = dev->blk;
+    unsigned budget = REFBE_RING_BUDGET;
     int r = 0;
 
     do {
@@ -492,6 +492,6 @@ void vub_blk_kick(VubDev *dev, VubVring *vq)
             vq->pending = true;
             break;
         }
-    } while (r >= 0 && !vq->broken && vub_vring_rearm(dev, vq));
-    vub_vring_notify(dev, vq);
+    } while (r >= 0 && !vq->broken && refbe_vring_rearm(dev, vq));
+    refbe_vring_notify(dev, vq);
 }

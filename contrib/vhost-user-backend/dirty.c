@@ -22,11 +22,11 @@
 #include <unistd.h>
 
 #include "util/vhost-user-error.h"
-#include "vub.h"
+#include "refbe.h"
 
-#define VUB_DIRTY_PAGE      4096ull
+#define REFBE_DIRTY_PAGE      4096ull
 
-void vub_dirty_release(VubDev *dev)
+void refbe_dirty_release(RefBeDev *dev)
 {
     if (dev->dirty_map) {
         munmap(dev->dirty_map, dev->dirty_map_len);
@@ -37,7 +37,7 @@ void vub_dirty_release(VubDev *dev)
     dev->dirty_words = 0;
 }
 
-bool vub_dirty_set_base(VubDev *dev, const VhostUserLog *l, int fd, GError **errp)
+bool refbe_dirty_set_base(RefBeDev *dev, const VhostUserLog *l, int fd, GError **errp)
 {
     struct stat st;
     long pg = sysconf(_SC_PAGESIZE);
@@ -68,7 +68,7 @@ bool vub_dirty_set_base(VubDev *dev, const VhostUserLog *l, int fd, GError **err
         return false;
     }
     /* The old log goes only now: the front-end frees it once we answered. */
-    vub_dirty_release(dev);
+    refbe_dirty_release(dev);
     dev->dirty_map = map;
     dev->dirty_map_len = map_len;
     dev->dirty_log = (uint64_t *)((uint8_t *)map + (l->mmap_offset - map_off));
@@ -77,35 +77,35 @@ bool vub_dirty_set_base(VubDev *dev, const VhostUserLog *l, int fd, GError **err
 }
 
 /* Sets the bits of every page of [gpa, gpa + len) that the log covers. */
-static void dirty_mark(VubDev *dev, uint64_t gpa, uint64_t len)
+static void dirty_mark(RefBeDev *dev, uint64_t gpa, uint64_t len)
 {
     uint64_t first, last;
 
     if (!dev->dirty_log || len == 0 || gpa + len < gpa) {
         return;
     }
-    first = gpa / VUB_DIRTY_PAGE;
-    last = (gpa + len - 1) / VUB_DIRTY_PAGE;
+    first = gpa / REFBE_DIRTY_PAGE;
+    last = (gpa + len - 1) / REFBE_DIRTY_PAGE;
     for (uint64_t p = first; p <= last && p / 64 < dev->dirty_words; p++) {
         __atomic_fetch_or(&dev->dirty_log[p / 64], 1ull << (p % 64), __ATOMIC_RELEASE);
     }
 }
 
-void vub_dirty_used(VubDev *dev, const VubVring *vq, uint64_t offset, uint64_t len)
+void refbe_dirty_used(RefBeDev *dev, const RefBeVring *vq, uint64_t offset, uint64_t len)
 {
-    if (vq->log_used && vub_has_feature(dev, VHOST_F_LOG_ALL)) {
+    if (vq->log_used && refbe_has_feature(dev, VHOST_F_LOG_ALL)) {
         dirty_mark(dev, vq->log_guest_addr + offset, len);
     }
 }
 
-void vub_dirty_chain(VubDev *dev, const VubVring *vq, uint16_t head)
+void refbe_dirty_chain(RefBeDev *dev, const RefBeVring *vq, uint16_t head)
 {
     const VringDesc *table = vq->desc;
     unsigned table_size = vq->num, count = 0;
     bool indirect = false;
     uint16_t i = head;
 
-    if (!vub_has_feature(dev, VHOST_F_LOG_ALL) || !dev->dirty_log || !table ||
+    if (!refbe_has_feature(dev, VHOST_F_LOG_ALL) || !dev->dirty_log || !table ||
         head >= vq->num) {
         return;
     }
@@ -118,10 +118,10 @@ void vub_dirty_chain(VubDev *dev, const VubVring *vq, uint16_t head)
         }
         if (d.flags & VRING_DESC_F_INDIRECT) {
             if (indirect || d.len == 0 || d.len % sizeof(VringDesc) ||
-                d.len / sizeof(VringDesc) > VUB_VRING_MAX_SIZE) {
+                d.len / sizeof(VringDesc) > REFBE_VRING_MAX_SIZE) {
                 return;
             }
-            table = vub_gpa_to_host(dev, d.addr, d.len);
+            table = refbe_gpa_to_host(dev, d.addr, d.len);
             if (!table) {
                 return;
             }

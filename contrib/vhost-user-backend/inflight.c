@@ -29,25 +29,25 @@
 #include <unistd.h>
 
 #include "util/vhost-user-error.h"
-#include "vub.h"
+#include "refbe.h"
 
-#define VUB_INFLIGHT_VERSION    1
+#define REFBE_INFLIGHT_VERSION    1
 /* Per-queue regions start on cache lines, as other back-ends lay them out. */
-#define VUB_INFLIGHT_ALIGN      64
+#define REFBE_INFLIGHT_ALIGN      64
 
 /* Bytes of one queue's region: the header and queue_size descriptors. */
 static size_t queue_stride(uint16_t queue_size)
 {
-    size_t raw = sizeof(VubInflightQueue) + (size_t)queue_size * sizeof(VubInflightDesc);
+    size_t raw = sizeof(RefBeInflightQueue) + (size_t)queue_size * sizeof(RefBeInflightDesc);
 
-    return (raw + VUB_INFLIGHT_ALIGN - 1) & ~(size_t)(VUB_INFLIGHT_ALIGN - 1);
+    return (raw + REFBE_INFLIGHT_ALIGN - 1) & ~(size_t)(REFBE_INFLIGHT_ALIGN - 1);
 }
 
 /*
  * Checks the queue count and size a front-end asks for or describes an
  * area with; *size gets the bytes the area needs.
  */
-static bool check_geometry(VubDev *dev, const char *req, const VhostUserInflight *in,
+static bool check_geometry(RefBeDev *dev, const char *req, const VhostUserInflight *in,
                            size_t *size, GError **errp)
 {
     if (in->num_queues == 0 || in->num_queues > dev->nvrings) {
@@ -56,10 +56,10 @@ static bool check_geometry(VubDev *dev, const char *req, const VhostUserInflight
                     in->num_queues, dev->nvrings);
         return false;
     }
-    if (in->queue_size == 0 || in->queue_size > VUB_VRING_MAX_SIZE) {
+    if (in->queue_size == 0 || in->queue_size > REFBE_VRING_MAX_SIZE) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "%s: %s: queue_size %u is not in 1..%d", dev->name, req,
-                    in->queue_size, VUB_VRING_MAX_SIZE);
+                    in->queue_size, REFBE_VRING_MAX_SIZE);
         return false;
     }
     /* At most 64 x (16 + 16 x 32768) bytes: no overflow. */
@@ -68,7 +68,7 @@ static bool check_geometry(VubDev *dev, const char *req, const VhostUserInflight
 }
 
 /* A ring pointing into the area must not outlive the mapping. */
-static bool check_rings_stopped(VubDev *dev, const char *req, GError **errp)
+static bool check_rings_stopped(RefBeDev *dev, const char *req, GError **errp)
 {
     for (unsigned i = 0; i < dev->nvrings; i++) {
         if (dev->vrings[i].started) {
@@ -81,10 +81,10 @@ static bool check_rings_stopped(VubDev *dev, const char *req, GError **errp)
     return true;
 }
 
-static void install(VubDev *dev, void *map, size_t map_len, uint8_t *base,
+static void install(RefBeDev *dev, void *map, size_t map_len, uint8_t *base,
                     const VhostUserInflight *in)
 {
-    vub_inflight_release(dev);
+    refbe_inflight_release(dev);
     dev->inflight_map = map;
     dev->inflight_map_len = map_len;
     dev->inflight_base = base;
@@ -92,7 +92,7 @@ static void install(VubDev *dev, void *map, size_t map_len, uint8_t *base,
     dev->inflight_queue_size = in->queue_size;
 }
 
-void vub_inflight_release(VubDev *dev)
+void refbe_inflight_release(RefBeDev *dev)
 {
     for (unsigned i = 0; i < dev->nvrings; i++) {
         dev->vrings[i].inflight = NULL;
@@ -107,7 +107,7 @@ void vub_inflight_release(VubDev *dev)
     dev->inflight_queue_size = 0;
 }
 
-bool vub_inflight_get_fd(VubDev *dev, const VhostUserInflight *req,
+bool refbe_inflight_get_fd(RefBeDev *dev, const VhostUserInflight *req,
                          VhostUserInflight *reply, int *fd, GError **errp)
 {
     size_t size;
@@ -160,7 +160,7 @@ err:
     return false;
 }
 
-bool vub_inflight_set_fd(VubDev *dev, const VhostUserInflight *req, int fd,
+bool refbe_inflight_set_fd(RefBeDev *dev, const VhostUserInflight *req, int fd,
                          GError **errp)
 {
     long page = sysconf(_SC_PAGESIZE);
@@ -235,7 +235,7 @@ static int cmp_counter(const void *a, const void *b)
  * clearing its heads' inflight flags; clear them now, walking the batch
  * list from last_batch_head.
  */
-static bool repair_last_batch(VubDev *dev, VubVring *vq, VubInflightQueue *q)
+static bool repair_last_batch(RefBeDev *dev, RefBeVring *vq, RefBeInflightQueue *q)
 {
     uint16_t batch = (uint16_t)(vq->used_idx - q->used_idx);
     uint16_t head = q->last_batch_head;
@@ -248,7 +248,7 @@ static bool repair_last_batch(VubDev *dev, VubVring *vq, VubInflightQueue *q)
          */
         for (unsigned i = 0; i < vq->num; i++) {
             if (q->desc[i].inflight) {
-                vub_vring_fault(dev, vq, "inflight area: used_idx %u is %u entries "
+                refbe_vring_fault(dev, vq, "inflight area: used_idx %u is %u entries "
                                 "behind the used ring's %u (ring size %u) with "
                                 "head %u in flight: the area does not belong to "
                                 "this ring", q->used_idx, batch, vq->used_idx,
@@ -260,7 +260,7 @@ static bool repair_last_batch(VubDev *dev, VubVring *vq, VubInflightQueue *q)
     }
     for (uint16_t i = 0; i < batch; i++) {
         if (head >= vq->num) {
-            vub_vring_fault(dev, vq, "inflight area: last batch entry %u is head "
+            refbe_vring_fault(dev, vq, "inflight area: last batch entry %u is head "
                             "%u, out of range (ring size %u)", i, head, vq->num);
             return false;
         }
@@ -268,7 +268,7 @@ static bool repair_last_batch(VubDev *dev, VubVring *vq, VubInflightQueue *q)
         head = q->desc[head].next;
     }
     if (batch) {
-        vub_log("%s: ring %u: completed %u request(s) whose used entry was "
+        refbe_log("%s: ring %u: completed %u request(s) whose used entry was "
                 "published just before the last disconnect", dev->name, vq->index,
                 batch);
     }
@@ -277,7 +277,7 @@ static bool repair_last_batch(VubDev *dev, VubVring *vq, VubInflightQueue *q)
 }
 
 /* The spec's reconnect step 2: queue the heads still in flight, oldest first. */
-static bool collect_inflight(VubDev *dev, VubVring *vq, VubInflightQueue *q)
+static bool collect_inflight(RefBeDev *dev, RefBeVring *vq, RefBeInflightQueue *q)
 {
     g_autofree Resubmit *list = g_new(Resubmit, vq->num);
     uint16_t avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
@@ -299,7 +299,7 @@ static bool collect_inflight(VubDev *dev, VubVring *vq, VubInflightQueue *q)
      * back, so the driver has that many buffers outstanding at least.
      */
     if (n > outstanding || outstanding > vq->num) {
-        vub_vring_fault(dev, vq, "inflight area: %u heads in flight, but the "
+        refbe_vring_fault(dev, vq, "inflight area: %u heads in flight, but the "
                         "driver has %u buffers outstanding (avail %u, used %u)",
                         n, outstanding, avail_idx, vq->used_idx);
         return false;
@@ -321,7 +321,7 @@ static bool collect_inflight(VubDev *dev, VubVring *vq, VubInflightQueue *q)
      */
     vq->last_avail_idx = (uint16_t)(vq->used_idx + n);
     if (n || base != vq->last_avail_idx) {
-        vub_log("%s: ring %u: %u request(s) in flight at the last disconnect, "
+        refbe_log("%s: ring %u: %u request(s) in flight at the last disconnect, "
                 "resubmitting them; avail ring resumes at %u (used %u + %u; "
                 "SET_VRING_BASE said %u)", dev->name, vq->index, n,
                 vq->last_avail_idx, vq->used_idx, n, base);
@@ -329,9 +329,9 @@ static bool collect_inflight(VubDev *dev, VubVring *vq, VubInflightQueue *q)
     return true;
 }
 
-bool vub_inflight_ring_start(VubDev *dev, VubVring *vq, GError **errp)
+bool refbe_inflight_ring_start(RefBeDev *dev, RefBeVring *vq, GError **errp)
 {
-    VubInflightQueue *q;
+    RefBeInflightQueue *q;
 
     g_clear_pointer(&vq->resubmit, g_free);
     vq->resubmit_num = vq->resubmit_pos = 0;
@@ -347,25 +347,25 @@ bool vub_inflight_ring_start(VubDev *dev, VubVring *vq, GError **errp)
                     dev->inflight_queue_size);
         return false;
     }
-    q = (VubInflightQueue *)(dev->inflight_base +
+    q = (RefBeInflightQueue *)(dev->inflight_base +
                              vq->index * queue_stride(dev->inflight_queue_size));
 
     if (q->version == 0) {
         /* First start with this area: nothing can be in flight. */
-        memset(q->desc, 0, (size_t)vq->num * sizeof(VubInflightDesc));
+        memset(q->desc, 0, (size_t)vq->num * sizeof(RefBeInflightDesc));
         q->features = 0;
         q->desc_num = vq->num;
         q->last_batch_head = 0;
         q->used_idx = vq->used_idx;
-        __atomic_store_n(&q->version, VUB_INFLIGHT_VERSION, __ATOMIC_RELEASE);
+        __atomic_store_n(&q->version, REFBE_INFLIGHT_VERSION, __ATOMIC_RELEASE);
         vq->inflight_counter = 1;
         vq->inflight = q;
         return true;
     }
-    if (q->version != VUB_INFLIGHT_VERSION || q->desc_num != vq->num) {
-        vub_vring_fault(dev, vq, "inflight area: version %u for %u descriptors, "
+    if (q->version != REFBE_INFLIGHT_VERSION || q->desc_num != vq->num) {
+        refbe_vring_fault(dev, vq, "inflight area: version %u for %u descriptors, "
                         "expected version %u for this ring's %u", q->version,
-                        q->desc_num, VUB_INFLIGHT_VERSION, vq->num);
+                        q->desc_num, REFBE_INFLIGHT_VERSION, vq->num);
         return true;
     }
     if (repair_last_batch(dev, vq, q) && collect_inflight(dev, vq, q)) {
@@ -376,22 +376,22 @@ bool vub_inflight_ring_start(VubDev *dev, VubVring *vq, GError **errp)
 
 /* ---- Requests --------------------------------------------------------- */
 
-int vub_inflight_pop(VubDev *dev, VubVring *vq, VubElem *elem)
+int refbe_inflight_pop(RefBeDev *dev, RefBeVring *vq, RefBeElem *elem)
 {
-    VubInflightQueue *q = vq->inflight;
+    RefBeInflightQueue *q = vq->inflight;
     int r;
 
     if (!q) {
-        return vub_vring_pop(dev, vq, elem);
+        return refbe_vring_pop(dev, vq, elem);
     }
-    if (!vub_vring_ready(vq)) {
+    if (!refbe_vring_ready(vq)) {
         return vq->broken ? -1 : 0;
     }
     /* Still marked in flight with their old counters: nothing to record. */
     if (vq->resubmit_pos < vq->resubmit_num) {
-        return vub_vring_read_chain(dev, vq, vq->resubmit[vq->resubmit_pos++], elem);
+        return refbe_vring_read_chain(dev, vq, vq->resubmit[vq->resubmit_pos++], elem);
     }
-    r = vub_vring_pop(dev, vq, elem);
+    r = refbe_vring_pop(dev, vq, elem);
     if (r == 1) {
         /*
          * Before the request runs. The counter first: a head found in
@@ -406,25 +406,25 @@ int vub_inflight_pop(VubDev *dev, VubVring *vq, VubElem *elem)
     return r;
 }
 
-void vub_inflight_fill(VubVring *vq, uint16_t head, uint32_t len, unsigned offset)
+void refbe_inflight_fill(RefBeVring *vq, uint16_t head, uint32_t len, unsigned offset)
 {
-    VubInflightQueue *q = vq->inflight;
+    RefBeInflightQueue *q = vq->inflight;
 
     if (q) {
         /* The list the successor walks if we die before the flush is recorded. */
         __atomic_store_n(&q->desc[head].next, q->last_batch_head, __ATOMIC_RELAXED);
         __atomic_store_n(&q->last_batch_head, head, __ATOMIC_RELEASE);
     }
-    vub_vring_fill(vq, head, len, offset);
+    refbe_vring_fill(vq, head, len, offset);
 }
 
-void vub_inflight_flush(VubDev *dev, VubVring *vq, unsigned count)
+void refbe_inflight_flush(RefBeDev *dev, RefBeVring *vq, unsigned count)
 {
-    VubInflightQueue *q = vq->inflight;
+    RefBeInflightQueue *q = vq->inflight;
     uint16_t head;
 
-    vub_vring_flush(vq, count);         /* used->idx moves: the guest sees them */
-    vub_crash_point(dev, VUB_CRASH_PUBLISHED);
+    refbe_vring_flush(vq, count);         /* used->idx moves: the guest sees them */
+    refbe_crash_point(dev, REFBE_CRASH_PUBLISHED);
     if (!q) {
         return;
     }
@@ -440,18 +440,18 @@ void vub_inflight_flush(VubDev *dev, VubVring *vq, unsigned count)
     __atomic_store_n(&q->used_idx, vq->used_idx, __ATOMIC_RELEASE);
 }
 
-void vub_crash_point(VubDev *dev, VubCrashStage stage)
+void refbe_crash_point(RefBeDev *dev, RefBeCrashStage stage)
 {
-    const VubOptions *o = dev->opts;
+    const RefBeOptions *o = dev->opts;
 
-    if (o->crash_stage == VUB_CRASH_NONE) {
+    if (o->crash_stage == REFBE_CRASH_NONE) {
         return;
     }
-    if (stage == VUB_CRASH_TAKEN && ++dev->requests_taken == o->crash_request) {
+    if (stage == REFBE_CRASH_TAKEN && ++dev->requests_taken == o->crash_request) {
         dev->crash_armed = true;
     }
     if (dev->crash_armed && stage == o->crash_stage) {
-        vub_log("%s: --crash-at: killing ourselves (request %" PRIu64 ")",
+        refbe_log("%s: --crash-at: killing ourselves (request %" PRIu64 ")",
                 dev->name, o->crash_request);
         raise(SIGKILL);
     }

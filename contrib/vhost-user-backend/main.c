@@ -21,10 +21,10 @@
 
 #include "util/vhost-user-log.h"
 #include "util/vhost-user-msg.h"
-#include "vub.h"
+#include "refbe.h"
 
-#define VUB_DEFAULT_BLK_SIZE    (64ull << 20)
-#define VUB_RECONNECT_MS        1000
+#define REFBE_DEFAULT_BLK_SIZE    (64ull << 20)
+#define REFBE_RECONNECT_MS        1000
 
 static volatile int quit;
 
@@ -127,7 +127,7 @@ static const char usage_text[] =
 "    vhost-user-backend -s /tmp/blk0.sock -t blk --blk-file=disk.img --blk-size=1G\n"
 "    vhost-user-backend -s /tmp/blk0.sock -t blk --blk-file=disk.img --inflight=off\n";
 
-void vub_log(const char *fmt, ...)
+void refbe_log(const char *fmt, ...)
 {
     g_autofree char *msg = NULL;
     va_list ap;
@@ -219,12 +219,12 @@ enum { OPT_SERVER = 256, OPT_CLIENT, OPT_INFLIGHT, OPT_BATCH, OPT_CRASH_AT,
        OPT_STATE_DUMP };
 
 /* --crash-at=STAGE:N */
-static bool parse_crash_at(const char *s, VubOptions *o)
+static bool parse_crash_at(const char *s, RefBeOptions *o)
 {
     static const char *const names[] = {
-        [VUB_CRASH_TAKEN] = "taken",
-        [VUB_CRASH_EXECUTED] = "executed",
-        [VUB_CRASH_PUBLISHED] = "published",
+        [REFBE_CRASH_TAKEN] = "taken",
+        [REFBE_CRASH_EXECUTED] = "executed",
+        [REFBE_CRASH_PUBLISHED] = "published",
     };
     const char *colon = strchr(s, ':');
     char *end;
@@ -232,7 +232,7 @@ static bool parse_crash_at(const char *s, VubOptions *o)
     if (!colon || !g_ascii_isdigit(colon[1])) {
         return false;
     }
-    for (unsigned i = VUB_CRASH_TAKEN; i < G_N_ELEMENTS(names); i++) {
+    for (unsigned i = REFBE_CRASH_TAKEN; i < G_N_ELEMENTS(names); i++) {
         if (strlen(names[i]) == (size_t)(colon - s) && !strncmp(s, names[i], colon - s)) {
             errno = 0;
             o->crash_request = g_ascii_strtoull(colon + 1, &end, 10);
@@ -244,7 +244,7 @@ static bool parse_crash_at(const char *s, VubOptions *o)
 }
 
 /* Returns -1 to go on, else an exit status. */
-static int parse_options(int argc, char **argv, VubOptions *o)
+static int parse_options(int argc, char **argv, RefBeOptions *o)
 {
     static const struct option longopts[] = {
         { "socket-path", required_argument, NULL, 's' },
@@ -275,9 +275,9 @@ static int parse_options(int argc, char **argv, VubOptions *o)
             break;
         case 't':
             if (!strcmp(optarg, "net")) {
-                o->type = VUB_DEV_NET;
+                o->type = REFBE_DEV_NET;
             } else if (!strcmp(optarg, "blk")) {
-                o->type = VUB_DEV_BLK;
+                o->type = REFBE_DEV_BLK;
             } else {
                 usage_error("--type: '%s' is not net or blk", optarg);
                 return 2;
@@ -285,9 +285,9 @@ static int parse_options(int argc, char **argv, VubOptions *o)
             have_type = true;
             break;
         case 'q':
-            if (!parse_uint(optarg, 1, VUB_NET_MAX_QUEUES, &o->queues)) {
+            if (!parse_uint(optarg, 1, REFBE_NET_MAX_QUEUES, &o->queues)) {
                 usage_error("--queues: '%s' is not a number in 1..%d", optarg,
-                            VUB_NET_MAX_QUEUES);
+                            REFBE_NET_MAX_QUEUES);
                 return 2;
             }
             break;
@@ -317,9 +317,9 @@ static int parse_options(int argc, char **argv, VubOptions *o)
             have_inflight = true;
             break;
         case OPT_BATCH:
-            if (!parse_uint(optarg, 1, VUB_BLK_MAX_BATCH, &o->batch)) {
+            if (!parse_uint(optarg, 1, REFBE_BLK_MAX_BATCH, &o->batch)) {
                 usage_error("--batch: '%s' is not a number in 1..%d", optarg,
-                            VUB_BLK_MAX_BATCH);
+                            REFBE_BLK_MAX_BATCH);
                 return 2;
             }
             break;
@@ -362,27 +362,27 @@ static int parse_options(int argc, char **argv, VubOptions *o)
         usage_error("--type=net|blk is required");
         return 2;
     }
-    if (o->type == VUB_DEV_BLK && o->queues > VUB_BLK_MAX_QUEUES) {
+    if (o->type == REFBE_DEV_BLK && o->queues > REFBE_BLK_MAX_QUEUES) {
         usage_error("--queues: %u is more than %d blk queues", o->queues,
-                    VUB_BLK_MAX_QUEUES);
+                    REFBE_BLK_MAX_QUEUES);
         return 2;
     }
-    if (o->type == VUB_DEV_NET && (o->blk_file || o->blk_size)) {
+    if (o->type == REFBE_DEV_NET && (o->blk_file || o->blk_size)) {
         usage_error("--blk-file and --blk-size are for --type=blk");
         return 2;
     }
-    if (o->type == VUB_DEV_BLK && !o->blk_file && !o->blk_size) {
-        o->blk_size = VUB_DEFAULT_BLK_SIZE;
+    if (o->type == REFBE_DEV_BLK && !o->blk_file && !o->blk_size) {
+        o->blk_size = REFBE_DEFAULT_BLK_SIZE;
     }
-    if (o->type == VUB_DEV_NET && have_inflight && o->inflight) {
+    if (o->type == REFBE_DEV_NET && have_inflight && o->inflight) {
         usage_error("--inflight=on is for --type=blk");
         return 2;
     }
-    if (o->type == VUB_DEV_NET && (o->batch > 1 || o->crash_stage)) {
+    if (o->type == REFBE_DEV_NET && (o->batch > 1 || o->crash_stage)) {
         usage_error("--batch and --crash-at are for --type=blk");
         return 2;
     }
-    if (o->type == VUB_DEV_BLK && !have_inflight) {
+    if (o->type == REFBE_DEV_BLK && !have_inflight) {
         o->inflight = true;
     }
     return -1;
@@ -408,11 +408,11 @@ static int listen_socket(const char *path)
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        vub_log("socket: %s", g_strerror(errno));
+        refbe_log("socket: %s", g_strerror(errno));
         return -1;
     }
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
-        vub_log("%s: %s", path, g_strerror(errno));
+        refbe_log("%s: %s", path, g_strerror(errno));
         close(fd);
         return -1;
     }
@@ -431,30 +431,30 @@ static bool wait_readable(int fd, const sigset_t *mask)
             return true;
         }
         if (r < 0 && errno != EINTR) {
-            vub_log("poll: %s", g_strerror(errno));
+            refbe_log("poll: %s", g_strerror(errno));
             return false;
         }
     }
     return false;
 }
 
-static void run_server(VubDev *dev, int lfd)
+static void run_server(RefBeDev *dev, int lfd)
 {
-    vub_log("%s: listening", dev->name);
+    refbe_log("%s: listening", dev->name);
     while (wait_readable(lfd, &dev->waitmask)) {
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
         if (fd < 0) {
             if (errno != EINTR && errno != ECONNABORTED) {
-                vub_log("accept: %s", g_strerror(errno));
+                refbe_log("accept: %s", g_strerror(errno));
             }
             continue;
         }
-        vub_dev_serve(dev, fd, &quit);
+        refbe_dev_serve(dev, fd, &quit);
     }
 }
 
-static void run_client(VubDev *dev)
+static void run_client(RefBeDev *dev)
 {
     struct sockaddr_un sa;
     bool warned = false;
@@ -462,23 +462,23 @@ static void run_client(VubDev *dev)
     make_addr(dev->opts->socket_path, &sa);
     while (!quit) {
         struct timespec delay = {
-            .tv_sec = VUB_RECONNECT_MS / 1000,
-            .tv_nsec = (VUB_RECONNECT_MS % 1000) * 1000000L,
+            .tv_sec = REFBE_RECONNECT_MS / 1000,
+            .tv_nsec = (REFBE_RECONNECT_MS % 1000) * 1000000L,
         };
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
         if (fd < 0) {
-            vub_log("socket: %s", g_strerror(errno));
+            refbe_log("socket: %s", g_strerror(errno));
             return;
         }
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
             warned = false;
-            vub_dev_serve(dev, fd, &quit);
+            refbe_dev_serve(dev, fd, &quit);
             continue;
         }
         if (!warned) {
-            vub_log("%s: connect: %s; retrying every %d ms", dev->name,
-                    g_strerror(errno), VUB_RECONNECT_MS);
+            refbe_log("%s: connect: %s; retrying every %d ms", dev->name,
+                    g_strerror(errno), REFBE_RECONNECT_MS);
             warned = true;
         }
         close(fd);
@@ -500,11 +500,11 @@ static void backend_log_handler(VhostUserLogLevel level, const char *dev,
 
 int main(int argc, char **argv)
 {
-    VubOptions opts = { 0 };
+    RefBeOptions opts = { 0 };
     struct sigaction sa = { .sa_handler = on_signal };
     sigset_t block;
     g_autoptr(GError) err = NULL;
-    VubDev *dev;
+    RefBeDev *dev;
     int status = 0;
     int lfd = -1;
 
@@ -534,9 +534,9 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
 
-    dev = vub_dev_new(&opts, &err);
+    dev = refbe_dev_new(&opts, &err);
     if (!dev) {
-        vub_log("%s", err->message);
+        refbe_log("%s", err->message);
         status = 1;
         goto out;
     }
@@ -556,12 +556,12 @@ int main(int argc, char **argv)
             unlink(opts.socket_path);
         }
     }
-    vub_log("%s: exiting", dev->name);
-    if (opts.state_dump && !vub_state_dump(dev, opts.state_dump, &err)) {
-        vub_log("--state-dump: %s", err->message);
+    refbe_log("%s: exiting", dev->name);
+    if (opts.state_dump && !refbe_state_dump(dev, opts.state_dump, &err)) {
+        refbe_log("--state-dump: %s", err->message);
         status = 1;
     }
-    vub_dev_free(dev);
+    refbe_dev_free(dev);
 out:
     g_free(opts.socket_path);
     g_free(opts.blk_file);

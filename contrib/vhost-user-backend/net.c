@@ -23,51 +23,51 @@
 
 #include "hw/virtio/virtio-net-defs.h"
 #include "util/vhost-user-error.h"
-#include "vub.h"
+#include "refbe.h"
 
 /* Largest frame: 64 KiB, as a GSO-less Linux virtio-net never exceeds. */
-#define VUB_NET_MAX_FRAME       65536
+#define REFBE_NET_MAX_FRAME       65536
 /*
  * A frame spread over more RX buffers than this is dropped: a full
  * 64 KiB frame in 256-byte buffers fits.
  */
-#define VUB_NET_MAX_BUFS        257
+#define REFBE_NET_MAX_BUFS        257
 /* Ethernet header + one VLAN tag on top of an MTU. */
-#define VUB_NET_MTU_OVERHEAD    18u
+#define REFBE_NET_MTU_OVERHEAD    18u
 
-struct VubNet {
-    VubElem *tx;
-    VubElem *rx_first;          /* kept: num_buffers is written last */
-    VubElem *rx;
+struct RefBeNet {
+    RefBeElem *tx;
+    RefBeElem *rx_first;          /* kept: num_buffers is written last */
+    RefBeElem *rx;
     uint8_t *pkt;               /* header + frame */
     struct {
         uint16_t head;
         uint32_t len;
-    } used[VUB_NET_MAX_BUFS];
+    } used[REFBE_NET_MAX_BUFS];
     uint64_t dropped;
     bool warned_small;
     bool warned_big;
     bool warned_mtu;
 };
 
-uint64_t vub_net_features(const VubOptions *opts)
+uint64_t refbe_net_features(const RefBeOptions *opts)
 {
     return (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MRG_RXBUF) |
            (1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_NET_F_MQ);
 }
 
-VubNet *vub_net_new(void)
+RefBeNet *refbe_net_new(void)
 {
-    VubNet *net = g_new0(VubNet, 1);
+    RefBeNet *net = g_new0(RefBeNet, 1);
 
-    net->tx = g_new(VubElem, 1);
-    net->rx_first = g_new(VubElem, 1);
-    net->rx = g_new(VubElem, 1);
-    net->pkt = g_malloc(sizeof(VirtioNetHdr) + VUB_NET_MAX_FRAME);
+    net->tx = g_new(RefBeElem, 1);
+    net->rx_first = g_new(RefBeElem, 1);
+    net->rx = g_new(RefBeElem, 1);
+    net->pkt = g_malloc(sizeof(VirtioNetHdr) + REFBE_NET_MAX_FRAME);
     return net;
 }
 
-void vub_net_free(VubNet *net)
+void refbe_net_free(RefBeNet *net)
 {
     if (!net) {
         return;
@@ -85,20 +85,20 @@ typedef enum {
 } DeliverResult;
 
 /* Pops one RX buffer, re-arming the kick once if the ring looks empty. */
-static int rx_pop(VubDev *dev, VubVring *rx, VubElem *e)
+static int rx_pop(RefBeDev *dev, RefBeVring *rx, RefBeElem *e)
 {
-    int r = vub_vring_pop(dev, rx, e);
+    int r = refbe_vring_pop(dev, rx, e);
 
-    if (r == 0 && vub_vring_rearm(dev, rx)) {
-        r = vub_vring_pop(dev, rx, e);
+    if (r == 0 && refbe_vring_rearm(dev, rx)) {
+        r = refbe_vring_pop(dev, rx, e);
     }
     return r;
 }
 
 /* Puts header + frame (len bytes in net->pkt) into the RX ring. */
-static DeliverResult deliver(VubDev *dev, VubNet *net, VubVring *rx, size_t len)
+static DeliverResult deliver(RefBeDev *dev, RefBeNet *net, RefBeVring *rx, size_t len)
 {
-    bool mrg = vub_has_feature(dev, VIRTIO_NET_F_MRG_RXBUF);
+    bool mrg = refbe_has_feature(dev, VIRTIO_NET_F_MRG_RXBUF);
     uint16_t nbufs = 1;
     size_t done;
     int r;
@@ -107,7 +107,7 @@ static DeliverResult deliver(VubDev *dev, VubNet *net, VubVring *rx, size_t len)
         net->dropped++;
         return DELIVER_DONE;
     }
-    if (!vub_vring_ready(rx)) {
+    if (!refbe_vring_ready(rx)) {
         return DELIVER_NO_ROOM;
     }
     r = rx_pop(dev, rx, net->rx_first);
@@ -120,50 +120,50 @@ static DeliverResult deliver(VubDev *dev, VubNet *net, VubVring *rx, size_t len)
     }
 
     if (!mrg || net->rx_first->in_len >= len) {
-        VubElem *e = net->rx_first;
+        RefBeElem *e = net->rx_first;
         struct iovec *in = e->iov + e->out_num;
 
         if (e->in_len < len) {
             /* Without MRG_RXBUF the driver owes us buffers for a whole frame. */
             if (!net->warned_small) {
-                vub_log("%s: ring %u: RX buffer of %zu bytes for a %zu-byte "
+                refbe_log("%s: ring %u: RX buffer of %zu bytes for a %zu-byte "
                         "packet; dropping such packets", dev->name, rx->index,
                         e->in_len, len);
                 net->warned_small = true;
             }
-            vub_vring_unpop(rx, 1);
+            refbe_vring_unpop(rx, 1);
             net->dropped++;
             return DELIVER_DONE;
         }
         ((VirtioNetHdr *)net->pkt)->num_buffers = 1;
-        vub_iov_from_buf(in, e->in_num, 0, net->pkt, len);
-        vub_vring_push(rx, e->head, len);
+        refbe_iov_from_buf(in, e->in_num, 0, net->pkt, len);
+        refbe_vring_push(rx, e->head, len);
         return DELIVER_DONE;
     }
 
     /* Mergeable: fill buffers in ring order until the packet is in. */
     if (net->rx_first->in_len < sizeof(VirtioNetHdr)) {
         if (!net->warned_small) {
-            vub_log("%s: ring %u: first RX buffer of %zu bytes cannot hold the "
+            refbe_log("%s: ring %u: first RX buffer of %zu bytes cannot hold the "
                     "header; dropping such packets", dev->name, rx->index,
                     net->rx_first->in_len);
             net->warned_small = true;
         }
-        vub_vring_unpop(rx, 1);
+        refbe_vring_unpop(rx, 1);
         net->dropped++;
         return DELIVER_DONE;
     }
-    done = vub_iov_from_buf(net->rx_first->iov + net->rx_first->out_num,
+    done = refbe_iov_from_buf(net->rx_first->iov + net->rx_first->out_num,
                             net->rx_first->in_num, 0, net->pkt, len);
     net->used[0].head = net->rx_first->head;
     net->used[0].len = done;
     while (done < len) {
-        VubElem *e = net->rx;
+        RefBeElem *e = net->rx;
         size_t chunk;
 
         /* More buffers than the ring has would wait for room forever. */
-        if (nbufs == VUB_NET_MAX_BUFS || nbufs == rx->num) {
-            vub_vring_unpop(rx, nbufs);
+        if (nbufs == REFBE_NET_MAX_BUFS || nbufs == rx->num) {
+            refbe_vring_unpop(rx, nbufs);
             net->dropped++;
             return DELIVER_DONE;
         }
@@ -171,94 +171,94 @@ static DeliverResult deliver(VubDev *dev, VubNet *net, VubVring *rx, size_t len)
         if (r <= 0) {
             /* Give the buffers back: the frame goes in whole or not at all. */
             if (r == 0) {
-                vub_vring_unpop(rx, nbufs);
+                refbe_vring_unpop(rx, nbufs);
                 return DELIVER_NO_ROOM;
             }
             net->dropped++;
             return DELIVER_DONE;
         }
-        chunk = vub_iov_from_buf(e->iov + e->out_num, e->in_num, 0,
+        chunk = refbe_iov_from_buf(e->iov + e->out_num, e->in_num, 0,
                                  net->pkt + done, len - done);
         net->used[nbufs].head = e->head;
         net->used[nbufs].len = chunk;
         nbufs++;
         done += chunk;
     }
-    vub_iov_from_buf(net->rx_first->iov + net->rx_first->out_num,
+    refbe_iov_from_buf(net->rx_first->iov + net->rx_first->out_num,
                      net->rx_first->in_num, offsetof(VirtioNetHdr, num_buffers),
                      &nbufs, sizeof(nbufs));
     for (unsigned i = 0; i < nbufs; i++) {
-        vub_vring_fill(rx, net->used[i].head, net->used[i].len, i);
+        refbe_vring_fill(rx, net->used[i].head, net->used[i].len, i);
     }
-    vub_vring_flush(rx, nbufs);
+    refbe_vring_flush(rx, nbufs);
     return DELIVER_DONE;
 }
 
 /* Moves frames from pair's TX to its RX until TX is empty or RX is full. */
-static void pump(VubDev *dev, unsigned pair)
+static void pump(RefBeDev *dev, unsigned pair)
 {
-    VubNet *net = dev->net;
-    VubVring *rx = &dev->vrings[2 * pair];
-    VubVring *tx = &dev->vrings[2 * pair + 1];
-    unsigned budget = VUB_RING_BUDGET;
+    RefBeNet *net = dev->net;
+    RefBeVring *rx = &dev->vrings[2 * pair];
+    RefBeVring *tx = &dev->vrings[2 * pair + 1];
+    unsigned budget = REFBE_RING_BUDGET;
 
     for (;;) {
         bool blocked = false;
         int r = 0;
 
-        while (budget && (r = vub_vring_pop(dev, tx, net->tx)) == 1) {
+        while (budget && (r = refbe_vring_pop(dev, tx, net->tx)) == 1) {
             budget--;
-            VubElem *e = net->tx;
+            RefBeElem *e = net->tx;
             size_t len = e->out_len;
 
-            if (len < sizeof(VirtioNetHdr) || len > sizeof(VirtioNetHdr) + VUB_NET_MAX_FRAME) {
+            if (len < sizeof(VirtioNetHdr) || len > sizeof(VirtioNetHdr) + REFBE_NET_MAX_FRAME) {
                 if (!net->warned_big) {
-                    vub_log("%s: ring %u: TX chain of %zu bytes is not a header "
+                    refbe_log("%s: ring %u: TX chain of %zu bytes is not a header "
                             "plus a frame of at most %d bytes; dropped",
-                            dev->name, tx->index, len, VUB_NET_MAX_FRAME);
+                            dev->name, tx->index, len, REFBE_NET_MAX_FRAME);
                     net->warned_big = true;
                 }
                 net->dropped++;
-                vub_vring_push(tx, e->head, 0);
+                refbe_vring_push(tx, e->head, 0);
                 continue;
             }
             if (dev->net_mtu &&
-                len - sizeof(VirtioNetHdr) > dev->net_mtu + VUB_NET_MTU_OVERHEAD) {
+                len - sizeof(VirtioNetHdr) > dev->net_mtu + REFBE_NET_MTU_OVERHEAD) {
                 if (!net->warned_mtu) {
-                    vub_log("%s: ring %u: %zu-byte frame over the MTU %u + %u; "
+                    refbe_log("%s: ring %u: %zu-byte frame over the MTU %u + %u; "
                             "dropping such frames", dev->name, tx->index,
                             len - sizeof(VirtioNetHdr), dev->net_mtu,
-                            VUB_NET_MTU_OVERHEAD);
+                            REFBE_NET_MTU_OVERHEAD);
                     net->warned_mtu = true;
                 }
                 net->dropped++;
-                vub_vring_push(tx, e->head, 0);
+                refbe_vring_push(tx, e->head, 0);
                 continue;
             }
-            vub_iov_to_buf(e->iov, e->out_num, 0, net->pkt, len);
+            refbe_iov_to_buf(e->iov, e->out_num, 0, net->pkt, len);
             /* A fresh header: no offloads are negotiated, so all zero. */
             memset(net->pkt, 0, sizeof(VirtioNetHdr));
             if (deliver(dev, net, rx, len) == DELIVER_NO_ROOM) {
-                vub_vring_unpop(tx, 1);
+                refbe_vring_unpop(tx, 1);
                 blocked = true;
                 break;
             }
-            vub_vring_push(tx, e->head, 0);
+            refbe_vring_push(tx, e->head, 0);
         }
         if (!budget && !blocked) {
             tx->pending = true;
             break;
         }
         /* Blocked: the RX kick (re-armed in rx_pop) resumes the pair. */
-        if (r < 0 || blocked || !vub_vring_rearm(dev, tx)) {
+        if (r < 0 || blocked || !refbe_vring_rearm(dev, tx)) {
             break;
         }
     }
-    vub_vring_notify(dev, rx);
-    vub_vring_notify(dev, tx);
+    refbe_vring_notify(dev, rx);
+    refbe_vring_notify(dev, tx);
 }
 
-bool vub_net_set_mtu(VubDev *dev, uint64_t mtu, GError **errp)
+bool refbe_net_set_mtu(RefBeDev *dev, uint64_t mtu, GError **errp)
 {
     /* The range virtio-net's config mtu and QEMU's host_mtu allow. */
     if (mtu < 68 || mtu > 65535) {
@@ -269,12 +269,12 @@ bool vub_net_set_mtu(VubDev *dev, uint64_t mtu, GError **errp)
     }
     dev->net_mtu = (uint16_t)mtu;
     dev->net->warned_mtu = false;
-    vub_log("%s: MTU %u: frames of up to %u bytes", dev->name, dev->net_mtu,
-            dev->net_mtu + VUB_NET_MTU_OVERHEAD);
+    refbe_log("%s: MTU %u: frames of up to %u bytes", dev->name, dev->net_mtu,
+            dev->net_mtu + REFBE_NET_MTU_OVERHEAD);
     return true;
 }
 
-void vub_net_kick(VubDev *dev, VubVring *vq)
+void refbe_net_kick(RefBeDev *dev, RefBeVring *vq)
 {
     pump(dev, vq->index / 2);
 }

@@ -24,14 +24,14 @@
 
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-msg.h"
-#include "vub.h"
+#include "refbe.h"
 
 /* Partial messages must not hang the back-end forever. */
-#define VUB_RECV_TIMEOUT_SEC    10
+#define REFBE_RECV_TIMEOUT_SEC    10
 /* epoll data for the socket; ring kick fds use their ring index. */
-#define VUB_EP_SOCKET           UINT64_MAX
+#define REFBE_EP_SOCKET           UINT64_MAX
 
-static uint64_t offered_protocol_features(const VubDev *dev)
+static uint64_t offered_protocol_features(const RefBeDev *dev)
 {
     uint64_t f = (1ull << VHOST_USER_PROTOCOL_F_MQ) |
                  (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) |
@@ -40,7 +40,7 @@ static uint64_t offered_protocol_features(const VubDev *dev)
                  /* dirty.c: live migration's dirty log */
                  (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD);
 
-    if (dev->opts->type == VUB_DEV_BLK) {
+    if (dev->opts->type == REFBE_DEV_BLK) {
         f |= 1ull << VHOST_USER_PROTOCOL_F_CONFIG;
         if (dev->opts->inflight) {
             f |= 1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD;
@@ -51,7 +51,7 @@ static uint64_t offered_protocol_features(const VubDev *dev)
     return f;
 }
 
-static uint64_t offered_features(const VubDev *dev)
+static uint64_t offered_features(const RefBeDev *dev)
 {
     uint64_t f = (1ull << VIRTIO_F_VERSION_1) |
                  (1ull << VHOST_USER_F_PROTOCOL_FEATURES) |
@@ -59,59 +59,59 @@ static uint64_t offered_features(const VubDev *dev)
                  (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
                  (1ull << VHOST_F_LOG_ALL);
 
-    if (dev->opts->type == VUB_DEV_BLK) {
-        return f | vub_blk_features(dev->opts);
+    if (dev->opts->type == REFBE_DEV_BLK) {
+        return f | refbe_blk_features(dev->opts);
     }
-    return f | vub_net_features(dev->opts);
+    return f | refbe_net_features(dev->opts);
 }
 
 /* ---- Device lifetime ------------------------------------------------- */
 
-VubDev *vub_dev_new(const VubOptions *opts, GError **errp)
+RefBeDev *refbe_dev_new(const RefBeOptions *opts, GError **errp)
 {
-    g_autofree VubDev *dev = g_new0(VubDev, 1);
+    g_autofree RefBeDev *dev = g_new0(RefBeDev, 1);
 
     dev->opts = opts;
     dev->sock = -1;
     dev->epfd = -1;
     dev->state_fd = -1;
     dev->state_result = 1;
-    dev->name = g_strdup_printf("%s:%s", opts->type == VUB_DEV_BLK ? "blk" : "net",
+    dev->name = g_strdup_printf("%s:%s", opts->type == REFBE_DEV_BLK ? "blk" : "net",
                                 opts->socket_path);
-    if (opts->type == VUB_DEV_BLK) {
+    if (opts->type == REFBE_DEV_BLK) {
         dev->nvrings = opts->queues;
-        dev->blk = vub_blk_new(opts, errp);
+        dev->blk = refbe_blk_new(opts, errp);
         if (!dev->blk) {
             g_free(dev->name);
             return NULL;
         }
     } else {
         dev->nvrings = 2 * opts->queues;
-        dev->net = vub_net_new();
+        dev->net = refbe_net_new();
     }
-    dev->vrings = g_new0(VubVring, dev->nvrings);
+    dev->vrings = g_new0(RefBeVring, dev->nvrings);
     for (unsigned i = 0; i < dev->nvrings; i++) {
-        vub_vring_init(&dev->vrings[i], i);
+        refbe_vring_init(&dev->vrings[i], i);
         dev->vrings[i].dev = dev;
     }
     return g_steal_pointer(&dev);
 }
 
-void vub_dev_free(VubDev *dev)
+void refbe_dev_free(RefBeDev *dev)
 {
     if (!dev) {
         return;
     }
     g_free(dev->vrings);
-    vub_blk_free(dev->blk);
-    vub_net_free(dev->net);
+    refbe_blk_free(dev->blk);
+    refbe_net_free(dev->net);
     g_free(dev->name);
     g_free(dev);
 }
 
 /* ---- Memory table ----------------------------------------------------- */
 
-static void unmap_regions(VubRegion *regions, unsigned n)
+static void unmap_regions(RefBeRegion *regions, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         if (regions[i].map_base) {
@@ -126,8 +126,8 @@ static void unmap_regions(VubRegion *regions, unsigned n)
  * past the end of its file raises SIGBUS, which the guest must not be
  * able to trigger in us.
  */
-static bool map_region(VubDev *dev, unsigned i, const VhostUserMemoryRegion *m,
-                       int fd, VubRegion *r, GError **errp)
+static bool map_region(RefBeDev *dev, unsigned i, const VhostUserMemoryRegion *m,
+                       int fd, RefBeRegion *r, GError **errp)
 {
     long page = sysconf(_SC_PAGESIZE);
     uint64_t aligned = m->mmap_offset & ~(uint64_t)(page - 1);
@@ -185,11 +185,11 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
     return a < b + blen && b < a + alen;
 }
 
-static bool set_mem_table(VubDev *dev, const VhostUserMsg *msg, int *fds,
+static bool set_mem_table(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
                           GError **errp)
 {
     const VhostUserMemory *mem = &msg->payload.memory;
-    VubRegion fresh[VHOST_MEMORY_BASELINE_NREGIONS] = { 0 };
+    RefBeRegion fresh[VHOST_MEMORY_BASELINE_NREGIONS] = { 0 };
     unsigned n = mem->nregions;     /* 1..8, checked by the validator */
 
     for (unsigned i = 0; i < n; i++) {
@@ -219,11 +219,11 @@ static bool set_mem_table(VubDev *dev, const VhostUserMsg *msg, int *fds,
 
     /* Ring addresses are UVAs: translate them again in the new table. */
     for (unsigned i = 0; i < dev->nvrings; i++) {
-        VubVring *vq = &dev->vrings[i];
+        RefBeVring *vq = &dev->vrings[i];
         g_autoptr(GError) err = NULL;
 
-        if (vq->desc && !vub_vring_map(dev, vq, &err)) {
-            vub_vring_fault(dev, vq, "after SET_MEM_TABLE: %s", err->message);
+        if (vq->desc && !refbe_vring_map(dev, vq, &err)) {
+            refbe_vring_fault(dev, vq, "after SET_MEM_TABLE: %s", err->message);
         }
     }
     return true;
@@ -231,7 +231,7 @@ static bool set_mem_table(VubDev *dev, const VhostUserMsg *msg, int *fds,
 
 /* ---- Connection state ------------------------------------------------- */
 
-static void ring_watch(VubDev *dev, VubVring *vq, int fd)
+static void ring_watch(RefBeDev *dev, RefBeVring *vq, int fd)
 {
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = vq->index };
 
@@ -241,43 +241,43 @@ static void ring_watch(VubDev *dev, VubVring *vq, int fd)
     }
     vq->kick_fd = fd;
     if (fd >= 0 && epoll_ctl(dev->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        vub_log("%s: ring %u: cannot watch kick fd: %s", dev->name, vq->index,
+        refbe_log("%s: ring %u: cannot watch kick fd: %s", dev->name, vq->index,
                 g_strerror(errno));
     }
 }
 
 /* Forgets everything a front-end set up; the disk stays. */
-static void reset_connection_state(VubDev *dev)
+static void reset_connection_state(RefBeDev *dev)
 {
     for (unsigned i = 0; i < dev->nvrings; i++) {
         ring_watch(dev, &dev->vrings[i], -1);
-        vub_vring_reset(&dev->vrings[i]);
+        refbe_vring_reset(&dev->vrings[i]);
     }
     /* The front-end keeps the area and hands it to the next connection. */
-    vub_inflight_release(dev);
-    vub_dirty_release(dev);
+    refbe_inflight_release(dev);
+    refbe_dirty_release(dev);
     unmap_regions(dev->regions, dev->nregions);
     dev->nregions = 0;
     dev->features = 0;
     dev->protocol_features = 0;
     dev->status = 0;
     dev->net_mtu = 0;
-    vub_state_reset(dev);
+    refbe_state_reset(dev);
 }
 
 /* Runs the device model on a ring that may have work. */
-static void ring_process(VubDev *dev, VubVring *vq)
+static void ring_process(RefBeDev *dev, RefBeVring *vq)
 {
-    if (dev->opts->type == VUB_DEV_BLK) {
-        vub_blk_kick(dev, vq);
+    if (dev->opts->type == REFBE_DEV_BLK) {
+        refbe_blk_kick(dev, vq);
     } else {
-        vub_net_kick(dev, vq);
+        refbe_net_kick(dev, vq);
     }
 }
 
 /* ---- Requests --------------------------------------------------------- */
 
-static VubVring *ring_arg(VubDev *dev, const VhostUserMsg *msg, GError **errp)
+static RefBeVring *ring_arg(RefBeDev *dev, const VhostUserMsg *msg, GError **errp)
 {
     int idx = vhost_user_msg_ring_index(VHOST_USER_CHANNEL_FRONTEND, msg);
 
@@ -305,7 +305,7 @@ static int take_vring_fd(const VhostUserMsg *msg, int *fds, size_t nfds)
     return fd;
 }
 
-static bool reject_if_started(VubDev *dev, VubVring *vq, const char *req,
+static bool reject_if_started(RefBeDev *dev, RefBeVring *vq, const char *req,
                               GError **errp)
 {
     if (vq->started) {
@@ -321,13 +321,13 @@ static bool reject_if_started(VubDev *dev, VubVring *vq, const char *req,
  * Handles one valid request. *reply is filled (and *has_reply set) for
  * requests with a payload reply. False with errp set ends the connection.
  */
-static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
+static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
                            size_t nfds, VhostUserMsg *reply, bool *has_reply,
                            int *reply_fd, GError **errp)
 {
     const VhostUserMsgInfo *info =
         vhost_user_msg_info(VHOST_USER_CHANNEL_FRONTEND, msg->hdr.request);
-    VubVring *vq = NULL;
+    RefBeVring *vq = NULL;
 
     if (info->gate >= 0 && !(dev->protocol_features & (1ull << info->gate))) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
@@ -363,16 +363,16 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         }
         dev->features = msg->payload.u64;
         for (unsigned i = 0; i < dev->nvrings; i++) {
-            VubVring *r = &dev->vrings[i];
+            RefBeVring *r = &dev->vrings[i];
             g_autoptr(GError) err = NULL;
 
             /* Without PROTOCOL_FEATURES there is no SET_VRING_ENABLE. */
-            if (!vub_has_feature(dev, VHOST_USER_F_PROTOCOL_FEATURES)) {
+            if (!refbe_has_feature(dev, VHOST_USER_F_PROTOCOL_FEATURES)) {
                 r->enabled = true;
             }
             /* EVENT_IDX changes the ring sizes that were checked. */
-            if (r->desc && !vub_vring_map(dev, r, &err)) {
-                vub_vring_fault(dev, r, "after SET_FEATURES: %s", err->message);
+            if (r->desc && !refbe_vring_map(dev, r, &err)) {
+                refbe_vring_fault(dev, r, "after SET_FEATURES: %s", err->message);
             }
         }
         return true;
@@ -399,7 +399,7 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
     case VHOST_USER_RESET_DEVICE:
         for (unsigned i = 0; i < dev->nvrings; i++) {
             ring_watch(dev, &dev->vrings[i], -1);
-            vub_vring_reset(&dev->vrings[i]);
+            refbe_vring_reset(&dev->vrings[i]);
         }
         dev->features = 0;
         dev->status = 0;
@@ -416,11 +416,11 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         if (!reject_if_started(dev, vq, "SET_VRING_NUM", errp)) {
             return false;
         }
-        if (num == 0 || num > VUB_VRING_MAX_SIZE || (num & (num - 1))) {
+        if (num == 0 || num > REFBE_VRING_MAX_SIZE || (num & (num - 1))) {
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                         "%s: SET_VRING_NUM: ring %u: num %" PRIu32 " is not a "
                         "power of two in 1..%d", dev->name, vq->index, num,
-                        VUB_VRING_MAX_SIZE);
+                        REFBE_VRING_MAX_SIZE);
             return false;
         }
         vq->num = num;
@@ -457,10 +457,10 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         vq->addr_set = true;
         vq->broken = false;
         /* Checked now so that a bad address is refused where it is sent. */
-        return vq->num == 0 || vub_vring_map(dev, vq, errp);
+        return vq->num == 0 || refbe_vring_map(dev, vq, errp);
     }
     case VHOST_USER_SET_LOG_BASE:
-        if (!vub_dirty_set_base(dev, &msg->payload.log, nfds ? fds[0] : -1, errp)) {
+        if (!refbe_dirty_set_base(dev, &msg->payload.log, nfds ? fds[0] : -1, errp)) {
             return false;
         }
         /* The reply libvhost-user sends (a u64 0); only with LOG_SHMFD. */
@@ -491,7 +491,7 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
          * clear the inflight area once this is answered).
          */
         if (dev->blk) {
-            vub_blk_finish_resubmits(dev, vq);
+            refbe_blk_finish_resubmits(dev, vq);
         }
         ring_watch(dev, vq, -1);
         vq->started = false;
@@ -502,7 +502,7 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         int fd = take_vring_fd(msg, fds, nfds);
 
         ring_watch(dev, vq, fd);
-        if (!vub_vring_map(dev, vq, errp)) {
+        if (!refbe_vring_map(dev, vq, errp)) {
             return false;
         }
         /* Resume where the driver's used ring says we are. */
@@ -511,7 +511,7 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         vq->started = true;
         vq->broken = false;
         /* With an inflight area, the heads a dead back-end left go first. */
-        if (!vub_inflight_ring_start(dev, vq, errp)) {
+        if (!refbe_inflight_ring_start(dev, vq, errp)) {
             return false;
         }
         ring_process(dev, vq);
@@ -558,13 +558,13 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         reply->payload.config.offset = c->offset;
         reply->payload.config.size = c->size;
         reply->payload.config.flags = c->flags;
-        vub_blk_get_config(dev, c->offset, c->size, reply->payload.config.region);
+        refbe_blk_get_config(dev, c->offset, c->size, reply->payload.config.region);
         return true;
     }
     case VHOST_USER_SET_CONFIG:
-        return vub_blk_set_config(dev, &msg->payload.config, errp);
+        return refbe_blk_set_config(dev, &msg->payload.config, errp);
     case VHOST_USER_NET_SET_MTU:
-        return vub_net_set_mtu(dev, msg->payload.u64, errp);
+        return refbe_net_set_mtu(dev, msg->payload.u64, errp);
     case VHOST_USER_SET_STATUS:
         if (msg->payload.u64 > UINT8_MAX) {
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
@@ -578,21 +578,21 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
         reply->payload.u64 = dev->status;
         return true;
     case VHOST_USER_GET_INFLIGHT_FD:
-        return vub_inflight_get_fd(dev, &msg->payload.inflight,
+        return refbe_inflight_get_fd(dev, &msg->payload.inflight,
                                    &reply->payload.inflight, reply_fd, errp);
     case VHOST_USER_SET_INFLIGHT_FD:
-        return vub_inflight_set_fd(dev, &msg->payload.inflight,
+        return refbe_inflight_set_fd(dev, &msg->payload.inflight,
                                    nfds ? fds[0] : -1, errp);
     case VHOST_USER_SET_DEVICE_STATE_FD: {
         VhostUserTransferDeviceState t = msg->payload.transfer_state;
         uint64_t r = 0;
-        bool ok = vub_state_set_fd(dev, &t, fds, nfds, &r, errp);
+        bool ok = refbe_state_set_fd(dev, &t, fds, nfds, &r, errp);
 
         reply->payload.u64 = r;
         return ok;
     }
     case VHOST_USER_CHECK_DEVICE_STATE:
-        reply->payload.u64 = vub_state_check(dev);
+        reply->payload.u64 = refbe_state_check(dev);
         return true;
     default:
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
@@ -608,7 +608,7 @@ static bool handle_request(VubDev *dev, const VhostUserMsg *msg, int *fds,
  * Sends a reply (the only thing a back-end sends on this socket), with fd
  * (when >= 0) attached to its first byte.
  */
-static bool send_reply(VubDev *dev, VhostUserMsg *msg, int fd, GError **errp)
+static bool send_reply(RefBeDev *dev, VhostUserMsg *msg, int fd, GError **errp)
 {
     size_t len = sizeof(msg->hdr) + msg->hdr.size;
     size_t done = 0;
@@ -676,7 +676,7 @@ static void close_fds(int *fds, size_t n)
  * A clean EOF before the first byte is "disconnected" without an error
  * message worth shouting about; *eof tells the caller.
  */
-static bool recv_msg(VubDev *dev, VhostUserMsg *msg, int *fds, size_t *nfds,
+static bool recv_msg(RefBeDev *dev, VhostUserMsg *msg, int *fds, size_t *nfds,
                      bool *eof, GError **errp)
 {
     union {
@@ -775,7 +775,7 @@ static bool recv_msg(VubDev *dev, VhostUserMsg *msg, int *fds, size_t *nfds,
 }
 
 /* One request, start to end. False: the connection is over. */
-static bool serve_one(VubDev *dev)
+static bool serve_one(RefBeDev *dev)
 {
     g_autofree VhostUserMsg *msg = g_new0(VhostUserMsg, 1);
     g_autofree VhostUserMsg *reply = g_new0(VhostUserMsg, 1);
@@ -787,7 +787,7 @@ static bool serve_one(VubDev *dev)
 
     if (!recv_msg(dev, msg, fds, &nfds, &eof, &err)) {
         close_fds(fds, nfds);
-        vub_log(eof ? "%s" : "%s; dropping the connection", err->message);
+        refbe_log(eof ? "%s" : "%s; dropping the connection", err->message);
         return false;
     }
     if (dev->opts->trace) {
@@ -797,7 +797,7 @@ static bool serve_one(VubDev *dev)
     if (!vhost_user_msg_validate_request(VHOST_USER_CHANNEL_FRONTEND, msg, nfds,
                                          &err)) {
         close_fds(fds, nfds);
-        vub_log("%s: %s; dropping the connection", dev->name, err->message);
+        refbe_log("%s: %s; dropping the connection", dev->name, err->message);
         return false;
     }
 
@@ -812,7 +812,7 @@ static bool serve_one(VubDev *dev)
             close(reply_fd);
         }
         if (!sent) {
-            vub_log("%s", err->message);
+            refbe_log("%s", err->message);
             return false;
         }
     } else if ((msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) && !has_reply &&
@@ -822,12 +822,12 @@ static bool serve_one(VubDev *dev)
         vhost_user_msg_init(reply, msg->hdr.request, sizeof(uint64_t));
         reply->payload.u64 = ok ? 0 : 1;
         if (!send_reply(dev, reply, -1, &send_err)) {
-            vub_log("%s", send_err->message);
+            refbe_log("%s", send_err->message);
             ok = false;
         }
     }
     if (!ok && err) {
-        vub_log("%s; dropping the connection", err->message);
+        refbe_log("%s; dropping the connection", err->message);
     }
     return ok;
 }
@@ -845,10 +845,10 @@ static void drain_kick(int fd)
     }
 }
 
-void vub_dev_serve(VubDev *dev, int fd, volatile int *quit)
+void refbe_dev_serve(RefBeDev *dev, int fd, volatile int *quit)
 {
-    struct timeval tv = { .tv_sec = VUB_RECV_TIMEOUT_SEC };
-    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = VUB_EP_SOCKET };
+    struct timeval tv = { .tv_sec = REFBE_RECV_TIMEOUT_SEC };
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = REFBE_EP_SOCKET };
     bool running = true;
 
     dev->sock = fd;
@@ -856,10 +856,10 @@ void vub_dev_serve(VubDev *dev, int fd, volatile int *quit)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     dev->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (dev->epfd < 0 || epoll_ctl(dev->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        vub_log("%s: epoll: %s", dev->name, g_strerror(errno));
+        refbe_log("%s: epoll: %s", dev->name, g_strerror(errno));
         running = false;
     }
-    vub_log("%s: front-end connected", dev->name);
+    refbe_log("%s: front-end connected", dev->name);
 
     while (running && !*quit) {
         struct epoll_event events[16];
@@ -877,16 +877,16 @@ void vub_dev_serve(VubDev *dev, int fd, volatile int *quit)
             if (errno == EINTR) {
                 continue;
             }
-            vub_log("%s: epoll_wait: %s", dev->name, g_strerror(errno));
+            refbe_log("%s: epoll_wait: %s", dev->name, g_strerror(errno));
             break;
         }
         for (int i = 0; i < n && running; i++) {
             uint64_t tag = events[i].data.u64;
 
-            if (tag == VUB_EP_SOCKET) {
+            if (tag == REFBE_EP_SOCKET) {
                 running = serve_one(dev);
             } else if (tag < dev->nvrings) {
-                VubVring *vq = &dev->vrings[tag];
+                RefBeVring *vq = &dev->vrings[tag];
 
                 if (vq->kick_fd >= 0) {
                     drain_kick(vq->kick_fd);
@@ -896,7 +896,7 @@ void vub_dev_serve(VubDev *dev, int fd, volatile int *quit)
             }
         }
         for (unsigned i = 0; running && i < dev->nvrings; i++) {
-            VubVring *vq = &dev->vrings[i];
+            RefBeVring *vq = &dev->vrings[i];
 
             if (vq->pending) {
                 vq->pending = false;
@@ -912,5 +912,5 @@ void vub_dev_serve(VubDev *dev, int fd, volatile int *quit)
     dev->epfd = -1;
     close(dev->sock);
     dev->sock = -1;
-    vub_log("%s: front-end gone; connection state released", dev->name);
+    refbe_log("%s: front-end gone; connection state released", dev->name);
 }

@@ -30,18 +30,18 @@
 #include <unistd.h>
 
 #include "util/vhost-user-error.h"
-#include "vub.h"
+#include "refbe.h"
 
-#define VUB_STATE_MAGIC         "VUBS"
-#define VUB_STATE_VERSION       1
-#define VUB_STATE_HDR_SIZE      16
-#define VUB_STATE_BLK_SIZE      16
+#define REFBE_STATE_MAGIC         "VUBS"
+#define REFBE_STATE_VERSION       1
+#define REFBE_STATE_HDR_SIZE      16
+#define REFBE_STATE_BLK_SIZE      16
 /* Far more than any state of ours: a bigger one is not ours. */
-#define VUB_STATE_MAX_SIZE      (VUB_STATE_HDR_SIZE + 8 * 256 + VUB_STATE_BLK_SIZE)
-#define VUB_STATE_TIMEOUT_MS    5000
+#define REFBE_STATE_MAX_SIZE      (REFBE_STATE_HDR_SIZE + 8 * 256 + REFBE_STATE_BLK_SIZE)
+#define REFBE_STATE_TIMEOUT_MS    5000
 
 /* The no-fd flag of the SET_DEVICE_STATE_FD reply. */
-#define VUB_STATE_REPLY_NOFD    ((uint64_t)1 << 8)
+#define REFBE_STATE_REPLY_NOFD    ((uint64_t)1 << 8)
 
 static void put_u32(GByteArray *b, uint32_t v)
 {
@@ -71,28 +71,28 @@ static uint64_t get_u64(const uint8_t *p)
     return GUINT64_FROM_LE(v);
 }
 
-static size_t state_size(const VubDev *dev)
+static size_t state_size(const RefBeDev *dev)
 {
-    return VUB_STATE_HDR_SIZE + 8 * (size_t)dev->nvrings +
-           (dev->opts->type == VUB_DEV_BLK ? VUB_STATE_BLK_SIZE : 0);
+    return REFBE_STATE_HDR_SIZE + 8 * (size_t)dev->nvrings +
+           (dev->opts->type == REFBE_DEV_BLK ? REFBE_STATE_BLK_SIZE : 0);
 }
 
-static GByteArray *state_build(VubDev *dev)
+static GByteArray *state_build(RefBeDev *dev)
 {
     GByteArray *b = g_byte_array_new();
 
-    g_byte_array_append(b, (const guint8 *)VUB_STATE_MAGIC, 4);
-    put_u32(b, VUB_STATE_VERSION);
-    put_u32(b, dev->opts->type == VUB_DEV_BLK ? 1 : 0);
+    g_byte_array_append(b, (const guint8 *)REFBE_STATE_MAGIC, 4);
+    put_u32(b, REFBE_STATE_VERSION);
+    put_u32(b, dev->opts->type == REFBE_DEV_BLK ? 1 : 0);
     put_u32(b, dev->nvrings);
     for (unsigned i = 0; i < dev->nvrings; i++) {
         put_u64(b, dev->vrings[i].completed);
     }
-    if (dev->opts->type == VUB_DEV_BLK) {
+    if (dev->opts->type == REFBE_DEV_BLK) {
         bool wt;
         uint64_t synced;
 
-        vub_blk_get_state(dev->blk, &wt, &synced);
+        refbe_blk_get_state(dev->blk, &wt, &synced);
         put_u32(b, wt);
         put_u32(b, 0);
         put_u64(b, synced);
@@ -101,22 +101,22 @@ static GByteArray *state_build(VubDev *dev)
 }
 
 /* Checks the whole blob before applying any of it. */
-static bool state_apply(VubDev *dev, const uint8_t *p, size_t len, GError **errp)
+static bool state_apply(RefBeDev *dev, const uint8_t *p, size_t len, GError **errp)
 {
-    uint32_t type = dev->opts->type == VUB_DEV_BLK ? 1 : 0;
+    uint32_t type = dev->opts->type == REFBE_DEV_BLK ? 1 : 0;
 
-    if (len < VUB_STATE_HDR_SIZE || memcmp(p, VUB_STATE_MAGIC, 4)) {
+    if (len < REFBE_STATE_HDR_SIZE || memcmp(p, REFBE_STATE_MAGIC, 4)) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "%s: device state: %zu bytes without the VUBS header", dev->name, len);
         return false;
     }
-    if (get_u32(p + 4) != VUB_STATE_VERSION || get_u32(p + 8) != type ||
+    if (get_u32(p + 4) != REFBE_STATE_VERSION || get_u32(p + 8) != type ||
         get_u32(p + 12) != dev->nvrings) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "%s: device state: version %" PRIu32 ", type %" PRIu32 ", %" PRIu32
                     " rings; this back-end takes version %d, type %" PRIu32 ", %u rings",
                     dev->name, get_u32(p + 4), get_u32(p + 8), get_u32(p + 12),
-                    VUB_STATE_VERSION, type, dev->nvrings);
+                    REFBE_STATE_VERSION, type, dev->nvrings);
         return false;
     }
     if (len != state_size(dev)) {
@@ -125,23 +125,23 @@ static bool state_apply(VubDev *dev, const uint8_t *p, size_t len, GError **errp
                     state_size(dev));
         return false;
     }
-    if (type == 1 && get_u32(p + len - VUB_STATE_BLK_SIZE) > 1) {
+    if (type == 1 && get_u32(p + len - REFBE_STATE_BLK_SIZE) > 1) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "%s: device state: write_through %" PRIu32 " is not 0 or 1",
-                    dev->name, get_u32(p + len - VUB_STATE_BLK_SIZE));
+                    dev->name, get_u32(p + len - REFBE_STATE_BLK_SIZE));
         return false;
     }
     for (unsigned i = 0; i < dev->nvrings; i++) {
-        dev->vrings[i].completed = get_u64(p + VUB_STATE_HDR_SIZE + 8 * i);
+        dev->vrings[i].completed = get_u64(p + REFBE_STATE_HDR_SIZE + 8 * i);
     }
     if (type == 1) {
-        vub_blk_set_state(dev->blk, get_u32(p + len - VUB_STATE_BLK_SIZE) != 0,
+        refbe_blk_set_state(dev->blk, get_u32(p + len - REFBE_STATE_BLK_SIZE) != 0,
                           get_u64(p + len - 8));
     }
     return true;
 }
 
-void vub_state_reset(VubDev *dev)
+void refbe_state_reset(RefBeDev *dev)
 {
     if (dev->state_fd >= 0) {
         close(dev->state_fd);
@@ -169,21 +169,21 @@ static bool write_all(int fd, const GByteArray *b)
     return true;
 }
 
-bool vub_state_set_fd(VubDev *dev, const VhostUserTransferDeviceState *t, int *fds,
+bool refbe_state_set_fd(RefBeDev *dev, const VhostUserTransferDeviceState *t, int *fds,
                       size_t nfds, uint64_t *reply, GError **errp)
 {
-    vub_state_reset(dev);
+    refbe_state_reset(dev);
     /* We never hand back an fd of our own. */
-    *reply = VUB_STATE_REPLY_NOFD;
+    *reply = REFBE_STATE_REPLY_NOFD;
     if (t->direction > 1 || t->phase != 0) {
-        vub_log("%s: SET_DEVICE_STATE_FD: direction %" PRIu32 " phase %" PRIu32
+        refbe_log("%s: SET_DEVICE_STATE_FD: direction %" PRIu32 " phase %" PRIu32
                 " not supported", dev->name, t->direction, t->phase);
         *reply |= 1;
         return true;
     }
     for (unsigned i = 0; i < dev->nvrings; i++) {
         if (dev->vrings[i].started) {
-            vub_log("%s: SET_DEVICE_STATE_FD: ring %u is running", dev->name, i);
+            refbe_log("%s: SET_DEVICE_STATE_FD: ring %u is running", dev->name, i);
             *reply |= 1;
             return true;
         }
@@ -196,10 +196,10 @@ bool vub_state_set_fd(VubDev *dev, const VhostUserTransferDeviceState *t, int *f
         bool ok = write_all(dev->state_fd, b);
 
         if (!ok) {
-            vub_log("%s: device state save: write: %s", dev->name, g_strerror(errno));
+            refbe_log("%s: device state save: write: %s", dev->name, g_strerror(errno));
         }
         /* Our close is the front-end's EOF. */
-        vub_state_reset(dev);
+        refbe_state_reset(dev);
         dev->state_result = ok ? 0 : 1;
         return true;
     }
@@ -208,10 +208,10 @@ bool vub_state_set_fd(VubDev *dev, const VhostUserTransferDeviceState *t, int *f
 }
 
 /* Reads the loaded state until EOF, bounded in size and time. */
-static GByteArray *read_state(VubDev *dev, GError **errp)
+static GByteArray *read_state(RefBeDev *dev, GError **errp)
 {
     g_autoptr(GByteArray) b = g_byte_array_new();
-    gint64 deadline = g_get_monotonic_time() + VUB_STATE_TIMEOUT_MS * 1000ll;
+    gint64 deadline = g_get_monotonic_time() + REFBE_STATE_TIMEOUT_MS * 1000ll;
     uint8_t buf[4096];
 
     for (;;) {
@@ -223,7 +223,7 @@ static GByteArray *read_state(VubDev *dev, GError **errp)
         if (left <= 0) {
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
                         "%s: device state load: no EOF within %d ms", dev->name,
-                        VUB_STATE_TIMEOUT_MS);
+                        REFBE_STATE_TIMEOUT_MS);
             return NULL;
         }
         r = poll(&pfd, 1, (int)left);
@@ -245,17 +245,17 @@ static GByteArray *read_state(VubDev *dev, GError **errp)
         if (n == 0) {
             return g_steal_pointer(&b);
         }
-        if (b->len + (size_t)n > VUB_STATE_MAX_SIZE) {
+        if (b->len + (size_t)n > REFBE_STATE_MAX_SIZE) {
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
                         "%s: device state load: more than %d bytes", dev->name,
-                        VUB_STATE_MAX_SIZE);
+                        REFBE_STATE_MAX_SIZE);
             return NULL;
         }
         g_byte_array_append(b, buf, (guint)n);
     }
 }
 
-uint64_t vub_state_check(VubDev *dev)
+uint64_t refbe_state_check(RefBeDev *dev)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(GByteArray) b = NULL;
@@ -265,31 +265,31 @@ uint64_t vub_state_check(VubDev *dev)
     }
     b = read_state(dev, &err);
     if (!b || !state_apply(dev, b->data, b->len, &err)) {
-        vub_log("%s", err->message);
-        vub_state_reset(dev);
+        refbe_log("%s", err->message);
+        refbe_state_reset(dev);
         return 1;
     }
-    vub_log("%s: device state loaded (%u bytes)", dev->name, b->len);
-    vub_state_reset(dev);
+    refbe_log("%s: device state loaded (%u bytes)", dev->name, b->len);
+    refbe_state_reset(dev);
     dev->state_result = 0;
     return 0;
 }
 
-bool vub_state_dump(VubDev *dev, const char *path, GError **errp)
+bool refbe_state_dump(RefBeDev *dev, const char *path, GError **errp)
 {
     g_autoptr(GString) s = g_string_new(NULL);
 
     g_string_append_printf(s, "type %s\nrings %u\n",
-                           dev->opts->type == VUB_DEV_BLK ? "blk" : "net", dev->nvrings);
+                           dev->opts->type == REFBE_DEV_BLK ? "blk" : "net", dev->nvrings);
     for (unsigned i = 0; i < dev->nvrings; i++) {
         g_string_append_printf(s, "ring %u completed %" PRIu64 "\n", i,
                                dev->vrings[i].completed);
     }
-    if (dev->opts->type == VUB_DEV_BLK) {
+    if (dev->opts->type == REFBE_DEV_BLK) {
         bool wt;
         uint64_t synced;
 
-        vub_blk_get_state(dev->blk, &wt, &synced);
+        refbe_blk_get_state(dev->blk, &wt, &synced);
         g_string_append_printf(s, "write_through %d\nsynced %" PRIu64 "\n", wt, synced);
     }
     return g_file_set_contents(path, s->str, (gssize)s->len, errp);

@@ -16,15 +16,15 @@
 #include <unistd.h>
 
 #include "util/vhost-user-error.h"
-#include "vub.h"
+#include "refbe.h"
 
 /* ---- Guest memory ---------------------------------------------------- */
 
 /* Region containing addr, matched on GPA (by_uva false) or on UVA. */
-static VubRegion *find_region(VubDev *dev, uint64_t addr, bool by_uva)
+static RefBeRegion *find_region(RefBeDev *dev, uint64_t addr, bool by_uva)
 {
     for (unsigned i = 0; i < dev->nregions; i++) {
-        VubRegion *r = &dev->regions[i];
+        RefBeRegion *r = &dev->regions[i];
         uint64_t start = by_uva ? r->uva : r->gpa;
 
         if (addr >= start && addr - start < r->size) {
@@ -34,9 +34,9 @@ static VubRegion *find_region(VubDev *dev, uint64_t addr, bool by_uva)
     return NULL;
 }
 
-static void *range_to_host(VubDev *dev, uint64_t addr, uint64_t len, bool by_uva)
+static void *range_to_host(RefBeDev *dev, uint64_t addr, uint64_t len, bool by_uva)
 {
-    VubRegion *r = find_region(dev, addr, by_uva);
+    RefBeRegion *r = find_region(dev, addr, by_uva);
     uint64_t off;
 
     if (!r) {
@@ -50,12 +50,12 @@ static void *range_to_host(VubDev *dev, uint64_t addr, uint64_t len, bool by_uva
     return r->host + off;
 }
 
-void *vub_uva_to_host(VubDev *dev, uint64_t uva, uint64_t len)
+void *refbe_uva_to_host(RefBeDev *dev, uint64_t uva, uint64_t len)
 {
     return range_to_host(dev, uva, len, true);
 }
 
-void *vub_gpa_to_host(VubDev *dev, uint64_t gpa, uint64_t len)
+void *refbe_gpa_to_host(RefBeDev *dev, uint64_t gpa, uint64_t len)
 {
     return range_to_host(dev, gpa, len, false);
 }
@@ -65,7 +65,7 @@ void *vub_gpa_to_host(VubDev *dev, uint64_t gpa, uint64_t len)
  * cross region boundaries. False when part of it is unmapped or the
  * iovec array is full.
  */
-static bool map_buffer(VubDev *dev, uint64_t gpa, uint32_t len,
+static bool map_buffer(RefBeDev *dev, uint64_t gpa, uint32_t len,
                        struct iovec *iov, unsigned *n, const char **why)
 {
     uint64_t left = len;
@@ -75,15 +75,15 @@ static bool map_buffer(VubDev *dev, uint64_t gpa, uint32_t len,
         return false;
     }
     while (left) {
-        VubRegion *r = find_region(dev, gpa, false);
+        RefBeRegion *r = find_region(dev, gpa, false);
         uint64_t off, chunk;
 
         if (!r) {
             *why = "is not in guest memory";
             return false;
         }
-        if (*n >= VUB_MAX_IOV) {
-            *why = "makes the chain longer than " G_STRINGIFY(VUB_MAX_IOV) " iovecs";
+        if (*n >= REFBE_MAX_IOV) {
+            *why = "makes the chain longer than " G_STRINGIFY(REFBE_MAX_IOV) " iovecs";
             return false;
         }
         off = gpa - r->gpa;
@@ -99,7 +99,7 @@ static bool map_buffer(VubDev *dev, uint64_t gpa, uint32_t len,
 
 /* ---- Ring state ------------------------------------------------------ */
 
-void vub_vring_init(VubVring *vq, unsigned index)
+void refbe_vring_init(RefBeVring *vq, unsigned index)
 {
     memset(vq, 0, sizeof(*vq));
     vq->index = index;
@@ -108,10 +108,10 @@ void vub_vring_init(VubVring *vq, unsigned index)
     vq->err_fd = -1;
 }
 
-void vub_vring_reset(VubVring *vq)
+void refbe_vring_reset(RefBeVring *vq)
 {
     uint64_t completed = vq->completed;
-    struct VubDev *dev = vq->dev;
+    struct RefBeDev *dev = vq->dev;
 
     g_free(vq->resubmit);
     if (vq->kick_fd >= 0) {
@@ -123,17 +123,17 @@ void vub_vring_reset(VubVring *vq)
     if (vq->err_fd >= 0) {
         close(vq->err_fd);
     }
-    vub_vring_init(vq, vq->index);
+    refbe_vring_init(vq, vq->index);
     /* The device's counters outlive the connection's ring state. */
     vq->completed = completed;
     vq->dev = dev;
 }
 
-bool vub_vring_map(VubDev *dev, VubVring *vq, GError **errp)
+bool refbe_vring_map(RefBeDev *dev, RefBeVring *vq, GError **errp)
 {
     uint64_t num = vq->num;
     /* The event fields are read/written only with EVENT_IDX. */
-    uint64_t ev = vub_has_feature(dev, VIRTIO_RING_F_EVENT_IDX) ? 2 : 0;
+    uint64_t ev = refbe_has_feature(dev, VIRTIO_RING_F_EVENT_IDX) ? 2 : 0;
     void *desc, *avail, *used;
 
     vq->desc = NULL;
@@ -145,9 +145,9 @@ bool vub_vring_map(VubDev *dev, VubVring *vq, GError **errp)
                     vq->addr_set ? "SET_VRING_NUM" : "SET_VRING_ADDR");
         return false;
     }
-    desc = vub_uva_to_host(dev, vq->desc_uva, 16 * num);
-    avail = vub_uva_to_host(dev, vq->avail_uva, 4 + 2 * num + ev);
-    used = vub_uva_to_host(dev, vq->used_uva, 4 + 8 * num + ev);
+    desc = refbe_uva_to_host(dev, vq->desc_uva, 16 * num);
+    avail = refbe_uva_to_host(dev, vq->avail_uva, 4 + 2 * num + ev);
+    used = refbe_uva_to_host(dev, vq->used_uva, 4 + 8 * num + ev);
     if (!desc || !avail || !used) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "%s: ring %u: SET_VRING_ADDR: %s ring at 0x%" G_GINT64_MODIFIER
@@ -173,12 +173,12 @@ bool vub_vring_map(VubDev *dev, VubVring *vq, GError **errp)
     return true;
 }
 
-bool vub_vring_ready(const VubVring *vq)
+bool refbe_vring_ready(const RefBeVring *vq)
 {
     return vq->started && vq->enabled && !vq->broken && vq->desc;
 }
 
-void vub_vring_fault(VubDev *dev, VubVring *vq, const char *fmt, ...)
+void refbe_vring_fault(RefBeDev *dev, RefBeVring *vq, const char *fmt, ...)
 {
     g_autofree char *msg = NULL;
     va_list ap;
@@ -190,7 +190,7 @@ void vub_vring_fault(VubDev *dev, VubVring *vq, const char *fmt, ...)
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    vub_log("%s: ring %u: %s; ring stopped until it is set up again",
+    refbe_log("%s: ring %u: %s; ring stopped until it is set up again",
             dev->name, vq->index, msg);
     if (vq->err_fd >= 0) {
         uint64_t one = 1;
@@ -202,7 +202,7 @@ void vub_vring_fault(VubDev *dev, VubVring *vq, const char *fmt, ...)
 
 /* ---- Descriptor chains ----------------------------------------------- */
 
-int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem)
+int refbe_vring_read_chain(RefBeDev *dev, RefBeVring *vq, uint16_t head, RefBeElem *elem)
 {
     const VringDesc *table = vq->desc;
     unsigned table_size = vq->num;
@@ -213,7 +213,7 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
     const char *why = NULL;
 
     if (head >= vq->num) {
-        vub_vring_fault(dev, vq, "head %u out of range (ring size %u)", head, vq->num);
+        refbe_vring_fault(dev, vq, "head %u out of range (ring size %u)", head, vq->num);
         return -1;
     }
     elem->head = head;
@@ -227,35 +227,35 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
         /* A copy, so the driver cannot change what we checked. */
         memcpy(&d, &table[i], sizeof(d));
         if (++count > table_size) {
-            vub_vring_fault(dev, vq, "head %u: descriptor chain loops (more than "
+            refbe_vring_fault(dev, vq, "head %u: descriptor chain loops (more than "
                             "%u descriptors)", head, table_size);
             return -1;
         }
         if (d.flags & VRING_DESC_F_INDIRECT) {
-            if (!vub_has_feature(dev, VIRTIO_RING_F_INDIRECT_DESC)) {
-                vub_vring_fault(dev, vq, "head %u: indirect descriptor without "
+            if (!refbe_has_feature(dev, VIRTIO_RING_F_INDIRECT_DESC)) {
+                refbe_vring_fault(dev, vq, "head %u: indirect descriptor without "
                                 "VIRTIO_RING_F_INDIRECT_DESC", head);
                 return -1;
             }
             if (indirect) {
-                vub_vring_fault(dev, vq, "head %u: nested indirect descriptor", head);
+                refbe_vring_fault(dev, vq, "head %u: nested indirect descriptor", head);
                 return -1;
             }
             if (d.flags & VRING_DESC_F_NEXT) {
-                vub_vring_fault(dev, vq, "head %u: indirect descriptor with NEXT "
+                refbe_vring_fault(dev, vq, "head %u: indirect descriptor with NEXT "
                                 "set", head);
                 return -1;
             }
             if (d.len == 0 || d.len % sizeof(VringDesc) ||
-                d.len / sizeof(VringDesc) > VUB_VRING_MAX_SIZE) {
-                vub_vring_fault(dev, vq, "head %u: indirect table length %u is not "
+                d.len / sizeof(VringDesc) > REFBE_VRING_MAX_SIZE) {
+                refbe_vring_fault(dev, vq, "head %u: indirect table length %u is not "
                                 "a multiple of 16 in 16..%u", head, d.len,
-                                VUB_VRING_MAX_SIZE * 16);
+                                REFBE_VRING_MAX_SIZE * 16);
                 return -1;
             }
-            table = vub_gpa_to_host(dev, d.addr, d.len);
+            table = refbe_gpa_to_host(dev, d.addr, d.len);
             if (!table) {
-                vub_vring_fault(dev, vq, "head %u: indirect table at GPA 0x%"
+                refbe_vring_fault(dev, vq, "head %u: indirect table at GPA 0x%"
                                 G_GINT64_MODIFIER "x length %u is not inside one "
                                 "memory region", head, d.addr, d.len);
                 return -1;
@@ -267,7 +267,7 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
             continue;
         }
         if (!map_buffer(dev, d.addr, d.len, elem->iov, &n, &why)) {
-            vub_vring_fault(dev, vq, "head %u: buffer at GPA 0x%" G_GINT64_MODIFIER
+            refbe_vring_fault(dev, vq, "head %u: buffer at GPA 0x%" G_GINT64_MODIFIER
                             "x length %u %s", head, d.addr, d.len, why);
             return -1;
         }
@@ -276,7 +276,7 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
             elem->in_len += d.len;
         } else {
             if (elem->in_num) {
-                vub_vring_fault(dev, vq, "head %u: device-readable descriptor "
+                refbe_vring_fault(dev, vq, "head %u: device-readable descriptor "
                                 "after a device-writable one", head);
                 return -1;
             }
@@ -288,7 +288,7 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
         }
         i = d.next;
         if (i >= table_size) {
-            vub_vring_fault(dev, vq, "head %u: next %u out of range (%s size %u)",
+            refbe_vring_fault(dev, vq, "head %u: next %u out of range (%s size %u)",
                             head, i, indirect ? "indirect table" : "ring",
                             table_size);
             return -1;
@@ -297,11 +297,11 @@ int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem
     return 1;
 }
 
-int vub_vring_pop(VubDev *dev, VubVring *vq, VubElem *elem)
+int refbe_vring_pop(RefBeDev *dev, RefBeVring *vq, RefBeElem *elem)
 {
     uint16_t avail_idx, pending, head;
 
-    if (!vub_vring_ready(vq)) {
+    if (!refbe_vring_ready(vq)) {
         return vq->broken ? -1 : 0;
     }
     /* Acquire: the ring entries below were written before idx. */
@@ -311,7 +311,7 @@ int vub_vring_pop(VubDev *dev, VubVring *vq, VubElem *elem)
         return 0;
     }
     if (pending > vq->num) {
-        vub_vring_fault(dev, vq, "avail idx %u is %u entries past our position %u "
+        refbe_vring_fault(dev, vq, "avail idx %u is %u entries past our position %u "
                         "(ring size %u)", avail_idx, pending, vq->last_avail_idx,
                         vq->num);
         return -1;
@@ -319,49 +319,49 @@ int vub_vring_pop(VubDev *dev, VubVring *vq, VubElem *elem)
     head = __atomic_load_n(&vq->avail->ring[vq->last_avail_idx % vq->num],
                            __ATOMIC_RELAXED);
     if (head >= vq->num) {
-        vub_vring_fault(dev, vq, "avail entry %u: head %u out of range (ring size %u)",
+        refbe_vring_fault(dev, vq, "avail entry %u: head %u out of range (ring size %u)",
                         vq->last_avail_idx, head, vq->num);
         return -1;
     }
-    if (vub_vring_read_chain(dev, vq, head, elem) < 0) {
+    if (refbe_vring_read_chain(dev, vq, head, elem) < 0) {
         return -1;
     }
     vq->last_avail_idx++;
     return 1;
 }
 
-void vub_vring_unpop(VubVring *vq, unsigned n)
+void refbe_vring_unpop(RefBeVring *vq, unsigned n)
 {
     vq->last_avail_idx -= n;
 }
 
-void vub_vring_fill(VubVring *vq, uint16_t head, uint32_t len, unsigned offset)
+void refbe_vring_fill(RefBeVring *vq, uint16_t head, uint32_t len, unsigned offset)
 {
     uint16_t slot = (uint16_t)(vq->used_idx + offset) % vq->num;
     VringUsedElem *e = &vq->used->ring[slot];
 
     /* Logged before the driver can see the entry (flush), so before it can be migrated. */
-    vub_dirty_chain(vq->dev, vq, head);
+    refbe_dirty_chain(vq->dev, vq, head);
     e->id = head;
     e->len = len;
-    vub_dirty_used(vq->dev, vq, offsetof(VubVringUsed, ring) + slot * sizeof(*e),
+    refbe_dirty_used(vq->dev, vq, offsetof(RefBeVringUsed, ring) + slot * sizeof(*e),
                    sizeof(*e));
 }
 
-void vub_vring_flush(VubVring *vq, unsigned count)
+void refbe_vring_flush(RefBeVring *vq, unsigned count)
 {
     vq->used_idx += count;
     vq->completed += count;
     /* Release: the entries are visible before the driver sees idx move. */
     __atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
-    vub_dirty_used(vq->dev, vq, offsetof(VubVringUsed, idx), sizeof(vq->used->idx));
+    refbe_dirty_used(vq->dev, vq, offsetof(RefBeVringUsed, idx), sizeof(vq->used->idx));
     vq->need_notify = true;
 }
 
-void vub_vring_push(VubVring *vq, uint16_t head, uint32_t len)
+void refbe_vring_push(RefBeVring *vq, uint16_t head, uint32_t len)
 {
-    vub_vring_fill(vq, head, len, 0);
-    vub_vring_flush(vq, 1);
+    refbe_vring_fill(vq, head, len, 0);
+    refbe_vring_flush(vq, 1);
 }
 
 /* virtio 2.7.10: has the used index passed the driver's used_event? */
@@ -370,7 +370,7 @@ static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old_idx)
     return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
 }
 
-void vub_vring_notify(VubDev *dev, VubVring *vq)
+void refbe_vring_notify(RefBeDev *dev, RefBeVring *vq)
 {
     uint64_t one = 1;
     ssize_t r;
@@ -385,7 +385,7 @@ void vub_vring_notify(VubDev *dev, VubVring *vq)
      * between writing used_event/flags and re-reading used->idx.
      */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (vub_has_feature(dev, VIRTIO_RING_F_EVENT_IDX)) {
+    if (refbe_has_feature(dev, VIRTIO_RING_F_EVENT_IDX)) {
         uint16_t event = __atomic_load_n(&vq->avail->ring[vq->num], __ATOMIC_RELAXED);
         uint16_t old = vq->signalled_used;
         bool valid = vq->signalled_used_valid;
@@ -404,22 +404,22 @@ void vub_vring_notify(VubDev *dev, VubVring *vq)
     }
     r = write(vq->call_fd, &one, sizeof(one));
     if (r < 0 && errno != EAGAIN) {
-        vub_log("%s: ring %u: call eventfd: %s", dev->name, vq->index,
+        refbe_log("%s: ring %u: call eventfd: %s", dev->name, vq->index,
                 g_strerror(errno));
     }
 }
 
-bool vub_vring_rearm(VubDev *dev, VubVring *vq)
+bool refbe_vring_rearm(RefBeDev *dev, RefBeVring *vq)
 {
     uint16_t *avail_event;
 
-    if (!vub_vring_ready(vq) || !vub_has_feature(dev, VIRTIO_RING_F_EVENT_IDX)) {
+    if (!refbe_vring_ready(vq) || !refbe_has_feature(dev, VIRTIO_RING_F_EVENT_IDX)) {
         /* Without EVENT_IDX we never suppress kicks, so nothing to re-arm. */
         return false;
     }
     avail_event = (uint16_t *)&vq->used->ring[vq->num];
     __atomic_store_n(avail_event, vq->last_avail_idx, __ATOMIC_RELAXED);
-    vub_dirty_used(dev, vq, offsetof(VubVringUsed, ring) + vq->num * sizeof(VringUsedElem),
+    refbe_dirty_used(dev, vq, offsetof(RefBeVringUsed, ring) + vq->num * sizeof(VringUsedElem),
                    sizeof(*avail_event));
     /*
      * Full barrier: publish avail_event before re-reading avail->idx, so a
@@ -431,7 +431,7 @@ bool vub_vring_rearm(VubDev *dev, VubVring *vq)
 
 /* ---- iovec helpers --------------------------------------------------- */
 
-size_t vub_iov_size(const struct iovec *iov, unsigned n)
+size_t refbe_iov_size(const struct iovec *iov, unsigned n)
 {
     size_t s = 0;
 
@@ -441,7 +441,7 @@ size_t vub_iov_size(const struct iovec *iov, unsigned n)
     return s;
 }
 
-size_t vub_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset,
+size_t refbe_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset,
                       void *buf, size_t len)
 {
     size_t done = 0;
@@ -461,7 +461,7 @@ size_t vub_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset,
     return done;
 }
 
-size_t vub_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset,
+size_t refbe_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset,
                         const void *buf, size_t len)
 {
     size_t done = 0;
@@ -481,7 +481,7 @@ size_t vub_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset,
     return done;
 }
 
-unsigned vub_iov_slice(const struct iovec *src, unsigned n, size_t offset,
+unsigned refbe_iov_slice(const struct iovec *src, unsigned n, size_t offset,
                        size_t len, struct iovec *dst, unsigned max)
 {
     unsigned out = 0;

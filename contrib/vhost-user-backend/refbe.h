@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * vhost-user-backend: the reference back-end's internal interfaces.
+ * vhost-user-backend, the reference back-end ("refbe" in its names, so that
+ * "vub" is only ever vhost-user-base.c's device): its internal interfaces.
  *
  * One process serves one front-end connection at a time, single-threaded:
  * an epoll loop over the vhost-user socket and the rings' kick eventfds.
@@ -9,8 +10,8 @@
  * (vring.c) checks descriptors; the device models (net.c, blk.c) only see
  * iovecs that are known to lie inside mapped guest memory.
  */
-#ifndef CONTRIB_VHOST_USER_BACKEND_VUB_H
-#define CONTRIB_VHOST_USER_BACKEND_VUB_H
+#ifndef CONTRIB_VHOST_USER_BACKEND_REFBE_H
+#define CONTRIB_VHOST_USER_BACKEND_REFBE_H
 
 #include <glib.h>
 #include <signal.h>
@@ -24,22 +25,22 @@
 
 /* ---- Options -------------------------------------------------------- */
 
-typedef enum VubDevType {
-    VUB_DEV_NET,
-    VUB_DEV_BLK,
-} VubDevType;
+typedef enum RefBeDevType {
+    REFBE_DEV_NET,
+    REFBE_DEV_BLK,
+} RefBeDevType;
 
 /* Where --crash-at kills the process (tests of inflight recovery). */
-typedef enum VubCrashStage {
-    VUB_CRASH_NONE,
-    VUB_CRASH_TAKEN,            /* request taken and recorded, not run */
-    VUB_CRASH_EXECUTED,         /* request run, not completed */
-    VUB_CRASH_PUBLISHED,        /* used->idx moved, inflight flags not cleared */
-} VubCrashStage;
+typedef enum RefBeCrashStage {
+    REFBE_CRASH_NONE,
+    REFBE_CRASH_TAKEN,            /* request taken and recorded, not run */
+    REFBE_CRASH_EXECUTED,         /* request run, not completed */
+    REFBE_CRASH_PUBLISHED,        /* used->idx moved, inflight flags not cleared */
+} RefBeCrashStage;
 
-typedef struct VubOptions {
+typedef struct RefBeOptions {
     char *socket_path;
-    VubDevType type;
+    RefBeDevType type;
     unsigned queues;            /* queue pairs (net) or request queues (blk) */
     char *blk_file;             /* NULL: RAM disk */
     uint64_t blk_size;          /* bytes; 0: the file's size */
@@ -47,41 +48,41 @@ typedef struct VubOptions {
     bool trace;
     bool inflight;              /* blk: offer INFLIGHT_SHMFD */
     unsigned batch;             /* blk: requests completed per round */
-    VubCrashStage crash_stage;  /* --crash-at */
+    RefBeCrashStage crash_stage;  /* --crash-at */
     uint64_t crash_request;     /* ... of the Nth request taken (1-based) */
     char *state_dump;           /* --state-dump: the device state, as text, at exit */
-} VubOptions;
+} RefBeOptions;
 
 /* net: pairs of rings, and the ring index is 8 bits on the wire. */
-#define VUB_NET_MAX_QUEUES      128
-#define VUB_BLK_MAX_QUEUES      64
-#define VUB_BLK_MAX_BATCH       32
+#define REFBE_NET_MAX_QUEUES      128
+#define REFBE_BLK_MAX_QUEUES      64
+#define REFBE_BLK_MAX_BATCH       32
 
 /* ---- Split virtqueue ------------------------------------------------ */
 
-#define VUB_VRING_MAX_SIZE      32768
+#define REFBE_VRING_MAX_SIZE      32768
 /*
  * Most iovecs one descriptor chain may produce. Longer chains are legal
  * in virtio but no driver of ours builds them; refusing keeps every
  * element a fixed-size allocation.
  */
-#define VUB_MAX_IOV             1024
+#define REFBE_MAX_IOV             1024
 
-typedef struct VubVringAvail {
+typedef struct RefBeVringAvail {
     uint16_t flags;
     uint16_t idx;
     uint16_t ring[];            /* num entries, then used_event */
-} VubVringAvail;
+} RefBeVringAvail;
 
-typedef struct VubVringUsed {
+typedef struct RefBeVringUsed {
     uint16_t flags;
     uint16_t idx;
     VringUsedElem ring[];    /* num entries, then avail_event */
-} VubVringUsed;
+} RefBeVringUsed;
 
 
-typedef struct VubVring {
-    struct VubDev *dev;         /* the owner (the log lives there) */
+typedef struct RefBeVring {
+    struct RefBeDev *dev;         /* the owner (the log lives there) */
     unsigned index;
     uint16_t num;               /* 0: SET_VRING_NUM not received */
     /* SET_VRING_ADDR, in the front-end's address space */
@@ -91,8 +92,8 @@ typedef struct VubVring {
     uint64_t used_uva;
     /* The same, translated; NULL until mapped */
     VringDesc *desc;
-    VubVringAvail *avail;
-    VubVringUsed *used;
+    RefBeVringAvail *avail;
+    RefBeVringUsed *used;
     uint16_t last_avail_idx;    /* next avail entry we will take */
     uint16_t used_idx;          /* our copy of used->idx */
     uint16_t signalled_used;    /* used_idx at the last call (EVENT_IDX) */
@@ -106,7 +107,7 @@ typedef struct VubVring {
     bool broken;                /* the guest broke the ring; logged once */
     bool pending;               /* budget used up with work left: run again */
     /* INFLIGHT_SHMFD (inflight.c); NULL: requests are not tracked */
-    struct VubInflightQueue *inflight;
+    struct RefBeInflightQueue *inflight;
     uint64_t inflight_counter;  /* next DescStateSplit.counter */
     uint16_t *resubmit;         /* heads to run again, in counter order */
     unsigned resubmit_num;
@@ -116,40 +117,40 @@ typedef struct VubVring {
     /* SET_VRING_ADDR's VHOST_VRING_F_LOG: used ring writes are logged */
     bool log_used;
     uint64_t log_guest_addr;    /* GPA of the used ring */
-} VubVring;
+} RefBeVring;
 
 /*
  * Chains one ring handles before the loop looks at the socket and the
  * other rings again, so a busy guest cannot starve them.
  */
-#define VUB_RING_BUDGET         256
+#define REFBE_RING_BUDGET         256
 
 /* One popped descriptor chain: out (driver-readable) iovecs, then in. */
-typedef struct VubElem {
+typedef struct RefBeElem {
     uint16_t head;
     unsigned out_num;
     unsigned in_num;
     size_t out_len;
     size_t in_len;
-    struct iovec iov[VUB_MAX_IOV];
-} VubElem;
+    struct iovec iov[REFBE_MAX_IOV];
+} RefBeElem;
 
 /* ---- Device --------------------------------------------------------- */
 
-typedef struct VubRegion {
+typedef struct RefBeRegion {
     uint64_t gpa;
     uint64_t size;
     uint64_t uva;
     uint8_t *host;              /* where gpa is mapped here */
     void *map_base;             /* what mmap returned */
     size_t map_len;
-} VubRegion;
+} RefBeRegion;
 
-typedef struct VubBlk VubBlk;
-typedef struct VubNet VubNet;
+typedef struct RefBeBlk RefBeBlk;
+typedef struct RefBeNet RefBeNet;
 
-typedef struct VubDev {
-    const VubOptions *opts;
+typedef struct RefBeDev {
+    const RefBeOptions *opts;
     char *name;                 /* "net:/path/to.sock", prefixes every message */
     int sock;                   /* the connection, -1 between connections */
     int epfd;
@@ -158,17 +159,17 @@ typedef struct VubDev {
     uint8_t status;             /* SET_STATUS */
     uint16_t net_mtu;           /* NET_SET_MTU; 0: not told */
     unsigned nregions;
-    VubRegion regions[VHOST_MEMORY_BASELINE_NREGIONS];
+    RefBeRegion regions[VHOST_MEMORY_BASELINE_NREGIONS];
     unsigned nvrings;
-    VubVring *vrings;
+    RefBeVring *vrings;
     /* The inflight area (GET/SET_INFLIGHT_FD), for this connection only */
     void *inflight_map;
     size_t inflight_map_len;
     uint8_t *inflight_base;     /* queue 0's QueueRegionSplit */
     uint16_t inflight_queues;
     uint16_t inflight_queue_size;
-    VubBlk *blk;                /* the disk outlives connections */
-    VubNet *net;
+    RefBeBlk *blk;                /* the disk outlives connections */
+    RefBeNet *net;
     /* Signal mask while waiting: SIGINT/SIGTERM are blocked otherwise. */
     sigset_t waitmask;
     /* The dirty log of SET_LOG_BASE (dirty.c), for this connection only */
@@ -181,9 +182,9 @@ typedef struct VubDev {
     /* DEVICE_STATE (state.c): a load's fd until CHECK, and the result to report */
     int state_fd;
     int state_result;           /* 0 ok, 1 failed, -1 a load is pending */
-} VubDev;
+} RefBeDev;
 
-static inline bool vub_has_feature(const VubDev *dev, unsigned bit)
+static inline bool refbe_has_feature(const RefBeDev *dev, unsigned bit)
 {
     return dev->features & (1ull << bit);
 }
@@ -191,76 +192,76 @@ static inline bool vub_has_feature(const VubDev *dev, unsigned bit)
 /* ---- server.c ------------------------------------------------------- */
 
 /* The device (no connection yet); NULL with errp set on a bad disk. */
-VubDev *vub_dev_new(const VubOptions *opts, GError **errp);
-void vub_dev_free(VubDev *dev);
+RefBeDev *refbe_dev_new(const RefBeOptions *opts, GError **errp);
+void refbe_dev_free(RefBeDev *dev);
 /*
  * Serves the connected socket fd (taken over) until the front-end leaves,
  * sends something invalid, or *quit becomes true. All per-connection
  * state (mappings, fds, ring state) is released before returning.
  */
-void vub_dev_serve(VubDev *dev, int fd, volatile int *quit);
+void refbe_dev_serve(RefBeDev *dev, int fd, volatile int *quit);
 
 /* ---- vring.c -------------------------------------------------------- */
 
 /* Host address of [uva, uva + len) when it lies in one region, else NULL. */
-void *vub_uva_to_host(VubDev *dev, uint64_t uva, uint64_t len);
+void *refbe_uva_to_host(RefBeDev *dev, uint64_t uva, uint64_t len);
 /* Host address of [gpa, gpa + len) when it lies in one region, else NULL. */
-void *vub_gpa_to_host(VubDev *dev, uint64_t gpa, uint64_t len);
+void *refbe_gpa_to_host(RefBeDev *dev, uint64_t gpa, uint64_t len);
 
-void vub_vring_init(VubVring *vq, unsigned index);
+void refbe_vring_init(RefBeVring *vq, unsigned index);
 /* Closes the ring's fds and forgets its state (not the eventfds' epoll). */
-void vub_vring_reset(VubVring *vq);
+void refbe_vring_reset(RefBeVring *vq);
 /* Translates the ring addresses against the current memory table. */
-bool vub_vring_map(VubDev *dev, VubVring *vq, GError **errp);
+bool refbe_vring_map(RefBeDev *dev, RefBeVring *vq, GError **errp);
 /* Started, enabled, mapped and not broken. */
-bool vub_vring_ready(const VubVring *vq);
+bool refbe_vring_ready(const RefBeVring *vq);
 /*
  * Marks the ring broken because of something the guest did, logs it once
  * and signals the error eventfd. The ring is left alone until it is set
  * up again (SET_VRING_BASE / SET_VRING_ADDR / SET_VRING_KICK).
  */
-void vub_vring_fault(VubDev *dev, VubVring *vq, const char *fmt, ...)
+void refbe_vring_fault(RefBeDev *dev, RefBeVring *vq, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
 /* 1: *elem filled; 0: ring empty; -1: ring broken (already logged). */
-int vub_vring_pop(VubDev *dev, VubVring *vq, VubElem *elem);
+int refbe_vring_pop(RefBeDev *dev, RefBeVring *vq, RefBeElem *elem);
 /*
  * Fills *elem from the chain at head without touching the avail ring
  * (resubmission of a request taken before a crash). 1 or -1 as above.
  */
-int vub_vring_read_chain(VubDev *dev, VubVring *vq, uint16_t head, VubElem *elem);
+int refbe_vring_read_chain(RefBeDev *dev, RefBeVring *vq, uint16_t head, RefBeElem *elem);
 /* Gives back the last n popped chains (not yet pushed). */
-void vub_vring_unpop(VubVring *vq, unsigned n);
-/* Writes a used entry `offset` slots ahead; visible after vub_vring_flush. */
-void vub_vring_fill(VubVring *vq, uint16_t head, uint32_t len, unsigned offset);
-void vub_vring_flush(VubVring *vq, unsigned count);
-void vub_vring_push(VubVring *vq, uint16_t head, uint32_t len);
+void refbe_vring_unpop(RefBeVring *vq, unsigned n);
+/* Writes a used entry `offset` slots ahead; visible after refbe_vring_flush. */
+void refbe_vring_fill(RefBeVring *vq, uint16_t head, uint32_t len, unsigned offset);
+void refbe_vring_flush(RefBeVring *vq, unsigned count);
+void refbe_vring_push(RefBeVring *vq, uint16_t head, uint32_t len);
 /* Calls the driver if the ring's notification rules ask for it. */
-void vub_vring_notify(VubDev *dev, VubVring *vq);
+void refbe_vring_notify(RefBeDev *dev, RefBeVring *vq);
 /*
  * Before sleeping on an empty ring: with EVENT_IDX, asks for a kick at the
  * next buffer. True when buffers arrived meanwhile (process again).
  */
-bool vub_vring_rearm(VubDev *dev, VubVring *vq);
+bool refbe_vring_rearm(RefBeDev *dev, RefBeVring *vq);
 
-size_t vub_iov_size(const struct iovec *iov, unsigned n);
+size_t refbe_iov_size(const struct iovec *iov, unsigned n);
 /* Copies out of / into an iovec starting at offset; returns bytes copied. */
-size_t vub_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset,
+size_t refbe_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset,
                       void *buf, size_t len);
-size_t vub_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset,
+size_t refbe_iov_from_buf(const struct iovec *iov, unsigned n, size_t offset,
                         const void *buf, size_t len);
 /* dst = the [offset, offset + len) part of src; returns the iovec count. */
-unsigned vub_iov_slice(const struct iovec *src, unsigned n, size_t offset,
+unsigned refbe_iov_slice(const struct iovec *src, unsigned n, size_t offset,
                        size_t len, struct iovec *dst, unsigned max);
 
 /* ---- dirty.c ------------------------------------------------------- */
 
 /* SET_LOG_BASE: maps the log (fd not taken), replacing the previous one. */
-bool vub_dirty_set_base(VubDev *dev, const VhostUserLog *l, int fd, GError **errp);
-void vub_dirty_release(VubDev *dev);
+bool refbe_dirty_set_base(RefBeDev *dev, const VhostUserLog *l, int fd, GError **errp);
+void refbe_dirty_release(RefBeDev *dev);
 /* We wrote [offset, offset + len) of vq's used ring: logged when its flag is set. */
-void vub_dirty_used(VubDev *dev, const VubVring *vq, uint64_t offset, uint64_t len);
+void refbe_dirty_used(RefBeDev *dev, const RefBeVring *vq, uint64_t offset, uint64_t len);
 /* We complete the chain at head: its device-writable buffers, with LOG_ALL. */
-void vub_dirty_chain(VubDev *dev, const VubVring *vq, uint16_t head);
+void refbe_dirty_chain(RefBeDev *dev, const RefBeVring *vq, uint16_t head);
 
 /* ---- inflight.c ----------------------------------------------------- */
 
@@ -269,33 +270,33 @@ void vub_dirty_chain(VubDev *dev, const VubVring *vq, uint16_t head);
  * tracking"): per queue a QueueRegionSplit header and one DescStateSplit
  * per descriptor, in shared memory that outlives the back-end process.
  */
-typedef struct VubInflightDesc {
+typedef struct RefBeInflightDesc {
     uint8_t inflight;           /* head taken, not yet in the used ring */
     uint8_t padding[5];
     uint16_t next;              /* the last batch of used heads, as a list */
     uint64_t counter;           /* order in which heads were taken */
-} VubInflightDesc;
+} RefBeInflightDesc;
 
-typedef struct VubInflightQueue {
+typedef struct RefBeInflightQueue {
     uint64_t features;
     uint16_t version;           /* 0: not set up yet */
     uint16_t desc_num;
     uint16_t last_batch_head;
     uint16_t used_idx;          /* used->idx once the last batch is recorded */
-    VubInflightDesc desc[];
-} VubInflightQueue;
+    RefBeInflightDesc desc[];
+} RefBeInflightQueue;
 
-_Static_assert(sizeof(VubInflightDesc) == 16, "DescStateSplit is 16 bytes");
-_Static_assert(sizeof(VubInflightQueue) == 16, "QueueRegionSplit header is 16 bytes");
+_Static_assert(sizeof(RefBeInflightDesc) == 16, "DescStateSplit is 16 bytes");
+_Static_assert(sizeof(RefBeInflightQueue) == 16, "QueueRegionSplit header is 16 bytes");
 
 /* GET_INFLIGHT_FD: a fresh zeroed area; *fd is ours to send and close. */
-bool vub_inflight_get_fd(VubDev *dev, const VhostUserInflight *req,
+bool refbe_inflight_get_fd(RefBeDev *dev, const VhostUserInflight *req,
                          VhostUserInflight *reply, int *fd, GError **errp);
 /* SET_INFLIGHT_FD: maps the area the front-end hands back (fd not taken). */
-bool vub_inflight_set_fd(VubDev *dev, const VhostUserInflight *req, int fd,
+bool refbe_inflight_set_fd(RefBeDev *dev, const VhostUserInflight *req, int fd,
                          GError **errp);
 /* Unmaps the area and detaches every ring from it. */
-void vub_inflight_release(VubDev *dev);
+void refbe_inflight_release(RefBeDev *dev);
 /*
  * At SET_VRING_KICK, with vq->used_idx read from guest memory: attaches
  * the ring to its part of the area, repairs a half-recorded last batch,
@@ -303,45 +304,45 @@ void vub_inflight_release(VubDev *dev);
  * position after them. False (errp set) on a front-end error; guest or
  * area inconsistencies break only the ring.
  */
-bool vub_inflight_ring_start(VubDev *dev, VubVring *vq, GError **errp);
-/* vub_vring_pop, but resubmitted heads first and every head recorded. */
-int vub_inflight_pop(VubDev *dev, VubVring *vq, VubElem *elem);
+bool refbe_inflight_ring_start(RefBeDev *dev, RefBeVring *vq, GError **errp);
+/* refbe_vring_pop, but resubmitted heads first and every head recorded. */
+int refbe_inflight_pop(RefBeDev *dev, RefBeVring *vq, RefBeElem *elem);
 /*
- * vub_vring_fill and vub_vring_flush, recorded in the spec's order: the
+ * refbe_vring_fill and refbe_vring_flush, recorded in the spec's order: the
  * filled heads form the last batch, which a flush publishes at once.
  */
-void vub_inflight_fill(VubVring *vq, uint16_t head, uint32_t len, unsigned offset);
-void vub_inflight_flush(VubDev *dev, VubVring *vq, unsigned count);
+void refbe_inflight_fill(RefBeVring *vq, uint16_t head, uint32_t len, unsigned offset);
+void refbe_inflight_flush(RefBeDev *dev, RefBeVring *vq, unsigned count);
 /* --crash-at: SIGKILL here when this is the stage asked for. */
-void vub_crash_point(VubDev *dev, VubCrashStage stage);
+void refbe_crash_point(RefBeDev *dev, RefBeCrashStage stage);
 
 /* ---- net.c ---------------------------------------------------------- */
 
-uint64_t vub_net_features(const VubOptions *opts);
-VubNet *vub_net_new(void);
-void vub_net_free(VubNet *net);
+uint64_t refbe_net_features(const RefBeOptions *opts);
+RefBeNet *refbe_net_new(void);
+void refbe_net_free(RefBeNet *net);
 /* Something happened on ring vq (kick, enable, start): move packets. */
-void vub_net_kick(VubDev *dev, VubVring *vq);
+void refbe_net_kick(RefBeDev *dev, RefBeVring *vq);
 /* NET_SET_MTU: frames over mtu + 18 are dropped from then on. */
-bool vub_net_set_mtu(VubDev *dev, uint64_t mtu, GError **errp);
+bool refbe_net_set_mtu(RefBeDev *dev, uint64_t mtu, GError **errp);
 
 /* ---- blk.c ---------------------------------------------------------- */
 
-uint64_t vub_blk_features(const VubOptions *opts);
-VubBlk *vub_blk_new(const VubOptions *opts, GError **errp);
-void vub_blk_free(VubBlk *blk);
-void vub_blk_kick(VubDev *dev, VubVring *vq);
+uint64_t refbe_blk_features(const RefBeOptions *opts);
+RefBeBlk *refbe_blk_new(const RefBeOptions *opts, GError **errp);
+void refbe_blk_free(RefBeBlk *blk);
+void refbe_blk_kick(RefBeDev *dev, RefBeVring *vq);
 /* Runs what is left of the ring's resubmission list, enabled or not. */
-void vub_blk_finish_resubmits(VubDev *dev, VubVring *vq);
+void refbe_blk_finish_resubmits(RefBeDev *dev, RefBeVring *vq);
 /* GET_CONFIG: config bytes [offset, offset + size), zero past the end. */
-void vub_blk_get_config(VubDev *dev, uint32_t offset, uint32_t size,
+void refbe_blk_get_config(RefBeDev *dev, uint32_t offset, uint32_t size,
                         uint8_t *buf);
 /* SET_CONFIG: only the writeback byte (CONFIG_WCE) is writable. */
-bool vub_blk_set_config(VubDev *dev, const VhostUserConfig *c, GError **errp);
+bool refbe_blk_set_config(RefBeDev *dev, const VhostUserConfig *c, GError **errp);
 
 /* Device state of the write cache (state.c): mode and writes synced. */
-void vub_blk_get_state(const VubBlk *blk, bool *write_through, uint64_t *synced);
-void vub_blk_set_state(VubBlk *blk, bool write_through, uint64_t synced);
+void refbe_blk_get_state(const RefBeBlk *blk, bool *write_through, uint64_t *synced);
+void refbe_blk_set_state(RefBeBlk *blk, bool write_through, uint64_t synced);
 
 /* ---- state.c -------------------------------------------------------- */
 
@@ -349,18 +350,18 @@ void vub_blk_set_state(VubBlk *blk, bool write_through, uint64_t synced);
  * SET_DEVICE_STATE_FD: takes fds[0]; *reply is the u64 to answer (an
  * error code for a transfer we refuse, never an fd of ours).
  */
-bool vub_state_set_fd(VubDev *dev, const VhostUserTransferDeviceState *t, int *fds,
+bool refbe_state_set_fd(RefBeDev *dev, const VhostUserTransferDeviceState *t, int *fds,
                       size_t nfds, uint64_t *reply, GError **errp);
 /* CHECK_DEVICE_STATE: 0 when the last transfer succeeded (a load is read now). */
-uint64_t vub_state_check(VubDev *dev);
+uint64_t refbe_state_check(RefBeDev *dev);
 /* Forgets a transfer (new connection, or done). */
-void vub_state_reset(VubDev *dev);
+void refbe_state_reset(RefBeDev *dev);
 /* --state-dump: writes the state as text lines ("ring 0 completed N"). */
-bool vub_state_dump(VubDev *dev, const char *path, GError **errp);
+bool refbe_state_dump(RefBeDev *dev, const char *path, GError **errp);
 
 /* ---- main.c --------------------------------------------------------- */
 
 /* Log line to stderr: "vhost-user-backend: <msg>". */
-void vub_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+void refbe_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
 #endif
