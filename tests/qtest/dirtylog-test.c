@@ -97,21 +97,31 @@ static unsigned dl_sync(DlCtx *d, uint64_t *pages, unsigned max)
     return n;
 }
 
-/* Index of the first message `request` on conn at or after from, or -1. */
+/*
+ * Index of the first message `request` on conn at or after from, or -1
+ * when none came within 5 s. It waits: without REPLY_ACK the VMM answers
+ * the QMP command as soon as the messages are written, before the test
+ * back-end's thread has necessarily read them.
+ */
 static int dl_find_from(TestBackend *tb, unsigned conn, unsigned from, uint32_t request,
                         int ring)
 {
-    unsigned n = tb_msg_count(tb, conn, 0);
+    gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
 
-    for (unsigned i = from; i < n; i++) {
-        TbMsg *m = tb_msg_get(tb, conn, i);
-        bool hit = m->request == request && (ring < 0 || m->ring == ring);
+    do {
+        unsigned n = tb_msg_count(tb, conn, 0);
 
-        tb_msg_free(m);
-        if (hit) {
-            return (int)i;
+        for (unsigned i = from; i < n; i++) {
+            TbMsg *m = tb_msg_get(tb, conn, i);
+            bool hit = m->request == request && (ring < 0 || m->ring == ring);
+
+            tb_msg_free(m);
+            if (hit) {
+                return (int)i;
+            }
         }
-    }
+        g_usleep(10 * 1000);
+    } while (g_get_monotonic_time() < end);
     return -1;
 }
 
