@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -25,6 +26,10 @@
 #include "hw/virtio/vhost-user-base-int.h"
 #include "hw/virtio/vhost-user-blk.h"
 #include "hw/virtio/vhost-user-device.h"
+#include "migration/format.h"
+#include "migration/load.h"
+#include "migration/ram-stream.h"
+#include "migration/stream.h"
 #include "real-proc.h"
 #include "test-backend.h"
 #include "util/vhost-user-error.h"
@@ -448,6 +453,101 @@ static void test_pause_save_load(void)
     fx_stop(&a);
 }
 
+
+/*
+ * Stop-and-copy through the library alone, as the VMM's migration thread
+ * does it: the source device paused, its RAM and its device section sent
+ * over a socket (pages + blob with the back-end's DEVICE_STATE), the
+ * destination loads both, its back-end gets the state, and resume starts
+ * its ring at the source's base. RAM arrives byte for byte.
+ */
+typedef struct SaveJob {
+    MigStream *s;
+    GuestMemory *mem;
+    GByteArray *blob;
+    GError *err;
+} SaveJob;
+
+static gpointer save_thread(gpointer opaque)
+{
+    SaveJob *j = opaque;
+    uint64_t sent = 0;
+
+    if (mig_save_header(j->s, &j->err) && mig_ram_save_setup(j->s, j->mem, &j->err) &&
+        mig_ram_save_dirty(j->s, j->mem, NULL, 0, &sent, &j->err) &&
+        mig_save_device(j->s, "vdev0", j->blob->data, j->blob->len, &j->err)) {
+        mig_save_end(j->s, &j->err);
+    }
+    return NULL;
+}
+
+static bool load_device(const char *name, const void *data, size_t len, void *opaque,
+                        GError **errp)
+{
+    VhostUserBase *vub = opaque;
+
+    if (strcmp(name, vhost_user_base_id(vub))) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "no device '%s' here", name);
+        return false;
+    }
+    return vhost_user_base_load(vub, data, len, errp);
+}
+
+static void test_stop_and_copy(void)
+{
+    g_autoptr(GByteArray) blob = g_byte_array_new();
+    g_autoptr(GByteArray) loaded = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *src = g_malloc(RAM_SIZE);
+    g_autofree uint8_t *dst = g_malloc(RAM_SIZE);
+    SaveJob job = { 0 };
+    GThread *th;
+    MigStream *rs;
+    Fx a = { 0 }, b = { 0 };
+    int sv[2];
+
+    fx_start(&a, true);
+    tb_set_vring_base_reply(a.tb, 0, 5);
+    tb_set_device_state(a.tb, TB_STATE_PIPE, "backend-state", 13, 0);
+    drive_up(a.fr.vub);
+    tb_wait_rings_started(a.tb, 1, 1, READY_MS);
+    for (size_t i = 0; i < RAM_SIZE; i += 4096) {
+        /* Data pages and zero pages both. */
+        memset(src + i, (i / 4096) % 3 ? (int)(i / 4096) : 0, 4096);
+    }
+    g_assert_true(guest_memory_write(a.fr.mem, 0, src, RAM_SIZE));
+    g_assert_true(vhost_user_base_pause(a.fr.vub, &err));
+    g_assert_true(vhost_user_base_save(a.fr.vub, blob, &err));
+    g_assert_no_error(err);
+
+    fx_start(&b, true);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+    job = (SaveJob){ .s = mig_stream_new(sv[0]), .mem = a.fr.mem, .blob = blob };
+    rs = mig_stream_new(sv[1]);
+    th = g_thread_new("save", save_thread, &job);
+    g_assert_true(mig_load(rs, b.fr.mem, load_device, b.fr.vub, &err));
+    g_assert_no_error(err);
+    g_thread_join(th);
+    g_assert_no_error(job.err);
+    mig_stream_free(job.s);
+    mig_stream_free(rs);
+
+    g_assert_true(guest_memory_read(b.fr.mem, 0, dst, RAM_SIZE));
+    g_assert_cmpmem(dst, RAM_SIZE, src, RAM_SIZE);
+    loaded = tb_device_state_loaded(b.tb);
+    g_assert_nonnull(loaded);
+    g_assert_cmpmem(loaded->data, loaded->len, "backend-state", 13);
+    g_assert_true(vhost_user_base_resume(b.fr.vub, &err));
+    g_assert_no_error(err);
+    tb_wait_rings_started(b.tb, 1, 1, READY_MS);
+    g_assert_cmpint(sent_base(b.tb), ==, 5);
+    tb_assert_no_violations(a.tb);
+    tb_assert_no_violations(b.tb);
+    fx_stop(&b);
+    fx_stop(&a);
+}
+
 /* Blob offsets (see vhost-user-base-migrate.c): header 24, config 0, ring 32. */
 #define OFF_NVQS        6
 #define OFF_STATUS      16
@@ -644,6 +744,7 @@ int main(int argc, char **argv)
     g_test_add_func("/device-state/bad-reply", test_bad_reply);
     g_test_add_func("/device-state/pause-save-load", test_pause_save_load);
     g_test_add_func("/device-state/load-untrusted", test_load_untrusted);
+    g_test_add_func("/device-state/stop-and-copy", test_stop_and_copy);
     g_test_add("/device-state/ref-blk", Fixture, NULL, fixture_setup, test_ref_blk,
                fixture_teardown);
     return g_test_run();
