@@ -70,11 +70,14 @@ static bool front_wait(bool *flag, unsigned timeout_ms)
     return *flag;
 }
 
+/* reconnect-ms of the next front_up's chardev (0: none). */
+static int64_t front_reconnect_ms;
+
 /* blk: the blk front-end (the reference back-end); else a generic device. */
 static void front_up(Front *fr, const char *sock, bool blk)
 {
     g_autoptr(GError) err = NULL;
-    CharSocketOptions o = { .id = "c0", .path = sock };
+    CharSocketOptions o = { .id = "c0", .path = sock, .reconnect_ms = front_reconnect_ms };
     RamBlock *rb;
 
     fr->mem = guest_memory_new();
@@ -548,6 +551,32 @@ static void test_stop_and_copy(void)
     fx_stop(&a);
 }
 
+
+/* A reconnect while paused does not restart the rings: only resume does. */
+static void test_pause_reconnect(void)
+{
+    g_autoptr(GError) err = NULL;
+    Fx a = { 0 };
+
+    front_reconnect_ms = 50;
+    fx_start(&a, false);
+    front_reconnect_ms = 0;
+    drive_up(a.fr.vub);
+    tb_wait_rings_started(a.tb, 1, 1, READY_MS);
+    g_assert_true(vhost_user_base_pause(a.fr.vub, &err));
+    a.fr.ready = false;
+    char_socket_disconnect(a.fr.chr, "test: back-end restart");
+    /* Back with the rings still stopped: the device says READY, not STARTED. */
+    g_assert_true(front_wait(&a.fr.ready, READY_MS));
+    tb_wait_conn(a.tb, 2, READY_MS);
+    g_assert_cmpuint(tb_rings_started(a.tb, 2), ==, 0);
+    g_assert_true(vhost_user_base_is_paused(a.fr.vub));
+    g_assert_true(vhost_user_base_resume(a.fr.vub, &err));
+    g_assert_no_error(err);
+    tb_wait_rings_started(a.tb, 2, 1, READY_MS);
+    fx_stop(&a);
+}
+
 /* Blob offsets (see vhost-user-base-migrate.c): header 24, config 0, ring 32. */
 #define OFF_NVQS        6
 #define OFF_STATUS      16
@@ -745,6 +774,7 @@ int main(int argc, char **argv)
     g_test_add_func("/device-state/pause-save-load", test_pause_save_load);
     g_test_add_func("/device-state/load-untrusted", test_load_untrusted);
     g_test_add_func("/device-state/stop-and-copy", test_stop_and_copy);
+    g_test_add_func("/device-state/pause-reconnect", test_pause_reconnect);
     g_test_add("/device-state/ref-blk", Fixture, NULL, fixture_setup, test_ref_blk,
                fixture_teardown);
     return g_test_run();
