@@ -85,6 +85,9 @@ void vhost_user_base_stop(VhostUserBase *vub);
  * from the kept bases (when the driver had the device running). The
  * driver should have no request in flight across a pause: a back-end that
  * completes one while stopping is fine, but nothing is resubmitted.
+ * Like the driver's status writes, these run on the device's loop thread
+ * (or while that loop is not dispatching): a migration thread asks the
+ * loop to pause and resume.
  */
 VHOST_USER_API
 bool vhost_user_base_pause(VhostUserBase *vub, GError **errp);
