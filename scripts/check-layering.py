@@ -14,7 +14,7 @@ the layers below, never above):
               (virtio*.h, virtio.c, vhost-user-backend-req.h): it knows
               nothing of vhost
   hw-core     the vhost-user protocol core: every other hw/virtio file
-  hw-devices  the device front-ends (vhost-user-base, -net, -blk, -device)
+  hw-devices  the device front-ends (vhost-user-base, -base-migrate, -net, -blk, -device)
   migration   include/migration, migration/
   guest       include/guest, guest/       the userspace guest driver
   top         vmm/, contrib/, examples/, tests/, bench/, scripts/
@@ -46,7 +46,7 @@ LIBRARY_LAYERS = set(LAYERS[:LAYERS.index('migration') + 1])
 PUBLIC_ONLY_DIRS = ('guest/', 'include/guest/', 'vmm/', 'examples/')
 
 HW_MODEL = re.compile(r'^(virtio(-int|-[a-z]+-defs)?|vhost-user-backend-req)$')
-HW_DEVICES = re.compile(r'^vhost-user-(base|net|blk|device)(-int)?$')
+HW_DEVICES = re.compile(r'^vhost-user-(base|base-migrate|net|blk|device)(-int)?$')
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 

@@ -348,7 +348,7 @@ static void vub_connected(VhostUserBase *vub)
         char_socket_reset_backoff(vub->chr);
         return;
     }
-    if (virtio_get_status(&vub->vdev) & VIRTIO_CONFIG_S_DRIVER_OK) {
+    if ((virtio_get_status(&vub->vdev) & VIRTIO_CONFIG_S_DRIVER_OK) && !vub->paused) {
         /*
          * Reconnect: the driver had the device running. Bring it back with
          * the features it acked and the rings it set up; each ring resumes
@@ -453,6 +453,7 @@ static void vub_reset(VirtIODevice *vdev)
 
     /* A reset driver lays out fresh rings: they start from index 0. */
     vub->lost_requests = 0;
+    vub->paused = false;
     for (unsigned i = 0; i < vub->ndevs; i++) {
         /* The abandoned ring life's requests must not be resubmitted. */
         vhost_dev_reset_inflight(&vub->devs[i]);
@@ -543,6 +544,48 @@ void vhost_user_base_stop(VhostUserBase *vub)
         /* As the driver's reset would: stop, then forget the driver. */
         virtio_reset(&vub->vdev);
     }
+}
+
+bool vhost_user_base_pause(VhostUserBase *vub, GError **errp)
+{
+    if (!vub->connected && vub->started) {
+        /* Cannot happen: CLOSED stops the rings; kept as a guard. */
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "%s: cannot pause: rings run without a back-end", vub->vdev.id);
+        return false;
+    }
+    vub->paused = true;
+    /* GET_VRING_BASE per ring: each base is kept for the resume. */
+    vub_stop(vub);
+    return true;
+}
+
+bool vhost_user_base_start_rings(VhostUserBase *vub, GError **errp)
+{
+    GError *local_err = NULL;
+
+    vub->paused = false;
+    if (!(virtio_get_status(&vub->vdev) & VIRTIO_CONFIG_S_DRIVER_OK)) {
+        return true;
+    }
+    if (!vub_start(vub, &local_err)) {
+        vub_drop(vub, local_err);
+        g_propagate_error(errp, local_err);
+        return false;
+    }
+    /* Requests the driver queued while paused are picked up now. */
+    vub_signal_rings(vub, true, true);
+    return true;
+}
+
+bool vhost_user_base_resume(VhostUserBase *vub, GError **errp)
+{
+    return vhost_user_base_start_rings(vub, errp);
+}
+
+bool vhost_user_base_is_paused(const VhostUserBase *vub)
+{
+    return vub->paused;
 }
 
 VirtIODevice *vhost_user_base_vdev(VhostUserBase *vub)

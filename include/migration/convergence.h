@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/vhost-user-api.h"
+
 typedef struct MigConvergence {
     bool stop_and_copy;             /* false: iterate again */
     uint64_t bandwidth;             /* bytes/s the estimate used */
@@ -19,6 +21,7 @@ typedef struct MigConvergence {
 } MigConvergence;
 
 /* Bytes/s of a round that sent bytes in elapsed_us (0 when nothing was timed). */
+VHOST_USER_API
 uint64_t mig_bandwidth(uint64_t bytes, uint64_t elapsed_us);
 
 /*
@@ -27,6 +30,7 @@ uint64_t mig_bandwidth(uint64_t bytes, uint64_t elapsed_us);
  * never uses more. remaining: dirty bytes still to send. downtime_limit_ms:
  * the most the guest may stay stopped.
  */
+VHOST_USER_API
 MigConvergence mig_convergence_check(uint64_t bandwidth, uint64_t max_bandwidth,
                                      uint64_t remaining, uint64_t downtime_limit_ms);
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "migration/stream.h"
+#include "util/vhost-user-api.h"
 
 #define MIG_STREAM_MAGIC            0x56554d53u     /* "VUMS" */
 #define MIG_STREAM_VERSION_MAJOR    1
@@ -55,6 +56,7 @@ const char *mig_section_name(uint16_t id);
 /* CRC32C (Castagnoli), as iSCSI and ext4 use it; crc starts at 0. */
 uint32_t mig_crc32c(uint32_t crc, const void *buf, size_t len);
 
+VHOST_USER_API
 bool mig_save_header(MigStream *s, GError **errp);
 /* Refuses another magic or major version, naming what was found and expected. */
 bool mig_load_header(MigStream *s, GError **errp);
@@ -68,6 +70,7 @@ bool mig_save_section_header(MigStream *s, MigSectionId id, uint16_t flags,
 bool mig_load_section_header(MigStream *s, MigSectionHeader *h, GError **errp);
 
 /* A DEVICE section: the instance name and its state, checksummed. */
+VHOST_USER_API
 bool mig_save_device(MigStream *s, const char *name, const void *data,
                      size_t len, GError **errp);
 /*
@@ -78,6 +81,7 @@ bool mig_load_device(MigStream *s, uint32_t length, char **name,
                      void **data, size_t *len, GError **errp);
 
 /* The END section; flushes the stream. */
+VHOST_USER_API
 bool mig_save_end(MigStream *s, GError **errp);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "migration/stream.h"
 #include "system/memory.h"
+#include "util/vhost-user-api.h"
 
 /*
  * One device's state, checksum verified. name is the instance ("blk0");
@@ -26,6 +27,7 @@ typedef bool (*MigDeviceLoadFn)(const char *name, const void *data, size_t len,
  * RAM_SETUP must come before any RAM_PAGES; an unknown section id fails
  * the load unless the section is flagged optional. Returns after END.
  */
+VHOST_USER_API
 bool mig_load(MigStream *s, GuestMemory *mem, MigDeviceLoadFn device_fn,
               void *opaque, GError **errp);
 

@@ -18,6 +18,7 @@
 
 #include "migration/stream.h"
 #include "system/memory.h"
+#include "util/vhost-user-api.h"
 
 #define MIG_PAGE_SIZE               4096u
 
@@ -31,6 +32,7 @@
 #define MIG_RAM_BLOCK_ID_MAX        255
 
 /* The RAM_SETUP section for mem's regions. */
+VHOST_USER_API
 bool mig_ram_save_setup(MigStream *s, const GuestMemory *mem, GError **errp);
 
 /*
@@ -40,6 +42,7 @@ bool mig_ram_save_setup(MigStream *s, const GuestMemory *mem, GError **errp);
  * cover every region. *bytes_sent (may be NULL): bytes this call put in
  * the stream.
  */
+VHOST_USER_API
 bool mig_ram_save_dirty(MigStream *s, const GuestMemory *mem,
                         const uint64_t *bitmap, uint64_t nbits,
                         uint64_t *bytes_sent, GError **errp);

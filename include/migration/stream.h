@@ -17,11 +17,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/vhost-user-api.h"
+
 typedef struct MigStream MigStream;
 
 /* Takes ownership of fd (closed by mig_stream_free). Never fails. */
+VHOST_USER_API
 MigStream *mig_stream_new(int fd);
 /* Closes the fd; unflushed writes are dropped (flush first to keep them). */
+VHOST_USER_API
 void mig_stream_free(MigStream *s);
 
 /*
@@ -29,6 +33,7 @@ void mig_stream_free(MigStream *s);
  * the socket down, so a read or write blocked in the migration thread
  * returns with an error. The stream must still be freed by its owner.
  */
+VHOST_USER_API
 void mig_stream_shutdown(MigStream *s);
 
 /*
@@ -36,6 +41,7 @@ void mig_stream_shutdown(MigStream *s);
  * the fd since the limit was set never run ahead of the limit by more than
  * a short burst.
  */
+VHOST_USER_API
 void mig_stream_set_max_bandwidth(MigStream *s, uint64_t bytes_per_sec);
 
 /* Buffered; the error of an earlier failed write sticks. */
@@ -44,6 +50,7 @@ bool mig_stream_write_u8(MigStream *s, uint8_t v, GError **errp);
 bool mig_stream_write_be16(MigStream *s, uint16_t v, GError **errp);
 bool mig_stream_write_be32(MigStream *s, uint32_t v, GError **errp);
 bool mig_stream_write_be64(MigStream *s, uint64_t v, GError **errp);
+VHOST_USER_API
 bool mig_stream_flush(MigStream *s, GError **errp);
 
 /*
@@ -66,7 +73,9 @@ const char *mig_stream_section_name(const MigStream *s);
 uint64_t mig_stream_section_offset(const MigStream *s);
 
 /* Bytes accepted for writing (buffered ones included), and bytes consumed. */
+VHOST_USER_API
 uint64_t mig_stream_bytes_written(const MigStream *s);
+VHOST_USER_API
 uint64_t mig_stream_bytes_read(const MigStream *s);
 
 #endif

@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -25,6 +26,10 @@
 #include "hw/virtio/vhost-user-base-int.h"
 #include "hw/virtio/vhost-user-blk.h"
 #include "hw/virtio/vhost-user-device.h"
+#include "migration/format.h"
+#include "migration/load.h"
+#include "migration/ram-stream.h"
+#include "migration/stream.h"
 #include "real-proc.h"
 #include "test-backend.h"
 #include "util/vhost-user-error.h"
@@ -65,11 +70,14 @@ static bool front_wait(bool *flag, unsigned timeout_ms)
     return *flag;
 }
 
+/* reconnect-ms of the next front_up's chardev (0: none). */
+static int64_t front_reconnect_ms;
+
 /* blk: the blk front-end (the reference back-end); else a generic device. */
 static void front_up(Front *fr, const char *sock, bool blk)
 {
     g_autoptr(GError) err = NULL;
-    CharSocketOptions o = { .id = "c0", .path = sock };
+    CharSocketOptions o = { .id = "c0", .path = sock, .reconnect_ms = front_reconnect_ms };
     RamBlock *rb;
 
     fr->mem = guest_memory_new();
@@ -340,6 +348,304 @@ static void test_bad_reply(void)
     }
 }
 
+
+/* ---- pause / resume and the device's migratable state ----------------- */
+
+#define Q_DESC  0x10000ull
+#define Q_AVAIL 0x11000ull
+#define Q_USED  0x12000ull
+
+/* Plays the driver's bring-up of the one queue: what the source had. */
+static void drive_up(VhostUserBase *vub)
+{
+    VirtIODevice *vdev = vhost_user_base_vdev(vub);
+    g_autoptr(GError) err = NULL;
+    uint64_t f = virtio_get_host_features(vdev) & (1ull << VIRTIO_F_VERSION_1);
+
+    g_assert_true(virtio_set_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
+                                    VIRTIO_CONFIG_S_DRIVER, &err));
+    g_assert_true(virtio_set_guest_features(vdev, f, &err));
+    g_assert_true(virtio_set_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
+                                    VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK,
+                                    &err));
+    g_assert_true(virtio_queue_set_num(vdev, 0, 64, &err));
+    g_assert_true(virtio_queue_set_addr(vdev, 0, Q_DESC, Q_AVAIL, Q_USED, &err));
+    g_assert_true(virtio_queue_set_enabled(vdev, 0, true, &err));
+    g_assert_true(virtio_set_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
+                                    VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+                                    VIRTIO_CONFIG_S_DRIVER_OK, &err));
+    g_assert_no_error(err);
+}
+
+/* The base of the n-th SET_VRING_BASE (1-based) of conn 1, or -1. */
+static int64_t sent_base(TestBackend *tb)
+{
+    TbMsg *m = tb_msg_find(tb, 1, VHOST_USER_SET_VRING_BASE, 0);
+    struct vhost_vring_state st;
+    int64_t v = -1;
+
+    if (m && m->size >= sizeof(st)) {
+        memcpy(&st, m->payload, sizeof(st));
+        v = st.num;
+    }
+    tb_msg_free(m);
+    return v;
+}
+
+/*
+ * Pause stops the ring without a reset (status kept, GET_VRING_BASE),
+ * resume restarts it from the back-end's base; the saved blob brings a
+ * fresh device on another back-end to the same point, starting its ring
+ * only at resume, from that base, at the same addresses.
+ */
+static void test_pause_save_load(void)
+{
+    g_autoptr(GByteArray) blob = g_byte_array_new();
+    g_autoptr(GError) err = NULL;
+    VirtIODevice *vb;
+    Fx a = { 0 }, b = { 0 };
+    TbMsg *m;
+    struct vhost_vring_addr addr;
+
+    fx_start(&a, false);
+    tb_set_vring_base_reply(a.tb, 0, 17);
+    drive_up(a.fr.vub);
+    tb_wait_rings_started(a.tb, 1, 1, READY_MS);
+
+    g_assert_true(vhost_user_base_pause(a.fr.vub, &err));
+    g_assert_no_error(err);
+    g_assert_true(tb_ring_stopped(a.tb, 1, 0));
+    g_assert_true(vhost_user_base_is_paused(a.fr.vub));
+    g_assert_cmpuint(virtio_get_status(vhost_user_base_vdev(a.fr.vub)) &
+                     VIRTIO_CONFIG_S_DRIVER_OK, !=, 0);
+    /* Not a reset: no RESET_DEVICE / SET_STATUS 0 went out. */
+    g_assert_cmpuint(tb_msg_count(a.tb, 1, VHOST_USER_RESET_DEVICE), ==, 0);
+
+    g_assert_true(vhost_user_base_resume(a.fr.vub, &err));
+    g_assert_no_error(err);
+    tb_wait_msg(a.tb, 1, VHOST_USER_SET_VRING_BASE, 2, READY_MS);
+    g_assert_cmpuint(tb_msg_count(a.tb, 1, VHOST_USER_SET_VRING_KICK), ==, 2);
+
+    g_assert_true(vhost_user_base_pause(a.fr.vub, &err));
+    g_assert_true(vhost_user_base_save(a.fr.vub, blob, &err));
+    g_assert_no_error(err);
+
+    fx_start(&b, false);
+    vb = vhost_user_base_vdev(b.fr.vub);
+    g_assert_true(vhost_user_base_load(b.fr.vub, blob->data, blob->len, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(virtio_get_status(vb), ==, virtio_get_status(vhost_user_base_vdev(a.fr.vub)));
+    g_assert_true(vhost_user_base_is_paused(b.fr.vub));
+    g_assert_cmpuint(tb_msg_count(b.tb, 1, VHOST_USER_SET_VRING_KICK), ==, 0);
+
+    g_assert_true(vhost_user_base_resume(b.fr.vub, &err));
+    g_assert_no_error(err);
+    tb_wait_rings_started(b.tb, 1, 1, READY_MS);
+    g_assert_cmpint(sent_base(b.tb), ==, 17);
+    m = tb_msg_find(b.tb, 1, VHOST_USER_SET_VRING_ADDR, 0);
+    g_assert_nonnull(m);
+    g_assert_cmpuint(m->size, >=, sizeof(addr));
+    memcpy(&addr, m->payload, sizeof(addr));
+    tb_msg_free(m);
+    /* The back-end sees host addresses of the same GPAs: same offsets apart. */
+    g_assert_cmpuint(addr.avail_user_addr - addr.desc_user_addr, ==, Q_AVAIL - Q_DESC);
+    g_assert_cmpuint(addr.used_user_addr - addr.desc_user_addr, ==, Q_USED - Q_DESC);
+    tb_assert_no_violations(a.tb);
+    tb_assert_no_violations(b.tb);
+    fx_stop(&b);
+    fx_stop(&a);
+}
+
+
+/*
+ * Stop-and-copy through the library alone, as the VMM's migration thread
+ * does it: the source device paused, its RAM and its device section sent
+ * over a socket (pages + blob with the back-end's DEVICE_STATE), the
+ * destination loads both, its back-end gets the state, and resume starts
+ * its ring at the source's base. RAM arrives byte for byte.
+ */
+typedef struct SaveJob {
+    MigStream *s;
+    GuestMemory *mem;
+    GByteArray *blob;
+    GError *err;
+} SaveJob;
+
+static gpointer save_thread(gpointer opaque)
+{
+    SaveJob *j = opaque;
+    uint64_t sent = 0;
+
+    if (mig_save_header(j->s, &j->err) && mig_ram_save_setup(j->s, j->mem, &j->err) &&
+        mig_ram_save_dirty(j->s, j->mem, NULL, 0, &sent, &j->err) &&
+        mig_save_device(j->s, "vdev0", j->blob->data, j->blob->len, &j->err)) {
+        mig_save_end(j->s, &j->err);
+    }
+    return NULL;
+}
+
+static bool load_device(const char *name, const void *data, size_t len, void *opaque,
+                        GError **errp)
+{
+    VhostUserBase *vub = opaque;
+
+    if (strcmp(name, vhost_user_base_id(vub))) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "no device '%s' here", name);
+        return false;
+    }
+    return vhost_user_base_load(vub, data, len, errp);
+}
+
+static void test_stop_and_copy(void)
+{
+    g_autoptr(GByteArray) blob = g_byte_array_new();
+    g_autoptr(GByteArray) loaded = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *src = g_malloc(RAM_SIZE);
+    g_autofree uint8_t *dst = g_malloc(RAM_SIZE);
+    SaveJob job = { 0 };
+    GThread *th;
+    MigStream *rs;
+    Fx a = { 0 }, b = { 0 };
+    int sv[2];
+
+    fx_start(&a, true);
+    tb_set_vring_base_reply(a.tb, 0, 5);
+    tb_set_device_state(a.tb, TB_STATE_PIPE, "backend-state", 13, 0);
+    drive_up(a.fr.vub);
+    tb_wait_rings_started(a.tb, 1, 1, READY_MS);
+    for (size_t i = 0; i < RAM_SIZE; i += 4096) {
+        /* Data pages and zero pages both. */
+        memset(src + i, (i / 4096) % 3 ? (int)(i / 4096) : 0, 4096);
+    }
+    g_assert_true(guest_memory_write(a.fr.mem, 0, src, RAM_SIZE));
+    g_assert_true(vhost_user_base_pause(a.fr.vub, &err));
+    g_assert_true(vhost_user_base_save(a.fr.vub, blob, &err));
+    g_assert_no_error(err);
+
+    fx_start(&b, true);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+    job = (SaveJob){ .s = mig_stream_new(sv[0]), .mem = a.fr.mem, .blob = blob };
+    rs = mig_stream_new(sv[1]);
+    th = g_thread_new("save", save_thread, &job);
+    g_assert_true(mig_load(rs, b.fr.mem, load_device, b.fr.vub, &err));
+    g_assert_no_error(err);
+    g_thread_join(th);
+    g_assert_no_error(job.err);
+    mig_stream_free(job.s);
+    mig_stream_free(rs);
+
+    g_assert_true(guest_memory_read(b.fr.mem, 0, dst, RAM_SIZE));
+    g_assert_cmpmem(dst, RAM_SIZE, src, RAM_SIZE);
+    loaded = tb_device_state_loaded(b.tb);
+    g_assert_nonnull(loaded);
+    g_assert_cmpmem(loaded->data, loaded->len, "backend-state", 13);
+    g_assert_true(vhost_user_base_resume(b.fr.vub, &err));
+    g_assert_no_error(err);
+    tb_wait_rings_started(b.tb, 1, 1, READY_MS);
+    g_assert_cmpint(sent_base(b.tb), ==, 5);
+    tb_assert_no_violations(a.tb);
+    tb_assert_no_violations(b.tb);
+    fx_stop(&b);
+    fx_stop(&a);
+}
+
+
+/* A reconnect while paused does not restart the rings: only resume does. */
+static void test_pause_reconnect(void)
+{
+    g_autoptr(GError) err = NULL;
+    Fx a = { 0 };
+
+    front_reconnect_ms = 50;
+    fx_start(&a, false);
+    front_reconnect_ms = 0;
+    drive_up(a.fr.vub);
+    tb_wait_rings_started(a.tb, 1, 1, READY_MS);
+    g_assert_true(vhost_user_base_pause(a.fr.vub, &err));
+    a.fr.ready = false;
+    char_socket_disconnect(a.fr.chr, "test: back-end restart");
+    /* Back with the rings still stopped: the device says READY, not STARTED. */
+    g_assert_true(front_wait(&a.fr.ready, READY_MS));
+    tb_wait_conn(a.tb, 2, READY_MS);
+    g_assert_cmpuint(tb_rings_started(a.tb, 2), ==, 0);
+    g_assert_true(vhost_user_base_is_paused(a.fr.vub));
+    g_assert_true(vhost_user_base_resume(a.fr.vub, &err));
+    g_assert_no_error(err);
+    tb_wait_rings_started(a.tb, 2, 1, READY_MS);
+    fx_stop(&a);
+}
+
+/* Blob offsets (see vhost-user-base-migrate.c): header 24, config 0, ring 32. */
+#define OFF_NVQS        6
+#define OFF_STATUS      16
+#define OFF_RING_NUM    24
+#define OFF_RING_DESC   32
+
+/* A blob from the stream is untrusted: each bad field is refused, nothing changes. */
+static void test_load_untrusted(void)
+{
+    static const struct {
+        size_t off;
+        unsigned size;          /* 0: truncate at off; 9: append a byte */
+        uint64_t value;
+        const char *text;
+    } cases[] = {
+        { 0, 4, 0x12345678, "magic" },
+        { OFF_NVQS, 2, 2, "2 queues on the source, 1 here" },
+        { OFF_STATUS, 1, 0x47, "status 0x47" },
+        { OFF_RING_NUM, 2, 4096, "ring 0: size 4096" },
+        { OFF_RING_NUM, 2, 48, "ring 0: size 48" },
+        { OFF_RING_DESC, 8, RAM_SIZE - 16, "not all in guest RAM" },
+        { 30, 0, 0, "truncated at ring" },
+        { 0, 9, 0, "1 bytes after the end" },
+    };
+    g_autoptr(GByteArray) blob = g_byte_array_new();
+    g_autoptr(GError) err = NULL;
+    Fx a = { 0 }, b = { 0 };
+
+    fx_start(&a, false);
+    drive_up(a.fr.vub);
+    tb_wait_rings_started(a.tb, 1, 1, READY_MS);
+    g_assert_true(vhost_user_base_pause(a.fr.vub, &err));
+    g_assert_true(vhost_user_base_save(a.fr.vub, blob, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(blob->len, ==, 24 + 32 + 4);
+    fx_start(&b, false);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GByteArray) bad = g_byte_array_new();
+        size_t len;
+
+        g_byte_array_append(bad, blob->data, blob->len);
+        len = bad->len;
+        if (cases[i].size == 0) {
+            len = cases[i].off;
+        } else if (cases[i].size == 9) {
+            g_byte_array_append(bad, (const guint8 *)"x", 1);
+            len = bad->len;
+        } else {
+            uint64_t v = GUINT64_TO_LE(cases[i].value);
+
+            memcpy(bad->data + cases[i].off, &v, cases[i].size);
+        }
+        g_assert_false(vhost_user_base_load(b.fr.vub, bad->data, len, &err));
+        g_assert_nonnull(err);
+        if (!strstr(err->message, cases[i].text) || !strstr(err->message, "vdev0")) {
+            g_test_fail_printf("case %zu: '%s' does not say '%s'", i, err->message,
+                               cases[i].text);
+        }
+        g_clear_error(&err);
+        g_assert_cmpuint(virtio_get_status(vhost_user_base_vdev(b.fr.vub)), ==, 0);
+    }
+    /* The intact blob still loads after all that. */
+    g_assert_true(vhost_user_base_load(b.fr.vub, blob->data, blob->len, &err));
+    g_assert_no_error(err);
+    fx_stop(&b);
+    fx_stop(&a);
+}
+
 /* ---- with our reference back-end -------------------------------------- */
 
 /* A file disk: with the write cache off its writes are synced (and counted). */
@@ -465,6 +771,10 @@ int main(int argc, char **argv)
     g_test_add_func("/device-state/too-large", test_too_large);
     g_test_add_func("/device-state/not-negotiated", test_not_negotiated);
     g_test_add_func("/device-state/bad-reply", test_bad_reply);
+    g_test_add_func("/device-state/pause-save-load", test_pause_save_load);
+    g_test_add_func("/device-state/load-untrusted", test_load_untrusted);
+    g_test_add_func("/device-state/stop-and-copy", test_stop_and_copy);
+    g_test_add_func("/device-state/pause-reconnect", test_pause_reconnect);
     g_test_add("/device-state/ref-blk", Fixture, NULL, fixture_setup, test_ref_blk,
                fixture_teardown);
     return g_test_run();

@@ -71,6 +71,11 @@ struct VhostUserBase {
     bool reset_if_lost;
     unsigned lost_requests;
     bool start_attempted;           /* rings were handed over on this connection */
+    /*
+     * Paused for migration: the rings stay stopped (bases kept) although
+     * the driver's status says DRIVER_OK; a reconnect does not restart them.
+     */
+    bool paused;
 
     VhostUserBaseNotify notify;
     void *notify_opaque;
@@ -128,6 +133,9 @@ void vhost_user_base_report_error(VhostUserBase *vub, GError *err);
 
 /* All rings of the device. */
 unsigned vhost_user_base_total_rings(const VhostUserBase *vub);
+
+/* Starts the rings from their saved bases (vub_start). */
+bool vhost_user_base_start_rings(VhostUserBase *vub, GError **errp);
 
 /* For tests: tighter device state limits than the defaults. */
 void vhost_user_base_set_state_limits(VhostUserBase *vub, size_t max_size,

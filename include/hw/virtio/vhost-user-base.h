@@ -78,6 +78,45 @@ void vhost_user_base_set_notify(VhostUserBase *vub, VhostUserBaseNotify fn,
 VHOST_USER_API
 void vhost_user_base_stop(VhostUserBase *vub);
 
+/*
+ * Migration: pause stops every ring (GET_VRING_BASE; each base is kept)
+ * without a driver reset; the driver's status stays DRIVER_OK and a
+ * reconnect meanwhile does not restart the rings. Resume starts them again
+ * from the kept bases (when the driver had the device running). The
+ * driver should have no request in flight across a pause: a back-end that
+ * completes one while stopping is fine, but nothing is resubmitted.
+ * Like the driver's status writes, these run on the device's loop thread
+ * (or while that loop is not dispatching): a migration thread asks the
+ * loop to pause and resume.
+ */
+VHOST_USER_API
+bool vhost_user_base_pause(VhostUserBase *vub, GError **errp);
+VHOST_USER_API
+bool vhost_user_base_resume(VhostUserBase *vub, GError **errp);
+VHOST_USER_API
+bool vhost_user_base_is_paused(const VhostUserBase *vub);
+
+/*
+ * The device's migratable state as one blob: the features the driver
+ * acked, its status, the config space, every ring's size, addresses
+ * (GPAs), enable bit and base, and the back-end's own state when
+ * DEVICE_STATE is negotiated. Save on the source while paused.
+ *
+ * Load on the destination into a device the driver has not touched
+ * (status 0), with its back-end connected and negotiated: the device
+ * model takes the driver's state (features, queues, DRIVER_OK) as if the
+ * driver had set it up, the back-end gets its state, and the device stays
+ * paused until vhost_user_base_resume() starts the rings from the saved
+ * bases. The blob comes from the migration stream and is untrusted: every
+ * field is checked against this device (ring count, sizes, config length,
+ * features on offer) before anything changes.
+ */
+VHOST_USER_API
+bool vhost_user_base_save(VhostUserBase *vub, GByteArray *out, GError **errp);
+VHOST_USER_API
+bool vhost_user_base_load(VhostUserBase *vub, const void *data, size_t len,
+                          GError **errp);
+
 /* The virtio device model the driver drives; lives as long as vub. */
 VHOST_USER_API
 VirtIODevice *vhost_user_base_vdev(VhostUserBase *vub);
