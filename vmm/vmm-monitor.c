@@ -28,6 +28,7 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 
+#include "vmm/vmm-kv.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-monitor.h"
 #include "vmm/vmm-options.h"

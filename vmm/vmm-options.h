@@ -115,9 +115,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmmConfig, vmm_config_free)
  */
 bool vmm_options_parse(VmmConfig *cfg, int argc, char **argv, GError **errp);
 
-/* Parses "256M" style sizes; default_unit multiplies a bare number. */
-bool vmm_parse_size(const char *str, uint64_t default_unit, uint64_t *out);
-
 const VmmMemBackendOpts *vmm_config_find_object(const VmmConfig *cfg, const char *id);
 const VmmChardevOpts *vmm_config_find_chardev(const VmmConfig *cfg, const char *id);
 /* The workload given for device id, or NULL. */
