@@ -16,30 +16,8 @@
 #include "hw/virtio/vhost-user-net.h"
 #include "system/memory.h"
 #include "vmm/vmm-backend-req.h"
-#include "vmm/vmm-machine.h"
+#include "vmm/vmm-machine-int.h"
 #include "vmm/vmm-workload.h"
-
-typedef struct VmmDevice {
-    VmmMachine *machine;
-    char *id;
-    char *chr_path;
-    VhostUserBase *vub;
-    VmmBackendReq *backend_req_ops; /* answers the back-end's requests */
-    VirtioGuestDevice *guest;
-    VmmWorkload *wl;            /* -workload for this device, or NULL */
-} VmmDevice;
-
-struct VmmMachine {
-    GuestMemory *mem;
-    GPtrArray *blocks;          /* RamBlock, every -object (and ram0) */
-    GPtrArray *chardevs;        /* CharSocket */
-    GPtrArray *devices;         /* VmmDevice */
-    unsigned nworkloads;
-    unsigned workloads_done;
-    guint progress_timer;
-    VmmMachineDoneFn done;
-    void *done_opaque;
-};
 
 /*
  * On a terminal the progress line is rewritten in place (\r, no newline);
@@ -195,9 +173,13 @@ static void vmm_device_error(VmmDevice *d, const GError *err)
     vmm_machine_stop_workloads(m, why);
 }
 
-static void vmm_device_boot(VmmDevice *d)
+void vmm_device_boot(VmmDevice *d)
 {
     g_autoptr(GError) err = NULL;
+
+    if (d->machine->incoming) {
+        return;
+    }
 
     if (!d->guest) {
         d->guest = virtio_guest_device_new(vhost_user_base_vdev(d->vub),

@@ -73,6 +73,60 @@ bool vmm_machine_plug_ram(VmmMachine *m, uint64_t gpa, RamBlock *rb, GError **er
  */
 bool vmm_machine_unplug_ram(VmmMachine *m, uint64_t gpa, GError **errp);
 
+/*
+ * ---- Live migration (vmm/vmm-machine-migrate.c) ----------------------
+ *
+ * vm_stop and vm_start may be called from any thread but a vCPU thread
+ * (the migration thread, or the loop for QMP stop/cont): the workloads
+ * are paused where the caller runs, the devices on the loop thread
+ * (vmm/vmm-loop.h). The others are for the loop thread only.
+ */
+
+/* The devices, in -device order, for dirty logging and saving. */
+unsigned vmm_machine_ndevices(const VmmMachine *m);
+VhostUserBase *vmm_machine_device(VmmMachine *m, unsigned i);
+
+/*
+ * Stops the guest for the final copy, like QEMU's "stop": every running
+ * workload stops submitting, waits until its requests in flight have
+ * completed and parks its vCPU thread; then every device whose rings run
+ * is paused (GET_VRING_BASE per ring). On failure whatever was stopped is
+ * resumed and errp names the device or workload. Stopping a stopped
+ * machine does nothing.
+ */
+bool vmm_machine_vm_stop(VmmMachine *m, GError **errp);
+/* Undoes vm_stop: devices resume from their bases, then the workloads. */
+bool vmm_machine_vm_start(VmmMachine *m, GError **errp);
+bool vmm_machine_vm_running(const VmmMachine *m);
+
+/*
+ * The source after a completed migration: the guest now runs elsewhere.
+ * Each workload ends as migrated (its summary says so and counts as ok),
+ * and every device lets its back-end go (the rings stay stopped).
+ */
+void vmm_machine_migrated_out(VmmMachine *m);
+
+/*
+ * The destination (-incoming), before the loop runs: devices connect and
+ * negotiate with their back-ends but are not booted by the driver.
+ */
+void vmm_machine_set_incoming(VmmMachine *m);
+bool vmm_machine_is_incoming(const VmmMachine *m);
+/*
+ * One device's state from the stream (vhost_user_base_save's blob),
+ * by device id; untrusted. The device must be connected and negotiated.
+ */
+bool vmm_machine_load_device(VmmMachine *m, const char *id, const void *data,
+                             size_t len, GError **errp);
+/*
+ * The whole stream is loaded: each device resumes its rings from the
+ * saved bases, the guest drivers pick up their state from guest RAM, the
+ * workloads continue where they stopped on the source, and net devices
+ * announce the guest's MAC (SEND_RARP, or VIRTIO_NET_F_GUEST_ANNOUNCE).
+ * The machine is no longer incoming afterwards.
+ */
+bool vmm_machine_incoming_start(VmmMachine *m, GError **errp);
+
 /* One status line on stderr: "vhost-user-vmm: " + the formatted text. */
 void vmm_status(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 

@@ -464,6 +464,37 @@ void vmm_workload_stop(VmmWorkload *w, const char *why)
     __atomic_store_n(&w->stop, true, __ATOMIC_RELEASE);
 }
 
+/* ---- live migration ---------------------------------------------------- */
+
+bool vmm_workload_pause(VmmWorkload *w, unsigned timeout_ms, GError **errp)
+{
+    (void)timeout_ms;
+    if (w->state != VMM_WL_RUNNING) {
+        return true;
+    }
+    /* TODO(issue 10): drain and park the vCPU thread. */
+    g_set_error(errp, GUEST_ERROR, GUEST_ERROR_UNSUPPORTED,
+                "%s: a running workload cannot be paused yet", w->id);
+    return false;
+}
+
+void vmm_workload_resume(VmmWorkload *w)
+{
+    (void)w;
+}
+
+void vmm_workload_migrated(VmmWorkload *w)
+{
+    vmm_workload_stop(w, "migrated to the destination");
+}
+
+void vmm_workload_start_incoming(VmmWorkload *w, VirtioGuestDevice *gd)
+{
+    (void)gd;
+    /* TODO(issue 10): pick up the driver's state from guest RAM. */
+    vmm_workload_stop(w, "cannot continue a migrated workload yet");
+}
+
 /* ---- reporting ------------------------------------------------------ */
 
 /* Mean frame size of a net workload, for a bytes-per-second estimate. */

@@ -55,6 +55,33 @@ bool vmm_workload_finished(const VmmWorkload *w);
 void vmm_workload_stop(VmmWorkload *w, const char *why);
 
 /*
+ * ---- Live migration ---------------------------------------------------
+ *
+ * pause: from any thread but the workload's own. Asks the vCPU thread to
+ * stop submitting, and waits (at most timeout_ms) until it has no request
+ * in flight and is parked; the rings are then quiet, so the device can be
+ * stopped and its state saved. A workload that is not running (waiting,
+ * finished) counts as paused. On a timeout the thread is resumed and errp
+ * names the workload and what is still in flight.
+ */
+bool vmm_workload_pause(VmmWorkload *w, unsigned timeout_ms, GError **errp);
+/* Lets a paused vCPU thread go on (any thread but its own). */
+void vmm_workload_resume(VmmWorkload *w);
+/*
+ * Main loop. The source, after the migration completed: the paused run
+ * ends as migrated (its summary says so; it counts as ok).
+ */
+void vmm_workload_migrated(VmmWorkload *w);
+/*
+ * Main loop. The destination, once the stream is loaded and the device
+ * resumed: the driver picks up its state from guest RAM (untrusted: every
+ * value is checked before it indexes or sizes anything) and the run
+ * continues where it stopped on the source, verifying what was written
+ * there. A failure finishes the workload (failed), as for start.
+ */
+void vmm_workload_start_incoming(VmmWorkload *w, VirtioGuestDevice *gd);
+
+/*
  * The latest progress, "blk0: 12000 ops, 6010 op/s, 23.5 MiB/s", or NULL
  * while there is none (not started, finished, first second not over).
  */

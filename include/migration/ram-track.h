@@ -48,7 +48,7 @@
  * the guest for the whole copy": the caller falls back to stop-and-copy.
  * Every other failure is VHOST_USER_ERROR_LOCAL (a syscall failed),
  * _CONFIG (a bad block) or _INVALID_STATE (a call out of order).
- * Nothing here is exported from the shared library yet.
+ * Exported: a VMM whose guest writes RAM from its own threads needs it.
  */
 #ifndef MIGRATION_RAM_TRACK_H
 #define MIGRATION_RAM_TRACK_H
@@ -58,6 +58,7 @@
 #include <stdint.h>
 
 #include "system/memory.h"
+#include "util/vhost-user-api.h"
 
 /* One bit per guest page of this size in a sync's bitmap. */
 #define RAM_TRACK_PAGE_SHIFT 12
@@ -78,6 +79,7 @@ typedef struct RamTrackBlock {
 } RamTrackBlock;
 
 /* The block for one region of a GuestMemory map. */
+VHOST_USER_API
 RamTrackBlock ram_track_block_from_region(const MemoryRegionMap *r);
 
 /*
@@ -85,6 +87,7 @@ RamTrackBlock ram_track_block_from_region(const MemoryRegionMap *r);
  * PAGEMAP_SCAN is there, then takes the blocks (may be none). Nothing is
  * protected yet. Fails with FEATURE_MISMATCH when tracking is unavailable.
  */
+VHOST_USER_API
 RamTrack *ram_track_new(const RamTrackBlock *blocks, unsigned nblocks,
                         GError **errp);
 
@@ -93,6 +96,7 @@ RamTrack *ram_track_new(const RamTrackBlock *blocks, unsigned nblocks,
  * written page is reported by a sync. Whatever was written before is not:
  * the first copy round must send everything.
  */
+VHOST_USER_API
 bool ram_track_start(RamTrack *t, GError **errp);
 
 /*
@@ -106,6 +110,7 @@ bool ram_track_start(RamTrack *t, GError **errp);
  * On failure some writes may have been consumed without being reported:
  * the caller must treat all of guest RAM as dirty, or stop the guest.
  */
+VHOST_USER_API
 bool ram_track_sync(RamTrack *t, uint64_t *bitmap, uint64_t npages,
                     uint64_t *written, GError **errp);
 
@@ -113,6 +118,7 @@ bool ram_track_sync(RamTrack *t, uint64_t *bitmap, uint64_t npages,
  * Unregisters every block: writes cost nothing again and are no longer
  * reported. Does not sync: sync first to keep the last writes.
  */
+VHOST_USER_API
 bool ram_track_stop(RamTrack *t, GError **errp);
 
 /*
@@ -121,7 +127,9 @@ bool ram_track_stop(RamTrack *t, GError **errp);
  * to send). Remove a block before its memory is unmapped; its writes
  * since the last sync are dropped.
  */
+VHOST_USER_API
 bool ram_track_add_block(RamTrack *t, const RamTrackBlock *block, GError **errp);
+VHOST_USER_API
 bool ram_track_remove_block(RamTrack *t, uint64_t gpa, GError **errp);
 
 /*
@@ -130,11 +138,14 @@ bool ram_track_remove_block(RamTrack *t, uint64_t gpa, GError **errp);
  * from a GuestMemoryListener to follow hotplug. The mapping of a removed
  * region may already be unmapped when the listener runs: that is fine.
  */
+VHOST_USER_API
 bool ram_track_update_blocks(RamTrack *t, const GuestMemory *mem, GError **errp);
 
+VHOST_USER_API
 bool ram_track_started(RamTrack *t);
 
 /* Stops when started; NULL is fine. */
+VHOST_USER_API
 void ram_track_free(RamTrack *t);
 
 /*
