@@ -19,6 +19,7 @@
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-monitor.h"
 #include "vmm/vmm-options.h"
+#include "vmm/vmm-runstate.h"
 
 static void vmm_print_help(FILE *out)
 {
@@ -410,6 +411,7 @@ int main(int argc, char **argv)
             vmm_machine_free(m);
             return EXIT_FAILURE;
         }
+        vmm_runstate_register(mon);
         hotplug = vmm_hotplug_new(m, mon);
         vmm_dirtylog_register(m, mon);
     }
@@ -420,6 +422,7 @@ int main(int argc, char **argv)
     g_source_remove(sigterm);
     g_source_remove(sigint);
     /* No command may run once the devices stop. */
+    vmm_runstate_unregister();
     vmm_monitor_free(mon);
     vmm_hotplug_free(hotplug);
     vmm_machine_shutdown(m);

@@ -294,22 +294,6 @@ static JsonNode *vmm_qmp_capabilities(VmmMonitor *mon, JsonObject *args, void *o
     return NULL;
 }
 
-static JsonNode *vmm_qmp_query_status(VmmMonitor *mon, JsonObject *args, void *opaque,
-                                      GError **errp)
-{
-    JsonObject *o;
-
-    if (!vmm_qmp_no_args(args, errp)) {
-        return NULL;
-    }
-    /* The in-process guest never pauses: the VM runs from start to exit. */
-    o = json_object_new();
-    json_object_set_boolean_member(o, "running", TRUE);
-    json_object_set_boolean_member(o, "singlestep", FALSE);
-    json_object_set_string_member(o, "status", "running");
-    return vmm_qmp_object_node(o);
-}
-
 static JsonNode *vmm_qmp_query_commands(VmmMonitor *mon, JsonObject *args, void *opaque,
                                         GError **errp)
 {
@@ -684,7 +668,6 @@ VmmMonitor *vmm_monitor_new(const char *path, bool wait, void (*quit)(void *opaq
     }
 
     vmm_monitor_register(mon, "qmp_capabilities", vmm_qmp_capabilities, NULL);
-    vmm_monitor_register(mon, "query-status", vmm_qmp_query_status, NULL);
     vmm_monitor_register(mon, "query-commands", vmm_qmp_query_commands, NULL);
     vmm_monitor_register(mon, "quit", vmm_qmp_quit, NULL);
 
