@@ -17,6 +17,7 @@
 #include "vmm/vmm-dirtylog.h"
 #include "vmm/vmm-hotplug.h"
 #include "vmm/vmm-machine.h"
+#include "vmm/vmm-migrate.h"
 #include "vmm/vmm-monitor.h"
 #include "vmm/vmm-options.h"
 #include "vmm/vmm-runstate.h"
@@ -311,6 +312,7 @@ typedef struct VmmMain {
     GMainLoop *loop;
     VmmMachine *machine;
     bool stopping;              /* a signal asked the workloads to end */
+    bool failed;                /* an incoming migration failed: exit 1 */
 } VmmMain;
 
 static gboolean vmm_quit(gpointer opaque)
@@ -339,6 +341,15 @@ static gboolean vmm_quit(gpointer opaque)
 static void vmm_monitor_quit(void *opaque)
 {
     vmm_quit(opaque);
+}
+
+/* The destination could not load the guest: nothing to run, exit 1. */
+static void vmm_migration_fatal(void *opaque)
+{
+    VmmMain *vm = opaque;
+
+    vm->failed = true;
+    g_main_loop_quit(vm->loop);
 }
 
 static void vmm_workloads_done(void *opaque)
@@ -373,6 +384,7 @@ int main(int argc, char **argv)
     VmmMain vm = { 0 };
     VmmMonitor *mon = NULL;
     VmmHotplug *hotplug = NULL;
+    VmmMigrate *migrate;
     VmmMachine *m;
     guint sigterm, sigint;
     int status = EXIT_SUCCESS;
@@ -401,6 +413,7 @@ int main(int argc, char **argv)
     }
     vm.loop = loop;
     vm.machine = m;
+    migrate = vmm_migrate_new(m, vmm_migration_fatal, &vm);
     vmm_machine_set_workloads_done(m, vmm_workloads_done, &vm);
     sigterm = g_unix_signal_add(SIGTERM, vmm_quit, &vm);
     sigint = g_unix_signal_add(SIGINT, vmm_quit, &vm);
@@ -408,12 +421,26 @@ int main(int argc, char **argv)
         mon = vmm_monitor_new(cfg->qmp_path, cfg->qmp_wait, vmm_monitor_quit, &vm, &err);
         if (!mon) {
             fprintf(stderr, "vhost-user-vmm: %s\n", err->message);
+            vmm_migrate_free(migrate);
             vmm_machine_free(m);
             return EXIT_FAILURE;
         }
         vmm_runstate_register(mon);
         hotplug = vmm_hotplug_new(m, mon);
         vmm_dirtylog_register(m, mon);
+        vmm_migrate_register(migrate, mon);
+    }
+    /* Before the loop runs: no device may boot from an empty guest. */
+    if (cfg->incoming &&
+        !vmm_migrate_incoming(migrate, cfg->incoming, !cfg->no_autostart, &err)) {
+        fprintf(stderr, "vhost-user-vmm: -incoming %s: %s\n", cfg->incoming, err->message);
+        vmm_runstate_unregister();
+        vmm_migrate_unregister(migrate);
+        vmm_monitor_free(mon);
+        vmm_hotplug_free(hotplug);
+        vmm_migrate_free(migrate);
+        vmm_machine_free(m);
+        return EXIT_FAILURE;
     }
     vmm_status("ready");
 
@@ -421,6 +448,9 @@ int main(int argc, char **argv)
 
     g_source_remove(sigterm);
     g_source_remove(sigint);
+    vmm_migrate_unregister(migrate);
+    /* A migration still running ends first (it may need the loop to unwind). */
+    vmm_migrate_free(migrate);
     /* No command may run once the devices stop. */
     vmm_runstate_unregister();
     vmm_monitor_free(mon);
@@ -428,6 +458,9 @@ int main(int argc, char **argv)
     vmm_machine_shutdown(m);
     /* The summary last, after the devices' "stopped" lines. */
     if (vmm_machine_has_workloads(m) && !vmm_machine_report(m, cfg->summary_json)) {
+        status = EXIT_FAILURE;
+    }
+    if (vm.failed) {
         status = EXIT_FAILURE;
     }
     vmm_machine_free(m);
