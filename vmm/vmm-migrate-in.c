@@ -242,13 +242,14 @@ static gpointer mig_in_thread(gpointer opaque)
     g_autoptr(GError) err = NULL;
     uint64_t bytes = 0;
     bool ok = mig_in_run(in, &bytes, &err);
-    bool paused;
+    bool paused, exiting;
     gint64 ms;
 
     g_mutex_lock(&mm->lock);
     mm->total_us = g_get_monotonic_time() - mm->start_us;
     ms = mm->total_us / 1000;
     paused = mm->wait_cont;
+    exiting = mm->cancel;
     if (!ok) {
         g_free(mm->error_desc);
         mm->error_desc = g_strdup(err->message);
@@ -260,8 +261,11 @@ static gpointer mig_in_thread(gpointer opaque)
                    ms, paused ? "guest paused until cont (-S)" : "guest running");
     } else {
         vmm_mig_set_status(mm, VMM_MIG_FAILED);
-        vmm_status("migration: load failed: %s", err->message);
-        g_idle_add(mig_in_fatal, mm);
+        /* A VMM told to exit (SIGTERM) while it waited is no failed load. */
+        if (!exiting) {
+            vmm_status("migration: load failed: %s", err->message);
+            g_idle_add(mig_in_fatal, mm);
+        }
     }
     g_hash_table_unref(in->blobs);
     g_free(in->unix_path);

@@ -41,6 +41,7 @@ typedef struct MigOut {
     RamTrack *track;            /* NULL: stop-and-copy */
     unsigned nlogging;          /* devices [0, nlogging) log */
     uint64_t *bitmap;
+    uint64_t *window;           /* the part of a round being sent */
     uint64_t npages;
     uint64_t nwords;
     bool stopped;               /* we stopped the guest */
@@ -125,6 +126,53 @@ static void mig_out_figures(MigOut *o)
     g_mutex_unlock(&mm->lock);
 }
 
+/*
+ * Sends the pages of bitmap (NULL: every page) and clears bitmap. In
+ * windows of 64 MiB of guest RAM, so that the progress line, cancel
+ * and a new max-bandwidth need not wait for the end of a round over a
+ * large guest.
+ */
+#define VMM_MIGRATE_WINDOW_WORDS 256    /* 64 MiB of guest RAM */
+
+static uint64_t mig_out_params(MigOut *o, uint64_t *limit_ms);
+static bool mig_out_cancelled(MigOut *o, GError **errp);
+
+static bool mig_out_send(MigOut *o, uint64_t *bitmap, uint64_t *sent, GError **errp)
+{
+    gint64 t0 = g_get_monotonic_time();
+
+    *sent = 0;
+    for (uint64_t w0 = 0; w0 < o->nwords; w0 += VMM_MIGRATE_WINDOW_WORDS) {
+        uint64_t n = MIN(VMM_MIGRATE_WINDOW_WORDS, o->nwords - w0);
+        uint64_t any = 0, bytes = 0, limit;
+
+        for (uint64_t i = w0; i < w0 + n; i++) {
+            o->window[i] = bitmap ? bitmap[i] : ~0ull;
+            any |= o->window[i];
+        }
+        if (any && !mig_ram_save_dirty(o->s, o->mem, o->window, o->nwords * 64, &bytes,
+                                       errp)) {
+            return false;
+        }
+        memset(o->window + w0, 0, n * sizeof(uint64_t));
+        if (bitmap) {
+            memset(bitmap + w0, 0, n * sizeof(uint64_t));
+        }
+        *sent += bytes;
+        mig_out_figures(o);
+        /* The progress line's rate while the round runs. */
+        g_mutex_lock(&o->mm->lock);
+        o->mm->mbps_x1000 = mig_bandwidth(*sent, (uint64_t)(g_get_monotonic_time() - t0)) *
+                            8 / 1000;
+        g_mutex_unlock(&o->mm->lock);
+        mig_out_params(o, &limit);
+        if (mig_out_cancelled(o, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The pages dirtied since the last sync, into o->bitmap; their count. */
 static bool mig_out_sync(MigOut *o, uint64_t *dirty, GError **errp)
 {
@@ -181,7 +229,7 @@ static bool mig_out_iterate(MigOut *o, GError **errp)
     g_mutex_lock(&mm->lock);
     mm->round = round;
     g_mutex_unlock(&mm->lock);
-    if (!mig_ram_save_dirty(o->s, o->mem, NULL, 0, &sent, errp)) {
+    if (!mig_out_send(o, NULL, &sent, errp)) {
         return false;
     }
     for (;;) {
@@ -219,11 +267,9 @@ static bool mig_out_iterate(MigOut *o, GError **errp)
         mm->round = round;
         g_mutex_unlock(&mm->lock);
         t0 = g_get_monotonic_time();
-        if (!mig_ram_save_dirty(o->s, o->mem, o->bitmap, o->npages, &sent, errp)) {
+        if (!mig_out_send(o, o->bitmap, &sent, errp)) {
             return false;
         }
-        memset(o->bitmap, 0, o->nwords * sizeof(uint64_t));
-        mig_out_figures(o);
     }
 }
 
@@ -438,6 +484,7 @@ static gpointer mig_out_thread(gpointer opaque)
     }
     g_ptr_array_unref(o->blobs);
     g_free(o->bitmap);
+    g_free(o->window);
     g_free(o->uri);
     g_free(o);
     vmm_mig_thread_done(mm);
@@ -526,6 +573,7 @@ bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp)
     o->npages = (guest_memory_end(mem) + MIG_PAGE_SIZE - 1) / MIG_PAGE_SIZE;
     o->nwords = (o->npages + 63) / 64;
     o->bitmap = g_new0(uint64_t, o->nwords ? o->nwords : 1);
+    o->window = g_new0(uint64_t, o->nwords ? o->nwords : 1);
     o->was_running = vmm_machine_vm_running(mm->m);
     o->prev_state = vmm_runstate_get();
 

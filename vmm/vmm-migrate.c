@@ -58,17 +58,22 @@ static gboolean vmm_mig_event(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-void vmm_mig_set_status(VmmMigrate *mm, VmmMigStatus s)
+/* mm->lock held. */
+static void vmm_mig_set_status_locked(VmmMigrate *mm, VmmMigStatus s)
 {
-    g_mutex_lock(&mm->lock);
     if (mm->status == s) {
-        g_mutex_unlock(&mm->lock);
         return;
     }
     mm->status = s;
-    g_mutex_unlock(&mm->lock);
     /* From the loop, in the order of the changes (the names are static). */
     g_idle_add_full(G_PRIORITY_HIGH, vmm_mig_event, (gpointer)vmm_mig_status_name(s), NULL);
+}
+
+void vmm_mig_set_status(VmmMigrate *mm, VmmMigStatus s)
+{
+    g_mutex_lock(&mm->lock);
+    vmm_mig_set_status_locked(mm, s);
+    g_mutex_unlock(&mm->lock);
 }
 
 void vmm_mig_thread_done(VmmMigrate *mm)
@@ -266,7 +271,6 @@ static JsonNode *vmm_qmp_migrate_cancel(VmmMonitor *mon, JsonObject *args, void 
                                         GError **errp)
 {
     VmmMigrate *mm = opaque;
-    bool cancelling = false;
 
     if (!vmm_qmp_no_args(args, errp)) {
         return NULL;
@@ -282,12 +286,10 @@ static JsonNode *vmm_qmp_migrate_cancel(VmmMonitor *mon, JsonObject *args, void 
         if (mm->stream) {
             mig_stream_shutdown(mm->stream);
         }
-        cancelling = true;
+        /* Under the lock: the thread's "cancelled" must come after it. */
+        vmm_mig_set_status_locked(mm, VMM_MIG_CANCELLING);
     }
     g_mutex_unlock(&mm->lock);
-    if (cancelling) {
-        vmm_mig_set_status(mm, VMM_MIG_CANCELLING);
-    }
     return NULL;
 }
 
