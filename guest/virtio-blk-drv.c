@@ -769,6 +769,9 @@ static bool run_park(BlkRun *run)
     if (run->save) {
         run->save(run, run->save_opaque);
     }
+    if (run->ctl.in_flight) {
+        __atomic_store_n(run->ctl.in_flight, run->in_flight, __ATOMIC_RELAXED);
+    }
     go_on = run->ctl.park(run->ctl.opaque);
     parked = wl_now_ns() - t0;
     run->paused_ns += parked;

@@ -848,6 +848,9 @@ static bool net_run_park(NetRun *run)
     bool go_on;
 
     net_run_save(run);
+    if (run->ctl.in_flight) {
+        __atomic_store_n(run->ctl.in_flight, run->tx_in_flight, __ATOMIC_RELAXED);
+    }
     go_on = run->ctl.park(run->ctl.opaque);
     parked = wl_now_ns() - t0;
     run->res->stats.start_ns += parked;
