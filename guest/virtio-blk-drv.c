@@ -752,8 +752,10 @@ static bool run_needs_reset(const BlkRun *run)
 
 static bool run_pause_wanted(const BlkRun *run)
 {
+    /* A run being stopped ends rather than parks: nobody would resume it. */
     return run->ctl.pause && run->ctl.park &&
-           __atomic_load_n(run->ctl.pause, __ATOMIC_ACQUIRE);
+           __atomic_load_n(run->ctl.pause, __ATOMIC_ACQUIRE) &&
+           !(run->ctl.stop && __atomic_load_n(run->ctl.stop, __ATOMIC_ACQUIRE));
 }
 
 /*

@@ -797,8 +797,10 @@ static bool run_finish(NetRun *run, GError **errp)
 
 static bool run_pause_wanted(const NetRun *run)
 {
+    /* A run being stopped ends rather than parks: nobody would resume it. */
     return run->ctl.pause && run->ctl.park &&
-           __atomic_load_n(run->ctl.pause, __ATOMIC_ACQUIRE);
+           __atomic_load_n(run->ctl.pause, __ATOMIC_ACQUIRE) &&
+           !(run->ctl.stop && __atomic_load_n(run->ctl.stop, __ATOMIC_ACQUIRE));
 }
 
 /* A merged packet is half taken: its last buffers are not used yet. */
