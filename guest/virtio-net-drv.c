@@ -20,108 +20,8 @@
 #include "guest/pattern.h"
 #include "guest/virtio-net-drv.h"
 
-#define NET_STATE_MAGIC     0x74656e76u     /* "vnet" */
-#define NET_STATE_SIZE      4096u
-#define NET_MAX_QP          64u
-#define NET_HDR_LEN         ((uint32_t)sizeof(VirtioNetHdr))
-/*
- * What an MTU allows on the wire: the ethernet header and one VLAN tag
- * on top (no FCS in virtio). Our frames carry no tag, but a guest must
- * be able to send tagged frames of a full MTU, as Linux does; so with
- * mtu 1500 the classic 1518 is the largest size, with 9000 it is 9018.
- */
-#define NET_MTU_OVERHEAD    (VIRTIO_NET_ETH_HLEN + 4u)
-#define NET_ASM_MAX         65536u          /* a packet over this is bogus */
-#define NET_SEQ_MASK        ((1ull << 48) - 1)
+#include "virtio-net-drv-int.h"
 
-#define ALIGN_UP(x, a)      (((x) + (a) - 1) / (a) * (a))
-
-#define NET_RUN_MAGIC       0x6e75726eu     /* "nrun" */
-
-/*
- * A parked run (live migration), as the driver left it with no TX buffer
- * out: with the sent counts, the received bitmaps in the work area and
- * the rings' state, all the run is. magic is written last and cleared
- * when the run goes on. Untrusted when read back (net_run_restore()).
- */
-typedef struct __attribute__((packed)) NetRunRecord {
-    uint32_t magic;
-    uint32_t nqp;
-    uint32_t window;
-    uint32_t ntx;
-    uint32_t slot;
-    uint32_t sending;
-    uint64_t count;
-    uint64_t runtime_left_ns;   /* 0: no limit */
-    uint64_t received, verified, mismatched, stale, wrong_queue;
-} NetRunRecord;
-
-/* Driver state in guest RAM, at the start of the buffer area. */
-typedef struct __attribute__((packed)) NetDrvState {
-    uint32_t magic;
-    uint32_t run;               /* run number: the packets' generation */
-    uint32_t rxbuf;             /* bytes per RX buffer; 0 until posted */
-    uint32_t nqp;
-    uint64_t rx_gpa;            /* RX buffers: nqp x ring size of them */
-    uint64_t work_gpa;          /* this run's TX slots and bitmaps */
-    uint64_t sent[NET_MAX_QP];  /* packets sent per pair, this run */
-    NetRunRecord rec;           /* a parked run, when rec.magic says so */
-} NetDrvState;
-
-_Static_assert(sizeof(NetDrvState) <= NET_STATE_SIZE, "net state page");
-
-/* A packet being put together from mergeable RX buffers. */
-typedef struct NetRxAsm {
-    uint8_t *buf;
-    size_t len;
-    unsigned want;              /* buffers it spans; 0: between packets */
-    unsigned have;
-    bool bad;                   /* already counted as a mismatch */
-} NetRxAsm;
-
-struct VirtioNetDrv {
-    char *name;
-    GuestMemory *mem;
-    GuestVirtqueue *vqs;
-    unsigned nqp;
-    uint64_t features;
-    VirtioNetDrvConfig cfg;
-    NetDrvState *st;            /* cached pointers into guest RAM */
-    uint8_t *area;
-    uint64_t buf_gpa;
-    uint64_t buf_size;
-    bool mrg;
-    NetRxAsm asmb[NET_MAX_QP];
-    /* The device still holds TX buffers we could not reclaim. */
-    bool broken;
-};
-
-typedef struct NetRun {
-    VirtioNetDrv *d;
-    const NetWorkload *wl;
-    WorkloadCtl ctl;
-    VirtioNetResult *res;
-    unsigned nqp;               /* pairs sending */
-    unsigned window;
-    unsigned ntx;               /* TX slots per pair */
-    uint8_t *tx;                /* nqp x ntx slots */
-    uint64_t tx_gpa;
-    uint32_t slot;              /* bytes per TX slot: header + largest frame */
-    bool *tx_busy;
-    unsigned tx_in_flight;
-    uint8_t *seen;              /* received bitmap, count bits per pair */
-    uint64_t seen_stride;
-    uint64_t *got;              /* distinct verified packets per pair */
-    uint64_t *ts;               /* send times, tsn per pair */
-    unsigned tsn;
-    uint64_t last_activity_ns;
-    uint64_t last_progress_ns;
-    uint64_t last_progress_ops;
-    uint64_t end_ns;            /* runtime= end; 0: none */
-    bool sending;
-    bool migrated;              /* parked, and the run went elsewhere */
-    GError *fatal;
-} NetRun;
 
 void virtio_net_result_clear(VirtioNetResult *res)
 {
@@ -793,153 +693,6 @@ static bool run_finish(NetRun *run, GError **errp)
     return true;
 }
 
-/* ---- parking and continuing (live migration) ---- */
-
-static bool run_pause_wanted(const NetRun *run)
-{
-    /* A run being stopped ends rather than parks: nobody would resume it. */
-    return run->ctl.pause && run->ctl.park &&
-           __atomic_load_n(run->ctl.pause, __ATOMIC_ACQUIRE) &&
-           !(run->ctl.stop && __atomic_load_n(run->ctl.stop, __ATOMIC_ACQUIRE));
-}
-
-/* A merged packet is half taken: its last buffers are not used yet. */
-static bool rx_partial(const VirtioNetDrv *d)
-{
-    for (unsigned p = 0; p < d->nqp; p++) {
-        if (d->asmb[p].want) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static void net_run_save(NetRun *run)
-{
-    NetRunRecord *r = &run->d->st->rec;
-    const VirtioNetResult *res = run->res;
-    uint64_t now = wl_now_ns();
-
-    r->magic = 0;
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    r->nqp = run->nqp;
-    r->window = run->window;
-    r->ntx = run->ntx;
-    r->slot = run->slot;
-    r->sending = run->sending;
-    r->count = run->wl->count;
-    r->runtime_left_ns = !run->end_ns ? 0 : run->end_ns > now ? run->end_ns - now : 1;
-    r->received = res->received;
-    r->verified = res->verified;
-    r->mismatched = res->mismatched;
-    r->stale = res->stale;
-    r->wrong_queue = res->wrong_queue;
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    r->magic = NET_RUN_MAGIC;
-}
-
-/*
- * Nothing out on TX and no packet half taken: saves the run and parks.
- * RX buffers stay posted: what the device delivers meanwhile waits in
- * the used rings (guest RAM) for whoever goes on. Returns false when the
- * run moved to another VMM.
- */
-static bool net_run_park(NetRun *run)
-{
-    uint64_t t0 = wl_now_ns(), parked;
-    bool go_on;
-
-    net_run_save(run);
-    if (run->ctl.in_flight) {
-        __atomic_store_n(run->ctl.in_flight, run->tx_in_flight, __ATOMIC_RELAXED);
-    }
-    go_on = run->ctl.park(run->ctl.opaque);
-    parked = wl_now_ns() - t0;
-    run->res->stats.start_ns += parked;
-    run->last_activity_ns += parked;
-    run->last_progress_ns += parked;
-    if (run->end_ns) {
-        run->end_ns += parked;
-    }
-    if (go_on) {
-        __atomic_store_n(&run->d->st->rec.magic, 0, __ATOMIC_RELEASE);
-    } else {
-        run->migrated = true;
-    }
-    return go_on;
-}
-
-/*
- * The record a parked run left, as untrusted input: the same workload
- * shape, sent counts within count, received bitmaps with no bit beyond
- * what was sent. Sets got[] from the bitmaps and the counts.
- */
-static bool net_run_restore(NetRun *run, GError **errp)
-{
-    VirtioNetDrv *d = run->d;
-    NetRunRecord r = d->st->rec;
-    VirtioNetResult *res = run->res;
-
-    if (r.magic != NET_RUN_MAGIC) {
-        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
-                    "%s: run record: magic 0x%08" PRIx32 ", no parked run to continue",
-                    d->name, r.magic);
-        return false;
-    }
-    if (r.nqp != run->nqp || r.window != run->window || r.ntx != run->ntx ||
-        r.slot != run->slot || r.count != run->wl->count || r.sending > 1) {
-        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
-                    "%s: run record: %" PRIu32 " pairs, window %" PRIu32 ", %" PRIu32
-                    " TX slots of %" PRIu32 ", count %" PRIu64 "; this workload has %u, "
-                    "%u, %u of %" PRIu32 ", %" PRIu64 " (the same -workload must "
-                    "continue)", d->name, r.nqp, r.window, r.ntx, r.slot, r.count,
-                    run->nqp, run->window, run->ntx, run->slot, run->wl->count);
-        return false;
-    }
-    for (unsigned p = 0; p < run->nqp; p++) {
-        const uint64_t *w = (const uint64_t *)(run->seen + p * run->seen_stride);
-        uint64_t sent = d->st->sent[p], got = 0;
-
-        if (sent > r.count) {
-            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
-                        "%s: run record: sent[%u] %" PRIu64 " is over count %" PRIu64,
-                        d->name, p, sent, r.count);
-            return false;
-        }
-        for (uint64_t i = 0; i < run->seen_stride / 8; i++) {
-            uint64_t bits = w[i];
-
-            if (i * 64 + 64 > sent) {
-                uint64_t keep = sent > i * 64 ? sent - i * 64 : 0;
-
-                if (keep < 64 && (bits >> keep)) {
-                    g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
-                                "%s: run record: queue pair %u received bitmap has "
-                                "packets beyond the %" PRIu64 " sent", d->name, p, sent);
-                    return false;
-                }
-            }
-            got += (uint64_t)__builtin_popcountll(bits);
-        }
-        run->got[p] = got;
-        res->sent += sent;
-    }
-    res->received = r.received;
-    res->verified = r.verified;
-    res->mismatched = r.mismatched;
-    res->stale = r.stale;
-    res->wrong_queue = r.wrong_queue;
-    res->ops_before = r.verified;
-    res->continued = true;
-    if (r.mismatched) {
-        res->first_error = g_strdup_printf("%s: %" PRIu64 " packets mismatched before "
-                                           "the migration", d->name, r.mismatched);
-    }
-    run->sending = r.sending;
-    run->end_ns = r.runtime_left_ns ? wl_now_ns() + r.runtime_left_ns : 0;
-    d->st->rec.magic = 0;
-    return true;
-}
 
 static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
                          const WorkloadCtl *ctl, bool resume, VirtioNetResult *res,
@@ -1025,7 +778,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
     while (!run.fatal) {
         unsigned progress = 0;
         uint64_t got = 0, now;
-        bool pausing = run_pause_wanted(&run);
+        bool pausing = net_run_pause_wanted(&run);
 
         if (run.ctl.in_flight) {
             __atomic_store_n(run.ctl.in_flight, run.tx_in_flight, __ATOMIC_RELAXED);
@@ -1051,7 +804,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
         if (!run.sending && got == res->sent && run.tx_in_flight == 0) {
             break;
         }
-        if (pausing && !run.fatal && run.tx_in_flight == 0 && !rx_partial(d)) {
+        if (pausing && !run.fatal && run.tx_in_flight == 0 && !net_rx_partial(d)) {
             if (!net_run_park(&run)) {
                 break;
             }
