@@ -529,6 +529,7 @@ int main(int argc, char **argv)
             return EXIT_FAILURE;
         }
         vmm_runstate_register(mon);
+        vmm_runstate_register_control(mon, m);
         hotplug = vmm_hotplug_new(m, mon);
         vmm_dirtylog_register(m, mon);
         vmm_migrate_register(migrate, mon);

@@ -389,20 +389,15 @@ static JsonNode *vmm_qmp_query_migrate_parameters(VmmMonitor *mon, JsonObject *a
 }
 
 /*
- * cont: with -S, starts the guest an incoming migration loaded; while
- * the load still runs, makes it start the guest when done (QEMU's
- * autostart). Otherwise resumes a stopped guest.
- * TODO(merge): helper `guest` adds stop/cont in vmm-runstate; its cont
- * should call the incoming part of this one.
+ * QMP cont on an incoming VMM (vmm-runstate.c calls this while the machine
+ * is incoming): with -S, starts the guest the migration loaded; while the
+ * load still runs, makes it start the guest when done (QEMU's autostart).
  */
-static JsonNode *vmm_qmp_cont(VmmMonitor *mon, JsonObject *args, void *opaque, GError **errp)
+static bool vmm_migrate_cont_hook(void *opaque, GError **errp)
 {
     VmmMigrate *mm = opaque;
     bool loading, waiting;
 
-    if (!vmm_qmp_no_args(args, errp)) {
-        return NULL;
-    }
     g_mutex_lock(&mm->lock);
     waiting = mm->wait_cont;
     loading = mm->incoming && !waiting && vmm_machine_is_incoming(mm->m);
@@ -411,22 +406,14 @@ static JsonNode *vmm_qmp_cont(VmmMonitor *mon, JsonObject *args, void *opaque, G
     }
     g_mutex_unlock(&mm->lock);
     if (waiting) {
-        vmm_mig_in_cont(mm, errp);
-        return NULL;
+        return vmm_mig_in_cont(mm, errp);
     }
-    if (loading) {
-        return NULL;
-    }
-    if (vmm_runstate_get() == VMM_RUN_STATE_POSTMIGRATE) {
+    if (!loading) {
         g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
-                    "The guest migrated to another VMM: it cannot run here");
-        return NULL;
+                    "cont: the guest waits for an incoming migration (migrate-incoming)");
+        return false;
     }
-    if (vmm_runstate_get() == VMM_RUN_STATE_PAUSED &&
-        vmm_machine_vm_start(mm->m, errp)) {
-        vmm_runstate_set(VMM_RUN_STATE_RUNNING);
-    }
-    return NULL;
+    return true;
 }
 
 void vmm_migrate_register(VmmMigrate *mm, VmmMonitor *mon)
@@ -439,11 +426,12 @@ void vmm_migrate_register(VmmMigrate *mm, VmmMonitor *mon)
     vmm_monitor_register(mon, "migrate-set-parameters", vmm_qmp_migrate_set_parameters, mm);
     vmm_monitor_register(mon, "query-migrate-parameters", vmm_qmp_query_migrate_parameters,
                          mm);
-    vmm_monitor_register(mon, "cont", vmm_qmp_cont, mm);
+    vmm_runstate_set_cont_hook(vmm_migrate_cont_hook, mm);
 }
 
 void vmm_migrate_unregister(VmmMigrate *mm)
 {
     (void)mm;
+    vmm_runstate_set_cont_hook(NULL, NULL);
     vmm_migrate_mon = NULL;
 }
