@@ -14,6 +14,7 @@
 #include <glib-unix.h>
 
 #include "util/vhost-user-log.h"
+#include "vmm/vmm-announce.h"
 #include "vmm/vmm-dirtylog.h"
 #include "vmm/vmm-hotplug.h"
 #include "vmm/vmm-machine.h"
@@ -173,7 +174,7 @@ static void vmm_print_help(FILE *out)
 "        bs, reads, writes, flushes, discards, write_zeroes,\n"
 "        sectors_verified, mismatches, io_errors, range_sectors, for net\n"
 "        sent, received, packets_verified, mismatched, stale, lost,\n"
-"        wrong_queue, mpps; and \"ok\":BOOL,\"error\":STRING|null}.\n"
+"        wrong_queue, announce_frames, mpps; and \"ok\":BOOL,\"error\":STRING|null}.\n"
 "        Default: human (stderr only).\n"
 "\n"
 "    -x-fill-pattern\n"
@@ -373,6 +374,7 @@ int main(int argc, char **argv)
     VmmMain vm = { 0 };
     VmmMonitor *mon = NULL;
     VmmHotplug *hotplug = NULL;
+    VmmAnnounce *announce = NULL;
     VmmMachine *m;
     guint sigterm, sigint;
     int status = EXIT_SUCCESS;
@@ -414,6 +416,7 @@ int main(int argc, char **argv)
         vmm_runstate_register(mon);
         hotplug = vmm_hotplug_new(m, mon);
         vmm_dirtylog_register(m, mon);
+        announce = vmm_announce_new(m, mon);
     }
     vmm_status("ready");
 
@@ -425,6 +428,7 @@ int main(int argc, char **argv)
     vmm_runstate_unregister();
     vmm_monitor_free(mon);
     vmm_hotplug_free(hotplug);
+    vmm_announce_free(announce);
     vmm_machine_shutdown(m);
     /* The summary last, after the devices' "stopped" lines. */
     if (vmm_machine_has_workloads(m) && !vmm_machine_report(m, cfg->summary_json)) {
