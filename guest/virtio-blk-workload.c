@@ -390,6 +390,8 @@ static bool virtio_blk_drv_run_from(VirtioBlkDrv *d, const BlkWorkload *wl,
     if (!blk_run_setup(&run, d, nq, depth, wl->bs, ctl, res, errp)) {
         return false;
     }
+    /* A continued run's rate starts from the source's count, not from 0. */
+    run.last_progress_ops = res->stats.ops;
     run.save = blk_run_save;
     run.save_opaque = &prog;
     if (wl->verify_only) {

@@ -781,6 +781,8 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
         memset(run.seen, 0, run.nqp * run.seen_stride);
     }
     run.last_activity_ns = run.last_progress_ns = wl_now_ns();
+    /* A continued run's rate starts from the source's count, not from 0. */
+    run.last_progress_ops = run.res->verified;
 
     while (!run.fatal) {
         unsigned progress = 0;
