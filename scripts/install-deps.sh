@@ -9,7 +9,7 @@
 # make and scripts/build-dpdk-vhost-blk.sh.
 set -e
 build_pkgs="meson ninja-build pkg-config gcc libglib2.0-dev libjson-glib-dev check"
-test_pkgs="dpdk dpdk-dev dpdk-doc make qemu-system-common qemu-utils"
+test_pkgs="dpdk dpdk-dev dpdk-doc make qemu-system-common qemu-utils iproute2"
 
 missing=""
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" || missing="$missing $1"; }
