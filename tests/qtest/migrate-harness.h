@@ -55,6 +55,15 @@ MigVmm *mig_vmm_start(Fixture *f, const char *name, const MigVmmOpts *o, GPtrArr
 /* Closes the monitor; the process stays with the fixture. NULL is fine. */
 void mig_vmm_free(MigVmm *v);
 
+/*
+ * Appends to a (char *, freed with it) a reference-style block device on
+ * sock (chardev "cb", reconnect-ms=100) with queues request queues, or a
+ * vhost-user net device net0 (chardev "cn") with queues pairs, and
+ * -workload when workload is not NULL.
+ */
+void mig_add_blk(GPtrArray *a, const char *sock, unsigned queues, const char *workload);
+void mig_add_net(GPtrArray *a, const char *sock, unsigned queues, const char *workload);
+
 /* "unix:DIR/name" for f. */
 char *mig_unix_uri(Fixture *f, const char *name);
 
