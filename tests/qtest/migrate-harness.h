@@ -46,6 +46,13 @@ typedef struct MigVmm {
 } MigVmm;
 
 /*
+ * False, with the test skipped (and saying why), when the VMM under test
+ * has no live migration (-incoming is an unknown option): these tests need
+ * issue 10's VMM. Call first in each test.
+ */
+bool mig_vmm_can_migrate(void);
+
+/*
  * Starts the VMM called name (its files are NAME.log, NAME.json,
  * NAME.ram, NAME.qmp in f's directory) with args after the common ones,
  * and connects to its monitor. NULL, with the test failed, when it does
