@@ -206,13 +206,35 @@ static bool status_final(const char *s)
     return !strcmp(s, "completed") || !strcmp(s, "failed") || !strcmp(s, "cancelled");
 }
 
+/*
+ * The outcome a source printed, or NULL: a source whose guest left exits
+ * by itself soon after "completed", maybe before the next query.
+ */
+static char *final_from_log(MigVmm *v)
+{
+    static const char *const lines[][2] = {
+        { "vhost-user-vmm: migration: completed in ", "completed" },
+        { "vhost-user-vmm: migration: failed: ", "failed" },
+        { "vhost-user-vmm: migration: cancelled", "cancelled" },
+    };
+    g_autofree char *log = proc_log(v->proc);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(lines); i++) {
+        if (strstr(log, lines[i][0])) {
+            return g_strdup(lines[i][1]);
+        }
+    }
+    return NULL;
+}
+
 char *mig_wait_status(MigVmm *v, const char *want, unsigned timeout_ms)
 {
     gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 
     for (;;) {
-        char *s = mig_status(v);
+        char *s = final_from_log(v);
 
+        s = s ? s : mig_status(v);
         if (!strcmp(s, want) || status_final(s)) {
             return s;
         }
