@@ -4,7 +4,8 @@
 #   --build-only   only the toolchain and libraries (meson, ninja, GLib, json-glib, Check)
 # Real back-ends used by the tests come from Debian packages too:
 # dpdk-testpmd (package dpdk-dev, not dpdk) and qemu-storage-daemon and
-# virtiofsd (qemu-system-common); qemu-img comes with qemu-utils; the
+# virtiofsd (qemu-system-common); qemu-img comes with qemu-utils; ip
+# (network namespaces, the migration tests) with iproute2; the
 # source of DPDK's vhost_blk example (dpdk-doc), built by the tests with
 # make and scripts/build-dpdk-vhost-blk.sh.
 set -e
