@@ -109,6 +109,70 @@ void virtio_blk_result_clear(VirtioBlkResult *res)
 
 /* ---- driver life ---- */
 
+/*
+ * Where the pool and the tables go in a buffer area of buf_size bytes:
+ * the same for a new driver and one attached to a migrated area, so the
+ * attached one can check what guest RAM claims against it.
+ */
+static void blk_layout(uint64_t buf_size, uint64_t capacity, uint64_t *pool,
+                       uint64_t *tracked)
+{
+    uint64_t rest;
+
+    *pool = MIN(BLK_POOL_MAX, (buf_size - BLK_STATE_SIZE) / 2) / BLK_PAGE * BLK_PAGE;
+    rest = buf_size - BLK_STATE_SIZE - *pool;
+    /* 4 bytes of generation plus 1 bit in flight per sector. */
+    *tracked = MIN(capacity, rest * 8 / 33);
+    while (*tracked && *tracked * 4 + ALIGN_UP(*tracked, 8) / 8 > rest) {
+        (*tracked)--;
+    }
+}
+
+static VirtioBlkDrv *blk_drv_alloc(const char *name, GuestMemory *mem,
+                                   GuestVirtqueue *vqs, unsigned nvqs,
+                                   uint64_t features, const VirtioBlkDrvConfig *cfg,
+                                   uint32_t blk_size, BlkDrvState *st)
+{
+    VirtioBlkDrv *d = g_new0(VirtioBlkDrv, 1);
+
+    d->name = g_strdup(name);
+    d->mem = mem;
+    d->vqs = vqs;
+    d->nvqs = nvqs;
+    d->features = features;
+    d->cfg = *cfg;
+    d->cfg.blk_size = blk_size;
+    d->st = st;
+    return d;
+}
+
+/*
+ * The config and buffer area checks a new driver and an attached one
+ * share; NULL when fine, else what is wrong (to free).
+ */
+static char *blk_check_config(GuestVirtqueue *vqs, unsigned nvqs, uint64_t features,
+                              const VirtioBlkDrvConfig *cfg, uint32_t blk_size,
+                              uint64_t buf_gpa, uint64_t buf_size)
+{
+    if (nvqs == 0 || !vqs) {
+        return g_strdup("no request queues");
+    } else if (cfg->capacity == 0) {
+        return g_strdup("config capacity is 0 sectors");
+    } else if ((features & (1ull << VIRTIO_BLK_F_BLK_SIZE)) &&
+               (blk_size < VIRTIO_BLK_SECTOR_SIZE || blk_size > 65536 ||
+                (blk_size & (blk_size - 1)))) {
+        return g_strdup_printf("config blk_size %" PRIu32 " is not a power of two "
+                               "in [512, 65536]", blk_size);
+    } else if ((features & (1ull << VIRTIO_BLK_F_SEG_MAX)) && cfg->seg_max == 0) {
+        return g_strdup("config seg_max is 0");
+    } else if (buf_size < BLK_STATE_SIZE + 2 * 65536 || (buf_gpa % BLK_PAGE)) {
+        /* State page, a pool of at least 64 KiB, and a table of >= 1 page. */
+        return g_strdup_printf("buffer area 0x%" PRIx64 "+0x%" PRIx64
+                               " is unaligned or below 132 KiB", buf_gpa, buf_size);
+    }
+    return NULL;
+}
+
 VirtioBlkDrv *virtio_blk_drv_new(const char *name, GuestMemory *mem,
                                  GuestVirtqueue *vqs, unsigned nvqs,
                                  uint64_t features, const VirtioBlkDrvConfig *cfg,
@@ -117,27 +181,12 @@ VirtioBlkDrv *virtio_blk_drv_new(const char *name, GuestMemory *mem,
 {
     VirtioBlkDrv *d;
     BlkDrvState *st;
-    uint64_t pool, rest, tracked;
+    uint64_t pool, tracked;
     uint32_t blk_size = cfg->blk_size ? cfg->blk_size : VIRTIO_BLK_SECTOR_SIZE;
 
-    g_autofree char *bad = NULL;
+    g_autofree char *bad = blk_check_config(vqs, nvqs, features, cfg, blk_size,
+                                            buf_gpa, buf_size);
 
-    if (nvqs == 0 || !vqs) {
-        bad = g_strdup("no request queues");
-    } else if (cfg->capacity == 0) {
-        bad = g_strdup("config capacity is 0 sectors");
-    } else if ((features & (1ull << VIRTIO_BLK_F_BLK_SIZE)) &&
-               (blk_size < VIRTIO_BLK_SECTOR_SIZE || blk_size > 65536 ||
-                (blk_size & (blk_size - 1)))) {
-        bad = g_strdup_printf("config blk_size %" PRIu32 " is not a power of two "
-                              "in [512, 65536]", blk_size);
-    } else if ((features & (1ull << VIRTIO_BLK_F_SEG_MAX)) && cfg->seg_max == 0) {
-        bad = g_strdup("config seg_max is 0");
-    } else if (buf_size < BLK_STATE_SIZE + 2 * 65536 || (buf_gpa % BLK_PAGE)) {
-        /* State page, a pool of at least 64 KiB, and a table of >= 1 page. */
-        bad = g_strdup_printf("buffer area 0x%" PRIx64 "+0x%" PRIx64
-                              " is unaligned or below 132 KiB", buf_gpa, buf_size);
-    }
     if (bad) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG, "%s: %s", name, bad);
         return NULL;
@@ -149,23 +198,9 @@ VirtioBlkDrv *virtio_blk_drv_new(const char *name, GuestMemory *mem,
                     " is not in one guest RAM region", name, buf_gpa, buf_size);
         return NULL;
     }
-    pool = MIN(BLK_POOL_MAX, (buf_size - BLK_STATE_SIZE) / 2) / BLK_PAGE * BLK_PAGE;
-    rest = buf_size - BLK_STATE_SIZE - pool;
-    /* 4 bytes of generation plus 1 bit in flight per sector. */
-    tracked = MIN(cfg->capacity, rest * 8 / 33);
-    while (tracked && tracked * 4 + ALIGN_UP(tracked, 8) / 8 > rest) {
-        tracked--;
-    }
+    blk_layout(buf_size, cfg->capacity, &pool, &tracked);
 
-    d = g_new0(VirtioBlkDrv, 1);
-    d->name = g_strdup(name);
-    d->mem = mem;
-    d->vqs = vqs;
-    d->nvqs = nvqs;
-    d->features = features;
-    d->cfg = *cfg;
-    d->cfg.blk_size = blk_size;
-    d->st = st;
+    d = blk_drv_alloc(name, mem, vqs, nvqs, features, cfg, blk_size, st);
     memset(st, 0, BLK_STATE_SIZE);
     st->seed = seed;
     st->tracked = tracked;
@@ -178,6 +213,59 @@ VirtioBlkDrv *virtio_blk_drv_new(const char *name, GuestMemory *mem,
     d->inflight = (uint8_t *)(d->gen + tracked);
     memset(d->gen, 0, tracked * 4 + ALIGN_UP(tracked, 8) / 8);
     st->magic = BLK_STATE_MAGIC;
+    return d;
+}
+
+VirtioBlkDrv *virtio_blk_drv_attach(const char *name, GuestMemory *mem,
+                                    GuestVirtqueue *vqs, unsigned nvqs,
+                                    uint64_t features, const VirtioBlkDrvConfig *cfg,
+                                    uint64_t buf_gpa, uint64_t buf_size, GError **errp)
+{
+    uint32_t blk_size = cfg->blk_size ? cfg->blk_size : VIRTIO_BLK_SECTOR_SIZE;
+    g_autofree char *bad = blk_check_config(vqs, nvqs, features, cfg, blk_size,
+                                            buf_gpa, buf_size);
+    BlkDrvState *st = bad ? NULL : guest_memory_gpa_to_hva(mem, buf_gpa, buf_size);
+    uint64_t pool = 0, tracked = 0, gen_gpa;
+    VirtioBlkDrv *d;
+
+    if (!bad && !st) {
+        bad = g_strdup_printf("buffer area 0x%" PRIx64 "+0x%" PRIx64
+                              " is not in one guest RAM region", buf_gpa, buf_size);
+    }
+    if (!bad) {
+        /*
+         * Guest RAM is the back-end's to write too: every value must be
+         * exactly what this area and disk lay out, never taken as is.
+         */
+        blk_layout(buf_size, cfg->capacity, &pool, &tracked);
+        gen_gpa = buf_gpa + BLK_STATE_SIZE + pool;
+        if (st->magic != BLK_STATE_MAGIC) {
+            bad = g_strdup_printf("driver state magic 0x%08" PRIx32 " is not 0x%08x",
+                                  st->magic, BLK_STATE_MAGIC);
+        } else if (st->tracked != tracked) {
+            bad = g_strdup_printf("driver state: tracked %" PRIu64 " sectors, the "
+                                  "area and disk hold %" PRIu64, st->tracked, tracked);
+        } else if (st->pool_gpa != buf_gpa + BLK_STATE_SIZE || st->pool_size != pool) {
+            bad = g_strdup_printf("driver state: pool 0x%" PRIx64 "+0x%" PRIx64
+                                  " is not 0x%" PRIx64 "+0x%" PRIx64, st->pool_gpa,
+                                  st->pool_size, buf_gpa + BLK_STATE_SIZE, pool);
+        } else if (st->gen_gpa != gen_gpa || st->inflight_gpa != gen_gpa + tracked * 4) {
+            bad = g_strdup_printf("driver state: generation table at 0x%" PRIx64
+                                  " / in-flight bitmap at 0x%" PRIx64 ", not 0x%"
+                                  PRIx64 " / 0x%" PRIx64, st->gen_gpa,
+                                  st->inflight_gpa, gen_gpa, gen_gpa + tracked * 4);
+        }
+    }
+    if (bad) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG, "%s: %s", name, bad);
+        return NULL;
+    }
+    d = blk_drv_alloc(name, mem, vqs, nvqs, features, cfg, blk_size, st);
+    d->pool = (uint8_t *)st + BLK_STATE_SIZE;
+    d->gen = (uint32_t *)(d->pool + pool);
+    d->inflight = (uint8_t *)(d->gen + tracked);
+    /* Parked means drained: nothing is in flight, whatever the bitmap says. */
+    memset(d->inflight, 0, ALIGN_UP(tracked, 8) / 8);
     return d;
 }
 
@@ -662,20 +750,66 @@ static bool run_needs_reset(const BlkRun *run)
            run->ctl.needs_reset(run->ctl.opaque);
 }
 
+static bool run_pause_wanted(const BlkRun *run)
+{
+    /* A run being stopped ends rather than parks: nobody would resume it. */
+    return run->ctl.pause && run->ctl.park &&
+           __atomic_load_n(run->ctl.pause, __ATOMIC_ACQUIRE) &&
+           !(run->ctl.stop && __atomic_load_n(run->ctl.stop, __ATOMIC_ACQUIRE));
+}
+
+/*
+ * Nothing in flight: saves the run into guest RAM and parks. The time
+ * parked is taken out of the rates and the stall and runtime clocks.
+ * Returns false when the run moved to another VMM.
+ */
+static bool run_park(BlkRun *run)
+{
+    uint64_t t0 = wl_now_ns(), parked;
+    bool go_on;
+
+    if (run->save) {
+        run->save(run, run->save_opaque);
+    }
+    if (run->ctl.in_flight) {
+        __atomic_store_n(run->ctl.in_flight, run->in_flight, __ATOMIC_RELAXED);
+    }
+    go_on = run->ctl.park(run->ctl.opaque);
+    parked = wl_now_ns() - t0;
+    run->paused_ns += parked;
+    run->res->stats.start_ns += parked;
+    run->last_done_ns += parked;
+    run->last_progress_ns += parked;
+    if (go_on) {
+        /* The record is stale from now on: nobody may continue from it. */
+        __atomic_store_n(&run->d->st->run.magic, 0, __ATOMIC_RELEASE);
+    } else {
+        run->migrated = true;
+    }
+    return go_on;
+}
+
 /*
  * Issues what gen gives, round robin over the queues, one kick per queue
  * per batch, until gen is done and nothing is in flight (or a fatal
  * failure). Stop requests end issuing; what is in flight still completes.
+ * A pause (ctl.pause) holds issuing back until nothing is in flight,
+ * then parks.
  */
 void blk_run_pump(BlkRun *run, BlkGenFn gen, void *opaque)
 {
     bool done = false;
 
-    while (!run->fatal) {
+    while (!run->fatal && !run->migrated) {
+        bool pausing = run_pause_wanted(run);
+
+        if (run->ctl.in_flight) {
+            __atomic_store_n(run->ctl.in_flight, run->in_flight, __ATOMIC_RELAXED);
+        }
         if (!done && run_should_stop(run)) {
             done = true;
         }
-        for (unsigned q = 0; q < run->nq && !done; q++) {
+        for (unsigned q = 0; q < run->nq && !done && !pausing; q++) {
             bool added = false;
 
             while (run->free_cnt[q] > 0) {
@@ -701,6 +835,12 @@ void blk_run_pump(BlkRun *run, BlkGenFn gen, void *opaque)
         }
         if (run->fatal || (done && run->in_flight == 0)) {
             break;
+        }
+        if (pausing && run->in_flight == 0) {
+            if (!run_park(run)) {
+                break;
+            }
+            continue;
         }
         if (run_reap(run) == 0 && !run->fatal) {
             if (run->in_flight == 0) {

@@ -78,7 +78,7 @@ static BlkGenResult main_gen(BlkRun *run, void *opaque, BlkOp *op)
     bool found = false;
 
     if ((g->target && g->issued >= g->target) ||
-        (g->end_ns && wl_now_ns() >= g->end_ns) ||
+        (g->end_ns && wl_now_ns() - run->paused_ns >= g->end_ns) ||
         (wl->rw == BLK_RW_FILL && g->cursor >= g->nblocks)) {
         return BLK_GEN_DONE;
     }
@@ -187,12 +187,149 @@ static void blk_verify_only(BlkRun *run, const BlkMainGen *g)
     blk_run_pump(run, blk_verify_gen, &vg);
 }
 
+/* ---- parking and continuing (live migration) ---- */
+
+static bool virtio_blk_drv_run_from(VirtioBlkDrv *d, const BlkWorkload *wl,
+                                    const WorkloadCtl *ctl, bool resume,
+                                    VirtioBlkResult *res, GError **errp);
+
+/* What a run needs to continue elsewhere, where it is. */
+typedef struct BlkProgress {
+    BlkMainGen *g;
+    BlkVerifyGen *vg;
+    BlkPhase phase;
+} BlkProgress;
+
+/* BlkRun.save: nothing is in flight; the record goes to guest RAM. */
+static void blk_run_save(BlkRun *run, void *opaque)
+{
+    BlkProgress *p = opaque;
+    BlkRunRecord *r = &run->d->st->run;
+    const VirtioBlkResult *res = run->res;
+    uint64_t now = wl_now_ns() - run->paused_ns;
+
+    r->magic = 0;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    r->phase = p->phase;
+    r->bs = p->g->spb * VIRTIO_BLK_SECTOR_SIZE;
+    r->nq = run->nq;
+    r->depth = run->depth;
+    r->rw = p->g->wl->rw;
+    r->nblocks = p->g->nblocks;
+    r->issued = p->g->issued;
+    r->cursor = p->g->cursor;
+    r->rng = p->g->rng;
+    r->verify_cursor = p->vg->cursor;
+    r->runtime_left_ns = !p->g->end_ns ? 0 : p->g->end_ns > now ? p->g->end_ns - now : 1;
+    r->reads = res->reads;
+    r->writes = res->writes;
+    r->flushes = res->flushes;
+    r->discards = res->discards;
+    r->write_zeroes = res->write_zeroes;
+    r->sectors_verified = res->sectors_verified;
+    r->mismatches = res->mismatches;
+    r->io_errors = res->io_errors;
+    r->ops = res->ops_before + res->stats.ops;
+    r->bytes = res->stats.bytes;
+    r->errors = res->stats.errors;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    r->magic = BLK_RUN_MAGIC;
+}
+
+/*
+ * The record a parked run left, read back as untrusted: it must describe
+ * the same workload on the same layout, and every position must lie
+ * inside it. Restores the generators and the counts.
+ */
+static bool blk_run_restore(VirtioBlkDrv *d, const BlkWorkload *wl, unsigned nq,
+                            unsigned depth, BlkProgress *p, VirtioBlkResult *res,
+                            GError **errp)
+{
+    BlkRunRecord r = d->st->run;
+    BlkMainGen *g = p->g;
+    const char *field = NULL;
+    uint64_t value = 0, limit = 0;
+
+    if (r.magic != BLK_RUN_MAGIC) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: run record: magic 0x%08" PRIx32 ", no parked run to continue",
+                    d->name, r.magic);
+        return false;
+    }
+    if (r.bs != wl->bs || r.nq != nq || r.depth != depth || r.rw != wl->rw ||
+        r.nblocks != g->nblocks) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: run record: bs %" PRIu32 ", %" PRIu32 " queues, depth %" PRIu32
+                    ", rw %" PRIu32 ", %" PRIu64 " blocks; this workload has bs %" PRIu32
+                    ", %u queues, depth %u, rw %u, %" PRIu64 " blocks (the same "
+                    "-workload must continue)", d->name, r.bs, r.nq, r.depth, r.rw,
+                    r.nblocks, wl->bs, nq, depth, wl->rw, g->nblocks);
+        return false;
+    }
+#define RECORD_CHECK(f, bad, lim) \
+    if (!field && (bad)) { field = #f; value = r.f; limit = (lim); }
+    RECORD_CHECK(phase, r.phase < BLK_PHASE_MAIN || r.phase > BLK_PHASE_VERIFY,
+                 BLK_PHASE_VERIFY);
+    RECORD_CHECK(issued, g->target && r.issued > g->target, g->target);
+    RECORD_CHECK(cursor, r.cursor > r.issued, r.issued);
+    RECORD_CHECK(rng, r.rng == 0, 1);
+    RECORD_CHECK(verify_cursor, r.verify_cursor > d->st->tracked, d->st->tracked);
+    RECORD_CHECK(ops, r.ops < r.reads || r.ops < r.writes, r.reads + r.writes);
+#undef RECORD_CHECK
+    if (field) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: run record: %s %" PRIu64 " is out of range (limit %" PRIu64 ")",
+                    d->name, field, value, limit);
+        return false;
+    }
+    p->phase = r.phase;
+    g->issued = r.issued;
+    g->cursor = r.cursor;
+    g->rng = r.rng;
+    g->end_ns = r.runtime_left_ns ? wl_now_ns() + r.runtime_left_ns : 0;
+    p->vg->cursor = r.verify_cursor;
+    res->reads = r.reads;
+    res->writes = r.writes;
+    res->flushes = r.flushes;
+    res->discards = r.discards;
+    res->write_zeroes = r.write_zeroes;
+    res->sectors_verified = r.sectors_verified;
+    res->mismatches = r.mismatches;
+    res->io_errors = r.io_errors;
+    res->ops_before = r.ops;
+    res->continued = true;
+    if (r.mismatches || r.io_errors) {
+        res->first_error = g_strdup_printf("%s: %" PRIu64 " mismatching sectors and %"
+                                           PRIu64 " I/O errors before the migration",
+                                           d->name, r.mismatches, r.io_errors);
+    }
+    /* Consumed: a second continuation from the same RAM would replay it. */
+    d->st->run.magic = 0;
+    return true;
+}
+
 bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
                         const WorkloadCtl *ctl, VirtioBlkResult *res,
                         GError **errp)
 {
+    return virtio_blk_drv_run_from(d, wl, ctl, false, res, errp);
+}
+
+bool virtio_blk_drv_continue(VirtioBlkDrv *d, const BlkWorkload *wl,
+                             const WorkloadCtl *ctl, VirtioBlkResult *res,
+                             GError **errp)
+{
+    return virtio_blk_drv_run_from(d, wl, ctl, true, res, errp);
+}
+
+static bool virtio_blk_drv_run_from(VirtioBlkDrv *d, const BlkWorkload *wl,
+                                    const WorkloadCtl *ctl, bool resume,
+                                    VirtioBlkResult *res, GError **errp)
+{
     BlkRun run;
     BlkMainGen g = { .wl = wl };
+    BlkVerifyGen vg = { 0 };
+    BlkProgress prog = { .g = &g, .vg = &vg, .phase = BLK_PHASE_MAIN };
     uint64_t range;
     unsigned nq = blk_queues_used(d, wl->queues);
     unsigned depth;
@@ -233,9 +370,28 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
         return false;
     }
     res->range_sectors = g.nblocks * g.spb;
+    vg.chunk = g.spb;
+    g.target = wl->ops;
+    if (!wl->ops && !wl->runtime_ms && wl->rw != BLK_RW_FILL) {
+        g.target = BLK_DEFAULT_OPS;
+    }
+    g.end_ns = wl->runtime_ms ? wl_now_ns() + wl->runtime_ms * 1000000ull : 0;
+    g.rng = ((uint64_t)wl->seed << 32 | 0x9e3779b9u) ^ 0x5bd1e995ull;
+    g.verify = wl->verify;
+    if (resume && (wl->verify_only ||
+                   !blk_run_restore(d, wl, nq, depth, &prog, res, errp))) {
+        if (wl->verify_only) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                        "%s: a verify_only run is not continued after a migration",
+                        d->name);
+        }
+        return false;
+    }
     if (!blk_run_setup(&run, d, nq, depth, wl->bs, ctl, res, errp)) {
         return false;
     }
+    run.save = blk_run_save;
+    run.save_opaque = &prog;
     if (wl->verify_only) {
         blk_verify_only(&run, &g);
         res->stats.end_ns = wl_now_ns();
@@ -252,31 +408,35 @@ bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
         blk_run_cleanup(&run);
         return ok;
     }
-    g.target = wl->ops;
-    if (!wl->ops && !wl->runtime_ms && wl->rw != BLK_RW_FILL) {
-        g.target = BLK_DEFAULT_OPS;
+    if (prog.phase == BLK_PHASE_MAIN) {
+        blk_run_pump(&run, main_gen, &g);
     }
-    g.end_ns = wl->runtime_ms ? wl_now_ns() + wl->runtime_ms * 1000000ull : 0;
-    g.rng = ((uint64_t)wl->seed << 32 | 0x9e3779b9u) ^ 0x5bd1e995ull;
-    g.verify = wl->verify;
-    blk_run_pump(&run, main_gen, &g);
     res->stats.end_ns = wl_now_ns();
 
-    if (!run.fatal && wl->flush && blk_has_feature(d, VIRTIO_BLK_F_FLUSH)) {
+    if (!run.fatal && !run.migrated && prog.phase <= BLK_PHASE_FLUSH &&
+        wl->flush && blk_has_feature(d, VIRTIO_BLK_F_FLUSH)) {
         BlkOp fl = { .type = VIRTIO_BLK_T_FLUSH };
         BlkOneGen one = { .ops = &fl, .n = 1 };
+        prog.phase = BLK_PHASE_FLUSH;
         run.ctl.stop = NULL;
         run.ctl.deadline_ns = 0;
         run.quiet = true;
         blk_run_pump(&run, blk_list_gen, &one);
     }
-    if (!run.fatal && wl->verify) {
-        BlkVerifyGen vg = { .chunk = g.spb };
+    if (!run.fatal && !run.migrated && wl->verify) {
         /* The read-back always runs to the end: it is the point. */
+        prog.phase = BLK_PHASE_VERIFY;
         run.ctl.stop = NULL;
         run.ctl.deadline_ns = 0;
         run.quiet = true;
         blk_run_pump(&run, blk_verify_gen, &vg);
+    }
+    if (run.migrated) {
+        /* Ended here, goes on there: nothing to judge yet. */
+        res->migrated = true;
+        res->stats.end_ns = wl_now_ns();
+        blk_run_cleanup(&run);
+        return true;
     }
     ok = blk_run_finish(&run, errp);
     /*

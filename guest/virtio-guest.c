@@ -7,11 +7,13 @@
  * region) rather than trusted, and a bad header is an error, never an
  * allocation outside RAM.
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include <glib.h>
 
 #include "guest/virtio-guest.h"
+#include "guest/workload.h"
 #include "hw/virtio/vhost-user-blk.h"
 #include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-net.h"
@@ -67,11 +69,16 @@ bool guest_alloc_init(GuestMemory *mem, GError **errp)
                     r->gpa + r->size, GUEST_ALLOC_BASE);
         return false;
     }
-    if (!guest_memory_write(mem, GUEST_ALLOC_BASE, &h, sizeof(h))) {
+    if (!guest_memory_write(mem, GUEST_ALLOC_BASE, &h, sizeof(h)) ||
+        !guest_memory_gpa_to_hva(mem, GUEST_DIR_GPA,
+                                 GUEST_DIR_MAX * sizeof(GuestDirEntry))) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
                     "guest allocator: cannot write the header");
         return false;
     }
+    memset(guest_memory_gpa_to_hva(mem, GUEST_DIR_GPA,
+                                   GUEST_DIR_MAX * sizeof(GuestDirEntry)),
+           0, GUEST_DIR_MAX * sizeof(GuestDirEntry));
     return true;
 }
 
@@ -316,6 +323,152 @@ bool virtio_guest_device_boot(VirtioGuestDevice *gd, GError **errp)
     if (!virtio_set_status(vdev, status, errp)) {
         return false;
     }
+    gd->running = true;
+    return true;
+}
+
+/* ---- Live migration: the directory and attaching -------------------- */
+
+_Static_assert(64 + GUEST_DIR_MAX * sizeof(GuestDirEntry) <= GUEST_PAGE_SIZE,
+               "the directory shares the allocator's page");
+_Static_assert(sizeof(GuestAllocHeader) <= 64, "header before the directory");
+
+static GuestDirEntry *guest_dir(GuestMemory *mem)
+{
+    return guest_memory_gpa_to_hva(mem, GUEST_DIR_GPA,
+                                   GUEST_DIR_MAX * sizeof(GuestDirEntry));
+}
+
+bool guest_dir_publish(VirtioGuestDevice *gd, const char *id, uint64_t area_gpa,
+                       uint64_t area_size, GError **errp)
+{
+    GuestDirEntry *dir = guest_dir(gd->mem), *slot = NULL;
+    uint64_t vqs_gpa;
+    uint64_t *gpas;
+
+    if (!dir || strlen(id) >= GUEST_DIR_ID_LEN || gd->nvqs > UINT16_MAX) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: cannot be recorded in the guest's directory", id);
+        return false;
+    }
+    for (unsigned i = 0; i < GUEST_DIR_MAX && !slot; i++) {
+        if (dir[i].magic == GUEST_DIR_MAGIC &&
+            !strncmp(dir[i].id, id, GUEST_DIR_ID_LEN)) {
+            slot = &dir[i];
+        }
+    }
+    for (unsigned i = 0; i < GUEST_DIR_MAX && !slot; i++) {
+        if (dir[i].magic != GUEST_DIR_MAGIC) {
+            slot = &dir[i];
+        }
+    }
+    if (!slot) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_NO_SPACE,
+                    "%s: the guest's directory is full (%u devices)", id, GUEST_DIR_MAX);
+        return false;
+    }
+    vqs_gpa = guest_alloc(gd->mem, 8ull * MAX(gd->nvqs, 1u), 8, errp);
+    if (!vqs_gpa) {
+        return false;
+    }
+    gpas = guest_memory_gpa_to_hva(gd->mem, vqs_gpa, 8ull * MAX(gd->nvqs, 1u));
+    for (unsigned n = 0; n < gd->nvqs; n++) {
+        gpas[n] = gd->rings[n].state_gpa;
+    }
+    slot->magic = 0;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    slot->device_id = virtio_get_device_id(gd->vdev);
+    slot->nvqs = (uint16_t)gd->nvqs;
+    memset(slot->id, 0, sizeof(slot->id));
+    memcpy(slot->id, id, strlen(id));
+    slot->features = gd->features;
+    slot->area_gpa = area_gpa;
+    slot->area_size = area_size;
+    slot->vqs_gpa = vqs_gpa;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    slot->magic = GUEST_DIR_MAGIC;
+    return true;
+}
+
+bool guest_dir_find(GuestMemory *mem, const char *id, GuestDirEntry *out,
+                    GError **errp)
+{
+    GuestDirEntry *dir = guest_dir(mem);
+
+    for (unsigned i = 0; dir && i < GUEST_DIR_MAX; i++) {
+        GuestDirEntry e = dir[i];
+
+        if (e.magic != GUEST_DIR_MAGIC || memchr(e.id, 0, sizeof(e.id)) == NULL ||
+            strcmp(e.id, id)) {
+            continue;
+        }
+        if (e.nvqs == 0 || !guest_memory_gpa_to_hva(mem, e.vqs_gpa, 8ull * e.nvqs) ||
+            !guest_memory_gpa_to_hva(mem, e.area_gpa, e.area_size)) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                        "%s: guest directory record: %u queue states at 0x%" PRIx64
+                        " or area 0x%" PRIx64 "+0x%" PRIx64 " outside guest RAM",
+                        id, e.nvqs, e.vqs_gpa, e.area_gpa, e.area_size);
+            return false;
+        }
+        *out = e;
+        return true;
+    }
+    g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                "%s: no record in the guest's directory at 0x%" PRIx64
+                " (its driver never ran on the source)", id, GUEST_DIR_GPA);
+    return false;
+}
+
+bool virtio_guest_device_attach(VirtioGuestDevice *gd, const GuestDirEntry *e,
+                                GError **errp)
+{
+    VirtIODevice *vdev = gd->vdev;
+    const char *id = virtio_get_id(vdev);
+    uint64_t offered = virtio_get_host_features(vdev);
+    const uint64_t *gpas;
+
+    if (e->device_id != virtio_get_device_id(vdev) || e->nvqs != gd->nvqs) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: guest directory record: device type %u with %u queues, the "
+                    "device is type %u with %u", id, e->device_id, e->nvqs,
+                    virtio_get_device_id(vdev), gd->nvqs);
+        return false;
+    }
+    if ((e->features & ~(offered & gd->driver_features)) ||
+        !virtio_has_feature(e->features, VIRTIO_F_VERSION_1)) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: guest directory record: features 0x%" PRIx64 " are not "
+                    "within what the device offers and the driver implements (0x%"
+                    PRIx64 ")", id, e->features, offered & gd->driver_features);
+        return false;
+    }
+    gpas = guest_memory_gpa_to_hva(gd->mem, e->vqs_gpa, 8ull * e->nvqs);
+    if (!gpas) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: guest directory record: queue states at 0x%" PRIx64
+                    " outside guest RAM", id, e->vqs_gpa);
+        return false;
+    }
+    for (unsigned n = 0; n < gd->nvqs; n++) {
+        GuestVirtqueue *vq = &gd->vqs[n];
+        uint64_t st = gpas[n];
+
+        if (!guest_vq_attach(vq, gd->mem, st) ||
+            vq->num != virtio_queue_get_num_max(vdev, n)) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                        "%s: queue %u: driver state at 0x%" PRIx64 " is not a valid "
+                        "ring state of %u entries in guest RAM", id, n, st,
+                        virtio_queue_get_num_max(vdev, n));
+            return false;
+        }
+        gd->rings[n] = (VirtioGuestRing){
+            .num = vq->num, .desc_gpa = vq->st->desc_gpa,
+            .avail_gpa = vq->st->avail_gpa, .used_gpa = vq->st->used_gpa,
+            .state_gpa = st, .indirect_gpa = vq->st->indirect_gpa,
+        };
+        virtio_queue_get_notifiers(vdev, n, &vq->kick_fd, &vq->call_fd);
+    }
+    gd->features = e->features;
     gd->running = true;
     return true;
 }

@@ -20,84 +20,8 @@
 #include "guest/pattern.h"
 #include "guest/virtio-net-drv.h"
 
-#define NET_STATE_MAGIC     0x74656e76u     /* "vnet" */
-#define NET_STATE_SIZE      4096u
-#define NET_MAX_QP          64u
-#define NET_HDR_LEN         ((uint32_t)sizeof(VirtioNetHdr))
-/*
- * What an MTU allows on the wire: the ethernet header and one VLAN tag
- * on top (no FCS in virtio). Our frames carry no tag, but a guest must
- * be able to send tagged frames of a full MTU, as Linux does; so with
- * mtu 1500 the classic 1518 is the largest size, with 9000 it is 9018.
- */
-#define NET_MTU_OVERHEAD    (VIRTIO_NET_ETH_HLEN + 4u)
-#define NET_ASM_MAX         65536u          /* a packet over this is bogus */
-#define NET_SEQ_MASK        ((1ull << 48) - 1)
+#include "virtio-net-drv-int.h"
 
-#define ALIGN_UP(x, a)      (((x) + (a) - 1) / (a) * (a))
-
-/* Driver state in guest RAM, at the start of the buffer area. */
-typedef struct __attribute__((packed)) NetDrvState {
-    uint32_t magic;
-    uint32_t run;               /* run number: the packets' generation */
-    uint32_t rxbuf;             /* bytes per RX buffer; 0 until posted */
-    uint32_t nqp;
-    uint64_t rx_gpa;            /* RX buffers: nqp x ring size of them */
-    uint64_t work_gpa;          /* this run's TX slots and bitmaps */
-    uint64_t sent[NET_MAX_QP];  /* packets sent per pair, this run */
-} NetDrvState;
-
-_Static_assert(sizeof(NetDrvState) <= NET_STATE_SIZE, "net state page");
-
-/* A packet being put together from mergeable RX buffers. */
-typedef struct NetRxAsm {
-    uint8_t *buf;
-    size_t len;
-    unsigned want;              /* buffers it spans; 0: between packets */
-    unsigned have;
-    bool bad;                   /* already counted as a mismatch */
-} NetRxAsm;
-
-struct VirtioNetDrv {
-    char *name;
-    GuestMemory *mem;
-    GuestVirtqueue *vqs;
-    unsigned nqp;
-    uint64_t features;
-    VirtioNetDrvConfig cfg;
-    NetDrvState *st;            /* cached pointers into guest RAM */
-    uint8_t *area;
-    uint64_t buf_gpa;
-    uint64_t buf_size;
-    bool mrg;
-    NetRxAsm asmb[NET_MAX_QP];
-    /* The device still holds TX buffers we could not reclaim. */
-    bool broken;
-};
-
-typedef struct NetRun {
-    VirtioNetDrv *d;
-    const NetWorkload *wl;
-    WorkloadCtl ctl;
-    VirtioNetResult *res;
-    unsigned nqp;               /* pairs sending */
-    unsigned window;
-    unsigned ntx;               /* TX slots per pair */
-    uint8_t *tx;                /* nqp x ntx slots */
-    uint64_t tx_gpa;
-    uint32_t slot;              /* bytes per TX slot: header + largest frame */
-    bool *tx_busy;
-    unsigned tx_in_flight;
-    uint8_t *seen;              /* received bitmap, count bits per pair */
-    uint64_t seen_stride;
-    uint64_t *got;              /* distinct verified packets per pair */
-    uint64_t *ts;               /* send times, tsn per pair */
-    unsigned tsn;
-    uint64_t last_activity_ns;
-    uint64_t last_progress_ns;
-    uint64_t last_progress_ops;
-    GError *fatal;
-} NetRun;
 
 void virtio_net_result_clear(VirtioNetResult *res)
 {
@@ -105,13 +29,19 @@ void virtio_net_result_clear(VirtioNetResult *res)
     memset(res, 0, sizeof(*res));
 }
 
-VirtioNetDrv *virtio_net_drv_new(const char *name, GuestMemory *mem,
-                                 GuestVirtqueue *vqs, unsigned nvqs,
-                                 uint64_t features, const VirtioNetDrvConfig *cfg,
-                                 uint64_t buf_gpa, uint64_t buf_size,
-                                 GError **errp)
+/*
+ * A driver on the buffer area: a fresh one (attach false) or one whose
+ * state a parked run left in guest RAM (attach true), checked as
+ * untrusted against the layout the area gives.
+ */
+static VirtioNetDrv *net_drv_open(const char *name, GuestMemory *mem,
+                                  GuestVirtqueue *vqs, unsigned nvqs,
+                                  uint64_t features, const VirtioNetDrvConfig *cfg,
+                                  uint64_t buf_gpa, uint64_t buf_size, bool attach,
+                                  GError **errp)
 {
     VirtioNetDrv *d;
+    NetDrvState *st;
     uint8_t *area;
 
     if (nvqs < 2 || nvqs % 2 || nvqs / 2 > NET_MAX_QP) {
@@ -132,6 +62,36 @@ VirtioNetDrv *virtio_net_drv_new(const char *name, GuestMemory *mem,
                     " is not in one guest RAM region", name, buf_gpa, buf_size);
         return NULL;
     }
+    st = (NetDrvState *)area;
+    if (attach) {
+        uint64_t total = 0, rx_gpa = buf_gpa + NET_STATE_SIZE;
+        g_autofree char *bad = NULL;
+
+        for (unsigned p = 0; p < nvqs / 2; p++) {
+            total += (uint64_t)vqs[2 * p].num * st->rxbuf;
+        }
+        if (st->magic != NET_STATE_MAGIC) {
+            bad = g_strdup_printf("magic 0x%08" PRIx32 " is not 0x%08x", st->magic,
+                                  NET_STATE_MAGIC);
+        } else if (st->nqp != nvqs / 2) {
+            bad = g_strdup_printf("nqp %" PRIu32 " but the device has %u pairs",
+                                  st->nqp, nvqs / 2);
+        } else if (st->rxbuf < 64 || st->rxbuf > NET_ASM_MAX) {
+            bad = g_strdup_printf("rxbuf %" PRIu32 " is outside [64, %u]",
+                                  st->rxbuf, NET_ASM_MAX);
+        } else if (st->rx_gpa != rx_gpa || NET_STATE_SIZE + total > buf_size ||
+                   st->work_gpa != ALIGN_UP(rx_gpa + total, 4096)) {
+            bad = g_strdup_printf("rx_gpa 0x%" PRIx64 " / work_gpa 0x%" PRIx64
+                                  " do not match %" PRIu64 " bytes of RX buffers at 0x%"
+                                  PRIx64 " in the area", st->rx_gpa, st->work_gpa,
+                                  total, rx_gpa);
+        }
+        if (bad) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG, "%s: driver state: %s",
+                        name, bad);
+            return NULL;
+        }
+    }
     d = g_new0(VirtioNetDrv, 1);
     d->name = g_strdup(name);
     d->mem = mem;
@@ -143,14 +103,35 @@ VirtioNetDrv *virtio_net_drv_new(const char *name, GuestMemory *mem,
     d->buf_gpa = buf_gpa;
     d->buf_size = buf_size;
     d->mrg = features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
-    d->st = (NetDrvState *)area;
-    memset(d->st, 0, NET_STATE_SIZE);
-    d->st->nqp = d->nqp;
-    d->st->magic = NET_STATE_MAGIC;
+    d->st = st;
+    if (!attach) {
+        memset(d->st, 0, NET_STATE_SIZE);
+        d->st->nqp = d->nqp;
+        d->st->magic = NET_STATE_MAGIC;
+    }
     for (unsigned p = 0; p < d->nqp; p++) {
         d->asmb[p].buf = g_malloc(NET_ASM_MAX);
     }
     return d;
+}
+
+VirtioNetDrv *virtio_net_drv_new(const char *name, GuestMemory *mem,
+                                 GuestVirtqueue *vqs, unsigned nvqs,
+                                 uint64_t features, const VirtioNetDrvConfig *cfg,
+                                 uint64_t buf_gpa, uint64_t buf_size,
+                                 GError **errp)
+{
+    return net_drv_open(name, mem, vqs, nvqs, features, cfg, buf_gpa, buf_size,
+                        false, errp);
+}
+
+VirtioNetDrv *virtio_net_drv_attach(const char *name, GuestMemory *mem,
+                                    GuestVirtqueue *vqs, unsigned nvqs,
+                                    uint64_t features, const VirtioNetDrvConfig *cfg,
+                                    uint64_t buf_gpa, uint64_t buf_size, GError **errp)
+{
+    return net_drv_open(name, mem, vqs, nvqs, features, cfg, buf_gpa, buf_size,
+                        true, errp);
 }
 
 void virtio_net_drv_free(VirtioNetDrv *d)
@@ -313,7 +294,7 @@ static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t l
     const NetWorkload *wl = run->wl;
     PatternHeader h;
     PatternMismatch mm;
-    uint64_t seq, *seen_word;
+    uint64_t seq, *seen_word, sent_ns;
     unsigned q;
     uint32_t want_len;
 
@@ -371,8 +352,11 @@ static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t l
     if (q != rxp) {
         res->wrong_queue++;
     }
-    wl_stats_record(&res->stats,
-                    wl_now_ns() - run->ts[(size_t)q * run->tsn + seq % run->tsn], len);
+    sent_ns = run->ts[(size_t)q * run->tsn + seq % run->tsn];
+    /* 0: sent before a migration, by another process's clock. */
+    if (sent_ns) {
+        wl_stats_record(&res->stats, wl_now_ns() - sent_ns, len);
+    }
 }
 
 /* One used RX buffer: a whole packet, or a piece of a merged one. */
@@ -709,17 +693,42 @@ static bool run_finish(NetRun *run, GError **errp)
     return true;
 }
 
+
+static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
+                         const WorkloadCtl *ctl, bool resume, VirtioNetResult *res,
+                         GError **errp);
+
 bool virtio_net_drv_run(VirtioNetDrv *d, const NetWorkload *wl,
                         const WorkloadCtl *ctl, VirtioNetResult *res,
                         GError **errp)
 {
-    NetRun run = { .d = d, .wl = wl, .res = res };
+    return net_run_from(d, wl, ctl, false, res, errp);
+}
+
+bool virtio_net_drv_continue(VirtioNetDrv *d, const NetWorkload *wl,
+                             const WorkloadCtl *ctl, VirtioNetResult *res,
+                             GError **errp)
+{
+    return net_run_from(d, wl, ctl, true, res, errp);
+}
+
+static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
+                         const WorkloadCtl *ctl, bool resume, VirtioNetResult *res,
+                         GError **errp)
+{
+    NetRun run = { .d = d, .wl = wl, .res = res, .sending = true };
     unsigned tx_per, tsn = 1;
-    uint64_t work, end_ns, count = wl->count;
-    bool sending = true, ok;
+    uint64_t work, count = wl->count;
+    bool ok;
 
     memset(res, 0, sizeof(*res));
     wl_stats_init(&res->stats);
+    if (resume && !d->st->rxbuf) {
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                    "%s: driver state: no RX buffers were posted, no run to continue",
+                    d->name);
+        return false;
+    }
     if (!run_check(d, wl, &run.nqp, &run.window, errp)) {
         return false;
     }
@@ -741,12 +750,9 @@ bool virtio_net_drv_run(VirtioNetDrv *d, const NetWorkload *wl,
                     "the buffer area", d->name, run.ntx, count);
         return false;
     }
-    d->st->run++;
-    memset(d->st->sent, 0, sizeof(d->st->sent));
     run.tx_gpa = d->st->work_gpa;
     run.tx = d->area + (run.tx_gpa - d->buf_gpa);
     run.seen = run.tx + (size_t)run.nqp * run.ntx * run.slot;
-    memset(run.seen, 0, run.nqp * run.seen_stride);
     while (tsn < run.window) {
         tsn <<= 1;
     }
@@ -754,21 +760,37 @@ bool virtio_net_drv_run(VirtioNetDrv *d, const NetWorkload *wl,
     run.ts = g_new0(uint64_t, (size_t)run.nqp * tsn);
     run.got = g_new0(uint64_t, run.nqp);
     run.tx_busy = g_new0(bool, (size_t)run.nqp * run.ntx);
-    end_ns = wl->runtime_ms ? wl_now_ns() + wl->runtime_ms * 1000000ull : 0;
+    run.end_ns = wl->runtime_ms ? wl_now_ns() + wl->runtime_ms * 1000000ull : 0;
+    if (resume) {
+        if (!net_run_restore(&run, errp)) {
+            g_free(run.ts);
+            g_free(run.got);
+            g_free(run.tx_busy);
+            return false;
+        }
+    } else {
+        d->st->run++;
+        memset(d->st->sent, 0, sizeof(d->st->sent));
+        memset(run.seen, 0, run.nqp * run.seen_stride);
+    }
     run.last_activity_ns = run.last_progress_ns = wl_now_ns();
 
     while (!run.fatal) {
         unsigned progress = 0;
         uint64_t got = 0, now;
+        bool pausing = net_run_pause_wanted(&run);
 
-        if (sending && run_stop_requested(&run, end_ns)) {
-            sending = false;
+        if (run.ctl.in_flight) {
+            __atomic_store_n(run.ctl.in_flight, run.tx_in_flight, __ATOMIC_RELAXED);
+        }
+        if (run.sending && run_stop_requested(&run, run.end_ns)) {
+            run.sending = false;
         }
         for (unsigned p = 0; p < d->nqp; p++) {
             progress += rx_reap(&run, p);
             if (p < run.nqp) {
                 progress += tx_reap(&run, p);
-                if (sending) {
+                if (run.sending && !pausing) {
                     progress += tx_send(&run, p, count);
                 }
             }
@@ -776,27 +798,43 @@ bool virtio_net_drv_run(VirtioNetDrv *d, const NetWorkload *wl,
         for (unsigned p = 0; p < run.nqp; p++) {
             got += run.got[p];
         }
-        if (sending && res->sent == count * run.nqp) {
-            sending = false;
+        if (run.sending && res->sent == count * run.nqp) {
+            run.sending = false;
         }
-        if (!sending && got == res->sent && run.tx_in_flight == 0) {
+        if (!run.sending && got == res->sent && run.tx_in_flight == 0) {
             break;
+        }
+        if (pausing && !run.fatal && run.tx_in_flight == 0 && !net_rx_partial(d)) {
+            if (!net_run_park(&run)) {
+                break;
+            }
+            continue;
         }
         now = wl_now_ns();
         /*
          * Nothing moved for drain_ms: the rest is lost (a full window of
-         * lost packets ends the sending too).
+         * lost packets ends the sending too). Not while a pause drains:
+         * that has its own limit.
          */
-        if (!progress && now - run.last_activity_ns >= wl->drain_ms * 1000000ull) {
+        if (!pausing && !progress &&
+            now - run.last_activity_ns >= wl->drain_ms * 1000000ull) {
             break;
         }
         if (!progress) {
-            uint64_t left = wl->drain_ms * 1000000ull - (now - run.last_activity_ns);
+            uint64_t idle = now - run.last_activity_ns;
+            uint64_t left = idle < wl->drain_ms * 1000000ull ?
+                            wl->drain_ms * 1000000ull - idle : 0;
             run_wait(&run, (unsigned)MIN((uint64_t)run.ctl.poll_ms, left / 1000000 + 1));
         }
         run_progress(&run);
     }
     res->stats.end_ns = wl_now_ns();
+    if (run.migrated) {
+        /* Ended here, goes on there: nothing to judge yet. */
+        res->migrated = true;
+        ok = true;
+        goto out;
+    }
     if (run.tx_in_flight && !run.fatal) {
         run_fail(&run, "%u TX buffers not returned by the device", run.tx_in_flight);
     }
@@ -805,6 +843,7 @@ bool virtio_net_drv_run(VirtioNetDrv *d, const NetWorkload *wl,
         d->broken = true;
     }
     ok = run_finish(&run, errp);
+out:
     g_free(run.ts);
     g_free(run.got);
     g_free(run.tx_busy);

@@ -139,12 +139,27 @@ bool guest_vq_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state_gpa)
 {
     GuestVqState *st = guest_memory_gpa_to_hva(mem, state_gpa, sizeof(*st));
 
-    if (!st || st->magic != GUEST_VQ_STATE_MAGIC || st->num == 0 ||
+    /*
+     * Guest RAM came from elsewhere and a back-end may have written it:
+     * nothing here indexes anything before it is checked.
+     */
+    if (!st || st->magic != GUEST_VQ_STATE_MAGIC || st->num == 0 || st->num > 32768 ||
         (st->num & (st->num - 1)) || st->num_free > st->num ||
+        (st->num_free && st->free_head >= st->num) ||
+        (st->flags & ~(GUEST_VQ_F_EVENT_IDX | GUEST_VQ_F_INDIRECT)) ||
+        !(st->flags & GUEST_VQ_F_INDIRECT) != !st->indirect_gpa ||
         !guest_memory_gpa_to_hva(mem, state_gpa, guest_vq_state_size(st->num))) {
         return false;
     }
-    return vq_map(vq, mem, st);
+    if (!vq_map(vq, mem, st)) {
+        return false;
+    }
+    for (unsigned i = 0; i < vq->num; i++) {
+        if (vq->ndesc[i] > vq->num) {
+            return false;
+        }
+    }
+    return true;
 }
 
 bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,

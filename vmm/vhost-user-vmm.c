@@ -17,6 +17,7 @@
 #include "vmm/vmm-dirtylog.h"
 #include "vmm/vmm-hotplug.h"
 #include "vmm/vmm-machine.h"
+#include "vmm/vmm-migrate.h"
 #include "vmm/vmm-monitor.h"
 #include "vmm/vmm-options.h"
 #include "vmm/vmm-runstate.h"
@@ -33,6 +34,7 @@ static void vmm_print_help(FILE *out)
 "                   [-device ...]... [-workload DEVID:KEY=VAL,...]...\n"
 "                   [-summary human|json] [-x-fill-pattern] [-trace vhost_user]\n"
 "                   [-qmp unix:PATH,server=on[,wait=off]]\n"
+"                   [-incoming tcp:HOST:PORT|unix:PATH|defer [-S]]\n"
 "\n"
 "DESCRIPTION\n"
 "    Creates guest RAM, connects each device to its vhost-user back-end and,\n"
@@ -218,13 +220,83 @@ static void vmm_print_help(FILE *out)
 "              back-end's logging on (refused, naming what is missing, without\n"
 "              LOG_SHMFD or VHOST_F_LOG_ALL); sync {\"dirty\":N,\"pages\":[gpa >> 12]}\n"
 "              returns and clears the pages written since the last sync\n"
+"          migrate uri=unix:PATH|tcp:HOST:PORT\n"
+"              live migration (precopy) to a VMM started with -incoming.\n"
+"              Returns {} at once, or an error when it cannot start: a\n"
+"              device whose back-end cannot log its writes to guest RAM (no\n"
+"              LOG_SHMFD or VHOST_F_LOG_ALL; the error names the device and\n"
+"              what it lacks) or has no back-end connected, a migration\n"
+"              already running, a guest that already migrated out. Then, in\n"
+"              a thread of its own: the back-ends log their writes and the\n"
+"              VMM tracks the guest's (userfaultfd write-protect; without\n"
+"              kernel support the guest is stopped for the whole copy, said\n"
+"              in one line); all RAM is sent once (zero pages as a flag),\n"
+"              then the pages dirtied meanwhile, round after round, until\n"
+"              what remains would take at most downtime-limit at the\n"
+"              measured bandwidth (or after 30 rounds); then the guest\n"
+"              stops (run state finish-migrate, STOP event: the workloads\n"
+"              drain, GET_VRING_BASE per ring), the rest of RAM and each\n"
+"              device's state (with the back-end's own, DEVICE_STATE) go,\n"
+"              and the migration completes once the destination confirms\n"
+"              it took over (run state postmigrate; the rings stay stopped;\n"
+"              workloads end as migrated). Any failure before that\n"
+"              resumes the guest here (RESUME event) and says why.\n"
+"              Memory hotplug is refused meanwhile.\n"
+"          query-migrate   {\"status\":S, \"total-time\":ms, \"setup-time\":ms,\n"
+"              \"downtime\":ms (completed), \"expected-downtime\":ms (active),\n"
+"              \"ram\":{\"total\",\"transferred\",\"remaining\" (bytes),\n"
+"              \"dirty-pages-rate\" (pages/s), \"dirty-sync-count\",\n"
+"              \"mbps\" (Mbit/s)}, \"error-desc\" (failed)}; S is none,\n"
+"              setup, active, completed, failed, cancelling or cancelled.\n"
+"              On a destination the figures are those of the load.\n"
+"          migrate-set-parameters [max-bandwidth=BYTES/S][, downtime-limit=MS]\n"
+"              max-bandwidth limits the stream (default 0: unlimited);\n"
+"              downtime-limit (0..2000000, default 300) is the longest the\n"
+"              guest may stay stopped at the switchover. Applied at the next\n"
+"              round of a running migration; a bad value is an error naming\n"
+"              the parameter and changes nothing.\n"
+"          query-migrate-parameters   {\"max-bandwidth\":N,\"downtime-limit\":N}\n"
+"          migrate_cancel\n"
+"              stops a running migration (status cancelling, then\n"
+"              cancelled) and resumes the guest; too late (ignored) once\n"
+"              the last section went out, since the destination may then\n"
+"              already run the guest\n"
+"          migrate-incoming uri=URI   with -incoming defer: listen now\n"
+"          cont\n"
+"              with -S: starts the guest the migration loaded (RESUME\n"
+"              event); during the load: start it once loaded; on a guest\n"
+"              paused here: resume it\n"
 "          query-status           {\"status\":\"running\",\"running\":true,...}\n"
+"              status: running, paused, inmigrate, finish-migrate or\n"
+"              postmigrate\n"
 "          query-commands         the command names\n"
 "          quit                   exits as on SIGTERM (SHUTDOWN event first)\n"
 "        Integers are JSON numbers; size and addr also take strings like\n"
 "        \"2M\". A back-end that connects later gets the whole table, pc-dimms\n"
 "        included; one that reconnects with fewer slots than the regions in\n"
 "        use is refused with an error naming both numbers.\n"
+"        Events: MIGRATION {\"status\":S} on every change of the migration's\n"
+"        status, STOP and RESUME when the guest stops or runs again,\n"
+"        DEVICE_DELETED after device_del, SHUTDOWN before quit.\n"
+"\n"
+"    -incoming tcp:HOST:PORT | unix:PATH | defer\n"
+"        Be the destination of a live migration: the devices connect to\n"
+"        their back-ends and negotiate, but the guest does not boot; the VMM\n"
+"        listens on the URI (tcp:[IPV6]:PORT too; port 0 picks a free port,\n"
+"        printed in the \"incoming from\" line) and waits, in run state\n"
+"        inmigrate, for one source. The stream's RAM goes into guest RAM,\n"
+"        which must have the same memory backends (ids and sizes) at the same\n"
+"        addresses; each device's state goes into the device of the same id\n"
+"        once its back-end has negotiated (at most 30 s). Then the guest runs\n"
+"        from where it stopped on the source, and the source is told. A\n"
+"        failed load ends the VMM with exit status 1. defer waits for QMP\n"
+"        migrate-incoming to give the URI (needs -qmp).\n"
+"\n"
+"    -S\n"
+"        With -incoming: once loaded, the guest stays paused (run state\n"
+"        paused, devices loaded, rings stopped) until QMP cont. Needs -qmp.\n"
+"        The source is told as soon as the load succeeded, so it completes\n"
+"        and never resumes: the guest is this VMM's from then on.\n"
 "\n"
 "    -trace vhost_user\n"
 "        Print one decoded line per vhost-user message, both directions, on\n"
@@ -264,6 +336,24 @@ static void vmm_print_help(FILE *out)
 "        DEVID: the driver resets the device\n"
 "    Net devices report their link going down and up with the back-end:\n"
 "        DEVID: link down | DEVID: link up\n"
+"    Live migration, on the source:\n"
+"        migration: to URI\n"
+"        migration: round N, X MiB of Y MiB sent, Z MiB remaining, R MiB/s,\n"
+"            expected downtime D ms      each second while active (D is\n"
+"                                      \"unknown\" before a round was timed)\n"
+"        migration: guest-write tracking unavailable: WHY; migration will\n"
+"            stop the guest for the whole copy\n"
+"        migration: X MiB still dirty after N rounds: stopping the guest\n"
+"            for the rest\n"
+"        migration: completed in N ms, downtime N ms (R rounds, X MiB)\n"
+"        migration: failed: REASON       the guest runs on here\n"
+"        migration: cancelled\n"
+"    and on the destination:\n"
+"        migration: incoming from URI | migration: incoming deferred ...\n"
+"        migration: loaded N MiB in T ms, guest running\n"
+"            (with -S: guest paused until cont (-S), then\n"
+"        migration: guest running (cont))\n"
+"        migration: load failed: REASON   then exit 1\n"
 "\n"
 "EXIT STATUS\n"
 "    Without -workload: 0 after SIGTERM or SIGINT. With -workload: 0 when\n"
@@ -275,6 +365,9 @@ static void vmm_print_help(FILE *out)
 "    once, and the others are stopped: exit 1. Always 1 on a bad option,\n"
 "    a RAM failure, guest RAM with share=off under a vhost-user device, or\n"
 "    a client chardev without reconnect-ms that cannot connect.\n"
+"    A source whose migration completed: 0 after SIGTERM/SIGINT; with\n"
+"    -workload, 0 once its workloads ended as migrated. A destination: 1\n"
+"    when the load failed (or -incoming could not listen), else as above.\n"
 "\n"
 "ENVIRONMENT\n"
 "    VHOST_USER_TRACE   any value but 0 enables the message trace.\n"
@@ -303,7 +396,18 @@ static void vmm_print_help(FILE *out)
 "        {\"execute\":\"object-add\",\"arguments\":{\"qom-type\":\n"
 "            \"memory-backend-memfd\",\"id\":\"mem1\",\"size\":1073741824}}\n"
 "        {\"execute\":\"device_add\",\"arguments\":{\"driver\":\"pc-dimm\",\n"
-"            \"id\":\"dimm1\",\"memdev\":\"mem1\"}}\n",
+"            \"id\":\"dimm1\",\"memdev\":\"mem1\"}}\n"
+"\n"
+"    Live migration: the destination, with RAM and devices like the\n"
+"    source's and back-ends of its own,\n"
+"    vhost-user-vmm -m 256M -qmp unix:/tmp/dst.qmp,server=on,wait=off \\\n"
+"        -chardev socket,id=c0,path=/tmp/vhost-blk-dst.sock \\\n"
+"        -device vhost-user-blk-pci,chardev=c0 -incoming tcp:0:4444\n"
+"    then on the source's monitor:\n"
+"        {\"execute\":\"migrate-set-parameters\",\"arguments\":\n"
+"            {\"downtime-limit\":100}}\n"
+"        {\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:dst-host:4444\"}}\n"
+"        {\"execute\":\"query-migrate\"}\n",
         out);
 }
 
@@ -311,6 +415,7 @@ typedef struct VmmMain {
     GMainLoop *loop;
     VmmMachine *machine;
     bool stopping;              /* a signal asked the workloads to end */
+    bool failed;                /* an incoming migration failed: exit 1 */
 } VmmMain;
 
 static gboolean vmm_quit(gpointer opaque)
@@ -339,6 +444,15 @@ static gboolean vmm_quit(gpointer opaque)
 static void vmm_monitor_quit(void *opaque)
 {
     vmm_quit(opaque);
+}
+
+/* The destination could not load the guest: nothing to run, exit 1. */
+static void vmm_migration_fatal(void *opaque)
+{
+    VmmMain *vm = opaque;
+
+    vm->failed = true;
+    g_main_loop_quit(vm->loop);
 }
 
 static void vmm_workloads_done(void *opaque)
@@ -373,6 +487,7 @@ int main(int argc, char **argv)
     VmmMain vm = { 0 };
     VmmMonitor *mon = NULL;
     VmmHotplug *hotplug = NULL;
+    VmmMigrate *migrate;
     VmmMachine *m;
     guint sigterm, sigint;
     int status = EXIT_SUCCESS;
@@ -401,6 +516,7 @@ int main(int argc, char **argv)
     }
     vm.loop = loop;
     vm.machine = m;
+    migrate = vmm_migrate_new(m, vmm_migration_fatal, &vm);
     vmm_machine_set_workloads_done(m, vmm_workloads_done, &vm);
     sigterm = g_unix_signal_add(SIGTERM, vmm_quit, &vm);
     sigint = g_unix_signal_add(SIGINT, vmm_quit, &vm);
@@ -408,12 +524,27 @@ int main(int argc, char **argv)
         mon = vmm_monitor_new(cfg->qmp_path, cfg->qmp_wait, vmm_monitor_quit, &vm, &err);
         if (!mon) {
             fprintf(stderr, "vhost-user-vmm: %s\n", err->message);
+            vmm_migrate_free(migrate);
             vmm_machine_free(m);
             return EXIT_FAILURE;
         }
         vmm_runstate_register(mon);
+        vmm_runstate_register_control(mon, m);
         hotplug = vmm_hotplug_new(m, mon);
         vmm_dirtylog_register(m, mon);
+        vmm_migrate_register(migrate, mon);
+    }
+    /* Before the loop runs: no device may boot from an empty guest. */
+    if (cfg->incoming &&
+        !vmm_migrate_incoming(migrate, cfg->incoming, !cfg->no_autostart, &err)) {
+        fprintf(stderr, "vhost-user-vmm: -incoming %s: %s\n", cfg->incoming, err->message);
+        vmm_runstate_unregister();
+        vmm_migrate_unregister(migrate);
+        vmm_monitor_free(mon);
+        vmm_hotplug_free(hotplug);
+        vmm_migrate_free(migrate);
+        vmm_machine_free(m);
+        return EXIT_FAILURE;
     }
     vmm_status("ready");
 
@@ -421,6 +552,9 @@ int main(int argc, char **argv)
 
     g_source_remove(sigterm);
     g_source_remove(sigint);
+    vmm_migrate_unregister(migrate);
+    /* A migration still running ends first (it may need the loop to unwind). */
+    vmm_migrate_free(migrate);
     /* No command may run once the devices stop. */
     vmm_runstate_unregister();
     vmm_monitor_free(mon);
@@ -428,6 +562,9 @@ int main(int argc, char **argv)
     vmm_machine_shutdown(m);
     /* The summary last, after the devices' "stopped" lines. */
     if (vmm_machine_has_workloads(m) && !vmm_machine_report(m, cfg->summary_json)) {
+        status = EXIT_FAILURE;
+    }
+    if (vm.failed) {
         status = EXIT_FAILURE;
     }
     vmm_machine_free(m);

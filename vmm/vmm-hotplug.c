@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "vmm/vmm-hotplug.h"
+#include "vmm/vmm-migrate.h"
 
 typedef struct VmmDimm {
     char *id;
@@ -215,6 +216,23 @@ static unsigned vmm_hotplug_free_slot(VmmHotplug *hp)
     }
 }
 
+/*
+ * The migration stream's RAM layout is fixed at its start and the
+ * destination must have the same: guest RAM may not change meanwhile.
+ */
+static bool vmm_hotplug_check_migration(const char *what, const char *id, GError **errp)
+{
+    const char *why = vmm_migration_blocks_hotplug();
+
+    if (why) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "%s pc-dimm '%s': guest RAM cannot change while %s; try again "
+                    "once it has ended", what, id, why);
+        return false;
+    }
+    return true;
+}
+
 static JsonNode *vmm_qmp_device_add(VmmMonitor *mon, JsonObject *args, void *opaque,
                                     GError **errp)
 {
@@ -242,6 +260,9 @@ static JsonNode *vmm_qmp_device_add(VmmMonitor *mon, JsonObject *args, void *opa
         !vmm_qmp_arg_str(args, "memdev", true, &memdev, errp) ||
         !vmm_qmp_arg_size(args, "addr", false, &addr, errp)) {
         g_prefix_error(errp, "device_add pc-dimm: ");
+        return NULL;
+    }
+    if (!vmm_hotplug_check_migration("device_add", id, errp)) {
         return NULL;
     }
     if (vmm_hotplug_find_dimm(hp, id)) {
@@ -308,6 +329,9 @@ static JsonNode *vmm_qmp_device_del(VmmMonitor *mon, JsonObject *args, void *opa
         g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_DEVICE_NOT_FOUND,
                     "Device '%s' not found (only pc-dimms added with device_add "
                     "can be removed)", arg);
+        return NULL;
+    }
+    if (!vmm_hotplug_check_migration("device_del", arg, errp)) {
         return NULL;
     }
     id = g_strdup(d->id);

@@ -20,6 +20,7 @@ typedef struct VmmDevice {
     VmmBackendReq *backend_req_ops; /* answers the back-end's requests */
     VirtioGuestDevice *guest;
     VmmWorkload *wl;            /* -workload for this device, or NULL */
+    bool ready;                 /* negotiated (READY) and still connected */
 } VmmDevice;
 
 struct VmmMachine {

@@ -28,6 +28,12 @@ VhostUserBase *vmm_machine_device(VmmMachine *m, unsigned i)
     return ((VmmDevice *)m->devices->pdata[i])->vub;
 }
 
+bool vmm_machine_device_ready(VmmMachine *m, unsigned i)
+{
+    g_assert(i < m->devices->len);
+    return ((VmmDevice *)m->devices->pdata[i])->ready;
+}
+
 static VmmDevice *vmm_machine_find(VmmMachine *m, const char *id)
 {
     for (guint i = 0; i < m->devices->len; i++) {

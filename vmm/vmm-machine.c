@@ -208,6 +208,7 @@ static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
         vmm_status("%s: connected (%s)", d->id, d->chr_path);
         break;
     case VHOST_USER_BASE_READY:
+        d->ready = true;
         vmm_device_boot(d);
         break;
     case VHOST_USER_BASE_STARTED:
@@ -225,6 +226,7 @@ static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
         vmm_status("%s: stopped %u rings", d->id, nrings);
         break;
     case VHOST_USER_BASE_DISCONNECTED:
+        d->ready = false;
         vmm_status("%s: disconnected", d->id);
         vmm_device_link_status(d);
         if (d->wl && vmm_workload_started(d->wl) && !vmm_workload_finished(d->wl)) {

@@ -85,6 +85,12 @@ bool vmm_machine_unplug_ram(VmmMachine *m, uint64_t gpa, GError **errp);
 /* The devices, in -device order, for dirty logging and saving. */
 unsigned vmm_machine_ndevices(const VmmMachine *m);
 VhostUserBase *vmm_machine_device(VmmMachine *m, unsigned i);
+/*
+ * Whether device i's back-end is connected and has negotiated (the
+ * library's READY, not yet followed by a disconnect): what
+ * vmm_machine_load_device needs on the destination.
+ */
+bool vmm_machine_device_ready(VmmMachine *m, unsigned i);
 
 /*
  * Stops the guest for the final copy, like QEMU's "stop": every running

@@ -78,6 +78,44 @@ VmmConfig *vmm_config_new(void)
     return cfg;
 }
 
+/* QEMU's URIs; the socket itself is opened (and fully checked) later. */
+static bool vmm_opt_incoming(VmmConfig *cfg, const char *arg, GError **errp)
+{
+    if (strcmp(arg, "defer") && !g_str_has_prefix(arg, "tcp:") &&
+        !g_str_has_prefix(arg, "unix:")) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "-incoming: expects tcp:HOST:PORT, unix:PATH or defer, got '%s'", arg);
+        return false;
+    }
+    if (cfg->incoming) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "-incoming: given twice ('%s', then '%s')", cfg->incoming, arg);
+        return false;
+    }
+    cfg->incoming = g_strdup(arg);
+    return true;
+}
+
+/* What -incoming and -S need besides themselves. */
+static bool vmm_check_incoming(const VmmConfig *cfg, GError **errp)
+{
+    if (cfg->no_autostart && !cfg->incoming) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "-S: only supported with -incoming (the guest waits for cont "
+                    "after the migration loaded it)");
+        return false;
+    }
+    if ((cfg->no_autostart || (cfg->incoming && !strcmp(cfg->incoming, "defer"))) &&
+        !cfg->qmp_path) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: needs -qmp (the guest waits for the monitor's %s)",
+                    cfg->no_autostart ? "-S" : "-incoming defer",
+                    cfg->no_autostart ? "cont" : "migrate-incoming");
+        return false;
+    }
+    return true;
+}
+
 void vmm_config_free(VmmConfig *cfg)
 {
     if (!cfg) {
@@ -90,6 +128,7 @@ void vmm_config_free(VmmConfig *cfg)
     g_ptr_array_unref(cfg->workloads);
     g_free(cfg->memory_backend);
     g_free(cfg->qmp_path);
+    g_free(cfg->incoming);
     g_free(cfg);
 }
 
@@ -751,6 +790,8 @@ static const VmmOption vmm_options[] = {
     { "workload", true, vmm_opt_workload },
     { "summary", true, vmm_opt_summary },
     { "qmp", true, vmm_opt_qmp },
+    { "incoming", true, vmm_opt_incoming },
+    { "S", false, NULL },
     { "x-fill-pattern", false, NULL },
     { "h", false, NULL },
     { "help", false, NULL },
@@ -789,6 +830,10 @@ bool vmm_options_parse(VmmConfig *cfg, int argc, char **argv, GError **errp)
             cfg->fill_pattern = true;
             continue;
         }
+        if (!strcmp(opt->name, "S")) {
+            cfg->no_autostart = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
                         "-%s: requires an argument", opt->name);
@@ -798,5 +843,5 @@ bool vmm_options_parse(VmmConfig *cfg, int argc, char **argv, GError **errp)
             return false;
         }
     }
-    return vmm_config_resolve(cfg, errp);
+    return vmm_config_resolve(cfg, errp) && vmm_check_incoming(cfg, errp);
 }

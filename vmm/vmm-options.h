@@ -102,6 +102,8 @@ typedef struct VmmConfig {
     bool trace;                 /* -trace vhost_user */
     char *qmp_path;             /* -qmp unix:PATH,server=on: the monitor's socket */
     bool qmp_wait;              /* -qmp ...,wait=on: start-up waits for a client */
+    char *incoming;             /* -incoming tcp:HOST:PORT|unix:PATH|defer */
+    bool no_autostart;          /* -S: a loaded guest waits for QMP cont */
     bool help;                  /* -h / --help: print help, exit 0 */
 } VmmConfig;
 

@@ -4,6 +4,8 @@
  */
 #include <glib.h>
 
+#include "util/vhost-user-error.h"
+#include "vmm/vmm-machine.h"
 #include "vmm/vmm-runstate.h"
 
 static GMutex runstate_lock;
@@ -92,4 +94,78 @@ void vmm_runstate_register(VmmMonitor *mon)
 void vmm_runstate_unregister(void)
 {
     runstate_mon = NULL;
+}
+
+/* ---- stop / cont -------------------------------------------------------- */
+
+static VmmContHook cont_hook;       /* main loop thread only */
+static void *cont_hook_opaque;
+
+void vmm_runstate_set_cont_hook(VmmContHook fn, void *opaque)
+{
+    cont_hook = fn;
+    cont_hook_opaque = opaque;
+}
+
+static JsonNode *vmm_qmp_stop(VmmMonitor *mon, JsonObject *args, void *opaque,
+                              GError **errp)
+{
+    VmmMachine *m = opaque;
+    VmmRunState s = vmm_runstate_get();
+
+    if (!vmm_qmp_no_args(args, errp)) {
+        return NULL;
+    }
+    if (s != VMM_RUN_STATE_RUNNING) {
+        /* QEMU: stopping a VM that does not run is fine, and does nothing. */
+        return vmm_qmp_object_node(json_object_new());
+    }
+    if (!vmm_machine_vm_stop(m, errp)) {
+        g_prefix_error(errp, "stop: ");
+        return NULL;
+    }
+    vmm_runstate_set(VMM_RUN_STATE_PAUSED);
+    vmm_status("vm stopped (QMP stop)");
+    return vmm_qmp_object_node(json_object_new());
+}
+
+static JsonNode *vmm_qmp_cont(VmmMonitor *mon, JsonObject *args, void *opaque,
+                              GError **errp)
+{
+    VmmMachine *m = opaque;
+    VmmRunState s = vmm_runstate_get();
+
+    if (!vmm_qmp_no_args(args, errp)) {
+        return NULL;
+    }
+    if (cont_hook && (s == VMM_RUN_STATE_INMIGRATE || vmm_machine_is_incoming(m))) {
+        if (!cont_hook(cont_hook_opaque, errp)) {
+            return NULL;
+        }
+        return vmm_qmp_object_node(json_object_new());
+    }
+    if (s == VMM_RUN_STATE_RUNNING) {
+        return vmm_qmp_object_node(json_object_new());
+    }
+    if (s != VMM_RUN_STATE_PAUSED) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "cont: the VM is in state '%s' and cannot run here",
+                    vmm_runstate_name(s));
+        return NULL;
+    }
+    if (!vmm_machine_vm_start(m, errp)) {
+        /* The workloads run again whatever a device said: so does the VM. */
+        vmm_runstate_set(VMM_RUN_STATE_RUNNING);
+        g_prefix_error(errp, "cont: ");
+        return NULL;
+    }
+    vmm_runstate_set(VMM_RUN_STATE_RUNNING);
+    vmm_status("vm running (QMP cont)");
+    return vmm_qmp_object_node(json_object_new());
+}
+
+void vmm_runstate_register_control(VmmMonitor *mon, VmmMachine *m)
+{
+    vmm_monitor_register(mon, "stop", vmm_qmp_stop, m);
+    vmm_monitor_register(mon, "cont", vmm_qmp_cont, m);
 }

@@ -12,6 +12,7 @@
 #ifndef VMM_RUNSTATE_H
 #define VMM_RUNSTATE_H
 
+#include <glib.h>
 #include <stdbool.h>
 
 #include "vmm/vmm-monitor.h"
@@ -34,5 +35,24 @@ bool vmm_runstate_is_running(void);
 void vmm_runstate_register(VmmMonitor *mon);
 /* Before mon is freed. */
 void vmm_runstate_unregister(void);
+
+/*
+ * QMP stop and cont on mon, for machine m. stop: the workloads drain and
+ * park, the devices stop (vmm_machine_vm_stop), state "paused", STOP.
+ * cont: the reverse, state "running", RESUME. Both are no-ops in the
+ * state they lead to. In inmigrate, or in postmigrate, cont is refused
+ * unless a cont hook is set (vmm_runstate_set_cont_hook).
+ */
+typedef struct VmmMachine VmmMachine;
+void vmm_runstate_register_control(VmmMonitor *mon, VmmMachine *m);
+
+/*
+ * The incoming side (-incoming ... -S): after the stream was loaded the
+ * VM waits in inmigrate (or paused) for cont, which then calls fn instead
+ * of starting the machine itself; fn starts the incoming machine and
+ * sets the run state. NULL removes it. Main loop thread.
+ */
+typedef bool (*VmmContHook)(void *opaque, GError **errp);
+void vmm_runstate_set_cont_hook(VmmContHook fn, void *opaque);
 
 #endif

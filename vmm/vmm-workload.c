@@ -59,6 +59,19 @@ struct VmmWorkload {
     bool reset_ok;
     GError *reset_err;
 
+    /*
+     * Live migration, under lock. pause is also read atomically by the
+     * driver; park_cond wakes both the parked thread and a pauser.
+     */
+    bool pause;
+    bool parked;
+    bool go_elsewhere;          /* source: the parked run ends as migrated */
+    bool thread_ended;
+    unsigned in_flight;         /* the driver's, atomically */
+    GCond park_cond;
+    bool migrated;              /* source: the run ended as migrated */
+    bool incoming;              /* destination: continues a parked run */
+
     /* Progress, written by the thread under lock, read by the main loop. */
     GMutex lock;
     bool have_progress;
@@ -84,6 +97,7 @@ VmmWorkload *vmm_workload_new(const VmmWorkloadOpts *o, VmmWorkloadDoneFn done,
     w->done_opaque = opaque;
     g_mutex_init(&w->lock);
     g_cond_init(&w->reset_cond);
+    g_cond_init(&w->park_cond);
     wl_stats_init(&w->blk_res.stats);
     wl_stats_init(&w->net_res.stats);
     return w;
@@ -125,6 +139,7 @@ void vmm_workload_free(VmmWorkload *w)
     g_clear_error(&w->err);
     g_clear_error(&w->reset_err);
     g_cond_clear(&w->reset_cond);
+    g_cond_clear(&w->park_cond);
     g_mutex_clear(&w->lock);
     g_free(w->stop_reason);
     g_free(w->id);
@@ -230,6 +245,30 @@ static bool vmm_workload_reset(void *opaque, GError **errp)
     return ok;
 }
 
+/*
+ * vCPU thread, nothing in flight: parked until resumed (true) or the run
+ * moved to the destination (false). A run being stopped goes on, to end.
+ */
+static bool vmm_workload_park(void *opaque)
+{
+    VmmWorkload *w = opaque;
+    bool go_on;
+
+    g_mutex_lock(&w->lock);
+    w->parked = true;
+    g_cond_broadcast(&w->park_cond);
+    while (w->pause && !w->go_elsewhere &&
+           !__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+        /* Timed: vmm_workload_free() sets stop without the lock. */
+        g_cond_wait_until(&w->park_cond, &w->lock,
+                          g_get_monotonic_time() + 100 * G_TIME_SPAN_MILLISECOND);
+    }
+    go_on = !w->go_elsewhere;
+    w->parked = false;
+    g_mutex_unlock(&w->lock);
+    return go_on;
+}
+
 static gpointer vmm_workload_thread(gpointer opaque)
 {
     VmmWorkload *w = opaque;
@@ -241,15 +280,28 @@ static gpointer vmm_workload_thread(gpointer opaque)
         .stall_ms = VMM_WORKLOAD_STALL_MS,
         .needs_reset = vmm_workload_needs_reset,
         .reset_device = vmm_workload_reset,
+        .pause = &w->pause,
+        .park = vmm_workload_park,
+        .in_flight = &w->in_flight,
     };
     bool ok;
 
     if (w->type == VMM_DEVICE_BLK) {
-        ok = virtio_blk_drv_run(w->blk_drv, &w->blk, &ctl, &w->blk_res, &w->err);
+        ok = w->incoming ?
+             virtio_blk_drv_continue(w->blk_drv, &w->blk, &ctl, &w->blk_res, &w->err) :
+             virtio_blk_drv_run(w->blk_drv, &w->blk, &ctl, &w->blk_res, &w->err);
+        w->migrated = w->blk_res.migrated;
     } else {
-        ok = virtio_net_drv_run(w->net_drv, &w->net, &ctl, &w->net_res, &w->err);
+        ok = w->incoming ?
+             virtio_net_drv_continue(w->net_drv, &w->net, &ctl, &w->net_res, &w->err) :
+             virtio_net_drv_run(w->net_drv, &w->net, &ctl, &w->net_res, &w->err);
+        w->migrated = w->net_res.migrated;
     }
     w->run_ok = ok;
+    g_mutex_lock(&w->lock);
+    w->thread_ended = true;
+    g_cond_broadcast(&w->park_cond);
+    g_mutex_unlock(&w->lock);
     /* The join happens in the loop: the thread cannot join itself. */
     g_idle_add(vmm_workload_thread_done, w);
     return NULL;
@@ -310,8 +362,27 @@ static bool vmm_workload_set_wce(VmmWorkload *w, VirtioGuestDevice *gd,
     return true;
 }
 
+/* A fresh driver's area, or (incoming) the one the source's record names. */
+static uint64_t vmm_workload_take_area(VmmWorkload *w, VirtioGuestDevice *gd,
+                                       const GuestDirEntry *incoming, uint64_t want,
+                                       uint64_t *size, GError **errp)
+{
+    uint64_t gpa;
+
+    if (incoming) {
+        *size = incoming->area_size;
+        return incoming->area_gpa;
+    }
+    gpa = vmm_workload_area(w, gd->mem, want, size, errp);
+    /* Where a destination finds this driver after a migration. */
+    if (gpa && !guest_dir_publish(gd, w->id, gpa, *size, errp)) {
+        return 0;
+    }
+    return gpa;
+}
+
 static bool vmm_workload_setup_blk(VmmWorkload *w, VirtioGuestDevice *gd,
-                                   GError **errp)
+                                   const GuestDirEntry *incoming, GError **errp)
 {
     VirtIODevice *vdev = gd->vdev;
     VirtioBlkConfig bc = { 0 };
@@ -322,7 +393,8 @@ static bool vmm_workload_setup_blk(VmmWorkload *w, VirtioGuestDevice *gd,
     if (!virtio_config_read(vdev, 0, &bc, len, errp)) {
         return false;
     }
-    if (w->blk.wce >= 0 && !vmm_workload_set_wce(w, gd, &bc, errp)) {
+    /* The source set it: the config came over with the device state. */
+    if (!incoming && w->blk.wce >= 0 && !vmm_workload_set_wce(w, gd, &bc, errp)) {
         return false;
     }
     dc.capacity = GUINT64_FROM_LE(bc.capacity);
@@ -334,19 +406,21 @@ static bool vmm_workload_setup_blk(VmmWorkload *w, VirtioGuestDevice *gd,
     }
     dc.num_queues = virtio_has_feature(gd->features, VIRTIO_BLK_F_MQ) ?
                     GUINT16_FROM_LE(bc.num_queues) : 1;
-    gpa = vmm_workload_area(w, gd->mem, virtio_blk_drv_area_size(dc.capacity),
-                            &size, errp);
+    gpa = vmm_workload_take_area(w, gd, incoming, virtio_blk_drv_area_size(dc.capacity),
+                                 &size, errp);
     if (!gpa) {
         return false;
     }
-    w->blk_drv = virtio_blk_drv_new(w->id, gd->mem, &gd->vqs[0],
-                                    gd->nvqs, gd->features, &dc, gpa, size,
-                                    w->blk.seed, errp);
+    w->blk_drv = incoming ?
+        virtio_blk_drv_attach(w->id, gd->mem, &gd->vqs[0], gd->nvqs, gd->features,
+                              &dc, gpa, size, errp) :
+        virtio_blk_drv_new(w->id, gd->mem, &gd->vqs[0], gd->nvqs, gd->features,
+                           &dc, gpa, size, w->blk.seed, errp);
     return w->blk_drv != NULL;
 }
 
 static bool vmm_workload_setup_net(VmmWorkload *w, VirtioGuestDevice *gd,
-                                   GError **errp)
+                                   const GuestDirEntry *incoming, GError **errp)
 {
     VirtIODevice *vdev = gd->vdev;
     VirtioNetConfig nc = { 0 };
@@ -383,7 +457,7 @@ static bool vmm_workload_setup_net(VmmWorkload *w, VirtioGuestDevice *gd,
     }
     want = virtio_net_drv_area_size(gd->nvqs / 2, vq0->num, gd->features, &dc,
                                     &w->net);
-    gpa = vmm_workload_area(w, gd->mem, want, &size, errp);
+    gpa = vmm_workload_take_area(w, gd, incoming, want, &size, errp);
     if (!gpa) {
         return false;
     }
@@ -394,37 +468,51 @@ static bool vmm_workload_setup_net(VmmWorkload *w, VirtioGuestDevice *gd,
                     w->id, want, size);
         return false;
     }
-    w->net_drv = virtio_net_drv_new(w->id, gd->mem, vq0, gd->nvqs, gd->features,
-                                    &dc, gpa, size, errp);
+    w->net_drv = incoming ?
+        virtio_net_drv_attach(w->id, gd->mem, vq0, gd->nvqs, gd->features, &dc, gpa,
+                              size, errp) :
+        virtio_net_drv_new(w->id, gd->mem, vq0, gd->nvqs, gd->features, &dc, gpa,
+                           size, errp);
     return w->net_drv != NULL;
 }
 
+static void vmm_workload_launch(VmmWorkload *w, VirtioGuestDevice *gd,
+                                const GuestDirEntry *incoming, GError *err);
+
 void vmm_workload_start(VmmWorkload *w, VirtioGuestDevice *gd)
 {
-    g_autoptr(GError) err = NULL;
-    bool ok;
-
     if (w->state != VMM_WL_WAITING) {
         return;
     }
+    vmm_workload_launch(w, gd, NULL, NULL);
+}
+
+/* Builds the driver (fresh, or on the incoming record) and starts the thread. */
+static void vmm_workload_launch(VmmWorkload *w, VirtioGuestDevice *gd,
+                                const GuestDirEntry *incoming, GError *err)
+{
+    bool ok = !err;
+
     w->state = VMM_WL_RUNNING;
     w->gd = gd;
-    w->features = gd->features;
+    w->features = gd ? gd->features : 0;
     /*
      * STARTED comes from inside the driver's DRIVER_OK write (before the
      * boot returns), or from a reconnect restart after a DRIVER_OK the
      * device could not act on at first: either way the rings are laid out
      * and DRIVER_OK is set, which is what the driver needs.
      */
-    if (!gd || !gd->nvqs || !gd->vqs[0].num ||
+    if (!ok) {
+        /* already failed */
+    } else if (!gd || !gd->nvqs || !gd->vqs[0].num ||
         !(virtio_get_status(gd->vdev) & VIRTIO_CONFIG_S_DRIVER_OK)) {
         g_set_error(&err, GUEST_ERROR, GUEST_ERROR_DEVICE,
                     "%s: the guest driver has not brought the device up", w->id);
         ok = false;
     } else if (w->type == VMM_DEVICE_BLK) {
-        ok = vmm_workload_setup_blk(w, gd, &err);
+        ok = vmm_workload_setup_blk(w, gd, incoming, &err);
     } else {
-        ok = vmm_workload_setup_net(w, gd, &err);
+        ok = vmm_workload_setup_net(w, gd, incoming, &err);
     }
     if (ok) {
         g_autofree char *name = g_strdup_printf("vcpu-%s", w->id);
@@ -440,8 +528,8 @@ void vmm_workload_start(VmmWorkload *w, VirtioGuestDevice *gd)
         g_idle_add(vmm_workload_thread_done, w);
         return;
     }
-    vmm_status("%s: workload started (%s)", w->id,
-               w->type == VMM_DEVICE_BLK ? "virtio-blk" : "virtio-net");
+    vmm_status("%s: workload %s (%s)", w->id, incoming ? "continues after the migration"
+               : "started", w->type == VMM_DEVICE_BLK ? "virtio-blk" : "virtio-net");
 }
 
 void vmm_workload_stop(VmmWorkload *w, const char *why)
@@ -468,31 +556,73 @@ void vmm_workload_stop(VmmWorkload *w, const char *why)
 
 bool vmm_workload_pause(VmmWorkload *w, unsigned timeout_ms, GError **errp)
 {
-    (void)timeout_ms;
-    if (w->state != VMM_WL_RUNNING) {
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * G_TIME_SPAN_MILLISECOND;
+    unsigned in_flight;
+
+    if (w->state != VMM_WL_RUNNING || !w->thread) {
         return true;
     }
-    /* TODO(issue 10): drain and park the vCPU thread. */
-    g_set_error(errp, GUEST_ERROR, GUEST_ERROR_UNSUPPORTED,
-                "%s: a running workload cannot be paused yet", w->id);
+    g_mutex_lock(&w->lock);
+    __atomic_store_n(&w->pause, true, __ATOMIC_RELEASE);
+    while (!w->parked && !w->thread_ended) {
+        if (!g_cond_wait_until(&w->park_cond, &w->lock, deadline)) {
+            break;
+        }
+    }
+    if (w->parked || w->thread_ended) {
+        g_mutex_unlock(&w->lock);
+        return true;
+    }
+    __atomic_store_n(&w->pause, false, __ATOMIC_RELEASE);
+    g_cond_broadcast(&w->park_cond);
+    g_mutex_unlock(&w->lock);
+    in_flight = __atomic_load_n(&w->in_flight, __ATOMIC_RELAXED);
+    g_set_error(errp, GUEST_ERROR, GUEST_ERROR_DEVICE,
+                "%s: the workload did not pause within %u ms: %u %s still in flight",
+                w->id, timeout_ms, in_flight,
+                w->type == VMM_DEVICE_BLK ? "requests" : "TX buffers");
     return false;
 }
 
 void vmm_workload_resume(VmmWorkload *w)
 {
-    (void)w;
+    g_mutex_lock(&w->lock);
+    __atomic_store_n(&w->pause, false, __ATOMIC_RELEASE);
+    g_cond_broadcast(&w->park_cond);
+    g_mutex_unlock(&w->lock);
 }
 
 void vmm_workload_migrated(VmmWorkload *w)
 {
-    vmm_workload_stop(w, "migrated to the destination");
+    if (w->state == VMM_WL_FINISHED) {
+        return;
+    }
+    if (w->state == VMM_WL_WAITING || !w->thread) {
+        /* Never ran here: it may on the destination. Not a failure. */
+        w->migrated = true;
+        vmm_workload_stop(w, "migrated before its device started");
+        return;
+    }
+    g_mutex_lock(&w->lock);
+    w->go_elsewhere = true;
+    g_cond_broadcast(&w->park_cond);
+    g_mutex_unlock(&w->lock);
 }
 
 void vmm_workload_start_incoming(VmmWorkload *w, VirtioGuestDevice *gd)
 {
-    (void)gd;
-    /* TODO(issue 10): pick up the driver's state from guest RAM. */
-    vmm_workload_stop(w, "cannot continue a migrated workload yet");
+    GError *err = NULL;
+    GuestDirEntry e;
+
+    if (w->state != VMM_WL_WAITING) {
+        return;
+    }
+    w->incoming = true;
+    if (!guest_dir_find(gd->mem, w->id, &e, &err) ||
+        !virtio_guest_device_attach(gd, &e, &err)) {
+        g_prefix_error(&err, "continuing after the migration: ");
+    }
+    vmm_workload_launch(w, gd, &e, err);
 }
 
 /* ---- reporting ------------------------------------------------------ */
@@ -537,6 +667,10 @@ char *vmm_workload_progress(VmmWorkload *w)
 
 bool vmm_workload_ok(const VmmWorkload *w)
 {
+    if (w->state == VMM_WL_FINISHED && w->migrated && !w->err) {
+        /* Handed over: the destination judges the run. */
+        return true;
+    }
     if (w->state != VMM_WL_FINISHED || w->not_run || w->stop_reason || !w->run_ok) {
         return false;
     }
@@ -566,6 +700,9 @@ static void vmm_json_append_string(GString *out, const char *s)
 /* Why the workload failed, or NULL when it did not. */
 static const char *vmm_workload_failure(const VmmWorkload *w)
 {
+    if (vmm_workload_ok(w)) {
+        return NULL;
+    }
     if (w->not_run) {
         return w->stop_reason ? w->stop_reason : "the device never started";
     }
@@ -618,7 +755,10 @@ static void vmm_workload_json(VmmWorkload *w, const WorkloadStats *s, bool verif
             n->stale, n->lost, n->wrong_queue,
             wl_stats_seconds(s) > 0 ? (double)s->ops / wl_stats_seconds(s) / 1e6 : 0.0);
     }
-    g_string_append_printf(out, ",\"ok\":%s,\"error\":", failure ? "false" : "true");
+    g_string_append_printf(out, ",\"migrated\":%s,\"continued\":%s,\"ok\":%s,\"error\":",
+                           w->migrated ? "true" : "false",
+                           w->blk_res.continued || w->net_res.continued ? "true" : "false",
+                           failure ? "false" : "true");
     if (failure) {
         vmm_json_append_string(out, failure);
     } else {
@@ -646,9 +786,22 @@ void vmm_workload_report(VmmWorkload *w, bool json)
         s = &w->net_res.stats;
         verified = w->net_res.verified_all;
     }
+    if (w->ran && (w->blk_res.continued || w->net_res.continued)) {
+        vmm_status("%s: continued after a migration: %" PRIu64 " %s done on the source; "
+                   "the figures below are the destination's part, the counts the "
+                   "whole run's", w->id, w->type == VMM_DEVICE_BLK ?
+                   w->blk_res.ops_before : w->net_res.ops_before,
+                   w->type == VMM_DEVICE_BLK ? "ops" : "packets verified");
+    }
     if (w->ran) {
         summary = wl_stats_summary(s, w->id, verified);
-        vmm_status("%s", summary);
+        if (w->migrated && g_str_has_suffix(summary, "NOT verified")) {
+            /* Not a verdict: the destination reads back what this part wrote. */
+            summary[strlen(summary) - strlen("NOT verified")] = '\0';
+            vmm_status("%smigrated, the destination verifies", summary);
+        } else {
+            vmm_status("%s", summary);
+        }
         if (w->type == VMM_DEVICE_BLK) {
             const VirtioBlkResult *b = &w->blk_res;
 
@@ -678,6 +831,8 @@ void vmm_workload_report(VmmWorkload *w, bool json)
     }
     if (failure) {
         vmm_status("%s: workload FAILED: %s", w->id, failure);
+    } else if (w->migrated) {
+        vmm_status("%s: workload migrated: it goes on on the destination", w->id);
     } else {
         vmm_status("%s: workload passed", w->id);
     }

@@ -56,6 +56,9 @@ typedef struct VirtioBlkResult {
     uint64_t resubmitted;       /* requests submitted again after a reset */
     bool verified;              /* verification on, and nothing wrong */
     char *first_error;          /* first mismatch or failure, or NULL */
+    bool migrated;              /* parked and moved to another VMM: ended there */
+    bool continued;             /* picked up a run another VMM parked */
+    uint64_t ops_before;        /* ... which had completed this many ops */
 } VirtioBlkResult;
 
 void virtio_blk_result_clear(VirtioBlkResult *res);
@@ -94,6 +97,27 @@ uint64_t virtio_blk_drv_tracked_sectors(const VirtioBlkDrv *d);
 bool virtio_blk_drv_run(VirtioBlkDrv *d, const BlkWorkload *wl,
                         const WorkloadCtl *ctl, VirtioBlkResult *res,
                         GError **errp);
+
+/*
+ * Live migration. A run parked through ctl->pause/park leaves a record
+ * of where it was in the driver's state page, beside the generation
+ * table; with nothing in flight that and the rings' own state in guest
+ * RAM are the whole driver. attach builds a driver on such an area
+ * (after the RAM was copied to another VMM): nothing is reset, every
+ * value read back is checked against the layout this buffer area and
+ * disk give (guest RAM is the back-end's to write, so it is untrusted),
+ * and a bad one is refused naming the field. continue then goes on with
+ * the parked run of the same workload (options as at the start):
+ * counts carry over, the blocks written before the switchover are
+ * verified like the others; the record is consumed.
+ */
+VirtioBlkDrv *virtio_blk_drv_attach(const char *name, GuestMemory *mem,
+                                    GuestVirtqueue *vqs, unsigned nvqs,
+                                    uint64_t features, const VirtioBlkDrvConfig *cfg,
+                                    uint64_t buf_gpa, uint64_t buf_size, GError **errp);
+bool virtio_blk_drv_continue(VirtioBlkDrv *d, const BlkWorkload *wl,
+                             const WorkloadCtl *ctl, VirtioBlkResult *res,
+                             GError **errp);
 
 /*
  * Single synchronous operations on queue 0. They keep the generation

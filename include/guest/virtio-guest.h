@@ -88,4 +88,50 @@ bool virtio_guest_device_boot(VirtioGuestDevice *gd, GError **errp);
 
 GuestVirtqueue *virtio_guest_device_vq(VirtioGuestDevice *gd, unsigned n);
 
+/*
+ * ---- Live migration --------------------------------------------------
+ *
+ * The guest's directory: in the allocator's page, after its header, one
+ * record per device whose driver runs, so that a VMM that got this RAM
+ * finds each driver's state with nothing but the device id. A record
+ * gives the negotiated features, the driver's buffer area and where
+ * each queue's GuestVqState is (an array of nvqs GPAs, allocated from
+ * guest RAM). Everything in it is untrusted when read back.
+ */
+#define GUEST_DIR_GPA           (GUEST_ALLOC_BASE + 64)
+#define GUEST_DIR_MAX           32
+#define GUEST_DIR_MAGIC         0x72696467u     /* "gdir" */
+#define GUEST_DIR_ID_LEN        32
+
+typedef struct __attribute__((packed)) GuestDirEntry {
+    uint32_t magic;
+    uint16_t device_id;         /* VIRTIO_ID_* */
+    uint16_t nvqs;
+    char id[GUEST_DIR_ID_LEN];  /* NUL-terminated device id */
+    uint64_t features;
+    uint64_t area_gpa;          /* the driver's buffer area */
+    uint64_t area_size;
+    uint64_t vqs_gpa;           /* nvqs x u64: each queue's GuestVqState */
+} GuestDirEntry;
+
+/* Records gd (booted) and its driver's area under id; replaces an older one. */
+bool guest_dir_publish(VirtioGuestDevice *gd, const char *id, uint64_t area_gpa,
+                       uint64_t area_size, GError **errp);
+/* The record of id, checked: a magic, counts and a NUL within bounds. */
+bool guest_dir_find(GuestMemory *mem, const char *id, GuestDirEntry *out,
+                    GError **errp);
+
+/*
+ * The destination: gd is a fresh device whose model was loaded with the
+ * source's device state (rings' addresses, bases, features, status), and
+ * guest RAM is the source's. Takes up the driver's view from the record
+ * without resetting or renegotiating anything: each queue's state from
+ * RAM (checked: in RAM, the device's ring size, addresses inside RAM),
+ * the features (checked against what the device offers and the driver
+ * implements), the notifiers from the device. Errors name the device and
+ * the field.
+ */
+bool virtio_guest_device_attach(VirtioGuestDevice *gd, const GuestDirEntry *e,
+                                GError **errp);
+
 #endif

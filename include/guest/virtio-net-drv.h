@@ -65,6 +65,9 @@ typedef struct VirtioNetResult {
     uint64_t wrong_queue;       /* verified, but on another pair's RX queue */
     bool verified_all;          /* every packet sent came back verified */
     char *first_error;          /* first mismatch or failure, or NULL */
+    bool migrated;              /* parked and moved to another VMM: ended there */
+    bool continued;             /* picked up a run another VMM parked */
+    uint64_t ops_before;        /* ... which had verified this many packets */
 } VirtioNetResult;
 
 void virtio_net_result_clear(VirtioNetResult *res);
@@ -99,5 +102,23 @@ uint64_t virtio_net_drv_area_size(unsigned nqp, unsigned ring_num, uint64_t feat
 bool virtio_net_drv_run(VirtioNetDrv *d, const NetWorkload *wl,
                         const WorkloadCtl *ctl, VirtioNetResult *res,
                         GError **errp);
+
+/*
+ * Live migration: as for blk (include/guest/virtio-blk-drv.h). A run
+ * parked through ctl->pause/park leaves a record in the state page (the
+ * sent counts and received bitmaps are there already); attach builds a
+ * driver on that area without posting or resetting anything, checking
+ * every value against the area's layout; continue goes on with the same
+ * workload: packets that arrived while parked wait in the used rings and
+ * are taken then, and every packet sent before the switchover must still
+ * come back.
+ */
+VirtioNetDrv *virtio_net_drv_attach(const char *name, GuestMemory *mem,
+                                    GuestVirtqueue *vqs, unsigned nvqs,
+                                    uint64_t features, const VirtioNetDrvConfig *cfg,
+                                    uint64_t buf_gpa, uint64_t buf_size, GError **errp);
+bool virtio_net_drv_continue(VirtioNetDrv *d, const NetWorkload *wl,
+                             const WorkloadCtl *ctl, VirtioNetResult *res,
+                             GError **errp);
 
 #endif

@@ -193,6 +193,22 @@ typedef struct WorkloadCtl {
      */
     bool (*needs_reset)(void *opaque);
     bool (*reset_device)(void *opaque, GError **errp);
+    /*
+     * Live migration, optional (pause and park both, or neither). While
+     * *pause (read atomically) is true the driver submits nothing new,
+     * lets what is in flight complete (net: TX; posted RX buffers stay
+     * with the device), writes what it needs to continue into its run
+     * record in guest RAM and calls park(), which blocks until the pause
+     * is over: true to go on, false when the run has moved to another
+     * VMM. The driver then ends at once and returns true with the
+     * result's migrated set. Time parked counts neither as a stall nor
+     * in the rates, nor against runtime=. in_flight, when set, gets the
+     * requests (net: TX buffers) in flight, stored atomically, for a
+     * pause that times out to say what it waited for.
+     */
+    bool *pause;
+    bool (*park)(void *opaque);
+    unsigned *in_flight;
 } WorkloadCtl;
 
 #endif

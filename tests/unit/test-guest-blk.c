@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "guest/virtio-blk-drv.h"
+#include "unit-park.h"
 
 #define RAM_SIZE        (32u << 20)
 #define RING_GPA        0x100000ull
@@ -46,6 +47,7 @@ typedef struct BlkDev {
 static RamBlock *rb;
 static GuestMemory *mem;
 static GuestVirtqueue vqs[MAXQ];
+static uint64_t vq_state_gpa[MAXQ];
 static BlkDev dev;
 
 static uint64_t alloc_gpa(uint64_t *next, uint64_t size)
@@ -73,6 +75,7 @@ static void ring_setup(unsigned nq, bool indirect, bool event_idx)
         uint64_t st = alloc_gpa(&next, guest_vq_state_size(QSIZE));
         ck_assert(guest_vq_init(&vqs[q], mem, QSIZE, desc, avail, used, ind, st,
                                 event_idx));
+        vq_state_gpa[q] = st;
         vqs[q].kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         vqs[q].call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         ck_assert(vqs[q].kick_fd >= 0 && vqs[q].call_fd >= 0);
@@ -856,6 +859,188 @@ START_TEST(test_workload_options)
 }
 END_TEST
 
+/* ---- live migration: park, drop the driver, attach from RAM, go on ---- */
+
+typedef struct BlkRunArgs {
+    VirtioBlkDrv *d;
+    BlkWorkload wl;
+    WorkloadCtl ctl;
+    VirtioBlkResult res;
+    GError *err;
+    bool ok;
+} BlkRunArgs;
+
+static gpointer blk_run_thread(gpointer opaque)
+{
+    BlkRunArgs *a = opaque;
+
+    a->ok = virtio_blk_drv_run(a->d, &a->wl, &a->ctl, &a->res, &a->err);
+    return NULL;
+}
+
+/*
+ * Everything host-side goes (driver, rings' views), the device is stopped
+ * as a migration stops it, and what is left is guest RAM.
+ */
+static void blk_drop_host_state(VirtioBlkDrv *d, bool attach)
+{
+    uint64_t v;
+
+    dev_stop();
+    ck_assert_int_eq(read(dev.stop_fd, &v, 8), 8);
+    virtio_blk_drv_free(d);
+    for (unsigned q = 0; q < dev.nq && attach; q++) {
+        int kick = vqs[q].kick_fd, call = vqs[q].call_fd;
+
+        memset(&vqs[q], 0xa5, sizeof(vqs[q]));
+        ck_assert(guest_vq_attach(&vqs[q], mem, vq_state_gpa[q]));
+        vqs[q].kick_fd = kick;
+        vqs[q].call_fd = call;
+    }
+}
+
+static VirtioBlkDrv *blk_attach(unsigned nq, GError **errp)
+{
+    VirtioBlkDrvConfig cfg = { .capacity = CAPACITY, .blk_size = 512, .seg_max = 8,
+                               .num_queues = (uint16_t)nq };
+
+    return virtio_blk_drv_attach("blk0", mem, vqs, nq, ALL_FEATURES, &cfg, BUF_GPA,
+                                 BUF_SIZE, errp);
+}
+
+/*
+ * Runs opts, pauses and resumes it *pauses times in place, then parks it
+ * once more and ends it there as migrated.
+ */
+static BlkRunArgs *blk_run_and_park(UnitPark *park, const char *opts, unsigned *pauses)
+{
+    BlkRunArgs *a = g_new0(BlkRunArgs, 1);
+    GThread *t;
+    GError *err = NULL;
+
+    blk_test(2, true, true);
+    a->d = drv_new(2, ALL_FEATURES);
+    blk_workload_init(&a->wl);
+    ck_assert(blk_workload_parse(&a->wl, "blk0", opts, &err));
+    a->ctl = (WorkloadCtl){ .name = "blk0", .stall_ms = 5000 };
+    unit_park_init(park, &a->ctl);
+    t = g_thread_new("blk-run", blk_run_thread, a);
+    for (unsigned i = 0; i <= *pauses; i++) {
+        g_usleep(30000);
+        ck_assert_msg(unit_park_pause(park), "the run did not park");
+        /* Parked: nothing in flight anywhere, the rings are quiet. */
+        ck_assert_uint_eq(__atomic_load_n(&park->in_flight, __ATOMIC_RELAXED), 0);
+        for (unsigned q = 0; q < dev.nq; q++) {
+            ck_assert_uint_eq(guest_vq_in_flight(&vqs[q]), 0);
+        }
+        unit_park_release(park, i < *pauses);
+    }
+    g_thread_join(t);
+    ck_assert_msg(a->ok, "%s", a->err ? a->err->message : "?");
+    ck_assert(a->res.migrated);
+    ck_assert_uint_gt(a->res.writes, 0);
+    *pauses = park->parks;
+    return a;
+}
+
+START_TEST(test_park_and_continue_from_ram)
+{
+    UnitPark park;
+    unsigned pauses = 1;
+    BlkRunArgs *a = blk_run_and_park(&park, "rw=randrw,iodepth=8,ops=30000,size=1M",
+                                     &pauses);
+    VirtioBlkResult res;
+    uint64_t before = a->res.reads + a->res.writes;
+    WorkloadCtl ctl = { .name = "blk0", .stall_ms = 5000 };
+    GError *err = NULL;
+    VirtioBlkDrv *d2;
+
+    ck_assert_uint_eq(pauses, 2);
+    ck_assert_uint_lt(before, 30000);
+    blk_drop_host_state(a->d, true);
+    d2 = blk_attach(2, &err);
+    ck_assert_msg(d2, "%s", err ? err->message : "?");
+    dev_start();
+    ck_assert_msg(virtio_blk_drv_continue(d2, &a->wl, &ctl, &res, &err), "%s",
+                  err ? err->message : "?");
+    ck_assert(res.continued && !res.migrated && res.verified);
+    ck_assert_uint_eq(res.mismatches, 0);
+    ck_assert_uint_eq(res.io_errors, 0);
+    /* The counts are the whole run's: exactly the ops asked for. */
+    ck_assert_uint_eq(res.reads + res.writes, 30000);
+    ck_assert_uint_eq(res.ops_before, before);
+    ck_assert_uint_eq(res.ops_before + res.stats.ops, 30000);
+    /* The read-back covered the blocks written before the switchover. */
+    ck_assert_uint_ge(res.sectors_verified, 2048);
+    virtio_blk_result_clear(&res);
+    /* A record is consumed: a second continuation is refused. */
+    ck_assert(!virtio_blk_drv_continue(d2, &a->wl, &ctl, &res, &err));
+    ck_assert_msg(strstr(err->message, "no parked run"), "%s", err->message);
+    g_clear_error(&err);
+    dev_stop();
+    virtio_blk_result_clear(&res);
+    virtio_blk_result_clear(&a->res);
+    virtio_blk_drv_free(d2);
+    unit_park_clear(&park);
+    g_free(a);
+    teardown();
+}
+END_TEST
+
+/* _i: which value of the parked driver's state a back-end overwrote. */
+START_TEST(test_corrupt_state_refused)
+{
+    static const char *const want[] = {
+        "tracked", "pool", "generation table", "verify_cursor", "bs 4096",
+    };
+    UnitPark park;
+    unsigned pauses = 0;
+    BlkRunArgs *a = blk_run_and_park(&park, "rw=randrw,iodepth=8,ops=30000,size=1M",
+                                     &pauses);
+    uint8_t *st = guest_memory_gpa_to_hva(mem, BUF_GPA, 4096);
+    GError *err = NULL;
+    VirtioBlkDrv *d2 = NULL;
+    VirtioBlkResult res = { 0 };
+    WorkloadCtl ctl = { .name = "blk0" };
+    GuestVqState *vs;
+    GuestVirtqueue vq;
+
+    /* BlkDrvState: tracked at 8, pool_size 24, gen_gpa 32; the run record at 56. */
+    switch (_i) {
+    case 0: *(uint64_t *)(st + 8) += 1000; break;
+    case 1: *(uint64_t *)(st + 24) = 1ull << 40; break;
+    case 2: *(uint64_t *)(st + 32) = 0xdead0000ull; break;
+    case 3: *(uint64_t *)(st + 56 + 24 + 32) = UINT64_MAX; break;
+    case 4: a->wl.bs = 8192; break;     /* the destination's workload differs */
+    case 5:
+        vs = guest_memory_gpa_to_hva(mem, vq_state_gpa[1], sizeof(*vs));
+        vs->num_free = 0xffff;
+        break;
+    case 6:
+        vs = guest_memory_gpa_to_hva(mem, vq_state_gpa[1], sizeof(*vs));
+        vs->free_head = QSIZE;
+        break;
+    }
+    blk_drop_host_state(a->d, _i < 5);
+    if (_i >= 5) {
+        /* The ring state is refused before anything indexes with it. */
+        ck_assert(!guest_vq_attach(&vq, mem, vq_state_gpa[1]));
+    } else {
+        d2 = blk_attach(2, &err);
+        ck_assert(!d2 || !virtio_blk_drv_continue(d2, &a->wl, &ctl, &res, &err));
+        ck_assert_msg(strstr(err->message, want[_i]) && strstr(err->message, "blk0"),
+                      "case %d: %s", _i, err->message);
+        g_clear_error(&err);
+    }
+    virtio_blk_result_clear(&res);
+    virtio_blk_result_clear(&a->res);
+    virtio_blk_drv_free(d2);
+    unit_park_clear(&park);
+    g_free(a);
+    teardown();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("guest-blk");
@@ -876,6 +1061,8 @@ int main(void)
     tcase_add_test(tc, test_progress_and_runtime);
     tcase_add_test(tc, test_bad_config);
     tcase_add_test(tc, test_workload_options);
+    tcase_add_test(tc, test_park_and_continue_from_ram);
+    tcase_add_loop_test(tc, test_corrupt_state_refused, 0, 7);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

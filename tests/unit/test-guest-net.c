@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "guest/virtio-net-drv.h"
+#include "unit-park.h"
 
 #define RAM_SIZE        (32u << 20)
 #define RING_GPA        0x100000ull
@@ -47,6 +48,7 @@ typedef struct NetDev {
 static RamBlock *rb;
 static GuestMemory *mem;
 static GuestVirtqueue vqs[2 * MAXQP];
+static uint64_t vq_state_gpa[2 * MAXQP];
 static NetDev dev;
 static const VirtioNetDrvConfig net_cfg = { .mac = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 },
                                          .mtu = 1500, .max_queue_pairs = MAXQP };
@@ -76,6 +78,7 @@ static void net_setup(unsigned nqp, bool mrg, bool indirect, bool event_idx)
         uint64_t st = alloc_gpa(&next, guest_vq_state_size(QSIZE));
         ck_assert(guest_vq_init(&vqs[q], mem, QSIZE, desc, avail, used, ind, st,
                                 event_idx));
+        vq_state_gpa[q] = st;
         vqs[q].kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         vqs[q].call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         ck_assert(vqs[q].kick_fd >= 0 && vqs[q].call_fd >= 0);
@@ -568,6 +571,109 @@ START_TEST(test_jumbo_over_mtu)
 }
 END_TEST
 
+/* ---- live migration: park, drop the driver, attach from RAM, go on ---- */
+
+typedef struct NetRunArgs {
+    VirtioNetDrv *d;
+    NetWorkload wl;
+    WorkloadCtl ctl;
+    VirtioNetResult res;
+    GError *err;
+    bool ok;
+} NetRunArgs;
+
+static gpointer net_run_thread(gpointer opaque)
+{
+    NetRunArgs *a = opaque;
+
+    a->ok = virtio_net_drv_run(a->d, &a->wl, &a->ctl, &a->res, &a->err);
+    return NULL;
+}
+
+/* _i: 0 parks and continues from RAM, 1 a corrupted driver state is refused. */
+START_TEST(test_park_and_continue_from_ram)
+{
+    NetRunArgs a = { 0 };
+    UnitPark park;
+    GThread *t;
+    GError *err = NULL;
+    VirtioNetResult res = { 0 };
+    WorkloadCtl ctl = { .name = "net0" };
+    uint64_t features = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MTU) |
+                        (1ull << VIRTIO_NET_F_MQ) | (1ull << VIRTIO_NET_F_MRG_RXBUF);
+    uint64_t v;
+    VirtioNetDrv *d2;
+
+    net_setup(2, true, true, true);
+    dev_start();
+    a.d = drv_new(2, true);
+    net_workload_init(&a.wl);
+    ck_assert(net_workload_parse(&a.wl, "net0", "count=20000,window=32", &err));
+    a.ctl = (WorkloadCtl){ .name = "net0" };
+    unit_park_init(&park, &a.ctl);
+    t = g_thread_new("net-run", net_run_thread, &a);
+    g_usleep(20000);
+    ck_assert(unit_park_pause(&park));
+    unit_park_release(&park, true);
+    g_usleep(20000);
+    ck_assert(unit_park_pause(&park));
+    /* Parked: no TX buffer out; RX buffers stay posted. */
+    ck_assert_uint_eq(__atomic_load_n(&park.in_flight, __ATOMIC_RELAXED), 0);
+    for (unsigned p = 0; p < 2; p++) {
+        ck_assert_uint_eq(guest_vq_in_flight(&vqs[2 * p + 1]), 0);
+        ck_assert_uint_gt(guest_vq_in_flight(&vqs[2 * p]), 0);
+    }
+    unit_park_release(&park, false);
+    g_thread_join(t);
+    ck_assert_msg(a.ok, "%s", a.err ? a.err->message : "?");
+    ck_assert(a.res.migrated);
+    ck_assert_uint_gt(a.res.sent, 0);
+    ck_assert_uint_lt(a.res.sent, 40000);
+
+    /* Only guest RAM is left: the driver and the rings' host views go. */
+    dev_stop();
+    ck_assert_int_eq(read(dev.stop_fd, &v, 8), 8);
+    virtio_net_drv_free(a.d);
+    for (unsigned q = 0; q < 4; q++) {
+        int kick = vqs[q].kick_fd, call = vqs[q].call_fd;
+
+        memset(&vqs[q], 0xa5, sizeof(vqs[q]));
+        ck_assert(guest_vq_attach(&vqs[q], mem, vq_state_gpa[q]));
+        vqs[q].kick_fd = kick;
+        vqs[q].call_fd = call;
+    }
+    if (_i == 1) {
+        /* NetDrvState.rxbuf, at offset 8: a back-end made the buffers huge. */
+        *(uint32_t *)((uint8_t *)guest_memory_gpa_to_hva(mem, BUF_GPA, 16) + 8) = 1u << 20;
+    }
+    d2 = virtio_net_drv_attach("net0", mem, vqs, 4, features, &net_cfg, BUF_GPA,
+                               BUF_SIZE, &err);
+    if (_i == 1) {
+        ck_assert(!d2);
+        ck_assert_msg(strstr(err->message, "net0: driver state: rxbuf"), "%s",
+                      err->message);
+        g_clear_error(&err);
+    } else {
+        ck_assert_msg(d2, "%s", err ? err->message : "?");
+        dev_start();
+        ck_assert_msg(virtio_net_drv_continue(d2, &a.wl, &ctl, &res, &err), "%s",
+                      err ? err->message : "?");
+        ck_assert(res.continued && res.verified_all);
+        ck_assert_uint_eq(res.sent, 40000);
+        ck_assert_uint_eq(res.verified, 40000);
+        ck_assert_uint_eq(res.lost, 0);
+        ck_assert_uint_eq(res.mismatched, 0);
+        ck_assert_uint_eq(res.ops_before, a.res.verified);
+        dev_stop();
+    }
+    virtio_net_result_clear(&res);
+    virtio_net_result_clear(&a.res);
+    virtio_net_drv_free(d2);
+    unit_park_clear(&park);
+    net_teardown();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("guest-net");
@@ -582,6 +688,7 @@ int main(void)
     tcase_add_test(tc, test_stop_and_bad_options);
     tcase_add_loop_test(tc, test_jumbo_frames, 0, 2);
     tcase_add_test(tc, test_jumbo_over_mtu);
+    tcase_add_loop_test(tc, test_park_and_continue_from_ram, 0, 2);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

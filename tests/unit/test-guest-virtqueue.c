@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "guest/virtio-guest.h"
 #include "guest/virtqueue.h"
 
 #define RAM_SIZE    (4u << 20)
@@ -307,6 +308,43 @@ START_TEST(test_attach_continues_from_ram)
 }
 END_TEST
 
+/* The guest's directory, as a back-end may have rewritten it, is checked. */
+START_TEST(test_directory_record_checked)
+{
+    GError *err = NULL;
+    GuestDirEntry e = { .magic = GUEST_DIR_MAGIC, .device_id = 2, .nvqs = 2,
+                        .id = "blk0", .features = 1ull << 32,
+                        .area_gpa = 0x200000, .area_size = 0x100000,
+                        .vqs_gpa = 0x180000 };
+    GuestDirEntry out;
+    GuestDirEntry *dir;
+
+    ck_assert(guest_alloc_init(mem, &err));
+    dir = guest_memory_gpa_to_hva(mem, GUEST_DIR_GPA, sizeof(*dir) * GUEST_DIR_MAX);
+    ck_assert(!guest_dir_find(mem, "blk0", &out, &err));
+    ck_assert_msg(strstr(err->message, "blk0: no record"), "%s", err->message);
+    g_clear_error(&err);
+    dir[3] = e;
+    ck_assert(guest_dir_find(mem, "blk0", &out, &err));
+    ck_assert_uint_eq(out.area_gpa, 0x200000);
+    /* Queue states or the area outside RAM, an id without its NUL. */
+    dir[3].vqs_gpa = RAM_SIZE - 8;
+    ck_assert(!guest_dir_find(mem, "blk0", &out, &err));
+    ck_assert_msg(strstr(err->message, "blk0: guest directory record: 2 queue states"),
+                  "%s", err->message);
+    g_clear_error(&err);
+    dir[3] = e;
+    dir[3].area_size = UINT64_MAX - 0x1000;
+    ck_assert(!guest_dir_find(mem, "blk0", &out, &err));
+    ck_assert_msg(strstr(err->message, "outside guest RAM"), "%s", err->message);
+    g_clear_error(&err);
+    dir[3] = e;
+    memset(dir[3].id, 'x', sizeof(dir[3].id));
+    ck_assert(!guest_dir_find(mem, "blk0", &out, &err));
+    g_clear_error(&err);
+}
+END_TEST
+
 static Suite *virtqueue_suite(void)
 {
     Suite *s = suite_create("guest-virtqueue");
@@ -320,6 +358,7 @@ static Suite *virtqueue_suite(void)
     tcase_add_test(tc, test_no_notify_flag);
     tcase_add_test(tc, test_bad_used_id_refused);
     tcase_add_test(tc, test_attach_continues_from_ram);
+    tcase_add_test(tc, test_directory_record_checked);
     suite_add_tcase(s, tc);
     return s;
 }

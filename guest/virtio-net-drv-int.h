@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What the guest's virtio-net driver (virtio-net-drv.c) and its parking
+ * and continuing for live migration (virtio-net-migrate.c) share. Not a
+ * public header.
+ */
+#ifndef GUEST_VIRTIO_NET_DRV_INT_H
+#define GUEST_VIRTIO_NET_DRV_INT_H
+
+#include <glib.h>
+
+#include "guest/virtio-net-drv.h"
+
+#define NET_STATE_MAGIC     0x74656e76u     /* "vnet" */
+#define NET_STATE_SIZE      4096u
+#define NET_MAX_QP          64u
+#define NET_HDR_LEN         ((uint32_t)sizeof(VirtioNetHdr))
+/*
+ * What an MTU allows on the wire: the ethernet header and one VLAN tag
+ * on top (no FCS in virtio). Our frames carry no tag, but a guest must
+ * be able to send tagged frames of a full MTU, as Linux does; so with
+ * mtu 1500 the classic 1518 is the largest size, with 9000 it is 9018.
+ */
+#define NET_MTU_OVERHEAD    (VIRTIO_NET_ETH_HLEN + 4u)
+#define NET_ASM_MAX         65536u          /* a packet over this is bogus */
+#define NET_SEQ_MASK        ((1ull << 48) - 1)
+
+#define ALIGN_UP(x, a)      (((x) + (a) - 1) / (a) * (a))
+
+#define NET_RUN_MAGIC       0x6e75726eu     /* "nrun" */
+
+/*
+ * A parked run (live migration), as the driver left it with no TX buffer
+ * out: with the sent counts, the received bitmaps in the work area and
+ * the rings' state, all the run is. magic is written last and cleared
+ * when the run goes on. Untrusted when read back (net_run_restore()).
+ */
+typedef struct __attribute__((packed)) NetRunRecord {
+    uint32_t magic;
+    uint32_t nqp;
+    uint32_t window;
+    uint32_t ntx;
+    uint32_t slot;
+    uint32_t sending;
+    uint64_t count;
+    uint64_t runtime_left_ns;   /* 0: no limit */
+    uint64_t received, verified, mismatched, stale, wrong_queue;
+} NetRunRecord;
+
+/* Driver state in guest RAM, at the start of the buffer area. */
+typedef struct __attribute__((packed)) NetDrvState {
+    uint32_t magic;
+    uint32_t run;               /* run number: the packets' generation */
+    uint32_t rxbuf;             /* bytes per RX buffer; 0 until posted */
+    uint32_t nqp;
+    uint64_t rx_gpa;            /* RX buffers: nqp x ring size of them */
+    uint64_t work_gpa;          /* this run's TX slots and bitmaps */
+    uint64_t sent[NET_MAX_QP];  /* packets sent per pair, this run */
+    NetRunRecord rec;           /* a parked run, when rec.magic says so */
+} NetDrvState;
+
+_Static_assert(sizeof(NetDrvState) <= NET_STATE_SIZE, "net state page");
+
+/* A packet being put together from mergeable RX buffers. */
+typedef struct NetRxAsm {
+    uint8_t *buf;
+    size_t len;
+    unsigned want;              /* buffers it spans; 0: between packets */
+    unsigned have;
+    bool bad;                   /* already counted as a mismatch */
+} NetRxAsm;
+
+struct VirtioNetDrv {
+    char *name;
+    GuestMemory *mem;
+    GuestVirtqueue *vqs;
+    unsigned nqp;
+    uint64_t features;
+    VirtioNetDrvConfig cfg;
+    NetDrvState *st;            /* cached pointers into guest RAM */
+    uint8_t *area;
+    uint64_t buf_gpa;
+    uint64_t buf_size;
+    bool mrg;
+    NetRxAsm asmb[NET_MAX_QP];
+    /* The device still holds TX buffers we could not reclaim. */
+    bool broken;
+};
+
+typedef struct NetRun {
+    VirtioNetDrv *d;
+    const NetWorkload *wl;
+    WorkloadCtl ctl;
+    VirtioNetResult *res;
+    unsigned nqp;               /* pairs sending */
+    unsigned window;
+    unsigned ntx;               /* TX slots per pair */
+    uint8_t *tx;                /* nqp x ntx slots */
+    uint64_t tx_gpa;
+    uint32_t slot;              /* bytes per TX slot: header + largest frame */
+    bool *tx_busy;
+    unsigned tx_in_flight;
+    uint8_t *seen;              /* received bitmap, count bits per pair */
+    uint64_t seen_stride;
+    uint64_t *got;              /* distinct verified packets per pair */
+    uint64_t *ts;               /* send times, tsn per pair */
+    unsigned tsn;
+    uint64_t last_activity_ns;
+    uint64_t last_progress_ns;
+    uint64_t last_progress_ops;
+    uint64_t end_ns;            /* runtime= end; 0: none */
+    bool sending;
+    bool migrated;              /* parked, and the run went elsewhere */
+    GError *fatal;
+} NetRun;
+
+/* ---- live migration (virtio-net-migrate.c) ---- */
+
+/* A pause was asked for and the run is not being stopped. */
+bool net_run_pause_wanted(const NetRun *run);
+/* A merged packet is half taken on some RX queue. */
+bool net_rx_partial(const VirtioNetDrv *d);
+/* Saves the run record and parks; false when the run moved elsewhere. */
+bool net_run_park(NetRun *run);
+/* Takes up the parked run's record (untrusted) into run. */
+bool net_run_restore(NetRun *run, GError **errp);
+
+#endif

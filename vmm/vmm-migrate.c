@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Live migration: the state both sides share, the MIGRATION events, the
+ * progress line and the QMP commands. The source's thread is in
+ * vmm-migrate-out.c, the destination's in vmm-migrate-in.c. See
+ * vmm/vmm-migrate.h.
+ */
+#include <inttypes.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "migration/stream.h"
+#include "vmm/vmm-migrate-int.h"
+#include "vmm/vmm-runstate.h"
+
+/* One VM per process: the monitor that gets the events, and the migration. */
+static VmmMonitor *vmm_migrate_mon;     /* loop only */
+static VmmMigrate *vmm_migrate_current;
+
+const char *vmm_mig_status_name(VmmMigStatus s)
+{
+    switch (s) {
+    case VMM_MIG_NONE:
+        return "none";
+    case VMM_MIG_SETUP:
+        return "setup";
+    case VMM_MIG_ACTIVE:
+        return "active";
+    case VMM_MIG_COMPLETED:
+        return "completed";
+    case VMM_MIG_FAILED:
+        return "failed";
+    case VMM_MIG_CANCELLING:
+        return "cancelling";
+    case VMM_MIG_CANCELLED:
+        return "cancelled";
+    }
+    return "unknown";
+}
+
+bool vmm_mig_status_running(VmmMigStatus s)
+{
+    return s == VMM_MIG_SETUP || s == VMM_MIG_ACTIVE || s == VMM_MIG_CANCELLING;
+}
+
+static gboolean vmm_mig_event(gpointer opaque)
+{
+    JsonObject *data;
+
+    if (vmm_migrate_mon) {
+        data = json_object_new();
+        json_object_set_string_member(data, "status", opaque);
+        vmm_monitor_event(vmm_migrate_mon, "MIGRATION", data);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* mm->lock held. */
+static void vmm_mig_set_status_locked(VmmMigrate *mm, VmmMigStatus s)
+{
+    if (mm->status == s) {
+        return;
+    }
+    mm->status = s;
+    /* From the loop, in the order of the changes (the names are static). */
+    g_idle_add_full(G_PRIORITY_HIGH, vmm_mig_event, (gpointer)vmm_mig_status_name(s), NULL);
+}
+
+void vmm_mig_set_status(VmmMigrate *mm, VmmMigStatus s)
+{
+    g_mutex_lock(&mm->lock);
+    vmm_mig_set_status_locked(mm, s);
+    g_mutex_unlock(&mm->lock);
+}
+
+void vmm_mig_thread_done(VmmMigrate *mm)
+{
+    g_mutex_lock(&mm->lock);
+    mm->thread_done = true;
+    g_mutex_unlock(&mm->lock);
+    /* vmm_migrate_free may be iterating the loop, waiting for this. */
+    g_main_context_wakeup(NULL);
+}
+
+void vmm_mig_join(VmmMigrate *mm)
+{
+    GThread *t;
+
+    g_mutex_lock(&mm->lock);
+    t = mm->thread;
+    mm->thread = NULL;
+    g_mutex_unlock(&mm->lock);
+    if (t) {
+        g_thread_join(t);
+    }
+}
+
+/* ---- progress ----------------------------------------------------------- */
+
+static gboolean vmm_mig_progress(gpointer opaque)
+{
+    VmmMigrate *mm = opaque;
+    g_autofree char *downtime = NULL;
+    bool going;
+    unsigned round;
+    uint64_t sent, total, remaining, mbps_x1000, expected;
+
+    g_mutex_lock(&mm->lock);
+    going = mm->status == VMM_MIG_ACTIVE && !mm->incoming;
+    round = mm->round;
+    sent = mm->transferred;
+    total = mm->ram_total;
+    remaining = mm->remaining;
+    mbps_x1000 = mm->mbps_x1000;
+    expected = mm->expected_downtime_ms;
+    if (!vmm_mig_status_running(mm->status)) {
+        mm->progress_timer = 0;
+        g_mutex_unlock(&mm->lock);
+        return G_SOURCE_REMOVE;
+    }
+    g_mutex_unlock(&mm->lock);
+    if (!going || !round) {
+        return G_SOURCE_CONTINUE;
+    }
+    downtime = expected == UINT64_MAX ? g_strdup("unknown") :
+               g_strdup_printf("%" PRIu64 " ms", expected);
+    vmm_status("migration: round %u, %" PRIu64 " MiB of %" PRIu64 " MiB sent, %" PRIu64
+               " MiB remaining, %.1f MiB/s, expected downtime %s", round, sent >> 20,
+               total >> 20, remaining >> 20, mbps_x1000 / 1000.0 / 8.0 * 1e6 / (1 << 20),
+               downtime);
+    return G_SOURCE_CONTINUE;
+}
+
+void vmm_mig_progress_start(VmmMigrate *mm)
+{
+    g_mutex_lock(&mm->lock);
+    if (!mm->progress_timer) {
+        mm->progress_timer = g_timeout_add(1000, vmm_mig_progress, mm);
+    }
+    g_mutex_unlock(&mm->lock);
+}
+
+/* ---- the object ------------------------------------------------------- */
+
+VmmMigrate *vmm_migrate_new(VmmMachine *m, VmmMigrateFatalFn fatal, void *opaque)
+{
+    VmmMigrate *mm = g_new0(VmmMigrate, 1);
+
+    mm->m = m;
+    mm->fatal = fatal;
+    mm->fatal_opaque = opaque;
+    mm->listen_fd = -1;
+    mm->downtime_limit_ms = VMM_MIGRATE_DEFAULT_DOWNTIME_MS;
+    mm->expected_downtime_ms = UINT64_MAX;
+    mm->autostart = true;
+    g_mutex_init(&mm->lock);
+    vmm_migrate_current = mm;
+    return mm;
+}
+
+void vmm_migrate_free(VmmMigrate *mm)
+{
+    if (!mm) {
+        return;
+    }
+    g_mutex_lock(&mm->lock);
+    mm->cancel = true;
+    if (mm->stream) {
+        mig_stream_shutdown(mm->stream);
+    }
+    if (mm->listen_fd >= 0) {
+        /* Wakes a thread blocked in accept(). */
+        shutdown(mm->listen_fd, SHUT_RDWR);
+    }
+    /* The thread may be waiting for a loop call: serve them until it ends. */
+    while (mm->thread && !mm->thread_done) {
+        g_mutex_unlock(&mm->lock);
+        g_main_context_iteration(NULL, TRUE);
+        g_mutex_lock(&mm->lock);
+    }
+    g_mutex_unlock(&mm->lock);
+    vmm_mig_join(mm);
+    if (mm->listen_fd >= 0) {
+        close(mm->listen_fd);
+    }
+    if (mm->progress_timer) {
+        g_source_remove(mm->progress_timer);
+    }
+    vmm_migrate_current = NULL;
+    g_mutex_clear(&mm->lock);
+    g_free(mm->error_desc);
+    g_free(mm);
+}
+
+const char *vmm_migration_blocks_hotplug(void)
+{
+    VmmMigrate *mm = vmm_migrate_current;
+    const char *why = NULL;
+
+    if (!mm) {
+        return NULL;
+    }
+    g_mutex_lock(&mm->lock);
+    if (vmm_mig_status_running(mm->status)) {
+        why = mm->incoming ? "an incoming migration is loading guest RAM" :
+                             "a migration is active";
+    } else if (mm->incoming && vmm_machine_is_incoming(mm->m) && !mm->wait_cont) {
+        why = "the VMM waits for an incoming migration (-incoming)";
+    }
+    g_mutex_unlock(&mm->lock);
+    return why;
+}
+
+bool vmm_migrate_incoming(VmmMigrate *mm, const char *uri, bool autostart, GError **errp)
+{
+    mm->incoming = true;
+    mm->autostart = autostart;
+    vmm_machine_set_incoming(mm->m);
+    vmm_runstate_set(VMM_RUN_STATE_INMIGRATE);
+    if (!strcmp(uri, "defer")) {
+        mm->defer = true;
+        vmm_status("migration: incoming deferred (waiting for migrate-incoming)");
+        return true;
+    }
+    return vmm_mig_in_start(mm, uri, errp);
+}
+
+/* ---- QMP ------------------------------------------------------------------ */
+
+static JsonNode *vmm_qmp_migrate(VmmMonitor *mon, JsonObject *args, void *opaque,
+                                 GError **errp)
+{
+    static const char *const keys[] = { "uri", "detach", "blk", "inc", "resume", NULL };
+    const char *uri;
+
+    if (!vmm_qmp_check_args(args, keys, errp) ||
+        !vmm_qmp_arg_str(args, "uri", true, &uri, errp)) {
+        return NULL;
+    }
+    vmm_mig_out_start(opaque, uri, errp);
+    return NULL;
+}
+
+static JsonNode *vmm_qmp_migrate_incoming(VmmMonitor *mon, JsonObject *args, void *opaque,
+                                          GError **errp)
+{
+    static const char *const keys[] = { "uri", NULL };
+    VmmMigrate *mm = opaque;
+    const char *uri;
+
+    if (!vmm_qmp_check_args(args, keys, errp) ||
+        !vmm_qmp_arg_str(args, "uri", true, &uri, errp)) {
+        return NULL;
+    }
+    if (!mm->defer) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    mm->incoming ? "The incoming migration has already been started" :
+                    "'-incoming' was not specified on the command line");
+        return NULL;
+    }
+    if (vmm_mig_in_start(mm, uri, errp)) {
+        mm->defer = false;
+    }
+    return NULL;
+}
+
+static JsonNode *vmm_qmp_migrate_cancel(VmmMonitor *mon, JsonObject *args, void *opaque,
+                                        GError **errp)
+{
+    VmmMigrate *mm = opaque;
+
+    if (!vmm_qmp_no_args(args, errp)) {
+        return NULL;
+    }
+    g_mutex_lock(&mm->lock);
+    /*
+     * Once END went out the destination may already run the guest: the
+     * source can only wait for its word, never resume on its own.
+     */
+    if (!mm->incoming && !mm->end_sent &&
+        (mm->status == VMM_MIG_SETUP || mm->status == VMM_MIG_ACTIVE)) {
+        mm->cancel = true;
+        if (mm->stream) {
+            mig_stream_shutdown(mm->stream);
+        }
+        /* Under the lock: the thread's "cancelled" must come after it. */
+        vmm_mig_set_status_locked(mm, VMM_MIG_CANCELLING);
+    }
+    g_mutex_unlock(&mm->lock);
+    return NULL;
+}
+
+static JsonNode *vmm_qmp_query_migrate(VmmMonitor *mon, JsonObject *args, void *opaque,
+                                       GError **errp)
+{
+    VmmMigrate *mm = opaque;
+    JsonObject *o, *ram;
+    gint64 total;
+
+    if (!vmm_qmp_no_args(args, errp)) {
+        return NULL;
+    }
+    o = json_object_new();
+    g_mutex_lock(&mm->lock);
+    json_object_set_string_member(o, "status", vmm_mig_status_name(mm->status));
+    if (mm->status != VMM_MIG_NONE) {
+        total = vmm_mig_status_running(mm->status) ?
+                (g_get_monotonic_time() - mm->start_us) / 1000 : mm->total_us / 1000;
+        json_object_set_int_member(o, "total-time", total);
+        json_object_set_int_member(o, "setup-time", mm->setup_us / 1000);
+        if (mm->status == VMM_MIG_COMPLETED && !mm->incoming) {
+            json_object_set_int_member(o, "downtime", mm->downtime_ms);
+        }
+        if (mm->status == VMM_MIG_ACTIVE && !mm->incoming &&
+            mm->expected_downtime_ms != UINT64_MAX) {
+            json_object_set_int_member(o, "expected-downtime",
+                                       (gint64)mm->expected_downtime_ms);
+        }
+        ram = json_object_new();
+        json_object_set_int_member(ram, "total", (gint64)mm->ram_total);
+        json_object_set_int_member(ram, "transferred", (gint64)mm->transferred);
+        json_object_set_int_member(ram, "remaining", (gint64)mm->remaining);
+        json_object_set_int_member(ram, "dirty-pages-rate", (gint64)mm->dirty_rate);
+        json_object_set_int_member(ram, "dirty-sync-count", (gint64)mm->sync_count);
+        json_object_set_double_member(ram, "mbps", mm->mbps_x1000 / 1000.0);
+        json_object_set_object_member(o, "ram", ram);
+        if (mm->status == VMM_MIG_FAILED && mm->error_desc) {
+            json_object_set_string_member(o, "error-desc", mm->error_desc);
+        }
+    }
+    g_mutex_unlock(&mm->lock);
+    return vmm_qmp_object_node(o);
+}
+
+static JsonNode *vmm_qmp_migrate_set_parameters(VmmMonitor *mon, JsonObject *args,
+                                                void *opaque, GError **errp)
+{
+    static const char *const keys[] = { "max-bandwidth", "downtime-limit", NULL };
+    VmmMigrate *mm = opaque;
+    uint64_t bw, limit;
+
+    g_mutex_lock(&mm->lock);
+    bw = mm->max_bandwidth;
+    limit = mm->downtime_limit_ms;
+    g_mutex_unlock(&mm->lock);
+    if (!vmm_qmp_check_args(args, keys, errp) ||
+        !vmm_qmp_arg_size(args, "max-bandwidth", false, &bw, errp) ||
+        !vmm_qmp_arg_size(args, "downtime-limit", false, &limit, errp)) {
+        return NULL;
+    }
+    if (limit > VMM_MIGRATE_MAX_DOWNTIME_MS) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "Parameter 'downtime-limit' expects an integer in the range of 0 to "
+                    "%u milliseconds, got %" PRIu64, VMM_MIGRATE_MAX_DOWNTIME_MS, limit);
+        return NULL;
+    }
+    if (bw > INT64_MAX) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "Parameter 'max-bandwidth' expects bytes per second up to %" PRId64
+                    " (0: unlimited), got %" PRIu64, INT64_MAX, bw);
+        return NULL;
+    }
+    /* Both or neither: a rejected value changes nothing. The thread reads them each round. */
+    g_mutex_lock(&mm->lock);
+    mm->max_bandwidth = bw;
+    mm->downtime_limit_ms = limit;
+    g_mutex_unlock(&mm->lock);
+    return NULL;
+}
+
+static JsonNode *vmm_qmp_query_migrate_parameters(VmmMonitor *mon, JsonObject *args,
+                                                  void *opaque, GError **errp)
+{
+    VmmMigrate *mm = opaque;
+    JsonObject *o;
+
+    if (!vmm_qmp_no_args(args, errp)) {
+        return NULL;
+    }
+    o = json_object_new();
+    g_mutex_lock(&mm->lock);
+    json_object_set_int_member(o, "max-bandwidth", (gint64)mm->max_bandwidth);
+    json_object_set_int_member(o, "downtime-limit", (gint64)mm->downtime_limit_ms);
+    g_mutex_unlock(&mm->lock);
+    return vmm_qmp_object_node(o);
+}
+
+/*
+ * QMP cont on an incoming VMM (vmm-runstate.c calls this while the machine
+ * is incoming): with -S, starts the guest the migration loaded; while the
+ * load still runs, makes it start the guest when done (QEMU's autostart).
+ */
+static bool vmm_migrate_cont_hook(void *opaque, GError **errp)
+{
+    VmmMigrate *mm = opaque;
+    bool loading, waiting;
+
+    g_mutex_lock(&mm->lock);
+    waiting = mm->wait_cont;
+    loading = mm->incoming && !waiting && vmm_machine_is_incoming(mm->m);
+    if (loading) {
+        mm->autostart = true;
+    }
+    g_mutex_unlock(&mm->lock);
+    if (waiting) {
+        return vmm_mig_in_cont(mm, errp);
+    }
+    if (!loading) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "cont: the guest waits for an incoming migration (migrate-incoming)");
+        return false;
+    }
+    return true;
+}
+
+void vmm_migrate_register(VmmMigrate *mm, VmmMonitor *mon)
+{
+    vmm_migrate_mon = mon;
+    vmm_monitor_register(mon, "migrate", vmm_qmp_migrate, mm);
+    vmm_monitor_register(mon, "migrate-incoming", vmm_qmp_migrate_incoming, mm);
+    vmm_monitor_register(mon, "migrate_cancel", vmm_qmp_migrate_cancel, mm);
+    vmm_monitor_register(mon, "query-migrate", vmm_qmp_query_migrate, mm);
+    vmm_monitor_register(mon, "migrate-set-parameters", vmm_qmp_migrate_set_parameters, mm);
+    vmm_monitor_register(mon, "query-migrate-parameters", vmm_qmp_query_migrate_parameters,
+                         mm);
+    vmm_runstate_set_cont_hook(vmm_migrate_cont_hook, mm);
+}
+
+void vmm_migrate_unregister(VmmMigrate *mm)
+{
+    (void)mm;
+    vmm_runstate_set_cont_hook(NULL, NULL);
+    vmm_migrate_mon = NULL;
+}
