@@ -216,9 +216,11 @@ static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
         vmm_device_link_status(d);
         /*
          * The first start runs the workload; later ones (after a
-         * reconnect) resume the rings under the running thread.
+         * reconnect) resume the rings under the running thread. On a
+         * destination the rings start before the load ends: the workload
+         * continues from guest RAM then (vmm_workload_start_incoming).
          */
-        if (d->wl && !vmm_workload_started(d->wl)) {
+        if (d->wl && !d->machine->incoming && !vmm_workload_started(d->wl)) {
             vmm_workload_start(d->wl, d->guest);
         }
         break;

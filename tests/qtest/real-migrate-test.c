@@ -180,6 +180,20 @@ static void test_qsd_blk(Fixture *f, gconstpointer data)
 
 /* ---- DPDK testpmd --------------------------------------------------- */
 
+/* The VMM's monitor offers cmd (query-commands). */
+static bool has_command(MigVmm *v, const char *cmd)
+{
+    g_autoptr(JsonNode) r = qmp_client_ok(v->qmp, "{\"execute\":\"query-commands\"}");
+    g_autofree char *s = json_to_string(r, FALSE);
+    g_autofree char *needle = g_strdup_printf("\"%s\"", cmd);
+
+    return strstr(s, needle) != NULL;
+}
+
+/*
+ * The RARP check needs the VMM's announce (SEND_RARP after the load,
+ * announce_frames in the summary); a VMM without announce-self has neither.
+ */
 static void test_dpdk_net(Fixture *f, gconstpointer data)
 {
     g_autofree char *ss = g_build_filename(f->dir, "net-src.sock", NULL);
@@ -193,6 +207,7 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     g_autoptr(GPtrArray) da = args_new();
     MigVmmOpts so = { .ram_mb = RAM_MB }, dopts = { .ram_mb = RAM_MB, .incoming = uri };
     MigVmm *src = NULL, *dst = NULL;
+    bool announces = false;
     int code = -1;
 
     if (!mig_vmm_can_migrate()) {
@@ -206,8 +221,11 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     mig_add_net(sa, ss, 2, wl);
     mig_add_net(da, ds, 2, wl);
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
-        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
-        !migrate_midway(src, dst, "net0", uri, 1000) || !source_left(src) ||
+        !(dst = mig_vmm_start(f, "dst", &dopts, da))) {
+        goto out;
+    }
+    announces = has_command(dst, "announce-self");
+    if (!migrate_midway(src, dst, "net0", uri, 1000) || !source_left(src) ||
         !mig_vmm_end(dst, &code, &out, &log)) {
         goto out;
     }
@@ -218,6 +236,8 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     if (code != 0 || !out || !json_true(out, "verified") ||
         json_uint(out, "lost") > MAX_LOST) {
         g_test_fail_printf("destination: exit %d: %s\n%s", code, out ? out : "", log);
+    } else if (!announces) {
+        g_test_message("this VMM has no announce-self: the RARP frame is not checked");
     } else if (!strstr(log, "SEND_RARP sent") || json_uint(out, "announce_frames") < 1) {
         g_test_fail_printf("destination: the RARP frame did not come back to the guest "
                            "(announce_frames %" PRId64 "):\n%s",
