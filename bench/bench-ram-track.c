@@ -29,53 +29,14 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench-common.h"
 #include "migration/ram-track.h"
 #include "system/memory.h"
-
-#define GiB (1024.0 * 1024 * 1024)
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    /* The machines are shared: CPU time (user and kernel) of this thread. */
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void die(const char *what, GError *err)
 {
     fprintf(stderr, "bench-ram-track: %s: %s\n", what, err ? err->message : "failed");
     exit(1);
-}
-
-/* The anchor's harvest: what a vhost-user dirty log sync does per word. */
-static uint64_t harvest(uint64_t *log, uint64_t *out, uint64_t nwords)
-{
-    uint64_t n = 0;
-
-    for (uint64_t i = 0; i < nwords; i++) {
-        if (__atomic_load_n(&log[i], __ATOMIC_RELAXED)) {
-            uint64_t w = __atomic_exchange_n(&log[i], 0, __ATOMIC_ACQ_REL);
-
-            out[i] |= w;
-            n += __builtin_popcountll(w);
-        }
-    }
-    return n;
 }
 
 typedef struct Bench {

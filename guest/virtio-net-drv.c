@@ -299,6 +299,13 @@ static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t l
     uint32_t want_len;
 
     res->received++;
+    if (len >= VIRTIO_NET_ETH_HLEN &&
+        frame[12] == (VIRTIO_NET_ETHERTYPE_RARP >> 8) &&
+        frame[13] == (VIRTIO_NET_ETHERTYPE_RARP & 0xff) &&
+        !memcmp(frame + 6, run->d->cfg.mac, 6)) {
+        res->announce_frames++;
+        return;
+    }
     if (len < VIRTIO_NET_ETH_HLEN + sizeof(h)) {
         run_mismatch(run, "rx queue %u: frame of %zu bytes is too short", rxp, len);
         return;

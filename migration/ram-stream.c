@@ -7,8 +7,10 @@
  * section's length and the destination's own regions before a byte of
  * guest memory is written.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "migration/format.h"
 #include "migration/ram-stream.h"
@@ -40,6 +42,72 @@ static bool mig_page_is_zero(const uint8_t *page)
         }
     }
     return true;
+}
+
+/*
+ * Holes of a shared RAM block's fd (never written, or punched) read as
+ * zeros without looking: reading a hole through the mapping would make the
+ * kernel allocate and clear a page for it, which for a mostly empty guest
+ * cost most of a migration's time on both sides (and the memory). The
+ * cursor caches the last extent lseek(SEEK_DATA / SEEK_HOLE) found, so a
+ * walk in increasing offsets costs one or two syscalls per extent. Private
+ * mappings (share=off) keep their writes out of the fd: never asked.
+ */
+typedef struct MigHoleCursor {
+    const MemoryRegionMap *r;
+    bool usable;
+    uint64_t lo, hi;            /* the cached extent, offsets in the region */
+    bool hole;                  /* [lo, hi) is a hole (else data) */
+} MigHoleCursor;
+
+static void mig_hole_cursor_init(MigHoleCursor *c, const MemoryRegionMap *r)
+{
+    *c = (MigHoleCursor) { .r = r, .usable = r->block->shared && r->block->fd >= 0 };
+}
+
+static bool mig_page_in_hole(MigHoleCursor *c, uint64_t off)
+{
+    off_t base, d, h;
+
+    if (!c->usable) {
+        return false;
+    }
+    if (off >= c->lo && off < c->hi) {
+        return c->hole;
+    }
+    base = (off_t)(c->r->block->fd_offset + c->r->block_offset);
+    d = lseek(c->r->block->fd, base + (off_t)off, SEEK_DATA);
+    if (d < 0) {
+        if (errno != ENXIO) {
+            /* The file system cannot tell: look at every page. */
+            c->usable = false;
+            return false;
+        }
+        c->lo = off;
+        c->hi = c->r->size;
+        c->hole = true;
+        return true;
+    }
+    if (d > base + (off_t)off) {
+        c->lo = off;
+        c->hi = MIN((uint64_t)(d - base), c->r->size);
+        c->hole = true;
+        return true;
+    }
+    h = lseek(c->r->block->fd, base + (off_t)off, SEEK_HOLE);
+    if (h < 0) {
+        c->usable = false;
+        return false;
+    }
+    c->lo = off;
+    c->hi = MIN((uint64_t)(h - base), c->r->size);
+    c->hole = false;
+    return false;
+}
+
+static bool mig_region_page_is_zero(MigHoleCursor *c, const uint8_t *host, uint64_t off)
+{
+    return mig_page_in_hole(c, off) || mig_page_is_zero(host + off);
 }
 
 bool mig_ram_save_setup(MigStream *s, const GuestMemory *mem, GError **errp)
@@ -144,8 +212,10 @@ static bool mig_ram_save_region(MigStream *s, MigRamSection *sec, unsigned ri,
     uint64_t first = r->gpa / MIG_PAGE_SIZE;
     uint64_t npages = r->size / MIG_PAGE_SIZE;
     const uint8_t *host = mig_ram_host(r);
+    MigHoleCursor hc;
     uint64_t p = 0;
 
+    mig_hole_cursor_init(&hc, r);
     while (p < npages) {
         MigRamRun run;
         uint32_t max;
@@ -162,14 +232,14 @@ static bool mig_ram_save_region(MigStream *s, MigRamSection *sec, unsigned ri,
         run = (MigRamRun) {
             .region = ri, .offset = p * MIG_PAGE_SIZE, .npages = 1,
             .host = host + p * MIG_PAGE_SIZE,
-            .flags = mig_page_is_zero(host + p * MIG_PAGE_SIZE) ?
+            .flags = mig_region_page_is_zero(&hc, host, p * MIG_PAGE_SIZE) ?
                      MIG_RAM_RUN_ZERO : MIG_RAM_RUN_DATA,
         };
         max = run.flags == MIG_RAM_RUN_ZERO ? MIG_RAM_ZERO_RUN_PAGES :
               MIG_RAM_DATA_RUN_PAGES - sec->data / MIG_PAGE_SIZE;
         p++;
         while (p < npages && run.npages < max && mig_bit(bitmap, first + p) &&
-               mig_page_is_zero(host + p * MIG_PAGE_SIZE) ==
+               mig_region_page_is_zero(&hc, host, p * MIG_PAGE_SIZE) ==
                (run.flags == MIG_RAM_RUN_ZERO)) {
             run.npages++;
             p++;
@@ -320,6 +390,7 @@ static bool mig_ram_load_run(MigStream *s, uint64_t *remaining, GuestMemory *mem
     uint16_t region, flags;
     uint32_t npages;
     uint64_t offset, bytes;
+    MigHoleCursor hc;
     uint8_t *host;
 
     if (!mig_take(s, remaining, MIG_RAM_RUN_HEADER_SIZE, "a run header", errp) ||
@@ -346,14 +417,18 @@ static bool mig_ram_load_run(MigStream *s, uint64_t *remaining, GuestMemory *mem
                     npages, offset, r->size);
         return false;
     }
-    host = mig_ram_host(r) + offset;
+    host = mig_ram_host(r);
     if (flags == MIG_RAM_RUN_DATA) {
         return mig_take(s, remaining, bytes, "a run's page data", errp) &&
-               mig_stream_read(s, host, bytes, errp);
+               mig_stream_read(s, host + offset, bytes, errp);
     }
-    /* A fresh destination is all zero: writing zeros over zeros only costs time. */
-    for (uint64_t i = 0; i < bytes; i += MIG_PAGE_SIZE) {
-        if (!mig_page_is_zero(host + i)) {
+    /*
+     * A fresh destination is all zero: writing zeros over zeros only costs
+     * time, and a page still in a hole of the fd is not even looked at.
+     */
+    mig_hole_cursor_init(&hc, r);
+    for (uint64_t i = offset; i < offset + bytes; i += MIG_PAGE_SIZE) {
+        if (!mig_region_page_is_zero(&hc, host, i)) {
             memset(host + i, 0, MIG_PAGE_SIZE);
         }
     }

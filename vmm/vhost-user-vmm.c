@@ -14,6 +14,7 @@
 #include <glib-unix.h>
 
 #include "util/vhost-user-log.h"
+#include "vmm/vmm-announce.h"
 #include "vmm/vmm-dirtylog.h"
 #include "vmm/vmm-hotplug.h"
 #include "vmm/vmm-machine.h"
@@ -175,7 +176,7 @@ static void vmm_print_help(FILE *out)
 "        bs, reads, writes, flushes, discards, write_zeroes,\n"
 "        sectors_verified, mismatches, io_errors, range_sectors, for net\n"
 "        sent, received, packets_verified, mismatched, stale, lost,\n"
-"        wrong_queue, mpps; and \"ok\":BOOL,\"error\":STRING|null}.\n"
+"        wrong_queue, announce_frames, mpps; and \"ok\":BOOL,\"error\":STRING|null}.\n"
 "        Default: human (stderr only).\n"
 "\n"
 "    -x-fill-pattern\n"
@@ -488,6 +489,7 @@ int main(int argc, char **argv)
     VmmMonitor *mon = NULL;
     VmmHotplug *hotplug = NULL;
     VmmMigrate *migrate;
+    VmmAnnounce *announce = NULL;
     VmmMachine *m;
     guint sigterm, sigint;
     int status = EXIT_SUCCESS;
@@ -533,6 +535,7 @@ int main(int argc, char **argv)
         hotplug = vmm_hotplug_new(m, mon);
         vmm_dirtylog_register(m, mon);
         vmm_migrate_register(migrate, mon);
+        announce = vmm_announce_new(m, mon);
     }
     /* Before the loop runs: no device may boot from an empty guest. */
     if (cfg->incoming &&
@@ -542,6 +545,7 @@ int main(int argc, char **argv)
         vmm_migrate_unregister(migrate);
         vmm_monitor_free(mon);
         vmm_hotplug_free(hotplug);
+        vmm_announce_free(announce);
         vmm_migrate_free(migrate);
         vmm_machine_free(m);
         return EXIT_FAILURE;
@@ -559,6 +563,7 @@ int main(int argc, char **argv)
     vmm_runstate_unregister();
     vmm_monitor_free(mon);
     vmm_hotplug_free(hotplug);
+    vmm_announce_free(announce);
     vmm_machine_shutdown(m);
     /* The summary last, after the devices' "stopped" lines. */
     if (vmm_machine_has_workloads(m) && !vmm_machine_report(m, cfg->summary_json)) {

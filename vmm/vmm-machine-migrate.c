@@ -12,6 +12,7 @@
 #include "hw/virtio/vhost-user-net.h"
 #include "util/vhost-user-error.h"
 #include "vmm/vmm-loop.h"
+#include "vmm/vmm-announce.h"
 #include "vmm/vmm-machine-int.h"
 
 /* How long a workload may take to complete what it has in flight. */
@@ -192,5 +193,7 @@ bool vmm_machine_incoming_start(VmmMachine *m, GError **errp)
             vmm_workload_start_incoming(d->wl, d->guest);
         }
     }
+    /* The switch learns the MACs' new port; a device that cannot is a status line. */
+    vmm_announce_devices(m, NULL);
     return true;
 }

@@ -217,10 +217,10 @@ static void vmm_device_notify(VhostUserBase *vub, VhostUserBaseEvent event,
         /*
          * The first start runs the workload; later ones (after a
          * reconnect) resume the rings under the running thread. On a
-         * destination the rings start before the load ends: the workload
-         * continues from guest RAM then (vmm_workload_start_incoming).
+         * destination the workload continues the source's run instead
+         * (vmm_machine_incoming_start), never a fresh one.
          */
-        if (d->wl && !d->machine->incoming && !vmm_workload_started(d->wl)) {
+        if (d->wl && !vmm_workload_started(d->wl) && !d->machine->incoming) {
             vmm_workload_start(d->wl, d->guest);
         }
         break;

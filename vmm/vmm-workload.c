@@ -751,8 +751,8 @@ static void vmm_workload_json(VmmWorkload *w, const WorkloadStats *s, bool verif
             ",\"type\":\"virtio-net\",\"sent\":%" PRIu64 ",\"received\":%" PRIu64
             ",\"packets_verified\":%" PRIu64 ",\"mismatched\":%" PRIu64
             ",\"stale\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"wrong_queue\":%" PRIu64
-            ",\"mpps\":%.6f", n->sent, n->received, n->verified, n->mismatched,
-            n->stale, n->lost, n->wrong_queue,
+            ",\"announce_frames\":%" PRIu64 ",\"mpps\":%.6f", n->sent, n->received,
+            n->verified, n->mismatched, n->stale, n->lost, n->wrong_queue, n->announce_frames,
             wl_stats_seconds(s) > 0 ? (double)s->ops / wl_stats_seconds(s) / 1e6 : 0.0);
     }
     g_string_append_printf(out, ",\"migrated\":%s,\"continued\":%s,\"ok\":%s,\"error\":",
@@ -827,6 +827,10 @@ void vmm_workload_report(VmmWorkload *w, bool json)
                        PRIu64 " on the wrong queue; %.3f Mpps", w->id, n->sent,
                        n->received, n->verified, n->lost, n->mismatched,
                        n->wrong_queue, secs > 0 ? (double)s->ops / secs / 1e6 : 0.0);
+            if (n->announce_frames) {
+                vmm_status("%s: %" PRIu64 " announce frames seen (RARP from the "
+                           "guest's MAC)", w->id, n->announce_frames);
+            }
         }
     }
     if (failure) {

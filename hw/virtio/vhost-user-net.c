@@ -180,3 +180,34 @@ bool vhost_user_net_link_up(VhostUserBase *vub)
     }
     return vun_from_base(vub)->link_up;
 }
+
+bool vhost_user_net_announce(VhostUserBase *vub, GError **errp)
+{
+    VhostUserNet *n;
+    struct vhost_dev *hdev;
+
+    if (vub->klass != &vhost_user_net_class) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s: announce: not a net device", vub->vdev.id);
+        return false;
+    }
+    n = vun_from_base(vub);
+    hdev = &vub->devs[0];
+    if (!n->link_up) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "%s: announce: no back-end connected and negotiated", vub->vdev.id);
+        return false;
+    }
+    if (!vhost_dev_has_protocol_feature(hdev, VHOST_USER_PROTOCOL_F_RARP) ||
+        !hdev->vhost_ops->send_rarp) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: nothing to announce with: the back-end did not negotiate the "
+                    "RARP protocol feature (protocol features 0x%" G_GINT64_MODIFIER
+                    "x), and VIRTIO_NET_F_GUEST_ANNOUNCE needs a control virtqueue, "
+                    "which this device does not have", vub->vdev.id,
+                    hdev->protocol_features);
+        return false;
+    }
+    /* One connection serves every queue pair: one SEND_RARP, as QEMU sends. */
+    return hdev->vhost_ops->send_rarp(hdev, n->mac, errp);
+}

@@ -44,6 +44,8 @@
 #include "hw/virtio/virtio-net-defs.h"
 
 #define VIRTIO_NET_ETHERTYPE        0x88b5
+/* What a back-end announces the guest's MAC with (SEND_RARP). */
+#define VIRTIO_NET_ETHERTYPE_RARP   0x8035
 #define VIRTIO_NET_ETH_HLEN         14
 
 typedef struct VirtioNetDrvConfig {
@@ -63,6 +65,12 @@ typedef struct VirtioNetResult {
     uint64_t stale;             /* ... from an earlier run (not counted wrong) */
     uint64_t lost;              /* sent, never received */
     uint64_t wrong_queue;       /* verified, but on another pair's RX queue */
+    /*
+     * ... that were a RARP (ethertype 0x8035) from the device's own MAC:
+     * a back-end's announce after SEND_RARP, looped back. Not a packet we
+     * sent, not a mismatch.
+     */
+    uint64_t announce_frames;
     bool verified_all;          /* every packet sent came back verified */
     char *first_error;          /* first mismatch or failure, or NULL */
     bool migrated;              /* parked and moved to another VMM: ended there */

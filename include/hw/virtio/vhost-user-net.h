@@ -39,4 +39,19 @@ VhostUserBase *vhost_user_net_new(const VhostUserNetParams *p, GError **errp);
 VHOST_USER_API
 bool vhost_user_net_link_up(VhostUserBase *vub);
 
+/*
+ * Tells the network where the guest's MAC now lives (after an incoming
+ * migration, or on QMP announce-self): SEND_RARP with the device's MAC
+ * when the back-end negotiated the RARP protocol feature; the back-end
+ * then broadcasts a RARP frame from that MAC (DPDK injects it into the
+ * guest's TX stream). The other way, VIRTIO_NET_F_GUEST_ANNOUNCE, needs a
+ * control virtqueue for the driver's VIRTIO_NET_CTRL_ANNOUNCE_ACK; this
+ * device has none, so it is never offered: without RARP the call fails
+ * with "nothing to announce with" and the reason. False also when the
+ * device is not a net device, has no negotiated back-end, or the send
+ * fails. No frame is built by the VMM itself.
+ */
+VHOST_USER_API
+bool vhost_user_net_announce(VhostUserBase *vub, GError **errp);
+
 #endif
