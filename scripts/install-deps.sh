@@ -4,12 +4,13 @@
 #   --build-only   only the toolchain and libraries (meson, ninja, GLib, json-glib, Check)
 # Real back-ends used by the tests come from Debian packages too:
 # dpdk-testpmd (package dpdk-dev, not dpdk) and qemu-storage-daemon and
-# virtiofsd (qemu-system-common); qemu-img comes with qemu-utils; the
+# virtiofsd (qemu-system-common); qemu-img comes with qemu-utils; ip
+# (network namespaces, the migration tests) with iproute2; the
 # source of DPDK's vhost_blk example (dpdk-doc), built by the tests with
 # make and scripts/build-dpdk-vhost-blk.sh.
 set -e
 build_pkgs="meson ninja-build pkg-config gcc libglib2.0-dev libjson-glib-dev check"
-test_pkgs="dpdk dpdk-dev dpdk-doc make qemu-system-common qemu-utils"
+test_pkgs="dpdk dpdk-dev dpdk-doc make qemu-system-common qemu-utils iproute2"
 
 missing=""
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" || missing="$missing $1"; }

@@ -287,6 +287,18 @@ JsonObject *qmp_client_last_event(QmpClient *c, const char *name)
     return NULL;
 }
 
+JsonObject *qmp_client_nth_event(QmpClient *c, const char *name, unsigned n)
+{
+    for (guint i = 0; i < c->events->len; i++) {
+        JsonObject *e = json_node_get_object(c->events->pdata[i]);
+
+        if (!g_strcmp0(json_object_get_string_member(e, "event"), name) && n-- == 0) {
+            return json_object_get_object_member(e, "data");
+        }
+    }
+    return NULL;
+}
+
 void qmp_client_send_raw(QmpClient *c, const char *bytes)
 {
     qmp_client_send(c, "raw", bytes);

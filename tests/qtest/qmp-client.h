@@ -44,6 +44,8 @@ void qmp_client_wait_event(QmpClient *c, const char *name, unsigned count);
 unsigned qmp_client_event_count(QmpClient *c, const char *name);
 /* The data member of the last event named name, or NULL (borrowed). */
 JsonObject *qmp_client_last_event(QmpClient *c, const char *name);
+/* The data member of the n-th (from 0) event named name, or NULL (borrowed). */
+JsonObject *qmp_client_nth_event(QmpClient *c, const char *name, unsigned n);
 
 /* For protocol tests: sends bytes as they are (no id added). */
 void qmp_client_send_raw(QmpClient *c, const char *bytes);

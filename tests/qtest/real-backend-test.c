@@ -535,17 +535,6 @@ static void test_qsd_blk_wce(Fixture *f, gconstpointer data)
 
 /* ---- our reference back-end ----------------------------------------- */
 
-static const char *ref_backend(void)
-{
-    const char *be = g_getenv("REF_BACKEND");
-
-    if (!be || !*be) {
-        g_test_fail_printf("REF_BACKEND is not set (run through meson test)");
-        return NULL;
-    }
-    return be;
-}
-
 /*
  * Starts the reference back-end of type (net or blk) on sock; client:
  * it connects to the VMM's listening socket instead of listening.
@@ -553,34 +542,8 @@ static const char *ref_backend(void)
 static Proc *start_ref(Fixture *f, const char *type, const char *sock,
                        unsigned queues, const char *blk_file, bool client)
 {
-    const char *be = ref_backend();
-    g_autofree char *s = g_strdup_printf("--socket-path=%s", sock);
-    g_autofree char *t = g_strdup_printf("--type=%s", type);
-    g_autofree char *q = g_strdup_printf("--queues=%u", queues);
-    g_autofree char *file = blk_file ? g_strdup_printf("--blk-file=%s", blk_file) : NULL;
-    g_autofree char *size = g_strdup_printf("--blk-size=%u", BLK_IMAGE_SIZE);
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    Proc *p;
-
-    if (!be) {
-        return NULL;
-    }
-    g_ptr_array_add(argv, (char *)be);
-    g_ptr_array_add(argv, s);
-    g_ptr_array_add(argv, t);
-    g_ptr_array_add(argv, q);
-    if (file) {
-        g_ptr_array_add(argv, file);
-        g_ptr_array_add(argv, size);
-    }
-    if (client) {
-        g_ptr_array_add(argv, "--client");
-    }
-    p = proc_spawn(f, type, argv, false, NULL);
-    if (!p) {
-        return NULL;
-    }
-    return client || wait_socket(p, sock) ? p : NULL;
+    return proc_start_ref(f, type, type, sock, queues, blk_file,
+                          blk_file ? BLK_IMAGE_SIZE : 0, client);
 }
 
 /*

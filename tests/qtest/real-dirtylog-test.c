@@ -135,33 +135,9 @@ static bool check_logged_io(Proc *vmm, QmpClient *qmp, const char *dev, unsigned
     return true;
 }
 
-static const char *env_or_fail(const char *name)
+static Proc *start_ref_blk(Fixture *f, const char *name, const char *sock)
 {
-    const char *v = g_getenv(name);
-
-    if (!v || !*v) {
-        g_test_fail_printf("%s is not set (run through meson test)", name);
-        return NULL;
-    }
-    return v;
-}
-
-static Proc *start_ref_blk(Fixture *f, const char *sock)
-{
-    const char *be = env_or_fail("REF_BACKEND");
-    g_autofree char *s = g_strdup_printf("--socket-path=%s", sock);
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    Proc *p;
-
-    if (!be) {
-        return NULL;
-    }
-    g_ptr_array_add(argv, (char *)be);
-    g_ptr_array_add(argv, s);
-    g_ptr_array_add(argv, "--type=blk");
-    g_ptr_array_add(argv, "--queues=2");
-    p = proc_spawn(f, "blk", argv, false, NULL);
-    return p && wait_socket(p, sock) ? p : NULL;
+    return proc_start_ref(f, name, "blk", sock, 2, NULL, 0, false);
 }
 
 /* The VMM with a monitor and -trace; args after those. Returns it and its monitor. */
@@ -256,7 +232,7 @@ static void test_ref_blk(Fixture *f, gconstpointer data)
     QmpClient *qmp = NULL;
     Proc *vmm;
 
-    if (!start_ref_blk(f, s0) || !start_ref_blk(f, s1)) {
+    if (!start_ref_blk(f, "blk0", s0) || !start_ref_blk(f, "blk1", s1)) {
         return;
     }
     vmm = start_vmm(f, args, G_N_ELEMENTS(args), &qmp, &out_path);

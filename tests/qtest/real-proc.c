@@ -347,7 +347,7 @@ void fixture_setup(Fixture *f, gconstpointer data)
     f->procs = g_ptr_array_new_with_free_func(proc_free);
 }
 
-static void remove_tree(const char *path)
+void proc_remove_tree(const char *path)
 {
     GDir *d = g_dir_open(path, 0, NULL);
     const char *name;
@@ -369,11 +369,11 @@ void fixture_teardown(Fixture *f, gconstpointer data)
 {
     /* Back-ends and VMMs die (and are reaped) before their files go. */
     g_ptr_array_unref(f->procs);
-    remove_tree(f->dir);
+    proc_remove_tree(f->dir);
     if (f->dpdk_prefix) {
         g_autofree char *run = g_build_filename("/var/run/dpdk", f->dpdk_prefix, NULL);
 
-        remove_tree(run);
+        proc_remove_tree(run);
         g_free(f->dpdk_prefix);
     }
     g_free(f->dir);
@@ -381,8 +381,16 @@ void fixture_teardown(Fixture *f, gconstpointer data)
 
 Proc *proc_start_qsd(Fixture *f, const char *img, const char *sock, unsigned queues)
 {
+    return proc_start_qsd_named(f, "qsd", img, sock, queues, false);
+}
+
+Proc *proc_start_qsd_named(Fixture *f, const char *name, const char *img, const char *sock,
+                           unsigned queues, bool shared)
+{
+    /* Shared storage: two daemons on one image, so no image lock. */
     g_autofree char *blockdev = g_strdup_printf(
-        "driver=file,node-name=f,filename=%s,cache.direct=off", img);
+        "driver=file,node-name=f,filename=%s,cache.direct=off%s", img,
+        shared ? ",locking=off" : "");
     g_autofree char *export = g_strdup_printf(
         "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=%s,"
         "writable=on,num-queues=%u", sock, queues);
@@ -394,6 +402,42 @@ Proc *proc_start_qsd(Fixture *f, const char *img, const char *sock, unsigned que
     g_ptr_array_add(argv, blockdev);
     g_ptr_array_add(argv, "--export");
     g_ptr_array_add(argv, export);
-    p = proc_spawn(f, "qsd", argv, false, NULL);
+    p = proc_spawn(f, name, argv, false, NULL);
     return p && wait_socket(p, sock) ? p : NULL;
+}
+
+Proc *proc_start_ref(Fixture *f, const char *name, const char *type, const char *sock,
+                     unsigned queues, const char *blk_file, uint64_t blk_size, bool client)
+{
+    const char *be = g_getenv("REF_BACKEND");
+    g_autofree char *s = g_strdup_printf("--socket-path=%s", sock);
+    g_autofree char *t = g_strdup_printf("--type=%s", type);
+    g_autofree char *q = g_strdup_printf("--queues=%u", queues);
+    g_autofree char *file = blk_file ? g_strdup_printf("--blk-file=%s", blk_file) : NULL;
+    g_autofree char *size = g_strdup_printf("--blk-size=%" G_GUINT64_FORMAT, blk_size);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    Proc *p;
+
+    if (!be || !*be) {
+        g_test_fail_printf("REF_BACKEND is not set (run through meson test)");
+        return NULL;
+    }
+    g_ptr_array_add(argv, (char *)be);
+    g_ptr_array_add(argv, s);
+    g_ptr_array_add(argv, t);
+    g_ptr_array_add(argv, q);
+    if (file) {
+        g_ptr_array_add(argv, file);
+    }
+    if (blk_size) {
+        g_ptr_array_add(argv, size);
+    }
+    if (client) {
+        g_ptr_array_add(argv, "--client");
+    }
+    p = proc_spawn(f, name, argv, false, NULL);
+    if (!p) {
+        return NULL;
+    }
+    return client || wait_socket(p, sock) ? p : NULL;
 }

@@ -80,6 +80,19 @@ bool vmm_collect(Proc *vmm, const char *out_path, int *code, char **out, char **
  * sock with queues queues; NULL (test failed) when its socket never came.
  */
 Proc *proc_start_qsd(Fixture *f, const char *img, const char *sock, unsigned queues);
+/* The same under the process name name; shared: locking=off (two daemons, one image). */
+Proc *proc_start_qsd_named(Fixture *f, const char *name, const char *img, const char *sock,
+                           unsigned queues, bool shared);
+/*
+ * Our reference back-end ($REF_BACKEND) of type (net or blk) on sock,
+ * logging as name; blk_file/blk_size (NULL/0: its defaults) back the
+ * disk; client: it connects to the VMM's socket instead of listening.
+ */
+Proc *proc_start_ref(Fixture *f, const char *name, const char *type, const char *sock,
+                     unsigned queues, const char *blk_file, uint64_t blk_size, bool client);
+
+/* Removes the directory path and the files in it (no subdirectories). */
+void proc_remove_tree(const char *path);
 
 void fixture_setup(Fixture *f, gconstpointer data);
 void fixture_teardown(Fixture *f, gconstpointer data);

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Two VMM processes for migration tests: a source and a destination,
+ * each with its own back-end (started by the test), a QMP client on both,
+ * guest RAM in a file of the fixture's directory (memory-backend-file,
+ * share=on) so the test can read either side's RAM, waits on the
+ * migration status (query-migrate, MIGRATION events), a page-by-page RAM
+ * compare, and a pair of network namespaces joined by a veth pair.
+ *
+ * Built on real-proc.h: every process dies with the test (PDEATHSIG) and
+ * is reaped at teardown; every wait is bounded. Failures are reported
+ * with g_test_fail_printf and a false/NULL return, so the caller can
+ * still clean up (namespaces) before it returns.
+ */
+#ifndef TESTS_QTEST_MIGRATE_HARNESS_H
+#define TESTS_QTEST_MIGRATE_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "qmp-client.h"
+#include "real-proc.h"
+
+#define MIG_RAM_MB          256
+#define MIG_WAIT_MS         30000
+
+typedef struct MigVmmOpts {
+    unsigned ram_mb;            /* 0: MIG_RAM_MB */
+    const char *incoming;       /* -incoming URI, or NULL for a source */
+    bool frozen;                /* -S: paused after the load until cont */
+    bool trace;                 /* -trace vhost_user */
+    bool fill;                  /* -x-fill-pattern: no zero page, a slow stream */
+    const char *netns;          /* run inside this network namespace */
+} MigVmmOpts;
+
+typedef struct MigVmm {
+    char *name;
+    Proc *proc;                 /* owned by the fixture */
+    QmpClient *qmp;
+    char *out_path;             /* its stdout: the JSON summaries */
+    char *ram_path;             /* its guest RAM */
+    uint64_t ram_size;
+} MigVmm;
+
+/*
+ * False, with the test skipped (and saying why), when the VMM under test
+ * has no live migration (-incoming is an unknown option): these tests need
+ * issue 10's VMM. Call first in each test.
+ */
+bool mig_vmm_can_migrate(void);
+
+/*
+ * Starts the VMM called name (its files are NAME.log, NAME.json,
+ * NAME.ram, NAME.qmp in f's directory) with args after the common ones,
+ * and connects to its monitor. NULL, with the test failed, when it does
+ * not come up.
+ */
+MigVmm *mig_vmm_start(Fixture *f, const char *name, const MigVmmOpts *o, GPtrArray *args);
+/* Closes the monitor; the process stays with the fixture. NULL is fine. */
+void mig_vmm_free(MigVmm *v);
+
+/*
+ * Appends to a (char *, freed with it) a reference-style block device on
+ * sock (chardev "cb", reconnect-ms=100) with queues request queues, or a
+ * vhost-user net device net0 (chardev "cn") with queues pairs, and
+ * -workload when workload is not NULL.
+ */
+void mig_add_blk(GPtrArray *a, const char *sock, unsigned queues, const char *workload);
+void mig_add_net(GPtrArray *a, const char *sock, unsigned queues, const char *workload);
+
+/* "unix:DIR/name" for f. */
+char *mig_unix_uri(Fixture *f, const char *name);
+
+/* migrate-set-parameters: max-bandwidth in B/s, downtime-limit in ms; < 0 leaves one. */
+void mig_set_params(MigVmm *v, int64_t max_bandwidth, int64_t downtime_ms);
+/* QMP migrate to uri; false, with the test failed, when it is refused. */
+bool mig_migrate(MigVmm *src, const char *uri);
+/* query-migrate's return (caller unrefs). */
+JsonNode *mig_query(MigVmm *v);
+/* query-migrate's status (caller frees). */
+char *mig_status(MigVmm *v);
+/*
+ * Polls query-migrate until the status is want or a final one
+ * (completed, failed, cancelled); returns the last status seen (caller
+ * frees), or NULL with the test failed when neither came in timeout_ms.
+ */
+char *mig_wait_status(MigVmm *v, const char *want, unsigned timeout_ms);
+/*
+ * Waits until the migration is active with at least bytes of RAM sent
+ * and some left, or has been active for a second (a slow stream): it is in
+ * the middle. False (test failed) if it ended first.
+ */
+bool mig_wait_midstream(MigVmm *v, uint64_t bytes, unsigned timeout_ms);
+/* True when v's MIGRATION events hold the statuses seq (NULL-ended) in that order. */
+bool mig_events_in_order(MigVmm *v, const char *const *seq);
+/* The MIGRATION event statuses so far, comma-separated (caller frees). */
+char *mig_events_str(MigVmm *v);
+/* query-status's status (caller frees). */
+char *mig_run_state(MigVmm *v);
+
+/*
+ * Waits for v's end; *code gets its exit status, *out its stdout and *log
+ * its stderr (both may be NULL; caller frees). False, with the test
+ * failed, if it did not end within VMM_RUN_MS.
+ */
+bool mig_vmm_end(MigVmm *v, int *code, char **out, char **log);
+/* v ended 0 and each of its n summaries is verified with 0 mismatches. */
+bool mig_vmm_verified(MigVmm *v, unsigned n);
+
+/*
+ * Compares the RAM files of a and b page by page. Returns the number of
+ * differing pages, naming the first few (with their GPA) in the test log;
+ * -1 (test failed) when a file cannot be read or the sizes differ.
+ */
+int64_t mig_ram_compare(const MigVmm *a, const MigVmm *b);
+
+/*
+ * Network namespaces NAME-a and NAME-b (NAME gets the test's pid, so
+ * parallel runs do not collide; namespaces left by dead runs are removed
+ * first), joined by a veth pair with addr_a/24 and addr_b/24 on the two
+ * ends, set up only inside the namespaces. False (test failed) on error,
+ * after removing what was made.
+ */
+typedef struct MigNetns {
+    char *a, *b;
+} MigNetns;
+bool mig_netns_setup(MigNetns *ns, const char *addr_a, const char *addr_b);
+/* Removes both namespaces (their veth ends go with them). */
+void mig_netns_cleanup(MigNetns *ns);
+
+/*
+ * dpdk-testpmd in io forwarding looped on a net_vhost port with queues
+ * pairs, logging as name, its own --file-prefix (removed with
+ * mig_testpmd_cleanup at the test's end).
+ */
+Proc *mig_start_testpmd(Fixture *f, const char *name, const char *sock, unsigned queues);
+void mig_testpmd_cleanup(const char *name);
+
+#endif
