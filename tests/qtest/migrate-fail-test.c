@@ -202,9 +202,6 @@ static void test_no_log_shmfd(Fixture *f, gconstpointer data)
     MigVmm *src = NULL;
     int lfd = -1, c;
 
-    if (!mig_vmm_can_migrate()) {
-        return;
-    }
 
     tb_config_default(&cfg);
     /* Logging in SET_FEATURES, but no shared-memory log to log into. */
@@ -268,9 +265,6 @@ static void test_ram_size(Fixture *f, gconstpointer data)
     g_autofree char *dlog = NULL;
     Pair p = { 0 };
 
-    if (!mig_vmm_can_migrate()) {
-        return;
-    }
 
     if (!pair_start(f, &p, &so, &dopts) || !mig_migrate(p.src, p.uri)) {
         goto out;
@@ -313,9 +307,6 @@ static void test_dest_killed(Fixture *f, gconstpointer data)
     g_autofree char *st = NULL;
     Pair p = { 0 };
 
-    if (!mig_vmm_can_migrate()) {
-        return;
-    }
 
     if (!slow_midstream(f, &p)) {
         goto out;
@@ -340,9 +331,6 @@ static void test_cancel(Fixture *f, gconstpointer data)
     g_autofree char *dlog = NULL;
     Pair p = { 0 };
 
-    if (!mig_vmm_can_migrate()) {
-        return;
-    }
 
     if (!slow_midstream(f, &p)) {
         goto out;
@@ -440,9 +428,6 @@ static void test_log_drop(Fixture *f, gconstpointer data)
     FdWait fw = { 0 };
     g_autofree char *ev = NULL;
 
-    if (!mig_vmm_can_migrate()) {
-        return;
-    }
 
     tb_config_default(&cfg);
     cfg.features |= 1ull << VHOST_F_LOG_ALL;

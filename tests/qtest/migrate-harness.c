@@ -19,29 +19,6 @@
 #define POLL_MS             20
 #define MIG_MIDSTREAM_US    (1000 * 1000)
 
-bool mig_vmm_can_migrate(void)
-{
-    static int can = -1;
-    const char *bin = vmm_binary();
-
-    if (!bin) {
-        return false;
-    }
-    if (can < 0) {
-        /* An invalid URI: a VMM that knows the option says so and exits. */
-        const char *argv[] = { bin, "-incoming", "probe:", NULL };
-        g_autofree char *err = NULL;
-
-        can = g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
-                           NULL, NULL, &err, NULL, NULL) && err &&
-              !strstr(err, "unknown option");
-    }
-    if (!can) {
-        g_test_skip("this VMM has no live migration (-incoming is an unknown option)");
-    }
-    return can;
-}
-
 MigVmm *mig_vmm_start(Fixture *f, const char *name, const MigVmmOpts *o, GPtrArray *args)
 {
     const char *bin = vmm_binary();

@@ -45,12 +45,6 @@ typedef struct MigVmm {
     uint64_t ram_size;
 } MigVmm;
 
-/*
- * False, with the test skipped (and saying why), when the VMM under test
- * has no live migration (-incoming is an unknown option): these tests need
- * issue 10's VMM. Call first in each test.
- */
-bool mig_vmm_can_migrate(void);
 
 /*
  * Starts the VMM called name (its files are NAME.log, NAME.json,

@@ -156,9 +156,6 @@ static void test_qsd_blk(Fixture *f, gconstpointer data)
     MigVmmOpts so = { .ram_mb = RAM_MB }, dopts = { .ram_mb = RAM_MB, .incoming = uri };
     MigVmm *src = NULL, *dst = NULL;
 
-    if (!mig_vmm_can_migrate()) {
-        return;
-    }
 
     if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
         !make_image(img) ||
@@ -210,9 +207,6 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     bool announces = false;
     int code = -1;
 
-    if (!mig_vmm_can_migrate()) {
-        return;
-    }
 
     if (!mig_start_testpmd(f, "testpmd-src", ss, 2) ||
         !mig_start_testpmd(f, "testpmd-dst", ds, 2)) {
@@ -265,9 +259,6 @@ static void test_netns_tcp(Fixture *f, gconstpointer data)
     MigVmmOpts so = { .ram_mb = RAM_MB }, dopts = { .ram_mb = RAM_MB, .incoming = uri };
     MigVmm *src = NULL, *dst = NULL;
 
-    if (!mig_vmm_can_migrate()) {
-        return;
-    }
 
     if (!proc_start_ref(f, "blk-src", "blk", ss, 2, disk, IMAGE_SIZE, false) ||
         !proc_start_ref(f, "blk-dst", "blk", ds, 2, disk, IMAGE_SIZE, false) ||
@@ -308,9 +299,6 @@ static void test_ref_loaded_ram(Fixture *f, gconstpointer data)
     MigVmm *src = NULL, *dst = NULL;
     int64_t diff;
 
-    if (!mig_vmm_can_migrate()) {
-        return;
-    }
 
     if (!proc_start_ref(f, "blk-src", "blk", bs, 2, disk, IMAGE_SIZE, false) ||
         !proc_start_ref(f, "blk-dst", "blk", bd, 2, disk, IMAGE_SIZE, false) ||
