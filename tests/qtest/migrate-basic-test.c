@@ -36,24 +36,6 @@ typedef struct Side {
     char *ram;                  /* the RAM file */
 } Side;
 
-static Proc *start_backend(Fixture *f, const char *name, const char *sock)
-{
-    const char *be = g_getenv("REF_BACKEND");
-    g_autofree char *s = g_strdup_printf("--socket-path=%s", sock);
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    Proc *p;
-
-    if (!be || !*be) {
-        g_test_fail_printf("REF_BACKEND is not set (run through meson test)");
-        return NULL;
-    }
-    g_ptr_array_add(argv, (char *)be);
-    g_ptr_array_add(argv, s);
-    g_ptr_array_add(argv, "--type=blk");
-    p = proc_spawn(f, name, argv, false, NULL);
-    return p && wait_socket(p, sock) ? p : NULL;
-}
-
 /*
  * One VMM with its back-end, RAM file and monitor; extra args after the
  * common ones (-x-fill-pattern, -incoming ..., -S).
@@ -75,7 +57,7 @@ static bool start_side(Fixture *f, Side *side, const char *name, const char *con
     if (!bin) {
         return false;
     }
-    side->be = start_backend(f, be_name, sock);
+    side->be = proc_start_ref(f, be_name, "blk", sock, 1, NULL, 0, false);
     if (!side->be) {
         return false;
     }
