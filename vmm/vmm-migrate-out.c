@@ -117,22 +117,36 @@ static bool mig_out_migrated_cb(void *opaque, GError **errp)
 
 /* ---- the rounds ---------------------------------------------------- */
 
-static void mig_out_figures(MigOut *o)
+/*
+ * Within a round: bytes on the wire so far, and the pages of this round
+ * still to go (from word `from` of the bitmap; NULL: every page, the
+ * first round), so query-migrate moves while a round runs.
+ */
+static void mig_out_figures(MigOut *o, const uint64_t *bitmap, uint64_t from)
 {
     VmmMigrate *mm = o->mm;
+    uint64_t left = 0;
 
+    if (!bitmap) {
+        left = from < o->nwords ? MIN((o->nwords - from) * 64, o->npages) : 0;
+    } else {
+        for (uint64_t w = from; w < o->nwords; w++) {
+            left += (uint64_t)__builtin_popcountll(bitmap[w]);
+        }
+    }
     g_mutex_lock(&mm->lock);
     mm->transferred = mig_stream_bytes_written(o->s);
+    mm->remaining = left * MIG_PAGE_SIZE;
     g_mutex_unlock(&mm->lock);
 }
 
 /*
  * Sends the pages of bitmap (NULL: every page) and clears bitmap. In
- * windows of 64 MiB of guest RAM, so that the progress line, cancel
+ * windows of 4 MiB of guest RAM, so that the progress line, cancel
  * and a new max-bandwidth need not wait for the end of a round over a
  * large guest.
  */
-#define VMM_MIGRATE_WINDOW_WORDS 256    /* 64 MiB of guest RAM */
+#define VMM_MIGRATE_WINDOW_WORDS 16     /* 4 MiB of guest RAM: 0.2 s at 20 MB/s */
 
 static uint64_t mig_out_params(MigOut *o, uint64_t *limit_ms);
 static bool mig_out_cancelled(MigOut *o, GError **errp);
@@ -159,7 +173,7 @@ static bool mig_out_send(MigOut *o, uint64_t *bitmap, uint64_t *sent, GError **e
             memset(bitmap + w0, 0, n * sizeof(uint64_t));
         }
         *sent += bytes;
-        mig_out_figures(o);
+        mig_out_figures(o, bitmap, w0 + n);
         /* The progress line's rate while the round runs. */
         g_mutex_lock(&o->mm->lock);
         o->mm->mbps_x1000 = mig_bandwidth(*sent, (uint64_t)(g_get_monotonic_time() - t0)) *
@@ -346,7 +360,7 @@ static bool mig_out_switchover(MigOut *o, GError **errp)
             return false;
         }
     }
-    mig_out_figures(o);
+    mig_out_figures(o, o->bitmap, o->nwords);     /* nothing left */
     if (!vmm_loop_call(mig_out_save_cb, o, errp)) {
         return false;
     }
