@@ -579,6 +579,15 @@ static BlkRunArgs *blk_run_and_park(UnitPark *park, const char *opts, unsigned *
     t = g_thread_new("blk-run", blk_run_thread, a);
     for (unsigned i = 0; i <= *pauses; i++) {
         g_usleep(30000);
+        /*
+         * The first park only once the run has written: a slow (ASan,
+         * loaded) machine may not have completed one in 30 ms, and the
+         * test is about written blocks surviving the park.
+         */
+        for (unsigned w = 0; i == 0 && w < 500 &&
+             !__atomic_load_n(&a->res.writes, __ATOMIC_RELAXED); w++) {
+            g_usleep(10000);
+        }
         ck_assert_msg(unit_park_pause(park), "the run did not park");
         /* Parked: nothing in flight anywhere, the rings are quiet. */
         ck_assert_uint_eq(__atomic_load_n(&park->in_flight, __ATOMIC_RELAXED), 0);

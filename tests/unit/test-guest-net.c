@@ -616,6 +616,10 @@ START_TEST(test_park_and_continue_from_ram)
     ck_assert(unit_park_pause(&park));
     unit_park_release(&park, true);
     g_usleep(20000);
+    /* Park for good only once packets went out (a slow ASan run may not have yet). */
+    for (unsigned w = 0; w < 500 && !__atomic_load_n(&a.res.sent, __ATOMIC_RELAXED); w++) {
+        g_usleep(10000);
+    }
     ck_assert(unit_park_pause(&park));
     /* Parked: no TX buffer out; RX buffers stay posted. */
     ck_assert_uint_eq(__atomic_load_n(&park.in_flight, __ATOMIC_RELAXED), 0);
