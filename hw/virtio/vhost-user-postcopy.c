@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Postcopy, the protocol step (see vhost-user-postcopy.h).
+ * Postcopy, the protocol step (see vhost-user-postcopy.h). The PAGEFAULT
+ * gate is the request path's (the message table's gate column).
  *
  * UNTRUSTED INPUT: the fd of the POSTCOPY_ADVISE reply, the memory tables
  * the back-end answers while listening and the POSTCOPY_END status come
@@ -66,17 +67,6 @@ static VhostUserPostcopy *postcopy_state_locked(VhostUserState *u)
     return u->postcopy;
 }
 
-static bool postcopy_gate(VhostUserState *u, const char *what, GError **errp)
-{
-    if (!vhost_user_has_protocol_feature(u, VHOST_USER_PROTOCOL_F_PAGEFAULT)) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
-                    "%s: %s: the back-end did not negotiate PAGEFAULT "
-                    "(postcopy support)", u->name, what);
-        return false;
-    }
-    return true;
-}
-
 /* Any other fd could be a file or socket the back-end wants us to use. */
 static bool fd_is_userfaultfd(int fd)
 {
@@ -98,9 +88,6 @@ bool vhost_user_postcopy_advise(VhostUserState *u, GError **errp)
     VhostUserPostcopy *pc;
     int fd = -1;
 
-    if (!postcopy_gate(u, "POSTCOPY_ADVISE", errp)) {
-        return false;
-    }
     memset(&msg.hdr, 0, sizeof(msg.hdr));
     msg.hdr.request = VHOST_USER_POSTCOPY_ADVISE;
     if (!vhost_user_call_fd(u, 0, &msg, NULL, 0, &reply, &fd, errp)) {
@@ -130,9 +117,6 @@ bool vhost_user_postcopy_listen(VhostUserState *u, GError **errp)
 {
     VhostUserMsg msg;
 
-    if (!postcopy_gate(u, "POSTCOPY_LISTEN", errp)) {
-        return false;
-    }
     if (vhost_user_postcopy_ufd(u) < 0) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
                     "%s: POSTCOPY_LISTEN before POSTCOPY_ADVISE", u->name);
@@ -155,9 +139,6 @@ bool vhost_user_postcopy_end(VhostUserState *u, GError **errp)
     uint64_t status;
     bool ok;
 
-    if (!postcopy_gate(u, "POSTCOPY_END", errp)) {
-        return false;
-    }
     ok = vhost_user_call_u64(u, 0, VHOST_USER_POSTCOPY_END, &status, errp);
     if (ok && status != 0) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,

@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "chardev/char-socket.h"
+#include "system/memory.h"
 #include "hw/virtio/vhost-user-conn.h"
+#include "hw/virtio/vhost-user-mem.h"
 #include "hw/virtio/vhost-user-postcopy.h"
 #include "util/vhost-user-error.h"
 #include "unit-sock.h"
@@ -32,7 +34,7 @@
 #define BE_BASE 0x7f0000000000ull
 #define GPA0 0x0ull
 #define GPA1 0x100000000ull
-#define RSIZE 0x40000000ull
+#define RSIZE 0x200000ull
 
 typedef enum Fault {
     FAULT_NONE,
@@ -206,29 +208,21 @@ static void fixture_stop(Fixture *f)
     g_free(f->dir);
 }
 
-/* A two-region SET_MEM_TABLE as the memory code builds it. */
+/* Two guest RAM regions through the memory code's SET_MEM_TABLE path. */
 static bool send_table(Fixture *f, GError **errp)
 {
-    VhostUserMsg msg;
-    int fds[2];
+    GuestMemory *mem = guest_memory_new();
+    RamBlock *rb0 = ram_block_new_memfd("ram0", RSIZE, errp);
+    RamBlock *rb1 = ram_block_new_memfd("ram1", RSIZE, errp);
     bool ok;
 
-    memset(&msg, 0, sizeof(msg));
-    msg.hdr.request = VHOST_USER_SET_MEM_TABLE;
-    msg.hdr.size = offsetof(VhostUserMemory, regions) + 2 * sizeof(VhostUserMemoryRegion);
-    msg.payload.memory.nregions = 2;
-    msg.payload.memory.regions[0] = (VhostUserMemoryRegion) {
-        .guest_phys_addr = GPA0, .memory_size = RSIZE, .userspace_addr = 0x10000000,
-    };
-    msg.payload.memory.regions[1] = (VhostUserMemoryRegion) {
-        .guest_phys_addr = GPA1, .memory_size = RSIZE, .userspace_addr = 0x50000000,
-    };
-    fds[0] = memfd_create("r0", MFD_CLOEXEC);
-    fds[1] = memfd_create("r1", MFD_CLOEXEC);
-    ok = vhost_user_call_listening(f->u, 0, &msg, fds, 2, vhost_user_postcopy_mem_reply,
-                                   NULL, errp);
-    close(fds[0]);
-    close(fds[1]);
+    ck_assert(rb0 && rb1);
+    ck_assert(guest_memory_add(mem, GPA0, rb0, 0, RSIZE, errp));
+    ck_assert(guest_memory_add(mem, GPA1, rb1, 0, RSIZE, errp));
+    ok = vhost_user_mem_update(f->u, "blk0", 0, mem, errp);
+    guest_memory_free(mem);
+    ram_block_unref(rb0);
+    ram_block_unref(rb1);
     return ok;
 }
 
@@ -279,7 +273,8 @@ START_TEST(test_without_pagefault)
 
     fixture_start(&f, FAULT_NONE, false);
     ck_assert(!vhost_user_postcopy_advise(f.u, &err));
-    ck_assert_msg(strstr(err->message, "blk0") && strstr(err->message, "PAGEFAULT"),
+    ck_assert_msg(strstr(err->message, "blk0: POSTCOPY_ADVISE") &&
+                  strstr(err->message, "PAGEFAULT"),
                   "%s", err->message);
     g_clear_error(&err);
     ck_assert(vhost_user_is_usable(f.u));
