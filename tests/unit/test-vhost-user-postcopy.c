@@ -35,6 +35,7 @@
 #define GPA0 0x0ull
 #define GPA1 0x100000000ull
 #define RSIZE 0x200000ull
+#define GPA2 0x200000000ull
 
 typedef enum Fault {
     FAULT_NONE,
@@ -44,6 +45,7 @@ typedef enum Fault {
     FAULT_GPA,              /* region 1's guest address moved */
     FAULT_SIZE,             /* region 1's size halved */
     FAULT_END_STATUS,       /* POSTCOPY_END answers 1 */
+    FAULT_REG_SIZE,         /* ADD_MEM_REG's region size doubled */
 } Fault;
 
 typedef struct FakeBackend {
@@ -121,6 +123,9 @@ static gpointer be_thread(gpointer opaque)
             r.payload = msg.payload;
             if (msg.hdr.request == VHOST_USER_ADD_MEM_REG) {
                 r.payload.mem_reg.region.userspace_addr = BE_BASE + 0x80000000ull;
+                if (be->fault == FAULT_REG_SIZE) {
+                    r.payload.mem_reg.region.memory_size *= 2;
+                }
             } else {
                 for (uint32_t i = 0; i < r.payload.memory.nregions; i++) {
                     r.payload.memory.regions[i].userspace_addr = BE_BASE + i * RSIZE;
@@ -187,9 +192,14 @@ static void fixture_start(Fixture *f, Fault fault, bool pagefault)
     f->be.thread = g_thread_new("fake-backend", be_thread, &f->be);
 
     f->u = vhost_user_state_new(f->chr, "blk0");
-    /* Negotiation itself is tested elsewhere: take its outcome as given. */
+    /*
+     * Negotiation itself is tested elsewhere: take its outcome as given.
+     * Memory slots without REPLY_ACK: ADD_MEM_REG may be sent, the memory
+     * code still sends whole tables.
+     */
     vhost_user_set_features(f->u, 1ull << VHOST_USER_F_PROTOCOL_FEATURES,
-                            pagefault ? 1ull << VHOST_USER_PROTOCOL_F_PAGEFAULT : 0);
+                            (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |
+                            (pagefault ? 1ull << VHOST_USER_PROTOCOL_F_PAGEFAULT : 0));
     vhost_user_set_negotiated(f->u, 1);
 }
 
@@ -226,6 +236,25 @@ static bool send_table(Fixture *f, GError **errp)
     return ok;
 }
 
+/* One hotplugged region: ADD_MEM_REG as the memory slot code sends it. */
+static bool send_reg(Fixture *f, GError **errp)
+{
+    VhostUserMsg msg;
+    int fd = memfd_create("r2", MFD_CLOEXEC);
+    bool ok;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.hdr.request = VHOST_USER_ADD_MEM_REG;
+    msg.hdr.size = sizeof(VhostUserMemRegMsg);
+    msg.payload.mem_reg.region = (VhostUserMemoryRegion) {
+        .guest_phys_addr = GPA2, .memory_size = RSIZE, .userspace_addr = 0x90000000,
+    };
+    ok = vhost_user_call_listening(f->u, 0, &msg, &fd, 1, vhost_user_postcopy_mem_reply,
+                                   NULL, errp);
+    close(fd);
+    return ok;
+}
+
 static void must(bool ok, GError *err)
 {
     ck_assert_msg(ok, "%s", err ? err->message : "?");
@@ -245,6 +274,7 @@ START_TEST(test_round_trip)
     must(vhost_user_postcopy_listen(f.u, &err), err);
     ck_assert(f.u->postcopy_listening);
     must(send_table(&f, &err), err);
+    must(send_reg(&f, &err), err);
 
     ck_assert(vhost_user_postcopy_translate(f.u, BE_BASE + RSIZE + 0x1234, &gpa, &region));
     ck_assert_uint_eq(gpa, GPA1 + 0x1234);
@@ -252,12 +282,18 @@ START_TEST(test_round_trip)
     ck_assert(vhost_user_postcopy_translate(f.u, BE_BASE, &gpa, &region));
     ck_assert_uint_eq(gpa, GPA0);
     ck_assert_uint_eq(region, 0);
+    ck_assert(vhost_user_postcopy_translate(f.u, BE_BASE + 0x80000000ull + RSIZE - 1, &gpa,
+                                            &region));
+    ck_assert_uint_eq(gpa, GPA2 + RSIZE - 1);
+    ck_assert_uint_eq(region, 2);
+    ck_assert(!vhost_user_postcopy_translate(f.u, BE_BASE + 0x80000000ull + RSIZE, &gpa,
+                                             &region));
     ck_assert(!vhost_user_postcopy_translate(f.u, BE_BASE + 2 * RSIZE, &gpa, &region));
     ck_assert(!vhost_user_postcopy_translate(f.u, BE_BASE - 1, &gpa, &region));
 
     must(vhost_user_postcopy_end(f.u, &err), err);
     /* END's reply came after the ack was read: the count is final. */
-    ck_assert_int_eq(g_atomic_int_get(&f.be.acks), 1);
+    ck_assert_int_eq(g_atomic_int_get(&f.be.acks), 2);
     ck_assert(!f.u->postcopy_listening);
     ck_assert_int_eq(vhost_user_postcopy_ufd(f.u), -1);
     ck_assert(vhost_user_is_usable(f.u));
@@ -294,6 +330,7 @@ static const FaultCase fault_cases[] = {
     { FAULT_GPA, "SET_MEM_TABLE reply: region 1 guest_phys_addr" },
     { FAULT_SIZE, "SET_MEM_TABLE reply: region 1 memory_size" },
     { FAULT_END_STATUS, "back-end failed POSTCOPY_END (status 1)" },
+    { FAULT_REG_SIZE, "ADD_MEM_REG reply: region 0 memory_size" },
 };
 
 START_TEST(test_bad_backend)
@@ -309,6 +346,9 @@ START_TEST(test_bad_backend)
     if (ok) {
         must(vhost_user_postcopy_listen(f.u, &err), err);
         ok = send_table(&f, &err);
+    }
+    if (ok) {
+        ok = send_reg(&f, &err);
     }
     if (ok) {
         ok = vhost_user_postcopy_end(f.u, &err);
