@@ -46,7 +46,7 @@ LIBRARY_LAYERS = set(LAYERS[:LAYERS.index('migration') + 1])
 PUBLIC_ONLY_DIRS = ('guest/', 'include/guest/', 'vmm/', 'examples/')
 
 HW_MODEL = re.compile(r'^(virtio(-int|-[a-z]+-defs)?|vhost-user-backend-req)$')
-HW_DEVICES = re.compile(r'^vhost-user-(base|base-migrate|net|blk|device)(-int)?$')
+HW_DEVICES = re.compile(r'^vhost-user-(base|base-migrate|base-postcopy|net|blk|device)(-int)?$')
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 

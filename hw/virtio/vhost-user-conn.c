@@ -520,11 +520,59 @@ static bool vhost_user_barrier_locked(VhostUserState *u, const VhostUserMsgInfo 
  * go to reply_fds/nreply_fds (both may be NULL when the table says the
  * reply carries none).
  */
+static bool vhost_user_request_checked(VhostUserState *u, unsigned int vq_index,
+                                       VhostUserMsg *msg, const int *fds, size_t nfds,
+                                       unsigned flags, VhostUserMsg *reply,
+                                       int *reply_fds, size_t *nreply_fds,
+                                       VhostUserListeningReplyFn listening_check,
+                                       void *listening_opaque, GError **errp);
+
 static bool vhost_user_request(VhostUserState *u, unsigned int vq_index,
                                VhostUserMsg *msg, const int *fds, size_t nfds,
                                unsigned flags, VhostUserMsg *reply,
                                int *reply_fds, size_t *nreply_fds, GError **errp)
 {
+    return vhost_user_request_checked(u, vq_index, msg, fds, nfds, flags, reply,
+                                      reply_fds, nreply_fds, NULL, NULL, errp);
+}
+
+/*
+ * The postcopy-listening reply (SET_MEM_TABLE / ADD_MEM_REG answered with
+ * the back-end's own addresses) is checked, then acknowledged with a u64
+ * of the same request code, all under u->lock: the back-end waits for
+ * that ack before it reads anything else, so no other request may slip in.
+ */
+static bool vhost_user_listening_ack_locked(VhostUserState *u, const VhostUserMsgInfo *info,
+                                            const VhostUserMsg *msg, const VhostUserMsg *reply,
+                                            VhostUserListeningReplyFn check, void *opaque,
+                                            GError **errp)
+{
+    VhostUserMsg ack;
+
+    if (!check(u, msg, reply, opaque, errp)) {
+        return false;
+    }
+    memset(&ack, 0, sizeof(ack.hdr) + sizeof(uint64_t));
+    ack.hdr.request = info->id;
+    ack.hdr.flags = VHOST_USER_VERSION;
+    ack.hdr.size = sizeof(uint64_t);
+    if (!char_socket_write_all(u->chr, &ack, VHOST_USER_HDR_SIZE + ack.hdr.size,
+                               NULL, 0, errp)) {
+        g_prefix_error(errp, "%s: %s acknowledgement: ", u->name, info->name);
+        return false;
+    }
+    u->messages_sent++;
+    return true;
+}
+
+static bool vhost_user_request_checked(VhostUserState *u, unsigned int vq_index,
+                                       VhostUserMsg *msg, const int *fds, size_t nfds,
+                                       unsigned flags, VhostUserMsg *reply,
+                                       int *reply_fds, size_t *nreply_fds,
+                                       VhostUserListeningReplyFn listening_check,
+                                       void *listening_opaque, GError **errp)
+{
+    bool listening_reply = false;
     const VhostUserMsgInfo *info;
     GError *local_err = NULL;
     VhostUserMsg ack;
@@ -580,6 +628,14 @@ static bool vhost_user_request(VhostUserState *u, unsigned int vq_index,
     vhost_user_msg_reply_plan(info, vhost_user_protocol_features(u),
                               u->postcopy_listening, &need_reply, &expect_reply);
     msg->hdr.flags = VHOST_USER_VERSION | (need_reply ? VHOST_USER_NEED_REPLY_MASK : 0);
+    listening_reply = expect_reply && !need_reply && info->reply == VHOST_USER_RK_COND &&
+                      info->reply_cond == VHOST_USER_RC_POSTCOPY_LISTENING;
+    if (listening_reply && !listening_check) {
+        g_set_error(&local_err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "%s: %s while postcopy listens needs the postcopy reply check",
+                    u->name, info->name);
+        goto out;
+    }
     /*
      * Our own message passes the same validator as the back-end's: a
      * front-end bug fails loudly here, before the back-end sees it.
@@ -606,6 +662,10 @@ static bool vhost_user_request(VhostUserState *u, unsigned int vq_index,
             *nreply_fds = n_rx;
             n_rx = 0;
         }
+    }
+    if (ok && listening_reply) {
+        ok = vhost_user_listening_ack_locked(u, info, msg, rx, listening_check,
+                                             listening_opaque, &local_err);
     }
     if (ok && (flags & VHOST_USER_REQ_SYNC) && !expect_reply) {
         ok = vhost_user_barrier_locked(u, info, &local_err);
@@ -684,4 +744,14 @@ bool vhost_user_call_fd(VhostUserState *u, unsigned int vq_index, VhostUserMsg *
         *fd = -1;
     }
     return true;
+}
+
+bool vhost_user_call_listening(VhostUserState *u, unsigned int vq_index, VhostUserMsg *msg,
+                               const int *fds, size_t nfds, VhostUserListeningReplyFn check,
+                               void *opaque, GError **errp)
+{
+    VhostUserMsg reply;
+
+    return vhost_user_request_checked(u, vq_index, msg, fds, nfds, 0, &reply, NULL, NULL,
+                                      check, opaque, errp);
 }

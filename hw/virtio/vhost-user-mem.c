@@ -17,6 +17,7 @@
 
 #include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-mem.h"
+#include "hw/virtio/vhost-user-postcopy.h"
 
 struct VhostUserMemShadow {
     GArray *slots;              /* VhostUserMemSlot, in the order added */
@@ -260,7 +261,8 @@ static bool mem_send_reg(VhostUserState *u, unsigned vq_index, uint32_t request,
      * differ on whether they expect it; matching is by the region fields.
      */
     if (request == VHOST_USER_ADD_MEM_REG) {
-        return vhost_user_send(u, vq_index, &msg, &slot->fd, 1, 0, errp);
+        return vhost_user_call_listening(u, vq_index, &msg, &slot->fd, 1,
+                                         vhost_user_postcopy_mem_reply, NULL, errp);
     }
     return vhost_user_send(u, vq_index, &msg, NULL, 0, 0, errp);
 }
@@ -365,7 +367,11 @@ static bool mem_set_table(VhostUserState *u, const char *dev_name, unsigned vq_i
         wr->mmap_offset = slot.mmap_offset;
         fds[i] = slot.fd;
     }
-    if (!vhost_user_send(u, vq_index, &msg, fds, n, VHOST_USER_REQ_SYNC, errp)) {
+    /* While postcopy listens the back-end answers with its own addresses. */
+    if (!(vhost_user_postcopy_listening(u)
+          ? vhost_user_call_listening(u, vq_index, &msg, fds, n,
+                                      vhost_user_postcopy_mem_reply, NULL, errp)
+          : vhost_user_send(u, vq_index, &msg, fds, n, VHOST_USER_REQ_SYNC, errp))) {
         return false;
     }
     /* What a reconnecting back-end's slot count is checked against. */

@@ -93,7 +93,7 @@ struct VhostUserState {
     /*
      * Postcopy is listening on this connection (POSTCOPY_LISTEN sent): the
      * table's POSTCOPY_LISTENING replies come. Written under u->lock by the
-     * postcopy code (not built yet); false until then.
+     * postcopy code (hw/virtio/vhost-user-postcopy.c); false until then.
      */
     bool postcopy_listening;
     /* Bumps on every new connection; written under u->lock, read atomically. */
@@ -142,6 +142,11 @@ struct VhostUserState {
      * the VMM's thread touches it (memory table requests come from there).
      */
     struct VhostUserMemState *mem;
+    /*
+     * Owned by hw/virtio/vhost-user-postcopy.c: the back-end's userfaultfd
+     * and region bases. Under u->lock.
+     */
+    struct VhostUserPostcopy *postcopy;
 
     /*
      * The two registries (wait fds, lifecycle hooks), under hook_lock
@@ -254,6 +259,24 @@ bool vhost_user_call(VhostUserState *u, unsigned int vq_index, VhostUserMsg *msg
 bool vhost_user_call_fd(VhostUserState *u, unsigned int vq_index, VhostUserMsg *msg,
                         const int *fds, size_t nfds, VhostUserMsg *reply, int *fd,
                         GError **errp);
+
+/*
+ * Checks the reply that SET_MEM_TABLE / ADD_MEM_REG get while postcopy
+ * listens (the back-end's own addresses) against the request msg. Runs
+ * with u->lock held; false with errp set drops the connection.
+ */
+typedef bool (*VhostUserListeningReplyFn)(VhostUserState *u, const VhostUserMsg *msg,
+                                          const VhostUserMsg *reply, void *opaque,
+                                          GError **errp);
+/*
+ * A request that may get the postcopy-listening reply: when it comes,
+ * check validates it and the u64 acknowledgement the spec requires is
+ * sent before the lock is released. Without listening it is
+ * vhost_user_send (no SYNC).
+ */
+bool vhost_user_call_listening(VhostUserState *u, unsigned int vq_index, VhostUserMsg *msg,
+                               const int *fds, size_t nfds, VhostUserListeningReplyFn check,
+                               void *opaque, GError **errp);
 
 /* Protocol features the library implements today. */
 uint64_t vhost_user_frontend_protocol_features(void);
