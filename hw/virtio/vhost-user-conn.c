@@ -50,7 +50,9 @@ uint64_t vhost_user_frontend_protocol_features(void)
            /* hw/virtio/vhost-inflight.c; used by devices that ask (blk) */
            (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
            /* hw/virtio/vhost-log.c: the dirty log, for live migration */
-           (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD);
+           (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD) |
+           /* hw/virtio/vhost-user-postcopy.c: used only once a VMM advises */
+           (1ull << VHOST_USER_PROTOCOL_F_PAGEFAULT);
 }
 
 typedef struct VhostUserWaitFd {

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Postcopy at the device level (internal, not exported): the protocol
- * step of hw/virtio/vhost-user-postcopy.c on the device's connection.
- * The VMM's postcopy (fault service, page placement) builds on these.
+ * Postcopy at the device level: the protocol step of
+ * hw/virtio/vhost-user-postcopy.c on the device's connection. A VMM's
+ * postcopy (migration/postcopy-ram.h: fault service, page placement)
+ * drives these on the destination: ADVISE once the back-end negotiated,
+ * LISTEN before the device starts (its memory table then comes back with
+ * the back-end's own addresses), END once every page has arrived.
  */
 #ifndef HW_VIRTIO_VHOST_USER_BASE_POSTCOPY_H
 #define HW_VIRTIO_VHOST_USER_BASE_POSTCOPY_H
@@ -11,17 +14,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/vhost-user-api.h"
+
 typedef struct VhostUserBase VhostUserBase;
 
 /* POSTCOPY_ADVISE: the back-end's userfaultfd, checked and kept. */
+VHOST_USER_API
 bool vhost_user_base_postcopy_advise(VhostUserBase *vub, GError **errp);
 /* POSTCOPY_LISTEN: memory table updates now return the back-end's bases. */
+VHOST_USER_API
 bool vhost_user_base_postcopy_listen(VhostUserBase *vub, GError **errp);
 /* POSTCOPY_END: status checked; listening stops; the ufd is closed. */
+VHOST_USER_API
 bool vhost_user_base_postcopy_end(VhostUserBase *vub, GError **errp);
 /* The back-end's userfaultfd (owned by the device), or -1. */
+VHOST_USER_API
 int vhost_user_base_postcopy_ufd(VhostUserBase *vub);
 /* A back-end fault address to a guest physical address and region index. */
+VHOST_USER_API
 bool vhost_user_base_postcopy_translate(VhostUserBase *vub, uint64_t backend_addr,
                                         uint64_t *gpa, unsigned *region);
 
