@@ -37,6 +37,7 @@ static const char usage_text[] =
 "                       [--blk-file=PATH | --blk-size=SIZE] [--inflight=on|off]\n"
 "                       [--server | --client] [--trace]\n"
 "                       [--batch=N] [--crash-at=STAGE:N] [--state-dump=FILE]\n"
+"                       [--no-postcopy] [--postcopy-touch=listen|reply]\n"
 "\n"
 "DESCRIPTION\n"
 "    Serves the back-end side of the vhost-user protocol on a UNIX socket, for\n"
@@ -59,8 +60,19 @@ static const char usage_text[] =
 "         every write. The disk keeps its content and cache mode across\n"
 "         front-end connections.\n"
 "\n"
-"    Protocol features offered: MQ, REPLY_ACK, STATUS, NET_MTU for net, and\n"
+"    Protocol features offered: MQ, REPLY_ACK, STATUS, DEVICE_STATE,\n"
+"    LOG_SHMFD, PAGEFAULT (unless --no-postcopy), NET_MTU for net, and\n"
 "    CONFIG and INFLIGHT_SHMFD (unless --inflight=off) for blk.\n"
+"\n"
+"    Postcopy migration (PAGEFAULT): POSTCOPY_ADVISE hands the front-end a\n"
+"    userfaultfd of ours; after POSTCOPY_LISTEN every memory table is\n"
+"    registered on it for missing pages and answered with our own mapping\n"
+"    addresses, and the front-end's acknowledgement is awaited before any\n"
+"    guest page is touched. A page the destination has not received yet\n"
+"    then blocks the back-end until the front-end has placed it and woken\n"
+"    the userfaultfd. POSTCOPY_END unregisters and closes it. The\n"
+"    userfaultfd syscall needs root (or vm.unprivileged_userfaultfd=1);\n"
+"    /dev/userfaultfd is tried after it.\n"
 "    Every request is checked; an invalid one is logged and ends the\n"
 "    connection. A guest that corrupts a ring breaks only that ring.\n"
 "\n"
@@ -109,6 +121,25 @@ static const char usage_text[] =
 "           DEVICE_STATE protocol feature) to FILE as text: per ring the\n"
 "           requests or buffers completed, for blk the write cache mode and\n"
 "           the writes it synced.\n"
+"        --no-postcopy\n"
+"           Do not offer PAGEFAULT: a front-end cannot migrate this device\n"
+"           with postcopy.\n"
+"        --postcopy-touch=listen|reply\n"
+"           For tests of postcopy: fault on purpose. listen: once the\n"
+"           front-end has acknowledged a memory table sent while postcopy\n"
+"           listens, a thread reads one byte (the first) of every page of\n"
+"           every region, in table order, and logs\n"
+"             postcopy-touch listen: done: pages P faults F ms T fnv 0xH\n"
+"           where F counts pages that were missing (faulted), T is the\n"
+"           time the pass took and H is the 64-bit FNV-1a hash of the bytes\n"
+"           read. reply: while postcopy listens, before answering\n"
+"           SET_VRING_ADDR, SET_VRING_KICK and GET_VRING_BASE, read every\n"
+"           page of that ring (descriptors, available and used rings) and\n"
+"           the first and last page of every region, and log\n"
+"             postcopy-touch reply: REQUEST ring N: pages P faults F ms T\n"
+"           so the front-end waits for a reply while we wait for a page.\n"
+"           At exit, either way: \"postcopy: advised A times, pages\n"
+"           touched P, faults F, blocked U us\".\n"
 "    -T, --trace\n"
 "           Print every vhost-user message received and sent to stderr\n"
 "           (also enabled by VHOST_USER_TRACE=1 in the environment).\n"
@@ -216,7 +247,7 @@ static void usage_error(const char *fmt, ...)
 }
 
 enum { OPT_SERVER = 256, OPT_CLIENT, OPT_INFLIGHT, OPT_BATCH, OPT_CRASH_AT,
-       OPT_STATE_DUMP };
+       OPT_STATE_DUMP, OPT_NO_POSTCOPY, OPT_POSTCOPY_TOUCH };
 
 /* --crash-at=STAGE:N */
 static bool parse_crash_at(const char *s, RefBeOptions *o)
@@ -258,6 +289,8 @@ static int parse_options(int argc, char **argv, RefBeOptions *o)
         { "batch", required_argument, NULL, OPT_BATCH },
         { "crash-at", required_argument, NULL, OPT_CRASH_AT },
         { "state-dump", required_argument, NULL, OPT_STATE_DUMP },
+        { "no-postcopy", no_argument, NULL, OPT_NO_POSTCOPY },
+        { "postcopy-touch", required_argument, NULL, OPT_POSTCOPY_TOUCH },
         { "trace", no_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -334,6 +367,19 @@ static int parse_options(int argc, char **argv, RefBeOptions *o)
             g_free(o->state_dump);
             o->state_dump = g_strdup(optarg);
             break;
+        case OPT_NO_POSTCOPY:
+            o->no_postcopy = true;
+            break;
+        case OPT_POSTCOPY_TOUCH:
+            if (!strcmp(optarg, "listen")) {
+                o->postcopy_touch = REFBE_PC_TOUCH_LISTEN;
+            } else if (!strcmp(optarg, "reply")) {
+                o->postcopy_touch = REFBE_PC_TOUCH_REPLY;
+            } else {
+                usage_error("--postcopy-touch: '%s' is not listen or reply", optarg);
+                return 2;
+            }
+            break;
         case 'T':
             o->trace = true;
             break;
@@ -380,6 +426,10 @@ static int parse_options(int argc, char **argv, RefBeOptions *o)
     }
     if (o->type == REFBE_DEV_NET && (o->batch > 1 || o->crash_stage)) {
         usage_error("--batch and --crash-at are for --type=blk");
+        return 2;
+    }
+    if (o->no_postcopy && o->postcopy_touch) {
+        usage_error("--postcopy-touch needs postcopy (not --no-postcopy)");
         return 2;
     }
     if (o->type == REFBE_DEV_BLK && !have_inflight) {
@@ -557,6 +607,7 @@ int main(int argc, char **argv)
         }
     }
     refbe_log("%s: exiting", dev->name);
+    refbe_postcopy_report(dev);
     if (opts.state_dump && !refbe_state_dump(dev, opts.state_dump, &err)) {
         refbe_log("--state-dump: %s", err->message);
         status = 1;

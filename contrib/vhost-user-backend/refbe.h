@@ -4,7 +4,8 @@
  * "vub" is only ever vhost-user-base.c's device): its internal interfaces.
  *
  * One process serves one front-end connection at a time, single-threaded:
- * an epoll loop over the vhost-user socket and the rings' kick eventfds.
+ * an epoll loop over the vhost-user socket and the rings' kick eventfds
+ * (only --postcopy-touch=listen adds a thread that reads guest pages).
  * Everything the front-end sends and everything in guest memory is
  * untrusted: the socket layer (server.c) checks messages, the ring layer
  * (vring.c) checks descriptors; the device models (net.c, blk.c) only see
@@ -38,6 +39,13 @@ typedef enum RefBeCrashStage {
     REFBE_CRASH_PUBLISHED,        /* used->idx moved, inflight flags not cleared */
 } RefBeCrashStage;
 
+/* Where --postcopy-touch makes us fault on purpose (tests of postcopy). */
+typedef enum RefBePostcopyTouch {
+    REFBE_PC_TOUCH_NONE,
+    REFBE_PC_TOUCH_LISTEN,      /* every page, once the listening table is acked */
+    REFBE_PC_TOUCH_REPLY,       /* a ring's pages, before answering a ring request */
+} RefBePostcopyTouch;
+
 typedef struct RefBeOptions {
     char *socket_path;
     RefBeDevType type;
@@ -51,6 +59,8 @@ typedef struct RefBeOptions {
     RefBeCrashStage crash_stage;  /* --crash-at */
     uint64_t crash_request;     /* ... of the Nth request taken (1-based) */
     char *state_dump;           /* --state-dump: the device state, as text, at exit */
+    bool no_postcopy;           /* --no-postcopy: PAGEFAULT not offered */
+    RefBePostcopyTouch postcopy_touch;
 } RefBeOptions;
 
 /* net: pairs of rings, and the ring index is 8 bits on the wire. */
@@ -144,10 +154,24 @@ typedef struct RefBeRegion {
     uint8_t *host;              /* where gpa is mapped here */
     void *map_base;             /* what mmap returned */
     size_t map_len;
+    bool uffd_registered;       /* on the postcopy ufd (postcopy.c) */
 } RefBeRegion;
 
 typedef struct RefBeBlk RefBeBlk;
 typedef struct RefBeNet RefBeNet;
+
+/* Postcopy (postcopy.c): the ufd is per connection, the counters are not. */
+typedef struct RefBePostcopy {
+    int ufd;                    /* ours; the front-end has a copy; -1: none */
+    bool listening;             /* POSTCOPY_LISTEN seen, END not yet */
+    uint32_t ack_request;       /* a listening table was answered: await its ack */
+    GThread *touch_thread;      /* --postcopy-touch=listen's reader, or NULL */
+    bool touch_stop;            /* atomic: asks it to stop */
+    unsigned advised;           /* POSTCOPY_ADVISE answered, since start */
+    uint64_t touched;           /* atomic: pages read on purpose */
+    uint64_t faults;            /* atomic: of those, pages that were missing */
+    uint64_t blocked_us;        /* atomic: time those reads took */
+} RefBePostcopy;
 
 typedef struct RefBeDev {
     const RefBeOptions *opts;
@@ -182,6 +206,7 @@ typedef struct RefBeDev {
     /* DEVICE_STATE (state.c): a load's fd until CHECK, and the result to report */
     int state_fd;
     int state_result;           /* 0 ok, 1 failed, -1 a load is pending */
+    RefBePostcopy pc;
 } RefBeDev;
 
 static inline bool refbe_has_feature(const RefBeDev *dev, unsigned bit)
@@ -358,6 +383,30 @@ uint64_t refbe_state_check(RefBeDev *dev);
 void refbe_state_reset(RefBeDev *dev);
 /* --state-dump: writes the state as text lines ("ring 0 completed N"). */
 bool refbe_state_dump(RefBeDev *dev, const char *path, GError **errp);
+
+/* ---- postcopy.c ----------------------------------------------------- */
+
+/* POSTCOPY_ADVISE: a fresh userfaultfd; *reply_fd (a copy) is to be sent and closed. */
+bool refbe_postcopy_advise(RefBeDev *dev, int *reply_fd, GError **errp);
+bool refbe_postcopy_listen(RefBeDev *dev, GError **errp);
+bool refbe_postcopy_listening(const RefBeDev *dev);
+/* POSTCOPY_END: unregisters, closes the ufd; the u64 to answer. */
+uint64_t refbe_postcopy_end(RefBeDev *dev);
+/* Connection gone: as END, and a touch blocked on a page is woken. */
+void refbe_postcopy_release(RefBeDev *dev);
+/* Before the current mappings are replaced: the touch thread is done with them. */
+void refbe_postcopy_before_remap(RefBeDev *dev);
+/* While listening: registers fresh mappings (not yet in dev) for MISSING faults. */
+bool refbe_postcopy_register(RefBeDev *dev, RefBeRegion *regions, unsigned n,
+                             GError **errp);
+/* The listening SET_MEM_TABLE reply: msg's table with our mapping addresses. */
+void refbe_postcopy_mem_reply(RefBeDev *dev, const VhostUserMsg *msg, VhostUserMsg *reply);
+/* The front-end acknowledged the listening table: --postcopy-touch=listen starts. */
+void refbe_postcopy_table_acked(RefBeDev *dev);
+/* --postcopy-touch=reply: reads vq's pages (and a few more) before req's reply. */
+void refbe_postcopy_touch_ring(RefBeDev *dev, RefBeVring *vq, const char *req);
+/* At exit: pages touched, faults taken, time blocked. */
+void refbe_postcopy_report(RefBeDev *dev);
 
 /* ---- main.c --------------------------------------------------------- */
 

@@ -48,6 +48,10 @@ static uint64_t offered_protocol_features(const RefBeDev *dev)
     } else {
         f |= 1ull << VHOST_USER_PROTOCOL_F_NET_MTU;
     }
+    /* postcopy.c: taking part in postcopy migration */
+    if (!dev->opts->no_postcopy) {
+        f |= 1ull << VHOST_USER_PROTOCOL_F_PAGEFAULT;
+    }
     return f;
 }
 
@@ -76,6 +80,7 @@ RefBeDev *refbe_dev_new(const RefBeOptions *opts, GError **errp)
     dev->epfd = -1;
     dev->state_fd = -1;
     dev->state_result = 1;
+    dev->pc.ufd = -1;
     dev->name = g_strdup_printf("%s:%s", opts->type == REFBE_DEV_BLK ? "blk" : "net",
                                 opts->socket_path);
     if (opts->type == REFBE_DEV_BLK) {
@@ -185,8 +190,13 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
     return a < b + blen && b < a + alen;
 }
 
+/*
+ * While postcopy listens, the fresh mappings are registered on the ufd
+ * and the reply is the table with our addresses; the front-end's ack is
+ * awaited once it is sent (serve_one).
+ */
 static bool set_mem_table(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
-                          GError **errp)
+                          VhostUserMsg *reply, bool *has_reply, GError **errp)
 {
     const VhostUserMemory *mem = &msg->payload.memory;
     RefBeRegion fresh[VHOST_MEMORY_BASELINE_NREGIONS] = { 0 };
@@ -212,7 +222,12 @@ static bool set_mem_table(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
             return false;
         }
     }
+    if (refbe_postcopy_listening(dev) && !refbe_postcopy_register(dev, fresh, n, errp)) {
+        unmap_regions(fresh, n);
+        return false;
+    }
     /* The mappings keep the memory; the fds are no longer needed. */
+    refbe_postcopy_before_remap(dev);
     unmap_regions(dev->regions, dev->nregions);
     memcpy(dev->regions, fresh, sizeof(fresh));
     dev->nregions = n;
@@ -225,6 +240,11 @@ static bool set_mem_table(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
         if (vq->desc && !refbe_vring_map(dev, vq, &err)) {
             refbe_vring_fault(dev, vq, "after SET_MEM_TABLE: %s", err->message);
         }
+    }
+    if (refbe_postcopy_listening(dev)) {
+        refbe_postcopy_mem_reply(dev, msg, reply);
+        *has_reply = true;
+        dev->pc.ack_request = msg->hdr.request;
     }
     return true;
 }
@@ -253,6 +273,8 @@ static void reset_connection_state(RefBeDev *dev)
         ring_watch(dev, &dev->vrings[i], -1);
         refbe_vring_reset(&dev->vrings[i]);
     }
+    /* Before the mappings go: nothing of ours may still be reading them. */
+    refbe_postcopy_release(dev);
     /* The front-end keeps the area and hands it to the next connection. */
     refbe_inflight_release(dev);
     refbe_dirty_release(dev);
@@ -409,7 +431,7 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
         reply->payload.u64 = dev->opts->queues;
         return true;
     case VHOST_USER_SET_MEM_TABLE:
-        return set_mem_table(dev, msg, fds, errp);
+        return set_mem_table(dev, msg, fds, reply, has_reply, errp);
     case VHOST_USER_SET_VRING_NUM: {
         uint32_t num = msg->payload.state.num;
 
@@ -457,7 +479,11 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
         vq->addr_set = true;
         vq->broken = false;
         /* Checked now so that a bad address is refused where it is sent. */
-        return vq->num == 0 || refbe_vring_map(dev, vq, errp);
+        if (vq->num && !refbe_vring_map(dev, vq, errp)) {
+            return false;
+        }
+        refbe_postcopy_touch_ring(dev, vq, "SET_VRING_ADDR");
+        return true;
     }
     case VHOST_USER_SET_LOG_BASE:
         if (!refbe_dirty_set_base(dev, &msg->payload.log, nfds ? fds[0] : -1, errp)) {
@@ -493,6 +519,7 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
         if (dev->blk) {
             refbe_blk_finish_resubmits(dev, vq);
         }
+        refbe_postcopy_touch_ring(dev, vq, "GET_VRING_BASE");
         ring_watch(dev, vq, -1);
         vq->started = false;
         reply->payload.state.index = vq->index;
@@ -505,6 +532,7 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
         if (!refbe_vring_map(dev, vq, errp)) {
             return false;
         }
+        refbe_postcopy_touch_ring(dev, vq, "SET_VRING_KICK");
         /* Resume where the driver's used ring says we are. */
         vq->used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
         vq->signalled_used_valid = false;
@@ -593,6 +621,14 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
     }
     case VHOST_USER_CHECK_DEVICE_STATE:
         reply->payload.u64 = refbe_state_check(dev);
+        return true;
+    case VHOST_USER_POSTCOPY_ADVISE:
+        /* The reply is empty; the ufd travels with it. */
+        return refbe_postcopy_advise(dev, reply_fd, errp);
+    case VHOST_USER_POSTCOPY_LISTEN:
+        return refbe_postcopy_listen(dev, errp);
+    case VHOST_USER_POSTCOPY_END:
+        reply->payload.u64 = refbe_postcopy_end(dev);
         return true;
     default:
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
@@ -774,6 +810,57 @@ static bool recv_msg(RefBeDev *dev, VhostUserMsg *msg, int *fds, size_t *nfds,
     return true;
 }
 
+/*
+ * After the listening memory table's reply: the front-end acknowledges it
+ * with a u64 0 under the same request code, once it has checked our
+ * addresses and can translate our faults. Nothing of ours touches guest
+ * RAM before that. A front-end that asked for REPLY_ACK on the table (as
+ * QEMU does) then gets the usual ack as well.
+ */
+static bool await_table_ack(RefBeDev *dev, const VhostUserMsg *req)
+{
+    g_autofree VhostUserMsg *ack = g_new0(VhostUserMsg, 1);
+    g_autoptr(GError) err = NULL;
+    uint32_t code = dev->pc.ack_request;
+    int fds[VHOST_USER_MAX_FDS];
+    size_t nfds = 0;
+    bool eof;
+
+    dev->pc.ack_request = 0;
+    if (!recv_msg(dev, ack, fds, &nfds, &eof, &err)) {
+        close_fds(fds, nfds);
+        refbe_log("%s (waiting for the postcopy table ack); dropping the connection",
+                  err->message);
+        return false;
+    }
+    close_fds(fds, nfds);
+    if (dev->opts->trace) {
+        vhost_user_trace_msg(dev->name, false, VHOST_USER_CHANNEL_FRONTEND,
+                             VHOST_USER_TRACE_RX, ack, nfds, true);
+    }
+    if (ack->hdr.request != code || ack->hdr.size != sizeof(uint64_t) ||
+        ack->payload.u64 != 0 || nfds) {
+        refbe_log("%s: postcopy %s ack: got request %" PRIu32 " size %" PRIu32
+                  " value %" PRIu64 " with %zu fds, expected %" PRIu32 ", 8 bytes, 0, "
+                  "no fds; dropping the connection", dev->name,
+                  vhost_user_request_name(VHOST_USER_CHANNEL_FRONTEND, code),
+                  ack->hdr.request, ack->hdr.size,
+                  ack->hdr.size >= sizeof(uint64_t) ? ack->payload.u64 : 0, nfds, code);
+        return false;
+    }
+    if ((req->hdr.flags & VHOST_USER_NEED_REPLY_MASK) &&
+        (dev->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
+        vhost_user_msg_init(ack, code, sizeof(uint64_t));
+        ack->payload.u64 = 0;
+        if (!send_reply(dev, ack, -1, &err)) {
+            refbe_log("%s", err->message);
+            return false;
+        }
+    }
+    refbe_postcopy_table_acked(dev);
+    return true;
+}
+
 /* One request, start to end. False: the connection is over. */
 static bool serve_one(RefBeDev *dev)
 {
@@ -813,6 +900,9 @@ static bool serve_one(RefBeDev *dev)
         }
         if (!sent) {
             refbe_log("%s", err->message);
+            return false;
+        }
+        if (dev->pc.ack_request && !await_table_ack(dev, msg)) {
             return false;
         }
     } else if ((msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) && !has_reply &&
