@@ -30,6 +30,15 @@ typedef struct VhostUserPostcopy {
     GArray *regions;            /* PostcopyRegion */
 } VhostUserPostcopy;
 
+/*
+ * Guards u->postcopy (its ufd and regions) of every connection. Not
+ * u->lock: a request holds that until its reply, and a back-end may fault
+ * on guest RAM before it replies (ours reads the used ring at
+ * SET_VRING_KICK), so the fault service must reach the ufd and translate
+ * while a request is in flight. Order: u->lock, then this.
+ */
+static GMutex postcopy_lock;
+
 static void postcopy_free(VhostUserPostcopy *pc)
 {
     if (pc->ufd >= 0) {
@@ -46,17 +55,17 @@ static void postcopy_conn_hook(VhostUserState *u, VhostUserConnEvent ev, void *o
 
     (void)ev;
     (void)opaque;
-    g_mutex_lock(&u->lock);
+    g_mutex_lock(&postcopy_lock);
     pc = u->postcopy;
     u->postcopy = NULL;
-    g_mutex_unlock(&u->lock);
+    g_mutex_unlock(&postcopy_lock);
     vhost_user_remove_conn_hook(u, postcopy_conn_hook, NULL);
     if (pc) {
         postcopy_free(pc);
     }
 }
 
-/* Caller holds u->lock. */
+/* Caller holds postcopy_lock. */
 static VhostUserPostcopy *postcopy_state_locked(VhostUserState *u)
 {
     if (!u->postcopy) {
@@ -103,13 +112,13 @@ bool vhost_user_postcopy_advise(VhostUserState *u, GError **errp)
                                "a userfaultfd", u->name);
     }
     vhost_user_add_conn_hook(u, postcopy_conn_hook, NULL);
-    g_mutex_lock(&u->lock);
+    g_mutex_lock(&postcopy_lock);
     pc = postcopy_state_locked(u);
     if (pc->ufd >= 0) {
         close(pc->ufd);
     }
     pc->ufd = fd;
-    g_mutex_unlock(&u->lock);
+    g_mutex_unlock(&postcopy_lock);
     return true;
 }
 
@@ -149,12 +158,14 @@ bool vhost_user_postcopy_end(VhostUserState *u, GError **errp)
     /* Ended either way: the back-end's ufd is of no further use to us. */
     g_mutex_lock(&u->lock);
     u->postcopy_listening = false;
+    g_mutex_unlock(&u->lock);
+    g_mutex_lock(&postcopy_lock);
     pc = u->postcopy;
     if (pc && pc->ufd >= 0) {
         close(pc->ufd);
         pc->ufd = -1;
     }
-    g_mutex_unlock(&u->lock);
+    g_mutex_unlock(&postcopy_lock);
     return ok;
 }
 
@@ -162,9 +173,9 @@ int vhost_user_postcopy_ufd(VhostUserState *u)
 {
     int fd;
 
-    g_mutex_lock(&u->lock);
+    g_mutex_lock(&postcopy_lock);
     fd = u->postcopy ? u->postcopy->ufd : -1;
-    g_mutex_unlock(&u->lock);
+    g_mutex_unlock(&postcopy_lock);
     return fd;
 }
 
@@ -183,7 +194,7 @@ bool vhost_user_postcopy_translate(VhostUserState *u, uint64_t backend_addr,
 {
     bool found = false;
 
-    g_mutex_lock(&u->lock);
+    g_mutex_lock(&postcopy_lock);
     for (guint i = 0; u->postcopy && i < u->postcopy->regions->len; i++) {
         const PostcopyRegion *r = &g_array_index(u->postcopy->regions, PostcopyRegion, i);
 
@@ -195,7 +206,7 @@ bool vhost_user_postcopy_translate(VhostUserState *u, uint64_t backend_addr,
             break;
         }
     }
-    g_mutex_unlock(&u->lock);
+    g_mutex_unlock(&postcopy_lock);
     return found;
 }
 
@@ -251,12 +262,13 @@ static void keep_region(VhostUserPostcopy *pc, const VhostUserMemoryRegion *got)
 
 /*
  * Runs with u->lock held (vhost_user_call_listening), so the bases and
- * the listening flag change together with the request.
+ * the listening flag change together with the request; the bases are
+ * written under postcopy_lock, which translation takes.
  */
 bool vhost_user_postcopy_mem_reply(VhostUserState *u, const VhostUserMsg *msg,
                                    const VhostUserMsg *reply, void *opaque, GError **errp)
 {
-    VhostUserPostcopy *pc = postcopy_state_locked(u);
+    VhostUserPostcopy *pc;
 
     (void)opaque;
     if (msg->hdr.request == VHOST_USER_ADD_MEM_REG) {
@@ -264,7 +276,9 @@ bool vhost_user_postcopy_mem_reply(VhostUserState *u, const VhostUserMsg *msg,
                           &reply->payload.mem_reg.region, errp)) {
             return false;
         }
-        keep_region(pc, &reply->payload.mem_reg.region);
+        g_mutex_lock(&postcopy_lock);
+        keep_region(postcopy_state_locked(u), &reply->payload.mem_reg.region);
+        g_mutex_unlock(&postcopy_lock);
         return true;
     }
     if (reply->payload.memory.nregions != msg->payload.memory.nregions) {
@@ -279,9 +293,12 @@ bool vhost_user_postcopy_mem_reply(VhostUserState *u, const VhostUserMsg *msg,
         }
     }
     /* A whole table replaces whatever the back-end had. */
+    g_mutex_lock(&postcopy_lock);
+    pc = postcopy_state_locked(u);
     g_array_set_size(pc->regions, 0);
     for (uint32_t i = 0; i < msg->payload.memory.nregions; i++) {
         keep_region(pc, &reply->payload.memory.regions[i]);
     }
+    g_mutex_unlock(&postcopy_lock);
     return true;
 }

@@ -144,7 +144,8 @@ struct VhostUserState {
     struct VhostUserMemState *mem;
     /*
      * Owned by hw/virtio/vhost-user-postcopy.c: the back-end's userfaultfd
-     * and region bases. Under u->lock.
+     * and region bases. Under that file's own lock, not u->lock (faults
+     * are served while a request holds u->lock).
      */
     struct VhostUserPostcopy *postcopy;
 
