@@ -19,6 +19,12 @@
  * a reply from us. The memory table's reply goes out before anything of
  * ours touches guest RAM, and nothing does until the front-end's ack.
  *
+ * A front-end that goes away while we are blocked on a page would leave
+ * us blocked for good (our own ufd keeps the kernel waiting), so while
+ * the ufd is open a guard thread watches the socket for a hang-up and
+ * then unregisters everything, which wakes us; the page then reads as
+ * whatever the file has (zeros), which no longer matters to anyone.
+ *
  * For tests, --postcopy-touch makes us fault on purpose: "listen" reads
  * one byte of every page once the listening table is acknowledged (a
  * thread of its own, the socket stays served), "reply" reads the pages
@@ -38,6 +44,8 @@
 #include <linux/userfaultfd.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -134,8 +142,78 @@ static void touch_thread_stop(RefBeDev *dev, bool wake)
     dev->pc.touch_stop = false;
 }
 
+/* Until the socket hangs up or guard_stop is written. */
+static gpointer guard_thread(gpointer opaque)
+{
+    RefBeDev *dev = opaque;
+    struct pollfd p[2] = {
+        { .fd = dev->sock, .events = POLLRDHUP },
+        { .fd = dev->pc.guard_stop, .events = POLLIN },
+    };
+
+    for (;;) {
+        int r = poll(p, 2, -1);
+
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0 || p[1].revents) {
+            return NULL;
+        }
+        if (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+            break;
+        }
+    }
+    g_mutex_lock(&dev->pc.lock);
+    refbe_log("%s: postcopy: the front-end hung up; unregistering guest memory so that "
+              "nothing of ours stays blocked on a page", dev->name);
+    unregister_all(dev);
+    g_mutex_unlock(&dev->pc.lock);
+    return NULL;
+}
+
+static void guard_start(RefBeDev *dev, GError **errp)
+{
+    dev->pc.guard_stop = eventfd(0, EFD_CLOEXEC);
+    if (dev->pc.guard_stop < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "eventfd: %s", g_strerror(errno));
+        return;
+    }
+    dev->pc.guard_thread = g_thread_new("refbe-pc-guard", guard_thread, dev);
+}
+
+static void guard_stop(RefBeDev *dev)
+{
+    uint64_t one = 1;
+
+    if (dev->pc.guard_thread) {
+        if (write(dev->pc.guard_stop, &one, sizeof(one)) != sizeof(one)) {
+            refbe_log("%s: postcopy: cannot stop the guard: %s", dev->name,
+                      g_strerror(errno));
+        }
+        g_thread_join(dev->pc.guard_thread);
+        dev->pc.guard_thread = NULL;
+    }
+    if (dev->pc.guard_stop >= 0) {
+        close(dev->pc.guard_stop);
+    }
+    dev->pc.guard_stop = -1;
+}
+
+void refbe_postcopy_lock(RefBeDev *dev)
+{
+    g_mutex_lock(&dev->pc.lock);
+}
+
+void refbe_postcopy_unlock(RefBeDev *dev)
+{
+    g_mutex_unlock(&dev->pc.lock);
+}
+
 void refbe_postcopy_release(RefBeDev *dev)
 {
+    guard_stop(dev);
     touch_thread_stop(dev, true);
     unregister_all(dev);
     if (dev->pc.ufd >= 0) {
@@ -152,18 +230,28 @@ bool refbe_postcopy_advise(RefBeDev *dev, int *reply_fd, GError **errp)
     /* A second ADVISE starts over with a fresh ufd. */
     refbe_postcopy_release(dev);
     fd = userfaultfd_open(errp);
-    if (fd < 0) {
+    if (fd >= 0) {
+        *reply_fd = dup(fd);
+        if (*reply_fd < 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                        "dup: %s", g_strerror(errno));
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd >= 0) {
+        dev->pc.ufd = fd;
+        guard_start(dev, errp);
+    }
+    if (fd < 0 || !dev->pc.guard_thread) {
         g_prefix_error(errp, "%s: POSTCOPY_ADVISE: ", dev->name);
+        refbe_postcopy_release(dev);
+        if (*reply_fd >= 0) {
+            close(*reply_fd);
+            *reply_fd = -1;
+        }
         return false;
     }
-    *reply_fd = dup(fd);
-    if (*reply_fd < 0) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
-                    "%s: POSTCOPY_ADVISE: dup: %s", dev->name, g_strerror(errno));
-        close(fd);
-        return false;
-    }
-    dev->pc.ufd = fd;
     dev->pc.advised++;
     refbe_log("%s: postcopy advised: userfaultfd created", dev->name);
     return true;

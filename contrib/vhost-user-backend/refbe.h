@@ -166,6 +166,15 @@ typedef struct RefBePostcopy {
     bool listening;             /* POSTCOPY_LISTEN seen, END not yet */
     uint32_t ack_request;       /* a listening table was answered: await its ack */
     GThread *touch_thread;      /* --postcopy-touch=listen's reader, or NULL */
+    /*
+     * Watches the socket for a hang-up while the ufd is open: a thread of
+     * ours blocked on a page would otherwise wait forever for a front-end
+     * that is gone. lock: dev->regions' mappings and registrations, while
+     * the guard exists (main thread writes, guard reads).
+     */
+    GThread *guard_thread;
+    int guard_stop;             /* eventfd that ends the guard */
+    GMutex lock;
     bool touch_stop;            /* atomic: asks it to stop */
     unsigned advised;           /* POSTCOPY_ADVISE answered, since start */
     uint64_t touched;           /* atomic: pages read on purpose */
@@ -396,6 +405,9 @@ uint64_t refbe_postcopy_end(RefBeDev *dev);
 void refbe_postcopy_release(RefBeDev *dev);
 /* Before the current mappings are replaced: the touch thread is done with them. */
 void refbe_postcopy_before_remap(RefBeDev *dev);
+/* Held while dev->regions changes (the hang-up guard reads them). */
+void refbe_postcopy_lock(RefBeDev *dev);
+void refbe_postcopy_unlock(RefBeDev *dev);
 /* While listening: registers fresh mappings (not yet in dev) for MISSING faults. */
 bool refbe_postcopy_register(RefBeDev *dev, RefBeRegion *regions, unsigned n,
                              GError **errp);

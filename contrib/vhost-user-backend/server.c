@@ -81,6 +81,8 @@ RefBeDev *refbe_dev_new(const RefBeOptions *opts, GError **errp)
     dev->state_fd = -1;
     dev->state_result = 1;
     dev->pc.ufd = -1;
+    dev->pc.guard_stop = -1;
+    g_mutex_init(&dev->pc.lock);
     dev->name = g_strdup_printf("%s:%s", opts->type == REFBE_DEV_BLK ? "blk" : "net",
                                 opts->socket_path);
     if (opts->type == REFBE_DEV_BLK) {
@@ -108,6 +110,7 @@ void refbe_dev_free(RefBeDev *dev)
         return;
     }
     g_free(dev->vrings);
+    g_mutex_clear(&dev->pc.lock);
     refbe_blk_free(dev->blk);
     refbe_net_free(dev->net);
     g_free(dev->name);
@@ -228,9 +231,11 @@ static bool set_mem_table(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
     }
     /* The mappings keep the memory; the fds are no longer needed. */
     refbe_postcopy_before_remap(dev);
+    refbe_postcopy_lock(dev);
     unmap_regions(dev->regions, dev->nregions);
     memcpy(dev->regions, fresh, sizeof(fresh));
     dev->nregions = n;
+    refbe_postcopy_unlock(dev);
 
     /* Ring addresses are UVAs: translate them again in the new table. */
     for (unsigned i = 0; i < dev->nvrings; i++) {

@@ -17,7 +17,10 @@
  *  - reply-faults: --postcopy-touch=reply, the back-end faults on a
  *    ring's pages while the front-end waits for SET_VRING_ADDR's ack; a
  *    fault service thread has to translate while that request is in
- *    flight.
+ *    flight;
+ *  - hangup: the same touch, but the front-end goes away instead of
+ *    serving the page: the back-end must not stay blocked (its guard
+ *    unregisters), it releases the connection and accepts the next.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,10 +30,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <glib.h>
 
+#include "chardev/char-socket-int.h"
 #include "hw/virtio/vhost-user-base-int.h"
 #include "hw/virtio/vhost-user-base-postcopy.h"
 #include "hw/virtio/vhost-user-blk.h"
@@ -493,6 +499,82 @@ static void test_reply_faults(Fixture *f, gconstpointer data)
     rig_free(&r);
 }
 
+/* The hang-up test's other side: waits for the first fault, then hangs up. */
+typedef struct HangUp {
+    int ufd;
+    int sock;
+    bool faulted;
+} HangUp;
+
+static gpointer hang_up_on_fault(gpointer opaque)
+{
+    HangUp *h = opaque;
+    struct pollfd p = { .fd = h->ufd, .events = POLLIN };
+    struct uffd_msg m;
+
+    if (poll(&p, 1, FAULT_MS) == 1 && read(h->ufd, &m, sizeof(m)) == sizeof(m)) {
+        h->faulted = m.event == UFFD_EVENT_PAGEFAULT;
+    }
+    shutdown(h->sock, SHUT_RDWR);
+    return NULL;
+}
+
+/* A second front-end can connect: the back-end's loop is alive. */
+static void connect_again(Rig *r)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    g_autofree char *sock = g_build_filename(r->f->dir, "be.sock", NULL);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_strlcpy(sa.sun_path, sock, sizeof(sa.sun_path));
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    g_assert_true(wait_log(r->be, "front-end connected", 2, FAULT_MS));
+    close(fd);
+}
+
+static void test_hangup(Fixture *f, gconstpointer data)
+{
+    static const unsigned holes[] = { DESC_GPA / PAGE };
+    g_autoptr(GError) err = NULL;
+    HangUp h = { .faulted = false };
+    VhostUserMsg msg;
+    GThread *t;
+    uint8_t *host;
+    Rig r;
+
+    if (!rig_start(&r, f, "--postcopy-touch=reply", holes, G_N_ELEMENTS(holes))) {
+        rig_free(&r);
+        return;
+    }
+    rig_listen(&r);
+    h.ufd = vhost_user_base_postcopy_ufd(r.vub);
+    h.sock = char_socket_fd(r.chr);
+    g_assert_cmpint(h.sock, >=, 0);
+    t = g_thread_new("hang-up", hang_up_on_fault, &h);
+
+    host = r.rb->host;
+    memset(&msg, 0, sizeof(msg));
+    msg.hdr.request = VHOST_USER_SET_VRING_NUM;
+    msg.hdr.size = sizeof(msg.payload.state);
+    msg.payload.state.num = RING_NUM;
+    g_assert_true(vhost_user_send(r.vub->user, 0, &msg, NULL, 0, 0, &err));
+    memset(&msg, 0, sizeof(msg));
+    msg.hdr.request = VHOST_USER_SET_VRING_ADDR;
+    msg.hdr.size = sizeof(msg.payload.addr);
+    msg.payload.addr.desc_user_addr = (uintptr_t)(host + DESC_GPA);
+    msg.payload.addr.avail_user_addr = (uintptr_t)(host + AVAIL_GPA);
+    msg.payload.addr.used_user_addr = (uintptr_t)(host + USED_GPA);
+    /* Never answered: the page never comes, the front-end hangs up. */
+    g_assert_false(vhost_user_send(r.vub->user, 0, &msg, NULL, 0, 0, &err));
+    g_thread_join(t);
+    g_assert_true(h.faulted);
+    g_assert_true(wait_log(r.be, "the front-end hung up", 1, FAULT_MS));
+    g_assert_true(wait_log(r.be, "front-end gone; connection state released", 1, FAULT_MS));
+    connect_again(&r);
+    rig_free(&r);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -504,5 +586,7 @@ int main(int argc, char **argv)
                test_listen_faults, fixture_teardown);
     g_test_add("/postcopy-refbe/reply-faults", Fixture, NULL, fixture_setup,
                test_reply_faults, fixture_teardown);
+    g_test_add("/postcopy-refbe/hangup", Fixture, NULL, fixture_setup, test_hangup,
+               fixture_teardown);
     return g_test_run();
 }
