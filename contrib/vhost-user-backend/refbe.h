@@ -5,7 +5,8 @@
  *
  * One process serves one front-end connection at a time, single-threaded:
  * an epoll loop over the vhost-user socket and the rings' kick eventfds
- * (only --postcopy-touch=listen adds a thread that reads guest pages).
+ * (postcopy adds a thread that watches the socket for a hang-up, and
+ * --postcopy-touch=listen one that reads guest pages).
  * Everything the front-end sends and everything in guest memory is
  * untrusted: the socket layer (server.c) checks messages, the ring layer
  * (vring.c) checks descriptors; the device models (net.c, blk.c) only see
