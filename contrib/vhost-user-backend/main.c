@@ -37,7 +37,7 @@ static const char usage_text[] =
 "                       [--blk-file=PATH | --blk-size=SIZE] [--inflight=on|off]\n"
 "                       [--server | --client] [--trace]\n"
 "                       [--batch=N] [--crash-at=STAGE:N] [--state-dump=FILE]\n"
-"                       [--no-postcopy] [--postcopy-touch=listen|reply]\n"
+"                       [--mem-slots] [--no-postcopy] [--postcopy-touch=listen|reply]\n"
 "\n"
 "DESCRIPTION\n"
 "    Serves the back-end side of the vhost-user protocol on a UNIX socket, for\n"
@@ -61,8 +61,9 @@ static const char usage_text[] =
 "         front-end connections.\n"
 "\n"
 "    Protocol features offered: MQ, REPLY_ACK, STATUS, DEVICE_STATE,\n"
-"    LOG_SHMFD, PAGEFAULT (unless --no-postcopy), NET_MTU for net, and\n"
-"    CONFIG and INFLIGHT_SHMFD (unless --inflight=off) for blk.\n"
+"    LOG_SHMFD, PAGEFAULT (unless --no-postcopy), CONFIGURE_MEM_SLOTS (with\n"
+"    --mem-slots), NET_MTU for net, and CONFIG and INFLIGHT_SHMFD (unless\n"
+"    --inflight=off) for blk.\n"
 "    Every request is checked; an invalid one is logged and ends the\n"
 "    connection. A guest that corrupts a ring breaks only that ring.\n"
 "\n"
@@ -122,14 +123,20 @@ static const char usage_text[] =
 "           DEVICE_STATE protocol feature) to FILE as text: per ring the\n"
 "           requests or buffers completed, for blk the write cache mode and\n"
 "           the writes it synced.\n"
+"        --mem-slots\n"
+"           Offer CONFIGURE_MEM_SLOTS: the front-end may then send guest\n"
+"           memory one region at a time (ADD_MEM_REG, REM_MEM_REG; at most 8\n"
+"           regions, GET_MAX_MEM_SLOTS) instead of whole tables. Off by\n"
+"           default, so the front-end uses SET_MEM_TABLE.\n"
 "        --no-postcopy\n"
 "           Do not offer PAGEFAULT: a front-end cannot migrate this device\n"
 "           with postcopy.\n"
 "        --postcopy-touch=listen|reply\n"
 "           For tests of postcopy: fault on purpose. listen: once the\n"
-"           front-end has acknowledged a memory table sent while postcopy\n"
-"           listens, a thread reads one byte (the first) of every page of\n"
-"           every region, in table order, and logs\n"
+"           front-end has acknowledged a memory table (or a region) sent\n"
+"           while postcopy listens, a thread reads one byte (the first) of\n"
+"           every page of every region, in table order (a pass still\n"
+"           running is stopped first), and logs\n"
 "             postcopy-touch listen: done: pages P faults F ms T fnv 0xH\n"
 "           where F counts pages that were missing (faulted), T is the\n"
 "           time the pass took and H is the 64-bit FNV-1a hash of the bytes\n"
@@ -248,7 +255,7 @@ static void usage_error(const char *fmt, ...)
 }
 
 enum { OPT_SERVER = 256, OPT_CLIENT, OPT_INFLIGHT, OPT_BATCH, OPT_CRASH_AT,
-       OPT_STATE_DUMP, OPT_NO_POSTCOPY, OPT_POSTCOPY_TOUCH };
+       OPT_STATE_DUMP, OPT_NO_POSTCOPY, OPT_POSTCOPY_TOUCH, OPT_MEM_SLOTS };
 
 /* --crash-at=STAGE:N */
 static bool parse_crash_at(const char *s, RefBeOptions *o)
@@ -291,6 +298,7 @@ static int parse_options(int argc, char **argv, RefBeOptions *o)
         { "crash-at", required_argument, NULL, OPT_CRASH_AT },
         { "state-dump", required_argument, NULL, OPT_STATE_DUMP },
         { "no-postcopy", no_argument, NULL, OPT_NO_POSTCOPY },
+        { "mem-slots", no_argument, NULL, OPT_MEM_SLOTS },
         { "postcopy-touch", required_argument, NULL, OPT_POSTCOPY_TOUCH },
         { "trace", no_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
@@ -367,6 +375,9 @@ static int parse_options(int argc, char **argv, RefBeOptions *o)
         case OPT_STATE_DUMP:
             g_free(o->state_dump);
             o->state_dump = g_strdup(optarg);
+            break;
+        case OPT_MEM_SLOTS:
+            o->mem_slots = true;
             break;
         case OPT_NO_POSTCOPY:
             o->no_postcopy = true;

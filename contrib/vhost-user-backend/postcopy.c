@@ -396,6 +396,8 @@ void refbe_postcopy_table_acked(RefBeDev *dev)
     if (dev->opts->postcopy_touch != REFBE_PC_TOUCH_LISTEN) {
         return;
     }
+    /* A region was added: a new pass over all of them replaces the old. */
+    touch_thread_stop(dev, false);
     job = g_new0(TouchJob, 1);
     job->dev = dev;
     job->ranges = g_array_new(FALSE, FALSE, sizeof(TouchRange));

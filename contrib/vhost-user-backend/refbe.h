@@ -61,6 +61,7 @@ typedef struct RefBeOptions {
     uint64_t crash_request;     /* ... of the Nth request taken (1-based) */
     char *state_dump;           /* --state-dump: the device state, as text, at exit */
     bool no_postcopy;           /* --no-postcopy: PAGEFAULT not offered */
+    bool mem_slots;             /* --mem-slots: CONFIGURE_MEM_SLOTS offered */
     RefBePostcopyTouch postcopy_touch;
 } RefBeOptions;
 
@@ -235,6 +236,21 @@ void refbe_dev_free(RefBeDev *dev);
  * state (mappings, fds, ring state) is released before returning.
  */
 void refbe_dev_serve(RefBeDev *dev, int fd, volatile int *quit);
+
+/* ---- mem.c -------------------------------------------------------- */
+
+/*
+ * SET_MEM_TABLE (fds: one per region, not taken) and ADD_MEM_REG (fd not
+ * taken): while postcopy listens, *reply is our answer and the
+ * front-end's ack is due after it (dev->pc.ack_request).
+ */
+bool refbe_mem_set_table(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
+                         VhostUserMsg *reply, bool *has_reply, GError **errp);
+bool refbe_mem_add(RefBeDev *dev, const VhostUserMsg *msg, int fd, VhostUserMsg *reply,
+                   bool *has_reply, GError **errp);
+bool refbe_mem_rem(RefBeDev *dev, const VhostUserMsg *msg, GError **errp);
+/* Unmaps every region (connection gone). */
+void refbe_mem_release(RefBeDev *dev);
 
 /* ---- vring.c -------------------------------------------------------- */
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The reference back-end's side of the vhost-user socket: receiving and
- * checking requests, the memory table, ring state, replies, and the epoll
- * loop that also watches the kick eventfds.
+ * checking requests, ring state, replies, and the epoll loop that also
+ * watches the kick eventfds (guest memory is mem.c's).
  *
  * Security model: the front-end is untrusted. Every message passes the
  * shared validator (sizes, counts, flags, fd numbers) and then the checks
@@ -47,6 +47,10 @@ static uint64_t offered_protocol_features(const RefBeDev *dev)
         }
     } else {
         f |= 1ull << VHOST_USER_PROTOCOL_F_NET_MTU;
+    }
+    /* mem.c: one region at a time */
+    if (dev->opts->mem_slots) {
+        f |= 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS;
     }
     /* postcopy.c: taking part in postcopy migration */
     if (!dev->opts->no_postcopy) {
@@ -117,143 +121,6 @@ void refbe_dev_free(RefBeDev *dev)
     g_free(dev);
 }
 
-/* ---- Memory table ----------------------------------------------------- */
-
-static void unmap_regions(RefBeRegion *regions, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        if (regions[i].map_base) {
-            munmap(regions[i].map_base, regions[i].map_len);
-        }
-    }
-    memset(regions, 0, n * sizeof(*regions));
-}
-
-/*
- * Maps one region. The fd's size is checked first: touching a mapping
- * past the end of its file raises SIGBUS, which the guest must not be
- * able to trigger in us.
- */
-static bool map_region(RefBeDev *dev, unsigned i, const VhostUserMemoryRegion *m,
-                       int fd, RefBeRegion *r, GError **errp)
-{
-    long page = sysconf(_SC_PAGESIZE);
-    uint64_t aligned = m->mmap_offset & ~(uint64_t)(page - 1);
-    uint64_t delta = m->mmap_offset - aligned;
-    struct stat st;
-    void *p;
-
-    if (m->memory_size == 0 ||
-        m->guest_phys_addr + m->memory_size < m->guest_phys_addr ||
-        m->userspace_addr + m->memory_size < m->userspace_addr ||
-        m->mmap_offset + m->memory_size < m->mmap_offset ||
-        m->memory_size + delta > SIZE_MAX / 2) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
-                    "%s: SET_MEM_TABLE: region %u: size 0x%" PRIx64 " at GPA 0x%"
-                    PRIx64 " UVA 0x%" PRIx64 " offset 0x%" PRIx64
-                    " is empty or wraps around", dev->name, i, m->memory_size,
-                    m->guest_phys_addr, m->userspace_addr, m->mmap_offset);
-        return false;
-    }
-    if (fstat(fd, &st) < 0) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
-                    "%s: SET_MEM_TABLE: region %u: fstat: %s", dev->name, i,
-                    g_strerror(errno));
-        return false;
-    }
-    if (S_ISREG(st.st_mode) &&
-        (uint64_t)st.st_size < m->mmap_offset + m->memory_size) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
-                    "%s: SET_MEM_TABLE: region %u: fd holds %" PRIu64 " bytes, "
-                    "less than mmap_offset 0x%" PRIx64 " + memory_size 0x%" PRIx64,
-                    dev->name, i, (uint64_t)st.st_size, m->mmap_offset,
-                    m->memory_size);
-        return false;
-    }
-    p = mmap(NULL, m->memory_size + delta, PROT_READ | PROT_WRITE, MAP_SHARED,
-             fd, (off_t)aligned);
-    if (p == MAP_FAILED) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
-                    "%s: SET_MEM_TABLE: region %u: mmap of 0x%" PRIx64
-                    " bytes at offset 0x%" PRIx64 ": %s", dev->name, i,
-                    m->memory_size, m->mmap_offset, g_strerror(errno));
-        return false;
-    }
-    r->gpa = m->guest_phys_addr;
-    r->size = m->memory_size;
-    r->uva = m->userspace_addr;
-    r->map_base = p;
-    r->map_len = m->memory_size + delta;
-    r->host = (uint8_t *)p + delta;
-    return true;
-}
-
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-    return a < b + blen && b < a + alen;
-}
-
-/*
- * While postcopy listens, the fresh mappings are registered on the ufd
- * and the reply is the table with our addresses; the front-end's ack is
- * awaited once it is sent (serve_one).
- */
-static bool set_mem_table(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
-                          VhostUserMsg *reply, bool *has_reply, GError **errp)
-{
-    const VhostUserMemory *mem = &msg->payload.memory;
-    RefBeRegion fresh[VHOST_MEMORY_BASELINE_NREGIONS] = { 0 };
-    unsigned n = mem->nregions;     /* 1..8, checked by the validator */
-
-    for (unsigned i = 0; i < n; i++) {
-        const VhostUserMemoryRegion *m = &mem->regions[i];
-
-        for (unsigned j = 0; j < i; j++) {
-            if (ranges_overlap(m->guest_phys_addr, m->memory_size,
-                               fresh[j].gpa, fresh[j].size) ||
-                ranges_overlap(m->userspace_addr, m->memory_size,
-                               fresh[j].uva, fresh[j].size)) {
-                g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
-                            "%s: SET_MEM_TABLE: region %u overlaps region %u",
-                            dev->name, i, j);
-                unmap_regions(fresh, i);
-                return false;
-            }
-        }
-        if (!map_region(dev, i, m, fds[i], &fresh[i], errp)) {
-            unmap_regions(fresh, i);
-            return false;
-        }
-    }
-    if (refbe_postcopy_listening(dev) && !refbe_postcopy_register(dev, fresh, n, errp)) {
-        unmap_regions(fresh, n);
-        return false;
-    }
-    /* The mappings keep the memory; the fds are no longer needed. */
-    refbe_postcopy_before_remap(dev);
-    refbe_postcopy_lock(dev);
-    unmap_regions(dev->regions, dev->nregions);
-    memcpy(dev->regions, fresh, sizeof(fresh));
-    dev->nregions = n;
-    refbe_postcopy_unlock(dev);
-
-    /* Ring addresses are UVAs: translate them again in the new table. */
-    for (unsigned i = 0; i < dev->nvrings; i++) {
-        RefBeVring *vq = &dev->vrings[i];
-        g_autoptr(GError) err = NULL;
-
-        if (vq->desc && !refbe_vring_map(dev, vq, &err)) {
-            refbe_vring_fault(dev, vq, "after SET_MEM_TABLE: %s", err->message);
-        }
-    }
-    if (refbe_postcopy_listening(dev)) {
-        refbe_postcopy_mem_reply(dev, msg, reply);
-        *has_reply = true;
-        dev->pc.ack_request = msg->hdr.request;
-    }
-    return true;
-}
-
 /* ---- Connection state ------------------------------------------------- */
 
 static void ring_watch(RefBeDev *dev, RefBeVring *vq, int fd)
@@ -283,8 +150,7 @@ static void reset_connection_state(RefBeDev *dev)
     /* The front-end keeps the area and hands it to the next connection. */
     refbe_inflight_release(dev);
     refbe_dirty_release(dev);
-    unmap_regions(dev->regions, dev->nregions);
-    dev->nregions = 0;
+    refbe_mem_release(dev);
     dev->features = 0;
     dev->protocol_features = 0;
     dev->status = 0;
@@ -436,7 +302,14 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
         reply->payload.u64 = dev->opts->queues;
         return true;
     case VHOST_USER_SET_MEM_TABLE:
-        return set_mem_table(dev, msg, fds, reply, has_reply, errp);
+        return refbe_mem_set_table(dev, msg, fds, reply, has_reply, errp);
+    case VHOST_USER_GET_MAX_MEM_SLOTS:
+        reply->payload.u64 = VHOST_MEMORY_BASELINE_NREGIONS;
+        return true;
+    case VHOST_USER_ADD_MEM_REG:
+        return refbe_mem_add(dev, msg, nfds ? fds[0] : -1, reply, has_reply, errp);
+    case VHOST_USER_REM_MEM_REG:
+        return refbe_mem_rem(dev, msg, errp);
     case VHOST_USER_SET_VRING_NUM: {
         uint32_t num = msg->payload.state.num;
 

@@ -14,6 +14,8 @@
  *    translates each address, writes the page into the memfd and wakes
  *    the ufd; the back-end's checksum of what it read must be that of the
  *    placed content;
+ *  - slots-listen-faults: the same over two RAM blocks sent one region at
+ *    a time (--mem-slots: ADD_MEM_REG, each answered and acknowledged);
  *  - reply-faults: --postcopy-touch=reply, the back-end faults on a
  *    ring's pages while the front-end waits for SET_VRING_ADDR's ack; a
  *    fault service thread has to translate while that request is in
@@ -43,13 +45,18 @@
 #include "hw/virtio/vhost-user-mem.h"
 #include "real-proc.h"
 
-#define RAM_SIZE        (2u * 1024 * 1024)
+#define RAM_SIZE        (2u * 1024 * 1024)     /* per RAM block */
+#define BLOCK_STRIDE    (2u * RAM_SIZE)         /* block b at GPA b * this */
+#define MAX_BLOCKS      2
 #define PAGE            4096u
-#define NPAGES          (RAM_SIZE / PAGE)
+#define NPAGES          (RAM_SIZE / PAGE)       /* per block */
 #define READY_MS        10000
 #define FAULT_MS        10000
 
-/* The content of page k: what the source sent (orig) and what arrives late (placed). */
+/*
+ * The content of the page at GPA k * PAGE: what the source sent (orig)
+ * and what arrives late (placed).
+ */
 static uint8_t orig_byte(unsigned k)
 {
     return (uint8_t)(k * 37 + 11);
@@ -64,7 +71,8 @@ typedef struct Rig {
     Fixture *f;
     Proc *be;
     GuestMemory *mem;
-    const RamBlock *rb;         /* the memory's only block */
+    unsigned nblocks;
+    const RamBlock *rb;         /* the first block, at GPA 0 */
     CharSocket *chr;
     VhostUserBase *vub;
 } Rig;
@@ -78,12 +86,13 @@ static void on_notify(VhostUserBase *vub, VhostUserBaseEvent ev, unsigned nrings
 }
 
 /*
- * Our back-end (blk) with the extra option (or none), guest RAM of one
- * memfd filled with orig_byte() except the pages in holes, and a
- * vhost-user-blk device connected to it and negotiated.
+ * Our back-end (blk) with the extra options (NULL-terminated, or NULL),
+ * guest RAM of nblocks memfds ("ram0"...) filled with orig_byte() except
+ * the pages in holes (GPA / PAGE), and a vhost-user-blk device connected
+ * to it and negotiated.
  */
-static bool rig_start(Rig *r, Fixture *f, const char *extra, const unsigned *holes,
-                      unsigned nholes)
+static bool rig_start(Rig *r, Fixture *f, const char *const *extra, unsigned nblocks,
+                      const unsigned *holes, unsigned nholes)
 {
     const char *be = g_getenv("REF_BACKEND");
     g_autofree char *sock = g_build_filename(f->dir, "be.sock", NULL);
@@ -91,12 +100,12 @@ static bool rig_start(Rig *r, Fixture *f, const char *extra, const unsigned *hol
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
     CharSocketOptions o = { .id = "c0", .path = sock };
-    RamBlock *rb;
     bool ready = false;
     gint64 end;
 
     memset(r, 0, sizeof(*r));
     r->f = f;
+    r->nblocks = nblocks;
     if (!be || !*be) {
         g_test_fail_printf("REF_BACKEND is not set (run through meson test)");
         return false;
@@ -105,8 +114,8 @@ static bool rig_start(Rig *r, Fixture *f, const char *extra, const unsigned *hol
     g_ptr_array_add(argv, sock_opt);
     g_ptr_array_add(argv, "--type=blk");
     g_ptr_array_add(argv, "--blk-size=1M");
-    if (extra) {
-        g_ptr_array_add(argv, (char *)extra);
+    for (unsigned i = 0; extra && extra[i]; i++) {
+        g_ptr_array_add(argv, (char *)extra[i]);
     }
     r->be = proc_spawn(f, "refbe", argv, false, NULL);
     if (!r->be || !wait_socket(r->be, sock)) {
@@ -114,18 +123,26 @@ static bool rig_start(Rig *r, Fixture *f, const char *extra, const unsigned *hol
     }
 
     r->mem = guest_memory_new();
-    rb = ram_block_new_memfd("ram0", RAM_SIZE, &err);
-    g_assert_no_error(err);
-    g_assert_true(guest_memory_add(r->mem, 0, rb, 0, RAM_SIZE, &err));
-    ram_block_unref(rb);
-    r->rb = guest_memory_region(r->mem, 0)->block;
-    for (unsigned k = 0; k < NPAGES; k++) {
-        memset((uint8_t *)r->rb->host + (size_t)k * PAGE, orig_byte(k), PAGE);
+    for (unsigned b = 0; b < nblocks; b++) {
+        g_autofree char *id = g_strdup_printf("ram%u", b);
+        uint64_t gpa = (uint64_t)b * BLOCK_STRIDE;
+        RamBlock *rb = ram_block_new_memfd(id, RAM_SIZE, &err);
+
+        g_assert_no_error(err);
+        g_assert_true(guest_memory_add(r->mem, gpa, rb, 0, RAM_SIZE, &err));
+        for (unsigned k = 0; k < NPAGES; k++) {
+            memset((uint8_t *)rb->host + (size_t)k * PAGE, orig_byte(gpa / PAGE + k), PAGE);
+        }
+        ram_block_unref(rb);
     }
+    r->rb = guest_memory_region(r->mem, 0)->block;
     /* Pages the destination "has not received yet": nothing in the file. */
     for (unsigned i = 0; i < nholes; i++) {
-        g_assert_cmpint(fallocate(r->rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                  (off_t)holes[i] * PAGE, PAGE), ==, 0);
+        const MemoryRegionMap *m = guest_memory_find(r->mem, (uint64_t)holes[i] * PAGE);
+
+        g_assert_nonnull(m);
+        g_assert_cmpint(fallocate(m->block->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                  (off_t)((uint64_t)holes[i] * PAGE - m->gpa), PAGE), ==, 0);
     }
 
     r->chr = char_socket_new(&o, NULL, &err);
@@ -197,9 +214,10 @@ static void rig_end(Rig *r)
     g_assert_true(vhost_user_is_usable(r->vub->user));
 }
 
-/* Where the back-end process mapped our memfd (its /proc/PID/maps), or 0. */
-static uint64_t backend_mapping(Rig *r)
+/* Where the back-end process mapped memfd "ram<b>" (its /proc/PID/maps), or 0. */
+static uint64_t backend_mapping(Rig *r, unsigned b)
 {
+    g_autofree char *name = g_strdup_printf("/memfd:ram%u ", b);
     g_autofree char *path = g_strdup_printf("/proc/%d/maps", (int)r->be->pid);
     g_autofree char *maps = NULL;
     g_auto(GStrv) lines = NULL;
@@ -210,7 +228,7 @@ static uint64_t backend_mapping(Rig *r)
     for (char **l = lines; *l; l++) {
         unsigned long long start, end;
 
-        if (strstr(*l, "/memfd:ram0") &&
+        if (strstr(*l, name) &&
             sscanf(*l, "%llx-%llx", &start, &end) == 2 && end - start == RAM_SIZE) {
             g_assert_cmpuint(found, ==, 0);     /* exactly one mapping */
             found = start;
@@ -219,30 +237,42 @@ static uint64_t backend_mapping(Rig *r)
     return found;
 }
 
+/*
+ * The listening replies named the back-end's own mappings: its addresses
+ * translate to the right guest addresses, ours do not.
+ */
+static void check_translation(Rig *r)
+{
+    for (unsigned b = 0; b < r->nblocks; b++) {
+        uint64_t base = backend_mapping(r, b), want = (uint64_t)b * BLOCK_STRIDE, gpa = 1;
+        unsigned region = 9;
+
+        g_assert_cmpuint(base, !=, 0);
+        g_assert_true(vhost_user_base_postcopy_translate(r->vub, base, &gpa, &region));
+        g_assert_cmpuint(gpa, ==, want);
+        g_assert_true(vhost_user_base_postcopy_translate(r->vub, base + RAM_SIZE - 1, &gpa,
+                                                         &region));
+        g_assert_cmpuint(gpa, ==, want + RAM_SIZE - 1);
+        /* Past the end: nothing, or another block the back-end mapped right there. */
+        if (vhost_user_base_postcopy_translate(r->vub, base + RAM_SIZE, &gpa, &region)) {
+            g_assert_cmpuint(r->nblocks, >, 1);
+            g_assert_cmpuint(gpa % BLOCK_STRIDE, ==, 0);
+        }
+        g_assert_false(vhost_user_base_postcopy_translate(
+            r->vub, (uintptr_t)guest_memory_gpa_to_hva(r->mem, want, 1), &gpa, &region));
+    }
+}
+
 static void test_protocol(Fixture *f, gconstpointer data)
 {
     Rig r;
-    uint64_t base, gpa = 0;
-    unsigned region = 9;
 
-    if (!rig_start(&r, f, NULL, NULL, 0)) {
+    if (!rig_start(&r, f, NULL, 1, NULL, 0)) {
         rig_free(&r);
         return;
     }
     rig_listen(&r);
-    /* The table named the back-end's own mapping: its faults translate. */
-    base = backend_mapping(&r);
-    g_assert_cmpuint(base, !=, 0);
-    g_assert_true(vhost_user_base_postcopy_translate(r.vub, base, &gpa, &region));
-    g_assert_cmpuint(gpa, ==, 0);
-    g_assert_cmpuint(region, ==, 0);
-    g_assert_true(vhost_user_base_postcopy_translate(r.vub, base + RAM_SIZE - 1, &gpa,
-                                                     &region));
-    g_assert_cmpuint(gpa, ==, RAM_SIZE - 1);
-    g_assert_false(vhost_user_base_postcopy_translate(r.vub, base + RAM_SIZE, &gpa,
-                                                      &region));
-    g_assert_false(vhost_user_base_postcopy_translate(r.vub, (uintptr_t)r.rb->host, &gpa,
-                                                      &region));
+    check_translation(&r);
     rig_end(&r);
     g_assert_true(wait_log(r.be, "postcopy ended", 1, READY_MS));
     rig_free(&r);
@@ -253,7 +283,9 @@ static void test_no_postcopy(Fixture *f, gconstpointer data)
     g_autoptr(GError) err = NULL;
     Rig r;
 
-    if (!rig_start(&r, f, "--no-postcopy", NULL, 0)) {
+    static const char *const opts[] = { "--no-postcopy", NULL };
+
+    if (!rig_start(&r, f, opts, 1, NULL, 0)) {
         rig_free(&r);
         return;
     }
@@ -274,10 +306,11 @@ static void test_no_postcopy(Fixture *f, gconstpointer data)
  * present from then on), then the back-end's ufd is woken at its address.
  * Returns the page served, or -1 when none came before the deadline.
  */
-static int serve_one_fault(VhostUserBase *vub, gint64 deadline, const RamBlock *rb,
-                           GString *why)
+static int serve_one_fault(Rig *r, gint64 deadline, GString *why)
 {
+    VhostUserBase *vub = r->vub;
     int ufd = vhost_user_base_postcopy_ufd(vub);
+    const MemoryRegionMap *map;
     struct uffd_msg m;
     struct uffdio_range wake;
     uint8_t page[PAGE];
@@ -309,13 +342,15 @@ static int serve_one_fault(VhostUserBase *vub, gint64 deadline, const RamBlock *
         return -1;
     }
     if (!vhost_user_base_postcopy_translate(vub, m.arg.pagefault.address, &gpa, &region) ||
-        gpa >= RAM_SIZE) {
+        !(map = guest_memory_find(r->mem, gpa))) {
         g_string_append_printf(why, "fault at 0x%llx does not translate into guest RAM",
                                (unsigned long long)m.arg.pagefault.address);
         return -1;
     }
+    gpa &= ~(uint64_t)(PAGE - 1);
     memset(page, placed_byte(gpa / PAGE), sizeof(page));
-    if (pwrite(rb->fd, page, PAGE, (off_t)(gpa & ~(uint64_t)(PAGE - 1))) != PAGE) {
+    if (pwrite(map->block->fd, page, PAGE, (off_t)(map->block->fd_offset + map->block_offset +
+                                                   gpa - map->gpa)) != PAGE) {
         g_string_append_printf(why, "pwrite: %s", g_strerror(errno));
         return -1;
     }
@@ -343,9 +378,39 @@ static bool log_field(const char *log, const char *line_tag, const char *key, ui
     return true;
 }
 
+typedef struct ListenCase {
+    unsigned nblocks;
+    bool mem_slots;             /* regions one at a time (ADD_MEM_REG) */
+    unsigned nholes;
+    unsigned holes[8];          /* GPA / PAGE */
+} ListenCase;
+
+static const ListenCase listen_table = {
+    .nblocks = 1, .nholes = 4, .holes = { 1, 77, 300, NPAGES - 1 },
+};
+
+static const ListenCase listen_slots = {
+    .nblocks = 2, .mem_slots = true, .nholes = 5,
+    .holes = { 1, 300, BLOCK_STRIDE / PAGE, BLOCK_STRIDE / PAGE + 200,
+               BLOCK_STRIDE / PAGE + NPAGES - 1 },
+};
+
+static bool is_hole(const ListenCase *c, unsigned k)
+{
+    for (unsigned i = 0; i < c->nholes; i++) {
+        if (c->holes[i] == k) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void test_listen_faults(Fixture *f, gconstpointer data)
 {
-    static const unsigned holes[] = { 1, 77, 300, NPAGES - 1 };
+    const ListenCase *c = data;
+    static const char *const table_opts[] = { "--postcopy-touch=listen", NULL };
+    static const char *const slots_opts[] = { "--postcopy-touch=listen", "--mem-slots",
+                                              NULL };
     g_autoptr(GString) why = g_string_new(NULL);
     g_autoptr(GHashTable) served = g_hash_table_new(NULL, NULL);
     g_autofree char *log = NULL;
@@ -353,28 +418,28 @@ static void test_listen_faults(Fixture *f, gconstpointer data)
     uint64_t faults = 0, pages = 0, fnv = 0, want = 0xcbf29ce484222325ull;
     Rig r;
 
-    if (!rig_start(&r, f, "--postcopy-touch=listen", holes, G_N_ELEMENTS(holes))) {
+    if (!rig_start(&r, f, c->mem_slots ? slots_opts : table_opts, c->nblocks, c->holes,
+                   c->nholes)) {
         rig_free(&r);
         return;
     }
+    g_assert_true(vhost_user_has_protocol_feature(
+        r.vub->user, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) == c->mem_slots);
     rig_listen(&r);
+    check_translation(&r);
     deadline = g_get_monotonic_time() + FAULT_MS * 1000;
-    while (g_hash_table_size(served) < G_N_ELEMENTS(holes)) {
-        int k = serve_one_fault(r.vub, deadline, r.rb, why);
-        bool hole = false;
+    while (g_hash_table_size(served) < c->nholes) {
+        int k = serve_one_fault(&r, deadline, why);
 
         if (k < 0) {
             g_autofree char *l = proc_log(r.be);
 
-            g_test_fail_printf("after %u of %zu faults: %s; back-end log:\n%s",
-                               g_hash_table_size(served), G_N_ELEMENTS(holes), why->str, l);
+            g_test_fail_printf("after %u of %u faults: %s; back-end log:\n%s",
+                               g_hash_table_size(served), c->nholes, why->str, l);
             rig_free(&r);
             return;
         }
-        for (unsigned i = 0; i < G_N_ELEMENTS(holes); i++) {
-            hole |= holes[i] == (unsigned)k;
-        }
-        g_assert_true(hole);    /* a page that was there never faults */
+        g_assert_true(is_hole(c, k));    /* a page that was there never faults */
         g_hash_table_add(served, GINT_TO_POINTER(k));
     }
     if (!wait_log(r.be, "postcopy-touch listen: done", 1, FAULT_MS)) {
@@ -382,26 +447,60 @@ static void test_listen_faults(Fixture *f, gconstpointer data)
         return;
     }
     log = proc_log(r.be);
-    g_assert_true(log_field(log, "postcopy-touch listen", "pages ", &pages));
-    g_assert_true(log_field(log, "postcopy-touch listen", "faults ", &faults));
-    g_assert_true(log_field(log, "postcopy-touch listen", "fnv ", &fnv));
-    g_assert_cmpuint(pages, ==, NPAGES);
-    g_assert_cmpuint(faults, ==, G_N_ELEMENTS(holes));
-    /* What the back-end read: the placed bytes where the holes were. */
-    for (unsigned k = 0; k < NPAGES; k++) {
-        uint8_t b = g_hash_table_contains(served, GINT_TO_POINTER(k)) ? placed_byte(k)
-                                                                       : orig_byte(k);
+    /* The last pass read every page of every region, in GPA order here. */
+    g_assert_true(log_field(log, "postcopy-touch listen: done", "pages ", &pages));
+    g_assert_true(log_field(log, "postcopy-touch listen: done", "fnv ", &fnv));
+    g_assert_cmpuint(pages, ==, c->nblocks * NPAGES);
+    for (unsigned b = 0; b < c->nblocks; b++) {
+        for (unsigned p = 0; p < NPAGES; p++) {
+            unsigned k = b * BLOCK_STRIDE / PAGE + p;
 
-        want = (want ^ b) * 0x100000001b3ull;
+            want = (want ^ (is_hole(c, k) ? placed_byte(k) : orig_byte(k))) *
+                   0x100000001b3ull;
+        }
     }
     g_assert_cmphex(fnv, ==, want);
+    /* One table, one pass: it took every fault (with slots, earlier passes took some). */
+    if (!c->mem_slots) {
+        g_assert_true(log_field(log, "postcopy-touch listen: done", "faults ", &faults));
+        g_assert_cmpuint(faults, ==, c->nholes);
+    }
     rig_end(&r);
-    /* The totals at exit count the same faults. */
+    /* The totals at exit count each missing page once. */
     proc_stop(r.be);
     g_free(log);
     log = proc_log(r.be);
     g_assert_true(log_field(log, "postcopy: advised", "faults ", &faults));
-    g_assert_cmpuint(faults, ==, G_N_ELEMENTS(holes));
+    g_assert_cmpuint(faults, ==, c->nholes);
+    rig_free(&r);
+}
+
+/* --mem-slots without postcopy: a region removed is unmapped, the other stays. */
+static void test_slots_remove(Fixture *f, gconstpointer data)
+{
+    static const char *const opts[] = { "--mem-slots", NULL };
+    g_autoptr(GError) err = NULL;
+    Rig r;
+
+    if (!rig_start(&r, f, opts, 2, NULL, 0)) {
+        rig_free(&r);
+        return;
+    }
+    g_assert_true(vhost_user_has_protocol_feature(r.vub->user,
+                                                  VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
+    g_assert_true(vhost_user_mem_update(r.vub->user, "blk0", 0, r.mem, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(backend_mapping(&r, 0), !=, 0);
+    g_assert_cmpuint(backend_mapping(&r, 1), !=, 0);
+    g_assert_true(guest_memory_remove(r.mem, BLOCK_STRIDE, &err));
+    g_assert_no_error(err);
+    g_assert_true(vhost_user_mem_update(r.vub->user, "blk0", 0, r.mem, &err));
+    g_assert_no_error(err);
+    /* REM_MEM_REG was acknowledged (REPLY_ACK), so it is done. */
+    g_assert_true(vhost_user_is_usable(r.vub->user));
+    g_assert_cmpuint(backend_mapping(&r, 0), !=, 0);
+    g_assert_cmpuint(backend_mapping(&r, 1), ==, 0);
+    r.nblocks = 1;
     rig_free(&r);
 }
 
@@ -419,7 +518,7 @@ static gpointer fault_service(gpointer opaque)
     gint64 deadline = g_get_monotonic_time() + FAULT_MS * 1000;
 
     while (g_hash_table_size(s->served) < s->want) {
-        int k = serve_one_fault(s->r->vub, deadline, s->r->rb, s->why);
+        int k = serve_one_fault(s->r, deadline, s->why);
 
         if (k < 0) {
             break;
@@ -428,6 +527,8 @@ static gpointer fault_service(gpointer opaque)
     }
     return NULL;
 }
+
+static const char *const reply_opts[] = { "--postcopy-touch=reply", NULL };
 
 #define RING_NUM        256
 #define DESC_GPA        0x10000u
@@ -451,7 +552,7 @@ static void test_reply_faults(Fixture *f, gconstpointer data)
     bool ok;
     Rig r;
 
-    if (!rig_start(&r, f, "--postcopy-touch=reply", holes, G_N_ELEMENTS(holes))) {
+    if (!rig_start(&r, f, reply_opts, 1, holes, G_N_ELEMENTS(holes))) {
         rig_free(&r);
         return;
     }
@@ -543,7 +644,7 @@ static void test_hangup(Fixture *f, gconstpointer data)
     uint8_t *host;
     Rig r;
 
-    if (!rig_start(&r, f, "--postcopy-touch=reply", holes, G_N_ELEMENTS(holes))) {
+    if (!rig_start(&r, f, reply_opts, 1, holes, G_N_ELEMENTS(holes))) {
         rig_free(&r);
         return;
     }
@@ -582,8 +683,12 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/postcopy-refbe/no-postcopy", Fixture, NULL, fixture_setup,
                test_no_postcopy, fixture_teardown);
-    g_test_add("/postcopy-refbe/listen-faults", Fixture, NULL, fixture_setup,
+    g_test_add("/postcopy-refbe/listen-faults", Fixture, &listen_table, fixture_setup,
                test_listen_faults, fixture_teardown);
+    g_test_add("/postcopy-refbe/slots-listen-faults", Fixture, &listen_slots, fixture_setup,
+               test_listen_faults, fixture_teardown);
+    g_test_add("/postcopy-refbe/slots-remove", Fixture, NULL, fixture_setup,
+               test_slots_remove, fixture_teardown);
     g_test_add("/postcopy-refbe/reply-faults", Fixture, NULL, fixture_setup,
                test_reply_faults, fixture_teardown);
     g_test_add("/postcopy-refbe/hangup", Fixture, NULL, fixture_setup, test_hangup,
