@@ -16,6 +16,7 @@
  *    placed content;
  *  - slots-listen-faults: the same over two RAM blocks sent one region at
  *    a time (--mem-slots: ADD_MEM_REG, each answered and acknowledged);
+ *  - slots-remove: REM_MEM_REG unmaps that region and only that one;
  *  - reply-faults: --postcopy-touch=reply, the back-end faults on a
  *    ring's pages while the front-end waits for SET_VRING_ADDR's ack; a
  *    fault service thread has to translate while that request is in
@@ -47,7 +48,6 @@
 
 #define RAM_SIZE        (2u * 1024 * 1024)     /* per RAM block */
 #define BLOCK_STRIDE    (2u * RAM_SIZE)         /* block b at GPA b * this */
-#define MAX_BLOCKS      2
 #define PAGE            4096u
 #define NPAGES          (RAM_SIZE / PAGE)       /* per block */
 #define READY_MS        10000
