@@ -379,11 +379,42 @@ static bool mem_set_table(VhostUserState *u, const char *dev_name, unsigned vq_i
     return true;
 }
 
+/* After a whole table went to a slots back-end: the shadow is that table. */
+static bool mem_shadow_from_table(VhostUserState *u, const char *dev_name,
+                                  GuestMemory *mem, GError **errp)
+{
+    VhostUserMemShadow *s = mem_shadow(u);
+
+    for (unsigned i = 0; i < guest_memory_nregions(mem); i++) {
+        VhostUserMemSlot slot;
+
+        if (!vhost_user_mem_slot_from_region(dev_name, guest_memory_region(mem, i),
+                                             &slot, errp)) {
+            return false;
+        }
+        g_array_append_val(s->slots, slot);
+    }
+    return true;
+}
+
 bool vhost_user_mem_update(VhostUserState *u, const char *dev_name, unsigned vq_index,
                            GuestMemory *mem, GError **errp)
 {
-    /* Only the difference to what the back-end has, one region at a time. */
     if (vhost_user_mem_slots_enabled(u)) {
+        /*
+         * A back-end listening for postcopy that holds no region yet (the
+         * destination's first start) gets the whole table at once: the
+         * SET_MEM_TABLE reply and its acknowledgement are what every
+         * back-end implements, while libvhost-user (qemu-storage-daemon)
+         * answers a listening ADD_MEM_REG but never reads the
+         * acknowledgement the spec asks for.
+         */
+        if (vhost_user_postcopy_listening(u) && mem_shadow(u)->slots->len == 0 &&
+            guest_memory_nregions(mem) <= VHOST_MEMORY_BASELINE_NREGIONS) {
+            return mem_set_table(u, dev_name, vq_index, mem, errp) &&
+                   mem_shadow_from_table(u, dev_name, mem, errp);
+        }
+        /* Only the difference to what the back-end has, one region at a time. */
         return vhost_user_mem_sync(u, dev_name, vq_index, mem, errp);
     }
     return mem_set_table(u, dev_name, vq_index, mem, errp);

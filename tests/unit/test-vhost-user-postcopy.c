@@ -54,6 +54,8 @@ typedef struct FakeBackend {
     Fault fault;
     bool listening;
     gint acks;              /* u64 acknowledgements of listening replies */
+    gint tables;            /* listening SET_MEM_TABLEs */
+    gint regs;              /* listening ADD_MEM_REGs */
 } FakeBackend;
 
 typedef struct Fixture {
@@ -114,12 +116,14 @@ static gpointer be_thread(gpointer opaque)
             break;
         case VHOST_USER_POSTCOPY_LISTEN:
             be->listening = true;
-            break;
+            goto ack;
         case VHOST_USER_SET_MEM_TABLE:
         case VHOST_USER_ADD_MEM_REG:
             if (!be->listening) {
-                break;
+                goto ack;
             }
+            g_atomic_int_inc(msg.hdr.request == VHOST_USER_ADD_MEM_REG ? &be->regs
+                                                                     : &be->tables);
             r.payload = msg.payload;
             if (msg.hdr.request == VHOST_USER_ADD_MEM_REG) {
                 r.payload.mem_reg.region.userspace_addr = BE_BASE + 0x80000000ull;
@@ -156,7 +160,17 @@ static gpointer be_thread(gpointer opaque)
             r.payload.u64 = be->fault == FAULT_END_STATUS ? 1 : 0;
             be_reply(be, &r, sizeof(uint64_t), -1);
             break;
+        case VHOST_USER_GET_MAX_MEM_SLOTS:
+            r.payload.u64 = 32;
+            be_reply(be, &r, sizeof(uint64_t), -1);
+            break;
         default:
+        ack:
+            /* REPLY_ACK (when negotiated): every other request is answered 0. */
+            if (msg.hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
+                r.payload.u64 = 0;
+                be_reply(be, &r, sizeof(uint64_t), -1);
+            }
             break;
         }
     }
@@ -165,7 +179,7 @@ out:
     return NULL;
 }
 
-static void fixture_start(Fixture *f, Fault fault, bool pagefault)
+static void fixture_start_slots(Fixture *f, Fault fault, bool pagefault, bool slots)
 {
     CharSocketOptions opts = { .id = "chr0", .timeout_ms = 3000 };
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -199,8 +213,18 @@ static void fixture_start(Fixture *f, Fault fault, bool pagefault)
      */
     vhost_user_set_features(f->u, 1ull << VHOST_USER_F_PROTOCOL_FEATURES,
                             (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |
+                            (slots ? 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK : 0) |
                             (pagefault ? 1ull << VHOST_USER_PROTOCOL_F_PAGEFAULT : 0));
     vhost_user_set_negotiated(f->u, 1);
+    if (slots) {
+        ck_assert_msg(vhost_user_mem_negotiate(f->u, &err), "%s", err ? err->message : "?");
+        ck_assert(vhost_user_mem_slots_enabled(f->u));
+    }
+}
+
+static void fixture_start(Fixture *f, Fault fault, bool pagefault)
+{
+    fixture_start_slots(f, fault, pagefault, false);
 }
 
 static void fixture_stop(Fixture *f)
@@ -369,6 +393,45 @@ START_TEST(test_bad_backend)
 }
 END_TEST
 
+/*
+ * With memory slots, a listening back-end that holds nothing yet gets the
+ * whole table in one SET_MEM_TABLE (libvhost-user never reads an
+ * acknowledgement of a listening ADD_MEM_REG), and the slot shadow then
+ * holds that table: the same RAM again sends nothing.
+ */
+START_TEST(test_slots_listening_table)
+{
+    Fixture f;
+    GError *err = NULL;
+    GuestMemory *mem = guest_memory_new();
+    RamBlock *rb0 = ram_block_new_memfd("ram0", RSIZE, &err);
+    RamBlock *rb1 = ram_block_new_memfd("ram1", RSIZE, &err);
+
+    ck_assert(rb0 && rb1);
+    ck_assert(guest_memory_add(mem, GPA0, rb0, 0, RSIZE, &err));
+    ck_assert(guest_memory_add(mem, GPA1, rb1, 0, RSIZE, &err));
+    fixture_start_slots(&f, FAULT_NONE, true, true);
+    ck_assert_msg(vhost_user_postcopy_advise(f.u, &err), "%s", err ? err->message : "?");
+    ck_assert_msg(vhost_user_postcopy_listen(f.u, &err), "%s", err ? err->message : "?");
+    ck_assert_msg(vhost_user_mem_update(f.u, "blk0", 0, mem, &err), "%s",
+                  err ? err->message : "?");
+    ck_assert_int_eq(g_atomic_int_get(&f.be.tables), 1);
+    ck_assert_int_eq(g_atomic_int_get(&f.be.regs), 0);
+    ck_assert_int_eq(g_atomic_int_get(&f.be.acks), 1);
+    ck_assert_int_eq(vhost_user_mem_regions_in_use(f.u), 2);
+    /* The shadow is that table: nothing to add or remove. */
+    ck_assert_msg(vhost_user_mem_update(f.u, "blk0", 0, mem, &err), "%s",
+                  err ? err->message : "?");
+    ck_assert_int_eq(g_atomic_int_get(&f.be.tables), 1);
+    ck_assert_int_eq(g_atomic_int_get(&f.be.regs), 0);
+    ck_assert_msg(vhost_user_postcopy_end(f.u, &err), "%s", err ? err->message : "?");
+    fixture_stop(&f);
+    guest_memory_free(mem);
+    ram_block_unref(rb0);
+    ram_block_unref(rb1);
+}
+END_TEST
+
 static Suite *postcopy_suite(void)
 {
     Suite *s = suite_create("vhost-user-postcopy");
@@ -376,6 +439,7 @@ static Suite *postcopy_suite(void)
 
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_without_pagefault);
+    tcase_add_test(tc, test_slots_listening_table);
     tcase_add_loop_test(tc, test_bad_backend, 0, G_N_ELEMENTS(fault_cases));
     suite_add_tcase(s, tc);
     return s;
