@@ -207,6 +207,8 @@ bool refbe_mem_add(RefBeDev *dev, const VhostUserMsg *msg, int fd, VhostUserMsg 
         reply->payload.mem_reg.region.userspace_addr = (uintptr_t)r.host;
         *has_reply = true;
         dev->pc.ack_request = msg->hdr.request;
+        refbe_log("%s: ADD_MEM_REG while postcopy listens: GPA 0x%" PRIx64 " at %p",
+                  dev->name, r.gpa, (void *)r.host);
     }
     return true;
 }

@@ -14,8 +14,11 @@
  *    translates each address, writes the page into the memfd and wakes
  *    the ufd; the back-end's checksum of what it read must be that of the
  *    placed content;
- *  - slots-listen-faults: the same over two RAM blocks sent one region at
- *    a time (--mem-slots: ADD_MEM_REG, each answered and acknowledged);
+ *  - slots-listen-faults: the same with memory slots (--mem-slots) over
+ *    two RAM blocks: the first goes in the listening SET_MEM_TABLE (the
+ *    front-end sends a listening slots back-end its first table whole),
+ *    the second is added later with ADD_MEM_REG, answered with our
+ *    address and acknowledged;
  *  - slots-remove: REM_MEM_REG unmaps that region and only that one;
  *  - reply-faults: --postcopy-touch=reply, the back-end faults on a
  *    ring's pages while the front-end waits for SET_VRING_ADDR's ack; a
@@ -380,7 +383,7 @@ static bool log_field(const char *log, const char *line_tag, const char *key, ui
 
 typedef struct ListenCase {
     unsigned nblocks;
-    bool mem_slots;             /* regions one at a time (ADD_MEM_REG) */
+    bool mem_slots;             /* the last block comes with ADD_MEM_REG */
     unsigned nholes;
     unsigned holes[8];          /* GPA / PAGE */
 } ListenCase;
@@ -425,7 +428,22 @@ static void test_listen_faults(Fixture *f, gconstpointer data)
     }
     g_assert_true(vhost_user_has_protocol_feature(
         r.vub->user, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) == c->mem_slots);
-    rig_listen(&r);
+    if (c->mem_slots) {
+        /* The last block is "hotplugged" while listening. */
+        uint64_t gpa = (uint64_t)(c->nblocks - 1) * BLOCK_STRIDE;
+        RamBlock *late = ram_block_ref(guest_memory_find(r.mem, gpa)->block);
+        g_autoptr(GError) err = NULL;
+
+        g_assert_true(guest_memory_remove(r.mem, gpa, &err));
+        rig_listen(&r);
+        g_assert_true(guest_memory_add(r.mem, gpa, late, 0, RAM_SIZE, &err));
+        ram_block_unref(late);
+        g_assert_true(vhost_user_mem_update(r.vub->user, "blk0", 0, r.mem, &err));
+        g_assert_no_error(err);
+        g_assert_true(wait_log(r.be, "ADD_MEM_REG while postcopy listens", 1, FAULT_MS));
+    } else {
+        rig_listen(&r);
+    }
     check_translation(&r);
     deadline = g_get_monotonic_time() + FAULT_MS * 1000;
     while (g_hash_table_size(served) < c->nholes) {
