@@ -13,13 +13,17 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -537,6 +541,101 @@ START_TEST(test_supported)
 }
 END_TEST
 
+/*
+ * This process from now on: syscall nr (unless -1) and ioctl(_, request)
+ * (unless 0) fail with err, as on a kernel or in a sandbox without them.
+ * x86-64 numbering; the request is matched on its low 32 bits.
+ */
+static bool refuse(int nr, uint32_t request, int err)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, request, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)err),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = G_N_ELEMENTS(f), .filter = f };
+
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+/*
+ * In a child under refuse(nr, request, err): supported and listen fail
+ * with want in the message (want NULL: they work). Exit status: 0 ok,
+ * else which step failed.
+ */
+static int refused_child(int nr, uint32_t request, int err, const char *want)
+{
+    Guest *g = guest_new();
+    GError *e = NULL;
+    MigPostcopy *pc;
+
+    if (!refuse(nr, request, err)) {
+        return 10;
+    }
+    if (!want) {
+        /* Expected to work all the same (through /dev/userfaultfd). */
+        pc = mig_postcopy_new(g->mem, on_request, NULL, &e);
+        if (!mig_postcopy_supported(g->mem, &e) || !pc || !mig_postcopy_listen(pc, &e)) {
+            fprintf(stderr, "fallback: %s\n", e ? e->message : "(no error)");
+            return 13;
+        }
+        mig_postcopy_free(pc);
+        guest_free(g);
+        return 0;
+    }
+    if (mig_postcopy_supported(g->mem, &e) || !e ||
+        !g_str_has_prefix(e->message, "postcopy unavailable: ") ||
+        !strstr(e->message, want)) {
+        fprintf(stderr, "supported: %s\n", e ? e->message : "(no error)");
+        return 11;
+    }
+    g_clear_error(&e);
+    pc = mig_postcopy_new(g->mem, on_request, NULL, &e);
+    if (nr < 0 && (!pc || mig_postcopy_listen(pc, &e) || !strstr(e->message, want))) {
+        fprintf(stderr, "listen: %s\n", e ? e->message : "(no error)");
+        return 12;
+    }
+    mig_postcopy_free(pc);
+    g_clear_error(&e);
+    guest_free(g);
+    return 0;
+}
+
+static void assert_refused(int nr, uint32_t request, int err, const char *want)
+{
+    int status;
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        _exit(refused_child(nr, request, err, want));
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "refused child (want '%s'): status 0x%x", want ? want : "success",
+                  status);
+}
+
+/* What supported says when the kernel (or a sandbox) says no. */
+START_TEST(test_unsupported_kernel)
+{
+    /* MISSING registration refused: found by the probe, before any migration. */
+    assert_refused(-1, (uint32_t)UFFDIO_REGISTER, EINVAL,
+                   "UFFDIO_REGISTER (missing) of 0x");
+    /* The syscall refused (as to a non-root VMM): /dev/userfaultfd serves. */
+    assert_refused(__NR_userfaultfd, 0, EPERM, NULL);
+    /* No userfaultfd at all: the syscall and /dev/userfaultfd both refused. */
+    assert_refused(__NR_userfaultfd, (uint32_t)USERFAULTFD_IOC_NEW, EPERM,
+                   "needs CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access "
+                   "to /dev/userfaultfd");
+}
+END_TEST
+
 /* Ten faults, one of them kept waiting 100 ms: the figures. */
 START_TEST(test_stats)
 {
@@ -868,6 +967,7 @@ static Suite *postcopy_ram_suite(void)
     tcase_add_test(tc, test_finish_counts_missing);
     tcase_add_test(tc, test_bad_ranges);
     tcase_add_test(tc, test_supported);
+    tcase_add_test(tc, test_unsupported_kernel);
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_backend_ufd);
     tcase_add_test(tc, test_backend_hole);
