@@ -7,8 +7,10 @@
  * would. A fault blocks (asleep, not spinning) until its page is placed;
  * one request a page however many fault; holes become zero pages with no
  * request; back-ends are woken on their own ufd at their own address; a
- * removed ufd is left alone; a bad back-end fault reaches err_fn while the
- * guest keeps going; finish counts what is missing; the statistics.
+ * removed ufd is left alone; a back-end that unmaps or forks is served on;
+ * a bad back-end fault reaches err_fn while the guest keeps going; finish
+ * counts what is missing; the statistics; what supported says when the
+ * kernel refuses.
  */
 #include <check.h>
 #include <errno.h>
@@ -688,7 +690,7 @@ END_TEST
 /* ---- A back-end in a child process ---- */
 
 typedef struct BeCmd {
-    char op;                    /* 'T' touch, 'U' unmap */
+    char op;                    /* 'T' touch, 'U' unmap, 'F' fork */
     uint64_t off, len;
 } BeCmd;
 
@@ -703,9 +705,10 @@ static void backend_child(int sock, int memfd)
 {
     uint8_t *base = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     int ufd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    /* As a back-end may: it hears of its own unmaps and madvises. */
+    /* As a back-end may: it hears of its own unmaps, madvises and forks. */
     struct uffdio_api api = {
-        .api = UFFD_API, .features = UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE,
+        .api = UFFD_API, .features = UFFD_FEATURE_EVENT_UNMAP |
+                                     UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_FORK,
     };
     struct uffdio_register reg = {
         .range = { .start = (uintptr_t)base, .len = RAM_SIZE },
@@ -722,6 +725,13 @@ static void backend_child(int sock, int memfd)
     while (ut_recv_full(sock, &c, sizeof(c), NULL, 0, NULL)) {
         if (c.op == 'T') {
             r.byte = *(volatile uint8_t *)(base + c.off);
+        } else if (c.op == 'F') {
+            pid_t pid = fork();
+
+            if (pid == 0) {
+                _exit(0);
+            }
+            r.err = pid < 0 ? errno : waitpid(pid, NULL, 0) == pid ? 0 : errno;
         } else {
             r.err = munmap(base + c.off, c.len) < 0 ? errno : 0;
         }
@@ -876,6 +886,9 @@ START_TEST(test_backend_ufd)
 
     /* The back-end unmaps the end of its mapping (an UNMAP event), and goes on. */
     backend_send(&be, 'U', RAM_SIZE - 16 * PAGE, 16 * PAGE);
+    ck_assert_int_eq(backend_reply(&be).err, 0);
+    /* It forks (a FORK event with a new ufd for us: closed, not leaked). */
+    backend_send(&be, 'F', 0, 0);
     ck_assert_int_eq(backend_reply(&be).err, 0);
     backend_fault_then_place(pc, &be, &rq, p3, 0x33);
     ck_assert_int_eq(g_atomic_int_get(&be.errors), 0);
