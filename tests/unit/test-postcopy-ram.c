@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/magic.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <stddef.h>
@@ -27,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -162,13 +164,23 @@ static unsigned requests_total(Requests *rq)
     return n;
 }
 
+/* A MigPostcopy for g whose requests go to rq (initialised here). */
 static MigPostcopy *pc_new(Guest *g, Requests *rq)
 {
     GError *err = NULL;
-    MigPostcopy *pc = mig_postcopy_new(g->mem, on_request, rq, &err);
+    MigPostcopy *pc;
 
+    requests_init(rq);
+    pc = mig_postcopy_new(g->mem, on_request, rq, &err);
     ck_assert_msg(pc, "mig_postcopy_new: %s", err ? err->message : "?");
     return pc;
+}
+
+static void pc_free(MigPostcopy *pc, Requests *rq, Guest *g)
+{
+    mig_postcopy_free(pc);
+    requests_fini(rq);
+    guest_free(g);
 }
 
 static void discard(MigPostcopy *pc, uint64_t gpa, uint64_t len)
@@ -291,7 +303,6 @@ START_TEST(test_fault_waits_for_place)
     Requests rq;
     Toucher t;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, gpa, PAGE);
     ck_assert(!mig_postcopy_received(pc, gpa));
@@ -322,9 +333,7 @@ START_TEST(test_fault_waits_for_place)
     ck_assert_uint_eq(st.guest_max_us, st.blocktime_guest_us);
     ck_assert_uint_eq(st.guest_p50_us, st.guest_max_us);
     finish_ok(pc);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
     ck_assert_uint_eq(ut_count_fds(), fds);
 }
 END_TEST
@@ -337,7 +346,6 @@ START_TEST(test_one_request_many_faults)
     MigPostcopy *pc;
     Requests rq;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, gpa, PAGE);
     listen_ok(pc);
@@ -360,9 +368,7 @@ START_TEST(test_one_request_many_faults)
     /* Nobody waits any more: nothing to ask again. */
     mig_postcopy_rerequest(pc);
     ck_assert_uint_eq(requests_total(&rq), 2);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -380,7 +386,6 @@ START_TEST(test_hole_is_zero_without_request)
     Requests rq;
     Toucher t;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, zeroed, PAGE);
     listen_ok(pc);
@@ -399,9 +404,7 @@ START_TEST(test_hole_is_zero_without_request)
     /* The neighbours are untouched. */
     ck_assert_uint_eq(hva(g, zeroed + PAGE)[0], pattern(zeroed + PAGE));
     finish_ok(pc);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -413,7 +416,6 @@ START_TEST(test_place_once)
     MigPostcopy *pc;
     Requests rq;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, before, 2 * PAGE);
     place(pc, before, 0x21);                /* before listen: written directly */
@@ -429,9 +431,7 @@ START_TEST(test_place_once)
     ck_assert_uint_eq(stats(pc).pages_zero, 0);
     ck_assert_uint_eq(requests_total(&rq), 0);
     finish_ok(pc);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -450,7 +450,6 @@ START_TEST(test_finish_counts_missing)
     MigPostcopy *pc;
     Requests rq;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, 0, 2 * PAGE);
     discard(pc, RAM1_GPA + RAM_SIZE - PAGE, PAGE);
@@ -467,9 +466,7 @@ START_TEST(test_finish_counts_missing)
     /* Unregistered: the hole left by the zero page reads as zero with no thread. */
     ck_assert_uint_eq(hva(g, RAM1_GPA + RAM_SIZE - PAGE)[5], 0);
     ck_assert_uint_eq(hva(g, 0)[5], 0x40);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -480,7 +477,6 @@ START_TEST(test_bad_ranges)
     MigPostcopy *pc;
     Requests rq;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     ck_assert(!mig_postcopy_discard(pc, PAGE + 1, PAGE, &err));
     assert_error(&err, VHOST_USER_ERROR_INVALID_MESSAGE, "not 4 KiB aligned");
@@ -498,9 +494,7 @@ START_TEST(test_bad_ranges)
     ck_assert(!mig_postcopy_listen(pc, &err));
     assert_error(&err, VHOST_USER_ERROR_INVALID_STATE, "listen twice");
     ck_assert(in_file(g, 0));
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -509,9 +503,12 @@ START_TEST(test_supported)
     unsigned fds = ut_count_fds();
     Guest *g = guest_new();
     GuestMemory *mem = guest_memory_new();
+    char path[] = "/var/tmp/postcopy-ram-test-XXXXXX";
+    struct statfs sfs;
     RamBlock *rb;
     GError *err = NULL;
     Requests rq;
+    int tmp;
 
     requests_init(&rq);
     ck_assert_msg(mig_postcopy_supported(g->mem, &err), "%s", err ? err->message : "?");
@@ -528,14 +525,17 @@ START_TEST(test_supported)
     ck_assert(guest_memory_remove(mem, 0, &err));
     ram_block_unref(rb);
 
-    /* A file on a disk file system (the build tree's): no 4 KiB placement. */
-    rb = ram_block_new_file("ramfile", "postcopy-ram-test.img", RAM_SIZE, true, &err);
+    /* A file on a disk file system: no 4 KiB placement. */
+    ck_assert_int_ge(tmp = g_mkstemp(path), 0);
+    close(tmp);
+    rb = ram_block_new_file("ramfile", path, RAM_SIZE, true, &err);
     ck_assert_msg(rb, "%s", err ? err->message : "?");
-    unlink("postcopy-ram-test.img");
+    unlink(path);
+    ck_assert_msg(fstatfs(rb->fd, &sfs) == 0 && sfs.f_type != TMPFS_MAGIC,
+                  "this test needs /var/tmp on a disk file system, not tmpfs");
     ck_assert(guest_memory_add(mem, 0, rb, 0, RAM_SIZE, &err));
     ck_assert(!mig_postcopy_supported(mem, &err));
-    assert_error(&err, VHOST_USER_ERROR_FEATURE_MISMATCH,
-                 "postcopy-ram-test.img is not shared memory");
+    assert_error(&err, VHOST_USER_ERROR_FEATURE_MISMATCH, "is not shared memory");
     guest_memory_free(mem);
     ram_block_unref(rb);
     requests_fini(&rq);
@@ -647,7 +647,6 @@ START_TEST(test_stats)
     Requests rq;
     uint64_t sum;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, 0, 10 * PAGE);
     discard(pc, RAM1_GPA, 5 * PAGE);
@@ -681,9 +680,7 @@ START_TEST(test_stats)
     ck_assert_uint_eq(st.backend_max_us, 0);
     ck_assert_uint_eq(st.backend_p50_us, 0);
     finish_ok(pc);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -746,6 +743,7 @@ typedef struct Backend {
     int ufd;
     uint64_t base;
     uint64_t refuse;            /* atomic: a GPA page translate refuses (0: none) */
+    uint64_t misplace;          /* atomic: one it sends to the gap in GPA space */
     int errors;                 /* atomic: err_fn calls */
     int err_ufd;
     char *err_msg;
@@ -808,17 +806,27 @@ static bool backend_answered(Backend *be)
     return poll(&p, 1, 0) == 1;
 }
 
+/* What the library does for a back-end waiting on gpa, done by hand. */
+static void backend_wake(Backend *be, uint64_t gpa)
+{
+    struct uffdio_range range = { .start = be->base + gpa, .len = PAGE };
+
+    ck_assert_int_eq(ioctl(be->ufd, UFFDIO_WAKE, &range), 0);
+}
+
 /* ram0 is at GPA 0: the back-end's address minus its base. */
 static bool backend_translate(uint64_t addr, uint64_t *gpa, void *opaque)
 {
     Backend *be = opaque;
     uint64_t refuse = __atomic_load_n(&be->refuse, __ATOMIC_ACQUIRE);
 
+    uint64_t misplace = __atomic_load_n(&be->misplace, __ATOMIC_ACQUIRE);
+
     if (addr < be->base || addr - be->base >= RAM_SIZE ||
         (refuse && addr - be->base == refuse)) {
         return false;
     }
-    *gpa = addr - be->base;
+    *gpa = misplace && addr - be->base == misplace ? 2 * MiB : addr - be->base;
     return true;
 }
 
@@ -827,6 +835,7 @@ static void backend_error(int ufd, const GError *err, void *opaque)
     Backend *be = opaque;
 
     be->err_ufd = ufd;
+    g_free(be->err_msg);
     be->err_msg = g_strdup(err->message);
     g_atomic_int_inc(&be->errors);
 }
@@ -865,7 +874,6 @@ START_TEST(test_backend_ufd)
     Toucher t;
 
     backend_start(&be, g);              /* before any thread: a clean fork */
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, 0, 8 * PAGE);
     listen_ok(pc);
@@ -907,11 +915,7 @@ START_TEST(test_backend_ufd)
     ck_assert_uint_eq(requests_for(&rq, p4), 0);
     place(pc, p4, 0x44);
     ck_assert_msg(!backend_answered(&be), "a removed back-end was woken");
-    {
-        struct uffdio_range range = { .start = be.base + p4, .len = PAGE };
-
-        ck_assert_int_eq(ioctl(be.ufd, UFFDIO_WAKE, &range), 0);
-    }
+    backend_wake(&be, p4);
     ck_assert_uint_eq(backend_reply(&be).byte, 0x44);
 
     /* Added again; a fault translate refuses: err_fn, and the guest goes on. */
@@ -927,12 +931,23 @@ START_TEST(test_backend_ufd)
     place(pc, 6 * PAGE, 0x66);
     ck_assert_uint_eq(toucher_join(&t), 0x66);
     ck_assert_uint_eq(requests_for(&rq, 5 * PAGE), 0);
+    place(pc, 5 * PAGE, 0x55);
+    backend_wake(&be, 5 * PAGE);
+    ck_assert_uint_eq(backend_reply(&be).byte, 0x55);
+
+    /* A translation into the gap between regions: the same. */
+    mig_postcopy_remove_shared(pc, be.ufd);
+    add_shared(pc, &be);
+    __atomic_store_n(&be.misplace, 7 * PAGE, __ATOMIC_RELEASE);
+    backend_send(&be, 'T', 7 * PAGE, 0);
+    WAIT_FOR(g_atomic_int_get(&be.errors) == 2, "err_fn");
+    ck_assert_msg(strstr(be.err_msg, "translates to GPA 0x200000, outside guest RAM"),
+                  "%s", be.err_msg);
+    ck_assert_uint_eq(requests_for(&rq, 7 * PAGE), 0);
     mig_postcopy_remove_shared(pc, be.ufd);
 
     backend_stop(&be);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
     ck_assert_uint_eq(ut_count_fds(), fds);
 }
 END_TEST
@@ -947,7 +962,6 @@ START_TEST(test_backend_hole)
     Backend be;
 
     backend_start(&be, g);
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     listen_ok(pc);
     add_shared(pc, &be);
@@ -962,9 +976,7 @@ START_TEST(test_backend_hole)
     mig_postcopy_remove_shared(pc, be.ufd);
     finish_ok(pc);
     backend_stop(&be);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
