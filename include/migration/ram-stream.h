@@ -48,6 +48,15 @@ bool mig_ram_save_dirty(MigStream *s, const GuestMemory *mem,
                         uint64_t *bytes_sent, GError **errp);
 
 /*
+ * Sends npages pages from gpa (4 KiB aligned, inside one region: else an
+ * error) as one RAM_PAGES section: postcopy's answer to a page request.
+ * Zero pages and holes go as zero runs.
+ */
+VHOST_USER_API
+bool mig_ram_save_range(MigStream *s, const GuestMemory *mem, uint64_t gpa,
+                        uint64_t npages, uint64_t *bytes_sent, GError **errp);
+
+/*
  * The destination side of each section, its header read: length is the
  * payload length. load_setup compares the source's regions with mem's and
  * refuses any difference, naming the block and both values.
@@ -57,5 +66,15 @@ bool mig_ram_load_setup(MigStream *s, uint32_t length, const GuestMemory *mem,
 /* Writes each page into mem after checking the region index and bounds. */
 bool mig_ram_load_pages(MigStream *s, uint32_t length, GuestMemory *mem,
                         GError **errp);
+
+/*
+ * Postcopy's placement: page gpa's 4 KiB (data NULL: a zero page), after
+ * the same checks as above. An error fails the load.
+ */
+typedef bool (*MigRamPlaceFn)(uint64_t gpa, const void *data, void *opaque,
+                              GError **errp);
+/* mig_ram_load_pages, but every page goes through place instead of memcpy. */
+bool mig_ram_load_pages_placed(MigStream *s, uint32_t length, GuestMemory *mem,
+                               MigRamPlaceFn place, void *opaque, GError **errp);
 
 #endif
