@@ -72,7 +72,8 @@ static const char *const mig_load_phase_after[] = {
 
 /* Whether section id may come now; else an error naming it and where we are. */
 static bool mig_load_order(uint16_t id, MigLoadPhase ph, bool have_setup,
-                           bool have_content, bool postcopy_ok, GError **errp)
+                           bool have_content, bool have_device, bool postcopy_ok,
+                           GError **errp)
 {
     const char *why = NULL;
 
@@ -114,6 +115,8 @@ static bool mig_load_order(uint16_t id, MigLoadPhase ph, bool have_setup,
     case MIG_SECTION_POSTCOPY_LISTEN:
         if (ph != MIG_LOAD_ADVISED && ph != MIG_LOAD_DISCARD) {
             why = ph == MIG_LOAD_PRECOPY ? "without 'postcopy-advise'" : "after 'postcopy-listen'";
+        } else if (have_device) {
+            why = "after a 'device' section";
         }
         break;
     case MIG_SECTION_POSTCOPY_RUN:
@@ -149,7 +152,7 @@ bool mig_load_ops(MigStream *s, GuestMemory *mem, const MigLoadOps *ops, void *o
                   bool *postcopy, GError **errp)
 {
     MigLoadPhase ph = MIG_LOAD_PRECOPY;
-    bool have_setup = false, have_content = false;
+    bool have_setup = false, have_content = false, have_device = false;
     bool postcopy_ok = ops->advise && ops->discard && ops->listen && ops->run && ops->place;
     bool dummy;
 
@@ -163,7 +166,8 @@ bool mig_load_ops(MigStream *s, GuestMemory *mem, const MigLoadOps *ops, void *o
         bool ok;
 
         if (!mig_load_section_header(s, &h, errp) ||
-            !mig_load_order(h.id, ph, have_setup, have_content, postcopy_ok, errp)) {
+            !mig_load_order(h.id, ph, have_setup, have_content, have_device, postcopy_ok,
+                            errp)) {
             return false;
         }
         switch (h.id) {
@@ -190,7 +194,7 @@ bool mig_load_ops(MigStream *s, GuestMemory *mem, const MigLoadOps *ops, void *o
                  mig_ram_load_pages(s, h.length, mem, errp);
             break;
         case MIG_SECTION_DEVICE:
-            have_content = true;
+            have_content = have_device = true;
             ok = mig_load_device_section(s, h.length, ops->device, opaque, errp);
             break;
         case MIG_SECTION_POSTCOPY_ADVISE:

@@ -58,8 +58,11 @@ bool mig_out_send_devices(MigOut *o, GError **errp);
 /* vmm-migrate-postcopy-out.c */
 /* Loop, at migrate: each device's back-end can do postcopy (PAGEFAULT). */
 bool mig_out_postcopy_check(VmmMigrate *mm, GError **errp);
-/* Whether the round should stop here for postcopy (asked, or x-postcopy-auto). */
-bool mig_out_postcopy_wanted(MigOut *o);
+/*
+ * Whether to switch to postcopy here: migrate-start-postcopy was asked,
+ * or (round_end: a round did not converge) x-postcopy-auto says so.
+ */
+bool mig_out_postcopy_wanted(MigOut *o, bool round_end);
 /*
  * The switch (guest stopped, owed pages discarded, devices, RUN), the
  * background stream with the requests first, END and the

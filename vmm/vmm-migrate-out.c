@@ -163,7 +163,7 @@ static bool mig_out_send(MigOut *o, uint64_t *bitmap, uint64_t *sent, GError **e
             return false;
         }
         /* migrate-start-postcopy acts at the next window, not the round's end. */
-        if (w0 + n < o->nwords && mig_out_postcopy_wanted(o)) {
+        if (w0 + n < o->nwords && mig_out_postcopy_wanted(o, false)) {
             o->postcopy_now = true;
             o->switch_all = !bitmap;
             o->switch_word = w0 + n;
@@ -257,7 +257,7 @@ static bool mig_out_iterate(MigOut *o, GError **errp)
         if (c.stop_and_copy) {
             return true;
         }
-        if (mig_out_postcopy_wanted(o)) {
+        if (mig_out_postcopy_wanted(o, true)) {
             o->postcopy_now = true;
             o->switch_all = false;
             o->switch_word = o->nwords;     /* the rest is in o->bitmap */
@@ -488,8 +488,13 @@ static gpointer mig_out_thread(gpointer opaque)
         vmm_mig_set_status(mm, VMM_MIG_COMPLETED);
         g_mutex_lock(&mm->lock);
         vmm_status("migration: completed in %" PRId64 " ms, downtime %" PRId64
-                   " ms (%u rounds, %" PRIu64 " MiB)", mm->total_us / 1000,
-                   mm->downtime_ms, mm->round, mm->transferred >> 20);
+                   " ms (%u rounds, %" PRIu64 " MiB)%s", mm->total_us / 1000,
+                   mm->downtime_ms, mm->round, mm->transferred >> 20,
+                   o->postcopy_switched ? " after postcopy" : "");
+        if (o->postcopy_switched) {
+            vmm_status("migration: postcopy: %" PRIu64 " page requests served",
+                       mm->postcopy_requests);
+        }
         g_mutex_unlock(&mm->lock);
     } else {
         g_autoptr(GError) start_err = NULL;

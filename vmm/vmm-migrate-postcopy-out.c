@@ -70,7 +70,7 @@ bool mig_out_postcopy_check(VmmMigrate *mm, GError **errp)
     return true;
 }
 
-bool mig_out_postcopy_wanted(MigOut *o)
+bool mig_out_postcopy_wanted(MigOut *o, bool round_end)
 {
     VmmMigrate *mm = o->mm;
     bool want;
@@ -79,7 +79,8 @@ bool mig_out_postcopy_wanted(MigOut *o)
         return false;
     }
     g_mutex_lock(&mm->lock);
-    want = mm->start_postcopy || (mm->postcopy_auto && mm->round >= PC_AUTO_ROUNDS);
+    want = mm->start_postcopy ||
+           (round_end && mm->postcopy_auto && mm->round >= PC_AUTO_ROUNDS);
     g_mutex_unlock(&mm->lock);
     return want;
 }

@@ -13,6 +13,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "guest/pattern.h"
 #include "migrate-harness.h"
 
 #define PAGE                4096u
@@ -143,6 +144,37 @@ void mig_set_params(MigVmm *v, int64_t max_bandwidth, int64_t downtime_ms)
     }
     json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
                                   "\"arguments\":{%s}}", a->str));
+}
+
+bool mig_set_postcopy(MigVmm *v, bool on)
+{
+    JsonNode *r = qmp_client_cmd(v->qmp, "{\"execute\":\"migrate-set-capabilities\","
+                                 "\"arguments\":{\"capabilities\":[{\"capability\":"
+                                 "\"postcopy-ram\",\"state\":%s}]}}", on ? "true" : "false");
+    bool ok = json_object_has_member(json_node_get_object(r), "return");
+
+    if (!ok) {
+        g_autofree char *s = json_to_string(r, FALSE);
+
+        g_test_fail_printf("%s: migrate-set-capabilities postcopy-ram refused: %s", v->name, s);
+    }
+    json_node_unref(r);
+    return ok;
+}
+
+bool mig_incoming(MigVmm *v, const char *uri)
+{
+    JsonNode *r = qmp_client_cmd(v->qmp, "{\"execute\":\"migrate-incoming\",\"arguments\":"
+                                 "{\"uri\":\"%s\"}}", uri);
+    bool ok = json_object_has_member(json_node_get_object(r), "return");
+
+    if (!ok) {
+        g_autofree char *s = json_to_string(r, FALSE);
+
+        g_test_fail_printf("%s: migrate-incoming %s refused: %s", v->name, uri, s);
+    }
+    json_node_unref(r);
+    return ok;
 }
 
 bool mig_migrate(MigVmm *src, const char *uri)
@@ -496,7 +528,15 @@ static char *testpmd_prefix(const char *name)
 
 Proc *mig_start_testpmd(Fixture *f, const char *name, const char *sock, unsigned queues)
 {
-    g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u", sock, queues);
+    return mig_start_testpmd_vdev(f, name, sock, queues, NULL);
+}
+
+Proc *mig_start_testpmd_vdev(Fixture *f, const char *name, const char *sock, unsigned queues,
+                             const char *vdev_extra)
+{
+    g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u%s%s", sock, queues,
+                                            vdev_extra ? "," : "",
+                                            vdev_extra ? vdev_extra : "");
     g_autofree char *rxq = g_strdup_printf("--rxq=%u", queues);
     g_autofree char *txq = g_strdup_printf("--txq=%u", queues);
     g_autofree char *prefix = NULL;
@@ -537,4 +577,42 @@ void mig_testpmd_cleanup(const char *name)
     g_autofree char *p = testpmd_prefix(name);
     g_autofree char *run = g_build_filename("/var/run/dpdk", p, NULL);
     proc_remove_tree(run);
+}
+
+bool mig_check_image(const char *path, uint64_t size, unsigned seed)
+{
+    const unsigned sector = 512;
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    uint64_t written = 0;
+
+    if (!g_file_get_contents(path, &data, &len, NULL) || len != size) {
+        g_test_fail_printf("cannot read %s (%zu bytes)", path, (size_t)len);
+        return false;
+    }
+    for (uint64_t s = 0; s < size / sector; s++) {
+        const char *buf = data + s * sector;
+        PatternHeader h;
+        PatternMismatch mm;
+        size_t off;
+
+        if (pattern_is_zero(buf, sector, &off)) {
+            continue;
+        }
+        memcpy(&h, buf, sizeof(h));
+        if (h.id != s || h.seed != seed ||
+            !pattern_check(buf, sector, s, h.generation, seed, &mm)) {
+            g_test_fail_printf("image sector %" PRIu64 ": not what the workload writes "
+                               "there (header id %" PRIu64 " generation %" PRIu64
+                               " seed %u)", s, h.id, h.generation, h.seed);
+            return false;
+        }
+        written++;
+    }
+    g_test_message("image: %" PRIu64 " sectors written, all consistent", written);
+    if (written == 0) {
+        g_test_fail_printf("image: nothing was written");
+        return false;
+    }
+    return true;
 }

@@ -70,6 +70,10 @@ char *mig_unix_uri(Fixture *f, const char *name);
 
 /* migrate-set-parameters: max-bandwidth in B/s, downtime-limit in ms; < 0 leaves one. */
 void mig_set_params(MigVmm *v, int64_t max_bandwidth, int64_t downtime_ms);
+/* migrate-set-capabilities postcopy-ram; false, with the test failed, when refused. */
+bool mig_set_postcopy(MigVmm *v, bool on);
+/* migrate-incoming uri (a destination started with -incoming defer). */
+bool mig_incoming(MigVmm *v, const char *uri);
 /* QMP migrate to uri; false, with the test failed, when it is refused. */
 bool mig_migrate(MigVmm *src, const char *uri);
 /* query-migrate's return (caller unrefs). */
@@ -112,6 +116,14 @@ bool mig_vmm_verified(MigVmm *v, unsigned n);
 int64_t mig_ram_compare(const MigVmm *a, const MigVmm *b);
 
 /*
+ * Every 512-byte sector of the image at path (size bytes) is either never
+ * written (zero) or exactly what a blk workload with seed writes there in
+ * some generation: nothing torn, misplaced or lost. False (test failed)
+ * otherwise, or when nothing was written.
+ */
+bool mig_check_image(const char *path, uint64_t size, unsigned seed);
+
+/*
  * Network namespaces NAME-a and NAME-b (NAME gets the test's pid, so
  * parallel runs do not collide; namespaces left by dead runs are removed
  * first), joined by a veth pair with addr_a/24 and addr_b/24 on the two
@@ -131,6 +143,9 @@ void mig_netns_cleanup(MigNetns *ns);
  * mig_testpmd_cleanup at the test's end).
  */
 Proc *mig_start_testpmd(Fixture *f, const char *name, const char *sock, unsigned queues);
+/* The same with vdev_extra appended to the --vdev argument ("postcopy-support=1"). */
+Proc *mig_start_testpmd_vdev(Fixture *f, const char *name, const char *sock, unsigned queues,
+                             const char *vdev_extra);
 void mig_testpmd_cleanup(const char *name);
 
 #endif

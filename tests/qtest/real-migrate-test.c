@@ -28,7 +28,6 @@
 #include "migrate-harness.h"
 
 #define IMAGE_SIZE          (64ull << 20)
-#define SECTOR              512u
 #define SEED                7u
 #define MAX_LOST            4096
 /* Small, so a first round under load stays short on 2 cores. */
@@ -101,48 +100,6 @@ static bool source_left(MigVmm *src)
 
 /* ---- qemu-storage-daemon ------------------------------------------- */
 
-/*
- * Every sector of the image is either never written (zero) or exactly
- * what the workload writes for that sector (its number in the header)
- * in some generation: nothing torn, misplaced or lost half-way.
- */
-static bool check_image(const char *path)
-{
-    g_autofree char *data = NULL;
-    gsize len = 0;
-    uint64_t written = 0;
-
-    if (!g_file_get_contents(path, &data, &len, NULL) || len != IMAGE_SIZE) {
-        g_test_fail_printf("cannot read %s (%zu bytes)", path, (size_t)len);
-        return false;
-    }
-    for (uint64_t s = 0; s < IMAGE_SIZE / SECTOR; s++) {
-        const char *buf = data + s * SECTOR;
-        PatternHeader h;
-        PatternMismatch mm;
-        size_t off;
-
-        if (pattern_is_zero(buf, SECTOR, &off)) {
-            continue;
-        }
-        memcpy(&h, buf, sizeof(h));
-        if (h.id != s || h.seed != SEED ||
-            !pattern_check(buf, SECTOR, s, h.generation, SEED, &mm)) {
-            g_test_fail_printf("image sector %" PRIu64 ": not what the workload writes "
-                               "there (header id %" PRIu64 " generation %" PRIu64
-                               " seed %u)", s, h.id, h.generation, h.seed);
-            return false;
-        }
-        written++;
-    }
-    g_test_message("image: %" PRIu64 " sectors written, all consistent", written);
-    if (written == 0) {
-        g_test_fail_printf("image: nothing was written");
-        return false;
-    }
-    return true;
-}
-
 static void test_qsd_blk(Fixture *f, gconstpointer data)
 {
     g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
@@ -169,7 +126,7 @@ static void test_qsd_blk(Fixture *f, gconstpointer data)
         (dst = mig_vmm_start(f, "dst", &dopts, da)) &&
         migrate_midway(src, dst, "blk0", uri, 2000) && source_left(src) &&
         mig_vmm_verified(dst, 1)) {
-        check_image(img);
+        mig_check_image(img, IMAGE_SIZE, SEED);
     }
     mig_vmm_free(src);
     mig_vmm_free(dst);

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Postcopy live migration through real back-ends with PAGEFAULT, two VMM
+ * processes, capability postcopy-ram on both sides, migrate-start-postcopy
+ * in the middle of the first round (max-bandwidth keeps it there):
+ *   qsd-blk      qemu-storage-daemon on both sides sharing one image, 4
+ *                queues of verified randrw: the destination runs the
+ *                guest from the switch, its guest and its back-end fault
+ *                on missing pages and the requests are served; every
+ *                block verifies, the image is consistent
+ *   qsd-ram      the same with -S on the destination (nothing writes its
+ *                RAM until cont): once completed, both RAMs are equal page
+ *                by page, so every owed page arrived and went where it
+ *                belongs; then cont, and the workload verifies
+ *   dpdk-net     dpdk-testpmd with postcopy-support=1 on both sides,
+ *                verified traffic through the switch
+ *   refused      migrate-start-postcopy without the capability or without
+ *                a migration: clear errors; a destination whose back-end
+ *                lacks PAGEFAULT (testpmd without postcopy-support) fails
+ *                the migration naming the device, the source's guest
+ *                keeps running, and the same pair then migrates with
+ *                precopy
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "migrate-harness.h"
+
+#define IMAGE_SIZE          (64ull << 20)
+#define SEED                11u
+#define MAX_LOST            4096
+/* Small RAM, filled (no zero page): the first round takes ~2 s at BW. */
+#define RAM_MB              64
+#define BW                  (32ll << 20)
+
+static GPtrArray *args_new(void)
+{
+    return g_ptr_array_new_with_free_func(g_free);
+}
+
+static bool make_image(const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    bool ok = fp && ftruncate(fileno(fp), IMAGE_SIZE) == 0;
+
+    if (fp) {
+        fclose(fp);
+    }
+    if (!ok) {
+        g_test_fail_printf("cannot create %s", path);
+    }
+    return ok;
+}
+
+/* A QMP command's error description, or NULL when it succeeded (caller frees). */
+static char *qmp_error(MigVmm *v, const char *cmd)
+{
+    g_autoptr(JsonNode) r = qmp_client_cmd(v->qmp, "%s", cmd);
+    JsonObject *o = json_node_get_object(r);
+    JsonObject *e;
+
+    if (!json_object_has_member(o, "error")) {
+        return NULL;
+    }
+    e = json_object_get_object_member(o, "error");
+    return g_strdup(json_object_has_member(e, "desc") ?
+                    json_object_get_string_member(e, "desc") : "(no desc)");
+}
+
+/* query-migrate's postcopy.key on the destination, or -1. */
+static int64_t pc_figure(JsonObject *q, const char *key)
+{
+    JsonObject *pc = json_object_has_member(q, "postcopy") ?
+                     json_object_get_object_member(q, "postcopy") : NULL;
+
+    return pc && json_object_has_member(pc, key) ? json_object_get_int_member(pc, key) : -1;
+}
+
+/*
+ * Both VMMs up (the destination with -incoming defer): capability on both
+ * sides, the destination listens, the source migrates under max-bandwidth
+ * and is told to switch once in the middle of the stream. Ends when both
+ * sides completed; false (test failed) otherwise.
+ */
+static bool migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri)
+{
+    static const char *const src_seq[] = { "setup", "active", "postcopy-active", "completed",
+                                           NULL };
+    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
+                                           NULL };
+    g_autofree char *started = g_strdup_printf("%s: workload started", dev);
+    g_autofree char *err = NULL;
+    g_autofree char *st = NULL;
+    g_autofree char *dst_st = NULL;
+
+    if (!mig_set_postcopy(src, true) || !mig_set_postcopy(dst, true) ||
+        !mig_incoming(dst, uri) ||
+        !wait_log(src->proc, started, 1, MIG_WAIT_MS) ||
+        !wait_log(dst->proc, "migration: incoming from", 1, MIG_WAIT_MS)) {
+        return false;
+    }
+    mig_set_params(src, BW, -1);
+    if (!mig_migrate(src, uri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS)) {
+        return false;
+    }
+    err = qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
+    if (err) {
+        g_test_fail_printf("migrate-start-postcopy refused mid-stream: %s", err);
+        return false;
+    }
+    if (!(st = mig_wait_status(src, "completed", MIG_WAIT_MS)) ||
+        !(dst_st = mig_wait_status(dst, "completed", MIG_WAIT_MS))) {
+        return false;
+    }
+    if (strcmp(st, "completed") != 0 || strcmp(dst_st, "completed") != 0) {
+        g_autofree char *log = proc_log(src->proc);
+        g_autofree char *dlog = proc_log(dst->proc);
+
+        g_test_fail_printf("postcopy ended %s (destination %s); source:\n%s\n"
+                           "destination:\n%s", st, dst_st, log, dlog);
+        return false;
+    }
+    if (!mig_events_in_order(src, src_seq) || !mig_events_in_order(dst, dst_seq)) {
+        g_autofree char *se = mig_events_str(src);
+        g_autofree char *de = mig_events_str(dst);
+
+        g_test_fail_printf("MIGRATION events: source %s, destination %s", se, de);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The destination's postcopy figures after completion: nothing missing,
+ * faults of the guest served by requests, and (need_backend) faults of
+ * the back-end too.
+ */
+static bool check_dst_figures(MigVmm *dst, bool need_guest, bool need_backend)
+{
+    g_autoptr(JsonNode) r = mig_query(dst);
+    JsonObject *q = json_node_get_object(r);
+    g_autofree char *j = json_to_string(r, FALSE);
+    int64_t missing = pc_figure(q, "pages-missing");
+    int64_t placed = pc_figure(q, "pages-placed");
+    int64_t requests = pc_figure(q, "requests");
+    int64_t fg = pc_figure(q, "faults-guest");
+    int64_t fb = pc_figure(q, "faults-backend");
+
+    g_test_message("destination: %s", j);
+    if (missing != 0 || placed <= 0 || (need_guest && (fg <= 0 || requests <= 0)) ||
+        (need_backend && fb <= 0)) {
+        g_test_fail_printf("destination's postcopy figures: missing %" PRId64 ", placed %"
+                           PRId64 ", requests %" PRId64 ", guest faults %" PRId64
+                           ", back-end faults %" PRId64 " (want 0, > 0%s%s): %s", missing,
+                           placed, requests, fg, fb, need_guest ? ", > 0, > 0" : "",
+                           need_backend ? ", > 0" : "", j);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The source served page requests (its last status line: it exits by
+ * itself once its guest left) and ended 0.
+ */
+static bool check_src(MigVmm *src)
+{
+    g_autofree char *log = NULL;
+    const char *line;
+    uint64_t served = 0;
+    int code = -1;
+
+    if (!mig_vmm_end(src, &code, NULL, &log)) {
+        return false;
+    }
+    if (code != 0) {
+        g_test_fail_printf("the source exited %d after a completed migration:\n%s", code, log);
+        return false;
+    }
+    for (line = log; (line = strstr(line, "migration: postcopy: ")); line++) {
+        if (sscanf(line, "migration: postcopy: %" SCNu64 " page requests served",
+                   &served) == 1) {
+            break;
+        }
+    }
+    if (!line || !served || !strstr(log, "after postcopy")) {
+        g_test_fail_printf("source: no postcopy completion with page requests served:\n%s",
+                           log);
+        return false;
+    }
+    g_test_message("source: %" PRIu64 " page requests served", served);
+    return true;
+}
+
+/* ---- qemu-storage-daemon ------------------------------------------- */
+
+static void test_qsd(Fixture *f, bool frozen)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *ss = g_build_filename(f->dir, "qsd-src.sock", NULL);
+    g_autofree char *ds = g_build_filename(f->dir, "qsd-dst.sock", NULL);
+    g_autofree char *uri = mig_unix_uri(f, "mig.sock");
+    g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=6s,"
+                                          "seed=%u", SEED);
+    g_autoptr(GPtrArray) sa = args_new();
+    g_autoptr(GPtrArray) da = args_new();
+    MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true };
+    MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .frozen = frozen };
+    MigVmm *src = NULL, *dst = NULL;
+
+    if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
+        !make_image(img) ||
+        !proc_start_qsd_named(f, "qsd-src", img, ss, 4, true) ||
+        !proc_start_qsd_named(f, "qsd-dst", img, ds, 4, true)) {
+        return;
+    }
+    mig_add_blk(sa, ss, 4, wl);
+    mig_add_blk(da, ds, 4, wl);
+    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
+        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
+        !migrate_postcopy(src, dst, "blk0", uri) ||
+        !check_dst_figures(dst, !frozen, !frozen) || !check_src(src)) {
+        goto out;
+    }
+    if (frozen) {
+        /* Source gone, destination held by -S: nothing writes either RAM. */
+        int64_t diff = mig_ram_compare(src, dst);
+
+        if (diff != 0) {
+            g_test_fail_printf("%" PRId64 " pages differ between the source's and the "
+                               "destination's RAM after postcopy", diff);
+            goto out;
+        }
+        json_node_unref(qmp_client_ok(dst->qmp, "{\"execute\":\"cont\"}"));
+    }
+    if (mig_vmm_verified(dst, 1)) {
+        mig_check_image(img, IMAGE_SIZE, SEED);
+    }
+out:
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+}
+
+static void test_qsd_blk(Fixture *f, gconstpointer data)
+{
+    test_qsd(f, false);
+}
+
+static void test_qsd_ram(Fixture *f, gconstpointer data)
+{
+    test_qsd(f, true);
+}
+
+/* ---- DPDK testpmd --------------------------------------------------- */
+
+static void test_dpdk_net(Fixture *f, gconstpointer data)
+{
+    g_autofree char *ss = g_build_filename(f->dir, "net-src.sock", NULL);
+    g_autofree char *ds = g_build_filename(f->dir, "net-dst.sock", NULL);
+    g_autofree char *uri = mig_unix_uri(f, "mig.sock");
+    g_autofree char *wl = g_strdup_printf("net0:count=100000000,size=64+1518,runtime=6s,"
+                                          "drain=1s,max-lost=%u", MAX_LOST);
+    g_autofree char *out = NULL;
+    g_autofree char *log = NULL;
+    g_autoptr(GPtrArray) sa = args_new();
+    g_autoptr(GPtrArray) da = args_new();
+    MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true };
+    MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer" };
+    MigVmm *src = NULL, *dst = NULL;
+    int code = -1;
+
+    if (!mig_start_testpmd_vdev(f, "testpmd-src", ss, 2, "postcopy-support=1") ||
+        !mig_start_testpmd_vdev(f, "testpmd-dst", ds, 2, "postcopy-support=1")) {
+        goto out;
+    }
+    mig_add_net(sa, ss, 2, wl);
+    mig_add_net(da, ds, 2, wl);
+    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
+        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
+        !migrate_postcopy(src, dst, "net0", uri) ||
+        !check_dst_figures(dst, true, false) || !check_src(src) ||
+        !mig_vmm_end(dst, &code, &out, &log)) {
+        goto out;
+    }
+    g_test_message("destination: %" PRId64 " packets lost of %" PRId64 " sent",
+                   json_uint(out ? out : "", "lost"), json_uint(out ? out : "", "sent"));
+    if (code != 0 || !out || !json_true(out, "verified") ||
+        json_uint(out, "lost") > MAX_LOST) {
+        g_test_fail_printf("destination: exit %d: %s\n%s", code, out ? out : "", log);
+    }
+out:
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+    mig_testpmd_cleanup("testpmd-src");
+    mig_testpmd_cleanup("testpmd-dst");
+}
+
+/* ---- refusals ------------------------------------------------------- */
+
+static bool expect_error(MigVmm *v, const char *cmd, const char *needle)
+{
+    g_autofree char *err = qmp_error(v, cmd);
+
+    if (!err || !strstr(err, needle)) {
+        g_test_fail_printf("%s: %s: expected an error saying '%s', got %s", v->name, cmd,
+                           needle, err ? err : "success");
+        return false;
+    }
+    g_test_message("%s: %s: %s", v->name, cmd, err);
+    return true;
+}
+
+static void test_refused(Fixture *f, gconstpointer data)
+{
+    g_autofree char *ss = g_build_filename(f->dir, "net-src.sock", NULL);
+    g_autofree char *ds = g_build_filename(f->dir, "net-dst.sock", NULL);
+    g_autofree char *uri = mig_unix_uri(f, "mig.sock");
+    g_autofree char *uri2 = mig_unix_uri(f, "mig2.sock");
+    g_autofree char *wl = g_strdup_printf("net0:count=100000000,size=64+1518,runtime=10s,"
+                                          "drain=1s,max-lost=%u", MAX_LOST);
+    g_autofree char *log = NULL;
+    g_autofree char *st = NULL;
+    g_autofree char *rs = NULL;
+    g_autoptr(GPtrArray) sa = args_new();
+    g_autoptr(GPtrArray) da = args_new();
+    g_autoptr(GPtrArray) da2 = args_new();
+    MigVmmOpts so = { .ram_mb = RAM_MB };
+    MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer" };
+    MigVmmOpts dopts2 = { .ram_mb = RAM_MB, .incoming = uri2 };
+    MigVmm *src = NULL, *dst = NULL, *dst2 = NULL;
+    int code = -1;
+
+    /* The source's back-end can do postcopy, the destination's cannot. */
+    if (!mig_start_testpmd_vdev(f, "testpmd-src", ss, 1, "postcopy-support=1") ||
+        !mig_start_testpmd(f, "testpmd-dst", ds, 1)) {
+        goto out;
+    }
+    mig_add_net(sa, ss, 1, wl);
+    mig_add_net(da, ds, 1, wl);
+    mig_add_net(da2, ds, 1, wl);
+    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
+        !wait_log(src->proc, "net0: workload started", 1, MIG_WAIT_MS) ||
+        !expect_error(src, "{\"execute\":\"migrate-start-postcopy\"}", "postcopy-ram") ||
+        !mig_set_postcopy(src, true) ||
+        !expect_error(src, "{\"execute\":\"migrate-start-postcopy\"}",
+                      "after migration has been started")) {
+        goto out;
+    }
+    if (!(dst = mig_vmm_start(f, "dst", &dopts, da)) || !mig_set_postcopy(dst, true) ||
+        !mig_incoming(dst, uri) || !mig_migrate(src, uri) ||
+        !(st = mig_wait_status(src, "failed", MIG_WAIT_MS))) {
+        goto out;
+    }
+    if (strcmp(st, "failed") != 0) {
+        g_test_fail_printf("the source's migration ended %s, not failed", st);
+        goto out;
+    }
+    /* The destination names the device and what it lacks, and exits 1. */
+    if (!mig_vmm_end(dst, &code, NULL, &log)) {
+        goto out;
+    }
+    if (code != 1 || !strstr(log, "'net0'") || !strstr(log, "PAGEFAULT")) {
+        g_test_fail_printf("destination: exit %d, expected 1 and an error naming net0 and "
+                           "PAGEFAULT:\n%s", code, log);
+        goto out;
+    }
+    rs = mig_run_state(src);
+    if (strcmp(rs, "running") != 0) {
+        g_test_fail_printf("source: run state %s after the failed postcopy, not running", rs);
+        goto out;
+    }
+    /* The same pair with precopy. */
+    g_clear_pointer(&st, g_free);
+    if (!mig_set_postcopy(src, false) ||
+        !(dst2 = mig_vmm_start(f, "dst2", &dopts2, da2)) ||
+        !wait_log(dst2->proc, "migration: incoming from", 1, MIG_WAIT_MS) ||
+        !mig_migrate(src, uri2) || !(st = mig_wait_status(src, "completed", MIG_WAIT_MS))) {
+        goto out;
+    }
+    if (strcmp(st, "completed") != 0) {
+        g_autofree char *slog = proc_log(src->proc);
+
+        g_test_fail_printf("precopy after the refused postcopy ended %s:\n%s", st, slog);
+        goto out;
+    }
+    g_clear_pointer(&log, g_free);
+    if (mig_vmm_end(src, &code, NULL, &log) && code != 0) {
+        g_test_fail_printf("source exited %d:\n%s", code, log);
+        goto out;
+    }
+    mig_vmm_verified(dst2, 1);
+out:
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+    mig_vmm_free(dst2);
+    mig_testpmd_cleanup("testpmd-src");
+    mig_testpmd_cleanup("testpmd-dst");
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add("/real-postcopy/qsd-blk", Fixture, NULL, fixture_setup, test_qsd_blk,
+               fixture_teardown);
+    g_test_add("/real-postcopy/qsd-ram", Fixture, NULL, fixture_setup, test_qsd_ram,
+               fixture_teardown);
+    g_test_add("/real-postcopy/dpdk-net", Fixture, NULL, fixture_setup, test_dpdk_net,
+               fixture_teardown);
+    g_test_add("/real-postcopy/refused", Fixture, NULL, fixture_setup, test_refused,
+               fixture_teardown);
+    return g_test_run();
+}
