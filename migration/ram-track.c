@@ -11,10 +11,10 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "migration/uffd-compat.h"
+#include "migration/uffd-open.h"
 #include "util/vhost-user-error.h"
 
 /* 24 KiB of regions: a sync of a lightly written GiB fits in one call. */
@@ -57,27 +57,6 @@ static void unavailable(GError **errp, const char *fmt, ...)
                 "the guest for the whole copy", why);
 }
 
-static int uffd_open_flags(int flags)
-{
-    int fd = syscall(SYS_userfaultfd, flags);
-    int dev;
-
-    if (fd >= 0 || errno != EPERM) {
-        return fd;
-    }
-    /* Refused to us, the device node may not be (it is 0600 by default). */
-    dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-    if (dev >= 0) {
-        fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
-        close(dev);
-        if (fd >= 0) {
-            return fd;
-        }
-    }
-    errno = EPERM;
-    return -1;
-}
-
 /*
  * Without privilege (vm.unprivileged_userfaultfd=0, no CAP_SYS_PTRACE, no
  * access to /dev/userfaultfd) only a userfaultfd limited to faults taken
@@ -92,10 +71,10 @@ static int uffd_open(bool user_mode_only, GError **errp)
     int fd = -1;
 
     if (!user_mode_only) {
-        fd = uffd_open_flags(O_CLOEXEC | O_NONBLOCK);
+        fd = mig_uffd_open(O_CLOEXEC | O_NONBLOCK);
     }
     if (fd < 0 && (user_mode_only || errno == EPERM)) {
-        fd = uffd_open_flags(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+        fd = mig_uffd_open(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
     }
     if (fd < 0) {
         unavailable(errp, "userfaultfd(): %s", g_strerror(errno));

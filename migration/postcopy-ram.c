@@ -1,0 +1,952 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Postcopy on the destination: guest RAM under userfaultfd (the design is
+ * in include/migration/postcopy-ram.h).
+ *
+ * Untrusted input: what a back-end's userfaultfd reports. A page fault's
+ * address goes through the caller's translate callback, and the GPA that
+ * comes back must lie in one of our regions; a fault that is neither, a
+ * write-protect or minor fault (we never asked for those), a remap, an
+ * unknown event, a short read or a read error drop that back-end's ufd
+ * from the poll set with an error (err_fn), never the guest. Unmapping
+ * events (REMOVE, UNMAP: the back-end unmapped or dropped part of its
+ * mapping, e.g. on a new memory table) forget that back-end's waiters in
+ * the range and are otherwise fine; a fork's new userfaultfd is closed
+ * unserved. Our own ufd only reports faults in the ranges we registered;
+ * its addresses are checked all the same.
+ *
+ * Threads: the fault thread reads every fault; the migration thread calls
+ * place; any thread adds and removes shared ufds. The lock guards the
+ * requested bitmap, the waiters, the shared set and the statistics, and is
+ * held across UFFDIO_COPY/ZEROPAGE in place and the wakes that follow, so
+ * that a page is placed once and a shared ufd is never woken after
+ * remove_shared returned. The received bitmap is written under the lock
+ * and read without it (atomically) by mig_postcopy_received.
+ */
+#include "migration/postcopy-ram.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "migration/uffd-compat.h"
+#include "migration/postcopy-probe.h"
+#include "util/vhost-user-error.h"
+
+#define PC_PAGE             4096u
+/* Messages read per read(); a ufd is read at most PC_READ_ROUNDS times a
+ * poll round, so one busy back-end cannot starve the others. */
+#define PC_READ_BATCH       16
+#define PC_READ_ROUNDS      8
+
+/*
+ * Blocktime per fault, in a log-linear histogram: exact below 16 us, then
+ * 16 buckets per power of two (a percentile is its bucket's upper end,
+ * at most 1/16 = 6.25% above the true value, and never above the maximum,
+ * which is kept exactly). Bounded memory however long postcopy runs.
+ */
+#define PC_HIST_SUB         16
+#define PC_HIST_BUCKETS     (PC_HIST_SUB + (64 - 4) * PC_HIST_SUB)
+
+typedef struct PcHist {
+    uint64_t count, sum, max;
+    uint64_t bucket[PC_HIST_BUCKETS];
+} PcHist;
+
+typedef struct PcRegion {
+    uint64_t gpa, size;
+    uint8_t *host;              /* our mapping of the region */
+    RamBlock *block;            /* referenced */
+    uint64_t fd_offset;         /* the region's start in block->fd */
+} PcRegion;
+
+typedef struct PcShared {
+    int ufd;
+    char *name;
+    MigPostcopyTranslateFn translate;
+    MigPostcopySharedErrorFn err_fn;
+    void *opaque;
+    bool failed;                /* under lock: no longer polled */
+    int removed;                /* atomic: remove_shared was called */
+} PcShared;
+
+/* Someone blocked on a page that has not arrived. */
+typedef struct PcWaiter {
+    PcShared *sh;               /* NULL: one of our threads (on our ufd) */
+    uint64_t addr;              /* sh: the page in the back-end's mapping */
+    int64_t since;              /* when its fault was read (monotonic, us) */
+} PcWaiter;
+
+struct MigPostcopy {
+    PcRegion *regions;          /* sorted by gpa, as mem's */
+    unsigned nregions;
+    MigPostcopyRequestFn request;
+    void *opaque;
+    int ufd;
+    int event_fd;               /* the shared set changed, or stop */
+    uint64_t npages;            /* of GPA space */
+    uint64_t *received;         /* a bit a page; written under lock */
+    uint64_t *requested;        /* under lock */
+    bool registered;
+    bool listened;
+
+    GMutex lock;
+    GCond cond;
+    GPtrArray *shared;          /* PcShared *, the set polled */
+    GPtrArray *dead;            /* removed on the fault thread: freed by it */
+    GHashTable *waiters;        /* page number -> GArray of PcWaiter */
+    uint64_t gen;               /* bumped whenever the shared set changes */
+    uint64_t thread_gen;        /* the set the thread polls; G_MAXUINT64: gone */
+    bool stop;
+    GThread *thread;
+
+    MigPostcopyStats st;        /* the counters; percentiles from the hists */
+    PcHist hist_guest, hist_backend;
+};
+
+static bool bit_test(const uint64_t *map, uint64_t page)
+{
+    return (__atomic_load_n(&map[page / 64], __ATOMIC_ACQUIRE) >> (page % 64)) & 1;
+}
+
+static void bit_set(uint64_t *map, uint64_t page)
+{
+    __atomic_fetch_or(&map[page / 64], 1ull << (page % 64), __ATOMIC_RELEASE);
+}
+
+static void bit_clear(uint64_t *map, uint64_t page)
+{
+    __atomic_fetch_and(&map[page / 64], ~(1ull << (page % 64)), __ATOMIC_RELEASE);
+}
+
+static unsigned hist_index(uint64_t v)
+{
+    unsigned e;
+
+    if (v < PC_HIST_SUB) {
+        return v;
+    }
+    e = 63 - __builtin_clzll(v);                /* >= 4 */
+    return PC_HIST_SUB + (e - 4) * PC_HIST_SUB + ((v >> (e - 4)) & (PC_HIST_SUB - 1));
+}
+
+static uint64_t hist_high(unsigned i)
+{
+    unsigned e, m;
+
+    if (i < PC_HIST_SUB) {
+        return i;
+    }
+    e = (i - PC_HIST_SUB) / PC_HIST_SUB + 4;
+    m = (i - PC_HIST_SUB) % PC_HIST_SUB;
+    return ((uint64_t)(PC_HIST_SUB + m) << (e - 4)) + ((1ull << (e - 4)) - 1);
+}
+
+static void hist_add(PcHist *h, uint64_t v)
+{
+    h->count++;
+    h->sum += v;
+    h->max = MAX(h->max, v);
+    h->bucket[hist_index(v)]++;
+}
+
+static uint64_t hist_percentile(const PcHist *h, unsigned pct)
+{
+    uint64_t rank = MAX((h->count * pct + 99) / 100, 1), seen = 0;
+
+    if (!h->count) {
+        return 0;
+    }
+    for (unsigned i = 0; i < PC_HIST_BUCKETS; i++) {
+        seen += h->bucket[i];
+        if (seen >= rank) {
+            return MIN(hist_high(i), h->max);
+        }
+    }
+    return h->max;
+}
+
+bool mig_postcopy_supported(const GuestMemory *mem, GError **errp)
+{
+    int ufd;
+    bool ok;
+
+    if (!mig_postcopy_blocks_usable(mem, errp) ||
+        (ufd = mig_postcopy_uffd_new(errp)) < 0) {
+        return false;
+    }
+    ok = mig_postcopy_probe_shmem(ufd, errp);
+    close(ufd);
+    return ok;
+}
+
+MigPostcopy *mig_postcopy_new(GuestMemory *mem, MigPostcopyRequestFn request,
+                              void *opaque, GError **errp)
+{
+    MigPostcopy *pc;
+    uint64_t words;
+    int ufd, efd;
+
+    if (!mig_postcopy_blocks_usable(mem, errp) ||
+        (ufd = mig_postcopy_uffd_new(errp)) < 0) {
+        return NULL;
+    }
+    efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "postcopy: eventfd: %s", g_strerror(errno));
+        close(ufd);
+        return NULL;
+    }
+    pc = g_new0(MigPostcopy, 1);
+    pc->request = request;
+    pc->opaque = opaque;
+    pc->ufd = ufd;
+    pc->event_fd = efd;
+    pc->nregions = guest_memory_nregions(mem);
+    pc->regions = g_new0(PcRegion, pc->nregions);
+    for (unsigned i = 0; i < pc->nregions; i++) {
+        const MemoryRegionMap *r = guest_memory_region(mem, i);
+
+        pc->regions[i] = (PcRegion) {
+            .gpa = r->gpa, .size = r->size,
+            .host = (uint8_t *)r->block->host + r->block_offset,
+            .block = ram_block_ref(r->block),
+            .fd_offset = r->block->fd_offset + r->block_offset,
+        };
+    }
+    pc->npages = guest_memory_end(mem) / PC_PAGE;
+    words = (pc->npages + 63) / 64;
+    pc->received = g_new(uint64_t, words);
+    memset(pc->received, 0xff, words * sizeof(uint64_t));
+    pc->requested = g_new0(uint64_t, words);
+    g_mutex_init(&pc->lock);
+    g_cond_init(&pc->cond);
+    pc->shared = g_ptr_array_new();
+    pc->dead = g_ptr_array_new_with_free_func(g_free);
+    pc->waiters = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                        (GDestroyNotify)g_array_unref);
+    return pc;
+}
+
+/* The region holding gpa, by bisection, or NULL. */
+static const PcRegion *region_of_gpa(const MigPostcopy *pc, uint64_t gpa)
+{
+    unsigned lo = 0, hi = pc->nregions;
+
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        const PcRegion *r = &pc->regions[mid];
+
+        if (gpa < r->gpa) {
+            hi = mid;
+        } else if (gpa - r->gpa >= r->size) {
+            lo = mid + 1;
+        } else {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static bool hva_to_gpa(const MigPostcopy *pc, uint64_t addr, uint64_t *gpa)
+{
+    for (unsigned i = 0; i < pc->nregions; i++) {
+        const PcRegion *r = &pc->regions[i];
+
+        if (addr >= (uintptr_t)r->host && addr - (uintptr_t)r->host < r->size) {
+            *gpa = r->gpa + (addr - (uintptr_t)r->host);
+            return true;
+        }
+    }
+    return false;
+}
+
+static uint8_t *gpa_host(const MigPostcopy *pc, uint64_t gpa)
+{
+    const PcRegion *r = region_of_gpa(pc, gpa);
+
+    return r ? r->host + (gpa - r->gpa) : NULL;
+}
+
+bool mig_postcopy_discard(MigPostcopy *pc, uint64_t gpa, uint64_t len, GError **errp)
+{
+    uint64_t end = gpa + len;
+
+    if (pc->listened) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "postcopy: discard of [0x%" PRIx64 ", +0x%" PRIx64 ") after "
+                    "listen", gpa, len);
+        return false;
+    }
+    if ((gpa | len) % PC_PAGE || end < gpa) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "postcopy: discard of [0x%" PRIx64 ", +0x%" PRIx64 "): not "
+                    "4 KiB aligned", gpa, len);
+        return false;
+    }
+    /* Checked whole before anything is punched: an error changes nothing. */
+    for (uint64_t a = gpa; a < end;) {
+        const PcRegion *r = region_of_gpa(pc, a);
+
+        if (!r) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "postcopy: discard of [0x%" PRIx64 ", +0x%" PRIx64 "): "
+                        "GPA 0x%" PRIx64 " is outside guest RAM", gpa, len, a);
+            return false;
+        }
+        a = MIN(end, r->gpa + r->size);
+    }
+    for (uint64_t a = gpa; a < end;) {
+        const PcRegion *r = region_of_gpa(pc, a);
+        uint64_t seg = MIN(end, r->gpa + r->size) - a;
+
+        /* Unmaps the pages from every mapping of the file, ours included. */
+        if (fallocate(r->block->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      (off_t)(r->fd_offset + (a - r->gpa)), (off_t)seg) < 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                        "postcopy: RAM block '%s': punching 0x%" PRIx64 " bytes "
+                        "at GPA 0x%" PRIx64 ": %s", r->block->id, seg, a,
+                        g_strerror(errno));
+            return false;
+        }
+        g_mutex_lock(&pc->lock);
+        for (uint64_t p = a / PC_PAGE; p < (a + seg) / PC_PAGE; p++) {
+            if (bit_test(pc->received, p)) {
+                bit_clear(pc->received, p);
+                pc->st.pages_missing++;
+            }
+        }
+        g_mutex_unlock(&pc->lock);
+        a += seg;
+    }
+    return true;
+}
+
+/* UFFDIO_COPY (data) or UFFDIO_ZEROPAGE of our page at host; -errno or 0. */
+static int uffd_fill(int ufd, uint8_t *host, const void *data)
+{
+    for (;;) {
+        int64_t done;
+        int r;
+
+        if (data) {
+            struct uffdio_copy c = {
+                .dst = (uintptr_t)host, .src = (uintptr_t)data, .len = PC_PAGE,
+            };
+
+            r = ioctl(ufd, UFFDIO_COPY, &c);
+            done = c.copy;
+        } else {
+            struct uffdio_zeropage z = {
+                .range = { .start = (uintptr_t)host, .len = PC_PAGE },
+            };
+
+            r = ioctl(ufd, UFFDIO_ZEROPAGE, &z);
+            done = z.zeropage;
+        }
+        if (r == 0 || done == PC_PAGE) {
+            return 0;
+        }
+        /* EAGAIN: the mapping changed under the call; the page is still ours to fill. */
+        if (errno != EAGAIN && errno != EINTR) {
+            return -errno;
+        }
+    }
+}
+
+static void uffd_wake(int ufd, uint64_t addr)
+{
+    struct uffdio_range range = { .start = addr, .len = PC_PAGE };
+
+    /* Fails only if the range is no longer registered: nobody to wake. */
+    ioctl(ufd, UFFDIO_WAKE, &range);
+}
+
+bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError **errp)
+{
+    uint8_t *host = gpa % PC_PAGE ? NULL : gpa_host(pc, gpa);
+    uint64_t page = gpa / PC_PAGE;
+    GArray *waiters;
+    int64_t now;
+
+    if (!host) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "postcopy: page at GPA 0x%" PRIx64 " is %s", gpa, gpa % PC_PAGE ?
+                    "not 4 KiB aligned" : "outside guest RAM");
+        return false;
+    }
+    g_mutex_lock(&pc->lock);
+    if (bit_test(pc->received, page)) {
+        g_mutex_unlock(&pc->lock);
+        return true;
+    }
+    waiters = g_hash_table_lookup(pc->waiters, GSIZE_TO_POINTER(page));
+    if (!pc->registered) {
+        /* Before listen: nothing faults yet. A discarded page is a hole, zero. */
+        if (data) {
+            memcpy(host, data, PC_PAGE);
+        }
+    } else if (data || waiters) {
+        /*
+         * A zero page nobody waits for stays a hole, as in precopy: most of
+         * them are free guest memory never touched, and a touch is served
+         * as a received hole (a zero page then).
+         */
+        int r = uffd_fill(pc->ufd, host, data);
+
+        if (r < 0 && r != -EEXIST) {
+            g_mutex_unlock(&pc->lock);
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                        "postcopy: placing the page at GPA 0x%" PRIx64 ": %s",
+                        gpa, g_strerror(-r));
+            return false;
+        }
+    }
+    bit_set(pc->received, page);
+    pc->st.pages_missing--;
+    pc->st.pages_placed++;
+    pc->st.pages_zero += !data;
+    now = g_get_monotonic_time();
+    for (guint i = 0; waiters && i < waiters->len; i++) {
+        const PcWaiter *w = &g_array_index(waiters, PcWaiter, i);
+        uint64_t us = now > w->since ? now - w->since : 0;
+
+        if (w->sh) {
+            uffd_wake(w->sh->ufd, w->addr);
+            pc->st.blocktime_backend_us += us;
+            hist_add(&pc->hist_backend, us);
+        } else {
+            /* Woken by the copy already. */
+            pc->st.blocktime_guest_us += us;
+            hist_add(&pc->hist_guest, us);
+        }
+    }
+    if (waiters) {
+        g_hash_table_remove(pc->waiters, GSIZE_TO_POINTER(page));
+    }
+    g_mutex_unlock(&pc->lock);
+    return true;
+}
+
+/*
+ * A fault on a page already received: a hole (never sent because it was
+ * zero) gets a zero page; a page that is there (placed after the fault
+ * was raised) only needs its faulting party woken.
+ */
+static void serve_received(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_t gpa)
+{
+    uint8_t *host = gpa_host(pc, gpa);
+    int r = uffd_fill(pc->ufd, host, NULL);
+
+    if (r != 0 || sh) {
+        /* Zeropage woke our own faulting threads, not the back-end's. */
+        uffd_wake(sh ? sh->ufd : pc->ufd, sh ? addr : (uintptr_t)host);
+    }
+}
+
+/* A fault, ours (sh NULL, addr our page) or a back-end's (addr its page). */
+static void serve_fault(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_t gpa)
+{
+    uint64_t page = gpa / PC_PAGE;
+    PcWaiter w = { .sh = sh, .addr = addr, .since = g_get_monotonic_time() };
+    GArray *waiters;
+    bool ask;
+
+    g_mutex_lock(&pc->lock);
+    if (sh) {
+        pc->st.faults_backend++;
+    } else {
+        pc->st.faults_guest++;
+    }
+    if (bit_test(pc->received, page)) {
+        pc->st.faults_present++;
+        g_mutex_unlock(&pc->lock);
+        serve_received(pc, sh, addr, gpa);
+        return;
+    }
+    if (sh && g_atomic_int_get(&sh->removed)) {
+        /* Removed while we read its fault: it is forgotten, not woken. */
+        g_mutex_unlock(&pc->lock);
+        return;
+    }
+    waiters = g_hash_table_lookup(pc->waiters, GSIZE_TO_POINTER(page));
+    if (!waiters) {
+        waiters = g_array_new(FALSE, FALSE, sizeof(PcWaiter));
+        g_hash_table_insert(pc->waiters, GSIZE_TO_POINTER(page), waiters);
+    }
+    g_array_append_val(waiters, w);
+    ask = !bit_test(pc->requested, page);
+    if (ask) {
+        bit_set(pc->requested, page);
+        pc->st.requests++;
+    }
+    g_mutex_unlock(&pc->lock);
+    if (ask) {
+        pc->request(gpa, pc->opaque);
+    }
+}
+
+/* Forgets sh's waiters whose address is in [start, end); under lock. */
+static void forget_waiters(MigPostcopy *pc, PcShared *sh, uint64_t start, uint64_t end)
+{
+    GHashTableIter it;
+    gpointer key, value;
+
+    g_hash_table_iter_init(&it, pc->waiters);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        GArray *waiters = value;
+
+        for (guint i = waiters->len; i-- > 0;) {
+            const PcWaiter *w = &g_array_index(waiters, PcWaiter, i);
+
+            if (w->sh == sh && w->addr >= start && w->addr < end) {
+                g_array_remove_index_fast(waiters, i);
+            }
+        }
+        if (!waiters->len) {
+            g_hash_table_iter_remove(&it);
+        }
+    }
+}
+
+/* The faults on our own ufd. */
+static void read_ours(MigPostcopy *pc)
+{
+    struct uffd_msg msg[PC_READ_BATCH];
+
+    for (unsigned round = 0; round < PC_READ_ROUNDS; round++) {
+        ssize_t n = read(pc->ufd, msg, sizeof(msg));
+
+        if (n <= 0) {
+            return;             /* EAGAIN: all read; nothing else is expected */
+        }
+        for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
+            uint64_t addr = msg[i].arg.pagefault.address & ~(uint64_t)(PC_PAGE - 1);
+            uint64_t gpa;
+
+            if (msg[i].event == UFFD_EVENT_PAGEFAULT && hva_to_gpa(pc, addr, &gpa)) {
+                serve_fault(pc, NULL, addr, gpa);
+            }
+        }
+    }
+}
+
+static void shared_fail(MigPostcopy *pc, PcShared *sh, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+/* Stops polling sh and tells its owner why. */
+static void shared_fail(MigPostcopy *pc, PcShared *sh, const char *fmt, ...)
+{
+    g_autofree char *why = NULL;
+    GError *err;
+    va_list ap;
+
+    va_start(ap, fmt);
+    why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    err = g_error_new(VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
+                      "%s: postcopy: %s; its userfaultfd is no longer served",
+                      sh->name, why);
+    g_mutex_lock(&pc->lock);
+    sh->failed = true;
+    pc->gen++;
+    g_mutex_unlock(&pc->lock);
+    if (sh->err_fn) {
+        sh->err_fn(sh->ufd, err, sh->opaque);
+    }
+    g_error_free(err);
+}
+
+/* One message of a back-end's ufd; false when the ufd failed. */
+static bool shared_msg(MigPostcopy *pc, PcShared *sh, const struct uffd_msg *m)
+{
+    uint64_t addr, gpa;
+
+    switch (m->event) {
+    case UFFD_EVENT_PAGEFAULT:
+        addr = m->arg.pagefault.address & ~(uint64_t)(PC_PAGE - 1);
+        if (m->arg.pagefault.flags & (UFFD_PAGEFAULT_FLAG_WP | UFFD_PAGEFAULT_FLAG_MINOR)) {
+            shared_fail(pc, sh, "a %s fault at 0x%" PRIx64 ", not a missing page",
+                        m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP ?
+                        "write-protect" : "minor", addr);
+            return false;
+        }
+        if (!sh->translate(addr, &gpa, sh->opaque)) {
+            shared_fail(pc, sh, "fault at back-end address 0x%" PRIx64 ", in "
+                        "none of the regions it was given", addr);
+            return false;
+        }
+        gpa &= ~(uint64_t)(PC_PAGE - 1);
+        if (!region_of_gpa(pc, gpa)) {
+            shared_fail(pc, sh, "fault at back-end address 0x%" PRIx64 " "
+                        "translates to GPA 0x%" PRIx64 ", outside guest RAM",
+                        addr, gpa);
+            return false;
+        }
+        serve_fault(pc, sh, addr, gpa);
+        return true;
+    case UFFD_EVENT_REMOVE:
+    case UFFD_EVENT_UNMAP:
+        /* Gone from its mapping: nobody there waits for those pages. */
+        g_mutex_lock(&pc->lock);
+        forget_waiters(pc, sh, m->arg.remove.start, m->arg.remove.end);
+        g_mutex_unlock(&pc->lock);
+        return true;
+    case UFFD_EVENT_FORK:
+        /* A child of the back-end: not a party to this migration. */
+        close((int)m->arg.fork.ufd);
+        return true;
+    case UFFD_EVENT_REMAP:
+        shared_fail(pc, sh, "guest RAM moved in the back-end's mapping (0x%"
+                    PRIx64 " -> 0x%" PRIx64 "): its memory table no longer "
+                    "holds", (uint64_t)m->arg.remap.from, (uint64_t)m->arg.remap.to);
+        return false;
+    default:
+        shared_fail(pc, sh, "unexpected userfaultfd event 0x%x", m->event);
+        return false;
+    }
+}
+
+static void read_shared(MigPostcopy *pc, PcShared *sh)
+{
+    struct uffd_msg msg[PC_READ_BATCH];
+
+    for (unsigned round = 0; round < PC_READ_ROUNDS; round++) {
+        ssize_t n = read(sh->ufd, msg, sizeof(msg));
+
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        }
+        if (n <= 0 || n % sizeof(msg[0])) {
+            shared_fail(pc, sh, "reading its userfaultfd: %s", n < 0 ?
+                        g_strerror(errno) : "a short message");
+            return;
+        }
+        for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
+            if (!shared_msg(pc, sh, &msg[i])) {
+                return;
+            }
+            if (g_atomic_int_get(&sh->removed)) {
+                return;         /* by a callback of ours */
+            }
+        }
+    }
+}
+
+static gpointer fault_thread(gpointer opaque)
+{
+    MigPostcopy *pc = opaque;
+    g_autoptr(GArray) pfds = g_array_new(FALSE, FALSE, sizeof(struct pollfd));
+    g_autoptr(GPtrArray) polled = g_ptr_array_new();
+
+    for (;;) {
+        struct pollfd base[2] = {
+            { .fd = pc->event_fd, .events = POLLIN },
+            { .fd = pc->ufd, .events = POLLIN },
+        };
+
+        g_mutex_lock(&pc->lock);
+        g_ptr_array_set_size(pc->dead, 0);
+        if (pc->stop) {
+            pc->thread_gen = G_MAXUINT64;
+            g_cond_broadcast(&pc->cond);
+            g_mutex_unlock(&pc->lock);
+            return NULL;
+        }
+        g_array_set_size(pfds, 0);
+        g_array_append_vals(pfds, base, 2);
+        g_ptr_array_set_size(polled, 0);
+        for (guint i = 0; i < pc->shared->len; i++) {
+            PcShared *sh = g_ptr_array_index(pc->shared, i);
+            struct pollfd p = { .fd = sh->ufd, .events = POLLIN };
+
+            if (!sh->failed) {
+                g_array_append_val(pfds, p);
+                g_ptr_array_add(polled, sh);
+            }
+        }
+        pc->thread_gen = pc->gen;
+        g_cond_broadcast(&pc->cond);
+        g_mutex_unlock(&pc->lock);
+
+        if (poll((struct pollfd *)pfds->data, pfds->len, -1) < 0) {
+            continue;           /* EINTR */
+        }
+        if (g_array_index(pfds, struct pollfd, 0).revents) {
+            eventfd_t v;
+
+            eventfd_read(pc->event_fd, &v);
+        }
+        if (g_array_index(pfds, struct pollfd, 1).revents) {
+            read_ours(pc);
+        }
+        for (guint i = 0; i < polled->len; i++) {
+            PcShared *sh = g_ptr_array_index(polled, i);
+            short rev = g_array_index(pfds, struct pollfd, i + 2).revents;
+
+            if (!rev || g_atomic_int_get(&sh->removed)) {
+                continue;
+            }
+            if (rev & POLLNVAL) {
+                shared_fail(pc, sh, "its userfaultfd %d was closed while "
+                            "polled", sh->ufd);
+                continue;
+            }
+            read_shared(pc, sh);
+        }
+    }
+}
+
+static void thread_kick(MigPostcopy *pc)
+{
+    eventfd_write(pc->event_fd, 1);
+}
+
+static void unregister_all(MigPostcopy *pc)
+{
+    for (unsigned i = 0; pc->registered && i < pc->nregions; i++) {
+        struct uffdio_range range = {
+            .start = (uintptr_t)pc->regions[i].host, .len = pc->regions[i].size,
+        };
+
+        /* Wakes any fault still pending: it retries unregistered. */
+        ioctl(pc->ufd, UFFDIO_UNREGISTER, &range);
+    }
+    pc->registered = false;
+}
+
+bool mig_postcopy_listen(MigPostcopy *pc, GError **errp)
+{
+    GError *err = NULL;
+
+    if (pc->listened) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "postcopy: listen twice");
+        return false;
+    }
+    pc->registered = true;
+    for (unsigned i = 0; i < pc->nregions; i++) {
+        PcRegion *r = &pc->regions[i];
+
+        if (!mig_postcopy_uffd_register(pc->ufd, r->host, r->size, r->block->id,
+                                        errp)) {
+            g_prefix_error(errp, "postcopy: RAM block ");
+            unregister_all(pc);
+            return false;
+        }
+    }
+    pc->thread = g_thread_try_new("postcopy-fault", fault_thread, pc, &err);
+    if (!pc->thread) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "postcopy: fault thread: %s", err->message);
+        g_error_free(err);
+        unregister_all(pc);
+        return false;
+    }
+    pc->listened = true;
+    return true;
+}
+
+bool mig_postcopy_add_shared(MigPostcopy *pc, int ufd, const char *name,
+                             MigPostcopyTranslateFn translate,
+                             MigPostcopySharedErrorFn err_fn, void *opaque,
+                             GError **errp)
+{
+    PcShared *sh;
+    int fl = fcntl(ufd, F_GETFL);
+
+    if (fl < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS,
+                    "%s: postcopy: userfaultfd %d: %s", name, ufd, g_strerror(errno));
+        return false;
+    }
+    /*
+     * The back-end chose its own flags; a blocking ufd could hang the
+     * fault thread in read() if a faulting thread of the back-end is
+     * interrupted between our poll and our read. The back-end never reads
+     * its ufd itself (that is our job), so making it non-blocking is ours.
+     */
+    if (!(fl & O_NONBLOCK) && fcntl(ufd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS,
+                    "%s: postcopy: userfaultfd %d: O_NONBLOCK: %s", name, ufd,
+                    g_strerror(errno));
+        return false;
+    }
+    g_mutex_lock(&pc->lock);
+    for (guint i = 0; i < pc->shared->len; i++) {
+        if (((PcShared *)g_ptr_array_index(pc->shared, i))->ufd == ufd) {
+            g_mutex_unlock(&pc->lock);
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                        "%s: postcopy: userfaultfd %d is already polled", name, ufd);
+            return false;
+        }
+    }
+    sh = g_new0(PcShared, 1);
+    *sh = (PcShared) {
+        .ufd = ufd, .name = g_strdup(name), .translate = translate,
+        .err_fn = err_fn, .opaque = opaque,
+    };
+    g_ptr_array_add(pc->shared, sh);
+    pc->gen++;
+    g_mutex_unlock(&pc->lock);
+    if (pc->thread) {
+        thread_kick(pc);
+    }
+    return true;
+}
+
+void mig_postcopy_remove_shared(MigPostcopy *pc, int ufd)
+{
+    PcShared *sh = NULL;
+    uint64_t gen;
+
+    g_mutex_lock(&pc->lock);
+    for (guint i = 0; i < pc->shared->len; i++) {
+        if (((PcShared *)g_ptr_array_index(pc->shared, i))->ufd == ufd) {
+            sh = g_ptr_array_steal_index(pc->shared, i);
+            break;
+        }
+    }
+    if (!sh) {
+        g_mutex_unlock(&pc->lock);
+        return;
+    }
+    g_atomic_int_set(&sh->removed, 1);
+    forget_waiters(pc, sh, 0, G_MAXUINT64);
+    gen = ++pc->gen;
+    if (pc->thread && g_thread_self() == pc->thread) {
+        /* From a callback on the fault thread: it frees sh when done. */
+        g_free(sh->name);
+        sh->name = NULL;
+        g_ptr_array_add(pc->dead, sh);
+        g_mutex_unlock(&pc->lock);
+        return;
+    }
+    if (pc->thread) {
+        thread_kick(pc);
+        while (pc->thread_gen < gen) {
+            g_cond_wait(&pc->cond, &pc->lock);
+        }
+    }
+    g_mutex_unlock(&pc->lock);
+    g_free(sh->name);
+    g_free(sh);
+}
+
+bool mig_postcopy_received(MigPostcopy *pc, uint64_t gpa)
+{
+    uint64_t page = gpa / PC_PAGE;
+
+    return page < pc->npages && bit_test(pc->received, page);
+}
+
+uint64_t mig_postcopy_missing(MigPostcopy *pc)
+{
+    uint64_t n;
+
+    g_mutex_lock(&pc->lock);
+    n = pc->st.pages_missing;
+    g_mutex_unlock(&pc->lock);
+    return n;
+}
+
+void mig_postcopy_rerequest(MigPostcopy *pc)
+{
+    g_autoptr(GArray) gpas = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    GHashTableIter it;
+    gpointer key;
+
+    g_mutex_lock(&pc->lock);
+    g_hash_table_iter_init(&it, pc->waiters);
+    while (g_hash_table_iter_next(&it, &key, NULL)) {
+        uint64_t gpa = (uint64_t)GPOINTER_TO_SIZE(key) * PC_PAGE;
+
+        g_array_append_val(gpas, gpa);
+    }
+    pc->st.requests += gpas->len;
+    g_mutex_unlock(&pc->lock);
+    /* Outside the lock: the callback writes to a socket. */
+    for (guint i = 0; i < gpas->len; i++) {
+        pc->request(g_array_index(gpas, uint64_t, i), pc->opaque);
+    }
+}
+
+void mig_postcopy_get_stats(MigPostcopy *pc, MigPostcopyStats *st)
+{
+    g_mutex_lock(&pc->lock);
+    *st = pc->st;
+    st->guest_p50_us = hist_percentile(&pc->hist_guest, 50);
+    st->guest_p90_us = hist_percentile(&pc->hist_guest, 90);
+    st->guest_p99_us = hist_percentile(&pc->hist_guest, 99);
+    st->guest_max_us = pc->hist_guest.max;
+    st->backend_p50_us = hist_percentile(&pc->hist_backend, 50);
+    st->backend_p90_us = hist_percentile(&pc->hist_backend, 90);
+    st->backend_p99_us = hist_percentile(&pc->hist_backend, 99);
+    st->backend_max_us = pc->hist_backend.max;
+    g_mutex_unlock(&pc->lock);
+}
+
+static void stop_thread(MigPostcopy *pc)
+{
+    if (!pc->thread) {
+        return;
+    }
+    g_mutex_lock(&pc->lock);
+    pc->stop = true;
+    g_mutex_unlock(&pc->lock);
+    thread_kick(pc);
+    g_thread_join(pc->thread);
+    pc->thread = NULL;
+    g_ptr_array_set_size(pc->dead, 0);
+}
+
+bool mig_postcopy_finish(MigPostcopy *pc, GError **errp)
+{
+    uint64_t missing = mig_postcopy_missing(pc);
+
+    if (missing) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                    "postcopy: %" PRIu64 " page%s still missing: the source "
+                    "has not sent %s", missing, missing == 1 ? "" : "s",
+                    missing == 1 ? "it" : "them");
+        return false;
+    }
+    stop_thread(pc);
+    unregister_all(pc);
+    return true;
+}
+
+void mig_postcopy_free(MigPostcopy *pc)
+{
+    if (!pc) {
+        return;
+    }
+    stop_thread(pc);
+    unregister_all(pc);
+    close(pc->ufd);
+    close(pc->event_fd);
+    for (guint i = 0; i < pc->shared->len; i++) {
+        PcShared *sh = g_ptr_array_index(pc->shared, i);
+
+        g_free(sh->name);
+        g_free(sh);
+    }
+    g_ptr_array_unref(pc->shared);
+    g_ptr_array_unref(pc->dead);
+    g_hash_table_unref(pc->waiters);
+    for (unsigned i = 0; i < pc->nregions; i++) {
+        ram_block_unref(pc->regions[i].block);
+    }
+    g_free(pc->regions);
+    g_free(pc->received);
+    g_free(pc->requested);
+    g_mutex_clear(&pc->lock);
+    g_cond_clear(&pc->cond);
+    g_free(pc);
+}
