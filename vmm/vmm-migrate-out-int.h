@@ -37,6 +37,7 @@ typedef struct MigOut {
     bool was_running;
     VmmRunState prev_state;
     GPtrArray *blobs;           /* GByteArray per device, at switchover */
+    uint64_t bw_applied;        /* max-bandwidth the stream has, UINT64_MAX: none yet */
     /* postcopy */
     bool postcopy_cap;          /* postcopy-ram at migrate: ADVISE was sent */
     bool postcopy_now;          /* switch: the round stopped at switch_word */

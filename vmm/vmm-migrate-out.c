@@ -211,7 +211,11 @@ uint64_t mig_out_params(MigOut *o, uint64_t *limit_ms)
     bw = o->mm->max_bandwidth;
     *limit_ms = o->mm->downtime_limit_ms;
     g_mutex_unlock(&o->mm->lock);
-    mig_stream_set_max_bandwidth(o->s, bw);
+    /* Setting it restarts the budget: only when it changed, or it never bites. */
+    if (bw != o->bw_applied) {
+        mig_stream_set_max_bandwidth(o->s, bw);
+        o->bw_applied = bw;
+    }
     return bw;
 }
 
@@ -610,6 +614,7 @@ bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp)
     o->mem = mem;
     o->uri = g_strdup(uri);
     o->fd = -1;
+    o->bw_applied = UINT64_MAX;
     o->blobs = g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
     o->npages = (guest_memory_end(mem) + MIG_PAGE_SIZE - 1) / MIG_PAGE_SIZE;
     o->nwords = (o->npages + 63) / 64;

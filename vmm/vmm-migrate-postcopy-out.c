@@ -249,8 +249,8 @@ static bool mig_out_serve(MigOut *o, uint64_t p, uint64_t n, GError **errp)
 }
 
 /*
- * The requests queued so far, outside max-bandwidth (it is the background
- * stream's), flushed at once. A reader that failed fails the migration.
+ * The requests queued so far, flushed at once (max-bandwidth is the
+ * background's: mig_out_pace). A reader that failed fails the migration.
  */
 static bool mig_out_serve_requests(MigOut *o, GError **errp)
 {
@@ -272,16 +272,46 @@ static bool mig_out_serve_requests(MigOut *o, GError **errp)
     if (!q) {
         return true;
     }
-    mig_stream_set_max_bandwidth(o->s, 0);
     for (guint i = 0; ok && i < q->len; i++) {
         const MigRpMsg *m = &g_array_index(q, MigRpMsg, i);
 
         /* mig_rp_read checked: aligned, inside one region, bounded. */
         ok = mig_out_serve(o, m->gpa / MIG_PAGE_SIZE, m->npages, errp);
     }
-    ok = ok && mig_stream_flush(o->s, errp);
-    mig_out_params(o, &(uint64_t){ 0 });
-    return ok;
+    return ok && mig_stream_flush(o->s, errp);
+}
+
+/*
+ * max-bandwidth for the background alone: the stream itself is unlimited
+ * from the switch on, so a requested page never waits in a throttled
+ * write. Before a window, until its bytes are within the limit since
+ * *t0 (restarted when the limit changes), waits for a request instead.
+ * False: go and serve one first.
+ */
+static bool mig_out_pace(MigOut *o, gint64 *t0, uint64_t *bytes, uint64_t *bw_now)
+{
+    MigOutPostcopy *pc = o->pc;
+    uint64_t bw;
+    gint64 due;
+
+    g_mutex_lock(&o->mm->lock);
+    bw = o->mm->max_bandwidth;
+    g_mutex_unlock(&o->mm->lock);
+    if (bw != *bw_now) {
+        *bw_now = bw;
+        *t0 = g_get_monotonic_time();
+        *bytes = 0;
+    }
+    if (!bw) {
+        return true;
+    }
+    due = *t0 + (gint64)((double)*bytes * G_USEC_PER_SEC / (double)bw);
+    g_mutex_lock(&pc->lock);
+    while (!pc->queue->len && !pc->err && g_get_monotonic_time() < due) {
+        g_cond_wait_until(&pc->cond, &pc->lock, due);
+    }
+    g_mutex_unlock(&pc->lock);
+    return g_get_monotonic_time() >= due;
 }
 
 /* The owed pages, requests first, until none is left. */
@@ -290,10 +320,18 @@ static bool mig_out_background(MigOut *o, GError **errp)
     MigOutPostcopy *pc = o->pc;
     gint64 t0 = g_get_monotonic_time();
     uint64_t sent0 = mig_stream_bytes_written(o->s);
-    uint64_t w = 0, scanned = 0;
+    /*
+     * From where the round stopped, as precopy would have gone on: what the
+     * guest touched lately (dirty, anywhere) comes by request.
+     */
+    uint64_t w = o->switch_word < o->nwords ? o->switch_word : 0, scanned = 0;
+    uint64_t bg_bytes = 0, bw_now = 0;
+    gint64 bg_t0 = t0;
 
+    mig_stream_set_max_bandwidth(o->s, 0);
+    o->bw_applied = 0;
     while (pc->nowed) {
-        uint64_t bits;
+        uint64_t bits, n = 0;
 
         if (!mig_out_serve_requests(o, errp)) {
             return false;
@@ -301,7 +339,10 @@ static bool mig_out_background(MigOut *o, GError **errp)
         if (!pc->nowed) {
             break;
         }
-        /* The next word with owed pages, in address order, wrapping. */
+        if (!mig_out_pace(o, &bg_t0, &bg_bytes, &bw_now)) {
+            continue;
+        }
+        /* The next word with owed pages, in address order, wrapping around. */
         while (!pc->owed[w] && scanned < o->nwords) {
             w = (w + 1) % o->nwords;
             scanned++;
@@ -313,12 +354,12 @@ static bool mig_out_background(MigOut *o, GError **errp)
         o->window[w] = bits;
         pc->owed[w] = 0;
         pc->nowed -= (uint64_t)__builtin_popcountll(bits);
-        if (!mig_ram_save_dirty(o->s, o->mem, o->window, o->nwords * 64, NULL, errp)) {
+        if (!mig_ram_save_dirty(o->s, o->mem, o->window, o->nwords * 64, &n, errp)) {
             return false;
         }
         o->window[w] = 0;
+        bg_bytes += n;
         mig_out_pc_figures(o, t0, sent0);
-        mig_out_params(o, &(uint64_t){ 0 });
     }
     mig_out_pc_figures(o, t0, sent0);
     return true;

@@ -379,9 +379,44 @@ static bool mem_set_table(VhostUserState *u, const char *dev_name, unsigned vq_i
     return true;
 }
 
+/*
+ * While postcopy listens, the table goes whole even with memory slots:
+ * libvhost-user (qemu-storage-daemon) answers a listening ADD_MEM_REG
+ * without waiting for the front-end's acknowledgement, so that ack would
+ * reach it as a malformed ADD_MEM_REG and drop the connection; the
+ * SET_MEM_TABLE handshake (reply with its addresses, our ack) is the one
+ * back-ends implement alike. The shadow then holds the whole table.
+ */
+static bool mem_set_table_listening(VhostUserState *u, const char *dev_name,
+                                    unsigned vq_index, GuestMemory *mem, GError **errp)
+{
+    unsigned n = guest_memory_nregions(mem);
+    VhostUserMemShadow *s;
+
+    if (!mem_set_table(u, dev_name, vq_index, mem, errp)) {
+        return false;
+    }
+    s = mem_shadow(u);
+    g_array_set_size(s->slots, 0);
+    for (unsigned i = 0; i < n; i++) {
+        VhostUserMemSlot slot;
+
+        if (!vhost_user_mem_slot_from_region(dev_name, guest_memory_region(mem, i), &slot,
+                                             errp)) {
+            return false;
+        }
+        g_array_append_val(s->slots, slot);
+    }
+    return true;
+}
+
 bool vhost_user_mem_update(VhostUserState *u, const char *dev_name, unsigned vq_index,
                            GuestMemory *mem, GError **errp)
 {
+    if (vhost_user_mem_slots_enabled(u) && vhost_user_postcopy_listening(u) &&
+        guest_memory_nregions(mem) <= VHOST_MEMORY_BASELINE_NREGIONS) {
+        return mem_set_table_listening(u, dev_name, vq_index, mem, errp);
+    }
     /* Only the difference to what the back-end has, one region at a time. */
     if (vhost_user_mem_slots_enabled(u)) {
         return vhost_user_mem_sync(u, dev_name, vq_index, mem, errp);

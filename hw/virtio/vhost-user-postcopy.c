@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chardev/char-socket-int.h"
 #include "hw/virtio/vhost-user-postcopy.h"
 #include "util/vhost-user-error.h"
 
@@ -29,6 +30,16 @@ typedef struct VhostUserPostcopy {
     int ufd;
     GArray *regions;            /* PostcopyRegion */
 } VhostUserPostcopy;
+
+/*
+ * u->postcopy (the pointer and its contents) of every connection, taken
+ * inside u->lock where both are needed. The fault thread translates under
+ * this lock alone: u->lock is held for a whole request, and a back-end
+ * may fault while it handles one (libvhost-user reads the used index on
+ * SET_VRING_ADDR), so translating under u->lock would wait for a reply
+ * that waits for the page.
+ */
+static GMutex pc_lock;
 
 static void postcopy_free(VhostUserPostcopy *pc)
 {
@@ -47,8 +58,10 @@ static void postcopy_conn_hook(VhostUserState *u, VhostUserConnEvent ev, void *o
     (void)ev;
     (void)opaque;
     g_mutex_lock(&u->lock);
+    g_mutex_lock(&pc_lock);
     pc = u->postcopy;
     u->postcopy = NULL;
+    g_mutex_unlock(&pc_lock);
     g_mutex_unlock(&u->lock);
     vhost_user_remove_conn_hook(u, postcopy_conn_hook, NULL);
     if (pc) {
@@ -56,7 +69,7 @@ static void postcopy_conn_hook(VhostUserState *u, VhostUserConnEvent ev, void *o
     }
 }
 
-/* Caller holds u->lock. */
+/* Caller holds u->lock and pc_lock. */
 static VhostUserPostcopy *postcopy_state_locked(VhostUserState *u)
 {
     if (!u->postcopy) {
@@ -104,11 +117,13 @@ bool vhost_user_postcopy_advise(VhostUserState *u, GError **errp)
     }
     vhost_user_add_conn_hook(u, postcopy_conn_hook, NULL);
     g_mutex_lock(&u->lock);
+    g_mutex_lock(&pc_lock);
     pc = postcopy_state_locked(u);
     if (pc->ufd >= 0) {
         close(pc->ufd);
     }
     pc->ufd = fd;
+    g_mutex_unlock(&pc_lock);
     g_mutex_unlock(&u->lock);
     return true;
 }
@@ -149,11 +164,13 @@ bool vhost_user_postcopy_end(VhostUserState *u, GError **errp)
     /* Ended either way: the back-end's ufd is of no further use to us. */
     g_mutex_lock(&u->lock);
     u->postcopy_listening = false;
+    g_mutex_lock(&pc_lock);
     pc = u->postcopy;
     if (pc && pc->ufd >= 0) {
         close(pc->ufd);
         pc->ufd = -1;
     }
+    g_mutex_unlock(&pc_lock);
     g_mutex_unlock(&u->lock);
     return ok;
 }
@@ -162,9 +179,9 @@ int vhost_user_postcopy_ufd(VhostUserState *u)
 {
     int fd;
 
-    g_mutex_lock(&u->lock);
+    g_mutex_lock(&pc_lock);
     fd = u->postcopy ? u->postcopy->ufd : -1;
-    g_mutex_unlock(&u->lock);
+    g_mutex_unlock(&pc_lock);
     return fd;
 }
 
@@ -183,7 +200,8 @@ bool vhost_user_postcopy_translate(VhostUserState *u, uint64_t backend_addr,
 {
     bool found = false;
 
-    g_mutex_lock(&u->lock);
+    /* pc_lock alone: see its comment. */
+    g_mutex_lock(&pc_lock);
     for (guint i = 0; u->postcopy && i < u->postcopy->regions->len; i++) {
         const PostcopyRegion *r = &g_array_index(u->postcopy->regions, PostcopyRegion, i);
 
@@ -195,7 +213,7 @@ bool vhost_user_postcopy_translate(VhostUserState *u, uint64_t backend_addr,
             break;
         }
     }
-    g_mutex_unlock(&u->lock);
+    g_mutex_unlock(&pc_lock);
     return found;
 }
 
@@ -232,13 +250,25 @@ static bool check_region(VhostUserState *u, const char *req, unsigned i,
     return true;
 }
 
-static void keep_region(VhostUserPostcopy *pc, const VhostUserMemoryRegion *got)
+static void keep_region(VhostUserState *u, VhostUserPostcopy *pc,
+                        const VhostUserMemoryRegion *sent, const VhostUserMemoryRegion *got)
 {
     PostcopyRegion r = {
         .gpa = got->guest_phys_addr,
         .size = got->memory_size,
         .backend_base = got->userspace_addr,
     };
+
+    /*
+     * Our own address back: a back-end that filled in a copy of the message
+     * (libvhost-user). Its real base is in its maps; a back-end in this
+     * process really has ours.
+     */
+    if (got->userspace_addr == sent->userspace_addr) {
+        vhost_user_postcopy_peer_base(char_socket_fd(u->chr), sent->userspace_addr,
+                                      sent->mmap_offset, sent->memory_size,
+                                      &r.backend_base);
+    }
 
     for (guint i = 0; i < pc->regions->len; i++) {
         if (g_array_index(pc->regions, PostcopyRegion, i).gpa == r.gpa) {
@@ -253,18 +283,17 @@ static void keep_region(VhostUserPostcopy *pc, const VhostUserMemoryRegion *got)
  * Runs with u->lock held (vhost_user_call_listening), so the bases and
  * the listening flag change together with the request.
  */
-bool vhost_user_postcopy_mem_reply(VhostUserState *u, const VhostUserMsg *msg,
-                                   const VhostUserMsg *reply, void *opaque, GError **errp)
+static bool mem_reply_locked(VhostUserState *u, const VhostUserMsg *msg,
+                             const VhostUserMsg *reply, GError **errp)
 {
     VhostUserPostcopy *pc = postcopy_state_locked(u);
 
-    (void)opaque;
     if (msg->hdr.request == VHOST_USER_ADD_MEM_REG) {
         if (!check_region(u, "ADD_MEM_REG", 0, &msg->payload.mem_reg.region,
                           &reply->payload.mem_reg.region, errp)) {
             return false;
         }
-        keep_region(pc, &reply->payload.mem_reg.region);
+        keep_region(u, pc, &msg->payload.mem_reg.region, &reply->payload.mem_reg.region);
         return true;
     }
     if (reply->payload.memory.nregions != msg->payload.memory.nregions) {
@@ -281,7 +310,19 @@ bool vhost_user_postcopy_mem_reply(VhostUserState *u, const VhostUserMsg *msg,
     /* A whole table replaces whatever the back-end had. */
     g_array_set_size(pc->regions, 0);
     for (uint32_t i = 0; i < msg->payload.memory.nregions; i++) {
-        keep_region(pc, &reply->payload.memory.regions[i]);
+        keep_region(u, pc, &msg->payload.memory.regions[i], &reply->payload.memory.regions[i]);
     }
     return true;
+}
+
+bool vhost_user_postcopy_mem_reply(VhostUserState *u, const VhostUserMsg *msg,
+                                   const VhostUserMsg *reply, void *opaque, GError **errp)
+{
+    bool ok;
+
+    (void)opaque;
+    g_mutex_lock(&pc_lock);
+    ok = mem_reply_locked(u, msg, reply, errp);
+    g_mutex_unlock(&pc_lock);
+    return ok;
 }

@@ -36,7 +36,14 @@ MigVmm *mig_vmm_start(Fixture *f, const char *name, const MigVmmOpts *o, GPtrArr
     v = g_new0(MigVmm, 1);
     v->name = g_strdup(name);
     v->out_path = g_strdup_printf("%s/%s.json", f->dir, name);
-    v->ram_path = g_strdup_printf("%s/%s.ram", f->dir, name);
+    if (o->shm_ram) {
+        g_autofree char *base = g_path_get_basename(f->dir);
+
+        v->ram_path = g_strdup_printf("/dev/shm/%s-%s.ram", base, name);
+        v->ram_owned = true;
+    } else {
+        v->ram_path = g_strdup_printf("%s/%s.ram", f->dir, name);
+    }
     v->ram_size = (uint64_t)mb << 20;
     obj = g_strdup_printf("memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on", mb,
                           v->ram_path);
@@ -90,6 +97,9 @@ void mig_vmm_free(MigVmm *v)
     }
     if (v->qmp) {
         qmp_client_free(v->qmp);
+    }
+    if (v->ram_owned) {
+        unlink(v->ram_path);
     }
     g_free(v->name);
     g_free(v->out_path);

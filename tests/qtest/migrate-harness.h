@@ -34,6 +34,11 @@ typedef struct MigVmmOpts {
     bool trace;                 /* -trace vhost_user */
     bool fill;                  /* -x-fill-pattern: no zero page, a slow stream */
     const char *netns;          /* run inside this network namespace */
+    /*
+     * RAM file on tmpfs (/dev/shm, removed by mig_vmm_free) instead of the
+     * fixture's directory: postcopy places pages only into shared memory.
+     */
+    bool shm_ram;
 } MigVmmOpts;
 
 typedef struct MigVmm {
@@ -42,6 +47,7 @@ typedef struct MigVmm {
     QmpClient *qmp;
     char *out_path;             /* its stdout: the JSON summaries */
     char *ram_path;             /* its guest RAM */
+    bool ram_owned;             /* ram_path is ours to remove */
     uint64_t ram_size;
 } MigVmm;
 
