@@ -538,15 +538,14 @@ static char *testpmd_prefix(const char *name)
 
 Proc *mig_start_testpmd(Fixture *f, const char *name, const char *sock, unsigned queues)
 {
-    return mig_start_testpmd_vdev(f, name, sock, queues, NULL);
+    return mig_start_testpmd_postcopy(f, name, sock, queues, false);
 }
 
-Proc *mig_start_testpmd_vdev(Fixture *f, const char *name, const char *sock, unsigned queues,
-                             const char *vdev_extra)
+Proc *mig_start_testpmd_postcopy(Fixture *f, const char *name, const char *sock,
+                                 unsigned queues, bool postcopy)
 {
-    g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u%s%s", sock, queues,
-                                            vdev_extra ? "," : "",
-                                            vdev_extra ? vdev_extra : "");
+    g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u%s", sock, queues,
+                                            postcopy ? ",postcopy-support=1" : "");
     g_autofree char *rxq = g_strdup_printf("--rxq=%u", queues);
     g_autofree char *txq = g_strdup_printf("--txq=%u", queues);
     g_autofree char *prefix = NULL;
@@ -578,6 +577,14 @@ Proc *mig_start_testpmd_vdev(Fixture *f, const char *name, const char *sock, uns
     }
     g_ptr_array_add(tp, rxq);
     g_ptr_array_add(tp, txq);
+    /*
+     * testpmd locks all its memory, future mappings included: guest RAM
+     * mapped at SET_MEM_TABLE would be populated at once, every page still
+     * owed by the source filled with zeros, and no fault would ever come.
+     */
+    if (postcopy) {
+        g_ptr_array_add(tp, "--no-mlockall");
+    }
     pr = proc_spawn(f, name, tp, true, NULL);
     return pr && wait_socket(pr, sock) ? pr : NULL;
 }

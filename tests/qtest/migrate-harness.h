@@ -149,9 +149,12 @@ void mig_netns_cleanup(MigNetns *ns);
  * mig_testpmd_cleanup at the test's end).
  */
 Proc *mig_start_testpmd(Fixture *f, const char *name, const char *sock, unsigned queues);
-/* The same with vdev_extra appended to the --vdev argument ("postcopy-support=1"). */
-Proc *mig_start_testpmd_vdev(Fixture *f, const char *name, const char *sock, unsigned queues,
-                             const char *vdev_extra);
+/*
+ * The same, with postcopy: PAGEFAULT offered (postcopy-support=1) and its
+ * memory not locked (--no-mlockall).
+ */
+Proc *mig_start_testpmd_postcopy(Fixture *f, const char *name, const char *sock,
+                                 unsigned queues, bool postcopy);
 void mig_testpmd_cleanup(const char *name);
 
 #endif
