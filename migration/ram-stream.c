@@ -204,19 +204,20 @@ static bool mig_bit(const uint64_t *bitmap, uint64_t page)
     return !bitmap || (bitmap[page / 64] >> (page % 64)) & 1;
 }
 
-/* The dirty pages of one region, as runs of like pages. */
+/*
+ * The dirty pages among pages [p, end) of one region (page numbers
+ * within the region), as runs of like pages.
+ */
 static bool mig_ram_save_region(MigStream *s, MigRamSection *sec, unsigned ri,
                                 const MemoryRegionMap *r, const uint64_t *bitmap,
-                                GError **errp)
+                                uint64_t p, uint64_t end, GError **errp)
 {
     uint64_t first = r->gpa / MIG_PAGE_SIZE;
-    uint64_t npages = r->size / MIG_PAGE_SIZE;
     const uint8_t *host = mig_ram_host(r);
     MigHoleCursor hc;
-    uint64_t p = 0;
 
     mig_hole_cursor_init(&hc, r);
-    while (p < npages) {
+    while (p < end) {
         MigRamRun run;
         uint32_t max;
 
@@ -238,7 +239,7 @@ static bool mig_ram_save_region(MigStream *s, MigRamSection *sec, unsigned ri,
         max = run.flags == MIG_RAM_RUN_ZERO ? MIG_RAM_ZERO_RUN_PAGES :
               MIG_RAM_DATA_RUN_PAGES - sec->data / MIG_PAGE_SIZE;
         p++;
-        while (p < npages && run.npages < max && mig_bit(bitmap, first + p) &&
+        while (p < end && run.npages < max && mig_bit(bitmap, first + p) &&
                mig_region_page_is_zero(&hc, host, p * MIG_PAGE_SIZE) ==
                (run.flags == MIG_RAM_RUN_ZERO)) {
             run.npages++;
@@ -252,6 +253,19 @@ static bool mig_ram_save_region(MigStream *s, MigRamSection *sec, unsigned ri,
             !mig_ram_flush_section(s, sec, errp)) {
             return false;
         }
+    }
+    return true;
+}
+
+/* The last section out, and what the call cost in the stream. */
+static bool mig_ram_save_done(MigStream *s, MigRamSection *sec, uint64_t start,
+                              uint64_t *bytes_sent, GError **errp)
+{
+    if (!mig_ram_flush_section(s, sec, errp)) {
+        return false;
+    }
+    if (bytes_sent) {
+        *bytes_sent = mig_stream_bytes_written(s) - start;
     }
     return true;
 }
@@ -272,18 +286,40 @@ bool mig_ram_save_dirty(MigStream *s, const GuestMemory *mem,
         return false;
     }
     for (unsigned i = 0; i < n; i++) {
-        if (!mig_ram_save_region(s, sec, i, guest_memory_region(mem, i), bitmap,
+        const MemoryRegionMap *r = guest_memory_region(mem, i);
+
+        if (!mig_ram_save_region(s, sec, i, r, bitmap, 0, r->size / MIG_PAGE_SIZE,
                                  errp)) {
             return false;
         }
     }
-    if (!mig_ram_flush_section(s, sec, errp)) {
-        return false;
+    return mig_ram_save_done(s, sec, start, bytes_sent, errp);
+}
+
+bool mig_ram_save_range(MigStream *s, const GuestMemory *mem, uint64_t gpa,
+                        uint64_t npages, uint64_t *bytes_sent, GError **errp)
+{
+    uint64_t start = mig_stream_bytes_written(s);
+    g_autofree MigRamSection *sec = NULL;
+
+    for (unsigned i = 0; i < guest_memory_nregions(mem); i++) {
+        const MemoryRegionMap *r = guest_memory_region(mem, i);
+        uint64_t p = (gpa - r->gpa) / MIG_PAGE_SIZE;
+
+        if (gpa % MIG_PAGE_SIZE || gpa < r->gpa || gpa - r->gpa >= r->size) {
+            continue;
+        }
+        if (!npages || npages > r->size / MIG_PAGE_SIZE - p) {
+            break;
+        }
+        sec = g_new0(MigRamSection, 1);
+        return mig_ram_save_region(s, sec, i, r, NULL, p, p + npages, errp) &&
+               mig_ram_save_done(s, sec, start, bytes_sent, errp);
     }
-    if (bytes_sent) {
-        *bytes_sent = mig_stream_bytes_written(s) - start;
-    }
-    return true;
+    g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                "migration: page request for %" PRIu64 " pages at GPA 0x%"
+                PRIx64 ": not 4 KiB aligned inside one RAM region", npages, gpa);
+    return false;
 }
 
 /* Takes n bytes of the section's remaining payload, or fails naming it. */
@@ -383,8 +419,37 @@ bool mig_ram_load_setup(MigStream *s, uint32_t length, const GuestMemory *mem,
     return true;
 }
 
+/* Where loaded pages go: memcpy into the mapping, or postcopy's place. */
+typedef struct MigRamSink {
+    MigRamPlaceFn place;        /* NULL: written into the mapping */
+    void *opaque;
+} MigRamSink;
+
+/* A checked run through place, page by page (data through a bounce page). */
+static bool mig_ram_place_run(MigStream *s, uint64_t *remaining,
+                              const MemoryRegionMap *r, uint16_t flags,
+                              uint64_t offset, uint64_t bytes,
+                              const MigRamSink *sink, GError **errp)
+{
+    g_autofree uint8_t *page = NULL;
+
+    if (flags == MIG_RAM_RUN_DATA) {
+        if (!mig_take(s, remaining, bytes, "a run's page data", errp)) {
+            return false;
+        }
+        page = g_malloc(MIG_PAGE_SIZE);
+    }
+    for (uint64_t i = offset; i < offset + bytes; i += MIG_PAGE_SIZE) {
+        if ((page && !mig_stream_read(s, page, MIG_PAGE_SIZE, errp)) ||
+            !sink->place(r->gpa + i, page, sink->opaque, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool mig_ram_load_run(MigStream *s, uint64_t *remaining, GuestMemory *mem,
-                             GError **errp)
+                             const MigRamSink *sink, GError **errp)
 {
     const MemoryRegionMap *r;
     uint16_t region, flags;
@@ -417,6 +482,9 @@ static bool mig_ram_load_run(MigStream *s, uint64_t *remaining, GuestMemory *mem
                     npages, offset, r->size);
         return false;
     }
+    if (sink->place) {
+        return mig_ram_place_run(s, remaining, r, flags, offset, bytes, sink, errp);
+    }
     host = mig_ram_host(r);
     if (flags == MIG_RAM_RUN_DATA) {
         return mig_take(s, remaining, bytes, "a run's page data", errp) &&
@@ -435,15 +503,28 @@ static bool mig_ram_load_run(MigStream *s, uint64_t *remaining, GuestMemory *mem
     return true;
 }
 
-bool mig_ram_load_pages(MigStream *s, uint32_t length, GuestMemory *mem,
-                        GError **errp)
+static bool mig_ram_load_runs(MigStream *s, uint32_t length, GuestMemory *mem,
+                              const MigRamSink *sink, GError **errp)
 {
     uint64_t remaining = length;
 
     while (remaining) {
-        if (!mig_ram_load_run(s, &remaining, mem, errp)) {
+        if (!mig_ram_load_run(s, &remaining, mem, sink, errp)) {
             return false;
         }
     }
     return true;
+}
+
+bool mig_ram_load_pages(MigStream *s, uint32_t length, GuestMemory *mem,
+                        GError **errp)
+{
+    return mig_ram_load_runs(s, length, mem, &(MigRamSink) { 0 }, errp);
+}
+
+bool mig_ram_load_pages_placed(MigStream *s, uint32_t length, GuestMemory *mem,
+                               MigRamPlaceFn place, void *opaque, GError **errp)
+{
+    return mig_ram_load_runs(s, length, mem,
+                             &(MigRamSink) { .place = place, .opaque = opaque }, errp);
 }

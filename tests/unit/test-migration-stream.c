@@ -6,6 +6,8 @@
  * corrupts, cuts or rewrites before loading it.
  */
 #include <check.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -707,6 +709,133 @@ START_TEST(test_untrusted_lengths)
 }
 END_TEST
 
+/* Postcopy's page answers: each page of the range handed to place, checked against src. */
+typedef struct Placed {
+    TestVm *src;
+    uint64_t next_gpa;          /* the page expected next */
+    unsigned pages, zero;
+    uint64_t fail_gpa;          /* place refuses this one (0: none) */
+} Placed;
+
+static bool check_place(uint64_t gpa, const void *data, void *opaque, GError **errp)
+{
+    static const uint8_t zero[PAGE];
+    Placed *p = opaque;
+    const uint8_t *src = guest_memory_gpa_to_hva(p->src->mem, gpa, PAGE);
+
+    if (gpa == p->fail_gpa) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "place refused 0x%" PRIx64, gpa);
+        return false;
+    }
+    ck_assert_uint_eq(gpa, p->next_gpa);
+    ck_assert_msg(!memcmp(data ? data : zero, src, PAGE) &&
+                  (!data || memcmp(data, zero, PAGE)), "page 0x%" PRIx64, gpa);
+    p->next_gpa += PAGE;
+    p->pages++;
+    p->zero += !data;
+    return true;
+}
+
+typedef struct RangeReq {
+    TestVm *src;
+    uint64_t gpa, npages, sent;
+} RangeReq;
+
+static void write_range(MigStream *s, void *opaque)
+{
+    RangeReq *r = opaque;
+    GError *err = NULL;
+
+    ck_assert(mig_ram_save_range(s, r->src->mem, r->gpa, r->npages, &r->sent, &err));
+    ck_assert(mig_save_end(s, &err));
+}
+
+/* The RAM_PAGES sections of bytes through place: how many, or 0 on error. */
+static unsigned load_placed(GByteArray *bytes, TestVm *dst, Placed *p, GError **errp)
+{
+    MigStream *s = mig_stream_new(memfd_with(bytes->data, bytes->len));
+    MigSectionHeader h;
+    unsigned n = 0;
+    bool ok;
+
+    while ((ok = mig_load_section_header(s, &h, errp)) && h.id != MIG_SECTION_END) {
+        ck_assert_uint_eq(h.id, MIG_SECTION_RAM_PAGES);
+        n++;
+        if (!(ok = mig_ram_load_pages_placed(s, h.length, dst->mem, check_place, p,
+                                             errp))) {
+            break;
+        }
+    }
+    mig_stream_free(s);
+    return ok ? n : 0;
+}
+
+START_TEST(test_page_request)
+{
+    TestVm *src = vm_new(1 * MiB, 2 * MiB, 0), *dst = vm_new(1 * MiB, 2 * MiB, 0xaa);
+    /* ram1's pages 2 to 7: data, zero, hole, data, zero, data. */
+    RangeReq r = { .src = src, .gpa = RAM1_GPA + 2 * PAGE, .npages = 6 };
+    uint64_t bad[][2] = { { RAM1_GPA + 1, 1 }, { 0, 0 }, { 2 * MiB, 1 },
+                          { RAM1_GPA + 2 * MiB - PAGE, 2 }, { 64 * MiB, 1 } };
+    g_autoptr(GByteArray) bytes = NULL;
+    Placed p = { .src = src, .next_gpa = r.gpa };
+    GError *err = NULL;
+
+    vm_fill_pattern(src);
+    ck_assert_int_eq(fallocate(src->block[1]->fd, FALLOC_FL_PUNCH_HOLE |
+                               FALLOC_FL_KEEP_SIZE, 4 * PAGE, PAGE), 0);
+    bytes = record(write_range, &r);
+    ck_assert_uint_eq(r.sent + MIG_SECTION_HEADER_SIZE, bytes->len);
+    ck_assert_uint_le(r.sent, MIG_SECTION_HEADER_SIZE + 6 * MIG_RAM_RUN_HEADER_SIZE + 3 * PAGE);
+    ck_assert_uint_eq(load_placed(bytes, dst, &p, &err), 1);
+    ck_assert_uint_eq(p.pages, 6);
+    ck_assert_uint_eq(p.zero, 3);
+    /* Placed, never written by the loader itself. */
+    ck_assert_uint_eq(((uint8_t *)dst->block[1]->host)[2 * PAGE], 0xaa);
+
+    /* place's error is the load's. */
+    p = (Placed) { .src = src, .next_gpa = r.gpa, .fail_gpa = r.gpa + 3 * PAGE };
+    ck_assert_uint_eq(load_placed(bytes, dst, &p, &err), 0);
+    ck_assert_msg(err && strstr(err->message, "place refused"), "%s", err ? err->message : "-");
+    g_clear_error(&err);
+
+    /* Unaligned, empty, in the gap, past a region's end, past RAM: refused, nothing sent. */
+    for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
+        MigStream *s = mig_stream_new(memfd_create("mig-stream", MFD_CLOEXEC));
+
+        ck_assert(!mig_ram_save_range(s, src->mem, bad[i][0], bad[i][1], NULL, &err));
+        ck_assert_msg(err && strstr(err->message, "inside one RAM region"), "request %u", i);
+        g_clear_error(&err);
+        ck_assert_uint_eq(mig_stream_bytes_written(s), 0);
+        mig_stream_free(s);
+    }
+    vm_free(src);
+    vm_free(dst);
+}
+END_TEST
+
+/* The placed loader checks runs as the plain one does, before any place. */
+START_TEST(test_placed_untrusted)
+{
+    TestVm *dst = vm_new(1 * MiB, 2 * MiB, 0xaa);
+    Placed p = { .src = dst, .next_gpa = UINT64_MAX };
+    uint8_t rec[16];
+    g_autoptr(GByteArray) bytes = NULL;
+    GError *err = NULL;
+
+    run_record(rec, 0, MIG_RAM_RUN_ZERO, 257, 0);
+    bytes = crafted(false, MIG_SECTION_RAM_PAGES, 0, 16, rec, 16);
+    g_byte_array_remove_range(bytes, 0, MIG_STREAM_HEADER_SIZE);
+    ck_assert_uint_eq(load_placed(bytes, dst, &p, &err), 0);
+    ck_assert_msg(err && strstr(err->message, "bad run in block 'ram0'"), "%s",
+                  err ? err->message : "-");
+    g_clear_error(&err);
+    ck_assert_uint_eq(p.pages, 0);
+    vm_free(dst);
+}
+END_TEST
+
 START_TEST(test_unknown_sections)
 {
     g_autoptr(GByteArray) optional = crafted(false, 77, MIG_SECTION_F_OPTIONAL, 3,
@@ -931,6 +1060,8 @@ static Suite *migration_stream_suite(void)
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_bad_version);
     tcase_add_test(tc, test_untrusted_lengths);
+    tcase_add_test(tc, test_page_request);
+    tcase_add_test(tc, test_placed_untrusted);
     tcase_add_test(tc, test_unknown_sections);
     tcase_add_test(tc, test_bandwidth_limit);
     tcase_add_test(tc, test_write_to_closed_peer);

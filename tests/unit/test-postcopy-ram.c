@@ -7,20 +7,28 @@
  * would. A fault blocks (asleep, not spinning) until its page is placed;
  * one request a page however many fault; holes become zero pages with no
  * request; back-ends are woken on their own ufd at their own address; a
- * removed ufd is left alone; a bad back-end fault reaches err_fn while the
- * guest keeps going; finish counts what is missing; the statistics.
+ * removed ufd is left alone; a back-end that unmaps or forks is served on;
+ * a bad back-end fault reaches err_fn while the guest keeps going; finish
+ * counts what is missing; the statistics; what supported says when the
+ * kernel refuses.
  */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/magic.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -156,13 +164,23 @@ static unsigned requests_total(Requests *rq)
     return n;
 }
 
+/* A MigPostcopy for g whose requests go to rq (initialised here). */
 static MigPostcopy *pc_new(Guest *g, Requests *rq)
 {
     GError *err = NULL;
-    MigPostcopy *pc = mig_postcopy_new(g->mem, on_request, rq, &err);
+    MigPostcopy *pc;
 
+    requests_init(rq);
+    pc = mig_postcopy_new(g->mem, on_request, rq, &err);
     ck_assert_msg(pc, "mig_postcopy_new: %s", err ? err->message : "?");
     return pc;
+}
+
+static void pc_free(MigPostcopy *pc, Requests *rq, Guest *g)
+{
+    mig_postcopy_free(pc);
+    requests_fini(rq);
+    guest_free(g);
 }
 
 static void discard(MigPostcopy *pc, uint64_t gpa, uint64_t len)
@@ -285,7 +303,6 @@ START_TEST(test_fault_waits_for_place)
     Requests rq;
     Toucher t;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, gpa, PAGE);
     ck_assert(!mig_postcopy_received(pc, gpa));
@@ -316,9 +333,7 @@ START_TEST(test_fault_waits_for_place)
     ck_assert_uint_eq(st.guest_max_us, st.blocktime_guest_us);
     ck_assert_uint_eq(st.guest_p50_us, st.guest_max_us);
     finish_ok(pc);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
     ck_assert_uint_eq(ut_count_fds(), fds);
 }
 END_TEST
@@ -331,7 +346,6 @@ START_TEST(test_one_request_many_faults)
     MigPostcopy *pc;
     Requests rq;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, gpa, PAGE);
     listen_ok(pc);
@@ -354,9 +368,7 @@ START_TEST(test_one_request_many_faults)
     /* Nobody waits any more: nothing to ask again. */
     mig_postcopy_rerequest(pc);
     ck_assert_uint_eq(requests_total(&rq), 2);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -374,7 +386,6 @@ START_TEST(test_hole_is_zero_without_request)
     Requests rq;
     Toucher t;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, zeroed, PAGE);
     listen_ok(pc);
@@ -393,9 +404,7 @@ START_TEST(test_hole_is_zero_without_request)
     /* The neighbours are untouched. */
     ck_assert_uint_eq(hva(g, zeroed + PAGE)[0], pattern(zeroed + PAGE));
     finish_ok(pc);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -407,7 +416,6 @@ START_TEST(test_place_once)
     MigPostcopy *pc;
     Requests rq;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, before, 2 * PAGE);
     place(pc, before, 0x21);                /* before listen: written directly */
@@ -423,9 +431,7 @@ START_TEST(test_place_once)
     ck_assert_uint_eq(stats(pc).pages_zero, 0);
     ck_assert_uint_eq(requests_total(&rq), 0);
     finish_ok(pc);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -444,7 +450,6 @@ START_TEST(test_finish_counts_missing)
     MigPostcopy *pc;
     Requests rq;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, 0, 2 * PAGE);
     discard(pc, RAM1_GPA + RAM_SIZE - PAGE, PAGE);
@@ -461,9 +466,7 @@ START_TEST(test_finish_counts_missing)
     /* Unregistered: the hole left by the zero page reads as zero with no thread. */
     ck_assert_uint_eq(hva(g, RAM1_GPA + RAM_SIZE - PAGE)[5], 0);
     ck_assert_uint_eq(hva(g, 0)[5], 0x40);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -474,7 +477,6 @@ START_TEST(test_bad_ranges)
     MigPostcopy *pc;
     Requests rq;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     ck_assert(!mig_postcopy_discard(pc, PAGE + 1, PAGE, &err));
     assert_error(&err, VHOST_USER_ERROR_INVALID_MESSAGE, "not 4 KiB aligned");
@@ -492,9 +494,7 @@ START_TEST(test_bad_ranges)
     ck_assert(!mig_postcopy_listen(pc, &err));
     assert_error(&err, VHOST_USER_ERROR_INVALID_STATE, "listen twice");
     ck_assert(in_file(g, 0));
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -503,9 +503,12 @@ START_TEST(test_supported)
     unsigned fds = ut_count_fds();
     Guest *g = guest_new();
     GuestMemory *mem = guest_memory_new();
+    char path[] = "/var/tmp/postcopy-ram-test-XXXXXX";
+    struct statfs sfs;
     RamBlock *rb;
     GError *err = NULL;
     Requests rq;
+    int tmp;
 
     requests_init(&rq);
     ck_assert_msg(mig_postcopy_supported(g->mem, &err), "%s", err ? err->message : "?");
@@ -522,18 +525,116 @@ START_TEST(test_supported)
     ck_assert(guest_memory_remove(mem, 0, &err));
     ram_block_unref(rb);
 
-    /* A file on a disk file system (the build tree's): no 4 KiB placement. */
-    rb = ram_block_new_file("ramfile", "postcopy-ram-test.img", RAM_SIZE, true, &err);
+    /* A file on a disk file system: no 4 KiB placement. */
+    ck_assert_int_ge(tmp = g_mkstemp(path), 0);
+    close(tmp);
+    rb = ram_block_new_file("ramfile", path, RAM_SIZE, true, &err);
     ck_assert_msg(rb, "%s", err ? err->message : "?");
-    unlink("postcopy-ram-test.img");
+    unlink(path);
+    ck_assert_msg(fstatfs(rb->fd, &sfs) == 0 && sfs.f_type != TMPFS_MAGIC,
+                  "this test needs /var/tmp on a disk file system, not tmpfs");
     ck_assert(guest_memory_add(mem, 0, rb, 0, RAM_SIZE, &err));
     ck_assert(!mig_postcopy_supported(mem, &err));
-    assert_error(&err, VHOST_USER_ERROR_FEATURE_MISMATCH,
-                 "postcopy-ram-test.img is not shared memory");
+    assert_error(&err, VHOST_USER_ERROR_FEATURE_MISMATCH, "is not shared memory");
     guest_memory_free(mem);
     ram_block_unref(rb);
     requests_fini(&rq);
     ck_assert_uint_eq(ut_count_fds(), fds);
+}
+END_TEST
+
+/*
+ * This process from now on: syscall nr (unless -1) and ioctl(_, request)
+ * (unless 0) fail with err, as on a kernel or in a sandbox without them.
+ * x86-64 numbering; the request is matched on its low 32 bits.
+ */
+static bool refuse(int nr, uint32_t request, int err)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, request, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)err),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = G_N_ELEMENTS(f), .filter = f };
+
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+/*
+ * In a child under refuse(nr, request, err): supported and listen fail
+ * with want in the message (want NULL: they work). Exit status: 0 ok,
+ * else which step failed.
+ */
+static int refused_child(int nr, uint32_t request, int err, const char *want)
+{
+    Guest *g = guest_new();
+    GError *e = NULL;
+    MigPostcopy *pc;
+
+    if (!refuse(nr, request, err)) {
+        return 10;
+    }
+    if (!want) {
+        /* Expected to work all the same (through /dev/userfaultfd). */
+        pc = mig_postcopy_new(g->mem, on_request, NULL, &e);
+        if (!mig_postcopy_supported(g->mem, &e) || !pc || !mig_postcopy_listen(pc, &e)) {
+            fprintf(stderr, "fallback: %s\n", e ? e->message : "(no error)");
+            return 13;
+        }
+        mig_postcopy_free(pc);
+        guest_free(g);
+        return 0;
+    }
+    if (mig_postcopy_supported(g->mem, &e) || !e ||
+        !g_str_has_prefix(e->message, "postcopy unavailable: ") ||
+        !strstr(e->message, want)) {
+        fprintf(stderr, "supported: %s\n", e ? e->message : "(no error)");
+        return 11;
+    }
+    g_clear_error(&e);
+    pc = mig_postcopy_new(g->mem, on_request, NULL, &e);
+    if (nr < 0 && (!pc || mig_postcopy_listen(pc, &e) || !strstr(e->message, want))) {
+        fprintf(stderr, "listen: %s\n", e ? e->message : "(no error)");
+        return 12;
+    }
+    mig_postcopy_free(pc);
+    g_clear_error(&e);
+    guest_free(g);
+    return 0;
+}
+
+static void assert_refused(int nr, uint32_t request, int err, const char *want)
+{
+    int status;
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        _exit(refused_child(nr, request, err, want));
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "refused child (want '%s'): status 0x%x", want ? want : "success",
+                  status);
+}
+
+/* What supported says when the kernel (or a sandbox) says no. */
+START_TEST(test_unsupported_kernel)
+{
+    /* MISSING registration refused: found by the probe, before any migration. */
+    assert_refused(-1, (uint32_t)UFFDIO_REGISTER, EINVAL,
+                   "UFFDIO_REGISTER (missing) of 0x");
+    /* The syscall refused (as to a non-root VMM): /dev/userfaultfd serves. */
+    assert_refused(__NR_userfaultfd, 0, EPERM, NULL);
+    /* No userfaultfd at all: the syscall and /dev/userfaultfd both refused. */
+    assert_refused(__NR_userfaultfd, (uint32_t)USERFAULTFD_IOC_NEW, EPERM,
+                   "needs CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access "
+                   "to /dev/userfaultfd");
 }
 END_TEST
 
@@ -546,7 +647,6 @@ START_TEST(test_stats)
     Requests rq;
     uint64_t sum;
 
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, 0, 10 * PAGE);
     discard(pc, RAM1_GPA, 5 * PAGE);
@@ -580,16 +680,14 @@ START_TEST(test_stats)
     ck_assert_uint_eq(st.backend_max_us, 0);
     ck_assert_uint_eq(st.backend_p50_us, 0);
     finish_ok(pc);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
 /* ---- A back-end in a child process ---- */
 
 typedef struct BeCmd {
-    char op;                    /* 'T' touch, 'U' unmap */
+    char op;                    /* 'T' touch, 'U' unmap, 'F' fork */
     uint64_t off, len;
 } BeCmd;
 
@@ -604,9 +702,10 @@ static void backend_child(int sock, int memfd)
 {
     uint8_t *base = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     int ufd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    /* As a back-end may: it hears of its own unmaps and madvises. */
+    /* As a back-end may: it hears of its own unmaps, madvises and forks. */
     struct uffdio_api api = {
-        .api = UFFD_API, .features = UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE,
+        .api = UFFD_API, .features = UFFD_FEATURE_EVENT_UNMAP |
+                                     UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_FORK,
     };
     struct uffdio_register reg = {
         .range = { .start = (uintptr_t)base, .len = RAM_SIZE },
@@ -623,6 +722,13 @@ static void backend_child(int sock, int memfd)
     while (ut_recv_full(sock, &c, sizeof(c), NULL, 0, NULL)) {
         if (c.op == 'T') {
             r.byte = *(volatile uint8_t *)(base + c.off);
+        } else if (c.op == 'F') {
+            pid_t pid = fork();
+
+            if (pid == 0) {
+                _exit(0);
+            }
+            r.err = pid < 0 ? errno : waitpid(pid, NULL, 0) == pid ? 0 : errno;
         } else {
             r.err = munmap(base + c.off, c.len) < 0 ? errno : 0;
         }
@@ -637,6 +743,7 @@ typedef struct Backend {
     int ufd;
     uint64_t base;
     uint64_t refuse;            /* atomic: a GPA page translate refuses (0: none) */
+    uint64_t misplace;          /* atomic: one it sends to the gap in GPA space */
     int errors;                 /* atomic: err_fn calls */
     int err_ufd;
     char *err_msg;
@@ -699,17 +806,27 @@ static bool backend_answered(Backend *be)
     return poll(&p, 1, 0) == 1;
 }
 
+/* What the library does for a back-end waiting on gpa, done by hand. */
+static void backend_wake(Backend *be, uint64_t gpa)
+{
+    struct uffdio_range range = { .start = be->base + gpa, .len = PAGE };
+
+    ck_assert_int_eq(ioctl(be->ufd, UFFDIO_WAKE, &range), 0);
+}
+
 /* ram0 is at GPA 0: the back-end's address minus its base. */
 static bool backend_translate(uint64_t addr, uint64_t *gpa, void *opaque)
 {
     Backend *be = opaque;
     uint64_t refuse = __atomic_load_n(&be->refuse, __ATOMIC_ACQUIRE);
 
+    uint64_t misplace = __atomic_load_n(&be->misplace, __ATOMIC_ACQUIRE);
+
     if (addr < be->base || addr - be->base >= RAM_SIZE ||
         (refuse && addr - be->base == refuse)) {
         return false;
     }
-    *gpa = addr - be->base;
+    *gpa = misplace && addr - be->base == misplace ? 2 * MiB : addr - be->base;
     return true;
 }
 
@@ -718,6 +835,7 @@ static void backend_error(int ufd, const GError *err, void *opaque)
     Backend *be = opaque;
 
     be->err_ufd = ufd;
+    g_free(be->err_msg);
     be->err_msg = g_strdup(err->message);
     g_atomic_int_inc(&be->errors);
 }
@@ -756,7 +874,6 @@ START_TEST(test_backend_ufd)
     Toucher t;
 
     backend_start(&be, g);              /* before any thread: a clean fork */
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     discard(pc, 0, 8 * PAGE);
     listen_ok(pc);
@@ -778,6 +895,9 @@ START_TEST(test_backend_ufd)
     /* The back-end unmaps the end of its mapping (an UNMAP event), and goes on. */
     backend_send(&be, 'U', RAM_SIZE - 16 * PAGE, 16 * PAGE);
     ck_assert_int_eq(backend_reply(&be).err, 0);
+    /* It forks (a FORK event with a new ufd for us: closed, not leaked). */
+    backend_send(&be, 'F', 0, 0);
+    ck_assert_int_eq(backend_reply(&be).err, 0);
     backend_fault_then_place(pc, &be, &rq, p3, 0x33);
     ck_assert_int_eq(g_atomic_int_get(&be.errors), 0);
 
@@ -795,11 +915,7 @@ START_TEST(test_backend_ufd)
     ck_assert_uint_eq(requests_for(&rq, p4), 0);
     place(pc, p4, 0x44);
     ck_assert_msg(!backend_answered(&be), "a removed back-end was woken");
-    {
-        struct uffdio_range range = { .start = be.base + p4, .len = PAGE };
-
-        ck_assert_int_eq(ioctl(be.ufd, UFFDIO_WAKE, &range), 0);
-    }
+    backend_wake(&be, p4);
     ck_assert_uint_eq(backend_reply(&be).byte, 0x44);
 
     /* Added again; a fault translate refuses: err_fn, and the guest goes on. */
@@ -815,12 +931,23 @@ START_TEST(test_backend_ufd)
     place(pc, 6 * PAGE, 0x66);
     ck_assert_uint_eq(toucher_join(&t), 0x66);
     ck_assert_uint_eq(requests_for(&rq, 5 * PAGE), 0);
+    place(pc, 5 * PAGE, 0x55);
+    backend_wake(&be, 5 * PAGE);
+    ck_assert_uint_eq(backend_reply(&be).byte, 0x55);
+
+    /* A translation into the gap between regions: the same. */
+    mig_postcopy_remove_shared(pc, be.ufd);
+    add_shared(pc, &be);
+    __atomic_store_n(&be.misplace, 7 * PAGE, __ATOMIC_RELEASE);
+    backend_send(&be, 'T', 7 * PAGE, 0);
+    WAIT_FOR(g_atomic_int_get(&be.errors) == 2, "err_fn");
+    ck_assert_msg(strstr(be.err_msg, "translates to GPA 0x200000, outside guest RAM"),
+                  "%s", be.err_msg);
+    ck_assert_uint_eq(requests_for(&rq, 7 * PAGE), 0);
     mig_postcopy_remove_shared(pc, be.ufd);
 
     backend_stop(&be);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
     ck_assert_uint_eq(ut_count_fds(), fds);
 }
 END_TEST
@@ -835,7 +962,6 @@ START_TEST(test_backend_hole)
     Backend be;
 
     backend_start(&be, g);
-    requests_init(&rq);
     pc = pc_new(g, &rq);
     listen_ok(pc);
     add_shared(pc, &be);
@@ -850,9 +976,7 @@ START_TEST(test_backend_hole)
     mig_postcopy_remove_shared(pc, be.ufd);
     finish_ok(pc);
     backend_stop(&be);
-    mig_postcopy_free(pc);
-    requests_fini(&rq);
-    guest_free(g);
+    pc_free(pc, &rq, g);
 }
 END_TEST
 
@@ -868,6 +992,7 @@ static Suite *postcopy_ram_suite(void)
     tcase_add_test(tc, test_finish_counts_missing);
     tcase_add_test(tc, test_bad_ranges);
     tcase_add_test(tc, test_supported);
+    tcase_add_test(tc, test_unsupported_kernel);
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_backend_ufd);
     tcase_add_test(tc, test_backend_hole);
