@@ -375,14 +375,14 @@ START_TEST(test_negotiate_and_good_replies)
     uint32_t num = 0;
     const LoggedMsg *m;
 
-    /* PAGEFAULT (postcopy) is offered but not implemented: not taken. */
-    fixture_start(&f, F_PROTO | F_V1, PF(MQ) | PF(REPLY_ACK) | PF(PAGEFAULT) | PF(CONFIG));
+    /* CRYPTO_SESSION is offered but not implemented: not taken. */
+    fixture_start(&f, F_PROTO | F_V1, PF(MQ) | PF(REPLY_ACK) | PF(CRYPTO_SESSION) | PF(CONFIG));
     fixture_negotiate(&f);
     ck_assert_uint_eq(f.u->backend_features, F_PROTO | F_V1);
     ck_assert_uint_eq(vhost_user_protocol_features(f.u), PF(MQ) | PF(REPLY_ACK) | PF(CONFIG));
     ck_assert_uint_eq(f.u->queue_num, 2);
     ck_assert(vhost_user_has_protocol_feature(f.u, VHOST_USER_PROTOCOL_F_CONFIG));
-    ck_assert(!vhost_user_has_protocol_feature(f.u, VHOST_USER_PROTOCOL_F_PAGEFAULT));
+    ck_assert(!vhost_user_has_protocol_feature(f.u, VHOST_USER_PROTOCOL_F_CRYPTO_SESSION));
     ck_assert(!vhost_user_has_protocol_feature(f.u, 200));
 
     /* A second negotiate is a no-op. */
