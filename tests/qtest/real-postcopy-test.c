@@ -383,7 +383,8 @@ static void test_refused(Fixture *f, gconstpointer data)
     if (!mig_vmm_end(dst, &code, NULL, &log)) {
         goto out;
     }
-    if (code != 1 || !strstr(log, "'net0'") || !strstr(log, "PAGEFAULT")) {
+    if (code != 1 || !strstr(log, "'net0'") || !strstr(log, "PAGEFAULT") ||
+        !strstr(log, "does not support postcopy")) {
         g_test_fail_printf("destination: exit %d, expected 1 and an error naming net0 and "
                            "PAGEFAULT:\n%s", code, log);
         goto out;
