@@ -136,7 +136,7 @@ static bool mig_load_order(uint16_t id, MigLoadPhase ph, bool have_setup,
     return true;
 }
 
-/* A postcopy section without payload. */
+/* A section without payload (END, ADVISE, LISTEN, RUN). */
 static bool mig_load_empty(const MigSectionHeader *h, GError **errp)
 {
     if (h->length) {
@@ -172,13 +172,7 @@ bool mig_load_ops(MigStream *s, GuestMemory *mem, const MigLoadOps *ops, void *o
         }
         switch (h.id) {
         case MIG_SECTION_END:
-            if (h.length) {
-                g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
-                            "migration stream: section 'end' with a payload of %"
-                            PRIu32 " bytes", h.length);
-                return false;
-            }
-            return true;
+            return mig_load_empty(&h, errp);
         case MIG_SECTION_RAM_SETUP:
             if (have_setup) {
                 g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,

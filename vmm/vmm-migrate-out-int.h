@@ -53,6 +53,12 @@ bool mig_out_cancelled(MigOut *o, GError **errp);
 uint64_t mig_out_params(MigOut *o, uint64_t *limit_ms);
 /* Loop (vmm_loop_call): every device's state into o->blobs. */
 bool mig_out_save_cb(void *opaque, GError **errp);
+/*
+ * The point from which migrate_cancel can no longer undo the migration:
+ * under VmmMigrate.lock, fails ("cancelled") if a cancel came first, else
+ * sets *flag (end_sent, postcopy: fields of VmmMigrate).
+ */
+bool mig_out_no_return(MigOut *o, bool *flag, GError **errp);
 /* Each device's state section, from o->blobs. */
 bool mig_out_send_devices(MigOut *o, GError **errp);
 

@@ -332,6 +332,22 @@ static bool mig_out_wait_ack(MigOut *o, GError **errp)
     return true;
 }
 
+bool mig_out_no_return(MigOut *o, bool *flag, GError **errp)
+{
+    bool cancelled;
+
+    g_mutex_lock(&o->mm->lock);
+    cancelled = o->mm->cancel;
+    if (!cancelled) {
+        *flag = true;
+    }
+    g_mutex_unlock(&o->mm->lock);
+    if (cancelled) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL, "cancelled");
+    }
+    return !cancelled;
+}
+
 bool mig_out_send_devices(MigOut *o, GError **errp)
 {
     for (unsigned i = 0; i < o->blobs->len; i++) {
@@ -376,15 +392,8 @@ static bool mig_out_switchover(MigOut *o, GError **errp)
     if (!vmm_loop_call(mig_out_save_cb, o, errp) || !mig_out_send_devices(o, errp)) {
         return false;
     }
-    g_mutex_lock(&mm->lock);
-    if (mm->cancel) {
-        g_mutex_unlock(&mm->lock);
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL, "cancelled");
-        return false;
-    }
-    mm->end_sent = true;
-    g_mutex_unlock(&mm->lock);
-    if (!mig_save_end(o->s, errp) || !mig_out_wait_ack(o, errp)) {
+    if (!mig_out_no_return(o, &mm->end_sent, errp) || !mig_save_end(o->s, errp) ||
+        !mig_out_wait_ack(o, errp)) {
         return false;
     }
     g_mutex_lock(&mm->lock);

@@ -105,29 +105,28 @@ static MigInPostcopy *mig_in_pc(MigIn *in)
     return in->pc;
 }
 
-/* Loop: every back-end offers PAGEFAULT and gets POSTCOPY_ADVISE. */
-static bool mig_in_pc_advise_cb(void *opaque, GError **errp)
-{
-    MigIn *in = opaque;
-    unsigned n = vmm_machine_ndevices(in->m);
+typedef bool (*MigInPcDevFn)(VhostUserBase *vub, GError **errp);
 
-    for (unsigned i = 0; i < n; i++) {
-        if (!vhost_user_base_postcopy_check(vmm_machine_device(in->m, i), errp)) {
-            g_prefix_error(errp, "postcopy-ram: device '%s': ",
-                           vhost_user_base_id(vmm_machine_device(in->m, i)));
-            return false;
-        }
-    }
-    for (unsigned i = 0; i < n; i++) {
+/* Loop: fn on every device in turn; an error names the device and step. */
+static bool mig_in_pc_each(MigIn *in, MigInPcDevFn fn, const char *step, GError **errp)
+{
+    for (unsigned i = 0; i < vmm_machine_ndevices(in->m); i++) {
         VhostUserBase *vub = vmm_machine_device(in->m, i);
 
-        if (!vhost_user_base_postcopy_advise(vub, errp)) {
-            g_prefix_error(errp, "postcopy-ram: device '%s': POSTCOPY_ADVISE: ",
-                           vhost_user_base_id(vub));
+        if (!fn(vub, errp)) {
+            g_prefix_error(errp, "postcopy-ram: device '%s': %s", vhost_user_base_id(vub),
+                           step);
             return false;
         }
     }
     return true;
+}
+
+/* Loop: every back-end offers PAGEFAULT, then each gets POSTCOPY_ADVISE. */
+static bool mig_in_pc_advise_cb(void *opaque, GError **errp)
+{
+    return mig_in_pc_each(opaque, vhost_user_base_postcopy_check, "", errp) &&
+           mig_in_pc_each(opaque, vhost_user_base_postcopy_advise, "POSTCOPY_ADVISE: ", errp);
 }
 
 static bool mig_in_pc_advise(void *opaque, GError **errp)
@@ -175,18 +174,7 @@ static bool mig_in_pc_discard(uint64_t gpa, uint64_t len, void *opaque, GError *
 /* Loop: POSTCOPY_LISTEN to every back-end (the guest does not run yet). */
 static bool mig_in_pc_listen_cb(void *opaque, GError **errp)
 {
-    MigIn *in = opaque;
-
-    for (unsigned i = 0; i < vmm_machine_ndevices(in->m); i++) {
-        VhostUserBase *vub = vmm_machine_device(in->m, i);
-
-        if (!vhost_user_base_postcopy_listen(vub, errp)) {
-            g_prefix_error(errp, "postcopy: device '%s': POSTCOPY_LISTEN: ",
-                           vhost_user_base_id(vub));
-            return false;
-        }
-    }
-    return true;
+    return mig_in_pc_each(opaque, vhost_user_base_postcopy_listen, "POSTCOPY_LISTEN: ", errp);
 }
 
 static bool mig_in_pc_listen(void *opaque, GError **errp)

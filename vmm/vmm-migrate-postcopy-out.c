@@ -420,15 +420,9 @@ bool mig_out_postcopy(MigOut *o, GError **errp)
     if (!vmm_loop_call(mig_out_save_cb, o, errp)) {
         return false;
     }
-    g_mutex_lock(&mm->lock);
-    if (mm->cancel) {
-        g_mutex_unlock(&mm->lock);
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL, "cancelled");
+    if (!mig_out_no_return(o, &mm->postcopy, errp)) {
         return false;
     }
-    /* migrate_cancel can no longer undo it from here. */
-    mm->postcopy = true;
-    g_mutex_unlock(&mm->lock);
     /* Requests may come as soon as the destination listens. */
     pc->reader = g_thread_new("migration-rp", mig_out_rp_thread, o);
     if (!mig_out_discard(o, errp)) {
@@ -451,10 +445,8 @@ bool mig_out_postcopy(MigOut *o, GError **errp)
     if (!mig_out_background(o, errp)) {
         return false;
     }
-    g_mutex_lock(&mm->lock);
-    mm->end_sent = true;
-    g_mutex_unlock(&mm->lock);
-    if (!mig_save_end(o->s, errp) || !mig_out_pc_wait_ack(o, errp)) {
+    if (!mig_out_no_return(o, &mm->end_sent, errp) || !mig_save_end(o->s, errp) ||
+        !mig_out_pc_wait_ack(o, errp)) {
         return false;
     }
     g_mutex_lock(&mm->lock);

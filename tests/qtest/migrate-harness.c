@@ -3,6 +3,7 @@
  * Source and destination VMMs for the migration tests; see migrate-harness.h.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <string.h>
@@ -594,6 +595,25 @@ void mig_testpmd_cleanup(const char *name)
     g_autofree char *p = testpmd_prefix(name);
     g_autofree char *run = g_build_filename("/var/run/dpdk", p, NULL);
     proc_remove_tree(run);
+}
+
+GPtrArray *mig_args_new(void)
+{
+    return g_ptr_array_new_with_free_func(g_free);
+}
+
+bool mig_make_image(const char *path, uint64_t size)
+{
+    FILE *fp = fopen(path, "w");
+    bool ok = fp && ftruncate(fileno(fp), (off_t)size) == 0;
+
+    if (fp) {
+        fclose(fp);
+    }
+    if (!ok) {
+        g_test_fail_printf("cannot create %s", path);
+    }
+    return ok;
 }
 
 bool mig_check_image(const char *path, uint64_t size, unsigned seed)

@@ -121,6 +121,11 @@ bool mig_vmm_verified(MigVmm *v, unsigned n);
  */
 int64_t mig_ram_compare(const MigVmm *a, const MigVmm *b);
 
+/* An argument list whose strings it frees (for mig_add_blk and the like). */
+GPtrArray *mig_args_new(void);
+/* A sparse image of size bytes at path; false (test failed) if it cannot be made. */
+bool mig_make_image(const char *path, uint64_t size);
+
 /*
  * Every 512-byte sector of the image at path (size bytes) is either never
  * written (zero) or exactly what a blk workload with seed writes there in

@@ -37,25 +37,6 @@
 #define RAM_MB              64
 #define BW                  (32ll << 20)
 
-static GPtrArray *args_new(void)
-{
-    return g_ptr_array_new_with_free_func(g_free);
-}
-
-static bool make_image(const char *path)
-{
-    FILE *fp = fopen(path, "w");
-    bool ok = fp && ftruncate(fileno(fp), IMAGE_SIZE) == 0;
-
-    if (fp) {
-        fclose(fp);
-    }
-    if (!ok) {
-        g_test_fail_printf("cannot create %s", path);
-    }
-    return ok;
-}
-
 /* A QMP command's error description, or NULL when it succeeded (caller frees). */
 static char *qmp_error(MigVmm *v, const char *cmd)
 {
@@ -209,15 +190,15 @@ static void test_qsd(Fixture *f, bool frozen)
     g_autofree char *uri = mig_unix_uri(f, "mig.sock");
     g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=6s,"
                                           "seed=%u", SEED);
-    g_autoptr(GPtrArray) sa = args_new();
-    g_autoptr(GPtrArray) da = args_new();
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
     MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true };
     MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .frozen = frozen,
                           .shm_ram = true };
     MigVmm *src = NULL, *dst = NULL;
 
     if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
-        !make_image(img) ||
+        !mig_make_image(img, IMAGE_SIZE) ||
         !proc_start_qsd_named(f, "qsd-src", img, ss, 4, true) ||
         !proc_start_qsd_named(f, "qsd-dst", img, ds, 4, true)) {
         return;
@@ -270,8 +251,8 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
                                           "drain=1s,max-lost=%u", MAX_LOST);
     g_autofree char *out = NULL;
     g_autofree char *log = NULL;
-    g_autoptr(GPtrArray) sa = args_new();
-    g_autoptr(GPtrArray) da = args_new();
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
     MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true };
     MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .shm_ram = true };
     MigVmm *src = NULL, *dst = NULL;
@@ -343,10 +324,10 @@ static void test_refused(Fixture *f, gconstpointer data)
                                           "drain=1s,max-lost=%u", MAX_LOST);
     g_autofree char *log = NULL;
     g_autofree char *st = NULL;
-    g_autoptr(GPtrArray) sa = args_new();
-    g_autoptr(GPtrArray) sa2 = args_new();
-    g_autoptr(GPtrArray) da = args_new();
-    g_autoptr(GPtrArray) da2 = args_new();
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) sa2 = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
+    g_autoptr(GPtrArray) da2 = mig_args_new();
     MigVmmOpts so = { .ram_mb = RAM_MB, .shm_ram = true };
     MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .shm_ram = true };
     MigVmmOpts dopts2 = { .ram_mb = RAM_MB, .incoming = uri2, .shm_ram = true };

@@ -18,43 +18,12 @@
 #include "migration/ram-stream.h"
 #include "migration/return-path.h"
 #include "migration/stream.h"
+#include "unit-mig-vm.h"
 #include "util/vhost-user-error.h"
 
 #define MiB (1024u * 1024u)
 #define PAGE MIG_PAGE_SIZE
-#define RAM1_GPA (4 * MiB)
-
-typedef struct TestVm {
-    GuestMemory *mem;
-    RamBlock *block[2];
-} TestVm;
-
-/* ram0 (1 MiB) at GPA 0, ram1 (2 MiB) at 4 MiB, every byte = fill. */
-static TestVm *vm_new(uint8_t fill)
-{
-    TestVm *vm = g_new0(TestVm, 1);
-    uint64_t gpa[2] = { 0, RAM1_GPA }, size[2] = { 1 * MiB, 2 * MiB };
-    GError *err = NULL;
-
-    vm->mem = guest_memory_new();
-    for (int i = 0; i < 2; i++) {
-        g_autofree char *id = g_strdup_printf("ram%d", i);
-
-        vm->block[i] = ram_block_new_memfd(id, size[i], &err);
-        ck_assert_msg(vm->block[i], "%s", err ? err->message : "?");
-        memset(vm->block[i]->host, fill, size[i]);
-        ck_assert(guest_memory_add(vm->mem, gpa[i], vm->block[i], 0, size[i], &err));
-    }
-    return vm;
-}
-
-static void vm_free(TestVm *vm)
-{
-    guest_memory_free(vm->mem);
-    ram_block_unref(vm->block[0]);
-    ram_block_unref(vm->block[1]);
-    g_free(vm);
-}
+#define RAM1_GPA UNIT_RAM1_GPA
 
 /* ---- a stream of steps ------------------------------------------------ */
 
@@ -170,7 +139,7 @@ static bool run_script(const char *steps, const MigLoadOps *ops, Calls *calls,
                        TestVm **dst_out, bool *postcopy, GError **errp)
 {
     int sv[2];
-    TestVm *src = vm_new(0x5a), *dst = vm_new(0xaa);
+    TestVm *src = vm_new(1 * MiB, 2 * MiB, 0x5a), *dst = vm_new(1 * MiB, 2 * MiB, 0xaa);
     Script sc = { steps, src };
     MigStream *w, *r;
     bool ok;
@@ -352,7 +321,7 @@ static gpointer request_thread(gpointer opaque)
 
 START_TEST(test_return_path)
 {
-    TestVm *vm = vm_new(0);
+    TestVm *vm = vm_new(1 * MiB, 2 * MiB, 0);
     int sv[2];
     MigReturnPath *rp;
     Writer w[2];
@@ -424,7 +393,7 @@ static void request_bytes(uint8_t *b, uint64_t gpa, uint32_t n)
 
 START_TEST(test_return_path_untrusted)
 {
-    TestVm *vm = vm_new(0);
+    TestVm *vm = vm_new(1 * MiB, 2 * MiB, 0);
     uint8_t b[16];
 
     request_bytes(b, 100, 1);
