@@ -61,6 +61,19 @@ static int64_t pc_figure(JsonObject *q, const char *key)
     return pc && json_object_has_member(pc, key) ? json_object_get_int_member(pc, key) : -1;
 }
 
+static bool expect_error(MigVmm *v, const char *cmd, const char *needle)
+{
+    g_autofree char *err = qmp_error(v, cmd);
+
+    if (!err || !strstr(err, needle)) {
+        g_test_fail_printf("%s: %s: expected an error saying '%s', got %s", v->name, cmd,
+                           needle, err ? err : "success");
+        return false;
+    }
+    g_test_message("%s: %s: %s", v->name, cmd, err);
+    return true;
+}
+
 /*
  * Both VMMs up (the destination with -incoming defer): capability on both
  * sides, the destination listens, the source migrates under max-bandwidth
@@ -87,6 +100,11 @@ static bool migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const ch
         g_autofree char *dlog = proc_log(dst->proc);
 
         g_test_message("destination:\n%s", dlog);
+        return false;
+    }
+    if (!expect_error(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
+                      "{\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":false}]}}",
+                      "migration process in progress")) {
         return false;
     }
     err = qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
@@ -286,19 +304,6 @@ out:
 
 /* ---- refusals ------------------------------------------------------- */
 
-static bool expect_error(MigVmm *v, const char *cmd, const char *needle)
-{
-    g_autofree char *err = qmp_error(v, cmd);
-
-    if (!err || !strstr(err, needle)) {
-        g_test_fail_printf("%s: %s: expected an error saying '%s', got %s", v->name, cmd,
-                           needle, err ? err : "success");
-        return false;
-    }
-    g_test_message("%s: %s: %s", v->name, cmd, err);
-    return true;
-}
-
 /*
  * The source's guest after a failed migration: running, and its workload
  * ends verified (not migrated).
@@ -312,6 +317,28 @@ static bool src_kept(MigVmm *src)
         return false;
     }
     return mig_vmm_verified(src, 1);
+}
+
+/* query-migrate-capabilities and -parameters say what was set (postcopy-ram on). */
+static bool check_caps_params(MigVmm *v)
+{
+    g_autoptr(JsonNode) caps = qmp_client_ok(v->qmp, "{\"execute\":\"query-migrate-capabilities\"}");
+    g_autoptr(JsonNode) params = NULL;
+    g_autofree char *cs = json_to_string(caps, FALSE);
+    g_autofree char *ps = NULL;
+
+    json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
+                                  "\"arguments\":{\"x-postcopy-auto\":true}}"));
+    params = qmp_client_ok(v->qmp, "{\"execute\":\"query-migrate-parameters\"}");
+    ps = json_to_string(params, FALSE);
+    if (!strstr(cs, "{\"capability\":\"postcopy-ram\",\"state\":true}") ||
+        !strstr(ps, "\"x-postcopy-auto\":true")) {
+        g_test_fail_printf("capabilities %s, parameters %s", cs, ps);
+        return false;
+    }
+    json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
+                                  "\"arguments\":{\"x-postcopy-auto\":false}}"));
+    return true;
 }
 
 static void test_refused(Fixture *f, gconstpointer data)
@@ -346,7 +373,10 @@ static void test_refused(Fixture *f, gconstpointer data)
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
         !wait_log(src->proc, "net0: workload started", 1, MIG_WAIT_MS) ||
         !expect_error(src, "{\"execute\":\"migrate-start-postcopy\"}", "postcopy-ram") ||
-        !mig_set_postcopy(src, true) ||
+        !expect_error(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
+                      "{\"capabilities\":[{\"capability\":\"x-colo\",\"state\":true}]}}",
+                      "does not accept value 'x-colo'") ||
+        !mig_set_postcopy(src, true) || !check_caps_params(src) ||
         !expect_error(src, "{\"execute\":\"migrate-start-postcopy\"}",
                       "after migration has been started")) {
         goto out;
