@@ -27,6 +27,12 @@
  * called, and its outcome is looked at when pages are placed and at END.
  * Return-path writes (requests, the final ack) are serialised by
  * MigReturnPath; only the load thread reads the socket.
+ *
+ * Untrusted input: the stream (section order and payloads checked by
+ * mig_load_ops; discard ranges by mig_postcopy_discard against guest RAM;
+ * device states by vhost_user_base_load) and the back-ends' fault
+ * addresses (translated by their device; one outside its regions drops
+ * that back-end's ufd, reported here, never the guest).
  */
 #include <inttypes.h>
 

@@ -23,6 +23,11 @@
  * Past LISTEN the guest runs on the destination with part of its RAM
  * here: a failure is `failed` and our guest stays stopped (recovery,
  * postcopy-paused, is not done yet).
+ *
+ * Untrusted input: the destination's requests. mig_rp_read (return-path.c)
+ * checks each (aligned, 1..256 pages inside one region) before it is
+ * queued; only pages still owed are sent for it; the queue is bounded
+ * (PC_QUEUE_MAX) and an unknown message ends the migration.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -42,6 +47,12 @@
 #define PC_WINDOW_PAGES         64
 /* x-postcopy-auto: rounds of precopy before switching when not converged. */
 #define PC_AUTO_ROUNDS          5
+/*
+ * Requests queued at most: the reader stops reading (the destination's
+ * writes then block) until the sender took them, so a destination that
+ * floods requests costs a bounded queue, not the source's memory.
+ */
+#define PC_QUEUE_MAX            4096
 
 struct MigOutPostcopy {
     uint64_t *owed;             /* bitmap: pages the destination still lacks */
@@ -51,6 +62,7 @@ struct MigOutPostcopy {
     GCond cond;
     GArray *queue;              /* MigRpMsg requests, not served yet */
     bool acked;                 /* "VUOK" */
+    bool stopping;              /* the sender is done: the reader must not wait */
     GError *err;                /* the reader's end other than the ack */
 };
 
@@ -107,6 +119,9 @@ static gpointer mig_out_rp_thread(gpointer opaque)
         if (msg.tag == MIG_RP_TAG_ACK) {
             pc->acked = true;
         } else {
+            while (pc->queue->len >= PC_QUEUE_MAX && !pc->stopping) {
+                g_cond_wait(&pc->cond, &pc->lock);
+            }
             g_array_append_val(pc->queue, msg);
         }
         g_cond_broadcast(&pc->cond);
@@ -128,6 +143,10 @@ void mig_out_postcopy_cleanup(MigOut *o)
         return;
     }
     /* The caller shut the stream down unless the reader saw the ack. */
+    g_mutex_lock(&pc->lock);
+    pc->stopping = true;
+    g_cond_broadcast(&pc->cond);
+    g_mutex_unlock(&pc->lock);
     if (pc->reader) {
         g_thread_join(pc->reader);
     }
@@ -267,6 +286,7 @@ static bool mig_out_serve_requests(MigOut *o, GError **errp)
     if (pc->queue->len) {
         q = pc->queue;
         pc->queue = g_array_new(FALSE, FALSE, sizeof(MigRpMsg));
+        g_cond_broadcast(&pc->cond);    /* a reader waiting for room */
     }
     g_mutex_unlock(&pc->lock);
     if (!q) {
