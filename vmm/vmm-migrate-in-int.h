@@ -44,7 +44,5 @@ void mig_in_postcopy_ops(MigLoadOps *ops);
 bool mig_in_postcopy_end(MigIn *in, GError **errp);
 /* Whatever happened: the fault thread stopped, everything freed. */
 void mig_in_postcopy_free(MigIn *in);
-/* Whether the guest already started from POSTCOPY_RUN. */
-bool mig_in_postcopy_ran(MigIn *in);
 
 #endif

@@ -112,8 +112,6 @@ void vmm_mig_progress_start(VmmMigrate *mm);
 bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp);
 /* vmm-migrate-in.c, loop: listens and starts the thread. */
 bool vmm_mig_in_start(VmmMigrate *mm, const char *uri, GError **errp);
-/* Loop, QMP migrate-start-postcopy (vmm-migrate.c checks the state). */
-bool vmm_mig_start_postcopy(VmmMigrate *mm, GError **errp);
 /* Loop: the destination's postcopy figures into o (query-migrate's "postcopy"). */
 void vmm_mig_postcopy_stats_json(VmmMigrate *mm, JsonObject *o);
 /* Loop: the destination's postcopy progress line. */

@@ -283,11 +283,6 @@ void mig_in_postcopy_ops(MigLoadOps *ops)
     ops->place = mig_in_pc_place;
 }
 
-bool mig_in_postcopy_ran(MigIn *in)
-{
-    return in->pc && in->pc->run_posted;
-}
-
 /* ---- the end ------------------------------------------------------------------ */
 
 /* Loop (every page is here now): POSTCOPY_END to every advised back-end. */

@@ -520,7 +520,8 @@ static JsonNode *vmm_qmp_query_migrate_capabilities(VmmMonitor *mon, JsonObject 
     return n;
 }
 
-bool vmm_mig_start_postcopy(VmmMigrate *mm, GError **errp)
+/* Loop: QMP migrate-start-postcopy; the source's thread switches at its next window. */
+static bool vmm_mig_start_postcopy(VmmMigrate *mm, GError **errp)
 {
     bool ok = false;
 
