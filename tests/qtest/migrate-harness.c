@@ -20,6 +20,35 @@
 #define PAGE                4096u
 #define POLL_MS             20
 
+/*
+ * RAM files on /dev/shm of runs that died before mig_vmm_free: their
+ * fixture directory (same tmp dir, same name) is gone.
+ */
+static void shm_ram_sweep(const char *tmpdir)
+{
+    GDir *d = g_dir_open("/dev/shm", 0, NULL);
+    const char *n;
+
+    while (d && (n = g_dir_read_name(d))) {
+        const char *dash = strchr(n, '-') ? strchr(strchr(n, '-') + 1, '-') : NULL;
+        g_autofree char *fixture = NULL;
+        g_autofree char *path = NULL;
+
+        if (!g_str_has_prefix(n, "vutest-") || !g_str_has_suffix(n, ".ram") || !dash) {
+            continue;
+        }
+        fixture = g_build_filename(tmpdir, n, NULL);
+        fixture[strlen(tmpdir) + 1 + (dash - n)] = '\0';
+        if (!g_file_test(fixture, G_FILE_TEST_IS_DIR)) {
+            path = g_build_filename("/dev/shm", n, NULL);
+            unlink(path);
+        }
+    }
+    if (d) {
+        g_dir_close(d);
+    }
+}
+
 MigVmm *mig_vmm_start(Fixture *f, const char *name, const MigVmmOpts *o, GPtrArray *args)
 {
     const char *bin = vmm_binary();
@@ -39,7 +68,9 @@ MigVmm *mig_vmm_start(Fixture *f, const char *name, const MigVmmOpts *o, GPtrArr
     v->out_path = g_strdup_printf("%s/%s.json", f->dir, name);
     if (o->shm_ram) {
         g_autofree char *base = g_path_get_basename(f->dir);
+        g_autofree char *tmpdir = g_path_get_dirname(f->dir);
 
+        shm_ram_sweep(tmpdir);
         v->ram_path = g_strdup_printf("/dev/shm/%s-%s.ram", base, name);
         v->ram_owned = true;
     } else {
