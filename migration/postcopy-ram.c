@@ -34,13 +34,15 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "migration/uffd-compat.h"
 #include "migration/postcopy-probe.h"
+#include "migration/uffd-compat.h"
 #include "util/vhost-user-error.h"
 
 #define PC_PAGE             4096u
-/* Messages read per read(); a ufd is read at most PC_READ_ROUNDS times a
- * poll round, so one busy back-end cannot starve the others. */
+/*
+ * Messages read per read(); a ufd is read at most PC_READ_ROUNDS times a
+ * poll round, so one busy back-end cannot starve the others.
+ */
 #define PC_READ_BATCH       16
 #define PC_READ_ROUNDS      8
 
@@ -54,7 +56,7 @@
 #define PC_HIST_BUCKETS     (PC_HIST_SUB + (64 - 4) * PC_HIST_SUB)
 
 typedef struct PcHist {
-    uint64_t count, sum, max;
+    uint64_t count, max;
     uint64_t bucket[PC_HIST_BUCKETS];
 } PcHist;
 
@@ -150,7 +152,6 @@ static uint64_t hist_high(unsigned i)
 static void hist_add(PcHist *h, uint64_t v)
 {
     h->count++;
-    h->sum += v;
     h->max = MAX(h->max, v);
     h->bucket[hist_index(v)]++;
 }

@@ -746,6 +746,7 @@ typedef struct Backend {
     uint64_t misplace;          /* atomic: one it sends to the gap in GPA space */
     int errors;                 /* atomic: err_fn calls */
     int err_ufd;
+    MigPostcopy *remove_in_err_fn;  /* err_fn removes the ufd from this */
     char *err_msg;
 } Backend;
 
@@ -835,6 +836,9 @@ static void backend_error(int ufd, const GError *err, void *opaque)
     Backend *be = opaque;
 
     be->err_ufd = ufd;
+    if (be->remove_in_err_fn) {
+        mig_postcopy_remove_shared(be->remove_in_err_fn, ufd);    /* on the fault thread */
+    }
     g_free(be->err_msg);
     be->err_msg = g_strdup(err->message);
     g_atomic_int_inc(&be->errors);
@@ -935,15 +939,17 @@ START_TEST(test_backend_ufd)
     backend_wake(&be, 5 * PAGE);
     ck_assert_uint_eq(backend_reply(&be).byte, 0x55);
 
-    /* A translation into the gap between regions: the same. */
+    /* A translation into the gap between regions: the same; err_fn removes it. */
     mig_postcopy_remove_shared(pc, be.ufd);
     add_shared(pc, &be);
+    be.remove_in_err_fn = pc;
     __atomic_store_n(&be.misplace, 7 * PAGE, __ATOMIC_RELEASE);
     backend_send(&be, 'T', 7 * PAGE, 0);
     WAIT_FOR(g_atomic_int_get(&be.errors) == 2, "err_fn");
     ck_assert_msg(strstr(be.err_msg, "translates to GPA 0x200000, outside guest RAM"),
                   "%s", be.err_msg);
     ck_assert_uint_eq(requests_for(&rq, 7 * PAGE), 0);
+    add_shared(pc, &be);                /* it was removed: added again */
     mig_postcopy_remove_shared(pc, be.ufd);
 
     backend_stop(&be);
