@@ -442,6 +442,11 @@ static bool mig_out_run(MigOut *o, GError **errp)
     if (!o->track && g_error_matches(err, VHOST_USER_ERROR,
                                      VHOST_USER_ERROR_FEATURE_MISMATCH)) {
         vmm_status("migration: %s", err->message);
+        if (o->postcopy_cap) {
+            /* Postcopy switches mid-precopy; without rounds there is no such point. */
+            vmm_status("migration: postcopy-ram: stop-and-copy instead, "
+                       "migrate-start-postcopy has no effect");
+        }
         g_clear_error(&err);
     } else if (!o->track) {
         g_propagate_error(errp, err);
