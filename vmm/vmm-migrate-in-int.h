@@ -42,6 +42,12 @@ void mig_in_postcopy_ops(MigLoadOps *ops);
  * that only advised (precopy finished): POSTCOPY_END too. Load thread.
  */
 bool mig_in_postcopy_end(MigIn *in, GError **errp);
+/*
+ * Loop, during postcopy, once the devices started and before the guest
+ * does: no page the source still owes may have been populated by a
+ * back-end's mapping (true when not in postcopy).
+ */
+bool mig_in_postcopy_devices_started(MigIn *in, GError **errp);
 /* Whatever happened: the fault thread stopped, everything freed. */
 void mig_in_postcopy_free(MigIn *in);
 

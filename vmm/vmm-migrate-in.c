@@ -141,10 +141,14 @@ bool mig_in_load_cb(void *opaque, GError **errp)
         vmm_runstate_set(VMM_RUN_STATE_PAUSED);
         return true;
     }
-    if (!vmm_machine_incoming_start(in->m, errp)) {
+    if (!vmm_machine_incoming_start_devices(in->m, errp)) {
         g_prefix_error(errp, "starting the guest: ");
         return false;
     }
+    if (!mig_in_postcopy_devices_started(in, errp)) {
+        return false;
+    }
+    vmm_machine_incoming_start_guest(in->m);
     vmm_runstate_set(VMM_RUN_STATE_RUNNING);
     return true;
 }

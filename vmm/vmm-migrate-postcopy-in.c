@@ -35,6 +35,7 @@
  * that back-end's ufd, reported here, never the guest).
  */
 #include <inttypes.h>
+#include <sys/mman.h>
 
 #include <glib.h>
 
@@ -58,6 +59,8 @@ struct MigInPostcopy {
     GCond cond;
     bool run_posted;
     bool run_done;
+    /* Held around each placement, so that a check sees no page half-placed. */
+    GMutex place_lock;
     GError *run_err;            /* the guest's start failed */
     bool rp_failed;             /* a request could not be written */
 };
@@ -105,6 +108,7 @@ static MigInPostcopy *mig_in_pc(MigIn *in)
         p->shared = g_ptr_array_new();
         p->shared_fds = g_array_new(FALSE, FALSE, sizeof(int));
         g_mutex_init(&p->lock);
+        g_mutex_init(&p->place_lock);
         g_cond_init(&p->cond);
         in->pc = p;
     }
@@ -267,11 +271,74 @@ static bool mig_in_pc_run_failed(MigInPostcopy *p, GError **errp)
     return failed;
 }
 
+/*
+ * Once the devices started (their back-ends mapped guest RAM): a page the
+ * source still owes must still be a hole. A back-end that locks or
+ * pre-faults its mapping (dpdk-testpmd without --no-mlockall) fills those
+ * holes with zeros: no fault would ever come for them and the guest would
+ * read zeros. Under place_lock no page is half-placed (copied but not yet
+ * marked received), so a page present and not received is such a page.
+ * mincore faults nothing in: safe on the loop.
+ */
+static bool mig_in_pc_check_populated(MigInPostcopy *p, GError **errp)
+{
+    GuestMemory *mem = vmm_machine_memory(p->in->m);
+    uint64_t bad = 0, first = 0;
+
+    for (unsigned i = 0; i < guest_memory_nregions(mem); i++) {
+        const MemoryRegionMap *r = guest_memory_region(mem, i);
+        uint64_t npages = r->size / MIG_PAGE_SIZE;
+        g_autofree unsigned char *vec = g_malloc(npages ? npages : 1);
+        uint8_t *host = (uint8_t *)r->block->host + r->block_offset;
+
+        if (mincore(host, r->size, vec) < 0) {
+            continue;           /* not decidable: nothing to say */
+        }
+        for (uint64_t k = 0; k < npages; k++) {
+            uint64_t gpa = r->gpa + k * MIG_PAGE_SIZE;
+
+            if ((vec[k] & 1) && !mig_postcopy_received(p->pc, gpa)) {
+                first = bad++ ? first : gpa;
+            }
+        }
+    }
+    if (bad) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
+                    "postcopy: once the devices started, %" PRIu64 " pages the source "
+                    "still owes (the first at GPA 0x%" PRIx64 ") were present in guest "
+                    "RAM: a back-end populated its mapping (locked memory? dpdk-testpmd "
+                    "needs --no-mlockall), so they would read as zeros", bad, first);
+        return false;
+    }
+    return true;
+}
+
+bool mig_in_postcopy_devices_started(MigIn *in, GError **errp)
+{
+    MigInPostcopy *p = in->pc;
+    bool ok;
+
+    if (!p || !p->pc) {
+        return true;
+    }
+    g_mutex_lock(&p->place_lock);
+    ok = mig_in_pc_check_populated(p, errp);
+    g_mutex_unlock(&p->place_lock);
+    return ok;
+}
+
 static bool mig_in_pc_place(uint64_t gpa, const void *data, void *opaque, GError **errp)
 {
     MigInPostcopy *p = ((MigIn *)opaque)->pc;
+    bool ok;
 
-    return !mig_in_pc_run_failed(p, errp) && mig_postcopy_place(p->pc, gpa, data, errp);
+    if (mig_in_pc_run_failed(p, errp)) {
+        return false;
+    }
+    g_mutex_lock(&p->place_lock);
+    ok = mig_postcopy_place(p->pc, gpa, data, errp);
+    g_mutex_unlock(&p->place_lock);
+    return ok;
 }
 
 void mig_in_postcopy_ops(MigLoadOps *ops)
@@ -393,6 +460,7 @@ void mig_in_postcopy_free(MigIn *in)
     g_ptr_array_unref(p->shared);
     g_array_unref(p->shared_fds);
     g_mutex_clear(&p->lock);
+    g_mutex_clear(&p->place_lock);
     g_cond_clear(&p->cond);
     g_free(p);
     in->pc = NULL;

@@ -570,11 +570,11 @@ static char *testpmd_prefix(const char *name)
 
 Proc *mig_start_testpmd(Fixture *f, const char *name, const char *sock, unsigned queues)
 {
-    return mig_start_testpmd_postcopy(f, name, sock, queues, false);
+    return mig_start_testpmd_postcopy(f, name, sock, queues, false, true);
 }
 
 Proc *mig_start_testpmd_postcopy(Fixture *f, const char *name, const char *sock,
-                                 unsigned queues, bool postcopy)
+                                 unsigned queues, bool postcopy, bool mlockall)
 {
     g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u%s", sock, queues,
                                             postcopy ? ",postcopy-support=1" : "");
@@ -614,7 +614,7 @@ Proc *mig_start_testpmd_postcopy(Fixture *f, const char *name, const char *sock,
      * mapped at SET_MEM_TABLE would be populated at once, every page still
      * owed by the source filled with zeros, and no fault would ever come.
      */
-    if (postcopy) {
+    if (!mlockall) {
         g_ptr_array_add(tp, "--no-mlockall");
     }
     pr = proc_spawn(f, name, tp, true, NULL);

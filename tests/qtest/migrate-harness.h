@@ -155,11 +155,12 @@ void mig_netns_cleanup(MigNetns *ns);
  */
 Proc *mig_start_testpmd(Fixture *f, const char *name, const char *sock, unsigned queues);
 /*
- * The same, with postcopy: PAGEFAULT offered (postcopy-support=1) and its
- * memory not locked (--no-mlockall).
+ * The same, with PAGEFAULT offered (postcopy: postcopy-support=1), and
+ * with its memory locked (mlockall, testpmd's default) or not
+ * (--no-mlockall, what postcopy needs).
  */
 Proc *mig_start_testpmd_postcopy(Fixture *f, const char *name, const char *sock,
-                                 unsigned queues, bool postcopy);
+                                 unsigned queues, bool postcopy, bool mlockall);
 void mig_testpmd_cleanup(const char *name);
 
 #endif

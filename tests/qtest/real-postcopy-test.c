@@ -14,6 +14,10 @@
  *                belongs; then cont, and the workload verifies
  *   dpdk-net     dpdk-testpmd with postcopy-support=1 on both sides,
  *                verified traffic through the switch
+ *   dpdk-mlocked the destination's testpmd locks its memory (its default):
+ *                its mapping populates every owed page with zeros, so the
+ *                destination fails naming that instead of running on
+ *                zeros; the source's guest, past the switch, stays stopped
  *   refused      migrate-start-postcopy without the capability or without
  *                a migration: clear errors; a destination whose back-end
  *                lacks PAGEFAULT (testpmd without postcopy-support) fails
@@ -80,14 +84,14 @@ static bool expect_error(MigVmm *v, const char *cmd, const char *needle)
  * and is told to switch once in the middle of the stream. Ends when both
  * sides completed; false (test failed) otherwise.
  */
-static bool migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri)
+/*
+ * Capability on both sides, the destination listens, the source migrates
+ * under max-bandwidth and is told to switch in the middle of the stream.
+ */
+static bool switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri)
 {
-    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
-                                           NULL };
     g_autofree char *started = g_strdup_printf("%s: workload started", dev);
     g_autofree char *err = NULL;
-    g_autofree char *st = NULL;
-    g_autofree char *dst_st = NULL;
 
     if (!mig_set_postcopy(src, true) || !mig_set_postcopy(dst, true) ||
         !mig_incoming(dst, uri) ||
@@ -112,7 +116,18 @@ static bool migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const ch
         g_test_fail_printf("migrate-start-postcopy refused mid-stream: %s", err);
         return false;
     }
-    if (!(st = mig_wait_status(src, "completed", MIG_WAIT_MS)) ||
+    return true;
+}
+
+static bool migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri)
+{
+    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
+                                           NULL };
+    g_autofree char *st = NULL;
+    g_autofree char *dst_st = NULL;
+
+    if (!switch_midstream(src, dst, dev, uri) ||
+        !(st = mig_wait_status(src, "completed", MIG_WAIT_MS)) ||
         !(dst_st = mig_wait_status(dst, "completed", MIG_WAIT_MS))) {
         return false;
     }
@@ -260,30 +275,42 @@ static void test_qsd_ram(Fixture *f, gconstpointer data)
 
 /* ---- DPDK testpmd --------------------------------------------------- */
 
-static void test_dpdk_net(Fixture *f, gconstpointer data)
+/*
+ * testpmd with PAGEFAULT on each side (the destination's with its memory
+ * locked when asked), and a VMM on each with wl; false (test failed) if
+ * any does not come up.
+ */
+static bool dpdk_vmms(Fixture *f, unsigned queues, bool dst_mlockall, const char *wl,
+                      MigVmm **src, MigVmm **dst)
 {
     g_autofree char *ss = g_build_filename(f->dir, "net-src.sock", NULL);
     g_autofree char *ds = g_build_filename(f->dir, "net-dst.sock", NULL);
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
+    MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true };
+    MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .shm_ram = true };
+
+    if (!mig_start_testpmd_postcopy(f, "testpmd-src", ss, queues, true, false) ||
+        !mig_start_testpmd_postcopy(f, "testpmd-dst", ds, queues, true, dst_mlockall)) {
+        return false;
+    }
+    mig_add_net(sa, ss, queues, wl);
+    mig_add_net(da, ds, queues, wl);
+    return (*src = mig_vmm_start(f, "src", &so, sa)) &&
+           (*dst = mig_vmm_start(f, "dst", &dopts, da));
+}
+
+static void test_dpdk_net(Fixture *f, gconstpointer data)
+{
     g_autofree char *uri = mig_unix_uri(f, "mig.sock");
     g_autofree char *wl = g_strdup_printf("net0:count=100000000,size=64+1518,runtime=6s,"
                                           "drain=1s,max-lost=%u", MAX_LOST);
     g_autofree char *out = NULL;
     g_autofree char *log = NULL;
-    g_autoptr(GPtrArray) sa = mig_args_new();
-    g_autoptr(GPtrArray) da = mig_args_new();
-    MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true };
-    MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .shm_ram = true };
     MigVmm *src = NULL, *dst = NULL;
     int code = -1;
 
-    if (!mig_start_testpmd_postcopy(f, "testpmd-src", ss, 2, true) ||
-        !mig_start_testpmd_postcopy(f, "testpmd-dst", ds, 2, true)) {
-        goto out;
-    }
-    mig_add_net(sa, ss, 2, wl);
-    mig_add_net(da, ds, 2, wl);
-    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
-        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
+    if (!dpdk_vmms(f, 2, false, wl, &src, &dst) ||
         !migrate_postcopy(src, dst, "net0", uri) ||
         !check_dst_figures(dst, true, false) || !check_src(src, true) ||
         !mig_vmm_end(dst, &code, &out, &log)) {
@@ -294,6 +321,43 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     if (code != 0 || !out || !json_true(out, "verified") ||
         json_uint(out, "lost") > MAX_LOST) {
         g_test_fail_printf("destination: exit %d: %s\n%s", code, out ? out : "", log);
+    }
+out:
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+    mig_testpmd_cleanup("testpmd-src");
+    mig_testpmd_cleanup("testpmd-dst");
+}
+
+static void test_dpdk_mlocked(Fixture *f, gconstpointer data)
+{
+    g_autofree char *uri = mig_unix_uri(f, "mig.sock");
+    g_autofree char *st = NULL;
+    g_autofree char *rs = NULL;
+    g_autofree char *log = NULL;
+    MigVmm *src = NULL, *dst = NULL;
+    int code = -1;
+
+    if (!dpdk_vmms(f, 1, true, "net0:count=100000000,size=64+1518,runtime=6s,drain=1s", &src,
+                   &dst) ||
+        !switch_midstream(src, dst, "net0", uri)) {
+        goto out;
+    }
+    if (!(st = mig_wait_status(src, "failed", MIG_WAIT_MS)) || !mig_vmm_end(dst, &code, NULL, &log)) {
+        goto out;
+    }
+    if (strcmp(st, "failed") != 0 || code != 1 ||
+        !strstr(log, "a back-end populated its mapping")) {
+        g_autofree char *dlog = proc_log(dst->proc);
+
+        g_test_fail_printf("source %s, destination exit %d, expected failed, 1 and the "
+                           "populated pages named:\n%s", st, code, dlog);
+        goto out;
+    }
+    /* Past the switch the destination ran the guest: ours must not resume. */
+    rs = mig_run_state(src);
+    if (!strcmp(rs, "running")) {
+        g_test_fail_printf("the source's guest runs again after a failed postcopy");
     }
 out:
     mig_vmm_free(src);
@@ -362,7 +426,7 @@ static void test_refused(Fixture *f, gconstpointer data)
     int code = -1;
 
     /* The source's back-end can do postcopy, the destination's cannot. */
-    if (!mig_start_testpmd_postcopy(f, "testpmd-src", ss, 1, true) ||
+    if (!mig_start_testpmd_postcopy(f, "testpmd-src", ss, 1, true, false) ||
         !mig_start_testpmd(f, "testpmd-dst", ds, 1)) {
         goto out;
     }
@@ -439,6 +503,8 @@ int main(int argc, char **argv)
     g_test_add("/real-postcopy/qsd-ram", Fixture, NULL, fixture_setup, test_qsd_ram,
                fixture_teardown);
     g_test_add("/real-postcopy/dpdk-net", Fixture, NULL, fixture_setup, test_dpdk_net,
+               fixture_teardown);
+    g_test_add("/real-postcopy/dpdk-mlocked", Fixture, NULL, fixture_setup, test_dpdk_mlocked,
                fixture_teardown);
     g_test_add("/real-postcopy/refused", Fixture, NULL, fixture_setup, test_refused,
                fixture_teardown);
