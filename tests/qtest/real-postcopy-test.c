@@ -8,6 +8,8 @@
  *                guest from the switch, its guest and its back-end fault
  *                on missing pages and the requests are served; every
  *                block verifies, the image is consistent
+ *   qsd-auto     the same switched by x-postcopy-auto, not asked (the
+ *                rounds cannot meet a downtime-limit of 0)
  *   qsd-ram      the same with -S on the destination (nothing writes its
  *                RAM until cont): once completed, both RAMs are equal page
  *                by page, so every owed page arrived and went where it
@@ -86,9 +88,12 @@ static bool expect_error(MigVmm *v, const char *cmd, const char *needle)
  */
 /*
  * Capability on both sides, the destination listens, the source migrates
- * under max-bandwidth and is told to switch in the middle of the stream.
+ * under max-bandwidth and is told to switch in the middle of the stream;
+ * auto: not told, but x-postcopy-auto with a downtime-limit that the
+ * rounds never meet.
  */
-static bool switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri)
+static bool switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
+                             bool autoswitch)
 {
     g_autofree char *started = g_strdup_printf("%s: workload started", dev);
     g_autofree char *err = NULL;
@@ -99,7 +104,12 @@ static bool switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const ch
         !wait_log(dst->proc, "migration: incoming from", 1, MIG_WAIT_MS)) {
         return false;
     }
-    mig_set_params(src, BW, -1);
+    /* A downtime-limit of 0: the rounds never converge. */
+    mig_set_params(src, BW, autoswitch ? 0 : -1);
+    if (autoswitch) {
+        json_node_unref(qmp_client_ok(src->qmp, "{\"execute\":\"migrate-set-parameters\","
+                                      "\"arguments\":{\"x-postcopy-auto\":true}}"));
+    }
     if (!mig_migrate(src, uri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS)) {
         g_autofree char *dlog = proc_log(dst->proc);
 
@@ -111,7 +121,7 @@ static bool switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const ch
                       "migration process in progress")) {
         return false;
     }
-    err = qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
+    err = autoswitch ? NULL : qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
     if (err) {
         g_test_fail_printf("migrate-start-postcopy refused mid-stream: %s", err);
         return false;
@@ -119,14 +129,15 @@ static bool switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const ch
     return true;
 }
 
-static bool migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri)
+static bool migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
+                             bool autoswitch)
 {
     static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
                                            NULL };
     g_autofree char *st = NULL;
     g_autofree char *dst_st = NULL;
 
-    if (!switch_midstream(src, dst, dev, uri) ||
+    if (!switch_midstream(src, dst, dev, uri, autoswitch) ||
         !(st = mig_wait_status(src, "completed", MIG_WAIT_MS)) ||
         !(dst_st = mig_wait_status(dst, "completed", MIG_WAIT_MS))) {
         return false;
@@ -215,8 +226,16 @@ static bool check_src(MigVmm *src, bool need_requests)
 
 /* ---- qemu-storage-daemon ------------------------------------------- */
 
-static void test_qsd(Fixture *f, bool frozen)
+typedef enum QsdMode {
+    QSD_RUNNING,            /* migrate-start-postcopy, the guest runs at once */
+    QSD_FROZEN,             /* the same with -S: RAM compared, then cont */
+    QSD_AUTO,               /* x-postcopy-auto switches by itself */
+} QsdMode;
+
+static void test_qsd(Fixture *f, QsdMode mode)
 {
+    bool frozen = mode == QSD_FROZEN;
+
     g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
     g_autofree char *ss = g_build_filename(f->dir, "qsd-src.sock", NULL);
     g_autofree char *ds = g_build_filename(f->dir, "qsd-dst.sock", NULL);
@@ -240,8 +259,9 @@ static void test_qsd(Fixture *f, bool frozen)
     mig_add_blk(da, ds, 4, wl);
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
         !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
-        !migrate_postcopy(src, dst, "blk0", uri) ||
-        !check_dst_figures(dst, !frozen, !frozen) || !check_src(src, !frozen)) {
+        !migrate_postcopy(src, dst, "blk0", uri, mode == QSD_AUTO) ||
+        !check_dst_figures(dst, mode == QSD_RUNNING, mode == QSD_RUNNING) ||
+        !check_src(src, mode == QSD_RUNNING)) {
         goto out;
     }
     if (frozen) {
@@ -265,12 +285,17 @@ out:
 
 static void test_qsd_blk(Fixture *f, gconstpointer data)
 {
-    test_qsd(f, false);
+    test_qsd(f, QSD_RUNNING);
+}
+
+static void test_qsd_auto(Fixture *f, gconstpointer data)
+{
+    test_qsd(f, QSD_AUTO);
 }
 
 static void test_qsd_ram(Fixture *f, gconstpointer data)
 {
-    test_qsd(f, true);
+    test_qsd(f, QSD_FROZEN);
 }
 
 /* ---- DPDK testpmd --------------------------------------------------- */
@@ -311,7 +336,7 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     int code = -1;
 
     if (!dpdk_vmms(f, 2, false, wl, &src, &dst) ||
-        !migrate_postcopy(src, dst, "net0", uri) ||
+        !migrate_postcopy(src, dst, "net0", uri, false) ||
         !check_dst_figures(dst, true, false) || !check_src(src, true) ||
         !mig_vmm_end(dst, &code, &out, &log)) {
         goto out;
@@ -340,7 +365,7 @@ static void test_dpdk_mlocked(Fixture *f, gconstpointer data)
 
     if (!dpdk_vmms(f, 1, true, "net0:count=100000000,size=64+1518,runtime=6s,drain=1s", &src,
                    &dst) ||
-        !switch_midstream(src, dst, "net0", uri)) {
+        !switch_midstream(src, dst, "net0", uri, false)) {
         goto out;
     }
     if (!(st = mig_wait_status(src, "failed", MIG_WAIT_MS)) || !mig_vmm_end(dst, &code, NULL, &log)) {
@@ -501,6 +526,8 @@ int main(int argc, char **argv)
     g_test_add("/real-postcopy/qsd-blk", Fixture, NULL, fixture_setup, test_qsd_blk,
                fixture_teardown);
     g_test_add("/real-postcopy/qsd-ram", Fixture, NULL, fixture_setup, test_qsd_ram,
+               fixture_teardown);
+    g_test_add("/real-postcopy/qsd-auto", Fixture, NULL, fixture_setup, test_qsd_auto,
                fixture_teardown);
     g_test_add("/real-postcopy/dpdk-net", Fixture, NULL, fixture_setup, test_dpdk_net,
                fixture_teardown);
