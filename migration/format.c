@@ -23,6 +23,14 @@ const char *mig_section_name(uint16_t id)
         return "ram-pages";
     case MIG_SECTION_DEVICE:
         return "device";
+    case MIG_SECTION_POSTCOPY_ADVISE:
+        return "postcopy-advise";
+    case MIG_SECTION_POSTCOPY_DISCARD:
+        return "postcopy-discard";
+    case MIG_SECTION_POSTCOPY_LISTEN:
+        return "postcopy-listen";
+    case MIG_SECTION_POSTCOPY_RUN:
+        return "postcopy-run";
     }
     return NULL;
 }
@@ -215,4 +223,64 @@ bool mig_save_end(MigStream *s, GError **errp)
 {
     return mig_save_section_header(s, MIG_SECTION_END, 0, 0, errp) &&
            mig_stream_flush(s, errp);
+}
+
+bool mig_save_postcopy_section(MigStream *s, MigSectionId id, GError **errp)
+{
+    g_assert(id == MIG_SECTION_POSTCOPY_ADVISE || id == MIG_SECTION_POSTCOPY_LISTEN ||
+             id == MIG_SECTION_POSTCOPY_RUN);
+    return mig_save_section_header(s, id, 0, 0, errp) && mig_stream_flush(s, errp);
+}
+
+bool mig_save_postcopy_discard(MigStream *s, const uint64_t *ranges, unsigned n,
+                               GError **errp)
+{
+    g_assert(n >= 1 && n <= MIG_DISCARD_MAX_RANGES);
+    if (!mig_save_section_header(s, MIG_SECTION_POSTCOPY_DISCARD, 0, n * 16u, errp)) {
+        return false;
+    }
+    for (unsigned i = 0; i < 2 * n; i++) {
+        if (!mig_stream_write_be64(s, ranges[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool mig_load_postcopy_discard(MigStream *s, uint32_t length, MigDiscardFn fn,
+                               void *opaque, GError **errp)
+{
+    g_autofree uint64_t *r = NULL;
+    unsigned n = length / 16;
+
+    if (length % 16 || n == 0 || n > MIG_DISCARD_MAX_RANGES) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "migration stream: section 'postcopy-discard' of %" PRIu32 " bytes: "
+                    "not 1 to %u ranges of 16 bytes", length, MIG_DISCARD_MAX_RANGES);
+        return false;
+    }
+    r = g_new(uint64_t, 2 * n);
+    for (unsigned i = 0; i < 2 * n; i++) {
+        if (!mig_stream_read_be64(s, &r[i], errp)) {
+            return false;
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t gpa = r[2 * i], len = r[2 * i + 1];
+
+        if (!len || (gpa | len) % 4096 || gpa + len < gpa) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "migration stream: section 'postcopy-discard': range %u (gpa 0x%"
+                        PRIx64 ", length 0x%" PRIx64 ") is empty, not 4 KiB aligned or "
+                        "wraps", i, gpa, len);
+            return false;
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (!fn(r[2 * i], r[2 * i + 1], opaque, errp)) {
+            g_prefix_error(errp, "migration stream: section 'postcopy-discard': ");
+            return false;
+        }
+    }
+    return true;
 }

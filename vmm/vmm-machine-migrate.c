@@ -179,9 +179,20 @@ bool vmm_machine_load_device(VmmMachine *m, const char *id, const void *data,
 
 bool vmm_machine_incoming_start(VmmMachine *m, GError **errp)
 {
-    if (!vmm_machine_resume_devices(m, m->devices->len, errp)) {
+    if (!vmm_machine_incoming_start_devices(m, errp)) {
         return false;
     }
+    vmm_machine_incoming_start_guest(m);
+    return true;
+}
+
+bool vmm_machine_incoming_start_devices(VmmMachine *m, GError **errp)
+{
+    return vmm_machine_resume_devices(m, m->devices->len, errp);
+}
+
+void vmm_machine_incoming_start_guest(VmmMachine *m)
+{
     m->incoming = false;
     for (guint i = 0; i < m->devices->len; i++) {
         VmmDevice *d = m->devices->pdata[i];
@@ -195,5 +206,4 @@ bool vmm_machine_incoming_start(VmmMachine *m, GError **errp)
     }
     /* The switch learns the MACs' new port; a device that cannot is a status line. */
     vmm_announce_devices(m, NULL);
-    return true;
 }

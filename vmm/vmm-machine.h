@@ -132,6 +132,12 @@ bool vmm_machine_load_device(VmmMachine *m, const char *id, const void *data,
  * The machine is no longer incoming afterwards.
  */
 bool vmm_machine_incoming_start(VmmMachine *m, GError **errp);
+/*
+ * The same in two steps, for a caller that checks something between the
+ * devices' start (their back-ends map guest RAM) and the guest's.
+ */
+bool vmm_machine_incoming_start_devices(VmmMachine *m, GError **errp);
+void vmm_machine_incoming_start_guest(VmmMachine *m);
 
 /* One status line on stderr: "vhost-user-vmm: " + the formatted text. */
 void vmm_status(const char *fmt, ...) G_GNUC_PRINTF(1, 2);

@@ -24,17 +24,9 @@
 #include "migration/stream.h"
 #include "util/vhost-user-error.h"
 #include "vmm/vmm-loop.h"
-#include "vmm/vmm-migrate-int.h"
+#include "vmm/vmm-migrate-in-int.h"
 #include "vmm/vmm-runstate.h"
 
-typedef struct MigIn {
-    VmmMigrate *mm;
-    VmmMachine *m;
-    int lfd;
-    char *unix_path;            /* removed when done */
-    GHashTable *blobs;          /* device id -> GBytes */
-    bool all_ready;
-} MigIn;
 
 /* Each device section, checksum verified: kept until every back-end is ready. */
 static bool mig_in_device(const char *name, const void *data, size_t len, void *opaque,
@@ -80,7 +72,7 @@ static bool mig_in_not_ready_cb(void *opaque, GError **errp)
     return false;
 }
 
-static bool mig_in_wait_ready(MigIn *in, GError **errp)
+bool mig_in_wait_ready(MigIn *in, GError **errp)
 {
     gint64 end = g_get_monotonic_time() + VMM_MIGRATE_READY_TIMEOUT_MS * 1000ll;
 
@@ -109,7 +101,7 @@ static bool mig_in_wait_ready(MigIn *in, GError **errp)
 }
 
 /* Every device's state into its device, then the guest starts (unless -S). */
-static bool mig_in_load_cb(void *opaque, GError **errp)
+bool mig_in_load_cb(void *opaque, GError **errp)
 {
     MigIn *in = opaque;
     VmmMigrate *mm = in->mm;
@@ -149,42 +141,24 @@ static bool mig_in_load_cb(void *opaque, GError **errp)
         vmm_runstate_set(VMM_RUN_STATE_PAUSED);
         return true;
     }
-    if (!vmm_machine_incoming_start(in->m, errp)) {
+    if (!vmm_machine_incoming_start_devices(in->m, errp)) {
         g_prefix_error(errp, "starting the guest: ");
         return false;
     }
-    vmm_runstate_set(VMM_RUN_STATE_RUNNING);
-    return true;
-}
-
-static bool mig_in_ack(int fd, GError **errp)
-{
-    uint8_t b[4] = {
-        VMM_MIGRATE_ACK >> 24, (VMM_MIGRATE_ACK >> 16) & 0xff,
-        (VMM_MIGRATE_ACK >> 8) & 0xff, VMM_MIGRATE_ACK & 0xff,
-    };
-    size_t done = 0;
-
-    while (done < sizeof(b)) {
-        ssize_t r = write(fd, b + done, sizeof(b) - done);
-
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
-                        "acknowledging to the source: %s", g_strerror(errno));
-            return false;
-        }
-        done += (size_t)r;
+    if (!mig_in_postcopy_devices_started(in, errp)) {
+        return false;
     }
+    vmm_machine_incoming_start_guest(in->m);
+    vmm_runstate_set(VMM_RUN_STATE_RUNNING);
     return true;
 }
 
 static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
 {
     VmmMigrate *mm = in->mm;
+    MigLoadOps ops = { 0 };
     MigStream *s;
+    bool postcopy = false;
     int fd;
     bool ok;
 
@@ -209,15 +183,26 @@ static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
     g_mutex_unlock(&mm->lock);
     vmm_mig_set_status(mm, VMM_MIG_ACTIVE);
 
-    ok = mig_load(s, vmm_machine_memory(in->m), mig_in_device, in, errp);
+    in->rp = mig_rp_new(fd);
+    ops.device = mig_in_device;
+    mig_in_postcopy_ops(&ops);
+    ok = mig_load_ops(s, vmm_machine_memory(in->m), &ops, in, &postcopy, errp);
     *bytes = mig_stream_bytes_read(s);
     g_mutex_lock(&mm->lock);
     mm->transferred = *bytes;
     mm->mbps_x1000 = mig_bandwidth(*bytes, (uint64_t)(g_get_monotonic_time() - mm->start_us)) *
                      8 / 1000;
     g_mutex_unlock(&mm->lock);
-    ok = ok && mig_in_wait_ready(in, errp) && vmm_loop_call(mig_in_load_cb, in, errp) &&
-         mig_in_ack(fd, errp);
+    if (postcopy) {
+        /* The guest started at POSTCOPY_RUN; the rest of its RAM is in. */
+        ok = ok && mig_in_postcopy_end(in, errp);
+    } else {
+        ok = ok && mig_in_wait_ready(in, errp) && mig_in_postcopy_end(in, errp) &&
+             vmm_loop_call(mig_in_load_cb, in, errp);
+    }
+    /* Serialised with the fault thread's requests. */
+    ok = ok && mig_rp_send_ack(in->rp, errp);
+    mig_in_postcopy_free(in);
     g_mutex_lock(&mm->lock);
     mm->stream = NULL;
     g_mutex_unlock(&mm->lock);
@@ -268,6 +253,7 @@ static gpointer mig_in_thread(gpointer opaque)
         }
     }
     g_hash_table_unref(in->blobs);
+    mig_rp_free(in->rp);
     g_free(in->unix_path);
     g_free(in);
     vmm_mig_thread_done(mm);
@@ -300,6 +286,7 @@ bool vmm_mig_in_start(VmmMigrate *mm, const char *uri, GError **errp)
         mm->ram_total += guest_memory_region(vmm_machine_memory(mm->m), i)->size;
     }
     mm->listen_fd = lfd;
+    mm->pc_stats_valid = false;
     mm->thread_done = false;
     mm->start_us = g_get_monotonic_time();
     mm->thread = g_thread_new("migration-in", mig_in_thread, in);

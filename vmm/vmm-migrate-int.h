@@ -17,6 +17,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <json-glib/json-glib.h>
+
+#include "migration/postcopy-ram.h"
 #include "migration/stream.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-migrate.h"
@@ -40,7 +43,10 @@ typedef enum VmmMigStatus {
     VMM_MIG_FAILED,
     VMM_MIG_CANCELLING,
     VMM_MIG_CANCELLED,
+    VMM_MIG_POSTCOPY_ACTIVE,    /* the destination runs the guest, RAM follows */
+    VMM_MIG_POSTCOPY_PAUSED,    /* reserved (QEMU's name): recovery is not done yet */
 } VmmMigStatus;
+
 
 struct VmmMigrate {
     VmmMachine *m;
@@ -52,6 +58,7 @@ struct VmmMigrate {
     VmmMigStatus status;
     bool incoming;              /* this VMM is (or was) a destination */
     bool end_sent;              /* source: past END, cancel can no longer undo */
+    bool postcopy;              /* past the postcopy switch: neither can cancel */
     bool cancel;                /* migrate_cancel, or the VMM exits */
     char *error_desc;
     MigStream *stream;          /* while the thread has one, for cancel */
@@ -61,6 +68,15 @@ struct VmmMigrate {
     /* parameters */
     uint64_t max_bandwidth;     /* bytes/s, 0: unlimited */
     uint64_t downtime_limit_ms;
+    bool postcopy_auto;         /* x-postcopy-auto: switch when precopy does not converge */
+    /* capabilities */
+    bool cap_postcopy;          /* postcopy-ram */
+    /* source: migrate-start-postcopy asked; the thread switches at its next window */
+    bool start_postcopy;
+    uint64_t postcopy_requests; /* source: pages the destination asked for */
+    MigPostcopy *pc;            /* destination, while postcopy runs: its stats */
+    MigPostcopyStats pc_stats;  /* destination, the last ones once it ended */
+    bool pc_stats_valid;
     /* figures */
     gint64 start_us;
     gint64 setup_us;            /* setup-time */
@@ -81,7 +97,7 @@ struct VmmMigrate {
 };
 
 const char *vmm_mig_status_name(VmmMigStatus s);
-/* setup, active or cancelling: a thread runs. */
+/* setup, active, cancelling or postcopy: a thread runs. */
 bool vmm_mig_status_running(VmmMigStatus s);
 /* Any thread: sets the status and emits MIGRATION from the loop. */
 void vmm_mig_set_status(VmmMigrate *mm, VmmMigStatus s);
@@ -96,6 +112,10 @@ void vmm_mig_progress_start(VmmMigrate *mm);
 bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp);
 /* vmm-migrate-in.c, loop: listens and starts the thread. */
 bool vmm_mig_in_start(VmmMigrate *mm, const char *uri, GError **errp);
+/* Loop: the destination's postcopy figures into o (query-migrate's "postcopy"). */
+void vmm_mig_postcopy_stats_json(VmmMigrate *mm, JsonObject *o);
+/* Loop: the destination's postcopy progress line. */
+void vmm_mig_postcopy_progress(VmmMigrate *mm);
 /* Loop, QMP cont with -S: starts the loaded guest. */
 bool vmm_mig_in_cont(VmmMigrate *mm, GError **errp);
 

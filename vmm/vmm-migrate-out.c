@@ -28,27 +28,8 @@
 #include "migration/stream.h"
 #include "util/vhost-user-error.h"
 #include "vmm/vmm-loop.h"
-#include "vmm/vmm-migrate-int.h"
-#include "vmm/vmm-runstate.h"
+#include "vmm/vmm-migrate-out-int.h"
 
-typedef struct MigOut {
-    VmmMigrate *mm;
-    VmmMachine *m;
-    GuestMemory *mem;
-    char *uri;
-    int fd;                     /* the stream's, for the acknowledgement */
-    MigStream *s;
-    RamTrack *track;            /* NULL: stop-and-copy */
-    unsigned nlogging;          /* devices [0, nlogging) log */
-    uint64_t *bitmap;
-    uint64_t *window;           /* the part of a round being sent */
-    uint64_t npages;
-    uint64_t nwords;
-    bool stopped;               /* we stopped the guest */
-    bool was_running;
-    VmmRunState prev_state;
-    GPtrArray *blobs;           /* GByteArray per device, at switchover */
-} MigOut;
 
 /* ---- the device model, on the loop ----------------------------------- */
 
@@ -90,7 +71,7 @@ static bool mig_out_log_sync_cb(void *opaque, GError **errp)
     return true;
 }
 
-static bool mig_out_save_cb(void *opaque, GError **errp)
+bool mig_out_save_cb(void *opaque, GError **errp)
 {
     MigOut *o = opaque;
 
@@ -148,8 +129,6 @@ static void mig_out_figures(MigOut *o, const uint64_t *bitmap, uint64_t from)
  */
 #define VMM_MIGRATE_WINDOW_WORDS 16     /* 4 MiB of guest RAM: 0.2 s at 20 MB/s */
 
-static uint64_t mig_out_params(MigOut *o, uint64_t *limit_ms);
-static bool mig_out_cancelled(MigOut *o, GError **errp);
 
 static bool mig_out_send(MigOut *o, uint64_t *bitmap, uint64_t *sent, GError **errp)
 {
@@ -183,12 +162,19 @@ static bool mig_out_send(MigOut *o, uint64_t *bitmap, uint64_t *sent, GError **e
         if (mig_out_cancelled(o, errp)) {
             return false;
         }
+        /* migrate-start-postcopy acts at the next window, not the round's end. */
+        if (w0 + n < o->nwords && mig_out_postcopy_wanted(o, false)) {
+            o->postcopy_now = true;
+            o->switch_all = !bitmap;
+            o->switch_word = w0 + n;
+            return true;
+        }
     }
     return true;
 }
 
 /* The pages dirtied since the last sync, into o->bitmap; their count. */
-static bool mig_out_sync(MigOut *o, uint64_t *dirty, GError **errp)
+bool mig_out_sync(MigOut *o, uint64_t *dirty, GError **errp)
 {
     uint64_t n = 0;
 
@@ -203,7 +189,7 @@ static bool mig_out_sync(MigOut *o, uint64_t *dirty, GError **errp)
     return true;
 }
 
-static bool mig_out_cancelled(MigOut *o, GError **errp)
+bool mig_out_cancelled(MigOut *o, GError **errp)
 {
     bool c;
 
@@ -217,7 +203,7 @@ static bool mig_out_cancelled(MigOut *o, GError **errp)
 }
 
 /* max-bandwidth and downtime-limit may change while we run. */
-static uint64_t mig_out_params(MigOut *o, uint64_t *limit_ms)
+uint64_t mig_out_params(MigOut *o, uint64_t *limit_ms)
 {
     uint64_t bw;
 
@@ -225,7 +211,11 @@ static uint64_t mig_out_params(MigOut *o, uint64_t *limit_ms)
     bw = o->mm->max_bandwidth;
     *limit_ms = o->mm->downtime_limit_ms;
     g_mutex_unlock(&o->mm->lock);
-    mig_stream_set_max_bandwidth(o->s, bw);
+    /* Setting it restarts the budget: only when it changed, or it never bites. */
+    if (bw != o->bw_applied) {
+        mig_stream_set_max_bandwidth(o->s, bw);
+        o->bw_applied = bw;
+    }
     return bw;
 }
 
@@ -247,6 +237,9 @@ static bool mig_out_iterate(MigOut *o, GError **errp)
         return false;
     }
     for (;;) {
+        if (o->postcopy_now) {
+            return true;
+        }
         uint64_t elapsed = (uint64_t)(g_get_monotonic_time() - t0);
         uint64_t dirty, limit, max_bw, bw;
         MigConvergence c;
@@ -266,6 +259,12 @@ static bool mig_out_iterate(MigOut *o, GError **errp)
         mm->mbps_x1000 = c.bandwidth * 8 / 1000;
         g_mutex_unlock(&mm->lock);
         if (c.stop_and_copy) {
+            return true;
+        }
+        if (mig_out_postcopy_wanted(o, true)) {
+            o->postcopy_now = true;
+            o->switch_all = false;
+            o->switch_word = o->nwords;     /* the rest is in o->bitmap */
             return true;
         }
         if (round >= VMM_MIGRATE_MAX_ROUNDS) {
@@ -333,6 +332,35 @@ static bool mig_out_wait_ack(MigOut *o, GError **errp)
     return true;
 }
 
+bool mig_out_no_return(MigOut *o, bool *flag, GError **errp)
+{
+    bool cancelled;
+
+    g_mutex_lock(&o->mm->lock);
+    cancelled = o->mm->cancel;
+    if (!cancelled) {
+        *flag = true;
+    }
+    g_mutex_unlock(&o->mm->lock);
+    if (cancelled) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL, "cancelled");
+    }
+    return !cancelled;
+}
+
+bool mig_out_send_devices(MigOut *o, GError **errp)
+{
+    for (unsigned i = 0; i < o->blobs->len; i++) {
+        GByteArray *b = o->blobs->pdata[i];
+
+        if (!mig_save_device(o->s, vhost_user_base_id(vmm_machine_device(o->m, i)),
+                             b->data, b->len, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Guest stopped: the rest of RAM, every device's state, END, the answer. */
 static bool mig_out_switchover(MigOut *o, GError **errp)
 {
@@ -361,26 +389,11 @@ static bool mig_out_switchover(MigOut *o, GError **errp)
         }
     }
     mig_out_figures(o, o->bitmap, o->nwords);     /* nothing left */
-    if (!vmm_loop_call(mig_out_save_cb, o, errp)) {
+    if (!vmm_loop_call(mig_out_save_cb, o, errp) || !mig_out_send_devices(o, errp)) {
         return false;
     }
-    for (unsigned i = 0; i < o->blobs->len; i++) {
-        GByteArray *b = o->blobs->pdata[i];
-
-        if (!mig_save_device(o->s, vhost_user_base_id(vmm_machine_device(o->m, i)),
-                             b->data, b->len, errp)) {
-            return false;
-        }
-    }
-    g_mutex_lock(&mm->lock);
-    if (mm->cancel) {
-        g_mutex_unlock(&mm->lock);
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL, "cancelled");
-        return false;
-    }
-    mm->end_sent = true;
-    g_mutex_unlock(&mm->lock);
-    if (!mig_save_end(o->s, errp) || !mig_out_wait_ack(o, errp)) {
+    if (!mig_out_no_return(o, &mm->end_sent, errp) || !mig_save_end(o->s, errp) ||
+        !mig_out_wait_ack(o, errp)) {
         return false;
     }
     g_mutex_lock(&mm->lock);
@@ -414,6 +427,11 @@ static bool mig_out_run(MigOut *o, GError **errp)
     if (!mig_save_header(o->s, errp) || !mig_ram_save_setup(o->s, o->mem, errp)) {
         return false;
     }
+    /* The destination checks its side of postcopy now, not at the switch. */
+    if (o->postcopy_cap &&
+        !mig_save_postcopy_section(o->s, MIG_SECTION_POSTCOPY_ADVISE, errp)) {
+        return false;
+    }
 
     for (unsigned i = 0; i < guest_memory_nregions(o->mem); i++) {
         RamTrackBlock b = ram_track_block_from_region(guest_memory_region(o->mem, i));
@@ -424,6 +442,11 @@ static bool mig_out_run(MigOut *o, GError **errp)
     if (!o->track && g_error_matches(err, VHOST_USER_ERROR,
                                      VHOST_USER_ERROR_FEATURE_MISMATCH)) {
         vmm_status("migration: %s", err->message);
+        if (o->postcopy_cap) {
+            /* Postcopy switches mid-precopy; without rounds there is no such point. */
+            vmm_status("migration: postcopy-ram: stop-and-copy instead, "
+                       "migrate-start-postcopy has no effect");
+        }
         g_clear_error(&err);
     } else if (!o->track) {
         g_propagate_error(errp, err);
@@ -439,6 +462,9 @@ static bool mig_out_run(MigOut *o, GError **errp)
 
     if (o->track && !mig_out_iterate(o, errp)) {
         return false;
+    }
+    if (o->postcopy_now) {
+        return mig_out_postcopy(o, errp);
     }
     return !mig_out_cancelled(o, errp) && mig_out_switchover(o, errp);
 }
@@ -461,6 +487,11 @@ static gpointer mig_out_thread(gpointer opaque)
     bool ok = mig_out_run(o, &err);
     bool cancelled;
 
+    if (!ok && o->s) {
+        /* Unblocks the return path's reader, if any. */
+        mig_stream_shutdown(o->s);
+    }
+    mig_out_postcopy_cleanup(o);
     mig_out_cleanup(o);
     g_mutex_lock(&mm->lock);
     mm->stream = NULL;
@@ -475,16 +506,30 @@ static gpointer mig_out_thread(gpointer opaque)
         vmm_mig_set_status(mm, VMM_MIG_COMPLETED);
         g_mutex_lock(&mm->lock);
         vmm_status("migration: completed in %" PRId64 " ms, downtime %" PRId64
-                   " ms (%u rounds, %" PRIu64 " MiB)", mm->total_us / 1000,
-                   mm->downtime_ms, mm->round, mm->transferred >> 20);
+                   " ms (%u rounds, %" PRIu64 " MiB)%s", mm->total_us / 1000,
+                   mm->downtime_ms, mm->round, mm->transferred >> 20,
+                   o->postcopy_switched ? " after postcopy" : "");
+        if (o->postcopy_switched) {
+            vmm_status("migration: postcopy: %" PRIu64 " page requests served",
+                       mm->postcopy_requests);
+        }
         g_mutex_unlock(&mm->lock);
     } else {
         g_autoptr(GError) start_err = NULL;
 
-        if (o->stopped && !vmm_machine_vm_start(o->m, &start_err)) {
-            vmm_status("migration: resuming the guest: %s", start_err->message);
+        /*
+         * Past the postcopy switch the destination ran the guest and owns
+         * part of its RAM: ours must never run again (recovery is for later).
+         */
+        if (o->postcopy_switched) {
+            vmm_status("migration: postcopy failed; the guest stays stopped here (its "
+                       "state is split between the two sides)");
+        } else {
+            if (o->stopped && !vmm_machine_vm_start(o->m, &start_err)) {
+                vmm_status("migration: resuming the guest: %s", start_err->message);
+            }
+            vmm_runstate_set(o->prev_state);
         }
-        vmm_runstate_set(o->prev_state);
         g_mutex_lock(&mm->lock);
         g_free(mm->error_desc);
         mm->error_desc = g_strdup(err->message);
@@ -559,7 +604,7 @@ static bool mig_out_check(VmmMigrate *mm, GError **errp)
             return false;
         }
     }
-    return true;
+    return !mm->cap_postcopy || mig_out_postcopy_check(mm, errp);
 }
 
 bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp)
@@ -583,6 +628,7 @@ bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp)
     o->mem = mem;
     o->uri = g_strdup(uri);
     o->fd = -1;
+    o->bw_applied = UINT64_MAX;
     o->blobs = g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
     o->npages = (guest_memory_end(mem) + MIG_PAGE_SIZE - 1) / MIG_PAGE_SIZE;
     o->nwords = (o->npages + 63) / 64;
@@ -590,11 +636,15 @@ bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp)
     o->window = g_new0(uint64_t, o->nwords ? o->nwords : 1);
     o->was_running = vmm_machine_vm_running(mm->m);
     o->prev_state = vmm_runstate_get();
+    o->postcopy_cap = mm->cap_postcopy;     /* loop thread: the only writer */
 
     g_mutex_lock(&mm->lock);
     mm->incoming = false;
     mm->cancel = false;
     mm->end_sent = false;
+    mm->postcopy = false;
+    mm->start_postcopy = false;
+    mm->postcopy_requests = 0;
     g_clear_pointer(&mm->error_desc, g_free);
     mm->start_us = g_get_monotonic_time();
     mm->setup_us = mm->total_us = mm->downtime_ms = 0;

@@ -37,13 +37,18 @@ const char *vmm_mig_status_name(VmmMigStatus s)
         return "cancelling";
     case VMM_MIG_CANCELLED:
         return "cancelled";
+    case VMM_MIG_POSTCOPY_ACTIVE:
+        return "postcopy-active";
+    case VMM_MIG_POSTCOPY_PAUSED:
+        return "postcopy-paused";
     }
     return "unknown";
 }
 
 bool vmm_mig_status_running(VmmMigStatus s)
 {
-    return s == VMM_MIG_SETUP || s == VMM_MIG_ACTIVE || s == VMM_MIG_CANCELLING;
+    return s == VMM_MIG_SETUP || s == VMM_MIG_ACTIVE || s == VMM_MIG_CANCELLING ||
+           s == VMM_MIG_POSTCOPY_ACTIVE || s == VMM_MIG_POSTCOPY_PAUSED;
 }
 
 static gboolean vmm_mig_event(gpointer opaque)
@@ -104,12 +109,15 @@ static gboolean vmm_mig_progress(gpointer opaque)
 {
     VmmMigrate *mm = opaque;
     g_autofree char *downtime = NULL;
-    bool going;
+    bool going, postcopy, incoming;
     unsigned round;
-    uint64_t sent, total, remaining, mbps_x1000, expected;
+    uint64_t sent, total, remaining, mbps_x1000, expected, requests;
 
     g_mutex_lock(&mm->lock);
     going = mm->status == VMM_MIG_ACTIVE && !mm->incoming;
+    postcopy = mm->status == VMM_MIG_POSTCOPY_ACTIVE;
+    incoming = mm->incoming;
+    requests = mm->postcopy_requests;
     round = mm->round;
     sent = mm->transferred;
     total = mm->ram_total;
@@ -122,6 +130,16 @@ static gboolean vmm_mig_progress(gpointer opaque)
         return G_SOURCE_REMOVE;
     }
     g_mutex_unlock(&mm->lock);
+    if (postcopy && incoming) {
+        vmm_mig_postcopy_progress(mm);
+        return G_SOURCE_CONTINUE;
+    }
+    if (postcopy) {
+        vmm_status("migration: postcopy, %" PRIu64 " MiB sent, %" PRIu64 " MiB still owed, %"
+                   PRIu64 " pages requested, %.1f MiB/s", sent >> 20, remaining >> 20,
+                   requests, mbps_x1000 / 1000.0 / 8.0 * 1e6 / (1 << 20));
+        return G_SOURCE_CONTINUE;
+    }
     if (!going || !round) {
         return G_SOURCE_CONTINUE;
     }
@@ -278,9 +296,10 @@ static JsonNode *vmm_qmp_migrate_cancel(VmmMonitor *mon, JsonObject *args, void 
     g_mutex_lock(&mm->lock);
     /*
      * Once END went out the destination may already run the guest: the
-     * source can only wait for its word, never resume on its own.
+     * source can only wait for its word, never resume on its own; past the
+     * postcopy switch the guest runs there and part of its RAM is here.
      */
-    if (!mm->incoming && !mm->end_sent &&
+    if (!mm->incoming && !mm->end_sent && !mm->postcopy &&
         (mm->status == VMM_MIG_SETUP || mm->status == VMM_MIG_ACTIVE)) {
         mm->cancel = true;
         if (mm->stream) {
@@ -311,7 +330,8 @@ static JsonNode *vmm_qmp_query_migrate(VmmMonitor *mon, JsonObject *args, void *
                 (g_get_monotonic_time() - mm->start_us) / 1000 : mm->total_us / 1000;
         json_object_set_int_member(o, "total-time", total);
         json_object_set_int_member(o, "setup-time", mm->setup_us / 1000);
-        if (mm->status == VMM_MIG_COMPLETED && !mm->incoming) {
+        if ((mm->status == VMM_MIG_COMPLETED || mm->status == VMM_MIG_POSTCOPY_ACTIVE) &&
+            !mm->incoming && mm->downtime_ms) {
             json_object_set_int_member(o, "downtime", mm->downtime_ms);
         }
         if (mm->status == VMM_MIG_ACTIVE && !mm->incoming &&
@@ -326,7 +346,14 @@ static JsonNode *vmm_qmp_query_migrate(VmmMonitor *mon, JsonObject *args, void *
         json_object_set_int_member(ram, "dirty-pages-rate", (gint64)mm->dirty_rate);
         json_object_set_int_member(ram, "dirty-sync-count", (gint64)mm->sync_count);
         json_object_set_double_member(ram, "mbps", mm->mbps_x1000 / 1000.0);
+        if (!mm->incoming && mm->cap_postcopy) {
+            json_object_set_int_member(ram, "postcopy-requests",
+                                       (gint64)mm->postcopy_requests);
+        }
         json_object_set_object_member(o, "ram", ram);
+        if (mm->incoming) {
+            vmm_mig_postcopy_stats_json(mm, o);
+        }
         if (mm->status == VMM_MIG_FAILED && mm->error_desc) {
             json_object_set_string_member(o, "error-desc", mm->error_desc);
         }
@@ -338,17 +365,21 @@ static JsonNode *vmm_qmp_query_migrate(VmmMonitor *mon, JsonObject *args, void *
 static JsonNode *vmm_qmp_migrate_set_parameters(VmmMonitor *mon, JsonObject *args,
                                                 void *opaque, GError **errp)
 {
-    static const char *const keys[] = { "max-bandwidth", "downtime-limit", NULL };
+    static const char *const keys[] = { "max-bandwidth", "downtime-limit", "x-postcopy-auto",
+                                        NULL };
     VmmMigrate *mm = opaque;
     uint64_t bw, limit;
+    bool pc_auto;
 
     g_mutex_lock(&mm->lock);
     bw = mm->max_bandwidth;
     limit = mm->downtime_limit_ms;
+    pc_auto = mm->postcopy_auto;
     g_mutex_unlock(&mm->lock);
     if (!vmm_qmp_check_args(args, keys, errp) ||
         !vmm_qmp_arg_size(args, "max-bandwidth", false, &bw, errp) ||
-        !vmm_qmp_arg_size(args, "downtime-limit", false, &limit, errp)) {
+        !vmm_qmp_arg_size(args, "downtime-limit", false, &limit, errp) ||
+        !vmm_qmp_arg_bool(args, "x-postcopy-auto", &pc_auto, errp)) {
         return NULL;
     }
     if (limit > VMM_MIGRATE_MAX_DOWNTIME_MS) {
@@ -367,6 +398,7 @@ static JsonNode *vmm_qmp_migrate_set_parameters(VmmMonitor *mon, JsonObject *arg
     g_mutex_lock(&mm->lock);
     mm->max_bandwidth = bw;
     mm->downtime_limit_ms = limit;
+    mm->postcopy_auto = pc_auto;
     g_mutex_unlock(&mm->lock);
     return NULL;
 }
@@ -384,8 +416,140 @@ static JsonNode *vmm_qmp_query_migrate_parameters(VmmMonitor *mon, JsonObject *a
     g_mutex_lock(&mm->lock);
     json_object_set_int_member(o, "max-bandwidth", (gint64)mm->max_bandwidth);
     json_object_set_int_member(o, "downtime-limit", (gint64)mm->downtime_limit_ms);
+    json_object_set_boolean_member(o, "x-postcopy-auto", mm->postcopy_auto);
     g_mutex_unlock(&mm->lock);
     return vmm_qmp_object_node(o);
+}
+
+/* The capabilities this VMM knows, QEMU's names. */
+static const char *const vmm_mig_caps[] = { "postcopy-ram", NULL };
+
+/*
+ * {"capabilities": [{"capability": "postcopy-ram", "state": true}]}: all
+ * or nothing (a bad entry changes none). Refused while a migration runs;
+ * a destination sets them before its source connects.
+ */
+static JsonNode *vmm_qmp_migrate_set_capabilities(VmmMonitor *mon, JsonObject *args,
+                                                  void *opaque, GError **errp)
+{
+    static const char *const keys[] = { "capabilities", NULL };
+    VmmMigrate *mm = opaque;
+    JsonArray *caps;
+    bool postcopy, busy;
+
+    if (!vmm_qmp_check_args(args, keys, errp)) {
+        return NULL;
+    }
+    if (!json_object_has_member(args, "capabilities") ||
+        !JSON_NODE_HOLDS_ARRAY(json_object_get_member(args, "capabilities"))) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "Parameter 'capabilities' is missing or not an array");
+        return NULL;
+    }
+    caps = json_object_get_array_member(args, "capabilities");
+    g_mutex_lock(&mm->lock);
+    postcopy = mm->cap_postcopy;
+    /* A destination still waiting for its source may change them. */
+    busy = vmm_mig_status_running(mm->status) && !(mm->incoming && mm->listen_fd >= 0);
+    g_mutex_unlock(&mm->lock);
+    if (busy) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "There's a migration process in progress");
+        return NULL;
+    }
+    for (guint i = 0; i < json_array_get_length(caps); i++) {
+        JsonNode *n = json_array_get_element(caps, i);
+        JsonObject *c = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+        static const char *const ckeys[] = { "capability", "state", NULL };
+        const char *name;
+        bool state = false;
+
+        if (!c) {
+            g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                        "capabilities[%u]: expected an object", i);
+            return NULL;
+        }
+        if (!vmm_qmp_check_args(c, ckeys, errp) ||
+            !vmm_qmp_arg_str(c, "capability", true, &name, errp) ||
+            !vmm_qmp_arg_bool(c, "state", &state, errp)) {
+            g_prefix_error(errp, "capabilities[%u]: ", i);
+            return NULL;
+        }
+        if (!json_object_has_member(c, "state")) {
+            g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                        "Parameter 'state' is missing");
+            g_prefix_error(errp, "capabilities[%u]: ", i);
+            return NULL;
+        }
+        if (strcmp(name, "postcopy-ram") != 0) {
+            g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                        "Parameter 'capability' does not accept value '%s' (this VMM "
+                        "knows: postcopy-ram)", name);
+            return NULL;
+        }
+        postcopy = state;
+    }
+    g_mutex_lock(&mm->lock);
+    mm->cap_postcopy = postcopy;
+    g_mutex_unlock(&mm->lock);
+    return NULL;
+}
+
+static JsonNode *vmm_qmp_query_migrate_capabilities(VmmMonitor *mon, JsonObject *args,
+                                                    void *opaque, GError **errp)
+{
+    VmmMigrate *mm = opaque;
+    JsonArray *a;
+    JsonNode *n;
+
+    if (!vmm_qmp_no_args(args, errp)) {
+        return NULL;
+    }
+    a = json_array_new();
+    for (unsigned i = 0; vmm_mig_caps[i]; i++) {
+        JsonObject *c = json_object_new();
+
+        json_object_set_string_member(c, "capability", vmm_mig_caps[i]);
+        g_mutex_lock(&mm->lock);
+        json_object_set_boolean_member(c, "state", mm->cap_postcopy);
+        g_mutex_unlock(&mm->lock);
+        json_array_add_object_element(a, c);
+    }
+    n = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(n, a);
+    return n;
+}
+
+/* Loop: QMP migrate-start-postcopy; the source's thread switches at its next window. */
+static bool vmm_mig_start_postcopy(VmmMigrate *mm, GError **errp)
+{
+    bool ok = false;
+
+    g_mutex_lock(&mm->lock);
+    if (!mm->cap_postcopy) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "Enable postcopy with migrate-set-capabilities before the start of "
+                    "migration (capability postcopy-ram is off)");
+    } else if (mm->incoming || (mm->status != VMM_MIG_SETUP && mm->status != VMM_MIG_ACTIVE)) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "Postcopy must be started after migration has been started (status '%s'%s)",
+                    vmm_mig_status_name(mm->status), mm->incoming ? ", on the destination" : "");
+    } else {
+        /* The thread switches at its next 4 MiB window. */
+        mm->start_postcopy = true;
+        ok = true;
+    }
+    g_mutex_unlock(&mm->lock);
+    return ok;
+}
+
+static JsonNode *vmm_qmp_migrate_start_postcopy(VmmMonitor *mon, JsonObject *args,
+                                                void *opaque, GError **errp)
+{
+    if (vmm_qmp_no_args(args, errp)) {
+        vmm_mig_start_postcopy(opaque, errp);
+    }
+    return NULL;
 }
 
 /*
@@ -426,6 +590,11 @@ void vmm_migrate_register(VmmMigrate *mm, VmmMonitor *mon)
     vmm_monitor_register(mon, "migrate-set-parameters", vmm_qmp_migrate_set_parameters, mm);
     vmm_monitor_register(mon, "query-migrate-parameters", vmm_qmp_query_migrate_parameters,
                          mm);
+    vmm_monitor_register(mon, "migrate-set-capabilities", vmm_qmp_migrate_set_capabilities,
+                         mm);
+    vmm_monitor_register(mon, "query-migrate-capabilities",
+                         vmm_qmp_query_migrate_capabilities, mm);
+    vmm_monitor_register(mon, "migrate-start-postcopy", vmm_qmp_migrate_start_postcopy, mm);
     vmm_runstate_set_cont_hook(vmm_migrate_cont_hook, mm);
 }
 

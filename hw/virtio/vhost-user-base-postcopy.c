@@ -7,6 +7,25 @@
 #include "hw/virtio/vhost-user-base-postcopy.h"
 #include "hw/virtio/vhost-user-base-int.h"
 #include "hw/virtio/vhost-user-postcopy.h"
+#include "util/vhost-user-error.h"
+
+bool vhost_user_base_postcopy_check(VhostUserBase *vub, GError **errp)
+{
+    if (!vub->ready) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "%s: no back-end connected: whether it can take part in postcopy "
+                    "(protocol feature PAGEFAULT) is unknown", vub->vdev.id);
+        return false;
+    }
+    if (!vhost_user_has_protocol_feature(vub->user, VHOST_USER_PROTOCOL_F_PAGEFAULT)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: the back-end does not support postcopy (protocol feature "
+                    "PAGEFAULT, bit %u, not offered)", vub->vdev.id,
+                    VHOST_USER_PROTOCOL_F_PAGEFAULT);
+        return false;
+    }
+    return true;
+}
 
 bool vhost_user_base_postcopy_advise(VhostUserBase *vub, GError **errp)
 {

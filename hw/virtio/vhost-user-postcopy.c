@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chardev/char-socket-int.h"
 #include "hw/virtio/vhost-user-postcopy.h"
 #include "util/vhost-user-error.h"
 
@@ -31,13 +32,14 @@ typedef struct VhostUserPostcopy {
 } VhostUserPostcopy;
 
 /*
- * Guards u->postcopy (its ufd and regions) of every connection. Not
- * u->lock: a request holds that until its reply, and a back-end may fault
- * on guest RAM before it replies (ours reads the used ring at
- * SET_VRING_KICK), so the fault service must reach the ufd and translate
- * while a request is in flight. Order: u->lock, then this.
+ * u->postcopy (the pointer and its contents) of every connection, taken
+ * inside u->lock where both are needed. The fault thread translates under
+ * this lock alone: u->lock is held for a whole request, and a back-end
+ * may fault while it handles one (libvhost-user reads the used index on
+ * SET_VRING_ADDR), so translating under u->lock would wait for a reply
+ * that waits for the page.
  */
-static GMutex postcopy_lock;
+static GMutex pc_lock;
 
 static void postcopy_free(VhostUserPostcopy *pc)
 {
@@ -55,17 +57,19 @@ static void postcopy_conn_hook(VhostUserState *u, VhostUserConnEvent ev, void *o
 
     (void)ev;
     (void)opaque;
-    g_mutex_lock(&postcopy_lock);
+    g_mutex_lock(&u->lock);
+    g_mutex_lock(&pc_lock);
     pc = u->postcopy;
     u->postcopy = NULL;
-    g_mutex_unlock(&postcopy_lock);
+    g_mutex_unlock(&pc_lock);
+    g_mutex_unlock(&u->lock);
     vhost_user_remove_conn_hook(u, postcopy_conn_hook, NULL);
     if (pc) {
         postcopy_free(pc);
     }
 }
 
-/* Caller holds postcopy_lock. */
+/* Caller holds u->lock and pc_lock. */
 static VhostUserPostcopy *postcopy_state_locked(VhostUserState *u)
 {
     if (!u->postcopy) {
@@ -112,13 +116,15 @@ bool vhost_user_postcopy_advise(VhostUserState *u, GError **errp)
                                "a userfaultfd", u->name);
     }
     vhost_user_add_conn_hook(u, postcopy_conn_hook, NULL);
-    g_mutex_lock(&postcopy_lock);
+    g_mutex_lock(&u->lock);
+    g_mutex_lock(&pc_lock);
     pc = postcopy_state_locked(u);
     if (pc->ufd >= 0) {
         close(pc->ufd);
     }
     pc->ufd = fd;
-    g_mutex_unlock(&postcopy_lock);
+    g_mutex_unlock(&pc_lock);
+    g_mutex_unlock(&u->lock);
     return true;
 }
 
@@ -158,14 +164,14 @@ bool vhost_user_postcopy_end(VhostUserState *u, GError **errp)
     /* Ended either way: the back-end's ufd is of no further use to us. */
     g_mutex_lock(&u->lock);
     u->postcopy_listening = false;
-    g_mutex_unlock(&u->lock);
-    g_mutex_lock(&postcopy_lock);
+    g_mutex_lock(&pc_lock);
     pc = u->postcopy;
     if (pc && pc->ufd >= 0) {
         close(pc->ufd);
         pc->ufd = -1;
     }
-    g_mutex_unlock(&postcopy_lock);
+    g_mutex_unlock(&pc_lock);
+    g_mutex_unlock(&u->lock);
     return ok;
 }
 
@@ -173,9 +179,9 @@ int vhost_user_postcopy_ufd(VhostUserState *u)
 {
     int fd;
 
-    g_mutex_lock(&postcopy_lock);
+    g_mutex_lock(&pc_lock);
     fd = u->postcopy ? u->postcopy->ufd : -1;
-    g_mutex_unlock(&postcopy_lock);
+    g_mutex_unlock(&pc_lock);
     return fd;
 }
 
@@ -194,7 +200,8 @@ bool vhost_user_postcopy_translate(VhostUserState *u, uint64_t backend_addr,
 {
     bool found = false;
 
-    g_mutex_lock(&postcopy_lock);
+    /* pc_lock alone: see its comment. */
+    g_mutex_lock(&pc_lock);
     for (guint i = 0; u->postcopy && i < u->postcopy->regions->len; i++) {
         const PostcopyRegion *r = &g_array_index(u->postcopy->regions, PostcopyRegion, i);
 
@@ -206,7 +213,7 @@ bool vhost_user_postcopy_translate(VhostUserState *u, uint64_t backend_addr,
             break;
         }
     }
-    g_mutex_unlock(&postcopy_lock);
+    g_mutex_unlock(&pc_lock);
     return found;
 }
 
@@ -243,13 +250,25 @@ static bool check_region(VhostUserState *u, const char *req, unsigned i,
     return true;
 }
 
-static void keep_region(VhostUserPostcopy *pc, const VhostUserMemoryRegion *got)
+static void keep_region(VhostUserState *u, VhostUserPostcopy *pc,
+                        const VhostUserMemoryRegion *sent, const VhostUserMemoryRegion *got)
 {
     PostcopyRegion r = {
         .gpa = got->guest_phys_addr,
         .size = got->memory_size,
         .backend_base = got->userspace_addr,
     };
+
+    /*
+     * Our own address back: a back-end that filled in a copy of the message
+     * (libvhost-user). Its real base is in its maps; a back-end in this
+     * process really has ours.
+     */
+    if (got->userspace_addr == sent->userspace_addr) {
+        vhost_user_postcopy_peer_base(char_socket_fd(u->chr), sent->userspace_addr,
+                                      sent->mmap_offset, sent->memory_size,
+                                      &r.backend_base);
+    }
 
     for (guint i = 0; i < pc->regions->len; i++) {
         if (g_array_index(pc->regions, PostcopyRegion, i).gpa == r.gpa) {
@@ -262,23 +281,19 @@ static void keep_region(VhostUserPostcopy *pc, const VhostUserMemoryRegion *got)
 
 /*
  * Runs with u->lock held (vhost_user_call_listening), so the bases and
- * the listening flag change together with the request; the bases are
- * written under postcopy_lock, which translation takes.
+ * the listening flag change together with the request.
  */
-bool vhost_user_postcopy_mem_reply(VhostUserState *u, const VhostUserMsg *msg,
-                                   const VhostUserMsg *reply, void *opaque, GError **errp)
+static bool mem_reply_locked(VhostUserState *u, const VhostUserMsg *msg,
+                             const VhostUserMsg *reply, GError **errp)
 {
-    VhostUserPostcopy *pc;
+    VhostUserPostcopy *pc = postcopy_state_locked(u);
 
-    (void)opaque;
     if (msg->hdr.request == VHOST_USER_ADD_MEM_REG) {
         if (!check_region(u, "ADD_MEM_REG", 0, &msg->payload.mem_reg.region,
                           &reply->payload.mem_reg.region, errp)) {
             return false;
         }
-        g_mutex_lock(&postcopy_lock);
-        keep_region(postcopy_state_locked(u), &reply->payload.mem_reg.region);
-        g_mutex_unlock(&postcopy_lock);
+        keep_region(u, pc, &msg->payload.mem_reg.region, &reply->payload.mem_reg.region);
         return true;
     }
     if (reply->payload.memory.nregions != msg->payload.memory.nregions) {
@@ -293,12 +308,21 @@ bool vhost_user_postcopy_mem_reply(VhostUserState *u, const VhostUserMsg *msg,
         }
     }
     /* A whole table replaces whatever the back-end had. */
-    g_mutex_lock(&postcopy_lock);
-    pc = postcopy_state_locked(u);
     g_array_set_size(pc->regions, 0);
     for (uint32_t i = 0; i < msg->payload.memory.nregions; i++) {
-        keep_region(pc, &reply->payload.memory.regions[i]);
+        keep_region(u, pc, &msg->payload.memory.regions[i], &reply->payload.memory.regions[i]);
     }
-    g_mutex_unlock(&postcopy_lock);
     return true;
+}
+
+bool vhost_user_postcopy_mem_reply(VhostUserState *u, const VhostUserMsg *msg,
+                                   const VhostUserMsg *reply, void *opaque, GError **errp)
+{
+    bool ok;
+
+    (void)opaque;
+    g_mutex_lock(&pc_lock);
+    ok = mem_reply_locked(u, msg, reply, errp);
+    g_mutex_unlock(&pc_lock);
+    return ok;
 }

@@ -28,7 +28,18 @@ typedef enum MigSectionId {
     MIG_SECTION_RAM_SETUP = 1,
     MIG_SECTION_RAM_PAGES = 2,
     MIG_SECTION_DEVICE = 3,
+    /*
+     * Postcopy (docs/devel/migration.rst, "Postcopy"): in this order,
+     * ADVISE < DISCARD* < LISTEN < DEVICE* < RUN < RAM_PAGES* < END.
+     */
+    MIG_SECTION_POSTCOPY_ADVISE = 4,    /* empty: the source may switch */
+    MIG_SECTION_POSTCOPY_DISCARD = 5,   /* n x (be64 gpa, be64 len): owed */
+    MIG_SECTION_POSTCOPY_LISTEN = 6,    /* empty: pages are placed from now */
+    MIG_SECTION_POSTCOPY_RUN = 7,       /* empty: the destination runs the guest */
 } MigSectionId;
+
+/* Ranges in one POSTCOPY_DISCARD section, at most (64 KiB of payload). */
+#define MIG_DISCARD_MAX_RANGES      4096
 
 /* A reader that does not know the id skips the section instead of failing. */
 #define MIG_SECTION_F_OPTIONAL      0x0001u
@@ -50,7 +61,11 @@ typedef struct MigSectionHeader {
     uint32_t length;            /* payload bytes after the section header */
 } MigSectionHeader;
 
-/* "end", "ram-setup", "ram-pages", "device"; NULL for an unknown id. */
+/*
+ * "end", "ram-setup", "ram-pages", "device", "postcopy-advise",
+ * "postcopy-discard", "postcopy-listen", "postcopy-run"; NULL for an
+ * unknown id.
+ */
 const char *mig_section_name(uint16_t id);
 
 /* CRC32C (Castagnoli), as iSCSI and ext4 use it; crc starts at 0. */
@@ -79,6 +94,31 @@ bool mig_save_device(MigStream *s, const char *name, const void *data,
  */
 bool mig_load_device(MigStream *s, uint32_t length, char **name,
                      void **data, size_t *len, GError **errp);
+
+/*
+ * An empty postcopy section (ADVISE, LISTEN, RUN); flushes the stream, so
+ * the destination acts on it at once.
+ */
+VHOST_USER_API
+bool mig_save_postcopy_section(MigStream *s, MigSectionId id, GError **errp);
+/*
+ * A POSTCOPY_DISCARD section: n ranges (1..MIG_DISCARD_MAX_RANGES) of
+ * pages the source still owes, ranges[2 * i] the GPA and ranges[2 * i + 1]
+ * the length, both 4 KiB aligned.
+ */
+VHOST_USER_API
+bool mig_save_postcopy_discard(MigStream *s, const uint64_t *ranges, unsigned n,
+                               GError **errp);
+/*
+ * Reads a POSTCOPY_DISCARD payload of `length` bytes and hands each range
+ * to fn. A length that is not a whole number of 16-byte ranges, no range,
+ * more than MIG_DISCARD_MAX_RANGES, an empty, unaligned or wrapping range
+ * is refused before fn sees any of it. fn checks the range against guest
+ * RAM.
+ */
+typedef bool (*MigDiscardFn)(uint64_t gpa, uint64_t len, void *opaque, GError **errp);
+bool mig_load_postcopy_discard(MigStream *s, uint32_t length, MigDiscardFn fn,
+                               void *opaque, GError **errp);
 
 /* The END section; flushes the stream. */
 VHOST_USER_API

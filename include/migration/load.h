@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "migration/format.h"
+#include "migration/ram-stream.h"
 #include "migration/stream.h"
 #include "system/memory.h"
 #include "util/vhost-user-api.h"
@@ -30,5 +32,35 @@ typedef bool (*MigDeviceLoadFn)(const char *name, const void *data, size_t len,
 VHOST_USER_API
 bool mig_load(MigStream *s, GuestMemory *mem, MigDeviceLoadFn device_fn,
               void *opaque, GError **errp);
+
+/*
+ * A destination that does postcopy: what to do at each postcopy section.
+ * Sections must come in order: RAM_SETUP, POSTCOPY_ADVISE (before any
+ * RAM_PAGES or DEVICE), RAM_PAGES, then either DEVICE* END (the source
+ * finished with precopy) or POSTCOPY_DISCARD* POSTCOPY_LISTEN DEVICE*
+ * POSTCOPY_RUN RAM_PAGES* END; anything else fails the load naming the
+ * section. Before LISTEN pages are written into mem; after RUN each page
+ * goes to place. Each callback runs on the thread that calls mig_load_ops;
+ * an error fails the load.
+ */
+typedef struct MigLoadOps {
+    MigDeviceLoadFn device;
+    /* NULL: a postcopy section fails the load (precopy only). */
+    bool (*advise)(void *opaque, GError **errp);
+    MigDiscardFn discard;
+    bool (*listen)(void *opaque, GError **errp);
+    /* Every DEVICE section of the switch has been handed over. */
+    bool (*run)(void *opaque, GError **errp);
+    MigRamPlaceFn place;
+} MigLoadOps;
+
+/*
+ * mig_load with postcopy. *postcopy (may be NULL) tells, also on failure,
+ * whether the stream had reached POSTCOPY_LISTEN: from there the source
+ * can no longer take the guest back.
+ */
+VHOST_USER_API
+bool mig_load_ops(MigStream *s, GuestMemory *mem, const MigLoadOps *ops, void *opaque,
+                  bool *postcopy, GError **errp);
 
 #endif

@@ -6,6 +6,8 @@
  * the ASan build).
  *   no-log-shmfd    a back-end without LOG_SHMFD blocks migrate at once,
  *                   naming the device; nothing reaches the destination
+ *   no-pagefault    the same for one without PAGEFAULT when capability
+ *                   postcopy-ram is on
  *   ram-size        the destination has less RAM: it refuses the stream
  *                   naming the block and both sizes and exits 1; the
  *                   source ends failed and resumes
@@ -188,8 +190,11 @@ static void migrate_cancel(MigVmm *v)
     json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate_cancel\"}"));
 }
 
+/* data 0: no LOG_SHMFD; 1: LOG_SHMFD but no PAGEFAULT, with postcopy-ram on. */
 static void test_no_log_shmfd(Fixture *f, gconstpointer data)
 {
+    bool postcopy = GPOINTER_TO_INT(data);
+    const char *lacks = postcopy ? "PAGEFAULT" : "LOG_SHMFD";
     g_autofree char *lpath = g_build_filename(f->dir, "dst.sock", NULL);
     g_autofree char *uri = g_strdup_printf("unix:%s", lpath);
     g_autofree char *desc = NULL;
@@ -206,22 +211,26 @@ static void test_no_log_shmfd(Fixture *f, gconstpointer data)
     tb_config_default(&cfg);
     /* Logging in SET_FEATURES, but no shared-memory log to log into. */
     cfg.features |= 1ull << VHOST_F_LOG_ALL;
+    if (postcopy) {
+        cfg.protocol_features |= 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD;
+    }
     tb = tb_new(f->dir, "vhost.sock", &cfg);
     args = net_args(tb_socket_path(tb));
     if (!(src = mig_vmm_start(f, "src", &o, args)) ||
         !wait_log(src->proc, "net0: started", 1, MIG_WAIT_MS) ||
+        (postcopy && !mig_set_postcopy(src, true)) ||
         (lfd = listen_unix(lpath)) < 0) {
         goto out;
     }
     desc = migrate_error(src, uri);
     if (!desc) {
-        g_test_fail_printf("migrate accepted with a back-end that cannot log");
+        g_test_fail_printf("migrate accepted with a back-end that lacks %s", lacks);
         migrate_cancel(src);
         goto out;
     }
     g_test_message("migrate refused: %s", desc);
-    if (!strstr(desc, "net0") || !strstr(desc, "LOG_SHMFD")) {
-        g_test_fail_printf("the refusal does not name the device and LOG_SHMFD: %s", desc);
+    if (!strstr(desc, "net0") || !strstr(desc, lacks)) {
+        g_test_fail_printf("the refusal does not name the device and %s: %s", lacks, desc);
     }
     st = mig_status(src);
     if (!strcmp(st, "setup") || !strcmp(st, "active") || !strcmp(st, "completed")) {
@@ -494,7 +503,9 @@ out:
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add("/migrate-fail/no-log-shmfd", Fixture, NULL, fixture_setup,
+    g_test_add("/migrate-fail/no-pagefault", Fixture, GINT_TO_POINTER(1), fixture_setup,
+               test_no_log_shmfd, fixture_teardown);
+    g_test_add("/migrate-fail/no-log-shmfd", Fixture, GINT_TO_POINTER(0), fixture_setup,
                test_no_log_shmfd, fixture_teardown);
     g_test_add("/migrate-fail/ram-size", Fixture, NULL, fixture_setup, test_ram_size,
                fixture_teardown);

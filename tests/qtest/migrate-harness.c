@@ -3,6 +3,7 @@
  * Source and destination VMMs for the migration tests; see migrate-harness.h.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <string.h>
@@ -13,10 +14,40 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "guest/pattern.h"
 #include "migrate-harness.h"
 
 #define PAGE                4096u
 #define POLL_MS             20
+
+/*
+ * RAM files on /dev/shm of runs that died before mig_vmm_free: their
+ * fixture directory (same tmp dir, same name) is gone.
+ */
+static void shm_ram_sweep(const char *tmpdir)
+{
+    GDir *d = g_dir_open("/dev/shm", 0, NULL);
+    const char *n;
+
+    while (d && (n = g_dir_read_name(d))) {
+        const char *dash = strchr(n, '-') ? strchr(strchr(n, '-') + 1, '-') : NULL;
+        g_autofree char *fixture = NULL;
+        g_autofree char *path = NULL;
+
+        if (!g_str_has_prefix(n, "vutest-") || !g_str_has_suffix(n, ".ram") || !dash) {
+            continue;
+        }
+        fixture = g_build_filename(tmpdir, n, NULL);
+        fixture[strlen(tmpdir) + 1 + (dash - n)] = '\0';
+        if (!g_file_test(fixture, G_FILE_TEST_IS_DIR)) {
+            path = g_build_filename("/dev/shm", n, NULL);
+            unlink(path);
+        }
+    }
+    if (d) {
+        g_dir_close(d);
+    }
+}
 
 MigVmm *mig_vmm_start(Fixture *f, const char *name, const MigVmmOpts *o, GPtrArray *args)
 {
@@ -35,7 +66,16 @@ MigVmm *mig_vmm_start(Fixture *f, const char *name, const MigVmmOpts *o, GPtrArr
     v = g_new0(MigVmm, 1);
     v->name = g_strdup(name);
     v->out_path = g_strdup_printf("%s/%s.json", f->dir, name);
-    v->ram_path = g_strdup_printf("%s/%s.ram", f->dir, name);
+    if (o->shm_ram) {
+        g_autofree char *base = g_path_get_basename(f->dir);
+        g_autofree char *tmpdir = g_path_get_dirname(f->dir);
+
+        shm_ram_sweep(tmpdir);
+        v->ram_path = g_strdup_printf("/dev/shm/%s-%s.ram", base, name);
+        v->ram_owned = true;
+    } else {
+        v->ram_path = g_strdup_printf("%s/%s.ram", f->dir, name);
+    }
     v->ram_size = (uint64_t)mb << 20;
     obj = g_strdup_printf("memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on", mb,
                           v->ram_path);
@@ -90,6 +130,9 @@ void mig_vmm_free(MigVmm *v)
     if (v->qmp) {
         qmp_client_free(v->qmp);
     }
+    if (v->ram_owned) {
+        unlink(v->ram_path);
+    }
     g_free(v->name);
     g_free(v->out_path);
     g_free(v->ram_path);
@@ -143,6 +186,37 @@ void mig_set_params(MigVmm *v, int64_t max_bandwidth, int64_t downtime_ms)
     }
     json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
                                   "\"arguments\":{%s}}", a->str));
+}
+
+bool mig_set_postcopy(MigVmm *v, bool on)
+{
+    JsonNode *r = qmp_client_cmd(v->qmp, "{\"execute\":\"migrate-set-capabilities\","
+                                 "\"arguments\":{\"capabilities\":[{\"capability\":"
+                                 "\"postcopy-ram\",\"state\":%s}]}}", on ? "true" : "false");
+    bool ok = json_object_has_member(json_node_get_object(r), "return");
+
+    if (!ok) {
+        g_autofree char *s = json_to_string(r, FALSE);
+
+        g_test_fail_printf("%s: migrate-set-capabilities postcopy-ram refused: %s", v->name, s);
+    }
+    json_node_unref(r);
+    return ok;
+}
+
+bool mig_incoming(MigVmm *v, const char *uri)
+{
+    JsonNode *r = qmp_client_cmd(v->qmp, "{\"execute\":\"migrate-incoming\",\"arguments\":"
+                                 "{\"uri\":\"%s\"}}", uri);
+    bool ok = json_object_has_member(json_node_get_object(r), "return");
+
+    if (!ok) {
+        g_autofree char *s = json_to_string(r, FALSE);
+
+        g_test_fail_printf("%s: migrate-incoming %s refused: %s", v->name, uri, s);
+    }
+    json_node_unref(r);
+    return ok;
 }
 
 bool mig_migrate(MigVmm *src, const char *uri)
@@ -496,7 +570,14 @@ static char *testpmd_prefix(const char *name)
 
 Proc *mig_start_testpmd(Fixture *f, const char *name, const char *sock, unsigned queues)
 {
-    g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u", sock, queues);
+    return mig_start_testpmd_postcopy(f, name, sock, queues, false, true);
+}
+
+Proc *mig_start_testpmd_postcopy(Fixture *f, const char *name, const char *sock,
+                                 unsigned queues, bool postcopy, bool mlockall)
+{
+    g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u%s", sock, queues,
+                                            postcopy ? ",postcopy-support=1" : "");
     g_autofree char *rxq = g_strdup_printf("--rxq=%u", queues);
     g_autofree char *txq = g_strdup_printf("--txq=%u", queues);
     g_autofree char *prefix = NULL;
@@ -528,6 +609,14 @@ Proc *mig_start_testpmd(Fixture *f, const char *name, const char *sock, unsigned
     }
     g_ptr_array_add(tp, rxq);
     g_ptr_array_add(tp, txq);
+    /*
+     * testpmd locks all its memory, future mappings included: guest RAM
+     * mapped at SET_MEM_TABLE would be populated at once, every page still
+     * owed by the source filled with zeros, and no fault would ever come.
+     */
+    if (!mlockall) {
+        g_ptr_array_add(tp, "--no-mlockall");
+    }
     pr = proc_spawn(f, name, tp, true, NULL);
     return pr && wait_socket(pr, sock) ? pr : NULL;
 }
@@ -537,4 +626,61 @@ void mig_testpmd_cleanup(const char *name)
     g_autofree char *p = testpmd_prefix(name);
     g_autofree char *run = g_build_filename("/var/run/dpdk", p, NULL);
     proc_remove_tree(run);
+}
+
+GPtrArray *mig_args_new(void)
+{
+    return g_ptr_array_new_with_free_func(g_free);
+}
+
+bool mig_make_image(const char *path, uint64_t size)
+{
+    FILE *fp = fopen(path, "w");
+    bool ok = fp && ftruncate(fileno(fp), (off_t)size) == 0;
+
+    if (fp) {
+        fclose(fp);
+    }
+    if (!ok) {
+        g_test_fail_printf("cannot create %s", path);
+    }
+    return ok;
+}
+
+bool mig_check_image(const char *path, uint64_t size, unsigned seed)
+{
+    const unsigned sector = 512;
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    uint64_t written = 0;
+
+    if (!g_file_get_contents(path, &data, &len, NULL) || len != size) {
+        g_test_fail_printf("cannot read %s (%zu bytes)", path, (size_t)len);
+        return false;
+    }
+    for (uint64_t s = 0; s < size / sector; s++) {
+        const char *buf = data + s * sector;
+        PatternHeader h;
+        PatternMismatch mm;
+        size_t off;
+
+        if (pattern_is_zero(buf, sector, &off)) {
+            continue;
+        }
+        memcpy(&h, buf, sizeof(h));
+        if (h.id != s || h.seed != seed ||
+            !pattern_check(buf, sector, s, h.generation, seed, &mm)) {
+            g_test_fail_printf("image sector %" PRIu64 ": not what the workload writes "
+                               "there (header id %" PRIu64 " generation %" PRIu64
+                               " seed %u)", s, h.id, h.generation, h.seed);
+            return false;
+        }
+        written++;
+    }
+    g_test_message("image: %" PRIu64 " sectors written, all consistent", written);
+    if (written == 0) {
+        g_test_fail_printf("image: nothing was written");
+        return false;
+    }
+    return true;
 }

@@ -34,6 +34,11 @@ typedef struct MigVmmOpts {
     bool trace;                 /* -trace vhost_user */
     bool fill;                  /* -x-fill-pattern: no zero page, a slow stream */
     const char *netns;          /* run inside this network namespace */
+    /*
+     * RAM file on tmpfs (/dev/shm, removed by mig_vmm_free) instead of the
+     * fixture's directory: postcopy places pages only into shared memory.
+     */
+    bool shm_ram;
 } MigVmmOpts;
 
 typedef struct MigVmm {
@@ -42,6 +47,7 @@ typedef struct MigVmm {
     QmpClient *qmp;
     char *out_path;             /* its stdout: the JSON summaries */
     char *ram_path;             /* its guest RAM */
+    bool ram_owned;             /* ram_path is ours to remove */
     uint64_t ram_size;
 } MigVmm;
 
@@ -70,6 +76,10 @@ char *mig_unix_uri(Fixture *f, const char *name);
 
 /* migrate-set-parameters: max-bandwidth in B/s, downtime-limit in ms; < 0 leaves one. */
 void mig_set_params(MigVmm *v, int64_t max_bandwidth, int64_t downtime_ms);
+/* migrate-set-capabilities postcopy-ram; false, with the test failed, when refused. */
+bool mig_set_postcopy(MigVmm *v, bool on);
+/* migrate-incoming uri (a destination started with -incoming defer). */
+bool mig_incoming(MigVmm *v, const char *uri);
 /* QMP migrate to uri; false, with the test failed, when it is refused. */
 bool mig_migrate(MigVmm *src, const char *uri);
 /* query-migrate's return (caller unrefs). */
@@ -111,6 +121,19 @@ bool mig_vmm_verified(MigVmm *v, unsigned n);
  */
 int64_t mig_ram_compare(const MigVmm *a, const MigVmm *b);
 
+/* An argument list whose strings it frees (for mig_add_blk and the like). */
+GPtrArray *mig_args_new(void);
+/* A sparse image of size bytes at path; false (test failed) if it cannot be made. */
+bool mig_make_image(const char *path, uint64_t size);
+
+/*
+ * Every 512-byte sector of the image at path (size bytes) is either never
+ * written (zero) or exactly what a blk workload with seed writes there in
+ * some generation: nothing torn, misplaced or lost. False (test failed)
+ * otherwise, or when nothing was written.
+ */
+bool mig_check_image(const char *path, uint64_t size, unsigned seed);
+
 /*
  * Network namespaces NAME-a and NAME-b (NAME gets the test's pid, so
  * parallel runs do not collide; namespaces left by dead runs are removed
@@ -131,6 +154,13 @@ void mig_netns_cleanup(MigNetns *ns);
  * mig_testpmd_cleanup at the test's end).
  */
 Proc *mig_start_testpmd(Fixture *f, const char *name, const char *sock, unsigned queues);
+/*
+ * The same, with PAGEFAULT offered (postcopy: postcopy-support=1), and
+ * with its memory locked (mlockall, testpmd's default) or not
+ * (--no-mlockall, what postcopy needs).
+ */
+Proc *mig_start_testpmd_postcopy(Fixture *f, const char *name, const char *sock,
+                                 unsigned queues, bool postcopy, bool mlockall);
 void mig_testpmd_cleanup(const char *name);
 
 #endif

@@ -28,30 +28,10 @@
 #include "migrate-harness.h"
 
 #define IMAGE_SIZE          (64ull << 20)
-#define SECTOR              512u
 #define SEED                7u
 #define MAX_LOST            4096
 /* Small, so a first round under load stays short on 2 cores. */
 #define RAM_MB              128
-
-static GPtrArray *args_new(void)
-{
-    return g_ptr_array_new_with_free_func(g_free);
-}
-
-static bool make_image(const char *path)
-{
-    FILE *fp = fopen(path, "w");
-    bool ok = fp && ftruncate(fileno(fp), IMAGE_SIZE) == 0;
-
-    if (fp) {
-        fclose(fp);
-    }
-    if (!ok) {
-        g_test_fail_printf("cannot create %s", path);
-    }
-    return ok;
-}
 
 /*
  * The source's workload runs for delay_ms, then migrate to uri; the
@@ -101,48 +81,6 @@ static bool source_left(MigVmm *src)
 
 /* ---- qemu-storage-daemon ------------------------------------------- */
 
-/*
- * Every sector of the image is either never written (zero) or exactly
- * what the workload writes for that sector (its number in the header)
- * in some generation: nothing torn, misplaced or lost half-way.
- */
-static bool check_image(const char *path)
-{
-    g_autofree char *data = NULL;
-    gsize len = 0;
-    uint64_t written = 0;
-
-    if (!g_file_get_contents(path, &data, &len, NULL) || len != IMAGE_SIZE) {
-        g_test_fail_printf("cannot read %s (%zu bytes)", path, (size_t)len);
-        return false;
-    }
-    for (uint64_t s = 0; s < IMAGE_SIZE / SECTOR; s++) {
-        const char *buf = data + s * SECTOR;
-        PatternHeader h;
-        PatternMismatch mm;
-        size_t off;
-
-        if (pattern_is_zero(buf, SECTOR, &off)) {
-            continue;
-        }
-        memcpy(&h, buf, sizeof(h));
-        if (h.id != s || h.seed != SEED ||
-            !pattern_check(buf, SECTOR, s, h.generation, SEED, &mm)) {
-            g_test_fail_printf("image sector %" PRIu64 ": not what the workload writes "
-                               "there (header id %" PRIu64 " generation %" PRIu64
-                               " seed %u)", s, h.id, h.generation, h.seed);
-            return false;
-        }
-        written++;
-    }
-    g_test_message("image: %" PRIu64 " sectors written, all consistent", written);
-    if (written == 0) {
-        g_test_fail_printf("image: nothing was written");
-        return false;
-    }
-    return true;
-}
-
 static void test_qsd_blk(Fixture *f, gconstpointer data)
 {
     g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
@@ -151,14 +89,14 @@ static void test_qsd_blk(Fixture *f, gconstpointer data)
     g_autofree char *uri = mig_unix_uri(f, "mig.sock");
     g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=6s,"
                                           "seed=%u", SEED);
-    g_autoptr(GPtrArray) sa = args_new();
-    g_autoptr(GPtrArray) da = args_new();
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
     MigVmmOpts so = { .ram_mb = RAM_MB }, dopts = { .ram_mb = RAM_MB, .incoming = uri };
     MigVmm *src = NULL, *dst = NULL;
 
 
     if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
-        !make_image(img) ||
+        !mig_make_image(img, IMAGE_SIZE) ||
         !proc_start_qsd_named(f, "qsd-src", img, ss, 4, true) ||
         !proc_start_qsd_named(f, "qsd-dst", img, ds, 4, true)) {
         return;
@@ -169,7 +107,7 @@ static void test_qsd_blk(Fixture *f, gconstpointer data)
         (dst = mig_vmm_start(f, "dst", &dopts, da)) &&
         migrate_midway(src, dst, "blk0", uri, 2000) && source_left(src) &&
         mig_vmm_verified(dst, 1)) {
-        check_image(img);
+        mig_check_image(img, IMAGE_SIZE, SEED);
     }
     mig_vmm_free(src);
     mig_vmm_free(dst);
@@ -200,8 +138,8 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
                                           "drain=1s,max-lost=%u", MAX_LOST);
     g_autofree char *out = NULL;
     g_autofree char *log = NULL;
-    g_autoptr(GPtrArray) sa = args_new();
-    g_autoptr(GPtrArray) da = args_new();
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
     MigVmmOpts so = { .ram_mb = RAM_MB }, dopts = { .ram_mb = RAM_MB, .incoming = uri };
     MigVmm *src = NULL, *dst = NULL;
     bool announces = false;
@@ -253,8 +191,8 @@ static void test_netns_tcp(Fixture *f, gconstpointer data)
     g_autofree char *ds = g_build_filename(f->dir, "blk-dst.sock", NULL);
     const char *uri = "tcp:10.77.0.2:4444";
     const char *wl = "blk0:rw=randrw,bs=4k,iodepth=8,runtime=4s";
-    g_autoptr(GPtrArray) sa = args_new();
-    g_autoptr(GPtrArray) da = args_new();
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
     MigNetns ns = { 0 };
     MigVmmOpts so = { .ram_mb = RAM_MB }, dopts = { .ram_mb = RAM_MB, .incoming = uri };
     MigVmm *src = NULL, *dst = NULL;
@@ -292,8 +230,8 @@ static void test_ref_loaded_ram(Fixture *f, gconstpointer data)
     g_autofree char *uri = mig_unix_uri(f, "mig.sock");
     const char *bwl = "blk0:rw=randrw,bs=4k,iodepth=8,runtime=8s";
     const char *nwl = "net0:count=100000000,size=64+1518,runtime=8s,drain=1s";
-    g_autoptr(GPtrArray) sa = args_new();
-    g_autoptr(GPtrArray) da = args_new();
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
     MigVmmOpts so = { .ram_mb = RAM_MB };
     MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = uri, .frozen = true };
     MigVmm *src = NULL, *dst = NULL;

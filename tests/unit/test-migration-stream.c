@@ -22,50 +22,14 @@
 #include "migration/ram-stream.h"
 #include "migration/socket.h"
 #include "migration/stream.h"
+#include "unit-mig-vm.h"
 #include "unit-sock.h"
 #include "util/vhost-user-error.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
 #define PAGE MIG_PAGE_SIZE
-#define RAM1_GPA (4 * MiB)
-
-typedef struct TestVm {
-    GuestMemory *mem;
-    RamBlock *block[2];
-    uint64_t nbits;             /* dirty bitmap size, in pages */
-} TestVm;
-
-/* ram0 at GPA 0, ram1 at 4 MiB (a hole between them), every byte = fill. */
-static TestVm *vm_new(uint64_t size0, uint64_t size1, uint8_t fill)
-{
-    TestVm *vm = g_new0(TestVm, 1);
-    uint64_t gpa[2] = { 0, RAM1_GPA }, size[2] = { size0, size1 };
-    GError *err = NULL;
-
-    vm->mem = guest_memory_new();
-    for (int i = 0; i < 2; i++) {
-        g_autofree char *id = g_strdup_printf("ram%d", i);
-
-        vm->block[i] = ram_block_new_memfd(id, size[i], &err);
-        ck_assert_msg(vm->block[i], "%s", err ? err->message : "?");
-        if (fill) {
-            /* A fresh memfd reads as zeros: 0 leaves it unpopulated. */
-            memset(vm->block[i]->host, fill, size[i]);
-        }
-        ck_assert(guest_memory_add(vm->mem, gpa[i], vm->block[i], 0, size[i], &err));
-    }
-    vm->nbits = (RAM1_GPA + size1) / PAGE;
-    return vm;
-}
-
-static void vm_free(TestVm *vm)
-{
-    guest_memory_free(vm->mem);
-    ram_block_unref(vm->block[0]);
-    ram_block_unref(vm->block[1]);
-    g_free(vm);
-}
+#define RAM1_GPA UNIT_RAM1_GPA
 
 /* Every third page zero, the others a pattern naming block and page. */
 static void vm_fill_pattern(TestVm *vm)

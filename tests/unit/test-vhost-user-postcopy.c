@@ -5,11 +5,16 @@
  * userfaultfd, the memory table answered while listening must match what
  * was sent (count, guest address, size) and is acknowledged, the kept
  * bases translate back-end addresses, POSTCOPY_END's status is checked.
- * Each fault mode breaks one of those on purpose.
+ * Each fault mode breaks one of those on purpose. Translation goes on
+ * while a request waits for its reply (a back-end faults while it handles
+ * one), and a base echoed back (libvhost-user) is found in the back-end's
+ * /proc maps.
  */
 #include <check.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -17,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "chardev/char-socket.h"
@@ -56,6 +62,11 @@ typedef struct FakeBackend {
     gint acks;              /* u64 acknowledgements of listening replies */
     gint tables;            /* listening SET_MEM_TABLEs */
     gint regs;              /* listening ADD_MEM_REGs */
+    /* hold: GET_FEATURES is answered only once released */
+    bool hold;
+    GMutex lock;
+    GCond cond;
+    bool held, released;
 } FakeBackend;
 
 typedef struct Fixture {
@@ -155,6 +166,18 @@ static gpointer be_thread(gpointer opaque)
                 g_atomic_int_inc(&be->acks);
             }
             break;
+        case VHOST_USER_GET_FEATURES:
+            /* A back-end that faults while it handles a request. */
+            g_mutex_lock(&be->lock);
+            be->held = be->hold;
+            g_cond_broadcast(&be->cond);
+            while (be->hold && !be->released) {
+                g_cond_wait(&be->cond, &be->lock);
+            }
+            g_mutex_unlock(&be->lock);
+            r.payload.u64 = 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+            be_reply(be, &r, sizeof(uint64_t), -1);
+            break;
         case VHOST_USER_POSTCOPY_END:
             be->listening = false;
             r.payload.u64 = be->fault == FAULT_END_STATUS ? 1 : 0;
@@ -203,6 +226,8 @@ static void fixture_start_slots(Fixture *f, Fault fault, bool pagefault, bool sl
     ck_assert_int_ge(f->be.fd, 0);
     close(lfd);
     f->be.fault = fault;
+    g_mutex_init(&f->be.lock);
+    g_cond_init(&f->be.cond);
     f->be.thread = g_thread_new("fake-backend", be_thread, &f->be);
 
     f->u = vhost_user_state_new(f->chr, "blk0");
@@ -232,6 +257,8 @@ static void fixture_stop(Fixture *f)
     vhost_user_state_free(f->u);
     char_socket_disconnect(f->chr, "test done");
     g_thread_join(f->be.thread);
+    g_mutex_clear(&f->be.lock);
+    g_cond_clear(&f->be.cond);
     char_socket_free(f->chr);
     /* Let deferred chardev work run and release what it holds. */
     while (g_main_context_iteration(NULL, FALSE)) {
@@ -342,6 +369,146 @@ START_TEST(test_without_pagefault)
 }
 END_TEST
 
+static gpointer get_features_thread(gpointer opaque)
+{
+    Fixture *f = opaque;
+    uint64_t v = 0;
+    GError *err = NULL;
+
+    must(vhost_user_call_u64(f->u, 0, VHOST_USER_GET_FEATURES, &v, &err), err);
+    return NULL;
+}
+
+typedef struct Translate {
+    VhostUserState *u;
+    uint64_t gpa;
+    gint done;
+} Translate;
+
+static gpointer translate_thread(gpointer opaque)
+{
+    Translate *t = opaque;
+    unsigned region;
+
+    ck_assert(vhost_user_postcopy_translate(t->u, BE_BASE + RSIZE + 0x10, &t->gpa, &region));
+    g_atomic_int_set(&t->done, 1);
+    return NULL;
+}
+
+/*
+ * The fault thread translates while the loop waits for a reply that the
+ * back-end gives only once its fault is served: translating must not wait
+ * for that request (libvhost-user reads the used index in SET_VRING_ADDR).
+ */
+START_TEST(test_translate_during_request)
+{
+    Fixture f;
+    GError *err = NULL;
+    Translate t = { 0 };
+    GThread *req, *tr;
+    gint64 end;
+    bool in_time;
+
+    fixture_start(&f, FAULT_NONE, true);
+    must(vhost_user_postcopy_advise(f.u, &err), err);
+    must(vhost_user_postcopy_listen(f.u, &err), err);
+    must(send_table(&f, &err), err);
+    f.be.hold = true;
+    req = g_thread_new("request", get_features_thread, &f);
+    g_mutex_lock(&f.be.lock);
+    while (!f.be.held) {
+        g_cond_wait(&f.be.cond, &f.be.lock);
+    }
+    g_mutex_unlock(&f.be.lock);
+    t.u = f.u;
+    tr = g_thread_new("translate", translate_thread, &t);
+    end = g_get_monotonic_time() + 2 * G_TIME_SPAN_SECOND;
+    while (!g_atomic_int_get(&t.done) && g_get_monotonic_time() < end) {
+        g_usleep(1000);
+    }
+    in_time = g_atomic_int_get(&t.done);
+    /* Released either way, so that a failing run still ends. */
+    g_mutex_lock(&f.be.lock);
+    f.be.released = true;
+    g_cond_broadcast(&f.be.cond);
+    g_mutex_unlock(&f.be.lock);
+    g_thread_join(req);
+    g_thread_join(tr);
+    ck_assert_msg(in_time, "translation waited for the request's reply");
+    ck_assert_uint_eq(t.gpa, GPA1 + 0x10);
+    fixture_stop(&f);
+}
+END_TEST
+
+/*
+ * A child maps a memfd once (or twice: ambiguous), connects to us (so the
+ * socket's peer credentials are its own, as a back-end's are) and tells
+ * where; we find that base from its maps by the file behind our mapping.
+ */
+static void peer_base_case(unsigned child_maps, bool want_found)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    socklen_t salen;
+    int lfd, cfd, fd = memfd_create("pc-peer", MFD_CLOEXEC);
+    uint8_t *ours;
+    uint64_t child_addr = 0, base = 0;
+    pid_t pid;
+    char c;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 4 * RSIZE), 0);
+    /* Abstract address: nothing to clean up. */
+    snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "vupc-peer-%d-%u", (int)getpid(),
+             child_maps);
+    salen = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sa.sun_path + 1);
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, salen), 0);
+    ck_assert_int_eq(listen(lfd, 1), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        void *p = mmap(NULL, 4 * RSIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+        for (unsigned i = 1; i < child_maps; i++) {
+            mmap(NULL, 4 * RSIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        }
+        child_addr = (uint64_t)(uintptr_t)p;
+        if (connect(s, (struct sockaddr *)&sa, salen) < 0 ||
+            write(s, &child_addr, sizeof(child_addr)) != sizeof(child_addr) ||
+            read(s, &c, 1) < 0) {
+            _exit(1);
+        }
+        _exit(0);
+    }
+    cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(cfd, 0);
+    close(lfd);
+    ck_assert_int_eq(read(cfd, &child_addr, sizeof(child_addr)), sizeof(child_addr));
+    ours = mmap(NULL, 4 * RSIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ck_assert(ours != MAP_FAILED);
+    /* The region is the file's second RSIZE. */
+    ck_assert_int_eq(vhost_user_postcopy_peer_base(cfd, (uint64_t)(uintptr_t)ours + RSIZE,
+                                                   RSIZE, RSIZE, &base), want_found);
+    if (want_found) {
+        ck_assert_uint_eq(base, child_addr + RSIZE);
+    }
+    /* Our own end is no peer: nothing to look up. */
+    ck_assert(!vhost_user_postcopy_peer_base(-1, (uint64_t)(uintptr_t)ours, 0, RSIZE, &base));
+    ck_assert_int_eq(write(cfd, "x", 1), 1);
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    munmap(ours, 4 * RSIZE);
+    close(cfd);
+    close(fd);
+}
+
+START_TEST(test_peer_base)
+{
+    peer_base_case(1, true);
+    peer_base_case(2, false);
+}
+END_TEST
+
 typedef struct FaultCase {
     Fault fault;
     const char *needle;
@@ -417,7 +584,6 @@ START_TEST(test_slots_listening_table)
                   err ? err->message : "?");
     ck_assert_int_eq(g_atomic_int_get(&f.be.tables), 1);
     ck_assert_int_eq(g_atomic_int_get(&f.be.regs), 0);
-    ck_assert_int_eq(g_atomic_int_get(&f.be.acks), 1);
     ck_assert_int_eq(vhost_user_mem_regions_in_use(f.u), 2);
     /* The shadow is that table: nothing to add or remove. */
     ck_assert_msg(vhost_user_mem_update(f.u, "blk0", 0, mem, &err), "%s",
@@ -425,6 +591,8 @@ START_TEST(test_slots_listening_table)
     ck_assert_int_eq(g_atomic_int_get(&f.be.tables), 1);
     ck_assert_int_eq(g_atomic_int_get(&f.be.regs), 0);
     ck_assert_msg(vhost_user_postcopy_end(f.u, &err), "%s", err ? err->message : "?");
+    /* END's reply came after the ack was read: the count is final. */
+    ck_assert_int_eq(g_atomic_int_get(&f.be.acks), 1);
     fixture_stop(&f);
     guest_memory_free(mem);
     ram_block_unref(rb0);
@@ -440,6 +608,8 @@ static Suite *postcopy_suite(void)
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_without_pagefault);
     tcase_add_test(tc, test_slots_listening_table);
+    tcase_add_test(tc, test_translate_during_request);
+    tcase_add_test(tc, test_peer_base);
     tcase_add_loop_test(tc, test_bad_backend, 0, G_N_ELEMENTS(fault_cases));
     suite_add_tcase(s, tc);
     return s;

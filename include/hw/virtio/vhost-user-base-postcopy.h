@@ -18,6 +18,13 @@
 
 typedef struct VhostUserBase VhostUserBase;
 
+/*
+ * Whether the device can take part in postcopy: its back-end is connected
+ * and negotiated protocol feature PAGEFAULT. False with errp naming the
+ * device and what is missing (a migration blocker, asked on both sides).
+ */
+VHOST_USER_API
+bool vhost_user_base_postcopy_check(VhostUserBase *vub, GError **errp);
 /* POSTCOPY_ADVISE: the back-end's userfaultfd, checked and kept. */
 VHOST_USER_API
 bool vhost_user_base_postcopy_advise(VhostUserBase *vub, GError **errp);

@@ -44,4 +44,13 @@ bool vhost_user_postcopy_translate(VhostUserState *u, uint64_t backend_addr,
 bool vhost_user_postcopy_mem_reply(VhostUserState *u, const VhostUserMsg *msg,
                                    const VhostUserMsg *reply, void *opaque, GError **errp);
 
+/*
+ * The back-end's base address of a region (size bytes at mmap_offset of
+ * the file behind our mapping at our_uaddr), from the /proc maps of the
+ * process at the other end of sock_fd. False when it cannot be told
+ * (same process, no access, not mapped exactly once).
+ */
+bool vhost_user_postcopy_peer_base(int sock_fd, uint64_t our_uaddr, uint64_t mmap_offset,
+                                   uint64_t size, uint64_t *base);
+
 #endif

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The return path: what a destination writes back to its source on the
+ * stream's own socket. Messages start with a 4-byte big-endian tag:
+ *
+ *   "VURQ" be64 gpa, be32 npages   postcopy: send these pages first
+ *   "VUOK"                         the destination runs the guest (the
+ *                                  final acknowledgement, also precopy's)
+ *
+ * Writers on the destination (the postcopy fault thread's requests, the
+ * load thread's acknowledgement) share one MigReturnPath, which keeps each
+ * message whole. The source reads with mig_rp_read (one thread).
+ */
+#ifndef MIGRATION_RETURN_PATH_H
+#define MIGRATION_RETURN_PATH_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "system/memory.h"
+#include "util/vhost-user-api.h"
+
+#define MIG_RP_TAG_REQUEST          0x56555251u     /* "VURQ" */
+#define MIG_RP_TAG_ACK              0x56554f4bu     /* "VUOK" */
+/* Pages in one request, at most (1 MiB). */
+#define MIG_RP_MAX_PAGES            256
+
+typedef struct MigReturnPath MigReturnPath;
+
+/* Writes to fd, which stays the caller's (it must outlive the return path). */
+VHOST_USER_API
+MigReturnPath *mig_rp_new(int fd);
+VHOST_USER_API
+void mig_rp_free(MigReturnPath *rp);
+
+/*
+ * A page request (1..MIG_RP_MAX_PAGES pages from gpa). Blocks until the
+ * message is on the socket; safe from any thread. After a failed write
+ * every later one fails the same way.
+ */
+VHOST_USER_API
+bool mig_rp_send_request(MigReturnPath *rp, uint64_t gpa, uint32_t npages, GError **errp);
+VHOST_USER_API
+bool mig_rp_send_ack(MigReturnPath *rp, GError **errp);
+
+typedef struct MigRpMsg {
+    uint32_t tag;               /* MIG_RP_TAG_* */
+    uint64_t gpa;               /* requests */
+    uint32_t npages;
+} MigRpMsg;
+
+/*
+ * Reads one message from fd (blocking; timeout_ms < 0: no limit). A
+ * request is checked against mem: gpa 4 KiB aligned, 1..MIG_RP_MAX_PAGES
+ * pages, all inside one RAM region. An unknown tag, a bad request, the
+ * peer closing or the timeout is an error saying which.
+ */
+VHOST_USER_API
+bool mig_rp_read(int fd, const GuestMemory *mem, int timeout_ms, MigRpMsg *msg,
+                 GError **errp);
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What the source's two files share: vmm-migrate-out.c (blockers, the
+ * precopy rounds, the stop-and-copy switchover) and
+ * vmm-migrate-postcopy-out.c (the postcopy switch, the page requests and
+ * the background stream). All of it runs on the source's migration thread
+ * unless marked otherwise.
+ */
+#ifndef VMM_MIGRATE_OUT_INT_H
+#define VMM_MIGRATE_OUT_INT_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "migration/ram-track.h"
+#include "migration/stream.h"
+#include "vmm/vmm-migrate-int.h"
+#include "vmm/vmm-runstate.h"
+
+typedef struct MigOutPostcopy MigOutPostcopy;
+
+typedef struct MigOut {
+    VmmMigrate *mm;
+    VmmMachine *m;
+    GuestMemory *mem;
+    char *uri;
+    int fd;                     /* the stream's, for the acknowledgement */
+    MigStream *s;
+    RamTrack *track;            /* NULL: stop-and-copy */
+    unsigned nlogging;          /* devices [0, nlogging) log */
+    uint64_t *bitmap;
+    uint64_t *window;           /* the part of a round being sent */
+    uint64_t npages;
+    uint64_t nwords;
+    bool stopped;               /* we stopped the guest */
+    bool was_running;
+    VmmRunState prev_state;
+    GPtrArray *blobs;           /* GByteArray per device, at switchover */
+    uint64_t bw_applied;        /* max-bandwidth the stream has, UINT64_MAX: none yet */
+    /* postcopy */
+    bool postcopy_cap;          /* postcopy-ram at migrate: ADVISE was sent */
+    bool postcopy_now;          /* switch: the round stopped at switch_word */
+    bool switch_all;            /* ... of the first round (every page from there owed) */
+    uint64_t switch_word;
+    bool postcopy_switched;     /* LISTEN went out: the guest can no longer resume here */
+    MigOutPostcopy *pc;
+} MigOut;
+
+/* vmm-migrate-out.c */
+bool mig_out_sync(MigOut *o, uint64_t *dirty, GError **errp);
+bool mig_out_cancelled(MigOut *o, GError **errp);
+uint64_t mig_out_params(MigOut *o, uint64_t *limit_ms);
+/* Loop (vmm_loop_call): every device's state into o->blobs. */
+bool mig_out_save_cb(void *opaque, GError **errp);
+/*
+ * The point from which migrate_cancel can no longer undo the migration:
+ * under VmmMigrate.lock, fails ("cancelled") if a cancel came first, else
+ * sets *flag (end_sent, postcopy: fields of VmmMigrate).
+ */
+bool mig_out_no_return(MigOut *o, bool *flag, GError **errp);
+/* Each device's state section, from o->blobs. */
+bool mig_out_send_devices(MigOut *o, GError **errp);
+
+/* vmm-migrate-postcopy-out.c */
+/* Loop, at migrate: each device's back-end can do postcopy (PAGEFAULT). */
+bool mig_out_postcopy_check(VmmMigrate *mm, GError **errp);
+/*
+ * Whether to switch to postcopy here: migrate-start-postcopy was asked,
+ * or (round_end: a round did not converge) x-postcopy-auto says so.
+ */
+bool mig_out_postcopy_wanted(MigOut *o, bool round_end);
+/*
+ * The switch (guest stopped, owed pages discarded, devices, RUN), the
+ * background stream with the requests first, END and the
+ * acknowledgement. The guest stays stopped here whatever happens.
+ */
+bool mig_out_postcopy(MigOut *o, GError **errp);
+/* The return path's reader ended and freed (any outcome). */
+void mig_out_postcopy_cleanup(MigOut *o);
+
+#endif

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The destination's side of postcopy, the work of each postcopy section
+ * (called by mig_load_ops on the load thread):
+ *
+ *   ADVISE   capability postcopy-ram on here too, userfaultfd usable,
+ *            every back-end negotiated and offering PAGEFAULT (else an
+ *            error naming the device), POSTCOPY_ADVISE to each.
+ *   DISCARD  guest RAM under userfaultfd (mig_postcopy_new), the owed
+ *            ranges punched out.
+ *   LISTEN   our mapping registered, the fault thread running; each
+ *            back-end's userfaultfd polled too (its addresses translated
+ *            by its device), POSTCOPY_LISTEN to each. Status
+ *            postcopy-active.
+ *   RUN      the devices get their state and the guest starts, on the
+ *            loop, while this thread goes on placing pages.
+ *   END      every page placed, the fault thread stopped, each back-end's
+ *            ufd dropped and POSTCOPY_END sent, then the acknowledgement.
+ *
+ * Threads. The guest's workloads and the device model (main loop) block
+ * in the kernel when they touch a page not here yet; so does a back-end.
+ * What gets them going again never needs the loop: the fault thread
+ * (postcopy-ram.c) reads the fault and calls mig_in_pc_request, which
+ * writes the request on the return path; the load thread reads the page
+ * from the stream and places it. So the load thread never waits for the
+ * loop from RUN until END: RUN's device work is posted to the loop, not
+ * called, and its outcome is looked at when pages are placed and at END.
+ * Return-path writes (requests, the final ack) are serialised by
+ * MigReturnPath; only the load thread reads the socket.
+ *
+ * Untrusted input: the stream (section order and payloads checked by
+ * mig_load_ops; discard ranges by mig_postcopy_discard against guest RAM;
+ * device states by vhost_user_base_load) and the back-ends' fault
+ * addresses (translated by their device; one outside its regions drops
+ * that back-end's ufd, reported here, never the guest).
+ */
+#include <inttypes.h>
+#include <sys/mman.h>
+
+#include <glib.h>
+
+#include "hw/virtio/vhost-user-base-postcopy.h"
+#include "migration/postcopy-ram.h"
+#include "util/vhost-user-error.h"
+#include "vmm/vmm-loop.h"
+#include "vmm/vmm-migrate-in-int.h"
+#include "vmm/vmm-runstate.h"
+
+/* How long the guest's start may take once every page is here. */
+#define PC_RUN_TIMEOUT_MS       30000
+
+struct MigInPostcopy {
+    MigIn *in;
+    MigPostcopy *pc;            /* from DISCARD (or LISTEN) */
+    bool advised;               /* POSTCOPY_ADVISE went to every back-end */
+    GPtrArray *shared;          /* VhostUserBase whose ufd is polled */
+    GArray *shared_fds;         /* their ufds (int), in the same order */
+    GMutex lock;                /* below */
+    GCond cond;
+    bool run_posted;
+    bool run_done;
+    /* Held around each placement, so that a check sees no page half-placed. */
+    GMutex place_lock;
+    GError *run_err;            /* the guest's start failed */
+    bool rp_failed;             /* a request could not be written */
+};
+
+/* ---- on the fault thread ---------------------------------------------------- */
+
+static void mig_in_pc_request(uint64_t gpa, void *opaque)
+{
+    MigInPostcopy *p = opaque;
+    g_autoptr(GError) err = NULL;
+
+    /* The load thread sees the stream end if the source is gone. */
+    if (!mig_rp_send_request(p->in->rp, gpa, 1, &err)) {
+        g_mutex_lock(&p->lock);
+        if (!p->rp_failed) {
+            vmm_status("migration: postcopy: requesting page 0x%" PRIx64 ": %s", gpa,
+                       err->message);
+        }
+        p->rp_failed = true;
+        g_mutex_unlock(&p->lock);
+    }
+}
+
+static bool mig_in_pc_translate(uint64_t addr, uint64_t *gpa, void *opaque)
+{
+    unsigned region;
+
+    return vhost_user_base_postcopy_translate(opaque, addr, gpa, &region);
+}
+
+static void mig_in_pc_shared_error(int ufd, const GError *err, void *opaque)
+{
+    vmm_status("migration: postcopy: device '%s': %s", vhost_user_base_id(opaque),
+               err->message);
+}
+
+/* ---- the sections, on the load thread ---------------------------------------- */
+
+static MigInPostcopy *mig_in_pc(MigIn *in)
+{
+    if (!in->pc) {
+        MigInPostcopy *p = g_new0(MigInPostcopy, 1);
+
+        p->in = in;
+        p->shared = g_ptr_array_new();
+        p->shared_fds = g_array_new(FALSE, FALSE, sizeof(int));
+        g_mutex_init(&p->lock);
+        g_mutex_init(&p->place_lock);
+        g_cond_init(&p->cond);
+        in->pc = p;
+    }
+    return in->pc;
+}
+
+typedef bool (*MigInPcDevFn)(VhostUserBase *vub, GError **errp);
+
+/* Loop: fn on every device in turn; an error names the device and step. */
+static bool mig_in_pc_each(MigIn *in, MigInPcDevFn fn, const char *step, GError **errp)
+{
+    for (unsigned i = 0; i < vmm_machine_ndevices(in->m); i++) {
+        VhostUserBase *vub = vmm_machine_device(in->m, i);
+
+        if (!fn(vub, errp)) {
+            g_prefix_error(errp, "postcopy-ram: device '%s': %s", vhost_user_base_id(vub),
+                           step);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Loop: every back-end offers PAGEFAULT, then each gets POSTCOPY_ADVISE. */
+static bool mig_in_pc_advise_cb(void *opaque, GError **errp)
+{
+    return mig_in_pc_each(opaque, vhost_user_base_postcopy_check, "", errp) &&
+           mig_in_pc_each(opaque, vhost_user_base_postcopy_advise, "POSTCOPY_ADVISE: ", errp);
+}
+
+static bool mig_in_pc_advise(void *opaque, GError **errp)
+{
+    MigIn *in = opaque;
+    MigInPostcopy *p = mig_in_pc(in);
+    bool cap;
+
+    g_mutex_lock(&in->mm->lock);
+    cap = in->mm->cap_postcopy;
+    g_mutex_unlock(&in->mm->lock);
+    if (!cap) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "the source migrates with postcopy-ram, but capability postcopy-ram "
+                    "is off on this destination (migrate-set-capabilities before "
+                    "migrate-incoming)");
+        return false;
+    }
+    if (!mig_postcopy_supported(vmm_machine_memory(in->m), errp)) {
+        g_prefix_error(errp, "postcopy-ram: ");
+        return false;
+    }
+    if (!mig_in_wait_ready(in, errp) || !vmm_loop_call(mig_in_pc_advise_cb, in, errp)) {
+        return false;
+    }
+    p->advised = true;
+    return true;
+}
+
+static bool mig_in_pc_new(MigInPostcopy *p, GError **errp)
+{
+    if (!p->pc) {
+        p->pc = mig_postcopy_new(vmm_machine_memory(p->in->m), mig_in_pc_request, p, errp);
+    }
+    return p->pc != NULL;
+}
+
+static bool mig_in_pc_discard(uint64_t gpa, uint64_t len, void *opaque, GError **errp)
+{
+    MigInPostcopy *p = mig_in_pc(opaque);
+
+    return mig_in_pc_new(p, errp) && mig_postcopy_discard(p->pc, gpa, len, errp);
+}
+
+/* Loop: POSTCOPY_LISTEN to every back-end (the guest does not run yet). */
+static bool mig_in_pc_listen_cb(void *opaque, GError **errp)
+{
+    return mig_in_pc_each(opaque, vhost_user_base_postcopy_listen, "POSTCOPY_LISTEN: ", errp);
+}
+
+static bool mig_in_pc_listen(void *opaque, GError **errp)
+{
+    MigIn *in = opaque;
+    MigInPostcopy *p = mig_in_pc(in);
+
+    if (!mig_in_pc_new(p, errp) || !mig_postcopy_listen(p->pc, errp)) {
+        return false;
+    }
+    g_mutex_lock(&in->mm->lock);
+    in->mm->pc = p->pc;
+    g_mutex_unlock(&in->mm->lock);
+    for (unsigned i = 0; i < vmm_machine_ndevices(in->m); i++) {
+        VhostUserBase *vub = vmm_machine_device(in->m, i);
+        int ufd = vhost_user_base_postcopy_ufd(vub);
+
+        if (ufd < 0) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
+                        "postcopy: device '%s': no userfaultfd from POSTCOPY_ADVISE (the "
+                        "back-end reconnected?)", vhost_user_base_id(vub));
+            return false;
+        }
+        if (!mig_postcopy_add_shared(p->pc, ufd, vhost_user_base_id(vub),
+                                     mig_in_pc_translate, mig_in_pc_shared_error, vub,
+                                     errp)) {
+            return false;
+        }
+        g_ptr_array_add(p->shared, vub);
+        g_array_append_val(p->shared_fds, ufd);
+    }
+    if (!vmm_loop_call(mig_in_pc_listen_cb, in, errp)) {
+        return false;
+    }
+    vmm_mig_set_status(in->mm, VMM_MIG_POSTCOPY_ACTIVE);
+    vmm_mig_progress_start(in->mm);
+    return true;
+}
+
+/* Loop, posted by RUN: the devices' state, then the guest starts. */
+static gboolean mig_in_pc_run_cb(gpointer opaque)
+{
+    MigInPostcopy *p = opaque;
+    GError *err = NULL;
+    bool ok = mig_in_load_cb(p->in, &err);
+
+    g_mutex_lock(&p->lock);
+    p->run_done = true;
+    if (!ok) {
+        p->run_err = err;
+    }
+    g_cond_broadcast(&p->cond);
+    g_mutex_unlock(&p->lock);
+    if (ok) {
+        vmm_status("migration: postcopy: guest %s on the destination",
+                   vmm_runstate_is_running() ? "running" : "loaded (cont starts it)");
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static bool mig_in_pc_run(void *opaque, GError **errp)
+{
+    MigInPostcopy *p = mig_in_pc(opaque);
+
+    /* Not vmm_loop_call: the loop may fault on a page only we can place. */
+    g_mutex_lock(&p->lock);
+    p->run_posted = true;
+    g_mutex_unlock(&p->lock);
+    g_main_context_invoke_full(NULL, G_PRIORITY_HIGH, mig_in_pc_run_cb, p, NULL);
+    return true;
+}
+
+/* A failed start fails the load at the next page rather than at END. */
+static bool mig_in_pc_run_failed(MigInPostcopy *p, GError **errp)
+{
+    bool failed;
+
+    g_mutex_lock(&p->lock);
+    failed = p->run_err != NULL;
+    if (failed) {
+        g_propagate_error(errp, g_error_copy(p->run_err));
+    }
+    g_mutex_unlock(&p->lock);
+    return failed;
+}
+
+/*
+ * Once the devices started (their back-ends mapped guest RAM): a page the
+ * source still owes must still be a hole. A back-end that locks or
+ * pre-faults its mapping (dpdk-testpmd without --no-mlockall) fills those
+ * holes with zeros: no fault would ever come for them and the guest would
+ * read zeros. Under place_lock no page is half-placed (copied but not yet
+ * marked received), so a page present and not received is such a page.
+ * mincore faults nothing in: safe on the loop.
+ */
+static bool mig_in_pc_check_populated(MigInPostcopy *p, GError **errp)
+{
+    GuestMemory *mem = vmm_machine_memory(p->in->m);
+    uint64_t bad = 0, first = 0;
+
+    for (unsigned i = 0; i < guest_memory_nregions(mem); i++) {
+        const MemoryRegionMap *r = guest_memory_region(mem, i);
+        uint64_t npages = r->size / MIG_PAGE_SIZE;
+        g_autofree unsigned char *vec = g_malloc(npages ? npages : 1);
+        uint8_t *host = (uint8_t *)r->block->host + r->block_offset;
+
+        if (mincore(host, r->size, vec) < 0) {
+            continue;           /* not decidable: nothing to say */
+        }
+        for (uint64_t k = 0; k < npages; k++) {
+            uint64_t gpa = r->gpa + k * MIG_PAGE_SIZE;
+
+            if ((vec[k] & 1) && !mig_postcopy_received(p->pc, gpa)) {
+                first = bad++ ? first : gpa;
+            }
+        }
+    }
+    if (bad) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
+                    "postcopy: once the devices started, %" PRIu64 " pages the source "
+                    "still owes (the first at GPA 0x%" PRIx64 ") were present in guest "
+                    "RAM: a back-end populated its mapping (locked memory? dpdk-testpmd "
+                    "needs --no-mlockall), so they would read as zeros", bad, first);
+        return false;
+    }
+    return true;
+}
+
+bool mig_in_postcopy_devices_started(MigIn *in, GError **errp)
+{
+    MigInPostcopy *p = in->pc;
+    bool ok;
+
+    if (!p || !p->pc) {
+        return true;
+    }
+    g_mutex_lock(&p->place_lock);
+    ok = mig_in_pc_check_populated(p, errp);
+    g_mutex_unlock(&p->place_lock);
+    return ok;
+}
+
+static bool mig_in_pc_place(uint64_t gpa, const void *data, void *opaque, GError **errp)
+{
+    MigInPostcopy *p = ((MigIn *)opaque)->pc;
+    bool ok;
+
+    if (mig_in_pc_run_failed(p, errp)) {
+        return false;
+    }
+    g_mutex_lock(&p->place_lock);
+    ok = mig_postcopy_place(p->pc, gpa, data, errp);
+    g_mutex_unlock(&p->place_lock);
+    return ok;
+}
+
+void mig_in_postcopy_ops(MigLoadOps *ops)
+{
+    ops->advise = mig_in_pc_advise;
+    ops->discard = mig_in_pc_discard;
+    ops->listen = mig_in_pc_listen;
+    ops->run = mig_in_pc_run;
+    ops->place = mig_in_pc_place;
+}
+
+/* ---- the end ------------------------------------------------------------------ */
+
+/* Loop (every page is here now): POSTCOPY_END to every advised back-end. */
+static bool mig_in_pc_end_cb(void *opaque, GError **errp)
+{
+    MigIn *in = opaque;
+    bool ok = true;
+
+    for (unsigned i = 0; i < vmm_machine_ndevices(in->m); i++) {
+        VhostUserBase *vub = vmm_machine_device(in->m, i);
+        g_autoptr(GError) err = NULL;
+
+        if (!vhost_user_base_postcopy_end(vub, &err)) {
+            if (ok) {
+                g_propagate_prefixed_error(errp, g_steal_pointer(&err),
+                                           "postcopy: device '%s': POSTCOPY_END: ",
+                                           vhost_user_base_id(vub));
+            }
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+static void mig_in_pc_remove_shared(MigInPostcopy *p)
+{
+    for (guint i = 0; i < p->shared_fds->len; i++) {
+        mig_postcopy_remove_shared(p->pc, g_array_index(p->shared_fds, int, i));
+    }
+    g_array_set_size(p->shared_fds, 0);
+    g_ptr_array_set_size(p->shared, 0);
+}
+
+/* Keeps the final figures for query-migrate, then lets go of pc. */
+static void mig_in_pc_release(MigInPostcopy *p)
+{
+    VmmMigrate *mm = p->in->mm;
+
+    if (!p->pc) {
+        return;
+    }
+    mig_in_pc_remove_shared(p);
+    g_mutex_lock(&mm->lock);
+    if (mm->pc == p->pc) {
+        mig_postcopy_get_stats(p->pc, &mm->pc_stats);
+        mm->pc_stats_valid = true;
+        mm->pc = NULL;
+    }
+    g_mutex_unlock(&mm->lock);
+    mig_postcopy_free(p->pc);
+    p->pc = NULL;
+}
+
+bool mig_in_postcopy_end(MigIn *in, GError **errp)
+{
+    MigInPostcopy *p = in->pc;
+    gint64 end = g_get_monotonic_time() + PC_RUN_TIMEOUT_MS * 1000ll;
+    bool done;
+
+    if (!p || !p->advised) {
+        return true;
+    }
+    if (p->pc && !mig_postcopy_finish(p->pc, errp)) {
+        g_prefix_error(errp, "postcopy: at the end of the stream: ");
+        return false;
+    }
+    g_mutex_lock(&p->lock);
+    while (p->run_posted && !p->run_done) {
+        if (!g_cond_wait_until(&p->cond, &p->lock, end)) {
+            break;
+        }
+    }
+    done = !p->run_posted || p->run_done;
+    g_mutex_unlock(&p->lock);
+    if (!done) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
+                    "postcopy: the guest did not start within %u s of the last page",
+                    PC_RUN_TIMEOUT_MS / 1000);
+        return false;
+    }
+    if (mig_in_pc_run_failed(p, errp)) {
+        return false;
+    }
+    /* Their ufds are closed by POSTCOPY_END: stop polling them first. */
+    mig_in_pc_release(p);
+    return vmm_loop_call(mig_in_pc_end_cb, in, errp);
+}
+
+void mig_in_postcopy_free(MigIn *in)
+{
+    MigInPostcopy *p = in->pc;
+
+    if (!p) {
+        return;
+    }
+    mig_in_pc_release(p);
+    /*
+     * A start still posted to the loop uses p: wait until it ran. The loop
+     * cannot stay blocked on a page: with our userfaultfd closed above, a
+     * missing page faults in from the RAM file like any other.
+     */
+    g_mutex_lock(&p->lock);
+    while (p->run_posted && !p->run_done) {
+        g_cond_wait(&p->cond, &p->lock);
+    }
+    g_mutex_unlock(&p->lock);
+    g_clear_error(&p->run_err);
+    g_ptr_array_unref(p->shared);
+    g_array_unref(p->shared_fds);
+    g_mutex_clear(&p->lock);
+    g_mutex_clear(&p->place_lock);
+    g_cond_clear(&p->cond);
+    g_free(p);
+    in->pc = NULL;
+}
+
+/* ---- figures, on the loop -------------------------------------------------------- */
+
+void vmm_mig_postcopy_stats_json(VmmMigrate *mm, JsonObject *o)
+{
+    MigPostcopyStats st;
+    JsonObject *j;
+
+    /* mm->lock held by query-migrate. */
+    if (mm->pc) {
+        mig_postcopy_get_stats(mm->pc, &st);
+    } else if (mm->pc_stats_valid) {
+        st = mm->pc_stats;
+    } else {
+        return;
+    }
+    j = json_object_new();
+    json_object_set_int_member(j, "pages-missing", (gint64)st.pages_missing);
+    json_object_set_int_member(j, "pages-placed", (gint64)st.pages_placed);
+    json_object_set_int_member(j, "pages-zero", (gint64)st.pages_zero);
+    json_object_set_int_member(j, "requests", (gint64)st.requests);
+    json_object_set_int_member(j, "faults-guest", (gint64)st.faults_guest);
+    json_object_set_int_member(j, "faults-backend", (gint64)st.faults_backend);
+    json_object_set_int_member(j, "faults-present", (gint64)st.faults_present);
+    json_object_set_int_member(j, "blocktime-guest-us", (gint64)st.blocktime_guest_us);
+    json_object_set_int_member(j, "blocktime-backend-us", (gint64)st.blocktime_backend_us);
+    json_object_set_int_member(j, "guest-p50-us", (gint64)st.guest_p50_us);
+    json_object_set_int_member(j, "guest-p90-us", (gint64)st.guest_p90_us);
+    json_object_set_int_member(j, "guest-p99-us", (gint64)st.guest_p99_us);
+    json_object_set_int_member(j, "guest-max-us", (gint64)st.guest_max_us);
+    json_object_set_int_member(j, "backend-p50-us", (gint64)st.backend_p50_us);
+    json_object_set_int_member(j, "backend-p90-us", (gint64)st.backend_p90_us);
+    json_object_set_int_member(j, "backend-p99-us", (gint64)st.backend_p99_us);
+    json_object_set_int_member(j, "backend-max-us", (gint64)st.backend_max_us);
+    json_object_set_object_member(o, "postcopy", j);
+}
+
+void vmm_mig_postcopy_progress(VmmMigrate *mm)
+{
+    MigPostcopyStats st;
+
+    g_mutex_lock(&mm->lock);
+    if (!mm->pc) {
+        g_mutex_unlock(&mm->lock);
+        return;
+    }
+    mig_postcopy_get_stats(mm->pc, &st);
+    g_mutex_unlock(&mm->lock);
+    vmm_status("migration: postcopy, %" PRIu64 " pages missing, %" PRIu64 " placed, %"
+               PRIu64 " requested; faults guest %" PRIu64 " back-end %" PRIu64
+               "; blocktime p50/p99/max guest %" PRIu64 "/%" PRIu64 "/%" PRIu64
+               " us, back-end %" PRIu64 "/%" PRIu64 "/%" PRIu64 " us", st.pages_missing,
+               st.pages_placed, st.requests, st.faults_guest, st.faults_backend,
+               st.guest_p50_us, st.guest_p99_us, st.guest_max_us, st.backend_p50_us,
+               st.backend_p99_us, st.backend_max_us);
+}

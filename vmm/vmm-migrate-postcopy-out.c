@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The source's side of postcopy. With capability postcopy-ram the stream
+ * carries POSTCOPY_ADVISE after RAM_SETUP (vmm-migrate-out.c); when
+ * migrate-start-postcopy was asked (seen at the next 4 MiB window of a
+ * round) the migration thread switches:
+ *
+ *   guest stopped, dirty logs and ram_track synced: owed = what the round
+ *   had not sent yet + what is dirty now; POSTCOPY_DISCARD with those
+ *   ranges; POSTCOPY_LISTEN; every device's state; POSTCOPY_RUN (downtime
+ *   ends here, status postcopy-active); then the owed pages in windows of
+ *   64, and before each window the pages the destination asked for (those
+ *   still owed), so a fault never waits behind the background stream;
+ *   once nothing is owed, END, then the destination's acknowledgement.
+ *
+ * Threads: the migration thread writes the stream. A reader thread (the
+ * return path, "migration-rp") reads the destination's requests into a
+ * queue and sees the final acknowledgement; it only reads the socket, so
+ * a request is taken while the writer sleeps in max-bandwidth. The device
+ * model is reached through vmm_loop_call as in precopy: the guest is
+ * stopped here, so nothing on our loop waits for a page.
+ *
+ * Past LISTEN the guest runs on the destination with part of its RAM
+ * here: a failure is `failed` and our guest stays stopped (recovery,
+ * postcopy-paused, is not done yet).
+ *
+ * Untrusted input: the destination's requests. mig_rp_read (return-path.c)
+ * checks each (aligned, 1..256 pages inside one region) before it is
+ * queued; only pages still owed are sent for it; the queue is bounded
+ * (PC_QUEUE_MAX) and an unknown message ends the migration.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "hw/virtio/vhost-user-base-postcopy.h"
+#include "migration/convergence.h"
+#include "migration/format.h"
+#include "migration/ram-stream.h"
+#include "migration/return-path.h"
+#include "util/vhost-user-error.h"
+#include "vmm/vmm-loop.h"
+#include "vmm/vmm-migrate-out-int.h"
+
+/* Pages per background window: requests wait for at most one. */
+#define PC_WINDOW_PAGES         64
+/* x-postcopy-auto: rounds of precopy before switching when not converged. */
+#define PC_AUTO_ROUNDS          5
+/*
+ * Requests queued at most: the reader stops reading (the destination's
+ * writes then block) until the sender took them, so a destination that
+ * floods requests costs a bounded queue, not the source's memory.
+ */
+#define PC_QUEUE_MAX            4096
+
+struct MigOutPostcopy {
+    uint64_t *owed;             /* bitmap: pages the destination still lacks */
+    uint64_t nowed;
+    GThread *reader;
+    GMutex lock;                /* below */
+    GCond cond;
+    GArray *queue;              /* MigRpMsg requests, not served yet */
+    bool acked;                 /* "VUOK" */
+    bool stopping;              /* the sender is done: the reader must not wait */
+    GError *err;                /* the reader's end other than the ack */
+};
+
+bool mig_out_postcopy_check(VmmMigrate *mm, GError **errp)
+{
+    for (unsigned i = 0; i < vmm_machine_ndevices(mm->m); i++) {
+        VhostUserBase *vub = vmm_machine_device(mm->m, i);
+        g_autoptr(GError) why = NULL;
+
+        if (!vhost_user_base_postcopy_check(vub, &why)) {
+            g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                        "postcopy-ram: migration is blocked by device '%s': %s",
+                        vhost_user_base_id(vub), why->message);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool mig_out_postcopy_wanted(MigOut *o, bool round_end)
+{
+    VmmMigrate *mm = o->mm;
+    bool want;
+
+    if (!o->postcopy_cap || !o->track) {
+        return false;
+    }
+    g_mutex_lock(&mm->lock);
+    want = mm->start_postcopy ||
+           (round_end && mm->postcopy_auto && mm->round >= PC_AUTO_ROUNDS);
+    g_mutex_unlock(&mm->lock);
+    return want;
+}
+
+/* ---- the return path's reader --------------------------------------------- */
+
+static gpointer mig_out_rp_thread(gpointer opaque)
+{
+    MigOut *o = opaque;
+    MigOutPostcopy *pc = o->pc;
+
+    for (;;) {
+        GError *err = NULL;
+        MigRpMsg msg;
+
+        if (!mig_rp_read(o->fd, o->mem, -1, &msg, &err)) {
+            g_mutex_lock(&pc->lock);
+            pc->err = err;
+            g_cond_broadcast(&pc->cond);
+            g_mutex_unlock(&pc->lock);
+            return NULL;
+        }
+        g_mutex_lock(&pc->lock);
+        if (msg.tag == MIG_RP_TAG_ACK) {
+            pc->acked = true;
+        } else {
+            while (pc->queue->len >= PC_QUEUE_MAX && !pc->stopping) {
+                g_cond_wait(&pc->cond, &pc->lock);
+            }
+            g_array_append_val(pc->queue, msg);
+        }
+        g_cond_broadcast(&pc->cond);
+        g_mutex_unlock(&pc->lock);
+        if (msg.tag == MIG_RP_TAG_ACK) {
+            return NULL;
+        }
+        g_mutex_lock(&o->mm->lock);
+        o->mm->postcopy_requests++;
+        g_mutex_unlock(&o->mm->lock);
+    }
+}
+
+void mig_out_postcopy_cleanup(MigOut *o)
+{
+    MigOutPostcopy *pc = o->pc;
+
+    if (!pc) {
+        return;
+    }
+    /* The caller shut the stream down unless the reader saw the ack. */
+    g_mutex_lock(&pc->lock);
+    pc->stopping = true;
+    g_cond_broadcast(&pc->cond);
+    g_mutex_unlock(&pc->lock);
+    if (pc->reader) {
+        g_thread_join(pc->reader);
+    }
+    g_array_unref(pc->queue);
+    g_clear_error(&pc->err);
+    g_mutex_clear(&pc->lock);
+    g_cond_clear(&pc->cond);
+    g_free(pc->owed);
+    g_free(pc);
+    o->pc = NULL;
+}
+
+/* ---- owed pages --------------------------------------------------------- */
+
+static bool owed_test(const uint64_t *b, uint64_t p)
+{
+    return b[p / 64] & (1ull << (p % 64));
+}
+
+/*
+ * What the destination lacks: the round's rest (from switch_word; all of
+ * it in round 1) and what the guest and the back-ends dirtied, limited to
+ * guest RAM's pages.
+ */
+static void mig_out_owed(MigOut *o)
+{
+    MigOutPostcopy *pc = o->pc;
+    g_autofree uint64_t *ram = g_new0(uint64_t, o->nwords ? o->nwords : 1);
+
+    for (unsigned i = 0; i < guest_memory_nregions(o->mem); i++) {
+        const MemoryRegionMap *r = guest_memory_region(o->mem, i);
+
+        for (uint64_t p = r->gpa / MIG_PAGE_SIZE; p < (r->gpa + r->size) / MIG_PAGE_SIZE; p++) {
+            ram[p / 64] |= 1ull << (p % 64);
+        }
+    }
+    pc->nowed = 0;
+    for (uint64_t w = 0; w < o->nwords; w++) {
+        uint64_t rest = o->switch_all && w >= o->switch_word ? ~0ull : 0;
+
+        pc->owed[w] = (o->bitmap[w] | rest) & ram[w];
+        o->bitmap[w] = 0;
+        pc->nowed += (uint64_t)__builtin_popcountll(pc->owed[w]);
+    }
+}
+
+/* POSTCOPY_DISCARD sections: the owed runs, each inside one region. */
+static bool mig_out_discard(MigOut *o, GError **errp)
+{
+    MigOutPostcopy *pc = o->pc;
+    g_autofree uint64_t *ranges = g_new(uint64_t, 2 * MIG_DISCARD_MAX_RANGES);
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < guest_memory_nregions(o->mem); i++) {
+        const MemoryRegionMap *r = guest_memory_region(o->mem, i);
+        uint64_t p = r->gpa / MIG_PAGE_SIZE, end = (r->gpa + r->size) / MIG_PAGE_SIZE;
+
+        while (p < end) {
+            uint64_t q;
+
+            if (!owed_test(pc->owed, p)) {
+                p++;
+                continue;
+            }
+            for (q = p + 1; q < end && owed_test(pc->owed, q); q++) {
+            }
+            ranges[2 * n] = p * MIG_PAGE_SIZE;
+            ranges[2 * n + 1] = (q - p) * MIG_PAGE_SIZE;
+            if (++n == MIG_DISCARD_MAX_RANGES) {
+                if (!mig_save_postcopy_discard(o->s, ranges, n, errp)) {
+                    return false;
+                }
+                n = 0;
+            }
+            p = q;
+        }
+    }
+    return !n || mig_save_postcopy_discard(o->s, ranges, n, errp);
+}
+
+/* ---- the background stream and the requests ------------------------------ */
+
+static void mig_out_pc_figures(MigOut *o, gint64 t0, uint64_t sent0)
+{
+    VmmMigrate *mm = o->mm;
+    uint64_t now = mig_stream_bytes_written(o->s);
+
+    g_mutex_lock(&mm->lock);
+    mm->transferred = now;
+    mm->remaining = o->pc->nowed * MIG_PAGE_SIZE;
+    mm->mbps_x1000 = mig_bandwidth(now - sent0, (uint64_t)(g_get_monotonic_time() - t0)) *
+                     8 / 1000;
+    g_mutex_unlock(&mm->lock);
+}
+
+/* Sends the owed pages of [p, p + n) (one region) and clears them. */
+static bool mig_out_serve(MigOut *o, uint64_t p, uint64_t n, GError **errp)
+{
+    MigOutPostcopy *pc = o->pc;
+    uint64_t end = p + n;
+
+    while (p < end) {
+        uint64_t q;
+
+        if (!owed_test(pc->owed, p)) {
+            p++;
+            continue;
+        }
+        for (q = p; q < end && owed_test(pc->owed, q); q++) {
+            pc->owed[q / 64] &= ~(1ull << (q % 64));
+        }
+        pc->nowed -= q - p;
+        if (!mig_ram_save_range(o->s, o->mem, p * MIG_PAGE_SIZE, q - p, NULL, errp)) {
+            return false;
+        }
+        p = q;
+    }
+    return true;
+}
+
+/*
+ * The requests queued so far, flushed at once (max-bandwidth is the
+ * background's: mig_out_pace). A reader that failed fails the migration.
+ */
+static bool mig_out_serve_requests(MigOut *o, GError **errp)
+{
+    MigOutPostcopy *pc = o->pc;
+    g_autoptr(GArray) q = NULL;
+    bool ok = true;
+
+    g_mutex_lock(&pc->lock);
+    if (pc->err) {
+        g_propagate_prefixed_error(errp, g_error_copy(pc->err), "postcopy: ");
+        g_mutex_unlock(&pc->lock);
+        return false;
+    }
+    if (pc->queue->len) {
+        q = pc->queue;
+        pc->queue = g_array_new(FALSE, FALSE, sizeof(MigRpMsg));
+        g_cond_broadcast(&pc->cond);    /* a reader waiting for room */
+    }
+    g_mutex_unlock(&pc->lock);
+    if (!q) {
+        return true;
+    }
+    for (guint i = 0; ok && i < q->len; i++) {
+        const MigRpMsg *m = &g_array_index(q, MigRpMsg, i);
+
+        /* mig_rp_read checked: aligned, inside one region, bounded. */
+        ok = mig_out_serve(o, m->gpa / MIG_PAGE_SIZE, m->npages, errp);
+    }
+    return ok && mig_stream_flush(o->s, errp);
+}
+
+/*
+ * max-bandwidth for the background alone: the stream itself is unlimited
+ * from the switch on, so a requested page never waits in a throttled
+ * write. Before a window, until its bytes are within the limit since
+ * *t0 (restarted when the limit changes), waits for a request instead.
+ * False: go and serve one first.
+ */
+static bool mig_out_pace(MigOut *o, gint64 *t0, uint64_t *bytes, uint64_t *bw_now)
+{
+    MigOutPostcopy *pc = o->pc;
+    uint64_t bw;
+    gint64 due;
+
+    g_mutex_lock(&o->mm->lock);
+    bw = o->mm->max_bandwidth;
+    g_mutex_unlock(&o->mm->lock);
+    if (bw != *bw_now) {
+        *bw_now = bw;
+        *t0 = g_get_monotonic_time();
+        *bytes = 0;
+    }
+    if (!bw) {
+        return true;
+    }
+    due = *t0 + (gint64)((double)*bytes * G_USEC_PER_SEC / (double)bw);
+    g_mutex_lock(&pc->lock);
+    while (!pc->queue->len && !pc->err && g_get_monotonic_time() < due) {
+        g_cond_wait_until(&pc->cond, &pc->lock, due);
+    }
+    g_mutex_unlock(&pc->lock);
+    return g_get_monotonic_time() >= due;
+}
+
+/* The owed pages, requests first, until none is left. */
+static bool mig_out_background(MigOut *o, GError **errp)
+{
+    MigOutPostcopy *pc = o->pc;
+    gint64 t0 = g_get_monotonic_time();
+    uint64_t sent0 = mig_stream_bytes_written(o->s);
+    /*
+     * From where the round stopped, as precopy would have gone on: what the
+     * guest touched lately (dirty, anywhere) comes by request.
+     */
+    uint64_t w = o->switch_word < o->nwords ? o->switch_word : 0, scanned = 0;
+    uint64_t bg_bytes = 0, bw_now = 0;
+    gint64 bg_t0 = t0;
+
+    mig_stream_set_max_bandwidth(o->s, 0);
+    o->bw_applied = 0;
+    while (pc->nowed) {
+        uint64_t bits, n = 0;
+
+        if (!mig_out_serve_requests(o, errp)) {
+            return false;
+        }
+        if (!pc->nowed) {
+            break;
+        }
+        if (!mig_out_pace(o, &bg_t0, &bg_bytes, &bw_now)) {
+            continue;
+        }
+        /* The next word with owed pages, in address order, wrapping around. */
+        while (!pc->owed[w] && scanned < o->nwords) {
+            w = (w + 1) % o->nwords;
+            scanned++;
+        }
+        g_assert(pc->owed[w]);
+        scanned = 0;
+        bits = pc->owed[w];
+        G_STATIC_ASSERT(PC_WINDOW_PAGES == 64);     /* one bitmap word */
+        o->window[w] = bits;
+        pc->owed[w] = 0;
+        pc->nowed -= (uint64_t)__builtin_popcountll(bits);
+        if (!mig_ram_save_dirty(o->s, o->mem, o->window, o->nwords * 64, &n, errp)) {
+            return false;
+        }
+        o->window[w] = 0;
+        bg_bytes += n;
+        mig_out_pc_figures(o, t0, sent0);
+    }
+    mig_out_pc_figures(o, t0, sent0);
+    return true;
+}
+
+/* After END: the destination's "VUOK", seen by the reader. */
+static bool mig_out_pc_wait_ack(MigOut *o, GError **errp)
+{
+    MigOutPostcopy *pc = o->pc;
+    gint64 end = g_get_monotonic_time() + VMM_MIGRATE_ACK_TIMEOUT_MS * 1000ll;
+    bool ok = false;
+
+    g_mutex_lock(&pc->lock);
+    while (!pc->acked && !pc->err) {
+        if (!g_cond_wait_until(&pc->cond, &pc->lock, end)) {
+            break;
+        }
+    }
+    if (pc->acked) {
+        ok = true;
+    } else if (pc->err) {
+        g_propagate_prefixed_error(errp, g_error_copy(pc->err), "postcopy: ");
+    } else {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT,
+                    "postcopy: the destination did not confirm within %u s that it has "
+                    "every page", VMM_MIGRATE_ACK_TIMEOUT_MS / 1000);
+    }
+    g_mutex_unlock(&pc->lock);
+    return ok;
+}
+
+/* ---- the switch ------------------------------------------------------------ */
+
+bool mig_out_postcopy(MigOut *o, GError **errp)
+{
+    VmmMigrate *mm = o->mm;
+    MigOutPostcopy *pc;
+    uint64_t dirty = 0;
+    gint64 t_stop;
+
+    vmm_status("migration: switching to postcopy");
+    vmm_runstate_set(VMM_RUN_STATE_FINISH_MIGRATE);
+    t_stop = g_get_monotonic_time();
+    if (!vmm_machine_vm_stop(o->m, errp)) {
+        return false;
+    }
+    o->stopped = o->was_running;
+    /* The rings are stopped: the back-ends' last writes are in their logs. */
+    if (!mig_out_sync(o, &dirty, errp)) {
+        return false;
+    }
+    pc = o->pc = g_new0(MigOutPostcopy, 1);
+    g_mutex_init(&pc->lock);
+    g_cond_init(&pc->cond);
+    pc->queue = g_array_new(FALSE, FALSE, sizeof(MigRpMsg));
+    pc->owed = g_new0(uint64_t, o->nwords ? o->nwords : 1);
+    mig_out_owed(o);
+    if (!vmm_loop_call(mig_out_save_cb, o, errp)) {
+        return false;
+    }
+    if (!mig_out_no_return(o, &mm->postcopy, errp)) {
+        return false;
+    }
+    /* Requests may come as soon as the destination listens. */
+    pc->reader = g_thread_new("migration-rp", mig_out_rp_thread, o);
+    if (!mig_out_discard(o, errp)) {
+        return false;
+    }
+    o->postcopy_switched = true;
+    if (!mig_save_postcopy_section(o->s, MIG_SECTION_POSTCOPY_LISTEN, errp) ||
+        !mig_out_send_devices(o, errp) ||
+        !mig_save_postcopy_section(o->s, MIG_SECTION_POSTCOPY_RUN, errp)) {
+        return false;
+    }
+    g_mutex_lock(&mm->lock);
+    mm->downtime_ms = (gint64)vmm_mig_ms_since(t_stop);
+    mm->remaining = pc->nowed * MIG_PAGE_SIZE;
+    g_mutex_unlock(&mm->lock);
+    vmm_mig_set_status(mm, VMM_MIG_POSTCOPY_ACTIVE);
+    vmm_status("migration: postcopy: the guest runs on the destination, %" PRIu64
+               " MiB still to send", (pc->nowed * MIG_PAGE_SIZE) >> 20);
+
+    if (!mig_out_background(o, errp)) {
+        return false;
+    }
+    if (!mig_out_no_return(o, &mm->end_sent, errp) || !mig_save_end(o->s, errp) ||
+        !mig_out_pc_wait_ack(o, errp)) {
+        return false;
+    }
+    g_mutex_lock(&mm->lock);
+    mm->transferred = mig_stream_bytes_written(o->s);
+    mm->remaining = 0;
+    g_mutex_unlock(&mm->lock);
+    return true;
+}
