@@ -124,6 +124,9 @@ static bool mig_load_order(uint16_t id, MigLoadPhase ph, bool have_setup,
             why = ph == MIG_LOAD_RUN ? "a second time" : "without 'postcopy-listen'";
         }
         break;
+    case MIG_SECTION_POSTCOPY_RESUME:
+        why = "only the first section of a recovery connection";
+        break;
     default:
         return true;
     }
@@ -148,19 +151,13 @@ static bool mig_load_empty(const MigSectionHeader *h, GError **errp)
     return true;
 }
 
-bool mig_load_ops(MigStream *s, GuestMemory *mem, const MigLoadOps *ops, void *opaque,
-                  bool *postcopy, GError **errp)
+/* The sections from phase ph on, until END. */
+static bool mig_load_sections(MigStream *s, GuestMemory *mem, const MigLoadOps *ops,
+                              void *opaque, bool *postcopy, MigLoadPhase ph, GError **errp)
 {
-    MigLoadPhase ph = MIG_LOAD_PRECOPY;
-    bool have_setup = false, have_content = false, have_device = false;
+    bool have_setup = ph == MIG_LOAD_RUN, have_content = false, have_device = false;
     bool postcopy_ok = ops->advise && ops->discard && ops->listen && ops->run && ops->place;
-    bool dummy;
 
-    postcopy = postcopy ? postcopy : &dummy;
-    *postcopy = false;
-    if (!mig_load_header(s, errp)) {
-        return false;
-    }
     for (;;) {
         MigSectionHeader h;
         bool ok;
@@ -223,6 +220,42 @@ bool mig_load_ops(MigStream *s, GuestMemory *mem, const MigLoadOps *ops, void *o
             return false;
         }
     }
+}
+
+bool mig_load_ops(MigStream *s, GuestMemory *mem, const MigLoadOps *ops, void *opaque,
+                  bool *postcopy, GError **errp)
+{
+    bool dummy;
+
+    postcopy = postcopy ? postcopy : &dummy;
+    *postcopy = false;
+    return mig_load_header(s, errp) &&
+           mig_load_sections(s, mem, ops, opaque, postcopy, MIG_LOAD_PRECOPY, errp);
+}
+
+bool mig_load_postcopy_resume(MigStream *s, GuestMemory *mem, const MigLoadOps *ops,
+                              void *opaque, GError **errp)
+{
+    MigSectionHeader h;
+    bool postcopy = true;
+
+    if (!ops->resume || !ops->place) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "migration stream: postcopy recovery without a resume callback");
+        return false;
+    }
+    if (!mig_load_header(s, errp) || !mig_load_section_header(s, &h, errp)) {
+        return false;
+    }
+    if (h.id != MIG_SECTION_POSTCOPY_RESUME) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "migration stream: a recovery connection starts with section %u (%s), "
+                    "not 'postcopy-resume'", h.id,
+                    mig_section_name(h.id) ? mig_section_name(h.id) : "unknown");
+        return false;
+    }
+    return mig_load_empty(&h, errp) && ops->resume(opaque, errp) &&
+           mig_load_sections(s, mem, ops, opaque, &postcopy, MIG_LOAD_RUN, errp);
 }
 
 bool mig_load(MigStream *s, GuestMemory *mem, MigDeviceLoadFn device_fn,

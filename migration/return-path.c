@@ -7,7 +7,8 @@
  * page request must be 4 KiB aligned, ask for 1..MIG_RP_MAX_PAGES pages
  * and lie inside one region of guest RAM (offset compare, no wrapping),
  * else it is refused with an error naming the address and count, before
- * the source reads any guest memory for it.
+ * the source reads any guest memory for it. A lacking range (recovery)
+ * likewise: aligned, not empty, inside one region.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -115,6 +116,34 @@ bool mig_rp_send_ack(MigReturnPath *rp, GError **errp)
     return ok;
 }
 
+bool mig_rp_send_lacking(MigReturnPath *rp, uint64_t gpa, uint64_t len, GError **errp)
+{
+    uint8_t b[20];
+    bool ok;
+
+    g_assert(len && !(gpa % MIG_PAGE_SIZE) && !(len % MIG_PAGE_SIZE));
+    put_be32(b, MIG_RP_TAG_LACKING);
+    put_be64(b + 4, gpa);
+    put_be64(b + 12, len);
+    g_mutex_lock(&rp->lock);
+    ok = mig_rp_write_locked(rp, b, sizeof(b), errp);
+    g_mutex_unlock(&rp->lock);
+    return ok;
+}
+
+bool mig_rp_send_lacking_end(MigReturnPath *rp, uint64_t npages, GError **errp)
+{
+    uint8_t b[12];
+    bool ok;
+
+    put_be32(b, MIG_RP_TAG_LACKING_END);
+    put_be64(b + 4, npages);
+    g_mutex_lock(&rp->lock);
+    ok = mig_rp_write_locked(rp, b, sizeof(b), errp);
+    g_mutex_unlock(&rp->lock);
+    return ok;
+}
+
 /* Exactly len bytes, within the deadline (end_us 0: none). */
 static bool mig_rp_read_exact(int fd, uint8_t *b, size_t len, gint64 end_us, GError **errp)
 {
@@ -180,11 +209,32 @@ static bool mig_rp_check_request(const GuestMemory *mem, uint64_t gpa, uint32_t 
     return true;
 }
 
+static bool mig_rp_check_lacking(const GuestMemory *mem, uint64_t gpa, uint64_t len,
+                                 GError **errp)
+{
+    const MemoryRegionMap *r;
+
+    if ((gpa | len) % MIG_PAGE_SIZE || !len) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "return path: lacking range of 0x%" PRIx64 " bytes at 0x%" PRIx64
+                    ": empty or not 4 KiB aligned", len, gpa);
+        return false;
+    }
+    r = guest_memory_find(mem, gpa);
+    if (!r || len > r->size - (gpa - r->gpa)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "return path: lacking range of 0x%" PRIx64 " bytes at 0x%" PRIx64
+                    ": not inside one region of guest RAM", len, gpa);
+        return false;
+    }
+    return true;
+}
+
 bool mig_rp_read(int fd, const GuestMemory *mem, int timeout_ms, MigRpMsg *msg,
                  GError **errp)
 {
     gint64 end = timeout_ms < 0 ? 0 : g_get_monotonic_time() + timeout_ms * 1000ll;
-    uint8_t b[12];
+    uint8_t b[16];
     uint32_t v32;
     uint64_t v64;
 
@@ -206,6 +256,22 @@ bool mig_rp_read(int fd, const GuestMemory *mem, int timeout_ms, MigRpMsg *msg,
         msg->gpa = GUINT64_FROM_BE(v64);
         msg->npages = GUINT32_FROM_BE(v32);
         return mig_rp_check_request(mem, msg->gpa, msg->npages, errp);
+    case MIG_RP_TAG_LACKING:
+        if (!mig_rp_read_exact(fd, b, 16, end, errp)) {
+            return false;
+        }
+        memcpy(&v64, b, 8);
+        msg->gpa = GUINT64_FROM_BE(v64);
+        memcpy(&v64, b + 8, 8);
+        msg->len = GUINT64_FROM_BE(v64);
+        return mig_rp_check_lacking(mem, msg->gpa, msg->len, errp);
+    case MIG_RP_TAG_LACKING_END:
+        if (!mig_rp_read_exact(fd, b, 8, end, errp)) {
+            return false;
+        }
+        memcpy(&v64, b, 8);
+        msg->len = GUINT64_FROM_BE(v64);
+        return true;
     }
     g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                 "return path: unknown message 0x%02x%02x%02x%02x from the destination",

@@ -23,7 +23,10 @@ typedef struct MigIn {
     char *unix_path;            /* removed when done */
     GHashTable *blobs;          /* device id -> GBytes */
     bool all_ready;
+    GMutex rp_lock;             /* rp: recovery replaces it */
     MigReturnPath *rp;          /* requests (fault thread) and the ack (load thread) */
+    MigReturnPath *rp_next;     /* recovery: the new connection's, until resumed */
+    uint64_t bytes_prev;        /* read on the connections before a recovery */
     MigInPostcopy *pc;          /* from POSTCOPY_ADVISE */
 } MigIn;
 
@@ -50,5 +53,18 @@ bool mig_in_postcopy_end(MigIn *in, GError **errp);
 bool mig_in_postcopy_devices_started(MigIn *in, GError **errp);
 /* Whatever happened: the fault thread stopped, everything freed. */
 void mig_in_postcopy_free(MigIn *in);
+/* The guest runs here on postcopy (past RUN, started fine): a cut can pause. */
+bool mig_in_postcopy_recoverable(MigIn *in);
+/* The destination's MigPostcopy, NULL when none. */
+MigPostcopy *mig_in_postcopy_ram(MigIn *in);
+
+/* vmm-migrate-postcopy-recover.c, load thread */
+/*
+ * The stream broke (err, taken) past POSTCOPY_RUN: postcopy-paused until
+ * migrate-recover's socket has the source again, then its recovery
+ * stream is loaded to END (*sp: the stream, replaced). Pauses again on
+ * another cut. False (errp): not recoverable, or the VMM exits.
+ */
+bool mig_in_pc_recover(MigIn *in, MigStream **sp, GError *err, GError **errp);
 
 #endif

@@ -158,6 +158,7 @@ static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
     VmmMigrate *mm = in->mm;
     MigLoadOps ops = { 0 };
     MigStream *s;
+    GError *err = NULL;
     bool postcopy = false;
     int fd;
     bool ok;
@@ -183,11 +184,20 @@ static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
     g_mutex_unlock(&mm->lock);
     vmm_mig_set_status(mm, VMM_MIG_ACTIVE);
 
+    g_mutex_lock(&in->rp_lock);
     in->rp = mig_rp_new(fd);
+    g_mutex_unlock(&in->rp_lock);
     ops.device = mig_in_device;
     mig_in_postcopy_ops(&ops);
-    ok = mig_load_ops(s, vmm_machine_memory(in->m), &ops, in, &postcopy, errp);
-    *bytes = mig_stream_bytes_read(s);
+    ok = mig_load_ops(s, vmm_machine_memory(in->m), &ops, in, &postcopy, &err);
+    if (!ok && postcopy && mig_in_postcopy_recoverable(in)) {
+        /* The guest runs here: a cut pauses until migrate-recover (or exit). */
+        ok = mig_in_pc_recover(in, &s, g_steal_pointer(&err), &err);
+    }
+    if (!ok) {
+        g_propagate_error(errp, g_steal_pointer(&err));
+    }
+    *bytes = in->bytes_prev + (s ? mig_stream_bytes_read(s) : 0);
     g_mutex_lock(&mm->lock);
     mm->transferred = *bytes;
     mm->mbps_x1000 = mig_bandwidth(*bytes, (uint64_t)(g_get_monotonic_time() - mm->start_us)) *
@@ -254,6 +264,8 @@ static gpointer mig_in_thread(gpointer opaque)
     }
     g_hash_table_unref(in->blobs);
     mig_rp_free(in->rp);
+    mig_rp_free(in->rp_next);
+    g_mutex_clear(&in->rp_lock);
     g_free(in->unix_path);
     g_free(in);
     vmm_mig_thread_done(mm);
@@ -274,6 +286,7 @@ bool vmm_mig_in_start(VmmMigrate *mm, const char *uri, GError **errp)
     in->mm = mm;
     in->m = mm->m;
     in->lfd = lfd;
+    g_mutex_init(&in->rp_lock);
     in->blobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify)g_bytes_unref);
     if (g_str_has_prefix(uri, "unix:")) {

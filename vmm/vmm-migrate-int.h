@@ -44,7 +44,7 @@ typedef enum VmmMigStatus {
     VMM_MIG_CANCELLING,
     VMM_MIG_CANCELLED,
     VMM_MIG_POSTCOPY_ACTIVE,    /* the destination runs the guest, RAM follows */
-    VMM_MIG_POSTCOPY_PAUSED,    /* reserved (QEMU's name): recovery is not done yet */
+    VMM_MIG_POSTCOPY_PAUSED,    /* the connection broke in postcopy: waits for recovery */
 } VmmMigStatus;
 
 
@@ -94,6 +94,11 @@ struct VmmMigrate {
     bool autostart;             /* no -S: start the guest once loaded */
     bool wait_cont;             /* loaded with -S: cont starts the guest */
     bool defer;                 /* -incoming defer, migrate-incoming not yet given */
+    /* postcopy recovery (vmm-migrate-postcopy-recover.c) */
+    GCond cond;                 /* a paused thread waits here for the two below or cancel */
+    char *resume_uri;           /* source: migrate resume=true asked, not yet taken */
+    int recover_lfd;            /* destination: migrate-recover's socket, not yet taken */
+    char *recover_path;         /* ... its unix path, removed once accepted */
 };
 
 const char *vmm_mig_status_name(VmmMigStatus s);
@@ -101,6 +106,8 @@ const char *vmm_mig_status_name(VmmMigStatus s);
 bool vmm_mig_status_running(VmmMigStatus s);
 /* Any thread: sets the status and emits MIGRATION from the loop. */
 void vmm_mig_set_status(VmmMigrate *mm, VmmMigStatus s);
+/* The same, mm->lock held. */
+void vmm_mig_set_status_locked(VmmMigrate *mm, VmmMigStatus s);
 /* Any thread: the end of a migration thread (the VMM may wait for it). */
 void vmm_mig_thread_done(VmmMigrate *mm);
 /* Loop: joins a finished thread (none running afterwards). */
@@ -118,6 +125,11 @@ void vmm_mig_postcopy_stats_json(VmmMigrate *mm, JsonObject *o);
 void vmm_mig_postcopy_progress(VmmMigrate *mm);
 /* Loop, QMP cont with -S: starts the loaded guest. */
 bool vmm_mig_in_cont(VmmMigrate *mm, GError **errp);
+
+/* vmm-migrate-postcopy-recover.c, loop: QMP migrate resume=true (source). */
+bool vmm_mig_out_resume(VmmMigrate *mm, const char *uri, GError **errp);
+/* Loop: QMP migrate-recover (destination). */
+bool vmm_mig_in_recover(VmmMigrate *mm, const char *uri, GError **errp);
 
 /* Whole elapsed ms since t0 (monotonic us). */
 static inline uint64_t vmm_mig_ms_since(gint64 t0)

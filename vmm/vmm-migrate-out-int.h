@@ -18,7 +18,18 @@
 #include "vmm/vmm-migrate-int.h"
 #include "vmm/vmm-runstate.h"
 
-typedef struct MigOutPostcopy MigOutPostcopy;
+/* Source's postcopy: vmm-migrate-postcopy-out.c, its recovery in -recover.c. */
+typedef struct MigOutPostcopy {
+    uint64_t *owed;             /* bitmap: pages the destination still lacks */
+    uint64_t nowed;
+    GThread *reader;
+    GMutex lock;                /* below */
+    GCond cond;
+    GArray *queue;              /* MigRpMsg requests, not served yet */
+    bool acked;                 /* "VUOK" */
+    bool stopping;              /* the sender is done: the reader must not wait */
+    GError *err;                /* the reader's end other than the ack */
+} MigOutPostcopy;
 
 typedef struct MigOut {
     VmmMigrate *mm;
@@ -44,6 +55,7 @@ typedef struct MigOut {
     bool switch_all;            /* ... of the first round (every page from there owed) */
     uint64_t switch_word;
     bool postcopy_switched;     /* LISTEN went out: the guest can no longer resume here */
+    uint64_t bytes_prev;        /* written on the connections before a recovery */
     MigOutPostcopy *pc;
 } MigOut;
 
@@ -78,5 +90,16 @@ bool mig_out_postcopy_wanted(MigOut *o, bool round_end);
 bool mig_out_postcopy(MigOut *o, GError **errp);
 /* The return path's reader ended and freed (any outcome). */
 void mig_out_postcopy_cleanup(MigOut *o);
+/* The return path's reader thread (o->fd). */
+gpointer mig_out_rp_thread(gpointer opaque);
+
+/* vmm-migrate-postcopy-recover.c */
+/*
+ * Past POSTCOPY_RUN, err (taken) ended the connection: postcopy-paused
+ * until migrate resume=true connects again and the destination said
+ * which pages it lacks (o->pc->owed becomes that set). True: postcopy
+ * goes on on the new connection; false (errp): the VMM exits.
+ */
+bool mig_out_pc_recover(MigOut *o, GError *err, GError **errp);
 
 #endif

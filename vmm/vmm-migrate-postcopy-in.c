@@ -72,8 +72,17 @@ static void mig_in_pc_request(uint64_t gpa, void *opaque)
     MigInPostcopy *p = opaque;
     g_autoptr(GError) err = NULL;
 
-    /* The load thread sees the stream end if the source is gone. */
-    if (!mig_rp_send_request(p->in->rp, gpa, 1, &err)) {
+    bool ok;
+
+    /*
+     * The load thread sees the stream end if the source is gone. While
+     * postcopy is paused there is no return path: the fault thread keeps
+     * the waiter and mig_postcopy_rerequest asks again once resumed.
+     */
+    g_mutex_lock(&p->in->rp_lock);
+    ok = !p->in->rp || mig_rp_send_request(p->in->rp, gpa, 1, &err);
+    g_mutex_unlock(&p->in->rp_lock);
+    if (!ok) {
         g_mutex_lock(&p->lock);
         if (!p->rp_failed) {
             vmm_status("migration: postcopy: requesting page 0x%" PRIx64 ": %s", gpa,
@@ -436,6 +445,25 @@ bool mig_in_postcopy_end(MigIn *in, GError **errp)
     /* Their ufds are closed by POSTCOPY_END: stop polling them first. */
     mig_in_pc_release(p);
     return vmm_loop_call(mig_in_pc_end_cb, in, errp);
+}
+
+bool mig_in_postcopy_recoverable(MigIn *in)
+{
+    MigInPostcopy *p = in->pc;
+    bool ok;
+
+    if (!p || !p->pc) {
+        return false;
+    }
+    g_mutex_lock(&p->lock);
+    ok = p->run_posted && !p->run_err;
+    g_mutex_unlock(&p->lock);
+    return ok;
+}
+
+MigPostcopy *mig_in_postcopy_ram(MigIn *in)
+{
+    return in->pc ? in->pc->pc : NULL;
 }
 
 void mig_in_postcopy_free(MigIn *in)

@@ -21,8 +21,9 @@
  * stopped here, so nothing on our loop waits for a page.
  *
  * Past LISTEN the guest runs on the destination with part of its RAM
- * here: a failure is `failed` and our guest stays stopped (recovery,
- * postcopy-paused, is not done yet).
+ * here: our guest stays stopped whatever happens. Past RUN a broken
+ * connection pauses (postcopy-paused, vmm-migrate-postcopy-recover.c)
+ * until migrate resume=true connects again; before RUN it fails.
  *
  * Untrusted input: the destination's requests. mig_rp_read (return-path.c)
  * checks each (aligned, 1..256 pages inside one region) before it is
@@ -54,17 +55,6 @@
  */
 #define PC_QUEUE_MAX            4096
 
-struct MigOutPostcopy {
-    uint64_t *owed;             /* bitmap: pages the destination still lacks */
-    uint64_t nowed;
-    GThread *reader;
-    GMutex lock;                /* below */
-    GCond cond;
-    GArray *queue;              /* MigRpMsg requests, not served yet */
-    bool acked;                 /* "VUOK" */
-    bool stopping;              /* the sender is done: the reader must not wait */
-    GError *err;                /* the reader's end other than the ack */
-};
 
 bool mig_out_postcopy_check(VmmMigrate *mm, GError **errp)
 {
@@ -99,7 +89,7 @@ bool mig_out_postcopy_wanted(MigOut *o, bool round_end)
 
 /* ---- the return path's reader --------------------------------------------- */
 
-static gpointer mig_out_rp_thread(gpointer opaque)
+gpointer mig_out_rp_thread(gpointer opaque)
 {
     MigOut *o = opaque;
     MigOutPostcopy *pc = o->pc;
@@ -108,7 +98,12 @@ static gpointer mig_out_rp_thread(gpointer opaque)
         GError *err = NULL;
         MigRpMsg msg;
 
-        if (!mig_rp_read(o->fd, o->mem, -1, &msg, &err)) {
+        if (mig_rp_read(o->fd, o->mem, -1, &msg, &err) && msg.tag != MIG_RP_TAG_ACK &&
+            msg.tag != MIG_RP_TAG_REQUEST) {
+            g_set_error(&err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "return path: message 0x%08x outside a recovery handshake", msg.tag);
+        }
+        if (err) {
             g_mutex_lock(&pc->lock);
             pc->err = err;
             g_cond_broadcast(&pc->cond);
@@ -235,7 +230,7 @@ static void mig_out_pc_figures(MigOut *o, gint64 t0, uint64_t sent0)
     uint64_t now = mig_stream_bytes_written(o->s);
 
     g_mutex_lock(&mm->lock);
-    mm->transferred = now;
+    mm->transferred = o->bytes_prev + now;
     mm->remaining = o->pc->nowed * MIG_PAGE_SIZE;
     mm->mbps_x1000 = mig_bandwidth(now - sent0, (uint64_t)(g_get_monotonic_time() - t0)) *
                      8 / 1000;
@@ -462,15 +457,20 @@ bool mig_out_postcopy(MigOut *o, GError **errp)
     vmm_status("migration: postcopy: the guest runs on the destination, %" PRIu64
                " MiB still to send", (pc->nowed * MIG_PAGE_SIZE) >> 20);
 
-    if (!mig_out_background(o, errp)) {
-        return false;
-    }
-    if (!mig_out_no_return(o, &mm->end_sent, errp) || !mig_save_end(o->s, errp) ||
-        !mig_out_pc_wait_ack(o, errp)) {
-        return false;
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+
+        if (mig_out_background(o, &err) && mig_out_no_return(o, &mm->end_sent, &err) &&
+            mig_save_end(o->s, &err) && mig_out_pc_wait_ack(o, &err)) {
+            break;
+        }
+        /* postcopy-paused until migrate resume=true reconnects (or the VMM exits). */
+        if (!mig_out_pc_recover(o, g_steal_pointer(&err), errp)) {
+            return false;
+        }
     }
     g_mutex_lock(&mm->lock);
-    mm->transferred = mig_stream_bytes_written(o->s);
+    mm->transferred = o->bytes_prev + mig_stream_bytes_written(o->s);
     mm->remaining = 0;
     g_mutex_unlock(&mm->lock);
     return true;

@@ -63,8 +63,7 @@ static gboolean vmm_mig_event(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-/* mm->lock held. */
-static void vmm_mig_set_status_locked(VmmMigrate *mm, VmmMigStatus s)
+void vmm_mig_set_status_locked(VmmMigrate *mm, VmmMigStatus s)
 {
     if (mm->status == s) {
         return;
@@ -171,6 +170,8 @@ VmmMigrate *vmm_migrate_new(VmmMachine *m, VmmMigrateFatalFn fatal, void *opaque
     mm->fatal = fatal;
     mm->fatal_opaque = opaque;
     mm->listen_fd = -1;
+    mm->recover_lfd = -1;
+    g_cond_init(&mm->cond);
     mm->downtime_limit_ms = VMM_MIGRATE_DEFAULT_DOWNTIME_MS;
     mm->expected_downtime_ms = UINT64_MAX;
     mm->autostart = true;
@@ -193,6 +194,8 @@ void vmm_migrate_free(VmmMigrate *mm)
         /* Wakes a thread blocked in accept(). */
         shutdown(mm->listen_fd, SHUT_RDWR);
     }
+    /* A thread in postcopy-paused waits for recovery: it ends now. */
+    g_cond_broadcast(&mm->cond);
     /* The thread may be waiting for a loop call: serve them until it ends. */
     while (mm->thread && !mm->thread_done) {
         g_mutex_unlock(&mm->lock);
@@ -204,11 +207,20 @@ void vmm_migrate_free(VmmMigrate *mm)
     if (mm->listen_fd >= 0) {
         close(mm->listen_fd);
     }
+    if (mm->recover_lfd >= 0) {
+        close(mm->recover_lfd);
+    }
+    if (mm->recover_path) {
+        unlink(mm->recover_path);
+    }
     if (mm->progress_timer) {
         g_source_remove(mm->progress_timer);
     }
     vmm_migrate_current = NULL;
     g_mutex_clear(&mm->lock);
+    g_cond_clear(&mm->cond);
+    g_free(mm->resume_uri);
+    g_free(mm->recover_path);
     g_free(mm->error_desc);
     g_free(mm);
 }
@@ -253,12 +265,31 @@ static JsonNode *vmm_qmp_migrate(VmmMonitor *mon, JsonObject *args, void *opaque
 {
     static const char *const keys[] = { "uri", "detach", "blk", "inc", "resume", NULL };
     const char *uri;
+    bool resume = false;
 
     if (!vmm_qmp_check_args(args, keys, errp) ||
-        !vmm_qmp_arg_str(args, "uri", true, &uri, errp)) {
+        !vmm_qmp_arg_str(args, "uri", true, &uri, errp) ||
+        !vmm_qmp_arg_bool(args, "resume", &resume, errp)) {
         return NULL;
     }
-    vmm_mig_out_start(opaque, uri, errp);
+    if (resume) {
+        vmm_mig_out_resume(opaque, uri, errp);
+    } else {
+        vmm_mig_out_start(opaque, uri, errp);
+    }
+    return NULL;
+}
+
+static JsonNode *vmm_qmp_migrate_recover(VmmMonitor *mon, JsonObject *args, void *opaque,
+                                         GError **errp)
+{
+    static const char *const keys[] = { "uri", NULL };
+    const char *uri;
+
+    if (vmm_qmp_check_args(args, keys, errp) &&
+        vmm_qmp_arg_str(args, "uri", true, &uri, errp)) {
+        vmm_mig_in_recover(opaque, uri, errp);
+    }
     return NULL;
 }
 
@@ -294,6 +325,14 @@ static JsonNode *vmm_qmp_migrate_cancel(VmmMonitor *mon, JsonObject *args, void 
         return NULL;
     }
     g_mutex_lock(&mm->lock);
+    if (mm->status == VMM_MIG_POSTCOPY_PAUSED) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "migrate_cancel: postcopy is paused and the guest's RAM is split between "
+                    "the two VMMs; it cannot be cancelled (migrate-recover on the destination, "
+                    "then migrate with resume=true here)");
+        g_mutex_unlock(&mm->lock);
+        return NULL;
+    }
     /*
      * Once END went out the destination may already run the guest: the
      * source can only wait for its word, never resume on its own; past the
@@ -354,7 +393,8 @@ static JsonNode *vmm_qmp_query_migrate(VmmMonitor *mon, JsonObject *args, void *
         if (mm->incoming) {
             vmm_mig_postcopy_stats_json(mm, o);
         }
-        if (mm->status == VMM_MIG_FAILED && mm->error_desc) {
+        if ((mm->status == VMM_MIG_FAILED || mm->status == VMM_MIG_POSTCOPY_PAUSED) &&
+            mm->error_desc) {
             json_object_set_string_member(o, "error-desc", mm->error_desc);
         }
     }
@@ -585,6 +625,7 @@ void vmm_migrate_register(VmmMigrate *mm, VmmMonitor *mon)
     vmm_migrate_mon = mon;
     vmm_monitor_register(mon, "migrate", vmm_qmp_migrate, mm);
     vmm_monitor_register(mon, "migrate-incoming", vmm_qmp_migrate_incoming, mm);
+    vmm_monitor_register(mon, "migrate-recover", vmm_qmp_migrate_recover, mm);
     vmm_monitor_register(mon, "migrate_cancel", vmm_qmp_migrate_cancel, mm);
     vmm_monitor_register(mon, "query-migrate", vmm_qmp_query_migrate, mm);
     vmm_monitor_register(mon, "migrate-set-parameters", vmm_qmp_migrate_set_parameters, mm);

@@ -36,6 +36,7 @@ typedef enum MigSectionId {
     MIG_SECTION_POSTCOPY_DISCARD = 5,   /* n x (be64 gpa, be64 len): owed */
     MIG_SECTION_POSTCOPY_LISTEN = 6,    /* empty: pages are placed from now */
     MIG_SECTION_POSTCOPY_RUN = 7,       /* empty: the destination runs the guest */
+    MIG_SECTION_POSTCOPY_RESUME = 8,    /* empty: first of a recovery connection */
 } MigSectionId;
 
 /* Ranges in one POSTCOPY_DISCARD section, at most (64 KiB of payload). */
@@ -63,7 +64,7 @@ typedef struct MigSectionHeader {
 
 /*
  * "end", "ram-setup", "ram-pages", "device", "postcopy-advise",
- * "postcopy-discard", "postcopy-listen", "postcopy-run"; NULL for an
+ * "postcopy-discard", "postcopy-listen", "postcopy-run", "postcopy-resume"; NULL for an
  * unknown id.
  */
 const char *mig_section_name(uint16_t id);

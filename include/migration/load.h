@@ -52,6 +52,11 @@ typedef struct MigLoadOps {
     /* Every DEVICE section of the switch has been handed over. */
     bool (*run)(void *opaque, GError **errp);
     MigRamPlaceFn place;
+    /*
+     * A recovery connection's 'postcopy-resume' came: tell the source
+     * (return path) which pages are still missing. NULL: no recovery.
+     */
+    bool (*resume)(void *opaque, GError **errp);
 } MigLoadOps;
 
 /*
@@ -62,5 +67,15 @@ typedef struct MigLoadOps {
 VHOST_USER_API
 bool mig_load_ops(MigStream *s, GuestMemory *mem, const MigLoadOps *ops, void *opaque,
                   bool *postcopy, GError **errp);
+
+/*
+ * Postcopy recovery: the first connection broke after POSTCOPY_RUN and
+ * the source connected again. Reads the header and POSTCOPY_RESUME (else
+ * an error naming what came), calls ops->resume, then loads as after
+ * POSTCOPY_RUN: RAM_PAGES (placed) until END.
+ */
+VHOST_USER_API
+bool mig_load_postcopy_resume(MigStream *s, GuestMemory *mem, const MigLoadOps *ops,
+                              void *opaque, GError **errp);
 
 #endif

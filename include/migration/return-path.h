@@ -6,6 +6,10 @@
  *   "VURQ" be64 gpa, be32 npages   postcopy: send these pages first
  *   "VUOK"                         the destination runs the guest (the
  *                                  final acknowledgement, also precopy's)
+ *   "VURR" be64 gpa, be64 len      postcopy recovery: the destination
+ *                                  still lacks these pages
+ *   "VURE" be64 npages             ... and that was all of them (npages
+ *                                  in all, as a check)
  *
  * Writers on the destination (the postcopy fault thread's requests, the
  * load thread's acknowledgement) share one MigReturnPath, which keeps each
@@ -23,6 +27,8 @@
 
 #define MIG_RP_TAG_REQUEST          0x56555251u     /* "VURQ" */
 #define MIG_RP_TAG_ACK              0x56554f4bu     /* "VUOK" */
+#define MIG_RP_TAG_LACKING          0x56555252u     /* "VURR" */
+#define MIG_RP_TAG_LACKING_END      0x56555245u     /* "VURE" */
 /* Pages in one request, at most (1 MiB). */
 #define MIG_RP_MAX_PAGES            256
 
@@ -43,17 +49,28 @@ VHOST_USER_API
 bool mig_rp_send_request(MigReturnPath *rp, uint64_t gpa, uint32_t npages, GError **errp);
 VHOST_USER_API
 bool mig_rp_send_ack(MigReturnPath *rp, GError **errp);
+/*
+ * Postcopy recovery, on a new connection: the pages of [gpa, gpa + len)
+ * (4 KiB aligned, len > 0) are still missing here; then, after the last
+ * range, how many pages they were in all.
+ */
+VHOST_USER_API
+bool mig_rp_send_lacking(MigReturnPath *rp, uint64_t gpa, uint64_t len, GError **errp);
+VHOST_USER_API
+bool mig_rp_send_lacking_end(MigReturnPath *rp, uint64_t npages, GError **errp);
 
 typedef struct MigRpMsg {
     uint32_t tag;               /* MIG_RP_TAG_* */
-    uint64_t gpa;               /* requests */
-    uint32_t npages;
+    uint64_t gpa;               /* requests, lacking ranges */
+    uint32_t npages;            /* requests */
+    uint64_t len;               /* lacking ranges: bytes; LACKING_END: pages */
 } MigRpMsg;
 
 /*
  * Reads one message from fd (blocking; timeout_ms < 0: no limit). A
  * request is checked against mem: gpa 4 KiB aligned, 1..MIG_RP_MAX_PAGES
- * pages, all inside one RAM region. An unknown tag, a bad request, the
+ * pages, all inside one RAM region; a lacking range too: aligned, not
+ * empty, inside one RAM region. An unknown tag, a bad request, the
  * peer closing or the timeout is an error saying which.
  */
 VHOST_USER_API

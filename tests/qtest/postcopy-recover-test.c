@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Postcopy recovery after a cut connection. Two VMMs, qemu-storage-daemon
+ * on both sides sharing one image, a verifying blk workload, postcopy
+ * asked in the middle of the first round. The migration goes through a
+ * relay in this test process (source -> relay socket -> destination), so
+ * the test can cut it: both relay sockets are closed while postcopy runs
+ * (max-bandwidth keeps the background stream slow, so the cut lands in
+ * the middle).
+ *   blk     cut, both sides postcopy-paused (migrate_cancel refused,
+ *           migrate-recover / resume refused on the wrong side), then
+ *           migrate-recover on the destination, migrate resume=true on
+ *           the source through a new relay: postcopy-active again, the
+ *           source's counters go on; cut a second time, recover again;
+ *           completed, nothing missing, every block verifies, the image
+ *           is consistent. migrate-recover and resume are refused before
+ *           the cut (postcopy-active) too.
+ *   ram     the same with -S on the destination and one cut: once
+ *           completed both RAMs are equal page by page, so the pages lost
+ *           in the cut were sent again
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "migrate-harness.h"
+
+#define IMAGE_SIZE          (64ull << 20)
+#define SEED                13u
+#define RAM_MB              64
+/* 64 MiB at 8 MiB/s: the background stream lasts seconds, room for a cut. */
+#define BW                  (8ll << 20)
+
+/* ---- the relay ---------------------------------------------------------- */
+
+typedef struct Relay {
+    int lfd;                    /* ours, the source connects here */
+    char *to;                   /* the destination's socket path */
+    GThread *thread;
+    GMutex lock;
+    int a, b;                   /* source side, destination side; -1 until connected */
+    bool connected;
+    char *err;
+} Relay;
+
+static int unix_listen(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+    unlink(path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    return fd;
+}
+
+static int unix_connect(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    return fd;
+}
+
+static bool write_all(int fd, const char *b, size_t n)
+{
+    while (n) {
+        ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
+
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            return false;
+        }
+        b += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* Accepts the source, connects to the destination, copies both ways until either ends. */
+static gpointer relay_thread(gpointer opaque)
+{
+    Relay *r = opaque;
+    static char buf[2][65536];
+    int a = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC), b = -1;
+
+    if (a >= 0) {
+        b = unix_connect(r->to);
+    }
+    g_mutex_lock(&r->lock);
+    r->a = a;
+    r->b = b;
+    r->connected = a >= 0 && b >= 0;
+    if (!r->connected) {
+        r->err = g_strdup_printf("relay: %s: %s", a < 0 ? "accept" : "connect",
+                                 g_strerror(errno));
+    }
+    g_mutex_unlock(&r->lock);
+    while (a >= 0 && b >= 0) {
+        struct pollfd p[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (p[i].revents) {
+                ssize_t n = read(p[i].fd, buf[i], sizeof(buf[i]));
+
+                if (n <= 0 || !write_all(p[1 - i].fd, buf[i], (size_t)n)) {
+                    return NULL;
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+static Relay *relay_new(Fixture *f, const char *name, const char *to_path, char **uri)
+{
+    Relay *r = g_new0(Relay, 1);
+    g_autofree char *path = g_build_filename(f->dir, name, NULL);
+
+    r->a = r->b = -1;
+    r->to = g_strdup(to_path);
+    g_mutex_init(&r->lock);
+    r->lfd = unix_listen(path);
+    if (r->lfd < 0) {
+        g_test_fail_printf("relay: listening on %s: %s", path, g_strerror(errno));
+        g_free(r->to);
+        g_free(r);
+        return NULL;
+    }
+    r->thread = g_thread_new("relay", relay_thread, r);
+    *uri = g_strdup_printf("unix:%s", path);
+    return r;
+}
+
+/* Closes both sides at once: each VMM sees its connection end. */
+static void relay_cut(Relay *r)
+{
+    if (!r) {
+        return;
+    }
+    g_mutex_lock(&r->lock);
+    if (r->a >= 0) {
+        shutdown(r->a, SHUT_RDWR);
+    }
+    if (r->b >= 0) {
+        shutdown(r->b, SHUT_RDWR);
+    }
+    g_mutex_unlock(&r->lock);
+    /* A relay nobody connected to waits in accept: wake it. */
+    shutdown(r->lfd, SHUT_RDWR);
+    g_thread_join(r->thread);
+    r->thread = NULL;
+    if (r->a >= 0) {
+        close(r->a);
+    }
+    if (r->b >= 0) {
+        close(r->b);
+    }
+    r->a = r->b = -1;
+}
+
+static void relay_free(Relay *r)
+{
+    if (!r) {
+        return;
+    }
+    if (r->thread) {
+        relay_cut(r);
+    }
+    close(r->lfd);
+    g_mutex_clear(&r->lock);
+    g_free(r->err);
+    g_free(r->to);
+    g_free(r);
+}
+
+/* ---- QMP helpers ------------------------------------------------------------ */
+
+static char *qmp_error(MigVmm *v, const char *cmd)
+{
+    g_autoptr(JsonNode) r = qmp_client_cmd(v->qmp, "%s", cmd);
+    JsonObject *o = json_node_get_object(r);
+    JsonObject *e;
+
+    if (!json_object_has_member(o, "error")) {
+        return NULL;
+    }
+    e = json_object_get_object_member(o, "error");
+    return g_strdup(json_object_has_member(e, "desc") ?
+                    json_object_get_string_member(e, "desc") : "(no desc)");
+}
+
+static bool expect_error(MigVmm *v, const char *cmd, const char *needle)
+{
+    g_autofree char *err = qmp_error(v, cmd);
+
+    if (!err || !strstr(err, needle)) {
+        g_test_fail_printf("%s: %s: expected an error saying '%s', got %s", v->name, cmd,
+                           needle, err ? err : "success");
+        return false;
+    }
+    g_test_message("%s: %s: %s", v->name, cmd, err);
+    return true;
+}
+
+static bool expect_ok(MigVmm *v, const char *cmd)
+{
+    g_autofree char *err = qmp_error(v, cmd);
+
+    if (err) {
+        g_test_fail_printf("%s: %s: %s", v->name, cmd, err);
+        return false;
+    }
+    return true;
+}
+
+/* query-migrate's ram.transferred, or -1. */
+static int64_t transferred(MigVmm *v)
+{
+    g_autoptr(JsonNode) r = mig_query(v);
+    JsonObject *q = json_node_get_object(r);
+    JsonObject *ram = json_object_has_member(q, "ram") ?
+                      json_object_get_object_member(q, "ram") : NULL;
+
+    return ram ? json_object_get_int_member(ram, "transferred") : -1;
+}
+
+/* query-migrate's postcopy.key on the destination, or -1. */
+static int64_t pc_figure(MigVmm *v, const char *key)
+{
+    g_autoptr(JsonNode) r = mig_query(v);
+    JsonObject *q = json_node_get_object(r);
+    JsonObject *pc = json_object_has_member(q, "postcopy") ?
+                     json_object_get_object_member(q, "postcopy") : NULL;
+
+    return pc && json_object_has_member(pc, key) ? json_object_get_int_member(pc, key) : -1;
+}
+
+static bool status_is(MigVmm *v, const char *want)
+{
+    g_autofree char *st = mig_wait_status(v, want, MIG_WAIT_MS);
+
+    if (!st || strcmp(st, want) != 0) {
+        g_autofree char *log = proc_log(v->proc);
+
+        if (st) {
+            g_test_fail_printf("%s: status %s, waited for %s:\n%s", v->name, st, want, log);
+        }
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Until the destination placed pages of the background stream and some
+ * are still missing: the stream is in the middle of postcopy.
+ */
+static bool wait_mid_postcopy(MigVmm *dst)
+{
+    gint64 end = g_get_monotonic_time() + MIG_WAIT_MS * 1000ll;
+
+    while (g_get_monotonic_time() < end) {
+        int64_t placed = pc_figure(dst, "pages-placed");
+        int64_t missing = pc_figure(dst, "pages-missing");
+
+        if (placed > 256 && missing > 1024) {
+            g_test_message("cutting with %" PRId64 " pages placed, %" PRId64 " missing",
+                           placed, missing);
+            return true;
+        }
+        if (missing == 0) {
+            break;
+        }
+        g_usleep(20 * 1000);
+    }
+    g_test_fail_printf("postcopy did not reach its middle (placed %" PRId64 ", missing %"
+                       PRId64 ")", pc_figure(dst, "pages-placed"),
+                       pc_figure(dst, "pages-missing"));
+    return false;
+}
+
+/* Cut the relay; both sides pause; the refusals of the paused state. */
+static bool cut_and_pause(Relay *r, MigVmm *src, MigVmm *dst, int64_t *sent)
+{
+    relay_cut(r);
+    if (!status_is(src, "postcopy-paused") || !status_is(dst, "postcopy-paused")) {
+        return false;
+    }
+    *sent = transferred(src);
+    return expect_error(src, "{\"execute\":\"migrate_cancel\"}", "cannot be cancelled") &&
+           expect_error(dst, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
+                        "\"resume\":true}}", "only an outgoing migration") &&
+           expect_error(src, "{\"execute\":\"migrate-recover\",\"arguments\":"
+                        "{\"uri\":\"unix:/x\"}}", "only an incoming migration");
+}
+
+/*
+ * migrate-recover on the destination (recover_path), a new relay to it,
+ * migrate resume=true on the source through it; both postcopy-active.
+ */
+static Relay *resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
+                     const char *relay_name, int64_t sent_before)
+{
+    g_autofree char *path = g_build_filename(f->dir, name, NULL);
+    g_autofree char *cmd = g_strdup_printf("{\"execute\":\"migrate-recover\",\"arguments\":"
+                                           "{\"uri\":\"unix:%s\"}}", path);
+    g_autofree char *ruri = NULL;
+    g_autofree char *mcmd = NULL;
+    gint64 end = g_get_monotonic_time() + MIG_WAIT_MS * 1000ll;
+    Relay *r;
+
+    if (!expect_ok(dst, cmd) ||
+        !expect_error(dst, cmd, "already listening") ||
+        !(r = relay_new(f, relay_name, path, &ruri))) {
+        return NULL;
+    }
+    mcmd = g_strdup_printf("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
+                           "\"resume\":true}}", ruri);
+    if (!expect_ok(src, mcmd) || !status_is(dst, "postcopy-active")) {
+        return r;
+    }
+    /* The source's counters go on from where the cut left them. */
+    for (;;) {
+        g_autofree char *st = mig_status(src);
+        int64_t now = transferred(src);
+
+        if (st && !strcmp(st, "postcopy-active") && now > sent_before) {
+            g_test_message("source: %" PRId64 " bytes before the cut, %" PRId64 " now",
+                           sent_before, now);
+            break;
+        }
+        if (!st || strcmp(st, "postcopy-paused") != 0 || g_get_monotonic_time() > end) {
+            g_autofree char *log = proc_log(src->proc);
+
+            g_test_fail_printf("source after resume: status %s, transferred %" PRId64
+                               " (%" PRId64 " before):\n%s", st ? st : "?", now,
+                               sent_before, log);
+            return r;
+        }
+        g_usleep(20 * 1000);
+    }
+    return r;
+}
+
+static void test_recover(Fixture *f, bool frozen)
+{
+    static const char *const dst_seq[] = { "active", "postcopy-active", "postcopy-paused",
+                                           "postcopy-active", "completed", NULL };
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *ss = g_build_filename(f->dir, "qsd-src.sock", NULL);
+    g_autofree char *ds = g_build_filename(f->dir, "qsd-dst.sock", NULL);
+    g_autofree char *dpath = g_build_filename(f->dir, "mig.sock", NULL);
+    g_autofree char *duri = g_strdup_printf("unix:%s", dpath);
+    g_autofree char *ruri = NULL;
+    g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=8s,"
+                                          "seed=%u", SEED);
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
+    MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true };
+    MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .frozen = frozen,
+                         .shm_ram = true };
+    MigVmm *src = NULL, *dst = NULL;
+    Relay *r1 = NULL, *r2 = NULL, *r3 = NULL;
+    g_autofree char *st = NULL;
+    g_autofree char *dst_st = NULL;
+    g_autofree char *slog = NULL;
+    int64_t sent = 0;
+    int code = -1;
+
+    if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
+        !mig_make_image(img, IMAGE_SIZE) ||
+        !proc_start_qsd_named(f, "qsd-src", img, ss, 4, true) ||
+        !proc_start_qsd_named(f, "qsd-dst", img, ds, 4, true)) {
+        return;
+    }
+    mig_add_blk(sa, ss, 4, wl);
+    mig_add_blk(da, ds, 4, wl);
+    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
+        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
+        !mig_set_postcopy(src, true) || !mig_set_postcopy(dst, true) ||
+        !mig_incoming(dst, duri) ||
+        !wait_log(src->proc, "blk0: workload started", 1, MIG_WAIT_MS) ||
+        !wait_log(dst->proc, "migration: incoming from", 1, MIG_WAIT_MS) ||
+        !(r1 = relay_new(f, "relay1.sock", dpath, &ruri))) {
+        goto out;
+    }
+    /* Nothing to resume or recover before a pause. */
+    if (!expect_error(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
+                      "\"resume\":true}}", "only an outgoing migration in status") ||
+        !expect_error(dst, "{\"execute\":\"migrate-recover\",\"arguments\":"
+                      "{\"uri\":\"unix:/x\"}}", "only an incoming migration in status")) {
+        goto out;
+    }
+    mig_set_params(src, BW, -1);
+    if (!mig_migrate(src, ruri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS) ||
+        !expect_ok(src, "{\"execute\":\"migrate-start-postcopy\"}") ||
+        !status_is(dst, "postcopy-active") || !status_is(src, "postcopy-active") ||
+        !expect_error(dst, "{\"execute\":\"migrate-recover\",\"arguments\":"
+                      "{\"uri\":\"unix:/x\"}}", "status 'postcopy-active'") ||
+        !expect_error(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
+                      "\"resume\":true}}", "status 'postcopy-active'") ||
+        !wait_mid_postcopy(dst) || !cut_and_pause(r1, src, dst, &sent) ||
+        !(r2 = resume(f, src, dst, "mig2.sock", "relay2.sock", sent)) ||
+        g_test_failed()) {
+        goto out;
+    }
+    if (!frozen) {
+        /* A second cut in the resumed migration pauses again, and recovers again. */
+        if (!wait_mid_postcopy(dst) || !cut_and_pause(r2, src, dst, &sent) ||
+            !(r3 = resume(f, src, dst, "mig3.sock", "relay3.sock", sent)) ||
+            g_test_failed()) {
+            goto out;
+        }
+    }
+    if (!(st = mig_wait_status(src, "completed", MIG_WAIT_MS * 2)) ||
+        !(dst_st = mig_wait_status(dst, "completed", MIG_WAIT_MS))) {
+        goto out;
+    }
+    if (strcmp(st, "completed") != 0 || strcmp(dst_st, "completed") != 0) {
+        g_autofree char *log = proc_log(src->proc);
+        g_autofree char *dlog = proc_log(dst->proc);
+
+        g_test_fail_printf("recovered postcopy ended %s (destination %s); source:\n%s\n"
+                           "destination:\n%s", st, dst_st, log, dlog);
+        goto out;
+    }
+    if (!mig_events_in_order(dst, dst_seq)) {
+        g_autofree char *de = mig_events_str(dst);
+
+        g_test_fail_printf("the destination's MIGRATION events: %s", de);
+        goto out;
+    }
+    if (pc_figure(dst, "pages-missing") != 0) {
+        g_test_fail_printf("destination: %" PRId64 " pages still missing after completion",
+                           pc_figure(dst, "pages-missing"));
+        goto out;
+    }
+    if (!mig_vmm_end(src, &code, NULL, &slog)) {
+        goto out;
+    }
+    if (code != 0 || qtest_count(slog, "migration: postcopy paused") != (frozen ? 1u : 2u) ||
+        qtest_count(slog, "migration: postcopy resumed") != (frozen ? 1u : 2u) ||
+        !strstr(slog, "after postcopy")) {
+        g_test_fail_printf("source: exit %d, expected %u pauses and resumes, completion:\n%s",
+                           code, frozen ? 1u : 2u, slog);
+        goto out;
+    }
+    if (frozen) {
+        /* Source gone, destination held by -S: nothing writes either RAM. */
+        int64_t diff = mig_ram_compare(src, dst);
+
+        if (diff != 0) {
+            g_test_fail_printf("%" PRId64 " pages differ between the source's and the "
+                               "destination's RAM after a recovered postcopy", diff);
+            goto out;
+        }
+        json_node_unref(qmp_client_ok(dst->qmp, "{\"execute\":\"cont\"}"));
+    }
+    if (mig_vmm_verified(dst, 1)) {
+        mig_check_image(img, IMAGE_SIZE, SEED);
+    }
+out:
+    relay_free(r1);
+    relay_free(r2);
+    relay_free(r3);
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+}
+
+static void test_blk(Fixture *f, gconstpointer data)
+{
+    test_recover(f, false);
+}
+
+static void test_ram(Fixture *f, gconstpointer data)
+{
+    test_recover(f, true);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add("/postcopy-recover/blk", Fixture, NULL, fixture_setup, test_blk,
+               fixture_teardown);
+    g_test_add("/postcopy-recover/ram", Fixture, NULL, fixture_setup, test_ram,
+               fixture_teardown);
+    return g_test_run();
+}
