@@ -5,7 +5,10 @@
  * written before LISTEN and placed after RUN, anything out of order
  * refused naming the section), POSTCOPY_DISCARD's payload checks, and the
  * return path (page requests and the ack over a socketpair, whole under
- * concurrent writers, a destination's bad request refused).
+ * concurrent writers, a destination's bad request refused), and postcopy
+ * recovery: a recovery stream (POSTCOPY_RESUME first, then placed pages)
+ * through mig_load_postcopy_resume, and the lacking ranges on the return
+ * path, checked like requests.
  */
 #include <check.h>
 #include <string.h>
@@ -29,7 +32,12 @@
 
 /* What the source writes: one letter per section. */
 typedef struct Script {
-    const char *steps;  /* S setup, A advise, P pages, D discard, L listen, V device, R run, E end */
+    /*
+     * S setup, A advise, P pages, D discard, L listen, V device, R run,
+     * E end, Z resume; a script starting with Z or ! ("!SPE": not a
+     * resume) is loaded as a recovery connection
+     */
+    const char *steps;
     TestVm *src;
 } Script;
 
@@ -70,6 +78,9 @@ static void write_script(MigStream *s, const Script *sc)
             break;
         case 'E':
             ok = mig_save_end(s, &err);
+            break;
+        case 'Z':
+            ok = mig_save_postcopy_section(s, MIG_SECTION_POSTCOPY_RESUME, &err);
             break;
         }
     }
@@ -129,9 +140,15 @@ static bool on_place(uint64_t gpa, const void *data, void *opaque, GError **errp
     return true;
 }
 
+static bool on_resume(void *opaque, GError **errp)
+{
+    g_string_append_c(((Calls *)opaque)->seq, 'Z');
+    return true;
+}
+
 static const MigLoadOps postcopy_ops = {
     .device = on_device, .advise = on_advise, .discard = on_discard, .listen = on_listen,
-    .run = on_run, .place = on_place,
+    .run = on_run, .place = on_place, .resume = on_resume,
 };
 
 /* Records the script, loads it into a fresh destination (0xaa everywhere). */
@@ -153,7 +170,8 @@ static bool run_script(const char *steps, const MigLoadOps *ops, Calls *calls,
     ck_assert_int_eq(lseek(sv[0], 0, SEEK_SET), 0);
     r = mig_stream_new(sv[0]);
     calls->seq = g_string_new(NULL);
-    ok = mig_load_ops(r, dst->mem, ops, calls, postcopy, errp);
+    ok = steps[0] == 'Z' || steps[0] == '!' ? mig_load_postcopy_resume(r, dst->mem, ops, calls, errp) :
+         mig_load_ops(r, dst->mem, ops, calls, postcopy, errp);
     mig_stream_free(r);
     vm_free(src);
     if (dst_out) {
@@ -416,6 +434,84 @@ START_TEST(test_return_path_untrusted)
 }
 END_TEST
 
+START_TEST(test_resume_stream)
+{
+    Calls c = { 0 };
+    GError *err = NULL;
+    bool postcopy = false;
+
+    /* A recovery connection: resume, then pages placed as after RUN, END. */
+    ck_assert_msg(run_script("ZPE", &postcopy_ops, &c, NULL, &postcopy, &err), "%s",
+                  err ? err->message : "");
+    ck_assert_str_eq(c.seq->str, "Z");
+    ck_assert_uint_eq(c.placed, 2);
+    g_string_free(c.seq, TRUE);
+
+    /* Anything else first, or a resume inside a first connection: refused. */
+    assert_script_fails("!SPE", &postcopy_ops, "starts with section 1 (ram-setup)",
+                        "not 'postcopy-resume'");
+    assert_script_fails("SAPDLVRZPE", &postcopy_ops, "'postcopy-resume' out of order",
+                        "first section of a recovery");
+    assert_script_fails("ZZE", &postcopy_ops, "'postcopy-resume' out of order",
+                        "first section of a recovery");
+    assert_script_fails("ZVE", &postcopy_ops, "'device' out of order", "after 'postcopy-run'");
+}
+END_TEST
+
+static void lacking_bytes(uint8_t *b, uint64_t gpa, uint64_t len)
+{
+    uint32_t tag = GUINT32_TO_BE(MIG_RP_TAG_LACKING);
+
+    gpa = GUINT64_TO_BE(gpa);
+    len = GUINT64_TO_BE(len);
+    memcpy(b, &tag, 4);
+    memcpy(b + 4, &gpa, 8);
+    memcpy(b + 12, &len, 8);
+}
+
+START_TEST(test_return_path_lacking)
+{
+    TestVm *vm = vm_new(1 * MiB, 2 * MiB, 0);
+    int sv[2];
+    MigReturnPath *rp;
+    MigRpMsg m;
+    GError *err = NULL;
+    uint8_t b[20];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    rp = mig_rp_new(sv[0]);
+    ck_assert(mig_rp_send_lacking(rp, RAM1_GPA + PAGE, 2 * MiB - PAGE, &err));
+    ck_assert(mig_rp_send_lacking_end(rp, 511, &err));
+    ck_assert_msg(mig_rp_read(sv[1], vm->mem, 5000, &m, &err), "%s", err ? err->message : "");
+    ck_assert_uint_eq(m.tag, MIG_RP_TAG_LACKING);
+    ck_assert_uint_eq(m.gpa, RAM1_GPA + PAGE);
+    ck_assert_uint_eq(m.len, 2 * MiB - PAGE);
+    ck_assert(mig_rp_read(sv[1], vm->mem, 5000, &m, &err));
+    ck_assert_uint_eq(m.tag, MIG_RP_TAG_LACKING_END);
+    ck_assert_uint_eq(m.len, 511);
+    mig_rp_free(rp);
+    close(sv[0]);
+    close(sv[1]);
+
+    /* From a destination: unaligned, empty, across a region's end, wrapping. */
+    lacking_bytes(b, 100, PAGE);
+    assert_rp_refused(vm, b, 20, "empty or not 4 KiB aligned");
+    lacking_bytes(b, 0, 0);
+    assert_rp_refused(vm, b, 20, "empty or not 4 KiB aligned");
+    lacking_bytes(b, 0, PAGE + 1);
+    assert_rp_refused(vm, b, 20, "empty or not 4 KiB aligned");
+    lacking_bytes(b, 1 * MiB - PAGE, 2 * PAGE);
+    assert_rp_refused(vm, b, 20, "not inside one region");
+    lacking_bytes(b, 2 * MiB, PAGE);
+    assert_rp_refused(vm, b, 20, "not inside one region");
+    lacking_bytes(b, RAM1_GPA, UINT64_MAX - PAGE + 1);
+    assert_rp_refused(vm, b, 20, "not inside one region");
+    lacking_bytes(b, 0, PAGE);
+    assert_rp_refused(vm, b, 13, "in the middle of a message");
+    vm_free(vm);
+}
+END_TEST
+
 static Suite *postcopy_stream_suite(void)
 {
     Suite *s = suite_create("migration-postcopy-stream");
@@ -426,6 +522,8 @@ static Suite *postcopy_stream_suite(void)
     tcase_add_test(tc, test_discard_untrusted);
     tcase_add_test(tc, test_return_path);
     tcase_add_test(tc, test_return_path_untrusted);
+    tcase_add_test(tc, test_resume_stream);
+    tcase_add_test(tc, test_return_path_lacking);
     suite_add_tcase(s, tc);
     return s;
 }
