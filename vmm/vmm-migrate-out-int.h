@@ -60,6 +60,8 @@ typedef struct MigOut {
 } MigOut;
 
 /* vmm-migrate-out.c */
+/* Connects to uri: o->fd, o->s (cancel can shut it down), the stream's header. */
+bool mig_out_connect(MigOut *o, const char *uri, GError **errp);
 bool mig_out_sync(MigOut *o, uint64_t *dirty, GError **errp);
 bool mig_out_cancelled(MigOut *o, GError **errp);
 uint64_t mig_out_params(MigOut *o, uint64_t *limit_ms);
@@ -92,6 +94,8 @@ bool mig_out_postcopy(MigOut *o, GError **errp);
 void mig_out_postcopy_cleanup(MigOut *o);
 /* The return path's reader thread (o->fd). */
 gpointer mig_out_rp_thread(gpointer opaque);
+/* Tells the reader to stop and joins it (its socket must be shut down or done). */
+void mig_out_pc_stop_reader(MigOutPostcopy *pc);
 
 /* vmm-migrate-postcopy-recover.c */
 /*

@@ -404,14 +404,11 @@ static bool mig_out_switchover(MigOut *o, GError **errp)
     return true;
 }
 
-static bool mig_out_run(MigOut *o, GError **errp)
+bool mig_out_connect(MigOut *o, const char *uri, GError **errp)
 {
     VmmMigrate *mm = o->mm;
-    g_autoptr(GArray) blocks = g_array_new(FALSE, FALSE, sizeof(RamTrackBlock));
-    GError *err = NULL;
-    int fd;
+    int fd = mig_socket_connect(uri, errp);
 
-    fd = mig_socket_connect(o->uri, errp);
     if (fd < 0) {
         return false;
     }
@@ -423,8 +420,20 @@ static bool mig_out_run(MigOut *o, GError **errp)
         mig_stream_shutdown(o->s);
     }
     g_mutex_unlock(&mm->lock);
+    return mig_save_header(o->s, errp);
+}
+
+static bool mig_out_run(MigOut *o, GError **errp)
+{
+    VmmMigrate *mm = o->mm;
+    g_autoptr(GArray) blocks = g_array_new(FALSE, FALSE, sizeof(RamTrackBlock));
+    GError *err = NULL;
+
+    if (!mig_out_connect(o, o->uri, errp)) {
+        return false;
+    }
     mig_out_params(o, &(uint64_t){ 0 });
-    if (!mig_save_header(o->s, errp) || !mig_ram_save_setup(o->s, o->mem, errp)) {
+    if (!mig_ram_save_setup(o->s, o->mem, errp)) {
         return false;
     }
     /* The destination checks its side of postcopy now, not at the switch. */

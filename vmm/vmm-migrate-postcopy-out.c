@@ -130,6 +130,18 @@ gpointer mig_out_rp_thread(gpointer opaque)
     }
 }
 
+void mig_out_pc_stop_reader(MigOutPostcopy *pc)
+{
+    g_mutex_lock(&pc->lock);
+    pc->stopping = true;
+    g_cond_broadcast(&pc->cond);
+    g_mutex_unlock(&pc->lock);
+    if (pc->reader) {
+        g_thread_join(pc->reader);
+        pc->reader = NULL;
+    }
+}
+
 void mig_out_postcopy_cleanup(MigOut *o)
 {
     MigOutPostcopy *pc = o->pc;
@@ -138,13 +150,7 @@ void mig_out_postcopy_cleanup(MigOut *o)
         return;
     }
     /* The caller shut the stream down unless the reader saw the ack. */
-    g_mutex_lock(&pc->lock);
-    pc->stopping = true;
-    g_cond_broadcast(&pc->cond);
-    g_mutex_unlock(&pc->lock);
-    if (pc->reader) {
-        g_thread_join(pc->reader);
-    }
+    mig_out_pc_stop_reader(pc);
     g_array_unref(pc->queue);
     g_clear_error(&pc->err);
     g_mutex_clear(&pc->lock);

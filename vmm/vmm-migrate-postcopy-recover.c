@@ -62,14 +62,7 @@ static void mig_out_pc_disconnect(MigOut *o)
     if (o->s) {
         mig_stream_shutdown(o->s);
     }
-    g_mutex_lock(&pc->lock);
-    pc->stopping = true;
-    g_cond_broadcast(&pc->cond);
-    g_mutex_unlock(&pc->lock);
-    if (pc->reader) {
-        g_thread_join(pc->reader);
-        pc->reader = NULL;
-    }
+    mig_out_pc_stop_reader(pc);
     g_mutex_lock(&pc->lock);
     pc->stopping = false;
     pc->acked = false;
@@ -135,20 +128,8 @@ static bool mig_out_pc_reconnect(MigOut *o, const char *uri, GError **errp)
 {
     MigOutPostcopy *pc = o->pc;
     VmmMigrate *mm = o->mm;
-    int fd = mig_socket_connect(uri, errp);
 
-    if (fd < 0) {
-        return false;
-    }
-    o->fd = fd;
-    o->s = mig_stream_new(fd);
-    g_mutex_lock(&mm->lock);
-    mm->stream = o->s;
-    if (mm->cancel) {
-        mig_stream_shutdown(o->s);
-    }
-    g_mutex_unlock(&mm->lock);
-    if (!mig_save_header(o->s, errp) ||
+    if (!mig_out_connect(o, uri, errp) ||
         !mig_save_postcopy_section(o->s, MIG_SECTION_POSTCOPY_RESUME, errp) ||
         !mig_out_pc_read_lacking(o, errp)) {
         return false;

@@ -240,6 +240,33 @@ JsonNode *mig_query(MigVmm *v)
     return qmp_client_ok(v->qmp, "{\"execute\":\"query-migrate\"}");
 }
 
+char *mig_qmp_error(MigVmm *v, const char *cmd)
+{
+    g_autoptr(JsonNode) r = qmp_client_cmd(v->qmp, "%s", cmd);
+    JsonObject *o = json_node_get_object(r);
+    JsonObject *e;
+
+    if (!json_object_has_member(o, "error")) {
+        return NULL;
+    }
+    e = json_object_get_object_member(o, "error");
+    return g_strdup(json_object_has_member(e, "desc") ?
+                    json_object_get_string_member(e, "desc") : "(no desc)");
+}
+
+bool mig_expect_error(MigVmm *v, const char *cmd, const char *needle)
+{
+    g_autofree char *err = mig_qmp_error(v, cmd);
+
+    if (!err || !strstr(err, needle)) {
+        g_test_fail_printf("%s: %s: expected an error saying '%s', got %s", v->name, cmd,
+                           needle, err ? err : "success");
+        return false;
+    }
+    g_test_message("%s: %s: %s", v->name, cmd, err);
+    return true;
+}
+
 char *mig_status(MigVmm *v)
 {
     JsonNode *r = mig_query(v);

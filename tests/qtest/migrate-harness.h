@@ -82,6 +82,10 @@ bool mig_set_postcopy(MigVmm *v, bool on);
 bool mig_incoming(MigVmm *v, const char *uri);
 /* QMP migrate to uri; false, with the test failed, when it is refused. */
 bool mig_migrate(MigVmm *src, const char *uri);
+/* A QMP command's error description, or NULL when it succeeded (caller frees). */
+char *mig_qmp_error(MigVmm *v, const char *cmd);
+/* cmd fails with an error containing needle; else the test fails (false). */
+bool mig_expect_error(MigVmm *v, const char *cmd, const char *needle);
 /* query-migrate's return (caller unrefs). */
 JsonNode *mig_query(MigVmm *v);
 /* query-migrate's status (caller frees). */

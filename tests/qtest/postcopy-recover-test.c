@@ -203,36 +203,9 @@ static void relay_free(Relay *r)
 
 /* ---- QMP helpers ------------------------------------------------------------ */
 
-static char *qmp_error(MigVmm *v, const char *cmd)
-{
-    g_autoptr(JsonNode) r = qmp_client_cmd(v->qmp, "%s", cmd);
-    JsonObject *o = json_node_get_object(r);
-    JsonObject *e;
-
-    if (!json_object_has_member(o, "error")) {
-        return NULL;
-    }
-    e = json_object_get_object_member(o, "error");
-    return g_strdup(json_object_has_member(e, "desc") ?
-                    json_object_get_string_member(e, "desc") : "(no desc)");
-}
-
-static bool expect_error(MigVmm *v, const char *cmd, const char *needle)
-{
-    g_autofree char *err = qmp_error(v, cmd);
-
-    if (!err || !strstr(err, needle)) {
-        g_test_fail_printf("%s: %s: expected an error saying '%s', got %s", v->name, cmd,
-                           needle, err ? err : "success");
-        return false;
-    }
-    g_test_message("%s: %s: %s", v->name, cmd, err);
-    return true;
-}
-
 static bool expect_ok(MigVmm *v, const char *cmd)
 {
-    g_autofree char *err = qmp_error(v, cmd);
+    g_autofree char *err = mig_qmp_error(v, cmd);
 
     if (err) {
         g_test_fail_printf("%s: %s: %s", v->name, cmd, err);
@@ -314,11 +287,11 @@ static bool cut_and_pause(Relay *r, MigVmm *src, MigVmm *dst, int64_t *sent)
         return false;
     }
     *sent = transferred(src);
-    return expect_error(src, "{\"execute\":\"migrate_cancel\"}", "cannot be cancelled") &&
-           expect_error(dst, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
-                        "\"resume\":true}}", "only an outgoing migration") &&
-           expect_error(src, "{\"execute\":\"migrate-recover\",\"arguments\":"
-                        "{\"uri\":\"unix:/x\"}}", "only an incoming migration");
+    return mig_expect_error(src, "{\"execute\":\"migrate_cancel\"}", "cannot be cancelled") &&
+           mig_expect_error(dst, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
+                            "\"resume\":true}}", "only an outgoing migration") &&
+           mig_expect_error(src, "{\"execute\":\"migrate-recover\",\"arguments\":"
+                            "{\"uri\":\"unix:/x\"}}", "only an incoming migration");
 }
 
 /*
@@ -337,7 +310,7 @@ static Relay *resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
     Relay *r;
 
     if (!expect_ok(dst, cmd) ||
-        !expect_error(dst, cmd, "already listening") ||
+        !mig_expect_error(dst, cmd, "already listening") ||
         !(r = relay_new(f, relay_name, path, &ruri))) {
         return NULL;
     }
@@ -412,20 +385,20 @@ static void test_recover(Fixture *f, bool frozen)
         goto out;
     }
     /* Nothing to resume or recover before a pause. */
-    if (!expect_error(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
-                      "\"resume\":true}}", "only an outgoing migration in status") ||
-        !expect_error(dst, "{\"execute\":\"migrate-recover\",\"arguments\":"
-                      "{\"uri\":\"unix:/x\"}}", "only an incoming migration in status")) {
+    if (!mig_expect_error(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
+                          "\"resume\":true}}", "only an outgoing migration in status") ||
+        !mig_expect_error(dst, "{\"execute\":\"migrate-recover\",\"arguments\":"
+                          "{\"uri\":\"unix:/x\"}}", "only an incoming migration in status")) {
         goto out;
     }
     mig_set_params(src, BW, -1);
     if (!mig_migrate(src, ruri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS) ||
         !expect_ok(src, "{\"execute\":\"migrate-start-postcopy\"}") ||
         !status_is(dst, "postcopy-active") || !status_is(src, "postcopy-active") ||
-        !expect_error(dst, "{\"execute\":\"migrate-recover\",\"arguments\":"
-                      "{\"uri\":\"unix:/x\"}}", "status 'postcopy-active'") ||
-        !expect_error(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
-                      "\"resume\":true}}", "status 'postcopy-active'") ||
+        !mig_expect_error(dst, "{\"execute\":\"migrate-recover\",\"arguments\":"
+                          "{\"uri\":\"unix:/x\"}}", "status 'postcopy-active'") ||
+        !mig_expect_error(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
+                          "\"resume\":true}}", "status 'postcopy-active'") ||
         !wait_mid_postcopy(dst) || !cut_and_pause(r1, src, dst, &sent) ||
         !(r2 = resume(f, src, dst, "mig2.sock", "relay2.sock", sent)) ||
         g_test_failed()) {

@@ -43,21 +43,6 @@
 #define RAM_MB              64
 #define BW                  (32ll << 20)
 
-/* A QMP command's error description, or NULL when it succeeded (caller frees). */
-static char *qmp_error(MigVmm *v, const char *cmd)
-{
-    g_autoptr(JsonNode) r = qmp_client_cmd(v->qmp, "%s", cmd);
-    JsonObject *o = json_node_get_object(r);
-    JsonObject *e;
-
-    if (!json_object_has_member(o, "error")) {
-        return NULL;
-    }
-    e = json_object_get_object_member(o, "error");
-    return g_strdup(json_object_has_member(e, "desc") ?
-                    json_object_get_string_member(e, "desc") : "(no desc)");
-}
-
 /* query-migrate's postcopy.key on the destination, or -1. */
 static int64_t pc_figure(JsonObject *q, const char *key)
 {
@@ -65,19 +50,6 @@ static int64_t pc_figure(JsonObject *q, const char *key)
                      json_object_get_object_member(q, "postcopy") : NULL;
 
     return pc && json_object_has_member(pc, key) ? json_object_get_int_member(pc, key) : -1;
-}
-
-static bool expect_error(MigVmm *v, const char *cmd, const char *needle)
-{
-    g_autofree char *err = qmp_error(v, cmd);
-
-    if (!err || !strstr(err, needle)) {
-        g_test_fail_printf("%s: %s: expected an error saying '%s', got %s", v->name, cmd,
-                           needle, err ? err : "success");
-        return false;
-    }
-    g_test_message("%s: %s: %s", v->name, cmd, err);
-    return true;
 }
 
 /*
@@ -116,12 +88,12 @@ static bool switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const ch
         g_test_message("destination:\n%s", dlog);
         return false;
     }
-    if (!expect_error(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
-                      "{\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":false}]}}",
-                      "migration process in progress")) {
+    if (!mig_expect_error(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
+                          "{\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":false}]}}",
+                          "migration process in progress")) {
         return false;
     }
-    err = autoswitch ? NULL : qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
+    err = autoswitch ? NULL : mig_qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
     if (err) {
         g_test_fail_printf("migrate-start-postcopy refused mid-stream: %s", err);
         return false;
@@ -461,13 +433,13 @@ static void test_refused(Fixture *f, gconstpointer data)
     mig_add_net(da2, ds, 1, wl);
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
         !wait_log(src->proc, "net0: workload started", 1, MIG_WAIT_MS) ||
-        !expect_error(src, "{\"execute\":\"migrate-start-postcopy\"}", "postcopy-ram") ||
-        !expect_error(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
-                      "{\"capabilities\":[{\"capability\":\"x-colo\",\"state\":true}]}}",
-                      "does not accept value 'x-colo'") ||
+        !mig_expect_error(src, "{\"execute\":\"migrate-start-postcopy\"}", "postcopy-ram") ||
+        !mig_expect_error(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
+                          "{\"capabilities\":[{\"capability\":\"x-colo\",\"state\":true}]}}",
+                          "does not accept value 'x-colo'") ||
         !mig_set_postcopy(src, true) || !check_caps_params(src) ||
-        !expect_error(src, "{\"execute\":\"migrate-start-postcopy\"}",
-                      "after migration has been started")) {
+        !mig_expect_error(src, "{\"execute\":\"migrate-start-postcopy\"}",
+                          "after migration has been started")) {
         goto out;
     }
     if (!(dst = mig_vmm_start(f, "dst", &dopts, da)) || !mig_set_postcopy(dst, true) ||
