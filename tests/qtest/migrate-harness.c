@@ -711,3 +711,37 @@ bool mig_check_image(const char *path, uint64_t size, unsigned seed)
     }
     return true;
 }
+
+bool mig_qsd_pair(Fixture *f, const char *img, uint64_t size, const char *wl,
+                  GPtrArray *sa, GPtrArray *da)
+{
+    g_autofree char *ss = g_build_filename(f->dir, "qsd-src.sock", NULL);
+    g_autofree char *ds = g_build_filename(f->dir, "qsd-dst.sock", NULL);
+
+    if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
+        !mig_make_image(img, size) ||
+        !proc_start_qsd_named(f, "qsd-src", img, ss, 4, true) ||
+        !proc_start_qsd_named(f, "qsd-dst", img, ds, 4, true)) {
+        return false;
+    }
+    mig_add_blk(sa, ss, 4, wl);
+    mig_add_blk(da, ds, 4, wl);
+    return true;
+}
+
+bool mig_postcopy_verify(MigVmm *src, MigVmm *dst, bool frozen, const char *img,
+                         uint64_t size, unsigned seed)
+{
+    if (frozen) {
+        /* Source gone, destination held by -S: nothing writes either RAM. */
+        int64_t diff = mig_ram_compare(src, dst);
+
+        if (diff != 0) {
+            g_test_fail_printf("%" PRId64 " pages differ between the source's and the "
+                               "destination's RAM after postcopy", diff);
+            return false;
+        }
+        json_node_unref(qmp_client_ok(dst->qmp, "{\"execute\":\"cont\"}"));
+    }
+    return mig_vmm_verified(dst, 1) && mig_check_image(img, size, seed);
+}

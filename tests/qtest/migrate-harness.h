@@ -139,6 +139,22 @@ bool mig_make_image(const char *path, uint64_t size);
 bool mig_check_image(const char *path, uint64_t size, unsigned seed);
 
 /*
+ * qemu-storage-daemon on both sides (qsd-src, qsd-dst: 4 queues each,
+ * sockets in f's directory) sharing a new sparse image of size bytes at
+ * img, and a 4-queue blk device on each into sa and da with workload wl.
+ * False (test failed) when qemu-storage-daemon is missing or fails.
+ */
+bool mig_qsd_pair(Fixture *f, const char *img, uint64_t size, const char *wl,
+                  GPtrArray *sa, GPtrArray *da);
+/*
+ * After a postcopy that completed: with frozen (-S on the destination,
+ * the source gone) both RAMs equal page by page, then cont; the
+ * destination's workload verified and the image at img consistent.
+ */
+bool mig_postcopy_verify(MigVmm *src, MigVmm *dst, bool frozen, const char *img,
+                         uint64_t size, unsigned seed);
+
+/*
  * Network namespaces NAME-a and NAME-b (NAME gets the test's pid, so
  * parallel runs do not collide; namespaces left by dead runs are removed
  * first), joined by a veth pair with addr_a/24 and addr_b/24 on the two

@@ -347,8 +347,6 @@ static void test_recover(Fixture *f, bool frozen)
     static const char *const dst_seq[] = { "active", "postcopy-active", "postcopy-paused",
                                            "postcopy-active", "completed", NULL };
     g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
-    g_autofree char *ss = g_build_filename(f->dir, "qsd-src.sock", NULL);
-    g_autofree char *ds = g_build_filename(f->dir, "qsd-dst.sock", NULL);
     g_autofree char *dpath = g_build_filename(f->dir, "mig.sock", NULL);
     g_autofree char *duri = g_strdup_printf("unix:%s", dpath);
     g_autofree char *ruri = NULL;
@@ -367,14 +365,9 @@ static void test_recover(Fixture *f, bool frozen)
     int64_t sent = 0;
     int code = -1;
 
-    if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
-        !mig_make_image(img, IMAGE_SIZE) ||
-        !proc_start_qsd_named(f, "qsd-src", img, ss, 4, true) ||
-        !proc_start_qsd_named(f, "qsd-dst", img, ds, 4, true)) {
+    if (!mig_qsd_pair(f, img, IMAGE_SIZE, wl, sa, da)) {
         return;
     }
-    mig_add_blk(sa, ss, 4, wl);
-    mig_add_blk(da, ds, 4, wl);
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
         !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
         !mig_set_postcopy(src, true) || !mig_set_postcopy(dst, true) ||
@@ -445,20 +438,7 @@ static void test_recover(Fixture *f, bool frozen)
                            code, frozen ? 1u : 2u, slog);
         goto out;
     }
-    if (frozen) {
-        /* Source gone, destination held by -S: nothing writes either RAM. */
-        int64_t diff = mig_ram_compare(src, dst);
-
-        if (diff != 0) {
-            g_test_fail_printf("%" PRId64 " pages differ between the source's and the "
-                               "destination's RAM after a recovered postcopy", diff);
-            goto out;
-        }
-        json_node_unref(qmp_client_ok(dst->qmp, "{\"execute\":\"cont\"}"));
-    }
-    if (mig_vmm_verified(dst, 1)) {
-        mig_check_image(img, IMAGE_SIZE, SEED);
-    }
+    mig_postcopy_verify(src, dst, frozen, img, IMAGE_SIZE, SEED);
 out:
     relay_free(r1);
     relay_free(r2);

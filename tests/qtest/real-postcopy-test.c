@@ -209,8 +209,6 @@ static void test_qsd(Fixture *f, QsdMode mode)
     bool frozen = mode == QSD_FROZEN;
 
     g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
-    g_autofree char *ss = g_build_filename(f->dir, "qsd-src.sock", NULL);
-    g_autofree char *ds = g_build_filename(f->dir, "qsd-dst.sock", NULL);
     g_autofree char *uri = mig_unix_uri(f, "mig.sock");
     g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=6s,"
                                           "seed=%u", SEED);
@@ -221,14 +219,9 @@ static void test_qsd(Fixture *f, QsdMode mode)
                           .shm_ram = true };
     MigVmm *src = NULL, *dst = NULL;
 
-    if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
-        !mig_make_image(img, IMAGE_SIZE) ||
-        !proc_start_qsd_named(f, "qsd-src", img, ss, 4, true) ||
-        !proc_start_qsd_named(f, "qsd-dst", img, ds, 4, true)) {
+    if (!mig_qsd_pair(f, img, IMAGE_SIZE, wl, sa, da)) {
         return;
     }
-    mig_add_blk(sa, ss, 4, wl);
-    mig_add_blk(da, ds, 4, wl);
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
         !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
         !migrate_postcopy(src, dst, "blk0", uri, mode == QSD_AUTO) ||
@@ -236,20 +229,7 @@ static void test_qsd(Fixture *f, QsdMode mode)
         !check_src(src, mode == QSD_RUNNING)) {
         goto out;
     }
-    if (frozen) {
-        /* Source gone, destination held by -S: nothing writes either RAM. */
-        int64_t diff = mig_ram_compare(src, dst);
-
-        if (diff != 0) {
-            g_test_fail_printf("%" PRId64 " pages differ between the source's and the "
-                               "destination's RAM after postcopy", diff);
-            goto out;
-        }
-        json_node_unref(qmp_client_ok(dst->qmp, "{\"execute\":\"cont\"}"));
-    }
-    if (mig_vmm_verified(dst, 1)) {
-        mig_check_image(img, IMAGE_SIZE, SEED);
-    }
+    mig_postcopy_verify(src, dst, frozen, img, IMAGE_SIZE, SEED);
 out:
     mig_vmm_free(src);
     mig_vmm_free(dst);
