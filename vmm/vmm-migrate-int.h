@@ -128,6 +128,8 @@ bool vmm_mig_in_cont(VmmMigrate *mm, GError **errp);
 
 /* vmm-migrate-postcopy-recover.c, loop: QMP migrate resume=true (source). */
 bool vmm_mig_out_resume(VmmMigrate *mm, const char *uri, GError **errp);
+/* Loop: QMP migrate-pause (either side): the connection is shut down, both pause. */
+bool vmm_mig_postcopy_pause(VmmMigrate *mm, GError **errp);
 /* Loop: QMP migrate-recover (destination). */
 bool vmm_mig_in_recover(VmmMigrate *mm, const char *uri, GError **errp);
 

@@ -20,6 +20,8 @@
  *                the return path's reader again, postcopy-active, and the
  *                background stream and requests go on until END / "VUOK".
  *
+ * QMP migrate-pause (either side, postcopy-active) breaks the connection
+ * on purpose, as QEMU's does: for a network that hangs rather than fails.
  * A failed attempt (nobody listening, the handshake broken) leaves both
  * paused, ready for another; so does a second cut. migrate_cancel is
  * refused while paused: no side can take the guest back alone.
@@ -186,6 +188,24 @@ bool mig_out_pc_recover(MigOut *o, GError *err, GError **errp)
         why = g_error_new(again->domain, again->code, "resume to %s: %s", uri,
                           again->message);
     }
+}
+
+bool vmm_mig_postcopy_pause(VmmMigrate *mm, GError **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&mm->lock);
+    ok = mm->status == VMM_MIG_POSTCOPY_ACTIVE && mm->stream;
+    if (ok) {
+        /* As if the network failed: the thread sees its stream end and pauses. */
+        mig_stream_shutdown(mm->stream);
+    } else {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "migrate-pause: only a migration in status 'postcopy-active' can pause "
+                    "(status '%s')", vmm_mig_status_name(mm->status));
+    }
+    g_mutex_unlock(&mm->lock);
+    return ok;
 }
 
 bool vmm_mig_out_resume(VmmMigrate *mm, const char *uri, GError **errp)

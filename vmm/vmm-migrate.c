@@ -316,6 +316,15 @@ static JsonNode *vmm_qmp_migrate_incoming(VmmMonitor *mon, JsonObject *args, voi
     return NULL;
 }
 
+static JsonNode *vmm_qmp_migrate_pause(VmmMonitor *mon, JsonObject *args, void *opaque,
+                                       GError **errp)
+{
+    if (vmm_qmp_no_args(args, errp)) {
+        vmm_mig_postcopy_pause(opaque, errp);
+    }
+    return NULL;
+}
+
 static JsonNode *vmm_qmp_migrate_cancel(VmmMonitor *mon, JsonObject *args, void *opaque,
                                         GError **errp)
 {
@@ -626,6 +635,7 @@ void vmm_migrate_register(VmmMigrate *mm, VmmMonitor *mon)
     vmm_monitor_register(mon, "migrate", vmm_qmp_migrate, mm);
     vmm_monitor_register(mon, "migrate-incoming", vmm_qmp_migrate_incoming, mm);
     vmm_monitor_register(mon, "migrate-recover", vmm_qmp_migrate_recover, mm);
+    vmm_monitor_register(mon, "migrate-pause", vmm_qmp_migrate_pause, mm);
     vmm_monitor_register(mon, "migrate_cancel", vmm_qmp_migrate_cancel, mm);
     vmm_monitor_register(mon, "query-migrate", vmm_qmp_query_migrate, mm);
     vmm_monitor_register(mon, "migrate-set-parameters", vmm_qmp_migrate_set_parameters, mm);

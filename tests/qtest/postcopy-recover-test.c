@@ -10,8 +10,11 @@
  *   blk     cut, both sides postcopy-paused (migrate_cancel refused,
  *           migrate-recover / resume refused on the wrong side), then
  *           migrate-recover on the destination, migrate resume=true on
- *           the source through a new relay: postcopy-active again, the
- *           source's counters go on; cut a second time, recover again;
+ *           the source through a new relay (after a first attempt to
+ *           where nothing listens, which leaves it paused): postcopy-active
+ *           again, the source's counters go on; then QMP migrate-pause on
+ *           the destination pauses both again (as a hung network would be
+ *           handled), and they recover again;
  *           completed, nothing missing, every block verifies, the image
  *           is consistent. migrate-recover and resume are refused before
  *           the cut (postcopy-active) too.
@@ -131,6 +134,9 @@ static gpointer relay_thread(gpointer opaque)
                 ssize_t n = read(p[i].fd, buf[i], sizeof(buf[i]));
 
                 if (n <= 0 || !write_all(p[1 - i].fd, buf[i], (size_t)n)) {
+                    /* One side ended: so does the other, as a proxy's would. */
+                    shutdown(a, SHUT_RDWR);
+                    shutdown(b, SHUT_RDWR);
                     return NULL;
                 }
             }
@@ -279,10 +285,22 @@ static bool wait_mid_postcopy(MigVmm *dst)
     return false;
 }
 
-/* Cut the relay; both sides pause; the refusals of the paused state. */
+/*
+ * Cut the relay (NULL: migrate-pause on the destination instead); both
+ * sides pause; the refusals of the paused state.
+ */
 static bool cut_and_pause(Relay *r, MigVmm *src, MigVmm *dst, int64_t *sent)
 {
-    relay_cut(r);
+    if (r) {
+        relay_cut(r);
+    } else {
+        g_autofree char *err = mig_qmp_error(dst, "{\"execute\":\"migrate-pause\"}");
+
+        if (err) {
+            g_test_fail_printf("migrate-pause in postcopy-active: %s", err);
+            return false;
+        }
+    }
     if (!status_is(src, "postcopy-paused") || !status_is(dst, "postcopy-paused")) {
         return false;
     }
@@ -299,7 +317,7 @@ static bool cut_and_pause(Relay *r, MigVmm *src, MigVmm *dst, int64_t *sent)
  * migrate resume=true on the source through it; both postcopy-active.
  */
 static Relay *resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
-                     const char *relay_name, int64_t sent_before)
+                     const char *relay_name, int64_t sent_before, unsigned *attempts)
 {
     g_autofree char *path = g_build_filename(f->dir, name, NULL);
     g_autofree char *cmd = g_strdup_printf("{\"execute\":\"migrate-recover\",\"arguments\":"
@@ -314,6 +332,15 @@ static Relay *resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
         !(r = relay_new(f, relay_name, path, &ruri))) {
         return NULL;
     }
+    /* Nothing listens there: the attempt fails, the source stays paused. */
+    mcmd = g_strdup_printf("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:%s/"
+                           "nobody.sock\",\"resume\":true}}", f->dir);
+    if (!expect_ok(src, mcmd) || !wait_log(src->proc, "postcopy paused (resume to", ++*attempts,
+                                           MIG_WAIT_MS) ||
+        !status_is(src, "postcopy-paused")) {
+        return r;
+    }
+    g_free(mcmd);
     mcmd = g_strdup_printf("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
                            "\"resume\":true}}", ruri);
     if (!expect_ok(src, mcmd) || !status_is(dst, "postcopy-active")) {
@@ -363,6 +390,7 @@ static void test_recover(Fixture *f, bool frozen)
     g_autofree char *dst_st = NULL;
     g_autofree char *slog = NULL;
     int64_t sent = 0;
+    unsigned attempts = 0;
     int code = -1;
 
     if (!mig_qsd_pair(f, img, IMAGE_SIZE, wl, sa, da)) {
@@ -393,14 +421,14 @@ static void test_recover(Fixture *f, bool frozen)
         !mig_expect_error(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
                           "\"resume\":true}}", "status 'postcopy-active'") ||
         !wait_mid_postcopy(dst) || !cut_and_pause(r1, src, dst, &sent) ||
-        !(r2 = resume(f, src, dst, "mig2.sock", "relay2.sock", sent)) ||
+        !(r2 = resume(f, src, dst, "mig2.sock", "relay2.sock", sent, &attempts)) ||
         g_test_failed()) {
         goto out;
     }
     if (!frozen) {
-        /* A second cut in the resumed migration pauses again, and recovers again. */
-        if (!wait_mid_postcopy(dst) || !cut_and_pause(r2, src, dst, &sent) ||
-            !(r3 = resume(f, src, dst, "mig3.sock", "relay3.sock", sent)) ||
+        /* migrate-pause in the resumed migration pauses again, and it recovers again. */
+        if (!wait_mid_postcopy(dst) || !cut_and_pause(NULL, src, dst, &sent) ||
+            !(r3 = resume(f, src, dst, "mig3.sock", "relay3.sock", sent, &attempts)) ||
             g_test_failed()) {
             goto out;
         }
@@ -431,11 +459,14 @@ static void test_recover(Fixture *f, bool frozen)
     if (!mig_vmm_end(src, &code, NULL, &slog)) {
         goto out;
     }
-    if (code != 0 || qtest_count(slog, "migration: postcopy paused") != (frozen ? 1u : 2u) ||
+    /* Each failed attempt pauses again too. */
+    if (code != 0 ||
+        qtest_count(slog, "migration: postcopy paused") != (frozen ? 1u : 2u) + attempts ||
         qtest_count(slog, "migration: postcopy resumed") != (frozen ? 1u : 2u) ||
         !strstr(slog, "after postcopy")) {
-        g_test_fail_printf("source: exit %d, expected %u pauses and resumes, completion:\n%s",
-                           code, frozen ? 1u : 2u, slog);
+        g_test_fail_printf("source: exit %d, expected %u pauses (%u failed attempts) and %u "
+                           "resumes, completion:\n%s", code, (frozen ? 1u : 2u) + attempts,
+                           attempts, frozen ? 1u : 2u, slog);
         goto out;
     }
     mig_postcopy_verify(src, dst, frozen, img, IMAGE_SIZE, SEED);
