@@ -153,17 +153,21 @@ bool mig_out_pc_recover(MigOut *o, GError *err, GError **errp)
     for (;;) {
         g_autofree char *uri = NULL;
         g_autoptr(GError) again = NULL;
+        bool exiting;
 
         g_mutex_lock(&mm->lock);
-        if (!mm->cancel) {
+        exiting = mm->cancel;
+        if (!exiting) {
             g_free(mm->error_desc);
             mm->error_desc = g_strdup(why->message);
             vmm_mig_set_status_locked(mm, VMM_MIG_POSTCOPY_PAUSED);
         }
         g_mutex_unlock(&mm->lock);
-        vmm_status("migration: postcopy paused (%s); %" PRIu64 " MiB still owed; the guest "
-                   "stays stopped here until migrate with resume=true", why->message,
-                   (o->pc->nowed * MIG_PAGE_SIZE) >> 20);
+        if (!exiting) {
+            vmm_status("migration: postcopy paused (%s); %" PRIu64 " MiB still owed; the "
+                       "guest stays stopped here until migrate with resume=true",
+                       why->message, (o->pc->nowed * MIG_PAGE_SIZE) >> 20);
+        }
         g_mutex_lock(&mm->lock);
         while (!mm->resume_uri && !mm->cancel) {
             g_cond_wait(&mm->cond, &mm->lock);
