@@ -175,6 +175,9 @@ bool mig_out_pc_recover(MigOut *o, GError *err, GError **errp)
         uri = g_steal_pointer(&mm->resume_uri);
         g_mutex_unlock(&mm->lock);
         if (!uri) {
+            vmm_status("migration: the VMM exits while postcopy is paused (%" PRIu64
+                       " MiB the destination lacks go with it)",
+                       (o->pc->nowed * MIG_PAGE_SIZE) >> 20);
             g_propagate_prefixed_error(errp, g_steal_pointer(&why),
                                        "the VMM exits while postcopy is paused: ");
             return false;
@@ -385,6 +388,11 @@ bool mig_in_pc_recover(MigIn *in, MigStream **sp, GError *err, GError **errp)
         }
         g_mutex_unlock(&mm->lock);
         if (exiting || !mig_in_postcopy_recoverable(in)) {
+            if (exiting) {
+                vmm_status("migration: the VMM exits while postcopy is paused (%" PRIu64
+                           " pages were still missing)",
+                           mig_postcopy_missing(mig_in_postcopy_ram(in)));
+            }
             g_propagate_error(errp, g_steal_pointer(&why));
             return false;
         }
