@@ -82,14 +82,17 @@ static void mig_out_pc_disconnect(MigOut *o)
     o->fd = -1;
 }
 
-/* The destination's lacking ranges, up to "VURE": the new owed set. */
+/*
+ * The destination's lacking ranges, up to "VURE": the new owed set, which
+ * replaces the old one only when the whole answer is good.
+ */
 static bool mig_out_pc_read_lacking(MigOut *o, GError **errp)
 {
     MigOutPostcopy *pc = o->pc;
     gint64 end = g_get_monotonic_time() + VMM_MIGRATE_ACK_TIMEOUT_MS * 1000ll;
+    g_autofree uint64_t *owed = g_new0(uint64_t, o->nwords ? o->nwords : 1);
     uint64_t nranges = 0, n = 0;
 
-    memset(pc->owed, 0, (o->nwords ? o->nwords : 1) * sizeof(uint64_t));
     for (;;) {
         int left = (int)MAX((end - g_get_monotonic_time()) / 1000, 1);
         MigRpMsg msg;
@@ -104,6 +107,8 @@ static bool mig_out_pc_read_lacking(MigOut *o, GError **errp)
                             "pages, its ranges hold %" PRIu64, msg.len, n);
                 return false;
             }
+            g_free(pc->owed);
+            pc->owed = g_steal_pointer(&owed);
             pc->nowed = n;
             return true;
         }
@@ -120,8 +125,8 @@ static bool mig_out_pc_read_lacking(MigOut *o, GError **errp)
              p++) {
             uint64_t bit = 1ull << (p % 64);
 
-            n += !(pc->owed[p / 64] & bit);
-            pc->owed[p / 64] |= bit;
+            n += !(owed[p / 64] & bit);
+            owed[p / 64] |= bit;
         }
     }
 }

@@ -20,7 +20,11 @@
  *           the cut (postcopy-active) too.
  *   ram     the same with -S on the destination and one cut: once
  *           completed both RAMs are equal page by page, so the pages lost
- *           in the cut were sent again
+ *           in the cut were sent again. Before the real recovery the
+ *           source resumes twice to a fake destination (this test) that
+ *           answers the handshake with a range outside guest RAM, then
+ *           with a count that does not match its ranges: each attempt
+ *           fails naming that, and the source stays paused
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -257,6 +261,92 @@ static bool status_is(MigVmm *v, const char *want)
     return true;
 }
 
+/* ---- a fake destination for the resume handshake ----------------------- */
+
+static bool read_all(int fd, uint8_t *b, size_t n)
+{
+    while (n) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        ssize_t r;
+
+        if (poll(&p, 1, MIG_WAIT_MS) <= 0) {
+            return false;
+        }
+        r = read(fd, b, n);
+        if (r <= 0) {
+            return false;
+        }
+        b += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+static void put_be(uint8_t *b, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    }
+}
+
+/*
+ * Resumes src to a socket of ours: reads the stream header and the
+ * 'postcopy-resume' section header (id 8), answers with answer (len
+ * bytes), and waits for the source to give up saying want.
+ */
+static bool fake_resume(Fixture *f, MigVmm *src, const uint8_t *answer, size_t len,
+                        const char *want, unsigned *attempts)
+{
+    g_autofree char *path = g_build_filename(f->dir, "fake.sock", NULL);
+    g_autofree char *cmd = g_strdup_printf("{\"execute\":\"migrate\",\"arguments\":"
+                                           "{\"uri\":\"unix:%s\",\"resume\":true}}", path);
+    int lfd = unix_listen(path), fd = -1;
+    struct pollfd p = { .fd = lfd, .events = POLLIN };
+    uint8_t head[16];
+    bool ok = false;
+
+    if (lfd < 0 || !expect_ok(src, cmd) || poll(&p, 1, MIG_WAIT_MS) != 1 ||
+        (fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0 || !read_all(fd, head, 16)) {
+        g_test_fail_printf("fake destination: no resume connection from the source");
+        goto out;
+    }
+    if (head[8] != 0 || head[9] != 8) {
+        g_test_fail_printf("the resume connection's first section is %u, not 8",
+                           head[8] << 8 | head[9]);
+        goto out;
+    }
+    ok = write_all(fd, (const char *)answer, len) &&
+         wait_log(src->proc, want, 1, MIG_WAIT_MS) &&
+         wait_log(src->proc, "postcopy paused (resume to", ++*attempts, MIG_WAIT_MS) &&
+         status_is(src, "postcopy-paused");
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    unlink(path);
+    return ok;
+}
+
+/* A lacking range outside guest RAM; then a count its ranges do not match. */
+static bool fake_resumes(Fixture *f, MigVmm *src, unsigned *attempts)
+{
+    uint8_t b[32];
+
+    memcpy(b, "VURR", 4);
+    put_be(b + 4, 1ull << 40, 8);
+    put_be(b + 12, 4096, 8);
+    if (!fake_resume(f, src, b, 20, "not inside one region of guest RAM", attempts)) {
+        return false;
+    }
+    put_be(b + 4, 0, 8);
+    memcpy(b + 20, "VURE", 4);
+    put_be(b + 24, 2, 8);
+    return fake_resume(f, src, b, 32, "counts 2 missing pages, its ranges hold 1", attempts);
+}
+
 /*
  * Until the destination placed pages of the background stream and some
  * are still missing: the stream is in the middle of postcopy.
@@ -317,7 +407,8 @@ static bool cut_and_pause(Relay *r, MigVmm *src, MigVmm *dst, int64_t *sent)
  * migrate resume=true on the source through it; both postcopy-active.
  */
 static Relay *resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
-                     const char *relay_name, int64_t sent_before, unsigned *attempts)
+                     const char *relay_name, int64_t sent_before, unsigned *attempts,
+                     bool fake)
 {
     g_autofree char *path = g_build_filename(f->dir, name, NULL);
     g_autofree char *cmd = g_strdup_printf("{\"execute\":\"migrate-recover\",\"arguments\":"
@@ -331,6 +422,9 @@ static Relay *resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
         !mig_expect_error(dst, cmd, "already listening") ||
         !(r = relay_new(f, relay_name, path, &ruri))) {
         return NULL;
+    }
+    if (fake && !fake_resumes(f, src, attempts)) {
+        return r;
     }
     /* Nothing listens there: the attempt fails, the source stays paused. */
     mcmd = g_strdup_printf("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:%s/"
@@ -421,14 +515,14 @@ static void test_recover(Fixture *f, bool frozen)
         !mig_expect_error(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
                           "\"resume\":true}}", "status 'postcopy-active'") ||
         !wait_mid_postcopy(dst) || !cut_and_pause(r1, src, dst, &sent) ||
-        !(r2 = resume(f, src, dst, "mig2.sock", "relay2.sock", sent, &attempts)) ||
+        !(r2 = resume(f, src, dst, "mig2.sock", "relay2.sock", sent, &attempts, frozen)) ||
         g_test_failed()) {
         goto out;
     }
     if (!frozen) {
         /* migrate-pause in the resumed migration pauses again, and it recovers again. */
         if (!wait_mid_postcopy(dst) || !cut_and_pause(NULL, src, dst, &sent) ||
-            !(r3 = resume(f, src, dst, "mig3.sock", "relay3.sock", sent, &attempts)) ||
+            !(r3 = resume(f, src, dst, "mig3.sock", "relay3.sock", sent, &attempts, false)) ||
             g_test_failed()) {
             goto out;
         }
