@@ -450,7 +450,9 @@ static Relay *resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
                            sent_before, now);
             break;
         }
-        if (!st || strcmp(st, "postcopy-paused") != 0 || g_get_monotonic_time() > end) {
+        /* Until the first window after the resume went out. */
+        if (!st || (strcmp(st, "postcopy-paused") != 0 && strcmp(st, "postcopy-active") != 0) ||
+            (now >= 0 && now < sent_before) || g_get_monotonic_time() > end) {
             g_autofree char *log = proc_log(src->proc);
 
             g_test_fail_printf("source after resume: status %s, transferred %" PRId64
