@@ -131,6 +131,18 @@ bool mig_rp_send_lacking(MigReturnPath *rp, uint64_t gpa, uint64_t len, GError *
     return ok;
 }
 
+bool mig_rp_send_failed(MigReturnPath *rp, GError **errp)
+{
+    uint8_t b[4];
+    bool ok;
+
+    put_be32(b, MIG_RP_TAG_FAILED);
+    g_mutex_lock(&rp->lock);
+    ok = mig_rp_write_locked(rp, b, sizeof(b), errp);
+    g_mutex_unlock(&rp->lock);
+    return ok;
+}
+
 bool mig_rp_send_lacking_end(MigReturnPath *rp, uint64_t npages, GError **errp)
 {
     uint8_t b[12];
@@ -246,6 +258,7 @@ bool mig_rp_read(int fd, const GuestMemory *mem, int timeout_ms, MigRpMsg *msg,
     msg->tag = GUINT32_FROM_BE(v32);
     switch (msg->tag) {
     case MIG_RP_TAG_ACK:
+    case MIG_RP_TAG_FAILED:
         return true;
     case MIG_RP_TAG_REQUEST:
         if (!mig_rp_read_exact(fd, b, 12, end, errp)) {

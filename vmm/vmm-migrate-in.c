@@ -212,6 +212,10 @@ static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
     }
     /* Serialised with the fault thread's requests. */
     ok = ok && mig_rp_send_ack(in->rp, errp);
+    if (!ok && postcopy && in->rp) {
+        /* The guest ran here: without this word the source would wait to recover. */
+        mig_rp_send_failed(in->rp, NULL);
+    }
     mig_in_postcopy_free(in);
     g_mutex_lock(&mm->lock);
     mm->stream = NULL;

@@ -29,6 +29,7 @@ typedef struct MigOutPostcopy {
     bool acked;                 /* "VUOK" */
     bool stopping;              /* the sender is done: the reader must not wait */
     GError *err;                /* the reader's end other than the ack */
+    bool dest_failed;           /* "VUFL": the destination gave up, no recovery */
 } MigOutPostcopy;
 
 typedef struct MigOut {

@@ -98,8 +98,13 @@ gpointer mig_out_rp_thread(gpointer opaque)
         GError *err = NULL;
         MigRpMsg msg;
 
-        if (mig_rp_read(o->fd, o->mem, -1, &msg, &err) && msg.tag != MIG_RP_TAG_ACK &&
-            msg.tag != MIG_RP_TAG_REQUEST) {
+        if (mig_rp_read(o->fd, o->mem, -1, &msg, &err) && msg.tag == MIG_RP_TAG_FAILED) {
+            g_set_error(&err, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
+                        "the destination failed and gave the migration up");
+            g_mutex_lock(&pc->lock);
+            pc->dest_failed = true;
+            g_mutex_unlock(&pc->lock);
+        } else if (!err && msg.tag != MIG_RP_TAG_ACK && msg.tag != MIG_RP_TAG_REQUEST) {
             g_set_error(&err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                         "return path: message 0x%08x outside a recovery handshake", msg.tag);
         }

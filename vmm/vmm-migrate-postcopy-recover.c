@@ -55,6 +55,9 @@
 
 /* ---- source -------------------------------------------------------------- */
 
+/* How long a broken connection's last message ("VUFL") is waited for. */
+#define PC_LAST_WORDS_MS        1000
+
 /* The reader stopped and joined, the connection closed; owed stays. */
 static void mig_out_pc_disconnect(MigOut *o)
 {
@@ -149,11 +152,38 @@ static bool mig_out_pc_reconnect(MigOut *o, const char *uri, GError **errp)
     return true;
 }
 
+/*
+ * Whether the destination said it failed for good ("VUFL"). A peer that
+ * closed has its last words in our socket: give the reader a moment to
+ * read them (a hung network is not waited for longer than that).
+ */
+static bool mig_out_pc_dest_failed(MigOut *o)
+{
+    MigOutPostcopy *pc = o->pc;
+    gint64 end = g_get_monotonic_time() + PC_LAST_WORDS_MS * 1000ll;
+    bool failed;
+
+    g_mutex_lock(&pc->lock);
+    while (pc->reader && !pc->err && !pc->acked) {
+        if (!g_cond_wait_until(&pc->cond, &pc->lock, end)) {
+            break;
+        }
+    }
+    failed = pc->dest_failed;
+    g_mutex_unlock(&pc->lock);
+    return failed;
+}
+
 bool mig_out_pc_recover(MigOut *o, GError *err, GError **errp)
 {
     VmmMigrate *mm = o->mm;
     g_autoptr(GError) why = err;
 
+    if (mig_out_pc_dest_failed(o)) {
+        g_propagate_prefixed_error(errp, g_steal_pointer(&why),
+                                   "the destination failed, no recovery: ");
+        return false;
+    }
     mig_out_pc_disconnect(o);
     for (;;) {
         g_autofree char *uri = NULL;

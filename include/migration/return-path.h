@@ -10,6 +10,8 @@
  *                                  still lacks these pages
  *   "VURE" be64 npages             ... and that was all of them (npages
  *                                  in all, as a check)
+ *   "VUFL"                         the destination failed for good (not a
+ *                                  broken connection): do not wait for it
  *
  * Writers on the destination (the postcopy fault thread's requests, the
  * load thread's acknowledgement) share one MigReturnPath, which keeps each
@@ -29,6 +31,7 @@
 #define MIG_RP_TAG_ACK              0x56554f4bu     /* "VUOK" */
 #define MIG_RP_TAG_LACKING          0x56555252u     /* "VURR" */
 #define MIG_RP_TAG_LACKING_END      0x56555245u     /* "VURE" */
+#define MIG_RP_TAG_FAILED           0x5655464cu     /* "VUFL" */
 /* Pages in one request, at most (1 MiB). */
 #define MIG_RP_MAX_PAGES            256
 
@@ -58,6 +61,9 @@ VHOST_USER_API
 bool mig_rp_send_lacking(MigReturnPath *rp, uint64_t gpa, uint64_t len, GError **errp);
 VHOST_USER_API
 bool mig_rp_send_lacking_end(MigReturnPath *rp, uint64_t npages, GError **errp);
+/* The destination gives up: the migration cannot be recovered. */
+VHOST_USER_API
+bool mig_rp_send_failed(MigReturnPath *rp, GError **errp);
 
 typedef struct MigRpMsg {
     uint32_t tag;               /* MIG_RP_TAG_* */

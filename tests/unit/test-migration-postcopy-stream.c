@@ -489,6 +489,9 @@ START_TEST(test_return_path_lacking)
     ck_assert(mig_rp_read(sv[1], vm->mem, 5000, &m, &err));
     ck_assert_uint_eq(m.tag, MIG_RP_TAG_LACKING_END);
     ck_assert_uint_eq(m.len, 511);
+    ck_assert(mig_rp_send_failed(rp, &err));
+    ck_assert(mig_rp_read(sv[1], vm->mem, 5000, &m, &err));
+    ck_assert_uint_eq(m.tag, MIG_RP_TAG_FAILED);
     mig_rp_free(rp);
     close(sv[0]);
     close(sv[1]);
