@@ -77,6 +77,17 @@ static bool mig_rp_write_locked(MigReturnPath *rp, const uint8_t *b, size_t len,
     return true;
 }
 
+/* One whole message. */
+static bool mig_rp_send(MigReturnPath *rp, const uint8_t *b, size_t len, GError **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&rp->lock);
+    ok = mig_rp_write_locked(rp, b, len, errp);
+    g_mutex_unlock(&rp->lock);
+    return ok;
+}
+
 static void put_be32(uint8_t *b, uint32_t v)
 {
     v = GUINT32_TO_BE(v);
@@ -92,68 +103,51 @@ static void put_be64(uint8_t *b, uint64_t v)
 bool mig_rp_send_request(MigReturnPath *rp, uint64_t gpa, uint32_t npages, GError **errp)
 {
     uint8_t b[16];
-    bool ok;
 
     g_assert(npages >= 1 && npages <= MIG_RP_MAX_PAGES);
     put_be32(b, MIG_RP_TAG_REQUEST);
     put_be64(b + 4, gpa);
     put_be32(b + 12, npages);
-    g_mutex_lock(&rp->lock);
-    ok = mig_rp_write_locked(rp, b, sizeof(b), errp);
-    g_mutex_unlock(&rp->lock);
-    return ok;
+    return mig_rp_send(rp, b, sizeof(b), errp);
+}
+
+/* A message that is its tag alone. */
+static bool mig_rp_send_tag(MigReturnPath *rp, uint32_t tag, GError **errp)
+{
+    uint8_t b[4];
+
+    put_be32(b, tag);
+    return mig_rp_send(rp, b, sizeof(b), errp);
 }
 
 bool mig_rp_send_ack(MigReturnPath *rp, GError **errp)
 {
-    uint8_t b[4];
-    bool ok;
-
-    put_be32(b, MIG_RP_TAG_ACK);
-    g_mutex_lock(&rp->lock);
-    ok = mig_rp_write_locked(rp, b, sizeof(b), errp);
-    g_mutex_unlock(&rp->lock);
-    return ok;
+    return mig_rp_send_tag(rp, MIG_RP_TAG_ACK, errp);
 }
 
 bool mig_rp_send_lacking(MigReturnPath *rp, uint64_t gpa, uint64_t len, GError **errp)
 {
     uint8_t b[20];
-    bool ok;
 
     g_assert(len && !(gpa % MIG_PAGE_SIZE) && !(len % MIG_PAGE_SIZE));
     put_be32(b, MIG_RP_TAG_LACKING);
     put_be64(b + 4, gpa);
     put_be64(b + 12, len);
-    g_mutex_lock(&rp->lock);
-    ok = mig_rp_write_locked(rp, b, sizeof(b), errp);
-    g_mutex_unlock(&rp->lock);
-    return ok;
+    return mig_rp_send(rp, b, sizeof(b), errp);
 }
 
 bool mig_rp_send_failed(MigReturnPath *rp, GError **errp)
 {
-    uint8_t b[4];
-    bool ok;
-
-    put_be32(b, MIG_RP_TAG_FAILED);
-    g_mutex_lock(&rp->lock);
-    ok = mig_rp_write_locked(rp, b, sizeof(b), errp);
-    g_mutex_unlock(&rp->lock);
-    return ok;
+    return mig_rp_send_tag(rp, MIG_RP_TAG_FAILED, errp);
 }
 
 bool mig_rp_send_lacking_end(MigReturnPath *rp, uint64_t npages, GError **errp)
 {
     uint8_t b[12];
-    bool ok;
 
     put_be32(b, MIG_RP_TAG_LACKING_END);
     put_be64(b + 4, npages);
-    g_mutex_lock(&rp->lock);
-    ok = mig_rp_write_locked(rp, b, sizeof(b), errp);
-    g_mutex_unlock(&rp->lock);
-    return ok;
+    return mig_rp_send(rp, b, sizeof(b), errp);
 }
 
 /* Exactly len bytes, within the deadline (end_us 0: none). */
