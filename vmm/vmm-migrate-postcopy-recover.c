@@ -448,13 +448,13 @@ bool mig_in_pc_recover(MigIn *in, MigStream **sp, GError *err, GError **errp)
 
 bool vmm_mig_in_recover(VmmMigrate *mm, const char *uri, GError **errp)
 {
+    g_autofree char *local = NULL;
     bool listening;
     int lfd;
 
     g_mutex_lock(&mm->lock);
     /* listen_fd: the thread already waits on an earlier one's socket. */
     listening = mm->recover_lfd >= 0 || mm->listen_fd >= 0;
-
     if (!mm->incoming || mm->status != VMM_MIG_POSTCOPY_PAUSED || listening) {
         g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
                     mm->incoming && mm->status == VMM_MIG_POSTCOPY_PAUSED ?
@@ -471,12 +471,14 @@ bool vmm_mig_in_recover(VmmMigrate *mm, const char *uri, GError **errp)
         g_prefix_error(errp, "migrate-recover: ");
         return false;
     }
+    /* tcp:HOST:0 picks a port: say which (before the thread may close lfd). */
+    local = mig_socket_local_uri(lfd, NULL);
     g_mutex_lock(&mm->lock);
     mm->recover_lfd = lfd;
     g_free(mm->recover_path);
     mm->recover_path = g_str_has_prefix(uri, "unix:") ? g_strdup(uri + 5) : NULL;
     g_cond_broadcast(&mm->cond);
     g_mutex_unlock(&mm->lock);
-    vmm_status("migration: postcopy: migrate-recover listens on %s", uri);
+    vmm_status("migration: postcopy: migrate-recover listens on %s", local ? local : uri);
     return true;
 }

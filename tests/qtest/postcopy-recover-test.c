@@ -14,7 +14,8 @@
  *           where nothing listens, which leaves it paused): postcopy-active
  *           again, the source's counters go on; then QMP migrate-pause on
  *           the destination pauses both again (as a hung network would be
- *           handled), and they recover again;
+ *           handled), and they recover again, this time over TCP (port 0:
+ *           the destination says which it got);
  *           completed, nothing missing, every block verifies, the image
  *           is consistent. migrate-recover and resume are refused before
  *           the cut (postcopy-active) too.
@@ -402,29 +403,45 @@ static bool cut_and_pause(Relay *r, MigVmm *src, MigVmm *dst, int64_t *sent)
                             "{\"uri\":\"unix:/x\"}}", "only an incoming migration");
 }
 
+/* The URI the destination says migrate-recover listens on (tcp:HOST:0 picked a port). */
+static char *recover_uri(MigVmm *dst)
+{
+    static const char needle[] = "migrate-recover listens on ";
+    g_autofree char *log = proc_log(dst->proc);
+    const char *p = g_strrstr(log, needle);
+
+    return p ? g_strndup(p + strlen(needle), strcspn(p + strlen(needle), "\n")) : NULL;
+}
+
 /*
- * migrate-recover on the destination (recover_path), a new relay to it,
- * migrate resume=true on the source through it; both postcopy-active.
+ * migrate-recover on the destination, at name in f's directory with a new
+ * relay to it, or (relay_name NULL) at the TCP URI name directly; migrate
+ * resume=true on the source there; both postcopy-active. *rp: the relay.
  */
-static Relay *resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
-                     const char *relay_name, int64_t sent_before, unsigned *attempts,
-                     bool fake)
+static bool resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
+                   const char *relay_name, int64_t sent_before, unsigned *attempts,
+                   bool fake, Relay **rp)
 {
     g_autofree char *path = g_build_filename(f->dir, name, NULL);
     g_autofree char *cmd = g_strdup_printf("{\"execute\":\"migrate-recover\",\"arguments\":"
-                                           "{\"uri\":\"unix:%s\"}}", path);
+                                           "{\"uri\":\"%s%s\"}}", relay_name ? "unix:" : "",
+                                           relay_name ? path : name);
     g_autofree char *ruri = NULL;
     g_autofree char *mcmd = NULL;
     gint64 end = g_get_monotonic_time() + MIG_WAIT_MS * 1000ll;
-    Relay *r;
+    g_autofree char *dlog = proc_log(dst->proc);
+    unsigned listened = qtest_count(dlog, "migrate-recover listens on");
 
     if (!expect_ok(dst, cmd) ||
         !mig_expect_error(dst, cmd, "already listening") ||
-        !(r = relay_new(f, relay_name, path, &ruri))) {
-        return NULL;
+        (relay_name && !(*rp = relay_new(f, relay_name, path, &ruri))) ||
+        !wait_log(dst->proc, "migrate-recover listens on", listened + 1, MIG_WAIT_MS) ||
+        (!relay_name && !(ruri = recover_uri(dst)))) {
+        return false;
     }
+    g_test_message("resuming through %s", ruri);
     if (fake && !fake_resumes(f, src, attempts)) {
-        return r;
+        return false;
     }
     /* Nothing listens there: the attempt fails, the source stays paused. */
     mcmd = g_strdup_printf("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:%s/"
@@ -432,13 +449,13 @@ static Relay *resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
     if (!expect_ok(src, mcmd) || !wait_log(src->proc, "postcopy paused (resume to", ++*attempts,
                                            MIG_WAIT_MS) ||
         !status_is(src, "postcopy-paused")) {
-        return r;
+        return false;
     }
     g_free(mcmd);
     mcmd = g_strdup_printf("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
                            "\"resume\":true}}", ruri);
     if (!expect_ok(src, mcmd) || !status_is(dst, "postcopy-active")) {
-        return r;
+        return false;
     }
     /* The source's counters go on from where the cut left them. */
     for (;;) {
@@ -458,11 +475,11 @@ static Relay *resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
             g_test_fail_printf("source after resume: status %s, transferred %" PRId64
                                " (%" PRId64 " before):\n%s", st ? st : "?", now,
                                sent_before, log);
-            return r;
+            return false;
         }
         g_usleep(20 * 1000);
     }
-    return r;
+    return true;
 }
 
 static void test_recover(Fixture *f, bool frozen)
@@ -517,14 +534,14 @@ static void test_recover(Fixture *f, bool frozen)
         !mig_expect_error(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:/x\","
                           "\"resume\":true}}", "status 'postcopy-active'") ||
         !wait_mid_postcopy(dst) || !cut_and_pause(r1, src, dst, &sent) ||
-        !(r2 = resume(f, src, dst, "mig2.sock", "relay2.sock", sent, &attempts, frozen)) ||
+        !resume(f, src, dst, "mig2.sock", "relay2.sock", sent, &attempts, frozen, &r2) ||
         g_test_failed()) {
         goto out;
     }
     if (!frozen) {
         /* migrate-pause in the resumed migration pauses again, and it recovers again. */
         if (!wait_mid_postcopy(dst) || !cut_and_pause(NULL, src, dst, &sent) ||
-            !(r3 = resume(f, src, dst, "mig3.sock", "relay3.sock", sent, &attempts, false)) ||
+            !resume(f, src, dst, "tcp:127.0.0.1:0", NULL, sent, &attempts, false, &r3) ||
             g_test_failed()) {
             goto out;
         }
