@@ -376,6 +376,23 @@ static bool wait_mid_postcopy(MigVmm *dst)
     return false;
 }
 
+/* query-migrate in postcopy-paused has the cause in error-desc. */
+static bool paused_says_why(MigVmm *v)
+{
+    g_autoptr(JsonNode) r = mig_query(v);
+    JsonObject *q = json_node_get_object(r);
+
+    if (!json_object_has_member(q, "error-desc")) {
+        g_autofree char *j = json_to_string(r, FALSE);
+
+        g_test_fail_printf("%s: query-migrate in postcopy-paused without error-desc: %s",
+                           v->name, j);
+        return false;
+    }
+    g_test_message("%s: paused: %s", v->name, json_object_get_string_member(q, "error-desc"));
+    return true;
+}
+
 /*
  * Cut the relay (NULL: migrate-pause on the destination instead); both
  * sides pause; the refusals of the paused state.
@@ -392,7 +409,8 @@ static bool cut_and_pause(Relay *r, MigVmm *src, MigVmm *dst, int64_t *sent)
             return false;
         }
     }
-    if (!status_is(src, "postcopy-paused") || !status_is(dst, "postcopy-paused")) {
+    if (!status_is(src, "postcopy-paused") || !status_is(dst, "postcopy-paused") ||
+        !paused_says_why(src) || !paused_says_why(dst)) {
         return false;
     }
     *sent = transferred(src);
