@@ -69,16 +69,21 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-postcopy-XXXXXX")
 NS_A=bpc-a-$$
 NS_B=bpc-b-$$
 ADDR_B=10.231.0.2
-PIDS=()
+PIDS=()      # back-ends: SIGTERM
+VPIDS=()     # VMMs: SIGKILL (the figures are taken; a VMM whose back-end
+             # went away would wait for it to come back)
 stop_all() {
     local p
+    for p in "${VPIDS[@]}"; do
+        kill -KILL "$p" 2>/dev/null || true
+    done
     for p in "${PIDS[@]}"; do
         kill -TERM "$p" 2>/dev/null || true
     done
-    for p in "${PIDS[@]}"; do
+    for p in "${VPIDS[@]}" "${PIDS[@]}"; do
         wait "$p" 2>/dev/null || true
     done
-    PIDS=()
+    PIDS=() VPIDS=()
 }
 cleanup() {
     stop_all
@@ -200,14 +205,15 @@ start_side() {
     done
     [[ -S $d/blk.sock ]] || die "$side: back-end did not start: $(cat "$d/be.log")"
     [[ $role = src ]] && fill=(-x-fill-pattern)
-    "${ns[@]}" timeout 300 "$VMM" -m "${MIB}M" \
+    # ip netns exec execs the VMM: $! is the VMM's pid.
+    "${ns[@]}" "$VMM" -m "${MIB}M" \
         -object "memory-backend-memfd,id=mem,size=${MIB}M,share=on" -machine memory-backend=mem \
         -chardev "socket,id=cb,path=$d/blk.sock" \
         -device vhost-user-blk-pci,chardev=cb,id=blk0,num-queues=1 \
         -qmp "unix:$d/qmp.sock,server=on,wait=off" \
         -workload "blk0:rw=randrw,bs=4k,iodepth=16,runtime=600s" "${fill[@]}" "$@" \
         >"$d/vmm.out" 2>"$d/vmm.log" &
-    PIDS+=($!)
+    VPIDS+=($!)
 }
 
 # One migration of case $1, repetition $2; appends its JSON line to $WORK/$1.json.
