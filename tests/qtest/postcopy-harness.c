@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What the postcopy tests between two VMMs share (real-postcopy-test with
+ * real back-ends, postcopy-test with ours): QMP errors, the destination's
+ * query-migrate postcopy figures, the switch in the middle of the first
+ * round, and the checks of both sides after completion.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "postcopy-harness.h"
+
+/* A QMP command's error description, or NULL when it succeeded (caller frees). */
+char *pc_qmp_error(MigVmm *v, const char *cmd)
+{
+    g_autoptr(JsonNode) r = qmp_client_cmd(v->qmp, "%s", cmd);
+    JsonObject *o = json_node_get_object(r);
+    JsonObject *e;
+
+    if (!json_object_has_member(o, "error")) {
+        return NULL;
+    }
+    e = json_object_get_object_member(o, "error");
+    return g_strdup(json_object_has_member(e, "desc") ?
+                    json_object_get_string_member(e, "desc") : "(no desc)");
+}
+
+/* query-migrate's postcopy.key on the destination, or -1. */
+int64_t pc_figure(JsonObject *q, const char *key)
+{
+    JsonObject *pc = json_object_has_member(q, "postcopy") ?
+                     json_object_get_object_member(q, "postcopy") : NULL;
+
+    return pc && json_object_has_member(pc, key) ? json_object_get_int_member(pc, key) : -1;
+}
+
+bool pc_expect_error(MigVmm *v, const char *cmd, const char *needle)
+{
+    g_autofree char *err = pc_qmp_error(v, cmd);
+
+    if (!err || !strstr(err, needle)) {
+        g_test_fail_printf("%s: %s: expected an error saying '%s', got %s", v->name, cmd,
+                           needle, err ? err : "success");
+        return false;
+    }
+    g_test_message("%s: %s: %s", v->name, cmd, err);
+    return true;
+}
+
+/*
+ * Capability on both sides, the destination listens, the source migrates
+ * under max-bandwidth and is told to switch in the middle of the stream;
+ * auto: not told, but x-postcopy-auto with a downtime-limit that the
+ * rounds never meet.
+ */
+bool pc_switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
+                         bool autoswitch)
+{
+    g_autofree char *started = g_strdup_printf("%s: workload started", dev);
+    g_autofree char *err = NULL;
+
+    if (!mig_set_postcopy(src, true) || !mig_set_postcopy(dst, true) ||
+        !mig_incoming(dst, uri) ||
+        !wait_log(src->proc, started, 1, MIG_WAIT_MS) ||
+        !wait_log(dst->proc, "migration: incoming from", 1, MIG_WAIT_MS)) {
+        return false;
+    }
+    /* A downtime-limit of 0: the rounds never converge. */
+    mig_set_params(src, PC_BW, autoswitch ? 0 : -1);
+    if (autoswitch) {
+        json_node_unref(qmp_client_ok(src->qmp, "{\"execute\":\"migrate-set-parameters\","
+                                      "\"arguments\":{\"x-postcopy-auto\":true}}"));
+    }
+    if (!mig_migrate(src, uri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS)) {
+        g_autofree char *dlog = proc_log(dst->proc);
+
+        g_test_message("destination:\n%s", dlog);
+        return false;
+    }
+    if (!pc_expect_error(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
+                      "{\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":false}]}}",
+                      "migration process in progress")) {
+        return false;
+    }
+    err = autoswitch ? NULL : pc_qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
+    if (err) {
+        g_test_fail_printf("migrate-start-postcopy refused mid-stream: %s", err);
+        return false;
+    }
+    return true;
+}
+
+bool pc_migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
+                         bool autoswitch)
+{
+    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
+                                           NULL };
+    g_autofree char *st = NULL;
+    g_autofree char *dst_st = NULL;
+
+    if (!pc_switch_midstream(src, dst, dev, uri, autoswitch) ||
+        !(st = mig_wait_status(src, "completed", MIG_WAIT_MS)) ||
+        !(dst_st = mig_wait_status(dst, "completed", MIG_WAIT_MS))) {
+        return false;
+    }
+    if (strcmp(st, "completed") != 0 || strcmp(dst_st, "completed") != 0) {
+        g_autofree char *log = proc_log(src->proc);
+        g_autofree char *dlog = proc_log(dst->proc);
+
+        g_test_fail_printf("postcopy ended %s (destination %s); source:\n%s\n"
+                           "destination:\n%s", st, dst_st, log, dlog);
+        return false;
+    }
+    /* The source exits once its guest left: its side is checked in its log (pc_check_src). */
+    if (!mig_events_in_order(dst, dst_seq)) {
+        g_autofree char *de = mig_events_str(dst);
+
+        g_test_fail_printf("the destination's MIGRATION events: %s", de);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The destination's postcopy figures after completion: nothing missing,
+ * faults of the guest served by requests, and (need_backend) faults of
+ * the back-end too.
+ */
+bool pc_check_dst_figures(MigVmm *dst, bool need_guest, bool need_backend)
+{
+    g_autoptr(JsonNode) r = mig_query(dst);
+    JsonObject *q = json_node_get_object(r);
+    g_autofree char *j = json_to_string(r, FALSE);
+    int64_t missing = pc_figure(q, "pages-missing");
+    int64_t placed = pc_figure(q, "pages-placed");
+    int64_t requests = pc_figure(q, "requests");
+    int64_t fg = pc_figure(q, "faults-guest");
+    int64_t fb = pc_figure(q, "faults-backend");
+
+    g_test_message("destination: %s", j);
+    if (missing != 0 || placed <= 0 || (need_guest && (fg <= 0 || requests <= 0)) ||
+        (need_backend && fb <= 0)) {
+        g_test_fail_printf("destination's postcopy figures: missing %" PRId64 ", placed %"
+                           PRId64 ", requests %" PRId64 ", guest faults %" PRId64
+                           ", back-end faults %" PRId64 " (want 0, > 0%s%s): %s", missing,
+                           placed, requests, fg, fb, need_guest ? ", > 0, > 0" : "",
+                           need_backend ? ", > 0" : "", j);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The source switched to postcopy, served page requests when asked to
+ * (need_requests; its last status lines: it exits by itself once its
+ * guest left) and ended 0.
+ */
+bool pc_check_src(MigVmm *src, bool need_requests)
+{
+    g_autofree char *log = NULL;
+    const char *line;
+    uint64_t served = UINT64_MAX;
+    int code = -1;
+
+    if (!mig_vmm_end(src, &code, NULL, &log)) {
+        return false;
+    }
+    if (code != 0) {
+        g_test_fail_printf("the source exited %d after a completed migration:\n%s", code, log);
+        return false;
+    }
+    for (line = log; (line = strstr(line, "migration: postcopy: ")); line++) {
+        if (sscanf(line, "migration: postcopy: %" SCNu64 " page requests served",
+                   &served) == 1) {
+            break;
+        }
+    }
+    if (!line || (need_requests && !served) || !strstr(log, "after postcopy") ||
+        !strstr(log, "migration: switching to postcopy")) {
+        g_test_fail_printf("source: no postcopy completion with page requests served:\n%s",
+                           log);
+        return false;
+    }
+    g_test_message("source: %" PRIu64 " page requests served", served);
+    return true;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Postcopy between two VMMs (migrate-harness.h): the switch in the middle
+ * of the first round and the checks both sides must pass afterwards.
+ * Failures are reported with g_test_fail_printf and a false return.
+ */
+#ifndef TESTS_QTEST_POSTCOPY_HARNESS_H
+#define TESTS_QTEST_POSTCOPY_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "migrate-harness.h"
+
+/* max-bandwidth during the first round: a 64 MiB filled RAM takes ~2 s. */
+#define PC_BW               (32ll << 20)
+
+/* A QMP command's error description, or NULL when it succeeded (caller frees). */
+char *pc_qmp_error(MigVmm *v, const char *cmd);
+/* query-migrate's postcopy.key (q: its return), or -1. */
+int64_t pc_figure(JsonObject *q, const char *key);
+/* cmd fails with an error containing needle. */
+bool pc_expect_error(MigVmm *v, const char *cmd, const char *needle);
+/*
+ * postcopy-ram on both sides, the destination (-incoming defer) listens on
+ * uri once dev's workload runs on the source, the source migrates under
+ * PC_BW and is told to switch in the middle of the stream (autoswitch: it
+ * switches by itself, x-postcopy-auto with a downtime-limit of 0).
+ */
+bool pc_switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
+                         bool autoswitch);
+/* The same, then both sides completed and the destination went through postcopy-active. */
+bool pc_migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
+                         bool autoswitch);
+/*
+ * The destination's figures after completion: nothing missing, pages
+ * placed, faults of the guest served by requests (need_guest) and faults
+ * of the back-end (need_backend).
+ */
+bool pc_check_dst_figures(MigVmm *dst, bool need_guest, bool need_backend);
+/* The source switched, served page requests (need_requests) and exited 0. */
+bool pc_check_src(MigVmm *src, bool need_requests);
+
+#endif
