@@ -53,6 +53,25 @@
 #include "vmm/vmm-migrate-in-int.h"
 #include "vmm/vmm-migrate-out-int.h"
 
+/*
+ * Either side, after a cut: postcopy-paused with its cause, unless the VMM
+ * is exiting (then true and nothing changes).
+ */
+static bool mig_pc_enter_paused(VmmMigrate *mm, const char *why)
+{
+    bool exiting;
+
+    g_mutex_lock(&mm->lock);
+    exiting = mm->cancel;
+    if (!exiting) {
+        g_free(mm->error_desc);
+        mm->error_desc = g_strdup(why);
+        vmm_mig_set_status_locked(mm, VMM_MIG_POSTCOPY_PAUSED);
+    }
+    g_mutex_unlock(&mm->lock);
+    return exiting;
+}
+
 /* ---- source -------------------------------------------------------------- */
 
 /* How long a broken connection's last message ("VUFL") is waited for. */
@@ -190,14 +209,7 @@ bool mig_out_pc_recover(MigOut *o, GError *err, GError **errp)
         g_autoptr(GError) again = NULL;
         bool exiting;
 
-        g_mutex_lock(&mm->lock);
-        exiting = mm->cancel;
-        if (!exiting) {
-            g_free(mm->error_desc);
-            mm->error_desc = g_strdup(why->message);
-            vmm_mig_set_status_locked(mm, VMM_MIG_POSTCOPY_PAUSED);
-        }
-        g_mutex_unlock(&mm->lock);
+        exiting = mig_pc_enter_paused(mm, why->message);
         if (!exiting) {
             vmm_status("migration: postcopy paused (%s); %" PRIu64 " MiB still owed; the "
                        "guest stays stopped here until migrate with resume=true",
@@ -414,14 +426,7 @@ bool mig_in_pc_recover(MigIn *in, MigStream **sp, GError *err, GError **errp)
         bool exiting;
 
         mig_in_pc_disconnect(in, sp);
-        g_mutex_lock(&mm->lock);
-        exiting = mm->cancel;
-        if (!exiting) {
-            g_free(mm->error_desc);
-            mm->error_desc = g_strdup(why->message);
-            vmm_mig_set_status_locked(mm, VMM_MIG_POSTCOPY_PAUSED);
-        }
-        g_mutex_unlock(&mm->lock);
+        exiting = mig_pc_enter_paused(mm, why->message);
         if (exiting || !mig_in_postcopy_recoverable(in)) {
             if (exiting) {
                 vmm_status("migration: the VMM exits while postcopy is paused (%" PRIu64

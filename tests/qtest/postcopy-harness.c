@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * What the postcopy tests between two VMMs share (real-postcopy-test with
- * real back-ends, postcopy-test with ours): QMP errors, the destination's
- * query-migrate postcopy figures, the switch in the middle of the first
- * round, and the checks of both sides after completion.
+ * real back-ends, postcopy-test with ours, postcopy-recover-test): the
+ * destination's query-migrate postcopy figures, the switch in the middle
+ * of the first round, and the checks of both sides after completion.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,21 +13,6 @@
 
 #include "postcopy-harness.h"
 
-/* A QMP command's error description, or NULL when it succeeded (caller frees). */
-char *pc_qmp_error(MigVmm *v, const char *cmd)
-{
-    g_autoptr(JsonNode) r = qmp_client_cmd(v->qmp, "%s", cmd);
-    JsonObject *o = json_node_get_object(r);
-    JsonObject *e;
-
-    if (!json_object_has_member(o, "error")) {
-        return NULL;
-    }
-    e = json_object_get_object_member(o, "error");
-    return g_strdup(json_object_has_member(e, "desc") ?
-                    json_object_get_string_member(e, "desc") : "(no desc)");
-}
-
 /* query-migrate's postcopy.key on the destination, or -1. */
 int64_t pc_figure(JsonObject *q, const char *key)
 {
@@ -35,19 +20,6 @@ int64_t pc_figure(JsonObject *q, const char *key)
                      json_object_get_object_member(q, "postcopy") : NULL;
 
     return pc && json_object_has_member(pc, key) ? json_object_get_int_member(pc, key) : -1;
-}
-
-bool pc_expect_error(MigVmm *v, const char *cmd, const char *needle)
-{
-    g_autofree char *err = pc_qmp_error(v, cmd);
-
-    if (!err || !strstr(err, needle)) {
-        g_test_fail_printf("%s: %s: expected an error saying '%s', got %s", v->name, cmd,
-                           needle, err ? err : "success");
-        return false;
-    }
-    g_test_message("%s: %s: %s", v->name, cmd, err);
-    return true;
 }
 
 /*
@@ -80,12 +52,12 @@ bool pc_switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *
         g_test_message("destination:\n%s", dlog);
         return false;
     }
-    if (!pc_expect_error(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
-                      "{\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":false}]}}",
-                      "migration process in progress")) {
+    if (!mig_expect_error(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
+                          "{\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":false}]}}",
+                          "migration process in progress")) {
         return false;
     }
-    err = autoswitch ? NULL : pc_qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
+    err = autoswitch ? NULL : mig_qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
     if (err) {
         g_test_fail_printf("migrate-start-postcopy refused mid-stream: %s", err);
         return false;
@@ -93,16 +65,13 @@ bool pc_switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *
     return true;
 }
 
-bool pc_migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
-                         bool autoswitch)
+bool pc_wait_completed(MigVmm *src, MigVmm *dst, unsigned src_timeout_ms,
+                       const char *const *dst_seq)
 {
-    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
-                                           NULL };
     g_autofree char *st = NULL;
     g_autofree char *dst_st = NULL;
 
-    if (!pc_switch_midstream(src, dst, dev, uri, autoswitch) ||
-        !(st = mig_wait_status(src, "completed", MIG_WAIT_MS)) ||
+    if (!(st = mig_wait_status(src, "completed", src_timeout_ms)) ||
         !(dst_st = mig_wait_status(dst, "completed", MIG_WAIT_MS))) {
         return false;
     }
@@ -122,6 +91,16 @@ bool pc_migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *
         return false;
     }
     return true;
+}
+
+bool pc_migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
+                         bool autoswitch)
+{
+    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
+                                           NULL };
+
+    return pc_switch_midstream(src, dst, dev, uri, autoswitch) &&
+           pc_wait_completed(src, dst, MIG_WAIT_MS, dst_seq);
 }
 
 /*

@@ -15,12 +15,8 @@
 /* max-bandwidth during the first round: a 64 MiB filled RAM takes ~2 s. */
 #define PC_BW               (32ll << 20)
 
-/* A QMP command's error description, or NULL when it succeeded (caller frees). */
-char *pc_qmp_error(MigVmm *v, const char *cmd);
 /* query-migrate's postcopy.key (q: its return), or -1. */
 int64_t pc_figure(JsonObject *q, const char *key);
-/* cmd fails with an error containing needle. */
-bool pc_expect_error(MigVmm *v, const char *cmd, const char *needle);
 /*
  * postcopy-ram on both sides, the destination (-incoming defer) listens on
  * uri once dev's workload runs on the source, the source migrates under
@@ -29,7 +25,13 @@ bool pc_expect_error(MigVmm *v, const char *cmd, const char *needle);
  */
 bool pc_switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
                          bool autoswitch);
-/* The same, then both sides completed and the destination went through postcopy-active. */
+/*
+ * Both sides completed (the source within src_timeout_ms) and the
+ * destination's MIGRATION events include dst_seq (NULL-terminated) in order.
+ */
+bool pc_wait_completed(MigVmm *src, MigVmm *dst, unsigned src_timeout_ms,
+                       const char *const *dst_seq);
+/* pc_switch_midstream, then both sides completed and the destination went through postcopy-active. */
 bool pc_migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
                          bool autoswitch);
 /*

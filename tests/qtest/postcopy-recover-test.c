@@ -38,7 +38,7 @@
 
 #include <glib.h>
 
-#include "migrate-harness.h"
+#include "postcopy-harness.h"
 
 #define IMAGE_SIZE          (64ull << 20)
 #define SEED                13u
@@ -236,15 +236,12 @@ static int64_t transferred(MigVmm *v)
     return ram ? json_object_get_int_member(ram, "transferred") : -1;
 }
 
-/* query-migrate's postcopy.key on the destination, or -1. */
-static int64_t pc_figure(MigVmm *v, const char *key)
+/* query-migrate's postcopy.key on the destination (asked now), or -1. */
+static int64_t dst_figure(MigVmm *v, const char *key)
 {
     g_autoptr(JsonNode) r = mig_query(v);
-    JsonObject *q = json_node_get_object(r);
-    JsonObject *pc = json_object_has_member(q, "postcopy") ?
-                     json_object_get_object_member(q, "postcopy") : NULL;
 
-    return pc && json_object_has_member(pc, key) ? json_object_get_int_member(pc, key) : -1;
+    return pc_figure(json_node_get_object(r), key);
 }
 
 static bool status_is(MigVmm *v, const char *want)
@@ -357,8 +354,8 @@ static bool wait_mid_postcopy(MigVmm *dst)
     gint64 end = g_get_monotonic_time() + MIG_WAIT_MS * 1000ll;
 
     while (g_get_monotonic_time() < end) {
-        int64_t placed = pc_figure(dst, "pages-placed");
-        int64_t missing = pc_figure(dst, "pages-missing");
+        int64_t placed = dst_figure(dst, "pages-placed");
+        int64_t missing = dst_figure(dst, "pages-missing");
 
         if (placed > 256 && missing > 1024) {
             g_test_message("cutting with %" PRId64 " pages placed, %" PRId64 " missing",
@@ -371,8 +368,8 @@ static bool wait_mid_postcopy(MigVmm *dst)
         g_usleep(20 * 1000);
     }
     g_test_fail_printf("postcopy did not reach its middle (placed %" PRId64 ", missing %"
-                       PRId64 ")", pc_figure(dst, "pages-placed"),
-                       pc_figure(dst, "pages-missing"));
+                       PRId64 ")", dst_figure(dst, "pages-placed"),
+                       dst_figure(dst, "pages-missing"));
     return false;
 }
 
@@ -517,8 +514,6 @@ static void test_recover(Fixture *f, bool frozen)
                          .shm_ram = true };
     MigVmm *src = NULL, *dst = NULL;
     Relay *r1 = NULL, *r2 = NULL, *r3 = NULL;
-    g_autofree char *st = NULL;
-    g_autofree char *dst_st = NULL;
     g_autofree char *slog = NULL;
     int64_t sent = 0;
     unsigned attempts = 0;
@@ -564,27 +559,12 @@ static void test_recover(Fixture *f, bool frozen)
             goto out;
         }
     }
-    if (!(st = mig_wait_status(src, "completed", MIG_WAIT_MS * 2)) ||
-        !(dst_st = mig_wait_status(dst, "completed", MIG_WAIT_MS))) {
+    if (!pc_wait_completed(src, dst, MIG_WAIT_MS * 2, dst_seq)) {
         goto out;
     }
-    if (strcmp(st, "completed") != 0 || strcmp(dst_st, "completed") != 0) {
-        g_autofree char *log = proc_log(src->proc);
-        g_autofree char *dlog = proc_log(dst->proc);
-
-        g_test_fail_printf("recovered postcopy ended %s (destination %s); source:\n%s\n"
-                           "destination:\n%s", st, dst_st, log, dlog);
-        goto out;
-    }
-    if (!mig_events_in_order(dst, dst_seq)) {
-        g_autofree char *de = mig_events_str(dst);
-
-        g_test_fail_printf("the destination's MIGRATION events: %s", de);
-        goto out;
-    }
-    if (pc_figure(dst, "pages-missing") != 0) {
+    if (dst_figure(dst, "pages-missing") != 0) {
         g_test_fail_printf("destination: %" PRId64 " pages still missing after completion",
-                           pc_figure(dst, "pages-missing"));
+                           dst_figure(dst, "pages-missing"));
         goto out;
     }
     if (!mig_vmm_end(src, &code, NULL, &slog)) {

@@ -34,167 +34,13 @@
 
 #include <glib.h>
 
-#include "migrate-harness.h"
+#include "postcopy-harness.h"
 
 #define IMAGE_SIZE          (64ull << 20)
 #define SEED                11u
 #define MAX_LOST            4096
-/* Small RAM, filled (no zero page): the first round takes ~2 s at BW. */
+/* Small RAM, filled (no zero page): the first round takes ~2 s at PC_BW. */
 #define RAM_MB              64
-#define BW                  (32ll << 20)
-
-/* query-migrate's postcopy.key on the destination, or -1. */
-static int64_t pc_figure(JsonObject *q, const char *key)
-{
-    JsonObject *pc = json_object_has_member(q, "postcopy") ?
-                     json_object_get_object_member(q, "postcopy") : NULL;
-
-    return pc && json_object_has_member(pc, key) ? json_object_get_int_member(pc, key) : -1;
-}
-
-/*
- * Both VMMs up (the destination with -incoming defer): capability on both
- * sides, the destination listens, the source migrates under max-bandwidth
- * and is told to switch once in the middle of the stream. Ends when both
- * sides completed; false (test failed) otherwise.
- */
-/*
- * Capability on both sides, the destination listens, the source migrates
- * under max-bandwidth and is told to switch in the middle of the stream;
- * auto: not told, but x-postcopy-auto with a downtime-limit that the
- * rounds never meet.
- */
-static bool switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
-                             bool autoswitch)
-{
-    g_autofree char *started = g_strdup_printf("%s: workload started", dev);
-    g_autofree char *err = NULL;
-
-    if (!mig_set_postcopy(src, true) || !mig_set_postcopy(dst, true) ||
-        !mig_incoming(dst, uri) ||
-        !wait_log(src->proc, started, 1, MIG_WAIT_MS) ||
-        !wait_log(dst->proc, "migration: incoming from", 1, MIG_WAIT_MS)) {
-        return false;
-    }
-    /* A downtime-limit of 0: the rounds never converge. */
-    mig_set_params(src, BW, autoswitch ? 0 : -1);
-    if (autoswitch) {
-        json_node_unref(qmp_client_ok(src->qmp, "{\"execute\":\"migrate-set-parameters\","
-                                      "\"arguments\":{\"x-postcopy-auto\":true}}"));
-    }
-    if (!mig_migrate(src, uri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS)) {
-        g_autofree char *dlog = proc_log(dst->proc);
-
-        g_test_message("destination:\n%s", dlog);
-        return false;
-    }
-    if (!mig_expect_error(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
-                          "{\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":false}]}}",
-                          "migration process in progress")) {
-        return false;
-    }
-    err = autoswitch ? NULL : mig_qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
-    if (err) {
-        g_test_fail_printf("migrate-start-postcopy refused mid-stream: %s", err);
-        return false;
-    }
-    return true;
-}
-
-static bool migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
-                             bool autoswitch)
-{
-    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
-                                           NULL };
-    g_autofree char *st = NULL;
-    g_autofree char *dst_st = NULL;
-
-    if (!switch_midstream(src, dst, dev, uri, autoswitch) ||
-        !(st = mig_wait_status(src, "completed", MIG_WAIT_MS)) ||
-        !(dst_st = mig_wait_status(dst, "completed", MIG_WAIT_MS))) {
-        return false;
-    }
-    if (strcmp(st, "completed") != 0 || strcmp(dst_st, "completed") != 0) {
-        g_autofree char *log = proc_log(src->proc);
-        g_autofree char *dlog = proc_log(dst->proc);
-
-        g_test_fail_printf("postcopy ended %s (destination %s); source:\n%s\n"
-                           "destination:\n%s", st, dst_st, log, dlog);
-        return false;
-    }
-    /* The source exits once its guest left: its side is checked in its log (check_src). */
-    if (!mig_events_in_order(dst, dst_seq)) {
-        g_autofree char *de = mig_events_str(dst);
-
-        g_test_fail_printf("the destination's MIGRATION events: %s", de);
-        return false;
-    }
-    return true;
-}
-
-/*
- * The destination's postcopy figures after completion: nothing missing,
- * faults of the guest served by requests, and (need_backend) faults of
- * the back-end too.
- */
-static bool check_dst_figures(MigVmm *dst, bool need_guest, bool need_backend)
-{
-    g_autoptr(JsonNode) r = mig_query(dst);
-    JsonObject *q = json_node_get_object(r);
-    g_autofree char *j = json_to_string(r, FALSE);
-    int64_t missing = pc_figure(q, "pages-missing");
-    int64_t placed = pc_figure(q, "pages-placed");
-    int64_t requests = pc_figure(q, "requests");
-    int64_t fg = pc_figure(q, "faults-guest");
-    int64_t fb = pc_figure(q, "faults-backend");
-
-    g_test_message("destination: %s", j);
-    if (missing != 0 || placed <= 0 || (need_guest && (fg <= 0 || requests <= 0)) ||
-        (need_backend && fb <= 0)) {
-        g_test_fail_printf("destination's postcopy figures: missing %" PRId64 ", placed %"
-                           PRId64 ", requests %" PRId64 ", guest faults %" PRId64
-                           ", back-end faults %" PRId64 " (want 0, > 0%s%s): %s", missing,
-                           placed, requests, fg, fb, need_guest ? ", > 0, > 0" : "",
-                           need_backend ? ", > 0" : "", j);
-        return false;
-    }
-    return true;
-}
-
-/*
- * The source switched to postcopy, served page requests when asked to
- * (need_requests; its last status lines: it exits by itself once its
- * guest left) and ended 0.
- */
-static bool check_src(MigVmm *src, bool need_requests)
-{
-    g_autofree char *log = NULL;
-    const char *line;
-    uint64_t served = UINT64_MAX;
-    int code = -1;
-
-    if (!mig_vmm_end(src, &code, NULL, &log)) {
-        return false;
-    }
-    if (code != 0) {
-        g_test_fail_printf("the source exited %d after a completed migration:\n%s", code, log);
-        return false;
-    }
-    for (line = log; (line = strstr(line, "migration: postcopy: ")); line++) {
-        if (sscanf(line, "migration: postcopy: %" SCNu64 " page requests served",
-                   &served) == 1) {
-            break;
-        }
-    }
-    if (!line || (need_requests && !served) || !strstr(log, "after postcopy") ||
-        !strstr(log, "migration: switching to postcopy")) {
-        g_test_fail_printf("source: no postcopy completion with page requests served:\n%s",
-                           log);
-        return false;
-    }
-    g_test_message("source: %" PRIu64 " page requests served", served);
-    return true;
-}
 
 /* ---- qemu-storage-daemon ------------------------------------------- */
 
@@ -224,9 +70,9 @@ static void test_qsd(Fixture *f, QsdMode mode)
     }
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
         !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
-        !migrate_postcopy(src, dst, "blk0", uri, mode == QSD_AUTO) ||
-        !check_dst_figures(dst, mode == QSD_RUNNING, mode == QSD_RUNNING) ||
-        !check_src(src, mode == QSD_RUNNING)) {
+        !pc_migrate_postcopy(src, dst, "blk0", uri, mode == QSD_AUTO) ||
+        !pc_check_dst_figures(dst, mode == QSD_RUNNING, mode == QSD_RUNNING) ||
+        !pc_check_src(src, mode == QSD_RUNNING)) {
         goto out;
     }
     mig_postcopy_verify(src, dst, frozen, img, IMAGE_SIZE, SEED);
@@ -288,8 +134,8 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     int code = -1;
 
     if (!dpdk_vmms(f, 2, false, wl, &src, &dst) ||
-        !migrate_postcopy(src, dst, "net0", uri, false) ||
-        !check_dst_figures(dst, true, false) || !check_src(src, true) ||
+        !pc_migrate_postcopy(src, dst, "net0", uri, false) ||
+        !pc_check_dst_figures(dst, true, false) || !pc_check_src(src, true) ||
         !mig_vmm_end(dst, &code, &out, &log)) {
         goto out;
     }
@@ -317,7 +163,7 @@ static void test_dpdk_mlocked(Fixture *f, gconstpointer data)
 
     if (!dpdk_vmms(f, 1, true, "net0:count=100000000,size=64+1518,runtime=6s,drain=1s", &src,
                    &dst) ||
-        !switch_midstream(src, dst, "net0", uri, false)) {
+        !pc_switch_midstream(src, dst, "net0", uri, false)) {
         goto out;
     }
     if (!(st = mig_wait_status(src, "failed", MIG_WAIT_MS)) || !mig_vmm_end(dst, &code, NULL, &log)) {
