@@ -34,6 +34,7 @@
 #include "util/vhost-user-log.h"
 
 #define CHAR_SOCKET_DEFAULT_TIMEOUT_MS 10000
+#define CHAR_SOCKET_DEFAULT_REPLY_TIMEOUT_MS 2000
 #define CHAR_SOCKET_DEFAULT_RECONNECT_MAX_MS 1000
 
 /* char-io sits below the chardev and cannot include its header. */
@@ -49,6 +50,15 @@ struct CharSocket {
     int64_t reconnect_max_ms;
     int64_t backoff_ms;         /* delay of the next reconnect attempt */
     int timeout_ms;
+    int reply_timeout_ms;       /* prompt replies; <= timeout_ms when used */
+
+    /*
+     * Stalls (char_socket_note_stall): while a streak lasts, every
+     * reconnect waits at least stall_backoff_ms, which doubles per stall.
+     */
+    int64_t stall_backoff_ms;   /* 0: no streak */
+    int64_t connected_at;       /* monotonic µs when the connection came up */
+    bool stall_pending;         /* the current connection ends by a stall */
     VhostEventLoop *loop;
 
     CharEventHandler handler;
@@ -177,6 +187,8 @@ static void char_socket_set_connected(CharSocket *chr, int fd)
 {
     chr->fd = fd;
     chr->connect_count++;
+    chr->connected_at = g_get_monotonic_time();
+    chr->stall_pending = false;
     /*
      * The backoff is not reset here: a back-end that accepts and then
      * fails every bring-up would be retried every reconnect_ms forever,
@@ -203,6 +215,13 @@ void char_socket_disconnect(CharSocket *chr, const char *reason)
         vhost_loop_remove_watch(chr->loop, chr->idle_watch);
         chr->idle_watch = NULL;
     }
+    /* A connection that stayed up long enough without a stall ends a streak. */
+    if (!chr->stall_pending &&
+        g_get_monotonic_time() - chr->connected_at >=
+        (int64_t)CHAR_SOCKET_STALL_HEALTHY_MS * G_TIME_SPAN_MILLISECOND) {
+        chr->stall_backoff_ms = 0;
+    }
+    chr->stall_pending = false;
     /* Close at once: no request may write to or read from a dead peer. */
     close(chr->fd);
     chr->fd = -1;
@@ -291,6 +310,8 @@ static void char_socket_schedule_reconnect(CharSocket *chr)
 {
     int64_t cap = MAX(chr->reconnect_max_ms, chr->reconnect_ms);
     int64_t delay = chr->backoff_ms;
+    /* A stalling back-end is not retried sooner than its streak allows. */
+    int64_t first = MAX(delay, chr->stall_backoff_ms);
 
     if (chr->server || chr->reconnect_ms <= 0 || chr->reconnect_timer ||
         chr->fd >= 0 || chr->free_requested) {
@@ -304,7 +325,7 @@ static void char_socket_schedule_reconnect(CharSocket *chr)
         char_path_watch_arm(chr->path_watch, true);
     }
     chr->reconnect_timer = vhost_loop_add_timer(chr->loop,
-                                                (unsigned)MIN(delay, (int64_t)UINT_MAX),
+                                                (unsigned)MIN(first, (int64_t)UINT_MAX),
                                                 char_socket_reconnect_cb, chr);
     /* The next failure waits twice as long, up to the cap. */
     chr->backoff_ms = MIN(delay * 2, cap);
@@ -459,9 +480,9 @@ CharSocket *char_socket_new(const CharSocketOptions *opts, VhostEventLoop *loop,
         return NULL;
     }
     if (opts->reconnect_ms < 0 || opts->reconnect_max_ms < 0 ||
-        opts->timeout_ms < 0) {
+        opts->timeout_ms < 0 || opts->reply_timeout_ms < 0) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
-                    "chardev %s: reconnect-ms, its cap and the timeout must "
+                    "chardev %s: reconnect-ms, its cap and the timeouts must "
                     "not be negative", id);
         return NULL;
     }
@@ -484,6 +505,8 @@ CharSocket *char_socket_new(const CharSocketOptions *opts, VhostEventLoop *loop,
     chr->backoff_ms = chr->reconnect_ms;
     chr->timeout_ms = opts->timeout_ms ? opts->timeout_ms
                                        : CHAR_SOCKET_DEFAULT_TIMEOUT_MS;
+    chr->reply_timeout_ms = opts->reply_timeout_ms ? opts->reply_timeout_ms
+                                                   : CHAR_SOCKET_DEFAULT_REPLY_TIMEOUT_MS;
     chr->loop = loop ? loop : vhost_event_loop_default();
     chr->listen_fd = -1;
     chr->fd = -1;
@@ -618,6 +641,35 @@ void char_socket_reset_backoff(CharSocket *chr)
     char_socket_unlock(chr);
 }
 
+int char_socket_reply_timeout_ms(const CharSocket *chr, bool slow)
+{
+    return slow ? chr->timeout_ms : MIN(chr->reply_timeout_ms, chr->timeout_ms);
+}
+
+void char_socket_note_stall(CharSocket *chr, int stalled_ms)
+{
+    int64_t now = g_get_monotonic_time();
+
+    char_socket_lock(chr);
+    if (chr->fd >= 0 && !chr->stall_pending) {
+        bool fresh = !chr->stall_backoff_ms ||
+                     now - chr->connected_at >=
+                     (int64_t)CHAR_SOCKET_STALL_HEALTHY_MS * G_TIME_SPAN_MILLISECOND;
+
+        /*
+         * The first retry waits as long as the stall held us, so a back-end
+         * that stalls every connection holds its caller at most half the
+         * time; every further stall doubles that.
+         */
+        chr->stall_backoff_ms = fresh ? MAX((int64_t)stalled_ms, chr->reconnect_ms)
+                                      : chr->stall_backoff_ms * 2;
+        chr->stall_backoff_ms = MIN(chr->stall_backoff_ms,
+                                    (int64_t)CHAR_SOCKET_STALL_BACKOFF_MAX_MS);
+        chr->stall_pending = true;
+    }
+    char_socket_unlock(chr);
+}
+
 unsigned char_socket_connect_count(const CharSocket *chr)
 {
     return chr->connect_count;
@@ -666,6 +718,7 @@ bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
     case CHAR_IO_OK:
         return true;
     case CHAR_IO_TIMEOUT:
+        char_socket_note_stall(chr, chr->timeout_ms);
         return char_socket_io_fail(chr, VHOST_USER_ERROR_TIMEOUT, errp,
                                    "write timed out after %d ms (%zu of %zu bytes sent)",
                                    chr->timeout_ms, x.done, len);
@@ -796,22 +849,33 @@ bool char_socket_read_all(CharSocket *chr, void *buf, size_t len,
 bool char_socket_read_msg(CharSocket *chr, VhostUserMsg *msg, int *fds, size_t *nfds,
                           CharIoHeaderCheck check, void *opaque, GError **errp)
 {
+    return char_socket_read_msg_until(chr, msg, fds, nfds, check, opaque,
+                                      char_io_deadline(chr->timeout_ms), errp);
+}
+
+bool char_socket_read_msg_until(CharSocket *chr, VhostUserMsg *msg, int *fds,
+                                size_t *nfds, CharIoHeaderCheck check, void *opaque,
+                                int64_t deadline, GError **errp)
+{
     int got_fds[CHAR_SOCKET_MAX_FDS];
     size_t max_fds = fds && nfds ? MIN(*nfds, (size_t)CHAR_SOCKET_MAX_FDS) : 0;
     CharIoXfer x = { 0 };
     CharIoStatus st;
     bool in_payload;
+    int64_t start = g_get_monotonic_time();
+    int waited_ms;
     int fd = char_socket_read_fd(chr, nfds, errp);
 
     if (fd < 0) {
         return false;
     }
-    st = char_io_read_msg(fd, msg, got_fds, CHAR_SOCKET_MAX_FDS,
-                          char_io_deadline(chr->timeout_ms), check, opaque, &x,
-                          &in_payload, errp);
+    st = char_io_read_msg(fd, msg, got_fds, CHAR_SOCKET_MAX_FDS, deadline, check, opaque,
+                          &x, &in_payload, errp);
+    waited_ms = (int)MIN((g_get_monotonic_time() - start) / G_TIME_SPAN_MILLISECOND,
+                         (int64_t)G_MAXINT);
     return char_socket_read_done(chr, st, &x,
                                  in_payload ? msg->hdr.size : sizeof(msg->hdr),
-                                 chr->timeout_ms, got_fds, fds, max_fds, nfds, errp);
+                                 waited_ms, got_fds, fds, max_fds, nfds, errp);
 }
 
 /* ---- events and teardown --------------------------------------------- */

@@ -24,7 +24,7 @@
  * Rows are placed at their id so lookup is an index; slot 0 stays empty
  * (id 0 is VHOST_USER_NONE, never valid on the wire).
  */
-#define VHOST_USER_MSG_ROW(n, i, pl, fd, rk, rpl, rfd, rc, chk, g, sc, h) \
+#define VHOST_USER_MSG_ROW(n, i, pl, fd, rk, rpl, rfd, rc, chk, g, sc, h, w) \
     [i] = {                                                     \
         .name = #n,                                             \
         .id = i,                                                \
@@ -38,6 +38,7 @@
         .gate = g,                                              \
         .scope = VHOST_USER_SCOPE_##sc,                         \
         .handler = #h,                                          \
+        .reply_wait = VHOST_USER_RW_##w,                        \
     },
 
 static const VhostUserMsgInfo frontend_msgs[VHOST_USER_MAX] = {

@@ -383,7 +383,7 @@ void vhost_user_trace_msg(const char *dev, bool local_is_frontend,
 
 /* ---- Documentation table -------------------------------------------- */
 
-#define RST_COLS 9
+#define RST_COLS 10
 
 static const char *fd_rule_name(VhostUserFdRule rule)
 {
@@ -459,7 +459,8 @@ static char *gate_text(int gate)
 static GPtrArray *table_cells(VhostUserChannel ch)
 {
     static const char *const head[RST_COLS] = {
-        "id", "name", "payload", "fds", "reply", "check", "gate", "scope", "handler",
+        "id", "name", "payload", "fds", "reply", "wait", "check", "gate", "scope",
+        "handler",
     };
     GPtrArray *cells = g_ptr_array_new_with_free_func(g_free);
     const VhostUserMsgInfo *rows;
@@ -477,6 +478,8 @@ static GPtrArray *table_cells(VhostUserChannel ch)
         g_ptr_array_add(cells, g_strdup(vhost_user_payload_info(r->payload)->name));
         g_ptr_array_add(cells, g_strdup(fd_rule_name(r->fds)));
         g_ptr_array_add(cells, reply_text(r));
+        g_ptr_array_add(cells, g_strdup(r->reply_wait == VHOST_USER_RW_SLOW ?
+                                        "slow" : "prompt"));
         g_ptr_array_add(cells, g_strdup(check_text(r->reply_check)));
         g_ptr_array_add(cells, gate_text(r->gate));
         g_ptr_array_add(cells, g_strdup(r->scope == VHOST_USER_SCOPE_RING ?

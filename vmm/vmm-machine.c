@@ -428,6 +428,8 @@ VmmMachine *vmm_machine_new(const VmmConfig *cfg, GError **errp)
             .server = o->server,
             .wait = o->wait,
             .reconnect_ms = o->reconnect_ms,
+            .reply_timeout_ms = o->reply_timeout_ms,
+            .timeout_ms = o->slow_reply_timeout_ms,
         };
         CharSocket *chr = char_socket_new(&co, NULL, errp);
 

@@ -275,11 +275,12 @@ static bool vmm_opt_machine(VmmConfig *cfg, const char *arg, GError **errp)
 static bool vmm_opt_chardev(VmmConfig *cfg, const char *arg, GError **errp)
 {
     static const char *const keys[] = {
-        "id", "path", "server", "wait", "reconnect-ms", "reconnect", NULL
+        "id", "path", "server", "wait", "reconnect-ms", "reconnect",
+        "reply-timeout-ms", "slow-reply-timeout-ms", NULL
     };
     g_autoptr(VmmKvList) kv = vmm_kv_parse("-chardev", arg, "backend", errp);
     g_autofree char *type = NULL;
-    uint64_t reconnect_ms = 0, reconnect_s = 0;
+    uint64_t reconnect_ms = 0, reconnect_s = 0, reply_ms = 0, slow_ms = 0;
     VmmChardevOpts *o;
 
     if (!kv || !vmm_kv_str(kv, "backend", true, &type, errp)) {
@@ -304,7 +305,19 @@ static bool vmm_opt_chardev(VmmConfig *cfg, const char *arg, GError **errp)
         !vmm_kv_bool(kv, "wait", &o->wait, errp) ||
         !vmm_kv_uint(kv, "reconnect-ms", 0, 24ull * 3600 * 1000, &reconnect_ms, errp) ||
         /* The older seconds-based spelling. */
-        !vmm_kv_uint(kv, "reconnect", 0, 24ull * 3600, &reconnect_s, errp)) {
+        !vmm_kv_uint(kv, "reconnect", 0, 24ull * 3600, &reconnect_s, errp) ||
+        /* 0 is "the default"; an hour is far beyond any sane bound. */
+        !vmm_kv_uint(kv, "reply-timeout-ms", 1, 3600 * 1000, &reply_ms, errp) ||
+        !vmm_kv_uint(kv, "slow-reply-timeout-ms", 1, 3600 * 1000, &slow_ms, errp)) {
+        return false;
+    }
+    o->reply_timeout_ms = (int)reply_ms;
+    o->slow_reply_timeout_ms = (int)slow_ms;
+    if (reply_ms && slow_ms && reply_ms > slow_ms) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "%s,id=%s: reply-timeout-ms (%llu) must not exceed "
+                    "slow-reply-timeout-ms (%llu)", kv->what, o->id,
+                    (unsigned long long)reply_ms, (unsigned long long)slow_ms);
         return false;
     }
     if (vmm_kv_find(kv, "reconnect-ms") && vmm_kv_find(kv, "reconnect")) {

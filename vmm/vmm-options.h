@@ -40,6 +40,8 @@ typedef struct VmmChardevOpts {
     bool server;
     bool wait;
     int64_t reconnect_ms;       /* 0: never */
+    int reply_timeout_ms;       /* prompt replies; 0: the chardev's default */
+    int slow_reply_timeout_ms;  /* slow replies and socket I/O; 0: default */
     bool used;                  /* claimed by a netdev or device */
 } VmmChardevOpts;
 

@@ -548,7 +548,7 @@ static bool chan_handle_shared(VhostUserBackendChan *chan, ChanReq *r, GError **
 #define chan_handle_shared_lookup chan_handle_shared
 
 /* The table's handler column, expanded here (util must not name our functions). */
-#define CHAN_HANDLER_ROW(n, i, pl, fd, rk, rpl, rfd, rc, chk, g, sc, h) \
+#define CHAN_HANDLER_ROW(n, i, pl, fd, rk, rpl, rfd, rc, chk, g, sc, h, w) \
     [i] = chan_handle_##h,
 static const ChanHandlerFn chan_handlers[VHOST_USER_BACKEND_MAX] = {
     VHOST_USER_BACKEND_MESSAGES(CHAN_HANDLER_ROW)

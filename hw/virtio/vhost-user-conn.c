@@ -343,9 +343,9 @@ static bool vhost_user_check_gate(VhostUserState *u, const VhostUserMsgInfo *inf
  * No nested main loop: only the registered handlers run, inline. Caller
  * holds u->lock.
  */
-static bool vhost_user_wait_reply(VhostUserState *u, int timeout_ms, GError **errp)
+static bool vhost_user_wait_reply(VhostUserState *u, int64_t deadline, int timeout_ms,
+                                  GError **errp)
 {
-    int64_t deadline = char_io_deadline(timeout_ms);
     int main_fd = char_socket_fd(u->chr);
 
     for (;;) {
@@ -413,17 +413,21 @@ static bool reply_header_check(const VhostUserHeader *hdr, void *opaque, GError 
 }
 
 /*
- * Sends one message and, when expect_reply, reads and validates its reply.
- * Caller holds u->lock. The reply lands in *reply; fds that the caller may
- * keep are returned in rx_fds/n_rx (the caller closes what it does not
- * take, also on failure).
+ * Sends one message and, when expect_reply, reads and validates its reply,
+ * all of it within timeout_ms (one deadline for the wait and the bytes: a
+ * reply that starts and then stops costs no more than one that never
+ * comes). Caller holds u->lock. The reply lands in *reply; fds that the
+ * caller may keep are returned in rx_fds/n_rx (the caller closes what it
+ * does not take, also on failure).
  */
 static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo *info,
                                        VhostUserMsg *msg, const int *fds, size_t nfds,
-                                       bool expect_reply, bool acked,
+                                       bool expect_reply, bool acked, int timeout_ms,
                                        VhostUserMsg *reply, int *rx_fds, size_t *n_rx,
                                        GError **errp)
 {
+    int64_t deadline;
+
     bool trace = vhost_user_trace_enabled();
     ReplyHeaderCheck rc = { .request = info->id, .acked = acked };
 
@@ -447,15 +451,19 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
      * back-end channel, later the postcopy fault fd) before it can reply:
      * serve them while waiting. See vhost_user_wait_reply.
      */
-    if (!vhost_user_wait_reply(u, char_socket_timeout_ms(u->chr), errp)) {
+    deadline = char_io_deadline(timeout_ms);
+    if (!vhost_user_wait_reply(u, deadline, timeout_ms, errp)) {
         g_prefix_error(errp, "%s: %s reply: ", u->name, info->name);
         return false;
     }
     /* The header first: nothing of the payload is read before it is checked. */
     *n_rx = CHAR_SOCKET_MAX_FDS;
-    if (!char_socket_read_msg(u->chr, reply, rx_fds, n_rx, reply_header_check, &rc,
-                              errp)) {
+    if (!char_socket_read_msg_until(u->chr, reply, rx_fds, n_rx, reply_header_check, &rc,
+                                    deadline, errp)) {
         prefix_reply_error(*errp, info->name);
+        if ((*errp)->code == VHOST_USER_ERROR_TIMEOUT) {
+            g_prefix_error(errp, "no whole reply within %d ms: ", timeout_ms);
+        }
         g_prefix_error(errp, "%s: ", u->name);
         return false;
     }
@@ -487,7 +495,7 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
  * order, so the GET_FEATURES reply comes after the earlier request is done.
  */
 static bool vhost_user_barrier_locked(VhostUserState *u, const VhostUserMsgInfo *req,
-                                      GError **errp)
+                                      int timeout_ms, GError **errp)
 {
     const VhostUserMsgInfo *info = vhost_user_msg_info(VHOST_USER_CHANNEL_FRONTEND,
                                                        VHOST_USER_GET_FEATURES);
@@ -499,7 +507,8 @@ static bool vhost_user_barrier_locked(VhostUserState *u, const VhostUserMsgInfo 
     memset(&msg.hdr, 0, sizeof(msg.hdr));
     msg.hdr.request = VHOST_USER_GET_FEATURES;
     msg.hdr.flags = VHOST_USER_VERSION;
-    ok = vhost_user_transact_locked(u, info, &msg, NULL, 0, true, false,
+    /* Its answer comes once req is processed: req's bound applies. */
+    ok = vhost_user_transact_locked(u, info, &msg, NULL, 0, true, false, timeout_ms,
                                     &reply, rx_fds, &n_rx, errp);
     close_fds(rx_fds, n_rx);
     if (!ok) {
@@ -583,6 +592,7 @@ static bool vhost_user_request_checked(VhostUserState *u, unsigned int vq_index,
     size_t n_rx = 0, cap;
     bool expect_reply, need_reply = false;
     bool ok = false;
+    int timeout_ms = 0;
 
     /*
      * *nreply_fds on entry is the room in reply_fds; 0 is read as 1, since
@@ -649,10 +659,13 @@ static bool vhost_user_request_checked(VhostUserState *u, unsigned int vq_index,
         goto out;
     }
 
+    /* The table says how long the answer may take. */
+    timeout_ms = char_socket_reply_timeout_ms(u->chr,
+                                              info->reply_wait == VHOST_USER_RW_SLOW);
     /* We read the socket ourselves now; the idle watch must not race us. */
     char_socket_set_idle_watch(u->chr, false);
     ok = vhost_user_transact_locked(u, info, msg, fds, nfds, expect_reply, need_reply,
-                                    rx, rx_fds, &n_rx, &local_err);
+                                    timeout_ms, rx, rx_fds, &n_rx, &local_err);
     if (ok && n_rx > 0) {
         if (!reply_fds || n_rx > cap) {
             g_set_error(&local_err, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS,
@@ -670,7 +683,7 @@ static bool vhost_user_request_checked(VhostUserState *u, unsigned int vq_index,
                                              listening_opaque, &local_err);
     }
     if (ok && (flags & VHOST_USER_REQ_SYNC) && !expect_reply) {
-        ok = vhost_user_barrier_locked(u, info, &local_err);
+        ok = vhost_user_barrier_locked(u, info, timeout_ms, &local_err);
         if (!ok && reply_fds && nreply_fds) {
             close_fds(reply_fds, *nreply_fds);
             *nreply_fds = 0;
@@ -685,6 +698,10 @@ out:
     if (!ok) {
         g_assert(local_err);
         if (vhost_user_error_breaks(local_err)) {
+            if (g_error_matches(local_err, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT)) {
+                /* It held us (and the VMM's loop): its next tries come slower. */
+                char_socket_note_stall(u->chr, timeout_ms);
+            }
             /* Framing is lost or the peer misbehaves: never talk to it again. */
             vhost_user_drop_locked(u, local_err->message, false);
         }

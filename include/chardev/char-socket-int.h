@@ -48,6 +48,14 @@ bool char_socket_read_all(CharSocket *chr, void *buf, size_t len,
  */
 bool char_socket_read_msg(CharSocket *chr, VhostUserMsg *msg, int *fds, size_t *nfds,
                           CharIoHeaderCheck check, void *opaque, GError **errp);
+/*
+ * The same before deadline (char_io_deadline; -1: none) rather than the
+ * chardev's timeout from now: a request that already waited for the reply
+ * to start does not get a second full timeout for its bytes.
+ */
+bool char_socket_read_msg_until(CharSocket *chr, VhostUserMsg *msg, int *fds,
+                                size_t *nfds, CharIoHeaderCheck check, void *opaque,
+                                int64_t deadline, GError **errp);
 
 /*
  * Client with reconnect_ms: the current connection is good (the device
@@ -58,6 +66,27 @@ bool char_socket_read_msg(CharSocket *chr, VhostUserMsg *msg, int *fds, size_t *
  * retried at full speed forever.
  */
 void char_socket_reset_backoff(CharSocket *chr);
+
+/*
+ * The bound of one reply: the prompt one (reply_timeout_ms, at most
+ * timeout_ms) or, for a reply that may take time, timeout_ms.
+ */
+int char_socket_reply_timeout_ms(const CharSocket *chr, bool slow);
+
+/*
+ * The connection is being dropped because the back-end stalled: a reply
+ * or a write did not finish within stalled_ms. Call before the disconnect.
+ * A back-end that stalls again and again is then retried ever more slowly:
+ * the first retry waits at least as long as the stall held the caller,
+ * each further one twice as long as the one before, up to
+ * CHAR_SOCKET_STALL_BACKOFF_MAX_MS, whatever the owner says with
+ * char_socket_reset_backoff; the streak ends once a connection has stayed
+ * up CHAR_SOCKET_STALL_HEALTHY_MS without a stall.
+ */
+void char_socket_note_stall(CharSocket *chr, int stalled_ms);
+
+#define CHAR_SOCKET_STALL_BACKOFF_MAX_MS 30000
+#define CHAR_SOCKET_STALL_HEALTHY_MS     30000
 
 /*
  * While connected and idle, the chardev watches the socket: a hang-up or

@@ -45,7 +45,19 @@ typedef struct CharSocketOptions {
     bool wait;                  /* server: block in open until a peer connects */
     int64_t reconnect_ms;       /* client: retry after a failure/close; 0 = never */
     int64_t reconnect_max_ms;   /* backoff cap; 0 = default (1000 ms) */
-    int timeout_ms;             /* read/write timeout per call; 0 = default (10000) */
+    /*
+     * Read/write timeout per call, and the bound of a reply that may take
+     * time (the table's "slow" replies: GET_VRING_BASE, SET_MEM_TABLE, ...);
+     * 0 = default (10000).
+     */
+    int timeout_ms;
+    /*
+     * Bound of a reply the spec says comes at once (the table's "prompt"
+     * replies: GET_FEATURES, acks, ...); 0 = default (2000). Never more
+     * than timeout_ms. The VMM's event loop may wait this long for a
+     * stalled back-end, once per stall.
+     */
+    int reply_timeout_ms;
 } CharSocketOptions;
 
 /*

@@ -277,6 +277,29 @@ typedef enum VhostUserReplyCheck {
     VHOST_USER_RCHK_CONFIG_RANGE,       /* offset and size asked for, echoed */
 } VhostUserReplyCheck;
 
+/*
+ * How long the answer to a request may take (column "wait"), which picks
+ * the request's reply timeout (the chardev's reply-timeout-ms or its
+ * longer timeout). While a request waits, the VMM's event loop may be
+ * held, so only replies with a reason to take time are "slow".
+ */
+typedef enum VhostUserReplyWait {
+    /*
+     * The spec has the receiver answer at once: a value it holds
+     * (GET_FEATURES, GET_CONFIG), or an ack of a setting it records.
+     */
+    VHOST_USER_RW_PROMPT,
+    /*
+     * The answer waits for work: a ring to stop with requests in flight
+     * (GET_VRING_BASE), guest memory to map, pin or register for DMA or
+     * userfaultfd (SET_MEM_TABLE, ADD/REM_MEM_REG, POSTCOPY_*), a device
+     * to reset (RESET_*, SET_STATUS), device state to be transferred
+     * (SET_DEVICE_STATE_FD, CHECK_DEVICE_STATE), a crypto session to be
+     * made by hardware.
+     */
+    VHOST_USER_RW_SLOW,
+} VhostUserReplyWait;
+
 typedef enum VhostUserScope {
     VHOST_USER_SCOPE_DEVICE,    /* concerns the whole device: sent once */
     VHOST_USER_SCOPE_RING,      /* concerns one ring: sent per ring */
@@ -290,8 +313,9 @@ typedef enum VhostUserScope {
 /*
  * Front-end to back-end requests.
  * X(name, id, payload, fds, reply, reply_payload, reply_fds, rcond, check,
- *   gate, scope, handler)
- * rcond: VhostUserReplyCond; check: VhostUserReplyCheck. handler is a bare
+ *   gate, scope, handler, wait)
+ * rcond: VhostUserReplyCond; check: VhostUserReplyCheck; wait:
+ * VhostUserReplyWait, how long the receiver may take to answer. handler is a bare
  * token naming whoever handles the request on the receiving side: this
  * file never expands it into a function (it is shared with contrib and the
  * tests); the back-end channel (hw/virtio/vhost-user-backend-chan.c) turns
@@ -299,63 +323,63 @@ typedef enum VhostUserScope {
  * have "none": the handlers are the back-end's business.
  */
 #define VHOST_USER_FRONTEND_MESSAGES(X) \
-    X(GET_FEATURES,           1, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none) \
-    X(SET_FEATURES,           2, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none) \
-    X(SET_OWNER,              3, NONE,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none) \
-    X(RESET_OWNER,            4, NONE,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none) \
-    X(SET_MEM_TABLE,          5, MEM_TABLE,   PER_REGION, COND,    MEM_TABLE,   NONE,     POSTCOPY_LISTENING, NONE,        VHOST_USER_GATE_NONE, DEVICE, none) \
-    X(SET_LOG_BASE,           6, LOG,         ONE,        COND,    U64_OPT,     NONE,     LOG_SHMFD,          NONE,        VHOST_USER_GATE_NONE, DEVICE, none) \
-    X(SET_LOG_FD,             7, NONE,        ONE,        NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none) \
-    X(SET_VRING_NUM,          8, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none)   \
-    X(SET_VRING_ADDR,         9, VRING_ADDR,  NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none)   \
-    X(SET_VRING_BASE,        10, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none)   \
-    X(GET_VRING_BASE,        11, VRING_STATE, NONE,       PAYLOAD, VRING_STATE, NONE,     NONE,               VRING_INDEX, VHOST_USER_GATE_NONE, RING, none)   \
-    X(SET_VRING_KICK,        12, U64,         VRING,      NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none)   \
-    X(SET_VRING_CALL,        13, U64,         VRING,      NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none)   \
-    X(SET_VRING_ERR,         14, U64,         VRING,      NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none)   \
-    X(GET_PROTOCOL_FEATURES, 15, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_GATE_PROTO, DEVICE, none) \
-    X(SET_PROTOCOL_FEATURES, 16, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_PROTO, DEVICE, none) \
-    X(GET_QUEUE_NUM,         17, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_MQ, DEVICE, none) \
-    X(SET_VRING_ENABLE,      18, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_PROTO, RING, none)  \
-    X(SEND_RARP,             19, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_RARP, DEVICE, none) \
-    X(NET_SET_MTU,           20, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_NET_MTU, DEVICE, none) \
-    X(SET_BACKEND_REQ_FD,    21, NONE,        ONE,        NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_BACKEND_REQ, DEVICE, none) \
-    X(IOTLB_MSG,             22, IOTLB,       NONE,       ACK,     U64,         NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none) \
-    X(SET_VRING_ENDIAN,      23, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CROSS_ENDIAN, RING, none) \
-    X(GET_CONFIG,            24, CONFIG,      NONE,       PAYLOAD, CONFIG,      NONE,     NONE,               CONFIG_RANGE, VHOST_USER_PROTOCOL_F_CONFIG, DEVICE, none) \
-    X(SET_CONFIG,            25, CONFIG,      NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CONFIG, DEVICE, none) \
-    X(CREATE_CRYPTO_SESSION, 26, OPAQUE,      NONE,       PAYLOAD, OPAQUE,      NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CRYPTO_SESSION, DEVICE, none) \
-    X(CLOSE_CRYPTO_SESSION,  27, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CRYPTO_SESSION, DEVICE, none) \
-    X(POSTCOPY_ADVISE,       28, NONE,        NONE,       PAYLOAD, NONE,        ONE,      NONE,               NONE,        VHOST_USER_PROTOCOL_F_PAGEFAULT, DEVICE, none) \
-    X(POSTCOPY_LISTEN,       29, NONE,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_PAGEFAULT, DEVICE, none) \
-    X(POSTCOPY_END,          30, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_PAGEFAULT, DEVICE, none) \
-    X(GET_INFLIGHT_FD,       31, INFLIGHT,    NONE,       PAYLOAD, INFLIGHT,    OPTIONAL, NONE,               NONE,        VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, DEVICE, none) \
-    X(SET_INFLIGHT_FD,       32, INFLIGHT,    ONE,        NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, DEVICE, none) \
-    X(GPU_SET_SOCKET,        33, NONE,        ONE,        NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none) \
-    X(RESET_DEVICE,          34, NONE,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_RESET_DEVICE, DEVICE, none) \
-    X(VRING_KICK,            35, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS, RING, none) \
-    X(GET_MAX_MEM_SLOTS,     36, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, DEVICE, none) \
-    X(ADD_MEM_REG,           37, MEM_REG,     ONE,        COND,    MEM_REG,     NONE,     POSTCOPY_LISTENING, NONE,        VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, DEVICE, none) \
-    X(REM_MEM_REG,           38, MEM_REG,     NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, DEVICE, none) \
-    X(SET_STATUS,            39, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_STATUS, DEVICE, none) \
-    X(GET_STATUS,            40, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_STATUS, DEVICE, none) \
-    X(GET_SHARED_OBJECT,     41, UUID,        NONE,       PAYLOAD, U64,         OPTIONAL, NONE,               NONE,        VHOST_USER_PROTOCOL_F_SHARED_OBJECT, DEVICE, none) \
-    X(SET_DEVICE_STATE_FD,   42, DEVICE_STATE, ONE,        PAYLOAD, U64,         OPTIONAL, NONE,               NONE,        VHOST_USER_PROTOCOL_F_DEVICE_STATE, DEVICE, none) \
-    X(CHECK_DEVICE_STATE,    43, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_DEVICE_STATE, DEVICE, none)
+    X(GET_FEATURES,           1, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none, PROMPT) \
+    X(SET_FEATURES,           2, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none, PROMPT) \
+    X(SET_OWNER,              3, NONE,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none, PROMPT) \
+    X(RESET_OWNER,            4, NONE,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none, SLOW) \
+    X(SET_MEM_TABLE,          5, MEM_TABLE,   PER_REGION, COND,    MEM_TABLE,   NONE,     POSTCOPY_LISTENING, NONE,        VHOST_USER_GATE_NONE, DEVICE, none, SLOW) \
+    X(SET_LOG_BASE,           6, LOG,         ONE,        COND,    U64_OPT,     NONE,     LOG_SHMFD,          NONE,        VHOST_USER_GATE_NONE, DEVICE, none, PROMPT) \
+    X(SET_LOG_FD,             7, NONE,        ONE,        NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none, PROMPT) \
+    X(SET_VRING_NUM,          8, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none, PROMPT)   \
+    X(SET_VRING_ADDR,         9, VRING_ADDR,  NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none, PROMPT)   \
+    X(SET_VRING_BASE,        10, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none, PROMPT)   \
+    X(GET_VRING_BASE,        11, VRING_STATE, NONE,       PAYLOAD, VRING_STATE, NONE,     NONE,               VRING_INDEX, VHOST_USER_GATE_NONE, RING, none, SLOW)   \
+    X(SET_VRING_KICK,        12, U64,         VRING,      NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none, PROMPT)   \
+    X(SET_VRING_CALL,        13, U64,         VRING,      NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none, PROMPT)   \
+    X(SET_VRING_ERR,         14, U64,         VRING,      NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, RING, none, PROMPT)   \
+    X(GET_PROTOCOL_FEATURES, 15, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_GATE_PROTO, DEVICE, none, PROMPT) \
+    X(SET_PROTOCOL_FEATURES, 16, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_PROTO, DEVICE, none, PROMPT) \
+    X(GET_QUEUE_NUM,         17, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_MQ, DEVICE, none, PROMPT) \
+    X(SET_VRING_ENABLE,      18, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_PROTO, RING, none, PROMPT)  \
+    X(SEND_RARP,             19, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_RARP, DEVICE, none, PROMPT) \
+    X(NET_SET_MTU,           20, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_NET_MTU, DEVICE, none, PROMPT) \
+    X(SET_BACKEND_REQ_FD,    21, NONE,        ONE,        NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_BACKEND_REQ, DEVICE, none, PROMPT) \
+    X(IOTLB_MSG,             22, IOTLB,       NONE,       ACK,     U64,         NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none, PROMPT) \
+    X(SET_VRING_ENDIAN,      23, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CROSS_ENDIAN, RING, none, PROMPT) \
+    X(GET_CONFIG,            24, CONFIG,      NONE,       PAYLOAD, CONFIG,      NONE,     NONE,               CONFIG_RANGE, VHOST_USER_PROTOCOL_F_CONFIG, DEVICE, none, PROMPT) \
+    X(SET_CONFIG,            25, CONFIG,      NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CONFIG, DEVICE, none, PROMPT) \
+    X(CREATE_CRYPTO_SESSION, 26, OPAQUE,      NONE,       PAYLOAD, OPAQUE,      NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CRYPTO_SESSION, DEVICE, none, SLOW) \
+    X(CLOSE_CRYPTO_SESSION,  27, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CRYPTO_SESSION, DEVICE, none, PROMPT) \
+    X(POSTCOPY_ADVISE,       28, NONE,        NONE,       PAYLOAD, NONE,        ONE,      NONE,               NONE,        VHOST_USER_PROTOCOL_F_PAGEFAULT, DEVICE, none, SLOW) \
+    X(POSTCOPY_LISTEN,       29, NONE,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_PAGEFAULT, DEVICE, none, SLOW) \
+    X(POSTCOPY_END,          30, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_PAGEFAULT, DEVICE, none, SLOW) \
+    X(GET_INFLIGHT_FD,       31, INFLIGHT,    NONE,       PAYLOAD, INFLIGHT,    OPTIONAL, NONE,               NONE,        VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, DEVICE, none, PROMPT) \
+    X(SET_INFLIGHT_FD,       32, INFLIGHT,    ONE,        NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, DEVICE, none, PROMPT) \
+    X(GPU_SET_SOCKET,        33, NONE,        ONE,        NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, none, PROMPT) \
+    X(RESET_DEVICE,          34, NONE,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_RESET_DEVICE, DEVICE, none, SLOW) \
+    X(VRING_KICK,            35, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS, RING, none, PROMPT) \
+    X(GET_MAX_MEM_SLOTS,     36, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, DEVICE, none, PROMPT) \
+    X(ADD_MEM_REG,           37, MEM_REG,     ONE,        COND,    MEM_REG,     NONE,     POSTCOPY_LISTENING, NONE,        VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, DEVICE, none, SLOW) \
+    X(REM_MEM_REG,           38, MEM_REG,     NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, DEVICE, none, SLOW) \
+    X(SET_STATUS,            39, U64,         NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_STATUS, DEVICE, none, SLOW) \
+    X(GET_STATUS,            40, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_STATUS, DEVICE, none, PROMPT) \
+    X(GET_SHARED_OBJECT,     41, UUID,        NONE,       PAYLOAD, U64,         OPTIONAL, NONE,               NONE,        VHOST_USER_PROTOCOL_F_SHARED_OBJECT, DEVICE, none, PROMPT) \
+    X(SET_DEVICE_STATE_FD,   42, DEVICE_STATE, ONE,        PAYLOAD, U64,         OPTIONAL, NONE,               NONE,        VHOST_USER_PROTOCOL_F_DEVICE_STATE, DEVICE, none, SLOW) \
+    X(CHECK_DEVICE_STATE,    43, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_DEVICE_STATE, DEVICE, none, PROMPT)
 
 /*
  * Back-end to front-end requests, on the back-end channel.
  * Same columns; "reply" is what the front-end sends back.
  */
 #define VHOST_USER_BACKEND_MESSAGES(X) \
-    X(IOTLB_MSG,               1, IOTLB,       NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, iotlb) \
-    X(CONFIG_CHANGE_MSG,       2, NONE,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CONFIG, DEVICE, config_change) \
-    X(VRING_HOST_NOTIFIER_MSG, 3, VRING_AREA,  VRING,      NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_HOST_NOTIFIER, RING, host_notifier) \
-    X(VRING_CALL,              4, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS, RING, vring_call) \
-    X(VRING_ERR,               5, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS, RING, vring_err) \
-    X(SHARED_OBJECT_ADD,       6, UUID,        OPTIONAL,   NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_SHARED_OBJECT, DEVICE, shared_add) \
-    X(SHARED_OBJECT_REMOVE,    7, UUID,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_SHARED_OBJECT, DEVICE, shared_remove) \
-    X(SHARED_OBJECT_LOOKUP,    8, UUID,        NONE,       ACK,     U64,         OPTIONAL, NONE,               NONE,        VHOST_USER_PROTOCOL_F_SHARED_OBJECT, DEVICE, shared_lookup)
+    X(IOTLB_MSG,               1, IOTLB,       NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_GATE_NONE, DEVICE, iotlb, PROMPT) \
+    X(CONFIG_CHANGE_MSG,       2, NONE,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_CONFIG, DEVICE, config_change, PROMPT) \
+    X(VRING_HOST_NOTIFIER_MSG, 3, VRING_AREA,  VRING,      NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_HOST_NOTIFIER, RING, host_notifier, PROMPT) \
+    X(VRING_CALL,              4, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS, RING, vring_call, PROMPT) \
+    X(VRING_ERR,               5, VRING_STATE, NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS, RING, vring_err, PROMPT) \
+    X(SHARED_OBJECT_ADD,       6, UUID,        OPTIONAL,   NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_SHARED_OBJECT, DEVICE, shared_add, PROMPT) \
+    X(SHARED_OBJECT_REMOVE,    7, UUID,        NONE,       NONE,    NONE,        NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_SHARED_OBJECT, DEVICE, shared_remove, PROMPT) \
+    X(SHARED_OBJECT_LOOKUP,    8, UUID,        NONE,       ACK,     U64,         OPTIONAL, NONE,               NONE,        VHOST_USER_PROTOCOL_F_SHARED_OBJECT, DEVICE, shared_lookup, PROMPT)
 
 typedef enum VhostUserRequest {
     VHOST_USER_NONE = 0,
@@ -387,6 +411,7 @@ typedef struct VhostUserMsgInfo {
     int gate;                   /* protocol feature bit or VHOST_USER_GATE_* */
     VhostUserScope scope;
     const char *handler;        /* the handler token, as text (docs, trace) */
+    VhostUserReplyWait reply_wait;
 } VhostUserMsgInfo;
 
 /* ---- Compile-time checks of the wire layout against the spec --------- */

@@ -309,3 +309,8 @@ char *qmp_client_read_raw(QmpClient *c)
     return qmp_client_read_line(c, g_get_monotonic_time() +
                                 QMP_CLIENT_TIMEOUT_MS * 1000ll);
 }
+
+char *qmp_client_read_raw_ms(QmpClient *c, unsigned timeout_ms)
+{
+    return qmp_client_read_line(c, g_get_monotonic_time() + timeout_ms * 1000ll);
+}

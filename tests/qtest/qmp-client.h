@@ -51,5 +51,7 @@ JsonObject *qmp_client_nth_event(QmpClient *c, const char *name, unsigned n);
 void qmp_client_send_raw(QmpClient *c, const char *bytes);
 /* The next line from the VMM (reply or event; caller frees), NULL on timeout or EOF. */
 char *qmp_client_read_raw(QmpClient *c);
+/* The same with its own bound, for tests that measure how long a reply takes. */
+char *qmp_client_read_raw_ms(QmpClient *c, unsigned timeout_ms);
 
 #endif

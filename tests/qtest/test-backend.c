@@ -736,6 +736,10 @@ static bool tb_reply(TbConn *c, uint32_t request, const VhostUserPayload *payloa
         (void)send(c->fd, buf, cut, MSG_NOSIGNAL);
         return false;       /* the caller closes: the rest never comes */
     }
+    if (act->fault == TB_FAULT_STALL_MID_HEADER) {
+        /* The connection stays open: the front-end must give up by itself. */
+        return send(c->fd, &hdr, sizeof(hdr) / 2, MSG_NOSIGNAL) == sizeof(hdr) / 2;
+    }
     ok = tb_send(c->fd, &hdr, payload, send_len, efds, nfds);
     /* The receiver got its own copies; ours go now, whatever happened. */
     tb_close_fds(efds, 2);

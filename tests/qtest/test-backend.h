@@ -62,6 +62,8 @@ typedef enum TbFault {
     /* A crash half-way through the reply (a request without one: close after it). */
     TB_FAULT_DROP_MID_HEADER,   /* send 6 of the 12 header bytes, then close */
     TB_FAULT_DROP_MID_REPLY,    /* send the header and half the payload, then close */
+    /* A hang half-way through the reply: 6 of the 12 header bytes, then nothing. */
+    TB_FAULT_STALL_MID_HEADER,
 } TbFault;
 
 typedef struct TbAction {
