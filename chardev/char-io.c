@@ -259,6 +259,19 @@ CharIoStatus char_io_write_full(int fd, const void *buf, size_t len, const int *
     return CHAR_IO_OK;
 }
 
+/* The size check every message header passes, then the caller's. */
+static bool char_io_accept_header(const VhostUserHeader *hdr, CharIoHeaderCheck check,
+                                  void *opaque, GError **errp)
+{
+    if (hdr->size > VHOST_USER_MAX_PAYLOAD_SIZE) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
+                    "size %" PRIu32 " exceeds the maximum payload size %d",
+                    hdr->size, VHOST_USER_MAX_PAYLOAD_SIZE);
+        return false;
+    }
+    return !check || check(hdr, opaque, errp);
+}
+
 CharIoStatus char_io_read_msg(int fd, VhostUserMsg *msg, int *fds, size_t max_fds,
                               int64_t deadline, CharIoHeaderCheck check, void *opaque,
                               CharIoXfer *x, bool *in_payload, GError **errp)
@@ -271,13 +284,7 @@ CharIoStatus char_io_read_msg(int fd, VhostUserMsg *msg, int *fds, size_t max_fd
         return st;
     }
     /* Nothing of the payload is read before the header is accepted. */
-    if (msg->hdr.size > VHOST_USER_MAX_PAYLOAD_SIZE) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
-                    "size %" PRIu32 " exceeds the maximum payload size %d",
-                    msg->hdr.size, VHOST_USER_MAX_PAYLOAD_SIZE);
-        return CHAR_IO_REFUSED;
-    }
-    if (check && !check(&msg->hdr, opaque, errp)) {
+    if (!char_io_accept_header(&msg->hdr, check, opaque, errp)) {
         return CHAR_IO_REFUSED;
     }
     *in_payload = true;
@@ -286,6 +293,51 @@ CharIoStatus char_io_read_msg(int fd, VhostUserMsg *msg, int *fds, size_t max_fd
         return CHAR_IO_OK;
     }
     return char_io_read_full(fd, &msg->payload, msg->hdr.size, fds, max_fds, deadline, x);
+}
+
+CharIoStatus char_io_read_msg_step(int fd, CharIoMsgReader *r, CharIoHeaderCheck check,
+                                   void *opaque, bool *in_payload, GError **errp)
+{
+    const size_t hdr_size = sizeof(r->msg.hdr);
+
+    r->x.err = 0;
+    for (;;) {
+        size_t want = r->have < hdr_size ? hdr_size : hdr_size + r->msg.hdr.size;
+        ssize_t n;
+
+        *in_payload = r->have >= hdr_size;
+        r->x.done = *in_payload ? r->have - hdr_size : r->have;
+        if (r->have == want) {
+            return CHAR_IO_OK;
+        }
+        n = char_io_recv(fd, (uint8_t *)&r->msg + r->have, want - r->have, r->fds,
+                         CHAR_IO_MAX_FDS, &r->x.nfds, &r->x.ndropped, &r->x.ctrunc);
+        if (n == -EAGAIN) {
+            return CHAR_IO_AGAIN;
+        }
+        if (n == 0) {
+            return CHAR_IO_EOF;
+        }
+        if (n < 0) {
+            r->x.err = (int)-n;
+            return CHAR_IO_FAILED;
+        }
+        r->have += (size_t)n;
+        /* Nothing of the payload is read before the header is accepted. */
+        if (r->have == hdr_size &&
+            !char_io_accept_header(&r->msg.hdr, check, opaque, errp)) {
+            *in_payload = false;
+            return CHAR_IO_REFUSED;
+        }
+    }
+}
+
+void char_io_msg_reader_reset(CharIoMsgReader *r)
+{
+    char_io_close_fds(r->fds, r->x.nfds);
+    r->have = 0;
+    r->x = (CharIoXfer){ 0 };
+    memset(&r->msg.hdr, 0, sizeof(r->msg.hdr));
 }
 
 CharIoStatus char_io_write_msg(int fd, const VhostUserMsg *msg, const int *fds,

@@ -91,6 +91,13 @@ struct VhostUserBackendChan {
     VhostEventLoop *loop;
     GMutex lock;                /* one reader of fd at a time; all fields below */
     int fd;                     /* our end; -1 once closed */
+    /*
+     * The message being assembled: the back-end's bytes are taken as they
+     * come, from the loop's watch or while a request waits, and a message
+     * is handled only once whole. Half a message costs a buffer, never a
+     * wait.
+     */
+    CharIoMsgReader rd;
     void *watch;
     GQueue work;                /* BackendWork *, run from the loop */
     void *defer;
@@ -292,7 +299,8 @@ static void chan_close_locked(VhostUserBackendChan *chan)
 
 /*
  * The error of a failed read of one back-end request (what: "header" or
- * the request's name). False with errp set, or true when the read is good.
+ * the request's name; x->done: bytes of that part). False with errp set,
+ * or true when the read is good.
  */
 static bool chan_read_result(CharIoStatus st, const CharIoXfer *x, bool in_payload,
                              size_t len, const char *what, GError **errp)
@@ -556,47 +564,52 @@ static const ChanHandlerFn chan_handlers[VHOST_USER_BACKEND_MAX] = {
 #undef CHAN_HANDLER_ROW
 
 /*
- * Reads, checks and handles one back-end request. Caller holds chan->lock
- * and saw the fd readable. False: the channel is unusable (errp set).
+ * The table's size limit of the request, checked on its header before any
+ * payload byte is read: a back-end cannot make us take (or wait for) more
+ * than the row's layout can hold. Unknown ids are left to the validator.
  */
-static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
+static bool chan_header_check(const VhostUserHeader *hdr, void *opaque, GError **errp)
+{
+    const VhostUserMsgInfo *info = vhost_user_msg_info(VHOST_USER_CHANNEL_BACKEND,
+                                                       hdr->request);
+    const VhostUserPayloadInfo *pl = info ? vhost_user_payload_info(info->payload) : NULL;
+
+    if (pl && hdr->size > pl->max_size) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_OVERSIZED,
+                    "size %" PRIu32 " exceeds %" PRIu32 ", the most its %s payload "
+                    "may hold", hdr->size, pl->max_size, pl->name);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Checks and handles one whole back-end request (fds: the nfds that came
+ * with it; closed here, unless a handler kept them). Caller holds
+ * chan->lock. False: the channel is unusable (errp set).
+ */
+static bool chan_handle_msg(VhostUserBackendChan *chan, VhostUserMsg *msg, int *fds,
+                            size_t nfds, GError **errp)
 {
     VhostUserState *u = chan->u;
-    VhostUserMsg msg;
     const VhostUserMsgInfo *info;
-    int fds[CHAR_IO_MAX_FDS];
-    size_t nfds = 0;
-    int64_t deadline = char_io_deadline(char_socket_timeout_ms(u->chr));
+    /* Our answer is written at once; the back-end must take 20 bytes promptly. */
+    int64_t deadline = char_io_deadline(char_socket_reply_timeout_ms(u->chr, false));
     ChanReq req = { .reply_fd = -1 };
     CharIoXfer x = { 0 };
-    CharIoStatus st;
-    const char *name;
     int reply_fd = -1;
-    bool ok = false, need_reply, in_payload;
+    bool ok = false, need_reply;
     int ring = -1;
 
-    memset(&msg.hdr, 0, sizeof(msg.hdr));
-    /* Nothing of the payload is read before its size is known to be sane. */
-    st = char_io_read_msg(chan->fd, &msg, fds, CHAR_IO_MAX_FDS, deadline, NULL, NULL,
-                          &x, &in_payload, errp);
-    nfds = x.nfds;
-    name = vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request);
-    if (st == CHAR_IO_REFUSED) {
-        g_prefix_error(errp, "back-end channel: %s: ", name);
-    }
-    if (!chan_read_result(st, &x, in_payload, in_payload ? msg.hdr.size : HDR_SIZE,
-                          in_payload ? name : "header", errp)) {
-        goto out;
-    }
     if (vhost_user_trace_enabled()) {
         vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_BACKEND,
-                             VHOST_USER_TRACE_RX, &msg, nfds, false);
+                             VHOST_USER_TRACE_RX, msg, nfds, false);
     }
-    if (!vhost_user_msg_validate_request(VHOST_USER_CHANNEL_BACKEND, &msg, nfds, errp)) {
+    if (!vhost_user_msg_validate_request(VHOST_USER_CHANNEL_BACKEND, msg, nfds, errp)) {
         g_prefix_error(errp, "back-end channel: ");
         goto out;
     }
-    info = vhost_user_msg_info(VHOST_USER_CHANNEL_BACKEND, msg.hdr.request);
+    info = vhost_user_msg_info(VHOST_USER_CHANNEL_BACKEND, msg->hdr.request);
     if (info->gate >= 0 && !vhost_user_has_protocol_feature(u, (unsigned)info->gate)) {
         chan_bad(errp, info->name, "needs protocol feature %s, which was not "
                  "negotiated", vhost_user_protocol_feature_name((unsigned)info->gate));
@@ -608,7 +621,7 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
                     "negotiated", info->name, nfds);
         goto out;
     }
-    ring = vhost_user_msg_ring_index(VHOST_USER_CHANNEL_BACKEND, &msg);
+    ring = vhost_user_msg_ring_index(VHOST_USER_CHANNEL_BACKEND, msg);
     if (ring >= 0 && (unsigned)ring >= vhost_user_nrings(u)) {
         chan_bad(errp, info->name, "ring index %d but the device has %u rings",
                  ring, vhost_user_nrings(u));
@@ -616,7 +629,7 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
     }
 
     req.info = info;
-    req.msg = &msg;
+    req.msg = msg;
     req.ring = ring;
     req.fds = fds;
     req.nfds = nfds;
@@ -627,20 +640,21 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
     }
 
     /* Answered when asked to, and always where the table says so (LOOKUP). */
-    need_reply = (msg.hdr.flags & VHOST_USER_NEED_REPLY_MASK) ||
+    need_reply = (msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) ||
                  info->reply == VHOST_USER_RK_ACK;
     if (need_reply) {
         VhostUserMsg r;
         size_t nrfd = reply_fd >= 0 ? 1 : 0;
+        CharIoStatus st;
 
         memset(&r, 0, HDR_SIZE + sizeof(uint64_t));
-        r.hdr.request = msg.hdr.request;
+        r.hdr.request = msg->hdr.request;
         r.hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
         r.hdr.size = sizeof(uint64_t);
         r.payload.u64 = req.status;
         /* Our answer passes the same validator a back-end would apply. */
         if (!vhost_user_msg_validate_reply_payload(VHOST_USER_CHANNEL_BACKEND,
-                                                   msg.hdr.request,
+                                                   msg->hdr.request,
                                                    info->reply != VHOST_USER_RK_ACK,
                                                    &r, nrfd, errp)) {
             g_prefix_error(errp, "back-end channel: our answer refused by the table: ");
@@ -651,12 +665,15 @@ static bool chan_handle_one(VhostUserBackendChan *chan, GError **errp)
             vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_BACKEND,
                                  VHOST_USER_TRACE_TX, &r, nrfd, true);
         }
-        x = (CharIoXfer){ 0 };
-        ok = char_io_write_msg(chan->fd, &r, &reply_fd, nrfd, deadline, &x) == CHAR_IO_OK;
+        st = char_io_write_msg(chan->fd, &r, &reply_fd, nrfd, deadline, &x);
+        ok = st == CHAR_IO_OK;
         if (!ok) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+            g_set_error(errp, VHOST_USER_ERROR,
+                        st == CHAR_IO_TIMEOUT ? VHOST_USER_ERROR_TIMEOUT
+                                              : VHOST_USER_ERROR_DISCONNECTED,
                         "back-end channel: %s reply: %s", info->name,
-                        x.err ? g_strerror(x.err) : "cannot write");
+                        st == CHAR_IO_TIMEOUT ? "the back-end does not read it"
+                        : x.err ? g_strerror(x.err) : "cannot write");
         }
     }
 
@@ -666,6 +683,49 @@ out:
         close(reply_fd);
     }
     return ok;
+}
+
+/* Whole messages handled per call at most: a flood must not starve the loop. */
+#define CHAN_MAX_MSGS_PER_CALL 64
+
+/*
+ * Takes what the back-end has sent, without waiting for anything, and
+ * handles every message that is whole. Caller holds chan->lock. False:
+ * the channel is unusable (errp set).
+ */
+static bool chan_service(VhostUserBackendChan *chan, GError **errp)
+{
+    CharIoMsgReader *rd = &chan->rd;
+
+    for (unsigned i = 0; i < CHAN_MAX_MSGS_PER_CALL && chan->fd >= 0; i++) {
+        bool in_payload;
+        CharIoStatus st = char_io_read_msg_step(chan->fd, rd, chan_header_check, NULL,
+                                                &in_payload, errp);
+        const char *name = vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND,
+                                                   rd->msg.hdr.request);
+        bool ok;
+
+        if (st == CHAR_IO_AGAIN) {
+            return true;
+        }
+        if (st == CHAR_IO_REFUSED) {
+            g_prefix_error(errp, "back-end channel: %s: ", name);
+        }
+        if (!chan_read_result(st, &rd->x, in_payload,
+                              in_payload ? rd->msg.hdr.size : HDR_SIZE,
+                              in_payload ? name : "header", errp)) {
+            char_io_msg_reader_reset(rd);
+            return false;
+        }
+        /* The fds are the handler's now; the reader starts the next message. */
+        ok = chan_handle_msg(chan, &rd->msg, rd->fds, rd->x.nfds, errp);
+        rd->x.nfds = 0;
+        char_io_msg_reader_reset(rd);
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /*
@@ -696,12 +756,7 @@ static bool chan_watch_cb(int fd, unsigned events, void *opaque)
         g_mutex_unlock(&chan->lock);
         return false;
     }
-    if (char_io_wait(fd, POLLIN, 0) <= 0) {
-        /* Someone else read it first. */
-        g_mutex_unlock(&chan->lock);
-        return true;
-    }
-    if (chan_handle_one(chan, &err)) {
+    if (chan_service(chan, &err)) {
         g_mutex_unlock(&chan->lock);
         return true;
     }
@@ -713,6 +768,10 @@ static bool chan_watch_cb(int fd, unsigned events, void *opaque)
 
     /* u->lock is taken before chan->lock, never after it. */
     why = g_strdup(err->message);
+    if (g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT)) {
+        /* Our answer sat unread: the back-end held the loop, as a stalled reply does. */
+        char_socket_note_stall(u->chr, char_socket_reply_timeout_ms(u->chr, false));
+    }
     g_error_free(err);
     vhost_user_drop(u, why, true);
     return false;
@@ -729,7 +788,7 @@ static bool chan_wait_fd_cb(VhostUserState *u, int fd, void *opaque, GError **er
     bool ok = true;
 
     g_mutex_lock(&chan->lock);
-    if (chan->fd == fd && !chan_handle_one(chan, &err)) {
+    if (chan->fd == fd && !chan_service(chan, &err)) {
         chan_fail_locked(chan, err);
         g_propagate_error(errp, err);
         ok = false;
@@ -824,6 +883,7 @@ static void chan_free(VhostUserBackendChan *chan)
     vhost_user_remove_conn_hook(chan->u, chan_conn_hook, chan);
     g_mutex_lock(&chan->lock);
     chan_close_locked(chan);
+    char_io_msg_reader_reset(&chan->rd);
     if (chan->defer) {
         vhost_loop_cancel_defer(chan->loop, chan->defer);
         chan->defer = NULL;

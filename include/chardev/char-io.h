@@ -69,6 +69,7 @@ typedef enum CharIoStatus {
     CHAR_IO_TIMEOUT,            /* the deadline passed (x->done bytes moved) */
     CHAR_IO_FAILED,             /* recv/send/poll failed: errno in x->err */
     CHAR_IO_REFUSED,            /* a message header was refused (errp set) */
+    CHAR_IO_AGAIN,              /* incremental read: the rest has not come yet */
 } CharIoStatus;
 
 /* What a transfer did, for the caller's error message. */
@@ -111,6 +112,32 @@ typedef bool (*CharIoHeaderCheck)(const VhostUserHeader *hdr, void *opaque,
 CharIoStatus char_io_read_msg(int fd, VhostUserMsg *msg, int *fds, size_t max_fds,
                               int64_t deadline, CharIoHeaderCheck check, void *opaque,
                               CharIoXfer *x, bool *in_payload, GError **errp);
+/*
+ * A message assembled from the pieces the peer sends, for a reader that
+ * must never wait for the rest (the back-end channel, served from the
+ * event loop). Zero-initialise, or char_io_msg_reader_reset.
+ */
+typedef struct CharIoMsgReader {
+    VhostUserMsg msg;
+    size_t have;                /* bytes of header + payload so far */
+    int fds[CHAR_IO_MAX_FDS];   /* x.nfds of them, from any piece */
+    CharIoXfer x;               /* x.done: bytes of the part being read */
+} CharIoMsgReader;
+
+/*
+ * Reads, without waiting, what has arrived of the message being
+ * assembled, and never a byte of the next one (so the fds that ride on
+ * its first byte stay with it). The header is accepted as by
+ * char_io_read_msg before any payload byte is read. Returns CHAR_IO_OK
+ * with the whole message in r->msg and its fds in r->fds (the caller
+ * takes them, then resets r); CHAR_IO_AGAIN when more is needed; EOF,
+ * FAILED or REFUSED as char_io_read_msg (*in_payload likewise).
+ */
+CharIoStatus char_io_read_msg_step(int fd, CharIoMsgReader *r, CharIoHeaderCheck check,
+                                   void *opaque, bool *in_payload, GError **errp);
+/* Closes the fds r holds and starts a new message. */
+void char_io_msg_reader_reset(CharIoMsgReader *r);
+
 /* Writes header and hdr.size payload bytes of msg, fds on the first byte. */
 CharIoStatus char_io_write_msg(int fd, const VhostUserMsg *msg, const int *fds,
                                size_t nfds, int64_t deadline, CharIoXfer *x);

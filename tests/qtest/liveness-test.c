@@ -312,9 +312,7 @@ int main(int argc, char **argv)
 {
     qtest_harness_init(&argc, &argv);
     ADD_VOID_TEST("/liveness/reply-stall", test_reply_stall);
-    if (g_getenv("LV_CHAN")) {
-        ADD_VOID_TEST("/liveness/chan-partial", test_chan_partial);
-        ADD_VOID_TEST("/liveness/chan-oversized", test_chan_oversized);
-    }
+    ADD_VOID_TEST("/liveness/chan-partial", test_chan_partial);
+    ADD_VOID_TEST("/liveness/chan-oversized", test_chan_oversized);
     return g_test_run();
 }
