@@ -365,7 +365,7 @@ typedef enum VhostUserScope {
     X(GET_STATUS,            40, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_STATUS, DEVICE, none, PROMPT) \
     X(GET_SHARED_OBJECT,     41, UUID,        NONE,       PAYLOAD, U64,         OPTIONAL, NONE,               NONE,        VHOST_USER_PROTOCOL_F_SHARED_OBJECT, DEVICE, none, PROMPT) \
     X(SET_DEVICE_STATE_FD,   42, DEVICE_STATE, ONE,        PAYLOAD, U64,         OPTIONAL, NONE,               NONE,        VHOST_USER_PROTOCOL_F_DEVICE_STATE, DEVICE, none, SLOW) \
-    X(CHECK_DEVICE_STATE,    43, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_DEVICE_STATE, DEVICE, none, PROMPT)
+    X(CHECK_DEVICE_STATE,    43, NONE,        NONE,       PAYLOAD, U64,         NONE,     NONE,               NONE,        VHOST_USER_PROTOCOL_F_DEVICE_STATE, DEVICE, none, SLOW)
 
 /*
  * Back-end to front-end requests, on the back-end channel.

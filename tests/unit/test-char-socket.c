@@ -935,6 +935,59 @@ START_TEST(test_backoff_survives_connect)
 }
 END_TEST
 
+/*
+ * A connection dropped by a stall (char_socket_note_stall) is retried no
+ * sooner than the stall lasted, then twice as late per stall, even when
+ * the owner says in between that a bring-up went well; a plain crash in
+ * the streak does not cut it short either.
+ */
+START_TEST(test_stall_backoff)
+{
+    CharSocketOptions opts = { .id = "chr0", .path = sock_path, .reconnect_ms = 20,
+                               .timeout_ms = 3000, .reply_timeout_ms = 250 };
+    CharSocket *chr = char_socket_new(&opts, loop, NULL);
+    int lfd = raw_listen(sock_path);
+    int peer[4];
+    gint64 delay_ms[3];
+
+    ck_assert_int_eq(char_socket_reply_timeout_ms(chr, false), 250);
+    ck_assert_int_eq(char_socket_reply_timeout_ms(chr, true), 3000);
+    char_socket_set_handler(chr, on_event, &rec);
+    ck_assert(char_socket_open(chr, NULL));
+    ck_assert(run_until(&rec.opened, 1, 2000));
+    peer[0] = raw_accept(lfd);
+    for (int i = 0; i < 3; i++) {
+        gint64 t0;
+
+        char_socket_reset_backoff(chr);
+        if (i < 2) {
+            char_socket_note_stall(chr, 250);
+            char_socket_disconnect(chr, "stalled");
+        } else {
+            close(peer[i]);
+            peer[i] = -1;
+        }
+        ck_assert(run_until(&rec.closed, i + 1, 2000));
+        t0 = g_get_monotonic_time();
+        ck_assert(run_until(&rec.opened, i + 2, 3000));
+        delay_ms[i] = (g_get_monotonic_time() - t0) / 1000;
+        peer[i + 1] = raw_accept(lfd);
+    }
+    /* 250 (the stall), 500 (doubled), 500 (a crash keeps the streak); not 20. */
+    ck_assert_int_ge(delay_ms[0], 230);
+    ck_assert_int_ge(delay_ms[1], 480);
+    ck_assert_int_ge(delay_ms[2], 480);
+    ck_assert_int_lt(delay_ms[0], 480);
+    char_socket_free(chr);
+    for (int i = 0; i < 4; i++) {
+        if (peer[i] >= 0) {
+            close(peer[i]);
+        }
+    }
+    close(lfd);
+}
+END_TEST
+
 /* ---- server ------------------------------------------------------------ */
 
 START_TEST(test_server_second_peer)
@@ -1201,6 +1254,7 @@ static Suite *char_socket_suite(void)
     add(s, "backoff-doubles", test_backoff_doubles);
     add(s, "reconnect-path-appears", test_reconnect_path_appears);
     add(s, "backoff-survives-connect", test_backoff_survives_connect);
+    add(s, "stall-backoff", test_stall_backoff);
     add(s, "server-second-peer", test_server_second_peer);
     add(s, "cycles-fd-flat", test_cycles_fd_flat);
     add(s, "client-cycles-fd-flat", test_client_cycles_fd_flat);

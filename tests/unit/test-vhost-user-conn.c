@@ -40,7 +40,11 @@ typedef enum Fault {
     FAULT_HANGUP,           /* close instead of replying */
     FAULT_CONFIG_SHORT,     /* GET_CONFIG answered with fewer bytes than asked */
     FAULT_WRONG_INDEX,      /* GET_VRING_BASE answered for another ring */
+    FAULT_SLOW,             /* answer right, after SLOW_REPLY_MS */
+    FAULT_HALF_HEADER,      /* after 400 ms, 6 of the 12 header bytes, then nothing */
 } Fault;
+
+#define SLOW_REPLY_MS 700
 
 typedef struct LoggedMsg {
     VhostUserHeader hdr;
@@ -188,6 +192,13 @@ static gpointer be_thread(gpointer opaque)
         case FAULT_WRONG_INDEX:
             r.payload.state.index += 3;
             break;
+        case FAULT_SLOW:
+            g_usleep(SLOW_REPLY_MS * 1000);
+            break;
+        case FAULT_HALF_HEADER:
+            g_usleep(400 * 1000);
+            ut_send_fds(be->fd, &r.hdr, sizeof(r.hdr) / 2, NULL, 0);
+            continue;
         }
         if (reply) {
             int efd = send_fd ? eventfd(0, EFD_CLOEXEC) : -1;
@@ -246,9 +257,13 @@ typedef struct Fixture {
     FakeBackend be;
 } Fixture;
 
+/* The chardev's reply-timeout-ms for the next fixture (0: its default). */
+static int fixture_prompt_ms;
+
 static void fixture_start(Fixture *f, uint64_t features, uint64_t protocol_features)
 {
-    CharSocketOptions opts = { .id = "chr0", .timeout_ms = 3000 };
+    CharSocketOptions opts = { .id = "chr0", .timeout_ms = 3000,
+                               .reply_timeout_ms = fixture_prompt_ms };
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     GError *err = NULL;
     int lfd;
@@ -530,6 +545,61 @@ START_TEST(test_bad_reply)
     fixture_stop(&f);
     /* Every fd the peer passed was closed. */
     ck_assert_uint_eq(ut_count_fds(), baseline);
+}
+END_TEST
+
+/*
+ * The table's wait class picks the bound: a slow reply (GET_VRING_BASE)
+ * may take longer than the prompt bound, a prompt one (GET_FEATURES) may
+ * not; and a reply that stops half-way through its header costs one
+ * bound, not a wait for it to start plus a full one for its bytes.
+ */
+START_TEST(test_reply_timeout_class)
+{
+    Fixture f;
+    GError *err = NULL;
+    uint64_t v = 0;
+    uint32_t num = 0;
+    gint64 t0, ms;
+
+    fixture_prompt_ms = 500;
+    fixture_start(&f, F_PROTO, 0);
+    fixture_prompt_ms = 0;
+    fixture_negotiate(&f);
+    be_arm(&f.be, VHOST_USER_GET_VRING_BASE, FAULT_SLOW);
+    ck_assert_msg(req_get_vring_base(&f, 0, 0, &num, &err), "%s", err ? err->message : "");
+    ck_assert_uint_eq(num, 42);
+
+    be_arm(&f.be, VHOST_USER_GET_FEATURES, FAULT_SLOW);
+    t0 = g_get_monotonic_time();
+    ck_assert(!vhost_user_call_u64(f.u, 0, VHOST_USER_GET_FEATURES, &v, &err));
+    ms = (g_get_monotonic_time() - t0) / 1000;
+    ck_assert_msg(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT), "%s",
+                  err->message);
+    ck_assert_msg(strstr(err->message, "GET_FEATURES reply: no reply within 500 ms"), "%s",
+                  err->message);
+    ck_assert_int_ge(ms, 480);
+    ck_assert_int_lt(ms, SLOW_REPLY_MS);
+    g_clear_error(&err);
+    assert_broken(&f);
+    fixture_stop(&f);
+
+    fixture_prompt_ms = 500;
+    fixture_start(&f, F_PROTO, 0);
+    fixture_prompt_ms = 0;
+    fixture_negotiate(&f);
+    be_arm(&f.be, VHOST_USER_GET_FEATURES, FAULT_HALF_HEADER);
+    t0 = g_get_monotonic_time();
+    ck_assert(!vhost_user_call_u64(f.u, 0, VHOST_USER_GET_FEATURES, &v, &err));
+    ms = (g_get_monotonic_time() - t0) / 1000;
+    ck_assert_msg(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT), "%s",
+                  err->message);
+    ck_assert_msg(strstr(err->message, "no whole reply within 500 ms"), "%s", err->message);
+    /* One deadline: 400 ms of waiting plus a fresh bound would be 900 ms or more. */
+    ck_assert_int_lt(ms, 850);
+    g_clear_error(&err);
+    assert_broken(&f);
+    fixture_stop(&f);
 }
 END_TEST
 
@@ -990,6 +1060,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, test_gate_refused);
     tcase_add_test(tc, test_device_scope_from_other_vq);
     tcase_add_loop_test(tc, test_bad_reply, 0, G_N_ELEMENTS(fault_cases));
+    tcase_add_test(tc, test_reply_timeout_class);
     tcase_add_test(tc, test_reply_ack_negotiated);
     tcase_add_test(tc, test_outgoing_validated);
     tcase_add_test(tc, test_reply_ack_absent_barrier);

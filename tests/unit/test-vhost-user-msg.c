@@ -998,6 +998,43 @@ START_TEST(test_random_messages)
 }
 END_TEST
 
+/* ---- Reply wait class --------------------------------------------- */
+
+/*
+ * Only replies that wait for work are slow; every answer the spec has
+ * come at once, and all of ours on the back-end channel, are prompt.
+ */
+START_TEST(test_reply_wait)
+{
+    static const uint32_t slow[] = {
+        VHOST_USER_RESET_OWNER, VHOST_USER_SET_MEM_TABLE, VHOST_USER_GET_VRING_BASE,
+        VHOST_USER_CREATE_CRYPTO_SESSION, VHOST_USER_POSTCOPY_ADVISE,
+        VHOST_USER_POSTCOPY_LISTEN, VHOST_USER_POSTCOPY_END, VHOST_USER_RESET_DEVICE,
+        VHOST_USER_ADD_MEM_REG, VHOST_USER_REM_MEM_REG, VHOST_USER_SET_STATUS,
+        VHOST_USER_SET_DEVICE_STATE_FD, VHOST_USER_CHECK_DEVICE_STATE,
+    };
+    const VhostUserMsgInfo *rows;
+    size_t n, nslow = 0;
+
+    rows = vhost_user_msg_table(FE, &n);
+    for (size_t i = 0; i < n; i++) {
+        bool want = false;
+
+        for (size_t j = 0; j < G_N_ELEMENTS(slow); j++) {
+            want |= rows[i].id == slow[j];
+        }
+        ck_assert_msg((rows[i].reply_wait == VHOST_USER_RW_SLOW) == want, "%s",
+                      rows[i].name);
+        nslow += want;
+    }
+    ck_assert_uint_eq(nslow, G_N_ELEMENTS(slow));
+    rows = vhost_user_msg_table(BE, &n);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(rows[i].reply_wait == VHOST_USER_RW_PROMPT, "%s", rows[i].name);
+    }
+}
+END_TEST
+
 /* ---- Docs table ----------------------------------------------------- */
 
 START_TEST(test_table_rst)
@@ -1012,6 +1049,8 @@ START_TEST(test_table_rst)
     ck_assert_ptr_nonnull(strstr(a, "id  "));
     ck_assert_ptr_nonnull(strstr(a, "gate"));
     ck_assert_ptr_nonnull(strstr(a, "scope"));
+    ck_assert_ptr_nonnull(strstr(a, " wait "));
+    ck_assert_ptr_nonnull(strstr(a, " slow "));
     for (int c = 0; c < 2; c++) {
         VhostUserChannel ch = c ? BE : FE;
 
@@ -1066,6 +1105,7 @@ static Suite *msg_suite(void)
     tcase_add_test(tc, test_format);
     tcase_add_test(tc, test_trace);
     tcase_add_test(tc, test_table_rst);
+    tcase_add_test(tc, test_reply_wait);
     tcase_add_test(tc, test_random_messages);
     suite_add_tcase(s, tc);
     return s;
