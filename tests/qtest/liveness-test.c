@@ -313,11 +313,54 @@ static void test_chan_oversized(void)
     lv_finish(l);
 }
 
+/* ---- The options ------------------------------------------------------ */
+
+typedef struct LvOptCase {
+    const char *name;
+    const char *opts;           /* appended to -chardev socket,id=chr0,path=... */
+    const char *want;           /* in the VMM's stderr */
+} LvOptCase;
+
+static const LvOptCase lv_opt_cases[] = {
+    { "prompt-above-slow", ",reply-timeout-ms=3000,slow-reply-timeout-ms=1000",
+      "reply-timeout-ms (3000) must not exceed slow-reply-timeout-ms (1000)" },
+    { "zero", ",reply-timeout-ms=0", "'reply-timeout-ms' expects a number in 1..3600000" },
+    { "not-a-number", ",slow-reply-timeout-ms=soon",
+      "'slow-reply-timeout-ms' expects a number in 1..3600000, got 'soon'" },
+};
+
+/* A bad bound is refused at start-up, naming the option. */
+static void test_bad_option(gconstpointer data)
+{
+    const LvOptCase *c = data;
+    TestCtx *t = test_setup(NULL, false);
+    g_autofree char *err = NULL;
+
+    add_machine_args(t, "memfd");
+    add_arg(t, "-chardev");
+    add_arg(t, "socket,id=chr0,path=%s%s", tb_socket_path(t->tb), c->opts);
+    add_net(t, 1);
+    t->vmm = current_vmm = qtest_vmm_spawnv(t->args);
+    g_assert_cmpint(qtest_vmm_wait_exit(t->vmm, WAIT_MS), ==, 1);
+    err = qtest_vmm_stderr(t->vmm);
+    if (!strstr(err, c->want)) {
+        g_error("%s: \"%s\" not in the VMM's stderr:\n%s", c->name, c->want, err);
+    }
+    g_assert_cmpuint(tb_conn_count(t->tb), ==, 0);
+    test_teardown(t);
+}
+
 int main(int argc, char **argv)
 {
     qtest_harness_init(&argc, &argv);
     ADD_VOID_TEST("/liveness/reply-stall", test_reply_stall);
     ADD_VOID_TEST("/liveness/chan-partial", test_chan_partial);
     ADD_VOID_TEST("/liveness/chan-oversized", test_chan_oversized);
+    for (size_t i = 0; i < G_N_ELEMENTS(lv_opt_cases); i++) {
+        g_autofree char *path = g_strdup_printf("/liveness/bad-option/%s",
+                                                lv_opt_cases[i].name);
+
+        add_test_case(path, NULL, test_bad_option, &lv_opt_cases[i]);
+    }
     return g_test_run();
 }
