@@ -183,6 +183,17 @@ void char_socket_set_idle_watch(CharSocket *chr, bool enable)
 
 /* ---- connection up / down ------------------------------------------- */
 
+/*
+ * The current connection has been up long enough to count as healthy:
+ * several times the longest any reply may take, so it has answered
+ * requests of every kind in the meantime rather than just not been asked.
+ */
+static bool char_socket_was_healthy(const CharSocket *chr, int64_t now)
+{
+    return now - chr->connected_at >= (int64_t)CHAR_SOCKET_STALL_HEALTHY_FACTOR *
+                                       chr->timeout_ms * G_TIME_SPAN_MILLISECOND;
+}
+
 static void char_socket_set_connected(CharSocket *chr, int fd)
 {
     chr->fd = fd;
@@ -216,9 +227,7 @@ void char_socket_disconnect(CharSocket *chr, const char *reason)
         chr->idle_watch = NULL;
     }
     /* A connection that stayed up long enough without a stall ends a streak. */
-    if (!chr->stall_pending &&
-        g_get_monotonic_time() - chr->connected_at >=
-        (int64_t)CHAR_SOCKET_STALL_HEALTHY_MS * G_TIME_SPAN_MILLISECOND) {
+    if (!chr->stall_pending && char_socket_was_healthy(chr, g_get_monotonic_time())) {
         chr->stall_backoff_ms = 0;
     }
     chr->stall_pending = false;
@@ -652,9 +661,7 @@ void char_socket_note_stall(CharSocket *chr, int stalled_ms)
 
     char_socket_lock(chr);
     if (chr->fd >= 0 && !chr->stall_pending) {
-        bool fresh = !chr->stall_backoff_ms ||
-                     now - chr->connected_at >=
-                     (int64_t)CHAR_SOCKET_STALL_HEALTHY_MS * G_TIME_SPAN_MILLISECOND;
+        bool fresh = !chr->stall_backoff_ms || char_socket_was_healthy(chr, now);
 
         /*
          * The first retry waits as long as the stall held us, so a back-end

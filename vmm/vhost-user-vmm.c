@@ -90,7 +90,7 @@ static void vmm_print_help(FILE *out)
 "        for a stalled back-end. A timeout drops the connection; a back-end\n"
 "        that stalls again and again is retried ever more slowly (first after\n"
 "        as long as the stall held the VMM, then doubling up to 30 s, until a\n"
-"        connection stays up 30 s without a stall).\n"
+"        connection stays up 3 x slow-reply-timeout-ms without a stall).\n"
 "\n"
 "    -netdev vhost-user,id=ID,chardev=CHR[,queues=N]\n"
 "        A vhost-user network back-end on chardev CHR with N queue pairs\n"

@@ -81,12 +81,13 @@ int char_socket_reply_timeout_ms(const CharSocket *chr, bool slow);
  * each further one twice as long as the one before, up to
  * CHAR_SOCKET_STALL_BACKOFF_MAX_MS, whatever the owner says with
  * char_socket_reset_backoff; the streak ends once a connection has stayed
- * up CHAR_SOCKET_STALL_HEALTHY_MS without a stall.
+ * up CHAR_SOCKET_STALL_HEALTHY_FACTOR times timeout_ms (the longest any
+ * reply may take; 30 s by default) without a stall.
  */
 void char_socket_note_stall(CharSocket *chr, int stalled_ms);
 
 #define CHAR_SOCKET_STALL_BACKOFF_MAX_MS 30000
-#define CHAR_SOCKET_STALL_HEALTHY_MS     30000
+#define CHAR_SOCKET_STALL_HEALTHY_FACTOR 3
 
 /*
  * While connected and idle, the chardev watches the socket: a hang-up or

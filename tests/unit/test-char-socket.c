@@ -936,6 +936,44 @@ START_TEST(test_backoff_survives_connect)
 END_TEST
 
 /*
+ * Ends the connection (by a stall of stalled_ms, or, with 0, by the peer
+ * closing *peer) and returns how long the reconnect took, in ms; *peer is
+ * the newly accepted peer then.
+ */
+static gint64 drop_and_time_reconnect(CharSocket *chr, int lfd, int stalled_ms, int *peer)
+{
+    int closed = rec.closed, opened = rec.opened;
+    gint64 t0;
+
+    if (stalled_ms) {
+        char_socket_note_stall(chr, stalled_ms);
+        char_socket_disconnect(chr, "stalled");
+    }
+    close(*peer);
+    ck_assert(run_until(&rec.closed, closed + 1, 2000));
+    t0 = g_get_monotonic_time();
+    ck_assert(run_until(&rec.opened, opened + 1, 3000));
+    *peer = raw_accept(lfd);
+    return (g_get_monotonic_time() - t0) / 1000;
+}
+
+/* A connected client chardev with these bounds (reconnect-ms 20); *peer, *lfd. */
+static CharSocket *stall_chr(int timeout_ms, int reply_timeout_ms, int *peer, int *lfd)
+{
+    CharSocketOptions opts = { .id = "chr0", .path = sock_path, .reconnect_ms = 20,
+                               .timeout_ms = timeout_ms,
+                               .reply_timeout_ms = reply_timeout_ms };
+    CharSocket *chr = char_socket_new(&opts, loop, NULL);
+
+    *lfd = raw_listen(sock_path);
+    char_socket_set_handler(chr, on_event, &rec);
+    ck_assert(char_socket_open(chr, NULL));
+    ck_assert(run_until(&rec.opened, 1, 2000));
+    *peer = raw_accept(*lfd);
+    return chr;
+}
+
+/*
  * A connection dropped by a stall (char_socket_note_stall) is retried no
  * sooner than the stall lasted, then twice as late per stall, even when
  * the owner says in between that a bring-up went well; a plain crash in
@@ -943,47 +981,50 @@ END_TEST
  */
 START_TEST(test_stall_backoff)
 {
-    CharSocketOptions opts = { .id = "chr0", .path = sock_path, .reconnect_ms = 20,
-                               .timeout_ms = 3000, .reply_timeout_ms = 250 };
-    CharSocket *chr = char_socket_new(&opts, loop, NULL);
-    int lfd = raw_listen(sock_path);
-    int peer[4];
-    gint64 delay_ms[3];
+    int peer, lfd;
+    CharSocket *chr = stall_chr(3000, 250, &peer, &lfd);
+    gint64 d0, d1, d2;
 
     ck_assert_int_eq(char_socket_reply_timeout_ms(chr, false), 250);
     ck_assert_int_eq(char_socket_reply_timeout_ms(chr, true), 3000);
-    char_socket_set_handler(chr, on_event, &rec);
-    ck_assert(char_socket_open(chr, NULL));
-    ck_assert(run_until(&rec.opened, 1, 2000));
-    peer[0] = raw_accept(lfd);
-    for (int i = 0; i < 3; i++) {
-        gint64 t0;
-
-        char_socket_reset_backoff(chr);
-        if (i < 2) {
-            char_socket_note_stall(chr, 250);
-            char_socket_disconnect(chr, "stalled");
-        } else {
-            close(peer[i]);
-            peer[i] = -1;
-        }
-        ck_assert(run_until(&rec.closed, i + 1, 2000));
-        t0 = g_get_monotonic_time();
-        ck_assert(run_until(&rec.opened, i + 2, 3000));
-        delay_ms[i] = (g_get_monotonic_time() - t0) / 1000;
-        peer[i + 1] = raw_accept(lfd);
-    }
+    char_socket_reset_backoff(chr);
+    d0 = drop_and_time_reconnect(chr, lfd, 250, &peer);
+    char_socket_reset_backoff(chr);
+    d1 = drop_and_time_reconnect(chr, lfd, 250, &peer);
+    char_socket_reset_backoff(chr);
+    d2 = drop_and_time_reconnect(chr, lfd, 0, &peer);
     /* 250 (the stall), 500 (doubled), 500 (a crash keeps the streak); not 20. */
-    ck_assert_int_ge(delay_ms[0], 230);
-    ck_assert_int_ge(delay_ms[1], 480);
-    ck_assert_int_ge(delay_ms[2], 480);
-    ck_assert_int_lt(delay_ms[0], 480);
+    ck_assert_int_ge(d0, 230);
+    ck_assert_int_lt(d0, 480);
+    ck_assert_int_ge(d1, 480);
+    ck_assert_int_ge(d2, 480);
     char_socket_free(chr);
-    for (int i = 0; i < 4; i++) {
-        if (peer[i] >= 0) {
-            close(peer[i]);
-        }
-    }
+    close(peer);
+    close(lfd);
+}
+END_TEST
+
+/*
+ * A connection that stays up 3 x timeout_ms (here 3 x 300 ms) without a
+ * stall ends the streak: the next stall is retried after its own length
+ * again, not after twice the last delay.
+ */
+START_TEST(test_stall_streak_ends)
+{
+    int peer, lfd;
+    CharSocket *chr = stall_chr(300, 200, &peer, &lfd);
+    gint64 d0, d1;
+
+    d0 = drop_and_time_reconnect(chr, lfd, 200, &peer);
+    /* Healthy for longer than 900 ms: the streak is over. */
+    run_for(1100);
+    d1 = drop_and_time_reconnect(chr, lfd, 200, &peer);
+    /* 200, then 200 again (400 if the streak had gone on). */
+    ck_assert_int_ge(d0, 180);
+    ck_assert_int_ge(d1, 180);
+    ck_assert_int_lt(d1, 380);
+    char_socket_free(chr);
+    close(peer);
     close(lfd);
 }
 END_TEST
@@ -1255,6 +1296,7 @@ static Suite *char_socket_suite(void)
     add(s, "reconnect-path-appears", test_reconnect_path_appears);
     add(s, "backoff-survives-connect", test_backoff_survives_connect);
     add(s, "stall-backoff", test_stall_backoff);
+    add(s, "stall-streak-ends", test_stall_streak_ends);
     add(s, "server-second-peer", test_server_second_peer);
     add(s, "cycles-fd-flat", test_cycles_fd_flat);
     add(s, "client-cycles-fd-flat", test_client_cycles_fd_flat);
