@@ -25,6 +25,13 @@
  * returned and released the connection lock. The same handler serves the
  * loop's watch when no request is running, so there is one code path.
  *
+ * Neither path ever waits for the back-end: a message is assembled from
+ * whatever bytes have arrived (char_io_read_msg_step), in as many calls
+ * as it takes, and handled only once whole. Half a message, sent idle or
+ * while a request waits, holds nothing up; the message is finished by
+ * whichever path sees the rest. Only our answer is written with a bound
+ * (the prompt reply timeout), for a back-end that does not read.
+ *
  * Locking: u->lock (the request) is taken before chan->lock (one reader of
  * the channel). The loop's watch takes only chan->lock, with trylock: if
  * a request on another thread is servicing the channel, it steps aside.

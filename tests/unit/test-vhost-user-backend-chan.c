@@ -67,6 +67,7 @@ typedef struct FakeBackend {
     VhostUserMsg inject;
     VhostUserMsg inject_reply;
     bool inject_replied;
+    size_t inject_split;        /* >0: send only this many bytes of inject */
 
     /*
      * A second fd the back-end needs answered before it replies to
@@ -196,10 +197,12 @@ static gpointer be_thread(gpointer opaque)
         if (inject) {
             VhostUserMsg ir;
 
+            size_t len = sizeof(be->inject.hdr) + be->inject.hdr.size;
+
             /* The back-end needs our answer before it replies: the deadlock case. */
-            ut_send_fds(be->chan_fd, &be->inject, sizeof(be->inject.hdr) + be->inject.hdr.size,
-                     NULL, 0);
-            if (be->inject.hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
+            ut_send_fds(be->chan_fd, &be->inject, be->inject_split ? be->inject_split : len,
+                        NULL, 0);
+            if (!be->inject_split && (be->inject.hdr.flags & VHOST_USER_NEED_REPLY_MASK)) {
                 bool got = chan_read_reply(be->chan_fd, &ir, NULL);
 
                 g_mutex_lock(&be->lock);
@@ -651,6 +654,46 @@ START_TEST(test_second_wait_fd)
     fixture_stop(&f);
     close(sp[0]);
     close(sp[1]);
+}
+END_TEST
+
+/*
+ * Half a back-end request comes while GET_VRING_BASE waits for its reply,
+ * the rest only after that request returned: the request is not held up
+ * by the half message, the connection stays, and the loop's watch finishes
+ * the message the request path started and answers it.
+ */
+START_TEST(test_partial_during_request)
+{
+    Fixture f;
+    GError *err = NULL;
+    struct vhost_vring_state s = { .index = 1 };
+    size_t len;
+    gint64 t0;
+    uint64_t v;
+
+    fixture_start(&f, F_PROTO | F_V1, ALL_PF);
+    msg_make(&f.be.inject, VHOST_USER_BACKEND_VRING_CALL, sizeof(VhostUserVringState), true);
+    f.be.inject.payload.state.index = 0;
+    len = sizeof(f.be.inject.hdr) + f.be.inject.hdr.size;
+    f.be.inject_split = 7;
+    f.be.inject_on = VHOST_USER_GET_VRING_BASE;
+    t0 = g_get_monotonic_time();
+    ck_assert_msg(user_ops.get_vring_base(&f.hdev, &s, &err), "%s",
+                  err ? err->message : "");
+    /* The chardev's bounds are 2 and 3 s: a read waiting for the rest would show. */
+    ck_assert_int_lt((g_get_monotonic_time() - t0) / 1000, 1000);
+    ck_assert_uint_eq(s.num, 42);
+    ck_assert(char_socket_is_connected(f.chr));
+
+    /* The rest of the header and the payload, in two more pieces. */
+    ut_send_fds(f.be.chan_fd, (uint8_t *)&f.be.inject + 7, 9, NULL, 0);
+    drain_loop();
+    ut_send_fds(f.be.chan_fd, (uint8_t *)&f.be.inject + 16, len - 16, NULL, 0);
+    ck_assert_uint_eq(chan_reply(&f, VHOST_USER_BACKEND_VRING_CALL, NULL), 0);
+    ck_assert(read(f.hdev.vqs[0].call_fd, &v, 8) == 8);
+    ck_assert(char_socket_is_connected(f.chr));
+    fixture_stop(&f);
 }
 END_TEST
 
@@ -1125,6 +1168,7 @@ static Suite *chan_suite(void)
     tcase_add_test(tc, test_iotlb_miss_during_get_vring_base);
     tcase_add_test(tc, test_iotlb_update_retranslated);
     tcase_add_test(tc, test_second_wait_fd);
+    tcase_add_test(tc, test_partial_during_request);
     tcase_add_test(tc, test_config_change_during_get_status);
     tcase_add_test(tc, test_backend_req_during_each_kind);
     tcase_add_test(tc, test_frontend_messages);
