@@ -12,6 +12,13 @@
  *
  * Locking: u->lock covers a whole request/reply pair (plus the barrier),
  * so two threads can never interleave messages or steal each other's reply.
+ *
+ * Liveness: a request holds its caller (in a VMM, often the event loop)
+ * until the reply is whole or its bound passes: one deadline for waiting
+ * and reading, chosen by the table's wait column (the chardev's prompt or
+ * slow reply timeout). A timeout drops the connection and tells the
+ * chardev it was a stall, so a back-end that keeps stalling is retried
+ * ever more slowly (char_socket_note_stall).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -460,10 +467,10 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
     *n_rx = CHAR_SOCKET_MAX_FDS;
     if (!char_socket_read_msg_until(u->chr, reply, rx_fds, n_rx, reply_header_check, &rc,
                                     deadline, errp)) {
-        prefix_reply_error(*errp, info->name);
         if ((*errp)->code == VHOST_USER_ERROR_TIMEOUT) {
             g_prefix_error(errp, "no whole reply within %d ms: ", timeout_ms);
         }
+        prefix_reply_error(*errp, info->name);
         g_prefix_error(errp, "%s: ", u->name);
         return false;
     }
