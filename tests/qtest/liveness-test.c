@@ -11,12 +11,16 @@
  *    timeout (reply-timeout-ms for replies the spec says come at once),
  *    so each QMP command waits at most about one timeout, however many
  *    stalls there are, and the stalls come ever further apart (backoff).
+ *  - slow-reply-stall: half a GET_VRING_BASE reply (a "slow" reply) holds
+ *    QMP stop for slow-reply-timeout-ms, no less and not much more; the
+ *    device comes back on the next connection.
  *  - chan-partial: half a back-end channel message, then nothing for a
  *    while: the channel assembles messages on the loop, so QMP never
  *    waits for it; the rest arrives in pieces and the message is served.
  *  - chan-oversized: a channel header whose size is beyond the table's
  *    limit for that message drops the connection with a clear error;
  *    the VMM keeps running and reconnects.
+ *  - bad-option: the bounds' options are checked at start-up.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +37,8 @@
 
 /* The chardev's bound for prompt replies in these tests. */
 #define LV_REPLY_MS         500
+/* And for slow replies. */
+#define LV_SLOW_REPLY_MS    1500
 /* How long QMP is measured while the back-end stalls. */
 #define LV_MEASURE_MS       8000u
 /* Scheduling slack on a loaded 2-core machine (ASan VMM, other tests). */
@@ -117,8 +123,8 @@ static void lv_finish(LvCtx *l)
     g_free(l);
 }
 
-/* One query-status; its latency in ms. The VMM must answer "running". */
-static double lv_query_status(LvCtx *l)
+/* One query-status; its latency in ms. The VMM must answer, "running" if asked. */
+static double lv_query_status_is(LvCtx *l, bool running)
 {
     g_autofree char *cmd = g_strdup_printf("{\"execute\": \"query-status\", \"id\": %u}\n",
                                            ++l->qmp_id);
@@ -134,9 +140,19 @@ static double lv_query_status(LvCtx *l)
         if (strstr(line, "\"event\"")) {
             continue;
         }
-        g_assert_nonnull(strstr(line, "\"running\""));
+        g_assert_nonnull(strstr(line, running ? "\"running\"" : "\"return\""));
         return (g_get_monotonic_time() - t0) / 1000.0;
     }
+}
+
+static double lv_query_status(LvCtx *l)
+{
+    return lv_query_status_is(l, true);
+}
+
+static double lv_query_status_any(LvCtx *l)
+{
+    return lv_query_status_is(l, false);
 }
 
 /* query-status back to back for ms milliseconds. */
@@ -215,6 +231,51 @@ static void test_reply_stall(void)
         tb_wait_conn(l->t->tb, now + 1, 40000);
         tb_wait_rings_started(l->t->tb, now + 1, 2, WAIT_MS);
     }
+    lv_finish(l);
+}
+
+/* ---- A slow reply that stops half-way ---------------------------------- */
+
+/*
+ * QMP stop asks every ring for its base (GET_VRING_BASE, a "slow" reply:
+ * the back-end may have to finish requests in flight). A back-end that
+ * answers with half a header holds stop for slow-reply-timeout-ms, not
+ * for the prompt bound (that would cut short a busy but healthy back-end)
+ * and not for ever; the VMM then answers QMP at once again, and the
+ * device comes back on the next connection when the guest runs again.
+ */
+static void test_slow_reply_stall(void)
+{
+    g_autofree char *extra = g_strdup_printf(",reply-timeout-ms=%u,slow-reply-timeout-ms=%u",
+                                             LV_REPLY_MS, LV_SLOW_REPLY_MS);
+    LvCtx *l = lv_start(NULL, extra);
+    g_autoptr(JsonNode) r = NULL;
+    gint64 t0;
+    double ms;
+
+    g_mutex_lock(&l->lock);
+    l->stall_from = 1;
+    l->stall_request = VHOST_USER_GET_VRING_BASE;
+    g_mutex_unlock(&l->lock);
+    t0 = g_get_monotonic_time();
+    r = qmp_client_cmd(l->qmp, "{\"execute\": \"stop\"}");
+    ms = (g_get_monotonic_time() - t0) / 1000.0;
+    g_printerr("# stop with a stalled GET_VRING_BASE: %.0f ms\n", ms);
+    g_assert_cmpfloat(ms, >=, LV_SLOW_REPLY_MS - 50);
+    g_assert_cmpfloat(ms, <, LV_SLOW_REPLY_MS + LV_SLACK_MS);
+    wait_stderr_both(l->t, "GET_VRING_BASE reply: no whole reply within",
+                     G_STRINGIFY(LV_SLOW_REPLY_MS) " ms");
+    g_mutex_lock(&l->lock);
+    l->stall_from = 0;
+    g_mutex_unlock(&l->lock);
+    /* The loop is free again. */
+    g_assert_cmpfloat(lv_query_status_any(l), <, LV_CHAN_MAX_MS);
+    /* The stop itself went through: the rings stopped without the back-end. */
+    g_assert_true(json_object_has_member(json_node_get_object(r), "return"));
+    /* The guest runs again; the device is back on the next connection. */
+    qmp_client_ok(l->qmp, "{\"execute\": \"cont\"}");
+    tb_wait_rings_started(l->t->tb, 2, 2, 40000);
+    g_assert_cmpfloat(lv_query_status(l), <, LV_CHAN_MAX_MS);
     lv_finish(l);
 }
 
@@ -356,6 +417,7 @@ int main(int argc, char **argv)
 {
     qtest_harness_init(&argc, &argv);
     ADD_VOID_TEST("/liveness/reply-stall", test_reply_stall);
+    ADD_VOID_TEST("/liveness/slow-reply-stall", test_slow_reply_stall);
     ADD_VOID_TEST("/liveness/chan-partial", test_chan_partial);
     ADD_VOID_TEST("/liveness/chan-oversized", test_chan_oversized);
     for (size_t i = 0; i < G_N_ELEMENTS(lv_opt_cases); i++) {
