@@ -42,7 +42,17 @@ struct VirtioBlkDrv {
     unsigned nvqs;
     uint64_t features;
     VirtioBlkDrvConfig cfg;
-    BlkDrvState *st;            /* cached pointers into guest RAM */
+    /*
+     * Cached pointers into guest RAM, and the layout they were made from:
+     * guest RAM is the back-end's to write, so what indexes, offsets or
+     * sizes anything is the driver's own copy, never st's (which is
+     * compared with it: blk_state_corruption()).
+     */
+    BlkDrvState *st;
+    uint32_t seed;
+    uint64_t tracked;           /* sectors in the generation table */
+    uint64_t pool_gpa;
+    uint64_t pool_size;
     uint32_t *gen;
     uint8_t *inflight;
     uint8_t *pool;

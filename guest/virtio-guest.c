@@ -462,9 +462,9 @@ bool virtio_guest_device_attach(VirtioGuestDevice *gd, const GuestDirEntry *e,
             return false;
         }
         gd->rings[n] = (VirtioGuestRing){
-            .num = vq->num, .desc_gpa = vq->st->desc_gpa,
-            .avail_gpa = vq->st->avail_gpa, .used_gpa = vq->st->used_gpa,
-            .state_gpa = st, .indirect_gpa = vq->st->indirect_gpa,
+            .num = vq->num, .desc_gpa = vq->desc_gpa,
+            .avail_gpa = vq->avail_gpa, .used_gpa = vq->used_gpa,
+            .state_gpa = st, .indirect_gpa = vq->indirect_gpa,
         };
         virtio_queue_get_notifiers(vdev, n, &vq->kick_fd, &vq->call_fd);
     }

@@ -42,7 +42,17 @@ struct VirtioNetDrv {
     unsigned nqp;
     uint64_t features;
     VirtioNetDrvConfig cfg;
-    NetDrvState *st;            /* cached pointers into guest RAM */
+    /*
+     * Cached pointers into guest RAM, and the layout they were made from:
+     * guest RAM is the back-end's to write, so what indexes, offsets or
+     * sizes anything is the driver's own copy, never st's (which is
+     * compared with it: net_run_corrupted()).
+     */
+    NetDrvState *st;
+    uint32_t rxbuf;             /* bytes per RX buffer; 0 until posted */
+    uint64_t rx_gpa;
+    uint64_t work_gpa;
+    uint32_t gen;               /* this run's number (st->run) */
     uint8_t *area;
     uint64_t buf_gpa;
     uint64_t buf_size;
