@@ -229,6 +229,11 @@ bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
     if (head >= vq->num) {
         return vq_corrupt(vq, "free_head", head);
     }
+    /* A free descriptor means fewer than num requests are out. */
+    if ((uint16_t)(st->avail_idx - st->last_used_idx) >= vq->num) {
+        return vq_corrupt(vq, "avail_idx - last_used_idx",
+                          (uint16_t)(st->avail_idx - st->last_used_idx));
+    }
     if (vq->indirect && total > 1 && total <= GUEST_VQ_INDIRECT_MAX) {
         VringDesc *table = vq->indirect + (size_t)head * GUEST_VQ_INDIRECT_MAX;
 
@@ -325,10 +330,15 @@ bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 {
     GuestVqState *st = vq->st;
     VringUsedElem e;
-    uint16_t id, n, num_free, last;
+    uint16_t id, n, num_free, last, idx = vq_read16(used_idx(vq));
 
-    if (vq->corrupt || st->last_used_idx == vq_read16(used_idx(vq))) {
+    if (vq->corrupt || st->last_used_idx == idx) {
         return false;
+    }
+    /* The device cannot have completed more than the ring holds. */
+    if ((uint16_t)(idx - st->last_used_idx) > vq->num) {
+        return vq_corrupt(vq, "used.idx - last_used_idx",
+                          (uint16_t)(idx - st->last_used_idx));
     }
     /* Read the entry only after seeing the index that covers it. */
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
