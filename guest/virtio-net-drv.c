@@ -41,7 +41,7 @@ static VirtioNetDrv *net_drv_open(const char *name, GuestMemory *mem,
                                   GError **errp)
 {
     VirtioNetDrv *d;
-    NetDrvState *st;
+    NetDrvState *st, h;
     uint8_t *area;
 
     if (nvqs < 2 || nvqs % 2 || nvqs / 2 > NET_MAX_QP) {
@@ -67,23 +67,25 @@ static VirtioNetDrv *net_drv_open(const char *name, GuestMemory *mem,
         uint64_t total = 0, rx_gpa = buf_gpa + NET_STATE_SIZE;
         g_autofree char *bad = NULL;
 
+        /* A back-end may be writing it as we read: check one copy, keep it. */
+        memcpy(&h, st, offsetof(NetDrvState, sent));
         for (unsigned p = 0; p < nvqs / 2; p++) {
-            total += (uint64_t)vqs[2 * p].num * st->rxbuf;
+            total += (uint64_t)vqs[2 * p].num * h.rxbuf;
         }
-        if (st->magic != NET_STATE_MAGIC) {
-            bad = g_strdup_printf("magic 0x%08" PRIx32 " is not 0x%08x", st->magic,
+        if (h.magic != NET_STATE_MAGIC) {
+            bad = g_strdup_printf("magic 0x%08" PRIx32 " is not 0x%08x", h.magic,
                                   NET_STATE_MAGIC);
-        } else if (st->nqp != nvqs / 2) {
+        } else if (h.nqp != nvqs / 2) {
             bad = g_strdup_printf("nqp %" PRIu32 " but the device has %u pairs",
-                                  st->nqp, nvqs / 2);
-        } else if (st->rxbuf < 64 || st->rxbuf > NET_ASM_MAX) {
+                                  h.nqp, nvqs / 2);
+        } else if (h.rxbuf < 64 || h.rxbuf > NET_ASM_MAX) {
             bad = g_strdup_printf("rxbuf %" PRIu32 " is outside [64, %u]",
-                                  st->rxbuf, NET_ASM_MAX);
-        } else if (st->rx_gpa != rx_gpa || NET_STATE_SIZE + total > buf_size ||
-                   st->work_gpa != ALIGN_UP(rx_gpa + total, 4096)) {
+                                  h.rxbuf, NET_ASM_MAX);
+        } else if (h.rx_gpa != rx_gpa || NET_STATE_SIZE + total > buf_size ||
+                   h.work_gpa != ALIGN_UP(rx_gpa + total, 4096)) {
             bad = g_strdup_printf("rx_gpa 0x%" PRIx64 " / work_gpa 0x%" PRIx64
                                   " do not match %" PRIu64 " bytes of RX buffers at 0x%"
-                                  PRIx64 " in the area", st->rx_gpa, st->work_gpa,
+                                  PRIx64 " in the area", h.rx_gpa, h.work_gpa,
                                   total, rx_gpa);
         }
         if (bad) {
@@ -106,9 +108,9 @@ static VirtioNetDrv *net_drv_open(const char *name, GuestMemory *mem,
     d->st = st;
     if (attach) {
         /* Checked above: from now on the driver's copy is what counts. */
-        d->rxbuf = st->rxbuf;
-        d->rx_gpa = st->rx_gpa;
-        d->work_gpa = st->work_gpa;
+        d->rxbuf = h.rxbuf;
+        d->rx_gpa = h.rx_gpa;
+        d->work_gpa = h.work_gpa;
     } else {
         memset(d->st, 0, NET_STATE_SIZE);
         d->st->nqp = d->nqp;
