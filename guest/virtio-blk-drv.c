@@ -9,6 +9,13 @@
  * or a device that stops completing are all reported (naming the device
  * and the request), never followed. Verification failures do not stop a
  * run: they are counted, the first one is reported.
+ *
+ * Untrusted input: the driver's state page is in guest RAM, which every
+ * back-end maps read/write. What indexes the generation table and the
+ * in-flight bitmap or sizes the pool is the driver's own copy of the
+ * layout (VirtioBlkDrv.tracked, .pool_*); the page is compared with it
+ * once a round, and a difference fails the device ("device state in RAM
+ * corrupted"), as does a queue that found its own state corrupted.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -2,7 +2,7 @@
 /*
  * Guest driver bring-up of a virtio device. See include/guest/virtio-guest.h.
  *
- * The allocator header lives in guest RAM, which the back-end can map and
+ * Untrusted input: the allocator header lives in guest RAM, which the back-end can map and
  * write: it is validated on every use (magic, bounds inside the RAM
  * region) rather than trusted, and a bad header is an error, never an
  * allocation outside RAM.

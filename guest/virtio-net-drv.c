@@ -8,6 +8,13 @@
  * duplicate are each counted as a mismatch (the first one reported) and
  * never followed; a completion for a buffer we do not have out ends the
  * run.
+ *
+ * Untrusted input: the driver's state page is in guest RAM, which every
+ * back-end maps read/write. RX buffer size and addresses and the run
+ * number are the driver's own copies; the page is compared with them once
+ * a round, sent[] is bounded by the workload's count before it indexes a
+ * bitmap, and a difference fails the device ("device state in RAM
+ * corrupted"), as does a queue that found its own state corrupted.
  */
 #include <errno.h>
 #include <inttypes.h>

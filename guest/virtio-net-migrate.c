@@ -3,7 +3,7 @@
  * The guest's virtio-net driver, parking a run and continuing it from
  * guest RAM (live migration). See include/guest/virtio-net-drv.h.
  *
- * The run record is read back as untrusted input: a back-end can write
+ * Untrusted input: the run record is read back as untrusted input: a back-end can write
  * guest RAM. Every count is checked against the workload and the bitmap
  * bounds before it is used.
  */

@@ -8,7 +8,7 @@
  * store/load it orders and against what on the device side. The layout is
  * little-endian; like every vhost-user peer we run on a little-endian host.
  *
- * What the device writes (used ring) is untrusted: an id out of range or
+ * Untrusted input: what the device writes (used ring) is untrusted: an id out of range or
  * naming a slot that holds no request is refused, never followed. So is
  * our own bookkeeping (GuestVqState, token[], ndesc[], the free list
  * linked through desc[].next): it is in guest RAM, which every back-end
