@@ -10,10 +10,9 @@
 
 #include <glib.h>
 
+#include "guest/guest-ram-state.h"
 #include "guest/virtio-blk-drv.h"
 
-#define BLK_STATE_MAGIC     0x6b6c6276u     /* "vblk" */
-#define BLK_STATE_SIZE      4096u
 #define BLK_POOL_MAX        (32ull << 20)
 #define BLK_META_SIZE       64u             /* hdr 16, segment 16, status 1 */
 #define BLK_META_SEG        16u
@@ -29,55 +28,12 @@
 
 #define ALIGN_UP(x, a)      (((x) + (a) - 1) / (a) * (a))
 
-#define BLK_RUN_MAGIC       0x6e757262u     /* "brun" */
-
 typedef enum BlkPhase {
     BLK_PHASE_MAIN = 1,         /* the workload proper */
     BLK_PHASE_FLUSH,            /* the FLUSH at its end (done again on resume) */
     BLK_PHASE_VERIFY,           /* the read-back */
 } BlkPhase;
 
-/*
- * A parked run, as the driver left it in guest RAM for whoever continues
- * it (live migration): nothing is in flight then, so the request slots
- * and the in-flight bitmap are rebuilt empty, and this is all that is
- * left of the run outside the generation table. magic is written last
- * and cleared when the run goes on. Untrusted when read back: the
- * workload's shape is compared with the continuing one, every position
- * is bounds-checked (blk_run_record_check()).
- */
-typedef struct __attribute__((packed)) BlkRunRecord {
-    uint32_t magic;
-    uint32_t phase;             /* BlkPhase */
-    uint32_t bs;
-    uint32_t nq;
-    uint32_t depth;
-    uint32_t rw;                /* BlkRwMode */
-    uint64_t nblocks;
-    uint64_t issued;            /* main generator: operations issued */
-    uint64_t cursor;            /* ... next block (sequential modes) */
-    uint64_t rng;               /* ... xorshift state */
-    uint64_t verify_cursor;     /* read-back: next sector */
-    uint64_t runtime_left_ns;   /* runtime= left; 0: no limit */
-    uint64_t reads, writes, flushes, discards, write_zeroes;
-    uint64_t sectors_verified, mismatches, io_errors;
-    uint64_t ops, bytes, errors;
-} BlkRunRecord;
-
-/* Driver state in guest RAM, at the start of the buffer area. */
-typedef struct __attribute__((packed)) BlkDrvState {
-    uint32_t magic;
-    uint32_t seed;
-    uint64_t tracked;           /* sectors in the generation table */
-    uint64_t pool_gpa;
-    uint64_t pool_size;
-    uint64_t gen_gpa;
-    uint64_t inflight_gpa;
-    uint64_t requests;          /* completed over the driver's life */
-    BlkRunRecord run;           /* a parked run, when run.magic says so */
-} BlkDrvState;
-
-_Static_assert(sizeof(BlkDrvState) <= BLK_STATE_SIZE, "blk state page");
 
 struct VirtioBlkDrv {
     char *name;
@@ -86,7 +42,17 @@ struct VirtioBlkDrv {
     unsigned nvqs;
     uint64_t features;
     VirtioBlkDrvConfig cfg;
-    BlkDrvState *st;            /* cached pointers into guest RAM */
+    /*
+     * Cached pointers into guest RAM, and the layout they were made from:
+     * guest RAM is the back-end's to write, so what indexes, offsets or
+     * sizes anything is the driver's own copy, never st's (which is
+     * compared with it: blk_state_corruption()).
+     */
+    BlkDrvState *st;
+    uint32_t seed;
+    uint64_t tracked;           /* sectors in the generation table */
+    uint64_t pool_gpa;
+    uint64_t pool_size;
     uint32_t *gen;
     uint8_t *inflight;
     uint8_t *pool;

@@ -9,6 +9,13 @@
  * or a device that stops completing are all reported (naming the device
  * and the request), never followed. Verification failures do not stop a
  * run: they are counted, the first one is reported.
+ *
+ * Untrusted input: the driver's state page is in guest RAM, which every
+ * back-end maps read/write. What indexes the generation table and the
+ * in-flight bitmap or sizes the pool is the driver's own copy of the
+ * layout (VirtioBlkDrv.tracked, .pool_*); the page is compared with it
+ * once a round, and a difference fails the device ("device state in RAM
+ * corrupted"), as does a queue that found its own state corrupted.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -43,7 +50,7 @@ bool blk_has_feature(const VirtioBlkDrv *d, unsigned bit)
 
 static bool sector_busy(const VirtioBlkDrv *d, uint64_t s)
 {
-    return s < d->st->tracked && (d->inflight[s / 8] & (1u << (s % 8)));
+    return s < d->tracked && (d->inflight[s / 8] & (1u << (s % 8)));
 }
 
 bool blk_range_busy(const VirtioBlkDrv *d, uint64_t sector, uint32_t n)
@@ -58,7 +65,7 @@ bool blk_range_busy(const VirtioBlkDrv *d, uint64_t sector, uint32_t n)
 
 static void range_mark(VirtioBlkDrv *d, uint64_t sector, uint32_t n, bool busy)
 {
-    for (uint64_t s = sector; s < sector + n && s < d->st->tracked; s++) {
+    for (uint64_t s = sector; s < sector + n && s < d->tracked; s++) {
         if (busy) {
             d->inflight[s / 8] |= (uint8_t)(1u << (s % 8));
         } else {
@@ -69,7 +76,7 @@ static void range_mark(VirtioBlkDrv *d, uint64_t sector, uint32_t n, bool busy)
 
 static bool range_known(const VirtioBlkDrv *d, uint64_t sector, uint64_t n)
 {
-    for (uint64_t s = sector; s < sector + n && s < d->st->tracked; s++) {
+    for (uint64_t s = sector; s < sector + n && s < d->tracked; s++) {
         uint32_t e = d->gen[s];
         if (e != 0 && !(e & GEN_UNKNOWN)) {
             return true;
@@ -83,7 +90,7 @@ static uint32_t next_gen(const VirtioBlkDrv *d, uint64_t s, bool fill)
 {
     uint32_t g;
 
-    if (fill || s >= d->st->tracked) {
+    if (fill || s >= d->tracked) {
         return 1;
     }
     g = ((d->gen[s] & GEN_MASK) + 1) & GEN_MASK;
@@ -131,7 +138,9 @@ static void blk_layout(uint64_t buf_size, uint64_t capacity, uint64_t *pool,
 static VirtioBlkDrv *blk_drv_alloc(const char *name, GuestMemory *mem,
                                    GuestVirtqueue *vqs, unsigned nvqs,
                                    uint64_t features, const VirtioBlkDrvConfig *cfg,
-                                   uint32_t blk_size, BlkDrvState *st)
+                                   uint32_t blk_size, BlkDrvState *st,
+                                   uint64_t buf_gpa, uint64_t pool, uint64_t tracked,
+                                   uint32_t seed)
 {
     VirtioBlkDrv *d = g_new0(VirtioBlkDrv, 1);
 
@@ -143,6 +152,10 @@ static VirtioBlkDrv *blk_drv_alloc(const char *name, GuestMemory *mem,
     d->cfg = *cfg;
     d->cfg.blk_size = blk_size;
     d->st = st;
+    d->seed = seed;
+    d->tracked = tracked;
+    d->pool_gpa = buf_gpa + BLK_STATE_SIZE;
+    d->pool_size = pool;
     return d;
 }
 
@@ -200,7 +213,8 @@ VirtioBlkDrv *virtio_blk_drv_new(const char *name, GuestMemory *mem,
     }
     blk_layout(buf_size, cfg->capacity, &pool, &tracked);
 
-    d = blk_drv_alloc(name, mem, vqs, nvqs, features, cfg, blk_size, st);
+    d = blk_drv_alloc(name, mem, vqs, nvqs, features, cfg, blk_size, st, buf_gpa,
+                      pool, tracked, seed);
     memset(st, 0, BLK_STATE_SIZE);
     st->seed = seed;
     st->tracked = tracked;
@@ -260,7 +274,8 @@ VirtioBlkDrv *virtio_blk_drv_attach(const char *name, GuestMemory *mem,
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG, "%s: %s", name, bad);
         return NULL;
     }
-    d = blk_drv_alloc(name, mem, vqs, nvqs, features, cfg, blk_size, st);
+    d = blk_drv_alloc(name, mem, vqs, nvqs, features, cfg, blk_size, st, buf_gpa,
+                      pool, tracked, st->seed);
     d->pool = (uint8_t *)st + BLK_STATE_SIZE;
     d->gen = (uint32_t *)(d->pool + pool);
     d->inflight = (uint8_t *)(d->gen + tracked);
@@ -288,7 +303,7 @@ uint64_t virtio_blk_drv_area_size(uint64_t capacity)
 
 uint64_t virtio_blk_drv_tracked_sectors(const VirtioBlkDrv *d)
 {
-    return d->st->tracked;
+    return d->tracked;
 }
 
 /* ---- the request engine ---- */
@@ -320,6 +335,60 @@ static void run_error(BlkRun *run, bool fatal, const char *fmt, ...)
     g_free(msg);
 }
 
+/*
+ * The driver's state page against the driver's own copy of it: a back-end
+ * wrote it. A handful of compares, once a round of the pump. NULL when
+ * intact, else the message (newly allocated).
+ */
+static char *blk_state_corruption(const VirtioBlkDrv *d)
+{
+    const BlkDrvState *st = d->st;
+    uint64_t gen_gpa = d->pool_gpa + d->pool_size;
+    const char *field = NULL;
+    uint64_t found = 0, want = 0;
+
+#define STATE_CHECK(f, expect) \
+    if (!field && st->f != (expect)) { field = #f; found = st->f; want = (expect); }
+    STATE_CHECK(seed, d->seed);
+    STATE_CHECK(tracked, d->tracked);
+    STATE_CHECK(pool_gpa, d->pool_gpa);
+    STATE_CHECK(pool_size, d->pool_size);
+    STATE_CHECK(gen_gpa, gen_gpa);
+    STATE_CHECK(inflight_gpa, gen_gpa + d->tracked * 4);
+#undef STATE_CHECK
+    if (!field) {
+        return NULL;
+    }
+    return g_strdup_printf("device state in RAM corrupted: %s: driver state %s is %"
+                           PRIu64 " (0x%" PRIx64 "), the driver set %" PRIu64, d->name,
+                           field, found, found, want);
+}
+
+/*
+ * Something of the driver's in guest RAM (its state page, a queue's
+ * state) was found corrupted: the run stops and the device is failed (a
+ * driver that cannot trust its own bookkeeping must not touch it again).
+ * True when so.
+ */
+static bool run_corrupted(BlkRun *run)
+{
+    VirtioBlkDrv *d = run->d;
+    char *msg = blk_state_corruption(d);
+
+    for (unsigned q = 0; q < d->nvqs && !msg; q++) {
+        msg = guest_vq_corruption(&d->vqs[q], d->name, q);
+    }
+    if (!msg) {
+        return false;
+    }
+    if (!run->fatal) {
+        run->fatal = g_error_new_literal(GUEST_ERROR, GUEST_ERROR_DEVICE, msg);
+    }
+    d->broken = true;
+    g_free(msg);
+    return true;
+}
+
 bool blk_run_setup(BlkRun *run, VirtioBlkDrv *d, unsigned nq, unsigned depth,
                       uint32_t slot_bytes, const WorkloadCtl *ctl,
                       VirtioBlkResult *res, GError **errp)
@@ -334,11 +403,11 @@ bool blk_run_setup(BlkRun *run, VirtioBlkDrv *d, unsigned nq, unsigned depth,
                     "%s: driver stopped after an earlier device failure", d->name);
         return false;
     }
-    if (meta_bytes + slot * nslots > d->st->pool_size) {
+    if (meta_bytes + slot * nslots > d->pool_size) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_NO_SPACE,
                     "%s: %u queues x iodepth %u x %" PRIu32
                     " bytes do not fit the %" PRIu64 "-byte buffer pool",
-                    d->name, nq, depth, slot_bytes, d->st->pool_size);
+                    d->name, nq, depth, slot_bytes, d->pool_size);
         return false;
     }
     run->d = d;
@@ -360,9 +429,9 @@ bool blk_run_setup(BlkRun *run, VirtioBlkDrv *d, unsigned nq, unsigned depth,
     for (unsigned i = 0; i < nslots; i++) {
         BlkReq *r = &run->reqs[i];
         r->q = i / depth;
-        r->meta_gpa = d->st->pool_gpa + (uint64_t)i * BLK_META_SIZE;
+        r->meta_gpa = d->pool_gpa + (uint64_t)i * BLK_META_SIZE;
         r->meta = d->pool + (uint64_t)i * BLK_META_SIZE;
-        r->data_gpa = d->st->pool_gpa + meta_bytes + slot * i;
+        r->data_gpa = d->pool_gpa + meta_bytes + slot * i;
         r->data = d->pool + meta_bytes + slot * i;
     }
     for (unsigned q = 0; q < nq; q++) {
@@ -400,7 +469,7 @@ static void fill_write(BlkRun *run, BlkReq *r)
         uint64_t s = r->op.sector + i;
         pattern_fill(r->data + (size_t)i * VIRTIO_BLK_SECTOR_SIZE,
                      VIRTIO_BLK_SECTOR_SIZE, s, next_gen(d, s, r->op.fill),
-                     d->st->seed);
+                     d->seed);
     }
 }
 
@@ -492,7 +561,7 @@ static void verify_read(BlkRun *run, BlkReq *r)
         PatternMismatch mm;
         size_t off;
 
-        if (s >= d->st->tracked) {
+        if (s >= d->tracked) {
             break;
         }
         e = d->gen[s];
@@ -511,7 +580,7 @@ static void verify_read(BlkRun *run, BlkReq *r)
             continue;
         }
         if (pattern_check(buf, VIRTIO_BLK_SECTOR_SIZE, s, e & GEN_MASK,
-                          d->st->seed, &mm)) {
+                          d->seed, &mm)) {
             run->res->sectors_verified++;
             continue;
         }
@@ -573,7 +642,7 @@ static void run_complete(BlkRun *run, BlkReq *r, uint32_t len)
         res->writes += !run->quiet;
         bytes = (uint64_t)r->op.nsect * VIRTIO_BLK_SECTOR_SIZE;
         for (uint64_t s = r->op.sector;
-             s < r->op.sector + r->op.nsect && s < d->st->tracked; s++) {
+             s < r->op.sector + r->op.nsect && s < d->tracked; s++) {
             uint32_t g = next_gen(d, s, r->op.fill);
             /* After a failed write the sector may hold either version. */
             d->gen[s] = ok ? g : (g | GEN_UNKNOWN);
@@ -587,7 +656,7 @@ static void run_complete(BlkRun *run, BlkReq *r, uint32_t len)
             res->write_zeroes++;
         }
         for (uint64_t s = r->op.sector;
-             s < r->op.sector + r->op.nsect && s < d->st->tracked; s++) {
+             s < r->op.sector + r->op.nsect && s < d->tracked; s++) {
             /* Keep the count so a later write is a new generation. */
             d->gen[s] = (d->gen[s] & GEN_MASK) | (ok ? GEN_ZERO : GEN_UNKNOWN);
         }
@@ -630,8 +699,18 @@ static unsigned run_reap(BlkRun *run)
         while (guest_vq_get_used(vq, &token, &len)) {
             BlkReq *r;
 
-            if (token >= (uint64_t)run->nq * run->depth ||
-                !run->reqs[token].busy || run->reqs[token].q != q) {
+            if (token >= (uint64_t)run->nq * run->depth) {
+                g_autofree char *msg = g_strdup_printf(
+                    "device state in RAM corrupted: %s: queue %u: token %" PRIu64
+                    " is out of range (%u requests)", run->d->name, q, token,
+                    run->nq * run->depth);
+                if (!run->fatal) {
+                    run->fatal = g_error_new_literal(GUEST_ERROR, GUEST_ERROR_DEVICE, msg);
+                }
+                run->d->broken = true;
+                return n;
+            }
+            if (!run->reqs[token].busy || run->reqs[token].q != q) {
                 run_error(run, true, "queue %u completed request %" PRIu64
                           " that is not in flight", q, token);
                 return n;
@@ -639,6 +718,9 @@ static unsigned run_reap(BlkRun *run)
             r = &run->reqs[token];
             run_complete(run, r, len);
             n++;
+        }
+        if (vq->corrupt) {
+            run_corrupted(run);
         }
     }
     return n;
@@ -727,7 +809,9 @@ static bool run_recover(BlkRun *run)
                 continue;
             }
             if (!run_add_chain(run, r)) {
-                run_error(run, true, "queue %u: ring full resubmitting after a reset", q);
+                if (!run_corrupted(run)) {
+                    run_error(run, true, "queue %u: ring full resubmitting after a reset", q);
+                }
                 return false;
             }
             added = true;
@@ -800,7 +884,7 @@ void blk_run_pump(BlkRun *run, BlkGenFn gen, void *opaque)
 {
     bool done = false;
 
-    while (!run->fatal && !run->migrated) {
+    while (!run->fatal && !run->migrated && !run_corrupted(run)) {
         bool pausing = run_pause_wanted(run);
 
         if (run->ctl.in_flight) {
@@ -823,8 +907,10 @@ void blk_run_pump(BlkRun *run, BlkGenFn gen, void *opaque)
                     break;
                 }
                 if (!run_submit(run, q, &op)) {
-                    run_error(run, true, "queue %u: ring full with %u free requests",
-                              q, run->free_cnt[q]);
+                    if (!run_corrupted(run)) {
+                        run_error(run, true, "queue %u: ring full with %u free requests",
+                                  q, run->free_cnt[q]);
+                    }
                     break;
                 }
                 added = true;
@@ -875,7 +961,7 @@ void blk_run_pump(BlkRun *run, BlkGenFn gen, void *opaque)
 BlkGenResult blk_verify_gen(BlkRun *run, void *opaque, BlkOp *op)
 {
     BlkVerifyGen *g = opaque;
-    uint64_t tracked = run->d->st->tracked;
+    uint64_t tracked = run->d->tracked;
 
     while (g->cursor < tracked) {
         uint64_t s = g->cursor;

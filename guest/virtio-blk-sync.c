@@ -18,7 +18,7 @@
  */
 static uint32_t sync_sectors(const VirtioBlkDrv *d, unsigned nq)
 {
-    uint64_t per = (d->st->pool_size - BLK_PAGE) / nq / BLK_PAGE * BLK_PAGE;
+    uint64_t per = (d->pool_size - BLK_PAGE) / nq / BLK_PAGE * BLK_PAGE;
 
     return (uint32_t)MIN((uint64_t)BLK_SYNC_SECTORS, per / VIRTIO_BLK_SECTOR_SIZE);
 }

@@ -4,6 +4,9 @@
  * generator: sequential, random, mixed, fill), the checks of its options
  * against the device, verify_only, and the entry point that runs it on
  * the request engine of virtio-blk-drv.c. See include/guest/virtio-blk-drv.h.
+ *
+ * Untrusted input: a parked run's record is read back from guest RAM,
+ * which a back-end can write; blk_run_restore() checks every field.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -158,16 +161,16 @@ static bool blk_check_limits(const VirtioBlkDrv *d, const BlkWorkload *wl,
         return false;
     }
     *range = wl->size ? wl->size / VIRTIO_BLK_SECTOR_SIZE : d->cfg.capacity;
-    if (checked && *range > d->st->tracked) {
+    if (checked && *range > d->tracked) {
         if (wl->size) {
             g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
                         "%s: size=%" PRIu64 " but the guest RAM the workload has "
                         "can track %" PRIu64 " bytes for verifying (raise -m%s)",
-                        d->name, wl->size, d->st->tracked * VIRTIO_BLK_SECTOR_SIZE,
+                        d->name, wl->size, d->tracked * VIRTIO_BLK_SECTOR_SIZE,
                         wl->verify_only || wl->rw == BLK_RW_FILL ? "" : ", or verify=off");
             return false;
         }
-        *range = d->st->tracked;
+        *range = d->tracked;
     }
     return true;
 }
@@ -273,7 +276,7 @@ static bool blk_run_restore(VirtioBlkDrv *d, const BlkWorkload *wl, unsigned nq,
     RECORD_CHECK(issued, g->target && r.issued > g->target, g->target);
     RECORD_CHECK(cursor, r.cursor > r.issued, r.issued);
     RECORD_CHECK(rng, r.rng == 0, 1);
-    RECORD_CHECK(verify_cursor, r.verify_cursor > d->st->tracked, d->st->tracked);
+    RECORD_CHECK(verify_cursor, r.verify_cursor > d->tracked, d->tracked);
     RECORD_CHECK(ops, r.ops < r.reads || r.ops < r.writes, r.reads + r.writes);
 #undef RECORD_CHECK
     if (field) {

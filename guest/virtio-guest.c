@@ -2,7 +2,7 @@
 /*
  * Guest driver bring-up of a virtio device. See include/guest/virtio-guest.h.
  *
- * The allocator header lives in guest RAM, which the back-end can map and
+ * Untrusted input: the allocator header lives in guest RAM, which the back-end can map and
  * write: it is validated on every use (magic, bounds inside the RAM
  * region) rather than trusted, and a bad header is an error, never an
  * allocation outside RAM.
@@ -462,9 +462,9 @@ bool virtio_guest_device_attach(VirtioGuestDevice *gd, const GuestDirEntry *e,
             return false;
         }
         gd->rings[n] = (VirtioGuestRing){
-            .num = vq->num, .desc_gpa = vq->st->desc_gpa,
-            .avail_gpa = vq->st->avail_gpa, .used_gpa = vq->st->used_gpa,
-            .state_gpa = st, .indirect_gpa = vq->st->indirect_gpa,
+            .num = vq->num, .desc_gpa = vq->desc_gpa,
+            .avail_gpa = vq->avail_gpa, .used_gpa = vq->used_gpa,
+            .state_gpa = st, .indirect_gpa = vq->indirect_gpa,
         };
         virtio_queue_get_notifiers(vdev, n, &vq->kick_fd, &vq->call_fd);
     }

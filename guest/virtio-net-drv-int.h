@@ -9,11 +9,9 @@
 
 #include <glib.h>
 
+#include "guest/guest-ram-state.h"
 #include "guest/virtio-net-drv.h"
 
-#define NET_STATE_MAGIC     0x74656e76u     /* "vnet" */
-#define NET_STATE_SIZE      4096u
-#define NET_MAX_QP          64u
 #define NET_HDR_LEN         ((uint32_t)sizeof(VirtioNetHdr))
 /*
  * What an MTU allows on the wire: the ethernet header and one VLAN tag
@@ -27,39 +25,6 @@
 
 #define ALIGN_UP(x, a)      (((x) + (a) - 1) / (a) * (a))
 
-#define NET_RUN_MAGIC       0x6e75726eu     /* "nrun" */
-
-/*
- * A parked run (live migration), as the driver left it with no TX buffer
- * out: with the sent counts, the received bitmaps in the work area and
- * the rings' state, all the run is. magic is written last and cleared
- * when the run goes on. Untrusted when read back (net_run_restore()).
- */
-typedef struct __attribute__((packed)) NetRunRecord {
-    uint32_t magic;
-    uint32_t nqp;
-    uint32_t window;
-    uint32_t ntx;
-    uint32_t slot;
-    uint32_t sending;
-    uint64_t count;
-    uint64_t runtime_left_ns;   /* 0: no limit */
-    uint64_t received, verified, mismatched, stale, wrong_queue;
-} NetRunRecord;
-
-/* Driver state in guest RAM, at the start of the buffer area. */
-typedef struct __attribute__((packed)) NetDrvState {
-    uint32_t magic;
-    uint32_t run;               /* run number: the packets' generation */
-    uint32_t rxbuf;             /* bytes per RX buffer; 0 until posted */
-    uint32_t nqp;
-    uint64_t rx_gpa;            /* RX buffers: nqp x ring size of them */
-    uint64_t work_gpa;          /* this run's TX slots and bitmaps */
-    uint64_t sent[NET_MAX_QP];  /* packets sent per pair, this run */
-    NetRunRecord rec;           /* a parked run, when rec.magic says so */
-} NetDrvState;
-
-_Static_assert(sizeof(NetDrvState) <= NET_STATE_SIZE, "net state page");
 
 /* A packet being put together from mergeable RX buffers. */
 typedef struct NetRxAsm {
@@ -77,7 +42,17 @@ struct VirtioNetDrv {
     unsigned nqp;
     uint64_t features;
     VirtioNetDrvConfig cfg;
-    NetDrvState *st;            /* cached pointers into guest RAM */
+    /*
+     * Cached pointers into guest RAM, and the layout they were made from:
+     * guest RAM is the back-end's to write, so what indexes, offsets or
+     * sizes anything is the driver's own copy, never st's (which is
+     * compared with it: net_run_corrupted()).
+     */
+    NetDrvState *st;
+    uint32_t rxbuf;             /* bytes per RX buffer; 0 until posted */
+    uint64_t rx_gpa;
+    uint64_t work_gpa;
+    uint32_t gen;               /* this run's number (st->run) */
     uint8_t *area;
     uint64_t buf_gpa;
     uint64_t buf_size;

@@ -8,6 +8,13 @@
  * duplicate are each counted as a mismatch (the first one reported) and
  * never followed; a completion for a buffer we do not have out ends the
  * run.
+ *
+ * Untrusted input: the driver's state page is in guest RAM, which every
+ * back-end maps read/write. RX buffer size and addresses and the run
+ * number are the driver's own copies; the page is compared with them once
+ * a round, sent[] is bounded by the workload's count before it indexes a
+ * bitmap, and a difference fails the device ("device state in RAM
+ * corrupted"), as does a queue that found its own state corrupted.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -41,7 +48,7 @@ static VirtioNetDrv *net_drv_open(const char *name, GuestMemory *mem,
                                   GError **errp)
 {
     VirtioNetDrv *d;
-    NetDrvState *st;
+    NetDrvState *st, h;
     uint8_t *area;
 
     if (nvqs < 2 || nvqs % 2 || nvqs / 2 > NET_MAX_QP) {
@@ -67,23 +74,25 @@ static VirtioNetDrv *net_drv_open(const char *name, GuestMemory *mem,
         uint64_t total = 0, rx_gpa = buf_gpa + NET_STATE_SIZE;
         g_autofree char *bad = NULL;
 
+        /* A back-end may be writing it as we read: check one copy, keep it. */
+        memcpy(&h, st, offsetof(NetDrvState, sent));
         for (unsigned p = 0; p < nvqs / 2; p++) {
-            total += (uint64_t)vqs[2 * p].num * st->rxbuf;
+            total += (uint64_t)vqs[2 * p].num * h.rxbuf;
         }
-        if (st->magic != NET_STATE_MAGIC) {
-            bad = g_strdup_printf("magic 0x%08" PRIx32 " is not 0x%08x", st->magic,
+        if (h.magic != NET_STATE_MAGIC) {
+            bad = g_strdup_printf("magic 0x%08" PRIx32 " is not 0x%08x", h.magic,
                                   NET_STATE_MAGIC);
-        } else if (st->nqp != nvqs / 2) {
+        } else if (h.nqp != nvqs / 2) {
             bad = g_strdup_printf("nqp %" PRIu32 " but the device has %u pairs",
-                                  st->nqp, nvqs / 2);
-        } else if (st->rxbuf < 64 || st->rxbuf > NET_ASM_MAX) {
+                                  h.nqp, nvqs / 2);
+        } else if (h.rxbuf < 64 || h.rxbuf > NET_ASM_MAX) {
             bad = g_strdup_printf("rxbuf %" PRIu32 " is outside [64, %u]",
-                                  st->rxbuf, NET_ASM_MAX);
-        } else if (st->rx_gpa != rx_gpa || NET_STATE_SIZE + total > buf_size ||
-                   st->work_gpa != ALIGN_UP(rx_gpa + total, 4096)) {
+                                  h.rxbuf, NET_ASM_MAX);
+        } else if (h.rx_gpa != rx_gpa || NET_STATE_SIZE + total > buf_size ||
+                   h.work_gpa != ALIGN_UP(rx_gpa + total, 4096)) {
             bad = g_strdup_printf("rx_gpa 0x%" PRIx64 " / work_gpa 0x%" PRIx64
                                   " do not match %" PRIu64 " bytes of RX buffers at 0x%"
-                                  PRIx64 " in the area", st->rx_gpa, st->work_gpa,
+                                  PRIx64 " in the area", h.rx_gpa, h.work_gpa,
                                   total, rx_gpa);
         }
         if (bad) {
@@ -104,7 +113,12 @@ static VirtioNetDrv *net_drv_open(const char *name, GuestMemory *mem,
     d->buf_size = buf_size;
     d->mrg = features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
     d->st = st;
-    if (!attach) {
+    if (attach) {
+        /* Checked above: from now on the driver's copy is what counts. */
+        d->rxbuf = h.rxbuf;
+        d->rx_gpa = h.rx_gpa;
+        d->work_gpa = h.work_gpa;
+    } else {
         memset(d->st, 0, NET_STATE_SIZE);
         d->st->nqp = d->nqp;
         d->st->magic = NET_STATE_MAGIC;
@@ -213,7 +227,7 @@ static GuestVirtqueue *txq(VirtioNetDrv *d, unsigned p)
 
 static uint64_t rx_buf_gpa(VirtioNetDrv *d, unsigned p, unsigned i)
 {
-    return d->st->rx_gpa + ((uint64_t)p * rxq(d, p)->num + i) * d->st->rxbuf;
+    return d->rx_gpa + ((uint64_t)p * rxq(d, p)->num + i) * d->rxbuf;
 }
 
 static void run_fail(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -248,6 +262,65 @@ static void run_mismatch(NetRun *run, const char *fmt, ...)
     run->res->first_error = g_strdup_printf("%s: %s", run->d->name, msg);
 }
 
+static void run_corrupt(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/*
+ * Something of the driver's in guest RAM was found corrupted (a back-end
+ * wrote it): the run stops and the device is failed.
+ */
+static void run_corrupt(NetRun *run, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (!run->fatal) {
+        run->fatal = g_error_new(GUEST_ERROR, GUEST_ERROR_DEVICE,
+                                 "device state in RAM corrupted: %s: %s", run->d->name, msg);
+    }
+    run->d->broken = true;
+}
+
+/*
+ * The driver's state page against its own copy, and the queues' verdicts:
+ * a handful of compares, once a round. True (run failed) when corrupted.
+ */
+static bool net_run_corrupted(NetRun *run)
+{
+    VirtioNetDrv *d = run->d;
+    const NetDrvState *st = d->st;
+    const char *field = NULL;
+    uint64_t found = 0, want = 0;
+
+#define STATE_CHECK(f, expect) \
+    if (!field && st->f != (expect)) { field = #f; found = st->f; want = (expect); }
+    STATE_CHECK(nqp, d->nqp);
+    STATE_CHECK(run, d->gen);
+    STATE_CHECK(rxbuf, d->rxbuf);
+    STATE_CHECK(rx_gpa, d->rx_gpa);
+    STATE_CHECK(work_gpa, d->work_gpa);
+#undef STATE_CHECK
+    if (field) {
+        run_corrupt(run, "driver state %s is %" PRIu64 " (0x%" PRIx64 "), the driver "
+                    "set %" PRIu64, field, found, found, want);
+        return true;
+    }
+    for (unsigned q = 0; q < 2 * d->nqp; q++) {
+        g_autofree char *msg = guest_vq_corruption(&d->vqs[q], d->name, q);
+
+        if (msg) {
+            if (!run->fatal) {
+                run->fatal = g_error_new_literal(GUEST_ERROR, GUEST_ERROR_DEVICE, msg);
+            }
+            d->broken = true;
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Posts every RX buffer, once: they stay with the device between runs
  * (a late packet of one run lands in the next and is told apart by its
@@ -266,18 +339,28 @@ static bool rx_post_all(VirtioNetDrv *d, uint32_t rxbuf, GError **errp)
                     "-byte buffer area", d->name, total, d->buf_size);
         return false;
     }
+    d->rx_gpa = d->buf_gpa + NET_STATE_SIZE;
+    d->work_gpa = ALIGN_UP(d->rx_gpa + total, 4096);
+    d->rxbuf = rxbuf;
+    d->st->rx_gpa = d->rx_gpa;
+    d->st->work_gpa = d->work_gpa;
     d->st->rxbuf = rxbuf;
-    d->st->rx_gpa = d->buf_gpa + NET_STATE_SIZE;
-    d->st->work_gpa = ALIGN_UP(d->st->rx_gpa + total, 4096);
     for (unsigned p = 0; p < d->nqp; p++) {
         GuestVirtqueue *vq = rxq(d, p);
 
         for (unsigned i = 0; i < vq->num; i++) {
             GuestSg sg = { rx_buf_gpa(d, p, i), rxbuf };
             if (!guest_vq_add(vq, NULL, 0, &sg, 1, i)) {
-                g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
-                            "%s: rx queue %u has no room for buffer %u of %u",
-                            d->name, p, i, vq->num);
+                g_autofree char *bad = guest_vq_corruption(vq, d->name, 2 * p);
+
+                if (bad) {
+                    d->broken = true;
+                    g_set_error_literal(errp, GUEST_ERROR, GUEST_ERROR_DEVICE, bad);
+                } else {
+                    g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                                "%s: rx queue %u has no room for buffer %u of %u",
+                                d->name, p, i, vq->num);
+                }
                 return false;
             }
         }
@@ -322,14 +405,15 @@ static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t l
                      rxp, len);
         return;
     }
-    if (h.generation != run->d->st->run) {
+    if (h.generation != run->d->gen) {
         /* A straggler of an earlier run: not this run's business. */
         res->stale++;
         return;
     }
     q = (unsigned)(h.id >> 48);
     seq = h.id & NET_SEQ_MASK;
-    if (q >= run->nqp || seq >= run->d->st->sent[q]) {
+    /* sent[] is in guest RAM: count bounds the received bitmap, not it. */
+    if (q >= run->nqp || seq >= run->wl->count || seq >= run->d->st->sent[q]) {
         run_mismatch(run, "rx queue %u: packet names queue pair %u sequence %" PRIu64
                      ", which was not sent", rxp, q, seq);
         return;
@@ -425,23 +509,25 @@ static unsigned rx_reap(NetRun *run, unsigned p)
         GuestSg sg;
 
         if (token >= vq->num) {
-            run_fail(run, "rx queue %u returned buffer %" PRIu64 " of %u", p, token,
-                     vq->num);
+            run_corrupt(run, "queue %u: token %" PRIu64 " is out of range for a ring "
+                        "of %u", 2 * p, token, vq->num);
             break;
         }
-        if (len > d->st->rxbuf) {
+        if (len > d->rxbuf) {
             run->res->received++;
             run_mismatch(run, "rx queue %u: device wrote %" PRIu32 " bytes into a %"
-                         PRIu32 "-byte buffer", p, len, d->st->rxbuf);
+                         PRIu32 "-byte buffer", p, len, d->rxbuf);
             d->asmb[p].want = 0;
         } else {
             rx_buffer(run, p, d->area + (rx_buf_gpa(d, p, (unsigned)token) - d->buf_gpa),
                       len);
         }
         /* Back to the device at once: a loopback drops what finds no buffer. */
-        sg = (GuestSg){ rx_buf_gpa(d, p, (unsigned)token), d->st->rxbuf };
+        sg = (GuestSg){ rx_buf_gpa(d, p, (unsigned)token), d->rxbuf };
         if (!guest_vq_add(vq, NULL, 0, &sg, 1, token)) {
-            run_fail(run, "rx queue %u: no room to re-post buffer %" PRIu64, p, token);
+            if (!net_run_corrupted(run)) {
+                run_fail(run, "rx queue %u: no room to re-post buffer %" PRIu64, p, token);
+            }
             break;
         }
         n++;
@@ -463,7 +549,12 @@ static unsigned tx_reap(NetRun *run, unsigned p)
     unsigned n = 0;
 
     while (!run->fatal && guest_vq_get_used(vq, &token, &len)) {
-        if (p >= run->nqp || token >= run->ntx || !run->tx_busy[p * run->ntx + token]) {
+        if (p < run->nqp && token >= run->ntx) {
+            run_corrupt(run, "queue %u: token %" PRIu64 " is out of range (%u TX slots)",
+                        2 * p + 1, token, run->ntx);
+            break;
+        }
+        if (p >= run->nqp || !run->tx_busy[p * run->ntx + token]) {
             run_fail(run, "tx queue %u completed buffer %" PRIu64 " that is not out",
                      p, token);
             break;
@@ -491,7 +582,12 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
         uint32_t size;
         GuestSg sg[2];
 
-        if (seq >= count || seq - run->got[p] >= run->window) {
+        if (seq > count) {
+            run_corrupt(run, "driver state sent[%u] is %" PRIu64 ", over count %" PRIu64,
+                        p, seq, count);
+            break;
+        }
+        if (seq == count || seq - run->got[p] >= run->window) {
             break;
         }
         if (run->tx_busy[p * run->ntx + i]) {
@@ -504,7 +600,7 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
         slot[NET_HDR_LEN + 12] = VIRTIO_NET_ETHERTYPE >> 8;
         slot[NET_HDR_LEN + 13] = VIRTIO_NET_ETHERTYPE & 0xff;
         pattern_fill(slot + NET_HDR_LEN + VIRTIO_NET_ETH_HLEN, size - VIRTIO_NET_ETH_HLEN,
-                     ((uint64_t)p << 48) | seq, d->st->run, wl->seed);
+                     ((uint64_t)p << 48) | seq, d->gen, wl->seed);
         sg[0] = (GuestSg){ gpa, NET_HDR_LEN };
         sg[1] = (GuestSg){ gpa + NET_HDR_LEN, size };
         if (!guest_vq_add(txq(d, p), sg, 2, NULL, 0, i)) {
@@ -581,7 +677,7 @@ static void run_progress(NetRun *run)
 static bool run_check(VirtioNetDrv *d, const NetWorkload *wl, unsigned *nqp,
                       unsigned *window, GError **errp)
 {
-    uint32_t rxbuf = d->st->rxbuf ? d->st->rxbuf : net_rx_buf(d->features, &d->cfg, wl);
+    uint32_t rxbuf = d->rxbuf ? d->rxbuf : net_rx_buf(d->features, &d->cfg, wl);
     uint32_t limit = net_frame_limit(d->features, &d->cfg);
     unsigned span;
 
@@ -652,7 +748,7 @@ static bool run_check(VirtioNetDrv *d, const NetWorkload *wl, unsigned *nqp,
                     " bytes", d->name, rxq(d, 0)->num, span, rxbuf);
         return false;
     }
-    if (!d->st->rxbuf && !rx_post_all(d, rxbuf, errp)) {
+    if (!d->rxbuf && !rx_post_all(d, rxbuf, errp)) {
         return false;
     }
     return true;
@@ -687,7 +783,7 @@ static bool run_finish(NetRun *run, GError **errp)
         if (run->got[p] == run->d->st->sent[p]) {
             continue;
         }
-        while (w[seq / 64] & (1ull << (seq % 64))) {
+        while (seq < run->wl->count && (w[seq / 64] & (1ull << (seq % 64)))) {
             seq++;
         }
         res->first_error = g_strdup_printf("%s: %" PRIu64 " of %" PRIu64
@@ -730,7 +826,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
 
     memset(res, 0, sizeof(*res));
     wl_stats_init(&res->stats);
-    if (resume && !d->st->rxbuf) {
+    if (resume && !d->rxbuf) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
                     "%s: driver state: no RX buffers were posted, no run to continue",
                     d->name);
@@ -751,13 +847,13 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
     run.seen_stride = ALIGN_UP(count, 64) / 8;
     run.slot = net_tx_slot(wl);
     work = (uint64_t)run.nqp * run.ntx * run.slot + run.nqp * run.seen_stride;
-    if (run.ntx == 0 || d->st->work_gpa + work > d->buf_gpa + d->buf_size) {
+    if (run.ntx == 0 || d->work_gpa + work > d->buf_gpa + d->buf_size) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_NO_SPACE,
                     "%s: %u TX slots and %" PRIu64 " packets per pair do not fit "
                     "the buffer area", d->name, run.ntx, count);
         return false;
     }
-    run.tx_gpa = d->st->work_gpa;
+    run.tx_gpa = d->work_gpa;
     run.tx = d->area + (run.tx_gpa - d->buf_gpa);
     run.seen = run.tx + (size_t)run.nqp * run.ntx * run.slot;
     while (tsn < run.window) {
@@ -769,6 +865,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
     run.tx_busy = g_new0(bool, (size_t)run.nqp * run.ntx);
     run.end_ns = wl->runtime_ms ? wl_now_ns() + wl->runtime_ms * 1000000ull : 0;
     if (resume) {
+        d->gen = d->st->run;
         if (!net_run_restore(&run, errp)) {
             g_free(run.ts);
             g_free(run.got);
@@ -776,7 +873,8 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
             return false;
         }
     } else {
-        d->st->run++;
+        d->gen = d->st->run + 1;
+        d->st->run = d->gen;
         memset(d->st->sent, 0, sizeof(d->st->sent));
         memset(run.seen, 0, run.nqp * run.seen_stride);
     }
@@ -784,7 +882,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
     /* A continued run's rate starts from the source's count, not from 0. */
     run.last_progress_ops = run.res->verified;
 
-    while (!run.fatal) {
+    while (!run.fatal && !net_run_corrupted(&run)) {
         unsigned progress = 0;
         uint64_t got = 0, now;
         bool pausing = net_run_pause_wanted(&run);

@@ -3,9 +3,9 @@
  * The guest's virtio-net driver, parking a run and continuing it from
  * guest RAM (live migration). See include/guest/virtio-net-drv.h.
  *
- * The run record is read back as untrusted input: a back-end can write
- * guest RAM. Every count is checked against the workload and the bitmap
- * bounds before it is used.
+ * Untrusted input: the run record is read back from guest RAM, which a
+ * back-end can write. Every count is checked against the workload and the
+ * bitmap bounds before it is used.
  */
 #include <inttypes.h>
 #include <string.h>

@@ -8,10 +8,17 @@
  * store/load it orders and against what on the device side. The layout is
  * little-endian; like every vhost-user peer we run on a little-endian host.
  *
- * What the device writes (used ring) is untrusted: an id out of range or
- * naming a slot that holds no request is refused, never followed.
+ * Untrusted input: what the device writes (used ring) is untrusted: an id out of range or
+ * naming a slot that holds no request is refused, never followed. So is
+ * our own bookkeeping (GuestVqState, token[], ndesc[], the free list
+ * linked through desc[].next): it is in guest RAM, which every back-end
+ * maps read/write. Each value is compared with the ring size before it
+ * indexes anything, once, where it is read (one compare: no copies); the
+ * first bad one stops the queue (vq->corrupt) and the driver fails the
+ * device.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,6 +68,38 @@ static volatile uint16_t *used_event(GuestVirtqueue *vq)
     return (volatile uint16_t *)&vq->avail[AVAIL_RING + vq->num];
 }
 
+/* Records the first corrupted value; always false, for return. */
+static bool vq_corrupt_why(GuestVirtqueue *vq, const char *field, uint64_t value,
+                           const char *why)
+{
+    if (!vq->corrupt) {
+        vq->corrupt = field;
+        vq->corrupt_why = why;
+        vq->corrupt_value = value;
+    }
+    return false;
+}
+
+static bool vq_corrupt(GuestVirtqueue *vq, const char *field, uint64_t value)
+{
+    return vq_corrupt_why(vq, field, value, NULL);
+}
+
+char *guest_vq_corruption(const GuestVirtqueue *vq, const char *dev, unsigned q)
+{
+    if (!vq->corrupt) {
+        return NULL;
+    }
+    if (vq->corrupt_why) {
+        return g_strdup_printf("device state in RAM corrupted: %s: queue %u: %s %" PRIu64
+                               " %s", dev, q, vq->corrupt, vq->corrupt_value,
+                               vq->corrupt_why);
+    }
+    return g_strdup_printf("device state in RAM corrupted: %s: queue %u: %s %" PRIu64
+                           " is out of range for a ring of %u", dev, q, vq->corrupt,
+                           vq->corrupt_value, vq->num);
+}
+
 uint64_t guest_vq_state_size(unsigned num)
 {
     return sizeof(GuestVqState) + 8ull * num + 2ull * num;
@@ -71,9 +110,11 @@ uint64_t guest_vq_indirect_size(unsigned num)
     return (uint64_t)num * GUEST_VQ_INDIRECT_MAX * sizeof(VringDesc);
 }
 
-static bool vq_map(GuestVirtqueue *vq, GuestMemory *mem, GuestVqState *st)
+/* hdr: a checked copy of st's header (st is in guest RAM: read it once). */
+static bool vq_map(GuestVirtqueue *vq, GuestMemory *mem, GuestVqState *st,
+                   const GuestVqState *hdr)
 {
-    unsigned num = st->num;
+    unsigned num = hdr->num;
 
     memset(vq, 0, sizeof(*vq));
     vq->mem = mem;
@@ -81,11 +122,15 @@ static bool vq_map(GuestVirtqueue *vq, GuestMemory *mem, GuestVqState *st)
     vq->num = num;
     vq->token = (uint64_t *)(st + 1);
     vq->ndesc = (uint16_t *)(vq->token + num);
-    vq->desc = guest_memory_gpa_to_hva(mem, st->desc_gpa, vring_desc_size(num));
-    vq->avail = guest_memory_gpa_to_hva(mem, st->avail_gpa, vring_avail_size(num));
-    vq->used = guest_memory_gpa_to_hva(mem, st->used_gpa, vring_used_size(num));
-    if (st->indirect_gpa) {
-        vq->indirect = guest_memory_gpa_to_hva(mem, st->indirect_gpa,
+    vq->desc_gpa = hdr->desc_gpa;
+    vq->avail_gpa = hdr->avail_gpa;
+    vq->used_gpa = hdr->used_gpa;
+    vq->indirect_gpa = hdr->indirect_gpa;
+    vq->desc = guest_memory_gpa_to_hva(mem, hdr->desc_gpa, vring_desc_size(num));
+    vq->avail = guest_memory_gpa_to_hva(mem, hdr->avail_gpa, vring_avail_size(num));
+    vq->used = guest_memory_gpa_to_hva(mem, hdr->used_gpa, vring_used_size(num));
+    if (hdr->indirect_gpa) {
+        vq->indirect = guest_memory_gpa_to_hva(mem, hdr->indirect_gpa,
                                                guest_vq_indirect_size(num));
         if (!vq->indirect) {
             return false;
@@ -93,7 +138,7 @@ static bool vq_map(GuestVirtqueue *vq, GuestMemory *mem, GuestVqState *st)
     }
     vq->kick_fd = -1;
     vq->call_fd = -1;
-    vq->kicked_avail_idx = st->avail_idx;
+    vq->kicked_avail_idx = hdr->avail_idx;
     return vq->desc && vq->avail && vq->used;
 }
 
@@ -121,7 +166,7 @@ bool guest_vq_init(GuestVirtqueue *vq, GuestMemory *mem, unsigned num,
                 (indirect_gpa ? GUEST_VQ_F_INDIRECT : 0);
     st->num_free = num;
     st->free_head = 0;
-    if (!vq_map(vq, mem, st)) {
+    if (!vq_map(vq, mem, st, st)) {
         return false;
     }
     memset(vq->desc, 0, vring_desc_size(num));
@@ -138,20 +183,26 @@ bool guest_vq_init(GuestVirtqueue *vq, GuestMemory *mem, unsigned num,
 bool guest_vq_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state_gpa)
 {
     GuestVqState *st = guest_memory_gpa_to_hva(mem, state_gpa, sizeof(*st));
+    GuestVqState h;
 
     /*
-     * Guest RAM came from elsewhere and a back-end may have written it:
-     * nothing here indexes anything before it is checked.
+     * Guest RAM came from elsewhere and a back-end may have written it
+     * (and may still be writing it): the header is copied once, the copy
+     * is checked and used; nothing indexes anything before it is checked.
      */
-    if (!st || st->magic != GUEST_VQ_STATE_MAGIC || st->num == 0 || st->num > 32768 ||
-        (st->num & (st->num - 1)) || st->num_free > st->num ||
-        (st->num_free && st->free_head >= st->num) ||
-        (st->flags & ~(GUEST_VQ_F_EVENT_IDX | GUEST_VQ_F_INDIRECT)) ||
-        !(st->flags & GUEST_VQ_F_INDIRECT) != !st->indirect_gpa ||
-        !guest_memory_gpa_to_hva(mem, state_gpa, guest_vq_state_size(st->num))) {
+    if (!st) {
         return false;
     }
-    if (!vq_map(vq, mem, st)) {
+    memcpy(&h, st, sizeof(h));
+    if (h.magic != GUEST_VQ_STATE_MAGIC || h.num == 0 || h.num > 32768 ||
+        (h.num & (h.num - 1)) || h.num_free > h.num ||
+        (h.num_free && h.free_head >= h.num) ||
+        (h.flags & ~(GUEST_VQ_F_EVENT_IDX | GUEST_VQ_F_INDIRECT)) ||
+        !(h.flags & GUEST_VQ_F_INDIRECT) != !h.indirect_gpa ||
+        !guest_memory_gpa_to_hva(mem, state_gpa, guest_vq_state_size(h.num))) {
+        return false;
+    }
+    if (!vq_map(vq, mem, st, &h)) {
         return false;
     }
     for (unsigned i = 0; i < vq->num; i++) {
@@ -167,10 +218,21 @@ bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
 {
     GuestVqState *st = vq->st;
     unsigned total = n_out + n_in;
-    uint16_t head = st->free_head;
+    uint16_t head = st->free_head, num_free = st->num_free;
 
-    if (total == 0 || st->num_free == 0) {
+    if (vq->corrupt || total == 0 || num_free == 0) {
         return false;
+    }
+    if (num_free > vq->num) {
+        return vq_corrupt(vq, "num_free", num_free);
+    }
+    if (head >= vq->num) {
+        return vq_corrupt(vq, "free_head", head);
+    }
+    /* A free descriptor means fewer than num requests are out. */
+    if ((uint16_t)(st->avail_idx - st->last_used_idx) >= vq->num) {
+        return vq_corrupt(vq, "avail_idx - last_used_idx",
+                          (uint16_t)(st->avail_idx - st->last_used_idx));
     }
     if (vq->indirect && total > 1 && total <= GUEST_VQ_INDIRECT_MAX) {
         VringDesc *table = vq->indirect + (size_t)head * GUEST_VQ_INDIRECT_MAX;
@@ -188,17 +250,21 @@ bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
             (uint64_t)head * GUEST_VQ_INDIRECT_MAX * sizeof(VringDesc);
         vq->desc[head].len = total * sizeof(VringDesc);
         vq->desc[head].flags = VRING_DESC_F_INDIRECT;
-        st->num_free--;
+        st->num_free = num_free - 1;
         vq->ndesc[head] = 1;
     } else {
         uint16_t i = head, last = head;
 
-        if (st->num_free < total) {
+        if (num_free < total) {
             return false;
         }
         /* The free list is already chained through .next: only fill in. */
         for (unsigned k = 0; k < total; k++) {
             const GuestSg *sg = k < n_out ? &out[k] : &in[k - n_out];
+
+            if (i >= vq->num) {
+                return vq_corrupt(vq, "desc.next", i);
+            }
             vq->desc[i].addr = sg->gpa;
             vq->desc[i].len = sg->len;
             vq->desc[i].flags = (k + 1 < total ? VRING_DESC_F_NEXT : 0) |
@@ -207,7 +273,7 @@ bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
             i = vq->desc[i].next;
         }
         st->free_head = vq->desc[last].next;
-        st->num_free -= total;
+        st->num_free = (uint16_t)(num_free - total);
         vq->ndesc[head] = (uint16_t)total;
     }
     vq->token[head] = token;
@@ -264,33 +330,49 @@ bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 {
     GuestVqState *st = vq->st;
     VringUsedElem e;
-    uint16_t id, n;
+    uint16_t id, n, num_free, last, idx = vq_read16(used_idx(vq));
 
-    if (st->last_used_idx == vq_read16(used_idx(vq))) {
+    if (vq->corrupt || st->last_used_idx == idx) {
         return false;
+    }
+    /* The device cannot have completed more than the ring holds. */
+    if ((uint16_t)(idx - st->last_used_idx) > vq->num) {
+        return vq_corrupt(vq, "used.idx - last_used_idx",
+                          (uint16_t)(idx - st->last_used_idx));
     }
     /* Read the entry only after seeing the index that covers it. */
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     e = used_elem(vq, st->last_used_idx & (vq->num - 1));
-    if (e.id >= vq->num || vq->ndesc[e.id] == 0) {
-        g_warning("guest: virtqueue: device returned bad used id %u", e.id);
-        return false;
+    if (e.id >= vq->num) {
+        return vq_corrupt(vq, "used.id", e.id);
     }
     id = (uint16_t)e.id;
     n = vq->ndesc[id];
+    if (n == 0) {
+        /* Not in flight: the device completed it twice, or made it up. */
+        return vq_corrupt_why(vq, "used.id", e.id, "names no request in flight");
+    }
+    if (n > vq->num) {
+        return vq_corrupt(vq, "ndesc", n);
+    }
     if (vq->desc[id].flags & VRING_DESC_F_INDIRECT) {
         n = 1;
     }
-    /* Give the chain back: its .next fields still link it; splice it in. */
-    {
-        uint16_t last = id;
-        for (uint16_t k = 1; k < n; k++) {
-            last = vq->desc[last].next;
-        }
-        vq->desc[last].next = st->free_head;
-        st->free_head = id;
-        st->num_free += n;
+    num_free = st->num_free;
+    if (num_free > vq->num - n) {
+        return vq_corrupt(vq, "num_free", num_free);
     }
+    /* Give the chain back: its .next fields still link it; splice it in. */
+    last = id;
+    for (uint16_t k = 1; k < n; k++) {
+        last = vq->desc[last].next;
+        if (last >= vq->num) {
+            return vq_corrupt(vq, "desc.next", last);
+        }
+    }
+    vq->desc[last].next = st->free_head;
+    st->free_head = id;
+    st->num_free = num_free + n;
     vq->ndesc[id] = 0;
     *token = vq->token[id];
     *len = e.len;

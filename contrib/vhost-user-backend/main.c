@@ -38,6 +38,7 @@ static const char usage_text[] =
 "                       [--server | --client] [--trace]\n"
 "                       [--batch=N] [--crash-at=STAGE:N] [--state-dump=FILE]\n"
 "                       [--mem-slots] [--no-postcopy] [--postcopy-touch=listen|reply]\n"
+"                       [--x-scribble=random[,seed=N][,every=N]|field=NAME]\n"
 "\n"
 "DESCRIPTION\n"
 "    Serves the back-end side of the vhost-user protocol on a UNIX socket, for\n"
@@ -148,6 +149,21 @@ static const char usage_text[] =
 "           so the front-end waits for a reply while we wait for a page.\n"
 "           At exit, either way: \"postcopy: advised A times, pages\n"
 "           touched P, faults F, blocked U us\".\n"
+"        --x-scribble=random[,seed=N][,every=N] | --x-scribble=field=NAME\n"
+"           For tests only: a hostile back-end. Writes over the state the\n"
+"           reference VMM's guest driver keeps in guest RAM (ring state,\n"
+"           request tokens, descriptor links, used rings of this device's\n"
+"           rings, the blk or net driver's state page), to show that the\n"
+"           VMM fails the device and survives. field=NAME: that field, at\n"
+"           DRIVER_OK and after every kick, with a value out of range; NAME\n"
+"           is one of vq.num, vq.free_head, vq.num_free, vq.avail_idx,\n"
+"           vq.last_used_idx, vq.flags, vq.token, vq.ndesc, desc.next,\n"
+"           used.id, used.len, used.idx, blk.seed, blk.tracked,\n"
+"           blk.pool_gpa, blk.pool_size, blk.gen_gpa, blk.inflight_gpa,\n"
+"           net.run, net.rxbuf, net.nqp, net.rx_gpa, net.work_gpa,\n"
+"           net.sent. random: every Nth kick (default 8) one random value\n"
+"           at a random place among them (xorshift from seed, default 1).\n"
+"           Logs \"scribble: writing WHAT over the driver's guest RAM\" once.\n"
 "    -T, --trace\n"
 "           Print every vhost-user message received and sent to stderr\n"
 "           (also enabled by VHOST_USER_TRACE=1 in the environment).\n"
@@ -255,7 +271,8 @@ static void usage_error(const char *fmt, ...)
 }
 
 enum { OPT_SERVER = 256, OPT_CLIENT, OPT_INFLIGHT, OPT_BATCH, OPT_CRASH_AT,
-       OPT_STATE_DUMP, OPT_NO_POSTCOPY, OPT_POSTCOPY_TOUCH, OPT_MEM_SLOTS };
+       OPT_STATE_DUMP, OPT_NO_POSTCOPY, OPT_POSTCOPY_TOUCH, OPT_MEM_SLOTS,
+       OPT_X_SCRIBBLE };
 
 /* --crash-at=STAGE:N */
 static bool parse_crash_at(const char *s, RefBeOptions *o)
@@ -300,6 +317,7 @@ static int parse_options(int argc, char **argv, RefBeOptions *o)
         { "no-postcopy", no_argument, NULL, OPT_NO_POSTCOPY },
         { "mem-slots", no_argument, NULL, OPT_MEM_SLOTS },
         { "postcopy-touch", required_argument, NULL, OPT_POSTCOPY_TOUCH },
+        { "x-scribble", required_argument, NULL, OPT_X_SCRIBBLE },
         { "trace", no_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -389,6 +407,16 @@ static int parse_options(int argc, char **argv, RefBeOptions *o)
                 o->postcopy_touch = REFBE_PC_TOUCH_REPLY;
             } else {
                 usage_error("--postcopy-touch: '%s' is not listen or reply", optarg);
+                return 2;
+            }
+            break;
+        case OPT_X_SCRIBBLE:
+            refbe_scribble_free(o->scribble);
+            o->scribble = refbe_scribble_parse(optarg);
+            if (!o->scribble) {
+                usage_error("--x-scribble: '%s' is not random[,seed=N][,every=N] "
+                            "or field=NAME with NAME one of %s", optarg,
+                            refbe_scribble_fields());
                 return 2;
             }
             break;
@@ -575,6 +603,7 @@ int main(int argc, char **argv)
         g_free(opts.socket_path);
         g_free(opts.blk_file);
         g_free(opts.state_dump);
+        refbe_scribble_free(opts.scribble);
         return status;
     }
     status = 0;
@@ -629,5 +658,6 @@ out:
     g_free(opts.socket_path);
     g_free(opts.blk_file);
     g_free(opts.state_dump);
+    refbe_scribble_free(opts.scribble);
     return status;
 }

@@ -47,6 +47,8 @@ typedef enum RefBePostcopyTouch {
     REFBE_PC_TOUCH_REPLY,       /* a ring's pages, before answering a ring request */
 } RefBePostcopyTouch;
 
+typedef struct RefBeScribble RefBeScribble;
+
 typedef struct RefBeOptions {
     char *socket_path;
     RefBeDevType type;
@@ -63,6 +65,7 @@ typedef struct RefBeOptions {
     bool no_postcopy;           /* --no-postcopy: PAGEFAULT not offered */
     bool mem_slots;             /* --mem-slots: CONFIGURE_MEM_SLOTS offered */
     RefBePostcopyTouch postcopy_touch;
+    RefBeScribble *scribble;    /* --x-scribble (scribble.c), or NULL */
 } RefBeOptions;
 
 /* net: pairs of rings, and the ring index is 8 bits on the wire. */
@@ -441,5 +444,15 @@ void refbe_postcopy_report(RefBeDev *dev);
 
 /* Log line to stderr: "vhost-user-backend: <msg>". */
 void refbe_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+/* ---- --x-scribble (scribble.c): writes over the guest driver's state ---- */
+
+/* NULL when arg is not random[,seed=N][,every=N] or field=NAME. */
+RefBeScribble *refbe_scribble_parse(const char *arg);
+void refbe_scribble_free(RefBeScribble *s);
+/* The field names, '|'-separated, for the usage text. */
+const char *refbe_scribble_fields(void);
+/* At DRIVER_OK and after each kick: one round of writes (s may be NULL). */
+void refbe_scribble(RefBeDev *dev, RefBeScribble *s);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-msg.h"
+#include "hw/virtio/virtio.h"
 #include "refbe.h"
 
 /* Partial messages must not hang the back-end forever. */
@@ -166,6 +167,7 @@ static void ring_process(RefBeDev *dev, RefBeVring *vq)
     } else {
         refbe_net_kick(dev, vq);
     }
+    refbe_scribble(dev, dev->opts->scribble);
 }
 
 /* ---- Requests --------------------------------------------------------- */
@@ -479,6 +481,9 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
             return false;
         }
         dev->status = (uint8_t)msg->payload.u64;
+        if (dev->status & VIRTIO_CONFIG_S_DRIVER_OK) {
+            refbe_scribble(dev, dev->opts->scribble);
+        }
         return true;
     case VHOST_USER_GET_STATUS:
         reply->payload.u64 = dev->status;

@@ -56,6 +56,8 @@ typedef struct GuestVirtqueue {
     uint16_t *avail;            /* [0] flags, [1] idx, [2..] ring, [2+num] used_event */
     uint8_t *used;              /* flags, idx, ring[], avail_event */
     VringDesc *indirect;        /* NULL without indirect descriptors */
+    /* Where they are, as mapped (st's copies are the back-end's to write). */
+    uint64_t desc_gpa, avail_gpa, used_gpa, indirect_gpa;
     uint16_t num;
     int kick_fd;                /* -1 until set; the driver writes it */
     int call_fd;                /* -1 until set; the device writes it */
@@ -63,6 +65,16 @@ typedef struct GuestVirtqueue {
     uint16_t kicked_avail_idx;
     uint64_t kicks;             /* notifications sent */
     uint64_t kicks_suppressed;  /* ... and the ones EVENT_IDX spared */
+    /*
+     * Guest RAM is the back-end's to write (it maps all of it), so every
+     * value read back from it is checked before it indexes anything. The
+     * first one out of range names itself here and stops the queue: add
+     * and get_used refuse from then on, and the driver fails the device
+     * (guest_vq_corruption()).
+     */
+    const char *corrupt;        /* NULL, or the field: "free_head", ... */
+    const char *corrupt_why;    /* NULL: out of range */
+    uint64_t corrupt_value;
 } GuestVirtqueue;
 
 /* One buffer of a request, by guest physical address. */
@@ -89,7 +101,8 @@ bool guest_vq_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state_gpa);
  * Queues one request: out[] device-readable then in[] device-writable
  * buffers. Uses one indirect descriptor when there are several buffers and
  * indirect descriptors are on, else a chain. Returns false when the ring
- * has no room (the caller retries after reaping completions).
+ * has no room (the caller retries after reaping completions) or its
+ * state in guest RAM is corrupted (vq->corrupt says which field).
  */
 bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
                   const GuestSg *in, unsigned n_in, uint64_t token);
@@ -99,7 +112,11 @@ bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
  * true when a notification was sent.
  */
 bool guest_vq_kick(GuestVirtqueue *vq);
-/* Next completion, or false when none: *token and *len (bytes written). */
+/*
+ * Next completion, or false when none: *token and *len (bytes written).
+ * Also false when the used entry or the ring's state is corrupted
+ * (vq->corrupt). *token is what guest RAM holds: check it.
+ */
 bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len);
 /*
  * Asks the device to interrupt (call) when the next completion arrives and
@@ -112,6 +129,12 @@ void guest_vq_disable_cb(GuestVirtqueue *vq);
 uint64_t guest_vq_ack_call(GuestVirtqueue *vq);
 
 unsigned guest_vq_num_free(const GuestVirtqueue *vq);
+/*
+ * NULL while the queue is sound; else what was found corrupted in guest
+ * RAM, as "device state in RAM corrupted: DEV: queue Q: FIELD VALUE ..."
+ * (newly allocated).
+ */
+char *guest_vq_corruption(const GuestVirtqueue *vq, const char *dev, unsigned q);
 /* Requests queued and not completed. */
 unsigned guest_vq_in_flight(const GuestVirtqueue *vq);
 

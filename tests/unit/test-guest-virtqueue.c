@@ -277,7 +277,98 @@ START_TEST(test_bad_used_id_refused)
     ck_assert(guest_memory_write(mem, USED_GPA + 4, &e, sizeof(e)));
     ck_assert(!guest_vq_get_used(&vq, &t, &len));
     ck_assert_uint_eq(guest_vq_num_free(&vq), NUM - 1);
+    ck_assert_str_eq(vq.corrupt, "used.id");
     close(vq.kick_fd);
+}
+END_TEST
+
+/* The message the driver fails the device with names the field. */
+static void assert_corrupt(GuestVirtqueue *vq, const char *field)
+{
+    g_autofree char *msg = guest_vq_corruption(vq, "dev0", 0);
+    g_autofree char *want = g_strdup_printf("device state in RAM corrupted: dev0: queue 0: "
+                                            "%s ", field);
+
+    ck_assert_msg(vq->corrupt && !strcmp(vq->corrupt, field), "corrupt: %s, want %s",
+                  vq->corrupt ? vq->corrupt : "(none)", field);
+    ck_assert_msg(msg && g_str_has_prefix(msg, want), "%s", msg ? msg : "(none)");
+    close(vq->kick_fd);
+}
+
+/*
+ * The ring's bookkeeping in guest RAM, as a back-end may rewrite it: each
+ * value is refused before it indexes anything, and the queue stays stopped.
+ */
+START_TEST(test_corrupt_state_refused)
+{
+    GuestVirtqueue vq;
+    Dev dev = { 0 };
+    GuestSg three[3] = { { BUF_GPA, 16 }, { BUF_GPA + 64, 64 }, { BUF_GPA + 256, 1 } };
+    uint16_t idx;
+    uint64_t t;
+    uint32_t len;
+
+    vq_setup(&vq, false, false);
+    ck_assert_ptr_null(guest_vq_corruption(&vq, "dev0", 0));
+    vq.st->free_head = 0xffff;
+    ck_assert(!guest_vq_add(&vq, three, 1, NULL, 0, 1));
+    /* Stopped: a sound value later does not bring it back. */
+    vq.st->free_head = 0;
+    ck_assert(!guest_vq_add(&vq, three, 1, NULL, 0, 1));
+    assert_corrupt(&vq, "free_head");
+
+    vq_setup(&vq, false, false);
+    vq.st->num_free = 0xffff;
+    ck_assert(!guest_vq_add(&vq, three, 1, NULL, 0, 1));
+    assert_corrupt(&vq, "num_free");
+
+    vq_setup(&vq, false, false);
+    vq.st->avail_idx += 100;
+    ck_assert(!guest_vq_add(&vq, three, 1, NULL, 0, 1));
+    assert_corrupt(&vq, "avail_idx - last_used_idx");
+
+    /* The free list, linked through the descriptors, walked by a chain. */
+    vq_setup(&vq, false, false);
+    vq.desc[1].next = 0xffff;
+    ck_assert(!guest_vq_add(&vq, three, 2, &three[2], 1, 1));
+    assert_corrupt(&vq, "desc.next");
+
+    /* A completed chain whose links were rewritten while it was out. */
+    vq_setup(&vq, false, false);
+    memset(&dev, 0, sizeof(dev));
+    ck_assert(guest_vq_add(&vq, three, 2, &three[2], 1, 1));
+    guest_vq_kick(&vq);
+    ck_assert_uint_eq(dev_process(&dev, 1), 1);
+    vq.desc[0].next = 0x8000;
+    ck_assert(!guest_vq_get_used(&vq, &t, &len));
+    assert_corrupt(&vq, "desc.next");
+
+    vq_setup(&vq, false, false);
+    memset(&dev, 0, sizeof(dev));
+    ck_assert(guest_vq_add(&vq, three, 2, &three[2], 1, 1));
+    guest_vq_kick(&vq);
+    ck_assert_uint_eq(dev_process(&dev, 1), 1);
+    vq.ndesc[0] = 0xffff;
+    ck_assert(!guest_vq_get_used(&vq, &t, &len));
+    assert_corrupt(&vq, "ndesc");
+
+    vq_setup(&vq, false, false);
+    memset(&dev, 0, sizeof(dev));
+    ck_assert(guest_vq_add(&vq, three, 1, NULL, 0, 1));
+    guest_vq_kick(&vq);
+    ck_assert_uint_eq(dev_process(&dev, 1), 1);
+    vq.st->num_free = NUM;
+    ck_assert(!guest_vq_get_used(&vq, &t, &len));
+    assert_corrupt(&vq, "num_free");
+
+    /* The device's index more than a ring ahead of what we consumed. */
+    vq_setup(&vq, false, false);
+    ck_assert(guest_vq_add(&vq, three, 1, NULL, 0, 1));
+    guest_vq_kick(&vq);
+    idx = NUM + 1;
+    ck_assert(guest_memory_write(mem, USED_GPA + 2, &idx, 2));
+    ck_assert(!guest_vq_get_used(&vq, &t, &len));
+    assert_corrupt(&vq, "used.idx - last_used_idx");
 }
 END_TEST
 
@@ -357,6 +448,7 @@ static Suite *virtqueue_suite(void)
     tcase_add_test(tc, test_event_idx_suppresses_kicks);
     tcase_add_test(tc, test_no_notify_flag);
     tcase_add_test(tc, test_bad_used_id_refused);
+    tcase_add_test(tc, test_corrupt_state_refused);
     tcase_add_test(tc, test_attach_continues_from_ram);
     tcase_add_test(tc, test_directory_record_checked);
     suite_add_tcase(s, tc);
