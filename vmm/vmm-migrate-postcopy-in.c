@@ -14,8 +14,10 @@
  *            postcopy-active.
  *   RUN      the devices get their state and the guest starts, on the
  *            loop, while this thread goes on placing pages.
- *   END      every page placed, the fault thread stopped, each back-end's
- *            ufd dropped and POSTCOPY_END sent, then the acknowledgement.
+ *   END      every page placed, our mapping unregistered, POSTCOPY_END
+ *            sent; each back-end's ufd stays served until every back-end
+ *            answered (one may fault before it does: a fault read late,
+ *            a hole it touches), then dropped; then the acknowledgement.
  *
  * Threads. The guest's workloads and the device model (main loop) block
  * in the kernel when they touch a page not here yet; so does a back-end.
@@ -416,7 +418,7 @@ bool mig_in_postcopy_end(MigIn *in, GError **errp)
 {
     MigInPostcopy *p = in->pc;
     gint64 end = g_get_monotonic_time() + PC_RUN_TIMEOUT_MS * 1000ll;
-    bool done;
+    bool done, ok;
 
     if (!p || !p->advised) {
         return true;
@@ -442,9 +444,13 @@ bool mig_in_postcopy_end(MigIn *in, GError **errp)
     if (mig_in_pc_run_failed(p, errp)) {
         return false;
     }
-    /* Their ufds are closed by POSTCOPY_END: stop polling them first. */
+    /*
+     * POSTCOPY_END closes the device's copy of each ufd; the fault thread
+     * polls its own, so it wakes a back-end that faults before answering.
+     */
+    ok = vmm_loop_call(mig_in_pc_end_cb, in, errp);
     mig_in_pc_release(p);
-    return vmm_loop_call(mig_in_pc_end_cb, in, errp);
+    return ok;
 }
 
 bool mig_in_postcopy_recoverable(MigIn *in)

@@ -19,6 +19,11 @@
  *                 pointer) arrives in the background equal to the source's
  *   slots-listen  listen-touch with --mem-slots on both back-ends (the
  *                 destination's first listening table goes whole)
+ *   end-touch     --postcopy-touch=end: on POSTCOPY_END, before answering,
+ *                 the destination's back-end reads every page; the zero
+ *                 pages the destination never populated fault then, after
+ *                 the last page came: the migration completes only if its
+ *                 ufd is still served, and the back-end logs those faults
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -182,18 +187,35 @@ typedef enum Case {
     CASE_REPLY,
     CASE_FRESH,
     CASE_SLOTS,
+    CASE_END,
 } Case;
+
+/* end-touch: the destination's back-end faulted on POSTCOPY_END and was served. */
+static bool check_end_faults(Proc *be)
+{
+    g_autofree char *log = proc_log(be);
+    int64_t faults = log_number(log, "postcopy-touch end:", "faults ");
+
+    g_test_message("destination back-end at POSTCOPY_END: %" PRId64 " faults", faults);
+    if (faults <= 0) {
+        g_test_fail_printf("the destination's back-end reports no fault at POSTCOPY_END "
+                           "(%" PRId64 "):\n%s", faults, log);
+        return false;
+    }
+    return true;
+}
 
 static void test_case(Fixture *f, Case c)
 {
     static const char *const listen[] = { "--postcopy-touch=listen", NULL };
     static const char *const reply[] = { "--postcopy-touch=reply", NULL };
     static const char *const slots[] = { "--mem-slots", NULL };
+    static const char *const end[] = { "--postcopy-touch=end", NULL };
     static const char *const slots_listen[] = { "--mem-slots", "--postcopy-touch=listen",
                                                 NULL };
     const char *const *src_extra = c == CASE_SLOTS ? slots : NULL;
     const char *const *dst_extra = c == CASE_LISTEN ? listen : c == CASE_REPLY ? reply :
-                                   c == CASE_SLOTS ? slots_listen : NULL;
+                                   c == CASE_SLOTS ? slots_listen : c == CASE_END ? end : NULL;
     unsigned ram_mb = c == CASE_FRESH ? FRESH_RAM_MB : RAM_MB;
     g_autofree char *disk = g_build_filename(f->dir, "disk.raw", NULL);
     g_autofree char *ss = g_build_filename(f->dir, "blk-src.sock", NULL);
@@ -235,7 +257,8 @@ static void test_case(Fixture *f, Case c)
             goto out;
         }
     }
-    if (c == CASE_FRESH && !compare_unallocated(src, dst)) {
+    if ((c == CASE_FRESH && !compare_unallocated(src, dst)) ||
+        (c == CASE_END && !check_end_faults(dbe))) {
         goto out;
     }
     if (mig_vmm_verified(dst, 1) && mig_check_image(disk, IMAGE_SIZE, SEED) &&
@@ -267,6 +290,11 @@ static void test_slots(Fixture *f, gconstpointer data)
     test_case(f, CASE_SLOTS);
 }
 
+static void test_end(Fixture *f, gconstpointer data)
+{
+    test_case(f, CASE_END);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -277,6 +305,8 @@ int main(int argc, char **argv)
     g_test_add("/postcopy/guest-fresh", Fixture, NULL, fixture_setup, test_fresh,
                fixture_teardown);
     g_test_add("/postcopy/slots-listen", Fixture, NULL, fixture_setup, test_slots,
+               fixture_teardown);
+    g_test_add("/postcopy/end-touch", Fixture, NULL, fixture_setup, test_end,
                fixture_teardown);
     return g_test_run();
 }
