@@ -180,6 +180,19 @@ VmmMigrate *vmm_migrate_new(VmmMachine *m, VmmMigrateFatalFn fatal, void *opaque
     return mm;
 }
 
+bool vmm_migrate_postcopy_paused(VmmMigrate *mm)
+{
+    bool paused;
+
+    if (!mm) {
+        return false;
+    }
+    g_mutex_lock(&mm->lock);
+    paused = mm->status == VMM_MIG_POSTCOPY_PAUSED;
+    g_mutex_unlock(&mm->lock);
+    return paused;
+}
+
 void vmm_migrate_free(VmmMigrate *mm)
 {
     if (!mm) {

@@ -30,10 +30,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -45,6 +47,10 @@
 #define RAM_MB              64
 /* 64 MiB at 8 MiB/s: the background stream lasts seconds, room for a cut. */
 #define BW                  (8ll << 20)
+/* quit or SIGTERM while paused: the VMM is gone within this. */
+#define QUIT_MS             5000
+#define QUIT_SRC_EXIT       1
+#define QUIT_DST_EXIT       1
 
 /* ---- the relay ---------------------------------------------------------- */
 
@@ -497,14 +503,18 @@ static bool resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
     return true;
 }
 
-static void test_recover(Fixture *f, bool frozen)
+/*
+ * Both VMMs (the destination with -S when frozen) over qemu-storage-daemon,
+ * capability on, the destination listening, the source's workload running,
+ * and *r1 a relay to the destination (its URI in *ruri). False (test
+ * failed) if any of it did not come.
+ */
+static bool start_pair(Fixture *f, bool frozen, MigVmm **src, MigVmm **dst, Relay **r1,
+                       char **ruri)
 {
-    static const char *const dst_seq[] = { "active", "postcopy-active", "postcopy-paused",
-                                           "postcopy-active", "completed", NULL };
     g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
     g_autofree char *dpath = g_build_filename(f->dir, "mig.sock", NULL);
     g_autofree char *duri = g_strdup_printf("unix:%s", dpath);
-    g_autofree char *ruri = NULL;
     g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=8s,"
                                           "seed=%u", SEED);
     g_autoptr(GPtrArray) sa = mig_args_new();
@@ -512,6 +522,23 @@ static void test_recover(Fixture *f, bool frozen)
     MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true };
     MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .frozen = frozen,
                          .shm_ram = true };
+
+    return mig_qsd_pair(f, img, IMAGE_SIZE, wl, sa, da) &&
+           (*src = mig_vmm_start(f, "src", &so, sa)) &&
+           (*dst = mig_vmm_start(f, "dst", &dopts, da)) &&
+           mig_set_postcopy(*src, true) && mig_set_postcopy(*dst, true) &&
+           mig_incoming(*dst, duri) &&
+           wait_log((*src)->proc, "blk0: workload started", 1, MIG_WAIT_MS) &&
+           wait_log((*dst)->proc, "migration: incoming from", 1, MIG_WAIT_MS) &&
+           (*r1 = relay_new(f, "relay1.sock", dpath, ruri));
+}
+
+static void test_recover(Fixture *f, bool frozen)
+{
+    static const char *const dst_seq[] = { "active", "postcopy-active", "postcopy-paused",
+                                           "postcopy-active", "completed", NULL };
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *ruri = NULL;
     MigVmm *src = NULL, *dst = NULL;
     Relay *r1 = NULL, *r2 = NULL, *r3 = NULL;
     g_autofree char *slog = NULL;
@@ -519,16 +546,7 @@ static void test_recover(Fixture *f, bool frozen)
     unsigned attempts = 0;
     int code = -1;
 
-    if (!mig_qsd_pair(f, img, IMAGE_SIZE, wl, sa, da)) {
-        return;
-    }
-    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
-        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
-        !mig_set_postcopy(src, true) || !mig_set_postcopy(dst, true) ||
-        !mig_incoming(dst, duri) ||
-        !wait_log(src->proc, "blk0: workload started", 1, MIG_WAIT_MS) ||
-        !wait_log(dst->proc, "migration: incoming from", 1, MIG_WAIT_MS) ||
-        !(r1 = relay_new(f, "relay1.sock", dpath, &ruri))) {
+    if (!start_pair(f, frozen, &src, &dst, &r1, &ruri)) {
         goto out;
     }
     /* Nothing to resume or recover before a pause. */
@@ -589,6 +607,64 @@ out:
     mig_vmm_free(dst);
 }
 
+/*
+ * v exits by itself within QUIT_MS of being told to, with status code and
+ * the line that says it left postcopy paused.
+ */
+static bool exits_paused(MigVmm *v, int code)
+{
+    g_autofree char *log = NULL;
+    int got;
+
+    if (!proc_wait(v->proc, QUIT_MS)) {
+        log = proc_log(v->proc);
+        g_test_fail_printf("%s: still running %u ms after quit/SIGTERM in postcopy-paused:\n%s",
+                           v->name, QUIT_MS, log);
+        return false;
+    }
+    got = WIFEXITED(v->proc->wstatus) ? WEXITSTATUS(v->proc->wstatus) : -1;
+    log = proc_log(v->proc);
+    g_test_message("%s: exit %d", v->name, got);
+    if (got != code || !strstr(log, "the VMM exits while postcopy is paused") ||
+        strstr(log, "second signal")) {
+        g_test_fail_printf("%s: exit %d (want %d) after quit/SIGTERM in postcopy-paused, "
+                           "log:\n%s", v->name, got, code, log);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Both sides paused, then the source gets QMP quit and the destination
+ * SIGTERM: each exits promptly, after one request (no second signal).
+ */
+static void test_quit(Fixture *f, gconstpointer data)
+{
+    g_autofree char *ruri = NULL;
+    MigVmm *src = NULL, *dst = NULL;
+    Relay *r1 = NULL;
+    int64_t sent = 0;
+
+    if (!start_pair(f, false, &src, &dst, &r1, &ruri)) {
+        goto out;
+    }
+    mig_set_params(src, BW, -1);
+    if (!mig_migrate(src, ruri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS) ||
+        !expect_ok(src, "{\"execute\":\"migrate-start-postcopy\"}") ||
+        !status_is(dst, "postcopy-active") || !wait_mid_postcopy(dst) ||
+        !cut_and_pause(r1, src, dst, &sent)) {
+        goto out;
+    }
+    json_node_unref(qmp_client_ok(src->qmp, "{\"execute\":\"quit\"}"));
+    kill(dst->proc->pid, SIGTERM);
+    exits_paused(src, QUIT_SRC_EXIT);
+    exits_paused(dst, QUIT_DST_EXIT);
+out:
+    relay_free(r1);
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+}
+
 static void test_blk(Fixture *f, gconstpointer data)
 {
     test_recover(f, false);
@@ -605,6 +681,8 @@ int main(int argc, char **argv)
     g_test_add("/postcopy-recover/blk", Fixture, NULL, fixture_setup, test_blk,
                fixture_teardown);
     g_test_add("/postcopy-recover/ram", Fixture, NULL, fixture_setup, test_ram,
+               fixture_teardown);
+    g_test_add("/postcopy-recover/quit-paused", Fixture, NULL, fixture_setup, test_quit,
                fixture_teardown);
     return g_test_run();
 }
