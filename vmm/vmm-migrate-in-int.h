@@ -51,6 +51,12 @@ bool mig_in_postcopy_end(MigIn *in, GError **errp);
  * back-end's mapping (true when not in postcopy).
  */
 bool mig_in_postcopy_devices_started(MigIn *in, GError **errp);
+/*
+ * Loop, QMP cont with -S: the same check once the devices started, if
+ * postcopy still runs; a failure also fails the load (as a failed start
+ * after RUN would), so the source hears it and the guest never runs here.
+ */
+bool mig_in_postcopy_cont_check(VmmMigrate *mm, GError **errp);
 /* Whatever happened: the fault thread stopped, everything freed. */
 void mig_in_postcopy_free(MigIn *in);
 /* The guest runs here on postcopy (past RUN, started fine): a cut can pause. */

@@ -314,10 +314,16 @@ bool vmm_mig_in_start(VmmMigrate *mm, const char *uri, GError **errp)
 
 bool vmm_mig_in_cont(VmmMigrate *mm, GError **errp)
 {
-    if (!vmm_machine_incoming_start(mm->m, errp)) {
+    if (!vmm_machine_incoming_start_devices(mm->m, errp)) {
         g_prefix_error(errp, "starting the migrated guest: ");
         return false;
     }
+    /* With -S the devices start here, maybe while postcopy still runs. */
+    if (!mig_in_postcopy_cont_check(mm, errp)) {
+        g_prefix_error(errp, "starting the migrated guest: ");
+        return false;
+    }
+    vmm_machine_incoming_start_guest(mm->m);
     g_mutex_lock(&mm->lock);
     mm->wait_cont = false;
     g_mutex_unlock(&mm->lock);

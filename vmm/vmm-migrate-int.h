@@ -75,6 +75,7 @@ struct VmmMigrate {
     bool start_postcopy;
     uint64_t postcopy_requests; /* source: pages the destination asked for */
     MigPostcopy *pc;            /* destination, while postcopy runs: its stats */
+    struct MigInPostcopy *in_pc; /* ... and its side of it (the check at cont) */
     MigPostcopyStats pc_stats;  /* destination, the last ones once it ended */
     bool pc_stats_valid;
     /* figures */

@@ -208,6 +208,7 @@ static bool mig_in_pc_listen(void *opaque, GError **errp)
     }
     g_mutex_lock(&in->mm->lock);
     in->mm->pc = p->pc;
+    in->mm->in_pc = p;
     g_mutex_unlock(&in->mm->lock);
     for (unsigned i = 0; i < vmm_machine_ndevices(in->m); i++) {
         VhostUserBase *vub = vmm_machine_device(in->m, i);
@@ -338,6 +339,30 @@ bool mig_in_postcopy_devices_started(MigIn *in, GError **errp)
     return ok;
 }
 
+bool mig_in_postcopy_cont_check(VmmMigrate *mm, GError **errp)
+{
+    MigInPostcopy *p;
+    bool ok = true;
+
+    /* mm->lock keeps p (release clears in_pc under it); place_lock nests inside. */
+    g_mutex_lock(&mm->lock);
+    p = mm->in_pc;
+    if (p) {
+        g_mutex_lock(&p->place_lock);
+        ok = mig_in_pc_check_populated(p, errp);
+        g_mutex_unlock(&p->place_lock);
+    }
+    if (!ok) {
+        g_mutex_lock(&p->lock);
+        if (!p->run_err) {
+            p->run_err = g_error_copy(*errp);
+        }
+        g_mutex_unlock(&p->lock);
+    }
+    g_mutex_unlock(&mm->lock);
+    return ok;
+}
+
 static bool mig_in_pc_place(uint64_t gpa, const void *data, void *opaque, GError **errp)
 {
     MigInPostcopy *p = ((MigIn *)opaque)->pc;
@@ -408,6 +433,7 @@ static void mig_in_pc_release(MigInPostcopy *p)
         mig_postcopy_get_stats(p->pc, &mm->pc_stats);
         mm->pc_stats_valid = true;
         mm->pc = NULL;
+        mm->in_pc = NULL;
     }
     g_mutex_unlock(&mm->lock);
     mig_postcopy_free(p->pc);
