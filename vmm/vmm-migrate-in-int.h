@@ -45,6 +45,8 @@ void mig_in_postcopy_ops(MigLoadOps *ops);
  * that only advised (precopy finished): POSTCOPY_END too. Load thread.
  */
 bool mig_in_postcopy_end(MigIn *in, GError **errp);
+/* The one connection on lfd (mm->listen_fd): then lfd closed, unix_path removed. */
+int mig_in_accept_once(VmmMigrate *mm, int lfd, const char *unix_path, GError **errp);
 /*
  * Loop, during postcopy, once the devices started and before the guest
  * does: no page the source still owes may have been populated by a

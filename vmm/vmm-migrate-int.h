@@ -95,6 +95,7 @@ struct VmmMigrate {
     bool autostart;             /* no -S: start the guest once loaded */
     bool wait_cont;             /* loaded with -S: cont starts the guest */
     bool defer;                 /* -incoming defer, migrate-incoming not yet given */
+    bool pc_completed;          /* the last incoming migration completed in postcopy */
     /* postcopy recovery (vmm-migrate-postcopy-recover.c) */
     GCond cond;                 /* a paused thread waits here for the two below or cancel */
     char *resume_uri;           /* source: migrate resume=true asked, not yet taken */
