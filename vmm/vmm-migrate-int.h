@@ -73,6 +73,7 @@ struct VmmMigrate {
     bool cap_postcopy;          /* postcopy-ram */
     /* source: migrate-start-postcopy asked; the thread switches at its next window */
     bool start_postcopy;
+    char *no_tracking;          /* source: why this migration has no write tracking */
     uint64_t postcopy_requests; /* source: pages the destination asked for */
     MigPostcopy *pc;            /* destination, while postcopy runs: its stats */
     struct MigInPostcopy *in_pc; /* ... and its side of it (the check at cont) */
