@@ -68,7 +68,8 @@ typedef struct PcRegion {
 } PcRegion;
 
 typedef struct PcShared {
-    int ufd;
+    int ufd;                    /* the caller's: the key of add/remove */
+    int fd;                     /* our dup of it: polled, read and woken */
     char *name;
     MigPostcopyTranslateFn translate;
     MigPostcopySharedErrorFn err_fn;
@@ -96,6 +97,7 @@ struct MigPostcopy {
     uint64_t *requested;        /* under lock */
     bool registered;
     bool listened;
+    int ended;                  /* atomic: finish unregistered our mapping */
 
     GMutex lock;
     GCond cond;
@@ -172,6 +174,15 @@ static uint64_t hist_percentile(const PcHist *h, unsigned pct)
     return h->max;
 }
 
+static void shared_free(gpointer p)
+{
+    PcShared *sh = p;
+
+    close(sh->fd);
+    g_free(sh->name);
+    g_free(sh);
+}
+
 bool mig_postcopy_supported(const GuestMemory *mem, GError **errp)
 {
     int ufd;
@@ -229,7 +240,7 @@ MigPostcopy *mig_postcopy_new(GuestMemory *mem, MigPostcopyRequestFn request,
     g_mutex_init(&pc->lock);
     g_cond_init(&pc->cond);
     pc->shared = g_ptr_array_new();
-    pc->dead = g_ptr_array_new_with_free_func(g_free);
+    pc->dead = g_ptr_array_new_with_free_func(shared_free);
     pc->waiters = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                         (GDestroyNotify)g_array_unref);
     return pc;
@@ -419,7 +430,7 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
         uint64_t us = now > w->since ? now - w->since : 0;
 
         if (w->sh) {
-            uffd_wake(w->sh->ufd, w->addr);
+            uffd_wake(w->sh->fd, w->addr);
             pc->st.blocktime_backend_us += us;
             hist_add(&pc->hist_backend, us);
         } else {
@@ -439,15 +450,27 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
  * A fault on a page already received: a hole (never sent because it was
  * zero) gets a zero page; a page that is there (placed after the fault
  * was raised) only needs its faulting party woken.
+ *
+ * After finish our mapping is no longer registered, but back-ends still
+ * fault until they answered POSTCOPY_END (a fault read late, or a hole
+ * they touch then): the zero page goes in through the back-end's own ufd
+ * at its own address (the same file page, and it wakes the back-end).
  */
 static void serve_received(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_t gpa)
 {
     uint8_t *host = gpa_host(pc, gpa);
-    int r = uffd_fill(pc->ufd, host, NULL);
+    int r;
 
+    if (sh && g_atomic_int_get(&pc->ended)) {
+        if (uffd_fill(sh->fd, (uint8_t *)(uintptr_t)addr, NULL) != 0) {
+            uffd_wake(sh->fd, addr);        /* present already, or unregistered */
+        }
+        return;
+    }
+    r = uffd_fill(pc->ufd, host, NULL);
     if (r != 0 || sh) {
         /* Zeropage woke our own faulting threads, not the back-end's. */
-        uffd_wake(sh ? sh->ufd : pc->ufd, sh ? addr : (uintptr_t)host);
+        uffd_wake(sh ? sh->fd : pc->ufd, sh ? addr : (uintptr_t)host);
     }
 }
 
@@ -619,7 +642,7 @@ static void read_shared(MigPostcopy *pc, PcShared *sh)
     struct uffd_msg msg[PC_READ_BATCH];
 
     for (unsigned round = 0; round < PC_READ_ROUNDS; round++) {
-        ssize_t n = read(sh->ufd, msg, sizeof(msg));
+        ssize_t n = read(sh->fd, msg, sizeof(msg));
 
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             return;
@@ -665,7 +688,7 @@ static gpointer fault_thread(gpointer opaque)
         g_ptr_array_set_size(polled, 0);
         for (guint i = 0; i < pc->shared->len; i++) {
             PcShared *sh = g_ptr_array_index(pc->shared, i);
-            struct pollfd p = { .fd = sh->ufd, .events = POLLIN };
+            struct pollfd p = { .fd = sh->fd, .events = POLLIN };
 
             if (!sh->failed) {
                 g_array_append_val(pfds, p);
@@ -761,6 +784,7 @@ bool mig_postcopy_add_shared(MigPostcopy *pc, int ufd, const char *name,
 {
     PcShared *sh;
     int fl = fcntl(ufd, F_GETFL);
+    int dup_fd;
 
     if (fl < 0) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS,
@@ -779,10 +803,22 @@ bool mig_postcopy_add_shared(MigPostcopy *pc, int ufd, const char *name,
                     g_strerror(errno));
         return false;
     }
+    /*
+     * Our own reference: the caller may close its ufd (a back-end's ufd is
+     * closed by POSTCOPY_END) while that back-end still faults, until it
+     * answered and the caller removes it.
+     */
+    dup_fd = fcntl(ufd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "%s: postcopy: userfaultfd %d: dup: %s", name, ufd, g_strerror(errno));
+        return false;
+    }
     g_mutex_lock(&pc->lock);
     for (guint i = 0; i < pc->shared->len; i++) {
         if (((PcShared *)g_ptr_array_index(pc->shared, i))->ufd == ufd) {
             g_mutex_unlock(&pc->lock);
+            close(dup_fd);
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
                         "%s: postcopy: userfaultfd %d is already polled", name, ufd);
             return false;
@@ -790,7 +826,7 @@ bool mig_postcopy_add_shared(MigPostcopy *pc, int ufd, const char *name,
     }
     sh = g_new0(PcShared, 1);
     *sh = (PcShared) {
-        .ufd = ufd, .name = g_strdup(name), .translate = translate,
+        .ufd = ufd, .fd = dup_fd, .name = g_strdup(name), .translate = translate,
         .err_fn = err_fn, .opaque = opaque,
     };
     g_ptr_array_add(pc->shared, sh);
@@ -823,8 +859,6 @@ void mig_postcopy_remove_shared(MigPostcopy *pc, int ufd)
     gen = ++pc->gen;
     if (pc->thread && g_thread_self() == pc->thread) {
         /* From a callback on the fault thread: it frees sh when done. */
-        g_free(sh->name);
-        sh->name = NULL;
         g_ptr_array_add(pc->dead, sh);
         g_mutex_unlock(&pc->lock);
         return;
@@ -836,8 +870,7 @@ void mig_postcopy_remove_shared(MigPostcopy *pc, int ufd)
         }
     }
     g_mutex_unlock(&pc->lock);
-    g_free(sh->name);
-    g_free(sh);
+    shared_free(sh);
 }
 
 bool mig_postcopy_received(MigPostcopy *pc, uint64_t gpa)
@@ -918,8 +951,13 @@ bool mig_postcopy_finish(MigPostcopy *pc, GError **errp)
                     missing == 1 ? "it" : "them");
         return false;
     }
-    stop_thread(pc);
+    /*
+     * The thread goes on serving the back-ends' ufds (see serve_received)
+     * until they are removed or pc is freed: a back-end that faults before
+     * it answers POSTCOPY_END must still be woken.
+     */
     unregister_all(pc);
+    g_atomic_int_set(&pc->ended, 1);
     return true;
 }
 
@@ -932,12 +970,7 @@ void mig_postcopy_free(MigPostcopy *pc)
     unregister_all(pc);
     close(pc->ufd);
     close(pc->event_fd);
-    for (guint i = 0; i < pc->shared->len; i++) {
-        PcShared *sh = g_ptr_array_index(pc->shared, i);
-
-        g_free(sh->name);
-        g_free(sh);
-    }
+    g_ptr_array_set_free_func(pc->shared, shared_free);
     g_ptr_array_unref(pc->shared);
     g_ptr_array_unref(pc->dead);
     g_hash_table_unref(pc->waiters);

@@ -268,7 +268,9 @@ static void vmm_print_help(FILE *out)
 "              owed pages follow in the background (max-bandwidth), those\n"
 "              the destination faults on (guest or back-end) first. The\n"
 "              source's guest never resumes after that: a failure is\n"
-"              'failed' (recovery, postcopy-paused, is not done yet).\n"
+"              'failed', a cut connection pauses both (postcopy-paused).\n"
+"              Refused, saying why, when the migration has no write\n"
+"              tracking (one stop-and-copy: nothing to switch from).\n"
 "          query-migrate   {\"status\":S, \"total-time\":ms, \"setup-time\":ms,\n"
 "              \"downtime\":ms (completed), \"expected-downtime\":ms (active),\n"
 "              \"ram\":{\"total\",\"transferred\",\"remaining\" (bytes),\n"
@@ -403,6 +405,8 @@ static void vmm_print_help(FILE *out)
 "    once, and the others are stopped: exit 1. Always 1 on a bad option,\n"
 "    a RAM failure, guest RAM with share=off under a vhost-user device, or\n"
 "    a client chardev without reconnect-ms that cannot connect.\n"
+"    While postcopy is paused, a first SIGTERM/SIGINT (or quit) exits at\n"
+"    once; with -workload 1 (the workloads cannot end).\n"
 "    A source whose migration completed: 0 after SIGTERM/SIGINT; with\n"
 "    -workload, 0 once its workloads ended as migrated. A destination: 1\n"
 "    when the load failed (or -incoming could not listen), else as above.\n"
@@ -452,7 +456,9 @@ static void vmm_print_help(FILE *out)
 typedef struct VmmMain {
     GMainLoop *loop;
     VmmMachine *machine;
+    VmmMigrate *migrate;
     bool stopping;              /* a signal asked the workloads to end */
+    bool abandon;               /* quit in postcopy-paused: threads not joined */
     bool failed;                /* an incoming migration failed: exit 1 */
 } VmmMain;
 
@@ -461,6 +467,17 @@ static gboolean vmm_quit(gpointer opaque)
     VmmMain *vm = opaque;
 
     if (!vm->machine || vmm_machine_workloads_finished(vm->machine)) {
+        g_main_loop_quit(vm->loop);
+    } else if (vmm_migrate_postcopy_paused(vm->migrate)) {
+        /*
+         * The workloads cannot wind down: the source's guest is stopped,
+         * the destination's may wait for a page or a request that only
+         * the other side has. The migration ends, the devices stop, the
+         * summary says so, and the process exits without joining them.
+         */
+        vmm_status("quit while postcopy is paused: the workloads cannot end, exiting");
+        vm->stopping = vm->abandon = true;
+        vmm_machine_stop_workloads(vm->machine, "the VMM quit while postcopy was paused");
         g_main_loop_quit(vm->loop);
     } else if (!vm->stopping) {
         /*
@@ -556,6 +573,7 @@ int main(int argc, char **argv)
     vm.loop = loop;
     vm.machine = m;
     migrate = vmm_migrate_new(m, vmm_migration_fatal, &vm);
+    vm.migrate = migrate;
     vmm_machine_set_workloads_done(m, vmm_workloads_done, &vm);
     sigterm = g_unix_signal_add(SIGTERM, vmm_quit, &vm);
     sigint = g_unix_signal_add(SIGINT, vmm_quit, &vm);
@@ -608,6 +626,12 @@ int main(int argc, char **argv)
     }
     if (vm.failed) {
         status = EXIT_FAILURE;
+    }
+    if (vm.abandon) {
+        /* vCPU threads may still wait on the other side: not joined. */
+        fflush(stdout);
+        fflush(stderr);
+        _exit(status);
     }
     vmm_machine_free(m);
     return status;

@@ -45,12 +45,20 @@ void mig_in_postcopy_ops(MigLoadOps *ops);
  * that only advised (precopy finished): POSTCOPY_END too. Load thread.
  */
 bool mig_in_postcopy_end(MigIn *in, GError **errp);
+/* The one connection on lfd (mm->listen_fd): then lfd closed, unix_path removed. */
+int mig_in_accept_once(VmmMigrate *mm, int lfd, const char *unix_path, GError **errp);
 /*
  * Loop, during postcopy, once the devices started and before the guest
  * does: no page the source still owes may have been populated by a
  * back-end's mapping (true when not in postcopy).
  */
 bool mig_in_postcopy_devices_started(MigIn *in, GError **errp);
+/*
+ * Loop, QMP cont with -S: the same check once the devices started, if
+ * postcopy still runs; a failure also fails the load (as a failed start
+ * after RUN would), so the source hears it and the guest never runs here.
+ */
+bool mig_in_postcopy_cont_check(VmmMigrate *mm, GError **errp);
 /* Whatever happened: the fault thread stopped, everything freed. */
 void mig_in_postcopy_free(MigIn *in);
 /* The guest runs here on postcopy (past RUN, started fine): a cut can pause. */

@@ -153,6 +153,20 @@ bool mig_in_load_cb(void *opaque, GError **errp)
     return true;
 }
 
+int mig_in_accept_once(VmmMigrate *mm, int lfd, const char *unix_path, GError **errp)
+{
+    int fd = mig_socket_accept(lfd, errp);
+
+    g_mutex_lock(&mm->lock);
+    mm->listen_fd = -1;
+    g_mutex_unlock(&mm->lock);
+    close(lfd);
+    if (unix_path) {
+        unlink(unix_path);
+    }
+    return fd;
+}
+
 static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
 {
     VmmMigrate *mm = in->mm;
@@ -163,14 +177,7 @@ static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
     int fd;
     bool ok;
 
-    fd = mig_socket_accept(in->lfd, errp);
-    g_mutex_lock(&mm->lock);
-    mm->listen_fd = -1;
-    g_mutex_unlock(&mm->lock);
-    close(in->lfd);
-    if (in->unix_path) {
-        unlink(in->unix_path);
-    }
+    fd = mig_in_accept_once(mm, in->lfd, in->unix_path, errp);
     if (fd < 0) {
         return false;
     }
@@ -212,6 +219,12 @@ static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
     }
     /* Serialised with the fault thread's requests. */
     ok = ok && mig_rp_send_ack(in->rp, errp);
+    if (ok && postcopy) {
+        /* Should this ack be lost, the source resumes to have it again. */
+        g_mutex_lock(&mm->lock);
+        mm->pc_completed = true;
+        g_mutex_unlock(&mm->lock);
+    }
     if (!ok && postcopy && in->rp) {
         /* The guest ran here: without this word the source would wait to recover. */
         mig_rp_send_failed(in->rp, NULL);
@@ -304,6 +317,7 @@ bool vmm_mig_in_start(VmmMigrate *mm, const char *uri, GError **errp)
     }
     mm->listen_fd = lfd;
     mm->pc_stats_valid = false;
+    mm->pc_completed = false;
     mm->thread_done = false;
     mm->start_us = g_get_monotonic_time();
     mm->thread = g_thread_new("migration-in", mig_in_thread, in);
@@ -314,10 +328,16 @@ bool vmm_mig_in_start(VmmMigrate *mm, const char *uri, GError **errp)
 
 bool vmm_mig_in_cont(VmmMigrate *mm, GError **errp)
 {
-    if (!vmm_machine_incoming_start(mm->m, errp)) {
+    if (!vmm_machine_incoming_start_devices(mm->m, errp)) {
         g_prefix_error(errp, "starting the migrated guest: ");
         return false;
     }
+    /* With -S the devices start here, maybe while postcopy still runs. */
+    if (!mig_in_postcopy_cont_check(mm, errp)) {
+        g_prefix_error(errp, "starting the migrated guest: ");
+        return false;
+    }
+    vmm_machine_incoming_start_guest(mm->m);
     g_mutex_lock(&mm->lock);
     mm->wait_cont = false;
     g_mutex_unlock(&mm->lock);

@@ -73,8 +73,10 @@ struct VmmMigrate {
     bool cap_postcopy;          /* postcopy-ram */
     /* source: migrate-start-postcopy asked; the thread switches at its next window */
     bool start_postcopy;
+    char *no_tracking;          /* source: why this migration has no write tracking */
     uint64_t postcopy_requests; /* source: pages the destination asked for */
     MigPostcopy *pc;            /* destination, while postcopy runs: its stats */
+    struct MigInPostcopy *in_pc; /* ... and its side of it (the check at cont) */
     MigPostcopyStats pc_stats;  /* destination, the last ones once it ended */
     bool pc_stats_valid;
     /* figures */
@@ -94,6 +96,7 @@ struct VmmMigrate {
     bool autostart;             /* no -S: start the guest once loaded */
     bool wait_cont;             /* loaded with -S: cont starts the guest */
     bool defer;                 /* -incoming defer, migrate-incoming not yet given */
+    bool pc_completed;          /* the last incoming migration completed in postcopy */
     /* postcopy recovery (vmm-migrate-postcopy-recover.c) */
     GCond cond;                 /* a paused thread waits here for the two below or cancel */
     char *resume_uri;           /* source: migrate resume=true asked, not yet taken */

@@ -451,6 +451,11 @@ static bool mig_out_run(MigOut *o, GError **errp)
     if (!o->track && g_error_matches(err, VHOST_USER_ERROR,
                                      VHOST_USER_ERROR_FEATURE_MISMATCH)) {
         vmm_status("migration: %s", err->message);
+        /* migrate-start-postcopy refuses from now on, saying why. */
+        g_mutex_lock(&mm->lock);
+        g_free(mm->no_tracking);
+        mm->no_tracking = g_strdup(err->message);
+        g_mutex_unlock(&mm->lock);
         if (o->postcopy_cap) {
             /* Postcopy switches mid-precopy; without rounds there is no such point. */
             vmm_status("migration: postcopy-ram: stop-and-copy instead, "
@@ -653,6 +658,7 @@ bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp)
     mm->end_sent = false;
     mm->postcopy = false;
     mm->start_postcopy = false;
+    g_clear_pointer(&mm->no_tracking, g_free);
     mm->postcopy_requests = 0;
     g_clear_pointer(&mm->error_desc, g_free);
     mm->start_us = g_get_monotonic_time();

@@ -14,8 +14,10 @@
  *            postcopy-active.
  *   RUN      the devices get their state and the guest starts, on the
  *            loop, while this thread goes on placing pages.
- *   END      every page placed, the fault thread stopped, each back-end's
- *            ufd dropped and POSTCOPY_END sent, then the acknowledgement.
+ *   END      every page placed, our mapping unregistered, POSTCOPY_END
+ *            sent; each back-end's ufd stays served until every back-end
+ *            answered (one may fault before it does: a fault read late,
+ *            a hole it touches), then dropped; then the acknowledgement.
  *
  * Threads. The guest's workloads and the device model (main loop) block
  * in the kernel when they touch a page not here yet; so does a back-end.
@@ -206,6 +208,7 @@ static bool mig_in_pc_listen(void *opaque, GError **errp)
     }
     g_mutex_lock(&in->mm->lock);
     in->mm->pc = p->pc;
+    in->mm->in_pc = p;
     g_mutex_unlock(&in->mm->lock);
     for (unsigned i = 0; i < vmm_machine_ndevices(in->m); i++) {
         VhostUserBase *vub = vmm_machine_device(in->m, i);
@@ -336,6 +339,30 @@ bool mig_in_postcopy_devices_started(MigIn *in, GError **errp)
     return ok;
 }
 
+bool mig_in_postcopy_cont_check(VmmMigrate *mm, GError **errp)
+{
+    MigInPostcopy *p;
+    bool ok = true;
+
+    /* mm->lock keeps p (release clears in_pc under it); place_lock nests inside. */
+    g_mutex_lock(&mm->lock);
+    p = mm->in_pc;
+    if (p) {
+        g_mutex_lock(&p->place_lock);
+        ok = mig_in_pc_check_populated(p, errp);
+        g_mutex_unlock(&p->place_lock);
+    }
+    if (!ok) {
+        g_mutex_lock(&p->lock);
+        if (!p->run_err) {
+            p->run_err = g_error_copy(*errp);
+        }
+        g_mutex_unlock(&p->lock);
+    }
+    g_mutex_unlock(&mm->lock);
+    return ok;
+}
+
 static bool mig_in_pc_place(uint64_t gpa, const void *data, void *opaque, GError **errp)
 {
     MigInPostcopy *p = ((MigIn *)opaque)->pc;
@@ -406,6 +433,7 @@ static void mig_in_pc_release(MigInPostcopy *p)
         mig_postcopy_get_stats(p->pc, &mm->pc_stats);
         mm->pc_stats_valid = true;
         mm->pc = NULL;
+        mm->in_pc = NULL;
     }
     g_mutex_unlock(&mm->lock);
     mig_postcopy_free(p->pc);
@@ -416,7 +444,7 @@ bool mig_in_postcopy_end(MigIn *in, GError **errp)
 {
     MigInPostcopy *p = in->pc;
     gint64 end = g_get_monotonic_time() + PC_RUN_TIMEOUT_MS * 1000ll;
-    bool done;
+    bool done, ok;
 
     if (!p || !p->advised) {
         return true;
@@ -442,9 +470,13 @@ bool mig_in_postcopy_end(MigIn *in, GError **errp)
     if (mig_in_pc_run_failed(p, errp)) {
         return false;
     }
-    /* Their ufds are closed by POSTCOPY_END: stop polling them first. */
+    /*
+     * POSTCOPY_END closes the device's copy of each ufd; the fault thread
+     * polls its own, so it wakes a back-end that faults before answering.
+     */
+    ok = vmm_loop_call(mig_in_pc_end_cb, in, errp);
     mig_in_pc_release(p);
-    return vmm_loop_call(mig_in_pc_end_cb, in, errp);
+    return ok;
 }
 
 bool mig_in_postcopy_recoverable(MigIn *in)

@@ -470,10 +470,17 @@ bool mig_out_postcopy(MigOut *o, GError **errp)
 
     for (;;) {
         g_autoptr(GError) err = NULL;
+        bool ended = false;
 
         if (mig_out_background(o, &err) && mig_out_no_return(o, &mm->end_sent, &err) &&
-            mig_save_end(o->s, &err) && mig_out_pc_wait_ack(o, &err)) {
+            mig_save_end(o->s, &err) && (ended = true) && mig_out_pc_wait_ack(o, &err)) {
             break;
+        }
+        if (ended) {
+            /* The destination may have completed, or lack the last pages: resume tells. */
+            g_prefix_error(&err, "after END, without the destination's acknowledgement "
+                           "(if it completed, migrate-recover there and resume here "
+                           "confirm it): ");
         }
         /* postcopy-paused until migrate resume=true reconnects (or the VMM exits). */
         if (!mig_out_pc_recover(o, g_steal_pointer(&err), errp)) {

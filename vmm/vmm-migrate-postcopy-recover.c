@@ -38,6 +38,14 @@
  * and the whole answer has a deadline. A bad answer fails this attempt
  * (paused again), never the source. On the destination, the recovery
  * stream is checked as any other (mig_load_postcopy_resume).
+ *
+ * A cut right after END can lose the destination's "VUOK": the
+ * destination completed, the source cannot tell that from a destination
+ * that lacks the last pages, and pauses. A destination whose postcopy
+ * completed therefore still takes migrate-recover: it answers the
+ * handshake with nothing lacking ("VURE" 0), reads the source's END
+ * and acknowledges again; the source completes, this side stays
+ * completed. A page on that connection is refused: nothing was owed.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -391,14 +399,7 @@ static bool mig_in_pc_accept(MigIn *in, MigStream **sp, GError **errp)
     path = g_steal_pointer(&mm->recover_path);
     mm->listen_fd = lfd;            /* vmm_migrate_free shuts it down */
     g_mutex_unlock(&mm->lock);
-    fd = mig_socket_accept(lfd, errp);
-    g_mutex_lock(&mm->lock);
-    mm->listen_fd = -1;
-    g_mutex_unlock(&mm->lock);
-    close(lfd);
-    if (path) {
-        unlink(path);
-    }
+    fd = mig_in_accept_once(mm, lfd, path, errp);
     if (fd < 0) {
         return false;
     }
@@ -451,15 +452,110 @@ bool mig_in_pc_recover(MigIn *in, MigStream **sp, GError *err, GError **errp)
     }
 }
 
+/* ---- destination, completed: the acknowledgement again ---------------------- */
+
+typedef struct MigInReack {
+    VmmMigrate *mm;
+    int lfd;
+    char *path;                 /* a unix socket's, removed once accepted */
+    MigReturnPath *rp;
+} MigInReack;
+
+static bool mig_in_reack_resume(void *opaque, GError **errp)
+{
+    MigInReack *r = opaque;
+
+    return mig_rp_send_lacking_end(r->rp, 0, errp);
+}
+
+static bool mig_in_reack_place(uint64_t gpa, const void *data, void *opaque, GError **errp)
+{
+    g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                "postcopy resume after completion: the source sent the page at GPA 0x%"
+                PRIx64 ", but nothing was lacking", gpa);
+    return false;
+}
+
+static gpointer mig_in_reack_thread(gpointer opaque)
+{
+    MigInReack *r = opaque;
+    VmmMigrate *mm = r->mm;
+    MigLoadOps ops = { .resume = mig_in_reack_resume, .place = mig_in_reack_place };
+    g_autoptr(GError) err = NULL;
+    MigStream *s = NULL;
+    int fd = mig_in_accept_once(mm, r->lfd, r->path, &err);
+
+    if (fd >= 0) {
+        s = mig_stream_new(fd);
+        r->rp = mig_rp_new(fd);
+        g_mutex_lock(&mm->lock);
+        mm->stream = s;
+        if (mm->cancel) {
+            mig_stream_shutdown(s);
+        }
+        g_mutex_unlock(&mm->lock);
+        if (mig_load_postcopy_resume(s, vmm_machine_memory(mm->m), &ops, r, &err) &&
+            mig_rp_send_ack(r->rp, &err)) {
+            vmm_status("migration: postcopy: the source resumed after this side completed: "
+                       "nothing lacking, acknowledged again");
+        }
+        g_mutex_lock(&mm->lock);
+        mm->stream = NULL;
+        g_mutex_unlock(&mm->lock);
+    }
+    if (err) {
+        vmm_status("migration: postcopy: acknowledging again: %s", err->message);
+    }
+    mig_rp_free(r->rp);
+    mig_stream_free(s);
+    g_free(r->path);
+    g_free(r);
+    vmm_mig_thread_done(mm);
+    return NULL;
+}
+
+/* Loop: migrate-recover on a destination whose postcopy completed. */
+static bool mig_in_reack_start(VmmMigrate *mm, const char *uri, GError **errp)
+{
+    MigInReack *r;
+    g_autofree char *local = NULL;
+    int lfd = mig_socket_listen(uri, errp);
+
+    if (lfd < 0) {
+        g_prefix_error(errp, "migrate-recover: ");
+        return false;
+    }
+    local = mig_socket_local_uri(lfd, NULL);
+    vmm_mig_join(mm);               /* the completed migration's thread */
+    r = g_new0(MigInReack, 1);
+    r->mm = mm;
+    r->lfd = lfd;
+    r->path = g_str_has_prefix(uri, "unix:") ? g_strdup(uri + 5) : NULL;
+    g_mutex_lock(&mm->lock);
+    mm->listen_fd = lfd;
+    mm->thread_done = false;
+    mm->thread = g_thread_new("migration-reack", mig_in_reack_thread, r);
+    g_mutex_unlock(&mm->lock);
+    vmm_status("migration: postcopy: completed here, for a source that missed the "
+               "acknowledgement: migrate-recover listens on %s", local ? local : uri);
+    return true;
+}
+
 bool vmm_mig_in_recover(VmmMigrate *mm, const char *uri, GError **errp)
 {
     g_autofree char *local = NULL;
-    bool listening;
+    bool listening, reack;
     int lfd;
 
     g_mutex_lock(&mm->lock);
     /* listen_fd: the thread already waits on an earlier one's socket. */
     listening = mm->recover_lfd >= 0 || mm->listen_fd >= 0;
+    reack = mm->incoming && mm->status == VMM_MIG_COMPLETED && mm->pc_completed &&
+            !listening && (!mm->thread || mm->thread_done);
+    if (reack) {
+        g_mutex_unlock(&mm->lock);
+        return mig_in_reack_start(mm, uri, errp);
+    }
     if (!mm->incoming || mm->status != VMM_MIG_POSTCOPY_PAUSED || listening) {
         g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
                     mm->incoming && mm->status == VMM_MIG_POSTCOPY_PAUSED ?

@@ -180,6 +180,19 @@ VmmMigrate *vmm_migrate_new(VmmMachine *m, VmmMigrateFatalFn fatal, void *opaque
     return mm;
 }
 
+bool vmm_migrate_postcopy_paused(VmmMigrate *mm)
+{
+    bool paused;
+
+    if (!mm) {
+        return false;
+    }
+    g_mutex_lock(&mm->lock);
+    paused = mm->status == VMM_MIG_POSTCOPY_PAUSED;
+    g_mutex_unlock(&mm->lock);
+    return paused;
+}
+
 void vmm_migrate_free(VmmMigrate *mm)
 {
     if (!mm) {
@@ -221,6 +234,7 @@ void vmm_migrate_free(VmmMigrate *mm)
     g_cond_clear(&mm->cond);
     g_free(mm->resume_uri);
     g_free(mm->recover_path);
+    g_free(mm->no_tracking);
     g_free(mm->error_desc);
     g_free(mm);
 }
@@ -583,6 +597,11 @@ static bool vmm_mig_start_postcopy(VmmMigrate *mm, GError **errp)
         g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
                     "Postcopy must be started after migration has been started (status '%s'%s)",
                     vmm_mig_status_name(mm->status), mm->incoming ? ", on the destination" : "");
+    } else if (mm->no_tracking) {
+        /* Without rounds there is no point to switch at: it would be ignored. */
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "migrate-start-postcopy has no effect: this migration is a single "
+                    "stop-and-copy without write tracking (%s)", mm->no_tracking);
     } else {
         /* The thread switches at its next 4 MiB window. */
         mm->start_postcopy = true;

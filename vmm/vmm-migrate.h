@@ -45,6 +45,14 @@ VmmMigrate *vmm_migrate_new(VmmMachine *m, VmmMigrateFatalFn fatal, void *opaque
  */
 void vmm_migrate_free(VmmMigrate *mm);
 
+/*
+ * Postcopy is paused: the guest is split between two VMMs and waits for a
+ * recovery. Workloads cannot wind down then (the source's guest is
+ * stopped, the destination's may wait for a page that cannot come), so
+ * quitting does not wait for them. NULL: false.
+ */
+bool vmm_migrate_postcopy_paused(VmmMigrate *mm);
+
 /* Registers the QMP commands on mon and sends it the MIGRATION events. */
 void vmm_migrate_register(VmmMigrate *mm, VmmMonitor *mon);
 /* Before mon is freed. */

@@ -37,7 +37,7 @@ static const char usage_text[] =
 "                       [--blk-file=PATH | --blk-size=SIZE] [--inflight=on|off]\n"
 "                       [--server | --client] [--trace]\n"
 "                       [--batch=N] [--crash-at=STAGE:N] [--state-dump=FILE]\n"
-"                       [--mem-slots] [--no-postcopy] [--postcopy-touch=listen|reply]\n"
+"                       [--mem-slots] [--no-postcopy] [--postcopy-touch=listen|reply|end]\n"
 "                       [--x-scribble=random[,seed=N][,every=N]|field=NAME]\n"
 "\n"
 "DESCRIPTION\n"
@@ -132,7 +132,7 @@ static const char usage_text[] =
 "        --no-postcopy\n"
 "           Do not offer PAGEFAULT: a front-end cannot migrate this device\n"
 "           with postcopy.\n"
-"        --postcopy-touch=listen|reply\n"
+"        --postcopy-touch=listen|reply|end\n"
 "           For tests of postcopy: fault on purpose. listen: once the\n"
 "           front-end has acknowledged a memory table (or a region) sent\n"
 "           while postcopy listens, a thread reads one byte (the first) of\n"
@@ -147,6 +147,10 @@ static const char usage_text[] =
 "           the first and last page of every region, and log\n"
 "             postcopy-touch reply: REQUEST ring N: pages P faults F ms T\n"
 "           so the front-end waits for a reply while we wait for a page.\n"
+"           end: on POSTCOPY_END, before answering it, read one byte of\n"
+"           every page of every region (pages the destination never\n"
+"           populated fault), and log\n"
+"             postcopy-touch end: pages P faults F ms T\n"
 "           At exit, either way: \"postcopy: advised A times, pages\n"
 "           touched P, faults F, blocked U us\".\n"
 "        --x-scribble=random[,seed=N][,every=N] | --x-scribble=field=NAME\n"
@@ -405,8 +409,10 @@ static int parse_options(int argc, char **argv, RefBeOptions *o)
                 o->postcopy_touch = REFBE_PC_TOUCH_LISTEN;
             } else if (!strcmp(optarg, "reply")) {
                 o->postcopy_touch = REFBE_PC_TOUCH_REPLY;
+            } else if (!strcmp(optarg, "end")) {
+                o->postcopy_touch = REFBE_PC_TOUCH_END;
             } else {
-                usage_error("--postcopy-touch: '%s' is not listen or reply", optarg);
+                usage_error("--postcopy-touch: '%s' is not listen, reply or end", optarg);
                 return 2;
             }
             break;

@@ -30,7 +30,9 @@
  * thread of its own, the socket stays served), "reply" reads the pages
  * of a ring before answering the ring requests a destination sends while
  * starting the device, so the front-end waits on a reply while we wait
- * on a page. A touch counts as a fault when the page was not in the
+ * on a page, and "end" reads one byte of every page on POSTCOPY_END
+ * before answering it (a page the destination never populated faults
+ * then, after the front-end has every page). A touch counts as a fault when the page was not in the
  * mapping's file before (mincore), and the time it took counts as time
  * blocked. The totals are logged after each touch pass and at exit.
  *
@@ -268,10 +270,15 @@ bool refbe_postcopy_listen(RefBeDev *dev, GError **errp)
     return true;
 }
 
+static void touch_end(RefBeDev *dev);
+
 uint64_t refbe_postcopy_end(RefBeDev *dev)
 {
     bool had = dev->pc.ufd >= 0;
 
+    if (had && dev->pc.listening && dev->opts->postcopy_touch == REFBE_PC_TOUCH_END) {
+        touch_end(dev);
+    }
     /* Every page has arrived by now, so nothing of ours can still block. */
     refbe_postcopy_release(dev);
     refbe_log("%s: postcopy ended%s", dev->name, had ? "" : " (it was never advised)");
@@ -448,6 +455,19 @@ void refbe_postcopy_touch_ring(RefBeDev *dev, RefBeVring *vq, const char *req)
     refbe_log("%s: postcopy-touch reply: %s ring %u: pages %" PRIu64 " faults %" PRIu64
               " ms %" PRId64, dev->name, req, vq->index, pages, faults,
               (g_get_monotonic_time() - start) / 1000);
+}
+
+/* --postcopy-touch=end: the front-end must still serve our ufd. */
+static void touch_end(RefBeDev *dev)
+{
+    uint64_t pages = 0, faults = 0;
+    gint64 start = g_get_monotonic_time();
+
+    for (unsigned i = 0; i < dev->nregions; i++) {
+        touch_span(dev, dev->regions[i].host, dev->regions[i].size, &pages, &faults);
+    }
+    refbe_log("%s: postcopy-touch end: pages %" PRIu64 " faults %" PRIu64 " ms %" PRId64,
+              dev->name, pages, faults, (g_get_monotonic_time() - start) / 1000);
 }
 
 void refbe_postcopy_report(RefBeDev *dev)

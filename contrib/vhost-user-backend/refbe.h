@@ -45,6 +45,7 @@ typedef enum RefBePostcopyTouch {
     REFBE_PC_TOUCH_NONE,
     REFBE_PC_TOUCH_LISTEN,      /* every page, once the listening table is acked */
     REFBE_PC_TOUCH_REPLY,       /* a ring's pages, before answering a ring request */
+    REFBE_PC_TOUCH_END,         /* every page, on POSTCOPY_END before answering */
 } RefBePostcopyTouch;
 
 typedef struct RefBeScribble RefBeScribble;

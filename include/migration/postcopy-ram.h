@@ -107,8 +107,10 @@ bool mig_postcopy_listen(MigPostcopy *pc, GError **errp);
 
 /*
  * Polls a back-end's userfaultfd too (any time, also while the thread
- * runs). The caller keeps owning ufd and must remove it before closing it.
- * name ("blk0") prefixes errors. err_fn may be NULL.
+ * runs), through a duplicate of ufd: the caller keeps owning ufd and may
+ * close it before removing it (POSTCOPY_END closes it while the back-end
+ * may still fault); ufd stays the key for remove_shared and err_fn until
+ * then. name ("blk0") prefixes errors. err_fn may be NULL.
  */
 VHOST_USER_API
 bool mig_postcopy_add_shared(MigPostcopy *pc, int ufd, const char *name,
@@ -117,7 +119,7 @@ bool mig_postcopy_add_shared(MigPostcopy *pc, int ufd, const char *name,
                              GError **errp);
 /*
  * Stops polling ufd; when it returns, the fault thread no longer uses it
- * (waiters on it are forgotten, not woken).
+ * (waiters on it are forgotten, not woken) and our duplicate is closed.
  */
 VHOST_USER_API
 void mig_postcopy_remove_shared(MigPostcopy *pc, int ufd);
@@ -146,8 +148,11 @@ VHOST_USER_API
 void mig_postcopy_get_stats(MigPostcopy *pc, MigPostcopyStats *st);
 
 /*
- * Every page received: stops the fault thread and unregisters our
- * mapping. An error (naming how many pages are missing) if not.
+ * Every page received: unregisters our mapping. An error (naming how many
+ * pages are missing) if not. The fault thread keeps serving the shared
+ * ufds until they are removed (or pc freed): a back-end may fault until
+ * it answered POSTCOPY_END (a fault read late is woken, a hole it touches
+ * is zero-filled through its own ufd).
  */
 VHOST_USER_API
 bool mig_postcopy_finish(MigPostcopy *pc, GError **errp);

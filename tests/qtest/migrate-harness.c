@@ -85,6 +85,9 @@ MigVmm *mig_vmm_start(Fixture *f, const char *name, const MigVmmOpts *o, GPtrArr
         g_ptr_array_add(argv, "exec");
         g_ptr_array_add(argv, (char *)o->netns);
     }
+    for (const char *const *w = o->wrap; w && *w; w++) {
+        g_ptr_array_add(argv, (char *)*w);
+    }
     g_ptr_array_add(argv, (char *)bin);
     g_ptr_array_add(argv, "-m");
     g_ptr_array_add(argv, m);
@@ -440,6 +443,22 @@ bool mig_vmm_verified(MigVmm *v, unsigned n)
         return false;
     }
     return true;
+}
+
+bool mig_completed_verified(MigVmm *src, MigVmm *dst, const char *what)
+{
+    g_autofree char *st = mig_wait_status(src, "completed", MIG_WAIT_MS);
+
+    if (!st) {
+        return false;
+    }
+    if (strcmp(st, "completed") != 0) {
+        g_autofree char *log = proc_log(src->proc);
+
+        g_test_fail_printf("%s: the source's migration ended %s:\n%s", what, st, log);
+        return false;
+    }
+    return mig_vmm_verified(dst, 1);
 }
 
 static void *map_file(const char *path, uint64_t size)

@@ -34,6 +34,7 @@ typedef struct MigVmmOpts {
     bool trace;                 /* -trace vhost_user */
     bool fill;                  /* -x-fill-pattern: no zero page, a slow stream */
     const char *netns;          /* run inside this network namespace */
+    const char *const *wrap;    /* NULL-ended argv before the VMM's (it execs the VMM) */
     /*
      * RAM file on tmpfs (/dev/shm, removed by mig_vmm_free) instead of the
      * fixture's directory: postcopy places pages only into shared memory.
@@ -117,6 +118,11 @@ char *mig_run_state(MigVmm *v);
 bool mig_vmm_end(MigVmm *v, int *code, char **out, char **log);
 /* v ended 0 and each of its n summaries is verified with 0 mismatches. */
 bool mig_vmm_verified(MigVmm *v, unsigned n);
+/*
+ * The source's migration completes (else the test fails with what names
+ * the case and the source's log), then dst ends with one verified workload.
+ */
+bool mig_completed_verified(MigVmm *src, MigVmm *dst, const char *what);
 
 /*
  * Compares the RAM files of a and b page by page. Returns the number of

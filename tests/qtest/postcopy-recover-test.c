@@ -30,10 +30,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -45,6 +47,10 @@
 #define RAM_MB              64
 /* 64 MiB at 8 MiB/s: the background stream lasts seconds, room for a cut. */
 #define BW                  (8ll << 20)
+/* quit or SIGTERM while paused: the VMM is gone within this. */
+#define QUIT_MS             5000
+#define QUIT_SRC_EXIT       1
+#define QUIT_DST_EXIT       1
 
 /* ---- the relay ---------------------------------------------------------- */
 
@@ -56,6 +62,8 @@ typedef struct Relay {
     int a, b;                   /* source side, destination side; -1 until connected */
     bool connected;
     char *err;
+    int drop_ack;               /* atomic: cut instead of passing the destination's "VUOK" */
+    int ack_dropped;            /* atomic: it did */
 } Relay;
 
 static int unix_listen(const char *path)
@@ -106,12 +114,36 @@ static bool write_all(int fd, const char *b, size_t n)
     return true;
 }
 
-/* Accepts the source, connects to the destination, copies both ways until either ends. */
+/*
+ * With drop_ack, the bytes of the return path before "VUOK" (their count,
+ * which may end inside the tag), or -1 when n bytes hold no complete tag.
+ * win carries the last bytes across reads. Requests cannot hold the tag:
+ * guest RAM's addresses are far below 0x56554f4b.
+ */
+static ssize_t relay_ack_at(Relay *r, const char *b, ssize_t n, uint32_t *win)
+{
+    if (!g_atomic_int_get(&r->drop_ack)) {
+        return -1;
+    }
+    for (ssize_t k = 0; k < n; k++) {
+        *win = (*win << 8) | (uint8_t)b[k];
+        if (*win == 0x56554f4bu) {
+            return k >= 3 ? k - 3 : 0;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Accepts the source, connects to the destination, copies both ways until
+ * either ends (or, with drop_ack, the destination's "VUOK" comes: cut).
+ */
 static gpointer relay_thread(gpointer opaque)
 {
     Relay *r = opaque;
     static char buf[2][65536];
     int a = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC), b = -1;
+    uint32_t win = 0;
 
     if (a >= 0) {
         b = unix_connect(r->to);
@@ -137,7 +169,14 @@ static gpointer relay_thread(gpointer opaque)
         for (int i = 0; i < 2; i++) {
             if (p[i].revents) {
                 ssize_t n = read(p[i].fd, buf[i], sizeof(buf[i]));
+                ssize_t ack = i == 1 && n > 0 ? relay_ack_at(r, buf[i], n, &win) : -1;
 
+                if (ack >= 0) {
+                    /* The destination's last word never reaches the source. */
+                    write_all(p[0].fd, buf[i], (size_t)ack);
+                    g_atomic_int_set(&r->ack_dropped, 1);
+                    n = 0;
+                }
                 if (n <= 0 || !write_all(p[1 - i].fd, buf[i], (size_t)n)) {
                     /* One side ended: so does the other, as a proxy's would. */
                     shutdown(a, SHUT_RDWR);
@@ -497,14 +536,18 @@ static bool resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
     return true;
 }
 
-static void test_recover(Fixture *f, bool frozen)
+/*
+ * Both VMMs (the destination with -S when frozen) over qemu-storage-daemon,
+ * capability on, the destination listening, the source's workload running,
+ * and *r1 a relay to the destination (its URI in *ruri). False (test
+ * failed) if any of it did not come.
+ */
+static bool start_pair(Fixture *f, bool frozen, MigVmm **src, MigVmm **dst, Relay **r1,
+                       char **ruri)
 {
-    static const char *const dst_seq[] = { "active", "postcopy-active", "postcopy-paused",
-                                           "postcopy-active", "completed", NULL };
     g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
     g_autofree char *dpath = g_build_filename(f->dir, "mig.sock", NULL);
     g_autofree char *duri = g_strdup_printf("unix:%s", dpath);
-    g_autofree char *ruri = NULL;
     g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=8s,"
                                           "seed=%u", SEED);
     g_autoptr(GPtrArray) sa = mig_args_new();
@@ -512,6 +555,23 @@ static void test_recover(Fixture *f, bool frozen)
     MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true };
     MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .frozen = frozen,
                          .shm_ram = true };
+
+    return mig_qsd_pair(f, img, IMAGE_SIZE, wl, sa, da) &&
+           (*src = mig_vmm_start(f, "src", &so, sa)) &&
+           (*dst = mig_vmm_start(f, "dst", &dopts, da)) &&
+           mig_set_postcopy(*src, true) && mig_set_postcopy(*dst, true) &&
+           mig_incoming(*dst, duri) &&
+           wait_log((*src)->proc, "blk0: workload started", 1, MIG_WAIT_MS) &&
+           wait_log((*dst)->proc, "migration: incoming from", 1, MIG_WAIT_MS) &&
+           (*r1 = relay_new(f, "relay1.sock", dpath, ruri));
+}
+
+static void test_recover(Fixture *f, bool frozen)
+{
+    static const char *const dst_seq[] = { "active", "postcopy-active", "postcopy-paused",
+                                           "postcopy-active", "completed", NULL };
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *ruri = NULL;
     MigVmm *src = NULL, *dst = NULL;
     Relay *r1 = NULL, *r2 = NULL, *r3 = NULL;
     g_autofree char *slog = NULL;
@@ -519,16 +579,7 @@ static void test_recover(Fixture *f, bool frozen)
     unsigned attempts = 0;
     int code = -1;
 
-    if (!mig_qsd_pair(f, img, IMAGE_SIZE, wl, sa, da)) {
-        return;
-    }
-    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
-        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
-        !mig_set_postcopy(src, true) || !mig_set_postcopy(dst, true) ||
-        !mig_incoming(dst, duri) ||
-        !wait_log(src->proc, "blk0: workload started", 1, MIG_WAIT_MS) ||
-        !wait_log(dst->proc, "migration: incoming from", 1, MIG_WAIT_MS) ||
-        !(r1 = relay_new(f, "relay1.sock", dpath, &ruri))) {
+    if (!start_pair(f, frozen, &src, &dst, &r1, &ruri)) {
         goto out;
     }
     /* Nothing to resume or recover before a pause. */
@@ -589,6 +640,125 @@ out:
     mig_vmm_free(dst);
 }
 
+/*
+ * v exits by itself within QUIT_MS of being told to, with status code and
+ * the line that says it left postcopy paused.
+ */
+static bool exits_paused(MigVmm *v, int code)
+{
+    g_autofree char *log = NULL;
+    int got;
+
+    if (!proc_wait(v->proc, QUIT_MS)) {
+        log = proc_log(v->proc);
+        g_test_fail_printf("%s: still running %u ms after quit/SIGTERM in postcopy-paused:\n%s",
+                           v->name, QUIT_MS, log);
+        return false;
+    }
+    got = WIFEXITED(v->proc->wstatus) ? WEXITSTATUS(v->proc->wstatus) : -1;
+    log = proc_log(v->proc);
+    g_test_message("%s: exit %d", v->name, got);
+    if (got != code || !strstr(log, "the VMM exits while postcopy is paused") ||
+        strstr(log, "second signal")) {
+        g_test_fail_printf("%s: exit %d (want %d) after quit/SIGTERM in postcopy-paused, "
+                           "log:\n%s", v->name, got, code, log);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Both sides paused, then the source gets QMP quit and the destination
+ * SIGTERM: each exits promptly, after one request (no second signal).
+ */
+static void test_quit(Fixture *f, gconstpointer data)
+{
+    g_autofree char *ruri = NULL;
+    MigVmm *src = NULL, *dst = NULL;
+    Relay *r1 = NULL;
+    int64_t sent = 0;
+
+    if (!start_pair(f, false, &src, &dst, &r1, &ruri)) {
+        goto out;
+    }
+    mig_set_params(src, BW, -1);
+    if (!mig_migrate(src, ruri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS) ||
+        !expect_ok(src, "{\"execute\":\"migrate-start-postcopy\"}") ||
+        !status_is(dst, "postcopy-active") || !wait_mid_postcopy(dst) ||
+        !cut_and_pause(r1, src, dst, &sent)) {
+        goto out;
+    }
+    json_node_unref(qmp_client_ok(src->qmp, "{\"execute\":\"quit\"}"));
+    kill(dst->proc->pid, SIGTERM);
+    exits_paused(src, QUIT_SRC_EXIT);
+    exits_paused(dst, QUIT_DST_EXIT);
+out:
+    relay_free(r1);
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+}
+
+/*
+ * The relay cuts instead of passing the destination's "VUOK" (after END):
+ * the destination completed, the source pauses saying it is past END;
+ * migrate-recover on the completed destination and resume on the source
+ * find nothing lacking: the source completes, the destination stays
+ * completed and acknowledged again, the workload verifies.
+ */
+static void test_lost_ack(Fixture *f, gconstpointer data)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *path = g_build_filename(f->dir, "mig2.sock", NULL);
+    g_autofree char *rec = g_strdup_printf("{\"execute\":\"migrate-recover\",\"arguments\":"
+                                           "{\"uri\":\"unix:%s\"}}", path);
+    g_autofree char *res = g_strdup_printf("{\"execute\":\"migrate\",\"arguments\":"
+                                           "{\"uri\":\"unix:%s\",\"resume\":true}}", path);
+    g_autofree char *ruri = NULL;
+    g_autofree char *st = NULL;
+    g_autofree char *dlog = NULL;
+    g_autoptr(JsonNode) q = NULL;
+    const char *why;
+    MigVmm *src = NULL, *dst = NULL;
+    Relay *r1 = NULL;
+
+    if (!start_pair(f, false, &src, &dst, &r1, &ruri)) {
+        goto out;
+    }
+    g_atomic_int_set(&r1->drop_ack, 1);
+    mig_set_params(src, BW, -1);
+    if (!mig_migrate(src, ruri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS) ||
+        !expect_ok(src, "{\"execute\":\"migrate-start-postcopy\"}") ||
+        !status_is(dst, "completed") || !status_is(src, "postcopy-paused") ||
+        !paused_says_why(src)) {
+        goto out;
+    }
+    q = mig_query(src);
+    why = json_object_get_string_member(json_node_get_object(q), "error-desc");
+    if (!g_atomic_int_get(&r1->ack_dropped) || !strstr(why, "after END")) {
+        g_test_fail_printf("the relay dropped VUOK: %d; the source's cause: %s",
+                           g_atomic_int_get(&r1->ack_dropped), why);
+        goto out;
+    }
+    if (!expect_ok(dst, rec) ||
+        !wait_log(dst->proc, "migrate-recover listens on", 1, MIG_WAIT_MS) ||
+        !expect_ok(src, res) || !status_is(src, "completed") ||
+        !wait_log(dst->proc, "nothing lacking, acknowledged again", 1, MIG_WAIT_MS)) {
+        goto out;
+    }
+    st = mig_status(dst);
+    if (!st || strcmp(st, "completed") != 0) {
+        g_test_fail_printf("destination after the second acknowledgement: %s", st ? st : "?");
+        goto out;
+    }
+    if (pc_check_src(src, false)) {
+        mig_postcopy_verify(src, dst, false, img, IMAGE_SIZE, SEED);
+    }
+out:
+    relay_free(r1);
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+}
+
 static void test_blk(Fixture *f, gconstpointer data)
 {
     test_recover(f, false);
@@ -605,6 +775,10 @@ int main(int argc, char **argv)
     g_test_add("/postcopy-recover/blk", Fixture, NULL, fixture_setup, test_blk,
                fixture_teardown);
     g_test_add("/postcopy-recover/ram", Fixture, NULL, fixture_setup, test_ram,
+               fixture_teardown);
+    g_test_add("/postcopy-recover/quit-paused", Fixture, NULL, fixture_setup, test_quit,
+               fixture_teardown);
+    g_test_add("/postcopy-recover/lost-ack", Fixture, NULL, fixture_setup, test_lost_ack,
                fixture_teardown);
     return g_test_run();
 }

@@ -19,18 +19,39 @@
  *                 pointer) arrives in the background equal to the source's
  *   slots-listen  listen-touch with --mem-slots on both back-ends (the
  *                 destination's first listening table goes whole)
+ *   no-tracking   the source runs where the kernel refuses PAGEMAP_SCAN
+ *                 (a seccomp filter; this test program execs the VMM under
+ *                 it): no write tracking, so one stop-and-copy; with the
+ *                 capability on, migrate-start-postcopy in that migration is
+ *                 refused saying it has no effect, and precopy completes
+ *   end-touch     --postcopy-touch=end: on POSTCOPY_END, before answering,
+ *                 the destination's back-end reads every page; the zero
+ *                 pages the destination never populated fault then, after
+ *                 the last page came: the migration completes only if its
+ *                 ufd is still served, and the back-end logs those faults
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <glib.h>
 
 #include "guest/virtio-guest.h"
+#include "migration/uffd-compat.h"
 #include "postcopy-harness.h"
+
+/* argv[1] that makes this program the no-tracking wrapper of argv[2...]. */
+#define NO_SCAN_WRAPPER     "--x-exec-without-pagemap-scan"
 
 #define IMAGE_SIZE          (64ull << 20)
 #define SEED                13u
@@ -65,6 +86,28 @@ static Proc *start_refbe(Fixture *f, const char *name, const char *sock, const c
     }
     p = proc_spawn(f, name, argv, false, NULL);
     return p && wait_socket(p, sock) ? p : NULL;
+}
+
+/*
+ * Our back-end on each side sharing a fresh disk (extra options each,
+ * NULL-ended or NULL), and a blk device with workload wl added to sa and
+ * da. *dbe: the destination's back-end. False (test failed) if not.
+ */
+static bool refbe_pair(Fixture *f, const char *const *src_extra, const char *const *dst_extra,
+                       const char *wl, GPtrArray *sa, GPtrArray *da, Proc **dbe)
+{
+    g_autofree char *disk = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *ss = g_build_filename(f->dir, "blk-src.sock", NULL);
+    g_autofree char *ds = g_build_filename(f->dir, "blk-dst.sock", NULL);
+
+    if (!mig_make_image(disk, IMAGE_SIZE) ||
+        !start_refbe(f, "refbe-src", ss, disk, src_extra) ||
+        !(*dbe = start_refbe(f, "refbe-dst", ds, disk, dst_extra))) {
+        return false;
+    }
+    mig_add_blk(sa, ss, 2, wl);
+    mig_add_blk(da, ds, 2, wl);
+    return true;
 }
 
 /* The unsigned number after key in the last line of log that contains line, or -1. */
@@ -182,22 +225,37 @@ typedef enum Case {
     CASE_REPLY,
     CASE_FRESH,
     CASE_SLOTS,
+    CASE_END,
 } Case;
+
+/* end-touch: the destination's back-end faulted on POSTCOPY_END and was served. */
+static bool check_end_faults(Proc *be)
+{
+    g_autofree char *log = proc_log(be);
+    int64_t faults = log_number(log, "postcopy-touch end:", "faults ");
+
+    g_test_message("destination back-end at POSTCOPY_END: %" PRId64 " faults", faults);
+    if (faults <= 0) {
+        g_test_fail_printf("the destination's back-end reports no fault at POSTCOPY_END "
+                           "(%" PRId64 "):\n%s", faults, log);
+        return false;
+    }
+    return true;
+}
 
 static void test_case(Fixture *f, Case c)
 {
     static const char *const listen[] = { "--postcopy-touch=listen", NULL };
     static const char *const reply[] = { "--postcopy-touch=reply", NULL };
     static const char *const slots[] = { "--mem-slots", NULL };
+    static const char *const end[] = { "--postcopy-touch=end", NULL };
     static const char *const slots_listen[] = { "--mem-slots", "--postcopy-touch=listen",
                                                 NULL };
     const char *const *src_extra = c == CASE_SLOTS ? slots : NULL;
     const char *const *dst_extra = c == CASE_LISTEN ? listen : c == CASE_REPLY ? reply :
-                                   c == CASE_SLOTS ? slots_listen : NULL;
+                                   c == CASE_SLOTS ? slots_listen : c == CASE_END ? end : NULL;
     unsigned ram_mb = c == CASE_FRESH ? FRESH_RAM_MB : RAM_MB;
     g_autofree char *disk = g_build_filename(f->dir, "disk.raw", NULL);
-    g_autofree char *ss = g_build_filename(f->dir, "blk-src.sock", NULL);
-    g_autofree char *ds = g_build_filename(f->dir, "blk-dst.sock", NULL);
     g_autofree char *uri = mig_unix_uri(f, "mig.sock");
     g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=6s,"
                                           "seed=%u", SEED);
@@ -210,13 +268,9 @@ static void test_case(Fixture *f, Case c)
     Proc *dbe;
     int64_t total;
 
-    if (!mig_make_image(disk, IMAGE_SIZE) ||
-        !start_refbe(f, "refbe-src", ss, disk, src_extra) ||
-        !(dbe = start_refbe(f, "refbe-dst", ds, disk, dst_extra))) {
+    if (!refbe_pair(f, src_extra, dst_extra, wl, sa, da, &dbe)) {
         return;
     }
-    mig_add_blk(sa, ss, 2, wl);
-    mig_add_blk(da, ds, 2, wl);
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
         !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
         !pc_migrate_postcopy(src, dst, "blk0", uri, false) ||
@@ -235,13 +289,79 @@ static void test_case(Fixture *f, Case c)
             goto out;
         }
     }
-    if (c == CASE_FRESH && !compare_unallocated(src, dst)) {
+    if ((c == CASE_FRESH && !compare_unallocated(src, dst)) ||
+        (c == CASE_END && !check_end_faults(dbe))) {
         goto out;
     }
     if (mig_vmm_verified(dst, 1) && mig_check_image(disk, IMAGE_SIZE, SEED) &&
         c != CASE_FRESH) {
         check_backend_faults(dbe);
     }
+out:
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+}
+
+/*
+ * The wrapper: ioctl(_, PAGEMAP_SCAN) fails with ENOTTY from now on, as on
+ * a kernel before 6.7, then exec argv. Returns only on failure.
+ */
+static int exec_without_pagemap_scan(char **argv)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)PAGEMAP_SCAN, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOTTY),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = G_N_ELEMENTS(f), .filter = f };
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0) {
+        perror("seccomp");
+        return 1;
+    }
+    execv(argv[0], argv);
+    perror(argv[0]);
+    return 1;
+}
+
+static void test_no_tracking(Fixture *f, gconstpointer data)
+{
+    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+    const char *wrap[] = { self, NO_SCAN_WRAPPER, NULL };
+    g_autofree char *uri = mig_unix_uri(f, "mig.sock");
+    g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=4s,"
+                                          "seed=%u", SEED);
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
+    MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true, .wrap = wrap };
+    MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .shm_ram = true };
+    MigVmm *src = NULL, *dst = NULL;
+    Proc *dbe;
+
+    if (!refbe_pair(f, NULL, NULL, wl, sa, da, &dbe)) {
+        return;
+    }
+    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
+        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
+        !mig_set_postcopy(src, true) || !mig_set_postcopy(dst, true) ||
+        !mig_incoming(dst, uri) ||
+        !wait_log(src->proc, "blk0: workload started", 1, MIG_WAIT_MS)) {
+        goto out;
+    }
+    /* Slow: the single copy lasts seconds, the command lands in it. */
+    mig_set_params(src, PC_BW / 8, -1);
+    if (!mig_migrate(src, uri) ||
+        !wait_log(src->proc, "PAGEMAP_SCAN", 1, MIG_WAIT_MS) ||
+        !mig_expect_error(src, "{\"execute\":\"migrate-start-postcopy\"}",
+                          "migrate-start-postcopy has no effect: this migration is a single "
+                          "stop-and-copy without write tracking")) {
+        goto out;
+    }
+    mig_completed_verified(src, dst, "precopy after the refused switch");
 out:
     mig_vmm_free(src);
     mig_vmm_free(dst);
@@ -267,8 +387,16 @@ static void test_slots(Fixture *f, gconstpointer data)
     test_case(f, CASE_SLOTS);
 }
 
+static void test_end(Fixture *f, gconstpointer data)
+{
+    test_case(f, CASE_END);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && !strcmp(argv[1], NO_SCAN_WRAPPER)) {
+        return exec_without_pagemap_scan(argv + 2);
+    }
     g_test_init(&argc, &argv, NULL);
     g_test_add("/postcopy/listen-touch", Fixture, NULL, fixture_setup, test_listen,
                fixture_teardown);
@@ -277,6 +405,10 @@ int main(int argc, char **argv)
     g_test_add("/postcopy/guest-fresh", Fixture, NULL, fixture_setup, test_fresh,
                fixture_teardown);
     g_test_add("/postcopy/slots-listen", Fixture, NULL, fixture_setup, test_slots,
+               fixture_teardown);
+    g_test_add("/postcopy/end-touch", Fixture, NULL, fixture_setup, test_end,
+               fixture_teardown);
+    g_test_add("/postcopy/no-tracking", Fixture, NULL, fixture_setup, test_no_tracking,
                fixture_teardown);
     return g_test_run();
 }

@@ -20,6 +20,10 @@
  *                its mapping populates every owed page with zeros, so the
  *                destination fails naming that instead of running on
  *                zeros; the source's guest, past the switch, stays stopped
+ *   dpdk-mlocked-S the same with -S on the destination: its devices start
+ *                at cont, while postcopy still runs; cont fails naming the
+ *                populated pages, the guest does not start, the migration
+ *                fails on both sides
  *   refused      migrate-start-postcopy without the capability or without
  *                a migration: clear errors; a destination whose back-end
  *                lacks PAGEFAULT (testpmd without postcopy-support) fails
@@ -103,15 +107,16 @@ static void test_qsd_ram(Fixture *f, gconstpointer data)
  * locked when asked), and a VMM on each with wl; false (test failed) if
  * any does not come up.
  */
-static bool dpdk_vmms(Fixture *f, unsigned queues, bool dst_mlockall, const char *wl,
-                      MigVmm **src, MigVmm **dst)
+static bool dpdk_vmms(Fixture *f, unsigned queues, bool dst_mlockall, bool frozen,
+                      const char *wl, MigVmm **src, MigVmm **dst)
 {
     g_autofree char *ss = g_build_filename(f->dir, "net-src.sock", NULL);
     g_autofree char *ds = g_build_filename(f->dir, "net-dst.sock", NULL);
     g_autoptr(GPtrArray) sa = mig_args_new();
     g_autoptr(GPtrArray) da = mig_args_new();
     MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true };
-    MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .shm_ram = true };
+    MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .frozen = frozen,
+                         .shm_ram = true };
 
     if (!mig_start_testpmd_postcopy(f, "testpmd-src", ss, queues, true, false) ||
         !mig_start_testpmd_postcopy(f, "testpmd-dst", ds, queues, true, dst_mlockall)) {
@@ -133,7 +138,7 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     MigVmm *src = NULL, *dst = NULL;
     int code = -1;
 
-    if (!dpdk_vmms(f, 2, false, wl, &src, &dst) ||
+    if (!dpdk_vmms(f, 2, false, false, wl, &src, &dst) ||
         !pc_migrate_postcopy(src, dst, "net0", uri, false) ||
         !pc_check_dst_figures(dst, true, false) || !pc_check_src(src, true) ||
         !mig_vmm_end(dst, &code, &out, &log)) {
@@ -152,8 +157,40 @@ out:
     mig_testpmd_cleanup("testpmd-dst");
 }
 
+/*
+ * -S destination in postcopy-active, pages still owed: cont starts the
+ * devices, the check finds the locked back-end's populated pages and cont
+ * fails saying so; the guest stays paused.
+ */
+static bool cont_refused(MigVmm *dst)
+{
+    g_autofree char *st = mig_wait_status(dst, "postcopy-active", MIG_WAIT_MS);
+    g_autoptr(JsonNode) q = mig_query(dst);
+    int64_t missing = pc_figure(json_node_get_object(q), "pages-missing");
+    g_autofree char *err = NULL;
+    g_autofree char *rs = NULL;
+
+    if (!st || strcmp(st, "postcopy-active") != 0 || missing <= 0) {
+        g_test_fail_printf("-S destination before cont: status %s, %" PRId64 " pages missing "
+                           "(want postcopy-active, > 0)", st ? st : "?", missing);
+        return false;
+    }
+    err = mig_qmp_error(dst, "{\"execute\":\"cont\"}");
+    rs = mig_run_state(dst);
+    g_test_message("cont with %" PRId64 " pages missing: %s; run state %s", missing,
+                   err ? err : "accepted", rs);
+    if (!err || !strstr(err, "a back-end populated its mapping") || !strcmp(rs, "running")) {
+        g_test_fail_printf("cont on a -S destination whose back-end locks its memory: %s, run "
+                           "state %s (want refused naming the populated pages, not running)",
+                           err ? err : "accepted", rs);
+        return false;
+    }
+    return true;
+}
+
 static void test_dpdk_mlocked(Fixture *f, gconstpointer data)
 {
+    bool frozen = data != NULL;
     g_autofree char *uri = mig_unix_uri(f, "mig.sock");
     g_autofree char *st = NULL;
     g_autofree char *rs = NULL;
@@ -161,9 +198,12 @@ static void test_dpdk_mlocked(Fixture *f, gconstpointer data)
     MigVmm *src = NULL, *dst = NULL;
     int code = -1;
 
-    if (!dpdk_vmms(f, 1, true, "net0:count=100000000,size=64+1518,runtime=6s,drain=1s", &src,
-                   &dst) ||
+    if (!dpdk_vmms(f, 1, true, frozen, "net0:count=100000000,size=64+1518,runtime=6s,drain=1s",
+                   &src, &dst) ||
         !pc_switch_midstream(src, dst, "net0", uri, false)) {
+        goto out;
+    }
+    if (frozen && !cont_refused(dst)) {
         goto out;
     }
     if (!(st = mig_wait_status(src, "failed", MIG_WAIT_MS)) || !mig_vmm_end(dst, &code, NULL, &log)) {
@@ -299,16 +339,10 @@ static void test_refused(Fixture *f, gconstpointer data)
         !(dst2 = mig_vmm_start(f, "dst2", &dopts2, da2)) ||
         !wait_log(src2->proc, "net0: workload started", 1, MIG_WAIT_MS) ||
         !wait_log(dst2->proc, "migration: incoming from", 1, MIG_WAIT_MS) ||
-        !mig_migrate(src2, uri2) || !(st = mig_wait_status(src2, "completed", MIG_WAIT_MS))) {
+        !mig_migrate(src2, uri2)) {
         goto out;
     }
-    if (strcmp(st, "completed") != 0) {
-        g_autofree char *slog = proc_log(src2->proc);
-
-        g_test_fail_printf("precopy with the same back-ends ended %s:\n%s", st, slog);
-        goto out;
-    }
-    mig_vmm_verified(dst2, 1);
+    mig_completed_verified(src2, dst2, "precopy with the same back-ends");
 out:
     mig_vmm_free(src);
     mig_vmm_free(dst);
@@ -328,6 +362,8 @@ int main(int argc, char **argv)
     g_test_add("/real-postcopy/qsd-auto", Fixture, NULL, fixture_setup, test_qsd_auto,
                fixture_teardown);
     g_test_add("/real-postcopy/dpdk-net", Fixture, NULL, fixture_setup, test_dpdk_net,
+               fixture_teardown);
+    g_test_add("/real-postcopy/dpdk-mlocked-S", Fixture, "S", fixture_setup, test_dpdk_mlocked,
                fixture_teardown);
     g_test_add("/real-postcopy/dpdk-mlocked", Fixture, NULL, fixture_setup, test_dpdk_mlocked,
                fixture_teardown);

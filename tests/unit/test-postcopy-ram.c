@@ -958,19 +958,29 @@ START_TEST(test_backend_ufd)
 }
 END_TEST
 
-/* A back-end faulting on a received hole: a zero page, woken on its ufd, no request. */
+/*
+ * A back-end faulting on a received hole: a zero page, woken on its ufd, no
+ * request. Also after finish, with the caller's ufd closed (as POSTCOPY_END
+ * does) and before the caller removed it: the back-end may fault until it
+ * answered POSTCOPY_END.
+ */
 START_TEST(test_backend_hole)
 {
+    unsigned fds = ut_count_fds();
     Guest *g = guest_new();
     uint64_t hole = 200 * PAGE;
+    GError *err = NULL;
     MigPostcopy *pc;
     Requests rq;
     Backend be;
+    int key;
 
     backend_start(&be, g);
     pc = pc_new(g, &rq);
     listen_ok(pc);
-    add_shared(pc, &be);
+    key = dup(be.ufd);
+    ck_assert_msg(mig_postcopy_add_shared(pc, key, "blk0", backend_translate, backend_error,
+                                          &be, &err), "add_shared: %s", err ? err->message : "?");
     backend_send(&be, 'T', hole, 0);
     ck_assert_uint_eq(backend_reply(&be).byte, 0);
     ck_assert_uint_eq(requests_total(&rq), 0);
@@ -979,10 +989,17 @@ START_TEST(test_backend_hole)
     ck_assert(in_file(g, hole));
     /* Ours sees the same zero page. */
     ck_assert_uint_eq(hva(g, hole)[1], 0);
-    mig_postcopy_remove_shared(pc, be.ufd);
     finish_ok(pc);
+    close(key);
+    backend_send(&be, 'T', hole + PAGE, 0);
+    ck_assert_uint_eq(backend_reply(&be).byte, 0);
+    ck_assert(in_file(g, hole + PAGE));
+    ck_assert_uint_eq(stats(pc).faults_backend, 2);
+    ck_assert_int_eq(g_atomic_int_get(&be.errors), 0);
+    mig_postcopy_remove_shared(pc, key);
     backend_stop(&be);
     pc_free(pc, &rq, g);
+    ck_assert_uint_eq(ut_count_fds(), fds);
 }
 END_TEST
 
