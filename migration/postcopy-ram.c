@@ -375,12 +375,17 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
     uint64_t page = gpa / PC_PAGE;
     GArray *waiters;
     int64_t now;
+    bool traced;
 
     if (!host) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "postcopy: page at GPA 0x%" PRIx64 " is %s", gpa, gpa % PC_PAGE ?
                     "not 4 KiB aligned" : "outside guest RAM");
         return false;
+    }
+    traced = mig_pc_trace_enabled() && bit_test(pc->requested, page);
+    if (traced) {
+        mig_pc_trace("page read gpa=0x%" PRIx64 " (requested)", gpa);
     }
     g_mutex_lock(&pc->lock);
     if (bit_test(pc->received, page)) {
@@ -409,8 +414,13 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
             return false;
         }
     }
+    if (traced) {
+        mig_pc_trace("placed gpa=0x%" PRIx64 ", %u waiting", gpa, waiters ? waiters->len : 0);
+    }
     bit_set(pc->received, page);
-    pc->st.pages_missing--;
+    if (!--pc->st.pages_missing) {
+        g_cond_broadcast(&pc->cond);    /* mig_postcopy_wait_received */
+    }
     pc->st.pages_placed++;
     pc->st.pages_zero += !data;
     now = g_get_monotonic_time();
@@ -420,6 +430,10 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
 
         if (w->sh) {
             uffd_wake(w->sh->ufd, w->addr);
+            if (traced) {
+                mig_pc_trace("woken %s addr=0x%" PRIx64 " gpa=0x%" PRIx64 ", blocked %"
+                             PRIu64 " us", w->sh->name, w->addr, gpa, us);
+            }
             pc->st.blocktime_backend_us += us;
             hist_add(&pc->hist_backend, us);
         } else {
@@ -488,8 +502,11 @@ static void serve_fault(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_t g
         pc->st.requests++;
     }
     g_mutex_unlock(&pc->lock);
+    mig_pc_trace("fault %s addr=0x%" PRIx64 " gpa=0x%" PRIx64 " read at t=%" PRId64 "%s",
+                 sh ? sh->name : "guest", addr, gpa, w.since, ask ? "" : " (already asked)");
     if (ask) {
         pc->request(gpa, pc->opaque);
+        mig_pc_trace("request written gpa=0x%" PRIx64, gpa);
     }
 }
 
@@ -855,6 +872,18 @@ uint64_t mig_postcopy_missing(MigPostcopy *pc)
     n = pc->st.pages_missing;
     g_mutex_unlock(&pc->lock);
     return n;
+}
+
+bool mig_postcopy_wait_received(MigPostcopy *pc, gint64 end_us)
+{
+    bool done;
+
+    g_mutex_lock(&pc->lock);
+    while (pc->st.pages_missing && g_cond_wait_until(&pc->cond, &pc->lock, end_us)) {
+    }
+    done = !pc->st.pages_missing;
+    g_mutex_unlock(&pc->lock);
+    return done;
 }
 
 void mig_postcopy_rerequest(MigPostcopy *pc)

@@ -153,6 +153,18 @@ bool mig_in_load_cb(void *opaque, GError **errp)
     return true;
 }
 
+void mig_in_close_listener(MigIn *in)
+{
+    if (in->lfd < 0) {
+        return;
+    }
+    close(in->lfd);
+    in->lfd = -1;
+    if (in->unix_path) {
+        unlink(in->unix_path);
+    }
+}
+
 static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
 {
     VmmMigrate *mm = in->mm;
@@ -166,10 +178,11 @@ static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
     fd = mig_socket_accept(in->lfd, errp);
     g_mutex_lock(&mm->lock);
     mm->listen_fd = -1;
+    in->preempt = mm->cap_postcopy && mm->cap_preempt;
     g_mutex_unlock(&mm->lock);
-    close(in->lfd);
-    if (in->unix_path) {
-        unlink(in->unix_path);
+    /* postcopy-preempt: the source connects again at its switch. */
+    if (!in->preempt || fd < 0) {
+        mig_in_close_listener(in);
     }
     if (fd < 0) {
         return false;
@@ -217,6 +230,7 @@ static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
         mig_rp_send_failed(in->rp, NULL);
     }
     mig_in_postcopy_free(in);
+    mig_in_close_listener(in);
     g_mutex_lock(&mm->lock);
     mm->stream = NULL;
     g_mutex_unlock(&mm->lock);
@@ -304,6 +318,7 @@ bool vmm_mig_in_start(VmmMigrate *mm, const char *uri, GError **errp)
     }
     mm->listen_fd = lfd;
     mm->pc_stats_valid = false;
+    mm->preempt_pages = 0;
     mm->thread_done = false;
     mm->start_us = g_get_monotonic_time();
     mm->thread = g_thread_new("migration-in", mig_in_thread, in);

@@ -71,9 +71,11 @@ struct VmmMigrate {
     bool postcopy_auto;         /* x-postcopy-auto: switch when precopy does not converge */
     /* capabilities */
     bool cap_postcopy;          /* postcopy-ram */
+    bool cap_preempt;           /* postcopy-preempt: requested pages on a second connection */
     /* source: migrate-start-postcopy asked; the thread switches at its next window */
     bool start_postcopy;
     uint64_t postcopy_requests; /* source: pages the destination asked for */
+    uint64_t preempt_pages;     /* pages sent (source) or placed (destination) on the preempt connection */
     MigPostcopy *pc;            /* destination, while postcopy runs: its stats */
     MigPostcopyStats pc_stats;  /* destination, the last ones once it ended */
     bool pc_stats_valid;

@@ -19,6 +19,10 @@
  *                 pointer) arrives in the background equal to the source's
  *   slots-listen  listen-touch with --mem-slots on both back-ends (the
  *                 destination's first listening table goes whole)
+ *   preempt       listen-touch with capability postcopy-preempt on both
+ *                 sides: the requested pages come on the second connection
+ *                 (query-migrate counts them, the same on both sides) while
+ *                 the background stream crawls under max-bandwidth
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -182,7 +186,56 @@ typedef enum Case {
     CASE_REPLY,
     CASE_FRESH,
     CASE_SLOTS,
+    CASE_PREEMPT,
 } Case;
+
+/* postcopy-ram and postcopy-preempt on v. */
+static bool set_preempt(MigVmm *v)
+{
+    JsonNode *r = qmp_client_cmd(v->qmp, "{\"execute\":\"migrate-set-capabilities\","
+                                 "\"arguments\":{\"capabilities\":["
+                                 "{\"capability\":\"postcopy-ram\",\"state\":true},"
+                                 "{\"capability\":\"postcopy-preempt\",\"state\":true}]}}");
+    bool ok = json_object_has_member(json_node_get_object(r), "return");
+
+    if (!ok) {
+        g_autofree char *txt = json_to_string(r, FALSE);
+
+        g_test_fail_printf("%s: postcopy-preempt refused: %s", v->name, txt);
+    }
+    json_node_unref(r);
+    return ok;
+}
+
+/* query-migrate's ram.postcopy-preempt-pages, or -1. */
+static int64_t preempt_pages(MigVmm *v)
+{
+    g_autoptr(JsonNode) r = mig_query(v);
+    JsonObject *q = json_node_get_object(r);
+    JsonObject *ram = json_object_has_member(q, "ram") ?
+                      json_object_get_object_member(q, "ram") : NULL;
+
+    return ram && json_object_has_member(ram, "postcopy-preempt-pages") ?
+           json_object_get_int_member(ram, "postcopy-preempt-pages") : -1;
+}
+
+/*
+ * Requested pages came on the preempt connection, as many as the source
+ * (exited: its last report) sent there.
+ */
+static bool check_preempt(MigVmm *src, MigVmm *dst)
+{
+    g_autofree char *slog = proc_log(src->proc);
+    int64_t s = log_number(slog, "page requests served", "served, "), d = preempt_pages(dst);
+
+    g_test_message("postcopy-preempt pages: source %" PRId64 ", destination %" PRId64, s, d);
+    if (d <= 0 || s != d) {
+        g_test_fail_printf("postcopy-preempt-pages: source %" PRId64 ", destination %" PRId64
+                           " (want equal and > 0)", s, d);
+        return false;
+    }
+    return true;
+}
 
 static void test_case(Fixture *f, Case c)
 {
@@ -192,7 +245,8 @@ static void test_case(Fixture *f, Case c)
     static const char *const slots_listen[] = { "--mem-slots", "--postcopy-touch=listen",
                                                 NULL };
     const char *const *src_extra = c == CASE_SLOTS ? slots : NULL;
-    const char *const *dst_extra = c == CASE_LISTEN ? listen : c == CASE_REPLY ? reply :
+    const char *const *dst_extra = c == CASE_LISTEN || c == CASE_PREEMPT ? listen :
+                                   c == CASE_REPLY ? reply :
                                    c == CASE_SLOTS ? slots_listen : NULL;
     unsigned ram_mb = c == CASE_FRESH ? FRESH_RAM_MB : RAM_MB;
     g_autofree char *disk = g_build_filename(f->dir, "disk.raw", NULL);
@@ -219,9 +273,11 @@ static void test_case(Fixture *f, Case c)
     mig_add_blk(da, ds, 2, wl);
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
         !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
+        (c == CASE_PREEMPT && (!set_preempt(src) || !set_preempt(dst))) ||
         !pc_migrate_postcopy(src, dst, "blk0", uri, false) ||
         !pc_check_dst_figures(dst, c == CASE_FRESH, c != CASE_FRESH) ||
-        !pc_check_src(src, c == CASE_FRESH)) {
+        !pc_check_src(src, c == CASE_FRESH) ||
+        (c == CASE_PREEMPT && !check_preempt(src, dst))) {
         goto out;
     }
     total = dst_total_ms(dst);
@@ -267,6 +323,11 @@ static void test_slots(Fixture *f, gconstpointer data)
     test_case(f, CASE_SLOTS);
 }
 
+static void test_preempt(Fixture *f, gconstpointer data)
+{
+    test_case(f, CASE_PREEMPT);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -277,6 +338,8 @@ int main(int argc, char **argv)
     g_test_add("/postcopy/guest-fresh", Fixture, NULL, fixture_setup, test_fresh,
                fixture_teardown);
     g_test_add("/postcopy/slots-listen", Fixture, NULL, fixture_setup, test_slots,
+               fixture_teardown);
+    g_test_add("/postcopy/preempt", Fixture, NULL, fixture_setup, test_preempt,
                fixture_teardown);
     return g_test_run();
 }
