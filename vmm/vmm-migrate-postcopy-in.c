@@ -62,8 +62,12 @@ struct MigInPostcopy {
     GCond cond;
     bool run_posted;
     bool run_done;
-    /* Held around each placement, so that a check sees no page half-placed. */
-    GMutex place_lock;
+    /*
+     * Read-held around each placement (two placers with postcopy-preempt
+     * go on side by side), write-held by the populated check, so that it
+     * sees no page half-placed.
+     */
+    GRWLock place_lock;
     GError *run_err;            /* the guest's start failed */
     bool rp_failed;             /* a request could not be written */
     /* postcopy-preempt (from LISTEN): the thread placing the second connection's pages */
@@ -128,7 +132,7 @@ static MigInPostcopy *mig_in_pc(MigIn *in)
         p->shared = g_ptr_array_new();
         p->shared_fds = g_array_new(FALSE, FALSE, sizeof(int));
         g_mutex_init(&p->lock);
-        g_mutex_init(&p->place_lock);
+        g_rw_lock_init(&p->place_lock);
         g_cond_init(&p->cond);
         in->pc = p;
     }
@@ -344,9 +348,9 @@ bool mig_in_postcopy_devices_started(MigIn *in, GError **errp)
     if (!p || !p->pc) {
         return true;
     }
-    g_mutex_lock(&p->place_lock);
+    g_rw_lock_writer_lock(&p->place_lock);
     ok = mig_in_pc_check_populated(p, errp);
-    g_mutex_unlock(&p->place_lock);
+    g_rw_lock_writer_unlock(&p->place_lock);
     return ok;
 }
 
@@ -358,9 +362,9 @@ static bool mig_in_pc_place(uint64_t gpa, const void *data, void *opaque, GError
     if (mig_in_pc_run_failed(p, errp)) {
         return false;
     }
-    g_mutex_lock(&p->place_lock);
+    g_rw_lock_reader_lock(&p->place_lock);
     ok = mig_postcopy_place(p->pc, gpa, data, errp);
-    g_mutex_unlock(&p->place_lock);
+    g_rw_lock_reader_unlock(&p->place_lock);
     return ok;
 }
 
@@ -611,7 +615,7 @@ void mig_in_postcopy_free(MigIn *in)
     g_ptr_array_unref(p->shared);
     g_array_unref(p->shared_fds);
     g_mutex_clear(&p->lock);
-    g_mutex_clear(&p->place_lock);
+    g_rw_lock_clear(&p->place_lock);
     g_cond_clear(&p->cond);
     g_free(p);
     in->pc = NULL;
