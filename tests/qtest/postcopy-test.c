@@ -23,6 +23,11 @@
  *                 sides: the requested pages come on the second connection
  *                 (query-migrate counts them, the same on both sides) while
  *                 the background stream crawls under max-bandwidth
+ *   preempt-src   postcopy-preempt on the source only: the destination does
+ *                 not take a second connection, the source says so and
+ *                 serves the requests on the main one
+ *   preempt-dst   postcopy-preempt on the destination only: it waits for a
+ *                 second connection that never comes, and completes
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -187,6 +192,8 @@ typedef enum Case {
     CASE_FRESH,
     CASE_SLOTS,
     CASE_PREEMPT,
+    CASE_PREEMPT_SRC,
+    CASE_PREEMPT_DST,
 } Case;
 
 /* postcopy-ram and postcopy-preempt on v. */
@@ -223,15 +230,22 @@ static int64_t preempt_pages(MigVmm *v)
  * Requested pages came on the preempt connection, as many as the source
  * (exited: its last report) sent there.
  */
-static bool check_preempt(MigVmm *src, MigVmm *dst)
+static bool check_preempt(MigVmm *src, MigVmm *dst, Case c)
 {
     g_autofree char *slog = proc_log(src->proc);
     int64_t s = log_number(slog, "page requests served", "served, "), d = preempt_pages(dst);
+    bool said = strstr(slog, "postcopy-preempt: no second connection") != NULL;
 
     g_test_message("postcopy-preempt pages: source %" PRId64 ", destination %" PRId64, s, d);
-    if (d <= 0 || s != d) {
+    if (c == CASE_PREEMPT && (d <= 0 || s != d)) {
         g_test_fail_printf("postcopy-preempt-pages: source %" PRId64 ", destination %" PRId64
                            " (want equal and > 0)", s, d);
+        return false;
+    }
+    if (c != CASE_PREEMPT && (s > 0 || d > 0 || said != (c == CASE_PREEMPT_SRC))) {
+        g_test_fail_printf("postcopy-preempt on one side only: source %" PRId64 ", destination %"
+                           PRId64 " pages on it (want none), the source %s it had no second "
+                           "connection:\n%s", s, d, said ? "said" : "did not say", slog);
         return false;
     }
     return true;
@@ -245,7 +259,8 @@ static void test_case(Fixture *f, Case c)
     static const char *const slots_listen[] = { "--mem-slots", "--postcopy-touch=listen",
                                                 NULL };
     const char *const *src_extra = c == CASE_SLOTS ? slots : NULL;
-    const char *const *dst_extra = c == CASE_LISTEN || c == CASE_PREEMPT ? listen :
+    bool pre = c == CASE_PREEMPT || c == CASE_PREEMPT_SRC || c == CASE_PREEMPT_DST;
+    const char *const *dst_extra = c == CASE_LISTEN || pre ? listen :
                                    c == CASE_REPLY ? reply :
                                    c == CASE_SLOTS ? slots_listen : NULL;
     unsigned ram_mb = c == CASE_FRESH ? FRESH_RAM_MB : RAM_MB;
@@ -273,11 +288,12 @@ static void test_case(Fixture *f, Case c)
     mig_add_blk(da, ds, 2, wl);
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
         !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
-        (c == CASE_PREEMPT && (!set_preempt(src) || !set_preempt(dst))) ||
+        (c != CASE_PREEMPT_DST && pre && !set_preempt(src)) ||
+        (c != CASE_PREEMPT_SRC && pre && !set_preempt(dst)) ||
         !pc_migrate_postcopy(src, dst, "blk0", uri, false) ||
         !pc_check_dst_figures(dst, c == CASE_FRESH, c != CASE_FRESH) ||
         !pc_check_src(src, c == CASE_FRESH) ||
-        (c == CASE_PREEMPT && !check_preempt(src, dst))) {
+        (pre && !check_preempt(src, dst, c))) {
         goto out;
     }
     total = dst_total_ms(dst);
@@ -328,6 +344,16 @@ static void test_preempt(Fixture *f, gconstpointer data)
     test_case(f, CASE_PREEMPT);
 }
 
+static void test_preempt_src(Fixture *f, gconstpointer data)
+{
+    test_case(f, CASE_PREEMPT_SRC);
+}
+
+static void test_preempt_dst(Fixture *f, gconstpointer data)
+{
+    test_case(f, CASE_PREEMPT_DST);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -340,6 +366,10 @@ int main(int argc, char **argv)
     g_test_add("/postcopy/slots-listen", Fixture, NULL, fixture_setup, test_slots,
                fixture_teardown);
     g_test_add("/postcopy/preempt", Fixture, NULL, fixture_setup, test_preempt,
+               fixture_teardown);
+    g_test_add("/postcopy/preempt-src", Fixture, NULL, fixture_setup, test_preempt_src,
+               fixture_teardown);
+    g_test_add("/postcopy/preempt-dst", Fixture, NULL, fixture_setup, test_preempt_dst,
                fixture_teardown);
     return g_test_run();
 }
