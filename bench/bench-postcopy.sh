@@ -12,7 +12,8 @@
 #     back-end's: see bench/README.md);
 #   - one postcopy migration per case, each case a pair of fresh VMMs with
 #     a blk device and a randrw workload (the source's RAM filled: no zero
-#     page), capability postcopy-ram on both sides, a downtime-limit of 0
+#     page), capability postcopy-ram on both sides (and postcopy-preempt,
+#     unless BENCH_PREEMPT=0), a downtime-limit of 0
 #     (precopy never converges), migrate-start-postcopy once half of the
 #     RAM went:
 #       ours-unix  our reference back-end on both sides (one disk file),
@@ -36,6 +37,7 @@
 #   BENCH_MIB    guest MiB (default 128)
 #   BENCH_PAGES  faults per anchor run (default 256)
 #   BENCH_CASES  cases to run (default "ours-unix ours-tcp qsd-unix qsd-tcp")
+#   BENCH_PREEMPT 0: without capability postcopy-preempt (default 1: with)
 #   BENCH_KEEP=1 keep the logs (a failed migration keeps its own in WORK/failed)
 # Needs root (ip netns, userfaultfd), python3, qemu-storage-daemon for qsd-*.
 
@@ -56,6 +58,7 @@ REPS=${BENCH_REPS:-7}
 MIB=${BENCH_MIB:-128}
 PAGES=${BENCH_PAGES:-256}
 CASES=${BENCH_CASES:-ours-unix ours-tcp qsd-unix qsd-tcp}
+PREEMPT=${BENCH_PREEMPT:-1}
 [[ -x $ANCHOR && -x $VMM && -x $REF ]] ||
     die "build first: ninja -C $BUILD (need $ANCHOR, $VMM, $REF)"
 (( REPS >= 7 )) || die "BENCH_REPS=$REPS: at least 7 repetitions for a median of ratios"
@@ -114,7 +117,7 @@ fi
 QMP_POSTCOPY=$(cat <<'PY'
 import json, socket, sys, time
 src_sock, dst_sock, uri, src_log = sys.argv[1:5]
-ram = int(sys.argv[5])
+ram, preempt = int(sys.argv[5]), sys.argv[6] == "1"
 def connect(path):
     end = time.time() + 20
     while True:
@@ -140,7 +143,8 @@ def connect(path):
     cmd("qmp_capabilities")
     return cmd
 src, dst = connect(src_sock), connect(dst_sock)
-caps = {"capabilities": [{"capability": "postcopy-ram", "state": True}]}
+caps = {"capabilities": [{"capability": c, "state": True} for c in
+                         ["postcopy-ram"] + (["postcopy-preempt"] if preempt else [])]}
 src("migrate-set-capabilities", caps)
 dst("migrate-set-capabilities", caps)
 dst("migrate-incoming", {"uri": uri})
@@ -174,6 +178,7 @@ while True:
     time.sleep(0.005)
 pc = q.get("postcopy", {})
 pc["switch-to-done-ms"] = (t_done - t_switch) * 1000
+pc["preempt-pages"] = q.get("ram", {}).get("postcopy-preempt-pages", 0)
 print(json.dumps(pc))
 PY
 )
@@ -228,7 +233,7 @@ run_case() {
     start_side src "$case" src
     start_side dst "$case" dst -incoming defer
     out=$(python3 -c "$QMP_POSTCOPY" "$WORK/src/qmp.sock" "$WORK/dst/qmp.sock" "$uri" \
-          "$WORK/src/vmm.log" $((MIB << 20)) 2>"$WORK/qmp.err") || rc=$?
+          "$WORK/src/vmm.log" $((MIB << 20)) "$PREEMPT" 2>"$WORK/qmp.err") || rc=$?
     stop_all
     if (( rc != 0 )) || [[ -z $out ]]; then
         # Counted and shown in the table, not retried: a failure is a finding.
@@ -263,7 +268,8 @@ for rep in $(seq 0 $((REPS - 1))); do
     (( rep % 2 == 1 )) && run_anchor "$rep"
 done
 
-echo "postcopy between two vhost-user-vmm processes, ${MIB} MiB guest, blk randrw, $REPS repetitions;"
+echo "postcopy between two vhost-user-vmm processes, ${MIB} MiB guest, blk randrw, $REPS repetitions,"
+echo "postcopy-preempt $( ((PREEMPT)) && echo on || echo off);"
 echo "medians over the repetitions; fault figures (us) from the destination's query-migrate;"
 echo "ratio = median of (case p50 / anchor median of the same repetition): guest against raw,"
 echo "back-end against raw-be (bench-postcopy-fault, $PAGES faults per run)"

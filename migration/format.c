@@ -33,6 +33,8 @@ const char *mig_section_name(uint16_t id)
         return "postcopy-run";
     case MIG_SECTION_POSTCOPY_RESUME:
         return "postcopy-resume";
+    case MIG_SECTION_POSTCOPY_PREEMPT:
+        return "postcopy-preempt";
     }
     return NULL;
 }
@@ -230,7 +232,8 @@ bool mig_save_end(MigStream *s, GError **errp)
 bool mig_save_postcopy_section(MigStream *s, MigSectionId id, GError **errp)
 {
     g_assert(id == MIG_SECTION_POSTCOPY_ADVISE || id == MIG_SECTION_POSTCOPY_LISTEN ||
-             id == MIG_SECTION_POSTCOPY_RUN || id == MIG_SECTION_POSTCOPY_RESUME);
+             id == MIG_SECTION_POSTCOPY_RUN || id == MIG_SECTION_POSTCOPY_RESUME ||
+             id == MIG_SECTION_POSTCOPY_PREEMPT);
     return mig_save_section_header(s, id, 0, 0, errp) && mig_stream_flush(s, errp);
 }
 

@@ -127,6 +127,9 @@ static bool mig_load_order(uint16_t id, MigLoadPhase ph, bool have_setup,
     case MIG_SECTION_POSTCOPY_RESUME:
         why = "only the first section of a recovery connection";
         break;
+    case MIG_SECTION_POSTCOPY_PREEMPT:
+        why = "only the first section of a postcopy-preempt connection";
+        break;
     default:
         return true;
     }
@@ -233,10 +236,27 @@ bool mig_load_ops(MigStream *s, GuestMemory *mem, const MigLoadOps *ops, void *o
            mig_load_sections(s, mem, ops, opaque, postcopy, MIG_LOAD_PRECOPY, errp);
 }
 
+/* The header and the empty section id that opens a connection of kind what. */
+static bool mig_load_opening(MigStream *s, MigSectionId id, const char *what, GError **errp)
+{
+    MigSectionHeader h;
+
+    if (!mig_load_header(s, errp) || !mig_load_section_header(s, &h, errp)) {
+        return false;
+    }
+    if (h.id != id) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "migration stream: %s starts with section %u (%s), not '%s'", what,
+                    h.id, mig_section_name(h.id) ? mig_section_name(h.id) : "unknown",
+                    mig_section_name(id));
+        return false;
+    }
+    return mig_load_empty(&h, errp);
+}
+
 bool mig_load_postcopy_resume(MigStream *s, GuestMemory *mem, const MigLoadOps *ops,
                               void *opaque, GError **errp)
 {
-    MigSectionHeader h;
     bool postcopy = true;
 
     if (!ops->resume || !ops->place) {
@@ -244,17 +264,8 @@ bool mig_load_postcopy_resume(MigStream *s, GuestMemory *mem, const MigLoadOps *
                     "migration stream: postcopy recovery without a resume callback");
         return false;
     }
-    if (!mig_load_header(s, errp) || !mig_load_section_header(s, &h, errp)) {
-        return false;
-    }
-    if (h.id != MIG_SECTION_POSTCOPY_RESUME) {
-        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
-                    "migration stream: a recovery connection starts with section %u (%s), "
-                    "not 'postcopy-resume'", h.id,
-                    mig_section_name(h.id) ? mig_section_name(h.id) : "unknown");
-        return false;
-    }
-    return mig_load_empty(&h, errp) && ops->resume(opaque, errp) &&
+    return mig_load_opening(s, MIG_SECTION_POSTCOPY_RESUME, "a recovery connection", errp) &&
+           ops->resume(opaque, errp) &&
            mig_load_sections(s, mem, ops, opaque, &postcopy, MIG_LOAD_RUN, errp);
 }
 
@@ -264,4 +275,30 @@ bool mig_load(MigStream *s, GuestMemory *mem, MigDeviceLoadFn device_fn,
     MigLoadOps ops = { .device = device_fn };
 
     return mig_load_ops(s, mem, &ops, opaque, NULL, errp);
+}
+
+bool mig_load_preempt(MigStream *s, GuestMemory *mem, MigRamPlaceFn place, void *opaque,
+                      GError **errp)
+{
+    MigSectionHeader h;
+
+    if (!mig_load_opening(s, MIG_SECTION_POSTCOPY_PREEMPT, "a postcopy-preempt connection",
+                          errp)) {
+        return false;
+    }
+    for (;;) {
+        if (!mig_load_section_header(s, &h, errp)) {
+            return false;
+        }
+        if (h.id != MIG_SECTION_RAM_PAGES) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "migration stream: section %u (%s) on the postcopy-preempt "
+                        "connection, which carries 'ram-pages' only", h.id,
+                        mig_section_name(h.id) ? mig_section_name(h.id) : "unknown");
+            return false;
+        }
+        if (!mig_ram_load_pages_placed(s, h.length, mem, place, opaque, errp)) {
+            return false;
+        }
+    }
 }

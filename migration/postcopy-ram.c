@@ -15,13 +15,16 @@
  * unserved. Our own ufd only reports faults in the ranges we registered;
  * its addresses are checked all the same.
  *
- * Threads: the fault thread reads every fault; the migration thread calls
- * place; any thread adds and removes shared ufds. The lock guards the
- * requested bitmap, the waiters, the shared set and the statistics, and is
- * held across UFFDIO_COPY/ZEROPAGE in place and the wakes that follow, so
- * that a page is placed once and a shared ufd is never woken after
- * remove_shared returned. The received bitmap is written under the lock
- * and read without it (atomically) by mig_postcopy_received.
+ * Threads: the fault thread reads every fault; the migration thread (and
+ * with postcopy-preempt a second one) calls place; any thread adds and
+ * removes shared ufds. The lock guards the requested bitmap, the waiters,
+ * the shared set and the statistics, and is held across the wakes in
+ * place, so that a shared ufd is never woken after remove_shared
+ * returned. UFFDIO_COPY/ZEROPAGE in place run unlocked (the kernel lets
+ * one of two racing copies of a page through, the other gets EEXIST); the
+ * page is accounted once, when its received bit is set under the lock. The
+ * received bitmap is read without the lock (atomically) by
+ * mig_postcopy_received.
  */
 #include "migration/postcopy-ram.h"
 
@@ -386,12 +389,17 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
     uint64_t page = gpa / PC_PAGE;
     GArray *waiters;
     int64_t now;
+    bool traced;
 
     if (!host) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "postcopy: page at GPA 0x%" PRIx64 " is %s", gpa, gpa % PC_PAGE ?
                     "not 4 KiB aligned" : "outside guest RAM");
         return false;
+    }
+    traced = mig_pc_trace_enabled() && bit_test(pc->requested, page);
+    if (traced) {
+        mig_pc_trace("page read gpa=0x%" PRIx64 " (requested)", gpa);
     }
     g_mutex_lock(&pc->lock);
     if (bit_test(pc->received, page)) {
@@ -409,9 +417,18 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
          * A zero page nobody waits for stays a hole, as in precopy: most of
          * them are free guest memory never touched, and a touch is served
          * as a received hole (a zero page then).
+         *
+         * The copy runs unlocked: the fault thread and another placer (the
+         * preempt connection's) must not wait for it, nor for a placer the
+         * scheduler took off the CPU in the middle. Two placers of one page
+         * race in the kernel: one copies, the other gets EEXIST, and the
+         * accounting below happens once, under the lock.
          */
-        int r = uffd_fill(pc->ufd, host, data);
+        int r;
 
+        g_mutex_unlock(&pc->lock);
+        r = uffd_fill(pc->ufd, host, data);
+        g_mutex_lock(&pc->lock);
         if (r < 0 && r != -EEXIST) {
             g_mutex_unlock(&pc->lock);
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
@@ -419,9 +436,20 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
                         gpa, g_strerror(-r));
             return false;
         }
+        if (bit_test(pc->received, page)) {
+            g_mutex_unlock(&pc->lock);
+            return true;        /* the other placer accounted for it */
+        }
+        /* Faults read meanwhile added waiters. */
+        waiters = g_hash_table_lookup(pc->waiters, GSIZE_TO_POINTER(page));
+    }
+    if (traced) {
+        mig_pc_trace("placed gpa=0x%" PRIx64 ", %u waiting", gpa, waiters ? waiters->len : 0);
     }
     bit_set(pc->received, page);
-    pc->st.pages_missing--;
+    if (!--pc->st.pages_missing) {
+        g_cond_broadcast(&pc->cond);    /* mig_postcopy_wait_received */
+    }
     pc->st.pages_placed++;
     pc->st.pages_zero += !data;
     now = g_get_monotonic_time();
@@ -431,6 +459,10 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
 
         if (w->sh) {
             uffd_wake(w->sh->fd, w->addr);
+            if (traced) {
+                mig_pc_trace("woken %s addr=0x%" PRIx64 " gpa=0x%" PRIx64 ", blocked %"
+                             PRIu64 " us", w->sh->name, w->addr, gpa, us);
+            }
             pc->st.blocktime_backend_us += us;
             hist_add(&pc->hist_backend, us);
         } else {
@@ -511,8 +543,11 @@ static void serve_fault(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_t g
         pc->st.requests++;
     }
     g_mutex_unlock(&pc->lock);
+    mig_pc_trace("fault %s addr=0x%" PRIx64 " gpa=0x%" PRIx64 " read at t=%" PRId64 "%s",
+                 sh ? sh->name : "guest", addr, gpa, w.since, ask ? "" : " (already asked)");
     if (ask) {
         pc->request(gpa, pc->opaque);
+        mig_pc_trace("request written gpa=0x%" PRIx64, gpa);
     }
 }
 
@@ -888,6 +923,18 @@ uint64_t mig_postcopy_missing(MigPostcopy *pc)
     n = pc->st.pages_missing;
     g_mutex_unlock(&pc->lock);
     return n;
+}
+
+bool mig_postcopy_wait_received(MigPostcopy *pc, gint64 end_us)
+{
+    bool done;
+
+    g_mutex_lock(&pc->lock);
+    while (pc->st.pages_missing && g_cond_wait_until(&pc->cond, &pc->lock, end_us)) {
+    }
+    done = !pc->st.pages_missing;
+    g_mutex_unlock(&pc->lock);
+    return done;
 }
 
 void mig_postcopy_rerequest(MigPostcopy *pc)

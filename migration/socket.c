@@ -196,7 +196,14 @@ int mig_socket_accept(int listen_fd, GError **errp)
     if (fd < 0) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
                     "migration: accept: %s", g_strerror(errno));
+        return fd;
     }
+    /*
+     * The destination writes its page requests (16 bytes) on this socket:
+     * with Nagle a request waits for the previous one's ACK. Fails, and
+     * is not needed, on a unix socket.
+     */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
     return fd;
 }
 

@@ -19,8 +19,9 @@ typedef struct MigInPostcopy MigInPostcopy;
 typedef struct MigIn {
     VmmMigrate *mm;
     VmmMachine *m;
-    int lfd;
+    int lfd;                    /* -1 once closed */
     char *unix_path;            /* removed when done */
+    bool preempt;               /* postcopy-preempt: lfd stays open for the second connection */
     GHashTable *blobs;          /* device id -> GBytes */
     bool all_ready;
     GMutex rp_lock;             /* rp: recovery replaces it */
@@ -31,6 +32,8 @@ typedef struct MigIn {
 } MigIn;
 
 /* vmm-migrate-in.c */
+/* The listening socket closed (its unix path removed); again is a no-op. */
+void mig_in_close_listener(MigIn *in);
 /* Load thread: waits (bounded) until every back-end negotiated. */
 bool mig_in_wait_ready(MigIn *in, GError **errp);
 /* Loop: every device's state into its device, then the guest starts (unless -S). */

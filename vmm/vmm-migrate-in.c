@@ -167,6 +167,18 @@ int mig_in_accept_once(VmmMigrate *mm, int lfd, const char *unix_path, GError **
     return fd;
 }
 
+void mig_in_close_listener(MigIn *in)
+{
+    if (in->lfd < 0) {
+        return;
+    }
+    close(in->lfd);
+    in->lfd = -1;
+    if (in->unix_path) {
+        unlink(in->unix_path);
+    }
+}
+
 static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
 {
     VmmMigrate *mm = in->mm;
@@ -177,7 +189,15 @@ static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
     int fd;
     bool ok;
 
-    fd = mig_in_accept_once(mm, in->lfd, in->unix_path, errp);
+    fd = mig_socket_accept(in->lfd, errp);
+    g_mutex_lock(&mm->lock);
+    mm->listen_fd = -1;
+    in->preempt = mm->cap_postcopy && mm->cap_preempt;
+    g_mutex_unlock(&mm->lock);
+    /* postcopy-preempt: the source connects again at its switch. */
+    if (!in->preempt || fd < 0) {
+        mig_in_close_listener(in);
+    }
     if (fd < 0) {
         return false;
     }
@@ -230,6 +250,7 @@ static bool mig_in_run(MigIn *in, uint64_t *bytes, GError **errp)
         mig_rp_send_failed(in->rp, NULL);
     }
     mig_in_postcopy_free(in);
+    mig_in_close_listener(in);
     g_mutex_lock(&mm->lock);
     mm->stream = NULL;
     g_mutex_unlock(&mm->lock);
@@ -318,6 +339,7 @@ bool vmm_mig_in_start(VmmMigrate *mm, const char *uri, GError **errp)
     mm->listen_fd = lfd;
     mm->pc_stats_valid = false;
     mm->pc_completed = false;
+    mm->preempt_pages = 0;
     mm->thread_done = false;
     mm->start_us = g_get_monotonic_time();
     mm->thread = g_thread_new("migration-in", mig_in_thread, in);

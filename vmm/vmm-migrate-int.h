@@ -71,10 +71,12 @@ struct VmmMigrate {
     bool postcopy_auto;         /* x-postcopy-auto: switch when precopy does not converge */
     /* capabilities */
     bool cap_postcopy;          /* postcopy-ram */
+    bool cap_preempt;           /* postcopy-preempt: requested pages on a second connection */
     /* source: migrate-start-postcopy asked; the thread switches at its next window */
     bool start_postcopy;
     char *no_tracking;          /* source: why this migration has no write tracking */
     uint64_t postcopy_requests; /* source: pages the destination asked for */
+    uint64_t preempt_pages;     /* pages sent (source) or placed (destination) on the preempt connection */
     MigPostcopy *pc;            /* destination, while postcopy runs: its stats */
     struct MigInPostcopy *in_pc; /* ... and its side of it (the check at cont) */
     MigPostcopyStats pc_stats;  /* destination, the last ones once it ended */

@@ -20,8 +20,22 @@
 
 /* Source's postcopy: vmm-migrate-postcopy-out.c, its recovery in -recover.c. */
 typedef struct MigOutPostcopy {
-    uint64_t *owed;             /* bitmap: pages the destination still lacks */
+    /*
+     * Pages the destination still lacks: a bit is claimed (atomically
+     * cleared) by whoever sends the page, so each goes on one connection
+     * only. nowed (atomic) counts them until they are on their way: a
+     * page claimed for the preempt connection counts until it is written.
+     */
+    uint64_t *owed;
     uint64_t nowed;
+    /*
+     * postcopy-preempt: the second connection, written by the reader
+     * thread (requested pages only). NULL: none, or it broke (pre_broken:
+     * requests are served on the main connection, even for pages no
+     * longer owed, since one sent on the broken connection may be lost).
+     */
+    MigStream *pre;
+    bool pre_broken;
     GThread *reader;
     GMutex lock;                /* below */
     GCond cond;
@@ -52,6 +66,7 @@ typedef struct MigOut {
     uint64_t bw_applied;        /* max-bandwidth the stream has, UINT64_MAX: none yet */
     /* postcopy */
     bool postcopy_cap;          /* postcopy-ram at migrate: ADVISE was sent */
+    bool preempt_cap;           /* postcopy-preempt at migrate */
     bool postcopy_now;          /* switch: the round stopped at switch_word */
     bool switch_all;            /* ... of the first round (every page from there owed) */
     uint64_t switch_word;

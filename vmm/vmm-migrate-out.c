@@ -524,8 +524,9 @@ static gpointer mig_out_thread(gpointer opaque)
                    mm->downtime_ms, mm->round, mm->transferred >> 20,
                    o->postcopy_switched ? " after postcopy" : "");
         if (o->postcopy_switched) {
-            vmm_status("migration: postcopy: %" PRIu64 " page requests served",
-                       mm->postcopy_requests);
+            vmm_status("migration: postcopy: %" PRIu64 " page requests served, %" PRIu64
+                       " pages on the postcopy-preempt connection", mm->postcopy_requests,
+                       mm->preempt_pages);
         }
         g_mutex_unlock(&mm->lock);
     } else {
@@ -651,6 +652,7 @@ bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp)
     o->was_running = vmm_machine_vm_running(mm->m);
     o->prev_state = vmm_runstate_get();
     o->postcopy_cap = mm->cap_postcopy;     /* loop thread: the only writer */
+    o->preempt_cap = mm->cap_postcopy && mm->cap_preempt;
 
     g_mutex_lock(&mm->lock);
     mm->incoming = false;
@@ -660,6 +662,7 @@ bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp)
     mm->start_postcopy = false;
     g_clear_pointer(&mm->no_tracking, g_free);
     mm->postcopy_requests = 0;
+    mm->preempt_pages = 0;
     g_clear_pointer(&mm->error_desc, g_free);
     mm->start_us = g_get_monotonic_time();
     mm->setup_us = mm->total_us = mm->downtime_ms = 0;

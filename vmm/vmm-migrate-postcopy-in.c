@@ -38,11 +38,14 @@
  */
 #include <inttypes.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <glib.h>
 
 #include "hw/virtio/vhost-user-base-postcopy.h"
 #include "migration/postcopy-ram.h"
+#include "migration/socket.h"
 #include "util/vhost-user-error.h"
 #include "vmm/vmm-loop.h"
 #include "vmm/vmm-migrate-in-int.h"
@@ -61,10 +64,19 @@ struct MigInPostcopy {
     GCond cond;
     bool run_posted;
     bool run_done;
-    /* Held around each placement, so that a check sees no page half-placed. */
-    GMutex place_lock;
+    /*
+     * Read-held around each placement (two placers with postcopy-preempt
+     * go on side by side), write-held by the populated check, so that it
+     * sees no page half-placed.
+     */
+    GRWLock place_lock;
     GError *run_err;            /* the guest's start failed */
     bool rp_failed;             /* a request could not be written */
+    /* postcopy-preempt (from LISTEN): the thread placing the second connection's pages */
+    GThread *pre_thread;
+    int pre_fd;                 /* under lock: its connection once accepted, else -1 */
+    bool pre_stop;              /* under lock: its end is ours, not an error */
+    bool pre_done;              /* under lock: it returned */
 };
 
 /* ---- on the fault thread ---------------------------------------------------- */
@@ -108,6 +120,8 @@ static void mig_in_pc_shared_error(int ufd, const GError *err, void *opaque)
                err->message);
 }
 
+static gpointer mig_in_pc_preempt_thread(gpointer opaque);
+
 /* ---- the sections, on the load thread ---------------------------------------- */
 
 static MigInPostcopy *mig_in_pc(MigIn *in)
@@ -116,10 +130,11 @@ static MigInPostcopy *mig_in_pc(MigIn *in)
         MigInPostcopy *p = g_new0(MigInPostcopy, 1);
 
         p->in = in;
+        p->pre_fd = -1;
         p->shared = g_ptr_array_new();
         p->shared_fds = g_array_new(FALSE, FALSE, sizeof(int));
         g_mutex_init(&p->lock);
-        g_mutex_init(&p->place_lock);
+        g_rw_lock_init(&p->place_lock);
         g_cond_init(&p->cond);
         in->pc = p;
     }
@@ -231,6 +246,9 @@ static bool mig_in_pc_listen(void *opaque, GError **errp)
     if (!vmm_loop_call(mig_in_pc_listen_cb, in, errp)) {
         return false;
     }
+    if (in->preempt && in->lfd >= 0) {
+        p->pre_thread = g_thread_new("postcopy-preempt", mig_in_pc_preempt_thread, p);
+    }
     vmm_mig_set_status(in->mm, VMM_MIG_POSTCOPY_ACTIVE);
     vmm_mig_progress_start(in->mm);
     return true;
@@ -333,9 +351,9 @@ bool mig_in_postcopy_devices_started(MigIn *in, GError **errp)
     if (!p || !p->pc) {
         return true;
     }
-    g_mutex_lock(&p->place_lock);
+    g_rw_lock_writer_lock(&p->place_lock);
     ok = mig_in_pc_check_populated(p, errp);
-    g_mutex_unlock(&p->place_lock);
+    g_rw_lock_writer_unlock(&p->place_lock);
     return ok;
 }
 
@@ -348,9 +366,9 @@ bool mig_in_postcopy_cont_check(VmmMigrate *mm, GError **errp)
     g_mutex_lock(&mm->lock);
     p = mm->in_pc;
     if (p) {
-        g_mutex_lock(&p->place_lock);
+        g_rw_lock_writer_lock(&p->place_lock);
         ok = mig_in_pc_check_populated(p, errp);
-        g_mutex_unlock(&p->place_lock);
+        g_rw_lock_writer_unlock(&p->place_lock);
     }
     if (!ok) {
         g_mutex_lock(&p->lock);
@@ -371,10 +389,115 @@ static bool mig_in_pc_place(uint64_t gpa, const void *data, void *opaque, GError
     if (mig_in_pc_run_failed(p, errp)) {
         return false;
     }
-    g_mutex_lock(&p->place_lock);
+    g_rw_lock_reader_lock(&p->place_lock);
     ok = mig_postcopy_place(p->pc, gpa, data, errp);
-    g_mutex_unlock(&p->place_lock);
+    g_rw_lock_reader_unlock(&p->place_lock);
     return ok;
+}
+
+/* ---- postcopy-preempt: the second connection ------------------------------------ */
+
+/* The preempt thread's placement: counted for query-migrate. */
+static bool mig_in_pc_place_preempt(uint64_t gpa, const void *data, void *opaque,
+                                    GError **errp)
+{
+    MigIn *in = opaque;
+
+    if (!mig_in_pc_place(gpa, data, opaque, errp)) {
+        return false;
+    }
+    g_mutex_lock(&in->mm->lock);
+    in->mm->preempt_pages++;
+    g_mutex_unlock(&in->mm->lock);
+    return true;
+}
+
+/*
+ * Accepts the source's second connection on the listener kept open and
+ * places its pages (requested ones) alongside the load thread. If it
+ * breaks, the source serves requests on the main connection: whoever
+ * still waits asks again there.
+ */
+static gpointer mig_in_pc_preempt_thread(gpointer opaque)
+{
+    MigInPostcopy *p = opaque;
+    MigIn *in = p->in;
+    g_autoptr(GError) err = NULL;
+    int fd = mig_socket_accept(in->lfd, &err);
+    MigStream *s = NULL;
+    bool stopping;
+
+    g_mutex_lock(&p->lock);
+    if (fd >= 0 && !p->pre_stop) {
+        p->pre_fd = fd;
+        s = mig_stream_new(fd);
+    } else if (fd >= 0) {
+        close(fd);
+    }
+    g_mutex_unlock(&p->lock);
+    if (s) {
+        vmm_status("migration: postcopy-preempt: the source's second connection is here");
+        mig_load_preempt(s, vmm_machine_memory(in->m), mig_in_pc_place_preempt, in, &err);
+        g_mutex_lock(&p->lock);
+        p->pre_fd = -1;
+        g_mutex_unlock(&p->lock);
+        mig_stream_free(s);
+    }
+    g_mutex_lock(&p->lock);
+    stopping = p->pre_stop;
+    p->pre_done = true;
+    g_cond_broadcast(&p->cond);
+    g_mutex_unlock(&p->lock);
+    if (!stopping) {
+        vmm_status("migration: postcopy-preempt connection: %s; requested pages come on "
+                   "the main connection", err ? err->message : "closed");
+        mig_postcopy_rerequest(p->pc);
+    }
+    return NULL;
+}
+
+/* The preempt thread ended and joined (its connection and the listener shut down). */
+static void mig_in_pc_preempt_stop(MigInPostcopy *p)
+{
+    if (!p->pre_thread) {
+        return;
+    }
+    g_mutex_lock(&p->lock);
+    p->pre_stop = true;
+    if (p->pre_fd >= 0) {
+        shutdown(p->pre_fd, SHUT_RDWR);
+    }
+    g_mutex_unlock(&p->lock);
+    /* Wakes an accept() still waiting. */
+    shutdown(p->in->lfd, SHUT_RDWR);
+    g_thread_join(p->pre_thread);
+    p->pre_thread = NULL;
+}
+
+/*
+ * END came on the main connection: pages the source wrote on the preempt
+ * one before it may still be on their way. Waits for every page, while
+ * that connection lives (else END's check names what is missing).
+ */
+static void mig_in_pc_preempt_drain(MigInPostcopy *p)
+{
+    gint64 end = g_get_monotonic_time() + PC_RUN_TIMEOUT_MS * 1000ll;
+
+    while (p->pre_thread && g_get_monotonic_time() < end) {
+        bool done;
+
+        /* In slices: the preempt thread's end is looked at in between. */
+        if (mig_postcopy_wait_received(p->pc, MIN(end, g_get_monotonic_time() + 100000))) {
+            break;
+        }
+        g_mutex_lock(&p->lock);
+        done = p->pre_done;
+        g_mutex_unlock(&p->lock);
+        if (done) {
+            break;
+        }
+    }
+    mig_in_pc_preempt_stop(p);
 }
 
 void mig_in_postcopy_ops(MigLoadOps *ops)
@@ -449,6 +572,9 @@ bool mig_in_postcopy_end(MigIn *in, GError **errp)
     if (!p || !p->advised) {
         return true;
     }
+    if (p->pc) {
+        mig_in_pc_preempt_drain(p);
+    }
     if (p->pc && !mig_postcopy_finish(p->pc, errp)) {
         g_prefix_error(errp, "postcopy: at the end of the stream: ");
         return false;
@@ -505,6 +631,7 @@ void mig_in_postcopy_free(MigIn *in)
     if (!p) {
         return;
     }
+    mig_in_pc_preempt_stop(p);
     mig_in_pc_release(p);
     /*
      * A start still posted to the loop uses p: wait until it ran. The loop
@@ -520,7 +647,7 @@ void mig_in_postcopy_free(MigIn *in)
     g_ptr_array_unref(p->shared);
     g_array_unref(p->shared_fds);
     g_mutex_clear(&p->lock);
-    g_mutex_clear(&p->place_lock);
+    g_rw_lock_clear(&p->place_lock);
     g_cond_clear(&p->cond);
     g_free(p);
     in->pc = NULL;

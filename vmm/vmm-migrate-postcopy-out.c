@@ -38,8 +38,10 @@
 #include "hw/virtio/vhost-user-base-postcopy.h"
 #include "migration/convergence.h"
 #include "migration/format.h"
+#include "migration/postcopy-ram.h"
 #include "migration/ram-stream.h"
 #include "migration/return-path.h"
+#include "migration/socket.h"
 #include "util/vhost-user-error.h"
 #include "vmm/vmm-loop.h"
 #include "vmm/vmm-migrate-out-int.h"
@@ -87,7 +89,86 @@ bool mig_out_postcopy_wanted(MigOut *o, bool round_end)
     return want;
 }
 
+/* ---- owed pages: claimed atomically (the reader and the sender) ------------ */
+
+static bool owed_test(const uint64_t *b, uint64_t p)
+{
+    return __atomic_load_n(&b[p / 64], __ATOMIC_ACQUIRE) & (1ull << (p % 64));
+}
+
+/* True when p was owed: the caller sends it, nobody else will. */
+static bool owed_claim(uint64_t *b, uint64_t p)
+{
+    uint64_t bit = 1ull << (p % 64);
+
+    return __atomic_fetch_and(&b[p / 64], ~bit, __ATOMIC_ACQ_REL) & bit;
+}
+
+static uint64_t pc_nowed(MigOutPostcopy *pc)
+{
+    return __atomic_load_n(&pc->nowed, __ATOMIC_ACQUIRE);
+}
+
+static void pc_nowed_sub(MigOutPostcopy *pc, uint64_t n)
+{
+    __atomic_sub_fetch(&pc->nowed, n, __ATOMIC_ACQ_REL);
+}
+
 /* ---- the return path's reader --------------------------------------------- */
+
+/*
+ * postcopy-preempt, on the reader: the owed pages of request m claimed
+ * and written on the preempt connection at once, where nothing but other
+ * requested pages is queued. They count as owed until written, so END
+ * cannot overtake them. False: the connection broke; the pages claimed
+ * are owed again and the request goes to the main connection.
+ */
+static bool mig_out_pc_preempt(MigOut *o, const MigRpMsg *m)
+{
+    MigOutPostcopy *pc = o->pc;
+    g_autoptr(GError) err = NULL;
+    uint64_t first = m->gpa / MIG_PAGE_SIZE, end = first + m->npages, n = 0;
+    uint64_t claimed[MIG_RP_MAX_PAGES / 64] = { 0 };
+    bool ok = true;
+
+    G_STATIC_ASSERT(MIG_RP_MAX_PAGES % 64 == 0);
+    for (uint64_t p = first; ok && p < end; p++) {
+        uint64_t q = p;
+
+        while (q < end && owed_claim(pc->owed, q)) {
+            claimed[(q - first) / 64] |= 1ull << ((q - first) % 64);
+            q++;
+        }
+        if (q > p) {
+            ok = mig_ram_save_range(pc->pre, o->mem, p * MIG_PAGE_SIZE, q - p, NULL, &err);
+            n += q - p;
+        }
+        p = q;
+    }
+    if (ok && mig_stream_flush(pc->pre, &err)) {
+        mig_pc_trace("page written gpa=0x%" PRIx64 " (preempt, %" PRIu64 " pages)", m->gpa, n);
+        pc_nowed_sub(pc, n);
+        g_mutex_lock(&pc->lock);
+        g_cond_broadcast(&pc->cond);        /* a sender waiting for nowed */
+        g_mutex_unlock(&pc->lock);
+        g_mutex_lock(&o->mm->lock);
+        o->mm->preempt_pages += n;
+        g_mutex_unlock(&o->mm->lock);
+        return true;
+    }
+    for (uint64_t i = 0; i < m->npages; i++) {
+        if (claimed[i / 64] & (1ull << (i % 64))) {
+            __atomic_fetch_or(&pc->owed[(first + i) / 64], 1ull << ((first + i) % 64),
+                              __ATOMIC_ACQ_REL);
+        }
+    }
+    g_mutex_lock(&pc->lock);
+    pc->pre_broken = true;
+    g_mutex_unlock(&pc->lock);
+    vmm_status("migration: postcopy-preempt connection: %s; requested pages go on the "
+               "main connection from now on", err->message);
+    return false;
+}
 
 gpointer mig_out_rp_thread(gpointer opaque)
 {
@@ -115,6 +196,17 @@ gpointer mig_out_rp_thread(gpointer opaque)
             g_mutex_unlock(&pc->lock);
             return NULL;
         }
+        if (msg.tag == MIG_RP_TAG_REQUEST) {
+            mig_pc_trace("request read gpa=0x%" PRIx64 " npages=%" PRIu32, msg.gpa,
+                         msg.npages);
+            /* pre_broken is written by this thread only while it runs. */
+            if (pc->pre && !pc->pre_broken && mig_out_pc_preempt(o, &msg)) {
+                g_mutex_lock(&o->mm->lock);
+                o->mm->postcopy_requests++;
+                g_mutex_unlock(&o->mm->lock);
+                continue;
+            }
+        }
         g_mutex_lock(&pc->lock);
         if (msg.tag == MIG_RP_TAG_ACK) {
             pc->acked = true;
@@ -141,9 +233,22 @@ void mig_out_pc_stop_reader(MigOutPostcopy *pc)
     pc->stopping = true;
     g_cond_broadcast(&pc->cond);
     g_mutex_unlock(&pc->lock);
+    /* A reader writing a requested page must not block on a stalled peer. */
+    if (pc->pre) {
+        mig_stream_shutdown(pc->pre);
+    }
     if (pc->reader) {
         g_thread_join(pc->reader);
         pc->reader = NULL;
+    }
+    /*
+     * Gone with the reader: what it wrote may be lost, a recovery's
+     * lacking ranges say. Requests go on the main connection from here.
+     */
+    if (pc->pre) {
+        mig_stream_free(pc->pre);
+        pc->pre = NULL;
+        pc->pre_broken = true;
     }
 }
 
@@ -166,11 +271,6 @@ void mig_out_postcopy_cleanup(MigOut *o)
 }
 
 /* ---- owed pages --------------------------------------------------------- */
-
-static bool owed_test(const uint64_t *b, uint64_t p)
-{
-    return b[p / 64] & (1ull << (p % 64));
-}
 
 /*
  * What the destination lacks: the round's rest (from switch_word; all of
@@ -242,30 +342,36 @@ static void mig_out_pc_figures(MigOut *o, gint64 t0, uint64_t sent0)
 
     g_mutex_lock(&mm->lock);
     mm->transferred = o->bytes_prev + now;
-    mm->remaining = o->pc->nowed * MIG_PAGE_SIZE;
+    mm->remaining = pc_nowed(o->pc) * MIG_PAGE_SIZE;
     mm->mbps_x1000 = mig_bandwidth(now - sent0, (uint64_t)(g_get_monotonic_time() - t0)) *
                      8 / 1000;
     g_mutex_unlock(&mm->lock);
 }
 
-/* Sends the owed pages of [p, p + n) (one region) and clears them. */
-static bool mig_out_serve(MigOut *o, uint64_t p, uint64_t n, GError **errp)
+/*
+ * Sends the owed pages of [p, p + n) (one region) and claims them; any:
+ * the pages no longer owed too (the preempt connection broke: one sent
+ * there may be lost; the destination ignores a page it has).
+ */
+static bool mig_out_serve(MigOut *o, uint64_t p, uint64_t n, bool any, GError **errp)
 {
     MigOutPostcopy *pc = o->pc;
     uint64_t end = p + n;
 
-    while (p < end) {
-        uint64_t q;
+    for (; p < end; p++) {
+        uint64_t q = p, claimed = 0;
 
-        if (!owed_test(pc->owed, p)) {
-            p++;
-            continue;
+        for (; q < end; q++) {
+            bool mine = owed_claim(pc->owed, q);
+
+            if (!mine && !any) {
+                break;
+            }
+            claimed += mine;
         }
-        for (q = p; q < end && owed_test(pc->owed, q); q++) {
-            pc->owed[q / 64] &= ~(1ull << (q % 64));
-        }
-        pc->nowed -= q - p;
-        if (!mig_ram_save_range(o->s, o->mem, p * MIG_PAGE_SIZE, q - p, NULL, errp)) {
+        pc_nowed_sub(pc, claimed);
+        if (q > p &&
+            !mig_ram_save_range(o->s, o->mem, p * MIG_PAGE_SIZE, q - p, NULL, errp)) {
             return false;
         }
         p = q;
@@ -281,9 +387,10 @@ static bool mig_out_serve_requests(MigOut *o, GError **errp)
 {
     MigOutPostcopy *pc = o->pc;
     g_autoptr(GArray) q = NULL;
-    bool ok = true;
+    bool ok = true, any;
 
     g_mutex_lock(&pc->lock);
+    any = pc->pre_broken;
     if (pc->err) {
         g_propagate_prefixed_error(errp, g_error_copy(pc->err), "postcopy: ");
         g_mutex_unlock(&pc->lock);
@@ -302,9 +409,17 @@ static bool mig_out_serve_requests(MigOut *o, GError **errp)
         const MigRpMsg *m = &g_array_index(q, MigRpMsg, i);
 
         /* mig_rp_read checked: aligned, inside one region, bounded. */
-        ok = mig_out_serve(o, m->gpa / MIG_PAGE_SIZE, m->npages, errp);
+        mig_pc_trace("request taken gpa=0x%" PRIx64 "%s", m->gpa,
+                     owed_test(pc->owed, m->gpa / MIG_PAGE_SIZE) ? "" : " (not owed)");
+        ok = mig_out_serve(o, m->gpa / MIG_PAGE_SIZE, m->npages, any, errp);
     }
-    return ok && mig_stream_flush(o->s, errp);
+    if (!ok || !mig_stream_flush(o->s, errp)) {
+        return false;
+    }
+    for (guint i = 0; mig_pc_trace_enabled() && i < q->len; i++) {
+        mig_pc_trace("page written gpa=0x%" PRIx64, g_array_index(q, MigRpMsg, i).gpa);
+    }
+    return true;
 }
 
 /*
@@ -340,6 +455,22 @@ static bool mig_out_pace(MigOut *o, gint64 *t0, uint64_t *bytes, uint64_t *bw_no
     return g_get_monotonic_time() >= due;
 }
 
+/*
+ * Nothing owed is left unclaimed, but pages claimed by the reader for the
+ * preempt connection are still being written: wait for them (or a
+ * request, or the reader's end). Bounded: the loop looks again.
+ */
+static void mig_out_pc_wait_preempt(MigOutPostcopy *pc)
+{
+    gint64 end = g_get_monotonic_time() + 100 * 1000;
+
+    g_mutex_lock(&pc->lock);
+    while (!pc->queue->len && !pc->err && pc_nowed(pc) &&
+           g_cond_wait_until(&pc->cond, &pc->lock, end)) {
+    }
+    g_mutex_unlock(&pc->lock);
+}
+
 /* The owed pages, requests first, until none is left. */
 static bool mig_out_background(MigOut *o, GError **errp)
 {
@@ -356,30 +487,37 @@ static bool mig_out_background(MigOut *o, GError **errp)
 
     mig_stream_set_max_bandwidth(o->s, 0);
     o->bw_applied = 0;
-    while (pc->nowed) {
+    while (pc_nowed(pc)) {
         uint64_t bits, n = 0;
 
         if (!mig_out_serve_requests(o, errp)) {
             return false;
         }
-        if (!pc->nowed) {
+        if (!pc_nowed(pc)) {
             break;
         }
         if (!mig_out_pace(o, &bg_t0, &bg_bytes, &bw_now)) {
             continue;
         }
         /* The next word with owed pages, in address order, wrapping around. */
-        while (!pc->owed[w] && scanned < o->nwords) {
+        while (!__atomic_load_n(&pc->owed[w], __ATOMIC_ACQUIRE) && scanned < o->nwords) {
             w = (w + 1) % o->nwords;
             scanned++;
         }
-        g_assert(pc->owed[w]);
+        if (scanned == o->nwords) {
+            /* The rest is being written on the preempt connection. */
+            mig_out_pc_wait_preempt(pc);
+            scanned = 0;
+            continue;
+        }
         scanned = 0;
-        bits = pc->owed[w];
         G_STATIC_ASSERT(PC_WINDOW_PAGES == 64);     /* one bitmap word */
+        bits = __atomic_exchange_n(&pc->owed[w], 0, __ATOMIC_ACQ_REL);
+        if (!bits) {
+            continue;           /* the reader claimed them meanwhile */
+        }
         o->window[w] = bits;
-        pc->owed[w] = 0;
-        pc->nowed -= (uint64_t)__builtin_popcountll(bits);
+        pc_nowed_sub(pc, (uint64_t)__builtin_popcountll(bits));
         if (!mig_ram_save_dirty(o->s, o->mem, o->window, o->nwords * 64, &n, errp)) {
             return false;
         }
@@ -419,6 +557,30 @@ static bool mig_out_pc_wait_ack(MigOut *o, GError **errp)
 
 /* ---- the switch ------------------------------------------------------------ */
 
+/*
+ * postcopy-preempt: a second connection to the destination's address,
+ * for requested pages only. Without it (the destination does not take
+ * it) requests go on the main connection, as without the capability.
+ */
+static void mig_out_pc_preempt_connect(MigOut *o)
+{
+    g_autoptr(GError) err = NULL;
+    int fd = mig_socket_connect(o->uri, &err);
+    MigStream *s;
+
+    if (fd >= 0) {
+        s = mig_stream_new(fd);
+        if (mig_save_header(s, &err) &&
+            mig_save_postcopy_section(s, MIG_SECTION_POSTCOPY_PREEMPT, &err)) {
+            o->pc->pre = s;
+            return;
+        }
+        mig_stream_free(s);
+    }
+    vmm_status("migration: postcopy-preempt: no second connection (%s); requested pages "
+               "go on the main connection", err->message);
+}
+
 bool mig_out_postcopy(MigOut *o, GError **errp)
 {
     VmmMigrate *mm = o->mm;
@@ -448,6 +610,9 @@ bool mig_out_postcopy(MigOut *o, GError **errp)
     }
     if (!mig_out_no_return(o, &mm->postcopy, errp)) {
         return false;
+    }
+    if (o->preempt_cap) {
+        mig_out_pc_preempt_connect(o);
     }
     /* Requests may come as soon as the destination listens. */
     pc->reader = g_thread_new("migration-rp", mig_out_rp_thread, o);

@@ -412,6 +412,11 @@ static JsonNode *vmm_qmp_query_migrate(VmmMonitor *mon, JsonObject *args, void *
             json_object_set_int_member(ram, "postcopy-requests",
                                        (gint64)mm->postcopy_requests);
         }
+        if (mm->cap_preempt) {
+            /* Pages sent (source) or placed (destination) on the preempt connection. */
+            json_object_set_int_member(ram, "postcopy-preempt-pages",
+                                       (gint64)mm->preempt_pages);
+        }
         json_object_set_object_member(o, "ram", ram);
         if (mm->incoming) {
             vmm_mig_postcopy_stats_json(mm, o);
@@ -485,7 +490,7 @@ static JsonNode *vmm_qmp_query_migrate_parameters(VmmMonitor *mon, JsonObject *a
 }
 
 /* The capabilities this VMM knows, QEMU's names. */
-static const char *const vmm_mig_caps[] = { "postcopy-ram", NULL };
+static const char *const vmm_mig_caps[] = { "postcopy-ram", "postcopy-preempt", NULL };
 
 /*
  * {"capabilities": [{"capability": "postcopy-ram", "state": true}]}: all
@@ -498,7 +503,7 @@ static JsonNode *vmm_qmp_migrate_set_capabilities(VmmMonitor *mon, JsonObject *a
     static const char *const keys[] = { "capabilities", NULL };
     VmmMigrate *mm = opaque;
     JsonArray *caps;
-    bool postcopy, busy;
+    bool postcopy, preempt, busy;
 
     if (!vmm_qmp_check_args(args, keys, errp)) {
         return NULL;
@@ -512,6 +517,7 @@ static JsonNode *vmm_qmp_migrate_set_capabilities(VmmMonitor *mon, JsonObject *a
     caps = json_object_get_array_member(args, "capabilities");
     g_mutex_lock(&mm->lock);
     postcopy = mm->cap_postcopy;
+    preempt = mm->cap_preempt;
     /* A destination still waiting for its source may change them. */
     busy = vmm_mig_status_running(mm->status) && !(mm->incoming && mm->listen_fd >= 0);
     g_mutex_unlock(&mm->lock);
@@ -544,16 +550,25 @@ static JsonNode *vmm_qmp_migrate_set_capabilities(VmmMonitor *mon, JsonObject *a
             g_prefix_error(errp, "capabilities[%u]: ", i);
             return NULL;
         }
-        if (strcmp(name, "postcopy-ram") != 0) {
+        if (strcmp(name, "postcopy-ram") == 0) {
+            postcopy = state;
+        } else if (strcmp(name, "postcopy-preempt") == 0) {
+            preempt = state;
+        } else {
             g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
                         "Parameter 'capability' does not accept value '%s' (this VMM "
-                        "knows: postcopy-ram)", name);
+                        "knows: postcopy-ram, postcopy-preempt)", name);
             return NULL;
         }
-        postcopy = state;
+    }
+    if (preempt && !postcopy) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "Postcopy preempt requires postcopy-ram");
+        return NULL;
     }
     g_mutex_lock(&mm->lock);
     mm->cap_postcopy = postcopy;
+    mm->cap_preempt = preempt;
     g_mutex_unlock(&mm->lock);
     return NULL;
 }
@@ -574,7 +589,8 @@ static JsonNode *vmm_qmp_query_migrate_capabilities(VmmMonitor *mon, JsonObject 
 
         json_object_set_string_member(c, "capability", vmm_mig_caps[i]);
         g_mutex_lock(&mm->lock);
-        json_object_set_boolean_member(c, "state", mm->cap_postcopy);
+        json_object_set_boolean_member(c, "state", i == 0 ? mm->cap_postcopy :
+                                                   mm->cap_preempt);
         g_mutex_unlock(&mm->lock);
         json_array_add_object_element(a, c);
     }

@@ -37,6 +37,11 @@ typedef enum MigSectionId {
     MIG_SECTION_POSTCOPY_LISTEN = 6,    /* empty: pages are placed from now */
     MIG_SECTION_POSTCOPY_RUN = 7,       /* empty: the destination runs the guest */
     MIG_SECTION_POSTCOPY_RESUME = 8,    /* empty: first of a recovery connection */
+    /*
+     * empty: first of a postcopy-preempt connection (the source's second:
+     * requested pages only, RAM_PAGES* after it, no END).
+     */
+    MIG_SECTION_POSTCOPY_PREEMPT = 9,
 } MigSectionId;
 
 /* Ranges in one POSTCOPY_DISCARD section, at most (64 KiB of payload). */
@@ -64,8 +69,8 @@ typedef struct MigSectionHeader {
 
 /*
  * "end", "ram-setup", "ram-pages", "device", "postcopy-advise",
- * "postcopy-discard", "postcopy-listen", "postcopy-run", "postcopy-resume"; NULL for an
- * unknown id.
+ * "postcopy-discard", "postcopy-listen", "postcopy-run", "postcopy-resume",
+ * "postcopy-preempt"; NULL for an unknown id.
  */
 const char *mig_section_name(uint16_t id);
 
@@ -97,7 +102,7 @@ bool mig_load_device(MigStream *s, uint32_t length, char **name,
                      void **data, size_t *len, GError **errp);
 
 /*
- * An empty postcopy section (ADVISE, LISTEN, RUN); flushes the stream, so
+ * An empty postcopy section (ADVISE, LISTEN, RUN, RESUME, PREEMPT); flushes the stream, so
  * the destination acts on it at once.
  */
 VHOST_USER_API

@@ -78,4 +78,15 @@ VHOST_USER_API
 bool mig_load_postcopy_resume(MigStream *s, GuestMemory *mem, const MigLoadOps *ops,
                               void *opaque, GError **errp);
 
+/*
+ * A postcopy-preempt connection (the source's second, after the main one):
+ * its header, 'postcopy-preempt', then 'ram-pages' sections, each page to
+ * place (which must take pages from any thread: the main stream places
+ * concurrently). Runs until the connection fails or is shut down (the
+ * error says which); any other section fails it, naming the section.
+ */
+VHOST_USER_API
+bool mig_load_preempt(MigStream *s, GuestMemory *mem, MigRamPlaceFn place, void *opaque,
+                      GError **errp);
+
 #endif

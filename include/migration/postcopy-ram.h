@@ -138,6 +138,14 @@ VHOST_USER_API
 uint64_t mig_postcopy_missing(MigPostcopy *pc);
 
 /*
+ * Waits until no page is missing (true) or end_us (monotonic) passed
+ * (false). For a destination whose pages come on more than one
+ * connection: END on one does not mean the others' pages are in.
+ */
+VHOST_USER_API
+bool mig_postcopy_wait_received(MigPostcopy *pc, gint64 end_us);
+
+/*
  * After a new connection to the source (recovery): calls the request
  * callback again for every page someone still waits for.
  */
@@ -160,5 +168,19 @@ bool mig_postcopy_finish(MigPostcopy *pc, GError **errp);
 /* Stops the thread, unregisters and closes our userfaultfd. NULL is ok. */
 VHOST_USER_API
 void mig_postcopy_free(MigPostcopy *pc);
+
+/*
+ * Fault tracing, for finding where a fault's time goes: on when
+ * VHOST_USER_POSTCOPY_TRACE is set in the environment (any value but
+ * "0"). Each step of a requested page (fault read, request written and
+ * read, page written, read, placed, woken) is one VHOST_USER_LOG_TRACE
+ * line for device "postcopy", starting with "t=US" (CLOCK_MONOTONIC in
+ * us: comparable between two processes on one host). Only requested
+ * pages are traced, never the background stream.
+ */
+VHOST_USER_API
+bool mig_pc_trace_enabled(void);
+VHOST_USER_API
+void mig_pc_trace(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
 #endif

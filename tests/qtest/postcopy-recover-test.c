@@ -26,12 +26,21 @@
  *           answers the handshake with a range outside guest RAM, then
  *           with a count that does not match its ranges: each attempt
  *           fails naming that, and the source stays paused
+ *   preempt blk with postcopy-preempt on both sides (the relay forwards the
+ *           second connection too, and cuts it with the first): requests
+ *           go on it until the first cut, on the main connection after
+ *   quit-paused  both sides paused, QMP quit to the source and SIGTERM to
+ *           the destination: each exits within QUIT_MS, after one request
+ *   lost-ack  the relay cuts instead of passing the destination's final
+ *           VUOK: the source pauses (past END), migrate-recover on the
+ *           completed destination and resume find nothing lacking, the
+ *           source completes, every block verifies
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -60,10 +69,12 @@ typedef struct Relay {
     GThread *thread;
     GMutex lock;
     int a, b;                   /* source side, destination side; -1 until connected */
+    int a2, b2;                 /* a second connection (postcopy-preempt), -1: none */
     bool connected;
     char *err;
     int drop_ack;               /* atomic: cut instead of passing the destination's "VUOK" */
     int ack_dropped;            /* atomic: it did */
+    uint32_t ack_win;           /* the relay thread's: last bytes from the destination */
 } Relay;
 
 static int unix_listen(const char *path)
@@ -135,15 +146,34 @@ static ssize_t relay_ack_at(Relay *r, const char *b, ssize_t n, uint32_t *win)
 }
 
 /*
+ * Copies what fd from has to fd to; false when either ended. On the main
+ * connection's return path (ret), drop_ack cuts at the destination's VUOK.
+ */
+static bool relay_copy(Relay *r, int from, int to, bool ret)
+{
+    static char buf[65536];
+    ssize_t n = read(from, buf, sizeof(buf));
+    ssize_t ack = ret && n > 0 ? relay_ack_at(r, buf, n, &r->ack_win) : -1;
+
+    if (ack >= 0) {
+        /* The destination's last word never reaches the source. */
+        write_all(to, buf, (size_t)ack);
+        g_atomic_int_set(&r->ack_dropped, 1);
+        return false;
+    }
+    return n > 0 && write_all(to, buf, (size_t)n);
+}
+
+/*
  * Accepts the source, connects to the destination, copies both ways until
- * either ends (or, with drop_ack, the destination's "VUOK" comes: cut).
+ * either ends (or, with drop_ack, the destination's "VUOK" comes: cut);
+ * a second connection of the source (postcopy-preempt) is relayed too,
+ * and ends with the first.
  */
 static gpointer relay_thread(gpointer opaque)
 {
     Relay *r = opaque;
-    static char buf[2][65536];
     int a = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC), b = -1;
-    uint32_t win = 0;
 
     if (a >= 0) {
         b = unix_connect(r->to);
@@ -158,31 +188,43 @@ static gpointer relay_thread(gpointer opaque)
     }
     g_mutex_unlock(&r->lock);
     while (a >= 0 && b >= 0) {
-        struct pollfd p[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+        struct pollfd p[5] = {
+            { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN },
+            { .fd = r->a2, .events = POLLIN }, { .fd = r->b2, .events = POLLIN },
+            { .fd = r->a2 < 0 ? r->lfd : -1, .events = POLLIN },
+        };
+        static const int peer[4] = { 1, 0, 3, 2 };
 
-        if (poll(p, 2, -1) < 0) {
+        if (poll(p, 5, -1) < 0) {
             if (errno == EINTR) {
                 continue;
             }
             break;
         }
-        for (int i = 0; i < 2; i++) {
-            if (p[i].revents) {
-                ssize_t n = read(p[i].fd, buf[i], sizeof(buf[i]));
-                ssize_t ack = i == 1 && n > 0 ? relay_ack_at(r, buf[i], n, &win) : -1;
+        if (p[4].revents) {
+            int a2 = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+            int b2 = a2 >= 0 ? unix_connect(r->to) : -1;
 
-                if (ack >= 0) {
-                    /* The destination's last word never reaches the source. */
-                    write_all(p[0].fd, buf[i], (size_t)ack);
-                    g_atomic_int_set(&r->ack_dropped, 1);
-                    n = 0;
+            g_mutex_lock(&r->lock);
+            r->a2 = a2;
+            r->b2 = b2;
+            g_mutex_unlock(&r->lock);
+            if (a2 < 0 || b2 < 0) {
+                break;
+            }
+            continue;
+        }
+        for (int i = 0; i < 4; i++) {
+            if (p[i].fd >= 0 && p[i].revents && !relay_copy(r, p[i].fd, p[peer[i]].fd, i == 1)) {
+                /* One side ended: so does the rest, as a proxy's would. */
+                g_mutex_lock(&r->lock);
+                for (int k = 0; k < 4; k++) {
+                    if (p[k].fd >= 0) {
+                        shutdown(p[k].fd, SHUT_RDWR);
+                    }
                 }
-                if (n <= 0 || !write_all(p[1 - i].fd, buf[i], (size_t)n)) {
-                    /* One side ended: so does the other, as a proxy's would. */
-                    shutdown(a, SHUT_RDWR);
-                    shutdown(b, SHUT_RDWR);
-                    return NULL;
-                }
+                g_mutex_unlock(&r->lock);
+                return NULL;
             }
         }
     }
@@ -194,7 +236,7 @@ static Relay *relay_new(Fixture *f, const char *name, const char *to_path, char 
     Relay *r = g_new0(Relay, 1);
     g_autofree char *path = g_build_filename(f->dir, name, NULL);
 
-    r->a = r->b = -1;
+    r->a = r->b = r->a2 = r->b2 = -1;
     r->to = g_strdup(to_path);
     g_mutex_init(&r->lock);
     r->lfd = unix_listen(path);
@@ -215,25 +257,25 @@ static void relay_cut(Relay *r)
     if (!r) {
         return;
     }
+    int *fds[4] = { &r->a, &r->b, &r->a2, &r->b2 };
+
     g_mutex_lock(&r->lock);
-    if (r->a >= 0) {
-        shutdown(r->a, SHUT_RDWR);
-    }
-    if (r->b >= 0) {
-        shutdown(r->b, SHUT_RDWR);
+    for (int i = 0; i < 4; i++) {
+        if (*fds[i] >= 0) {
+            shutdown(*fds[i], SHUT_RDWR);
+        }
     }
     g_mutex_unlock(&r->lock);
     /* A relay nobody connected to waits in accept: wake it. */
     shutdown(r->lfd, SHUT_RDWR);
     g_thread_join(r->thread);
     r->thread = NULL;
-    if (r->a >= 0) {
-        close(r->a);
+    for (int i = 0; i < 4; i++) {
+        if (*fds[i] >= 0) {
+            close(*fds[i]);
+        }
+        *fds[i] = -1;
     }
-    if (r->b >= 0) {
-        close(r->b);
-    }
-    r->a = r->b = -1;
 }
 
 static void relay_free(Relay *r)
@@ -536,13 +578,22 @@ static bool resume(Fixture *f, MigVmm *src, MigVmm *dst, const char *name,
     return true;
 }
 
+/* postcopy-ram, and postcopy-preempt when preempt, on v. */
+static bool set_caps(MigVmm *v, bool preempt)
+{
+    return !preempt ? mig_set_postcopy(v, true) :
+           expect_ok(v, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
+                     "{\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":true},"
+                     "{\"capability\":\"postcopy-preempt\",\"state\":true}]}}");
+}
+
 /*
  * Both VMMs (the destination with -S when frozen) over qemu-storage-daemon,
- * capability on, the destination listening, the source's workload running,
+ * capability postcopy-ram on (and postcopy-preempt with preempt), the destination listening, the source's workload running,
  * and *r1 a relay to the destination (its URI in *ruri). False (test
  * failed) if any of it did not come.
  */
-static bool start_pair(Fixture *f, bool frozen, MigVmm **src, MigVmm **dst, Relay **r1,
+static bool start_pair(Fixture *f, bool frozen, bool preempt, MigVmm **src, MigVmm **dst, Relay **r1,
                        char **ruri)
 {
     g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
@@ -559,14 +610,14 @@ static bool start_pair(Fixture *f, bool frozen, MigVmm **src, MigVmm **dst, Rela
     return mig_qsd_pair(f, img, IMAGE_SIZE, wl, sa, da) &&
            (*src = mig_vmm_start(f, "src", &so, sa)) &&
            (*dst = mig_vmm_start(f, "dst", &dopts, da)) &&
-           mig_set_postcopy(*src, true) && mig_set_postcopy(*dst, true) &&
+           set_caps(*src, preempt) && set_caps(*dst, preempt) &&
            mig_incoming(*dst, duri) &&
            wait_log((*src)->proc, "blk0: workload started", 1, MIG_WAIT_MS) &&
            wait_log((*dst)->proc, "migration: incoming from", 1, MIG_WAIT_MS) &&
            (*r1 = relay_new(f, "relay1.sock", dpath, ruri));
 }
 
-static void test_recover(Fixture *f, bool frozen)
+static void test_recover(Fixture *f, bool frozen, bool preempt)
 {
     static const char *const dst_seq[] = { "active", "postcopy-active", "postcopy-paused",
                                            "postcopy-active", "completed", NULL };
@@ -579,7 +630,7 @@ static void test_recover(Fixture *f, bool frozen)
     unsigned attempts = 0;
     int code = -1;
 
-    if (!start_pair(f, frozen, &src, &dst, &r1, &ruri)) {
+    if (!start_pair(f, frozen, preempt, &src, &dst, &r1, &ruri)) {
         goto out;
     }
     /* Nothing to resume or recover before a pause. */
@@ -631,6 +682,15 @@ static void test_recover(Fixture *f, bool frozen)
                            attempts, frozen ? 1u : 2u, slog);
         goto out;
     }
+    if (preempt) {
+        g_autofree char *dlog = proc_log(dst->proc);
+
+        /* Requested pages went on it until the first cut; the main connection after. */
+        if (!strstr(dlog, "postcopy-preempt: the source's second connection is here")) {
+            g_test_fail_printf("destination: no postcopy-preempt connection:\n%s", dlog);
+            goto out;
+        }
+    }
     mig_postcopy_verify(src, dst, frozen, img, IMAGE_SIZE, SEED);
 out:
     relay_free(r1);
@@ -678,7 +738,7 @@ static void test_quit(Fixture *f, gconstpointer data)
     Relay *r1 = NULL;
     int64_t sent = 0;
 
-    if (!start_pair(f, false, &src, &dst, &r1, &ruri)) {
+    if (!start_pair(f, false, false, &src, &dst, &r1, &ruri)) {
         goto out;
     }
     mig_set_params(src, BW, -1);
@@ -721,7 +781,7 @@ static void test_lost_ack(Fixture *f, gconstpointer data)
     MigVmm *src = NULL, *dst = NULL;
     Relay *r1 = NULL;
 
-    if (!start_pair(f, false, &src, &dst, &r1, &ruri)) {
+    if (!start_pair(f, false, false, &src, &dst, &r1, &ruri)) {
         goto out;
     }
     g_atomic_int_set(&r1->drop_ack, 1);
@@ -761,12 +821,17 @@ out:
 
 static void test_blk(Fixture *f, gconstpointer data)
 {
-    test_recover(f, false);
+    test_recover(f, false, false);
 }
 
 static void test_ram(Fixture *f, gconstpointer data)
 {
-    test_recover(f, true);
+    test_recover(f, true, false);
+}
+
+static void test_preempt(Fixture *f, gconstpointer data)
+{
+    test_recover(f, false, true);
 }
 
 int main(int argc, char **argv)
@@ -779,6 +844,8 @@ int main(int argc, char **argv)
     g_test_add("/postcopy-recover/quit-paused", Fixture, NULL, fixture_setup, test_quit,
                fixture_teardown);
     g_test_add("/postcopy-recover/lost-ack", Fixture, NULL, fixture_setup, test_lost_ack,
+               fixture_teardown);
+    g_test_add("/postcopy-recover/preempt", Fixture, NULL, fixture_setup, test_preempt,
                fixture_teardown);
     return g_test_run();
 }

@@ -29,6 +29,15 @@
  *                 pages the destination never populated fault then, after
  *                 the last page came: the migration completes only if its
  *                 ufd is still served, and the back-end logs those faults
+ *   preempt       listen-touch with capability postcopy-preempt on both
+ *                 sides: the requested pages come on the second connection
+ *                 (query-migrate counts them, the same on both sides) while
+ *                 the background stream crawls under max-bandwidth
+ *   preempt-src   postcopy-preempt on the source only: the destination does
+ *                 not take a second connection, the source says so and
+ *                 serves the requests on the main one
+ *   preempt-dst   postcopy-preempt on the destination only: it waits for a
+ *                 second connection that never comes, and completes
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -226,7 +235,65 @@ typedef enum Case {
     CASE_FRESH,
     CASE_SLOTS,
     CASE_END,
+    CASE_PREEMPT,
+    CASE_PREEMPT_SRC,
+    CASE_PREEMPT_DST,
 } Case;
+
+/* postcopy-ram and postcopy-preempt on v. */
+static bool set_preempt(MigVmm *v)
+{
+    JsonNode *r = qmp_client_cmd(v->qmp, "{\"execute\":\"migrate-set-capabilities\","
+                                 "\"arguments\":{\"capabilities\":["
+                                 "{\"capability\":\"postcopy-ram\",\"state\":true},"
+                                 "{\"capability\":\"postcopy-preempt\",\"state\":true}]}}");
+    bool ok = json_object_has_member(json_node_get_object(r), "return");
+
+    if (!ok) {
+        g_autofree char *txt = json_to_string(r, FALSE);
+
+        g_test_fail_printf("%s: postcopy-preempt refused: %s", v->name, txt);
+    }
+    json_node_unref(r);
+    return ok;
+}
+
+/* query-migrate's ram.postcopy-preempt-pages, or -1. */
+static int64_t preempt_pages(MigVmm *v)
+{
+    g_autoptr(JsonNode) r = mig_query(v);
+    JsonObject *q = json_node_get_object(r);
+    JsonObject *ram = json_object_has_member(q, "ram") ?
+                      json_object_get_object_member(q, "ram") : NULL;
+
+    return ram && json_object_has_member(ram, "postcopy-preempt-pages") ?
+           json_object_get_int_member(ram, "postcopy-preempt-pages") : -1;
+}
+
+/*
+ * Requested pages came on the preempt connection, as many as the source
+ * (exited: its last report) sent there.
+ */
+static bool check_preempt(MigVmm *src, MigVmm *dst, Case c)
+{
+    g_autofree char *slog = proc_log(src->proc);
+    int64_t s = log_number(slog, "page requests served", "served, "), d = preempt_pages(dst);
+    bool said = strstr(slog, "postcopy-preempt: no second connection") != NULL;
+
+    g_test_message("postcopy-preempt pages: source %" PRId64 ", destination %" PRId64, s, d);
+    if (c == CASE_PREEMPT && (d <= 0 || s != d)) {
+        g_test_fail_printf("postcopy-preempt-pages: source %" PRId64 ", destination %" PRId64
+                           " (want equal and > 0)", s, d);
+        return false;
+    }
+    if (c != CASE_PREEMPT && (s > 0 || d > 0 || said != (c == CASE_PREEMPT_SRC))) {
+        g_test_fail_printf("postcopy-preempt on one side only: source %" PRId64 ", destination %"
+                           PRId64 " pages on it (want none), the source %s it had no second "
+                           "connection:\n%s", s, d, said ? "said" : "did not say", slog);
+        return false;
+    }
+    return true;
+}
 
 /* end-touch: the destination's back-end faulted on POSTCOPY_END and was served. */
 static bool check_end_faults(Proc *be)
@@ -252,7 +319,9 @@ static void test_case(Fixture *f, Case c)
     static const char *const slots_listen[] = { "--mem-slots", "--postcopy-touch=listen",
                                                 NULL };
     const char *const *src_extra = c == CASE_SLOTS ? slots : NULL;
-    const char *const *dst_extra = c == CASE_LISTEN ? listen : c == CASE_REPLY ? reply :
+    bool pre = c == CASE_PREEMPT || c == CASE_PREEMPT_SRC || c == CASE_PREEMPT_DST;
+    const char *const *dst_extra = c == CASE_LISTEN || pre ? listen :
+                                   c == CASE_REPLY ? reply :
                                    c == CASE_SLOTS ? slots_listen : c == CASE_END ? end : NULL;
     unsigned ram_mb = c == CASE_FRESH ? FRESH_RAM_MB : RAM_MB;
     g_autofree char *disk = g_build_filename(f->dir, "disk.raw", NULL);
@@ -273,9 +342,12 @@ static void test_case(Fixture *f, Case c)
     }
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
         !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
+        (c != CASE_PREEMPT_DST && pre && !set_preempt(src)) ||
+        (c != CASE_PREEMPT_SRC && pre && !set_preempt(dst)) ||
         !pc_migrate_postcopy(src, dst, "blk0", uri, false) ||
         !pc_check_dst_figures(dst, c == CASE_FRESH, c != CASE_FRESH) ||
-        !pc_check_src(src, c == CASE_FRESH)) {
+        !pc_check_src(src, c == CASE_FRESH) ||
+        (pre && !check_preempt(src, dst, c))) {
         goto out;
     }
     total = dst_total_ms(dst);
@@ -392,6 +464,21 @@ static void test_end(Fixture *f, gconstpointer data)
     test_case(f, CASE_END);
 }
 
+static void test_preempt(Fixture *f, gconstpointer data)
+{
+    test_case(f, CASE_PREEMPT);
+}
+
+static void test_preempt_src(Fixture *f, gconstpointer data)
+{
+    test_case(f, CASE_PREEMPT_SRC);
+}
+
+static void test_preempt_dst(Fixture *f, gconstpointer data)
+{
+    test_case(f, CASE_PREEMPT_DST);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 2 && !strcmp(argv[1], NO_SCAN_WRAPPER)) {
@@ -409,6 +496,12 @@ int main(int argc, char **argv)
     g_test_add("/postcopy/end-touch", Fixture, NULL, fixture_setup, test_end,
                fixture_teardown);
     g_test_add("/postcopy/no-tracking", Fixture, NULL, fixture_setup, test_no_tracking,
+               fixture_teardown);
+    g_test_add("/postcopy/preempt", Fixture, NULL, fixture_setup, test_preempt,
+               fixture_teardown);
+    g_test_add("/postcopy/preempt-src", Fixture, NULL, fixture_setup, test_preempt_src,
+               fixture_teardown);
+    g_test_add("/postcopy/preempt-dst", Fixture, NULL, fixture_setup, test_preempt_dst,
                fixture_teardown);
     return g_test_run();
 }
