@@ -77,6 +77,8 @@ struct VmmMigrate {
     MigPostcopy *pc;            /* destination, while postcopy runs: its stats */
     MigPostcopyStats pc_stats;  /* destination, the last ones once it ended */
     bool pc_stats_valid;
+    /* destination: back-ends that came back while postcopy ran, advised again */
+    unsigned pc_readvised;
     /* figures */
     gint64 start_us;
     gint64 setup_us;            /* setup-time */

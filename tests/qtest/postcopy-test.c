@@ -20,16 +20,12 @@
  *   slots-listen  listen-touch with --mem-slots on both back-ends (the
  *                 destination's first listening table goes whole)
  */
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <glib.h>
 
-#include "guest/virtio-guest.h"
 #include "postcopy-harness.h"
 
 #define IMAGE_SIZE          (64ull << 20)
@@ -38,54 +34,6 @@
 #define FRESH_RAM_MB        192
 /* The front-end's wait for a back-end's reply (hw/virtio/vhost-user.c). */
 #define REPLY_TIMEOUT_MS    10000
-
-/*
- * Our back-end for blk on sock with the shared disk, and extra options
- * (NULL-ended, may be NULL); NULL (test failed) when its socket never came.
- */
-static Proc *start_refbe(Fixture *f, const char *name, const char *sock, const char *disk,
-                         const char *const *extra)
-{
-    const char *be = g_getenv("REF_BACKEND");
-    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-    Proc *p;
-
-    if (!be || !*be) {
-        g_test_fail_printf("REF_BACKEND is not set (run through meson test)");
-        return NULL;
-    }
-    g_ptr_array_add(argv, g_strdup(be));
-    g_ptr_array_add(argv, g_strdup_printf("--socket-path=%s", sock));
-    g_ptr_array_add(argv, g_strdup("--type=blk"));
-    g_ptr_array_add(argv, g_strdup("--queues=2"));
-    g_ptr_array_add(argv, g_strdup_printf("--blk-file=%s", disk));
-    g_ptr_array_add(argv, g_strdup_printf("--blk-size=%llu", IMAGE_SIZE));
-    for (; extra && *extra; extra++) {
-        g_ptr_array_add(argv, g_strdup(*extra));
-    }
-    p = proc_spawn(f, name, argv, false, NULL);
-    return p && wait_socket(p, sock) ? p : NULL;
-}
-
-/* The unsigned number after key in the last line of log that contains line, or -1. */
-static int64_t log_number(const char *log, const char *line, const char *key)
-{
-    const char *last = NULL, *k;
-    const char *eol;
-
-    for (const char *s = log; (s = strstr(s, line)); s++) {
-        last = s;
-    }
-    if (!last) {
-        return -1;
-    }
-    eol = strchr(last, '\n');
-    k = strstr(last, key);
-    if (!k || (eol && k > eol)) {
-        return -1;
-    }
-    return g_ascii_strtoll(k + strlen(key), NULL, 10);
-}
 
 /*
  * The destination's back-end, stopped after the VMM ended: its exit report
@@ -98,7 +46,7 @@ static bool check_backend_faults(Proc *be)
 
     proc_stop(be);
     log = proc_log(be);
-    faults = log_number(log, "postcopy: advised", "faults ");
+    faults = pc_log_number(log, "postcopy: advised", "faults ");
     g_test_message("destination back-end: %" PRId64 " faults", faults);
     if (faults <= 0) {
         g_test_fail_printf("the destination's back-end reports no fault (%" PRId64 "):\n%s",
@@ -116,65 +64,6 @@ static int64_t dst_total_ms(MigVmm *dst)
 
     return json_object_has_member(q, "total-time") ?
            json_object_get_int_member(q, "total-time") : -1;
-}
-
-/*
- * Pages [bump pointer of the destination guest's allocator, end of RAM):
- * the guest never handed them out, nothing wrote them after the switch,
- * so they must hold what the source sent (filled: not zero).
- */
-static bool compare_unallocated(MigVmm *src, MigVmm *dst)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    GuestAllocHeader h;
-    uint8_t *a = MAP_FAILED, *b = MAP_FAILED;
-    int fa = open(src->ram_path, O_RDONLY), fb = open(dst->ram_path, O_RDONLY);
-    uint64_t from, diff = 0, first = 0, zero = 0;
-    bool ok = false;
-
-    if (fa < 0 || fb < 0 || src->ram_size != dst->ram_size ||
-        pread(fb, &h, sizeof(h), GUEST_ALLOC_BASE) != sizeof(h) ||
-        h.magic != GUEST_ALLOC_MAGIC || h.next > dst->ram_size) {
-        g_test_fail_printf("cannot read the RAM files or the destination's allocator header");
-        goto out;
-    }
-    a = mmap(NULL, src->ram_size, PROT_READ, MAP_SHARED, fa, 0);
-    b = mmap(NULL, dst->ram_size, PROT_READ, MAP_SHARED, fb, 0);
-    if (a == MAP_FAILED || b == MAP_FAILED) {
-        g_test_fail_printf("cannot map the RAM files");
-        goto out;
-    }
-    from = (h.next + pg - 1) & ~(uint64_t)(pg - 1);
-    for (uint64_t off = from; off < dst->ram_size; off += pg) {
-        if (memcmp(a + off, b + off, pg)) {
-            first = diff++ ? first : off;
-        }
-        zero += a[off] == 0 && !memcmp(a + off, a + off + 1, pg - 1);
-    }
-    g_test_message("unallocated 0x%" PRIx64 "..0x%" PRIx64 ": %" PRIu64 " pages differ, %"
-                   PRIu64 " zero", from, dst->ram_size, diff, zero);
-    if (from >= dst->ram_size / 2 || diff || zero) {
-        g_test_fail_printf("pages above the guest's allocator (0x%" PRIx64 "): %" PRIu64
-                           " differ (first at 0x%" PRIx64 "), %" PRIu64 " are zero on the "
-                           "source (want 0, 0, and at least half of RAM)", from, diff, first,
-                           zero);
-        goto out;
-    }
-    ok = true;
-out:
-    if (a != MAP_FAILED) {
-        munmap(a, src->ram_size);
-    }
-    if (b != MAP_FAILED) {
-        munmap(b, dst->ram_size);
-    }
-    if (fa >= 0) {
-        close(fa);
-    }
-    if (fb >= 0) {
-        close(fb);
-    }
-    return ok;
 }
 
 typedef enum Case {
@@ -211,8 +100,8 @@ static void test_case(Fixture *f, Case c)
     int64_t total;
 
     if (!mig_make_image(disk, IMAGE_SIZE) ||
-        !start_refbe(f, "refbe-src", ss, disk, src_extra) ||
-        !(dbe = start_refbe(f, "refbe-dst", ds, disk, dst_extra))) {
+        !pc_start_refbe(f, "refbe-src", ss, disk, IMAGE_SIZE, src_extra) ||
+        !(dbe = pc_start_refbe(f, "refbe-dst", ds, disk, IMAGE_SIZE, dst_extra))) {
         return;
     }
     mig_add_blk(sa, ss, 2, wl);
@@ -235,7 +124,7 @@ static void test_case(Fixture *f, Case c)
             goto out;
         }
     }
-    if (c == CASE_FRESH && !compare_unallocated(src, dst)) {
+    if (c == CASE_FRESH && !pc_compare_unallocated(src, dst)) {
         goto out;
     }
     if (mig_vmm_verified(dst, 1) && mig_check_image(disk, IMAGE_SIZE, SEED) &&

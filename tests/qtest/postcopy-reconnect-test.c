@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A destination back-end killed with -9 while postcopy runs, and a new
+ * one started on the same socket (the VMM's chardev reconnects): the
+ * device must advise the new back-end again (POSTCOPY_ADVISE, a new
+ * userfaultfd, POSTCOPY_LISTEN before its memory table and rings) and the
+ * destination must poll that ufd, or the new back-end reads holes as
+ * zeros, or blocks for good on a page not here yet.
+ *   refbe  our back-end on both sides, a verified randrw workload on a
+ *          blk device both back-ends share (inflight tracking on: what the
+ *          killed one had in flight, the next one resubmits); the second
+ *          destination back-end touches every page after its listening
+ *          memory table (--postcopy-touch=listen), so it faults on pages
+ *          still owed. Checked: migration completes, every block verifies,
+ *          query-migrate counts the re-advised back-end and more back-end
+ *          faults than before the kill, the second back-end reports faults
+ *          of its own and was advised once.
+ *   qsd    the same with qemu-storage-daemon (the VMM is the client, qsd
+ *          the server): kill -9 the destination's qsd, start another on
+ *          the same socket and image.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "postcopy-harness.h"
+
+#define IMAGE_SIZE          (64ull << 20)
+#define SEED                17u
+/* Large and filled: postcopy runs for seconds under PC_BW, time for a kill and a restart. */
+#define RAM_MB              192
+
+typedef enum Case {
+    CASE_REFBE,
+    CASE_QSD,
+} Case;
+
+static Proc *start_backend(Fixture *f, Case c, const char *name, const char *sock,
+                           const char *disk, bool touch)
+{
+    static const char *const listen[] = { "--postcopy-touch=listen", NULL };
+
+    if (c == CASE_QSD) {
+        return proc_start_qsd_named(f, name, disk, sock, 2, true);
+    }
+    return pc_start_refbe(f, name, sock, disk, IMAGE_SIZE, touch ? listen : NULL);
+}
+
+/* The destination's query-migrate postcopy figure key now. */
+static int64_t dst_figure(MigVmm *dst, const char *key)
+{
+    g_autoptr(JsonNode) r = mig_query(dst);
+
+    return pc_figure(json_node_get_object(r), key);
+}
+
+/*
+ * The second back-end of ours, stopped once the VMM ended: it was advised
+ * once and its touch pass faulted on pages still owed.
+ */
+static bool check_second_refbe(Proc *be)
+{
+    g_autofree char *log = NULL;
+    int64_t faults, advised;
+
+    proc_stop(be);
+    log = proc_log(be);
+    faults = pc_log_number(log, "postcopy-touch listen: done", "faults ");
+    advised = pc_log_number(log, "postcopy: advised", "advised ");
+    g_test_message("second destination back-end: advised %" PRId64 ", touch faults %"
+                   PRId64, advised, faults);
+    if (advised != 1 || faults <= 0) {
+        g_test_fail_printf("the second destination back-end: advised %" PRId64 " times "
+                           "(want 1), %" PRId64 " faults in its touch pass (want > 0):\n%s",
+                           advised, faults, log);
+        return false;
+    }
+    return true;
+}
+
+static void test_case(Fixture *f, Case c)
+{
+    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
+                                           NULL };
+    g_autofree char *disk = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *ss = g_build_filename(f->dir, "blk-src.sock", NULL);
+    g_autofree char *ds = g_build_filename(f->dir, "blk-dst.sock", NULL);
+    g_autofree char *uri = mig_unix_uri(f, "mig.sock");
+    g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=8s,"
+                                          "seed=%u", SEED);
+    g_autofree char *st = NULL;
+    g_autoptr(GPtrArray) sa = mig_args_new();
+    g_autoptr(GPtrArray) da = mig_args_new();
+    MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true };
+    MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .shm_ram = true };
+    MigVmm *src = NULL, *dst = NULL;
+    Proc *dbe, *dbe2;
+    int64_t faults0, faults1, missing0, readvised;
+
+    if (!mig_make_image(disk, IMAGE_SIZE) ||
+        !start_backend(f, c, "be-src", ss, disk, false) ||
+        !(dbe = start_backend(f, c, "be-dst", ds, disk, false))) {
+        return;
+    }
+    mig_add_blk(sa, ss, 2, wl);
+    mig_add_blk(da, ds, 2, wl);
+    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
+        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
+        !pc_switch_midstream(src, dst, "blk0", uri, false) ||
+        !(st = mig_wait_status(dst, "postcopy-active", MIG_WAIT_MS))) {
+        goto out;
+    }
+    if (strcmp(st, "postcopy-active") != 0) {
+        g_test_fail_printf("the destination went %s instead of postcopy-active", st);
+        goto out;
+    }
+    /* The guest runs on the destination: its back-end has requests in flight. */
+    if (!wait_log(dst->proc, "migration: postcopy: guest running", 1, MIG_WAIT_MS)) {
+        goto out;
+    }
+    faults0 = dst_figure(dst, "faults-backend");
+    missing0 = dst_figure(dst, "pages-missing");
+    kill(dbe->pid, SIGKILL);
+    proc_wait(dbe, TERM_WAIT_MS);
+    /* The socket file outlives the process: the next one's must be new. */
+    unlink(ds);
+    if (!wait_log(dst->proc, "blk0: disconnected", 1, MIG_WAIT_MS) ||
+        !(dbe2 = start_backend(f, c, "be-dst2", ds, disk, true)) ||
+        !wait_log(dst->proc, "the reconnected back-end was advised again", 1,
+                  MIG_WAIT_MS)) {
+        goto out;
+    }
+    g_test_message("killed the destination's back-end with %" PRId64 " pages missing, %"
+                   PRId64 " back-end faults; the new one was advised again", missing0,
+                   faults0);
+    /* Read as zeros or never served, the second back-end's pages would differ here. */
+    if (!pc_wait_completed(src, dst, MIG_WAIT_MS, dst_seq) ||
+        !pc_check_dst_figures(dst, false, c == CASE_REFBE) ||
+        !pc_check_src(src, false) || !pc_compare_unallocated(src, dst)) {
+        goto out;
+    }
+    faults1 = dst_figure(dst, "faults-backend");
+    readvised = dst_figure(dst, "backends-readvised");
+    g_test_message("destination: back-end faults %" PRId64 " before the kill, %" PRId64
+                   " at the end; back-ends re-advised %" PRId64, faults0, faults1,
+                   readvised);
+    if (missing0 <= 0 || readvised != 1 || (c == CASE_REFBE && faults1 <= faults0)) {
+        g_test_fail_printf("pages missing at the kill %" PRId64 " (want > 0), back-ends "
+                           "re-advised %" PRId64 " (want 1), back-end faults %" PRId64
+                           " -> %" PRId64 " (want more after the kill)", missing0,
+                           readvised, faults0, faults1);
+        goto out;
+    }
+    if (mig_vmm_verified(dst, 1) && mig_check_image(disk, IMAGE_SIZE, SEED) &&
+        c == CASE_REFBE) {
+        check_second_refbe(dbe2);
+    }
+out:
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+}
+
+static void test_refbe(Fixture *f, gconstpointer data)
+{
+    test_case(f, CASE_REFBE);
+}
+
+static void test_qsd(Fixture *f, gconstpointer data)
+{
+    if (require_program("qemu-storage-daemon", "qemu-system-common")) {
+        test_case(f, CASE_QSD);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add("/postcopy-reconnect/refbe", Fixture, NULL, fixture_setup, test_refbe,
+               fixture_teardown);
+    g_test_add("/postcopy-reconnect/qsd", Fixture, NULL, fixture_setup, test_qsd,
+               fixture_teardown);
+    return g_test_run();
+}
