@@ -15,7 +15,12 @@
  *          query-migrate counts the re-advised back-end and more back-end
  *          faults than before the kill, the second back-end reports faults
  *          of its own and was advised once.
- *   qsd    the same with qemu-storage-daemon (the VMM is the client, qsd
+ *   no-pagefault  as refbe, but the first back-end to come back has no
+ *          PAGEFAULT (--no-postcopy): the device refuses it with an error
+ *          naming it and the feature (it could not wait for missing
+ *          pages), and once that one is gone too, a proper one is advised
+ *          again and everything checks as for refbe.
+ *   qsd    the same as refbe with qemu-storage-daemon (the VMM is the client, qsd
  *          the server): kill -9 the destination's qsd, start another on
  *          the same socket and image.
  */
@@ -36,18 +41,60 @@
 
 typedef enum Case {
     CASE_REFBE,
+    CASE_NO_PAGEFAULT,
     CASE_QSD,
 } Case;
 
+typedef enum BeKind {
+    BE_PLAIN,
+    BE_TOUCH,           /* --postcopy-touch=listen */
+    BE_NO_POSTCOPY,     /* --no-postcopy: no PAGEFAULT */
+} BeKind;
+
 static Proc *start_backend(Fixture *f, Case c, const char *name, const char *sock,
-                           const char *disk, bool touch)
+                           const char *disk, BeKind kind)
 {
-    static const char *const listen[] = { "--postcopy-touch=listen", NULL };
+    static const char *const touch[] = { "--postcopy-touch=listen", NULL };
+    static const char *const no_pc[] = { "--no-postcopy", NULL };
 
     if (c == CASE_QSD) {
         return proc_start_qsd_named(f, name, disk, sock, 2, true);
     }
-    return pc_start_refbe(f, name, sock, disk, IMAGE_SIZE, touch ? listen : NULL);
+    return pc_start_refbe(f, name, sock, disk, IMAGE_SIZE,
+                          kind == BE_TOUCH ? touch : kind == BE_NO_POSTCOPY ? no_pc : NULL);
+}
+
+/* SIGKILL, reaped; its socket file outlives it: the next one's must be new. */
+static void kill_backend(Proc *be, const char *sock)
+{
+    kill(be->pid, SIGKILL);
+    proc_wait(be, TERM_WAIT_MS);
+    unlink(sock);
+}
+
+/*
+ * A back-end without PAGEFAULT came back while postcopy runs: the device
+ * must refuse it, saying why, and not take it up.
+ */
+static bool refused_no_pagefault(Fixture *f, MigVmm *dst, const char *sock,
+                                 const char *disk)
+{
+    static const char *const err = "reconnected while postcopy runs, but the new "
+                                   "back-end does not offer PAGEFAULT";
+    g_autofree char *log = NULL;
+    Proc *be = start_backend(f, CASE_NO_PAGEFAULT, "be-dst-nopc", sock, disk,
+                             BE_NO_POSTCOPY);
+
+    if (!be || !wait_log(dst->proc, err, 1, MIG_WAIT_MS)) {
+        return false;
+    }
+    log = proc_log(dst->proc);
+    if (strstr(log, "the reconnected back-end was advised again")) {
+        g_test_fail_printf("a back-end without PAGEFAULT was advised:\n%s", log);
+        return false;
+    }
+    kill_backend(be, sock);
+    return true;
 }
 
 /* The destination's query-migrate postcopy figure key now. */
@@ -104,8 +151,8 @@ static void test_case(Fixture *f, Case c)
     int64_t faults0, faults1, missing0, readvised;
 
     if (!mig_make_image(disk, IMAGE_SIZE) ||
-        !start_backend(f, c, "be-src", ss, disk, false) ||
-        !(dbe = start_backend(f, c, "be-dst", ds, disk, false))) {
+        !start_backend(f, c, "be-src", ss, disk, BE_PLAIN) ||
+        !(dbe = start_backend(f, c, "be-dst", ds, disk, BE_PLAIN))) {
         return;
     }
     mig_add_blk(sa, ss, 2, wl);
@@ -126,12 +173,10 @@ static void test_case(Fixture *f, Case c)
     }
     faults0 = dst_figure(dst, "faults-backend");
     missing0 = dst_figure(dst, "pages-missing");
-    kill(dbe->pid, SIGKILL);
-    proc_wait(dbe, TERM_WAIT_MS);
-    /* The socket file outlives the process: the next one's must be new. */
-    unlink(ds);
+    kill_backend(dbe, ds);
     if (!wait_log(dst->proc, "blk0: disconnected", 1, MIG_WAIT_MS) ||
-        !(dbe2 = start_backend(f, c, "be-dst2", ds, disk, true)) ||
+        (c == CASE_NO_PAGEFAULT && !refused_no_pagefault(f, dst, ds, disk)) ||
+        !(dbe2 = start_backend(f, c, "be-dst2", ds, disk, BE_TOUCH)) ||
         !wait_log(dst->proc, "the reconnected back-end was advised again", 1,
                   MIG_WAIT_MS)) {
         goto out;
@@ -141,7 +186,7 @@ static void test_case(Fixture *f, Case c)
                    faults0);
     /* Read as zeros or never served, the second back-end's pages would differ here. */
     if (!pc_wait_completed(src, dst, MIG_WAIT_MS, dst_seq) ||
-        !pc_check_dst_figures(dst, false, c == CASE_REFBE) ||
+        !pc_check_dst_figures(dst, false, c != CASE_QSD) ||
         !pc_check_src(src, false) || !pc_compare_unallocated(src, dst)) {
         goto out;
     }
@@ -150,7 +195,7 @@ static void test_case(Fixture *f, Case c)
     g_test_message("destination: back-end faults %" PRId64 " before the kill, %" PRId64
                    " at the end; back-ends re-advised %" PRId64, faults0, faults1,
                    readvised);
-    if (missing0 <= 0 || readvised != 1 || (c == CASE_REFBE && faults1 <= faults0)) {
+    if (missing0 <= 0 || readvised != 1 || (c != CASE_QSD && faults1 <= faults0)) {
         g_test_fail_printf("pages missing at the kill %" PRId64 " (want > 0), back-ends "
                            "re-advised %" PRId64 " (want 1), back-end faults %" PRId64
                            " -> %" PRId64 " (want more after the kill)", missing0,
@@ -158,7 +203,7 @@ static void test_case(Fixture *f, Case c)
         goto out;
     }
     if (mig_vmm_verified(dst, 1) && mig_check_image(disk, IMAGE_SIZE, SEED) &&
-        c == CASE_REFBE) {
+        c != CASE_QSD) {
         check_second_refbe(dbe2);
     }
 out:
@@ -169,6 +214,11 @@ out:
 static void test_refbe(Fixture *f, gconstpointer data)
 {
     test_case(f, CASE_REFBE);
+}
+
+static void test_no_pagefault(Fixture *f, gconstpointer data)
+{
+    test_case(f, CASE_NO_PAGEFAULT);
 }
 
 static void test_qsd(Fixture *f, gconstpointer data)
@@ -183,6 +233,8 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add("/postcopy-reconnect/refbe", Fixture, NULL, fixture_setup, test_refbe,
                fixture_teardown);
+    g_test_add("/postcopy-reconnect/no-pagefault", Fixture, NULL, fixture_setup,
+               test_no_pagefault, fixture_teardown);
     g_test_add("/postcopy-reconnect/qsd", Fixture, NULL, fixture_setup, test_qsd,
                fixture_teardown);
     return g_test_run();
