@@ -81,6 +81,8 @@ struct VmmMigrate {
     struct MigInPostcopy *in_pc; /* ... and its side of it (the check at cont) */
     MigPostcopyStats pc_stats;  /* destination, the last ones once it ended */
     bool pc_stats_valid;
+    /* destination: back-ends that came back while postcopy ran, advised again */
+    unsigned pc_readvised;
     /* figures */
     gint64 start_us;
     gint64 setup_us;            /* setup-time */

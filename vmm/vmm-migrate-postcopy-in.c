@@ -11,7 +11,10 @@
  *   LISTEN   our mapping registered, the fault thread running; each
  *            back-end's userfaultfd polled too (its addresses translated
  *            by its device), POSTCOPY_LISTEN to each. Status
- *            postcopy-active.
+ *            postcopy-active. A back-end that goes away and comes back
+ *            until END is advised and listens again by its device, which
+ *            tells us of the ufd that went and the new one through the
+ *            notifier (mig_in_pc_ufd_changed), before its rings start.
  *   RUN      the devices get their state and the guest starts, on the
  *            loop, while this thread goes on placing pages.
  *   END      every page placed, our mapping unregistered, POSTCOPY_END
@@ -58,8 +61,13 @@ struct MigInPostcopy {
     MigIn *in;
     MigPostcopy *pc;            /* from DISCARD (or LISTEN) */
     bool advised;               /* POSTCOPY_ADVISE went to every back-end */
+    /*
+     * The devices' notifiers (loop) add and remove, release (load thread,
+     * once the notifiers are gone) empties them; under lock.
+     */
     GPtrArray *shared;          /* VhostUserBase whose ufd is polled */
     GArray *shared_fds;         /* their ufds (int), in the same order */
+    bool listened;              /* loop: every device listens; later ones are re-advised */
     GMutex lock;                /* below */
     GCond cond;
     bool run_posted;
@@ -121,6 +129,62 @@ static void mig_in_pc_shared_error(int ufd, const GError *err, void *opaque)
 }
 
 static gpointer mig_in_pc_preempt_thread(gpointer opaque);
+/*
+ * Loop, from a device: its back-end's ufd is about to listen (the first
+ * LISTEN, or a reconnected back-end advised again): polled from now on; or
+ * it went away and its ufd is about to be closed: no longer polled. The
+ * fault thread's calls into mig_in_pc_request take p->lock, and removing
+ * waits for that thread: neither add nor remove runs under p->lock.
+ */
+static bool mig_in_pc_ufd_changed(VhostUserBase *vub, int ufd, bool added, void *opaque,
+                                  GError **errp)
+{
+    MigInPostcopy *p = opaque;
+    int old = -1;
+
+    g_mutex_lock(&p->lock);
+    for (guint i = 0; i < p->shared->len; i++) {
+        if (g_ptr_array_index(p->shared, i) == vub) {
+            old = g_array_index(p->shared_fds, int, i);
+            g_ptr_array_remove_index(p->shared, i);
+            g_array_remove_index(p->shared_fds, i);
+            break;
+        }
+    }
+    g_mutex_unlock(&p->lock);
+    if (old >= 0) {
+        mig_postcopy_remove_shared(p->pc, old);
+    }
+    if (!added || !p->pc) {
+        return true;
+    }
+    if (!mig_postcopy_add_shared(p->pc, ufd, vhost_user_base_id(vub), mig_in_pc_translate,
+                                 mig_in_pc_shared_error, vub, errp)) {
+        return false;
+    }
+    g_mutex_lock(&p->lock);
+    g_ptr_array_add(p->shared, vub);
+    g_array_append_val(p->shared_fds, ufd);
+    g_mutex_unlock(&p->lock);
+    if (p->listened) {
+        g_mutex_lock(&p->in->mm->lock);
+        p->in->mm->pc_readvised++;
+        g_mutex_unlock(&p->in->mm->lock);
+        vmm_status("migration: postcopy: device '%s': the reconnected back-end was "
+                   "advised again, its userfaultfd polled", vhost_user_base_id(vub));
+    }
+    return true;
+}
+
+/* Any thread: the devices no longer call mig_in_pc_ufd_changed when it returns. */
+static void mig_in_pc_ufd_notify(MigIn *in, bool on)
+{
+    for (unsigned i = 0; i < vmm_machine_ndevices(in->m); i++) {
+        vhost_user_base_postcopy_set_ufd_notify(vmm_machine_device(in->m, i),
+                                                on ? mig_in_pc_ufd_changed : NULL,
+                                                on ? in->pc : NULL);
+    }
+}
 
 /* ---- the sections, on the load thread ---------------------------------------- */
 
@@ -161,6 +225,7 @@ static bool mig_in_pc_each(MigIn *in, MigInPcDevFn fn, const char *step, GError 
 /* Loop: every back-end offers PAGEFAULT, then each gets POSTCOPY_ADVISE. */
 static bool mig_in_pc_advise_cb(void *opaque, GError **errp)
 {
+    mig_in_pc_ufd_notify(opaque, true);
     return mig_in_pc_each(opaque, vhost_user_base_postcopy_check, "", errp) &&
            mig_in_pc_each(opaque, vhost_user_base_postcopy_advise, "POSTCOPY_ADVISE: ", errp);
 }
@@ -207,10 +272,19 @@ static bool mig_in_pc_discard(uint64_t gpa, uint64_t len, void *opaque, GError *
     return mig_in_pc_new(p, errp) && mig_postcopy_discard(p->pc, gpa, len, errp);
 }
 
-/* Loop: POSTCOPY_LISTEN to every back-end (the guest does not run yet). */
+/*
+ * Loop: POSTCOPY_LISTEN to every back-end (the guest does not run yet);
+ * each device has its ufd polled first (mig_in_pc_ufd_changed).
+ */
 static bool mig_in_pc_listen_cb(void *opaque, GError **errp)
 {
-    return mig_in_pc_each(opaque, vhost_user_base_postcopy_listen, "POSTCOPY_LISTEN: ", errp);
+    MigIn *in = opaque;
+
+    if (!mig_in_pc_each(in, vhost_user_base_postcopy_listen, "POSTCOPY_LISTEN: ", errp)) {
+        return false;
+    }
+    in->pc->listened = true;
+    return true;
 }
 
 static bool mig_in_pc_listen(void *opaque, GError **errp)
@@ -224,25 +298,8 @@ static bool mig_in_pc_listen(void *opaque, GError **errp)
     g_mutex_lock(&in->mm->lock);
     in->mm->pc = p->pc;
     in->mm->in_pc = p;
+    in->mm->pc_readvised = 0;
     g_mutex_unlock(&in->mm->lock);
-    for (unsigned i = 0; i < vmm_machine_ndevices(in->m); i++) {
-        VhostUserBase *vub = vmm_machine_device(in->m, i);
-        int ufd = vhost_user_base_postcopy_ufd(vub);
-
-        if (ufd < 0) {
-            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
-                        "postcopy: device '%s': no userfaultfd from POSTCOPY_ADVISE (the "
-                        "back-end reconnected?)", vhost_user_base_id(vub));
-            return false;
-        }
-        if (!mig_postcopy_add_shared(p->pc, ufd, vhost_user_base_id(vub),
-                                     mig_in_pc_translate, mig_in_pc_shared_error, vub,
-                                     errp)) {
-            return false;
-        }
-        g_ptr_array_add(p->shared, vub);
-        g_array_append_val(p->shared_fds, ufd);
-    }
     if (!vmm_loop_call(mig_in_pc_listen_cb, in, errp)) {
         return false;
     }
@@ -535,11 +592,18 @@ static bool mig_in_pc_end_cb(void *opaque, GError **errp)
 
 static void mig_in_pc_remove_shared(MigInPostcopy *p)
 {
-    for (guint i = 0; i < p->shared_fds->len; i++) {
-        mig_postcopy_remove_shared(p->pc, g_array_index(p->shared_fds, int, i));
-    }
+    g_autoptr(GArray) fds = NULL;
+
+    /* No device adds or removes a ufd any more: the arrays are ours. */
+    mig_in_pc_ufd_notify(p->in, false);
+    g_mutex_lock(&p->lock);
+    fds = g_array_copy(p->shared_fds);
     g_array_set_size(p->shared_fds, 0);
     g_ptr_array_set_size(p->shared, 0);
+    g_mutex_unlock(&p->lock);
+    for (guint i = 0; i < fds->len; i++) {
+        mig_postcopy_remove_shared(p->pc, g_array_index(fds, int, i));
+    }
 }
 
 /* Keeps the final figures for query-migrate, then lets go of pc. */
@@ -632,6 +696,7 @@ void mig_in_postcopy_free(MigIn *in)
         return;
     }
     mig_in_pc_preempt_stop(p);
+    mig_in_pc_ufd_notify(in, false);
     mig_in_pc_release(p);
     /*
      * A start still posted to the loop uses p: wait until it ran. The loop
@@ -686,6 +751,7 @@ void vmm_mig_postcopy_stats_json(VmmMigrate *mm, JsonObject *o)
     json_object_set_int_member(j, "backend-p90-us", (gint64)st.backend_p90_us);
     json_object_set_int_member(j, "backend-p99-us", (gint64)st.backend_p99_us);
     json_object_set_int_member(j, "backend-max-us", (gint64)st.backend_max_us);
+    json_object_set_int_member(j, "backends-readvised", (gint64)mm->pc_readvised);
     json_object_set_object_member(o, "postcopy", j);
 }
 

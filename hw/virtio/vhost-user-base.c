@@ -205,7 +205,7 @@ static bool vub_negotiate(VhostUserBase *vub, GError **errp)
     if (vub->klass->connected && !vub->klass->connected(vub, errp)) {
         return false;
     }
-    return vub_log_reconnected(vub, errp);
+    return vub_log_reconnected(vub, errp) && vhost_user_base_postcopy_reconnected(vub, errp);
 }
 
 /*
@@ -314,6 +314,7 @@ static void vub_disconnected(VhostUserBase *vub)
     vub->started = false;
     vub->ready = false;
     vub->connected = false;
+    vhost_user_base_postcopy_disconnected(vub);
     vhost_user_state_reset(vub->user);
     if (vub->klass->disconnected) {
         vub->klass->disconnected(vub);

@@ -3,14 +3,19 @@
  * What the postcopy tests between two VMMs share (real-postcopy-test with
  * real back-ends, postcopy-test with ours, postcopy-recover-test): the
  * destination's query-migrate postcopy figures, the switch in the middle
- * of the first round, and the checks of both sides after completion.
+ * of the first round, the checks of both sides after completion, our
+ * back-end's start and its log figures, the untouched RAM compared.
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <glib.h>
 
+#include "guest/virtio-guest.h"
 #include "postcopy-harness.h"
 
 /* query-migrate's postcopy.key on the destination, or -1. */
@@ -165,4 +170,106 @@ bool pc_check_src(MigVmm *src, bool need_requests)
     }
     g_test_message("source: %" PRIu64 " page requests served", served);
     return true;
+}
+
+int64_t pc_log_number(const char *log, const char *line, const char *key)
+{
+    const char *last = NULL, *k;
+    const char *eol;
+
+    for (const char *s = log; (s = strstr(s, line)); s++) {
+        last = s;
+    }
+    if (!last) {
+        return -1;
+    }
+    eol = strchr(last, '\n');
+    k = strstr(last, key);
+    if (!k || (eol && k > eol)) {
+        return -1;
+    }
+    return g_ascii_strtoll(k + strlen(key), NULL, 10);
+}
+
+Proc *pc_start_refbe(Fixture *f, const char *name, const char *sock, const char *disk,
+                     uint64_t size, const char *const *extra)
+{
+    const char *be = g_getenv("REF_BACKEND");
+    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+    Proc *p;
+
+    if (!be || !*be) {
+        g_test_fail_printf("REF_BACKEND is not set (run through meson test)");
+        return NULL;
+    }
+    g_ptr_array_add(argv, g_strdup(be));
+    g_ptr_array_add(argv, g_strdup_printf("--socket-path=%s", sock));
+    g_ptr_array_add(argv, g_strdup("--type=blk"));
+    g_ptr_array_add(argv, g_strdup("--queues=2"));
+    g_ptr_array_add(argv, g_strdup_printf("--blk-file=%s", disk));
+    g_ptr_array_add(argv, g_strdup_printf("--blk-size=%" PRIu64, size));
+    for (; extra && *extra; extra++) {
+        g_ptr_array_add(argv, g_strdup(*extra));
+    }
+    p = proc_spawn(f, name, argv, false, NULL);
+    return p && wait_socket(p, sock) ? p : NULL;
+}
+
+/*
+ * Pages [bump pointer of the destination guest's allocator, end of RAM):
+ * the guest never handed them out, nothing wrote them after the switch,
+ * so they must hold what the source sent (filled: not zero).
+ */
+bool pc_compare_unallocated(MigVmm *src, MigVmm *dst)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    GuestAllocHeader h;
+    uint8_t *a = MAP_FAILED, *b = MAP_FAILED;
+    int fa = open(src->ram_path, O_RDONLY), fb = open(dst->ram_path, O_RDONLY);
+    uint64_t from, diff = 0, first = 0, zero = 0;
+    bool ok = false;
+
+    if (fa < 0 || fb < 0 || src->ram_size != dst->ram_size ||
+        pread(fb, &h, sizeof(h), GUEST_ALLOC_BASE) != sizeof(h) ||
+        h.magic != GUEST_ALLOC_MAGIC || h.next > dst->ram_size) {
+        g_test_fail_printf("cannot read the RAM files or the destination's allocator header");
+        goto out;
+    }
+    a = mmap(NULL, src->ram_size, PROT_READ, MAP_SHARED, fa, 0);
+    b = mmap(NULL, dst->ram_size, PROT_READ, MAP_SHARED, fb, 0);
+    if (a == MAP_FAILED || b == MAP_FAILED) {
+        g_test_fail_printf("cannot map the RAM files");
+        goto out;
+    }
+    from = (h.next + pg - 1) & ~(uint64_t)(pg - 1);
+    for (uint64_t off = from; off < dst->ram_size; off += pg) {
+        if (memcmp(a + off, b + off, pg)) {
+            first = diff++ ? first : off;
+        }
+        zero += a[off] == 0 && !memcmp(a + off, a + off + 1, pg - 1);
+    }
+    g_test_message("unallocated 0x%" PRIx64 "..0x%" PRIx64 ": %" PRIu64 " pages differ, %"
+                   PRIu64 " zero", from, dst->ram_size, diff, zero);
+    if (from >= dst->ram_size / 2 || diff || zero) {
+        g_test_fail_printf("pages above the guest's allocator (0x%" PRIx64 "): %" PRIu64
+                           " differ (first at 0x%" PRIx64 "), %" PRIu64 " are zero on the "
+                           "source (want 0, 0, and at least half of RAM)", from, diff, first,
+                           zero);
+        goto out;
+    }
+    ok = true;
+out:
+    if (a != MAP_FAILED) {
+        munmap(a, src->ram_size);
+    }
+    if (b != MAP_FAILED) {
+        munmap(b, dst->ram_size);
+    }
+    if (fa >= 0) {
+        close(fa);
+    }
+    if (fb >= 0) {
+        close(fb);
+    }
+    return ok;
 }

@@ -40,6 +40,21 @@ bool pc_migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *
  * of the back-end (need_backend).
  */
 bool pc_check_dst_figures(MigVmm *dst, bool need_guest, bool need_backend);
+/*
+ * Our back-end (blk, 2 queues) on sock with the shared disk of size bytes,
+ * and extra options (NULL-ended, may be NULL); NULL (test failed) when its
+ * socket never came.
+ */
+Proc *pc_start_refbe(Fixture *f, const char *name, const char *sock, const char *disk,
+                     uint64_t size, const char *const *extra);
+/*
+ * Pages [bump pointer of the destination guest's allocator, end of RAM):
+ * nothing wrote them after the switch, so they must hold what the source
+ * sent (its RAM filled: not zero). Both RAM files are read (shm_ram).
+ */
+bool pc_compare_unallocated(MigVmm *src, MigVmm *dst);
+/* The unsigned number after key in the last line of log that contains line, or -1. */
+int64_t pc_log_number(const char *log, const char *line, const char *key);
 /* The source switched, served page requests (need_requests) and exited 0. */
 bool pc_check_src(MigVmm *src, bool need_requests);
 

@@ -70,34 +70,6 @@
 #define REPLY_TIMEOUT_MS    10000
 
 /*
- * Our back-end for blk on sock with the shared disk, and extra options
- * (NULL-ended, may be NULL); NULL (test failed) when its socket never came.
- */
-static Proc *start_refbe(Fixture *f, const char *name, const char *sock, const char *disk,
-                         const char *const *extra)
-{
-    const char *be = g_getenv("REF_BACKEND");
-    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-    Proc *p;
-
-    if (!be || !*be) {
-        g_test_fail_printf("REF_BACKEND is not set (run through meson test)");
-        return NULL;
-    }
-    g_ptr_array_add(argv, g_strdup(be));
-    g_ptr_array_add(argv, g_strdup_printf("--socket-path=%s", sock));
-    g_ptr_array_add(argv, g_strdup("--type=blk"));
-    g_ptr_array_add(argv, g_strdup("--queues=2"));
-    g_ptr_array_add(argv, g_strdup_printf("--blk-file=%s", disk));
-    g_ptr_array_add(argv, g_strdup_printf("--blk-size=%llu", IMAGE_SIZE));
-    for (; extra && *extra; extra++) {
-        g_ptr_array_add(argv, g_strdup(*extra));
-    }
-    p = proc_spawn(f, name, argv, false, NULL);
-    return p && wait_socket(p, sock) ? p : NULL;
-}
-
-/*
  * Our back-end on each side sharing a fresh disk (extra options each,
  * NULL-ended or NULL), and a blk device with workload wl added to sa and
  * da. *dbe: the destination's back-end. False (test failed) if not.
@@ -110,33 +82,13 @@ static bool refbe_pair(Fixture *f, const char *const *src_extra, const char *con
     g_autofree char *ds = g_build_filename(f->dir, "blk-dst.sock", NULL);
 
     if (!mig_make_image(disk, IMAGE_SIZE) ||
-        !start_refbe(f, "refbe-src", ss, disk, src_extra) ||
-        !(*dbe = start_refbe(f, "refbe-dst", ds, disk, dst_extra))) {
+        !pc_start_refbe(f, "refbe-src", ss, disk, IMAGE_SIZE, src_extra) ||
+        !(*dbe = pc_start_refbe(f, "refbe-dst", ds, disk, IMAGE_SIZE, dst_extra))) {
         return false;
     }
     mig_add_blk(sa, ss, 2, wl);
     mig_add_blk(da, ds, 2, wl);
     return true;
-}
-
-/* The unsigned number after key in the last line of log that contains line, or -1. */
-static int64_t log_number(const char *log, const char *line, const char *key)
-{
-    const char *last = NULL, *k;
-    const char *eol;
-
-    for (const char *s = log; (s = strstr(s, line)); s++) {
-        last = s;
-    }
-    if (!last) {
-        return -1;
-    }
-    eol = strchr(last, '\n');
-    k = strstr(last, key);
-    if (!k || (eol && k > eol)) {
-        return -1;
-    }
-    return g_ascii_strtoll(k + strlen(key), NULL, 10);
 }
 
 /*
@@ -150,7 +102,7 @@ static bool check_backend_faults(Proc *be)
 
     proc_stop(be);
     log = proc_log(be);
-    faults = log_number(log, "postcopy: advised", "faults ");
+    faults = pc_log_number(log, "postcopy: advised", "faults ");
     g_test_message("destination back-end: %" PRId64 " faults", faults);
     if (faults <= 0) {
         g_test_fail_printf("the destination's back-end reports no fault (%" PRId64 "):\n%s",
@@ -168,65 +120,6 @@ static int64_t dst_total_ms(MigVmm *dst)
 
     return json_object_has_member(q, "total-time") ?
            json_object_get_int_member(q, "total-time") : -1;
-}
-
-/*
- * Pages [bump pointer of the destination guest's allocator, end of RAM):
- * the guest never handed them out, nothing wrote them after the switch,
- * so they must hold what the source sent (filled: not zero).
- */
-static bool compare_unallocated(MigVmm *src, MigVmm *dst)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    GuestAllocHeader h;
-    uint8_t *a = MAP_FAILED, *b = MAP_FAILED;
-    int fa = open(src->ram_path, O_RDONLY), fb = open(dst->ram_path, O_RDONLY);
-    uint64_t from, diff = 0, first = 0, zero = 0;
-    bool ok = false;
-
-    if (fa < 0 || fb < 0 || src->ram_size != dst->ram_size ||
-        pread(fb, &h, sizeof(h), GUEST_ALLOC_BASE) != sizeof(h) ||
-        h.magic != GUEST_ALLOC_MAGIC || h.next > dst->ram_size) {
-        g_test_fail_printf("cannot read the RAM files or the destination's allocator header");
-        goto out;
-    }
-    a = mmap(NULL, src->ram_size, PROT_READ, MAP_SHARED, fa, 0);
-    b = mmap(NULL, dst->ram_size, PROT_READ, MAP_SHARED, fb, 0);
-    if (a == MAP_FAILED || b == MAP_FAILED) {
-        g_test_fail_printf("cannot map the RAM files");
-        goto out;
-    }
-    from = (h.next + pg - 1) & ~(uint64_t)(pg - 1);
-    for (uint64_t off = from; off < dst->ram_size; off += pg) {
-        if (memcmp(a + off, b + off, pg)) {
-            first = diff++ ? first : off;
-        }
-        zero += a[off] == 0 && !memcmp(a + off, a + off + 1, pg - 1);
-    }
-    g_test_message("unallocated 0x%" PRIx64 "..0x%" PRIx64 ": %" PRIu64 " pages differ, %"
-                   PRIu64 " zero", from, dst->ram_size, diff, zero);
-    if (from >= dst->ram_size / 2 || diff || zero) {
-        g_test_fail_printf("pages above the guest's allocator (0x%" PRIx64 "): %" PRIu64
-                           " differ (first at 0x%" PRIx64 "), %" PRIu64 " are zero on the "
-                           "source (want 0, 0, and at least half of RAM)", from, diff, first,
-                           zero);
-        goto out;
-    }
-    ok = true;
-out:
-    if (a != MAP_FAILED) {
-        munmap(a, src->ram_size);
-    }
-    if (b != MAP_FAILED) {
-        munmap(b, dst->ram_size);
-    }
-    if (fa >= 0) {
-        close(fa);
-    }
-    if (fb >= 0) {
-        close(fb);
-    }
-    return ok;
 }
 
 typedef enum Case {
@@ -277,7 +170,7 @@ static int64_t preempt_pages(MigVmm *v)
 static bool check_preempt(MigVmm *src, MigVmm *dst, Case c)
 {
     g_autofree char *slog = proc_log(src->proc);
-    int64_t s = log_number(slog, "page requests served", "served, "), d = preempt_pages(dst);
+    int64_t s = pc_log_number(slog, "page requests served", "served, "), d = preempt_pages(dst);
     bool said = strstr(slog, "postcopy-preempt: no second connection") != NULL;
 
     g_test_message("postcopy-preempt pages: source %" PRId64 ", destination %" PRId64, s, d);
@@ -299,7 +192,7 @@ static bool check_preempt(MigVmm *src, MigVmm *dst, Case c)
 static bool check_end_faults(Proc *be)
 {
     g_autofree char *log = proc_log(be);
-    int64_t faults = log_number(log, "postcopy-touch end:", "faults ");
+    int64_t faults = pc_log_number(log, "postcopy-touch end:", "faults ");
 
     g_test_message("destination back-end at POSTCOPY_END: %" PRId64 " faults", faults);
     if (faults <= 0) {
@@ -361,7 +254,7 @@ static void test_case(Fixture *f, Case c)
             goto out;
         }
     }
-    if ((c == CASE_FRESH && !compare_unallocated(src, dst)) ||
+    if ((c == CASE_FRESH && !pc_compare_unallocated(src, dst)) ||
         (c == CASE_END && !check_end_faults(dbe))) {
         goto out;
     }

@@ -14,6 +14,12 @@
 #include "hw/virtio/vhost-log.h"
 #include "hw/virtio/virtio-int.h"
 
+typedef enum VhostUserBasePostcopyPhase {
+    VHOST_USER_BASE_PC_NONE,
+    VHOST_USER_BASE_PC_ADVISED,         /* POSTCOPY_ADVISE sent */
+    VHOST_USER_BASE_PC_LISTENING,       /* and POSTCOPY_LISTEN, until END */
+} VhostUserBasePostcopyPhase;
+
 typedef struct VhostUserBaseClass {
     const char *name;               /* "vhost-user-net" */
     /*
@@ -92,6 +98,15 @@ struct VhostUserBase {
      */
     struct VhostLog *log;
     GError *log_err;
+    /*
+     * Postcopy on the destination (vhost-user-base-postcopy.c): how far
+     * the device got between ADVISE and END, so that a reconnected
+     * back-end is brought there again; the notifier for its ufds.
+     */
+    VhostUserBasePostcopyPhase pc_phase;
+    unsigned pc_readvised;
+    VhostUserBasePostcopyUfdFn pc_ufd_fn;
+    void *pc_ufd_opaque;
 };
 
 typedef struct VhostUserBaseParams {
@@ -130,6 +145,14 @@ bool vhost_user_base_realize(VhostUserBase *vub, const VhostUserBaseClass *klass
  * For errors found where nobody can be returned an error.
  */
 void vhost_user_base_report_error(VhostUserBase *vub, GError *err);
+
+/*
+ * Postcopy across a reconnect (vhost-user-base-postcopy.c): the old
+ * back-end's ufd is announced gone before the connection's state is reset;
+ * a new connection, once negotiated, is advised (and listens) again.
+ */
+void vhost_user_base_postcopy_disconnected(VhostUserBase *vub);
+bool vhost_user_base_postcopy_reconnected(VhostUserBase *vub, GError **errp);
 
 /* All rings of the device. */
 unsigned vhost_user_base_total_rings(const VhostUserBase *vub);

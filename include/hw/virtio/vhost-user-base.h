@@ -66,6 +66,17 @@ typedef void (*VhostUserBaseNotify)(VhostUserBase *vub, VhostUserBaseEvent event
                                     unsigned nrings, const GError *err,
                                     void *opaque);
 
+/*
+ * Postcopy on the destination (vhost-user-base-postcopy.h): on the loop,
+ * between ADVISE and END. added: the device is about to send
+ * POSTCOPY_LISTEN (the first time, or to a reconnected back-end after its
+ * new ADVISE), before any memory table or ring: poll ufd from now on; false
+ * (errp set) fails that step. !added: the back-end went away; ufd is
+ * closed right after the call returns: stop polling it (errp is NULL).
+ */
+typedef bool (*VhostUserBasePostcopyUfdFn)(VhostUserBase *vub, int ufd, bool added,
+                                           void *opaque, GError **errp);
+
 /* Stops (if running), releases the chardev handler, frees vub itself. */
 VHOST_USER_API
 void vhost_user_base_free(VhostUserBase *vub);
