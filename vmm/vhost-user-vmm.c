@@ -5,7 +5,9 @@
  * -workload, until every workload has finished), then stops the devices
  * and exits. See --help and vmm/vmm-options.c.
  */
+#include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -127,6 +129,12 @@ static void vmm_print_help(FILE *out)
 "        IOTLB_MSG update mapping the rest of its RAM region. The back-end\n"
 "        must offer IOMMU_PLATFORM and the BACKEND_REQ and REPLY_ACK\n"
 "        protocol features, else the device reports an error on connect.\n"
+"\n"
+"    shared-objects-max=N    (any -device above; 1..1024, default 32)\n"
+"        How many shared objects (SHARED_OBJECT_ADD, e.g. dma-bufs) the\n"
+"        device's back-end may register at once; each may hold one of the\n"
+"        VMM's file descriptors. Further adds are refused (status 1) and\n"
+"        logged; the back-end stays connected.\n"
 "\n"
 "    -workload DEVID:KEY=VALUE[,KEY=VALUE]...\n"
 "        Once device DEVID (a -device id: blk0, net0, ...) has started, a\n"
@@ -540,6 +548,25 @@ static void vmm_log_handler(VhostUserLogLevel level, const char *dev,
     }
 }
 
+/*
+ * Every back-end connection holds fds (eventfds per ring, memory regions,
+ * inflight and log areas, shared objects, a userfaultfd): with many
+ * devices the usual soft limit of 1024 runs out long before the hard one,
+ * so raise the soft limit to the hard one, as QEMU does. Best effort.
+ */
+static void vmm_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            vmm_status("warning: cannot raise the open file limit to %llu: %s",
+                       (unsigned long long)rl.rlim_max, g_strerror(errno));
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_autoptr(VmmConfig) cfg = vmm_config_new();
@@ -557,6 +584,7 @@ int main(int argc, char **argv)
     /* A back-end that vanishes mid-write must be an error, not a death. */
     signal(SIGPIPE, SIG_IGN);
     vhost_user_set_log_handler(vmm_log_handler, NULL);
+    vmm_raise_nofile();
 
     if (!vmm_options_parse(cfg, argc, argv, &err)) {
         fprintf(stderr, "vhost-user-vmm: %s\n", err->message);

@@ -317,6 +317,9 @@ static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
     if (!vub) {
         return false;
     }
+    if (o->shared_objects_max) {
+        vhost_user_base_set_shared_objects_max(vub, o->shared_objects_max);
+    }
     d = g_new0(VmmDevice, 1);
     d->machine = m;
     d->id = g_strdup(o->id);

@@ -18,6 +18,9 @@
 #include "vmm/vmm-kv.h"
 #include "vmm/vmm-options.h"
 
+/* The library's shared object registry holds at most this many in all. */
+#define VMM_SHARED_OBJECTS_MAX  1024
+
 /* ---- config --------------------------------------------------------- */
 
 static void vmm_mem_backend_free(gpointer p)
@@ -394,14 +397,14 @@ static bool vmm_parse_mac(const char *s, uint8_t mac[6])
 static bool vmm_opt_device(VmmConfig *cfg, const char *arg, GError **errp)
 {
     static const char *const net_keys[] = {
-        "id", "netdev", "mq", "mac", "host_mtu", "iommu_platform", NULL
+        "id", "netdev", "mq", "mac", "host_mtu", "iommu_platform", "shared-objects-max", NULL
     };
     static const char *const blk_keys[] = {
-        "id", "chardev", "num-queues", "queue-size", "iommu_platform", NULL
+        "id", "chardev", "num-queues", "queue-size", "iommu_platform", "shared-objects-max", NULL
     };
     static const char *const generic_keys[] = {
         "id", "chardev", "virtio-id", "num_vqs", "vq_size", "config_size",
-        "iommu_platform", NULL
+        "iommu_platform", "shared-objects-max", NULL
     };
     g_autoptr(VmmKvList) kv = vmm_kv_parse("-device", arg, "driver", errp);
     g_autofree char *driver = NULL;
@@ -509,6 +512,11 @@ static bool vmm_opt_device(VmmConfig *cfg, const char *arg, GError **errp)
             return false;
         }
     }
+    v = 0;
+    if (!vmm_kv_uint(kv, "shared-objects-max", 1, VMM_SHARED_OBJECTS_MAX, &v, errp)) {
+        return false;
+    }
+    o->shared_objects_max = (unsigned)v;
     /* Every vhost-user device takes it, as in QEMU (virtio-pci's property). */
     return vmm_kv_bool(kv, "iommu_platform", &o->iommu_platform, errp) &&
            vmm_kv_str(kv, "id", false, &o->id, errp) &&

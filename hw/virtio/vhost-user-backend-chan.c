@@ -476,6 +476,7 @@ static bool handle_shared(VhostUserBackendChan *chan, const VhostUserMsg *msg, i
     const char *name = vhost_user_request_name(VHOST_USER_CHANNEL_BACKEND,
                                                msg->hdr.request);
     const uint8_t *uuid = msg->payload.object.uuid;
+    g_autoptr(GError) err = NULL;
 
     if (vhost_user_uuid_is_nil(uuid)) {
         return chan_bad(errp, name, "uuid is the nil UUID");
@@ -487,11 +488,17 @@ static bool handle_shared(VhostUserBackendChan *chan, const VhostUserMsg *msg, i
          * sends only its UUID; with BACKEND_SEND_FD it may hand over the
          * object's fd, which the registry then holds for lookups.
          */
-        if (vhost_user_shared_add(uuid, nfds ? fds[0] : -1, chan->u, NULL)) {
+        if (vhost_user_shared_add(uuid, nfds ? fds[0] : -1, chan->u,
+                                  chan->u->shared_objects_max ?
+                                  chan->u->shared_objects_max :
+                                  VHOST_USER_SHARED_OWNER_DEFAULT, &err)) {
             if (nfds) {
                 fds[0] = -1;    /* the registry owns it now */
             }
         } else {
+            /* Refused, not fatal: the back-end sees the status and may go on. */
+            vhost_user_log(VHOST_USER_LOG_WARNING, chan->u->name, "%s: %s", name,
+                           err->message);
             *status = 1;
         }
         break;

@@ -604,6 +604,11 @@ uint16_t vhost_user_base_virtio_id(const VhostUserBase *vub)
     return vub->vdev.device_id;
 }
 
+void vhost_user_base_set_shared_objects_max(VhostUserBase *vub, unsigned max)
+{
+    vub->user->shared_objects_max = max;
+}
+
 void vhost_user_base_set_backend_req_ops(VhostUserBase *vub, const VhostUserBackendReqOps *ops,
                                      void *opaque)
 {

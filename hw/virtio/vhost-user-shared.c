@@ -86,8 +86,25 @@ void vhost_user_uuid_format(const uint8_t uuid[VHOST_USER_UUID_LEN], char buf[37
     buf[o] = '\0';
 }
 
+/* Caller holds shared_lock. */
+static unsigned shared_count_owner_locked(const void *owner)
+{
+    GHashTableIter it;
+    gpointer v;
+    unsigned n = 0;
+
+    if (!shared_objects) {
+        return 0;
+    }
+    g_hash_table_iter_init(&it, shared_objects);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        n += ((SharedObject *)v)->owner == owner;
+    }
+    return n;
+}
+
 bool vhost_user_shared_add(const uint8_t uuid[VHOST_USER_UUID_LEN], int fd,
-                           const void *owner, GError **errp)
+                           const void *owner, unsigned owner_max, GError **errp)
 {
     char str[37];
     SharedObject *obj;
@@ -107,6 +124,14 @@ bool vhost_user_shared_add(const uint8_t uuid[VHOST_USER_UUID_LEN], int fd,
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
                     "shared object %s: the registry is full (%u objects)", str,
                     VHOST_USER_SHARED_MAX);
+        return false;
+    }
+    /* ... and one back-end must not take the room the others need. */
+    if (shared_count_owner_locked(owner) >= owner_max) {
+        g_mutex_unlock(&shared_lock);
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
+                    "shared object %s: this back-end holds its limit of %u objects "
+                    "(shared-objects-max)", str, owner_max);
         return false;
     }
     if (g_hash_table_contains(t, uuid)) {
@@ -175,6 +200,16 @@ void vhost_user_shared_remove_owner(const void *owner)
         g_hash_table_foreach_remove(shared_objects, shared_owned_by, (gpointer)owner);
     }
     g_mutex_unlock(&shared_lock);
+}
+
+unsigned vhost_user_shared_count_owner(const void *owner)
+{
+    unsigned n;
+
+    g_mutex_lock(&shared_lock);
+    n = shared_count_owner_locked(owner);
+    g_mutex_unlock(&shared_lock);
+    return n;
 }
 
 unsigned vhost_user_shared_count(void)

@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -675,6 +677,120 @@ static void test_shared_object(void)
     test_teardown(t);
 }
 
+/*
+ * Adds objects n, n+1, ... (each with its own memfd) until one is refused
+ * or max + 1 were tried; returns how many were accepted.
+ */
+static unsigned add_objects(TbChan *ch, unsigned first, unsigned max)
+{
+    unsigned ok = 0;
+
+    for (unsigned i = first; i < first + max + 1; i++) {
+        VhostUserShared obj = { 0 };
+        int fd = tb_chan_memfd("shared", 4096);
+        uint64_t st;
+
+        obj.uuid[0] = 0x5a;
+        memcpy(&obj.uuid[8], &i, sizeof(i));
+        st = tb_chan_call(ch, VHOST_USER_BACKEND_SHARED_OBJECT_ADD, &obj, sizeof(obj),
+                          &fd, 1, NULL, REPLY_MS);
+        close(fd);          /* the VMM has its own copy, or none */
+        if (st != 0) {
+            break;
+        }
+        ok++;
+    }
+    return ok;
+}
+
+/*
+ * One back-end cannot make the VMM hold more than its shared-objects-max
+ * objects (each an fd): the default (32) and a configured limit (4). A
+ * refused add answers status 1, is logged naming the device and the
+ * limit, and the connection stays; after a remove there is room again.
+ */
+static void test_shared_object_limit(gconstpointer data)
+{
+    unsigned limit = GPOINTER_TO_UINT(data);
+    g_autofree char *opts = limit != 32 ? g_strdup_printf(",shared-objects-max=%u", limit) :
+                                          g_strdup("");
+    VhostUserShared obj = { 0 };
+    TbConfig cfg;
+    TestCtx *t;
+    TbChan *ch;
+    unsigned before, after;
+
+    chan_config(&cfg, false);
+    t = start_vmm(&cfg, false, opts);
+    ch = tb_chan_open(t->tb, 1, WAIT_MS);
+    before = (unsigned)qtest_vmm_fd_count(t->vmm);
+    g_assert_cmpuint(add_objects(ch, 0, limit), ==, limit);
+    wait_stderr_n(t, "net0: SHARED_OBJECT_ADD: shared object", 1);
+    g_assert_cmpint(stderr_line_index(t, "net0: SHARED_OBJECT_ADD", "holds its limit of"), >=, 0);
+    /* 16 more refused: the VMM holds none of their fds (a few fds of slack). */
+    after = (unsigned)qtest_vmm_fd_count(t->vmm);
+    for (unsigned i = 0; i < 16; i++) {
+        g_assert_cmpuint(add_objects(ch, 100 + i, 0), ==, 0);
+    }
+    g_assert_cmpuint((unsigned)qtest_vmm_fd_count(t->vmm), <, after + 8);
+    g_assert_cmpuint(after, >=, before + limit);
+    g_assert_cmpuint(tb_conn_count(t->tb), ==, 1);
+
+    /* Room again after a remove (object 0's UUID). */
+    obj.uuid[0] = 0x5a;
+    g_assert_cmpuint(tb_chan_call(ch, VHOST_USER_BACKEND_SHARED_OBJECT_REMOVE, &obj,
+                                  sizeof(obj), NULL, 0, NULL, REPLY_MS), ==, 0);
+    g_assert_cmpuint(add_objects(ch, 1000, 0), ==, 1);
+    g_assert_cmpuint(tb_conn_count(t->tb), ==, 1);
+
+    tb_chan_free(ch);
+    assert_vmm_stops_cleanly(t);
+    test_teardown(t);
+}
+
+/*
+ * The VMM raises its soft RLIMIT_NOFILE to the hard limit at start-up (as
+ * QEMU does): started with a soft limit of 256, it runs with the hard one.
+ */
+static void test_nofile_raised(void)
+{
+    struct rlimit mine, low;
+    TbConfig cfg;
+    TestCtx *t;
+    g_autofree char *path = NULL;
+    g_autofree char *limits = NULL;
+    g_auto(GStrv) lines = NULL;
+    unsigned long long soft = 0, hard = 0;
+    bool found = false;
+
+    g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &mine), ==, 0);
+    if (mine.rlim_max <= 256) {
+        g_test_fail_printf("the hard RLIMIT_NOFILE here is %llu: cannot tell a raise",
+                           (unsigned long long)mine.rlim_max);
+        return;
+    }
+    low = mine;
+    low.rlim_cur = 256;
+    g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &low), ==, 0);
+    chan_config(&cfg, false);
+    t = start_vmm(&cfg, false, "");
+    g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &mine), ==, 0);
+    path = g_strdup_printf("/proc/%d/limits", (int)qtest_vmm_pid(t->vmm));
+    g_assert_true(g_file_get_contents(path, &limits, NULL, NULL));
+    lines = g_strsplit(limits, "\n", -1);
+    for (unsigned i = 0; lines[i]; i++) {
+        if (g_str_has_prefix(lines[i], "Max open files") &&
+            sscanf(lines[i] + strlen("Max open files"), "%llu %llu", &soft, &hard) == 2) {
+            found = true;
+        }
+    }
+    g_assert_true(found);
+    g_assert_cmpuint(soft, ==, (unsigned long long)mine.rlim_max);
+    g_assert_cmpuint(hard, ==, (unsigned long long)mine.rlim_max);
+    assert_vmm_stops_cleanly(t);
+    test_teardown(t);
+}
+
 /* ---- Device status ---------------------------------------------------- */
 
 /* Log indexes of conn's SET_STATUS messages and their values. */
@@ -799,6 +915,11 @@ int main(int argc, char **argv)
     ADD_VOID_TEST("/backend-chan/vring-call-err", test_vring_call_err);
     ADD_VOID_TEST("/backend-chan/vring-err-fd", test_vring_err_fd);
     ADD_VOID_TEST("/backend-chan/shared-object", test_shared_object);
+    add_test_case("/backend-chan/shared-object-limit/default", NULL,
+                  test_shared_object_limit, GUINT_TO_POINTER(32));
+    add_test_case("/backend-chan/shared-object-limit/4", NULL, test_shared_object_limit,
+                  GUINT_TO_POINTER(4));
+    ADD_VOID_TEST("/backend-chan/nofile-raised", test_nofile_raised);
     ADD_VOID_TEST("/backend-chan/set-status", test_set_status);
     return g_test_run();
 }

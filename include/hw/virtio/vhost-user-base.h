@@ -138,6 +138,14 @@ VHOST_USER_API
 uint16_t vhost_user_base_virtio_id(const VhostUserBase *vub);
 
 /*
+ * How many shared objects (SHARED_OBJECT_ADD) the device's back-end may
+ * register at once, 1..VHOST_USER_SHARED_MAX (default 32); further adds
+ * are refused with status 1. Call before the device's chardev connects.
+ */
+VHOST_USER_API
+void vhost_user_base_set_shared_objects_max(VhostUserBase *vub, unsigned max);
+
+/*
  * Installs the VMM's answers to back-end requests (BACKEND_REQ); they stay
  * across reconnects. On CONFIG_CHANGE_MSG the whole config space is re-read
  * and passed to config_changed. The channel runs on the chardev's loop.

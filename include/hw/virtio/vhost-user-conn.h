@@ -129,6 +129,12 @@ struct VhostUserState {
     const struct VhostUserBackendReqOps *backend_req_ops;
     void *backend_req_opaque;
     uint32_t backend_config_len;
+    /*
+     * SHARED_OBJECT_ADD: objects this connection's back-end may hold in
+     * the registry (vhost-user-shared.h); 0: the registry's default. Set
+     * before the connection is opened; read-only afterwards.
+     */
+    unsigned shared_objects_max;
     VhostEventLoop *loop;       /* NULL: the chardev's loop */
     /*
      * Owned by hw/virtio/vhost-user-rings.c: the vhost_devs over this

@@ -26,16 +26,24 @@ bool vhost_user_uuid_is_nil(const uint8_t uuid[VHOST_USER_UUID_LEN]);
 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" into buf (37 bytes). */
 void vhost_user_uuid_format(const uint8_t uuid[VHOST_USER_UUID_LEN], char buf[37]);
 
-/* At most this many objects, so that no back-end can exhaust our fds. */
+/*
+ * Bounds, so that no back-end can exhaust our fds (each object may hold
+ * one): at most VHOST_USER_SHARED_MAX objects in all, and at most a
+ * per-connection limit for one owner (VhostUserState.shared_objects_max,
+ * VHOST_USER_SHARED_OWNER_DEFAULT unless the VMM sets it), so that one
+ * back-end cannot fill the registry and starve the others either.
+ */
 #define VHOST_USER_SHARED_MAX 1024
+#define VHOST_USER_SHARED_OWNER_DEFAULT 32
 
 /*
  * Registers uuid for owner, with fd (-1: the owner exports it and keeps
- * the fd). On success the registry owns fd; on failure (nil or already
- * registered UUID, registry full) the caller still owns it.
+ * the fd), if owner holds fewer than owner_max objects. On success the
+ * registry owns fd; on failure (nil or already registered UUID, owner at
+ * its limit, registry full) the caller still owns it.
  */
 bool vhost_user_shared_add(const uint8_t uuid[VHOST_USER_UUID_LEN], int fd,
-                           const void *owner, GError **errp);
+                           const void *owner, unsigned owner_max, GError **errp);
 /* Removes uuid; fails when it is unknown or registered by another owner. */
 bool vhost_user_shared_remove(const uint8_t uuid[VHOST_USER_UUID_LEN],
                               const void *owner, GError **errp);
@@ -45,6 +53,8 @@ int vhost_user_shared_lookup(const uint8_t uuid[VHOST_USER_UUID_LEN]);
 void vhost_user_shared_remove_owner(const void *owner);
 /* Number of registered objects, for tests and the monitor. */
 unsigned vhost_user_shared_count(void);
+/* Number of objects owner registered. */
+unsigned vhost_user_shared_count_owner(const void *owner);
 
 /*
  * GET_SHARED_OBJECT (front-end request): *fd receives the back-end's fd
