@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
-# Thin wrapper over meson: `make`, `make check`, `make demo`, `make install`.
+# Thin wrapper over meson: `make`, `make check`, `make demo`, `make install`,
+# `make fuzz` (every libFuzzer target of tests/fuzz/ for FUZZ_TIME seconds).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 PREFIX     ?= /usr/local
 MESON      ?= meson
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME  ?= 600
 
-.PHONY: all deps check check-normal check-asan demo install clean
+.PHONY: all deps check check-normal check-asan check-fuzz fuzz demo install clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -21,10 +24,18 @@ $(ASAN_BUILD)/build.ninja:
 	@scripts/install-deps.sh --build-only
 	$(MESON) setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
 
-# Every test, in a normal build and again under ASan+UBSan.
+# Every test, in a normal build and again under ASan+UBSan, then a bounded
+# run of the fuzz targets over their committed corpus.
 check: deps
 	$(MAKE) check-normal
 	$(MAKE) check-asan
+	$(MAKE) check-fuzz
+
+check-fuzz:
+	scripts/run-fuzz.sh --runs 100000 $(FUZZ_BUILD)
+
+fuzz: deps
+	scripts/run-fuzz.sh --time $(FUZZ_TIME) $(FUZZ_BUILD)
 
 check-normal: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -43,4 +54,4 @@ install: all
 	$(MESON) install -C $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

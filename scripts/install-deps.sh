@@ -7,10 +7,11 @@
 # virtiofsd (qemu-system-common); qemu-img comes with qemu-utils; ip
 # (network namespaces, the migration tests) with iproute2; the
 # source of DPDK's vhost_blk example (dpdk-doc), built by the tests with
-# make and scripts/build-dpdk-vhost-blk.sh.
+# make and scripts/build-dpdk-vhost-blk.sh; clang 14 and its runtime
+# (libFuzzer, sanitizers) for the fuzz targets run by scripts/run-fuzz.sh.
 set -e
 build_pkgs="meson ninja-build pkg-config gcc libglib2.0-dev libjson-glib-dev check"
-test_pkgs="dpdk dpdk-dev dpdk-doc make qemu-system-common qemu-utils iproute2"
+test_pkgs="dpdk dpdk-dev dpdk-doc make qemu-system-common qemu-utils iproute2 clang-14 libclang-rt-14-dev"
 
 missing=""
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" || missing="$missing $1"; }

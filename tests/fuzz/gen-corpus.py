@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+# Writes the seed corpus of the message fuzz targets (layout in
+# tests/fuzz/fuzz-msg.h): well-formed requests and replies of the common
+# messages, so the fuzzer starts from inputs that pass validation.
+# Run from the source root: python3 tests/fuzz/gen-corpus.py
+import os
+import struct
+
+VERSION, REPLY, NEED_REPLY = 0x1, 0x4, 0x8
+
+
+def ctl(backend=False, nfds=0, acked=False):
+    return bytes([(1 if backend else 0) | (nfds << 1) | (0x20 if acked else 0)])
+
+
+def msg(req, flags, payload=b""):
+    return struct.pack("<III", req, flags, len(payload)) + payload
+
+
+def u64(v):
+    return struct.pack("<Q", v)
+
+
+def region(gpa, size, uva, off):
+    return struct.pack("<QQQQ", gpa, size, uva, off)
+
+
+def mem_table(n):
+    regs = b"".join(region(i << 30, 1 << 30, 0x7f0000000000 + (i << 30), 0)
+                    for i in range(n))
+    return struct.pack("<II", n, 0) + regs
+
+
+def config(offset, data):
+    return struct.pack("<III", offset, len(data), 0) + data
+
+
+requests = {
+    "get-features": ctl() + msg(1, VERSION),
+    "set-features": ctl() + msg(2, VERSION, u64(1 << 32 | 1 << 30)),
+    "set-owner": ctl() + msg(3, VERSION),
+    "set-mem-table-1": ctl(nfds=1) + msg(5, VERSION, mem_table(1)),
+    "set-mem-table-2-ack": ctl(nfds=2) + msg(5, VERSION | NEED_REPLY, mem_table(2)),
+    "set-vring-num": ctl() + msg(8, VERSION, struct.pack("<II", 0, 256)),
+    "set-vring-addr": ctl() + msg(9, VERSION, struct.pack("<IIQQQQ", 1, 0, 0x1000,
+                                                           0x3000, 0x2000, 0)),
+    "set-vring-kick": ctl(nfds=1) + msg(12, VERSION, u64(1)),
+    "set-vring-call-nofd": ctl() + msg(13, VERSION, u64(0x100 | 2)),
+    "get-protocol-features": ctl() + msg(15, VERSION),
+    "get-config": ctl() + msg(24, VERSION, config(0, bytes(16))),
+    "set-config": ctl() + msg(25, VERSION, config(4, bytes(range(8)))),
+    "be-config-change": ctl(backend=True) + msg(2, VERSION),
+    "be-host-notifier": ctl(backend=True, nfds=1) + msg(3, VERSION,
+                                                        struct.pack("<QQQ", 0, 4096, 0)),
+}
+
+replies = {
+    "get-features": ctl() + msg(1, VERSION | REPLY, u64(1 << 32 | 1 << 30)),
+    "get-protocol-features": ctl() + msg(15, VERSION | REPLY, u64(0x3fff)),
+    "get-vring-base": ctl() + msg(11, VERSION | REPLY, struct.pack("<II", 1, 42)),
+    "get-config": ctl() + msg(24, VERSION | REPLY, config(0, bytes(range(16)))),
+    "set-mem-table-ack": ctl(acked=True) + msg(5, VERSION | REPLY, u64(0)),
+    "set-mem-table-postcopy": ctl() + msg(5, VERSION | REPLY, mem_table(2)),
+    "get-queue-num": ctl() + msg(17, VERSION | REPLY, u64(4)),
+    "be-config-change-ack": ctl(backend=True, acked=True) + msg(2, VERSION | REPLY, u64(0)),
+    "oversized": bytes([0x80]) + struct.pack("<III", 1, VERSION | REPLY, 0x10000),
+}
+
+for target, seeds in (("fuzz-msg-request", requests), ("fuzz-msg-reply", replies)):
+    d = os.path.join("tests", "fuzz", "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    for name, data in seeds.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
