@@ -17,14 +17,27 @@ esac
 src=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-build-fuzz}
 CC=${FUZZ_CC:-clang-14}
-targets="fuzz-msg-request fuzz-msg-reply"
+targets="fuzz-msg-request fuzz-msg-reply fuzz-inflight-take"
 util_srcs="util/vhost-user-error.c util/vhost-user-log.c util/vhost-user-msg.c util/vhost-user-trace.c"
+# What each target needs besides util/.
+extra_srcs() {
+    case "$1" in
+    fuzz-inflight-take) echo hw/virtio/vhost-inflight.c ;;
+    esac
+}
+# Longest useful input: a header and a full payload, or the fixed layout.
+max_len() {
+    case "$1" in
+    fuzz-inflight-take) echo 33 ;;
+    *) echo 4200 ;;
+    esac
+}
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 for t in $targets; do
     srcs="$src/tests/fuzz/$t.c"
-    for s in $util_srcs; do srcs="$srcs $src/$s"; done
+    for s in $util_srcs $(extra_srcs "$t"); do srcs="$srcs $src/$s"; done
     # shellcheck disable=SC2046,SC2086
     $CC -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
         -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -40,7 +53,7 @@ for t in $targets; do
     # The first directory receives new inputs; the committed corpus is read only.
     if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-         "$out/$t" "$mode" -max_len=4200 -print_final_stats=1 \
+         "$out/$t" "$mode" -max_len="$(max_len "$t")" -print_final_stats=1 \
              -artifact_prefix="$out/$t-" \
              "$out/corpus-$t" "$src/tests/fuzz/corpus/$t" 2>"$out/$t.log"; then
         cat "$out/$t.log" >&2

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-# Writes the seed corpus of the message fuzz targets (layout in
-# tests/fuzz/fuzz-msg.h): well-formed requests and replies of the common
-# messages, so the fuzzer starts from inputs that pass validation.
+# Writes the seed corpus of the fuzz targets (layouts in tests/fuzz/fuzz-msg.h
+# and fuzz-inflight-take.c): well-formed requests and replies of the common
+# messages and inflight areas, so the fuzzer starts from inputs that pass.
 # Run from the source root: python3 tests/fuzz/gen-corpus.py
 import os
 import struct
@@ -67,7 +67,25 @@ replies = {
     "oversized": bytes([0x80]) + struct.pack("<III", 1, VERSION | REPLY, 0x10000),
 }
 
-for target, seeds in (("fuzz-msg-request", requests), ("fuzz-msg-reply", replies)):
+
+
+def inflight(size, offset, nq, qs, fd_kind, file_len):
+    return (struct.pack("<QQHH4x", size, offset, nq, qs) + bytes([fd_kind]) +
+            struct.pack("<Q", file_len))
+
+
+# fuzz-inflight-take: GET_INFLIGHT_FD reply payload, fd kind (0 memfd,
+# 1 none, 2 pipe), memfd length.
+inflights = {
+    "split-2x256": inflight(2 * (16 + 16 * 256), 0, 2, 256, 0, 8192),
+    "packed-1x128-offset": inflight(4096 + 32 + 32 * 128, 4096, 1, 128, 0, 16384),
+    "past-end": inflight(2 * (16 + 16 * 256), 4096, 2, 256, 0, 8192),
+    "no-fd": inflight(16 + 16 * 64, 0, 1, 64, 1, 0),
+    "pipe": inflight(16 + 16 * 64, 0, 1, 64, 2, 0),
+}
+
+for target, seeds in (("fuzz-msg-request", requests), ("fuzz-msg-reply", replies),
+                      ("fuzz-inflight-take", inflights)):
     d = os.path.join("tests", "fuzz", "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds.items():
