@@ -455,5 +455,11 @@ void refbe_scribble_free(RefBeScribble *s);
 const char *refbe_scribble_fields(void);
 /* At DRIVER_OK and after each kick: one round of writes (s may be NULL). */
 void refbe_scribble(RefBeDev *dev, RefBeScribble *s);
+/*
+ * field=used.id / used.len: the value goes into each used entry as it is
+ * published, so the driver is sure to read it (a write over the whole
+ * ring at a kick races with our own completions and may be overwritten).
+ */
+void refbe_scribble_used_elem(RefBeScribble *s, uint32_t *id, uint32_t *len);
 
 #endif

@@ -371,6 +371,20 @@ static bool write_random(RefBeDev *dev, RefBeScribble *s)
     }
 }
 
+void refbe_scribble_used_elem(RefBeScribble *s, uint32_t *id, uint32_t *len)
+{
+    if (!s || !s->field) {
+        return;
+    }
+    if (s->field->where == SCR_USED_ID) {
+        *id = (uint32_t)s->field->value;
+        s->writes++;
+    } else if (s->field->where == SCR_USED_LEN) {
+        *len = (uint32_t)s->field->value;
+        s->writes++;
+    }
+}
+
 void refbe_scribble(RefBeDev *dev, RefBeScribble *s)
 {
     bool wrote = false;

@@ -339,10 +339,12 @@ void refbe_vring_fill(RefBeVring *vq, uint16_t head, uint32_t len, unsigned offs
 {
     uint16_t slot = (uint16_t)(vq->used_idx + offset) % vq->num;
     VringUsedElem *e = &vq->used->ring[slot];
+    uint32_t id = head;
 
     /* Logged before the driver can see the entry (flush), so before it can be migrated. */
     refbe_dirty_chain(vq->dev, vq, head);
-    e->id = head;
+    refbe_scribble_used_elem(vq->dev->opts->scribble, &id, &len);
+    e->id = id;
     e->len = len;
     refbe_dirty_used(vq->dev, vq, offsetof(RefBeVringUsed, ring) + slot * sizeof(*e),
                    sizeof(*e));
