@@ -446,7 +446,7 @@ static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t l
     sent_ns = run->ts[(size_t)q * run->tsn + seq % run->tsn];
     /* 0: sent before a migration, by another process's clock. */
     if (sent_ns) {
-        wl_stats_record(&res->stats, wl_now_ns() - sent_ns, len);
+        wl_stats_record(&res->stats, run->now_ns - sent_ns, len);
     }
 }
 
@@ -534,7 +534,7 @@ static unsigned rx_reap(NetRun *run, unsigned p)
     }
     if (n) {
         guest_vq_kick(vq);
-        run->last_activity_ns = wl_now_ns();
+        run->last_activity_ns = run->now_ns;
     }
     return n;
 }
@@ -564,7 +564,7 @@ static unsigned tx_reap(NetRun *run, unsigned p)
         n++;
     }
     if (n) {
-        run->last_activity_ns = wl_now_ns();
+        run->last_activity_ns = run->now_ns;
     }
     return n;
 }
@@ -608,14 +608,14 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
         }
         run->tx_busy[p * run->ntx + i] = true;
         run->tx_in_flight++;
-        run->ts[(size_t)p * run->tsn + seq % run->tsn] = wl_now_ns();
+        run->ts[(size_t)p * run->tsn + seq % run->tsn] = run->now_ns;
         d->st->sent[p] = seq + 1;
         run->res->sent++;
         n++;
     }
     if (n) {
         guest_vq_kick(txq(d, p));
-        run->last_activity_ns = wl_now_ns();
+        run->last_activity_ns = run->now_ns;
     }
     return n;
 }
@@ -650,7 +650,7 @@ static void run_wait(NetRun *run, unsigned timeout_ms)
 
 static bool run_stop_requested(const NetRun *run, uint64_t end_ns)
 {
-    uint64_t now = wl_now_ns();
+    uint64_t now = run->now_ns;
 
     if (run->ctl.stop && __atomic_load_n(run->ctl.stop, __ATOMIC_ACQUIRE)) {
         return true;
@@ -661,7 +661,7 @@ static bool run_stop_requested(const NetRun *run, uint64_t end_ns)
 
 static void run_progress(NetRun *run)
 {
-    uint64_t now = wl_now_ns();
+    uint64_t now = run->now_ns;
     uint64_t ops = run->res->verified;
 
     if (!run->ctl.progress || now - run->last_progress_ns < 1000000000ull) {
@@ -884,7 +884,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
 
     while (!run.fatal && !net_run_corrupted(&run)) {
         unsigned progress = 0;
-        uint64_t got = 0, now;
+        uint64_t got = 0, now = run.now_ns = wl_now_ns();
         bool pausing = net_run_pause_wanted(&run);
 
         if (run.ctl.in_flight) {
@@ -917,7 +917,6 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
             }
             continue;
         }
-        now = wl_now_ns();
         /*
          * Nothing moved for drain_ms: the rest is lost (a full window of
          * lost packets ends the sending too). Not while a pause drains:

@@ -377,8 +377,12 @@ bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
     *token = vq->token[id];
     *len = e.len;
     st->last_used_idx++;
-    if (st->flags & GUEST_VQ_F_EVENT_IDX) {
-        /* Interrupt me once you pass what I have consumed. */
+    if ((st->flags & GUEST_VQ_F_EVENT_IDX) && !vq->cb_disabled) {
+        /*
+         * Interrupt me once you pass what I have consumed. Not while
+         * callbacks are off: the stale value then lets the device signal
+         * at most once, where moving it would ask for one per entry.
+         */
         vq_write16(used_event(vq), st->last_used_idx);
     }
     return true;
@@ -386,6 +390,7 @@ bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 
 bool guest_vq_enable_cb(GuestVirtqueue *vq)
 {
+    vq->cb_disabled = false;
     if (vq->st->flags & GUEST_VQ_F_EVENT_IDX) {
         vq_write16(used_event(vq), vq->st->last_used_idx);
     } else {
@@ -399,6 +404,7 @@ bool guest_vq_enable_cb(GuestVirtqueue *vq)
 
 void guest_vq_disable_cb(GuestVirtqueue *vq)
 {
+    vq->cb_disabled = true;
     if (!(vq->st->flags & GUEST_VQ_F_EVENT_IDX)) {
         vq_write16(&vq->avail[AVAIL_FLAGS],
                    vq_read16(&vq->avail[AVAIL_FLAGS]) | VRING_AVAIL_F_NO_INTERRUPT);

@@ -66,6 +66,12 @@ typedef struct GuestVirtqueue {
     uint64_t kicks;             /* notifications sent */
     uint64_t kicks_suppressed;  /* ... and the ones EVENT_IDX spared */
     /*
+     * guest_vq_disable_cb() called and not yet undone. Kept here, not in
+     * guest RAM: with EVENT_IDX it keeps get_used from moving used_event,
+     * which would re-arm the device's interrupt on every reaped entry.
+     */
+    bool cb_disabled;
+    /*
      * Guest RAM is the back-end's to write (it maps all of it), so every
      * value read back from it is checked before it indexes anything. The
      * first one out of range names itself here and stops the queue: add

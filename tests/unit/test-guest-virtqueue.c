@@ -239,6 +239,52 @@ START_TEST(test_event_idx_suppresses_kicks)
 }
 END_TEST
 
+static uint16_t read_used_event(void)
+{
+    uint16_t ev;
+    ck_assert(guest_memory_read(mem, AVAIL_GPA + 4 + 2 * NUM, &ev, 2));
+    return ev;
+}
+
+/*
+ * EVENT_IDX: used_event stays put while callbacks are off (moving it would
+ * re-arm the device's interrupt on every reaped entry), follows the
+ * consumer while they are on, and is brought up to date on re-enabling.
+ */
+START_TEST(test_used_event_only_with_callbacks)
+{
+    GuestVirtqueue vq;
+    GuestSg in = { BUF_GPA, 64 };
+    Dev dev = { 0 };
+    uint16_t ev0 = 0xbeef;
+    uint64_t t;
+    uint32_t len;
+
+    vq_setup(&vq, false, true);
+    ck_assert(guest_memory_write(mem, AVAIL_GPA + 4 + 2 * NUM, &ev0, 2));
+    for (unsigned i = 0; i < 4; i++) {
+        ck_assert(guest_vq_add(&vq, NULL, 0, &in, 1, i));
+    }
+    guest_vq_kick(&vq);
+    ck_assert_uint_eq(dev_process(&dev, 4), 4);
+
+    guest_vq_disable_cb(&vq);
+    ck_assert(guest_vq_get_used(&vq, &t, &len));
+    ck_assert(guest_vq_get_used(&vq, &t, &len));
+    ck_assert_uint_eq(read_used_event(), ev0);
+
+    /* Re-enabling publishes what was consumed, and reports the rest. */
+    ck_assert(guest_vq_enable_cb(&vq));
+    ck_assert_uint_eq(read_used_event(), 2);
+    ck_assert(guest_vq_get_used(&vq, &t, &len));
+    ck_assert_uint_eq(read_used_event(), 3);
+    ck_assert(guest_vq_get_used(&vq, &t, &len));
+    ck_assert_uint_eq(read_used_event(), 4);
+    ck_assert(!guest_vq_enable_cb(&vq));
+    close(vq.kick_fd);
+}
+END_TEST
+
 START_TEST(test_no_notify_flag)
 {
     GuestVirtqueue vq;
@@ -446,6 +492,7 @@ static Suite *virtqueue_suite(void)
     tcase_add_test(tc, test_chains_fill_and_wrap);
     tcase_add_test(tc, test_indirect_uses_one_slot);
     tcase_add_test(tc, test_event_idx_suppresses_kicks);
+    tcase_add_test(tc, test_used_event_only_with_callbacks);
     tcase_add_test(tc, test_no_notify_flag);
     tcase_add_test(tc, test_bad_used_id_refused);
     tcase_add_test(tc, test_corrupt_state_refused);

@@ -19,6 +19,36 @@ START_TEST(test_pattern_roundtrip)
 }
 END_TEST
 
+/*
+ * Every single-byte corruption, at every offset of lengths around the word
+ * and tail boundaries, is named at its exact offset.
+ */
+START_TEST(test_pattern_first_bad_byte)
+{
+    static const size_t lens[] = { 32, 33, 39, 40, 41, 47, 64, 67, 200, 1518 };
+    uint8_t buf[1518];
+    PatternMismatch mm;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(lens); i++) {
+        size_t len = lens[i];
+        pattern_fill(buf, len, 5, 2, 11);
+        for (size_t off = 32; off < len; off++) {
+            buf[off] ^= 0x40;
+            ck_assert(!pattern_check(buf, len, 5, 2, 11, &mm));
+            ck_assert_uint_eq(mm.offset, off);
+            ck_assert(mm.header_ok);
+            /* A second bad byte later in the buffer does not move it. */
+            buf[len - 1] ^= off + 1 < len ? 0x01 : 0;
+            ck_assert(!pattern_check(buf, len, 5, 2, 11, &mm));
+            ck_assert_uint_eq(mm.offset, off);
+            buf[len - 1] ^= off + 1 < len ? 0x01 : 0;
+            buf[off] ^= 0x40;
+            ck_assert(pattern_check(buf, len, 5, 2, 11, &mm));
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_pattern_tells_mismatches_apart)
 {
     uint8_t buf[512];
@@ -106,6 +136,7 @@ int main(void)
 
     tcase_add_test(tc, test_pattern_roundtrip);
     tcase_add_test(tc, test_pattern_tells_mismatches_apart);
+    tcase_add_test(tc, test_pattern_first_bad_byte);
     tcase_add_test(tc, test_stats_percentiles);
     tcase_add_test(tc, test_stats_output);
     suite_add_tcase(s, tc);
