@@ -195,9 +195,14 @@ static void test_case(Fixture *f, Case c)
     g_test_message("destination: back-end faults %" PRId64 " before the kill, %" PRId64
                    " at the end; back-ends re-advised %" PRId64, faults0, faults1,
                    readvised);
-    if (missing0 <= 0 || readvised != 1 || (c != CASE_QSD && faults1 <= faults0)) {
+    /*
+     * At least once: under load (the ASan build in make check) a connection
+     * to the restarted back-end can drop during its bring-up, and the next
+     * one is advised again too (seen: 2 with qemu-storage-daemon).
+     */
+    if (missing0 <= 0 || readvised < 1 || (c != CASE_QSD && faults1 <= faults0)) {
         g_test_fail_printf("pages missing at the kill %" PRId64 " (want > 0), back-ends "
-                           "re-advised %" PRId64 " (want 1), back-end faults %" PRId64
+                           "re-advised %" PRId64 " (want >= 1), back-end faults %" PRId64
                            " -> %" PRId64 " (want more after the kill)", missing0,
                            readvised, faults0, faults1);
         goto out;
