@@ -26,6 +26,7 @@
  * received bitmap is read without the lock (atomically) by
  * mig_postcopy_received.
  */
+#include "migration/postcopy-hist.h"
 #include "migration/postcopy-ram.h"
 
 #include <errno.h>
@@ -48,20 +49,6 @@
  */
 #define PC_READ_BATCH       16
 #define PC_READ_ROUNDS      8
-
-/*
- * Blocktime per fault, in a log-linear histogram: exact below 16 us, then
- * 16 buckets per power of two (a percentile is its bucket's upper end,
- * at most 1/16 = 6.25% above the true value, and never above the maximum,
- * which is kept exactly). Bounded memory however long postcopy runs.
- */
-#define PC_HIST_SUB         16
-#define PC_HIST_BUCKETS     (PC_HIST_SUB + (64 - 4) * PC_HIST_SUB)
-
-typedef struct PcHist {
-    uint64_t count, max;
-    uint64_t bucket[PC_HIST_BUCKETS];
-} PcHist;
 
 typedef struct PcRegion {
     uint64_t gpa, size;
@@ -113,7 +100,7 @@ struct MigPostcopy {
     GThread *thread;
 
     MigPostcopyStats st;        /* the counters; percentiles from the hists */
-    PcHist hist_guest, hist_backend;
+    MigPcHist hist_guest, hist_backend;
 };
 
 static bool bit_test(const uint64_t *map, uint64_t page)
@@ -129,52 +116,6 @@ static void bit_set(uint64_t *map, uint64_t page)
 static void bit_clear(uint64_t *map, uint64_t page)
 {
     __atomic_fetch_and(&map[page / 64], ~(1ull << (page % 64)), __ATOMIC_RELEASE);
-}
-
-static unsigned hist_index(uint64_t v)
-{
-    unsigned e;
-
-    if (v < PC_HIST_SUB) {
-        return v;
-    }
-    e = 63 - __builtin_clzll(v);                /* >= 4 */
-    return PC_HIST_SUB + (e - 4) * PC_HIST_SUB + ((v >> (e - 4)) & (PC_HIST_SUB - 1));
-}
-
-static uint64_t hist_high(unsigned i)
-{
-    unsigned e, m;
-
-    if (i < PC_HIST_SUB) {
-        return i;
-    }
-    e = (i - PC_HIST_SUB) / PC_HIST_SUB + 4;
-    m = (i - PC_HIST_SUB) % PC_HIST_SUB;
-    return ((uint64_t)(PC_HIST_SUB + m) << (e - 4)) + ((1ull << (e - 4)) - 1);
-}
-
-static void hist_add(PcHist *h, uint64_t v)
-{
-    h->count++;
-    h->max = MAX(h->max, v);
-    h->bucket[hist_index(v)]++;
-}
-
-static uint64_t hist_percentile(const PcHist *h, unsigned pct)
-{
-    uint64_t rank = MAX((h->count * pct + 99) / 100, 1), seen = 0;
-
-    if (!h->count) {
-        return 0;
-    }
-    for (unsigned i = 0; i < PC_HIST_BUCKETS; i++) {
-        seen += h->bucket[i];
-        if (seen >= rank) {
-            return MIN(hist_high(i), h->max);
-        }
-    }
-    return h->max;
 }
 
 static void shared_free(gpointer p)
@@ -464,11 +405,11 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
                              PRIu64 " us", w->sh->name, w->addr, gpa, us);
             }
             pc->st.blocktime_backend_us += us;
-            hist_add(&pc->hist_backend, us);
+            mig_pc_hist_add(&pc->hist_backend, us);
         } else {
             /* Woken by the copy already. */
             pc->st.blocktime_guest_us += us;
-            hist_add(&pc->hist_guest, us);
+            mig_pc_hist_add(&pc->hist_guest, us);
         }
     }
     if (waiters) {
@@ -962,13 +903,13 @@ void mig_postcopy_get_stats(MigPostcopy *pc, MigPostcopyStats *st)
 {
     g_mutex_lock(&pc->lock);
     *st = pc->st;
-    st->guest_p50_us = hist_percentile(&pc->hist_guest, 50);
-    st->guest_p90_us = hist_percentile(&pc->hist_guest, 90);
-    st->guest_p99_us = hist_percentile(&pc->hist_guest, 99);
+    st->guest_p50_us = mig_pc_hist_percentile(&pc->hist_guest, 50);
+    st->guest_p90_us = mig_pc_hist_percentile(&pc->hist_guest, 90);
+    st->guest_p99_us = mig_pc_hist_percentile(&pc->hist_guest, 99);
     st->guest_max_us = pc->hist_guest.max;
-    st->backend_p50_us = hist_percentile(&pc->hist_backend, 50);
-    st->backend_p90_us = hist_percentile(&pc->hist_backend, 90);
-    st->backend_p99_us = hist_percentile(&pc->hist_backend, 99);
+    st->backend_p50_us = mig_pc_hist_percentile(&pc->hist_backend, 50);
+    st->backend_p90_us = mig_pc_hist_percentile(&pc->hist_backend, 90);
+    st->backend_p99_us = mig_pc_hist_percentile(&pc->hist_backend, 99);
     st->backend_max_us = pc->hist_backend.max;
     g_mutex_unlock(&pc->lock);
 }
