@@ -130,6 +130,8 @@ const char *blk_type_name(uint8_t type);
 bool blk_has_feature(const VirtioBlkDrv *d, unsigned bit);
 /* A sector of [sector, sector + n) has a request in flight. */
 bool blk_range_busy(const VirtioBlkDrv *d, uint64_t sector, uint32_t n);
+/* A sector of [sector, sector + n) has a known content (written or read back). */
+bool blk_range_known(const VirtioBlkDrv *d, uint64_t sector, uint64_t n);
 /* Request queues a run uses: want (0: all) capped by what the device has. */
 unsigned blk_queues_used(const VirtioBlkDrv *d, unsigned want);
 bool blk_run_setup(BlkRun *run, VirtioBlkDrv *d, unsigned nq, unsigned depth,

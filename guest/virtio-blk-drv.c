@@ -74,7 +74,7 @@ static void range_mark(VirtioBlkDrv *d, uint64_t sector, uint32_t n, bool busy)
     }
 }
 
-static bool range_known(const VirtioBlkDrv *d, uint64_t sector, uint64_t n)
+bool blk_range_known(const VirtioBlkDrv *d, uint64_t sector, uint64_t n)
 {
     for (uint64_t s = sector; s < sector + n && s < d->tracked; s++) {
         uint32_t e = d->gen[s];
@@ -954,46 +954,6 @@ void blk_run_pump(BlkRun *run, BlkGenFn gen, void *opaque)
         /* Their buffers may still be written by the device: never reuse. */
         run->d->broken = true;
     }
-}
-
-/* ---- generators ---- */
-
-BlkGenResult blk_verify_gen(BlkRun *run, void *opaque, BlkOp *op)
-{
-    BlkVerifyGen *g = opaque;
-    uint64_t tracked = run->d->tracked;
-
-    while (g->cursor < tracked) {
-        uint64_t s = g->cursor;
-        uint32_t n = (uint32_t)MIN((uint64_t)g->chunk, tracked - s);
-
-        g->cursor += n;
-        if (!range_known(run->d, s, n)) {
-            continue;
-        }
-        memset(op, 0, sizeof(*op));
-        op->type = VIRTIO_BLK_T_IN;
-        op->verify = true;
-        op->sector = s;
-        op->nsect = n;
-        return BLK_GEN_OP;
-    }
-    return BLK_GEN_DONE;
-}
-
-/* A fixed list, in order, each after the previous completed. */
-BlkGenResult blk_list_gen(BlkRun *run, void *opaque, BlkOp *op)
-{
-    BlkOneGen *g = opaque;
-
-    if (g->next >= g->n) {
-        return BLK_GEN_DONE;
-    }
-    if (run->in_flight) {
-        return BLK_GEN_BLOCKED;
-    }
-    *op = g->ops[g->next++];
-    return BLK_GEN_OP;
 }
 
 /* ---- entry points ---- */

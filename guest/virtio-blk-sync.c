@@ -173,3 +173,43 @@ bool virtio_blk_drv_verify_all(VirtioBlkDrv *d, GError **errp)
 
     return blk_run_gen(d, nq, vg.chunk * VIRTIO_BLK_SECTOR_SIZE, blk_verify_gen, &vg, errp);
 }
+
+/* ---- generators (the engine's, used here and by the workload) ---- */
+
+BlkGenResult blk_verify_gen(BlkRun *run, void *opaque, BlkOp *op)
+{
+    BlkVerifyGen *g = opaque;
+    uint64_t tracked = run->d->tracked;
+
+    while (g->cursor < tracked) {
+        uint64_t s = g->cursor;
+        uint32_t n = (uint32_t)MIN((uint64_t)g->chunk, tracked - s);
+
+        g->cursor += n;
+        if (!blk_range_known(run->d, s, n)) {
+            continue;
+        }
+        memset(op, 0, sizeof(*op));
+        op->type = VIRTIO_BLK_T_IN;
+        op->verify = true;
+        op->sector = s;
+        op->nsect = n;
+        return BLK_GEN_OP;
+    }
+    return BLK_GEN_DONE;
+}
+
+/* A fixed list, in order, each after the previous completed. */
+BlkGenResult blk_list_gen(BlkRun *run, void *opaque, BlkOp *op)
+{
+    BlkOneGen *g = opaque;
+
+    if (g->next >= g->n) {
+        return BLK_GEN_DONE;
+    }
+    if (run->in_flight) {
+        return BLK_GEN_BLOCKED;
+    }
+    *op = g->ops[g->next++];
+    return BLK_GEN_OP;
+}
