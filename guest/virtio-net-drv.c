@@ -230,20 +230,29 @@ static uint64_t rx_buf_gpa(VirtioNetDrv *d, unsigned p, unsigned i)
     return d->rx_gpa + ((uint64_t)p * rxq(d, p)->num + i) * d->rxbuf;
 }
 
+/* The run's fatal error, "PREFIXDEV: message" (the first one wins). */
+static void run_fail_v(NetRun *run, const char *prefix, const char *fmt, va_list ap)
+    G_GNUC_PRINTF(3, 0);
+
+static void run_fail_v(NetRun *run, const char *prefix, const char *fmt, va_list ap)
+{
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+
+    if (!run->fatal) {
+        run->fatal = g_error_new(GUEST_ERROR, GUEST_ERROR_DEVICE, "%s%s: %s", prefix,
+                                 run->d->name, msg);
+    }
+}
+
 static void run_fail(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 static void run_fail(NetRun *run, const char *fmt, ...)
 {
     va_list ap;
-    g_autofree char *msg = NULL;
 
     va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
+    run_fail_v(run, "", fmt, ap);
     va_end(ap);
-    if (!run->fatal) {
-        run->fatal = g_error_new(GUEST_ERROR, GUEST_ERROR_DEVICE, "%s: %s",
-                                 run->d->name, msg);
-    }
 }
 
 static void run_mismatch(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -271,15 +280,10 @@ static void run_corrupt(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static void run_corrupt(NetRun *run, const char *fmt, ...)
 {
     va_list ap;
-    g_autofree char *msg = NULL;
 
     va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
+    run_fail_v(run, "device state in RAM corrupted: ", fmt, ap);
     va_end(ap);
-    if (!run->fatal) {
-        run->fatal = g_error_new(GUEST_ERROR, GUEST_ERROR_DEVICE,
-                                 "device state in RAM corrupted: %s: %s", run->d->name, msg);
-    }
     run->d->broken = true;
 }
 
