@@ -22,6 +22,7 @@
 
 #include "hw/virtio/vhost-user-base-int.h"
 #include "util/vhost-user-error.h"
+#include "util/vhost-user-log.h"
 
 #define VUB_STATE_MAGIC     0x53425556u     /* "VUBS" read as LE bytes */
 #define VUB_STATE_VERSION   1
@@ -229,6 +230,7 @@ bool vhost_user_base_load(VhostUserBase *vub, const void *data, size_t len,
     uint64_t features, offered;
     uint8_t status, pad[3];
     const void *state;
+    bool absent;
 
     if (vdev->status || vub->started) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
@@ -236,7 +238,13 @@ bool vhost_user_base_load(VhostUserBase *vub, const void *data, size_t len,
                     id, vdev->status);
         return false;
     }
-    if (!vub->ready) {
+    /*
+     * Postcopy may reach RUN while the back-end is away (it went between
+     * ADVISE and LISTEN): the model loads now, the back-end's own state
+     * waits for the next one (vhost_user_base_postcopy_reconnected).
+     */
+    absent = !vub->ready && vub->pc_phase == VHOST_USER_BASE_PC_LISTENING;
+    if (!vub->ready && !absent) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_STATE,
                     "%s: device state load: no back-end connected and negotiated", id);
         return false;
@@ -307,6 +315,14 @@ bool vhost_user_base_load(VhostUserBase *vub, const void *data, size_t len,
     }
     if (c.left) {
         return bad(errp, id, "%zu bytes after the end", c.left);
+    }
+    if (state_len && absent) {
+        g_bytes_unref(vub->pc_pending_state);
+        vub->pc_pending_state = g_bytes_new(state, state_len);
+        vhost_user_log(VHOST_USER_LOG_INFO, id, "device state load: no back-end right "
+                       "now (postcopy listening); its %u bytes of state go to the next "
+                       "one", state_len);
+        state_len = 0;
     }
     if (state_len && !vhost_user_base_has_device_state(vub)) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,

@@ -112,6 +112,36 @@ bool vhost_user_base_postcopy_reconnected(VhostUserBase *vub, GError **errp)
     return true;
 }
 
+/*
+ * Once a new back-end negotiated (ready), before its rings start: the
+ * back-end state a RUN without a back-end kept. The new back-end takes
+ * it, or is refused (and the state waits for the next one).
+ */
+bool vhost_user_base_postcopy_take_state(VhostUserBase *vub, GError **errp)
+{
+    gsize len;
+    const void *data;
+
+    if (!vub->pc_pending_state) {
+        return true;
+    }
+    data = g_bytes_get_data(vub->pc_pending_state, &len);
+    if (!vhost_user_base_has_device_state(vub)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_FEATURE_MISMATCH,
+                    "%s: GET_PROTOCOL_FEATURES: the migrated back-end state (%zu bytes) "
+                    "waits for this back-end, but it does not offer DEVICE_STATE",
+                    vub->vdev.id, (size_t)len);
+        return false;
+    }
+    if (!vhost_user_base_load_state(vub, data, len, errp)) {
+        return false;
+    }
+    g_clear_pointer(&vub->pc_pending_state, g_bytes_unref);
+    vhost_user_log(VHOST_USER_LOG_INFO, vub->vdev.id, "postcopy: the migrated back-end "
+                   "state (%zu bytes) went to the reconnected back-end", (size_t)len);
+    return true;
+}
+
 bool vhost_user_base_postcopy_check(VhostUserBase *vub, GError **errp)
 {
     if (!vub->ready) {
@@ -141,6 +171,18 @@ bool vhost_user_base_postcopy_advise(VhostUserBase *vub, GError **errp)
 
 bool vhost_user_base_postcopy_listen(VhostUserBase *vub, GError **errp)
 {
+    if (!vub->ready) {
+        /*
+         * The back-end went away after ADVISE: the migration goes on, and
+         * the next one is advised and listens before its memory table
+         * (vhost_user_base_postcopy_reconnected).
+         */
+        vub->pc_phase = VHOST_USER_BASE_PC_LISTENING;
+        vhost_user_log(VHOST_USER_LOG_INFO, vub->vdev.id, "postcopy: no back-end at "
+                       "POSTCOPY_LISTEN; the next one is advised and listens when it "
+                       "connects");
+        return true;
+    }
     return vub_pc_listen(vub, errp);
 }
 

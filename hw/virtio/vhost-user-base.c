@@ -339,6 +339,10 @@ static void vub_connected(VhostUserBase *vub)
     }
     vub->ready = true;
     virtio_update_host_features(&vub->vdev);
+    if (!vhost_user_base_postcopy_take_state(vub, &err)) {
+        vub_fail(vub, err);
+        return;
+    }
 
     if (vub->lost_requests || virtio_needs_reset(&vub->vdev)) {
         /* Nothing is started until the driver has reset the device. */
@@ -920,6 +924,7 @@ void vhost_user_base_free(VhostUserBase *vub)
     }
     vhost_user_base_stop(vub);
     vub_log_forget(vub);
+    g_clear_pointer(&vub->pc_pending_state, g_bytes_unref);
     /* No event may reach a freed device. */
     char_socket_set_handler(vub->chr, NULL, NULL);
     for (unsigned i = 0; i < vub->ndevs; i++) {

@@ -29,15 +29,14 @@ int64_t pc_figure(JsonObject *q, const char *key)
 
 /*
  * Capability on both sides, the destination listens, the source migrates
- * under max-bandwidth and is told to switch in the middle of the stream;
- * auto: not told, but x-postcopy-auto with a downtime-limit that the
- * rounds never meet.
+ * under max-bandwidth and is in the middle of its first round (POSTCOPY_ADVISE
+ * sent); auto: with x-postcopy-auto and a downtime-limit that the rounds
+ * never meet, so it switches by itself.
  */
-bool pc_switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
-                         bool autoswitch)
+bool pc_precopy_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
+                          bool autoswitch)
 {
     g_autofree char *started = g_strdup_printf("%s: workload started", dev);
-    g_autofree char *err = NULL;
 
     if (!mig_set_postcopy(src, true) || !mig_set_postcopy(dst, true) ||
         !mig_incoming(dst, uri) ||
@@ -62,12 +61,25 @@ bool pc_switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *
                           "migration process in progress")) {
         return false;
     }
-    err = autoswitch ? NULL : mig_qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
+    return true;
+}
+
+bool pc_start_postcopy(MigVmm *src)
+{
+    g_autofree char *err = mig_qmp_error(src, "{\"execute\":\"migrate-start-postcopy\"}");
+
     if (err) {
         g_test_fail_printf("migrate-start-postcopy refused mid-stream: %s", err);
         return false;
     }
     return true;
+}
+
+bool pc_switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
+                         bool autoswitch)
+{
+    return pc_precopy_midstream(src, dst, dev, uri, autoswitch) &&
+           (autoswitch || pc_start_postcopy(src));
 }
 
 bool pc_wait_completed(MigVmm *src, MigVmm *dst, unsigned src_timeout_ms,

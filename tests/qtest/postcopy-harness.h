@@ -25,6 +25,10 @@ int64_t pc_figure(JsonObject *q, const char *key);
  */
 bool pc_switch_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
                          bool autoswitch);
+/* pc_switch_midstream in two: up to the middle of the first round, and the switch. */
+bool pc_precopy_midstream(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
+                          bool autoswitch);
+bool pc_start_postcopy(MigVmm *src);
 /*
  * Both sides completed (the source within src_timeout_ms) and the
  * destination's MIGRATION events include dst_seq (NULL-terminated) in order.

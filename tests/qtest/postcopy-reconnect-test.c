@@ -23,6 +23,17 @@
  *   qsd    the same as refbe with qemu-storage-daemon (the VMM is the client, qsd
  *          the server): kill -9 the destination's qsd, start another on
  *          the same socket and image.
+ *   before-listen  the destination's back-end killed during precopy, after
+ *          POSTCOPY_ADVISE reached it, and a new one started before the
+ *          switch: the device advises it again (not yet listening), and at
+ *          POSTCOPY_LISTEN it listens like any other; its touch pass faults
+ *          on pages still owed; everything checks as for refbe.
+ *   absent-at-listen  the same kill, but no back-end at all at the switch:
+ *          POSTCOPY_LISTEN and the guest's start (RUN: the device model
+ *          loads, the back-end's migrated state is kept) go on without it,
+ *          the migration is not failed; the back-end started then is
+ *          advised and listens, takes the kept state, the migration
+ *          completes and everything checks as for refbe.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -130,53 +141,97 @@ static bool check_second_refbe(Proc *be)
     return true;
 }
 
-static void test_case(Fixture *f, Case c)
+/* Both VMMs with a blk device on the shared image, each with a back-end of kind c. */
+typedef struct Pair {
+    char *disk;
+    char *ds;           /* the destination back-end's socket */
+    char *uri;
+    MigVmm *src;
+    MigVmm *dst;
+    Proc *dbe;          /* the destination's first back-end */
+} Pair;
+
+static bool pair_start(Fixture *f, Case c, Pair *p)
 {
-    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
-                                           NULL };
-    g_autofree char *disk = g_build_filename(f->dir, "disk.raw", NULL);
     g_autofree char *ss = g_build_filename(f->dir, "blk-src.sock", NULL);
-    g_autofree char *ds = g_build_filename(f->dir, "blk-dst.sock", NULL);
-    g_autofree char *uri = mig_unix_uri(f, "mig.sock");
     /* The destination exits when it ends: it must outlast postcopy under ASan and load. */
     g_autofree char *wl = g_strdup_printf("blk0:rw=randrw,bs=4k,iodepth=8,runtime=20s,"
                                           "seed=%u", SEED);
-    g_autofree char *st = NULL;
     g_autoptr(GPtrArray) sa = mig_args_new();
     g_autoptr(GPtrArray) da = mig_args_new();
     MigVmmOpts so = { .ram_mb = RAM_MB, .fill = true, .shm_ram = true };
     MigVmmOpts dopts = { .ram_mb = RAM_MB, .incoming = "defer", .shm_ram = true };
-    MigVmm *src = NULL, *dst = NULL;
-    Proc *dbe, *dbe2;
-    int64_t faults0, faults1, missing0, readvised;
 
-    if (!mig_make_image(disk, IMAGE_SIZE) ||
-        !start_backend(f, c, "be-src", ss, disk, BE_PLAIN) ||
-        !(dbe = start_backend(f, c, "be-dst", ds, disk, BE_PLAIN))) {
-        return;
+    p->disk = g_build_filename(f->dir, "disk.raw", NULL);
+    p->ds = g_build_filename(f->dir, "blk-dst.sock", NULL);
+    p->uri = mig_unix_uri(f, "mig.sock");
+    if (!mig_make_image(p->disk, IMAGE_SIZE) ||
+        !start_backend(f, c, "be-src", ss, p->disk, BE_PLAIN) ||
+        !(p->dbe = start_backend(f, c, "be-dst", p->ds, p->disk, BE_PLAIN))) {
+        return false;
     }
     mig_add_blk(sa, ss, 2, wl);
-    mig_add_blk(da, ds, 2, wl);
-    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
-        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
-        !pc_switch_midstream(src, dst, "blk0", uri, false) ||
-        !(st = mig_wait_status(dst, "postcopy-active", MIG_WAIT_MS))) {
-        goto out;
-    }
-    if (strcmp(st, "postcopy-active") != 0) {
+    mig_add_blk(da, p->ds, 2, wl);
+    return (p->src = mig_vmm_start(f, "src", &so, sa)) &&
+           (p->dst = mig_vmm_start(f, "dst", &dopts, da));
+}
+
+static void pair_free(Pair *p)
+{
+    mig_vmm_free(p->src);
+    mig_vmm_free(p->dst);
+    g_free(p->disk);
+    g_free(p->ds);
+    g_free(p->uri);
+}
+
+/* The destination reached postcopy-active (not failed on the way). */
+static bool wait_dst_postcopy(MigVmm *dst)
+{
+    g_autofree char *st = mig_wait_status(dst, "postcopy-active", MIG_WAIT_MS);
+
+    if (st && strcmp(st, "postcopy-active") != 0) {
         g_test_fail_printf("the destination went %s instead of postcopy-active", st);
+        return false;
+    }
+    return st != NULL;
+}
+
+/* Both sides completed, the destination's figures and untouched RAM check. */
+static bool pair_completed(Pair *p, bool need_backend)
+{
+    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
+                                           NULL };
+
+    /* Read as zeros or never served, the second back-end's pages would differ here. */
+    return pc_wait_completed(p->src, p->dst, MIG_WAIT_MS, dst_seq) &&
+           pc_check_dst_figures(p->dst, false, need_backend) &&
+           pc_check_src(p->src, false) && pc_compare_unallocated(p->src, p->dst);
+}
+
+static void test_case(Fixture *f, Case c)
+{
+    Pair p = { 0 };
+    MigVmm *dst;
+    Proc *dbe2;
+    int64_t faults0, faults1, missing0, readvised;
+
+    if (!pair_start(f, c, &p) ||
+        !pc_switch_midstream(p.src, p.dst, "blk0", p.uri, false) ||
+        !wait_dst_postcopy(p.dst)) {
         goto out;
     }
+    dst = p.dst;
     /* The guest runs on the destination: its back-end has requests in flight. */
     if (!wait_log(dst->proc, "migration: postcopy: guest running", 1, MIG_WAIT_MS)) {
         goto out;
     }
     faults0 = dst_figure(dst, "faults-backend");
     missing0 = dst_figure(dst, "pages-missing");
-    kill_backend(dbe, ds);
+    kill_backend(p.dbe, p.ds);
     if (!wait_log(dst->proc, "blk0: disconnected", 1, MIG_WAIT_MS) ||
-        (c == CASE_NO_PAGEFAULT && !refused_no_pagefault(f, dst, ds, disk)) ||
-        !(dbe2 = start_backend(f, c, "be-dst2", ds, disk, BE_TOUCH)) ||
+        (c == CASE_NO_PAGEFAULT && !refused_no_pagefault(f, dst, p.ds, p.disk)) ||
+        !(dbe2 = start_backend(f, c, "be-dst2", p.ds, p.disk, BE_TOUCH)) ||
         !wait_log(dst->proc, "the reconnected back-end was advised again", 1,
                   MIG_WAIT_MS)) {
         goto out;
@@ -184,10 +239,7 @@ static void test_case(Fixture *f, Case c)
     g_test_message("killed the destination's back-end with %" PRId64 " pages missing, %"
                    PRId64 " back-end faults; the new one was advised again", missing0,
                    faults0);
-    /* Read as zeros or never served, the second back-end's pages would differ here. */
-    if (!pc_wait_completed(src, dst, MIG_WAIT_MS, dst_seq) ||
-        !pc_check_dst_figures(dst, false, c != CASE_QSD) ||
-        !pc_check_src(src, false) || !pc_compare_unallocated(src, dst)) {
+    if (!pair_completed(&p, c != CASE_QSD)) {
         goto out;
     }
     faults1 = dst_figure(dst, "faults-backend");
@@ -207,13 +259,83 @@ static void test_case(Fixture *f, Case c)
                            readvised, faults0, faults1);
         goto out;
     }
-    if (mig_vmm_verified(dst, 1) && mig_check_image(disk, IMAGE_SIZE, SEED) &&
+    if (mig_vmm_verified(dst, 1) && mig_check_image(p.disk, IMAGE_SIZE, SEED) &&
         c != CASE_QSD) {
         check_second_refbe(dbe2);
     }
 out:
-    mig_vmm_free(src);
-    mig_vmm_free(dst);
+    pair_free(&p);
+}
+
+/*
+ * The destination's back-end goes away between POSTCOPY_ADVISE and
+ * POSTCOPY_LISTEN; absent: its successor comes only once the guest runs
+ * on the destination, else before the switch.
+ */
+static void test_advise_listen(Fixture *f, bool absent)
+{
+    static const char *const no_be = "postcopy: no back-end at POSTCOPY_LISTEN";
+    g_autofree char *dlog = NULL;
+    Pair p = { 0 };
+    MigVmm *dst;
+    Proc *dbe2 = NULL;
+
+    if (!pair_start(f, CASE_REFBE, &p) ||
+        !pc_precopy_midstream(p.src, p.dst, "blk0", p.uri, false) ||
+        !wait_log(p.dbe, "postcopy advised: userfaultfd created", 1, MIG_WAIT_MS)) {
+        goto out;
+    }
+    dst = p.dst;
+    kill_backend(p.dbe, p.ds);
+    if (!wait_log(dst->proc, "blk0: disconnected", 1, MIG_WAIT_MS)) {
+        goto out;
+    }
+    if (!absent &&
+        (!(dbe2 = start_backend(f, CASE_REFBE, "be-dst2", p.ds, p.disk, BE_TOUCH)) ||
+         !wait_log(dst->proc, "the reconnected back-end was advised again", 1,
+                   MIG_WAIT_MS))) {
+        goto out;
+    }
+    if (!pc_start_postcopy(p.src) || !wait_dst_postcopy(dst)) {
+        goto out;
+    }
+    /* The guest starts without its back-end; the next one is advised and listens. */
+    if (absent &&
+        (!wait_log(dst->proc, no_be, 1, MIG_WAIT_MS) ||
+         !wait_log(dst->proc, "migration: postcopy: guest running", 1, MIG_WAIT_MS) ||
+         !(dbe2 = start_backend(f, CASE_REFBE, "be-dst2", p.ds, p.disk, BE_TOUCH)) ||
+         !wait_log(dst->proc, "was advised again and listens", 1, MIG_WAIT_MS))) {
+        goto out;
+    }
+    if (!pair_completed(&p, true)) {
+        goto out;
+    }
+    dlog = proc_log(dst->proc);
+    if (!absent && strstr(dlog, no_be)) {
+        g_test_fail_printf("a back-end was there at the switch, but the destination "
+                           "says:\n%s", dlog);
+        goto out;
+    }
+    if (absent && !strstr(dlog, "went to the reconnected back-end")) {
+        g_test_fail_printf("the migrated back-end state did not go to the back-end that "
+                           "came after the guest started:\n%s", dlog);
+        goto out;
+    }
+    if (mig_vmm_verified(dst, 1) && mig_check_image(p.disk, IMAGE_SIZE, SEED)) {
+        check_second_refbe(dbe2);
+    }
+out:
+    pair_free(&p);
+}
+
+static void test_before_listen(Fixture *f, gconstpointer data)
+{
+    test_advise_listen(f, false);
+}
+
+static void test_absent_at_listen(Fixture *f, gconstpointer data)
+{
+    test_advise_listen(f, true);
 }
 
 static void test_refbe(Fixture *f, gconstpointer data)
@@ -242,5 +364,9 @@ int main(int argc, char **argv)
                test_no_pagefault, fixture_teardown);
     g_test_add("/postcopy-reconnect/qsd", Fixture, NULL, fixture_setup, test_qsd,
                fixture_teardown);
+    g_test_add("/postcopy-reconnect/before-listen", Fixture, NULL, fixture_setup,
+               test_before_listen, fixture_teardown);
+    g_test_add("/postcopy-reconnect/absent-at-listen", Fixture, NULL, fixture_setup,
+               test_absent_at_listen, fixture_teardown);
     return g_test_run();
 }

@@ -105,6 +105,11 @@ struct VhostUserBase {
      */
     VhostUserBasePostcopyPhase pc_phase;
     unsigned pc_readvised;
+    /*
+     * The back-end state a postcopy RUN loaded while no back-end was
+     * there: handed to the next one that negotiates, kept until one took it.
+     */
+    GBytes *pc_pending_state;
     VhostUserBasePostcopyUfdFn pc_ufd_fn;
     void *pc_ufd_opaque;
 };
@@ -153,6 +158,7 @@ void vhost_user_base_report_error(VhostUserBase *vub, GError *err);
  */
 void vhost_user_base_postcopy_disconnected(VhostUserBase *vub);
 bool vhost_user_base_postcopy_reconnected(VhostUserBase *vub, GError **errp);
+bool vhost_user_base_postcopy_take_state(VhostUserBase *vub, GError **errp);
 
 /* All rings of the device. */
 unsigned vhost_user_base_total_rings(const VhostUserBase *vub);
