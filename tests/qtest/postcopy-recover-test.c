@@ -31,6 +31,9 @@
  *           go on it until the first cut, on the main connection after
  *   quit-paused  both sides paused, QMP quit to the source and SIGTERM to
  *           the destination: each exits within QUIT_MS, after one request
+ *   preempt-cut  postcopy-preempt, and the relay cuts the second connection
+ *           alone mid-postcopy: no pause, the requests go on the main
+ *           connection, completed, every block verifies
  *   lost-ack  the relay cuts instead of passing the destination's final
  *           VUOK: the source pauses (past END), migrate-recover on the
  *           completed destination and resume find nothing lacking, the
@@ -73,6 +76,7 @@ typedef struct Relay {
     bool connected;
     char *err;
     int drop_ack;               /* atomic: cut instead of passing the destination's "VUOK" */
+    int cut_pre;                /* atomic: the second connection's end is its own */
     int ack_dropped;            /* atomic: it did */
     uint32_t ack_win;           /* the relay thread's: last bytes from the destination */
 } Relay;
@@ -191,7 +195,7 @@ static gpointer relay_thread(gpointer opaque)
         struct pollfd p[5] = {
             { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN },
             { .fd = r->a2, .events = POLLIN }, { .fd = r->b2, .events = POLLIN },
-            { .fd = r->a2 < 0 ? r->lfd : -1, .events = POLLIN },
+            { .fd = r->a2 == -1 ? r->lfd : -1, .events = POLLIN },
         };
         static const int peer[4] = { 1, 0, 3, 2 };
 
@@ -215,17 +219,27 @@ static gpointer relay_thread(gpointer opaque)
             continue;
         }
         for (int i = 0; i < 4; i++) {
-            if (p[i].fd >= 0 && p[i].revents && !relay_copy(r, p[i].fd, p[peer[i]].fd, i == 1)) {
-                /* One side ended: so does the rest, as a proxy's would. */
-                g_mutex_lock(&r->lock);
-                for (int k = 0; k < 4; k++) {
-                    if (p[k].fd >= 0) {
-                        shutdown(p[k].fd, SHUT_RDWR);
-                    }
-                }
-                g_mutex_unlock(&r->lock);
-                return NULL;
+            if (p[i].fd < 0 || !p[i].revents || relay_copy(r, p[i].fd, p[peer[i]].fd, i == 1)) {
+                continue;
             }
+            if (i >= 2 && g_atomic_int_get(&r->cut_pre)) {
+                /* relay_cut_preempt: the second connection alone ends. */
+                g_mutex_lock(&r->lock);
+                close(r->a2);
+                close(r->b2);
+                r->a2 = r->b2 = -2;     /* not -1: no further second connection */
+                g_mutex_unlock(&r->lock);
+                break;
+            }
+            /* One side ended: so does the rest, as a proxy's would. */
+            g_mutex_lock(&r->lock);
+            for (int k = 0; k < 4; k++) {
+                if (p[k].fd >= 0) {
+                    shutdown(p[k].fd, SHUT_RDWR);
+                }
+            }
+            g_mutex_unlock(&r->lock);
+            return NULL;
         }
     }
     return NULL;
@@ -276,6 +290,25 @@ static void relay_cut(Relay *r)
         }
         *fds[i] = -1;
     }
+}
+
+/*
+ * The second connection (postcopy-preempt) alone ends, both sides at once;
+ * the first goes on. False if there was none.
+ */
+static bool relay_cut_preempt(Relay *r)
+{
+    bool had;
+
+    g_atomic_int_set(&r->cut_pre, 1);
+    g_mutex_lock(&r->lock);
+    had = r->a2 >= 0 && r->b2 >= 0;
+    if (had) {
+        shutdown(r->a2, SHUT_RDWR);
+        shutdown(r->b2, SHUT_RDWR);
+    }
+    g_mutex_unlock(&r->lock);
+    return had;
 }
 
 static void relay_free(Relay *r)
@@ -819,6 +852,70 @@ out:
     mig_vmm_free(dst);
 }
 
+/*
+ * postcopy-preempt, and its second connection alone breaks mid-postcopy:
+ * no pause, requested pages go on the main connection (the destination
+ * asks again for what was lost on the second), completed and verified.
+ */
+static void test_preempt_cut(Fixture *f, gconstpointer data)
+{
+    static const char *const dst_seq[] = { "active", "postcopy-active", "completed", NULL };
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *ruri = NULL;
+    g_autofree char *slog = NULL;
+    g_autofree char *events = NULL;
+    MigVmm *src = NULL, *dst = NULL;
+    Relay *r1 = NULL;
+    int64_t req0;
+    int code = -1;
+
+    if (!start_pair(f, false, true, &src, &dst, &r1, &ruri)) {
+        goto out;
+    }
+    mig_set_params(src, BW, -1);
+    if (!mig_migrate(src, ruri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS) ||
+        !expect_ok(src, "{\"execute\":\"migrate-start-postcopy\"}") ||
+        !status_is(dst, "postcopy-active") ||
+        !wait_log(dst->proc, "postcopy-preempt: the source's second connection is here", 1,
+                  MIG_WAIT_MS) ||
+        !wait_mid_postcopy(dst)) {
+        goto out;
+    }
+    req0 = dst_figure(dst, "requests");
+    if (!relay_cut_preempt(r1)) {
+        g_test_fail_printf("the relay has no second connection to cut");
+        goto out;
+    }
+    if (!wait_log(dst->proc, "requested pages come on the main connection", 1,
+                  MIG_WAIT_MS) ||
+        !pc_wait_completed(src, dst, MIG_WAIT_MS * 2, dst_seq)) {
+        goto out;
+    }
+    /*
+     * Completed means nothing was missing at END. The destination exits
+     * once its workload ends: asked no more, its events were kept.
+     */
+    events = mig_events_str(dst);
+    g_test_message("destination: %" PRId64 " requests at the cut; events %s", req0, events);
+    if (strstr(events, "postcopy-paused")) {
+        g_test_fail_printf("the destination paused: events %s", events);
+        goto out;
+    }
+    if (!mig_vmm_end(src, &code, NULL, &slog)) {
+        goto out;
+    }
+    if (code != 0 || qtest_count(slog, "migration: postcopy paused") ||
+        !strstr(slog, "after postcopy")) {
+        g_test_fail_printf("source: exit %d, paused, or no completion:\n%s", code, slog);
+        goto out;
+    }
+    mig_postcopy_verify(src, dst, false, img, IMAGE_SIZE, SEED);
+out:
+    relay_free(r1);
+    mig_vmm_free(src);
+    mig_vmm_free(dst);
+}
+
 static void test_blk(Fixture *f, gconstpointer data)
 {
     test_recover(f, false, false);
@@ -847,5 +944,7 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/postcopy-recover/preempt", Fixture, NULL, fixture_setup, test_preempt,
                fixture_teardown);
+    g_test_add("/postcopy-recover/preempt-cut", Fixture, NULL, fixture_setup,
+               test_preempt_cut, fixture_teardown);
     return g_test_run();
 }
