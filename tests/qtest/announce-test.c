@@ -48,7 +48,7 @@ static AnCtx *an_start(bool rarp, unsigned queues)
     add_arg(a->t, "unix:%s,server=on,wait=off", qmp_path);
     a->t->vmm = current_vmm = qtest_vmm_spawnv(a->t->args);
     tb_wait_rings_started(a->t->tb, 1, 2 * queues, WAIT_MS);
-    a->qmp = qmp_client_connect(qmp_path, WAIT_MS);
+    a->qmp = qmp_client_connect_log(qmp_path, WAIT_MS, qtest_vmm_log_cb, a->t->vmm);
     return a;
 }
 

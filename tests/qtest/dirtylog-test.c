@@ -60,7 +60,7 @@ static DlCtx *dl_start(const TbConfig *cfg)
     d->t->vmm = current_vmm = qtest_vmm_spawnv(d->t->args);
     wait_stderr_n(d->t, "net0: started 2 rings", 1);
     tb_wait_rings_started(d->t->tb, 1, 2, WAIT_MS);
-    d->qmp = qmp_client_connect(qmp_path, WAIT_MS);
+    d->qmp = qmp_client_connect_log(qmp_path, WAIT_MS, qtest_vmm_log_cb, d->t->vmm);
     return d;
 }
 

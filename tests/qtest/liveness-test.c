@@ -107,7 +107,7 @@ static LvCtx *lv_start(const TbConfig *cfg, const char *chardev_extra)
     add_arg(l->t, "unix:%s,server=on,wait=off", l->qmp_path);
     l->t->vmm = current_vmm = qtest_vmm_spawnv(l->t->args);
     tb_wait_rings_started(l->t->tb, 1, 2, WAIT_MS);
-    l->qmp = qmp_client_connect(l->qmp_path, WAIT_MS);
+    l->qmp = qmp_client_connect_log(l->qmp_path, WAIT_MS, qtest_vmm_log_cb, l->t->vmm);
     return l;
 }
 

@@ -74,7 +74,7 @@ static HpCtx *hp_start_dev(const TbConfig *cfg, bool iommu)
     h->t->vmm = current_vmm = qtest_vmm_spawnv(h->t->args);
     wait_stderr_n(h->t, "net0: started 2 rings", 1);
     tb_wait_rings_started(h->t->tb, 1, 2, WAIT_MS);
-    h->qmp = qmp_client_connect(h->qmp_path, WAIT_MS);
+    h->qmp = qmp_client_connect_log(h->qmp_path, WAIT_MS, qtest_vmm_log_cb, h->t->vmm);
     return h;
 }
 

@@ -81,7 +81,7 @@ static bool start_side(Fixture *f, Side *side, const char *name, const char *con
     if (!side->vmm || !wait_socket(side->vmm, qmp_path)) {
         return false;
     }
-    side->qmp = qmp_client_connect(qmp_path, MIG_WAIT_MS);
+    side->qmp = qmp_client_connect_log(qmp_path, MIG_WAIT_MS, proc_log_cb, side->vmm);
     return true;
 }
 
@@ -279,7 +279,7 @@ static void test_blocker(void)
     add_arg(t, "unix:%s,server=on,wait=off", qmp_path);
     t->vmm = current_vmm = qtest_vmm_spawnv(t->args);
     wait_stderr_n(t, "net0: started 2 rings", 1);
-    qmp = qmp_client_connect(qmp_path, WAIT_MS);
+    qmp = qmp_client_connect_log(qmp_path, WAIT_MS, qtest_vmm_log_cb, t->vmm);
 
     err = qmp_client_fails(qmp, "GenericError", "{\"execute\":\"migrate\",\"arguments\":"
                            "{\"uri\":\"unix:%s/nobody.sock\"}}", t->dir);

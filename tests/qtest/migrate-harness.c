@@ -121,7 +121,7 @@ MigVmm *mig_vmm_start(Fixture *f, const char *name, const MigVmmOpts *o, GPtrArr
         mig_vmm_free(v);
         return NULL;
     }
-    v->qmp = qmp_client_connect(qmp_path, MIG_WAIT_MS);
+    v->qmp = qmp_client_connect_log(qmp_path, MIG_WAIT_MS, proc_log_cb, v->proc);
     return v;
 }
 

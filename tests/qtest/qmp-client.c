@@ -3,6 +3,8 @@
  * The tests' QMP client; see qmp-client.h.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,7 +18,48 @@ struct QmpClient {
     GString *in;                /* received, not yet split into lines */
     GPtrArray *events;          /* JsonNode * of every event */
     unsigned next_id;
+    QmpClientLogFn log_fn;      /* the VMM's stderr so far, or NULL */
+    void *log_opaque;
 };
+
+/* Lines of the VMM's stderr shown before a fatal error. */
+#define QMP_CLIENT_LOG_TAIL     80
+
+/*
+ * A failure to talk to the VMM ends the test: first the tail of the
+ * VMM's stderr (why it closed the socket or went silent is usually
+ * there), then g_error with msg.
+ */
+static void qmp_client_fatal(QmpClient *c, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3) G_GNUC_NORETURN;
+
+static void qmp_client_fatal(QmpClient *c, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (c && c->log_fn) {
+        g_autofree char *log = c->log_fn(c->log_opaque);
+        const char *tail = log ? log + strlen(log) : NULL;
+        unsigned n = 0;
+
+        /* Back over QMP_CLIENT_LOG_TAIL lines (the last newline ends the last one). */
+        while (tail && tail > log && n <= QMP_CLIENT_LOG_TAIL) {
+            tail--;
+            n += *tail == '\n';
+        }
+        if (tail && n > QMP_CLIENT_LOG_TAIL) {
+            tail++;
+        }
+        fprintf(stderr, "%s\n--- the VMM's stderr, last %u lines ---\n%s--- end ---\n",
+                msg, QMP_CLIENT_LOG_TAIL, tail ? tail : "(none)\n");
+        fflush(stderr);
+    }
+    g_error("%s", msg);
+}
 
 static int qmp_client_try_connect(const char *path)
 {
@@ -72,16 +115,16 @@ static char *qmp_client_read_line(QmpClient *c, gint64 deadline)
     }
 }
 
-static JsonNode *qmp_client_parse(const char *what, const char *line)
+static JsonNode *qmp_client_parse(QmpClient *c, const char *what, const char *line)
 {
     g_autoptr(JsonParser) p = json_parser_new();
     g_autoptr(GError) err = NULL;
 
     if (!json_parser_load_from_data(p, line, -1, &err)) {
-        g_error("QMP %s: the VMM sent invalid JSON (%s): %s", what, err->message, line);
+        qmp_client_fatal(c, "QMP %s: the VMM sent invalid JSON (%s): %s", what, err->message, line);
     }
     if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
-        g_error("QMP %s: the VMM sent a non-object: %s", what, line);
+        qmp_client_fatal(c, "QMP %s: the VMM sent a non-object: %s", what, line);
     }
     return json_node_copy(json_parser_get_root(p));
 }
@@ -96,10 +139,10 @@ static JsonNode *qmp_client_wait_reply(QmpClient *c, const char *what)
         JsonNode *n;
 
         if (!line) {
-            g_error("QMP %s: no reply within %d ms (or the VMM closed the socket)",
+            qmp_client_fatal(c, "QMP %s: no reply within %d ms (or the VMM closed the socket)",
                     what, QMP_CLIENT_TIMEOUT_MS);
         }
-        n = qmp_client_parse(what, line);
+        n = qmp_client_parse(c, what, line);
         if (json_object_has_member(json_node_get_object(n), "event")) {
             g_ptr_array_add(c->events, n);
             continue;
@@ -119,7 +162,7 @@ static void qmp_client_send(QmpClient *c, const char *what, const char *text)
             continue;
         }
         if (n <= 0) {
-            g_error("QMP %s: send: %s", what, g_strerror(errno));
+            qmp_client_fatal(c, "QMP %s: send: %s", what, g_strerror(errno));
         }
         off += n;
     }
@@ -127,14 +170,23 @@ static void qmp_client_send(QmpClient *c, const char *what, const char *text)
 
 QmpClient *qmp_client_connect(const char *path, unsigned timeout_ms)
 {
+    return qmp_client_connect_log(path, timeout_ms, NULL, NULL);
+}
+
+QmpClient *qmp_client_connect_log(const char *path, unsigned timeout_ms,
+                                  QmpClientLogFn log_fn, void *log_opaque)
+{
     gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
     QmpClient *c = g_new0(QmpClient, 1);
     JsonObject *qmp;
     JsonNode *greeting, *reply;
 
+    c->log_fn = log_fn;
+    c->log_opaque = log_opaque;
     while ((c->fd = qmp_client_try_connect(path)) < 0) {
         if (g_get_monotonic_time() > deadline) {
-            g_error("cannot connect to the QMP socket %s within %u ms", path, timeout_ms);
+            qmp_client_fatal(c, "cannot connect to the QMP socket %s within %u ms", path,
+                             timeout_ms);
         }
         g_usleep(20 * 1000);
     }
@@ -146,7 +198,7 @@ QmpClient *qmp_client_connect(const char *path, unsigned timeout_ms)
     qmp = json_object_get_object_member(json_node_get_object(greeting), "QMP");
     if (!qmp || !json_object_has_member(qmp, "version") ||
         !json_object_has_member(qmp, "capabilities")) {
-        g_error("QMP greeting lacks QMP.version or QMP.capabilities: %s",
+        qmp_client_fatal(c, "QMP greeting lacks QMP.version or QMP.capabilities: %s",
                 json_to_string(greeting, FALSE));
     }
     json_node_unref(greeting);
@@ -170,7 +222,7 @@ static JsonNode *qmp_client_vcmd(QmpClient *c, const char *fmt, va_list ap)
 {
     g_autofree char *text = g_strdup_vprintf(fmt, ap);
     g_autofree char *out = NULL;
-    JsonNode *req = qmp_client_parse("request", text);
+    JsonNode *req = qmp_client_parse(c, "request", text);
     JsonNode *reply;
     JsonObject *r;
     unsigned id = c->next_id++;
@@ -183,7 +235,7 @@ static JsonNode *qmp_client_vcmd(QmpClient *c, const char *fmt, va_list ap)
     r = json_node_get_object(reply);
     if (!json_object_has_member(r, "id") ||
         json_object_get_int_member(r, "id") != id) {
-        g_error("QMP %s: reply without our id %u: %s", text, id,
+        qmp_client_fatal(c, "QMP %s: reply without our id %u: %s", text, id,
                 json_to_string(reply, FALSE));
     }
     return reply;
@@ -212,7 +264,7 @@ JsonNode *qmp_client_ok(QmpClient *c, const char *fmt, ...)
     if (!ret) {
         g_autofree char *text = json_to_string(reply, FALSE);
 
-        g_error("QMP command failed: %s", text);
+        qmp_client_fatal(c, "QMP command failed: %s", text);
     }
     ret = json_node_copy(ret);
     json_node_unref(reply);
@@ -235,7 +287,7 @@ char *qmp_client_fails(QmpClient *c, const char *cls, const char *fmt, ...)
         (cls && g_strcmp0(json_object_get_string_member(err, "class"), cls))) {
         g_autofree char *text = json_to_string(reply, FALSE);
 
-        g_error("QMP: expected an error%s%s, got: %s", cls ? " of class " : "",
+        qmp_client_fatal(c, "QMP: expected an error%s%s, got: %s", cls ? " of class " : "",
                 cls ? cls : "", text);
     }
     desc = g_strdup(json_object_get_string_member(err, "desc"));
@@ -252,12 +304,13 @@ void qmp_client_wait_event(QmpClient *c, const char *name, unsigned count)
         JsonNode *n;
 
         if (!line) {
-            g_error("QMP: waited %d ms for event %s #%u, got %u", QMP_CLIENT_TIMEOUT_MS,
+            qmp_client_fatal(c, "QMP: waited %d ms for event %s #%u, got %u", QMP_CLIENT_TIMEOUT_MS,
                     name, count, qmp_client_event_count(c, name));
         }
-        n = qmp_client_parse(name, line);
+        n = qmp_client_parse(c, name, line);
         if (!json_object_has_member(json_node_get_object(n), "event")) {
-            g_error("QMP: a reply nobody asked for while waiting for %s: %s", name, line);
+            qmp_client_fatal(c, "QMP: a reply nobody asked for while waiting for %s: %s", name,
+                             line);
         }
         g_ptr_array_add(c->events, n);
     }

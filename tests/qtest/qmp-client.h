@@ -20,8 +20,17 @@
 
 typedef struct QmpClient QmpClient;
 
+/* The VMM's stderr so far (caller frees), or NULL. */
+typedef char *(*QmpClientLogFn)(void *opaque);
+
 /* Connects (retrying until timeout_ms while the socket is not there yet). */
 QmpClient *qmp_client_connect(const char *path, unsigned timeout_ms);
+/*
+ * The same, and every fatal error first prints the tail of what log_fn
+ * returns (the VMM's stderr): a CI failure says why the VMM went away.
+ */
+QmpClient *qmp_client_connect_log(const char *path, unsigned timeout_ms,
+                                  QmpClientLogFn log_fn, void *log_opaque);
 void qmp_client_free(QmpClient *c);
 
 /*

@@ -333,6 +333,11 @@ bool qtest_vmm_wait_stderr_count(QtestVmm *vmm, const char *substr, unsigned cou
     return ok;
 }
 
+char *qtest_vmm_log_cb(void *vmm)
+{
+    return qtest_vmm_stderr(vmm);
+}
+
 char *qtest_vmm_stderr(QtestVmm *vmm)
 {
     char *s;

@@ -51,6 +51,8 @@ void qtest_vmm_wait_for_stderr_line(QtestVmm *vmm, const char *substr,
                                     unsigned timeout_ms);
 /* All stderr so far (caller frees). */
 char *qtest_vmm_stderr(QtestVmm *vmm);
+/* qtest_vmm_stderr for qmp_client_connect_log (a QmpClientLogFn). */
+char *qtest_vmm_log_cb(void *vmm);
 /*
  * All of stdout once the process closed it (caller frees), waiting up to
  * timeout_ms for that; NULL on timeout. Stderr is complete by then too.

@@ -86,7 +86,7 @@ static void test_dpdk_announce(Fixture *f, gconstpointer data)
         !wait_log(vmm, "net0: workload started", 1, WAIT_MS)) {
         return;
     }
-    qmp = qmp_client_connect(qmp_path, WAIT_MS);
+    qmp = qmp_client_connect_log(qmp_path, WAIT_MS, proc_log_cb, vmm);
     g_usleep(300 * 1000);
     json_node_unref(qmp_client_ok(qmp, "{\"execute\":\"announce-self\",\"arguments\":"
                                   "{\"initial\":50,\"max\":50,\"step\":0,\"rounds\":%u,"

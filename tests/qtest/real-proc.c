@@ -82,6 +82,11 @@ static void proc_free(gpointer data)
     g_free(p);
 }
 
+char *proc_log_cb(void *p)
+{
+    return proc_log(p);
+}
+
 char *proc_log(const Proc *p)
 {
     char *s = NULL;

@@ -42,6 +42,8 @@ bool proc_wait(Proc *p, unsigned timeout_ms);
 void proc_stop(Proc *p);
 /* Its log file's content (newly allocated). */
 char *proc_log(const Proc *p);
+/* proc_log for qmp_client_connect_log (a QmpClientLogFn). */
+char *proc_log_cb(void *p);
 /*
  * Spawns argv in f's directory with stdout to out_path (or the log when
  * NULL), stderr to the log and, with stdin_pipe, stdin from a pipe kept
