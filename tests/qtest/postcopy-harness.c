@@ -121,6 +121,27 @@ bool pc_migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *
 }
 
 /*
+ * One side's (guest: the vCPUs, backend: the back-ends) blocktime in
+ * query-migrate: its own per-fault percentiles in order, the total at
+ * least the longest fault; with need, faults that blocked (max > 0).
+ */
+static bool pc_check_side_times(JsonObject *q, const char *side, bool need)
+{
+    g_autofree char *k_total = g_strdup_printf("blocktime-%s-us", side);
+    g_autofree char *k50 = g_strdup_printf("%s-p50-us", side);
+    g_autofree char *k90 = g_strdup_printf("%s-p90-us", side);
+    g_autofree char *k99 = g_strdup_printf("%s-p99-us", side);
+    g_autofree char *kmax = g_strdup_printf("%s-max-us", side);
+    int64_t total = pc_figure(q, k_total), p50 = pc_figure(q, k50), p90 = pc_figure(q, k90);
+    int64_t p99 = pc_figure(q, k99), max = pc_figure(q, kmax);
+
+    g_test_message("%s blocktime: total %" PRId64 " us, p50/p90/p99/max %" PRId64 "/%"
+                   PRId64 "/%" PRId64 "/%" PRId64 " us", side, total, p50, p90, p99, max);
+    return p50 >= 0 && p50 <= p90 && p90 <= p99 && p99 <= max && max <= total &&
+           (!need || max > 0);
+}
+
+/*
  * The destination's postcopy figures after completion: nothing missing,
  * faults of the guest served by requests, and (need_backend) faults of
  * the back-end too.
@@ -137,6 +158,11 @@ bool pc_check_dst_figures(MigVmm *dst, bool need_guest, bool need_backend)
     int64_t fb = pc_figure(q, "faults-backend");
 
     g_test_message("destination: %s", j);
+    if (!pc_check_side_times(q, "guest", need_guest) ||
+        !pc_check_side_times(q, "backend", need_backend)) {
+        g_test_fail_printf("destination's postcopy blocktime figures: %s", j);
+        return false;
+    }
     if (missing != 0 || placed <= 0 || (need_guest && (fg <= 0 || requests <= 0)) ||
         (need_backend && fb <= 0)) {
         g_test_fail_printf("destination's postcopy figures: missing %" PRId64 ", placed %"

@@ -197,6 +197,27 @@ static bool wait_dst_postcopy(MigVmm *dst)
     return st != NULL;
 }
 
+/*
+ * Postcopy runs seconds here: the destination's progress line (each
+ * second) shows the faults and blocktime percentiles of both sides.
+ */
+static bool check_progress_line(MigVmm *dst)
+{
+    g_autofree char *log = proc_log(dst->proc);
+    const char *l = strstr(log, "migration: postcopy, ");
+    const char *eol = l ? strchr(l, '\n') : NULL;
+    g_autofree char *line = l ? g_strndup(l, eol ? (size_t)(eol - l) : strlen(l)) : NULL;
+
+    if (!line || !strstr(line, " pages missing, ") || !strstr(line, "; faults guest ") ||
+        !strstr(line, "; blocktime p50/p99/max guest ") || !strstr(line, " us, back-end ")) {
+        g_test_fail_printf("the destination's postcopy progress line lacks the faults or "
+                           "blocktimes: %s\n%s", line ? line : "(none)", log);
+        return false;
+    }
+    g_test_message("progress: %s", line);
+    return true;
+}
+
 /* Both sides completed, the destination's figures and untouched RAM check. */
 static bool pair_completed(Pair *p, bool need_backend)
 {
@@ -206,7 +227,8 @@ static bool pair_completed(Pair *p, bool need_backend)
     /* Read as zeros or never served, the second back-end's pages would differ here. */
     return pc_wait_completed(p->src, p->dst, MIG_WAIT_MS, dst_seq) &&
            pc_check_dst_figures(p->dst, false, need_backend) &&
-           pc_check_src(p->src, false) && pc_compare_unallocated(p->src, p->dst);
+           pc_check_src(p->src, false) && pc_compare_unallocated(p->src, p->dst) &&
+           check_progress_line(p->dst);
 }
 
 static void test_case(Fixture *f, Case c)
