@@ -30,8 +30,13 @@
  * queued; only pages still owed are sent for it; the queue is bounded
  * (PC_QUEUE_MAX) and an unknown message ends the migration.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <glib.h>
 
@@ -471,8 +476,70 @@ static void mig_out_pc_wait_preempt(MigOutPostcopy *pc)
     g_mutex_unlock(&pc->lock);
 }
 
+/*
+ * With postcopy-preempt the requested pages leave from the reader thread:
+ * the background stream (this thread) only competes with it for a CPU.
+ * On a loaded machine the reader then waits behind it to be scheduled,
+ * and a fault with it. So the background runs at a lower priority while
+ * the preempt connection serves requests (back to normal when it breaks:
+ * then this thread serves them). VHOST_USER_VMM_POSTCOPY_BG: "nice" (the
+ * default: nice 10), "idle" (SCHED_IDLE) or "normal".
+ */
+static bool mig_out_background_run(MigOut *o, bool *low, GError **errp);
+
+typedef enum PcBgPrio {
+    PC_BG_NORMAL,
+    PC_BG_NICE,
+    PC_BG_IDLE,
+} PcBgPrio;
+
+#define PC_BG_NICE_VALUE    10
+
+static PcBgPrio mig_out_pc_bg_prio(void)
+{
+    const char *e = g_getenv("VHOST_USER_VMM_POSTCOPY_BG");
+
+    return !e || !strcmp(e, "nice") ? PC_BG_NICE : !strcmp(e, "idle") ? PC_BG_IDLE :
+           PC_BG_NORMAL;
+}
+
+/* This thread's scheduling: low (as prio says) or back to normal. */
+static void mig_out_pc_bg_set(PcBgPrio prio, bool low)
+{
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    struct sched_param sp = { 0 };
+    int r = 0;
+
+    if (prio == PC_BG_IDLE) {
+        r = sched_setscheduler(tid, low ? SCHED_IDLE : SCHED_OTHER, &sp);
+    } else if (prio == PC_BG_NICE) {
+        r = setpriority(PRIO_PROCESS, (id_t)tid, low ? PC_BG_NICE_VALUE : 0);
+    }
+    if (r < 0) {
+        /* Only the latency suffers: say so once per change, go on. */
+        vmm_status("migration: postcopy: background priority %s: %s",
+                   low ? "lower" : "normal", g_strerror(errno));
+    }
+}
+
 /* The owed pages, requests first, until none is left. */
 static bool mig_out_background(MigOut *o, GError **errp)
+{
+    PcBgPrio prio = o->pc->pre ? mig_out_pc_bg_prio() : PC_BG_NORMAL;
+    bool low = prio != PC_BG_NORMAL, ok;
+
+    if (low) {
+        mig_out_pc_bg_set(prio, true);
+    }
+    ok = mig_out_background_run(o, &low, errp);
+    if (low) {
+        mig_out_pc_bg_set(prio, false);
+    }
+    return ok;
+}
+
+/* mig_out_background; *low: at a lower priority, cleared once the preempt connection broke. */
+static bool mig_out_background_run(MigOut *o, bool *low, GError **errp)
 {
     MigOutPostcopy *pc = o->pc;
     gint64 t0 = g_get_monotonic_time();
@@ -492,6 +559,18 @@ static bool mig_out_background(MigOut *o, GError **errp)
 
         if (!mig_out_serve_requests(o, errp)) {
             return false;
+        }
+        if (*low) {
+            bool broken;
+
+            g_mutex_lock(&pc->lock);
+            broken = pc->pre_broken;
+            g_mutex_unlock(&pc->lock);
+            if (broken) {
+                /* Requests come through this thread now: no longer behind anyone. */
+                mig_out_pc_bg_set(mig_out_pc_bg_prio(), false);
+                *low = false;
+            }
         }
         if (!pc_nowed(pc)) {
             break;
