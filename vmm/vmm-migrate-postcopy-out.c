@@ -133,7 +133,7 @@ static bool mig_out_pc_preempt(MigOut *o, const MigRpMsg *m)
     MigOutPostcopy *pc = o->pc;
     g_autoptr(GError) err = NULL;
     uint64_t first = m->gpa / MIG_PAGE_SIZE, end = first + m->npages, n = 0;
-    uint64_t claimed[MIG_RP_MAX_PAGES / 64] = { 0 };
+    uint64_t claimed[MIG_RP_MAX_PAGES / 64] = { 0 }, resent = 0;
     bool ok = true;
 
     G_STATIC_ASSERT(MIG_RP_MAX_PAGES % 64 == 0);
@@ -150,6 +150,18 @@ static bool mig_out_pc_preempt(MigOut *o, const MigRpMsg *m)
         }
         p = q;
     }
+    if (ok && !n) {
+        /*
+         * Nothing owed: these pages left already, on the main connection
+         * (they will arrive) or on this one, where they may be lost if it
+         * broke; a request asked again after such a break is one of those.
+         * Sent again here (the destination ignores a page it has): a broken
+         * connection then fails the write and the request goes to the main
+         * one, where pages no longer owed are served too.
+         */
+        ok = mig_ram_save_range(pc->pre, o->mem, m->gpa, m->npages, NULL, &err);
+        resent = m->npages;
+    }
     if (ok && mig_stream_flush(pc->pre, &err)) {
         mig_pc_trace("page written gpa=0x%" PRIx64 " (preempt, %" PRIu64 " pages)", m->gpa, n);
         pc_nowed_sub(pc, n);
@@ -157,7 +169,7 @@ static bool mig_out_pc_preempt(MigOut *o, const MigRpMsg *m)
         g_cond_broadcast(&pc->cond);        /* a sender waiting for nowed */
         g_mutex_unlock(&pc->lock);
         g_mutex_lock(&o->mm->lock);
-        o->mm->preempt_pages += n;
+        o->mm->preempt_pages += n + resent;     /* as the destination counts them */
         g_mutex_unlock(&o->mm->lock);
         return true;
     }
