@@ -119,14 +119,24 @@ static void char_socket_queue_event(CharSocket *chr, CharEvent event)
 
 static bool char_socket_idle_cb(int fd, unsigned events, void *opaque);
 
+/*
+ * Suspending the watch (idle_enabled false) leaves it attached: adding or
+ * removing a watch makes GLib write its context's wakeup eventfd, and the
+ * protocol layer suspends and resumes around every request, so two
+ * wakeups per request would be the price. While the loop's thread runs
+ * the request itself the loop does not poll at all; only when a request
+ * runs on another thread can the loop see the reply arrive, and then
+ * char_socket_idle_cb detaches the watch (lazily, once) and resuming
+ * attaches it again.
+ */
 static void char_socket_update_idle_watch(CharSocket *chr)
 {
-    bool want = chr->fd >= 0 && chr->idle_enabled && !chr->free_requested;
+    bool live = chr->fd >= 0 && !chr->free_requested;
 
-    if (want && !chr->idle_watch) {
+    if (live && chr->idle_enabled && !chr->idle_watch) {
         chr->idle_watch = vhost_loop_add_watch(chr->loop, chr->fd, VHOST_WATCH_IN,
                                                char_socket_idle_cb, chr);
-    } else if (!want && chr->idle_watch) {
+    } else if (!live && chr->idle_watch) {
         vhost_loop_remove_watch(chr->loop, chr->idle_watch);
         chr->idle_watch = NULL;
     }
@@ -142,6 +152,16 @@ static bool char_socket_idle_cb(int fd, unsigned events, void *opaque)
     char_socket_lock(chr);
     if (chr->fd != fd || !chr->idle_watch) {
         /* A stale dispatch for a connection already gone. */
+        char_socket_unlock(chr);
+        return false;
+    }
+    if (!chr->idle_enabled) {
+        /*
+         * A request on another thread owns the socket: whatever is there
+         * is its reply. Detach until the request resumes the watch, or the
+         * loop would spin on the level-triggered readiness meanwhile.
+         */
+        chr->idle_watch = NULL;
         char_socket_unlock(chr);
         return false;
     }

@@ -93,6 +93,8 @@ void char_socket_note_stall(CharSocket *chr, int stalled_ms);
  * While connected and idle, the chardev watches the socket: a hang-up or
  * unexpected data drops the connection. The protocol layer suspends the
  * watch while it runs a request of its own (it reads the socket itself).
+ * Suspending and resuming cost no main-loop wakeup unless the loop saw
+ * the socket become readable meanwhile (a request on another thread).
  */
 void char_socket_set_idle_watch(CharSocket *chr, bool enable);
 
