@@ -722,8 +722,9 @@ static bool char_socket_io_fail(CharSocket *chr, int code, GError **errp,
     return false;
 }
 
-bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
-                           const int *fds, size_t nfds, GError **errp)
+static bool char_socket_write(CharSocket *chr, const void *buf, size_t len,
+                              const int *fds, size_t nfds, bool *peer_gone,
+                              GError **errp)
 {
     CharIoXfer x = { 0 };
     int fd = char_socket_fd(chr);
@@ -752,12 +753,33 @@ bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
     default:
         break;
     }
+    if (peer_gone && (x.err == EPIPE || x.err == ECONNRESET)) {
+        /* Left up: what the peer sent before it went is still to be read. */
+        *peer_gone = true;
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "chardev %s: write failed: %s", chr->id, g_strerror(x.err));
+        return false;
+    }
     if (x.err == EPIPE || x.err == ECONNRESET || x.err == EBADF || x.err == ENOTCONN) {
         return char_socket_io_fail(chr, VHOST_USER_ERROR_DISCONNECTED, errp,
                                    "write failed: %s", g_strerror(x.err));
     }
     return char_socket_io_fail(chr, VHOST_USER_ERROR_LOCAL, errp,
                                "write failed: %s", g_strerror(x.err));
+}
+
+bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
+                           const int *fds, size_t nfds, GError **errp)
+{
+    return char_socket_write(chr, buf, len, fds, nfds, NULL, errp);
+}
+
+bool char_socket_write_all_keep(CharSocket *chr, const void *buf, size_t len,
+                                const int *fds, size_t nfds, bool *peer_gone,
+                                GError **errp)
+{
+    *peer_gone = false;
+    return char_socket_write(chr, buf, len, fds, nfds, peer_gone, errp);
 }
 
 /*
