@@ -486,18 +486,26 @@ static bool vhost_user_read_reply_locked(VhostUserState *u, const VhostUserMsgIn
     return true;
 }
 
-/* Sends one message; caller holds u->lock. */
+/*
+ * Sends one message; caller holds u->lock. With peer_gone, a peer that
+ * has gone leaves the connection up (char_socket_write_all_keep) and the
+ * error unprefixed, for the caller to read what it sent first.
+ */
 static bool vhost_user_send_locked(VhostUserState *u, const VhostUserMsgInfo *info,
                                    VhostUserMsg *msg, const int *fds, size_t nfds,
-                                   GError **errp)
+                                   bool *peer_gone, GError **errp)
 {
+    size_t len = VHOST_USER_HDR_SIZE + msg->hdr.size;
+
     if (vhost_user_trace_enabled()) {
         vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
                              VHOST_USER_TRACE_TX, msg, nfds, false);
     }
-    if (!char_socket_write_all(u->chr, msg, VHOST_USER_HDR_SIZE + msg->hdr.size,
-                               fds, nfds, errp)) {
-        g_prefix_error(errp, "%s: %s: ", u->name, info->name);
+    if (peer_gone ? !char_socket_write_all_keep(u->chr, msg, len, fds, nfds, peer_gone, errp)
+                  : !char_socket_write_all(u->chr, msg, len, fds, nfds, errp)) {
+        if (!peer_gone) {
+            g_prefix_error(errp, "%s: %s: ", u->name, info->name);
+        }
         return false;
     }
     u->messages_sent++;
@@ -520,13 +528,7 @@ static bool vhost_user_send_deferred_locked(VhostUserState *u, const VhostUserMs
     GError *collect_err = NULL;
     bool peer_gone;
 
-    if (vhost_user_trace_enabled()) {
-        vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
-                             VHOST_USER_TRACE_TX, msg, nfds, false);
-    }
-    if (char_socket_write_all_keep(u->chr, msg, VHOST_USER_HDR_SIZE + msg->hdr.size,
-                                   fds, nfds, &peer_gone, errp)) {
-        u->messages_sent++;
+    if (vhost_user_send_locked(u, info, msg, fds, nfds, &peer_gone, errp)) {
         return true;
     }
     if (peer_gone && u->pending_acks->len &&
@@ -550,7 +552,7 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
                                        GError **errp)
 {
     *n_rx = 0;
-    if (!vhost_user_send_locked(u, info, msg, fds, nfds, errp)) {
+    if (!vhost_user_send_locked(u, info, msg, fds, nfds, NULL, errp)) {
         return false;
     }
     if (!expect_reply) {
@@ -602,6 +604,7 @@ void vhost_user_batch_begin(VhostUserState *u)
     g_mutex_lock(&u->lock);
     if (u->batch_depth++ == 0) {
         g_clear_error(&u->batch_error);
+        u->batch_owner = g_thread_self();
     }
     g_mutex_unlock(&u->lock);
 }
@@ -616,6 +619,7 @@ bool vhost_user_batch_end(VhostUserState *u, GError **errp)
         g_mutex_unlock(&u->lock);
         return true;
     }
+    u->batch_owner = NULL;
     if (u->pending_acks->len) {
         GError *local_err = NULL;
 
@@ -825,7 +829,8 @@ static bool vhost_user_request_checked(VhostUserState *u, unsigned int vq_index,
     /* We read the socket ourselves now; the idle watch must not race us. */
     char_socket_set_idle_watch(u->chr, false);
     /* In a batch, an ack-only reply is owed rather than waited for. */
-    deferred = u->batch_depth > 0 && need_reply && !reply && !listening_reply;
+    deferred = u->batch_depth > 0 && u->batch_owner == g_thread_self() && need_reply &&
+               !reply && !listening_reply;
     /* Owed acks come first: they are ahead of any reply to this message. */
     if (u->pending_acks->len &&
         (!deferred || u->pending_acks->len >= VHOST_USER_MAX_PENDING_ACKS) &&

@@ -116,8 +116,11 @@ struct VhostUserState {
      * the batch ends, or when VHOST_USER_MAX_PENDING_ACKS are owed.
      * batch_error keeps the first failure met while collecting, for
      * vhost_user_batch_end (another thread's request may have met it).
+     * Only batch_owner's requests are deferred: another thread's request
+     * in the meantime waits for its own ack as always.
      */
     unsigned int batch_depth;
+    GThread *batch_owner;
     GArray *pending_acks;
     GError *batch_error;
 
@@ -309,7 +312,8 @@ bool vhost_user_call_listening(VhostUserState *u, unsigned int vq_index, VhostUs
  * connection. batch_end returns the first such failure of the batch
  * (also one that a request in between met first). Without REPLY_ACK
  * nothing changes: such requests have no reply to wait for anyway.
- * Batches nest; only the outermost end collects.
+ * Batches nest; only the outermost end collects. Only the requests of the
+ * thread that began the batch are pipelined.
  */
 #define VHOST_USER_MAX_PENDING_ACKS 64
 
