@@ -420,6 +420,34 @@ START_TEST(test_batch_close_in_the_middle)
 }
 END_TEST
 
+static gpointer other_thread_send(gpointer opaque)
+{
+    Fixture *f = opaque;
+    GError *err = NULL;
+
+    ck_assert_msg(send_state(f, VHOST_USER_SET_VRING_ENABLE, 3, 1, VHOST_USER_REQ_SYNC, &err),
+                  "%s", err ? err->message : "");
+    return NULL;
+}
+
+START_TEST(test_batch_is_the_owners_only)
+{
+    Fixture f;
+    GError *err = NULL;
+
+    start_acked(&f, 0, -1, -1);
+    vhost_user_batch_begin(f.u);
+    ck_assert(send_state(&f, VHOST_USER_SET_VRING_NUM, 0, 256, 0, &err));
+    ck_assert_uint_eq(f.u->pending_acks->len, 1);
+    /* Another thread's SYNC request returns once its own ack is read. */
+    g_thread_join(g_thread_new("other", other_thread_send, &f));
+    ck_assert_uint_eq(f.u->pending_acks->len, 0);
+    ck_assert_uint_eq(f.u->replies_received, 2);
+    ck_assert(vhost_user_batch_end(f.u, &err));
+    fixture_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("vhost-user-pipeline");
@@ -435,6 +463,7 @@ int main(void)
     tcase_add_test(pipe, test_batch_order_on_the_wire);
     tcase_add_test(pipe, test_batch_nack_in_the_middle);
     tcase_add_test(pipe, test_batch_close_in_the_middle);
+    tcase_add_test(pipe, test_batch_is_the_owners_only);
     suite_add_tcase(s, pipe);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
