@@ -119,14 +119,24 @@ static void char_socket_queue_event(CharSocket *chr, CharEvent event)
 
 static bool char_socket_idle_cb(int fd, unsigned events, void *opaque);
 
+/*
+ * Suspending the watch (idle_enabled false) leaves it attached: adding or
+ * removing a watch makes GLib write its context's wakeup eventfd, and the
+ * protocol layer suspends and resumes around every request, so two
+ * wakeups per request would be the price. While the loop's thread runs
+ * the request itself the loop does not poll at all; only when a request
+ * runs on another thread can the loop see the reply arrive, and then
+ * char_socket_idle_cb detaches the watch (lazily, once) and resuming
+ * attaches it again.
+ */
 static void char_socket_update_idle_watch(CharSocket *chr)
 {
-    bool want = chr->fd >= 0 && chr->idle_enabled && !chr->free_requested;
+    bool live = chr->fd >= 0 && !chr->free_requested;
 
-    if (want && !chr->idle_watch) {
+    if (live && chr->idle_enabled && !chr->idle_watch) {
         chr->idle_watch = vhost_loop_add_watch(chr->loop, chr->fd, VHOST_WATCH_IN,
                                                char_socket_idle_cb, chr);
-    } else if (!want && chr->idle_watch) {
+    } else if (!live && chr->idle_watch) {
         vhost_loop_remove_watch(chr->loop, chr->idle_watch);
         chr->idle_watch = NULL;
     }
@@ -142,6 +152,16 @@ static bool char_socket_idle_cb(int fd, unsigned events, void *opaque)
     char_socket_lock(chr);
     if (chr->fd != fd || !chr->idle_watch) {
         /* A stale dispatch for a connection already gone. */
+        char_socket_unlock(chr);
+        return false;
+    }
+    if (!chr->idle_enabled) {
+        /*
+         * A request on another thread owns the socket: whatever is there
+         * is its reply. Detach until the request resumes the watch, or the
+         * loop would spin on the level-triggered readiness meanwhile.
+         */
+        chr->idle_watch = NULL;
         char_socket_unlock(chr);
         return false;
     }
@@ -702,8 +722,9 @@ static bool char_socket_io_fail(CharSocket *chr, int code, GError **errp,
     return false;
 }
 
-bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
-                           const int *fds, size_t nfds, GError **errp)
+static bool char_socket_write(CharSocket *chr, const void *buf, size_t len,
+                              const int *fds, size_t nfds, bool *peer_gone,
+                              GError **errp)
 {
     CharIoXfer x = { 0 };
     int fd = char_socket_fd(chr);
@@ -732,12 +753,33 @@ bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
     default:
         break;
     }
+    if (peer_gone && (x.err == EPIPE || x.err == ECONNRESET)) {
+        /* Left up: what the peer sent before it went is still to be read. */
+        *peer_gone = true;
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                    "chardev %s: write failed: %s", chr->id, g_strerror(x.err));
+        return false;
+    }
     if (x.err == EPIPE || x.err == ECONNRESET || x.err == EBADF || x.err == ENOTCONN) {
         return char_socket_io_fail(chr, VHOST_USER_ERROR_DISCONNECTED, errp,
                                    "write failed: %s", g_strerror(x.err));
     }
     return char_socket_io_fail(chr, VHOST_USER_ERROR_LOCAL, errp,
                                "write failed: %s", g_strerror(x.err));
+}
+
+bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
+                           const int *fds, size_t nfds, GError **errp)
+{
+    return char_socket_write(chr, buf, len, fds, nfds, NULL, errp);
+}
+
+bool char_socket_write_all_keep(CharSocket *chr, const void *buf, size_t len,
+                                const int *fds, size_t nfds, bool *peer_gone,
+                                GError **errp)
+{
+    *peer_gone = false;
+    return char_socket_write(chr, buf, len, fds, nfds, peer_gone, errp);
 }
 
 /*

@@ -83,6 +83,7 @@ VhostUserState *vhost_user_state_new(CharSocket *chr, const char *name)
     g_mutex_init(&u->hook_lock);
     u->wait_fds = g_array_new(FALSE, FALSE, sizeof(VhostUserWaitFd));
     u->conn_hooks = g_array_new(FALSE, FALSE, sizeof(VhostUserConnHook));
+    u->pending_acks = g_array_new(FALSE, FALSE, sizeof(VhostUserPendingAck));
     u->supported_protocol_features = vhost_user_frontend_protocol_features();
     u->queue_num = 1;
     return u;
@@ -127,6 +128,8 @@ void vhost_user_state_free(VhostUserState *u)
     }
     g_array_free(u->wait_fds, TRUE);
     g_array_free(u->conn_hooks, TRUE);
+    g_array_free(u->pending_acks, TRUE);
+    g_clear_error(&u->batch_error);
     g_clear_error(&u->async_error);
     g_mutex_clear(&u->hook_lock);
     g_mutex_clear(&u->lock);
@@ -143,6 +146,8 @@ void vhost_user_state_reset(VhostUserState *u)
     u->backend_features = 0;
     __atomic_store_n(&u->protocol_features, 0, __ATOMIC_RELEASE);
     u->queue_num = 1;
+    /* Acks owed by the old connection never come on a new one. */
+    g_array_set_size(u->pending_acks, 0);
     /* Called on both CLOSED and OPENED: count only the connections. */
     if (char_socket_is_connected(u->chr)) {
         g_atomic_int_inc(&u->connection);
@@ -420,47 +425,32 @@ static bool reply_header_check(const VhostUserHeader *hdr, void *opaque, GError 
 }
 
 /*
- * Sends one message and, when expect_reply, reads and validates its reply,
- * all of it within timeout_ms (one deadline for the wait and the bytes: a
- * reply that starts and then stops costs no more than one that never
- * comes). Caller holds u->lock. The reply lands in *reply; fds that the
- * caller may keep are returned in rx_fds/n_rx (the caller closes what it
- * does not take, also on failure).
+ * Reads and validates the reply to the request info (msg, when given, is
+ * the request for the row's semantic check; acked: the reply is an ack,
+ * whose status must be 0), within timeout_ms from now: one deadline for the
+ * wait and the bytes (a reply that starts and then stops costs no more than
+ * one that never comes). ring (or -1) names the ring in errors. Caller
+ * holds u->lock. Fds the caller may keep land in rx_fds/n_rx (the caller
+ * closes what it does not take, also on failure).
  */
-static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo *info,
-                                       VhostUserMsg *msg, const int *fds, size_t nfds,
-                                       bool expect_reply, bool acked, int timeout_ms,
-                                       VhostUserMsg *reply, int *rx_fds, size_t *n_rx,
-                                       GError **errp)
+static bool vhost_user_read_reply_locked(VhostUserState *u, const VhostUserMsgInfo *info,
+                                         const VhostUserMsg *msg, int ring, bool acked,
+                                         int timeout_ms, VhostUserMsg *reply, int *rx_fds,
+                                         size_t *n_rx, GError **errp)
 {
-    int64_t deadline;
-
-    bool trace = vhost_user_trace_enabled();
     ReplyHeaderCheck rc = { .request = info->id, .acked = acked };
+    int64_t deadline = char_io_deadline(timeout_ms);
+    g_autofree char *what = ring >= 0 ? g_strdup_printf("%s of ring %d", info->name, ring)
+                                      : g_strdup(info->name);
 
     *n_rx = 0;
-    if (trace) {
-        vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
-                             VHOST_USER_TRACE_TX, msg, nfds, false);
-    }
-    if (!char_socket_write_all(u->chr, msg, VHOST_USER_HDR_SIZE + msg->hdr.size,
-                               fds, nfds, errp)) {
-        g_prefix_error(errp, "%s: %s: ", u->name, info->name);
-        return false;
-    }
-    u->messages_sent++;
-    if (!expect_reply) {
-        return true;
-    }
-
     /*
      * The back-end may need an answer on one of the registered fds (the
      * back-end channel, later the postcopy fault fd) before it can reply:
      * serve them while waiting. See vhost_user_wait_reply.
      */
-    deadline = char_io_deadline(timeout_ms);
     if (!vhost_user_wait_reply(u, deadline, timeout_ms, errp)) {
-        g_prefix_error(errp, "%s: %s reply: ", u->name, info->name);
+        g_prefix_error(errp, "%s: %s reply: ", u->name, what);
         return false;
     }
     /* The header first: nothing of the payload is read before it is checked. */
@@ -474,15 +464,15 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
         g_prefix_error(errp, "%s: ", u->name);
         return false;
     }
-    if (trace) {
+    if (vhost_user_trace_enabled()) {
         vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
                              VHOST_USER_TRACE_RX, reply, *n_rx, true);
     }
     u->replies_received++;
     if (!vhost_user_msg_validate_reply_payload(VHOST_USER_CHANNEL_FRONTEND, info->id,
                                                acked, reply, *n_rx, errp) ||
-        (!acked && !vhost_user_msg_check_reply(VHOST_USER_CHANNEL_FRONTEND, msg, reply,
-                                               errp))) {
+        (!acked && msg && !vhost_user_msg_check_reply(VHOST_USER_CHANNEL_FRONTEND, msg,
+                                                      reply, errp))) {
         prefix_reply_error(*errp, info->name);
         g_prefix_error(errp, "%s: ", u->name);
         return false;
@@ -490,10 +480,177 @@ static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo
     if (acked && reply->payload.u64 != 0) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED,
                     "%s: back-end failed %s (status %" PRIu64 ")",
-                    u->name, info->name, reply->payload.u64);
+                    u->name, what, reply->payload.u64);
         return false;
     }
     return true;
+}
+
+/*
+ * Sends one message; caller holds u->lock. With peer_gone, a peer that
+ * has gone leaves the connection up (char_socket_write_all_keep) and the
+ * error unprefixed, for the caller to read what it sent first.
+ */
+static bool vhost_user_send_locked(VhostUserState *u, const VhostUserMsgInfo *info,
+                                   VhostUserMsg *msg, const int *fds, size_t nfds,
+                                   bool *peer_gone, GError **errp)
+{
+    size_t len = VHOST_USER_HDR_SIZE + msg->hdr.size;
+
+    if (vhost_user_trace_enabled()) {
+        vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
+                             VHOST_USER_TRACE_TX, msg, nfds, false);
+    }
+    if (peer_gone ? !char_socket_write_all_keep(u->chr, msg, len, fds, nfds, peer_gone, errp)
+                  : !char_socket_write_all(u->chr, msg, len, fds, nfds, errp)) {
+        if (!peer_gone) {
+            g_prefix_error(errp, "%s: %s: ", u->name, info->name);
+        }
+        return false;
+    }
+    u->messages_sent++;
+    return true;
+}
+
+static bool vhost_user_collect_acks_locked(VhostUserState *u, GError **errp);
+
+/*
+ * Sends a message whose ack is owed. If the back-end has gone meanwhile,
+ * the acks it sent before it went are read first: the first missing one
+ * names the message it stopped at, which this one (sent later, since
+ * nothing waited) may not be. Caller holds u->lock and drops the
+ * connection on failure.
+ */
+static bool vhost_user_send_deferred_locked(VhostUserState *u, const VhostUserMsgInfo *info,
+                                            VhostUserMsg *msg, const int *fds, size_t nfds,
+                                            GError **errp)
+{
+    GError *collect_err = NULL;
+    bool peer_gone;
+
+    if (vhost_user_send_locked(u, info, msg, fds, nfds, &peer_gone, errp)) {
+        return true;
+    }
+    if (peer_gone && u->pending_acks->len &&
+        !vhost_user_collect_acks_locked(u, &collect_err)) {
+        g_clear_error(errp);
+        g_propagate_error(errp, collect_err);
+        return false;
+    }
+    g_prefix_error(errp, "%s: %s: ", u->name, info->name);
+    return false;
+}
+
+/*
+ * Sends one message and, when expect_reply, reads and validates its reply
+ * (vhost_user_read_reply_locked). Caller holds u->lock.
+ */
+static bool vhost_user_transact_locked(VhostUserState *u, const VhostUserMsgInfo *info,
+                                       VhostUserMsg *msg, const int *fds, size_t nfds,
+                                       bool expect_reply, bool acked, int timeout_ms,
+                                       VhostUserMsg *reply, int *rx_fds, size_t *n_rx,
+                                       GError **errp)
+{
+    *n_rx = 0;
+    if (!vhost_user_send_locked(u, info, msg, fds, nfds, NULL, errp)) {
+        return false;
+    }
+    if (!expect_reply) {
+        return true;
+    }
+    /* The caller knows which ring it asked about: only owed acks name it. */
+    return vhost_user_read_reply_locked(u, info, msg, -1, acked, timeout_ms, reply, rx_fds,
+                                        n_rx, errp);
+}
+
+/*
+ * Reads every ack a batch owes, in send order (vhost_user_batch_begin).
+ * Each gets its row's bound, counted from when it is waited for. The
+ * first failure is also kept for the batch's end. Caller holds u->lock.
+ */
+static bool vhost_user_collect_acks_locked(VhostUserState *u, GError **errp)
+{
+    guint n = u->pending_acks->len;
+
+    for (guint i = 0; i < n; i++) {
+        VhostUserPendingAck p = g_array_index(u->pending_acks, VhostUserPendingAck, i);
+        const VhostUserMsgInfo *info = vhost_user_msg_info(VHOST_USER_CHANNEL_FRONTEND,
+                                                           p.request);
+        int timeout_ms = char_socket_reply_timeout_ms(u->chr,
+                                                      info->reply_wait == VHOST_USER_RW_SLOW);
+        int rx_fds[CHAR_SOCKET_MAX_FDS];
+        size_t n_rx = 0;
+        VhostUserMsg ack;
+        bool ok;
+
+        ok = vhost_user_read_reply_locked(u, info, NULL, p.ring, true, timeout_ms, &ack,
+                                          rx_fds, &n_rx, errp);
+        close_fds(rx_fds, n_rx);
+        if (!ok) {
+            /* The caller drops the connection: framing is lost. */
+            g_array_set_size(u->pending_acks, 0);
+            if (!u->batch_error) {
+                u->batch_error = g_error_copy(*errp);
+            }
+            return false;
+        }
+    }
+    g_array_set_size(u->pending_acks, 0);
+    return true;
+}
+
+void vhost_user_batch_begin(VhostUserState *u)
+{
+    g_mutex_lock(&u->lock);
+    if (u->batch_depth++ == 0) {
+        g_clear_error(&u->batch_error);
+        u->batch_owner = g_thread_self();
+    }
+    g_mutex_unlock(&u->lock);
+}
+
+bool vhost_user_batch_end(VhostUserState *u, GError **errp)
+{
+    bool ok = true;
+
+    g_mutex_lock(&u->lock);
+    g_assert(u->batch_depth > 0);
+    if (--u->batch_depth > 0) {
+        g_mutex_unlock(&u->lock);
+        return true;
+    }
+    u->batch_owner = NULL;
+    if (u->pending_acks->len) {
+        GError *local_err = NULL;
+
+        if (!vhost_user_is_usable(u)) {
+            /* Acks of a dropped connection never come. */
+            if (!u->batch_error) {
+                g_set_error(&u->batch_error, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED,
+                            "%s: %u acks of a batch (the first for %s) lost with the "
+                            "connection", u->name, u->pending_acks->len,
+                            vhost_user_request_name(VHOST_USER_CHANNEL_FRONTEND,
+                                g_array_index(u->pending_acks, VhostUserPendingAck,
+                                              0).request));
+            }
+            g_array_set_size(u->pending_acks, 0);
+        } else if (vhost_user_collect_acks_locked(u, &local_err)) {
+            char_socket_set_idle_watch(u->chr, true);
+        } else {
+            if (g_error_matches(local_err, VHOST_USER_ERROR, VHOST_USER_ERROR_TIMEOUT)) {
+                char_socket_note_stall(u->chr, char_socket_reply_timeout_ms(u->chr, false));
+            }
+            vhost_user_drop_locked(u, local_err->message, false);
+            g_error_free(local_err);
+        }
+    }
+    if (u->batch_error) {
+        g_propagate_error(errp, u->batch_error);
+        u->batch_error = NULL;
+        ok = false;
+    }
+    g_mutex_unlock(&u->lock);
+    return ok;
 }
 
 /*
@@ -597,7 +754,7 @@ static bool vhost_user_request_checked(VhostUserState *u, unsigned int vq_index,
     VhostUserMsg *rx = reply ? reply : &ack;
     int rx_fds[CHAR_SOCKET_MAX_FDS];
     size_t n_rx = 0, cap;
-    bool expect_reply, need_reply = false;
+    bool expect_reply, need_reply = false, deferred = false;
     bool ok = false;
     int timeout_ms = 0;
 
@@ -671,6 +828,27 @@ static bool vhost_user_request_checked(VhostUserState *u, unsigned int vq_index,
                                               info->reply_wait == VHOST_USER_RW_SLOW);
     /* We read the socket ourselves now; the idle watch must not race us. */
     char_socket_set_idle_watch(u->chr, false);
+    /* In a batch, an ack-only reply is owed rather than waited for. */
+    deferred = u->batch_depth > 0 && u->batch_owner == g_thread_self() && need_reply &&
+               !reply && !listening_reply;
+    /* Owed acks come first: they are ahead of any reply to this message. */
+    if (u->pending_acks->len &&
+        (!deferred || u->pending_acks->len >= VHOST_USER_MAX_PENDING_ACKS) &&
+        !vhost_user_collect_acks_locked(u, &local_err)) {
+        goto out;
+    }
+    if (deferred) {
+        ok = vhost_user_send_deferred_locked(u, info, msg, fds, nfds, &local_err);
+        if (ok) {
+            VhostUserPendingAck p = {
+                .request = info->id,
+                .ring = vhost_user_msg_ring_index(VHOST_USER_CHANNEL_FRONTEND, msg),
+            };
+
+            g_array_append_val(u->pending_acks, p);
+        }
+        goto out;
+    }
     ok = vhost_user_transact_locked(u, info, msg, fds, nfds, expect_reply, need_reply,
                                     timeout_ms, rx, rx_fds, &n_rx, &local_err);
     if (ok && n_rx > 0) {
@@ -697,7 +875,7 @@ static bool vhost_user_request_checked(VhostUserState *u, unsigned int vq_index,
         }
     }
     close_fds(rx_fds, n_rx);
-    if (ok || !vhost_user_error_breaks(local_err)) {
+    if ((ok || !vhost_user_error_breaks(local_err)) && !u->pending_acks->len) {
         char_socket_set_idle_watch(u->chr, true);
     }
 

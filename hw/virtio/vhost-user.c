@@ -350,6 +350,16 @@ static bool user_set_vring_enable(struct vhost_dev *dev, unsigned int idx, bool 
                            VHOST_USER_REQ_SYNC, errp);
 }
 
+static void user_batch_begin(struct vhost_dev *dev)
+{
+    vhost_user_batch_begin(to_user(dev));
+}
+
+static bool user_batch_end(struct vhost_dev *dev, GError **errp)
+{
+    return vhost_user_batch_end(to_user(dev), errp);
+}
+
 static bool user_set_vring_endian(struct vhost_dev *dev, unsigned int idx,
                                   bool big_endian, GError **errp)
 {
@@ -550,6 +560,8 @@ const VhostOps user_ops = {
     .send_rarp = user_send_rarp,
     .is_connected = user_is_connected,
     .dev_start = user_dev_start,
+    .batch_begin = user_batch_begin,
+    .batch_end = user_batch_end,
     .set_device_state_fd = user_set_device_state_fd,
     .check_device_state = user_check_device_state,
     .set_log_base = user_set_log_base,

@@ -370,6 +370,31 @@ static bool vhost_dev_start_inflight(struct vhost_dev *hdev, GError **errp)
     return true;
 }
 
+/*
+ * Ends the start's batch. A failure met while collecting its acks (a
+ * failed ack, a bad reply) is the first of the batch (a later request
+ * only saw the connection broken by it), so it replaces the error the
+ * caller has. Acks merely lost with a connection that went down tell less
+ * than the caller's own error, which names where it was seen.
+ */
+static bool vhost_dev_batch_end(struct vhost_dev *hdev, bool ok, GError **errp)
+{
+    GError *batch_err = NULL;
+
+    if (!hdev->vhost_ops->batch_end || hdev->vhost_ops->batch_end(hdev, &batch_err)) {
+        return ok;
+    }
+    if (!ok && g_error_matches(batch_err, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED)) {
+        g_error_free(batch_err);
+        return false;
+    }
+    if (errp) {
+        g_clear_error(errp);
+    }
+    g_propagate_error(errp, batch_err);
+    return false;
+}
+
 bool vhost_dev_start(struct vhost_dev *hdev, GError **errp)
 {
     const VhostOps *ops = hdev->vhost_ops;
@@ -408,8 +433,16 @@ bool vhost_dev_start(struct vhost_dev *hdev, GError **errp)
     if (inflight && !vhost_dev_start_inflight(hdev, errp)) {
         return false;
     }
+    /*
+     * The rings' messages are pipelined: with REPLY_ACK their acks are
+     * read after the batch is sent, not one round trip per message.
+     */
+    if (ops->batch_begin) {
+        ops->batch_begin(hdev);
+    }
     for (i = 0; i < hdev->nvqs; i++) {
         if (!vhost_virtqueue_start(hdev, i, !inflight, errp)) {
+            vhost_dev_batch_end(hdev, false, errp);
             goto err_stop_rings;
         }
     }
@@ -418,11 +451,15 @@ bool vhost_dev_start(struct vhost_dev *hdev, GError **errp)
             if (hdev->vqs[i].started &&
                 !ops->set_vring_enable(hdev, (unsigned)ops->get_vq_index(hdev, (int)i),
                                        true, errp)) {
+                vhost_dev_batch_end(hdev, false, errp);
                 goto err_disable_rings;
             }
         }
     }
     i = hdev->nvqs;
+    if (!vhost_dev_batch_end(hdev, true, errp)) {
+        goto err_disable_rings;
+    }
     if (ops->dev_start && !ops->dev_start(hdev, true, errp)) {
         goto err_disable_rings;
     }

@@ -23,6 +23,15 @@ void char_socket_set_handler(CharSocket *chr, CharEventHandler handler, void *op
  */
 bool char_socket_write_all(CharSocket *chr, const void *buf, size_t len,
                            const int *fds, size_t nfds, GError **errp);
+/*
+ * The same, except that when the peer has gone (EPIPE, ECONNRESET: a
+ * DISCONNECTED error, *peer_gone set) the connection is left up, so the
+ * caller can first read what the peer sent before it went; the caller
+ * then disconnects.
+ */
+bool char_socket_write_all_keep(CharSocket *chr, const void *buf, size_t len,
+                                const int *fds, size_t nfds, bool *peer_gone,
+                                GError **errp);
 
 /*
  * Reads exactly len bytes, waiting at most timeout_ms (< 0: the chardev's
@@ -93,6 +102,8 @@ void char_socket_note_stall(CharSocket *chr, int stalled_ms);
  * While connected and idle, the chardev watches the socket: a hang-up or
  * unexpected data drops the connection. The protocol layer suspends the
  * watch while it runs a request of its own (it reads the socket itself).
+ * Suspending and resuming cost no main-loop wakeup unless the loop saw
+ * the socket become readable meanwhile (a request on another thread).
  */
 void char_socket_set_idle_watch(CharSocket *chr, bool enable);
 

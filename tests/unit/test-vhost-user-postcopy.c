@@ -205,26 +205,10 @@ out:
 static void fixture_start_slots(Fixture *f, Fault fault, bool pagefault, bool slots)
 {
     CharSocketOptions opts = { .id = "chr0", .timeout_ms = 3000 };
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     GError *err = NULL;
-    int lfd;
 
     memset(f, 0, sizeof(*f));
-    f->dir = g_dir_make_tmp("test-vupostcopy-XXXXXX", NULL);
-    ck_assert_ptr_nonnull(f->dir);
-    f->path = g_build_filename(f->dir, "sock", NULL);
-    g_strlcpy(sa.sun_path, f->path, sizeof(sa.sun_path));
-    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(lfd, 0);
-    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(listen(lfd, 1), 0);
-    opts.path = f->path;
-    f->chr = char_socket_new(&opts, NULL, &err);
-    ck_assert_msg(f->chr, "%s", err ? err->message : "?");
-    ck_assert_msg(char_socket_open(f->chr, &err), "%s", err ? err->message : "?");
-    f->be.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(f->be.fd, 0);
-    close(lfd);
+    f->chr = ut_chardev_connected(&opts, "test-vupostcopy-XXXXXX", &f->dir, &f->path, &f->be.fd);
     f->be.fault = fault;
     g_mutex_init(&f->be.lock);
     g_cond_init(&f->be.cond);

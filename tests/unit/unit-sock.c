@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -87,6 +88,32 @@ unsigned ut_count_fds(void)
     }
     g_dir_close(d);
     return n;
+}
+
+CharSocket *ut_chardev_connected(CharSocketOptions *opts, const char *dir_template,
+                                 char **dir, char **path, int *peer)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    GError *err = NULL;
+    CharSocket *chr;
+    int lfd;
+
+    *dir = g_dir_make_tmp(dir_template, NULL);
+    ck_assert_ptr_nonnull(*dir);
+    *path = g_build_filename(*dir, "sock", NULL);
+    g_strlcpy(sa.sun_path, *path, sizeof(sa.sun_path));
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(lfd, 0);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(lfd, 1), 0);
+    opts->path = *path;
+    chr = char_socket_new(opts, NULL, &err);
+    ck_assert_msg(chr, "%s", err ? err->message : "?");
+    ck_assert_msg(char_socket_open(chr, &err), "%s", err ? err->message : "?");
+    *peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(*peer, 0);
+    close(lfd);
+    return chr;
 }
 
 unsigned ut_count_maps(const char *needle)

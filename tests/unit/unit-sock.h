@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "chardev/char-socket.h"
+
 /*
  * Control space for this many fds per message: more than the protocol's
  * 8, so a test can send too many and the receiver still sees them all
@@ -36,6 +38,14 @@ void ut_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t nfd
  * created first, so they never count as a leak.
  */
 unsigned ut_count_fds(void);
+
+/*
+ * A client chardev (opts, path filled in here) opened against a listener
+ * made in a new directory named after dir_template; *peer is the accepted
+ * end. The caller unlinks *path, removes *dir and frees both.
+ */
+CharSocket *ut_chardev_connected(CharSocketOptions *opts, const char *dir_template,
+                                 char **dir, char **path, int *peer);
 
 /* Mappings in /proc/self/maps whose line contains needle. */
 unsigned ut_count_maps(const char *needle);

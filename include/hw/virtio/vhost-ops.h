@@ -105,6 +105,14 @@ typedef struct VhostOps {
     bool (*dev_start)(struct vhost_dev *dev, bool started, GError **errp);
 
     /*
+     * optional: the requests between begin and end may be pipelined
+     * (vhost-user: acks collected in order, at the latest in end, whose
+     * error is the first the batch met). Every begin is ended.
+     */
+    void (*batch_begin)(struct vhost_dev *dev);
+    bool (*batch_end)(struct vhost_dev *dev, GError **errp);
+
+    /*
      * optional: how many memory regions the connected back-end takes
      * (vhost-user: its GET_MAX_MEM_SLOTS, or 8 for SET_MEM_TABLE).
      */

@@ -109,6 +109,22 @@ struct VhostUserState {
     unsigned int replies_received;
 
     /*
+     * A batch (vhost_user_batch_begin/end), under u->lock: while
+     * batch_depth > 0, a request whose only reply is an ack is sent
+     * without waiting; its ack is owed (pending_acks, VhostUserPendingAck,
+     * in send order) and collected before any other reply is read, when
+     * the batch ends, or when VHOST_USER_MAX_PENDING_ACKS are owed.
+     * batch_error keeps the first failure met while collecting, for
+     * vhost_user_batch_end (another thread's request may have met it).
+     * Only batch_owner's requests are deferred: another thread's request
+     * in the meantime waits for its own ack as always.
+     */
+    unsigned int batch_depth;
+    GThread *batch_owner;
+    GArray *pending_acks;
+    GError *batch_error;
+
+    /*
      * Owned by hw/virtio/vhost-user-backend-chan.c: the back-end channel
      * (BACKEND_REQ) of this connection, or NULL. Set and cleared under
      * u->lock.
@@ -284,6 +300,30 @@ typedef bool (*VhostUserListeningReplyFn)(VhostUserState *u, const VhostUserMsg 
 bool vhost_user_call_listening(VhostUserState *u, unsigned int vq_index, VhostUserMsg *msg,
                                const int *fds, size_t nfds, VhostUserListeningReplyFn check,
                                void *opaque, GError **errp);
+
+/*
+ * Pipelining. Between begin and end, requests whose reply is only an ack
+ * (REPLY_ACK negotiated) go out at once and their acks are read later, in
+ * send order: before any request that needs its own reply, every
+ * VHOST_USER_MAX_PENDING_ACKS acks, and at the latest in batch_end. The
+ * spec has the back-end process messages in order and answer each
+ * NEED_REPLY with one ack, so the n-th ack read is the n-th owed. A
+ * failed or missing ack names the message and its ring and drops the
+ * connection. batch_end returns the first such failure of the batch
+ * (also one that a request in between met first). Without REPLY_ACK
+ * nothing changes: such requests have no reply to wait for anyway.
+ * Batches nest; only the outermost end collects. Only the requests of the
+ * thread that began the batch are pipelined.
+ */
+#define VHOST_USER_MAX_PENDING_ACKS 64
+
+typedef struct VhostUserPendingAck {
+    uint32_t request;
+    int ring;                   /* -1: not a ring message */
+} VhostUserPendingAck;
+
+void vhost_user_batch_begin(VhostUserState *u);
+bool vhost_user_batch_end(VhostUserState *u, GError **errp);
 
 /* Protocol features the library implements today. */
 uint64_t vhost_user_frontend_protocol_features(void);
