@@ -50,16 +50,18 @@ bool vhost_packed_base_check(uint32_t base, unsigned num, uint32_t *out,
 
 /*
  * Where to resume a packed ring whose back-end is gone and cannot tell:
- * walks the used descriptors the back-end wrote, starting at the used
- * half of last (the base it was started with, or stopped at), and
- * returns avail = used = the first descriptor it had not marked used, so
+ * read from the descriptor ring, where the device's used descriptors and
+ * the driver's available ones show how far each got in which lap, so
+ * however many laps went by since the last base does not matter. Returns
+ * avail = used = the first slot the device had not marked used, so the
  * requests it left undone are offered again. Each used descriptor counts
- * for one ring slot: exact for buffers of one descriptor (direct or
- * indirect), which is what our drivers post; a chained buffer completed
- * by a lost back-end cannot be told apart from the next buffer without
- * an inflight area. *outstanding (may be NULL) gets the available
- * descriptors after that point (at most num), the requests the lost
- * back-end may or may not have done. A ring not in guest RAM keeps last.
+ * for one slot: exact for buffers of one descriptor (direct or indirect),
+ * which is what our drivers post with INDIRECT_DESC; the inner slots of a
+ * chain are never written by the device, so a ring of chains cannot be
+ * read this way (an inflight area is the spec's answer). *outstanding
+ * (may be NULL) gets the available descriptors from there on, the
+ * requests the lost back-end may or may not have done. A ring not in
+ * guest RAM keeps last.
  */
 uint32_t vhost_packed_base_from_ram(GuestMemory *mem, uint64_t desc_gpa, unsigned num,
                                     uint32_t last, unsigned *outstanding);
