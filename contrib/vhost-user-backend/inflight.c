@@ -339,6 +339,13 @@ bool refbe_inflight_ring_start(RefBeDev *dev, RefBeVring *vq, GError **errp)
     if (!dev->inflight_base) {
         return true;
     }
+    /* The area's packed layout (DescStatePacked) is not implemented here. */
+    if (refbe_vring_packed(vq)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: SET_VRING_KICK: ring %u: inflight tracking of packed rings "
+                    "is not supported", dev->name, vq->index);
+        return false;
+    }
     if (vq->index >= dev->inflight_queues || vq->num > dev->inflight_queue_size) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "%s: SET_VRING_KICK: ring %u of size %u is not covered by the "

@@ -2,7 +2,9 @@
 /*
  * Packed virtqueues (VIRTIO_F_RING_PACKED, packed=on) against a real
  * back-end we did not write: DPDK's net_vhost in dpdk-testpmd, which
- * offers RING_PACKED and loops every packet back. Each run must show in
+ * offers RING_PACKED and loops every packet back; and against our
+ * reference back-end (net and blk), whose GET_VRING_BASE fills both
+ * halves of the packed base. Each run must show in
  * the protocol trace that RING_PACKED was acked and that the rings were
  * started with the packed base encoding (both wrap counters 1), and must
  * verify every packet. Then the two ways a ring resumes:
@@ -192,7 +194,11 @@ static void test_net_stop_cont(Fixture *f, gconstpointer data)
     Proc *vmm;
     int code = -1;
 
-    if (!vmm_binary() || !proc_start_testpmd(f, sock, 2, false, false)) {
+    bool ref = GPOINTER_TO_INT(data);
+
+    if (!vmm_binary() ||
+        !(ref ? proc_start_ref(f, "ref-net", "net", sock, 2, NULL, 0, false) :
+                proc_start_testpmd(f, sock, 2, false, false))) {
         return;
     }
     /*
@@ -223,7 +229,9 @@ static void test_net_stop_cont(Fixture *f, gconstpointer data)
     }
     qmp_client_free(qmp);
     if (!run_to_end(f, vmm, out_path, &code, &out, &log) || !check_negotiated(log) ||
-        !check_summary("packed net over testpmd, stop/cont", code, out, 256, log)) {
+        !check_summary(ref ? "packed net over the reference back-end, stop/cont" :
+                       "packed net over testpmd, stop/cont", code, out, ref ? 0 : 256,
+                       log)) {
         return;
     }
     check_resume_bases(log);
@@ -287,13 +295,59 @@ static void test_net_restart(Fixture *f, gconstpointer data)
     }
 }
 
+/*
+ * Our reference back-end's blk on packed rings: every sector verified,
+ * and no inflight area asked for (packed rings run without one).
+ */
+static void test_ref_blk(Fixture *f, gconstpointer data)
+{
+    g_autofree char *sock = g_build_filename(f->dir, "blk.sock", NULL);
+    g_autofree char *out_path = g_build_filename(f->dir, "vmm.json", NULL);
+    g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s", sock);
+    g_autofree char *out = NULL, *log = NULL;
+    g_autoptr(GPtrArray) a = g_ptr_array_new();
+    int code = -1;
+
+    if (!vmm_binary() || !proc_start_ref(f, "ref-blk", "blk", sock, 2, NULL, 0, false)) {
+        return;
+    }
+    g_ptr_array_add(a, (char *)vmm_binary());
+    g_ptr_array_add(a, "-m");
+    g_ptr_array_add(a, "256M");
+    g_ptr_array_add(a, "-chardev");
+    g_ptr_array_add(a, chardev);
+    g_ptr_array_add(a, "-device");
+    g_ptr_array_add(a, "vhost-user-blk-pci,chardev=c0,num-queues=2,packed=on");
+    g_ptr_array_add(a, "-workload");
+    g_ptr_array_add(a, "blk0:rw=randrw,bs=4k,iodepth=16,runtime=2s");
+    g_ptr_array_add(a, "-summary");
+    g_ptr_array_add(a, "json");
+    g_ptr_array_add(a, "-trace");
+    g_ptr_array_add(a, "vhost_user*");
+    if (!run_to_end(f, proc_spawn(f, "vmm", a, false, out_path), out_path, &code, &out,
+                    &log)) {
+        return;
+    }
+    if (code != 0 || !out || !json_true(out, "verified") || json_uint(out, "ops") <= 0 ||
+        json_uint(out, "sectors_verified") <= 0 || !strstr(log, "RING_PACKED") ||
+        qtest_count(log, "F>B SET_VRING_BASE flags=0x9 size=8 fds=0 idx=0 num=2147516416")
+        != 1 || strstr(log, "GET_INFLIGHT_FD")) {
+        g_test_fail_printf("packed blk over the reference back-end: exit %d, summary %s; "
+                           "stderr:\n%s", code, out ? out : "(none)", log);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add("/real-packed/dpdk-net", Fixture, NULL, fixture_setup, test_net,
                fixture_teardown);
-    g_test_add("/real-packed/dpdk-net-stop-cont", Fixture, NULL, fixture_setup,
-               test_net_stop_cont, fixture_teardown);
+    g_test_add("/real-packed/dpdk-net-stop-cont", Fixture, GINT_TO_POINTER(false),
+               fixture_setup, test_net_stop_cont, fixture_teardown);
+    g_test_add("/real-packed/ref-net-stop-cont", Fixture, GINT_TO_POINTER(true),
+               fixture_setup, test_net_stop_cont, fixture_teardown);
+    g_test_add("/real-packed/ref-blk", Fixture, NULL, fixture_setup, test_ref_blk,
+               fixture_teardown);
     g_test_add("/real-packed/dpdk-net-restart", Fixture, NULL, fixture_setup,
                test_net_restart, fixture_teardown);
     return g_test_run();
