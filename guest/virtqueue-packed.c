@@ -177,19 +177,6 @@ bool guest_vq_packed_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state
     return true;
 }
 
-/* Moves a position (slot | wrap << 15) on by n slots of a ring of num. */
-static uint16_t pk_advance(uint16_t pos, unsigned n, unsigned num)
-{
-    unsigned slot = (pos & GUEST_VQ_PACKED_SLOT) + n;
-    uint16_t wrap = pos & GUEST_VQ_PACKED_WRAP;
-
-    if (slot >= num) {
-        slot -= num;
-        wrap ^= GUEST_VQ_PACKED_WRAP;
-    }
-    return (uint16_t)(slot | wrap);
-}
-
 bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
                          const GuestSg *in, unsigned n_in, uint64_t token)
 {
@@ -236,7 +223,7 @@ bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
         vq->pdesc[head].len = total * sizeof(VringPackedDesc);
         vq->pdesc[head].id = id;
         head_flags = VRING_DESC_F_INDIRECT | pk_avail_flags(pos & GUEST_VQ_PACKED_WRAP);
-        pos = pk_advance(pos, 1, vq->num);
+        pos = vring_packed_advance(pos, 1, vq->num);
     } else {
         for (unsigned k = 0; k < total; k++) {
             const GuestSg *sg = k < n_out ? &out[k] : &in[k - n_out];
@@ -254,7 +241,7 @@ bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
             } else {
                 pk_write16(pk_flags(vq, slot), flags);
             }
-            pos = pk_advance(pos, 1, vq->num);
+            pos = vring_packed_advance(pos, 1, vq->num);
         }
     }
     pst->free_head = vq->next_id[id];
@@ -354,7 +341,7 @@ bool guest_vq_packed_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len
         return guest_vq_note_corrupt(vq, "num_free", num_free, NULL);
     }
     /* The device skips the slots of the whole buffer (virtio 2.8.6). */
-    pst->last_used = pk_advance(lu, n, vq->num);
+    pst->last_used = vring_packed_advance(lu, n, vq->num);
     vq->next_id[id] = pst->free_head;
     pst->free_head = id;
     pst->num_free = num_free + n;

@@ -32,18 +32,6 @@ static uint16_t *pk_flags(RefBeVring *vq, uint16_t slot)
     return (uint16_t *)(void *)((uint8_t *)&pk_desc(vq)[slot] + 14);
 }
 
-static uint16_t pk_advance(uint16_t pos, unsigned n, unsigned num)
-{
-    unsigned slot = (pos & PK_SLOT) + n;
-    uint16_t wrap = pos & PK_WRAP;
-
-    if (slot >= num) {
-        slot -= num;
-        wrap ^= PK_WRAP;
-    }
-    return (uint16_t)(slot | wrap);
-}
-
 /* Available in the lap of pos: AVAIL = its wrap counter, USED = not. */
 static bool pk_is_avail(uint16_t flags, uint16_t pos)
 {
@@ -185,7 +173,7 @@ int refbe_vring_packed_pop(RefBeDev *dev, RefBeVring *vq, RefBeElem *elem)
                               vq->num);
             return -1;
         }
-        pos = pk_advance(pos, 1, vq->num);
+        pos = vring_packed_advance(pos, 1, vq->num);
         id = d.id;
         if (d.flags & VRING_DESC_F_INDIRECT) {
             if (slots > 1 || !pk_read_indirect(dev, vq, elem, &d, head)) {
@@ -243,7 +231,8 @@ void refbe_vring_packed_fill(RefBeVring *vq, uint16_t head, uint32_t len, unsign
     } else {
         __atomic_store_n(pk_flags(vq, slot), flags, __ATOMIC_RELEASE);
     }
-    vq->pk_fill = pk_advance(pos, vq->pk_slots[head] ? vq->pk_slots[head] : 1, vq->num);
+    vq->pk_fill = vring_packed_advance(pos, vq->pk_slots[head] ? vq->pk_slots[head] : 1,
+                                       vq->num);
 }
 
 void refbe_vring_packed_flush(RefBeVring *vq, unsigned count)

@@ -76,4 +76,20 @@ _Static_assert(sizeof(VringPackedEvent) == 4, "pvirtq_event_suppress is 4 bytes"
 static inline uint64_t vring_packed_desc_size(unsigned num) { return 16ull * num; }
 static inline uint64_t vring_packed_event_size(void) { return 4; }
 
+/*
+ * A position in a packed ring (slot in bits 0-14, its lap's wrap counter
+ * in bit 15) moved on by n slots of a ring of num (n <= num).
+ */
+static inline uint16_t vring_packed_advance(uint16_t pos, unsigned n, unsigned num)
+{
+    unsigned slot = (pos & 0x7fffu) + n;
+    uint16_t wrap = pos & 0x8000u;
+
+    if (slot >= num) {
+        slot -= num;
+        wrap ^= 0x8000u;
+    }
+    return (uint16_t)(slot | wrap);
+}
+
 #endif
