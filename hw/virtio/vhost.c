@@ -354,17 +354,14 @@ static void vhost_dev_mem_unlisten(struct vhost_dev *hdev)
 }
 
 /*
- * Packed rings are not tracked: the inflight area's packed layout
- * (DescStatePacked, wrap counters, a second "old" copy) is not
- * implemented. Such a device runs without the area, like one whose
- * back-end lacks INFLIGHT_SHMFD: requests a lost back-end left undone
- * are found in guest RAM (vhost_packed_base_from_ram), and a device that
- * must not lose requests asks the driver for a reset (reset_if_lost).
+ * Packed rings too: the front-end never maps the area (the back-end lays
+ * it out, split or packed, and checks it); the size check of the reply
+ * allows the packed layout. A back-end that does not track packed rings
+ * answers GET_INFLIGHT_FD with size 0.
  */
 static bool vhost_dev_use_inflight(const struct vhost_dev *hdev)
 {
-    return hdev->use_inflight && !vhost_dev_packed(hdev) &&
-           hdev->vhost_ops->get_inflight_fd &&
+    return hdev->use_inflight && hdev->vhost_ops->get_inflight_fd &&
            hdev->vhost_ops->set_inflight_fd &&
            vhost_dev_has_protocol_feature(hdev, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
 }
