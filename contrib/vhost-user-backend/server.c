@@ -349,6 +349,13 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
                             a->used_user_addr != vq->used_uva)) {
             return reject_if_started(dev, vq, "SET_VRING_ADDR", errp);
         }
+        /* The dirty log helpers walk split rings: better refused than silent. */
+        if (log && refbe_has_feature(dev, VIRTIO_F_RING_PACKED)) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: SET_VRING_ADDR: ring %u: dirty logging of packed rings is "
+                        "not implemented", dev->name, vq->index);
+            return false;
+        }
         vq->log_used = log;
         vq->log_guest_addr = log ? a->log_guest_addr : 0;
         if (vq->started) {

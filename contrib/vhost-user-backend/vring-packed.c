@@ -12,7 +12,8 @@
  *
  * We never suppress the driver's kicks: the device event area stays as
  * the driver zeroed it (ENABLE). Dirty logging of packed rings is not
- * done here (the dirty log helpers walk split rings).
+ * done here (the dirty log helpers walk split rings): SET_VRING_ADDR with
+ * the log flag is refused on them (server.c).
  */
 #include <string.h>
 
