@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "guest/virtio-guest.h"
+#include "guest/virtqueue-packed.h"
 #include "guest/workload.h"
 #include "hw/virtio/vhost-user-blk.h"
 #include "util/vhost-user-error.h"
@@ -140,7 +141,8 @@ uint64_t virtio_guest_driver_features(uint16_t device_id)
      * which are the IOVAs of the VMM's identity IOMMU.
      */
     uint64_t common = F(VIRTIO_F_VERSION_1) | F(VIRTIO_RING_F_EVENT_IDX) |
-                      F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_F_IOMMU_PLATFORM);
+                      F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_F_IOMMU_PLATFORM) |
+                      F(VIRTIO_F_RING_PACKED);
 
     switch (device_id) {
     case VIRTIO_ID_NET:
@@ -189,10 +191,14 @@ GuestVirtqueue *virtio_guest_device_vq(VirtioGuestDevice *gd, unsigned n)
 }
 
 /*
- * The one place that decides how a queue sits in guest RAM. Split rings
- * today: each part on its own page (more than the 16/2/4-byte alignment
- * virtio 2.7 asks), then the driver's state and, with INDIRECT_DESC, its
- * indirect tables. Packed rings will add their layout here.
+ * The one place that decides how a queue sits in guest RAM: each part on
+ * its own page (more than the 16/2/4-byte alignment virtio 2.7 asks),
+ * then the driver's state and, with INDIRECT_DESC, its indirect tables.
+ * A packed ring (virtio 2.8) uses the same areas: the descriptor ring
+ * where the split one goes, its driver and device event areas (4 bytes
+ * each) at the start of the avail and used areas. Everything is sized
+ * for either layout, so a re-boot that negotiates the other one reuses
+ * the RAM.
  */
 static bool virtio_guest_ring_layout(VirtioGuestDevice *gd, unsigned n,
                                      unsigned num, bool indirect, GError **errp)
@@ -214,8 +220,9 @@ static bool virtio_guest_ring_layout(VirtioGuestDevice *gd, unsigned n,
         if (!fresh.used_gpa) {
             return false;
         }
-        fresh.state_gpa = guest_alloc(gd->mem, guest_vq_state_size(num), GUEST_PAGE_SIZE,
-                                      errp);
+        fresh.state_gpa = guest_alloc(gd->mem, MAX(guest_vq_state_size(num),
+                                                   guest_vq_packed_state_size(num)),
+                                      GUEST_PAGE_SIZE, errp);
         if (!fresh.state_gpa) {
             return false;
         }
@@ -254,8 +261,14 @@ static bool virtio_guest_setup_queue(VirtioGuestDevice *gd, unsigned n, GError *
     if (!virtio_guest_ring_layout(gd, n, num, indirect, errp)) {
         return false;
     }
-    if (!guest_vq_init(vq, gd->mem, num, r->desc_gpa, r->avail_gpa, r->used_gpa,
-                       indirect ? r->indirect_gpa : 0, r->state_gpa, event_idx)) {
+    bool packed = virtio_has_feature(gd->features, VIRTIO_F_RING_PACKED);
+    bool ok = packed ?
+        guest_vq_init_packed(vq, gd->mem, num, r->desc_gpa, r->avail_gpa, r->used_gpa,
+                             indirect ? r->indirect_gpa : 0, r->state_gpa, event_idx) :
+        guest_vq_init(vq, gd->mem, num, r->desc_gpa, r->avail_gpa, r->used_gpa,
+                      indirect ? r->indirect_gpa : 0, r->state_gpa, event_idx);
+
+    if (!ok) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
                     "%s: queue %u: ring of %u at 0x%" G_GINT64_MODIFIER "x is not "
                     "in guest RAM", virtio_get_id(vdev), n, num, r->desc_gpa);

@@ -26,6 +26,7 @@
 #include <glib.h>
 
 #include "guest/virtqueue.h"
+#include "guest/virtqueue-packed.h"
 
 #define AVAIL_FLAGS     0
 #define AVAIL_IDX       1
@@ -69,7 +70,7 @@ static volatile uint16_t *used_event(GuestVirtqueue *vq)
 }
 
 /* Records the first corrupted value; always false, for return. */
-static bool vq_corrupt_why(GuestVirtqueue *vq, const char *field, uint64_t value,
+bool guest_vq_note_corrupt(GuestVirtqueue *vq, const char *field, uint64_t value,
                            const char *why)
 {
     if (!vq->corrupt) {
@@ -82,7 +83,7 @@ static bool vq_corrupt_why(GuestVirtqueue *vq, const char *field, uint64_t value
 
 static bool vq_corrupt(GuestVirtqueue *vq, const char *field, uint64_t value)
 {
-    return vq_corrupt_why(vq, field, value, NULL);
+    return guest_vq_note_corrupt(vq, field, value, NULL);
 }
 
 char *guest_vq_corruption(const GuestVirtqueue *vq, const char *dev, unsigned q)
@@ -185,6 +186,10 @@ bool guest_vq_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state_gpa)
     GuestVqState *st = guest_memory_gpa_to_hva(mem, state_gpa, sizeof(*st));
     GuestVqState h;
 
+    /* The layout is the one the state says it is. */
+    if (st && st->magic == GUEST_VQ_PACKED_MAGIC) {
+        return guest_vq_packed_attach(vq, mem, state_gpa);
+    }
     /*
      * Guest RAM came from elsewhere and a back-end may have written it
      * (and may still be writing it): the header is copied once, the copy
@@ -218,8 +223,13 @@ bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
 {
     GuestVqState *st = vq->st;
     unsigned total = n_out + n_in;
-    uint16_t head = st->free_head, num_free = st->num_free;
+    uint16_t head, num_free;
 
+    if (vq->packed) {
+        return guest_vq_packed_add(vq, out, n_out, in, n_in, token);
+    }
+    head = st->free_head;
+    num_free = st->num_free;
     if (vq->corrupt || total == 0 || num_free == 0) {
         return false;
     }
@@ -285,9 +295,14 @@ bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
 bool guest_vq_kick(GuestVirtqueue *vq)
 {
     GuestVqState *st = vq->st;
-    uint16_t old = vq->kicked_avail_idx, new = st->avail_idx;
+    uint16_t old, new;
     bool need;
 
+    if (vq->packed) {
+        return guest_vq_packed_kick(vq);
+    }
+    old = vq->kicked_avail_idx;
+    new = st->avail_idx;
     if (old == new) {
         return false;
     }
@@ -330,8 +345,12 @@ bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 {
     GuestVqState *st = vq->st;
     VringUsedElem e;
-    uint16_t id, n, num_free, last, idx = vq_read16(used_idx(vq));
+    uint16_t id, n, num_free, last, idx;
 
+    if (vq->packed) {
+        return guest_vq_packed_get_used(vq, token, len);
+    }
+    idx = vq_read16(used_idx(vq));
     if (vq->corrupt || st->last_used_idx == idx) {
         return false;
     }
@@ -350,7 +369,7 @@ bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
     n = vq->ndesc[id];
     if (n == 0) {
         /* Not in flight: the device completed it twice, or made it up. */
-        return vq_corrupt_why(vq, "used.id", e.id, "names no request in flight");
+        return guest_vq_note_corrupt(vq, "used.id", e.id, "names no request in flight");
     }
     if (n > vq->num) {
         return vq_corrupt(vq, "ndesc", n);
@@ -390,6 +409,9 @@ bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 
 bool guest_vq_enable_cb(GuestVirtqueue *vq)
 {
+    if (vq->packed) {
+        return guest_vq_packed_enable_cb(vq);
+    }
     vq->cb_disabled = false;
     if (vq->st->flags & GUEST_VQ_F_EVENT_IDX) {
         vq_write16(used_event(vq), vq->st->last_used_idx);
@@ -404,6 +426,10 @@ bool guest_vq_enable_cb(GuestVirtqueue *vq)
 
 void guest_vq_disable_cb(GuestVirtqueue *vq)
 {
+    if (vq->packed) {
+        guest_vq_packed_disable_cb(vq);
+        return;
+    }
     vq->cb_disabled = true;
     if (!(vq->st->flags & GUEST_VQ_F_EVENT_IDX)) {
         vq_write16(&vq->avail[AVAIL_FLAGS],
@@ -423,7 +449,7 @@ uint64_t guest_vq_ack_call(GuestVirtqueue *vq)
 
 unsigned guest_vq_num_free(const GuestVirtqueue *vq)
 {
-    return vq->st->num_free;
+    return vq->packed ? vq->pst->num_free : vq->st->num_free;
 }
 
 unsigned guest_vq_in_flight(const GuestVirtqueue *vq)

@@ -79,6 +79,8 @@ typedef struct VmmDeviceOpts {
     unsigned config_size;
     /* all: iommu_platform=on offers VIRTIO_F_IOMMU_PLATFORM (identity IOMMU) */
     bool iommu_platform;
+    /* all: packed=on offers VIRTIO_F_RING_PACKED (QEMU's property; default off) */
+    bool packed;
     /* all: shared-objects-max=N, the back-end's SHARED_OBJECT_ADD limit (0: default) */
     unsigned shared_objects_max;
 } VmmDeviceOpts;

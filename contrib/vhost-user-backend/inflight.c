@@ -119,6 +119,13 @@ bool refbe_inflight_get_fd(RefBeDev *dev, const VhostUserInflight *req,
         !check_rings_stopped(dev, "GET_INFLIGHT_FD", errp)) {
         return false;
     }
+    if (refbe_has_feature(dev, VIRTIO_F_RING_PACKED)) {
+        /* Size 0, no fd: not tracked (the packed layout is not implemented here). */
+        memset(reply, 0, sizeof(*reply));
+        reply->num_queues = req->num_queues;
+        reply->queue_size = req->queue_size;
+        return true;
+    }
     mfd = memfd_create("vhost-user-backend-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (mfd < 0 || ftruncate(mfd, (off_t)size) < 0) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
@@ -338,6 +345,13 @@ bool refbe_inflight_ring_start(RefBeDev *dev, RefBeVring *vq, GError **errp)
     vq->inflight = NULL;
     if (!dev->inflight_base) {
         return true;
+    }
+    /* The area's packed layout (DescStatePacked) is not implemented here. */
+    if (refbe_vring_packed(vq)) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                    "%s: SET_VRING_KICK: ring %u: inflight tracking of packed rings "
+                    "is not supported", dev->name, vq->index);
+        return false;
     }
     if (vq->index >= dev->inflight_queues || vq->num > dev->inflight_queue_size) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,

@@ -97,6 +97,9 @@ typedef struct RefBeVringUsed {
 } RefBeVringUsed;
 
 
+/* Pops a packed ring remembers, so that unpop can give that many back. */
+#define REFBE_PK_HIST             64
+
 typedef struct RefBeVring {
     struct RefBeDev *dev;         /* the owner (the log lives there) */
     unsigned index;
@@ -133,6 +136,24 @@ typedef struct RefBeVring {
     /* SET_VRING_ADDR's VHOST_VRING_F_LOG: used ring writes are logged */
     bool log_used;
     uint64_t log_guest_addr;    /* GPA of the used ring */
+    /*
+     * Packed rings (VIRTIO_F_RING_PACKED acked; vring-packed.c). Positions
+     * are a slot in bits 0-14 and its lap's wrap counter in bit 15, as
+     * SET_VRING_BASE carries them. desc then points at VringPackedDesc,
+     * avail/used at the driver/device event areas. A popped element's
+     * head is the slot of its first descriptor; pk_id/pk_slots (num
+     * each) remember the buffer id and slot count found there.
+     */
+    uint16_t pk_avail;          /* next slot we take */
+    uint16_t pk_used;           /* next slot we write a used descriptor to */
+    uint16_t pk_fill;           /* where the batch being filled goes next */
+    uint16_t pk_signalled;      /* pk_used at the last call */
+    uint16_t pk_first_slot;     /* the batch's first used descriptor ... */
+    uint16_t pk_first_flags;    /* ... whose flags are written at the flush */
+    uint16_t *pk_id;
+    uint16_t *pk_slots;
+    uint16_t pk_hist[REFBE_PK_HIST];    /* pk_avail before each pop, for unpop */
+    unsigned pk_hist_top;
 } RefBeVring;
 
 /*
@@ -299,6 +320,22 @@ void refbe_vring_notify(RefBeDev *dev, RefBeVring *vq);
 bool refbe_vring_rearm(RefBeDev *dev, RefBeVring *vq);
 
 size_t refbe_iov_size(const struct iovec *iov, unsigned n);
+
+/* Packed rings (vring-packed.c); the calls above dispatch here. */
+static inline bool refbe_vring_packed(const RefBeVring *vq)
+{
+    return vq->dev && (vq->dev->features & (1ull << VIRTIO_F_RING_PACKED));
+}
+bool refbe_vring_packed_map(RefBeDev *dev, RefBeVring *vq, GError **errp);
+int refbe_vring_packed_pop(RefBeDev *dev, RefBeVring *vq, RefBeElem *elem);
+void refbe_vring_packed_unpop(RefBeVring *vq, unsigned n);
+void refbe_vring_packed_fill(RefBeVring *vq, uint16_t head, uint32_t len, unsigned offset);
+void refbe_vring_packed_flush(RefBeVring *vq, unsigned count);
+/* Whether to call the driver, by its event suppression area. */
+bool refbe_vring_packed_want_call(RefBeDev *dev, RefBeVring *vq);
+/* The guest buffer [gpa, gpa + len) as host iovecs appended at iov[*n]. */
+bool refbe_map_buffer(RefBeDev *dev, uint64_t gpa, uint32_t len,
+                      struct iovec *iov, unsigned *n, const char **why);
 /* Copies out of / into an iovec starting at offset; returns bytes copied. */
 size_t refbe_iov_to_buf(const struct iovec *iov, unsigned n, size_t offset,
                       void *buf, size_t len);

@@ -66,6 +66,7 @@ static uint64_t offered_features(const RefBeDev *dev)
                  (1ull << VHOST_USER_F_PROTOCOL_FEATURES) |
                  (1ull << VIRTIO_RING_F_EVENT_IDX) |
                  (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
+                 (1ull << VIRTIO_F_RING_PACKED) |
                  (1ull << VHOST_F_LOG_ALL);
 
     if (dev->opts->type == REFBE_DEV_BLK) {
@@ -348,6 +349,13 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
                             a->used_user_addr != vq->used_uva)) {
             return reject_if_started(dev, vq, "SET_VRING_ADDR", errp);
         }
+        /* The dirty log helpers walk split rings: better refused than silent. */
+        if (log && refbe_has_feature(dev, VIRTIO_F_RING_PACKED)) {
+            g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
+                        "%s: SET_VRING_ADDR: ring %u: dirty logging of packed rings is "
+                        "not implemented", dev->name, vq->index);
+            return false;
+        }
         vq->log_used = log;
         vq->log_guest_addr = log ? a->log_guest_addr : 0;
         if (vq->started) {
@@ -380,6 +388,19 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
         if (!reject_if_started(dev, vq, "SET_VRING_BASE", errp)) {
             return false;
         }
+        if (refbe_has_feature(dev, VIRTIO_F_RING_PACKED)) {
+            uint32_t num = msg->payload.state.num;
+
+            /*
+             * Packed: avail slot and wrap in the low half, used in the high
+             * one (zero: the same as avail, what a front-end that only
+             * carries the low half means). Checked against the size at map.
+             */
+            vq->pk_avail = (uint16_t)num;
+            vq->pk_used = (num >> 16) ? (uint16_t)(num >> 16) : (uint16_t)num;
+            vq->broken = false;
+            return true;
+        }
         if (msg->payload.state.num > UINT16_MAX) {
             g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                         "%s: SET_VRING_BASE: ring %u: base %" PRIu32 " is not a "
@@ -403,7 +424,8 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
         ring_watch(dev, vq, -1);
         vq->started = false;
         reply->payload.state.index = vq->index;
-        reply->payload.state.num = vq->last_avail_idx;
+        reply->payload.state.num = refbe_has_feature(dev, VIRTIO_F_RING_PACKED) ?
+            (uint32_t)vq->pk_avail | (uint32_t)vq->pk_used << 16 : vq->last_avail_idx;
         return true;
     case VHOST_USER_SET_VRING_KICK: {
         int fd = take_vring_fd(msg, fds, nfds);
@@ -413,8 +435,10 @@ static bool handle_request(RefBeDev *dev, const VhostUserMsg *msg, int *fds,
             return false;
         }
         refbe_postcopy_touch_ring(dev, vq, "SET_VRING_KICK");
-        /* Resume where the driver's used ring says we are. */
-        vq->used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+        /* Resume where the driver's used ring says we are (packed: the base). */
+        if (!refbe_has_feature(dev, VIRTIO_F_RING_PACKED)) {
+            vq->used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+        }
         vq->signalled_used_valid = false;
         vq->started = true;
         vq->broken = false;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Split virtqueue processing for the reference back-end.
+ * Split virtqueue processing for the reference back-end (packed rings:
+ * vring-packed.c, behind the same calls).
  *
  * Security model: the rings and every buffer they point to live in guest
  * memory and are written concurrently by an untrusted driver. Every index
@@ -65,8 +66,8 @@ void *refbe_gpa_to_host(RefBeDev *dev, uint64_t gpa, uint64_t len)
  * cross region boundaries. False when part of it is unmapped or the
  * iovec array is full.
  */
-static bool map_buffer(RefBeDev *dev, uint64_t gpa, uint32_t len,
-                       struct iovec *iov, unsigned *n, const char **why)
+bool refbe_map_buffer(RefBeDev *dev, uint64_t gpa, uint32_t len,
+                      struct iovec *iov, unsigned *n, const char **why)
 {
     uint64_t left = len;
 
@@ -114,6 +115,8 @@ void refbe_vring_reset(RefBeVring *vq)
     struct RefBeDev *dev = vq->dev;
 
     g_free(vq->resubmit);
+    g_free(vq->pk_id);
+    g_free(vq->pk_slots);
     if (vq->kick_fd >= 0) {
         close(vq->kick_fd);
     }
@@ -139,6 +142,9 @@ bool refbe_vring_map(RefBeDev *dev, RefBeVring *vq, GError **errp)
     vq->desc = NULL;
     vq->avail = NULL;
     vq->used = NULL;
+    if (refbe_vring_packed(vq) && vq->addr_set && num) {
+        return refbe_vring_packed_map(dev, vq, errp);
+    }
     if (!vq->addr_set || !num) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "%s: ring %u: started without %s", dev->name, vq->index,
@@ -266,7 +272,7 @@ int refbe_vring_read_chain(RefBeDev *dev, RefBeVring *vq, uint16_t head, RefBeEl
             i = 0;
             continue;
         }
-        if (!map_buffer(dev, d.addr, d.len, elem->iov, &n, &why)) {
+        if (!refbe_map_buffer(dev, d.addr, d.len, elem->iov, &n, &why)) {
             refbe_vring_fault(dev, vq, "head %u: buffer at GPA 0x%" G_GINT64_MODIFIER
                             "x length %u %s", head, d.addr, d.len, why);
             return -1;
@@ -304,6 +310,9 @@ int refbe_vring_pop(RefBeDev *dev, RefBeVring *vq, RefBeElem *elem)
     if (!refbe_vring_ready(vq)) {
         return vq->broken ? -1 : 0;
     }
+    if (refbe_vring_packed(vq)) {
+        return refbe_vring_packed_pop(dev, vq, elem);
+    }
     /* Acquire: the ring entries below were written before idx. */
     avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
     pending = (uint16_t)(avail_idx - vq->last_avail_idx);
@@ -332,6 +341,10 @@ int refbe_vring_pop(RefBeDev *dev, RefBeVring *vq, RefBeElem *elem)
 
 void refbe_vring_unpop(RefBeVring *vq, unsigned n)
 {
+    if (refbe_vring_packed(vq)) {
+        refbe_vring_packed_unpop(vq, n);
+        return;
+    }
     vq->last_avail_idx -= n;
 }
 
@@ -341,6 +354,10 @@ void refbe_vring_fill(RefBeVring *vq, uint16_t head, uint32_t len, unsigned offs
     VringUsedElem *e = &vq->used->ring[slot];
     uint32_t id = head;
 
+    if (refbe_vring_packed(vq)) {
+        refbe_vring_packed_fill(vq, head, len, offset);
+        return;
+    }
     /* Logged before the driver can see the entry (flush), so before it can be migrated. */
     refbe_dirty_chain(vq->dev, vq, head);
     refbe_scribble_used_elem(vq->dev->opts->scribble, &id, &len);
@@ -352,6 +369,10 @@ void refbe_vring_fill(RefBeVring *vq, uint16_t head, uint32_t len, unsigned offs
 
 void refbe_vring_flush(RefBeVring *vq, unsigned count)
 {
+    if (refbe_vring_packed(vq)) {
+        refbe_vring_packed_flush(vq, count);
+        return;
+    }
     vq->used_idx += count;
     vq->completed += count;
     /* Release: the entries are visible before the driver sees idx move. */
@@ -387,7 +408,11 @@ void refbe_vring_notify(RefBeDev *dev, RefBeVring *vq)
      * between writing used_event/flags and re-reading used->idx.
      */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (refbe_has_feature(dev, VIRTIO_RING_F_EVENT_IDX)) {
+    if (refbe_vring_packed(vq)) {
+        if (!refbe_vring_packed_want_call(dev, vq)) {
+            return;
+        }
+    } else if (refbe_has_feature(dev, VIRTIO_RING_F_EVENT_IDX)) {
         uint16_t event = __atomic_load_n(&vq->avail->ring[vq->num], __ATOMIC_RELAXED);
         uint16_t old = vq->signalled_used;
         bool valid = vq->signalled_used_valid;
@@ -415,8 +440,12 @@ bool refbe_vring_rearm(RefBeDev *dev, RefBeVring *vq)
 {
     uint16_t *avail_event;
 
-    if (!refbe_vring_ready(vq) || !refbe_has_feature(dev, VIRTIO_RING_F_EVENT_IDX)) {
-        /* Without EVENT_IDX we never suppress kicks, so nothing to re-arm. */
+    if (!refbe_vring_ready(vq) || !refbe_has_feature(dev, VIRTIO_RING_F_EVENT_IDX) ||
+        refbe_vring_packed(vq)) {
+        /*
+         * Without EVENT_IDX we never suppress kicks, so nothing to re-arm;
+         * nor on a packed ring, whose device area we leave at ENABLE.
+         */
         return false;
     }
     avail_event = (uint16_t *)&vq->used->ring[vq->num];

@@ -12,7 +12,9 @@
  * Layout (little-endian), version 1:
  *   u32 magic "VUBS", u16 version, u16 nvqs,
  *   u64 acked features, u8 status, u8[3] zero, u32 config_len, config,
- *   per ring: u16 num, u16 last_avail_idx, u8 enabled, u8[3] zero,
+ *   per ring: u16 num, u16 last_avail_idx, u8 enabled, u8 zero,
+ *             u16 used half of a packed ring's base (0 for split rings;
+ *             last_avail_idx is then the avail half, see vhost-packed.h),
  *             u64 desc, u64 avail, u64 used,
  *   u32 back-end state length, the back-end state.
  */
@@ -21,6 +23,7 @@
 #include <glib.h>
 
 #include "hw/virtio/vhost-user-base-int.h"
+#include "hw/virtio/vhost-packed.h"
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-log.h"
 
@@ -96,10 +99,15 @@ bool vhost_user_base_save(VhostUserBase *vub, GByteArray *out, GError **errp)
     for (unsigned q = 0; q < vdev->nvqs; q++) {
         const VirtQueue *vq = &vdev->vq[q];
 
+        const struct vhost_virtqueue *hvq = vub_ring(vub, q);
+        bool packed = virtio_has_feature(vdev->guest_features, VIRTIO_F_RING_PACKED);
+
         put_u16(out, vq->num);
-        put_u16(out, vub_ring(vub, q)->last_avail_idx);
+        put_u16(out, packed ? vhost_packed_base_avail(hvq->packed_base) :
+                              hvq->last_avail_idx);
         put_u8s(out, vq->enabled, 1);
-        put_u8s(out, 0, 3);
+        put_u8s(out, 0, 1);
+        put_u16(out, packed ? vhost_packed_base_used(hvq->packed_base) : 0);
         put_u64(out, vq->desc_gpa);
         put_u64(out, vq->avail_gpa);
         put_u64(out, vq->used_gpa);
@@ -171,6 +179,8 @@ static bool take_u64(Cursor *c, uint64_t *v, const char *what, GError **errp)
 typedef struct RingState {
     uint16_t num;
     uint16_t base;
+    uint16_t used_base;             /* packed rings: the base's upper half */
+    bool packed;
     uint8_t enabled;
     uint64_t desc, avail, used;
 } RingState;
@@ -207,9 +217,24 @@ static bool check_ring(VhostUserBase *vub, unsigned q, const RingState *r, GErro
         return bad(errp, id, "ring %u: size %u is not a power of two up to %u",
                    q, r->num, max);
     }
+    if (r->packed) {
+        uint32_t base;
+        const char *why;
+
+        if (!vhost_packed_base_check(vhost_packed_base_make(r->base, r->used_base),
+                                     r->num, &base, &why)) {
+            return bad(errp, id, "ring %u: packed base 0x%04x%04x: %s", q,
+                       r->used_base, r->base, why);
+        }
+    } else if (r->used_base) {
+        return bad(errp, id, "ring %u: a used base 0x%x on a split ring", q, r->used_base);
+    }
+    /* Packed: the descriptor ring and two 4-byte event suppression areas. */
     if (!guest_memory_gpa_to_hva(vub->mem, r->desc, 16ull * r->num) ||
-        !guest_memory_gpa_to_hva(vub->mem, r->avail, 6ull + 2ull * r->num) ||
-        !guest_memory_gpa_to_hva(vub->mem, r->used, 6ull + 8ull * r->num)) {
+        !guest_memory_gpa_to_hva(vub->mem, r->avail,
+                                 r->packed ? 4 : 6ull + 2ull * r->num) ||
+        !guest_memory_gpa_to_hva(vub->mem, r->used,
+                                 r->packed ? 4 : 6ull + 8ull * r->num)) {
         return bad(errp, id, "ring %u: its areas (desc 0x%" G_GINT64_MODIFIER "x, "
                    "avail 0x%" G_GINT64_MODIFIER "x, used 0x%" G_GINT64_MODIFIER "x) "
                    "are not all in guest RAM", q, r->desc, r->avail, r->used);
@@ -293,12 +318,14 @@ bool vhost_user_base_load(VhostUserBase *vub, const void *data, size_t len,
         if (!take_u16(&c, &r->num, "ring size", errp) ||
             !take_u16(&c, &r->base, "ring base", errp) ||
             !take(&c, &r->enabled, 1, "ring enable", errp) ||
-            !take(&c, pad, 3, "ring enable", errp) ||
+            !take(&c, pad, 1, "ring enable", errp) ||
+            !take_u16(&c, &r->used_base, "ring used base", errp) ||
             !take_u64(&c, &r->desc, "ring desc", errp) ||
             !take_u64(&c, &r->avail, "ring avail", errp) ||
             !take_u64(&c, &r->used, "ring used", errp)) {
             return false;
         }
+        r->packed = virtio_has_feature(features, VIRTIO_F_RING_PACKED);
         if (!check_ring(vub, q, r, errp)) {
             return false;
         }
@@ -350,7 +377,20 @@ bool vhost_user_base_load(VhostUserBase *vub, const void *data, size_t len,
         vq->avail_gpa = rings[q].avail;
         vq->used_gpa = rings[q].used;
         vq->enabled = rings[q].enabled;
-        vub_ring(vub, q)->last_avail_idx = rings[q].base;
+        if (rings[q].packed) {
+            const char *why;
+
+            /* Checked above (a set-up ring); this fills in a missing used half. */
+            vhost_virtqueue_reset_base(vub_ring(vub, q));
+            if (rings[q].num) {
+                vhost_packed_base_check(vhost_packed_base_make(rings[q].base,
+                                                               rings[q].used_base),
+                                        rings[q].num, &vub_ring(vub, q)->packed_base,
+                                        &why);
+            }
+        } else {
+            vub_ring(vub, q)->last_avail_idx = rings[q].base;
+        }
     }
     /* As if the driver had brought it up; the rings wait for the resume. */
     vub->paused = true;

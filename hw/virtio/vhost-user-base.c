@@ -21,6 +21,7 @@
 #include "chardev/char-socket-int.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-base-int.h"
+#include "hw/virtio/vhost-packed.h"
 #include "hw/virtio/vhost-user-device-state.h"
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-log.h"
@@ -238,6 +239,18 @@ static unsigned vub_count_lost(VhostUserBase *vub)
             const struct vhost_virtqueue *vq = &hdev->vqs[j];
             uint16_t avail, outstanding;
 
+            if (vq->num && vhost_dev_packed(hdev)) {
+                unsigned pending;
+
+                /*
+                 * packed_base now is where the used descriptors end; what
+                 * is still marked available after it is in doubt.
+                 */
+                vhost_packed_base_from_ram(vub->mem, vq->desc_gpa, vq->num,
+                                           vq->packed_base, &pending);
+                lost += pending;
+                continue;
+            }
             if (!vq->num ||
                 !guest_memory_read(vub->mem, vq->avail_gpa + 2, &avail, sizeof(avail))) {
                 continue;
@@ -404,9 +417,13 @@ static uint64_t vub_get_features(VirtIODevice *vdev)
         vub->klass->host_features(vub, vub->devs[0].features) :
         vub->devs[0].features;
     /* Offered only on request: it changes what every address means. */
-    f &= ~(1ull << VIRTIO_F_IOMMU_PLATFORM);
+    f &= ~((1ull << VIRTIO_F_IOMMU_PLATFORM) | (1ull << VIRTIO_F_RING_PACKED));
     if (vub->iommu_platform) {
         f |= vub->devs[0].features & (1ull << VIRTIO_F_IOMMU_PLATFORM);
+    }
+    /* Default off, as in QEMU: the layout is the driver's choice to make. */
+    if (vub->packed) {
+        f |= vub->devs[0].features & (1ull << VIRTIO_F_RING_PACKED);
     }
     return f & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
 }
@@ -463,7 +480,7 @@ static void vub_reset(VirtIODevice *vdev)
         /* The abandoned ring life's requests must not be resubmitted. */
         vhost_dev_reset_inflight(&vub->devs[i]);
         for (unsigned j = 0; j < vub->devs[i].nvqs; j++) {
-            vub->devs[i].vqs[j].last_avail_idx = 0;
+            vhost_virtqueue_reset_base(&vub->devs[i].vqs[j]);
         }
     }
 }
@@ -498,6 +515,7 @@ bool vhost_user_base_realize(VhostUserBase *vub, const VhostUserBaseClass *klass
     vub->ndevs = p->ndevs;
     vub->rings_per_dev = p->rings_per_dev;
     vub->iommu_platform = p->iommu_platform;
+    vub->packed = p->packed;
     vub->state_max_size = VHOST_DEVICE_STATE_MAX_SIZE;
     vub->state_timeout_ms = VHOST_DEVICE_STATE_TIMEOUT_MS;
     vub->user = vhost_user_state_new(p->chr, p->id);

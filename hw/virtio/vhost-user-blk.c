@@ -190,6 +190,7 @@ VhostUserBase *vhost_user_blk_new(const VhostUserBlkParams *p, GError **errp)
         .queue_size = p->queue_size,
         .config_len = sizeof(VirtioBlkConfig),
         .iommu_platform = p->iommu_platform,
+        .packed = p->packed,
         /* A back-end restart must not lose the requests it had taken. */
         .inflight = true,
         /* Lost or doubled block I/O is data loss: never resume blindly. */

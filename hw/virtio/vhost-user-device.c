@@ -21,9 +21,9 @@ typedef struct VhostUserDevice {
 } VhostUserDevice;
 
 /*
- * Transport features this VMM does not implement: dirty logging is the
- * migration code's to ask for, and packed rings are not there yet. The
- * IOMMU bit is the base's to offer (iommu_platform=on).
+ * Transport features this device does not pass through: dirty logging is
+ * the migration code's to ask for. The IOMMU and packed-ring bits are the
+ * base's to offer (iommu_platform=on, packed=on).
  */
 #define VUDEV_UNSUPPORTED_FEATURES \
     ((1ull << VHOST_F_LOG_ALL) | (1ull << VIRTIO_F_IOMMU_PLATFORM) | \
@@ -104,6 +104,7 @@ VhostUserBase *vhost_user_device_new(const VhostUserDeviceParams *p, GError **er
         .protocol_features_clear = p->config_size ? 0 :
                                    1ull << VHOST_USER_PROTOCOL_F_CONFIG,
         .iommu_platform = p->iommu_platform,
+        .packed = p->packed,
     };
 
     if (p->virtio_id == 0) {

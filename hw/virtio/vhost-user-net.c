@@ -148,6 +148,7 @@ VhostUserBase *vhost_user_net_new(const VhostUserNetParams *p, GError **errp)
         /* The VMM emulates the config space: GET_CONFIG is never needed. */
         .protocol_features_clear = 1ull << VHOST_USER_PROTOCOL_F_CONFIG,
         .iommu_platform = p->iommu_platform,
+        .packed = p->packed,
     };
 
     if (p->queues == 0 || p->queues > VHOST_USER_NET_MAX_QUEUES) {

@@ -16,6 +16,7 @@
 
 #include "hw/virtio/vhost.h"
 #include "hw/virtio/vhost-inflight.h"
+#include "hw/virtio/vhost-packed.h"
 #include "hw/virtio/vhost-user-conn.h"
 #include "hw/virtio/vhost-user-backend-chan.h"
 #include "hw/virtio/vhost-user-mem.h"
@@ -292,9 +293,23 @@ static bool user_get_vring_base(struct vhost_dev *dev, struct vhost_vring_state 
         return false;
     }
     /* The ring index was checked against the request by the table's check. */
+    if (vhost_dev_packed(dev)) {
+        unsigned i = s->index - dev->vq_index;
+        unsigned num = i < dev->nvqs ? dev->vqs[i].num : 0;
+        const char *why = "the ring is not this device's";
+        uint32_t base;
+
+        /* Packed: two 15-bit indices with wrap counters, each below the size. */
+        if (!vhost_packed_base_check(reply.payload.state.num, num, &base, &why)) {
+            return vhost_user_fail(u, errp, "%s: GET_VRING_BASE reply: packed base 0x%08"
+                                   PRIx32 " of ring %u (%u entries): %s", u->name,
+                                   reply.payload.state.num, s->index, num, why);
+        }
+        s->num = base;
+        return true;
+    }
     /* Split rings: the base is a 16-bit ring index; anything more is garbage. */
-    if (!(dev->acked_features & (1ull << VIRTIO_F_RING_PACKED)) &&
-        reply.payload.state.num > UINT16_MAX) {
+    if (reply.payload.state.num > UINT16_MAX) {
         return vhost_user_fail(u, errp, "%s: GET_VRING_BASE reply: base %" PRIu32
                                " of ring %u does not fit a split ring's 16-bit index",
                                u->name, reply.payload.state.num, s->index);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hw/virtio/vhost.h"
+#include "hw/virtio/vhost-packed.h"
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-log.h"
 #include "util/vhost-user-proto.h"
@@ -78,6 +79,7 @@ bool vhost_dev_init(struct vhost_dev *hdev, const char *name, void *opaque,
     hdev->vqs = g_new0(struct vhost_virtqueue, nvqs);
     for (unsigned i = 0; i < nvqs; i++) {
         hdev->vqs[i].kick_fd = hdev->vqs[i].call_fd = hdev->vqs[i].err_fd = -1;
+        vhost_virtqueue_reset_base(&hdev->vqs[i]);
     }
     for (unsigned i = 0; i < nvqs; i++) {
         struct vhost_virtqueue *vq = &hdev->vqs[i];
@@ -99,6 +101,17 @@ err_name:
     g_free(hdev->name);
     hdev->name = NULL;
     return false;
+}
+
+void vhost_virtqueue_reset_base(struct vhost_virtqueue *vq)
+{
+    vq->last_avail_idx = 0;
+    vq->packed_base = VHOST_PACKED_BASE_INITIAL;
+}
+
+bool vhost_dev_packed(const struct vhost_dev *hdev)
+{
+    return hdev->acked_features & (1ull << VIRTIO_F_RING_PACKED);
 }
 
 void vhost_dev_reset_inflight(struct vhost_dev *hdev)
@@ -144,8 +157,26 @@ static void vhost_virtqueue_base_from_ram(struct vhost_dev *hdev, unsigned i)
     struct vhost_virtqueue *vq = &hdev->vqs[i];
     uint16_t le_idx;
 
+    if (vhost_dev_packed(hdev)) {
+        vq->packed_base = vhost_packed_base_from_ram(hdev->mem, vq->desc_gpa, vq->num,
+                                                     vq->packed_base, NULL);
+        return;
+    }
     if (guest_memory_read(hdev->mem, vq->used_gpa + 2, &le_idx, sizeof(le_idx))) {
         vq->last_avail_idx = GUINT16_FROM_LE(le_idx);
+    }
+}
+
+/*
+ * Keeps what GET_VRING_BASE answered, checked by the transport: a split
+ * ring's 16-bit index, or a packed ring's two indices below its size.
+ */
+static void vhost_virtqueue_take_base(struct vhost_dev *hdev, unsigned i, uint32_t num)
+{
+    if (vhost_dev_packed(hdev)) {
+        hdev->vqs[i].packed_base = num;
+    } else {
+        hdev->vqs[i].last_avail_idx = (uint16_t)num;
     }
 }
 
@@ -164,7 +195,7 @@ static void vhost_virtqueue_stop(struct vhost_dev *hdev, unsigned i)
     vq->started = false;
     if (hdev->vhost_ops->is_connected(hdev)) {
         if (hdev->vhost_ops->get_vring_base(hdev, &s, &err)) {
-            vq->last_avail_idx = (uint16_t)s.num;
+            vhost_virtqueue_take_base(hdev, i, s.num);
             return;
         }
         /* The message already names the device. */
@@ -206,16 +237,24 @@ static bool vhost_virtqueue_addr(struct vhost_dev *hdev, unsigned i,
     unsigned idx = (unsigned)hdev->vhost_ops->get_vq_index(hdev, (int)i);
     void *desc, *avail, *used;
 
+    bool packed = vhost_dev_packed(hdev);
+
     memset(addr, 0, sizeof(*addr));
     addr->index = idx;
+    /* Packed: the descriptor ring, then driver and device event areas. */
     desc = guest_memory_gpa_to_hva(hdev->mem, vq->desc_gpa, vring_desc_size(vq->num));
-    avail = guest_memory_gpa_to_hva(hdev->mem, vq->avail_gpa, vring_avail_size(vq->num));
-    used = guest_memory_gpa_to_hva(hdev->mem, vq->used_gpa, vring_used_size(vq->num));
+    avail = guest_memory_gpa_to_hva(hdev->mem, vq->avail_gpa,
+                                    packed ? vring_packed_event_size() :
+                                    vring_avail_size(vq->num));
+    used = guest_memory_gpa_to_hva(hdev->mem, vq->used_gpa,
+                                   packed ? vring_packed_event_size() :
+                                   vring_used_size(vq->num));
     if (!desc || !avail || !used) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
                     "%s: ring %u: %s ring at gpa 0x%" PRIx64 " is not backed by "
                     "one guest RAM region", hdev->name, idx,
-                    !desc ? "descriptor" : !avail ? "avail" : "used",
+                    !desc ? "descriptor" : !avail ? (packed ? "driver event" : "avail") :
+                    (packed ? "device event" : "used"),
                     !desc ? vq->desc_gpa : !avail ? vq->avail_gpa : vq->used_gpa);
         return false;
     }
@@ -231,7 +270,11 @@ static bool vhost_virtqueue_addr(struct vhost_dev *hdev, unsigned i,
     /* The log is by guest-physical address, whatever the other fields hold. */
     if (hdev->log_enabled) {
         addr->flags = 1u << VHOST_VRING_F_LOG;
-        addr->log_guest_addr = vq->used_gpa;
+        /*
+         * A packed ring's device writes its used entries into the
+         * descriptor ring, and logs them relative to this address.
+         */
+        addr->log_guest_addr = packed ? vq->desc_gpa : vq->used_gpa;
     }
     return true;
 }
@@ -243,7 +286,10 @@ static bool vhost_virtqueue_start(struct vhost_dev *hdev, unsigned i, bool send_
     const VhostOps *ops = hdev->vhost_ops;
     unsigned idx = (unsigned)ops->get_vq_index(hdev, (int)i);
     struct vhost_vring_state num = { .index = idx, .num = vq->num };
-    struct vhost_vring_state base = { .index = idx, .num = vq->last_avail_idx };
+    struct vhost_vring_state base = {
+        .index = idx,
+        .num = vhost_dev_packed(hdev) ? vq->packed_base : vq->last_avail_idx,
+    };
     struct vhost_vring_file kick = { .index = idx, .fd = vq->kick_fd };
     struct vhost_vring_file call = { .index = idx, .fd = vq->call_fd };
     struct vhost_vring_file err = { .index = idx, .fd = vq->err_fd };
@@ -307,6 +353,12 @@ static void vhost_dev_mem_unlisten(struct vhost_dev *hdev)
     }
 }
 
+/*
+ * Packed rings too: the front-end never maps the area (the back-end lays
+ * it out, split or packed, and checks it); the size check of the reply
+ * allows the packed layout. A back-end that does not track packed rings
+ * answers GET_INFLIGHT_FD with size 0.
+ */
 static bool vhost_dev_use_inflight(const struct vhost_dev *hdev)
 {
     return hdev->use_inflight && hdev->vhost_ops->get_inflight_fd &&

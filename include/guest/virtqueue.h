@@ -7,7 +7,9 @@
  * re-attached to the same GPAs on the destination carries on where the
  * source stopped. The host-side GuestVirtqueue only caches pointers.
  *
- * Packed rings will sit beside this behind the same calls.
+ * Packed rings (VIRTIO_F_RING_PACKED) sit beside this behind the same
+ * calls: guest_vq_init_packed() lays one out, and every call below works
+ * on either (include/guest/virtqueue-packed.h, guest/virtqueue-packed.c).
  */
 #ifndef GUEST_VIRTQUEUE_H
 #define GUEST_VIRTQUEUE_H
@@ -81,6 +83,20 @@ typedef struct GuestVirtqueue {
     const char *corrupt;        /* NULL, or the field: "free_head", ... */
     const char *corrupt_why;    /* NULL: out of range */
     uint64_t corrupt_value;
+    /*
+     * A packed ring: st, avail, used and desc above are NULL and these
+     * are used instead (see virtqueue-packed.h). desc_gpa, avail_gpa and
+     * used_gpa then hold the descriptor ring and the driver and device
+     * event suppression areas.
+     */
+    bool packed;
+    struct GuestVqPackedState *pst; /* in guest RAM */
+    uint16_t *next_id;              /* in guest RAM: free buffer id list */
+    struct VringPackedDesc *pdesc;
+    uint16_t *driver_event;     /* [0] off_wrap, [1] flags; we write it */
+    uint16_t *device_event;     /* the same; the device writes it */
+    struct VringPackedDesc *pindirect;      /* NULL without indirect */
+    uint16_t added;             /* descriptors made available since the last kick */
 } GuestVirtqueue;
 
 /* One buffer of a request, by guest physical address. */

@@ -36,61 +36,6 @@
 /* ---- DPDK testpmd --------------------------------------------------- */
 
 /*
- * testpmd with a net_vhost port in io forwarding, looped to itself: every
- * packet the guest sends comes back. client: it connects to our socket
- * (the VMM listens) instead of listening; then no socket is waited for.
- * One --file-prefix per fixture (runtime files removed at teardown).
- */
-static Proc *start_testpmd(Fixture *f, const char *sock, unsigned queues, bool client,
-                           bool jumbo)
-{
-    g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u%s", sock,
-                                            queues, client ? ",client=1" : "");
-    g_autofree char *rxq = g_strdup_printf("--rxq=%u", queues);
-    g_autofree char *txq = g_strdup_printf("--txq=%u", queues);
-    g_autofree char *prefix = NULL;
-    g_autoptr(GPtrArray) tp = g_ptr_array_new();
-    const char *const fixed[] = {
-        "dpdk-testpmd", "-l", "0,1", "--no-huge", "-m", "512", "--no-pci",
-        "--log-level=lib.eal:warning",
-    };
-    Proc *p;
-
-    if (!require_program("dpdk-testpmd", "dpdk")) {
-        return NULL;
-    }
-    if (!f->dpdk_prefix) {
-        f->dpdk_prefix = g_strdup_printf("vutest%d-%u", (int)getpid(), queues);
-    }
-    prefix = g_strdup_printf("--file-prefix=%s", f->dpdk_prefix);
-    for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
-        g_ptr_array_add(tp, (char *)fixed[i]);
-    }
-    g_ptr_array_add(tp, prefix);
-    g_ptr_array_add(tp, "--vdev");
-    g_ptr_array_add(tp, vdev);
-    g_ptr_array_add(tp, "--");
-    g_ptr_array_add(tp, "--forward-mode=io");
-    /* One port forwarding to itself: every packet goes back to the guest. */
-    g_ptr_array_add(tp, "--port-topology=loop");
-    g_ptr_array_add(tp, "--nb-cores=1");
-    g_ptr_array_add(tp, rxq);
-    g_ptr_array_add(tp, txq);
-    g_ptr_array_add(tp, "--stats-period=0");
-    /* A small pool starts fast without hugepages. */
-    g_ptr_array_add(tp, "--total-num-mbufs=8192");
-    if (jumbo) {
-        /* 9018-byte frames arrive in chained 2 KiB mbufs and leave so. */
-        g_ptr_array_add(tp, "--max-pkt-len=9600");
-    }
-    p = proc_spawn(f, "testpmd", tp, true, NULL);
-    if (!p || client) {
-        return p;
-    }
-    return wait_socket(p, sock) ? p : NULL;
-}
-
-/*
  * jumbo: host_mtu=9000 (VIRTIO_NET_F_MTU to the driver, NET_SET_MTU to
  * testpmd) and frames up to 9018 bytes, merged over 2 KiB RX buffers.
  */
@@ -108,7 +53,7 @@ static void test_dpdk_net(Fixture *f, unsigned queues, bool jumbo)
     int code = -1;
     int64_t sent, received;
 
-    testpmd = start_testpmd(f, sock, queues, false, jumbo);
+    testpmd = proc_start_testpmd(f, sock, queues, false, jumbo);
     if (!testpmd) {
         return;
     }
@@ -203,7 +148,7 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
     if (!vmm_bin) {
         return;
     }
-    if (!vmm_server && !(tp = start_testpmd(f, sock, 2, false, false))) {
+    if (!vmm_server && !(tp = proc_start_testpmd(f, sock, 2, false, false))) {
         return;
     }
     g_ptr_array_add(argv, (char *)vmm_bin);
@@ -222,7 +167,7 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
     g_ptr_array_add(argv, "json");
     vmm = proc_spawn(f, "vmm", argv, false, out_path);
     if (!vmm || (vmm_server && (!wait_socket(vmm, sock) ||
-                                !(tp = start_testpmd(f, sock, 2, true, false))))) {
+                                !(tp = proc_start_testpmd(f, sock, 2, true, false))))) {
         return;
     }
     /*
@@ -240,7 +185,7 @@ static void test_dpdk_net_restart(Fixture *f, gconstpointer data)
         /* testpmd does not remove its socket; a stale one stops the next. */
         g_unlink(sock);
     }
-    if (!start_testpmd(f, sock, 2, vmm_server, false)) {
+    if (!proc_start_testpmd(f, sock, 2, vmm_server, false)) {
         return;
     }
     if (!vmm_collect(vmm, out_path, &code, &out, &log)) {

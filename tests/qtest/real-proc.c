@@ -446,3 +446,52 @@ Proc *proc_start_ref(Fixture *f, const char *name, const char *type, const char 
     }
     return client || wait_socket(p, sock) ? p : NULL;
 }
+
+Proc *proc_start_testpmd(Fixture *f, const char *sock, unsigned queues, bool client,
+                         bool jumbo)
+{
+    g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,queues=%u%s", sock,
+                                            queues, client ? ",client=1" : "");
+    g_autofree char *rxq = g_strdup_printf("--rxq=%u", queues);
+    g_autofree char *txq = g_strdup_printf("--txq=%u", queues);
+    g_autofree char *prefix = NULL;
+    g_autoptr(GPtrArray) tp = g_ptr_array_new();
+    const char *const fixed[] = {
+        "dpdk-testpmd", "-l", "0,1", "--no-huge", "-m", "512", "--no-pci",
+        "--log-level=lib.eal:warning",
+    };
+    Proc *p;
+
+    if (!require_program("dpdk-testpmd", "dpdk")) {
+        return NULL;
+    }
+    if (!f->dpdk_prefix) {
+        f->dpdk_prefix = g_strdup_printf("vutest%d-%u", (int)getpid(), queues);
+    }
+    prefix = g_strdup_printf("--file-prefix=%s", f->dpdk_prefix);
+    for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
+        g_ptr_array_add(tp, (char *)fixed[i]);
+    }
+    g_ptr_array_add(tp, prefix);
+    g_ptr_array_add(tp, "--vdev");
+    g_ptr_array_add(tp, vdev);
+    g_ptr_array_add(tp, "--");
+    g_ptr_array_add(tp, "--forward-mode=io");
+    /* One port forwarding to itself: every packet goes back to the guest. */
+    g_ptr_array_add(tp, "--port-topology=loop");
+    g_ptr_array_add(tp, "--nb-cores=1");
+    g_ptr_array_add(tp, rxq);
+    g_ptr_array_add(tp, txq);
+    g_ptr_array_add(tp, "--stats-period=0");
+    /* A small pool starts fast without hugepages. */
+    g_ptr_array_add(tp, "--total-num-mbufs=8192");
+    if (jumbo) {
+        /* 9018-byte frames arrive in chained 2 KiB mbufs and leave so. */
+        g_ptr_array_add(tp, "--max-pkt-len=9600");
+    }
+    p = proc_spawn(f, "testpmd", tp, true, NULL);
+    if (!p || client) {
+        return p;
+    }
+    return wait_socket(p, sock) ? p : NULL;
+}

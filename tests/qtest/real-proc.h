@@ -93,6 +93,15 @@ Proc *proc_start_qsd_named(Fixture *f, const char *name, const char *img, const 
 Proc *proc_start_ref(Fixture *f, const char *name, const char *type, const char *sock,
                      unsigned queues, const char *blk_file, uint64_t blk_size, bool client);
 
+/*
+ * testpmd with a net_vhost port in io forwarding, looped to itself: every
+ * packet the guest sends comes back. client: it connects to our socket
+ * (the VMM listens) instead of listening; then no socket is waited for.
+ * One --file-prefix per fixture (runtime files removed at teardown).
+ */
+Proc *proc_start_testpmd(Fixture *f, const char *sock, unsigned queues, bool client,
+                         bool jumbo);
+
 /* Removes the directory path and the files in it (no subdirectories). */
 void proc_remove_tree(const char *path);
 

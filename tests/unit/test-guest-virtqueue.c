@@ -13,6 +13,7 @@
 
 #include "guest/virtio-guest.h"
 #include "guest/virtqueue.h"
+#include "unit-ram.h"
 
 #define RAM_SIZE    (4u << 20)
 #define NUM         8
@@ -28,18 +29,12 @@ static GuestMemory *mem;
 
 static void setup(void)
 {
-    GError *err = NULL;
-
-    rb = ram_block_new_memfd("ram", RAM_SIZE, &err);
-    ck_assert_msg(rb, "memfd: %s", err ? err->message : "?");
-    mem = guest_memory_new();
-    ck_assert(guest_memory_add(mem, 0, rb, 0, RAM_SIZE, &err));
+    unit_ram_setup(RAM_SIZE, &rb, &mem);
 }
 
 static void teardown(void)
 {
-    guest_memory_free(mem);
-    ram_block_unref(rb);
+    unit_ram_teardown(rb, mem);
 }
 
 /* The device side: the avail index it has consumed up to. */

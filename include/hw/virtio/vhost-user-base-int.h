@@ -70,6 +70,11 @@ struct VhostUserBase {
      */
     bool iommu_platform;
     /*
+     * packed=on: VIRTIO_F_RING_PACKED is offered when the back-end offers
+     * it; once acked, every ring of the device is a packed ring.
+     */
+    bool packed;
+    /*
      * reset_if_lost (blk): requests a disconnected back-end took and did
      * not complete, when nothing (inflight area, IN_ORDER) lets the next
      * one resume them exactly; counted at disconnect, cleared by a reset.
@@ -126,6 +131,7 @@ typedef struct VhostUserBaseParams {
     /* Protocol features to leave out (e.g. CONFIG for emulated config). */
     uint64_t protocol_features_clear;
     bool iommu_platform;            /* QEMU's iommu_platform=on */
+    bool packed;                    /* QEMU's packed=on */
     /* Inflight tracking when the back-end offers it (one vhost_dev only). */
     bool inflight;
     /*

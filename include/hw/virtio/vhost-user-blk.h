@@ -26,6 +26,7 @@ typedef struct VhostUserBlkParams {
     unsigned num_queues;        /* 1..VHOST_USER_BLK_MAX_QUEUES */
     unsigned queue_size;
     bool iommu_platform;        /* offer VIRTIO_F_IOMMU_PLATFORM */
+    bool packed;                /* offer VIRTIO_F_RING_PACKED (QEMU's packed=on) */
 } VhostUserBlkParams;
 
 /* The device; free with vhost_user_base_free(). */

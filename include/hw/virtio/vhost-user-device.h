@@ -27,6 +27,7 @@ typedef struct VhostUserDeviceParams {
     unsigned vq_size;           /* power of two */
     uint32_t config_size;       /* 0..VIRTIO_CONFIG_MAX_SIZE */
     bool iommu_platform;        /* offer VIRTIO_F_IOMMU_PLATFORM */
+    bool packed;                /* offer VIRTIO_F_RING_PACKED (QEMU's packed=on) */
 } VhostUserDeviceParams;
 
 /* The device; free with vhost_user_base_free(). */

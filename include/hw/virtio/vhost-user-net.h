@@ -29,6 +29,7 @@ typedef struct VhostUserNetParams {
     uint16_t host_mtu;          /* 0: no VIRTIO_NET_F_MTU */
     unsigned queue_size;        /* ring size offered to the driver */
     bool iommu_platform;        /* offer VIRTIO_F_IOMMU_PLATFORM */
+    bool packed;                /* offer VIRTIO_F_RING_PACKED (QEMU's packed=on) */
 } VhostUserNetParams;
 
 /* The device; free with vhost_user_base_free(). */

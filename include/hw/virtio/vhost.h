@@ -38,8 +38,20 @@ struct vhost_virtqueue {
      * completed; nothing past it is skipped).
      */
     uint16_t last_avail_idx;
+    /*
+     * The same for a packed ring (VIRTIO_F_RING_PACKED acked), in the
+     * 32-bit encoding of SET_VRING_BASE (hw/virtio/vhost-packed.h): avail
+     * and used indices with their wrap counters. When the back-end is gone
+     * at stop time, found by walking the used descriptors in guest RAM.
+     */
+    uint32_t packed_base;
     bool started;
 };
+
+/* A fresh ring's resume point (driver reset): index 0, wrap counters 1. */
+void vhost_virtqueue_reset_base(struct vhost_virtqueue *vq);
+/* The ring layout of hdev's rings: packed once VIRTIO_F_RING_PACKED is acked. */
+bool vhost_dev_packed(const struct vhost_dev *hdev);
 
 struct vhost_dev {
     char *name;                 /* "net0" or "net0.q1": every error names it */
