@@ -60,11 +60,8 @@ static void pattern_put_words(uint8_t *p, size_t off, size_t len, uint64_t x)
 
 void pattern_fill(void *buf, size_t len, uint64_t id, uint64_t generation, uint32_t seed)
 {
-    PatternHeader h;
-
-    pattern_header(&h, len, id, generation, seed);
-    memcpy(buf, &h, sizeof(h));
-    pattern_put_words(buf, sizeof(h), len, pattern_state(id, generation, seed));
+    pattern_fill_header(buf, len, id, generation, seed);
+    pattern_put_words(buf, sizeof(PatternHeader), len, pattern_state(id, generation, seed));
 }
 
 /* Index of the first differing byte of two n-byte runs known to differ. */
@@ -79,10 +76,19 @@ static size_t pattern_first_diff(const uint8_t *got, const void *want, size_t n)
     return k;
 }
 
-/* The header of buf against what (len, id, generation, seed) make. */
-static bool pattern_check_header(const uint8_t *p, size_t len, uint64_t id,
+void pattern_fill_header(void *buf, size_t len, uint64_t id, uint64_t generation,
+                         uint32_t seed)
+{
+    PatternHeader h;
+
+    pattern_header(&h, len, id, generation, seed);
+    memcpy(buf, &h, sizeof(h));
+}
+
+bool pattern_check_header(const void *buf, size_t len, uint64_t id,
                                  uint64_t generation, uint32_t seed, PatternMismatch *mm)
 {
+    const uint8_t *p = buf;
     PatternHeader want, got;
     size_t off;
 
@@ -176,10 +182,8 @@ void pattern_fill_sample(void *buf, size_t len, uint64_t id, uint64_t generation
 {
     uint8_t *p = buf;
     uint64_t x = pattern_state(id, generation, seed);
-    PatternHeader h;
 
-    pattern_header(&h, len, id, generation, seed);
-    memcpy(p, &h, sizeof(h));
+    pattern_fill_header(p, len, id, generation, seed);
     for (unsigned k = 0; k < PATTERN_SAMPLE_WORDS; k++) {
         size_t off = pattern_sample_off(len, k);
 
