@@ -12,7 +12,13 @@
 #   BENCH_SECONDS  measured seconds per run (default 3)
 #   BENCH_SIZES    frame sizes, without the virtio-net header ("64 1518")
 #   BENCH_WINDOW   packets in flight per side (default 64)
-#   BENCH_REPS     repetitions per figure, best one kept (default 2)
+#   BENCH_REPS     repetitions (default 7): ours in each mode and the anchor
+#                  alternate; each mode's figure is the median of its
+#                  paired ratios (ours / the anchor run of the same rep)
+#   BENCH_MODES    our modes, NAME:WORKLOAD-KEYS separated by spaces
+#                  (default "full:verify=full seq:verify=seq,poll=on")
+#   BENCH_STRACE   1: a short extra run per mode and size under strace -c -f
+#                  for system calls per packet, all threads (default 1)
 #   BENCH_ONEWAY   1: also run the one-way anchor, txonly into rxonly (0)
 #   BENCH_KEEP     1: keep the logs and JSON in the temporary directory
 #
@@ -27,7 +33,9 @@ set -euo pipefail
 SECONDS_PER_RUN=${BENCH_SECONDS:-3}
 SIZES=${BENCH_SIZES:-"64 1518"}
 WINDOW=${BENCH_WINDOW:-64}
-REPS=${BENCH_REPS:-2}
+REPS=${BENCH_REPS:-7}
+MODES=${BENCH_MODES:-"full:verify=full seq:verify=seq,poll=on"}
+STRACE=${BENCH_STRACE:-1}
 ONEWAY=${BENCH_ONEWAY:-0}
 
 die() {
@@ -41,6 +49,8 @@ BUILD=${1:-$ROOT/build}
 VMM=$BUILD/vhost-user-vmm
 
 [[ -x "$VMM" ]] || die "$VMM not found: build it first (meson setup $BUILD && ninja -C $BUILD)"
+[[ "$STRACE" != 1 ]] || command -v strace >/dev/null ||
+    die "'strace' is missing (apt-get install strace), or set BENCH_STRACE=0"
 for tool in dpdk-testpmd taskset timeout jq awk; do
     command -v "$tool" >/dev/null ||
         die "'$tool' is missing (dpdk-testpmd: apt-get install dpdk; jq: apt-get install jq)"
@@ -48,6 +58,10 @@ done
 [[ "$SECONDS_PER_RUN" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS: '$SECONDS_PER_RUN' is not a positive integer"
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS: '$REPS' is not a positive integer"
 [[ "$WINDOW" =~ ^[1-9][0-9]*$ ]] || die "BENCH_WINDOW: '$WINDOW' is not a positive integer"
+for m in $MODES; do
+    [[ "$m" =~ ^[a-z0-9_-]+:[a-z0-9=,+-]+$ ]] ||
+        die "BENCH_MODES: '$m' is not NAME:KEY=VALUE,... (like seq:verify=seq,poll=on)"
+done
 for s in $SIZES; do
     if ! [[ "$s" =~ ^[0-9]+$ ]] || (( s < 46 || s > 1518 )); then
         die "BENCH_SIZES: '$s' is not a frame size in [46, 1518]"
@@ -134,25 +148,58 @@ mean_pps() {
               printf "%.3f\n", s / n / 1e6 }'
 }
 
-# Ours: the VMM runs the net workload for SECONDS_PER_RUN against the peer.
-# Sets RESULT to the Mpps of the JSON summary. (Not run in $(...): a
-# subshell would hide its background pids from the cleanup trap.)
+# Ours: the VMM runs the net workload for $3 seconds against the peer,
+# with the mode's keys $2. Sets RESULT to the Mpps of the JSON summary and
+# JSON to its path. $4: a strace -c -f output file to run under (the
+# system call count). (Not run in $(...): a subshell would hide its
+# background pids from the cleanup trap.)
 run_ours() {
-    local size=$1 sock=$TMP/ours.sock json=$TMP/ours-$1.json err=$TMP/ours-$1.err
+    local size=$1 keys=$2 secs=$3 trace=${4:-} sock=$TMP/ours.sock
+    local json=$TMP/ours-$1.json err=$TMP/ours-$1.err pre=()
     start_peer "$sock" io "$TMP/peer-ours-$size.log"
-    # count is only a ceiling: the runtime ends the sending.
-    if ! timeout $((SECONDS_PER_RUN + 30)) taskset -c 0 "$VMM" -m 256M \
+    [[ -z "$trace" ]] || pre=(strace -c -f -o "$trace")
+    # count is only a ceiling (the runtime ends the sending): the received
+    # bitmap is count bits, cleared before the clock starts. drain=10s: on
+    # a loaded machine the peer's lcore went without CPU for over the
+    # default 1 s, and the run failed with its last window in flight.
+    if ! timeout $((secs + 30)) taskset -c 0 "${pre[@]}" "$VMM" -m 256M \
             -chardev "socket,id=c0,path=$sock" \
             -netdev vhost-user,id=net0,chardev=c0,queues=1 \
             -device virtio-net-pci,netdev=net0,id=net0 \
-            -workload "net0:count=1000000000,size=$size,window=$WINDOW,runtime=${SECONDS_PER_RUN}s" \
+            -workload "net0:count=$((secs * 25000000)),size=$size,window=$WINDOW,runtime=${secs}s,drain=10s,$keys" \
             -summary json >"$json" 2>"$err"; then
-        tail -n 20 "$err" >&2
-        die "vhost-user-vmm failed at size $size (stderr above)"
+        stop_pid "$PEER"
+        echo "bench-net: vhost-user-vmm failed at size $size, $keys; its stderr, then the peer's log:" >&2
+        tail -n 6 "$err" >&2
+        tail -n 12 "$TMP/peer-ours-$size.log" >&2
+        return 1
     fi
     stop_pid "$PEER"
-    [[ "$(jq -r .ok "$json")" == true ]] || die "size $size: workload not ok: $(cat "$json")"
+    [[ "$(jq -r .ok "$json")" == true ]] || die "size $size, $keys: workload not ok: $(cat "$json")"
     RESULT=$(jq -r '.mpps' "$json")
+    JSON=$json
+}
+
+# run_ours, once more when a run fails (counted in FAILED and reported):
+# a failure is shown, never hidden, but one does not end the bench.
+FAILED=0
+NOPAIR=0
+run_ours_counted() {
+    run_ours "$@" && return 0
+    FAILED=$((FAILED + 1))
+    run_ours "$@" || die "size $1, $2: failed twice in a row (logs above)"
+}
+
+# System calls per packet of one mode: a 1-second run under strace -c -f
+# (every thread of the VMM: the vCPU's kicks and sleeps and the main loop's
+# wakeups), its total divided by the packets sent. strace slows each call,
+# so the rate of that run is not used. Sets RESULT.
+syscalls_per_packet() {
+    local size=$1 keys=$2 trace=$TMP/strace-$1.txt total
+    run_ours_counted "$size" "$keys" 1 "$trace"
+    total=$(awk '$NF == "total" { print $4 }' "$trace")
+    RESULT=$(awk -v c="${total:-0}" -v p="$(jq -r .sent "$JSON")" \
+        'BEGIN { if (p > 0) printf "%.4f", c / p; else print "n/a" }')
 }
 
 # The anchor: a second testpmd whose port is net_virtio_user (DPDK's
@@ -202,43 +249,97 @@ echo "bench-net: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
      "$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $VMM"
 echo "bench-net: load average $(cut -d' ' -f1-3 /proc/loadavg) before the run" \
      "(anything else running on these cores shows up in the figures)"
-echo "bench-net: ${SECONDS_PER_RUN}s per run, best of $REPS, window $WINDOW, 1 queue pair, peer: dpdk-testpmd net_vhost io loop"
+echo "bench-net: ${SECONDS_PER_RUN}s per run, $REPS alternating repetitions, window $WINDOW, 1 queue pair, peer: dpdk-testpmd net_vhost io loop"
+echo "bench-net: our modes: $MODES"
+(( REPS >= 7 )) || echo "bench-net: note: $REPS repetitions; the project's figures use at least 7"
 
-max() {
-    awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 > b + 0) ? a : b }'
+# Median of the numbers given.
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 ROWS=()
 for size in $SIZES; do
-    ours=0 anchor=0 oneway=0
-    # Ours and the anchor alternate so a burst of load from elsewhere on
-    # the machine hits both; each keeps its best repetition.
+    declare -A ratios=() mpps=() kicks=() sleeps=()
+    anchors=() oneways=()
+    # Each repetition runs every mode of ours and the anchor in turn
+    # (alternating, so a burst of load from elsewhere hits all sides);
+    # each of our runs is paired with the anchor run of its repetition.
     for rep in $(seq "$REPS"); do
-        run_ours "$size"
-        echo "bench-net: size $size rep $rep: ours $RESULT Mpps" >&2
-        ours=$(max "$ours" "$RESULT")
+        declare -A this=()
+        for m in $MODES; do
+            name=${m%%:*}
+            run_ours_counted "$size" "${m#*:}" "$SECONDS_PER_RUN"
+            this[$name]=$RESULT
+            echo "bench-net: size $size rep $rep: ours $name $RESULT Mpps" \
+                 "(kicks $(jq -r .kicks "$JSON"), sleeps $(jq -r .sleeps "$JSON")," \
+                 "sent $(jq -r .sent "$JSON"))" >&2
+            mpps[$name]+=" $RESULT"
+            kicks[$name]+=" $(awk -v k="$(jq -r .kicks "$JSON")" -v p="$(jq -r .sent "$JSON")" \
+                'BEGIN { printf "%.5f", (p > 0 ? k / p : 0) }')"
+            sleeps[$name]+=" $(awk -v k="$(jq -r .sleeps "$JSON")" -v p="$(jq -r .sent "$JSON")" \
+                'BEGIN { printf "%.5f", (p > 0 ? k / p : 0) }')"
+        done
         run_anchor "$size" io io Rx-pps
         echo "bench-net: size $size rep $rep: anchor (io loop) $RESULT Mpps" >&2
-        anchor=$(max "$anchor" "$RESULT")
+        anchors+=("$RESULT")
+        for m in $MODES; do
+            name=${m%%:*}
+            r=$(ratio "${this[$name]}" "$RESULT")
+            # An anchor run that moved nothing pairs with nothing.
+            if [[ "$r" == n/a ]]; then
+                NOPAIR=$((NOPAIR + 1))
+            else
+                ratios[$name]+=" $r"
+            fi
+        done
         if [[ "$ONEWAY" == 1 ]]; then
             run_anchor "$size" txonly rxonly Tx-pps
             echo "bench-net: size $size rep $rep: anchor (txonly -> rxonly) $RESULT Mpps" >&2
-            oneway=$(max "$oneway" "$RESULT")
+            oneways+=("$RESULT")
         fi
+        unset this
     done
-    [[ "$ONEWAY" == 1 ]] || oneway=-
-    ROWS+=("$(printf '%6s  %10.3f  %12.3f  %6s  %14s' "$size" "$ours" "$anchor" \
-              "$(ratio "$ours" "$anchor")" "$oneway")")
+    oneway=-
+    [[ "$ONEWAY" != 1 ]] || oneway=$(median "${oneways[@]}")
+    for m in $MODES; do
+        name=${m%%:*}
+        sys=-
+        if [[ "$STRACE" == 1 ]]; then
+            syscalls_per_packet "$size" "${m#*:}"
+            sys=$RESULT
+        fi
+        # shellcheck disable=SC2086 # the lists are space-separated numbers
+        ROWS+=("$(printf '%6s  %-6s  %10.3f  %12.3f  %6.2f  %11s  %9.4f  %10.4f  %12s  %12s' \
+                  "$size" "$name" "$(median ${mpps[$name]})" "$(median "${anchors[@]}")" \
+                  "$(median ${ratios[$name]})" \
+                  "$(printf '%s\n' ${ratios[$name]} | sort -g | sed -n '1p;$p' | paste -sd- -)" \
+                  "$(median ${kicks[$name]})" "$(median ${sleeps[$name]})" "$sys" "$oneway")")
+        echo "bench-net: size $size $name: paired ratios${ratios[$name]}" >&2
+    done
+    unset ratios mpps kicks sleeps
 done
 
 echo
-printf '%6s  %10s  %12s  %6s  %14s\n' size "ours Mpps" "anchor Mpps" ratio "anchor 1-way"
+echo "bench-net: load average $(cut -d' ' -f1-3 /proc/loadavg) after the run"
+(( NOPAIR == 0 )) || echo "bench-net: $NOPAIR pairs left out: their anchor run measured 0 Mpps"
+(( FAILED == 0 )) || echo "bench-net: $FAILED of our runs failed and were run again (stderr)"
+printf '%6s  %-6s  %10s  %12s  %6s  %11s  %9s  %10s  %12s  %12s\n' size mode "ours Mpps" \
+       "anchor Mpps" ratio "min-max" "kicks/pkt" "sleeps/pkt" "syscalls/pkt" "anchor 1-way"
 for row in "${ROWS[@]}"; do
     echo "$row"
 done
 echo
-echo "Best of $REPS runs per figure; ratio = ours / anchor."
-echo "ours: send + echo + receive + verify, window $WINDOW (round trips/s)."
+echo "Mpps: medians of $REPS runs; ratio: median of the $REPS paired ratios (ours / the"
+echo "anchor run of the same repetition), min-max their range."
+echo "ours: send + echo + receive + check as the mode says, window $WINDOW (round trips/s):"
+for m in $MODES; do
+    echo "  ${m%%:*}: ${m#*:}"
+done
+echo "kicks/pkt, sleeps/pkt: the driver's eventfd writes and poll() sleeps per packet sent."
+echo "syscalls/pkt: a separate 1 s run under strace -c -f, all threads of the VMM."
 echo "anchor: DPDK net_virtio_user io loop, $WINDOW packets circulating, no data touched (round trips/s)."
 if [[ "$ONEWAY" == 1 ]]; then
     echo "anchor 1-way: net_virtio_user txonly into an rxonly peer (packets/s, nothing comes back)."

@@ -4,9 +4,11 @@
 
 #include "guest/pattern.h"
 
+#define MIN_SIZE(a, b)  ((a) < (b) ? (a) : (b))
+
 /*
- * xorshift64*: cheap, and the byte stream depends on every header field,
- * so a buffer from another block or generation differs almost everywhere.
+ * The run's key: every header field goes in, so a buffer from another
+ * block, packet or generation differs almost everywhere.
  */
 static uint64_t pattern_state(uint64_t id, uint64_t generation, uint32_t seed)
 {
@@ -15,12 +17,22 @@ static uint64_t pattern_state(uint64_t id, uint64_t generation, uint32_t seed)
     return x ? x : 1;
 }
 
-static uint64_t pattern_next(uint64_t *x)
+/*
+ * The word at byte offset off: a function of (key, offset) alone, not of
+ * the word before it. A serial generator (xorshift) made every word wait
+ * for the previous one; here the words of a buffer are independent, so
+ * the CPU computes several at once (the loops are vectorisable; with
+ * SSE2's emulated 64-bit multiply the compiler rightly keeps them
+ * scalar), and any word can be produced alone (pattern_check_sample()). One multiply per word: a
+ * checker needs sensitivity to every bit, not a statistical generator.
+ */
+static inline uint64_t pattern_word(uint64_t x, uint64_t off)
 {
-    *x ^= *x >> 12;
-    *x ^= *x << 25;
-    *x ^= *x >> 27;
-    return *x * 0x2545f4914f6cdd1dull;
+    uint64_t z = x ^ (off * 0xd6e8feb86659fd93ull);
+
+    z ^= z >> 32;
+    z *= 0x9fb21c651e98df25ull;
+    return z ^ (z >> 29);
 }
 
 static void pattern_header(PatternHeader *h, size_t len, uint64_t id,
@@ -33,24 +45,23 @@ static void pattern_header(PatternHeader *h, size_t len, uint64_t id,
     h->seed = seed;
 }
 
-void pattern_fill(void *buf, size_t len, uint64_t id, uint64_t generation, uint32_t seed)
+/* The header, then the word at each offset from off (a partial one last). */
+static void pattern_put_words(uint8_t *p, size_t off, size_t len, uint64_t x)
 {
-    uint8_t *p = buf;
-    uint64_t x = pattern_state(id, generation, seed);
-    PatternHeader h;
-    size_t off = sizeof(h);
-
-    pattern_header(&h, len, id, generation, seed);
-    memcpy(p, &h, sizeof(h));
-    while (off + 8 <= len) {
-        uint64_t v = pattern_next(&x);
+    for (; off + 8 <= len; off += 8) {
+        uint64_t v = pattern_word(x, off);
         memcpy(p + off, &v, 8);
-        off += 8;
     }
     if (off < len) {
-        uint64_t v = pattern_next(&x);
+        uint64_t v = pattern_word(x, off);
         memcpy(p + off, &v, len - off);
     }
+}
+
+void pattern_fill(void *buf, size_t len, uint64_t id, uint64_t generation, uint32_t seed)
+{
+    pattern_fill_header(buf, len, id, generation, seed);
+    pattern_put_words(buf, sizeof(PatternHeader), len, pattern_state(id, generation, seed));
 }
 
 /* Index of the first differing byte of two n-byte runs known to differ. */
@@ -65,11 +76,19 @@ static size_t pattern_first_diff(const uint8_t *got, const void *want, size_t n)
     return k;
 }
 
-bool pattern_check(const void *buf, size_t len, uint64_t id, uint64_t generation,
-                   uint32_t seed, PatternMismatch *mm)
+void pattern_fill_header(void *buf, size_t len, uint64_t id, uint64_t generation,
+                         uint32_t seed)
+{
+    PatternHeader h;
+
+    pattern_header(&h, len, id, generation, seed);
+    memcpy(buf, &h, sizeof(h));
+}
+
+bool pattern_check_header(const void *buf, size_t len, uint64_t id,
+                                 uint64_t generation, uint32_t seed, PatternMismatch *mm)
 {
     const uint8_t *p = buf;
-    uint64_t x = pattern_state(id, generation, seed);
     PatternHeader want, got;
     size_t off;
 
@@ -89,23 +108,102 @@ bool pattern_check(const void *buf, size_t len, uint64_t id, uint64_t generation
         mm->offset = off;
         return false;
     }
+    return true;
+}
+
+/* The word (or the partial last one) at off, against the pattern. */
+static bool pattern_check_word(const uint8_t *p, size_t off, size_t len, uint64_t x,
+                               PatternMismatch *mm)
+{
+    uint64_t v = pattern_word(x, off), w = 0;
+    size_t n = len - off < 8 ? len - off : 8;
+
+    memcpy(&w, p + off, n);
+    if (n < 8) {
+        /* Only the bytes that are there: the rest of v is not in the buffer. */
+        v &= ~0ull >> (64 - 8 * n);
+    }
+    if (w != v) {
+        mm->offset = off + pattern_first_diff(p + off, &v, n);
+        return false;
+    }
+    return true;
+}
+
+bool pattern_check(const void *buf, size_t len, uint64_t id, uint64_t generation,
+                   uint32_t seed, PatternMismatch *mm)
+{
+    const uint8_t *p = buf;
+    uint64_t x = pattern_state(id, generation, seed);
+    size_t off;
+
+    if (!pattern_check_header(p, len, id, generation, seed, mm)) {
+        return false;
+    }
     /*
      * Whole words compared as integers (memcpy keeps the loads aliasing-
-     * and alignment-safe and compiles to one load); the bytes are looked
-     * at only once a word differs, to name the first bad one.
+     * and alignment-safe); the word that differs is then looked at byte
+     * by byte, to name the first bad one.
      */
-    for (off = sizeof(want); off + 8 <= len; off += 8) {
-        uint64_t v = pattern_next(&x), w;
+    for (off = sizeof(PatternHeader); off + 8 <= len; off += 8) {
+        uint64_t w;
+
         memcpy(&w, p + off, 8);
-        if (w != v) {
-            mm->offset = off + pattern_first_diff(p + off, &v, 8);
+        if (w != pattern_word(x, off)) {
+            break;
+        }
+    }
+    for (; off < len; off += 8) {
+        if (!pattern_check_word(p, off, len, x, mm)) {
             return false;
         }
     }
-    if (off < len) {
-        uint64_t v = pattern_next(&x);
-        if (memcmp(p + off, &v, len - off) != 0) {
-            mm->offset = off + pattern_first_diff(p + off, &v, len - off);
+    return true;
+}
+
+/*
+ * Offset of sample word k (of PATTERN_SAMPLE_WORDS) in a buffer of len:
+ * words of the full pattern's grid spread from the first after the
+ * header to the last (which may be partial); with fewer words than
+ * samples some repeat.
+ */
+static size_t pattern_sample_off(size_t len, unsigned k)
+{
+    size_t words = (len - sizeof(PatternHeader) + 7) / 8;
+
+    if (words == 0) {
+        return len;
+    }
+    return sizeof(PatternHeader) + 8 * ((words - 1) * k / (PATTERN_SAMPLE_WORDS - 1));
+}
+
+void pattern_fill_sample(void *buf, size_t len, uint64_t id, uint64_t generation,
+                         uint32_t seed)
+{
+    uint8_t *p = buf;
+    uint64_t x = pattern_state(id, generation, seed);
+
+    pattern_fill_header(p, len, id, generation, seed);
+    for (unsigned k = 0; k < PATTERN_SAMPLE_WORDS; k++) {
+        size_t off = pattern_sample_off(len, k);
+
+        pattern_put_words(p, off, MIN_SIZE(off + 8, len), x);
+    }
+}
+
+bool pattern_check_sample(const void *buf, size_t len, uint64_t id, uint64_t generation,
+                          uint32_t seed, PatternMismatch *mm)
+{
+    const uint8_t *p = buf;
+    uint64_t x = pattern_state(id, generation, seed);
+
+    if (!pattern_check_header(p, len, id, generation, seed, mm)) {
+        return false;
+    }
+    for (unsigned k = 0; k < PATTERN_SAMPLE_WORDS; k++) {
+        size_t off = pattern_sample_off(len, k);
+
+        if (off < len && !pattern_check_word(p, off, len, x, mm)) {
             return false;
         }
     }

@@ -62,6 +62,7 @@ void wl_stats_record(WorkloadStats *s, uint64_t latency_ns, uint64_t bytes)
 
     s->ops++;
     s->bytes += bytes;
+    s->lat_samples++;
     s->lat_sum_ns += latency_ns;
     if (latency_ns < s->lat_min_ns) {
         s->lat_min_ns = latency_ns;
@@ -73,12 +74,19 @@ void wl_stats_record(WorkloadStats *s, uint64_t latency_ns, uint64_t bytes)
     s->hist[pow][sub]++;
 }
 
+void wl_stats_count(WorkloadStats *s, uint64_t bytes)
+{
+    s->ops++;
+    s->bytes += bytes;
+}
+
 void wl_stats_merge(WorkloadStats *into, const WorkloadStats *from)
 {
     into->ops += from->ops;
     into->bytes += from->bytes;
     into->errors += from->errors;
     into->lat_sum_ns += from->lat_sum_ns;
+    into->lat_samples += from->lat_samples;
     if (from->lat_min_ns < into->lat_min_ns) {
         into->lat_min_ns = from->lat_min_ns;
     }
@@ -163,7 +171,8 @@ char *wl_stats_summary(const WorkloadStats *s, const char *name, bool verified)
         "latency us min/avg/p50/p99/p99.9/max %.1f/%.1f/%.1f/%.1f/%.1f/%.1f; "
         "%" G_GUINT64_FORMAT " errors; %s",
         name, s->ops, mib, secs, rate, secs > 0 ? mib / secs : 0.0,
-        us(s->ops ? s->lat_min_ns : 0), us(s->ops ? s->lat_sum_ns / s->ops : 0),
+        us(s->lat_samples ? s->lat_min_ns : 0),
+        us(s->lat_samples ? s->lat_sum_ns / s->lat_samples : 0),
         us(wl_stats_percentile(s, 50)), us(wl_stats_percentile(s, 99)),
         us(wl_stats_percentile(s, 99.9)), us(s->lat_max_ns), s->errors,
         verified ? "verified" : "NOT verified");
@@ -182,7 +191,8 @@ char *wl_stats_json(const WorkloadStats *s, const char *name, bool verified)
         "\"verified\":%s}",
         esc, s->ops, s->bytes, secs, secs > 0 ? (double)s->ops / secs : 0.0,
         secs > 0 ? (double)s->bytes / secs : 0.0, s->errors,
-        us(s->ops ? s->lat_min_ns : 0), us(s->ops ? s->lat_sum_ns / s->ops : 0),
+        us(s->lat_samples ? s->lat_min_ns : 0),
+        us(s->lat_samples ? s->lat_sum_ns / s->lat_samples : 0),
         us(wl_stats_percentile(s, 50)), us(wl_stats_percentile(s, 90)),
         us(wl_stats_percentile(s, 99)), us(wl_stats_percentile(s, 99.9)),
         us(s->lat_max_ns), verified ? "true" : "false");

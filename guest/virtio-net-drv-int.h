@@ -80,6 +80,9 @@ typedef struct NetRun {
     uint64_t *got;              /* distinct verified packets per pair */
     uint64_t *ts;               /* send times, tsn per pair */
     unsigned tsn;
+    unsigned lat_sample;        /* 1 packet in N gives a latency sample */
+    unsigned burst;             /* per queue and loop iteration */
+    GuestVqUsed *used;          /* burst completions, taken at once */
     /*
      * The clock, read once per loop iteration: send and receive times,
      * activity and stop checks all use it (clock_gettime was a fifth of

@@ -375,6 +375,37 @@ static bool rx_post_all(VirtioNetDrv *d, uint32_t rxbuf, GError **errp)
 
 /* ---- receive ---- */
 
+/* The frame after the ethernet header, checked as far as verify= says. */
+static bool net_payload_ok(NetVerifyMode mode, const uint8_t *p, size_t len, uint64_t id,
+                           uint64_t gen, uint32_t seed, PatternMismatch *mm)
+{
+    switch (mode) {
+    case NET_VERIFY_FULL:
+        return pattern_check(p, len, id, gen, seed, mm);
+    case NET_VERIFY_SAMPLE:
+        return pattern_check_sample(p, len, id, gen, seed, mm);
+    default:
+        return pattern_check_header(p, len, id, gen, seed, mm);
+    }
+}
+
+/* ... and written so: the sender's half of net_payload_ok(). */
+static void net_payload_fill(NetVerifyMode mode, uint8_t *p, size_t len, uint64_t id,
+                             uint64_t gen, uint32_t seed)
+{
+    switch (mode) {
+    case NET_VERIFY_FULL:
+        pattern_fill(p, len, id, gen, seed);
+        break;
+    case NET_VERIFY_SAMPLE:
+        pattern_fill_sample(p, len, id, gen, seed);
+        break;
+    default:
+        pattern_fill_header(p, len, id, gen, seed);
+        break;
+    }
+}
+
 static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t len)
 {
     VirtioNetResult *res = run->res;
@@ -428,8 +459,8 @@ static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t l
                      PRIu32, rxp, q, seq, len, want_len);
         return;
     }
-    if (!pattern_check(frame + VIRTIO_NET_ETH_HLEN, len - VIRTIO_NET_ETH_HLEN, h.id,
-                       h.generation, wl->seed, &mm)) {
+    if (!net_payload_ok(wl->verify, frame + VIRTIO_NET_ETH_HLEN,
+                        len - VIRTIO_NET_ETH_HLEN, h.id, h.generation, wl->seed, &mm)) {
         run_mismatch(run, "rx queue %u: packet %u:%" PRIu64 " (%zu bytes) differs at "
                      "frame byte %zu", rxp, q, seq, len,
                      mm.offset + VIRTIO_NET_ETH_HLEN);
@@ -449,8 +480,10 @@ static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t l
     }
     sent_ns = run->ts[(size_t)q * run->tsn + seq % run->tsn];
     /* 0: sent before a migration, by another process's clock. */
-    if (sent_ns) {
+    if (sent_ns && seq % run->lat_sample == 0) {
         wl_stats_record(&res->stats, run->now_ns - sent_ns, len);
+    } else if (sent_ns) {
+        wl_stats_count(&res->stats, len);
     }
 }
 
@@ -501,15 +534,20 @@ static void rx_buffer(NetRun *run, unsigned p, const uint8_t *buf, uint32_t len)
     }
 }
 
+/*
+ * One burst of used RX buffers (one read of the used index), each handled
+ * and posted again at once; one kick decision for the lot.
+ */
 static unsigned rx_reap(NetRun *run, unsigned p)
 {
     VirtioNetDrv *d = run->d;
     GuestVirtqueue *vq = rxq(d, p);
-    uint64_t token;
-    uint32_t len;
+    unsigned got = run->fatal ? 0 : guest_vq_get_used_burst(vq, run->used, run->burst);
     unsigned n = 0;
 
-    while (!run->fatal && guest_vq_get_used(vq, &token, &len)) {
+    for (unsigned i = 0; i < got && !run->fatal; i++) {
+        uint64_t token = run->used[i].token;
+        uint32_t len = run->used[i].len;
         GuestSg sg;
 
         if (token >= vq->num) {
@@ -548,11 +586,12 @@ static unsigned rx_reap(NetRun *run, unsigned p)
 static unsigned tx_reap(NetRun *run, unsigned p)
 {
     GuestVirtqueue *vq = txq(run->d, p);
-    uint64_t token;
-    uint32_t len;
+    unsigned got = run->fatal ? 0 : guest_vq_get_used_burst(vq, run->used, run->burst);
     unsigned n = 0;
 
-    while (!run->fatal && guest_vq_get_used(vq, &token, &len)) {
+    for (unsigned i = 0; i < got && !run->fatal; i++) {
+        uint64_t token = run->used[i].token;
+
         if (p < run->nqp && token >= run->ntx) {
             run_corrupt(run, "queue %u: token %" PRIu64 " is out of range (%u TX slots)",
                         2 * p + 1, token, run->ntx);
@@ -579,12 +618,12 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
     const NetWorkload *wl = run->wl;
     unsigned n = 0;
 
-    for (unsigned i = 0; i < run->ntx && !run->fatal; i++) {
+    for (unsigned i = 0; i < run->ntx && n < run->burst && !run->fatal; i++) {
         uint64_t seq = d->st->sent[p];
         uint8_t *slot = run->tx + ((size_t)p * run->ntx + i) * run->slot;
         uint64_t gpa = run->tx_gpa + ((uint64_t)p * run->ntx + i) * run->slot;
         uint32_t size;
-        GuestSg sg[2];
+        GuestSg sg;
 
         if (seq > count) {
             run_corrupt(run, "driver state sent[%u] is %" PRIu64 ", over count %" PRIu64,
@@ -603,11 +642,15 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
         memcpy(slot + NET_HDR_LEN + 6, d->cfg.mac, 6);
         slot[NET_HDR_LEN + 12] = VIRTIO_NET_ETHERTYPE >> 8;
         slot[NET_HDR_LEN + 13] = VIRTIO_NET_ETHERTYPE & 0xff;
-        pattern_fill(slot + NET_HDR_LEN + VIRTIO_NET_ETH_HLEN, size - VIRTIO_NET_ETH_HLEN,
-                     ((uint64_t)p << 48) | seq, d->gen, wl->seed);
-        sg[0] = (GuestSg){ gpa, NET_HDR_LEN };
-        sg[1] = (GuestSg){ gpa + NET_HDR_LEN, size };
-        if (!guest_vq_add(txq(d, p), sg, 2, NULL, 0, i)) {
+        net_payload_fill(wl->verify, slot + NET_HDR_LEN + VIRTIO_NET_ETH_HLEN,
+                         size - VIRTIO_NET_ETH_HLEN, ((uint64_t)p << 48) | seq, d->gen,
+                         wl->seed);
+        /*
+         * Header and frame in one descriptor (VERSION_1 implies ANY_LAYOUT):
+         * no chain, and no indirect table, which a chain of two took.
+         */
+        sg = (GuestSg){ gpa, NET_HDR_LEN + size };
+        if (!guest_vq_add(txq(d, p), &sg, 1, NULL, 0, i)) {
             break;
         }
         run->tx_busy[p * run->ntx + i] = true;
@@ -642,6 +685,8 @@ static void run_wait(NetRun *run, unsigned timeout_ms)
     }
     if (!raced) {
         int r;
+
+        run->res->sleeps++;
         do {
             r = poll(pfd, n, (int)timeout_ms);
         } while (r < 0 && errno == EINTR);
@@ -650,6 +695,20 @@ static void run_wait(NetRun *run, unsigned timeout_ms)
         guest_vq_disable_cb(&d->vqs[i]);
         guest_vq_ack_call(&d->vqs[i]);
     }
+}
+
+/*
+ * Whether an idle loop iteration looks at the rings again at once rather
+ * than sleeping: always with poll=on, for the first NET_POLL_ADAPTIVE_NS
+ * of idleness with poll=adaptive (QEMU's iothreads poll 32 us by default;
+ * a round trip through a busy back-end is a few us).
+ */
+#define NET_POLL_ADAPTIVE_NS    50000ull
+
+static bool net_run_spin(NetPollMode mode, uint64_t idle_ns)
+{
+    return mode == NET_POLL_ON ||
+           (mode == NET_POLL_ADAPTIVE && idle_ns < NET_POLL_ADAPTIVE_NS);
 }
 
 static bool run_stop_requested(const NetRun *run, uint64_t end_ns)
@@ -824,7 +883,8 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
                          GError **errp)
 {
     NetRun run = { .d = d, .wl = wl, .res = res, .sending = true };
-    unsigned tx_per, tsn = 1;
+    unsigned tsn = 1;
+    uint64_t kicks0 = 0;
     uint64_t work, count = wl->count;
     bool ok;
 
@@ -843,10 +903,9 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
         run.ctl = *ctl;
     }
     run.ctl.poll_ms = run.ctl.poll_ms ? run.ctl.poll_ms : 50;
-    tx_per = txq(d, 0)->indirect ? 1 : 2;
     run.ntx = run.window;
     for (unsigned p = 0; p < run.nqp; p++) {
-        run.ntx = MIN(run.ntx, txq(d, p)->num / tx_per);
+        run.ntx = MIN(run.ntx, txq(d, p)->num);
     }
     run.seen_stride = ALIGN_UP(count, 64) / 8;
     run.slot = net_tx_slot(wl);
@@ -864,13 +923,16 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
         tsn <<= 1;
     }
     run.tsn = tsn;
+    run.lat_sample = net_workload_lat_sample(wl);
+    run.burst = wl->burst ? wl->burst : NET_DEFAULT_BURST;
+    run.used = g_new(GuestVqUsed, run.burst);
     run.ts = g_new0(uint64_t, (size_t)run.nqp * tsn);
     run.got = g_new0(uint64_t, run.nqp);
     run.tx_busy = g_new0(bool, (size_t)run.nqp * run.ntx);
-    run.end_ns = wl->runtime_ms ? wl_now_ns() + wl->runtime_ms * 1000000ull : 0;
     if (resume) {
         d->gen = d->st->run;
         if (!net_run_restore(&run, errp)) {
+            g_free(run.used);
             g_free(run.ts);
             g_free(run.got);
             g_free(run.tx_busy);
@@ -882,7 +944,18 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
         memset(d->st->sent, 0, sizeof(d->st->sent));
         memset(run.seen, 0, run.nqp * run.seen_stride);
     }
-    run.last_activity_ns = run.last_progress_ns = wl_now_ns();
+    /*
+     * Callbacks off while there is work: the device signals nothing until
+     * run_wait() asks, and with poll=on never (EVENT_IDX: used_event stays
+     * behind; else NO_INTERRUPT).
+     */
+    for (unsigned q = 0; q < 2 * d->nqp; q++) {
+        guest_vq_disable_cb(&d->vqs[q]);
+        kicks0 += d->vqs[q].kicks;
+    }
+    /* Time starts now: the set-up (the received bitmaps' clearing) is not the rate's. */
+    run.last_activity_ns = run.last_progress_ns = res->stats.start_ns = wl_now_ns();
+    run.end_ns = wl->runtime_ms ? res->stats.start_ns + wl->runtime_ms * 1000000ull : 0;
     /* A continued run's rate starts from the source's count, not from 0. */
     run.last_progress_ops = run.res->verified;
 
@@ -930,7 +1003,9 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
             now - run.last_activity_ns >= wl->drain_ms * 1000000ull) {
             break;
         }
-        if (!progress) {
+        if (!progress && net_run_spin(wl->poll, now - run.last_activity_ns)) {
+            /* Busy-polling: look at the rings again, no system call. */
+        } else if (!progress) {
             uint64_t idle = now - run.last_activity_ns;
             uint64_t left = idle < wl->drain_ms * 1000000ull ?
                             wl->drain_ms * 1000000ull - idle : 0;
@@ -939,6 +1014,10 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
         run_progress(&run);
     }
     res->stats.end_ns = wl_now_ns();
+    for (unsigned q = 0; q < 2 * d->nqp; q++) {
+        res->kicks += d->vqs[q].kicks;
+    }
+    res->kicks -= kicks0;
     if (run.migrated) {
         /* Ended here, goes on there: nothing to judge yet. */
         res->migrated = true;
@@ -954,6 +1033,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
     }
     ok = run_finish(&run, errp);
 out:
+    g_free(run.used);
     g_free(run.ts);
     g_free(run.got);
     g_free(run.tx_busy);

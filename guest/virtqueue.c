@@ -341,26 +341,37 @@ bool guest_vq_kick(GuestVirtqueue *vq)
     return true;
 }
 
-bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
+/*
+ * Used entries the device published past ours: one load of used->idx,
+ * checked, then the acquire fence that lets their contents be read.
+ */
+static uint16_t vq_used_pending(GuestVirtqueue *vq)
+{
+    uint16_t n, idx = vq_read16(used_idx(vq));
+
+    if (vq->corrupt) {
+        return 0;
+    }
+    n = (uint16_t)(idx - vq->st->last_used_idx);
+    /* The device cannot have completed more than the ring holds. */
+    if (n > vq->num) {
+        vq_corrupt(vq, "used.idx - last_used_idx", n);
+        return 0;
+    }
+    /* Read the entries only after seeing the index that covers them. */
+    if (n) {
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    }
+    return n;
+}
+
+/* Takes the used entry at last_used_idx, which vq_used_pending() covered. */
+static bool vq_take_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 {
     GuestVqState *st = vq->st;
     VringUsedElem e;
-    uint16_t id, n, num_free, last, idx;
+    uint16_t id, n, num_free, last;
 
-    if (vq->packed) {
-        return guest_vq_packed_get_used(vq, token, len);
-    }
-    idx = vq_read16(used_idx(vq));
-    if (vq->corrupt || st->last_used_idx == idx) {
-        return false;
-    }
-    /* The device cannot have completed more than the ring holds. */
-    if ((uint16_t)(idx - st->last_used_idx) > vq->num) {
-        return vq_corrupt(vq, "used.idx - last_used_idx",
-                          (uint16_t)(idx - st->last_used_idx));
-    }
-    /* Read the entry only after seeing the index that covers it. */
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
     e = used_elem(vq, st->last_used_idx & (vq->num - 1));
     if (e.id >= vq->num) {
         return vq_corrupt(vq, "used.id", e.id);
@@ -405,6 +416,32 @@ bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
         vq_write16(used_event(vq), st->last_used_idx);
     }
     return true;
+}
+
+bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
+{
+    if (vq->packed) {
+        return guest_vq_packed_get_used(vq, token, len);
+    }
+    return vq_used_pending(vq) && vq_take_used(vq, token, len);
+}
+
+unsigned guest_vq_get_used_burst(GuestVirtqueue *vq, GuestVqUsed *used, unsigned max)
+{
+    unsigned n, i;
+
+    if (vq->packed) {
+        /* A packed ring has no used index to read once per burst. */
+        for (i = 0; i < max &&
+             guest_vq_packed_get_used(vq, &used[i].token, &used[i].len); i++) {
+        }
+        return i;
+    }
+    n = MIN(vq_used_pending(vq), max);
+
+    for (i = 0; i < n && vq_take_used(vq, &used[i].token, &used[i].len); i++) {
+    }
+    return i;
 }
 
 bool guest_vq_enable_cb(GuestVirtqueue *vq)

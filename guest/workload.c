@@ -38,6 +38,9 @@ void net_workload_init(NetWorkload *wl)
     wl->rxbuf = 2048;
     wl->drain_ms = 1000;
     wl->seed = 1;
+    wl->verify = NET_VERIFY_FULL;
+    wl->poll = NET_POLL_OFF;
+    wl->burst = NET_DEFAULT_BURST;
 }
 
 bool workload_split(const char *arg, char **devid, char **opts, GError **errp)
@@ -178,6 +181,36 @@ static bool parse_bool(const char *name, const char *key, const char *val,
     }
     g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
                 "%s: %s: '%s' is not on/off", name, key, val);
+    return false;
+}
+
+/*
+ * One of names[n] (NULL entries are not choices); the error lists them:
+ * "net0: poll: 'busy' is not on, off or adaptive".
+ */
+static bool parse_choice(const char *name, const char *key, const char *val,
+                         const char *const *names, size_t n, unsigned *out,
+                         GError **errp)
+{
+    g_autoptr(GString) list = g_string_new(NULL);
+    size_t valid = 0, seen = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (names[i] && !strcmp(val, names[i])) {
+            *out = (unsigned)i;
+            return true;
+        }
+        valid += names[i] != NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (names[i]) {
+            seen++;
+            g_string_append_printf(list, "%s%s", seen == 1 ? "" :
+                                   seen == valid ? " or " : ", ", names[i]);
+        }
+    }
+    g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION, "%s: %s: '%s' is not %s",
+                name, key, val, list->str);
     return false;
 }
 
@@ -364,6 +397,61 @@ static bool blk_kv(void *opaque, const char *name, const char *key,
     return false;
 }
 
+static const char *const net_verify_names[] = {
+    [NET_VERIFY_FULL] = "full",
+    [NET_VERIFY_SAMPLE] = "sample",
+    [NET_VERIFY_SEQ] = "seq",
+};
+
+static const char *const net_poll_names[] = {
+    [NET_POLL_OFF] = "off",
+    [NET_POLL_ON] = "on",
+    [NET_POLL_ADAPTIVE] = "adaptive",
+};
+
+const char *net_workload_verify_name(NetVerifyMode v)
+{
+    return (size_t)v < G_N_ELEMENTS(net_verify_names) ? net_verify_names[v] : "?";
+}
+
+const char *net_workload_poll_name(NetPollMode p)
+{
+    return (size_t)p < G_N_ELEMENTS(net_poll_names) ? net_poll_names[p] : "?";
+}
+
+unsigned net_workload_lat_sample(const NetWorkload *wl)
+{
+    if (wl->lat_sample) {
+        return wl->lat_sample;
+    }
+    return wl->verify == NET_VERIFY_FULL ? 1 : NET_DEFAULT_LAT_SAMPLE;
+}
+
+/*
+ * verify=: full, sample or seq; the booleans blk's verify= takes mean full
+ * (on) and seq (off): a packet's header is always checked, it is how the
+ * packet is counted.
+ */
+static bool net_verify(NetWorkload *wl, const char *name, const char *key,
+                       const char *val, GError **errp)
+{
+    static const char *const alias[] = { "on", "off" };
+    unsigned v;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(alias); i++) {
+        if (!g_ascii_strcasecmp(val, alias[i])) {
+            wl->verify = i == 0 ? NET_VERIFY_FULL : NET_VERIFY_SEQ;
+            return true;
+        }
+    }
+    if (!parse_choice(name, key, val, net_verify_names, G_N_ELEMENTS(net_verify_names),
+                      &v, errp)) {
+        return false;
+    }
+    wl->verify = (NetVerifyMode)v;
+    return true;
+}
+
 static bool net_sizes(NetWorkload *wl, const char *name, const char *key,
                       const char *val, GError **errp)
 {
@@ -451,9 +539,37 @@ static bool net_kv(void *opaque, const char *name, const char *key,
         wl->seed = (uint32_t)v;
         return true;
     }
+    if (!strcmp(key, "verify")) {
+        return net_verify(wl, name, key, val, errp);
+    }
+    if (!strcmp(key, "poll")) {
+        unsigned m;
+
+        if (!parse_choice(name, key, val, net_poll_names, G_N_ELEMENTS(net_poll_names),
+                          &m, errp)) {
+            return false;
+        }
+        wl->poll = (NetPollMode)m;
+        return true;
+    }
+    if (!strcmp(key, "burst")) {
+        if (!parse_range(name, key, val, 1, NET_MAX_BURST, &v, errp)) {
+            return false;
+        }
+        wl->burst = (unsigned)v;
+        return true;
+    }
+    if (!strcmp(key, "lat-sample")) {
+        if (!parse_range(name, key, val, 1, 1u << 20, &v, errp)) {
+            return false;
+        }
+        wl->lat_sample = (unsigned)v;
+        return true;
+    }
     g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
                 "%s: unknown net workload key '%s' (count, size, window, "
-                "queues, rxbuf, drain, runtime, seed)", name, key);
+                "queues, rxbuf, drain, runtime, seed, max-lost, verify, poll, "
+                "burst, lat-sample)", name, key);
     return false;
 }
 
@@ -495,8 +611,14 @@ char *net_workload_format(const NetWorkload *wl)
         g_string_append_printf(s, "%s%" PRIu32, i ? "+" : "", wl->sizes[i]);
     }
     g_string_append_printf(s, ",window=%u,queues=%u,rxbuf=%" PRIu32 ",drain=%" PRIu64
-                           "ms,runtime=%" PRIu64 "ms,seed=%" PRIu32 ",max-lost=%" PRIu64, wl->window,
+                           "ms,runtime=%" PRIu64 "ms,seed=%" PRIu32 ",max-lost=%" PRIu64
+                           ",verify=%s,poll=%s,burst=%u", wl->window,
                            wl->queues, wl->rxbuf, wl->drain_ms, wl->runtime_ms, wl->seed,
-                           wl->max_lost);
+                           wl->max_lost, net_workload_verify_name(wl->verify),
+                           net_workload_poll_name(wl->poll), wl->burst);
+    /* lat-sample only when given: "the mode's default" has no value that parses back. */
+    if (wl->lat_sample) {
+        g_string_append_printf(s, ",lat-sample=%u", wl->lat_sample);
+    }
     return g_string_free(s, false);
 }

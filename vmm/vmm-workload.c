@@ -751,8 +751,11 @@ static void vmm_workload_json(VmmWorkload *w, const WorkloadStats *s, bool verif
             ",\"type\":\"virtio-net\",\"sent\":%" PRIu64 ",\"received\":%" PRIu64
             ",\"packets_verified\":%" PRIu64 ",\"mismatched\":%" PRIu64
             ",\"stale\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"wrong_queue\":%" PRIu64
-            ",\"announce_frames\":%" PRIu64 ",\"mpps\":%.6f", n->sent, n->received,
+            ",\"announce_frames\":%" PRIu64 ",\"kicks\":%" PRIu64 ",\"sleeps\":%" PRIu64
+            ",\"verify\":\"%s\",\"poll\":\"%s\",\"mpps\":%.6f", n->sent, n->received,
             n->verified, n->mismatched, n->stale, n->lost, n->wrong_queue, n->announce_frames,
+            n->kicks, n->sleeps, net_workload_verify_name(w->net.verify),
+            net_workload_poll_name(w->net.poll),
             wl_stats_seconds(s) > 0 ? (double)s->ops / wl_stats_seconds(s) / 1e6 : 0.0);
     }
     g_string_append_printf(out, ",\"migrated\":%s,\"continued\":%s,\"ok\":%s,\"error\":",

@@ -43,6 +43,27 @@ typedef struct PatternMismatch {
 bool pattern_check(const void *buf, size_t len, uint64_t id, uint64_t generation,
                    uint32_t seed, PatternMismatch *mm);
 
+/*
+ * The header alone (net verify=seq): what names the packet or block, and
+ * its length; the bytes after it are neither written nor read.
+ */
+void pattern_fill_header(void *buf, size_t len, uint64_t id, uint64_t generation,
+                         uint32_t seed);
+bool pattern_check_header(const void *buf, size_t len, uint64_t id, uint64_t generation,
+                          uint32_t seed, PatternMismatch *mm);
+
+/*
+ * The cheap variant (net verify=sample): the header and
+ * PATTERN_SAMPLE_WORDS words of the full pattern spread over the buffer,
+ * the last one included; nothing else is written or read. A buffer
+ * pattern_fill() wrote passes pattern_check_sample() too.
+ */
+#define PATTERN_SAMPLE_WORDS    8
+void pattern_fill_sample(void *buf, size_t len, uint64_t id, uint64_t generation,
+                         uint32_t seed);
+bool pattern_check_sample(const void *buf, size_t len, uint64_t id, uint64_t generation,
+                          uint32_t seed, PatternMismatch *mm);
+
 /* All zeroes (what discard/write-zeroes leave), with the offset of the first non-zero. */
 bool pattern_is_zero(const void *buf, size_t len, size_t *offset);
 

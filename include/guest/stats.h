@@ -25,6 +25,7 @@ typedef struct WorkloadStats {
     uint64_t lat_min_ns;
     uint64_t lat_max_ns;
     uint64_t lat_sum_ns;
+    uint64_t lat_samples;       /* ops with a latency (all, unless sampled) */
     uint64_t hist[WL_HIST_POW][WL_HIST_SUB];
 } WorkloadStats;
 
@@ -32,6 +33,8 @@ uint64_t wl_now_ns(void);       /* CLOCK_MONOTONIC */
 
 void wl_stats_init(WorkloadStats *s);
 void wl_stats_record(WorkloadStats *s, uint64_t latency_ns, uint64_t bytes);
+/* An operation without a latency sample (net lat-sample=N). */
+void wl_stats_count(WorkloadStats *s, uint64_t bytes);
 void wl_stats_merge(WorkloadStats *into, const WorkloadStats *from);
 /* p in [0, 100]; 0 when no samples. */
 uint64_t wl_stats_percentile(const WorkloadStats *s, double p);

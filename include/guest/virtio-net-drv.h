@@ -71,6 +71,15 @@ typedef struct VirtioNetResult {
      * sent, not a mismatch.
      */
     uint64_t announce_frames;
+    /*
+     * Notifications and sleeps of the run, the system calls of the data
+     * path: kicks sent (eventfd writes; EVENT_IDX or NO_NOTIFY spare the
+     * others) and waits in poll() on the call eventfds (each followed by
+     * a read per queue). Both 0 per packet when polling against a
+     * polling back-end.
+     */
+    uint64_t kicks;
+    uint64_t sleeps;
     bool verified_all;          /* every packet sent came back verified */
     char *first_error;          /* first mismatch or failure, or NULL */
     bool migrated;              /* parked and moved to another VMM: ended there */

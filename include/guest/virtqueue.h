@@ -140,6 +140,18 @@ bool guest_vq_kick(GuestVirtqueue *vq);
  * (vq->corrupt). *token is what guest RAM holds: check it.
  */
 bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len);
+
+typedef struct GuestVqUsed {
+    uint64_t token;             /* as guest RAM holds it: check it */
+    uint32_t len;
+} GuestVqUsed;
+
+/*
+ * Up to max completions into used[], in order, from one read of the used
+ * index (and one barrier), not one per entry: the count taken. Stops
+ * early at a corrupted entry (vq->corrupt), keeping the ones before it.
+ */
+unsigned guest_vq_get_used_burst(GuestVirtqueue *vq, GuestVqUsed *used, unsigned max);
 /*
  * Asks the device to interrupt (call) when the next completion arrives and
  * returns true if completions raced in meanwhile (check again before

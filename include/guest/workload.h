@@ -61,6 +61,29 @@
  *   drain=TIME           how long to wait for the last packets (1s)
  *   runtime=TIME         stop sending after this long (default no limit)
  *   seed=N               pattern seed (default 1)
+ *   verify=full|sample|seq  what is checked of each packet that comes back
+ *                        (default full): full fills and checks every
+ *                        payload byte; seq writes and checks only the
+ *                        32-byte pattern header (queue, sequence number,
+ *                        run, length: misrouted, lost, duplicated, stale
+ *                        and resized packets are still caught) and leaves
+ *                        the payload untouched, like a forwarder; sample
+ *                        is seq plus 8 words spread over the frame (a
+ *                        shifted, torn or foreign payload is caught).
+ *                        on = full, off = seq (the header is always checked:
+ *                        it is how a packet is counted)
+ *   poll=on|off|adaptive how the driver waits for used buffers (default
+ *                        off): off sleeps in poll() on the call eventfds
+ *                        whenever nothing moved; on busy-polls the used
+ *                        rings with the device's calls suppressed (no
+ *                        system call unless the device asks for a kick);
+ *                        adaptive busy-polls up to 50 us, then sleeps
+ *   burst=N              packets sent, and used entries taken, per queue
+ *                        and loop iteration (default 32; 1..4096): one
+ *                        used index read and at most one kick per burst
+ *   lat-sample=N         one packet in N carries a send time and gives a
+ *                        latency sample (default 1 with verify=full, 64
+ *                        otherwise); every packet is still counted
  *
  * Errors name the key and the value: "net0: size: '12' is outside [46, 9018] ...".
  */
@@ -123,6 +146,24 @@ typedef struct BlkWorkload {
 #define NET_FRAME_MAX           9018
 /* The classic largest frame: MTU 1500 + 14 + a VLAN tag. */
 #define NET_FRAME_CLASSIC       1518
+#define NET_DEFAULT_BURST       32
+#define NET_MAX_BURST           4096
+/* lat-sample default without verify=full: a send time every 64 packets. */
+#define NET_DEFAULT_LAT_SAMPLE  64
+
+/* What the net workload checks of a packet that comes back. */
+typedef enum NetVerifyMode {
+    NET_VERIFY_FULL,            /* every payload byte filled and checked */
+    NET_VERIFY_SAMPLE,          /* the header and 8 words spread over the frame */
+    NET_VERIFY_SEQ,             /* the header only: queue, sequence, run, length */
+} NetVerifyMode;
+
+/* How the net workload waits for the device. */
+typedef enum NetPollMode {
+    NET_POLL_OFF,               /* sleep on the call eventfds when idle */
+    NET_POLL_ON,                /* busy-poll, device calls suppressed */
+    NET_POLL_ADAPTIVE,          /* busy-poll a while, then sleep */
+} NetPollMode;
 
 typedef struct NetWorkload {
     uint64_t count;             /* per queue pair */
@@ -141,6 +182,10 @@ typedef struct NetWorkload {
      * per queue pair). Every packet that does arrive is still verified.
      */
     uint64_t max_lost;
+    NetVerifyMode verify;
+    NetPollMode poll;
+    unsigned burst;             /* per queue and loop iteration */
+    unsigned lat_sample;        /* 1 in N timed; 0: the mode's default */
 } NetWorkload;
 
 void blk_workload_init(BlkWorkload *wl);
@@ -162,6 +207,11 @@ bool net_workload_parse(NetWorkload *wl, const char *name, const char *opts,
                         GError **errp);
 /* The rw= name of a mode ("randrw"). */
 const char *blk_workload_rw_name(BlkRwMode rw);
+/* The verify= and poll= names of the net modes ("full", "adaptive"). */
+const char *net_workload_verify_name(NetVerifyMode v);
+const char *net_workload_poll_name(NetPollMode p);
+/* lat-sample as the run uses it: the value given, or the mode's default. */
+unsigned net_workload_lat_sample(const NetWorkload *wl);
 /* The workload as "key=value,..." (parses back to the same values). */
 char *blk_workload_format(const BlkWorkload *wl);
 char *net_workload_format(const NetWorkload *wl);

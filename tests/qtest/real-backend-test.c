@@ -546,6 +546,83 @@ static void test_ref_net(Fixture *f, gconstpointer data)
 }
 
 /*
+ * The like-for-like mode of bench/bench-net.sh (what DPDK's
+ * net_virtio_user does): verify=seq (sequence numbers and headers
+ * checked, payload untouched), poll=on, bursts of 32. Every packet must
+ * come back once, none lost, and the driver must never have slept.
+ * Against testpmd, which polls and asks for no kicks, there is not one
+ * kick per packet either: no system call per packet.
+ */
+static void run_like_for_like(Fixture *f, const char *sock, unsigned queues,
+                              const char *peer, bool polling_peer)
+{
+    g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=100",
+                                               sock);
+    g_autofree char *netdev = g_strdup_printf("vhost-user,id=net0,chardev=c0,queues=%u",
+                                              queues);
+    g_autofree char *out = NULL;
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    const char *fixed[] = {
+        "-m", "256M", "-chardev", chardev, "-netdev", netdev,
+        "-device", "virtio-net-pci,netdev=net0,mq=on", "-workload",
+        "net0:count=20000,size=64+1518,verify=seq,poll=on,burst=32,drain=2s",
+        "-summary", "json",
+    };
+    int64_t want = 20000ll * queues;
+    int code = -1;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
+        g_ptr_array_add(args, (char *)fixed[i]);
+    }
+    out = run_vmm(f, "vmm", args, &code);
+    if (!out || code != 0) {
+        return;
+    }
+    if (!json_true(out, "verified") || json_uint(out, "sent") != want ||
+        json_uint(out, "received") != want || json_uint(out, "packets_verified") != want ||
+        json_uint(out, "lost") != 0 || json_uint(out, "mismatched") != 0 ||
+        !strstr(out, "\"verify\":\"seq\"") || !strstr(out, "\"poll\":\"on\"")) {
+        g_test_fail_printf("net0 verify=seq,poll=on over %s: expected %" PRId64 " packets "
+                           "sent, received and verified; the VMM said: %s", peer, want, out);
+        return;
+    }
+    if (json_uint(out, "sleeps") != 0) {
+        g_test_fail_printf("net0 poll=on over %s slept in poll(): %s", peer, out);
+        return;
+    }
+    if (polling_peer && json_uint(out, "kicks") * 10 > want) {
+        g_test_fail_printf("net0 poll=on over %s (a polling back-end) kicked %" PRId64
+                           " times for %" PRId64 " packets: %s", peer,
+                           json_uint(out, "kicks"), want, out);
+    }
+}
+
+static void test_dpdk_net_like_for_like(Fixture *f, gconstpointer data)
+{
+    g_autofree char *sock = g_build_filename(f->dir, "net.sock", NULL);
+    Proc *testpmd = start_testpmd(f, sock, 2, false, false);
+
+    if (!testpmd) {
+        return;
+    }
+    run_like_for_like(f, sock, 2, "testpmd", true);
+    if (proc_poll(testpmd)) {
+        g_autofree char *log = proc_log(testpmd);
+
+        g_test_fail_printf("testpmd exited during the run:\n%s", log);
+    }
+}
+
+static void test_ref_net_like_for_like(Fixture *f, gconstpointer data)
+{
+    g_autofree char *sock = g_build_filename(f->dir, "net.sock", NULL);
+
+    if (start_ref(f, "net", sock, 2, NULL, false)) {
+        run_like_for_like(f, sock, 2, "the reference back-end", false);
+    }
+}
+
+/*
  * blk with the VMM listening (server=on) and the back-end connecting:
  * a mixed run with DISCARD and WRITE_ZEROES, then a fill whose every
  * sector is checked in the file once the back-end has exited.
@@ -667,6 +744,8 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/real/dpdk/net-jumbo-2q", Fixture, NULL, fixture_setup, test_dpdk_net_jumbo,
                fixture_teardown);
+    g_test_add("/real/dpdk/net-seq-poll-2q", Fixture, NULL, fixture_setup,
+               test_dpdk_net_like_for_like, fixture_teardown);
     g_test_add("/real/dpdk/net-restart-vmm-client", Fixture, GINT_TO_POINTER(0),
                fixture_setup, test_dpdk_net_restart, fixture_teardown);
     g_test_add("/real/dpdk/net-restart-vmm-server", Fixture, GINT_TO_POINTER(1),
@@ -683,6 +762,8 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/real/ref/net-jumbo-2q", Fixture, "jumbo", fixture_setup, test_ref_net,
                fixture_teardown);
+    g_test_add("/real/ref/net-seq-poll-2q", Fixture, NULL, fixture_setup,
+               test_ref_net_like_for_like, fixture_teardown);
     g_test_add("/real/ref/blk-2q-server", Fixture, NULL, fixture_setup, test_ref_blk,
                fixture_teardown);
     g_test_add("/real/ref/blk-wce", Fixture, NULL, fixture_setup, test_ref_blk_wce,

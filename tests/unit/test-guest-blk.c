@@ -508,6 +508,48 @@ START_TEST(test_workload_options)
     ck_assert(!net_workload_parse(&nw, "net0", "bs=4k", &err));
     ck_assert_msg(strstr(err->message, "'bs'"), "%s", err->message);
     g_clear_error(&err);
+
+    /* The measured modes: verify, poll, burst, lat-sample (issue 12). */
+    net_workload_init(&nw);
+    ck_assert(nw.verify == NET_VERIFY_FULL && nw.poll == NET_POLL_OFF);
+    ck_assert_uint_eq(nw.burst, NET_DEFAULT_BURST);
+    ck_assert_uint_eq(net_workload_lat_sample(&nw), 1);
+    ck_assert(net_workload_parse(&nw, "net0", "window=64,verify=seq,poll=adaptive,burst=64",
+                                 &err));
+    ck_assert(nw.verify == NET_VERIFY_SEQ && nw.poll == NET_POLL_ADAPTIVE);
+    ck_assert_uint_eq(nw.burst, 64);
+    ck_assert_uint_eq(net_workload_lat_sample(&nw), NET_DEFAULT_LAT_SAMPLE);
+    g_free(nfmt);
+    nfmt = net_workload_format(&nw);
+    ck_assert(!strstr(nfmt, "lat-sample"));
+    net_workload_init(&nw2);
+    ck_assert_msg(net_workload_parse(&nw2, "net0", nfmt, &err), "%s", nfmt);
+    ck_assert(memcmp(&nw, &nw2, sizeof(nw)) == 0);
+    ck_assert(net_workload_parse(&nw, "net0", "verify=sample,poll=on,lat-sample=8", &err));
+    ck_assert(nw.verify == NET_VERIFY_SAMPLE && nw.poll == NET_POLL_ON);
+    ck_assert_uint_eq(net_workload_lat_sample(&nw), 8);
+    g_free(nfmt);
+    nfmt = net_workload_format(&nw);
+    net_workload_init(&nw2);
+    ck_assert_msg(net_workload_parse(&nw2, "net0", nfmt, &err), "%s", nfmt);
+    ck_assert(memcmp(&nw, &nw2, sizeof(nw)) == 0);
+    /* blk's booleans: on is full, off is seq (the header is always checked). */
+    ck_assert(net_workload_parse(&nw, "net0", "verify=on", &err));
+    ck_assert(nw.verify == NET_VERIFY_FULL);
+    ck_assert(net_workload_parse(&nw, "net0", "verify=off", &err));
+    ck_assert(nw.verify == NET_VERIFY_SEQ);
+    static const struct { const char *opts, *msg; } nbad[] = {
+        { "verify=most", "net0: verify: 'most' is not full, sample or seq" },
+        { "poll=busy", "net0: poll: 'busy' is not off, on or adaptive" },
+        { "burst=0", "net0: burst: '0' is outside [1, 4096]" },
+        { "lat-sample=0", "net0: lat-sample: '0' is outside [1, 1048576]" },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(nbad); i++) {
+        ck_assert(!net_workload_parse(&nw, "net0", nbad[i].opts, &err));
+        ck_assert_msg(!strcmp(err->message, nbad[i].msg), "%s -> %s", nbad[i].opts,
+                      err->message);
+        g_clear_error(&err);
+    }
 }
 END_TEST
 

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest/pattern.h"
 #include "guest/virtio-net-drv.h"
 #include "unit-park.h"
 
@@ -41,6 +42,11 @@ typedef struct NetDev {
     uint64_t tx_packets[MAXQP];
     uint64_t dropped;           /* RX had no buffer */
     unsigned max_nbuf;          /* most RX buffers one packet took */
+    unsigned tx_max_desc;       /* most descriptors one TX packet took */
+    uint64_t tx_indirect;       /* TX packets that came through an indirect table */
+    uint64_t payload_touched;   /* TX frames with a non-zero byte after the pattern header */
+    uint64_t calls;             /* call eventfd writes (interrupts) */
+    bool walked_indirect;       /* the last dev_walk went through a table */
     /* fault injection, on queue pair 0, by TX packet number */
     int64_t drop_nth;
     int64_t corrupt_nth;
@@ -125,9 +131,11 @@ static unsigned dev_walk(unsigned q, uint16_t head, DevSg *sg, unsigned max)
     uint64_t table = 0;
     unsigned n = 0;
 
+    dev.walked_indirect = false;
     ck_assert(guest_memory_read(mem, vq->st->desc_gpa + 16ull * head, &d, sizeof(d)));
     if (d.flags & VRING_DESC_F_INDIRECT) {
         table = d.addr;
+        dev.walked_indirect = true;
         ck_assert(d.len % 16 == 0 && d.len / 16 <= max);
         ck_assert(guest_memory_read(mem, table, &d, sizeof(d)));
     }
@@ -197,6 +205,7 @@ static void dev_flush(unsigned q, uint16_t old_used)
     if (need) {
         uint64_t one = 1;
         ck_assert_int_eq(write(vq->call_fd, &one, 8), 8);
+        __atomic_add_fetch(&dev.calls, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -258,6 +267,9 @@ static bool dev_process(unsigned p)
         int64_t nth = (int64_t)dev.tx_packets[p]++;
         bool ok;
 
+        dev.tx_max_desc = MAX(dev.tx_max_desc, n);
+        dev.tx_indirect += dev.walked_indirect;
+
         for (unsigned i = 0; i < n; i++) {
             ck_assert(!sg[i].write);
             ck_assert_uint_le(len + sg[i].len, sizeof(pkt));
@@ -266,6 +278,12 @@ static bool dev_process(unsigned p)
         }
         dev_push(tx, head, 0);
         any = true;
+        for (size_t k = HDR + 14 + sizeof(PatternHeader); k < len; k++) {
+            if (pkt[k]) {
+                dev.payload_touched++;
+                break;
+            }
+        }
         if (p == 0 && nth == dev.drop_nth) {
             continue;
         }
@@ -441,6 +459,133 @@ START_TEST(test_clock_read_per_iteration)
     dev_stop();
     virtio_net_drv_free(d);
     net_teardown();
+}
+END_TEST
+
+/* A fresh ring set, the device running, a driver on it; and back. */
+static VirtioNetDrv *net_begin(unsigned nqp, bool mrg, bool indirect, bool event_idx)
+{
+    net_setup(nqp, mrg, indirect, event_idx);
+    dev_start();
+    return drv_new(nqp, mrg);
+}
+
+static void net_end(VirtioNetDrv *d)
+{
+    dev_stop();
+    virtio_net_drv_free(d);
+    net_teardown();
+}
+
+/*
+ * One descriptor per TX packet: header and frame together, no chain and,
+ * with INDIRECT_DESC on, no indirect table (a chain of two took one).
+ */
+START_TEST(test_tx_one_descriptor)
+{
+    VirtioNetResult res;
+    NetWorkload wl;
+    GError *err = NULL;
+    VirtioNetDrv *d;
+
+    d = net_begin(1, false, true, true);
+    net_workload_init(&wl);
+    ck_assert(net_workload_parse(&wl, "net0", "count=500,size=64+1518", &err));
+    run_ok(d, &wl, &res);
+    ck_assert_uint_eq(dev.tx_packets[0], 500);
+    ck_assert_uint_eq(dev.tx_max_desc, 1);
+    ck_assert_uint_eq(dev.tx_indirect, 0);
+    virtio_net_result_clear(&res);
+    net_end(d);
+}
+END_TEST
+
+/*
+ * poll=on: the driver never sleeps and the device never has to signal
+ * (callbacks stay off: used_event left behind with EVENT_IDX, NO_INTERRUPT
+ * without), so the only system calls left are the kicks the device asks
+ * for. poll=off sleeps and is woken by calls. _i: bit 0 EVENT_IDX.
+ */
+START_TEST(test_poll_suppresses_calls)
+{
+    VirtioNetResult res;
+    NetWorkload wl;
+    GError *err = NULL;
+    VirtioNetDrv *d;
+    uint64_t calls;
+
+    d = net_begin(1, false, false, _i & 1);
+    net_workload_init(&wl);
+    ck_assert(net_workload_parse(&wl, "net0", "count=4000,size=64,poll=on", &err));
+    run_ok(d, &wl, &res);
+    calls = __atomic_load_n(&dev.calls, __ATOMIC_RELAXED);
+    ck_assert_uint_eq(res.sleeps, 0);
+    /* EVENT_IDX: used_event 0 of the fresh ring is passed once per queue. */
+    ck_assert_msg(calls <= 2, "%" PRIu64 " calls while polling", calls);
+    ck_assert_uint_gt(res.kicks, 0);
+    virtio_net_result_clear(&res);
+
+    ck_assert(net_workload_parse(&wl, "net0", "poll=off", &err));
+    run_ok(d, &wl, &res);
+    ck_assert_uint_gt(res.sleeps, 0);
+    ck_assert_uint_gt(__atomic_load_n(&dev.calls, __ATOMIC_RELAXED), calls);
+    virtio_net_result_clear(&res);
+    net_end(d);
+}
+END_TEST
+
+/*
+ * The modes' verification: the device flips the last byte of one packet.
+ * full and sample (the last byte is a sampled one) report it there; seq
+ * checks the header only and counts it verified. seq never writes the
+ * payload (the device sees zeroes after the pattern header); it checks sequence numbers all the same: a duplicate is caught.
+ * lat-sample=8: every packet counted, one in 8 timed.
+ * _i: NetVerifyMode.
+ */
+START_TEST(test_verify_modes)
+{
+    static const char *const modes[] = { "full", "sample", "seq" };
+    NetVerifyMode mode = (NetVerifyMode)_i;
+    VirtioNetResult res;
+    NetWorkload wl;
+    GError *err = NULL;
+    WorkloadCtl ctl = { .name = "net0" };
+    VirtioNetDrv *d;
+    g_autofree char *opts = g_strdup_printf("count=400,size=64+1518,verify=%s,"
+                                            "lat-sample=8", modes[_i]);
+
+    d = net_begin(1, true, false, true);
+    net_workload_init(&wl);
+    ck_assert(net_workload_parse(&wl, "net0", opts, &err));
+    wl.drain_ms = 1000;
+    dev.corrupt_nth = 11;
+    if (mode == NET_VERIFY_SEQ) {
+        run_ok(d, &wl, &res);
+        ck_assert_uint_eq(res.verified, 400);
+        ck_assert_uint_eq(dev.payload_touched, 0);
+    } else {
+        ck_assert(!virtio_net_drv_run(d, &wl, &ctl, &res, &err));
+        /* 1518-byte frame: its last byte is frame byte 1517. */
+        ck_assert_msg(strstr(err->message, "net0: rx queue 0: packet 0:11 (1518 bytes) "
+                             "differs at frame byte 1517") == err->message, "%s",
+                      err->message);
+        ck_assert_uint_eq(res.mismatched, 1);
+        ck_assert_uint_eq(res.verified, 399);
+        g_clear_error(&err);
+        /* sample writes its words too: the payload is not left alone. */
+        ck_assert_uint_eq(dev.payload_touched, 400);
+    }
+    ck_assert_uint_eq(res.stats.ops, res.verified);
+    ck_assert_uint_eq(res.stats.lat_samples, 50);
+    virtio_net_result_clear(&res);
+    dev.corrupt_nth = -1;
+    dev.dup_nth = dev.tx_packets[0] + 5;
+    ck_assert(!virtio_net_drv_run(d, &wl, &ctl, &res, &err));
+    ck_assert_msg(strstr(err->message, "packet 0:5 received twice"), "%s", err->message);
+    ck_assert_uint_eq(res.verified, 400);
+    g_clear_error(&err);
+    virtio_net_result_clear(&res);
+    net_end(d);
 }
 END_TEST
 
@@ -737,6 +882,9 @@ int main(void)
     tcase_add_loop_test(tc, test_dropped_packet_is_lost, 0, 2);
     tcase_add_test(tc, test_corrupt_and_duplicate);
     tcase_add_test(tc, test_clock_read_per_iteration);
+    tcase_add_test(tc, test_tx_one_descriptor);
+    tcase_add_loop_test(tc, test_poll_suppresses_calls, 0, 2);
+    tcase_add_loop_test(tc, test_verify_modes, 0, 3);
     tcase_add_test(tc, test_stop_and_bad_options);
     tcase_add_loop_test(tc, test_jumbo_frames, 0, 2);
     tcase_add_test(tc, test_jumbo_over_mtu);

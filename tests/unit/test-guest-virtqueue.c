@@ -324,6 +324,56 @@ START_TEST(test_bad_used_id_refused)
 END_TEST
 
 /* The message the driver fails the device with names the field. */
+/*
+ * Completions in bursts: in order, at most max, only what the used index
+ * covers, descriptors given back; a bad entry ends the burst after the
+ * good ones before it.
+ */
+START_TEST(test_used_burst)
+{
+    GuestVirtqueue vq;
+    GuestSg in = { BUF_GPA, 64 };
+    GuestVqUsed used[8];
+    Dev dev = { 0 };
+    VringUsedElem bad = { .id = NUM + 1, .len = 1 };
+    uint16_t idx;
+
+    vq_setup(&vq, false, true);
+    ck_assert_uint_eq(guest_vq_get_used_burst(&vq, used, 8), 0);
+    for (unsigned i = 0; i < 6; i++) {
+        ck_assert(guest_vq_add(&vq, NULL, 0, &in, 1, 100 + i));
+    }
+    guest_vq_kick(&vq);
+    ck_assert_uint_eq(dev_process(&dev, 5), 5);
+    ck_assert_uint_eq(guest_vq_get_used_burst(&vq, used, 3), 3);
+    for (unsigned i = 0; i < 3; i++) {
+        ck_assert_uint_eq(used[i].token, 100 + i);
+        ck_assert_uint_eq(used[i].len, 64);
+    }
+    ck_assert_uint_eq(guest_vq_num_free(&vq), NUM - 3);
+    ck_assert_uint_eq(guest_vq_get_used_burst(&vq, used, 8), 2);
+    ck_assert_uint_eq(used[0].token, 103);
+    ck_assert_uint_eq(used[1].token, 104);
+    ck_assert_uint_eq(guest_vq_get_used_burst(&vq, used, 8), 0);
+    ck_assert_uint_eq(guest_vq_num_free(&vq), NUM - 1);
+
+    /* Two good completions, then one naming no descriptor. */
+    ck_assert(guest_vq_add(&vq, NULL, 0, &in, 1, 106));
+    guest_vq_kick(&vq);
+    ck_assert_uint_eq(dev_process(&dev, 2), 2);
+    ck_assert(guest_memory_read(mem, USED_GPA + 2, &idx, 2));
+    ck_assert(guest_memory_write(mem, USED_GPA + 4 + 8 * (idx % NUM), &bad, sizeof(bad)));
+    idx++;
+    ck_assert(guest_memory_write(mem, USED_GPA + 2, &idx, 2));
+    ck_assert_uint_eq(guest_vq_get_used_burst(&vq, used, 8), 2);
+    ck_assert_uint_eq(used[0].token, 105);
+    ck_assert_uint_eq(used[1].token, 106);
+    ck_assert_str_eq(vq.corrupt, "used.id");
+    ck_assert_uint_eq(guest_vq_get_used_burst(&vq, used, 8), 0);
+    close(vq.kick_fd);
+}
+END_TEST
+
 static void assert_corrupt(GuestVirtqueue *vq, const char *field)
 {
     g_autofree char *msg = guest_vq_corruption(vq, "dev0", 0);
@@ -490,6 +540,7 @@ static Suite *virtqueue_suite(void)
     tcase_add_test(tc, test_used_event_only_with_callbacks);
     tcase_add_test(tc, test_no_notify_flag);
     tcase_add_test(tc, test_bad_used_id_refused);
+    tcase_add_test(tc, test_used_burst);
     tcase_add_test(tc, test_corrupt_state_refused);
     tcase_add_test(tc, test_attach_continues_from_ram);
     tcase_add_test(tc, test_directory_record_checked);

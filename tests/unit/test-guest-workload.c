@@ -49,6 +49,72 @@ START_TEST(test_pattern_first_bad_byte)
 }
 END_TEST
 
+/*
+ * verify=sample: the header and 8 words of the full pattern, the last one
+ * (partial or not) included; nothing else is written, so a frame costs
+ * the same at 64 and 1518 bytes. A full fill passes the sample check; a
+ * flipped byte in a sampled word, a truncated frame and a foreign one
+ * fail it.
+ */
+START_TEST(test_pattern_sample)
+{
+    static const size_t lens[] = { 32, 33, 40, 50, 64, 100, 1504, 9004 };
+    uint8_t buf[9004], full[9004];
+    PatternMismatch mm;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(lens); i++) {
+        size_t len = lens[i], written = 0, sampled = 0;
+
+        memset(buf, 0xa5, sizeof(buf));
+        pattern_fill_sample(buf, len, 9, 4, 3);
+        pattern_fill(full, len, 9, 4, 3);
+        for (size_t off = 0; off < len; off++) {
+            if (buf[off] != 0xa5) {
+                written++;
+                ck_assert_msg(buf[off] == full[off], "len %zu: byte %zu is not the "
+                              "full pattern's", len, off);
+            }
+        }
+        for (size_t off = len; off < sizeof(buf); off++) {
+            ck_assert_uint_eq(buf[off], 0xa5);
+        }
+        ck_assert_uint_le(written, 32 + 8 * PATTERN_SAMPLE_WORDS);
+        ck_assert(pattern_check_sample(buf, len, 9, 4, 3, &mm));
+        ck_assert(pattern_check_sample(full, len, 9, 4, 3, &mm));
+        ck_assert(!pattern_check_sample(buf, len, 10, 4, 3, &mm));
+        ck_assert(mm.header_ok);
+        ck_assert_uint_eq(mm.found_id, 9);
+        /* The last byte is always sampled; so is the first after the header. */
+        if (len > 32) {
+            full[len - 1] ^= 0x08;
+            ck_assert(!pattern_check_sample(full, len, 9, 4, 3, &mm));
+            ck_assert_uint_eq(mm.offset, len - 1);
+            full[len - 1] ^= 0x08;
+            full[32] ^= 0x80;
+            ck_assert(!pattern_check_sample(full, len, 9, 4, 3, &mm));
+            ck_assert_uint_eq(mm.offset, 32);
+            full[32] ^= 0x80;
+        }
+        /* Every byte the sample wrote is checked by it. */
+        for (size_t off = 32; off < len; off++) {
+            if (buf[off] == 0xa5) {
+                continue;
+            }
+            sampled++;
+            buf[off] ^= 0xff;
+            ck_assert(!pattern_check_sample(buf, len, 9, 4, 3, &mm));
+            ck_assert_uint_eq(mm.offset, off);
+            buf[off] ^= 0xff;
+        }
+        ck_assert_uint_eq(sampled, written - 32);
+        /* One byte shorter: the header's length says so. */
+        if (len > 32) {
+            ck_assert(!pattern_check_sample(buf, len - 1, 9, 4, 3, &mm));
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_pattern_tells_mismatches_apart)
 {
     uint8_t buf[512];
@@ -137,6 +203,7 @@ int main(void)
     tcase_add_test(tc, test_pattern_roundtrip);
     tcase_add_test(tc, test_pattern_tells_mismatches_apart);
     tcase_add_test(tc, test_pattern_first_bad_byte);
+    tcase_add_test(tc, test_pattern_sample);
     tcase_add_test(tc, test_stats_percentiles);
     tcase_add_test(tc, test_stats_output);
     suite_add_tcase(s, tc);
