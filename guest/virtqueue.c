@@ -388,6 +388,11 @@ bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
     return true;
 }
 
+bool guest_vq_has_used(GuestVirtqueue *vq)
+{
+    return vq->corrupt || vq->st->last_used_idx != vq_read16(used_idx(vq));
+}
+
 bool guest_vq_enable_cb(GuestVirtqueue *vq)
 {
     vq->cb_disabled = false;
