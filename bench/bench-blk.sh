@@ -22,6 +22,10 @@
 #   BENCH_QSD_POLL_NS  qsd's export in an iothread with this poll-max-ns
 #                   (default 32768: QEMU's own default for an iothread);
 #                   "main" keeps it in qsd's main loop (no polling)
+#   BENCH_REF       1 (default): then, our reference back-end on a RAM disk
+#                   (no disk, the vhost-user path alone) in each poll mode:
+#                   IOPS and IOPS per core (CPU time of the VMM and the
+#                   back-end over the run's wall time); 0 skips it
 #   BENCH_JSON      also write the figures there (bench/report.py's format)
 #   BENCH_IMG_SIZE  image size, a truncate(1) size (256M)
 #   BENCH_DIR       directory on a real disk for the image (/var/tmp); a
@@ -39,6 +43,7 @@ POLLS=${BENCH_POLL:-"off on"}
 IMG_SIZE=${BENCH_IMG_SIZE:-256M}
 REPS=${BENCH_REPS:-7}
 QSD_POLL_NS=${BENCH_QSD_POLL_NS:-32768}
+REF_RUN=${BENCH_REF:-1}
 DIR=${BENCH_DIR:-/var/tmp}
 
 die() {
@@ -50,6 +55,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-$ROOT/build}
 [[ "$BUILD" = /* ]] || BUILD=$PWD/$BUILD
 VMM=$BUILD/vhost-user-vmm
+REFBE=$BUILD/contrib/vhost-user-backend
 
 [[ -x "$VMM" ]] || die "$VMM not found: build it first (meson setup $BUILD && ninja -C $BUILD)"
 [[ "$RUNTIME" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS: '$RUNTIME' is not a positive integer"
@@ -86,8 +92,13 @@ IMGDIR=$(mktemp -d "$DIR/bench-blk-img.XXXXXX")
 IMG=$IMGDIR/disk.raw
 SOCK=$TMP/blk.sock
 QSD=
+REF=
 
 cleanup() {
+    if [[ -n "$REF" ]]; then
+        kill -KILL "$REF" 2>/dev/null || true
+        wait "$REF" 2>/dev/null || true
+    fi
     if [[ -n "$QSD" ]]; then
         kill -TERM "$QSD" 2>/dev/null || true
         for _ in $(seq 50); do
@@ -235,6 +246,45 @@ for d in $DEPTHS; do
 done
 stop_qsd
 
+# Our reference back-end on a RAM disk: the cost of the vhost-user path
+# itself, as IOPS per core of CPU time (VMM + back-end). No anchor.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+if [[ $REF_RUN = 1 ]]; then
+    [[ -x $REFBE ]] || die "$REFBE not found: build it first (ninja -C $BUILD)"
+    SOCK=$TMP/ref.sock
+    "$REFBE" --socket-path="$SOCK" --type=blk --blk-size=256M >"$TMP/ref.log" 2>&1 </dev/null &
+    REF=$!
+    for _ in $(seq 100); do
+        [[ -S $SOCK ]] && break
+        sleep 0.1
+    done
+    [[ -S $SOCK ]] || die "the reference back-end did not create $SOCK: $(cat "$TMP/ref.log")"
+    HZ=$(getconf CLK_TCK)
+    for d in $DEPTHS; do
+        for poll in $POLLS; do
+            for rep in $(seq "$REPS"); do
+                tag=ref-qd$d-$poll-$rep
+                t0=$(cpu_ticks "$REF")
+                TIMEFORMAT='%R %U %S'
+                { time run_vmm "$tag" "rw=randread,bs=4k,iodepth=$d,runtime=${RUNTIME}s,verify=off,flush=off,poll=$poll" 2>&3; } \
+                    3>&2 2>"$TMP/$tag.time"
+                t1=$(cpu_ticks "$REF")
+                read -r wall u s <"$TMP/$tag.time"
+                iops=$(jq -r .ops_per_sec "$TMP/ours-$tag.json")
+                # Cores busy over the VMM's life (start-up included, which
+                # favours nobody: a few ms of a 3 s run).
+                cores=$(awk -v u="$u" -v s="$s" -v t="$((t1 - t0))" -v hz="$HZ" -v w="$wall" \
+                        'BEGIN { printf "%.3f", (u + s + t / hz) / w }')
+                echo "bench-blk: ref iodepth $d poll=$poll rep $rep: $iops IOPS, $cores cores" >&2
+                echo "$iops $cores" >>"$TMP/ref-qd$d-$poll"
+            done
+        done
+    done
+    kill -TERM "$REF" 2>/dev/null || true
+    wait "$REF" 2>/dev/null || true
+    REF=
+fi
+
 echo
 printf '%7s  %8s  %10s  %10s  %6s  %9s  %9s  %9s  %9s\n' iodepth poll "ours IOPS" "fio IOPS" ratio \
     "ours avg" "fio avg" "ours p99" "fio p99"
@@ -251,6 +301,28 @@ for d in $DEPTHS; do
               anchor_avg_us: $xa, ours_p99_us: $op, anchor_p99_us: $xp}' >>"$TMP/rows"
     done
 done
+if [[ $REF_RUN = 1 ]]; then
+    echo
+    printf '%7s  %8s  %10s  %7s  %14s\n' iodepth poll "ref IOPS" cores "IOPS per core"
+    for d in $DEPTHS; do
+        for poll in $POLLS; do
+            # Medians of IOPS, of cores and of each run's IOPS per core.
+            read -r ri rc rpc < <(awk '
+                function med(a, n,   i, j, t) {
+                    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+                    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+                { n++; i[n] = $1; c[n] = $2; p[n] = $2 > 0 ? $1 / $2 : 0 }
+                END { printf "%.0f %.2f %.0f\n", med(i, n), med(c, n), med(p, n) }' "$TMP/ref-qd$d-$poll")
+            printf '%7s  %8s  %10.0f  %7.2f  %14.0f\n' "$d" "$poll" "$ri" "$rc" "$rpc"
+            jq -n --arg s "ref poll=$poll" --argjson x "$d" --argjson o "$ri" --argjson c "$rc" \
+                --argjson p "$rpc" \
+                '{series: $s, x: $x, ours: $o, anchor: null, ratio: null, cores: $c,
+                  iops_per_core: $p}' >>"$TMP/rows"
+        done
+    done
+    echo "ref: our reference back-end, RAM disk (no I/O below it): the vhost-user path's cost;"
+    echo "     cores = CPU time of the VMM and the back-end / wall time, both medians over $REPS runs."
+fi
 echo
 echo "Medians over $REPS alternating repetitions; ratio = median of the paired ratios ours IOPS / fio IOPS."
 echo "ours: guest virtio-blk driver -> vring -> qemu-storage-daemon (vhost-user-blk, 1 queue) -> io_uring O_DIRECT;"
