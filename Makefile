@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
-# Thin wrapper over meson: `make`, `make check`, `make demo`, `make install`,
+# Thin wrapper over meson: `make`, `make check`, `make bench`, `make demo`, `make install`,
 # `make fuzz` (every libFuzzer target of tests/fuzz/ for FUZZ_TIME seconds).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -8,13 +8,23 @@ MESON      ?= meson
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME  ?= 600
 
-.PHONY: all deps check check-normal check-asan check-fuzz fuzz demo install clean
+BENCH_ARGS ?=
+
+.PHONY: all deps bench check check-normal check-asan check-fuzz fuzz demo install clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 deps:
 	@scripts/install-deps.sh
+	@scripts/install-deps.sh --bench
+
+# Every bench (bench/run-all.sh): results, plots and a summary in
+# bench/results/. BENCH_ARGS=--quick for a short look.
+bench: $(BUILD)/build.ninja
+	@scripts/install-deps.sh --bench
+	ninja -C $(BUILD)
+	bench/run-all.sh $(BENCH_ARGS) $(BUILD)
 
 $(BUILD)/build.ninja:
 	@scripts/install-deps.sh --build-only

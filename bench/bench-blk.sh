@@ -11,9 +11,22 @@
 #
 # Usage: bench/bench-blk.sh [BUILD_DIR]          (default: build)
 # Environment:
-#   BENCH_SECONDS   seconds per run (default 5)
+#   BENCH_SECONDS   seconds per run (default 3)
 #   BENCH_DEPTHS    queue depths ("1 32")
-#   BENCH_REPS      repetitions per figure, best one kept (default 2)
+#   BENCH_POLL      our workload's completion modes, poll=... ("off on"):
+#                   off sleeps on the call eventfd, on busy-polls the used
+#                   ring, adaptive polls a while before sleeping
+#   BENCH_REPS      repetitions per figure (default 7); each pairs one run of
+#                   ours with one of fio, in alternating order, and the
+#                   figure is the median of the paired ratios
+#   BENCH_QSD_POLL_NS  qsd's export in an iothread with this poll-max-ns
+#                   (default 32768: QEMU's own default for an iothread);
+#                   "main" keeps it in qsd's main loop (no polling)
+#   BENCH_REF       1 (default): then, our reference back-end on a RAM disk
+#                   (no disk, the vhost-user path alone) in each poll mode:
+#                   IOPS and IOPS per core (CPU time of the VMM and the
+#                   back-end over the run's wall time); 0 skips it
+#   BENCH_JSON      also write the figures there (bench/report.py's format)
 #   BENCH_IMG_SIZE  image size, a truncate(1) size (256M)
 #   BENCH_DIR       directory on a real disk for the image (/var/tmp); a
 #                   tmpfs would make O_DIRECT fail or measure RAM
@@ -24,10 +37,13 @@
 
 set -euo pipefail
 
-RUNTIME=${BENCH_SECONDS:-5}
+RUNTIME=${BENCH_SECONDS:-3}
 DEPTHS=${BENCH_DEPTHS:-"1 32"}
+POLLS=${BENCH_POLL:-"off on"}
 IMG_SIZE=${BENCH_IMG_SIZE:-256M}
-REPS=${BENCH_REPS:-2}
+REPS=${BENCH_REPS:-7}
+QSD_POLL_NS=${BENCH_QSD_POLL_NS:-32768}
+REF_RUN=${BENCH_REF:-1}
 DIR=${BENCH_DIR:-/var/tmp}
 
 die() {
@@ -39,10 +55,16 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-$ROOT/build}
 [[ "$BUILD" = /* ]] || BUILD=$PWD/$BUILD
 VMM=$BUILD/vhost-user-vmm
+REFBE=$BUILD/contrib/vhost-user-backend
 
 [[ -x "$VMM" ]] || die "$VMM not found: build it first (meson setup $BUILD && ninja -C $BUILD)"
 [[ "$RUNTIME" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS: '$RUNTIME' is not a positive integer"
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS: '$REPS' is not a positive integer"
+for p in $POLLS; do
+    [[ $p = off || $p = on || $p = adaptive ]] || die "BENCH_POLL: '$p' is not off, on or adaptive"
+done
+[[ $QSD_POLL_NS = main || $QSD_POLL_NS =~ ^[0-9]+$ ]] ||
+    die "BENCH_QSD_POLL_NS: '$QSD_POLL_NS' is not a number of ns or 'main'"
 for d in $DEPTHS; do
     if ! [[ "$d" =~ ^[1-9][0-9]*$ ]] || (( d > 256 )); then
         die "BENCH_DEPTHS: '$d' is not a queue depth in [1, 256]"
@@ -70,8 +92,13 @@ IMGDIR=$(mktemp -d "$DIR/bench-blk-img.XXXXXX")
 IMG=$IMGDIR/disk.raw
 SOCK=$TMP/blk.sock
 QSD=
+REF=
 
 cleanup() {
+    if [[ -n "$REF" ]]; then
+        kill -KILL "$REF" 2>/dev/null || true
+        wait "$REF" 2>/dev/null || true
+    fi
     if [[ -n "$QSD" ]]; then
         kill -TERM "$QSD" 2>/dev/null || true
         for _ in $(seq 50); do
@@ -92,12 +119,17 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 start_qsd() {
+    local iothread=() on=
     rm -f "$SOCK"
+    if [[ $QSD_POLL_NS != main ]]; then
+        iothread=(--object "iothread,id=io0,poll-max-ns=$QSD_POLL_NS")
+        on=,iothread=io0
+    fi
     # The outer timeout only bounds a run that went wrong; stop_qsd ends it.
-    timeout 300 qemu-storage-daemon \
+    timeout 1800 qemu-storage-daemon "${iothread[@]}" \
         --blockdev "driver=file,node-name=file0,filename=$IMG,cache.direct=on,aio=io_uring" \
         --blockdev driver=raw,node-name=disk0,file=file0 \
-        --export "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=$SOCK,writable=on,num-queues=1" \
+        --export "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=$SOCK,writable=on,num-queues=1$on" \
         >"$TMP/qsd.log" 2>&1 </dev/null &
     QSD=$!
     for _ in $(seq 100); do
@@ -142,11 +174,13 @@ ratio() {
 
 echo "bench-blk: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
      "$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $VMM"
-echo "bench-blk: load average $(cut -d' ' -f1-3 /proc/loadavg) before the run" \
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "bench-blk: load average $LOAD0 before the run" \
      "(anything else running on these cores shows up in the figures)"
 FSTYPE=$(findmnt -no FSTYPE -T "$DIR" 2>/dev/null || stat -f -c %T "$DIR")
 echo "bench-blk: $IMG_SIZE raw image in $DIR ($(df -P "$DIR" | awk 'NR == 2 { print $1 }'), $FSTYPE)," \
-     "4k randread, ${RUNTIME}s per run, best of $REPS, O_DIRECT + io_uring on both sides"
+     "4k randread, ${RUNTIME}s per run, $REPS paired repetitions, O_DIRECT + io_uring on both sides," \
+     "qsd $([[ $QSD_POLL_NS = main ]] && echo "main loop" || echo "iothread poll-max-ns=$QSD_POLL_NS")"
 
 truncate -s "$IMG_SIZE" "$IMG"
 start_qsd
@@ -167,45 +201,138 @@ run_fio() {
     fi
 }
 
-# Ours and fio alternate so a burst of load from elsewhere on the machine
-# hits both; each keeps its best repetition (by IOPS, with that run's
-# latencies). The export stays up, idle, while fio runs.
+# One repetition: ours and fio back to back, the order alternating between
+# repetitions so a burst of load from elsewhere on the machine hits both.
+# The export stays up, idle, while fio runs. Appends "ours-IOPS ours-avg
+# ours-p99 fio-IOPS fio-avg fio-p99" to $TMP/reps-qdD-POLL.
+run_pair() {
+    local d=$1 poll=$2 rep=$3 tag=qd$1-$2-$3 side line=()
+    for side in $( ((rep % 2)) && echo "ours fio" || echo "fio ours"); do
+        if [[ $side = ours ]]; then
+            run_vmm "$tag" "rw=randread,bs=4k,iodepth=$d,runtime=${RUNTIME}s,verify=off,flush=off,poll=$poll"
+        else
+            run_fio "$tag" "$d"
+        fi
+    done
+    read -r -a line < <(jq -r '"\(.ops_per_sec) \(.latency_us.avg) \(.latency_us.p99)"' \
+                         "$TMP/ours-$tag.json")
+    # fio's lat_ns is submission to completion, like our per-request
+    # latency (added to the ring until its used entry is seen).
+    read -r -a fline < <(jq -r '.jobs[0].read |
+        "\(.iops) \(.lat_ns.mean / 1000) \(.lat_ns.percentile["99.000000"] / 1000)"' \
+                          "$TMP/fio-$tag.json")
+    echo "bench-blk: iodepth $d poll=$poll rep $rep: ours ${line[0]} IOPS, fio ${fline[0]} IOPS," \
+         "ratio $(ratio "${line[0]}" "${fline[0]}"), load $(cut -d' ' -f1 /proc/loadavg)" >&2
+    echo "${line[*]} ${fline[*]}" >>"$TMP/reps-qd$d-$poll"
+}
+
+# Medians of a reps file: "ours fio ratio ours-avg fio-avg ours-p99 fio-p99".
+medians() {
+    awk 'function med(a, n,   i, j, t) {
+             for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+             return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+         { n++; oi[n] = $1; oa[n] = $2; op[n] = $3; fi_[n] = $4; fa[n] = $5; fp[n] = $6
+           r[n] = $4 > 0 ? $1 / $4 : 0 }
+         END { printf "%.0f %.0f %.3f %.1f %.1f %.1f %.1f\n", med(oi, n), med(fi_, n), med(r, n),
+                      med(oa, n), med(fa, n), med(op, n), med(fp, n) }' "$1"
+}
+
 for d in $DEPTHS; do
-    best_ours=0 best_fio=0
-    for rep in $(seq "$REPS"); do
-        run_vmm "qd$d-$rep" "rw=randread,bs=4k,iodepth=$d,runtime=${RUNTIME}s,verify=off,flush=off"
-        iops=$(jq -r .ops_per_sec "$TMP/ours-qd$d-$rep.json")
-        echo "bench-blk: iodepth $d rep $rep: ours $iops IOPS" >&2
-        if awk -v a="$iops" -v b="$best_ours" 'BEGIN { exit !(a + 0 > b + 0) }'; then
-            best_ours=$iops
-            cp "$TMP/ours-qd$d-$rep.json" "$TMP/ours-qd$d.json"
-        fi
-        run_fio "qd$d-$rep" "$d"
-        iops=$(jq -r '.jobs[0].read.iops' "$TMP/fio-qd$d-$rep.json")
-        echo "bench-blk: iodepth $d rep $rep: fio $iops IOPS" >&2
-        if awk -v a="$iops" -v b="$best_fio" 'BEGIN { exit !(a + 0 > b + 0) }'; then
-            best_fio=$iops
-            cp "$TMP/fio-qd$d-$rep.json" "$TMP/fio-qd$d.json"
-        fi
+    for poll in $POLLS; do
+        for rep in $(seq "$REPS"); do
+            run_pair "$d" "$poll" "$rep"
+        done
     done
 done
 stop_qsd
 
+# Our reference back-end on a RAM disk: the cost of the vhost-user path
+# itself, as IOPS per core of CPU time (VMM + back-end). No anchor.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+if [[ $REF_RUN = 1 ]]; then
+    [[ -x $REFBE ]] || die "$REFBE not found: build it first (ninja -C $BUILD)"
+    SOCK=$TMP/ref.sock
+    "$REFBE" --socket-path="$SOCK" --type=blk --blk-size=256M >"$TMP/ref.log" 2>&1 </dev/null &
+    REF=$!
+    for _ in $(seq 100); do
+        [[ -S $SOCK ]] && break
+        sleep 0.1
+    done
+    [[ -S $SOCK ]] || die "the reference back-end did not create $SOCK: $(cat "$TMP/ref.log")"
+    HZ=$(getconf CLK_TCK)
+    for d in $DEPTHS; do
+        for poll in $POLLS; do
+            for rep in $(seq "$REPS"); do
+                tag=ref-qd$d-$poll-$rep
+                t0=$(cpu_ticks "$REF")
+                TIMEFORMAT='%R %U %S'
+                { time run_vmm "$tag" "rw=randread,bs=4k,iodepth=$d,runtime=${RUNTIME}s,verify=off,flush=off,poll=$poll" 2>&3; } \
+                    3>&2 2>"$TMP/$tag.time"
+                t1=$(cpu_ticks "$REF")
+                read -r wall u s <"$TMP/$tag.time"
+                iops=$(jq -r .ops_per_sec "$TMP/ours-$tag.json")
+                # Cores busy over the VMM's life (start-up included, which
+                # favours nobody: a few ms of a 3 s run).
+                cores=$(awk -v u="$u" -v s="$s" -v t="$((t1 - t0))" -v hz="$HZ" -v w="$wall" \
+                        'BEGIN { printf "%.3f", (u + s + t / hz) / w }')
+                echo "bench-blk: ref iodepth $d poll=$poll rep $rep: $iops IOPS, $cores cores" >&2
+                echo "$iops $cores" >>"$TMP/ref-qd$d-$poll"
+            done
+        done
+    done
+    kill -TERM "$REF" 2>/dev/null || true
+    wait "$REF" 2>/dev/null || true
+    REF=
+fi
+
 echo
-printf '%7s  %10s  %10s  %6s  %9s  %9s  %9s  %9s\n' iodepth "ours IOPS" "fio IOPS" ratio \
+printf '%7s  %8s  %10s  %10s  %6s  %9s  %9s  %9s  %9s\n' iodepth poll "ours IOPS" "fio IOPS" ratio \
     "ours avg" "fio avg" "ours p99" "fio p99"
+: >"$TMP/rows"
 for d in $DEPTHS; do
-    read -r oi oa op < <(jq -r '"\(.ops_per_sec) \(.latency_us.avg) \(.latency_us.p99)"' \
-                           "$TMP/ours-qd$d.json")
-    # fio's lat_ns is submission to completion, like our per-request
-    # latency (added to the ring until its used entry is seen).
-    read -r xi xa xp < <(jq -r '.jobs[0].read |
-        "\(.iops) \(.lat_ns.mean / 1000) \(.lat_ns.percentile["99.000000"] / 1000)"' \
-                           "$TMP/fio-qd$d.json")
-    printf '%7s  %10.0f  %10.0f  %6s  %7.1fus  %7.1fus  %7.1fus  %7.1fus\n' "$d" "$oi" "$xi" \
-        "$(ratio "$oi" "$xi")" "$oa" "$xa" "$op" "$xp"
+    for poll in $POLLS; do
+        read -r oi xi r oa xa op xp < <(medians "$TMP/reps-qd$d-$poll")
+        printf '%7s  %8s  %10.0f  %10.0f  %6.2f  %7.1fus  %7.1fus  %7.1fus  %7.1fus\n' "$d" "$poll" \
+            "$oi" "$xi" "$r" "$oa" "$xa" "$op" "$xp"
+        jq -n --arg s "poll=$poll" --argjson x "$d" --argjson o "$oi" --argjson a "$xi" \
+            --argjson r "$r" --argjson oa "$oa" --argjson xa "$xa" --argjson op "$op" \
+            --argjson xp "$xp" \
+            '{series: $s, x: $x, ours: $o, anchor: $a, ratio: $r, ours_avg_us: $oa,
+              anchor_avg_us: $xa, ours_p99_us: $op, anchor_p99_us: $xp}' >>"$TMP/rows"
+    done
 done
+if [[ $REF_RUN = 1 ]]; then
+    echo
+    printf '%7s  %8s  %10s  %7s  %14s\n' iodepth poll "ref IOPS" cores "IOPS per core"
+    for d in $DEPTHS; do
+        for poll in $POLLS; do
+            # Medians of IOPS, of cores and of each run's IOPS per core.
+            read -r ri rc rpc < <(awk '
+                function med(a, n,   i, j, t) {
+                    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+                    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+                { n++; i[n] = $1; c[n] = $2; p[n] = $2 > 0 ? $1 / $2 : 0 }
+                END { printf "%.0f %.2f %.0f\n", med(i, n), med(c, n), med(p, n) }' "$TMP/ref-qd$d-$poll")
+            printf '%7s  %8s  %10.0f  %7.2f  %14.0f\n' "$d" "$poll" "$ri" "$rc" "$rpc"
+            jq -n --arg s "ref poll=$poll" --argjson x "$d" --argjson o "$ri" --argjson c "$rc" \
+                --argjson p "$rpc" \
+                '{series: $s, x: $x, ours: $o, anchor: null, ratio: null, cores: $c,
+                  iops_per_core: $p}' >>"$TMP/rows"
+        done
+    done
+    echo "ref: our reference back-end, RAM disk (no I/O below it): the vhost-user path's cost;"
+    echo "     cores = CPU time of the VMM and the back-end / wall time, both medians over $REPS runs."
+fi
 echo
-echo "Best of $REPS runs per figure; ratio = ours IOPS / fio IOPS."
-echo "ours: guest virtio-blk driver -> vring -> qemu-storage-daemon (vhost-user-blk, 1 queue) -> io_uring O_DIRECT."
+echo "Medians over $REPS alternating repetitions; ratio = median of the paired ratios ours IOPS / fio IOPS."
+echo "ours: guest virtio-blk driver -> vring -> qemu-storage-daemon (vhost-user-blk, 1 queue) -> io_uring O_DIRECT;"
+echo "      poll=off sleeps on the call eventfd, poll=on busy-polls the used ring (one core spinning)."
 echo "anchor: fio, io_uring O_DIRECT on the same file, no virtualization: the floor for this disk."
+if [[ -n ${BENCH_JSON:-} ]]; then
+    jq -s --arg l "$LOAD0" --argjson reps "$REPS" --argjson secs "$RUNTIME" \
+        --arg qsd "$QSD_POLL_NS" \
+        '{bench: "blk", title: "4 KiB random read through qemu-storage-daemon vs fio",
+          unit: "IOPS", better: "higher", xlabel: "iodepth", plot: "IOPS vs queue depth",
+          anchor: "fio io_uring O_DIRECT, same file", reps: $reps, seconds: $secs,
+          load_avg: $l, qsd_poll_max_ns: $qsd, rows: .}' "$TMP/rows" >"$BENCH_JSON"
+fi

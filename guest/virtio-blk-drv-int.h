@@ -105,6 +105,8 @@ struct BlkRun {
     uint64_t last_progress_ns;
     uint64_t last_progress_ops;
     bool quiet;                 /* flush/read-back: not in the op counts */
+    BlkPollMode poll;           /* how completions are waited for */
+    uint64_t spin_ns;           /* poll=adaptive: the current spin budget */
     uint64_t paused_ns;         /* time parked so far (not run time) */
     bool migrated;              /* parked, and the run went elsewhere */
     /* Writes the generators' positions into st->run before parking. */

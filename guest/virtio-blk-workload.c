@@ -395,6 +395,13 @@ static bool virtio_blk_drv_run_from(VirtioBlkDrv *d, const BlkWorkload *wl,
     }
     /* A continued run's rate starts from the source's count, not from 0. */
     run.last_progress_ops = res->stats.ops;
+    run.poll = wl->poll;
+    if (run.poll != BLK_POLL_OFF) {
+        /* Polling: the device's calls would only cost it an eventfd write. */
+        for (unsigned q = 0; q < nq; q++) {
+            guest_vq_disable_cb(&d->vqs[q]);
+        }
+    }
     run.save = blk_run_save;
     run.save_opaque = &prog;
     if (wl->verify_only) {

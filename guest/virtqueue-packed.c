@@ -305,6 +305,17 @@ bool guest_vq_packed_kick(GuestVirtqueue *vq)
     return true;
 }
 
+/* Whether the next slot to reap is marked used: a bad state counts as news. */
+bool guest_vq_packed_has_used(GuestVirtqueue *vq)
+{
+    uint16_t lu = vq->pst->last_used, slot = lu & GUEST_VQ_PACKED_SLOT;
+
+    if (vq->corrupt || slot >= vq->num) {
+        return true;
+    }
+    return pk_is_used(pk_read16(pk_flags(vq, slot)), lu & GUEST_VQ_PACKED_WRAP);
+}
+
 bool guest_vq_packed_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 {
     GuestVqPackedState *pst = vq->pst;

@@ -444,6 +444,14 @@ unsigned guest_vq_get_used_burst(GuestVirtqueue *vq, GuestVqUsed *used, unsigned
     return i;
 }
 
+bool guest_vq_has_used(GuestVirtqueue *vq)
+{
+    if (vq->packed) {
+        return guest_vq_packed_has_used(vq);
+    }
+    return vq->corrupt || vq->st->last_used_idx != vq_read16(used_idx(vq));
+}
+
 bool guest_vq_enable_cb(GuestVirtqueue *vq)
 {
     if (vq->packed) {

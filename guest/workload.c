@@ -240,6 +240,17 @@ static const char *const blk_rw_names[] = {
     [BLK_RW_FILL] = "fill",
 };
 
+static const char *const blk_poll_names[] = {
+    [BLK_POLL_OFF] = "off",
+    [BLK_POLL_ON] = "on",
+    [BLK_POLL_ADAPTIVE] = "adaptive",
+};
+
+const char *blk_workload_poll_name(BlkPollMode p)
+{
+    return (unsigned)p < G_N_ELEMENTS(blk_poll_names) ? blk_poll_names[p] : "?";
+}
+
 /*
  * Calls fn for each "key=value" of opts (empty items are allowed, so a
  * trailing comma is harmless). A key without '=' is an error.
@@ -330,6 +341,17 @@ static bool blk_kv(void *opaque, const char *name, const char *key,
     if (!strcmp(key, "flush")) {
         return parse_bool(name, key, val, &wl->flush, errp);
     }
+    if (!strcmp(key, "poll")) {
+        for (unsigned i = 0; i < G_N_ELEMENTS(blk_poll_names); i++) {
+            if (!strcmp(val, blk_poll_names[i])) {
+                wl->poll = (BlkPollMode)i;
+                return true;
+            }
+        }
+        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
+                    "%s: %s: '%s' is not on, off or adaptive", name, key, val);
+        return false;
+    }
     if (!strcmp(key, "wce")) {
         if (!parse_range(name, key, val, 0, 1, &v, errp)) {
             return false;
@@ -393,7 +415,7 @@ static bool blk_kv(void *opaque, const char *name, const char *key,
     g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
                 "%s: unknown block workload key '%s' (rw, bs, iodepth, "
                 "number_ios, runtime, verify, verify_only, rwmixread, seed, size, "
-                "queues, discard, write_zeroes, flush, wce)", name, key);
+                "queues, discard, write_zeroes, flush, poll, wce)", name, key);
     return false;
 }
 
@@ -594,12 +616,13 @@ char *blk_workload_format(const BlkWorkload *wl)
     return g_strdup_printf("rw=%s,bs=%" PRIu32 ",iodepth=%u,ops=%" PRIu64
                            ",runtime=%" PRIu64 "ms,verify=%s,rwmixread=%u,seed=%" PRIu32
                            ",size=%" PRIu64 ",queues=%u,discard=%u,write_zeroes=%u,flush=%s"
-                           ",verify_only=%s%s",
+                           ",verify_only=%s,poll=%s%s",
                            blk_rw_names[wl->rw], wl->bs, wl->iodepth, wl->ops,
                            wl->runtime_ms, wl->verify ? "on" : "off", wl->rwmixread,
                            wl->seed, wl->size, wl->queues, wl->discard_pct,
                            wl->write_zeroes_pct, wl->flush ? "on" : "off",
-                           wl->verify_only ? "on" : "off", wce);
+                           wl->verify_only ? "on" : "off",
+                           blk_workload_poll_name(wl->poll), wce);
 }
 
 char *net_workload_format(const NetWorkload *wl)

@@ -2,6 +2,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Installs what the build and the tests need from Debian, when missing.
 #   --build-only   only the toolchain and libraries (meson, ninja, GLib, json-glib, Check)
+#   --bench        only the benches' own tools: gnuplot-nox (bench/run-all.sh's
+#                  plots) and fio (bench-blk.sh's anchor); `make check` asks for
+#                  them too, since its bench-smoke test runs bench/run-all.sh
 # Real back-ends used by the tests come from Debian packages too:
 # dpdk-testpmd (package dpdk-dev, not dpdk) and qemu-storage-daemon and
 # virtiofsd (qemu-system-common); qemu-img comes with qemu-utils; ip
@@ -11,12 +14,17 @@
 # (libFuzzer, sanitizers) for the fuzz targets run by scripts/run-fuzz.sh.
 set -e
 build_pkgs="meson ninja-build pkg-config gcc libglib2.0-dev libjson-glib-dev check"
+bench_pkgs="gnuplot-nox fio"
 test_pkgs="dpdk dpdk-dev dpdk-doc make qemu-system-common qemu-utils iproute2 clang-14 libclang-rt-14-dev"
 
 missing=""
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" || missing="$missing $1"; }
-for p in $build_pkgs; do need "$p"; done
-if [ "$1" != "--build-only" ]; then
+if [ "$1" = "--bench" ]; then
+    for p in $bench_pkgs; do need "$p"; done
+else
+    for p in $build_pkgs; do need "$p"; done
+fi
+if [ "$1" != "--build-only" ] && [ "$1" != "--bench" ]; then
     for p in $test_pkgs; do need "$p"; done
 fi
 [ -z "$missing" ] && exit 0

@@ -740,10 +740,12 @@ static void vmm_workload_json(VmmWorkload *w, const WorkloadStats *s, bool verif
             ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
             ",\"write_zeroes\":%" PRIu64 ",\"sectors_verified\":%" PRIu64
             ",\"mismatches\":%" PRIu64 ",\"io_errors\":%" PRIu64
-            ",\"range_sectors\":%" PRIu64 ",\"resets\":%u,\"resubmitted\":%" PRIu64,
+            ",\"range_sectors\":%" PRIu64 ",\"resets\":%u,\"resubmitted\":%" PRIu64
+            ",\"poll\":\"%s\",\"sleeps\":%" PRIu64,
             w->blk.bs, b->reads, b->writes,
             b->flushes, b->discards, b->write_zeroes, b->sectors_verified,
-            b->mismatches, b->io_errors, b->range_sectors, b->resets, b->resubmitted);
+            b->mismatches, b->io_errors, b->range_sectors, b->resets, b->resubmitted,
+            blk_workload_poll_name(w->blk.poll), b->sleeps);
     } else {
         const VirtioNetResult *n = &w->net_res;
 

@@ -54,6 +54,7 @@ typedef struct VirtioBlkResult {
     uint64_t range_sectors;     /* the range the run used */
     unsigned resets;            /* device resets asked for by the device */
     uint64_t resubmitted;       /* requests submitted again after a reset */
+    uint64_t sleeps;            /* waits for a completion in poll() (poll=off, adaptive) */
     bool verified;              /* verification on, and nothing wrong */
     char *first_error;          /* first mismatch or failure, or NULL */
     bool migrated;              /* parked and moved to another VMM: ended there */

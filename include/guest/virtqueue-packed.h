@@ -53,6 +53,7 @@ bool guest_vq_packed_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state
 bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
                          const GuestSg *in, unsigned n_in, uint64_t token);
 bool guest_vq_packed_kick(GuestVirtqueue *vq);
+bool guest_vq_packed_has_used(GuestVirtqueue *vq);
 bool guest_vq_packed_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len);
 bool guest_vq_packed_enable_cb(GuestVirtqueue *vq);
 void guest_vq_packed_disable_cb(GuestVirtqueue *vq);

@@ -153,6 +153,12 @@ typedef struct GuestVqUsed {
  */
 unsigned guest_vq_get_used_burst(GuestVirtqueue *vq, GuestVqUsed *used, unsigned max);
 /*
+ * Something to look at: the used ring has an entry not taken yet, or the
+ * queue is corrupt (guest_vq_get_used says why). No fence, no write: for
+ * busy-polling.
+ */
+bool guest_vq_has_used(GuestVirtqueue *vq);
+/*
  * Asks the device to interrupt (call) when the next completion arrives and
  * returns true if completions raced in meanwhile (check again before
  * sleeping). disable asks it not to.

@@ -122,6 +122,22 @@ typedef enum BlkRwMode {
 
 #define BLK_DEFAULT_IODEPTH     16
 
+/*
+ * How a blk run waits for completions (poll=, the same names as the net
+ * workload's): off sleeps in poll() on the call eventfds whenever nothing
+ * completed; on busy-polls the used rings with the device's calls
+ * suppressed (no syscall per completion, one core spinning); adaptive
+ * busy-polls up to BLK_POLL_ADAPTIVE_MAX_NS, longer after a spin that
+ * found a completion and shorter after one that did not, then sleeps.
+ */
+typedef enum BlkPollMode {
+    BLK_POLL_OFF,
+    BLK_POLL_ON,
+    BLK_POLL_ADAPTIVE,
+} BlkPollMode;
+
+#define BLK_POLL_ADAPTIVE_MAX_NS    50000u
+
 typedef struct BlkWorkload {
     BlkRwMode rw;
     uint32_t bs;                /* bytes, multiple of 512 */
@@ -138,6 +154,7 @@ typedef struct BlkWorkload {
     bool flush;
     bool verify_only;           /* check an image rw=fill wrote; no workload */
     int wce;                    /* config writeback to write; -1: none */
+    BlkPollMode poll;
 } BlkWorkload;
 
 #define NET_WORKLOAD_MAX_SIZES  16
@@ -212,6 +229,8 @@ const char *net_workload_verify_name(NetVerifyMode v);
 const char *net_workload_poll_name(NetPollMode p);
 /* lat-sample as the run uses it: the value given, or the mode's default. */
 unsigned net_workload_lat_sample(const NetWorkload *wl);
+/* The poll= name of a mode ("adaptive"). */
+const char *blk_workload_poll_name(BlkPollMode p);
 /* The workload as "key=value,..." (parses back to the same values). */
 char *blk_workload_format(const BlkWorkload *wl);
 char *net_workload_format(const NetWorkload *wl);

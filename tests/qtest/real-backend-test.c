@@ -354,6 +354,70 @@ static void test_qsd_blk_4q(Fixture *f, gconstpointer data)
 }
 
 /*
+ * The workload's poll modes against a back-end already listening on sock
+ * (be, on the image img): a verified randrw in each mode, then a fill
+ * with poll=on whose every sector is checked in the file once the
+ * back-end has exited. poll=on never sleeps in poll() (its used rings are
+ * busy-polled with the calls suppressed); poll=off does, at iodepth 1.
+ */
+static void blk_poll_modes(Fixture *f, const char *sock, Proc *be, const char *img,
+                           uint32_t seed)
+{
+    const char *const modes[] = { "off", "on", "adaptive" };
+    g_autofree char *fill = g_strdup_printf("rw=fill,bs=64k,iodepth=8,poll=on,seed=%" PRIu32,
+                                            seed);
+    g_autofree char *out = NULL;
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(modes); i++) {
+        g_autofree char *name = g_strdup_printf("vmm-poll-%s", modes[i]);
+        g_autofree char *wl = g_strdup_printf("rw=randrw,bs=4k,iodepth=%u,ops=4000,"
+                                              "verify=on,poll=%s", i ? 16 : 1, modes[i]);
+        g_autofree char *r = blk_run(f, name, sock, 1, wl);
+        g_autofree char *key = g_strdup_printf("\"poll\":\"%s\"", modes[i]);
+        int64_t sleeps;
+
+        if (!r) {
+            return;
+        }
+        sleeps = json_uint(r, "sleeps");
+        if (!strstr(r, key) || (i == 0 && sleeps <= 0) || (i == 1 && sleeps != 0)) {
+            g_test_fail_printf("poll=%s: expected %s; the VMM said: %s", modes[i],
+                               i == 0 ? "sleeps in poll() at iodepth 1" :
+                               i == 1 ? "no sleep at all" : "its mode reported", r);
+            return;
+        }
+        g_test_message("poll=%s: %" PRId64 " sleeps", modes[i], sleeps);
+    }
+    out = blk_run(f, "vmm-poll-fill", sock, 1, fill);
+    if (!out) {
+        return;
+    }
+    proc_stop(be);
+    if (!WIFEXITED(be->wstatus) || WEXITSTATUS(be->wstatus) != 0) {
+        g_autofree char *log = proc_log(be);
+
+        g_test_fail_printf("the back-end did not exit cleanly (status 0x%x):\n%s",
+                           be->wstatus, log);
+        return;
+    }
+    check_image(img, seed);
+}
+
+static void test_qsd_blk_poll(Fixture *f, gconstpointer data)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *sock = g_build_filename(f->dir, "blk.sock", NULL);
+    Proc *qsd;
+
+    if (!require_program("qemu-storage-daemon", "qemu-system-common") ||
+        !require_program("qemu-img", "qemu-utils") ||
+        !create_image(f, img) || !(qsd = proc_start_qsd(f, img, sock, 1))) {
+        return;
+    }
+    blk_poll_modes(f, sock, qsd, img, 0x5eedb011u);
+}
+
+/*
  * qemu-storage-daemon has no inflight tracking and completes requests out
  * of order: killed (-9) with requests in flight, the next one cannot
  * resume them exactly. The documented rule: the device asks the driver
@@ -708,6 +772,17 @@ static void test_ref_blk(Fixture *f, gconstpointer data)
     check_image(img, seed);
 }
 
+static void test_ref_blk_poll(Fixture *f, gconstpointer data)
+{
+    g_autofree char *img = g_build_filename(f->dir, "disk.raw", NULL);
+    g_autofree char *sock = g_build_filename(f->dir, "blk.sock", NULL);
+    Proc *be = start_ref(f, "blk", sock, 1, img, false);
+
+    if (be) {
+        blk_poll_modes(f, sock, be, img, 0x5eedbe11u);
+    }
+}
+
 /*
  * Our back-end honours the write cache mode: write-through (wce=0) syncs
  * every one of the 2000 writes of the run before completing it, which it
@@ -753,6 +828,10 @@ int main(int argc, char **argv)
     g_test_add("/real/qsd/blk-1q", Fixture, NULL, fixture_setup, test_qsd_blk_1q,
                fixture_teardown);
     g_test_add("/real/qsd/blk-4q", Fixture, NULL, fixture_setup, test_qsd_blk_4q,
+               fixture_teardown);
+    g_test_add("/real/qsd/blk-poll", Fixture, NULL, fixture_setup, test_qsd_blk_poll,
+               fixture_teardown);
+    g_test_add("/real/ref/blk-poll", Fixture, NULL, fixture_setup, test_ref_blk_poll,
                fixture_teardown);
     g_test_add("/real/qsd/blk-wce", Fixture, NULL, fixture_setup, test_qsd_blk_wce,
                fixture_teardown);

@@ -462,8 +462,19 @@ START_TEST(test_workload_options)
     blk_workload_init(&wl2);
     ck_assert_msg(blk_workload_parse(&wl2, "blk0", fmt, &err), "%s", fmt);
     ck_assert(memcmp(&wl, &wl2, sizeof(wl)) == 0);
+    /* poll: off by default, each mode survives the round trip. */
+    ck_assert_int_eq(wl.poll, BLK_POLL_OFF);
+    ck_assert(blk_workload_parse(&wl, "blk0", "poll=adaptive", &err));
+    ck_assert_int_eq(wl.poll, BLK_POLL_ADAPTIVE);
+    g_free(fmt);
+    fmt = blk_workload_format(&wl);
+    ck_assert(strstr(fmt, ",poll=adaptive"));
+    blk_workload_init(&wl2);
+    ck_assert_msg(blk_workload_parse(&wl2, "blk0", fmt, &err), "%s", fmt);
+    ck_assert(memcmp(&wl, &wl2, sizeof(wl)) == 0);
 
     static const struct { const char *opts, *msg; } bad[] = {
+        { "poll=busy", "blk0: poll: 'busy' is not on, off or adaptive" },
         { "bs=1000", "blk0: bs: '1000' is not a multiple of 512" },
         { "rw=sideways", "blk0: rw: 'sideways' is not" },
         { "iodepth=0", "blk0: iodepth: '0' is outside [1, 32768]" },
