@@ -84,8 +84,56 @@ inflights = {
     "pipe": inflight(16 + 16 * 64, 0, 1, 64, 2, 0),
 }
 
+
+
+# fuzz-backend-chan (layout at the top of fuzz-backend-chan.c): a features
+# byte, then chunks (control byte: fd kind, fd count, run the loop; length)
+# of the raw stream the back-end writes on its channel.
+PF_SEND_FD, PF_NOTIFIER, PF_SHARED, PF_CONFIG, PF_INBAND, PF_ACK = 1, 2, 4, 8, 16, 32
+TRANSLATE_OK, CLOSE_AFTER = 0x40, 0x80
+MEMFD, EVENTFD, EMPTY_MEMFD, PIPE = 0, 1, 2, 3
+RUN = 0x10
+
+
+def chunk(data, nfds=0, kind=MEMFD, run=True):
+    return bytes([kind | (nfds << 2) | (RUN if run else 0), len(data)]) + data
+
+
+def iotlb(iova, size, perm, typ):
+    return struct.pack("<QQQBB6x", iova, size, 0, perm, typ)
+
+
+UUID = bytes(range(1, 17))
+config_change = msg(2, VERSION | NEED_REPLY)
+chans = {
+    "config-change-ack": bytes([PF_CONFIG | PF_ACK]) + chunk(config_change),
+    "host-notifier": bytes([PF_SEND_FD | PF_NOTIFIER]) +
+    chunk(msg(3, VERSION | NEED_REPLY, struct.pack("<QQQ", 1, 4096, 0)), nfds=1),
+    "host-notifier-withdraw": bytes([PF_SEND_FD | PF_NOTIFIER]) +
+    chunk(msg(3, VERSION, struct.pack("<QQQ", 0, 4096, 0)), nfds=1) +
+    chunk(msg(3, VERSION, struct.pack("<QQQ", 0x100, 0, 0))),
+    "host-notifier-empty-file": bytes([PF_SEND_FD | PF_NOTIFIER]) +
+    chunk(msg(3, VERSION, struct.pack("<QQQ", 0, 4096, 0)), nfds=1, kind=EMPTY_MEMFD),
+    "iotlb-miss": bytes([TRANSLATE_OK | PF_ACK]) +
+    chunk(msg(1, VERSION | NEED_REPLY, iotlb(0x1000, 0, 1, 1))),
+    "iotlb-access-fail": bytes([0]) + chunk(msg(1, VERSION, iotlb(0x2000, 0x1000, 3, 4))),
+    "vring-call-err": bytes([PF_INBAND | PF_ACK]) +
+    chunk(msg(4, VERSION | NEED_REPLY, struct.pack("<II", 0, 0))) +
+    chunk(msg(5, VERSION, struct.pack("<II", 1, 0))),
+    "shared-add-lookup-remove": bytes([PF_SHARED | PF_SEND_FD | PF_ACK]) +
+    chunk(msg(6, VERSION | NEED_REPLY, UUID), nfds=1, kind=EMPTY_MEMFD) +
+    chunk(msg(8, VERSION, UUID)) + chunk(msg(7, VERSION, UUID)),
+    "split-header": bytes([PF_CONFIG | PF_ACK]) +
+    chunk(config_change[:5], run=True) + chunk(config_change[5:]),
+    "two-in-one": bytes([PF_CONFIG | PF_INBAND]) +
+    chunk(config_change + msg(4, VERSION, struct.pack("<II", 1, 0))),
+    "eof-mid-payload": bytes([PF_INBAND | CLOSE_AFTER]) +
+    chunk(msg(4, VERSION, struct.pack("<II", 0, 0))[:15]),
+    "fds-without-send-fd": bytes([PF_CONFIG]) + chunk(config_change, nfds=2, kind=EVENTFD),
+}
+
 for target, seeds in (("fuzz-msg-request", requests), ("fuzz-msg-reply", replies),
-                      ("fuzz-inflight-take", inflights)):
+                      ("fuzz-inflight-take", inflights), ("fuzz-backend-chan", chans)):
     d = os.path.join("tests", "fuzz", "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds.items():
