@@ -5,7 +5,7 @@
 # committed seed corpus (tests/fuzz/corpus/TARGET/).
 #   scripts/run-fuzz.sh [--runs N | --time SECONDS] [BUILD_DIR]
 # Default: --runs 200000 (a bounded run for `make check`, a few seconds per
-# target; the library targets get a fiftieth of it, see target_mode). `make fuzz` uses --time 600. New inputs libFuzzer finds go to
+# target; the library targets get a fraction of it, see run_divisor). `make fuzz` uses --time 600. New inputs libFuzzer finds go to
 # BUILD_DIR/corpus-TARGET, never into the committed corpus; crashes are
 # written to BUILD_DIR/ as crash-* and make the script fail.
 set -e
@@ -14,22 +14,30 @@ case "$1" in
 --runs) mode="-runs=$2"; shift 2 ;;
 --time) mode="-max_total_time=$2"; shift 2 ;;
 esac
-# The library targets set up a connection per input (a few hundred
+# The library targets set up a connection per input (hundreds of
 # executions a second, not tens of thousands): a bounded run gives them a
-# fiftieth of the executions, so `make check` stays about a minute.
-target_mode() {
-    case " $lib_targets " in
-    *" $1 "*) case "$mode" in -runs=*) echo "-runs=$(( ${mode#-runs=} / 50 ))"; return ;; esac ;;
+# fraction of the executions, so `make check` stays about a minute.
+run_divisor() {
+    case "$1" in
+    fuzz-backend-chan) echo 50 ;;       # a back-end thread and a bring-up per input
+    fuzz-reply-path) echo 10 ;;         # one connect per input
+    *) echo 1 ;;
     esac
-    echo "$mode"
+}
+target_mode() {
+    case "$mode" in
+    -runs=*) echo "-runs=$(( ${mode#-runs=} / $(run_divisor "$1") ))" ;;
+    *) echo "$mode" ;;
+    esac
 }
 src=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-build-fuzz}
 CC=${FUZZ_CC:-clang-14}
-targets="fuzz-msg-request fuzz-msg-reply fuzz-inflight-take fuzz-backend-chan"
+targets="fuzz-msg-request fuzz-msg-reply fuzz-inflight-take fuzz-backend-chan
+         fuzz-reply-path"
 # Targets that drive a real VhostUserState link the whole library, built by
 # meson with the same compiler and sanitizers into BUILD_DIR/lib.
-lib_targets="fuzz-backend-chan"
+lib_targets="fuzz-backend-chan fuzz-reply-path"
 util_srcs="util/vhost-user-error.c util/vhost-user-log.c util/vhost-user-msg.c util/vhost-user-trace.c"
 # What each target needs besides util/.
 extra_srcs() {
@@ -42,6 +50,7 @@ max_len() {
     case "$1" in
     fuzz-inflight-take) echo 33 ;;
     fuzz-backend-chan) echo 1024 ;;
+    fuzz-reply-path) echo 600 ;;
     *) echo 4200 ;;
     esac
 }

@@ -18,14 +18,15 @@
  *              translation succeeds; bit 7 the back-end closes its end of
  *              the channel after the last chunk
  *   then chunks, each:
- *     byte     bits 0-1 fd kind (0 memfd of a page, 1 eventfd, 2 empty
- *              memfd, 3 pipe), bits 2-3 fd count (0..3), bit 4 run the
+ *     byte     bits 0-1 fd kind (FuzzFdKind: 0 memfd of a page, 1
+ *              eventfd, 2 empty memfd, 3 pipe), bits 2-3 fd count (0..3), bit 4 run the
  *              event loop after the chunk (else the bytes pile up)
  *     byte     length L of the chunk (0..255; 0 means the rest)
  *     L bytes  written as one sendmsg, the fds attached: raw stream bytes,
  *              so headers and payloads split and run on anywhere
  */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,13 +46,13 @@
 #include "system/memory.h"
 #include "util/vhost-user-log.h"
 #include "util/vhost-user-msg.h"
+#include "fuzz-lib.h"
 #include "unit-sock.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 #define PF(name) (1ull << VHOST_USER_PROTOCOL_F_##name)
-#define MAX_FDS 3               /* per chunk */
 
 /* ---- The back-end's main socket ------------------------------------- */
 
@@ -63,31 +64,6 @@ typedef struct Fake {
     GCond cond;
     bool have_chan;
 } Fake;
-
-/*
- * As ut_send_fds, which asserts with check's ck_assert: that reports to a
- * running check suite and exits the process outside one.
- */
-static void send_fds(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
-{
-    char cbuf[CMSG_SPACE(sizeof(int) * MAX_FDS)] = { 0 };
-    struct iovec iov = { (void *)buf, len };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-    if (nfds) {
-        struct cmsghdr *c;
-
-        mh.msg_control = cbuf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
-    /* A peer that closed first is fine: the front-end dropped the connection. */
-    (void)!sendmsg(fd, &mh, MSG_NOSIGNAL);
-}
 
 /* Answers the main socket as a well-behaved back-end would. */
 static gpointer fake_thread(gpointer opaque)
@@ -151,7 +127,7 @@ static gpointer fake_thread(gpointer opaque)
         }
         if (reply) {
             r.hdr.size = (uint32_t)rsize;
-            send_fds(f->fd, &r, sizeof(r.hdr) + rsize, NULL, 0);
+            (void)!fuzz_send_fds(f->fd, &r, sizeof(r.hdr) + rsize, NULL, 0);
         }
     }
     return NULL;
@@ -199,18 +175,13 @@ static char *sock_path;
 static RamBlock *ram;
 static GuestMemory *mem;
 
-static void quiet_log(VhostUserLogLevel level, const char *device, const char *msg,
-                      void *opaque)
-{
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     g_autofree char *dir = g_dir_make_tmp("fuzz-bechan-XXXXXX", NULL);
     GError *err = NULL;
 
     sock_path = g_build_filename(dir, "sock", NULL);
-    vhost_user_set_log_handler(quiet_log, NULL);
+    vhost_user_set_log_handler(fuzz_quiet_log, NULL);
     /* Created once, so the per-input fd count does not see them. */
     g_main_context_default();
     vhost_event_loop_default();
@@ -222,22 +193,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* ut_count_fds and ut_count_maps assert with check too (see send_fds). */
-static unsigned count_fds(void)
-{
-    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
-    unsigned n = 0;
-
-    if (!d) {
-        abort();
-    }
-    while (g_dir_read_name(d)) {
-        n++;
-    }
-    g_dir_close(d);
-    return n;
-}
-
 static bool notifier_mapped(void)
 {
     g_autofree char *text = NULL;
@@ -245,7 +200,7 @@ static bool notifier_mapped(void)
     if (!g_file_get_contents("/proc/self/maps", &text, NULL, NULL)) {
         abort();
     }
-    return strstr(text, "fuzz-notifier") != NULL;
+    return strstr(text, "fuzz-memfd") != NULL;
 }
 
 static void drain_loop(int chan)
@@ -277,39 +232,10 @@ static void drain_loop(int chan)
     }
 }
 
-static int make_fd(unsigned kind, int *extra)
-{
-    int fd = -1, p[2];
-
-    switch (kind) {
-    case 0:
-        fd = memfd_create("fuzz-notifier", MFD_CLOEXEC);
-        if (fd >= 0 && ftruncate(fd, sysconf(_SC_PAGESIZE)) < 0) {
-            abort();
-        }
-        break;
-    case 1:
-        fd = eventfd(0, EFD_CLOEXEC);
-        break;
-    case 2:
-        fd = memfd_create("fuzz-empty", MFD_CLOEXEC);
-        break;
-    default:
-        if (pipe2(p, O_CLOEXEC) == 0) {
-            fd = p[0];
-            *extra = p[1];
-        }
-        break;
-    }
-    if (fd < 0) {
-        abort();
-    }
-    return fd;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    CharSocketOptions opts = { .id = "chr0", .timeout_ms = 1000, .reply_timeout_ms = 200 };
+    /* The default bounds: a loaded machine must not fail the bring-up. */
+    CharSocketOptions opts = { .id = "chr0" };
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     struct vhost_dev hdev;
     CharSocket *chr;
@@ -324,7 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1) {
         return 0;
     }
-    fds_before = count_fds();
+    fds_before = fuzz_count_fds();
     translate_ok = data[0] & 0x40;
     f.pf = PF(MQ) | PF(BACKEND_REQ) |
            ((data[0] & 0x01) ? PF(BACKEND_SEND_FD) : 0) |
@@ -358,6 +284,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vhost_user_set_backend_req_ops(u, &vmm_ops, NULL, 4, NULL);
     if (!vhost_dev_init(&hdev, "net0", u, &user_ops, mem, 0, 2, &err) ||
         !vhost_dev_connect(&hdev, &err)) {
+        fprintf(stderr, "bring-up failed: %s\n", err ? err->message : "?");
         abort();
     }
     g_mutex_lock(&f.lock);
@@ -369,7 +296,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (pos + 2 <= size) {
         unsigned ctl = data[pos], kind = ctl & 3, nfds = (ctl >> 2) & 3;
         size_t len = data[pos + 1] ? data[pos + 1] : size - pos - 2;
-        int fds[MAX_FDS], extra[MAX_FDS];
+        int fds[FUZZ_MAX_FDS], extra[FUZZ_MAX_FDS];
         uint8_t *chunk;
 
         pos += 2;
@@ -382,9 +309,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pos += len;
         for (unsigned i = 0; i < nfds; i++) {
             extra[i] = -1;
-            fds[i] = make_fd(kind, &extra[i]);
+            fds[i] = fuzz_make_fd((FuzzFdKind)kind, &extra[i]);
         }
-        send_fds(f.chan_fd, chunk, len, fds, nfds);
+        (void)!fuzz_send_fds(f.chan_fd, chunk, len, fds, nfds);
         g_free(chunk);
         for (unsigned i = 0; i < nfds; i++) {
             close(fds[i]);
@@ -414,7 +341,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_cond_clear(&f.cond);
 
     /* Every fd that arrived was kept and released, or closed; no page left. */
-    if (count_fds() != fds_before || notifier_mapped()) {
+    if (fuzz_count_fds() != fds_before || notifier_mapped()) {
         abort();
     }
     return 0;

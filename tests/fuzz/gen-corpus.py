@@ -132,8 +132,48 @@ chans = {
     "fds-without-send-fd": bytes([PF_CONFIG]) + chunk(config_change, nfds=2, kind=EVENTFD),
 }
 
+
+
+# fuzz-reply-path (layout at the top of fuzz-reply-path.c): the request
+# made, fd count and kind, the cut, where the fds ride, the reply bytes.
+(R_FEATURES, R_PROTO, R_QUEUE_NUM, R_STATUS, R_SLOTS, R_VRING_BASE, R_CONFIG,
+ R_INFLIGHT, R_SHARED, R_OWNER, R_VRING_NUM) = range(11)
+ACK_NEGOTIATED, FD_MEMFD, FD_EVENTFD, FD_PIPE, FD_SOCK = 0x80, 0, 1, 2, 3
+
+
+def rp(which, reply, nfds=0, kind=FD_MEMFD, cut=0xffff, at=0):
+    return (bytes([which, nfds | (kind << 2)]) + struct.pack("<HH", cut, at) + reply)
+
+
+features_reply = msg(1, VERSION | REPLY, u64(1 << 32 | 1 << 30))
+reply_paths = {
+    "get-features": rp(R_FEATURES, features_reply),
+    "get-features-cut-in-header": rp(R_FEATURES, features_reply, cut=7),
+    "get-features-cut-in-payload": rp(R_FEATURES, features_reply, cut=15),
+    "get-features-stray-fd": rp(R_FEATURES, features_reply, nfds=1, kind=FD_EVENTFD),
+    "get-protocol-features": rp(R_PROTO, msg(15, VERSION | REPLY, u64(0x3fff))),
+    "get-queue-num": rp(R_QUEUE_NUM, msg(17, VERSION | REPLY, u64(2))),
+    "get-status": rp(R_STATUS, msg(40, VERSION | REPLY, u64(0xf))),
+    "get-max-mem-slots": rp(R_SLOTS, msg(36, VERSION | REPLY, u64(32))),
+    "get-vring-base": rp(R_VRING_BASE, msg(11, VERSION | REPLY, struct.pack("<II", 0, 42))),
+    "get-config": rp(R_CONFIG, msg(24, VERSION | REPLY, config(0, bytes(range(16))))),
+    "get-inflight-fd": rp(R_INFLIGHT, msg(31, VERSION | REPLY,
+                                          struct.pack("<QQHH4x", 4096, 0, 1, 64)), nfds=1),
+    "get-inflight-fd-late-fd": rp(R_INFLIGHT, msg(31, VERSION | REPLY,
+                                                  struct.pack("<QQHH4x", 4096, 0, 1, 64)),
+                                  nfds=1, at=12),
+    "get-shared-object": rp(R_SHARED, msg(41, VERSION | REPLY, u64(0)), nfds=1),
+    "get-shared-object-two-fds": rp(R_SHARED, msg(41, VERSION | REPLY, u64(0)), nfds=2,
+                                    kind=FD_SOCK),
+    "set-owner-barrier": rp(R_OWNER, features_reply),
+    "set-owner-ack": rp(R_OWNER | ACK_NEGOTIATED, msg(3, VERSION | REPLY, u64(0))),
+    "set-vring-num-ack-failed": rp(R_VRING_NUM | ACK_NEGOTIATED,
+                                   msg(8, VERSION | REPLY, u64(1))),
+}
+
 for target, seeds in (("fuzz-msg-request", requests), ("fuzz-msg-reply", replies),
-                      ("fuzz-inflight-take", inflights), ("fuzz-backend-chan", chans)):
+                      ("fuzz-inflight-take", inflights), ("fuzz-backend-chan", chans),
+                      ("fuzz-reply-path", reply_paths)):
     d = os.path.join("tests", "fuzz", "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds.items():
