@@ -20,7 +20,7 @@ esac
 run_divisor() {
     case "$1" in
     fuzz-backend-chan) echo 50 ;;       # a back-end thread and a bring-up per input
-    fuzz-reply-path) echo 10 ;;         # one connect per input
+    fuzz-reply-path|fuzz-postcopy-reply) echo 10 ;;   # one connect per input
     *) echo 1 ;;
     esac
 }
@@ -34,10 +34,10 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-build-fuzz}
 CC=${FUZZ_CC:-clang-14}
 targets="fuzz-msg-request fuzz-msg-reply fuzz-inflight-take fuzz-backend-chan
-         fuzz-reply-path"
+         fuzz-reply-path fuzz-postcopy-reply"
 # Targets that drive a real VhostUserState link the whole library, built by
 # meson with the same compiler and sanitizers into BUILD_DIR/lib.
-lib_targets="fuzz-backend-chan fuzz-reply-path"
+lib_targets="fuzz-backend-chan fuzz-reply-path fuzz-postcopy-reply"
 util_srcs="util/vhost-user-error.c util/vhost-user-log.c util/vhost-user-msg.c util/vhost-user-trace.c"
 # What each target needs besides util/.
 extra_srcs() {
@@ -50,7 +50,7 @@ max_len() {
     case "$1" in
     fuzz-inflight-take) echo 33 ;;
     fuzz-backend-chan) echo 1024 ;;
-    fuzz-reply-path) echo 600 ;;
+    fuzz-reply-path|fuzz-postcopy-reply) echo 600 ;;
     *) echo 4200 ;;
     esac
 }

@@ -16,8 +16,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/un.h>
+
 #include <glib.h>
 
+#include "chardev/char-socket.h"
+#include "hw/virtio/vhost-user-conn.h"
+#include "util/vhost-user-error.h"
 #include "util/vhost-user-log.h"
 
 #define FUZZ_MAX_FDS 3          /* attached to one sendmsg */
@@ -105,6 +110,114 @@ static inline int fuzz_make_fd(FuzzFdKind kind, int *extra)
         abort();
     }
     return fd;
+}
+
+/* A listening unix socket in a new temporary directory; *path its name. */
+static inline int fuzz_listen_tmp(const char *tmpl, char **path)
+{
+    g_autofree char *dir = g_dir_make_tmp(tmpl, NULL);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd;
+
+    if (!dir) {
+        abort();
+    }
+    *path = g_build_filename(dir, "sock", NULL);
+    g_strlcpy(sa.sun_path, *path, sizeof(sa.sun_path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
+        abort();
+    }
+    return fd;
+}
+
+/* A connected chardev (default bounds) to path; *peer the accepted end. */
+static inline CharSocket *fuzz_connect(const char *path, int listen_fd, int *peer)
+{
+    CharSocketOptions opts = { .id = "chr0", .path = path };
+    GError *err = NULL;
+    CharSocket *chr = char_socket_new(&opts, NULL, &err);
+
+    if (!chr || !char_socket_open(chr, &err)) {
+        abort();
+    }
+    *peer = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (*peer < 0) {
+        abort();
+    }
+    return chr;
+}
+
+/*
+ * Writes the first cut bytes of buf into peer, the fds riding on the
+ * sendmsg that starts at byte at (none when at >= cut), then closes
+ * peer's writing side: the reader sees the bytes, then EOF. A few KiB
+ * always fit the socket buffer, so nothing here waits for the reader.
+ */
+static inline void fuzz_send_cut(int peer, const uint8_t *buf, size_t cut, size_t at,
+                                 const int *fds, size_t nfds)
+{
+    size_t first = MIN(at, cut);
+
+    if ((first && fuzz_send_fds(peer, buf, first, NULL, 0) != (ssize_t)first) ||
+        (cut > first && fuzz_send_fds(peer, buf + first, cut - first, fds, nfds) !=
+                            (ssize_t)(cut - first))) {
+        abort();
+    }
+    shutdown(peer, SHUT_WR);
+}
+
+/* Every rejection says why, in this project's error domain. */
+static inline void fuzz_check_error(GError *err)
+{
+    if (!err || err->domain != VHOST_USER_ERROR || !err->message[0]) {
+        abort();
+    }
+    g_error_free(err);
+}
+
+/*
+ * A connection's state as after negotiation, without the round trips:
+ * every gate the library implements open, REPLY_ACK as the input says.
+ */
+static inline VhostUserState *fuzz_state_new(CharSocket *chr, bool reply_ack)
+{
+    VhostUserState *u = vhost_user_state_new(chr, "dev0");
+    uint64_t pf = vhost_user_frontend_protocol_features();
+
+    if (!reply_ack) {
+        pf &= ~(1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+    }
+    vhost_user_set_features(u, 1ull << VHOST_USER_F_PROTOCOL_FEATURES, pf);
+    return u;
+}
+
+/* A refused reply says why and drops the connection: nothing may use it after. */
+static inline void fuzz_check_refused(VhostUserState *u, GError *err)
+{
+    fuzz_check_error(err);
+    if (vhost_user_is_usable(u)) {
+        abort();
+    }
+}
+
+/*
+ * Frees u, its chardev and the peer's end, runs what the loop has left;
+ * then every fd that came in was handed over or closed: the count is
+ * fds_before again.
+ */
+static inline void fuzz_teardown(VhostUserState *u, CharSocket *chr, int peer,
+                                 unsigned fds_before)
+{
+    vhost_user_state_free(u);
+    char_socket_disconnect(chr, "fuzz input done");
+    char_socket_free(chr);
+    close(peer);
+    while (g_main_context_iteration(NULL, FALSE)) {
+    }
+    if (fuzz_count_fds() != fds_before) {
+        abort();
+    }
 }
 
 #endif

@@ -72,16 +72,7 @@ static int listen_fd = -1;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    g_autofree char *dir = g_dir_make_tmp("fuzz-reply-XXXXXX", NULL);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-    sock_path = g_build_filename(dir, "sock", NULL);
-    g_strlcpy(sa.sun_path, sock_path, sizeof(sa.sun_path));
-    listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        listen(listen_fd, 4) < 0) {
-        abort();
-    }
+    listen_fd = fuzz_listen_tmp("fuzz-reply-XXXXXX", &sock_path);
     vhost_user_set_log_handler(fuzz_quiet_log, NULL);
     /* Created once, so the per-input fd count does not see them. */
     g_main_context_default();
@@ -94,28 +85,8 @@ static const FuzzFdKind fd_kinds[] = {
     FUZZ_FD_MEMFD_PAGE, FUZZ_FD_EVENTFD, FUZZ_FD_PIPE, FUZZ_FD_SOCKET,
 };
 
-static void send_part(int fd, const uint8_t *buf, size_t len, const int *fds, size_t nfds)
-{
-    if (len == 0) {
-        return;
-    }
-    if (fuzz_send_fds(fd, buf, len, fds, nfds) != (ssize_t)len) {
-        abort();                /* a few KiB always fit the socket buffer */
-    }
-}
-
-static void check_error(GError *err)
-{
-    /* Every rejection says why, in this project's error domain. */
-    if (!err || err->domain != VHOST_USER_ERROR || !err->message[0]) {
-        abort();
-    }
-    g_error_free(err);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    CharSocketOptions opts = { .id = "chr0", .timeout_ms = 1000, .reply_timeout_ms = 1000 };
     unsigned which, nfds, kind, fds_before;
     size_t len, cut, at;
     int fds[FUZZ_MAX_FDS], extra[FUZZ_MAX_FDS], peer, rfd = -1;
@@ -141,39 +112,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(reply_bytes, data + 6, len);
 
     fds_before = fuzz_count_fds();
-    opts.path = sock_path;
-    chr = char_socket_new(&opts, NULL, &err);
-    if (!chr || !char_socket_open(chr, &err)) {
-        abort();
-    }
-    peer = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    if (peer < 0) {
-        abort();
-    }
-    u = vhost_user_state_new(chr, "dev0");
-    /* As after negotiation: every gate open, REPLY_ACK as the input says. */
-    vhost_user_set_features(u, 1ull << VHOST_USER_F_PROTOCOL_FEATURES,
-                            vhost_user_frontend_protocol_features() &
-                            ((data[0] & 0x80) ? ~0ull
-                                              : ~(1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK)));
+    chr = fuzz_connect(sock_path, listen_fd, &peer);
+    u = fuzz_state_new(chr, data[0] & 0x80);
 
     /* The reply is there before the request: the peer writes, then closes. */
     if (at >= cut) {
-        send_part(peer, reply_bytes, cut, NULL, 0);
-    } else {
-        for (unsigned i = 0; i < nfds; i++) {
-            fds[i] = fuzz_make_fd(fd_kinds[kind], &extra[i]);
-        }
-        send_part(peer, reply_bytes, at, NULL, 0);
-        send_part(peer, reply_bytes + at, cut - at, fds, nfds);
-        for (unsigned i = 0; i < nfds; i++) {
-            close(fds[i]);
-            if (extra[i] >= 0) {
-                close(extra[i]);
-            }
+        nfds = 0;
+    }
+    for (unsigned i = 0; i < nfds; i++) {
+        fds[i] = fuzz_make_fd(fd_kinds[kind], &extra[i]);
+    }
+    fuzz_send_cut(peer, reply_bytes, cut, at, fds, nfds);
+    for (unsigned i = 0; i < nfds; i++) {
+        close(fds[i]);
+        if (extra[i] >= 0) {
+            close(extra[i]);
         }
     }
-    shutdown(peer, SHUT_WR);
 
     vhost_user_msg_init(&msg, requests[which].request, requests[which].size);
     if (requests[which].request == VHOST_USER_GET_CONFIG) {
@@ -201,23 +156,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     if (!ok) {
-        check_error(err);
-        /* A refused reply drops the connection: nothing may be used after it. */
-        if (vhost_user_is_usable(u)) {
-            abort();
-        }
+        fuzz_check_refused(u, err);
     }
-
-    vhost_user_state_free(u);
-    char_socket_disconnect(chr, "fuzz input done");
-    char_socket_free(chr);
-    close(peer);
-    while (g_main_context_iteration(NULL, FALSE)) {
-    }
+    fuzz_teardown(u, chr, peer, fds_before);
     g_free(reply_bytes);
-    /* Every fd that came with the reply was handed over or closed. */
-    if (fuzz_count_fds() != fds_before) {
-        abort();
-    }
     return 0;
 }

@@ -171,9 +171,43 @@ reply_paths = {
                                    msg(8, VERSION | REPLY, u64(1))),
 }
 
+
+
+# fuzz-postcopy-reply (layout at the top of fuzz-postcopy-reply.c): add or
+# table and the regions sent less one, the cut, (gpa, size) per region
+# sent, the reply while listening (the back-end's own addresses).
+def pc(add, sent, reply, cut=0xffff, ack=False):
+    b0 = (1 if add else 0) | ((len(sent) - 1) << 1) | (0x80 if ack else 0)
+    return (bytes([b0]) + struct.pack("<H", cut) +
+            b"".join(struct.pack("<QQ", g, sz) for g, sz in sent) + reply)
+
+
+def pc_table(regions):
+    return struct.pack("<II", len(regions), 0) + b"".join(region(*r) for r in regions)
+
+
+BE = 0x7e0000000000
+two = [(0, 1 << 20), (1 << 30, 1 << 21)]
+two_back = [(g, sz, BE + i * (1 << 32), 0) for i, (g, sz) in enumerate(two)]
+postcopies = {
+    "table-1": pc(False, two[:1], msg(5, VERSION | REPLY, pc_table(two_back[:1]))),
+    "table-2": pc(False, two, msg(5, VERSION | REPLY, pc_table(two_back))),
+    "table-2-ack": pc(False, two, msg(5, VERSION | REPLY, pc_table(two_back)), ack=True),
+    "table-2-our-addresses": pc(False, two, msg(5, VERSION | REPLY, pc_table(
+        [(g, sz, 0x7f0000000000 + i * (1 << 32), 0) for i, (g, sz) in enumerate(two)]))),
+    "table-nregions-short": pc(False, two, msg(5, VERSION | REPLY, pc_table(two_back[:1]))),
+    "table-gpa-differs": pc(False, two, msg(5, VERSION | REPLY, pc_table(
+        [two_back[0], (2 << 30,) + two_back[1][1:]]))),
+    "table-cut-in-region": pc(False, two, msg(5, VERSION | REPLY, pc_table(two_back)), cut=40),
+    "add-mem-reg": pc(True, two[:1], msg(37, VERSION | REPLY, u64(0) + region(*two_back[0]))),
+    "add-mem-reg-size-differs": pc(True, two[:1], msg(37, VERSION | REPLY, u64(0) +
+                                                      region(0, 1 << 21, BE, 0))),
+}
+
 for target, seeds in (("fuzz-msg-request", requests), ("fuzz-msg-reply", replies),
                       ("fuzz-inflight-take", inflights), ("fuzz-backend-chan", chans),
-                      ("fuzz-reply-path", reply_paths)):
+                      ("fuzz-reply-path", reply_paths),
+                      ("fuzz-postcopy-reply", postcopies)):
     d = os.path.join("tests", "fuzz", "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds.items():
