@@ -19,8 +19,9 @@ esac
 # fraction of the executions, so `make check` stays about a minute.
 run_divisor() {
     case "$1" in
-    fuzz-backend-chan) echo 50 ;;       # a back-end thread and a bring-up per input
+    fuzz-backend-chan) echo 100 ;;      # a back-end thread and a bring-up per input
     fuzz-reply-path|fuzz-postcopy-reply) echo 10 ;;   # one connect per input
+    fuzz-vmm-options) echo 4 ;;         # a few thousand a second
     *) echo 1 ;;
     esac
 }
@@ -34,10 +35,11 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-build-fuzz}
 CC=${FUZZ_CC:-clang-14}
 targets="fuzz-msg-request fuzz-msg-reply fuzz-inflight-take fuzz-backend-chan
-         fuzz-reply-path fuzz-postcopy-reply"
+         fuzz-reply-path fuzz-postcopy-reply fuzz-vmm-options"
 # Targets that drive a real VhostUserState link the whole library, built by
-# meson with the same compiler and sanitizers into BUILD_DIR/lib.
-lib_targets="fuzz-backend-chan fuzz-reply-path fuzz-postcopy-reply"
+# meson with the same compiler and sanitizers into BUILD_DIR/lib; the VMM
+# option parser links the VMM's parsing sources and the guest driver too.
+lib_targets="fuzz-backend-chan fuzz-reply-path fuzz-postcopy-reply fuzz-vmm-options"
 util_srcs="util/vhost-user-error.c util/vhost-user-log.c util/vhost-user-msg.c util/vhost-user-trace.c"
 # What each target needs besides util/.
 extra_srcs() {
@@ -51,6 +53,7 @@ max_len() {
     fuzz-inflight-take) echo 33 ;;
     fuzz-backend-chan) echo 1024 ;;
     fuzz-reply-path|fuzz-postcopy-reply) echo 600 ;;
+    fuzz-vmm-options) echo 1024 ;;
     *) echo 4200 ;;
     esac
 }
@@ -58,12 +61,19 @@ max_len() {
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 lib="$out/lib"
+# The library, the guest driver (the VMM's -workload parsers) and the
+# message table, with the fuzz sanitizers. clang warns (-Werror) of the
+# guest driver's atomics on packed ring fields, which gcc does not: the
+# access is what the ring layout dictates, not a fuzzing concern.
+lib_args='-fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined -Wno-atomic-alignment'
 if [ ! -f "$lib/build.ninja" ]; then
     CC=$CC meson setup "$lib" "$src" -Dtests=false -Db_lundef=false \
-        -Db_sanitize=address,undefined \
-        -Dc_args='-fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined' >"$out/lib-setup.log"
+        -Db_sanitize=address,undefined -Dc_args="$lib_args" >"$out/lib-setup.log"
+else
+    meson configure "$lib" -Dc_args="$lib_args" >"$out/lib-setup.log"
 fi
-ninja -C "$lib" -j2 libvhost-user-frontend-static.a libvhost-user-util.a >"$out/lib-build.log" || {
+ninja -C "$lib" -j2 libvhost-user-frontend-static.a libvhost-user-util.a libguest.a \
+    >"$out/lib-build.log" || {
     cat "$out/lib-build.log" >&2
     exit 1
 }
@@ -71,10 +81,15 @@ for t in $targets; do
     srcs="$src/tests/fuzz/$t.c"
     case " $lib_targets " in
     *" $t "*)
-        # The unit tests' ut_recv_full (reading a message with its fds).
-        srcs="$srcs -I$src/tests/unit $src/tests/unit/unit-sock.c
-              $lib/libvhost-user-frontend-static.a $lib/libvhost-user-util.a
-              $(pkg-config --cflags --libs check)" ;;
+        case "$t" in
+        fuzz-backend-chan)
+            # The unit tests' ut_recv_full (reading a message with its fds).
+            srcs="$srcs -I$src/tests/unit $src/tests/unit/unit-sock.c
+                  $(pkg-config --cflags --libs check)" ;;
+        fuzz-vmm-options)
+            srcs="$srcs -I$src $src/vmm/vmm-options.c $src/vmm/vmm-kv.c $lib/libguest.a" ;;
+        esac
+        srcs="$srcs $lib/libvhost-user-frontend-static.a $lib/libvhost-user-util.a -lpthread" ;;
     *) for s in $util_srcs $(extra_srcs "$t"); do srcs="$srcs $src/$s"; done ;;
     esac
     # shellcheck disable=SC2046,SC2086

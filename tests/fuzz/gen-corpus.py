@@ -204,10 +204,45 @@ postcopies = {
                                                       region(0, 1 << 21, BE, 0))),
 }
 
+
+
+# fuzz-vmm-options (layout at the top of fuzz-vmm-options.c): NUL-separated
+# arguments, the first byte of each 1 + the option's index. The command lines
+# of the tests and docs.
+OPTS = ["-m", "-object", "-machine", "-chardev", "-netdev", "-device", "-workload",
+        "-trace", "-qmp", "-incoming", "-summary", "-S", "-x-fill-pattern", "--device"]
+
+
+def argv(*pairs):
+    return b"\0".join(bytes([1 + OPTS.index(o)]) + v.encode() for o, v in pairs)
+
+
+MEM = ("-object", "memory-backend-memfd,id=mem,size=256M,share=on")
+MACH = ("-machine", "memory-backend=mem")
+CHR = ("-chardev", "socket,id=c0,path=/tmp/vhost.sock,reconnect-ms=100")
+vmm_lines = {
+    "blk": argv(MEM, MACH, CHR, ("-device", "vhost-user-blk-pci,chardev=c0,num-queues=2"),
+                ("-workload", "blk0:rw=randrw,bs=4k,iodepth=16,ops=5000,verify=on"),
+                ("-summary", "json")),
+    "net-mq": argv(("-m", "256M"), CHR, ("-netdev", "vhost-user,id=net0,chardev=c0,queues=2"),
+                   ("-device", "virtio-net-pci,netdev=net0,mq=on,mac=52:54:00:12:34:56"),
+                   ("-workload", "net0:count=100000000,size=64+1518,runtime=3s,drain=1s")),
+    "generic": argv(MEM, MACH, ("-chardev", "socket,id=c0,path=/tmp/fs.sock"),
+                    ("-device", "vhost-user-device-pci,chardev=c0,virtio-id=26,num_vqs=2"),
+                    ("-trace", "vhost_user")),
+    "incoming-qmp": argv(MEM, MACH, CHR, ("-device", "vhost-user-blk-pci,chardev=c0"),
+                         ("-incoming", "unix:/tmp/mig.sock"),
+                         ("-qmp", "unix:/tmp/qmp.sock,server=on,wait=off"), ("-S", "")),
+    "server-chardev": argv(("-chardev", "socket,id=c1,path=/tmp/s.sock,server=on,wait=off"),
+                           ("--device", "vhost-user-blk-pci,chardev=c1,num-queues=4"),
+                           ("-x-fill-pattern", "")),
+}
+
 for target, seeds in (("fuzz-msg-request", requests), ("fuzz-msg-reply", replies),
                       ("fuzz-inflight-take", inflights), ("fuzz-backend-chan", chans),
                       ("fuzz-reply-path", reply_paths),
-                      ("fuzz-postcopy-reply", postcopies)):
+                      ("fuzz-postcopy-reply", postcopies),
+                      ("fuzz-vmm-options", vmm_lines)):
     d = os.path.join("tests", "fuzz", "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds.items():
