@@ -22,6 +22,7 @@ run_divisor() {
     fuzz-backend-chan) echo 100 ;;      # a back-end thread and a bring-up per input
     fuzz-reply-path|fuzz-postcopy-reply) echo 10 ;;   # one connect per input
     fuzz-vmm-options) echo 4 ;;         # a few thousand a second
+    fuzz-qmp) echo 100 ;;               # a client connection per input
     *) echo 1 ;;
     esac
 }
@@ -35,11 +36,11 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-build-fuzz}
 CC=${FUZZ_CC:-clang-14}
 targets="fuzz-msg-request fuzz-msg-reply fuzz-inflight-take fuzz-backend-chan
-         fuzz-reply-path fuzz-postcopy-reply fuzz-vmm-options"
+         fuzz-reply-path fuzz-postcopy-reply fuzz-vmm-options fuzz-qmp"
 # Targets that drive a real VhostUserState link the whole library, built by
 # meson with the same compiler and sanitizers into BUILD_DIR/lib; the VMM
-# option parser links the VMM's parsing sources and the guest driver too.
-lib_targets="fuzz-backend-chan fuzz-reply-path fuzz-postcopy-reply fuzz-vmm-options"
+# targets link the VMM's sources they drive (and the guest driver).
+lib_targets="fuzz-backend-chan fuzz-reply-path fuzz-postcopy-reply fuzz-vmm-options fuzz-qmp"
 util_srcs="util/vhost-user-error.c util/vhost-user-log.c util/vhost-user-msg.c util/vhost-user-trace.c"
 # What each target needs besides util/.
 extra_srcs() {
@@ -54,6 +55,7 @@ max_len() {
     fuzz-backend-chan) echo 1024 ;;
     fuzz-reply-path|fuzz-postcopy-reply) echo 600 ;;
     fuzz-vmm-options) echo 1024 ;;
+    fuzz-qmp) echo 4096 ;;
     *) echo 4200 ;;
     esac
 }
@@ -69,9 +71,10 @@ lib_args='-fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined -Wno-atomic-
 if [ ! -f "$lib/build.ninja" ]; then
     CC=$CC meson setup "$lib" "$src" -Dtests=false -Db_lundef=false \
         -Db_sanitize=address,undefined -Dc_args="$lib_args" >"$out/lib-setup.log"
-else
+elif [ "$(cat "$lib/fuzz-c-args" 2>/dev/null)" != "$lib_args" ]; then
     meson configure "$lib" -Dc_args="$lib_args" >"$out/lib-setup.log"
 fi
+echo "$lib_args" >"$lib/fuzz-c-args"
 ninja -C "$lib" -j2 libvhost-user-frontend-static.a libvhost-user-util.a libguest.a \
     >"$out/lib-build.log" || {
     cat "$out/lib-build.log" >&2
@@ -88,6 +91,9 @@ for t in $targets; do
                   $(pkg-config --cflags --libs check)" ;;
         fuzz-vmm-options)
             srcs="$srcs -I$src $src/vmm/vmm-options.c $src/vmm/vmm-kv.c $lib/libguest.a" ;;
+        fuzz-qmp)
+            srcs="$srcs -I$src -DVMM_VERSION=\"fuzz\" $src/vmm/vmm-monitor.c
+                  $src/vmm/vmm-kv.c $(pkg-config --cflags --libs json-glib-1.0)" ;;
         esac
         srcs="$srcs $lib/libvhost-user-frontend-static.a $lib/libvhost-user-util.a -lpthread" ;;
     *) for s in $util_srcs $(extra_srcs "$t"); do srcs="$srcs $src/$s"; done ;;

@@ -238,11 +238,32 @@ vmm_lines = {
                            ("-x-fill-pattern", "")),
 }
 
+
+
+# fuzz-qmp: what a QMP client writes (the tests' sessions; x-fuzz-args is
+# the harness's command that reads arguments as the VMM's commands do).
+CAPS = b'{"execute":"qmp_capabilities"}\n'
+qmp_sessions = {
+    "caps-query-commands": CAPS + b'{"execute":"query-commands","id":1}\n',
+    "args": CAPS + b'{"execute":"x-fuzz-args","arguments":{"name":"dimm1",'
+                   b'"size":"2M","flag":true},"id":"a"}\n',
+    "args-int-size": CAPS + b'{"execute":"x-fuzz-args","arguments":{"name":"n",'
+                            b'"size":1073741824},"id":[1,{"x":null}]}\n',
+    "args-unknown-member": CAPS + b'{"execute":"x-fuzz-args","arguments":{"name":"n",'
+                                  b'"bogus":1}}\n',
+    "before-caps": b'{"execute":"query-commands"}\n' + CAPS + CAPS,
+    "not-found": CAPS + b'{"execute":"device_del","arguments":{"id":"net0"},"id":7}\n',
+    "split-values": CAPS + b'{"execute":"x-fuzz-args",  "arguments" : {"name":"\\u00e9\\"q"}}'
+                           b'{"execute":"query-commands"}',
+    "nested": CAPS + b'[' * 40 + b']' * 40 + b'\n{"execute":1}\n"str"\n',
+    "quit": CAPS + b'{"execute":"quit","id":0}\n{"execute":"query-commands"}\n',
+}
+
 for target, seeds in (("fuzz-msg-request", requests), ("fuzz-msg-reply", replies),
                       ("fuzz-inflight-take", inflights), ("fuzz-backend-chan", chans),
                       ("fuzz-reply-path", reply_paths),
                       ("fuzz-postcopy-reply", postcopies),
-                      ("fuzz-vmm-options", vmm_lines)):
+                      ("fuzz-vmm-options", vmm_lines), ("fuzz-qmp", qmp_sessions)):
     d = os.path.join("tests", "fuzz", "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds.items():
