@@ -167,9 +167,14 @@ static void vmm_monitor_send_error(VmmMonitor *mon, JsonNode *id, int cls,
 {
     JsonObject *err = json_object_new();
     JsonObject *top = json_object_new();
+    /*
+     * A desc may quote what the client sent (json-glib's parse errors do,
+     * cut in the middle of a UTF-8 sequence): the reply must stay JSON.
+     */
+    g_autofree char *valid = g_utf8_make_valid(desc, -1);
 
     json_object_set_string_member(err, "class", vmm_qmp_class_name(cls));
-    json_object_set_string_member(err, "desc", desc);
+    json_object_set_string_member(err, "desc", valid);
     json_object_set_object_member(top, "error", err);
     if (id) {
         json_object_set_member(top, "id", json_node_copy(id));

@@ -664,7 +664,7 @@ static void run_like_for_like(Fixture *f, const char *sock, unsigned queues,
 static void test_dpdk_net_like_for_like(Fixture *f, gconstpointer data)
 {
     g_autofree char *sock = g_build_filename(f->dir, "net.sock", NULL);
-    Proc *testpmd = start_testpmd(f, sock, 2, false, false);
+    Proc *testpmd = proc_start_testpmd(f, sock, 2, false, false);
 
     if (!testpmd) {
         return;
