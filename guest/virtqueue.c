@@ -437,7 +437,8 @@ unsigned guest_vq_get_used_burst(GuestVirtqueue *vq, GuestVqUsed *used, unsigned
         }
         return i;
     }
-    n = MIN(vq_used_pending(vq), max);
+    n = vq_used_pending(vq);    /* once: MIN() would read used->idx twice */
+    n = MIN(n, max);
 
     for (i = 0; i < n && vq_take_used(vq, &used[i].token, &used[i].len); i++) {
     }
