@@ -46,18 +46,50 @@ def num(s):
 # ---- tables printed by scripts without BENCH_JSON ---------------------------
 
 def table_net(text):
-    """bench-net.sh: 'size ours anchor ratio [1-way]' rows."""
+    """bench-net.sh: 'size mode ours anchor ratio min-max kicks sleeps syscalls
+    1-way' rows, one per frame size and driver mode (seq, full, ...)."""
     rows = []
     for line in text.splitlines():
         f = line.split()
-        if len(f) >= 4 and re.fullmatch(r"\d+", f[0]) and num(f[1]) is not None \
-                and num(f[2]) is not None:
-            rows.append({"series": "verify=full", "x": int(f[0]), "ours": num(f[1]),
-                         "anchor": num(f[2]), "ratio": num(f[3])})
+        if len(f) >= 5 and re.fullmatch(r"\d+", f[0]) and num(f[1]) is None \
+                and num(f[2]) is not None and num(f[3]) is not None:
+            row = {"series": "verify=%s" % f[1], "x": int(f[0]), "ours": num(f[2]),
+                   "anchor": num(f[3]), "ratio": num(f[4])}
+            for i, k in ((6, "kicks_per_pkt"), (7, "sleeps_per_pkt"), (8, "syscalls_per_pkt")):
+                if len(f) > i and num(f[i]) is not None:
+                    row[k] = num(f[i])
+            rows.append(row)
     return {"bench": "net", "title": "packet rate, echo through dpdk-testpmd",
             "unit": "Mpps", "better": "higher", "xlabel": "frame size (bytes)",
             "anchor": "DPDK net_virtio_user io loop", "plot": EXPECTED_PLOTS["net"][0],
             "rows": rows}
+
+
+def table_ctl(text):
+    """bench-ctl.sh: the per-message table (library vs raw socket, us) and
+    the bring-up table (pipelined vs one ack per round trip, us)."""
+    rows, section = [], None
+    for line in text.splitlines():
+        f = line.split()
+        if line.startswith("per-message time"):
+            section = "msg"
+        elif line.startswith("bring-up"):
+            section = "up"
+        elif section == "msg" and len(f) == 4 and re.fullmatch(r"[A-Z_]+", f[0]) \
+                and num(f[1]) is not None:
+            rows.append({"series": "message", "x": f[0], "ours": num(f[1]),
+                         "anchor": num(f[2]), "ratio": num(f[3].rstrip("x")), "unit": "us"})
+        elif section == "up" and len(f) == 5 and re.fullmatch(r"\d+", f[0]):
+            piped, serial = num(f[1]), num(f[3])
+            rows.append({"series": "bring-up", "x": int(f[0]), "ours": piped / 1000.0,
+                         "anchor": serial / 1000.0,
+                         "ratio": piped / serial if serial else None, "unit": "ms",
+                         "us_per_ring": num(f[2])})
+    return {"bench": "ctl", "title": "control plane: per-message cost and bring-up time",
+            "unit": "ms", "better": "lower", "xlabel": "queues",
+            "anchor": "per message: raw unix-socket request/reply; bring-up: "
+                      "the same rings one round trip per ack",
+            "plot": EXPECTED_PLOTS["ctl"][0], "rows": rows}
 
 
 def table_reconnect(text):
@@ -127,7 +159,7 @@ def table_postcopy(text):
             "anchor": "bare userfaultfd round trip (bench-postcopy-fault)", "rows": rows}
 
 
-TABLES = {"net": table_net, "reconnect": table_reconnect, "migrate": table_migrate,
+TABLES = {"net": table_net, "ctl": table_ctl, "reconnect": table_reconnect, "migrate": table_migrate,
           "postcopy": table_postcopy}
 
 

@@ -20,3 +20,9 @@ shopt -s nullglob
 results=("$OUT"/*.json)
 (( ${#results[@]} == 1 )) || { echo "check-bench: want one results JSON in $OUT, found ${#results[@]}" >&2; exit 1; }
 python3 "$ROOT/bench/report.py" check "${results[0]%.json}"
+# Every bench is in this tree, so each one must have given figures: a
+# failed bench, or a printed table report.py no longer reads (a bench's
+# output changed under it), is a failure here, not an empty plot.
+empty=$(jq -r '.benches[] | select((.rows | length) == 0) |
+               "\(.bench): \(.skipped // "no rows parsed from its output")"' "${results[0]}")
+[[ -z $empty ]] || { echo "check-bench: benches without figures:" >&2; echo "$empty" >&2; exit 1; }
