@@ -15,6 +15,8 @@
 #   BENCH_REPS     repetitions (default 7): ours in each mode and the anchor
 #                  alternate; each mode's figure is the median of its
 #                  paired ratios (ours / the anchor run of the same rep)
+#   BENCH_RINGS    ring layouts, "split packed" (default both): packed runs
+#                  ours with packed=on and the anchor with packed_vq=1
 #   BENCH_MODES    our modes, NAME:WORKLOAD-KEYS separated by spaces
 #                  (default "full:verify=full seq:verify=seq,poll=on")
 #   BENCH_STRACE   1: a short extra run per mode and size under strace -c -f
@@ -35,6 +37,7 @@ SIZES=${BENCH_SIZES:-"64 1518"}
 WINDOW=${BENCH_WINDOW:-64}
 REPS=${BENCH_REPS:-7}
 MODES=${BENCH_MODES:-"full:verify=full seq:verify=seq,poll=on"}
+RINGS=${BENCH_RINGS:-"split packed"}
 STRACE=${BENCH_STRACE:-1}
 ONEWAY=${BENCH_ONEWAY:-0}
 
@@ -61,6 +64,9 @@ done
 for m in $MODES; do
     [[ "$m" =~ ^[a-z0-9_-]+:[a-z0-9=,+-]+$ ]] ||
         die "BENCH_MODES: '$m' is not NAME:KEY=VALUE,... (like seq:verify=seq,poll=on)"
+done
+for r in $RINGS; do
+    [[ "$r" == split || "$r" == packed ]] || die "BENCH_RINGS: '$r' is not split or packed"
 done
 for s in $SIZES; do
     if ! [[ "$s" =~ ^[0-9]+$ ]] || (( s < 46 || s > 1518 )); then
@@ -165,7 +171,7 @@ run_ours() {
     if ! timeout $((secs + 30)) taskset -c 0 "${pre[@]}" "$VMM" -m 256M \
             -chardev "socket,id=c0,path=$sock" \
             -netdev vhost-user,id=net0,chardev=c0,queues=1 \
-            -device virtio-net-pci,netdev=net0,id=net0 \
+            -device "virtio-net-pci,netdev=net0,id=net0$([[ $RING == packed ]] && echo ,packed=on)" \
             -workload "net0:count=$((secs * 25000000)),size=$size,window=$WINDOW,runtime=${secs}s,drain=10s,$keys" \
             -summary json >"$json" 2>"$err"; then
         stop_pid "$PEER"
@@ -218,7 +224,7 @@ run_anchor() {
     [[ "$mode" == io ]] && extra=(--tx-first)
     timeout -s INT 120 dpdk-testpmd -l 0,1 --main-lcore 1 --no-huge -m 512 --no-pci \
         --single-file-segments --file-prefix="$PREFIX-anchor" \
-        --vdev "net_virtio_user0,path=$sock,queues=1" -- \
+        --vdev "net_virtio_user0,path=$sock,queues=1$([[ $RING == packed ]] && echo ,packed_vq=1)" -- \
         --forward-mode="$mode" --port-topology=loop "${extra[@]}" \
         --burst="$WINDOW" --txpkts="$size" -a \
         --total-num-mbufs=16384 --stats-period=1 >"$log" 2>&1 </dev/null &
@@ -250,7 +256,7 @@ echo "bench-net: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
 echo "bench-net: load average $(cut -d' ' -f1-3 /proc/loadavg) before the run" \
      "(anything else running on these cores shows up in the figures)"
 echo "bench-net: ${SECONDS_PER_RUN}s per run, $REPS alternating repetitions, window $WINDOW, 1 queue pair, peer: dpdk-testpmd net_vhost io loop"
-echo "bench-net: our modes: $MODES"
+echo "bench-net: our modes: $MODES; ring layouts: $RINGS"
 (( REPS >= 7 )) || echo "bench-net: note: $REPS repetitions; the project's figures use at least 7"
 
 # Median of the numbers given.
@@ -261,6 +267,7 @@ median() {
 }
 
 ROWS=()
+for RING in $RINGS; do
 for size in $SIZES; do
     declare -A ratios=() mpps=() kicks=() sleeps=()
     anchors=() oneways=()
@@ -273,7 +280,7 @@ for size in $SIZES; do
             name=${m%%:*}
             run_ours_counted "$size" "${m#*:}" "$SECONDS_PER_RUN"
             this[$name]=$RESULT
-            echo "bench-net: size $size rep $rep: ours $name $RESULT Mpps" \
+            echo "bench-net: $RING size $size rep $rep: ours $name $RESULT Mpps" \
                  "(kicks $(jq -r .kicks "$JSON"), sleeps $(jq -r .sleeps "$JSON")," \
                  "sent $(jq -r .sent "$JSON"))" >&2
             mpps[$name]+=" $RESULT"
@@ -283,7 +290,7 @@ for size in $SIZES; do
                 'BEGIN { printf "%.5f", (p > 0 ? k / p : 0) }')"
         done
         run_anchor "$size" io io Rx-pps
-        echo "bench-net: size $size rep $rep: anchor (io loop) $RESULT Mpps" >&2
+        echo "bench-net: $RING size $size rep $rep: anchor (io loop) $RESULT Mpps" >&2
         anchors+=("$RESULT")
         for m in $MODES; do
             name=${m%%:*}
@@ -312,21 +319,22 @@ for size in $SIZES; do
             sys=$RESULT
         fi
         # shellcheck disable=SC2086 # the lists are space-separated numbers
-        ROWS+=("$(printf '%6s  %-6s  %10.3f  %12.3f  %6.2f  %11s  %9.4f  %10.4f  %12s  %12s' \
-                  "$size" "$name" "$(median ${mpps[$name]})" "$(median "${anchors[@]}")" \
+        ROWS+=("$(printf '%6s  %-6s  %-6s  %10.3f  %12.3f  %6.2f  %11s  %9.4f  %10.4f  %12s  %12s' \
+                  "$size" "$RING" "$name" "$(median ${mpps[$name]})" "$(median "${anchors[@]}")" \
                   "$(median ${ratios[$name]})" \
                   "$(printf '%s\n' ${ratios[$name]} | sort -g | sed -n '1p;$p' | paste -sd- -)" \
                   "$(median ${kicks[$name]})" "$(median ${sleeps[$name]})" "$sys" "$oneway")")
-        echo "bench-net: size $size $name: paired ratios${ratios[$name]}" >&2
+        echo "bench-net: $RING size $size $name: paired ratios${ratios[$name]}" >&2
     done
     unset ratios mpps kicks sleeps
+done
 done
 
 echo
 echo "bench-net: load average $(cut -d' ' -f1-3 /proc/loadavg) after the run"
 (( NOPAIR == 0 )) || echo "bench-net: $NOPAIR pairs left out: their anchor run measured 0 Mpps"
 (( FAILED == 0 )) || echo "bench-net: $FAILED of our runs failed and were run again (stderr)"
-printf '%6s  %-6s  %10s  %12s  %6s  %11s  %9s  %10s  %12s  %12s\n' size mode "ours Mpps" \
+printf '%6s  %-6s  %-6s  %10s  %12s  %6s  %11s  %9s  %10s  %12s  %12s\n' size ring mode "ours Mpps" \
        "anchor Mpps" ratio "min-max" "kicks/pkt" "sleeps/pkt" "syscalls/pkt" "anchor 1-way"
 for row in "${ROWS[@]}"; do
     echo "$row"

@@ -46,16 +46,16 @@ def num(s):
 # ---- tables printed by scripts without BENCH_JSON ---------------------------
 
 def table_net(text):
-    """bench-net.sh: 'size mode ours anchor ratio min-max kicks sleeps syscalls
-    1-way' rows, one per frame size and driver mode (seq, full, ...)."""
+    """bench-net.sh: 'size ring mode ours anchor ratio min-max kicks sleeps
+    syscalls 1-way' rows, one per frame size, ring layout and driver mode."""
     rows = []
     for line in text.splitlines():
         f = line.split()
-        if len(f) >= 5 and re.fullmatch(r"\d+", f[0]) and num(f[1]) is None \
-                and num(f[2]) is not None and num(f[3]) is not None:
-            row = {"series": "verify=%s" % f[1], "x": int(f[0]), "ours": num(f[2]),
-                   "anchor": num(f[3]), "ratio": num(f[4])}
-            for i, k in ((6, "kicks_per_pkt"), (7, "sleeps_per_pkt"), (8, "syscalls_per_pkt")):
+        if len(f) >= 6 and re.fullmatch(r"\d+", f[0]) and f[1] in ("split", "packed") \
+                and num(f[3]) is not None and num(f[4]) is not None:
+            row = {"series": "%s %s" % (f[1], f[2]), "x": int(f[0]), "ours": num(f[3]),
+                   "anchor": num(f[4]), "ratio": num(f[5])}
+            for i, k in ((7, "kicks_per_pkt"), (8, "sleeps_per_pkt"), (9, "syscalls_per_pkt")):
                 if len(f) > i and num(f[i]) is not None:
                     row[k] = num(f[i])
             rows.append(row)
