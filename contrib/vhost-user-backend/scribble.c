@@ -92,8 +92,20 @@ struct RefBeScribble {
     uint64_t writes;
     uint64_t *vq_gpa;               /* per ring: its GuestVqState, 0 unknown */
     uint64_t drv_gpa;               /* BlkDrvState / NetDrvState, 0 unknown */
+    /*
+     * A search that found nothing is not repeated before this time
+     * (monotonic us): it reads all of guest RAM, and it runs on the
+     * request path (a ring's first kick is processed at SET_VRING_KICK),
+     * so repeating it per ring and per call kept a reply past the VMM's
+     * timeout on a loaded machine before the driver had written its state.
+     */
+    gint64 vq_retry_at;
+    gint64 drv_retry_at;
     bool logged;
 };
+
+/* How long a search that found nothing is not repeated. */
+#define SCRIBBLE_RETRY_US (20 * 1000)
 
 const char *refbe_scribble_fields(void)
 {
@@ -239,7 +251,13 @@ static GuestVqState *vq_state(RefBeDev *dev, RefBeScribble *s, unsigned i)
             return st;
         }
     }
+    if (g_get_monotonic_time() < s->vq_retry_at) {
+        return NULL;
+    }
     s->vq_gpa[i] = find_magic(dev, GUEST_VQ_STATE_MAGIC, vq_state_fits, vq);
+    if (!s->vq_gpa[i]) {
+        s->vq_retry_at = g_get_monotonic_time() + SCRIBBLE_RETRY_US;
+    }
     return s->vq_gpa[i] ?
            refbe_gpa_to_host(dev, s->vq_gpa[i], vq_state_size(vq->num)) : NULL;
 }
@@ -255,7 +273,13 @@ static uint8_t *drv_state(RefBeDev *dev, RefBeScribble *s)
             return (uint8_t *)p;
         }
     }
+    if (g_get_monotonic_time() < s->drv_retry_at) {
+        return NULL;
+    }
     s->drv_gpa = find_magic(dev, magic, any_fits, NULL);
+    if (!s->drv_gpa) {
+        s->drv_retry_at = g_get_monotonic_time() + SCRIBBLE_RETRY_US;
+    }
     return s->drv_gpa ? refbe_gpa_to_host(dev, s->drv_gpa, 4096) : NULL;
 }
 
