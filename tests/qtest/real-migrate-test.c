@@ -126,6 +126,11 @@ static bool has_command(MigVmm *v, const char *cmd)
 }
 
 /*
+ * drain=5s: the destination's testpmd starts forwarding only after its
+ * new-device callback; on a loaded machine that took over a second, and a
+ * 1 s drain failed the run with the last TX window still queued (the
+ * drain ends as soon as every buffer is back, so it costs nothing else).
+ *
  * The RARP check needs the VMM's announce (SEND_RARP after the load,
  * announce_frames in the summary); a VMM without announce-self has neither.
  */
@@ -135,7 +140,7 @@ static void test_dpdk_net(Fixture *f, gconstpointer data)
     g_autofree char *ds = g_build_filename(f->dir, "net-dst.sock", NULL);
     g_autofree char *uri = mig_unix_uri(f, "mig.sock");
     g_autofree char *wl = g_strdup_printf("net0:count=100000000,size=64+1518,runtime=8s,"
-                                          "drain=1s,max-lost=%u", MAX_LOST);
+                                          "drain=5s,max-lost=%u", MAX_LOST);
     g_autofree char *out = NULL;
     g_autofree char *log = NULL;
     g_autoptr(GPtrArray) sa = mig_args_new();
@@ -229,7 +234,7 @@ static void test_ref_loaded_ram(Fixture *f, gconstpointer data)
     g_autofree char *nd = g_build_filename(f->dir, "net-dst.sock", NULL);
     g_autofree char *uri = mig_unix_uri(f, "mig.sock");
     const char *bwl = "blk0:rw=randrw,bs=4k,iodepth=8,runtime=8s";
-    const char *nwl = "net0:count=100000000,size=64+1518,runtime=8s,drain=1s";
+    const char *nwl = "net0:count=100000000,size=64+1518,runtime=8s,drain=5s";
     g_autoptr(GPtrArray) sa = mig_args_new();
     g_autoptr(GPtrArray) da = mig_args_new();
     MigVmmOpts so = { .ram_mb = RAM_MB };
