@@ -34,8 +34,10 @@ $(ASAN_BUILD)/build.ninja:
 	@scripts/install-deps.sh --build-only
 	$(MESON) setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
 
-# Every test, in a normal build and again under ASan+UBSan, then a bounded
-# run of the fuzz targets over their committed corpus.
+# Every test, in a normal build and again under ASan+UBSan (but the bench
+# smoke run: it times the normal build's binaries, and the library paths
+# it drives are the ones the other tests run under ASan), then a bounded run of the fuzz targets over
+# their committed corpus.
 check: deps
 	$(MAKE) check-normal
 	$(MAKE) check-asan
@@ -55,7 +57,7 @@ check-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	$(MESON) test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2
+	$(MESON) test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 --no-suite bench
 
 demo: deps all
 	@scripts/demo.sh $(BUILD) $(BACKEND)
