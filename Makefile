@@ -36,8 +36,8 @@ $(ASAN_BUILD)/build.ninja:
 
 # Every test, in a normal build and again under ASan+UBSan (but the bench
 # smoke run: it times the normal build's binaries, and the library paths
-# it drives are the ones the other tests run under ASan), then a bounded run of the fuzz targets over
-# their committed corpus.
+# it drives are the ones the other tests run under ASan), then a bounded
+# run of the fuzz targets over their committed corpus.
 check: deps
 	$(MAKE) check-normal
 	$(MAKE) check-asan
