@@ -517,6 +517,17 @@ static void rx_buffer(NetRun *run, unsigned p, const uint8_t *buf, uint32_t len)
         buf += NET_HDR_LEN;
         len -= NET_HDR_LEN;
     }
+    /*
+     * A packet in one buffer (no merging, or num_buffers 1) is checked where
+     * the device put it: copying it first cost a quarter of the vCPU's time
+     * at 1518 bytes. rx_deliver reads each field it acts on once, so a
+     * device rewriting the buffer meanwhile can only fail the check.
+     */
+    if (a->want == 1) {
+        a->want = 0;
+        rx_deliver(run, p, buf, len);
+        return;
+    }
     if (!a->bad && a->len + len > NET_ASM_MAX) {
         run->res->received++;
         run_mismatch(run, "rx queue %u: merged packet over %u bytes", p, NET_ASM_MAX);
