@@ -62,7 +62,7 @@ def table_net(text):
     return {"bench": "net", "title": "packet rate, echo through dpdk-testpmd",
             "unit": "Mpps", "better": "higher", "xlabel": "frame size (bytes)",
             "anchor": "DPDK net_virtio_user io loop", "plot": EXPECTED_PLOTS["net"][0],
-            "rows": rows}
+            "reps": reps_of(text), "rows": rows}
 
 
 def table_ctl(text):
@@ -89,7 +89,13 @@ def table_ctl(text):
             "unit": "ms", "better": "lower", "xlabel": "queues",
             "anchor": "per message: raw unix-socket request/reply; bring-up: "
                       "the same rings one round trip per ack",
-            "plot": EXPECTED_PLOTS["ctl"][0], "rows": rows}
+            "plot": EXPECTED_PLOTS["ctl"][0], "reps": reps_of(text), "rows": rows}
+
+
+def reps_of(text):
+    """The repetition count a bench printed ('7 alternating repetitions')."""
+    m = re.search(r"(\d+) alternating repetitions", text)
+    return int(m.group(1)) if m else None
 
 
 def table_reconnect(text):
