@@ -1,0 +1,166 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# scripts/record-corpus.sh BUILD_DIR [--keep DIR] [--no-seeds] [BACKEND...]
+#
+# Regenerates the recorded seeds of the fuzz corpus (tests/fuzz/corpus/
+# TARGET/rec-*): starts each real back-end in a temporary directory,
+# puts tests/fuzz/record-proxy between it and vhost-user-vmm, runs a short
+# verifying workload through it, and turns the recordings into seeds with
+# tests/fuzz/rec-to-seeds.py (which replaces the rec-* files of every
+# target). The proxy relays the conversation unchanged: a run whose
+# workload fails is an error, and nothing is written.
+#
+# BACKEND (default: all of them):
+#   ref-net     our reference back-end (contrib/vhost-user-backend), net, 2 queue pairs
+#   ref-blk     our reference back-end, blk, 2 queues (INFLIGHT_SHMFD)
+#   qsd-blk     qemu-storage-daemon --export type=vhost-user-blk, 2 queues
+#   dpdk-net    dpdk-testpmd --vdev net_vhost0, 2 queue pairs
+#   dpdk-iommu  dpdk-testpmd with iommu-support=1, iommu_platform=on: its
+#               IOTLB misses on the back-end channel
+#   virtiofs    /usr/lib/qemu/virtiofsd (needs root), bring-up only
+# --keep DIR    keep the recordings (NAME.rec) and the logs in DIR
+# --no-seeds    record only (with --keep), do not touch the corpus
+set -u
+
+die() {
+    echo "record-corpus: $*" >&2
+    exit 1
+}
+
+BUILD=${1:-}
+[ -n "$BUILD" ] || die "usage: scripts/record-corpus.sh BUILD_DIR [--keep DIR] [--no-seeds] [BACKEND...]"
+shift
+KEEP=
+SEEDS=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --keep) KEEP=$2; shift 2 ;;
+    --no-seeds) SEEDS=; shift ;;
+    *) break ;;
+    esac
+done
+BACKENDS=("$@")
+[ ${#BACKENDS[@]} -gt 0 ] || BACKENDS=(ref-net ref-blk qsd-blk dpdk-net dpdk-iommu virtiofs)
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+VMM=$BUILD/vhost-user-vmm
+REF=$BUILD/contrib/vhost-user-backend
+PROXY=$BUILD/tests/record-proxy
+for b in "$VMM" "$REF" "$PROXY"; do
+    [ -x "$b" ] || die "$b not found: build first (ninja -C $BUILD)"
+done
+
+TMP=$(mktemp -d /tmp/vu-record.XXXXXX) || die "cannot create a temporary directory"
+DPDK_PREFIX=vurecord$$
+BG_TAG=record-corpus
+# shellcheck source=scripts/bg-procs.sh
+. "$SRC/scripts/bg-procs.sh"
+
+cleanup() {
+    bg_stop_all
+    rm -rf "$TMP" "/var/run/dpdk/$DPDK_PREFIX"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+testpmd() {
+    local name=$1 vdev=$2 q=$3
+    bg_start "$name" dpdk-testpmd -l 0,1 --no-huge -m 512 --no-pci \
+        --log-level=lib.eal:warning --file-prefix="$DPDK_PREFIX" --vdev "$vdev" \
+        -- --forward-mode=io --port-topology=loop --nb-cores=1 --rxq="$q" --txq="$q" \
+        --stats-period=0 --total-num-mbufs=8192
+}
+
+# Records one back-end: NAME.rec in $TMP.
+record() {
+    local name=$1 be="$TMP/$1.sock" px="$TMP/$1-proxy.sock" status pxpid
+    local chardev="socket,id=c0,path=$px"
+    local args=(-m 256M -chardev "$chardev")
+    local net=(-netdev vhost-user,id=net0,chardev=c0,queues=2
+               -device virtio-net-pci,netdev=net0,mq=on
+               -workload "net0:count=2000,size=64+512+1518")
+    local blk=(-device vhost-user-blk-pci,chardev=c0,num-queues=2
+               -workload "blk0:rw=randrw,bs=4k,iodepth=16,ops=2000,verify=on")
+    local fsd=(-device vhost-user-device-pci,chardev=c0,virtio-id=26,num_vqs=2)
+
+    case "$name" in
+    ref-net)
+        bg_start "$name" "$REF" --socket-path="$be" --type=net --queues=2
+        args+=("${net[@]}") ;;
+    ref-blk)
+        bg_start "$name" "$REF" --socket-path="$be" --type=blk --queues=2 \
+            --blk-file="$TMP/ref.raw" --blk-size=16M
+        args+=("${blk[@]}") ;;
+    qsd-blk)
+        command -v qemu-storage-daemon >/dev/null ||
+            die "qemu-storage-daemon not found (Debian package qemu-system-common)"
+        truncate -s 16M "$TMP/qsd.raw"
+        bg_start "$name" qemu-storage-daemon \
+            --blockdev "driver=file,node-name=f,filename=$TMP/qsd.raw,cache.direct=off" \
+            --export "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=$be,writable=on,num-queues=2"
+        args+=("${blk[@]}") ;;
+    dpdk-net)
+        command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd not found (Debian package dpdk)"
+        testpmd "$name" "net_vhost0,iface=$be,queues=2" 2
+        args+=("${net[@]}") ;;
+    dpdk-iommu)
+        command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd not found (Debian package dpdk)"
+        testpmd "$name" "net_vhost0,iface=$be,queues=1,iommu-support=1" 1
+        args+=(-netdev vhost-user,id=net0,chardev=c0,queues=1
+               -device virtio-net-pci,netdev=net0,iommu_platform=on
+               -workload "net0:count=2000,size=64+512+1518") ;;
+    virtiofs)
+        [ -x /usr/lib/qemu/virtiofsd ] || die "/usr/lib/qemu/virtiofsd not found (qemu-system-common)"
+        mkdir -p "$TMP/share"
+        bg_start "$name" /usr/lib/qemu/virtiofsd --socket-path="$be" -o source="$TMP/share"
+        args+=("${fsd[@]}") ;;
+    *) die "unknown back-end '$name'" ;;
+    esac
+    bg_wait_socket "$name" "$be"
+    "$PROXY" --listen "$px" --connect "$be" --out "$TMP/$name.rec" --once \
+        2> "$TMP/$name-proxy.log" &
+    pxpid=$!
+    PIDS+=($pxpid)
+    bg_wait_socket "$name-proxy" "$px"
+    echo "record-corpus: $name: vhost-user-vmm ${args[*]}" >&2
+    if [ "$name" = virtiofs ]; then
+        # No workload for a file system: the bring-up, then a stop (SIGTERM).
+        "$VMM" "${args[@]}" > "$TMP/$name-vmm.out" 2> "$TMP/$name-vmm.log" &
+        local vmm=$!
+        for _ in $(seq 1 100); do
+            grep -q "DRIVER_OK\|running" "$TMP/$name-vmm.log" 2>/dev/null && break
+            sleep 0.1
+        done
+        sleep 0.5
+        kill -TERM "$vmm"
+        wait "$vmm"
+        status=$?
+    else
+        timeout 120 "$VMM" "${args[@]}" > "$TMP/$name-vmm.out" 2> "$TMP/$name-vmm.log"
+        status=$?
+    fi
+    if [ "$status" -ne 0 ]; then
+        cat "$TMP/$name-vmm.log" "$TMP/$name-proxy.log" >&2
+        die "$name: the VMM exited with $status through the proxy"
+    fi
+    # --once: the proxy ends with the VMM's connection.
+    wait "$pxpid" || die "$name: the proxy failed: $(cat "$TMP/$name-proxy.log")"
+    [ -s "$TMP/$name-proxy.log" ] && cat "$TMP/$name-proxy.log" >&2
+    bg_stop_all
+    rm -rf "/var/run/dpdk/$DPDK_PREFIX"
+    grep -h "workload passed" "$TMP/$name-vmm.log" >&2
+    if [ -n "$KEEP" ]; then
+        mkdir -p "$KEEP"
+        cp "$TMP/$name.rec" "$TMP/$name"*.log "$KEEP/"
+    fi
+}
+
+RECS=()
+for b in "${BACKENDS[@]}"; do
+    record "$b"
+    RECS+=("$b=$TMP/$b.rec")
+done
+if [ -n "$SEEDS" ]; then
+    python3 "$SRC/tests/fuzz/rec-to-seeds.py" --corpus "$SRC/tests/fuzz/corpus" "${RECS[@]}"
+fi
