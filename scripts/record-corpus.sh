@@ -76,7 +76,7 @@ testpmd() {
 record() {
     local name=$1 be="$TMP/$1.sock" px="$TMP/$1-proxy.sock" status pxpid
     local chardev="socket,id=c0,path=$px"
-    local args=(-m 256M -chardev "$chardev")
+    local args=(-m 256M -chardev "$chardev" -trace vhost_user)
     local net=(-netdev vhost-user,id=net0,chardev=c0,queues=2
                -device virtio-net-pci,netdev=net0,mq=on
                -workload "net0:count=2000,size=64+512+1518")

@@ -8,7 +8,8 @@
 #  - our reference back-end, blk (2 queues) and net (2 queue pairs), and
 #    dpdk-testpmd with iommu-support=1 (IOTLB misses on the back-end
 #    channel, which the proxy interposes) each run a verifying workload
-#    through the proxy (scripts/record-corpus.sh), which must pass;
+#    through the proxy (scripts/record-corpus.sh), which must pass, and
+#    the VMM's message trace must list exactly the recorded messages;
 #  - each recording holds the bring-up in order (GET_FEATURES ...
 #    SET_MEM_TABLE with its fd ... SET_VRING_KICK with its fd, once per
 #    ring), every NEED_REPLY answered, and for testpmd its IOTLB misses on
@@ -36,6 +37,21 @@ for name in ref-blk ref-net dpdk-iommu; do
     python3 "$SRC/tests/fuzz/rec-to-seeds.py" --dump "$TMP/rec/$name.rec" > "$TMP/$name.txt" ||
         fail "$name: the recording does not parse"
 done
+
+# Nothing lost, added or altered: the messages the VMM traced (-trace
+# vhost_user), each with its flags, size and fd count, are the recorded ones.
+same_as_trace() {
+    local name=$1
+    grep '^vhost-user: ' "$TMP/rec/$name-vmm.log" | awk '{
+        if ($4 == "backend-chan") print "chan", $3, $5, $6, $7, $8
+        else print "main", $3, $4, $5, $6, $7 }' | sort > "$TMP/$name.traced"
+    awk '{
+        if ($2 == "backend-chan") print "chan", $3, $4, $5, $6, $7
+        else print "main", $2, $3, $4, $5, $6 }' "$TMP/$name.txt" | sort > "$TMP/$name.recorded"
+    [ -s "$TMP/$name.traced" ] || fail "$name: the VMM traced no message"
+    diff "$TMP/$name.traced" "$TMP/$name.recorded" > "$TMP/$name.diff" ||
+        fail "$name: the VMM's trace (<) and the recording (>) differ: $(cat "$TMP/$name.diff")"
+}
 
 # The front-end requests in the order they must come (a subsequence).
 expect_order() {
@@ -72,6 +88,7 @@ expect_order dpdk-iommu GET_FEATURES GET_PROTOCOL_FEATURES SET_PROTOCOL_FEATURES
     SET_OWNER SET_BACKEND_REQ_FD SET_FEATURES SET_MEM_TABLE SET_VRING_KICK IOTLB_MSG \
     GET_VRING_BASE
 for name in ref-blk ref-net dpdk-iommu; do
+    same_as_trace "$name"
     expect_replies "$name"
     expect_count "$name" '^0 F>B SET_MEM_TABLE .* fds=1 \(f\)' 1
 done
