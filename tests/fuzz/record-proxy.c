@@ -251,8 +251,8 @@ static bool relay(Conn *c, int from, int to, unsigned ch, unsigned dir)
     }
     ok = write_full(to, buf, sizeof(hdr) + hdr.size, fds, nfds);
     if (!ok) {
-        fprintf(stderr, "record-proxy: conn %u: cannot pass message %u on: %s\n", c->n,
-                hdr.request, strerror(errno));
+        fprintf(stderr, "record-proxy: conn %u: cannot pass message %u on (%s)\n", c->n,
+                hdr.request, dir == TO_BACKEND ? "the back-end" : "the VMM");
     }
 out:
     for (size_t i = 0; i < nfds; i++) {
