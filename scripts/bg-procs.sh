@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Sourced by scripts/demo.sh and scripts/record-corpus.sh: background
 # processes (back-ends, proxies) run in $TMP, each logging to $TMP/NAME.log,
@@ -9,12 +10,12 @@ PIDS=()
 # Stops every process in PIDS (SIGTERM; bounded: 5 s, then SIGKILL) and
 # reaps it; PIDS is empty after.
 bg_stop_all() {
-    local pid i
+    local pid _
     for pid in "${PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null
     done
     for pid in "${PIDS[@]}"; do
-        for i in $(seq 1 50); do
+        for _ in $(seq 1 50); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
@@ -31,6 +32,7 @@ bg_start() {
     local name=$1
     shift
     mkfifo "$TMP/$name.stdin"
+    # shellcheck disable=SC2217  # its stdin closed, so it holds nothing of ours
     sleep 3600 > "$TMP/$name.stdin" 2>/dev/null < /dev/null &
     PIDS+=($!)
     "$@" < "$TMP/$name.stdin" > "$TMP/$name.log" 2>&1 &
@@ -40,8 +42,8 @@ bg_start() {
 # bg_wait_socket NAME SOCK: exits (with NAME's log) when no unix socket
 # SOCK appears within 20 s.
 bg_wait_socket() {
-    local name=$1 sock=$2 i
-    for i in $(seq 1 200); do
+    local name=$1 sock=$2 _
+    for _ in $(seq 1 200); do
         [ -S "$sock" ] && return 0
         sleep 0.1
     done

@@ -73,6 +73,7 @@ testpmd() {
 }
 
 # Records one back-end: NAME.rec in $TMP.
+# shellcheck disable=SC2054  # QEMU-style options: the commas are in the values
 record() {
     local name=$1 be="$TMP/$1.sock" px="$TMP/$1-proxy.sock" status pxpid
     local chardev="socket,id=c0,path=$px"
@@ -121,7 +122,7 @@ record() {
     "$PROXY" --listen "$px" --connect "$be" --out "$TMP/$name.rec" --once \
         2> "$TMP/$name-proxy.log" &
     pxpid=$!
-    PIDS+=($pxpid)
+    PIDS+=("$pxpid")
     bg_wait_socket "$name-proxy" "$px"
     echo "record-corpus: $name: vhost-user-vmm ${args[*]}" >&2
     if [ "$name" = virtiofs ]; then
