@@ -19,6 +19,10 @@
 #   dpdk-iommu  dpdk-testpmd with iommu-support=1, iommu_platform=on: its
 #               IOTLB misses on the back-end channel
 #   virtiofs    /usr/lib/qemu/virtiofsd (needs root), bring-up only
+#   ref-postcopy  a postcopy migration between two VMMs (our back-end, blk,
+#               on each side), the destination's conversation recorded:
+#               POSTCOPY_ADVISE's userfaultfd, LISTEN, the listening
+#               SET_MEM_TABLE reply (fuzz-postcopy-reply), POSTCOPY_END
 # --keep DIR    keep the recordings (NAME.rec) and the logs in DIR
 # --no-seeds    record only (with --keep), do not touch the corpus
 set -u
@@ -41,7 +45,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 BACKENDS=("$@")
-[ ${#BACKENDS[@]} -gt 0 ] || BACKENDS=(ref-net ref-blk qsd-blk dpdk-net dpdk-iommu virtiofs)
+[ ${#BACKENDS[@]} -gt 0 ] ||
+    BACKENDS=(ref-net ref-blk qsd-blk dpdk-net dpdk-iommu virtiofs ref-postcopy)
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 VMM=$BUILD/vhost-user-vmm
@@ -59,7 +64,7 @@ BG_TAG=record-corpus
 
 cleanup() {
     bg_stop_all
-    rm -rf "$TMP" "/var/run/dpdk/$DPDK_PREFIX"
+    rm -rf "$TMP" "/var/run/dpdk/$DPDK_PREFIX" "/dev/shm/$DPDK_PREFIX"-*.ram
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -157,9 +162,107 @@ record() {
     fi
 }
 
+# QMP: each argument a command (JSON) for the monitor at $1, in order;
+# the first error fails the run.
+qmp() {
+    python3 - "$@" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+f.readline()                        # the greeting
+for cmd in ['{"execute":"qmp_capabilities"}'] + sys.argv[2:]:
+    f.write(cmd + "\n")
+    f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "event" not in r:
+            break
+    if "error" in r:
+        sys.exit("qmp %s: %s" % (cmd, r["error"]))
+PY
+}
+
+# wait_log FILE TEXT: TEXT appears in FILE within 30 s, or the run fails.
+wait_log() {
+    local _
+    for _ in $(seq 1 300); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "'$2' not in $1 within 30 s: $(cat "$1")"
+}
+
+# ref-postcopy: a postcopy migration between two VMMs, each with our
+# back-end (blk, one image); the destination's conversation goes through
+# the proxy: POSTCOPY_ADVISE, LISTEN, the listening SET_MEM_TABLE reply.
+record_postcopy() {
+    local name=ref-postcopy src dst pxpid st dt
+    local ref=("$REF" --type=blk --queues=1 --blk-file="$TMP/pc.raw" --blk-size=16M)
+    local vmm=(-trace vhost_user -summary json
+               -workload "blk0:rw=randrw,bs=4k,iodepth=8,runtime=12s,seed=7")
+    bg_start "$name-src-be" "${ref[@]}" --socket-path="$TMP/pc-src.sock"
+    bg_start "$name" "${ref[@]}" --socket-path="$TMP/pc-dst.sock"
+    bg_wait_socket "$name-src-be" "$TMP/pc-src.sock"
+    bg_wait_socket "$name" "$TMP/pc-dst.sock"
+    "$PROXY" --listen "$TMP/pc-proxy.sock" --connect "$TMP/pc-dst.sock" \
+        --out "$TMP/$name.rec" --once 2> "$TMP/$name-proxy.log" &
+    pxpid=$!
+    PIDS+=("$pxpid")
+    bg_wait_socket "$name-proxy" "$TMP/pc-proxy.sock"
+    for side in dst src; do
+        local ram=(-m 64M -object "memory-backend-file,id=ram0,size=64M,mem-path=/dev/shm/$DPDK_PREFIX-$side.ram,share=on"
+                   -machine memory-backend=ram0 -qmp "unix:$TMP/$side.qmp,server=on,wait=off")
+        if [ "$side" = src ]; then
+            "$VMM" "${ram[@]}" -x-fill-pattern -chardev "socket,id=cb,path=$TMP/pc-src.sock" \
+                -device vhost-user-blk-pci,chardev=cb,num-queues=1 "${vmm[@]}" \
+                > "$TMP/$name-src-vmm.out" 2> "$TMP/$name-src-vmm.log" &
+            src=$!
+        else
+            "$VMM" "${ram[@]}" -incoming defer -chardev "socket,id=cb,path=$TMP/pc-proxy.sock" \
+                -device vhost-user-blk-pci,chardev=cb,num-queues=1 "${vmm[@]}" \
+                > "$TMP/$name-vmm.out" 2> "$TMP/$name-vmm.log" &
+            dst=$!
+        fi
+        bg_wait_socket "$name" "$TMP/$side.qmp"
+    done
+    local cap='{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"postcopy-ram","state":true}]}}'
+    qmp "$TMP/dst.qmp" "$cap" \
+        "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$TMP/mig.sock\"}}" ||
+        die "$name: the destination refused"
+    wait_log "$TMP/$name-vmm.log" "migration: incoming from"
+    wait_log "$TMP/$name-src-vmm.log" "blk0: workload started"
+    # Slow rounds that never converge (downtime-limit 0): it switches to postcopy by itself.
+    qmp "$TMP/src.qmp" "$cap" \
+        '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":33554432,"downtime-limit":0,"x-postcopy-auto":true}}' \
+        "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:$TMP/mig.sock\"}}" ||
+        die "$name: the source refused: $(cat "$TMP/$name-src-vmm.log")"
+    wait "$src"
+    st=$?
+    wait "$dst"
+    dt=$?
+    rm -f "/dev/shm/$DPDK_PREFIX-src.ram" "/dev/shm/$DPDK_PREFIX-dst.ram"
+    if [ "$st" -ne 0 ] || [ "$dt" -ne 0 ]; then
+        cat "$TMP/$name-src-vmm.log" "$TMP/$name-vmm.log" >&2
+        die "$name: source exited $st, destination $dt"
+    fi
+    grep -q "postcopy" "$TMP/$name-vmm.log" || die "$name: no postcopy on the destination"
+    wait "$pxpid" || die "$name: the proxy failed: $(cat "$TMP/$name-proxy.log")"
+    bg_stop_all
+    grep -h "workload passed" "$TMP/$name-vmm.log" >&2
+    if [ -n "$KEEP" ]; then
+        mkdir -p "$KEEP"
+        cp "$TMP/$name.rec" "$TMP/$name"*.log "$KEEP/"
+    fi
+}
+
 RECS=()
 for b in "${BACKENDS[@]}"; do
-    record "$b"
+    if [ "$b" = ref-postcopy ]; then
+        record_postcopy
+    else
+        record "$b"
+    fi
     RECS+=("$b=$TMP/$b.rec")
 done
 if [ -n "$SEEDS" ]; then

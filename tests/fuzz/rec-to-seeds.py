@@ -112,10 +112,15 @@ def ctl(ch=0, nfds=0, acked=False):
 def pair_replies(msgs):
     """Yields (request, reply) on each channel: replies come in request order."""
     pending = {0: [], 1: []}
+    listening = False
     for m in msgs:
         asks = m.to_vmm == (m.ch == 1)      # a request: F>B on main, B>F on the channel
         if asks:
-            if m.flags & NEED_REPLY or (m.ch == 0 and m.request in HAS_REPLY):
+            if m.ch == 0 and m.request in (29, 30):     # POSTCOPY_LISTEN, _END
+                listening = m.request == 29
+            if (m.flags & NEED_REPLY or (m.ch == 0 and m.request in HAS_REPLY) or
+                    (m.ch == 0 and listening and m.request in LISTENING_REPLY and
+                     m.size > 8)):
                 pending[m.ch].append(m)
             continue
         queue = pending[m.ch]
