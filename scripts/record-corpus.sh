@@ -218,11 +218,13 @@ record_postcopy() {
                 -device vhost-user-blk-pci,chardev=cb,num-queues=1 "${vmm[@]}" \
                 > "$TMP/$name-src-vmm.out" 2> "$TMP/$name-src-vmm.log" &
             src=$!
+            PIDS+=("$src")
         else
             "$VMM" "${ram[@]}" -incoming defer -chardev "socket,id=cb,path=$TMP/pc-proxy.sock" \
                 -device vhost-user-blk-pci,chardev=cb,num-queues=1 "${vmm[@]}" \
                 > "$TMP/$name-vmm.out" 2> "$TMP/$name-vmm.log" &
             dst=$!
+            PIDS+=("$dst")
         fi
         bg_wait_socket "$name" "$TMP/$side.qmp"
     done
@@ -246,7 +248,8 @@ record_postcopy() {
         cat "$TMP/$name-src-vmm.log" "$TMP/$name-vmm.log" >&2
         die "$name: source exited $st, destination $dt"
     fi
-    grep -q "postcopy" "$TMP/$name-vmm.log" || die "$name: no postcopy on the destination"
+    grep -q "migration: postcopy" "$TMP/$name-vmm.log" ||
+        die "$name: no postcopy on the destination: $(grep -v "^vhost-user: " "$TMP/$name-vmm.log" "$TMP/$name-src-vmm.log")"
     wait "$pxpid" || die "$name: the proxy failed: $(cat "$TMP/$name-proxy.log")"
     bg_stop_all
     grep -h "workload passed" "$TMP/$name-vmm.log" >&2
