@@ -59,22 +59,12 @@ fi
 
 TMP=$(mktemp -d /tmp/vu-demo.XXXXXX) || die "cannot create a temporary directory"
 DPDK_PREFIX=vudemo$$
-PIDS=()
+BG_TAG=demo
+# shellcheck source=scripts/bg-procs.sh
+. "$(dirname "$0")/bg-procs.sh"
 
 cleanup() {
-    local pid i
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${PIDS[@]}"; do
-        # Bounded: 5 s, then SIGKILL.
-        for i in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
+    bg_stop_all
     rm -rf "$TMP" "/var/run/dpdk/$DPDK_PREFIX"
 }
 trap cleanup EXIT
@@ -82,27 +72,12 @@ trap 'exit 130' INT TERM
 
 # Starts a back-end in the background, its output to $TMP/NAME.log.
 start() {
-    local name=$1
-    shift
-    echo "demo: starting $name: $*"
-    # testpmd exits at EOF on stdin: give it a FIFO whose writer stays
-    # (a sleep of our own, stopped with the rest, holding nothing else).
-    mkfifo "$TMP/$name.stdin"
-    sleep 3600 > "$TMP/$name.stdin" 2>/dev/null < /dev/null &
-    PIDS+=($!)
-    "$@" < "$TMP/$name.stdin" > "$TMP/$name.log" 2>&1 &
-    PIDS+=($!)
+    echo "demo: starting $1: ${*:2}"
+    bg_start "$@"
 }
 
 wait_socket() {
-    local name=$1 sock=$2 i
-    for i in $(seq 1 200); do
-        [ -S "$sock" ] && return 0
-        sleep 0.1
-    done
-    echo "demo: $name did not create $sock in 20 s; its output:" >&2
-    cat "$TMP/$name.log" >&2
-    exit 1
+    bg_wait_socket "$@"
 }
 
 VMM_ARGS=(-m 512M -object memory-backend-memfd,id=mem,size=512M,share=on
