@@ -128,7 +128,7 @@ static void format_u64(GString *s, const VhostUserMsgInfo *info,
 /* Appends the decoded payload of a message whose size fits `kind`. */
 static void format_payload(GString *s, const VhostUserMsgInfo *info,
                            VhostUserChannel ch, VhostUserPayloadKind kind,
-                           const VhostUserMsg *msg, bool is_reply)
+                           const VhostUserMsg *msg, bool is_reply, bool packed)
 {
     uint32_t size = msg->hdr.size;
 
@@ -143,10 +143,22 @@ static void format_payload(GString *s, const VhostUserMsgInfo *info,
             format_u64(s, info, ch, msg->payload.u64, is_reply);
         }
         break;
-    case VHOST_USER_PL_VRING_STATE:
+    case VHOST_USER_PL_VRING_STATE: {
+        uint32_t num = msg->payload.state.num;
+
+        if (packed && ch == VHOST_USER_CHANNEL_FRONTEND &&
+            (info->id == VHOST_USER_SET_VRING_BASE || info->id == VHOST_USER_GET_VRING_BASE)) {
+            /* Two positions, each a 15-bit index and its lap's wrap counter. */
+            g_string_append_printf(s, " idx=%" PRIu32 " num=0x%" PRIx32 " avail_idx=%u "
+                                   "avail_wrap=%u used_idx=%u used_wrap=%u",
+                                   msg->payload.state.index, num, num & 0x7fffu,
+                                   (num >> 15) & 1u, (num >> 16) & 0x7fffu, num >> 31);
+            break;
+        }
         g_string_append_printf(s, " idx=%" PRIu32 " num=%" PRIu32,
-                               msg->payload.state.index, msg->payload.state.num);
+                               msg->payload.state.index, num);
         break;
+    }
     case VHOST_USER_PL_VRING_ADDR: {
         VhostUserVringAddr a = msg->payload.addr;
 
@@ -267,6 +279,12 @@ static bool size_fits(VhostUserPayloadKind kind, const VhostUserMsg *msg)
 char *vhost_user_msg_format(VhostUserChannel ch, const VhostUserMsg *msg,
                             size_t nfds, bool is_reply)
 {
+    return vhost_user_msg_format_ring(ch, msg, nfds, is_reply, false);
+}
+
+char *vhost_user_msg_format_ring(VhostUserChannel ch, const VhostUserMsg *msg,
+                                 size_t nfds, bool is_reply, bool packed)
+{
     const VhostUserMsgInfo *info = vhost_user_msg_info(ch, msg->hdr.request);
     GString *s = g_string_new(NULL);
     VhostUserPayloadKind kind;
@@ -295,7 +313,7 @@ char *vhost_user_msg_format(VhostUserChannel ch, const VhostUserMsg *msg,
         }
     }
     if (size_fits(kind, msg)) {
-        format_payload(s, info, ch, kind, msg, is_reply);
+        format_payload(s, info, ch, kind, msg, is_reply, packed);
     } else if (msg->hdr.size) {
         /* Malformed: say so instead of decoding bytes that are not there. */
         g_string_append_printf(s, " (bad size for %s payload)",
@@ -348,6 +366,14 @@ void vhost_user_trace_msg(const char *dev, bool local_is_frontend,
                           VhostUserChannel ch, VhostUserTraceDir dir,
                           const VhostUserMsg *msg, size_t nfds, bool is_reply)
 {
+    vhost_user_trace_msg_ring(dev, local_is_frontend, ch, dir, msg, nfds, is_reply, false);
+}
+
+void vhost_user_trace_msg_ring(const char *dev, bool local_is_frontend,
+                               VhostUserChannel ch, VhostUserTraceDir dir,
+                               const VhostUserMsg *msg, size_t nfds, bool is_reply,
+                               bool packed)
+{
     g_autofree char *body = NULL;
     g_autofree char *line = NULL;
     bool frontend_sent;
@@ -360,7 +386,7 @@ void vhost_user_trace_msg(const char *dev, bool local_is_frontend,
      * message reads "F>B" in the front-end's log and in the back-end's.
      */
     frontend_sent = local_is_frontend == (dir == VHOST_USER_TRACE_TX);
-    body = vhost_user_msg_format(ch, msg, nfds, is_reply);
+    body = vhost_user_msg_format_ring(ch, msg, nfds, is_reply, packed);
     /*
      * The back-end channel reuses ids (IOTLB_MSG is 22 on one socket, 1 on
      * the other) and runs interleaved with the main socket: tag its lines.

@@ -559,8 +559,9 @@ static bool send_reply(RefBeDev *dev, VhostUserMsg *msg, int fd, GError **errp)
     msg->hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
 
     if (dev->opts->trace) {
-        vhost_user_trace_msg(dev->name, false, VHOST_USER_CHANNEL_FRONTEND,
-                             VHOST_USER_TRACE_TX, msg, fd >= 0, true);
+        vhost_user_trace_msg_ring(dev->name, false, VHOST_USER_CHANNEL_FRONTEND,
+                                  VHOST_USER_TRACE_TX, msg, fd >= 0, true,
+                                  refbe_has_feature(dev, VIRTIO_F_RING_PACKED));
     }
     while (done < len) {
         union {
@@ -785,8 +786,9 @@ static bool serve_one(RefBeDev *dev)
         return false;
     }
     if (dev->opts->trace) {
-        vhost_user_trace_msg(dev->name, false, VHOST_USER_CHANNEL_FRONTEND,
-                             VHOST_USER_TRACE_RX, msg, nfds, false);
+        vhost_user_trace_msg_ring(dev->name, false, VHOST_USER_CHANNEL_FRONTEND,
+                                  VHOST_USER_TRACE_RX, msg, nfds, false,
+                                  refbe_has_feature(dev, VIRTIO_F_RING_PACKED));
     }
     if (!vhost_user_msg_validate_request(VHOST_USER_CHANNEL_FRONTEND, msg, nfds,
                                          &err)) {

@@ -142,6 +142,7 @@ void vhost_user_state_reset(VhostUserState *u)
     g_mutex_lock(&u->lock);
     u->negotiated = false;
     u->postcopy_listening = false;
+    u->trace_packed = false;
     g_atomic_int_set(&u->broken, 0);
     u->backend_features = 0;
     __atomic_store_n(&u->protocol_features, 0, __ATOMIC_RELEASE);
@@ -465,8 +466,8 @@ static bool vhost_user_read_reply_locked(VhostUserState *u, const VhostUserMsgIn
         return false;
     }
     if (vhost_user_trace_enabled()) {
-        vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
-                             VHOST_USER_TRACE_RX, reply, *n_rx, true);
+        vhost_user_trace_msg_ring(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
+                                  VHOST_USER_TRACE_RX, reply, *n_rx, true, u->trace_packed);
     }
     u->replies_received++;
     if (!vhost_user_msg_validate_reply_payload(VHOST_USER_CHANNEL_FRONTEND, info->id,
@@ -497,9 +498,12 @@ static bool vhost_user_send_locked(VhostUserState *u, const VhostUserMsgInfo *in
 {
     size_t len = VHOST_USER_HDR_SIZE + msg->hdr.size;
 
+    if (info->id == VHOST_USER_SET_FEATURES && msg->hdr.size == sizeof(uint64_t)) {
+        u->trace_packed = !!(msg->payload.u64 & (1ull << VIRTIO_F_RING_PACKED));
+    }
     if (vhost_user_trace_enabled()) {
-        vhost_user_trace_msg(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
-                             VHOST_USER_TRACE_TX, msg, nfds, false);
+        vhost_user_trace_msg_ring(u->name, true, VHOST_USER_CHANNEL_FRONTEND,
+                                  VHOST_USER_TRACE_TX, msg, nfds, false, u->trace_packed);
     }
     if (peer_gone ? !char_socket_write_all_keep(u->chr, msg, len, fds, nfds, peer_gone, errp)
                   : !char_socket_write_all(u->chr, msg, len, fds, nfds, errp)) {

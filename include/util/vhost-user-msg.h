@@ -124,6 +124,13 @@ typedef enum VhostUserTraceDir {
  */
 char *vhost_user_msg_format(VhostUserChannel ch, const VhostUserMsg *msg,
                             size_t nfds, bool is_reply);
+/*
+ * The same; with packed (RING_PACKED acked on the connection) the num of
+ * SET_VRING_BASE and of the GET_VRING_BASE reply is shown in hex and
+ * decoded: "num=0x80008000 avail_idx=0 avail_wrap=1 used_idx=0 used_wrap=1".
+ */
+char *vhost_user_msg_format_ring(VhostUserChannel ch, const VhostUserMsg *msg,
+                                 size_t nfds, bool is_reply, bool packed);
 
 /* Tracing on/off: vhost_user_trace_enabled() in util/vhost-user-log.h. */
 /*
@@ -137,6 +144,11 @@ char *vhost_user_msg_format(VhostUserChannel ch, const VhostUserMsg *msg,
 void vhost_user_trace_msg(const char *dev, bool local_is_frontend,
                           VhostUserChannel ch, VhostUserTraceDir dir,
                           const VhostUserMsg *msg, size_t nfds, bool is_reply);
+/* The same, decoding vring bases as packed ones (vhost_user_msg_format_ring). */
+void vhost_user_trace_msg_ring(const char *dev, bool local_is_frontend,
+                               VhostUserChannel ch, VhostUserTraceDir dir,
+                               const VhostUserMsg *msg, size_t nfds, bool is_reply,
+                               bool packed);
 typedef void (*VhostUserTraceSink)(const char *line, void *opaque);
 void vhost_user_trace_set_sink(VhostUserTraceSink sink, void *opaque);
 

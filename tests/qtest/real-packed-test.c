@@ -15,6 +15,33 @@
  *    found by walking the used descriptors in guest RAM.
  * Many times the ring size of packets go through, so the wrap counters
  * flip many times.
+ *
+ * And blk against DPDK's vhost_blk example, whose packed path runs on
+ * DPDK's vhost library (packed inflight tracking included). As shipped
+ * in DPDK 22.11 the example serves no request on a packed ring: it tests
+ * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (12) in the virtio features
+ * (vhost_blk.c:642, new_device()), where bit 12 is VIRTIO_BLK_F_MQ, which
+ * it never offers; so the only code that takes the wrap counters out of
+ * bit 15 of the bases rte_vhost_get_vring_base() gives it never runs, and
+ * its worker polls desc_packed[0x8000], past the ring, expecting AVAIL=0
+ * USED=1 where the driver's first lap writes AVAIL=1 USED=0 (virtio 1.1
+ * 2.7.1: both wrap counters start at 1). No driver choice avoids it (the
+ * driver may not accept VIRTIO_BLK_F_MQ unoffered, nor start a ring in
+ * lap 0). With that fixed, a restarted example that has a request to
+ * resubmit aborts: it free()s the list the library rte_zmalloc()ed
+ * (vhost_blk.c:429). So these cases run the example with those two
+ * tokens fixed (scripts/build-dpdk-vhost-blk.sh --packed-fix):
+ *  - a verified read/write workload;
+ *  - the example killed (-9) under writes and started again: it takes the
+ *    ring's state from the packed inflight area the VMM kept (not from
+ *    SET_VRING_BASE) and resubmits what it had taken; every request the
+ *    guest has out completes, and the workload goes on. Its disk is RAM
+ *    and dies with it: writes only, nothing to verify.
+ * The base the VMM sends after the kill comes from walking the ring in
+ * RAM, which cannot be exact with chained buffers (the device marks only
+ * a chain's first slot used; the rest keep the driver's flags, which
+ * look like posted buffers): not asserted here, and the example does not
+ * use it.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -30,9 +57,13 @@
 
 #define WAIT_MS             20000
 #define PACKED_BASE_FRESH   0x80008000u
+/* How the trace shows it: num in hex, then both positions decoded. */
+#define PACKED_BASE_FRESH_TRACE \
+    "num=0x80008000 avail_idx=0 avail_wrap=1 used_idx=0 used_wrap=1"
 
-/* The VMM's argv for net0 (2 queue pairs, packed=on) with the trace on. */
-static GPtrArray *vmm_argv(const char *chardev, const char *workload, const char *qmp)
+/* The VMM's argv for one device (netdev: its -netdev, or NULL) with the trace on. */
+static GPtrArray *vmm_argv_dev(const char *chardev, const char *netdev, const char *device,
+                               const char *workload, const char *qmp)
 {
     GPtrArray *a = g_ptr_array_new();
 
@@ -41,10 +72,12 @@ static GPtrArray *vmm_argv(const char *chardev, const char *workload, const char
     g_ptr_array_add(a, "256M");
     g_ptr_array_add(a, "-chardev");
     g_ptr_array_add(a, (char *)chardev);
-    g_ptr_array_add(a, "-netdev");
-    g_ptr_array_add(a, "vhost-user,id=net0,chardev=c0,queues=2");
+    if (netdev) {
+        g_ptr_array_add(a, "-netdev");
+        g_ptr_array_add(a, (char *)netdev);
+    }
     g_ptr_array_add(a, "-device");
-    g_ptr_array_add(a, "virtio-net-pci,netdev=net0,mq=on,packed=on");
+    g_ptr_array_add(a, (char *)device);
     g_ptr_array_add(a, "-workload");
     g_ptr_array_add(a, (char *)workload);
     g_ptr_array_add(a, "-summary");
@@ -56,6 +89,13 @@ static GPtrArray *vmm_argv(const char *chardev, const char *workload, const char
         g_ptr_array_add(a, (char *)qmp);
     }
     return a;
+}
+
+/* net0: 2 queue pairs, packed=on. */
+static GPtrArray *vmm_argv(const char *chardev, const char *workload, const char *qmp)
+{
+    return vmm_argv_dev(chardev, "vhost-user,id=net0,chardev=c0,queues=2",
+                        "virtio-net-pci,netdev=net0,mq=on,packed=on", workload, qmp);
 }
 
 /* The value after key= in a trace line, or -1. */
@@ -331,11 +371,121 @@ static void test_ref_blk(Fixture *f, gconstpointer data)
     }
     if (code != 0 || !out || !json_true(out, "verified") || json_uint(out, "ops") <= 0 ||
         json_uint(out, "sectors_verified") <= 0 || !strstr(log, "RING_PACKED") ||
-        qtest_count(log, "F>B SET_VRING_BASE flags=0x9 size=8 fds=0 idx=0 num=2147516416")
+        qtest_count(log, "F>B SET_VRING_BASE flags=0x9 size=8 fds=0 idx=0 "
+                    PACKED_BASE_FRESH_TRACE)
         != 1 || !strstr(log, "B>F GET_INFLIGHT_FD flags=0x5 size=24 fds=0 mmap_size=0x0") ||
         strstr(log, "SET_INFLIGHT_FD")) {
         g_test_fail_printf("packed blk over the reference back-end: exit %d, summary %s; "
                            "stderr:\n%s", code, out ? out : "(none)", log);
+    }
+}
+
+/* blk0 on DPDK's example: one queue, all it serves. */
+static GPtrArray *blk_vmm_argv(const char *chardev, const char *workload)
+{
+    return vmm_argv_dev(chardev, NULL, "vhost-user-blk-pci,chardev=c0,num-queues=1,packed=on",
+                        workload, NULL);
+}
+
+/* RING_PACKED acked, the packed inflight area handed over, ring 0 fresh. */
+static bool check_blk_negotiated(const char *what, const char *log)
+{
+    if (!strstr(log, "RING_PACKED") || !strstr(log, "F>B SET_INFLIGHT_FD") ||
+        !strstr(log, "F>B SET_VRING_BASE flags=0x9 size=8 fds=0 idx=0 "
+                PACKED_BASE_FRESH_TRACE)) {
+        g_test_fail_printf("%s: RING_PACKED, SET_INFLIGHT_FD or the fresh packed base "
+                           "missing; VMM stderr:\n%s", what, log);
+        return false;
+    }
+    return true;
+}
+
+static void test_dpdk_blk(Fixture *f, gconstpointer data)
+{
+    g_autofree char *sock = g_build_filename(f->dir, "vhost.socket", NULL);
+    g_autofree char *out_path = g_build_filename(f->dir, "vmm.json", NULL);
+    g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s", sock);
+    g_autofree char *out = NULL, *log = NULL;
+    g_autoptr(GPtrArray) argv = NULL;
+    int code = -1;
+
+    if (!vmm_binary() || !proc_start_dpdk_blk(f, true)) {
+        return;
+    }
+    /* 3 descriptors a request on a ring of 256: thousands of requests lap it often. */
+    argv = blk_vmm_argv(chardev, "blk0:rw=randrw,bs=4k,iodepth=16,runtime=2s");
+    if (!run_to_end(f, proc_spawn(f, "vmm", argv, false, out_path), out_path, &code,
+                    &out, &log) ||
+        !check_blk_negotiated("packed blk over DPDK's vhost_blk", log)) {
+        return;
+    }
+    if (code != 0 || !out || !json_true(out, "verified") || json_uint(out, "errors") != 0 ||
+        json_uint(out, "writes") < 256 || json_uint(out, "reads") < 256 ||
+        json_uint(out, "sectors_verified") <= 0) {
+        g_test_fail_printf("packed blk over DPDK's vhost_blk: exit %d, summary %s; "
+                           "stderr:\n%s", code, out ? out : "(none)", log);
+    }
+}
+
+static void test_dpdk_blk_restart(Fixture *f, gconstpointer data)
+{
+    g_autofree char *sock = g_build_filename(f->dir, "vhost.socket", NULL);
+    g_autofree char *out_path = g_build_filename(f->dir, "vmm.json", NULL);
+    g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=10", sock);
+    g_autofree char *out = NULL, *log = NULL;
+    g_autoptr(GPtrArray) argv = NULL;
+    Proc *be, *vmm;
+    int code = -1;
+    int64_t done_before = 0;
+
+    if (!vmm_binary() || !(be = proc_start_dpdk_blk(f, true))) {
+        return;
+    }
+    argv = blk_vmm_argv(chardev, "blk0:rw=randwrite,bs=4k,iodepth=16,runtime=8s,verify=off");
+    vmm = proc_spawn(f, "vmm", argv, false, out_path);
+    if (!vmm || !wait_log(vmm, "blk0: started 1 rings", 1, WAIT_MS)) {
+        return;
+    }
+    g_usleep(1500 * 1000);
+    kill(be->pid, SIGKILL);
+    proc_wait(be, TERM_WAIT_MS);
+    if (!proc_start_dpdk_blk(f, true) ||
+        !run_to_end(f, vmm, out_path, &code, &out, &log) ||
+        !check_blk_negotiated("packed blk, DPDK's vhost_blk restarted", log)) {
+        return;
+    }
+    if (code != 0 || !out || json_uint(out, "errors") != 0 || json_uint(out, "writes") < 256 ||
+        !strstr(log, "blk0: workload passed") || qtest_count(log, "blk0: started 1 rings") != 2 ||
+        qtest_count(log, "F>B SET_INFLIGHT_FD") != 2) {
+        g_test_fail_printf("packed blk, DPDK's vhost_blk restarted: exit %d, summary %s; "
+                           "stderr:\n%s", code, out ? out : "(none)", log);
+        return;
+    }
+    /*
+     * The workload went on after the restart: more requests completed
+     * than the progress lines counted before it, plus all it had out.
+     */
+    {
+        /* Two starts are known to be there (checked above). */
+        const char *second = strstr(strstr(log, "blk0: started 1 rings") + 1,
+                                    "blk0: started 1 rings");
+        g_autofree char *before = g_strndup(log, second - log);
+        g_auto(GStrv) lines = g_strsplit(before, "\n", -1);
+        g_autoptr(GRegex) re = g_regex_new("blk0: ([0-9]+) ops, [0-9]+ op/s, ", 0, 0, NULL);
+
+        for (char **l = lines; *l; l++) {
+            g_autoptr(GMatchInfo) m = NULL;
+
+            if (g_regex_match(re, *l, 0, &m)) {
+                g_autofree char *n = g_match_info_fetch(m, 1);
+
+                done_before = MAX(done_before, (int64_t)g_ascii_strtoull(n, NULL, 10));
+            }
+        }
+    }
+    if (json_uint(out, "ops") <= done_before + 16) {
+        g_test_fail_printf("%" PRId64 " requests done before the restart, %" PRId64
+                           " in all:\n%s", done_before, json_uint(out, "ops"), log);
     }
 }
 
@@ -352,5 +502,9 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/real-packed/dpdk-net-restart", Fixture, NULL, fixture_setup,
                test_net_restart, fixture_teardown);
+    g_test_add("/real-packed/dpdk-blk", Fixture, NULL, fixture_setup, test_dpdk_blk,
+               fixture_teardown);
+    g_test_add("/real-packed/dpdk-blk-restart", Fixture, NULL, fixture_setup,
+               test_dpdk_blk_restart, fixture_teardown);
     return g_test_run();
 }

@@ -343,6 +343,53 @@ bool vmm_collect(Proc *vmm, const char *out_path, int *code, char **out,
 
 /* ---- fixture -------------------------------------------------------- */
 
+Proc *proc_start_dpdk_blk(Fixture *f, bool packed_fix)
+{
+    const char *script = g_getenv("DPDK_VHOST_BLK_BUILD");
+    const char *out = g_getenv("DPDK_VHOST_BLK_DIR");
+    g_autofree char *bin = NULL, *prefix = NULL, *errout = NULL;
+    g_autofree char *sock = g_build_filename(f->dir, "vhost.socket", NULL);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    const char *build[] = { "/bin/sh", script, packed_fix ? "--packed-fix" : out,
+                            packed_fix ? out : NULL, NULL };
+    /* No hugepages, devices, shared config or telemetry; its worker polls on lcore 0. */
+    const char *const fixed[] = {
+        "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry",
+        "-l", "0", "--log-level=lib.eal:warning",
+    };
+    int status = -1;
+    Proc *p;
+
+    if (!script || !out) {
+        g_test_fail_printf("DPDK_VHOST_BLK_BUILD / DPDK_VHOST_BLK_DIR are not set "
+                           "(run through meson test)");
+        return NULL;
+    }
+    /* The script names the Debian package that is missing. */
+    if (!g_spawn_sync(NULL, (char **)build, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL,
+                      &errout, &status, &err) ||
+        !g_spawn_check_wait_status(status, NULL)) {
+        g_test_fail_printf("cannot build DPDK's vhost_blk example (Debian packages "
+                           "dpdk-doc and dpdk-dev): %s", err ? err->message : errout);
+        return NULL;
+    }
+    bin = g_build_filename(out, packed_fix ? "vhost-blk-packed-fix" : "vhost-blk", NULL);
+    if (!f->dpdk_prefix) {
+        f->dpdk_prefix = g_strdup_printf("vublk%d", (int)getpid());
+    }
+    prefix = g_strdup_printf("--file-prefix=%s", f->dpdk_prefix);
+    g_ptr_array_add(argv, bin);
+    for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
+        g_ptr_array_add(argv, (char *)fixed[i]);
+    }
+    g_ptr_array_add(argv, prefix);
+    /* It does not remove its socket when killed; a stale one stops the next. */
+    g_unlink(sock);
+    p = proc_spawn(f, "vhost-blk", argv, false, NULL);
+    return p && wait_socket(p, sock) ? p : NULL;
+}
+
 void fixture_setup(Fixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;

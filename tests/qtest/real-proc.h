@@ -102,6 +102,14 @@ Proc *proc_start_ref(Fixture *f, const char *name, const char *type, const char 
 Proc *proc_start_testpmd(Fixture *f, const char *sock, unsigned queues, bool client,
                          bool jumbo);
 
+/*
+ * DPDK's vhost_blk example (a RAM disk), built by $DPDK_VHOST_BLK_BUILD
+ * into $DPDK_VHOST_BLK_DIR, listening on f's directory/vhost.socket (it
+ * puts its socket in its working directory). packed_fix: the build with
+ * its packed-ring bug fixed (scripts/build-dpdk-vhost-blk.sh --packed-fix
+ * says which). NULL (test failed) when it cannot be built or started.
+ */
+Proc *proc_start_dpdk_blk(Fixture *f, bool packed_fix);
 /* Removes the directory path and the files in it (no subdirectories). */
 void proc_remove_tree(const char *path);
 

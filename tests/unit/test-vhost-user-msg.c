@@ -793,6 +793,39 @@ static void check_format(VhostUserChannel ch, const VhostUserMsg *m, size_t nfds
     ck_assert_str_eq(s, want);
 }
 
+/*
+ * A packed ring's base, as the spec lays out num: bits 0-14 and 15 the
+ * avail index and driver wrap counter, 16-30 and 31 the used ones.
+ */
+START_TEST(test_format_packed_base)
+{
+    VhostUserMsg m;
+    g_autofree char *fresh = NULL, *reply = NULL, *split = NULL, *num = NULL;
+
+    msg_new(&m, VHOST_USER_SET_VRING_BASE, 8);
+    m.payload.state.index = 1;
+    m.payload.state.num = 0x80008000;
+    fresh = vhost_user_msg_format_ring(FE, &m, 0, false, true);
+    ck_assert_str_eq(fresh, "SET_VRING_BASE flags=0x1 size=8 fds=0 idx=1 num=0x80008000 "
+                     "avail_idx=0 avail_wrap=1 used_idx=0 used_wrap=1");
+    /* Split rings, and packed ones unknown to the caller: the plain number. */
+    split = vhost_user_msg_format_ring(FE, &m, 0, false, false);
+    ck_assert_str_eq(split, "SET_VRING_BASE flags=0x1 size=8 fds=0 idx=1 num=2147516416");
+    /* Only the bases: SET_VRING_NUM's num is a size. */
+    msg_new(&m, VHOST_USER_SET_VRING_NUM, 8);
+    m.payload.state.num = 256;
+    num = vhost_user_msg_format_ring(FE, &m, 0, false, true);
+    ck_assert_str_eq(num, "SET_VRING_NUM flags=0x1 size=8 fds=0 idx=0 num=256");
+    /* A stop in lap 0 of the driver, lap 1 of the device. */
+    m = reply_msg(VHOST_USER_GET_VRING_BASE, 8);
+    m.payload.state.index = 0;
+    m.payload.state.num = 0x80050003;
+    reply = vhost_user_msg_format_ring(FE, &m, 0, true, true);
+    ck_assert_str_eq(reply, "GET_VRING_BASE flags=0x5 size=8 fds=0 idx=0 num=0x80050003 "
+                     "avail_idx=3 avail_wrap=0 used_idx=5 used_wrap=1");
+}
+END_TEST
+
 START_TEST(test_format)
 {
     VhostUserMsg m;
@@ -1103,6 +1136,7 @@ static Suite *msg_suite(void)
     tcase_add_test(tc, test_check_reply);
     tcase_add_test(tc, test_msg_init);
     tcase_add_test(tc, test_format);
+    tcase_add_test(tc, test_format_packed_base);
     tcase_add_test(tc, test_trace);
     tcase_add_test(tc, test_table_rst);
     tcase_add_test(tc, test_reply_wait);

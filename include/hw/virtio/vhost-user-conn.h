@@ -96,6 +96,12 @@ struct VhostUserState {
      * postcopy code (hw/virtio/vhost-user-postcopy.c); false until then.
      */
     bool postcopy_listening;
+    /*
+     * The last SET_FEATURES sent on this connection acked RING_PACKED: the
+     * trace decodes vring bases as packed ones. Written and read under
+     * u->lock (the send and reply paths); false on a new connection.
+     */
+    bool trace_packed;
     /* Bumps on every new connection; written under u->lock, read atomically. */
     guint connection;
     /*
