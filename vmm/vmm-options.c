@@ -397,16 +397,16 @@ static bool vmm_parse_mac(const char *s, uint8_t mac[6])
 static bool vmm_opt_device(VmmConfig *cfg, const char *arg, GError **errp)
 {
     static const char *const net_keys[] = {
-        "id", "netdev", "mq", "mac", "host_mtu", "iommu_platform", "packed",
+        "id", "netdev", "mq", "mac", "host_mtu", "iommu_platform", "packed", "in_order",
         "shared-objects-max", NULL
     };
     static const char *const blk_keys[] = {
-        "id", "chardev", "num-queues", "queue-size", "iommu_platform", "packed",
+        "id", "chardev", "num-queues", "queue-size", "iommu_platform", "packed", "in_order",
         "shared-objects-max", NULL
     };
     static const char *const generic_keys[] = {
         "id", "chardev", "virtio-id", "num_vqs", "vq_size", "config_size",
-        "iommu_platform", "packed", "shared-objects-max", NULL
+        "iommu_platform", "packed", "in_order", "shared-objects-max", NULL
     };
     g_autoptr(VmmKvList) kv = vmm_kv_parse("-device", arg, "driver", errp);
     g_autofree char *driver = NULL;
@@ -522,6 +522,7 @@ static bool vmm_opt_device(VmmConfig *cfg, const char *arg, GError **errp)
     /* Every vhost-user device takes it, as in QEMU (virtio-pci's property). */
     return vmm_kv_bool(kv, "iommu_platform", &o->iommu_platform, errp) &&
            vmm_kv_bool(kv, "packed", &o->packed, errp) &&
+           vmm_kv_bool(kv, "in_order", &o->in_order, errp) &&
            vmm_kv_str(kv, "id", false, &o->id, errp) &&
            (!o->id || vmm_check_id(kv->what, o->id, errp));
 }

@@ -81,6 +81,8 @@ typedef struct VmmDeviceOpts {
     bool iommu_platform;
     /* all: packed=on offers VIRTIO_F_RING_PACKED (QEMU's property; default off) */
     bool packed;
+    /* all: in_order=on offers VIRTIO_F_IN_ORDER (QEMU's property; default off) */
+    bool in_order;
     /* all: shared-objects-max=N, the back-end's SHARED_OBJECT_ADD limit (0: default) */
     unsigned shared_objects_max;
 } VmmDeviceOpts;
