@@ -78,6 +78,7 @@ VmmConfig *vmm_config_new(void)
     cfg->netdevs = g_ptr_array_new_with_free_func(vmm_netdev_free);
     cfg->devices = g_ptr_array_new_with_free_func(vmm_device_free);
     cfg->workloads = g_ptr_array_new_with_free_func(vmm_workload_opts_free);
+    cfg->vcpu_pin = true;
     return cfg;
 }
 
@@ -607,6 +608,20 @@ static bool vmm_opt_summary(VmmConfig *cfg, const char *arg, GError **errp)
     return true;
 }
 
+static bool vmm_opt_vcpu_pin(VmmConfig *cfg, const char *arg, GError **errp)
+{
+    if (!strcmp(arg, "on")) {
+        cfg->vcpu_pin = true;
+    } else if (!strcmp(arg, "off")) {
+        cfg->vcpu_pin = false;
+    } else {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "-vcpu-pin: expects 'on' or 'off', got '%s'", arg);
+        return false;
+    }
+    return true;
+}
+
 /* ---- resolution ----------------------------------------------------- */
 
 /* Each -workload names a device with a guest driver; its keys fit the type. */
@@ -618,6 +633,7 @@ static bool vmm_resolve_workloads(VmmConfig *cfg, GError **errp)
         g_autoptr(GError) err = NULL;
         bool ok;
 
+        w->vcpu_pin = cfg->vcpu_pin;
         for (guint j = 0; j < i; j++) {
             if (!strcmp(((VmmWorkloadOpts *)cfg->workloads->pdata[j])->devid, w->devid)) {
                 g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
@@ -814,6 +830,7 @@ static const VmmOption vmm_options[] = {
     { "trace", true, vmm_opt_trace },
     { "workload", true, vmm_opt_workload },
     { "summary", true, vmm_opt_summary },
+    { "vcpu-pin", true, vmm_opt_vcpu_pin },
     { "qmp", true, vmm_opt_qmp },
     { "incoming", true, vmm_opt_incoming },
     { "S", false, NULL },
