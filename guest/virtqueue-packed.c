@@ -201,6 +201,9 @@ bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
      * oldest in flight is always the one at last_used (no free id list).
      */
     if (in_order) {
+        if (head >= vq->num) {
+            return guest_vq_note_corrupt(vq, "next_avail", pos, NULL);
+        }
         id = head;
     }
     if (vq->corrupt || total == 0 || num_free == 0) {
@@ -344,9 +347,13 @@ bool guest_vq_packed_has_used(GuestVirtqueue *vq)
 static bool pk_start_batch(GuestVirtqueue *vq, uint16_t lu, uint16_t id, uint32_t used_len)
 {
     GuestVqPackedState *pst = vq->pst;
-    unsigned in_flight = vq->num - pst->num_free, walked = 0;
-    uint16_t h = lu & GUEST_VQ_PACKED_SLOT, left;
+    uint16_t num_free = pst->num_free, h = lu & GUEST_VQ_PACKED_SLOT, left;
+    unsigned in_flight = vq->num - num_free, walked = 0;
 
+    /* A used descriptor with nothing in flight, or a state gone bad. */
+    if (num_free >= vq->num) {
+        return guest_vq_note_corrupt(vq, "used.id", id, "names no request in flight");
+    }
     for (left = 1; h != id; left++) {
         uint16_t n = vq->ndesc[h];
 
