@@ -3,12 +3,16 @@
  * vCPU thread placement (-vcpu-pin). See vmm/vmm-affinity.h.
  *
  * The CPUs the process was allowed at the first call are the pool: the
- * vCPU threads take them from the highest down, one each, and the main
- * loop keeps the rest; at least one always stays with the main loop (more
- * vCPU threads than that allows share the taken CPUs in turn).
+ * vCPU threads take them in turn, one each, and the main loop keeps the
+ * rest; at least one always stays with the main loop (more vCPU threads
+ * than that allows share the taken CPUs in turn). Where the turn starts
+ * depends on the process id: several VMMs on one machine (tests run in
+ * parallel, a migration's two ends) then spread their vCPU threads over
+ * the CPUs rather than all take the same one.
  */
 #include <sched.h>
 #include <stdbool.h>
+#include <unistd.h>
 
 #include <glib.h>
 
@@ -19,10 +23,10 @@ static int pool_n = -1;         /* CPUs in pool; -1 before the first call */
 static cpu_set_t taken;         /* given to vCPU threads */
 static unsigned vcpus;          /* vCPU threads placed */
 
-/* The nth CPU of set, counting from the highest (n < CPU_COUNT(set)). */
-static int cpu_from_top(const cpu_set_t *set, int n)
+/* The nth CPU of set, counting from the lowest (n < CPU_COUNT(set)). */
+static int cpu_nth(const cpu_set_t *set, int n)
 {
-    for (int c = CPU_SETSIZE - 1; c >= 0; c--) {
+    for (int c = 0; c < CPU_SETSIZE; c++) {
         if (CPU_ISSET(c, set) && n-- == 0) {
             return c;
         }
@@ -59,7 +63,8 @@ int vmm_affinity_take_vcpu(void)
     if (pool_n < 2) {
         return -1;
     }
-    cpu = cpu_from_top(&pool, (int)(vcpus++ % (unsigned)(pool_n - 1)));
+    cpu = cpu_nth(&pool, (int)(((unsigned)getpid() + vcpus++ % (unsigned)(pool_n - 1)) %
+                                (unsigned)pool_n));
     CPU_SET(cpu, &taken);
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
