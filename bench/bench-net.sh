@@ -17,8 +17,10 @@
 #                  paired ratios (ours / the anchor run of the same rep)
 #   BENCH_RINGS    ring layouts, "split packed" (default both): packed runs
 #                  ours with packed=on and the anchor with packed_vq=1
-#   BENCH_MODES    our modes, NAME:WORKLOAD-KEYS separated by spaces
-#                  (default "full:verify=full seq:verify=seq,poll=on")
+#   BENCH_MODES    our modes, NAME:KEYS separated by spaces; KEYS are
+#                  workload keys, and the device properties in_order= and
+#                  packed= (default "full:verify=full seq:verify=seq,poll=on";
+#                  add "inorder:verify=full,in_order=on" for VIRTIO_F_IN_ORDER)
 #   BENCH_STRACE   1: a short extra run per mode and size under strace -c -f
 #                  for system calls per packet, all threads (default 1)
 #   BENCH_ONEWAY   1: also run the one-way anchor, txonly into rxonly (0)
@@ -62,7 +64,7 @@ done
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS: '$REPS' is not a positive integer"
 [[ "$WINDOW" =~ ^[1-9][0-9]*$ ]] || die "BENCH_WINDOW: '$WINDOW' is not a positive integer"
 for m in $MODES; do
-    [[ "$m" =~ ^[a-z0-9_-]+:[a-z0-9=,+-]+$ ]] ||
+    [[ "$m" =~ ^[a-z0-9_-]+:[a-z0-9_=,+-]+$ ]] ||
         die "BENCH_MODES: '$m' is not NAME:KEY=VALUE,... (like seq:verify=seq,poll=on)"
 done
 for r in $RINGS; do
@@ -161,18 +163,25 @@ mean_pps() {
 # background pids from the cleanup trap.)
 run_ours() {
     local size=$1 keys=$2 secs=$3 trace=${4:-} sock=$TMP/ours.sock
-    local json=$TMP/ours-$1.json err=$TMP/ours-$1.err pre=()
+    local json=$TMP/ours-$1.json err=$TMP/ours-$1.err pre=() k wl="" dev=""
+    # The mode's device properties go to -device, the rest to -workload.
+    IFS=, read -ra k <<<"$keys"
+    for k in "${k[@]}"; do
+        case $k in
+        in_order=*|packed=*) dev+=",$k" ;;
+        *) wl+=",$k" ;;
+        esac
+    done
     start_peer "$sock" io "$TMP/peer-ours-$size.log"
     [[ -z "$trace" ]] || pre=(strace -c -f -o "$trace")
-    # count is only a ceiling (the runtime ends the sending): the received
-    # bitmap is count bits, cleared before the clock starts. drain=10s: on
+    # count is only a ceiling (the runtime ends the sending). drain=10s: on
     # a loaded machine the peer's lcore went without CPU for over the
     # default 1 s, and the run failed with its last window in flight.
     if ! timeout $((secs + 30)) taskset -c 0 "${pre[@]}" "$VMM" -m 256M \
             -chardev "socket,id=c0,path=$sock" \
             -netdev vhost-user,id=net0,chardev=c0,queues=1 \
-            -device "virtio-net-pci,netdev=net0,id=net0$([[ $RING == packed ]] && echo ,packed=on)" \
-            -workload "net0:count=$((secs * 25000000)),size=$size,window=$WINDOW,runtime=${secs}s,drain=10s,$keys" \
+            -device "virtio-net-pci,netdev=net0,id=net0$dev$([[ $RING == packed ]] && echo ,packed=on)" \
+            -workload "net0:count=$((secs * 25000000)),size=$size,window=$WINDOW,runtime=${secs}s,drain=10s$wl" \
             -summary json >"$json" 2>"$err"; then
         stop_pid "$PEER"
         echo "bench-net: vhost-user-vmm failed at size $size, $keys; its stderr, then the peer's log:" >&2

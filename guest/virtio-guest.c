@@ -142,7 +142,7 @@ uint64_t virtio_guest_driver_features(uint16_t device_id)
      */
     uint64_t common = F(VIRTIO_F_VERSION_1) | F(VIRTIO_RING_F_EVENT_IDX) |
                       F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_F_IOMMU_PLATFORM) |
-                      F(VIRTIO_F_RING_PACKED);
+                      F(VIRTIO_F_RING_PACKED) | F(VIRTIO_F_IN_ORDER);
 
     switch (device_id) {
     case VIRTIO_ID_NET:
@@ -268,6 +268,9 @@ static bool virtio_guest_setup_queue(VirtioGuestDevice *gd, unsigned n, GError *
         guest_vq_init(vq, gd->mem, num, r->desc_gpa, r->avail_gpa, r->used_gpa,
                       indirect ? r->indirect_gpa : 0, r->state_gpa, event_idx);
 
+    if (ok && virtio_has_feature(gd->features, VIRTIO_F_IN_ORDER)) {
+        ok = guest_vq_set_in_order(vq);     /* a fresh ring: cannot fail */
+    }
     if (!ok) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
                     "%s: queue %u: ring of %u at 0x%" G_GINT64_MODIFIER "x is not "

@@ -75,8 +75,14 @@ typedef struct NetRun {
     uint32_t slot;              /* bytes per TX slot: header + largest frame */
     bool *tx_busy;
     unsigned tx_in_flight;
-    uint8_t *seen;              /* received bitmap, count bits per pair */
+    /*
+     * Which packets came back, per pair (guest/net-seen.c): a ring of
+     * seen_bits received flags and a list of up to window older missing
+     * ones, seen_stride bytes, however large count is.
+     */
+    uint8_t *seen;
     uint64_t seen_stride;
+    uint64_t seen_bits;
     uint64_t *got;              /* distinct verified packets per pair */
     uint64_t *ts;               /* send times, tsn per pair */
     unsigned tsn;
@@ -98,6 +104,31 @@ typedef struct NetRun {
     bool migrated;              /* parked, and the run went elsewhere */
     GError *fatal;
 } NetRun;
+
+/* ---- received packets (net-seen.c) ---- */
+
+typedef enum NetSeenResult {
+    NET_SEEN_NEW,
+    NET_SEEN_DUPLICATE,
+    NET_SEEN_CORRUPT,           /* the record in guest RAM is not ours */
+} NetSeenResult;
+
+/* Received flags kept per pair for count packets: a power of two. */
+uint64_t net_seen_bits(uint64_t count, unsigned window);
+/* Bytes of a pair's record, for count packets and at most window out. */
+uint64_t net_seen_stride(uint64_t count, unsigned window);
+void net_seen_clear(NetRun *run);
+/* Before pair p sends seq: its slot's last packet, if missing, is listed. */
+NetSeenResult net_seen_send(NetRun *run, unsigned p, uint64_t seq);
+/* seq (< sent) came back on pair p: new, or a duplicate. */
+NetSeenResult net_seen_mark(NetRun *run, unsigned p, uint64_t seq, uint64_t sent);
+/* Pair p's first packet sent and not received; sent when none. */
+uint64_t net_seen_first_missing(const NetRun *run, unsigned p, uint64_t sent);
+/*
+ * Checks pair p's record taken up after a migration (untrusted) against
+ * sent and counts the packets received (*got); NULL, or what is wrong.
+ */
+const char *net_seen_restore(const NetRun *run, unsigned p, uint64_t sent, uint64_t *got);
 
 /* ---- live migration (virtio-net-migrate.c) ---- */
 

@@ -12,8 +12,9 @@
  * Untrusted input: the driver's state page is in guest RAM, which every
  * back-end maps read/write. RX buffer size and addresses and the run
  * number are the driver's own copies; the page is compared with them once
- * a round, sent[] is bounded by the workload's count before it indexes a
- * bitmap, and a difference fails the device ("device state in RAM
+ * a round, sent[] is bounded by the workload's count, the received record
+ * is indexed by masked sequence numbers only (guest/net-seen.c), and a
+ * difference fails the device ("device state in RAM
  * corrupted"), as does a queue that found its own state corrupted.
  */
 #include <errno.h>
@@ -212,7 +213,7 @@ uint64_t virtio_net_drv_area_size(unsigned nqp, unsigned ring_num, uint64_t feat
 
     return NET_STATE_SIZE + rx +
            (uint64_t)nqp * MIN(wl->window, ring_num) * net_tx_slot(wl) +
-           (uint64_t)nqp * (ALIGN_UP(wl->count, 64) / 8);
+           (uint64_t)nqp * net_seen_stride(wl->count, MAX(MIN(wl->window, ring_num), 1));
 }
 
 static GuestVirtqueue *rxq(VirtioNetDrv *d, unsigned p)
@@ -412,7 +413,8 @@ static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t l
     const NetWorkload *wl = run->wl;
     PatternHeader h;
     PatternMismatch mm;
-    uint64_t seq, *seen_word, sent_ns;
+    uint64_t seq, sent_ns;
+    NetSeenResult seen;
     unsigned q;
     uint32_t want_len;
 
@@ -447,7 +449,7 @@ static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t l
     }
     q = (unsigned)(h.id >> 48);
     seq = h.id & NET_SEQ_MASK;
-    /* sent[] is in guest RAM: count bounds the received bitmap, not it. */
+    /* sent[] is in guest RAM: count bounds the sequence, not it. */
     if (q >= run->nqp || seq >= run->wl->count || seq >= run->d->st->sent[q]) {
         run_mismatch(run, "rx queue %u: packet names queue pair %u sequence %" PRIu64
                      ", which was not sent", rxp, q, seq);
@@ -466,13 +468,17 @@ static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t l
                      mm.offset + VIRTIO_NET_ETH_HLEN);
         return;
     }
-    seen_word = (uint64_t *)(run->seen + q * run->seen_stride) + seq / 64;
-    if (*seen_word & (1ull << (seq % 64))) {
+    seen = net_seen_mark(run, q, seq, run->d->st->sent[q]);
+    if (seen == NET_SEEN_CORRUPT) {
+        run_corrupt(run, "received record of queue pair %u lists more than the window "
+                    "of %u", q, run->window);
+        return;
+    }
+    if (seen == NET_SEEN_DUPLICATE) {
         run_mismatch(run, "rx queue %u: packet %u:%" PRIu64 " received twice",
                      rxp, q, seq);
         return;
     }
-    *seen_word |= 1ull << (seq % 64);
     run->got[q]++;
     res->verified++;
     if (q != rxp) {
@@ -646,6 +652,11 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
         }
         if (run->tx_busy[p * run->ntx + i]) {
             continue;
+        }
+        if (net_seen_send(run, p, seq) != NET_SEEN_NEW) {
+            run_corrupt(run, "received record of queue pair %u lists more than the "
+                        "window of %u", p, run->window);
+            break;
         }
         size = wl->sizes[seq % wl->nsizes];
         memset(slot, 0, NET_HDR_LEN);
@@ -851,15 +862,12 @@ static bool run_finish(NetRun *run, GError **errp)
         return false;
     }
     for (unsigned p = 0; p < run->nqp && res->lost > run->wl->max_lost; p++) {
-        const uint64_t *w = (const uint64_t *)(run->seen + p * run->seen_stride);
-        uint64_t seq = 0;
+        uint64_t seq;
 
         if (run->got[p] == run->d->st->sent[p]) {
             continue;
         }
-        while (seq < run->wl->count && (w[seq / 64] & (1ull << (seq % 64)))) {
-            seq++;
-        }
+        seq = net_seen_first_missing(run, p, MIN(run->d->st->sent[p], run->wl->count));
         res->first_error = g_strdup_printf("%s: %" PRIu64 " of %" PRIu64
                                            " packets lost; first: queue pair %u "
                                            "sequence %" PRIu64, run->d->name,
@@ -918,7 +926,8 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
     for (unsigned p = 0; p < run.nqp; p++) {
         run.ntx = MIN(run.ntx, txq(d, p)->num);
     }
-    run.seen_stride = ALIGN_UP(count, 64) / 8;
+    run.seen_stride = net_seen_stride(count, run.window);
+    run.seen_bits = net_seen_bits(count, run.window);
     run.slot = net_tx_slot(wl);
     work = (uint64_t)run.nqp * run.ntx * run.slot + run.nqp * run.seen_stride;
     if (run.ntx == 0 || d->work_gpa + work > d->buf_gpa + d->buf_size) {
@@ -953,7 +962,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
         d->gen = d->st->run + 1;
         d->st->run = d->gen;
         memset(d->st->sent, 0, sizeof(d->st->sent));
-        memset(run.seen, 0, run.nqp * run.seen_stride);
+        net_seen_clear(&run);
     }
     /*
      * Callbacks off while there is work: the device signals nothing until
@@ -964,7 +973,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
         guest_vq_disable_cb(&d->vqs[q]);
         kicks0 += d->vqs[q].kicks;
     }
-    /* Time starts now: the set-up (the received bitmaps' clearing) is not the rate's. */
+    /* Time starts now: the set-up (the received records' clearing) is not the rate's. */
     run.last_activity_ns = run.last_progress_ns = res->stats.start_ns = wl_now_ns();
     run.end_ns = wl->runtime_ms ? res->stats.start_ns + wl->runtime_ms * 1000000ull : 0;
     /* A continued run's rate starts from the source's count, not from 0. */

@@ -5,7 +5,7 @@
  *
  * Untrusted input: the run record is read back from guest RAM, which a
  * back-end can write. Every count is checked against the workload and the
- * bitmap bounds before it is used.
+ * received records' bounds before it is used.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -90,8 +90,8 @@ bool net_run_park(NetRun *run)
 
 /*
  * The record a parked run left, as untrusted input: the same workload
- * shape, sent counts within count, received bitmaps with no bit beyond
- * what was sent. Sets got[] from the bitmaps and the counts.
+ * shape, sent counts within count, received records that fit what was
+ * sent (net_seen_restore()). Sets got[] from the records and the counts.
  */
 bool net_run_restore(NetRun *run, GError **errp)
 {
@@ -116,8 +116,8 @@ bool net_run_restore(NetRun *run, GError **errp)
         return false;
     }
     for (unsigned p = 0; p < run->nqp; p++) {
-        const uint64_t *w = (const uint64_t *)(run->seen + p * run->seen_stride);
         uint64_t sent = d->st->sent[p], got = 0;
+        const char *why;
 
         if (sent > r.count) {
             g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
@@ -125,20 +125,12 @@ bool net_run_restore(NetRun *run, GError **errp)
                         d->name, p, sent, r.count);
             return false;
         }
-        for (uint64_t i = 0; i < run->seen_stride / 8; i++) {
-            uint64_t bits = w[i];
-
-            if (i * 64 + 64 > sent) {
-                uint64_t keep = sent > i * 64 ? sent - i * 64 : 0;
-
-                if (keep < 64 && (bits >> keep)) {
-                    g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
-                                "%s: run record: queue pair %u received bitmap has "
-                                "packets beyond the %" PRIu64 " sent", d->name, p, sent);
-                    return false;
-                }
-            }
-            got += (uint64_t)__builtin_popcountll(bits);
+        why = net_seen_restore(run, p, sent, &got);
+        if (why) {
+            g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
+                        "%s: run record: queue pair %u received record %s (%" PRIu64
+                        " sent)", d->name, p, why, sent);
+            return false;
         }
         run->got[p] = got;
         res->sent += sent;

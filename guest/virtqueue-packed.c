@@ -161,8 +161,8 @@ bool guest_vq_packed_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state
         h.num_free > h.num || (h.num_free && h.free_head >= h.num) ||
         (h.next_avail & GUEST_VQ_PACKED_SLOT) >= h.num ||
         (h.last_used & GUEST_VQ_PACKED_SLOT) >= h.num ||
-        (h.flags & ~(GUEST_VQ_F_EVENT_IDX | GUEST_VQ_F_INDIRECT)) ||
-        !(h.flags & GUEST_VQ_F_INDIRECT) != !h.indirect_gpa ||
+        (h.flags & ~(GUEST_VQ_F_EVENT_IDX | GUEST_VQ_F_INDIRECT | GUEST_VQ_F_IN_ORDER)) ||
+        !(h.flags & GUEST_VQ_F_INDIRECT) != !h.indirect_gpa || h.batch_left > h.num ||
         !guest_memory_gpa_to_hva(mem, state_gpa, guest_vq_packed_state_size(h.num))) {
         return false;
     }
@@ -177,6 +177,15 @@ bool guest_vq_packed_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state
     return true;
 }
 
+bool guest_vq_packed_set_in_order(GuestVirtqueue *vq)
+{
+    if (vq->pst->num_free != vq->num) {
+        return false;
+    }
+    vq->pst->flags |= GUEST_VQ_F_IN_ORDER;
+    return true;
+}
+
 bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
                          const GuestSg *in, unsigned n_in, uint64_t token)
 {
@@ -185,7 +194,18 @@ bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
     uint16_t num_free = pst->num_free, id = pst->free_head, pos = pst->next_avail;
     uint16_t head = pos & GUEST_VQ_PACKED_SLOT, head_flags;
     bool indirect = vq->pindirect && total > 1 && total <= GUEST_VQ_INDIRECT_MAX;
+    bool in_order = pst->flags & GUEST_VQ_F_IN_ORDER;
 
+    /*
+     * IN_ORDER: a buffer's id is the slot of its first descriptor, so the
+     * oldest in flight is always the one at last_used (no free id list).
+     */
+    if (in_order) {
+        if (head >= vq->num) {
+            return guest_vq_note_corrupt(vq, "next_avail", pos, NULL);
+        }
+        id = head;
+    }
     if (vq->corrupt || total == 0 || num_free == 0) {
         return false;
     }
@@ -244,7 +264,9 @@ bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
             pos = vring_packed_advance(pos, 1, vq->num);
         }
     }
-    pst->free_head = vq->next_id[id];
+    if (!in_order) {
+        pst->free_head = vq->next_id[id];
+    }
     pst->num_free = (uint16_t)(num_free - need);
     pst->next_avail = pos;
     vq->ndesc[id] = (uint16_t)need;
@@ -310,18 +332,52 @@ bool guest_vq_packed_has_used(GuestVirtqueue *vq)
 {
     uint16_t lu = vq->pst->last_used, slot = lu & GUEST_VQ_PACKED_SLOT;
 
-    if (vq->corrupt || slot >= vq->num) {
+    if (vq->corrupt || slot >= vq->num || vq->pst->batch_left) {
         return true;
     }
     return pk_is_used(pk_read16(pk_flags(vq, slot)), lu & GUEST_VQ_PACKED_WRAP);
+}
+
+/*
+ * IN_ORDER: the id the device wrote names the last buffer of a batch
+ * that starts at lu (just lu's, from a device that writes every
+ * descriptor): counts the batch into batch_left. Only its first slot is
+ * written used; the others keep our available flags.
+ */
+static bool pk_start_batch(GuestVirtqueue *vq, uint16_t lu, uint16_t id, uint32_t used_len)
+{
+    GuestVqPackedState *pst = vq->pst;
+    uint16_t num_free = pst->num_free, h = lu & GUEST_VQ_PACKED_SLOT, left;
+    unsigned in_flight = vq->num - num_free, walked = 0;
+
+    /* A used descriptor with nothing in flight, or a state gone bad. */
+    if (num_free >= vq->num) {
+        return guest_vq_note_corrupt(vq, "used.id", id, "names no request in flight");
+    }
+    for (left = 1; h != id; left++) {
+        uint16_t n = vq->ndesc[h];
+
+        if (n == 0 || n > vq->num) {
+            return guest_vq_note_corrupt(vq, "ndesc", n, NULL);
+        }
+        walked += n;
+        if (walked >= in_flight) {
+            return guest_vq_note_corrupt(vq, "used.id", id, "names no request in flight");
+        }
+        h = (uint16_t)((h + n) % vq->num);
+    }
+    pst->batch_left = left;
+    pst->batch_len = used_len;
+    return true;
 }
 
 bool guest_vq_packed_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 {
     GuestVqPackedState *pst = vq->pst;
     uint16_t lu = pst->last_used, slot = lu & GUEST_VQ_PACKED_SLOT;
-    uint16_t flags, id, n, num_free;
+    uint16_t flags, id, n, num_free, left = 0;
     uint32_t used_len;
+    bool in_order = pst->flags & GUEST_VQ_F_IN_ORDER;
 
     if (vq->corrupt) {
         return false;
@@ -329,16 +385,36 @@ bool guest_vq_packed_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len
     if (slot >= vq->num) {
         return guest_vq_note_corrupt(vq, "last_used", lu, NULL);
     }
-    flags = pk_read16(pk_flags(vq, slot));
-    if (!pk_is_used(flags, lu & GUEST_VQ_PACKED_WRAP)) {
-        return false;
+    if (in_order) {
+        left = pst->batch_left;
+        if (left > vq->num) {
+            return guest_vq_note_corrupt(vq, "batch_left", left, NULL);
+        }
     }
-    /* The id and length only after the flags that say they are written. */
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    id = vq->pdesc[slot].id;
-    used_len = vq->pdesc[slot].len;
+    if (left) {
+        /* Inside a batch: the oldest buffer in flight, no descriptor to read. */
+        id = slot;
+        used_len = left == 1 ? pst->batch_len : 0;
+    } else {
+        flags = pk_read16(pk_flags(vq, slot));
+        if (!pk_is_used(flags, lu & GUEST_VQ_PACKED_WRAP)) {
+            return false;
+        }
+        /* The id and length only after the flags that say they are written. */
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        id = vq->pdesc[slot].id;
+        used_len = vq->pdesc[slot].len;
+    }
     if (id >= vq->num) {
         return guest_vq_note_corrupt(vq, "used.id", id, NULL);
+    }
+    if (in_order && !left) {
+        if (!pk_start_batch(vq, lu, id, used_len)) {
+            return false;
+        }
+        left = pst->batch_left;
+        id = slot;
+        used_len = left == 1 ? used_len : 0;
     }
     n = vq->ndesc[id];
     if (n == 0) {
@@ -353,8 +429,12 @@ bool guest_vq_packed_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len
     }
     /* The device skips the slots of the whole buffer (virtio 2.8.6). */
     pst->last_used = vring_packed_advance(lu, n, vq->num);
-    vq->next_id[id] = pst->free_head;
-    pst->free_head = id;
+    if (in_order) {
+        pst->batch_left = left - 1;
+    } else {
+        vq->next_id[id] = pst->free_head;
+        pst->free_head = id;
+    }
     pst->num_free = num_free + n;
     vq->ndesc[id] = 0;
     *token = vq->token[id];
@@ -382,8 +462,8 @@ bool guest_vq_packed_enable_cb(GuestVirtqueue *vq)
     }
     /* The hint must be visible before we look for completions that raced. */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    return slot < vq->num &&
-           pk_is_used(pk_read16(pk_flags(vq, slot)), lu & GUEST_VQ_PACKED_WRAP);
+    return pst->batch_left || (slot < vq->num &&
+           pk_is_used(pk_read16(pk_flags(vq, slot)), lu & GUEST_VQ_PACKED_WRAP));
 }
 
 void guest_vq_packed_disable_cb(GuestVirtqueue *vq)

@@ -202,8 +202,8 @@ bool guest_vq_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state_gpa)
     if (h.magic != GUEST_VQ_STATE_MAGIC || h.num == 0 || h.num > 32768 ||
         (h.num & (h.num - 1)) || h.num_free > h.num ||
         (h.num_free && h.free_head >= h.num) ||
-        (h.flags & ~(GUEST_VQ_F_EVENT_IDX | GUEST_VQ_F_INDIRECT)) ||
-        !(h.flags & GUEST_VQ_F_INDIRECT) != !h.indirect_gpa ||
+        (h.flags & ~(GUEST_VQ_F_EVENT_IDX | GUEST_VQ_F_INDIRECT | GUEST_VQ_F_IN_ORDER)) ||
+        !(h.flags & GUEST_VQ_F_INDIRECT) != !h.indirect_gpa || h.batch_left > h.num ||
         !guest_memory_gpa_to_hva(mem, state_gpa, guest_vq_state_size(h.num))) {
         return false;
     }
@@ -218,18 +218,34 @@ bool guest_vq_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state_gpa)
     return true;
 }
 
+bool guest_vq_set_in_order(GuestVirtqueue *vq)
+{
+    if (vq->packed) {
+        return guest_vq_packed_set_in_order(vq);
+    }
+    if (vq->st->num_free != vq->num) {
+        return false;
+    }
+    /* Ring order starts at descriptor 0; the free list is not used. */
+    vq->st->free_head = 0;
+    vq->st->flags |= GUEST_VQ_F_IN_ORDER;
+    return true;
+}
+
 bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
                   const GuestSg *in, unsigned n_in, uint64_t token)
 {
     GuestVqState *st = vq->st;
     unsigned total = n_out + n_in;
     uint16_t head, num_free;
+    bool in_order;
 
     if (vq->packed) {
         return guest_vq_packed_add(vq, out, n_out, in, n_in, token);
     }
     head = st->free_head;
     num_free = st->num_free;
+    in_order = st->flags & GUEST_VQ_F_IN_ORDER;
     if (vq->corrupt || total == 0 || num_free == 0) {
         return false;
     }
@@ -255,7 +271,7 @@ bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
                              (i >= n_out ? VRING_DESC_F_WRITE : 0);
             table[i].next = (uint16_t)(i + 1);
         }
-        st->free_head = vq->desc[head].next;
+        st->free_head = in_order ? (head + 1) & (vq->num - 1) : vq->desc[head].next;
         vq->desc[head].addr = st->indirect_gpa +
             (uint64_t)head * GUEST_VQ_INDIRECT_MAX * sizeof(VringDesc);
         vq->desc[head].len = total * sizeof(VringDesc);
@@ -280,6 +296,10 @@ bool guest_vq_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
             vq->desc[i].flags = (k + 1 < total ? VRING_DESC_F_NEXT : 0) |
                                 (k >= n_out ? VRING_DESC_F_WRITE : 0);
             last = i;
+            if (in_order) {
+                /* Ring order: the next descriptor, 0 after the last. */
+                vq->desc[i].next = (i + 1) & (vq->num - 1);
+            }
             i = vq->desc[i].next;
         }
         st->free_head = vq->desc[last].next;
@@ -365,8 +385,72 @@ static uint16_t vq_used_pending(GuestVirtqueue *vq)
     return n;
 }
 
-/* Takes the used entry at last_used_idx, which vq_used_pending() covered. */
-static bool vq_take_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
+/*
+ * VIRTIO_F_IN_ORDER: hands out the oldest request in flight, ready (>= 1)
+ * being how many the used index says are done. Descriptors go in ring
+ * order, so the oldest starts num - num_free descriptors behind
+ * free_head. Outside a batch the entry at last_used_idx names the last
+ * request of the next batch (itself, from a device that writes every
+ * entry): the requests up to it are counted, and handed out one a call.
+ */
+static bool vq_take_in_order(GuestVirtqueue *vq, uint16_t ready, uint64_t *token,
+                             uint32_t *len)
+{
+    GuestVqState *st = vq->st;
+    uint16_t mask = vq->num - 1, num_free = st->num_free, left = st->batch_left;
+    uint16_t head, n;
+
+    if (num_free >= vq->num) {
+        /* Nothing in flight, yet the used index moved. */
+        return guest_vq_note_corrupt(vq, "used.idx", vq_read16(used_idx(vq)),
+                                     "completes more requests than are in flight");
+    }
+    if (st->free_head >= vq->num) {
+        return vq_corrupt(vq, "free_head", st->free_head);
+    }
+    if (left > vq->num) {
+        return vq_corrupt(vq, "batch_left", left);
+    }
+    head = (st->free_head + num_free) & mask;
+    n = vq->ndesc[head];
+    if (n == 0 || n > vq->num - num_free) {
+        return vq_corrupt(vq, "ndesc", n);
+    }
+    if (left == 0) {
+        VringUsedElem e = used_elem(vq, st->last_used_idx & mask);
+        uint16_t h = head, walked = 0;
+
+        if (e.id >= vq->num) {
+            return vq_corrupt(vq, "used.id", e.id);
+        }
+        /* Count the batch: the requests in flight from the oldest to e.id. */
+        for (left = 1; h != e.id; left++) {
+            uint16_t hn = vq->ndesc[h];
+
+            if (hn == 0 || hn > vq->num) {
+                return vq_corrupt(vq, "ndesc", hn);
+            }
+            walked += hn;
+            if (walked >= vq->num - num_free || left >= ready) {
+                return guest_vq_note_corrupt(vq, "used.id", e.id,
+                                             left >= ready ?
+                                             "ends a batch longer than used.idx moved" :
+                                             "names no request in flight");
+            }
+            h = (h + hn) & mask;
+        }
+        st->batch_len = e.len;
+    }
+    *len = left == 1 ? st->batch_len : 0;
+    st->batch_left = left - 1;
+    st->num_free = num_free + n;
+    vq->ndesc[head] = 0;
+    *token = vq->token[head];
+    return true;
+}
+
+/* Without IN_ORDER: the request the entry at last_used_idx names. */
+static bool vq_take_named(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 {
     GuestVqState *st = vq->st;
     VringUsedElem e;
@@ -406,6 +490,18 @@ static bool vq_take_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
     vq->ndesc[id] = 0;
     *token = vq->token[id];
     *len = e.len;
+    return true;
+}
+
+/* Takes the next completion; ready >= 1 entries are published. */
+static bool vq_take_used(GuestVirtqueue *vq, uint16_t ready, uint64_t *token, uint32_t *len)
+{
+    GuestVqState *st = vq->st;
+
+    if (!(st->flags & GUEST_VQ_F_IN_ORDER ? vq_take_in_order(vq, ready, token, len) :
+          vq_take_named(vq, token, len))) {
+        return false;
+    }
     st->last_used_idx++;
     if ((st->flags & GUEST_VQ_F_EVENT_IDX) && !vq->cb_disabled) {
         /*
@@ -420,15 +516,18 @@ static bool vq_take_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 
 bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 {
+    uint16_t ready;
+
     if (vq->packed) {
         return guest_vq_packed_get_used(vq, token, len);
     }
-    return vq_used_pending(vq) && vq_take_used(vq, token, len);
+    ready = vq_used_pending(vq);
+    return ready && vq_take_used(vq, ready, token, len);
 }
 
 unsigned guest_vq_get_used_burst(GuestVirtqueue *vq, GuestVqUsed *used, unsigned max)
 {
-    unsigned n, i;
+    unsigned ready, n, i;
 
     if (vq->packed) {
         /* A packed ring has no used index to read once per burst. */
@@ -437,10 +536,11 @@ unsigned guest_vq_get_used_burst(GuestVirtqueue *vq, GuestVqUsed *used, unsigned
         }
         return i;
     }
-    n = vq_used_pending(vq);    /* once: MIN() would read used->idx twice */
-    n = MIN(n, max);
+    ready = vq_used_pending(vq);    /* once: MIN() would read used->idx twice */
+    n = MIN(ready, max);
 
-    for (i = 0; i < n && vq_take_used(vq, &used[i].token, &used[i].len); i++) {
+    for (i = 0; i < n && vq_take_used(vq, (uint16_t)(ready - i), &used[i].token,
+                                      &used[i].len); i++) {
     }
     return i;
 }

@@ -288,7 +288,7 @@ static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
             .id = o->id, .chr = chr, .mem = m->mem, .queues = o->queues,
             .mq = o->mq, .host_mtu = o->host_mtu, .queue_size = o->queue_size,
             .iommu_platform = o->iommu_platform,
-            .packed = o->packed,
+            .packed = o->packed, .in_order = o->in_order,
         };
 
         memcpy(p.mac, o->mac, sizeof(p.mac));
@@ -299,7 +299,7 @@ static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
         VhostUserBlkParams p = {
             .id = o->id, .chr = chr, .mem = m->mem, .num_queues = o->num_queues,
             .queue_size = o->queue_size, .iommu_platform = o->iommu_platform,
-            .packed = o->packed,
+            .packed = o->packed, .in_order = o->in_order,
         };
 
         vub = vhost_user_blk_new(&p, errp);
@@ -310,7 +310,7 @@ static bool vmm_machine_add_device(VmmMachine *m, const VmmDeviceOpts *o,
             .id = o->id, .chr = chr, .mem = m->mem, .virtio_id = (uint16_t)o->virtio_id,
             .num_vqs = o->num_vqs, .vq_size = o->vq_size, .config_size = o->config_size,
             .iommu_platform = o->iommu_platform,
-            .packed = o->packed,
+            .packed = o->packed, .in_order = o->in_order,
         };
 
         vub = vhost_user_device_new(&p, errp);

@@ -78,6 +78,7 @@ VmmConfig *vmm_config_new(void)
     cfg->netdevs = g_ptr_array_new_with_free_func(vmm_netdev_free);
     cfg->devices = g_ptr_array_new_with_free_func(vmm_device_free);
     cfg->workloads = g_ptr_array_new_with_free_func(vmm_workload_opts_free);
+    cfg->vcpu_pin = true;
     return cfg;
 }
 
@@ -397,16 +398,16 @@ static bool vmm_parse_mac(const char *s, uint8_t mac[6])
 static bool vmm_opt_device(VmmConfig *cfg, const char *arg, GError **errp)
 {
     static const char *const net_keys[] = {
-        "id", "netdev", "mq", "mac", "host_mtu", "iommu_platform", "packed",
+        "id", "netdev", "mq", "mac", "host_mtu", "iommu_platform", "packed", "in_order",
         "shared-objects-max", NULL
     };
     static const char *const blk_keys[] = {
-        "id", "chardev", "num-queues", "queue-size", "iommu_platform", "packed",
+        "id", "chardev", "num-queues", "queue-size", "iommu_platform", "packed", "in_order",
         "shared-objects-max", NULL
     };
     static const char *const generic_keys[] = {
         "id", "chardev", "virtio-id", "num_vqs", "vq_size", "config_size",
-        "iommu_platform", "packed", "shared-objects-max", NULL
+        "iommu_platform", "packed", "in_order", "shared-objects-max", NULL
     };
     g_autoptr(VmmKvList) kv = vmm_kv_parse("-device", arg, "driver", errp);
     g_autofree char *driver = NULL;
@@ -522,6 +523,7 @@ static bool vmm_opt_device(VmmConfig *cfg, const char *arg, GError **errp)
     /* Every vhost-user device takes it, as in QEMU (virtio-pci's property). */
     return vmm_kv_bool(kv, "iommu_platform", &o->iommu_platform, errp) &&
            vmm_kv_bool(kv, "packed", &o->packed, errp) &&
+           vmm_kv_bool(kv, "in_order", &o->in_order, errp) &&
            vmm_kv_str(kv, "id", false, &o->id, errp) &&
            (!o->id || vmm_check_id(kv->what, o->id, errp));
 }
@@ -606,6 +608,20 @@ static bool vmm_opt_summary(VmmConfig *cfg, const char *arg, GError **errp)
     return true;
 }
 
+static bool vmm_opt_vcpu_pin(VmmConfig *cfg, const char *arg, GError **errp)
+{
+    if (!strcmp(arg, "on")) {
+        cfg->vcpu_pin = true;
+    } else if (!strcmp(arg, "off")) {
+        cfg->vcpu_pin = false;
+    } else {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
+                    "-vcpu-pin: expects 'on' or 'off', got '%s'", arg);
+        return false;
+    }
+    return true;
+}
+
 /* ---- resolution ----------------------------------------------------- */
 
 /* Each -workload names a device with a guest driver; its keys fit the type. */
@@ -617,6 +633,7 @@ static bool vmm_resolve_workloads(VmmConfig *cfg, GError **errp)
         g_autoptr(GError) err = NULL;
         bool ok;
 
+        w->vcpu_pin = cfg->vcpu_pin;
         for (guint j = 0; j < i; j++) {
             if (!strcmp(((VmmWorkloadOpts *)cfg->workloads->pdata[j])->devid, w->devid)) {
                 g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG,
@@ -813,6 +830,7 @@ static const VmmOption vmm_options[] = {
     { "trace", true, vmm_opt_trace },
     { "workload", true, vmm_opt_workload },
     { "summary", true, vmm_opt_summary },
+    { "vcpu-pin", true, vmm_opt_vcpu_pin },
     { "qmp", true, vmm_opt_qmp },
     { "incoming", true, vmm_opt_incoming },
     { "S", false, NULL },

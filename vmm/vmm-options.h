@@ -81,6 +81,8 @@ typedef struct VmmDeviceOpts {
     bool iommu_platform;
     /* all: packed=on offers VIRTIO_F_RING_PACKED (QEMU's property; default off) */
     bool packed;
+    /* all: in_order=on offers VIRTIO_F_IN_ORDER (QEMU's property; default off) */
+    bool in_order;
     /* all: shared-objects-max=N, the back-end's SHARED_OBJECT_ADD limit (0: default) */
     unsigned shared_objects_max;
 } VmmDeviceOpts;
@@ -92,6 +94,7 @@ typedef struct VmmWorkloadOpts {
     VmmDeviceType type;         /* resolved: the device's */
     BlkWorkload blk;            /* resolved when type is VMM_DEVICE_BLK */
     NetWorkload net;            /* resolved when type is VMM_DEVICE_NET */
+    bool vcpu_pin;              /* resolved: -vcpu-pin's */
 } VmmWorkloadOpts;
 
 typedef struct VmmConfig {
@@ -105,6 +108,7 @@ typedef struct VmmConfig {
     GPtrArray *workloads;       /* VmmWorkloadOpts, at most one per device */
     bool summary_json;          /* -summary json: one JSON line per workload */
     bool fill_pattern;          /* -x-fill-pattern */
+    bool vcpu_pin;              /* -vcpu-pin on (the default) */
     bool trace;                 /* -trace vhost_user */
     char *qmp_path;             /* -qmp unix:PATH,server=on: the monitor's socket */
     bool qmp_wait;              /* -qmp ...,wait=on: start-up waits for a client */

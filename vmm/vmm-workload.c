@@ -14,6 +14,7 @@
 #include "hw/virtio/vhost-user-blk.h"
 #include "util/vhost-user-error.h"
 #include "hw/virtio/vhost-user-net.h"
+#include "vmm/vmm-affinity.h"
 #include "vmm/vmm-machine.h"
 #include "vmm/vmm-workload.h"
 
@@ -28,6 +29,7 @@ struct VmmWorkload {
     VmmDeviceType type;
     BlkWorkload blk;
     NetWorkload net;
+    bool vcpu_pin;              /* -vcpu-pin on */
     VmmWorkloadDoneFn done;
     void *done_opaque;
 
@@ -93,6 +95,7 @@ VmmWorkload *vmm_workload_new(const VmmWorkloadOpts *o, VmmWorkloadDoneFn done,
     w->type = o->type;
     w->blk = o->blk;
     w->net = o->net;
+    w->vcpu_pin = o->vcpu_pin;
     w->done = done;
     w->done_opaque = opaque;
     g_mutex_init(&w->lock);
@@ -516,9 +519,15 @@ static void vmm_workload_launch(VmmWorkload *w, VirtioGuestDevice *gd,
     }
     if (ok) {
         g_autofree char *name = g_strdup_printf("vcpu-%s", w->id);
+        int cpu = w->vcpu_pin ? vmm_affinity_take_vcpu() : -1;
 
         w->thread = g_thread_try_new(name, vmm_workload_thread, w, &err);
         ok = w->thread != NULL;
+        if (cpu >= 0) {
+            g_autofree char *placed = vmm_affinity_main_rest(cpu);
+
+            vmm_status("%s: vCPU thread on %s", w->id, placed);
+        }
         w->ran = ok;
     }
     if (!ok) {

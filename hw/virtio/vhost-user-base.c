@@ -417,13 +417,18 @@ static uint64_t vub_get_features(VirtIODevice *vdev)
         vub->klass->host_features(vub, vub->devs[0].features) :
         vub->devs[0].features;
     /* Offered only on request: it changes what every address means. */
-    f &= ~((1ull << VIRTIO_F_IOMMU_PLATFORM) | (1ull << VIRTIO_F_RING_PACKED));
+    f &= ~((1ull << VIRTIO_F_IOMMU_PLATFORM) | (1ull << VIRTIO_F_RING_PACKED) |
+           (1ull << VIRTIO_F_IN_ORDER));
     if (vub->iommu_platform) {
         f |= vub->devs[0].features & (1ull << VIRTIO_F_IOMMU_PLATFORM);
     }
     /* Default off, as in QEMU: the layout is the driver's choice to make. */
     if (vub->packed) {
         f |= vub->devs[0].features & (1ull << VIRTIO_F_RING_PACKED);
+    }
+    /* Also QEMU's default: it lets the device batch used entries. */
+    if (vub->in_order) {
+        f |= vub->devs[0].features & (1ull << VIRTIO_F_IN_ORDER);
     }
     return f & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
 }
@@ -516,6 +521,7 @@ bool vhost_user_base_realize(VhostUserBase *vub, const VhostUserBaseClass *klass
     vub->rings_per_dev = p->rings_per_dev;
     vub->iommu_platform = p->iommu_platform;
     vub->packed = p->packed;
+    vub->in_order = p->in_order;
     vub->state_max_size = VHOST_DEVICE_STATE_MAX_SIZE;
     vub->state_timeout_ms = VHOST_DEVICE_STATE_TIMEOUT_MS;
     vub->user = vhost_user_state_new(p->chr, p->id);

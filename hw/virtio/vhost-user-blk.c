@@ -191,6 +191,7 @@ VhostUserBase *vhost_user_blk_new(const VhostUserBlkParams *p, GError **errp)
         .config_len = sizeof(VirtioBlkConfig),
         .iommu_platform = p->iommu_platform,
         .packed = p->packed,
+        .in_order = p->in_order,
         /* A back-end restart must not lose the requests it had taken. */
         .inflight = true,
         /* Lost or doubled block I/O is data loss: never resume blindly. */

@@ -105,6 +105,7 @@ VhostUserBase *vhost_user_device_new(const VhostUserDeviceParams *p, GError **er
                                    1ull << VHOST_USER_PROTOCOL_F_CONFIG,
         .iommu_platform = p->iommu_platform,
         .packed = p->packed,
+        .in_order = p->in_order,
     };
 
     if (p->virtio_id == 0) {

@@ -149,6 +149,7 @@ VhostUserBase *vhost_user_net_new(const VhostUserNetParams *p, GError **errp)
         .protocol_features_clear = 1ull << VHOST_USER_PROTOCOL_F_CONFIG,
         .iommu_platform = p->iommu_platform,
         .packed = p->packed,
+        .in_order = p->in_order,
     };
 
     if (p->queues == 0 || p->queues > VHOST_USER_NET_MAX_QUEUES) {

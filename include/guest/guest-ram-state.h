@@ -67,7 +67,7 @@ _Static_assert(sizeof(BlkDrvState) <= BLK_STATE_SIZE, "blk state page");
 
 /*
  * A parked run (live migration), as the driver left it with no TX buffer
- * out: with the sent counts, the received bitmaps in the work area and
+ * out: with the sent counts, the received records in the work area and
  * the rings' state, all the run is. magic is written last and cleared
  * when the run goes on. Untrusted when read back (net_run_restore()).
  */
@@ -90,7 +90,7 @@ typedef struct __attribute__((packed)) NetDrvState {
     uint32_t rxbuf;             /* bytes per RX buffer; 0 until posted */
     uint32_t nqp;
     uint64_t rx_gpa;            /* RX buffers: nqp x ring size of them */
-    uint64_t work_gpa;          /* this run's TX slots and bitmaps */
+    uint64_t work_gpa;          /* this run's TX slots and received records */
     uint64_t sent[NET_MAX_QP];  /* packets sent per pair, this run */
     NetRunRecord rec;           /* a parked run, when rec.magic says so */
 } NetDrvState;

@@ -27,6 +27,10 @@ typedef struct __attribute__((packed)) GuestVqPackedState {
     uint64_t driver_gpa;        /* driver event suppression (we write) */
     uint64_t device_gpa;        /* device event suppression (the device writes) */
     uint64_t indirect_gpa;      /* num tables of GUEST_VQ_INDIRECT_MAX, or 0 */
+    /* VIRTIO_F_IN_ORDER batches, as in GuestVqState */
+    uint16_t batch_left;
+    uint16_t reserved;
+    uint32_t batch_len;
     /* followed by: uint64_t token[num]; uint16_t ndesc[num]; uint16_t next_id[num]; */
 } GuestVqPackedState;
 
@@ -50,6 +54,7 @@ bool guest_vq_init_packed(GuestVirtqueue *vq, GuestMemory *mem, unsigned num,
 
 /* The calls of virtqueue.h for a packed ring; same contracts. */
 bool guest_vq_packed_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state_gpa);
+bool guest_vq_packed_set_in_order(GuestVirtqueue *vq);
 bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
                          const GuestSg *in, unsigned n_in, uint64_t token);
 bool guest_vq_packed_kick(GuestVirtqueue *vq);

@@ -37,12 +37,23 @@ typedef struct __attribute__((packed)) GuestVqState {
     uint64_t avail_gpa;
     uint64_t used_gpa;
     uint64_t indirect_gpa;      /* num tables of GUEST_VQ_INDIRECT_MAX, or 0 */
+    /*
+     * VIRTIO_F_IN_ORDER: a device may report a batch of buffers with one
+     * used entry naming the last (virtio "In-order use of descriptors").
+     * The buffers of that batch not handed out yet, counting the last,
+     * and the length the entry gave (the last buffer's; the others' are
+     * not written).
+     */
+    uint16_t batch_left;
+    uint16_t reserved;          /* keeps token[] 8-byte aligned */
+    uint32_t batch_len;
     /* followed by: uint64_t token[num]; uint16_t ndesc[num]; */
 } GuestVqState;
 
 #define GUEST_VQ_STATE_MAGIC    0x71766776u     /* "vgvq" */
 #define GUEST_VQ_F_EVENT_IDX    (1u << 0)
 #define GUEST_VQ_F_INDIRECT     (1u << 1)
+#define GUEST_VQ_F_IN_ORDER     (1u << 2)
 
 /* Bytes to reserve in guest RAM for a GuestVqState of num entries. */
 uint64_t guest_vq_state_size(unsigned num);
@@ -118,6 +129,19 @@ bool guest_vq_init(GuestVirtqueue *vq, GuestMemory *mem, unsigned num,
  * migration): nothing in guest RAM is written.
  */
 bool guest_vq_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state_gpa);
+
+/*
+ * VIRTIO_F_IN_ORDER was negotiated: descriptors are then used in ring
+ * order (a chain at x continues at x + 1, wrapping to 0; a packed ring's
+ * buffer id is the slot of its first descriptor), and a completion is
+ * always the oldest request in flight. The device may report a batch
+ * with one used entry naming its last request: the requests before it
+ * in the batch are then completed with len 0 (the spec has the device
+ * write no length for them). A device that writes every entry works as
+ * well. Call right after guest_vq_init*(), before the first add; false
+ * if a request is already queued.
+ */
+bool guest_vq_set_in_order(GuestVirtqueue *vq);
 
 /*
  * Queues one request: out[] device-readable then in[] device-writable

@@ -75,6 +75,11 @@ struct VhostUserBase {
      */
     bool packed;
     /*
+     * in_order=on: VIRTIO_F_IN_ORDER is offered when the back-end offers
+     * it (default off: a device may then batch used entries).
+     */
+    bool in_order;
+    /*
      * reset_if_lost (blk): requests a disconnected back-end took and did
      * not complete, when nothing (inflight area, IN_ORDER) lets the next
      * one resume them exactly; counted at disconnect, cleared by a reset.
@@ -132,6 +137,7 @@ typedef struct VhostUserBaseParams {
     uint64_t protocol_features_clear;
     bool iommu_platform;            /* QEMU's iommu_platform=on */
     bool packed;                    /* QEMU's packed=on */
+    bool in_order;                  /* QEMU's in_order=on */
     /* Inflight tracking when the back-end offers it (one vhost_dev only). */
     bool inflight;
     /*

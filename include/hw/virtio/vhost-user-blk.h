@@ -27,6 +27,7 @@ typedef struct VhostUserBlkParams {
     unsigned queue_size;
     bool iommu_platform;        /* offer VIRTIO_F_IOMMU_PLATFORM */
     bool packed;                /* offer VIRTIO_F_RING_PACKED (QEMU's packed=on) */
+    bool in_order;              /* offer VIRTIO_F_IN_ORDER (QEMU's in_order=on) */
 } VhostUserBlkParams;
 
 /* The device; free with vhost_user_base_free(). */

@@ -28,6 +28,7 @@ typedef struct VhostUserDeviceParams {
     uint32_t config_size;       /* 0..VIRTIO_CONFIG_MAX_SIZE */
     bool iommu_platform;        /* offer VIRTIO_F_IOMMU_PLATFORM */
     bool packed;                /* offer VIRTIO_F_RING_PACKED (QEMU's packed=on) */
+    bool in_order;              /* offer VIRTIO_F_IN_ORDER (QEMU's in_order=on) */
 } VhostUserDeviceParams;
 
 /* The device; free with vhost_user_base_free(). */

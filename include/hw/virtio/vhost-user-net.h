@@ -30,6 +30,7 @@ typedef struct VhostUserNetParams {
     unsigned queue_size;        /* ring size offered to the driver */
     bool iommu_platform;        /* offer VIRTIO_F_IOMMU_PLATFORM */
     bool packed;                /* offer VIRTIO_F_RING_PACKED (QEMU's packed=on) */
+    bool in_order;              /* offer VIRTIO_F_IN_ORDER (QEMU's in_order=on) */
 } VhostUserNetParams;
 
 /* The device; free with vhost_user_base_free(). */
