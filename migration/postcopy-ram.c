@@ -326,6 +326,12 @@ static void uffd_wake(int ufd, uint64_t addr)
 
 bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError **errp)
 {
+    return mig_postcopy_place_from(pc, gpa, data, "main", errp);
+}
+
+bool mig_postcopy_place_from(MigPostcopy *pc, uint64_t gpa, const void *data,
+                             const char *conn, GError **errp)
+{
     uint8_t *host = gpa % PC_PAGE ? NULL : gpa_host(pc, gpa);
     uint64_t page = gpa / PC_PAGE;
     GArray *waiters;
@@ -340,7 +346,7 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
     }
     traced = mig_pc_trace_enabled() && bit_test(pc->requested, page);
     if (traced) {
-        mig_pc_trace("page read gpa=0x%" PRIx64 " (requested)", gpa);
+        mig_pc_trace("page-recv gpa=0x%" PRIx64 " conn=%s", gpa, conn);
     }
     g_mutex_lock(&pc->lock);
     if (bit_test(pc->received, page)) {
@@ -385,7 +391,8 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
         waiters = g_hash_table_lookup(pc->waiters, GSIZE_TO_POINTER(page));
     }
     if (traced) {
-        mig_pc_trace("placed gpa=0x%" PRIx64 ", %u waiting", gpa, waiters ? waiters->len : 0);
+        /* After UFFDIO_COPY returned: it woke our own faulting threads already. */
+        mig_pc_trace("placed gpa=0x%" PRIx64 " waiting=%u", gpa, waiters ? waiters->len : 0);
     }
     bit_set(pc->received, page);
     if (!--pc->st.pages_missing) {
@@ -399,15 +406,26 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
         uint64_t us = now > w->since ? now - w->since : 0;
 
         if (w->sh) {
+            /*
+             * Stamped before the ioctl: the woken thread may take this
+             * CPU at once, and it runs from the wake, not from our return.
+             */
+            gint64 t = traced ? g_get_monotonic_time() : 0;
+
             uffd_wake(w->sh->fd, w->addr);
             if (traced) {
-                mig_pc_trace("woken %s addr=0x%" PRIx64 " gpa=0x%" PRIx64 ", blocked %"
-                             PRIu64 " us", w->sh->name, w->addr, gpa, us);
+                mig_pc_trace_at(t, "woken who=%s addr=0x%" PRIx64 " gpa=0x%" PRIx64
+                                " blocked=%" PRIu64 " by=UFFDIO_WAKE", w->sh->name,
+                                w->addr, gpa, us);
             }
             pc->st.blocktime_backend_us += us;
             mig_pc_hist_add(&pc->hist_backend, us);
         } else {
             /* Woken by the copy already. */
+            if (traced) {
+                mig_pc_trace("woken who=guest addr=0x%" PRIx64 " gpa=0x%" PRIx64 " blocked=%"
+                             PRIu64 " by=UFFDIO_COPY", w->addr, gpa, us);
+            }
             pc->st.blocktime_guest_us += us;
             mig_pc_hist_add(&pc->hist_guest, us);
         }
@@ -447,6 +465,22 @@ static void serve_received(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_
     }
 }
 
+/*
+ * The first step of a fault's trace: who faulted where (its own address),
+ * the GPA and the RAM block offset that address stands for. The requester
+ * traces the request it sends (it knows the connection).
+ */
+static void trace_fault(const MigPostcopy *pc, const PcShared *sh, uint64_t addr,
+                        uint64_t gpa, bool ask)
+{
+    const PcRegion *r = region_of_gpa(pc, gpa);
+    uint64_t off = r ? r->fd_offset - r->block->fd_offset + (gpa - r->gpa) : 0;
+
+    mig_pc_trace("fault who=%s addr=0x%" PRIx64 " gpa=0x%" PRIx64 " block=%s off=0x%"
+                 PRIx64 "%s", sh ? sh->name : "guest", addr, gpa,
+                 r && r->block->id ? r->block->id : "-", off, ask ? "" : " asked=already");
+}
+
 /* A fault, ours (sh NULL, addr our page) or a back-end's (addr its page). */
 static void serve_fault(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_t gpa)
 {
@@ -484,11 +518,11 @@ static void serve_fault(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_t g
         pc->st.requests++;
     }
     g_mutex_unlock(&pc->lock);
-    mig_pc_trace("fault %s addr=0x%" PRIx64 " gpa=0x%" PRIx64 " read at t=%" PRId64 "%s",
-                 sh ? sh->name : "guest", addr, gpa, w.since, ask ? "" : " (already asked)");
+    if (mig_pc_trace_enabled()) {
+        trace_fault(pc, sh, addr, gpa, ask);
+    }
     if (ask) {
         pc->request(gpa, pc->opaque);
-        mig_pc_trace("request written gpa=0x%" PRIx64, gpa);
     }
 }
 
