@@ -41,6 +41,7 @@
 #include "migration/postcopy-probe.h"
 #include "migration/uffd-compat.h"
 #include "util/vhost-user-error.h"
+#include "util/vhost-user-log.h"
 
 #define PC_PAGE             4096u
 /*
@@ -335,7 +336,7 @@ bool mig_postcopy_place_from(MigPostcopy *pc, uint64_t gpa, const void *data,
     uint8_t *host = gpa % PC_PAGE ? NULL : gpa_host(pc, gpa);
     uint64_t page = gpa / PC_PAGE;
     GArray *waiters;
-    int64_t now;
+    int64_t now, copy_start = 0, copy_end = 0;
     bool traced;
 
     if (!host) {
@@ -374,7 +375,9 @@ bool mig_postcopy_place_from(MigPostcopy *pc, uint64_t gpa, const void *data,
         int r;
 
         g_mutex_unlock(&pc->lock);
+        copy_start = traced ? g_get_monotonic_time() : 0;
         r = uffd_fill(pc->ufd, host, data);
+        copy_end = traced ? g_get_monotonic_time() : 0;
         g_mutex_lock(&pc->lock);
         if (r < 0 && r != -EEXIST) {
             g_mutex_unlock(&pc->lock);
@@ -392,7 +395,9 @@ bool mig_postcopy_place_from(MigPostcopy *pc, uint64_t gpa, const void *data,
     }
     if (traced) {
         /* After UFFDIO_COPY returned: it woke our own faulting threads already. */
-        mig_pc_trace("placed gpa=0x%" PRIx64 " waiting=%u", gpa, waiters ? waiters->len : 0);
+        /* copy: the ioctl's own us (the rest of the step is locks and the scheduler). */
+        mig_pc_trace("placed gpa=0x%" PRIx64 " waiting=%u copy=%" PRId64, gpa,
+                     waiters ? waiters->len : 0, copy_end - copy_start);
     }
     bit_set(pc->received, page);
     if (!--pc->st.pages_missing) {
@@ -678,6 +683,12 @@ static gpointer fault_thread(gpointer opaque)
     MigPostcopy *pc = opaque;
     g_autoptr(GArray) pfds = g_array_new(FALSE, FALSE, sizeof(struct pollfd));
     g_autoptr(GPtrArray) polled = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+
+    if (!mig_pc_thread_set_latency("fault", &err)) {
+        /* Only the latency suffers. */
+        vhost_user_log(VHOST_USER_LOG_WARNING, NULL, "%s", err->message);
+    }
 
     for (;;) {
         struct pollfd base[2] = {

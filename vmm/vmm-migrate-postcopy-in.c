@@ -495,6 +495,12 @@ static gpointer mig_in_pc_preempt_thread(gpointer opaque)
     MigStream *s = NULL;
     bool stopping;
 
+    /* Each requested page waits for this thread to wake (postcopy-sched.c). */
+    if (fd >= 0 && !mig_pc_thread_set_latency("postcopy-preempt", &err)) {
+        vmm_status("migration: %s", err->message);
+        g_clear_error(&err);
+    }
+
     g_mutex_lock(&p->lock);
     if (fd >= 0 && !p->pre_stop) {
         p->pre_fd = fd;

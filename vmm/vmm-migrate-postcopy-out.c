@@ -194,7 +194,12 @@ gpointer mig_out_rp_thread(gpointer opaque)
 {
     MigOut *o = opaque;
     MigOutPostcopy *pc = o->pc;
+    g_autoptr(GError) slice_err = NULL;
 
+    /* Each request waits for this thread to wake: a short slice (postcopy-sched.c). */
+    if (!mig_pc_thread_set_latency("migration-rp", &slice_err)) {
+        vmm_status("migration: %s", slice_err->message);
+    }
     for (;;) {
         GError *err = NULL;
         MigRpMsg msg;

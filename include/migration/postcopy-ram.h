@@ -177,6 +177,18 @@ VHOST_USER_API
 void mig_postcopy_free(MigPostcopy *pc);
 
 /*
+ * For a thread on a fault's path (the fault thread, which calls it
+ * itself; the source's request reader; the preempt connection's placer),
+ * called on that thread: asks the kernel for the shortest slice (0.1 ms;
+ * EEVDF, Linux 6.12+), so that the thread, woken, preempts a busy one
+ * (the background stream) instead of waiting for its slice to end. Nice
+ * and CPU share unchanged. what ("fault") names the thread in errors.
+ * VHOST_USER_POSTCOPY_SLICE=0 in the environment: does nothing (true).
+ */
+VHOST_USER_API
+bool mig_pc_thread_set_latency(const char *what, GError **errp);
+
+/*
  * Fault tracing, for finding where a fault's time goes: on when
  * VHOST_USER_POSTCOPY_TRACE is set in the environment (any value but
  * "0"). Each step of a requested page is one VHOST_USER_LOG_TRACE line
