@@ -394,8 +394,10 @@ bool mig_postcopy_place_from(MigPostcopy *pc, uint64_t gpa, const void *data,
         waiters = g_hash_table_lookup(pc->waiters, GSIZE_TO_POINTER(page));
     }
     if (traced) {
-        /* After UFFDIO_COPY returned: it woke our own faulting threads already. */
-        /* copy: the ioctl's own us (the rest of the step is locks and the scheduler). */
+        /*
+         * After UFFDIO_COPY returned (it woke our own faulting threads);
+         * copy: the ioctl's own us, the rest of the step is locks and waits.
+         */
         mig_pc_trace("placed gpa=0x%" PRIx64 " waiting=%u copy=%" PRId64, gpa,
                      waiters ? waiters->len : 0, copy_end - copy_start);
     }

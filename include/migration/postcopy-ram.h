@@ -196,8 +196,9 @@ bool mig_pc_thread_set_latency(const char *what, GError **errp);
  * us (comparable between two processes on one host), every line with
  * gpa=. Destination: fault (who= guest or the device, addr= its address,
  * block=, off=), request-sent (conn=), page-recv (conn=), placed (after
- * UFFDIO_COPY), woken (who=, blocked=, by= UFFDIO_COPY for the guest,
- * UFFDIO_WAKE on its ufd for a back-end). Source: request-recv (conn=),
+ * UFFDIO_COPY; copy= its us), woken (who=, blocked=, by= UFFDIO_COPY
+ * for the guest, UFFDIO_WAKE on its ufd for a back-end; a back-end's
+ * stamped before the ioctl). Source: request-recv (conn=),
  * request-taken (main connection only: the sender thread took it),
  * page-sent (conn=). request-sent and page-sent are stamped when the
  * write starts (mig_pc_trace_at). Only requested pages are traced,
