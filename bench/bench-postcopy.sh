@@ -39,6 +39,10 @@
 #   BENCH_CASES  cases to run (default "ours-unix ours-tcp qsd-unix qsd-tcp")
 #   BENCH_PREEMPT 0: without capability postcopy-preempt (default 1: with)
 #   BENCH_KEEP=1 keep the logs (a failed migration keeps its own in WORK/failed)
+#   BENCH_TRACE_DIR  a directory: trace mode (scripts/postcopy-fault-trace.sh):
+#                the VMMs run with VHOST_USER_POSTCOPY_TRACE=1, no anchor, no
+#                table, each case's logs copied to DIR/CASE-src, DIR/CASE-dst;
+#                exit status 1 if a migration failed
 # Needs root (ip netns, userfaultfd), python3, qemu-storage-daemon for qsd-*.
 
 set -euo pipefail
@@ -59,10 +63,15 @@ MIB=${BENCH_MIB:-128}
 PAGES=${BENCH_PAGES:-256}
 CASES=${BENCH_CASES:-ours-unix ours-tcp qsd-unix qsd-tcp}
 PREEMPT=${BENCH_PREEMPT:-1}
+TRACE_DIR=${BENCH_TRACE_DIR:-}
 [[ -x $ANCHOR && -x $VMM && -x $REF ]] ||
     die "build first: ninja -C $BUILD (need $ANCHOR, $VMM, $REF)"
 # Fewer only for run-all.sh's --quick and --smoke runs, which are looks, not figures.
-(( REPS >= 7 )) || [[ ${BENCH_MODE:-full} != full ]] ||
+if [[ -n $TRACE_DIR ]]; then
+    mkdir -p "$TRACE_DIR" || die "cannot create $TRACE_DIR"
+    export VHOST_USER_POSTCOPY_TRACE=1
+fi
+(( REPS >= 7 )) || [[ ${BENCH_MODE:-full} != full || -n $TRACE_DIR ]] ||
     die "BENCH_REPS=$REPS: at least 7 repetitions for a median of ratios"
 command -v python3 >/dev/null || die "python3 is needed for the QMP client"
 [[ " $CASES " != *" qsd-"* ]] || command -v qemu-storage-daemon >/dev/null ||
@@ -262,6 +271,14 @@ run_anchor() {
 
 truncate -s 256M "$WORK/disk.img"
 : >"$WORK/anchor"
+if [[ -n $TRACE_DIR ]]; then
+    for c in $CASES; do
+        run_case "$c" 0
+        cp -r "$WORK/src" "$TRACE_DIR/$c-src" && cp -r "$WORK/dst" "$TRACE_DIR/$c-dst"
+    done
+    [[ ! -d $WORK/failed ]]
+    exit
+fi
 for rep in $(seq 0 $((REPS - 1))); do
     (( rep % 2 == 0 )) && run_anchor "$rep"
     for c in $CASES; do

@@ -41,6 +41,7 @@
 #include "migration/postcopy-probe.h"
 #include "migration/uffd-compat.h"
 #include "util/vhost-user-error.h"
+#include "util/vhost-user-log.h"
 
 #define PC_PAGE             4096u
 /*
@@ -326,10 +327,16 @@ static void uffd_wake(int ufd, uint64_t addr)
 
 bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError **errp)
 {
+    return mig_postcopy_place_from(pc, gpa, data, "main", errp);
+}
+
+bool mig_postcopy_place_from(MigPostcopy *pc, uint64_t gpa, const void *data,
+                             const char *conn, GError **errp)
+{
     uint8_t *host = gpa % PC_PAGE ? NULL : gpa_host(pc, gpa);
     uint64_t page = gpa / PC_PAGE;
     GArray *waiters;
-    int64_t now;
+    int64_t now, copy_start = 0, copy_end = 0;
     bool traced;
 
     if (!host) {
@@ -340,7 +347,7 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
     }
     traced = mig_pc_trace_enabled() && bit_test(pc->requested, page);
     if (traced) {
-        mig_pc_trace("page read gpa=0x%" PRIx64 " (requested)", gpa);
+        mig_pc_trace("page-recv gpa=0x%" PRIx64 " conn=%s", gpa, conn);
     }
     g_mutex_lock(&pc->lock);
     if (bit_test(pc->received, page)) {
@@ -368,7 +375,9 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
         int r;
 
         g_mutex_unlock(&pc->lock);
+        copy_start = traced ? g_get_monotonic_time() : 0;
         r = uffd_fill(pc->ufd, host, data);
+        copy_end = traced ? g_get_monotonic_time() : 0;
         g_mutex_lock(&pc->lock);
         if (r < 0 && r != -EEXIST) {
             g_mutex_unlock(&pc->lock);
@@ -385,7 +394,12 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
         waiters = g_hash_table_lookup(pc->waiters, GSIZE_TO_POINTER(page));
     }
     if (traced) {
-        mig_pc_trace("placed gpa=0x%" PRIx64 ", %u waiting", gpa, waiters ? waiters->len : 0);
+        /*
+         * After UFFDIO_COPY returned (it woke our own faulting threads);
+         * copy: the ioctl's own us, the rest of the step is locks and waits.
+         */
+        mig_pc_trace("placed gpa=0x%" PRIx64 " waiting=%u copy=%" PRId64, gpa,
+                     waiters ? waiters->len : 0, copy_end - copy_start);
     }
     bit_set(pc->received, page);
     if (!--pc->st.pages_missing) {
@@ -399,15 +413,26 @@ bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError 
         uint64_t us = now > w->since ? now - w->since : 0;
 
         if (w->sh) {
+            /*
+             * Stamped before the ioctl: the woken thread may take this
+             * CPU at once, and it runs from the wake, not from our return.
+             */
+            gint64 t = traced ? g_get_monotonic_time() : 0;
+
             uffd_wake(w->sh->fd, w->addr);
             if (traced) {
-                mig_pc_trace("woken %s addr=0x%" PRIx64 " gpa=0x%" PRIx64 ", blocked %"
-                             PRIu64 " us", w->sh->name, w->addr, gpa, us);
+                mig_pc_trace_at(t, "woken who=%s addr=0x%" PRIx64 " gpa=0x%" PRIx64
+                                " blocked=%" PRIu64 " by=UFFDIO_WAKE", w->sh->name,
+                                w->addr, gpa, us);
             }
             pc->st.blocktime_backend_us += us;
             mig_pc_hist_add(&pc->hist_backend, us);
         } else {
             /* Woken by the copy already. */
+            if (traced) {
+                mig_pc_trace("woken who=guest addr=0x%" PRIx64 " gpa=0x%" PRIx64 " blocked=%"
+                             PRIu64 " by=UFFDIO_COPY", w->addr, gpa, us);
+            }
             pc->st.blocktime_guest_us += us;
             mig_pc_hist_add(&pc->hist_guest, us);
         }
@@ -447,6 +472,22 @@ static void serve_received(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_
     }
 }
 
+/*
+ * The first step of a fault's trace: who faulted where (its own address),
+ * the GPA and the RAM block offset that address stands for. The requester
+ * traces the request it sends (it knows the connection).
+ */
+static void trace_fault(const MigPostcopy *pc, const PcShared *sh, uint64_t addr,
+                        uint64_t gpa, bool ask)
+{
+    const PcRegion *r = region_of_gpa(pc, gpa);
+    uint64_t off = r ? r->fd_offset - r->block->fd_offset + (gpa - r->gpa) : 0;
+
+    mig_pc_trace("fault who=%s addr=0x%" PRIx64 " gpa=0x%" PRIx64 " block=%s off=0x%"
+                 PRIx64 "%s", sh ? sh->name : "guest", addr, gpa,
+                 r && r->block->id ? r->block->id : "-", off, ask ? "" : " asked=already");
+}
+
 /* A fault, ours (sh NULL, addr our page) or a back-end's (addr its page). */
 static void serve_fault(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_t gpa)
 {
@@ -484,11 +525,11 @@ static void serve_fault(MigPostcopy *pc, PcShared *sh, uint64_t addr, uint64_t g
         pc->st.requests++;
     }
     g_mutex_unlock(&pc->lock);
-    mig_pc_trace("fault %s addr=0x%" PRIx64 " gpa=0x%" PRIx64 " read at t=%" PRId64 "%s",
-                 sh ? sh->name : "guest", addr, gpa, w.since, ask ? "" : " (already asked)");
+    if (mig_pc_trace_enabled()) {
+        trace_fault(pc, sh, addr, gpa, ask);
+    }
     if (ask) {
         pc->request(gpa, pc->opaque);
-        mig_pc_trace("request written gpa=0x%" PRIx64, gpa);
     }
 }
 
@@ -644,6 +685,12 @@ static gpointer fault_thread(gpointer opaque)
     MigPostcopy *pc = opaque;
     g_autoptr(GArray) pfds = g_array_new(FALSE, FALSE, sizeof(struct pollfd));
     g_autoptr(GPtrArray) polled = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+
+    if (!mig_pc_thread_set_latency("fault", &err)) {
+        /* Only the latency suffers. */
+        vhost_user_log(VHOST_USER_LOG_WARNING, NULL, "%s", err->message);
+    }
 
     for (;;) {
         struct pollfd base[2] = {

@@ -27,9 +27,17 @@ bool mig_pc_trace_enabled(void)
     return g_atomic_int_get(&pc_trace_on) != 0;
 }
 
+static void pc_trace_va(gint64 t, const char *fmt, va_list ap) G_GNUC_PRINTF(2, 0);
+
+static void pc_trace_va(gint64 t, const char *fmt, va_list ap)
+{
+    g_autofree char *body = g_strdup_vprintf(fmt, ap);
+
+    vhost_user_log(VHOST_USER_LOG_TRACE, "postcopy", "t=%" G_GINT64_FORMAT " %s", t, body);
+}
+
 void mig_pc_trace(const char *fmt, ...)
 {
-    g_autofree char *body = NULL;
     gint64 now = g_get_monotonic_time();
     va_list ap;
 
@@ -37,7 +45,18 @@ void mig_pc_trace(const char *fmt, ...)
         return;
     }
     va_start(ap, fmt);
-    body = g_strdup_vprintf(fmt, ap);
+    pc_trace_va(now, fmt, ap);
     va_end(ap);
-    vhost_user_log(VHOST_USER_LOG_TRACE, "postcopy", "t=%" G_GINT64_FORMAT " %s", now, body);
+}
+
+void mig_pc_trace_at(gint64 t, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!mig_pc_trace_enabled()) {
+        return;
+    }
+    va_start(ap, fmt);
+    pc_trace_va(t, fmt, ap);
+    va_end(ap);
 }

@@ -93,7 +93,7 @@ static void mig_in_pc_request(uint64_t gpa, void *opaque)
 {
     MigInPostcopy *p = opaque;
     g_autoptr(GError) err = NULL;
-
+    gint64 t;
     bool ok;
 
     /*
@@ -102,8 +102,12 @@ static void mig_in_pc_request(uint64_t gpa, void *opaque)
      * the waiter and mig_postcopy_rerequest asks again once resumed.
      */
     g_mutex_lock(&p->in->rp_lock);
+    t = mig_pc_trace_enabled() ? g_get_monotonic_time() : 0;
     ok = !p->in->rp || mig_rp_send_request(p->in->rp, gpa, 1, &err);
     g_mutex_unlock(&p->in->rp_lock);
+    /* Requests always go back on the main connection's return path. */
+    mig_pc_trace_at(t, "request-sent gpa=0x%" PRIx64 " conn=main%s", gpa,
+                    ok ? (p->in->rp ? "" : " paused=1") : " failed=1");
     if (!ok) {
         g_mutex_lock(&p->lock);
         if (!p->rp_failed) {
@@ -438,7 +442,9 @@ bool mig_in_postcopy_cont_check(VmmMigrate *mm, GError **errp)
     return ok;
 }
 
-static bool mig_in_pc_place(uint64_t gpa, const void *data, void *opaque, GError **errp)
+/* A page read on connection conn ("main", "preempt"): named in the fault trace. */
+static bool mig_in_pc_place_from(uint64_t gpa, const void *data, void *opaque,
+                                 const char *conn, GError **errp)
 {
     MigInPostcopy *p = ((MigIn *)opaque)->pc;
     bool ok;
@@ -447,9 +453,14 @@ static bool mig_in_pc_place(uint64_t gpa, const void *data, void *opaque, GError
         return false;
     }
     g_rw_lock_reader_lock(&p->place_lock);
-    ok = mig_postcopy_place(p->pc, gpa, data, errp);
+    ok = mig_postcopy_place_from(p->pc, gpa, data, conn, errp);
     g_rw_lock_reader_unlock(&p->place_lock);
     return ok;
+}
+
+static bool mig_in_pc_place(uint64_t gpa, const void *data, void *opaque, GError **errp)
+{
+    return mig_in_pc_place_from(gpa, data, opaque, "main", errp);
 }
 
 /* ---- postcopy-preempt: the second connection ------------------------------------ */
@@ -460,7 +471,7 @@ static bool mig_in_pc_place_preempt(uint64_t gpa, const void *data, void *opaque
 {
     MigIn *in = opaque;
 
-    if (!mig_in_pc_place(gpa, data, opaque, errp)) {
+    if (!mig_in_pc_place_from(gpa, data, opaque, "preempt", errp)) {
         return false;
     }
     g_mutex_lock(&in->mm->lock);
@@ -483,6 +494,12 @@ static gpointer mig_in_pc_preempt_thread(gpointer opaque)
     int fd = mig_socket_accept(in->lfd, &err);
     MigStream *s = NULL;
     bool stopping;
+
+    /* Each requested page waits for this thread to wake (postcopy-sched.c). */
+    if (fd >= 0 && !mig_pc_thread_set_latency("postcopy-preempt", &err)) {
+        vmm_status("migration: %s", err->message);
+        g_clear_error(&err);
+    }
 
     g_mutex_lock(&p->lock);
     if (fd >= 0 && !p->pre_stop) {

@@ -134,6 +134,7 @@ static bool mig_out_pc_preempt(MigOut *o, const MigRpMsg *m)
     g_autoptr(GError) err = NULL;
     uint64_t first = m->gpa / MIG_PAGE_SIZE, end = first + m->npages, n = 0;
     uint64_t claimed[MIG_RP_MAX_PAGES / 64] = { 0 }, resent = 0;
+    gint64 t;
     bool ok = true;
 
     G_STATIC_ASSERT(MIG_RP_MAX_PAGES % 64 == 0);
@@ -162,8 +163,10 @@ static bool mig_out_pc_preempt(MigOut *o, const MigRpMsg *m)
         ok = mig_ram_save_range(pc->pre, o->mem, m->gpa, m->npages, NULL, &err);
         resent = m->npages;
     }
+    t = mig_pc_trace_enabled() ? g_get_monotonic_time() : 0;
     if (ok && mig_stream_flush(pc->pre, &err)) {
-        mig_pc_trace("page written gpa=0x%" PRIx64 " (preempt, %" PRIu64 " pages)", m->gpa, n);
+        mig_pc_trace_at(t, "page-sent gpa=0x%" PRIx64 " conn=preempt npages=%" PRIu64,
+                        m->gpa, n);
         pc_nowed_sub(pc, n);
         g_mutex_lock(&pc->lock);
         g_cond_broadcast(&pc->cond);        /* a sender waiting for nowed */
@@ -191,7 +194,12 @@ gpointer mig_out_rp_thread(gpointer opaque)
 {
     MigOut *o = opaque;
     MigOutPostcopy *pc = o->pc;
+    g_autoptr(GError) slice_err = NULL;
 
+    /* Each request waits for this thread to wake: a short slice (postcopy-sched.c). */
+    if (!mig_pc_thread_set_latency("migration-rp", &slice_err)) {
+        vmm_status("migration: %s", slice_err->message);
+    }
     for (;;) {
         GError *err = NULL;
         MigRpMsg msg;
@@ -214,8 +222,8 @@ gpointer mig_out_rp_thread(gpointer opaque)
             return NULL;
         }
         if (msg.tag == MIG_RP_TAG_REQUEST) {
-            mig_pc_trace("request read gpa=0x%" PRIx64 " npages=%" PRIu32, msg.gpa,
-                         msg.npages);
+            mig_pc_trace("request-recv gpa=0x%" PRIx64 " conn=main npages=%" PRIu32,
+                         msg.gpa, msg.npages);
             /* pre_broken is written by this thread only while it runs. */
             if (pc->pre && !pc->pre_broken && mig_out_pc_preempt(o, &msg)) {
                 g_mutex_lock(&o->mm->lock);
@@ -405,6 +413,7 @@ static bool mig_out_serve_requests(MigOut *o, GError **errp)
     MigOutPostcopy *pc = o->pc;
     g_autoptr(GArray) q = NULL;
     bool ok = true, any;
+    gint64 t;
 
     g_mutex_lock(&pc->lock);
     any = pc->pre_broken;
@@ -426,15 +435,17 @@ static bool mig_out_serve_requests(MigOut *o, GError **errp)
         const MigRpMsg *m = &g_array_index(q, MigRpMsg, i);
 
         /* mig_rp_read checked: aligned, inside one region, bounded. */
-        mig_pc_trace("request taken gpa=0x%" PRIx64 "%s", m->gpa,
-                     owed_test(pc->owed, m->gpa / MIG_PAGE_SIZE) ? "" : " (not owed)");
+        mig_pc_trace("request-taken gpa=0x%" PRIx64 "%s", m->gpa,
+                     owed_test(pc->owed, m->gpa / MIG_PAGE_SIZE) ? "" : " owed=0");
         ok = mig_out_serve(o, m->gpa / MIG_PAGE_SIZE, m->npages, any, errp);
     }
+    t = mig_pc_trace_enabled() ? g_get_monotonic_time() : 0;
     if (!ok || !mig_stream_flush(o->s, errp)) {
         return false;
     }
-    for (guint i = 0; mig_pc_trace_enabled() && i < q->len; i++) {
-        mig_pc_trace("page written gpa=0x%" PRIx64, g_array_index(q, MigRpMsg, i).gpa);
+    for (guint i = 0; t && i < q->len; i++) {
+        mig_pc_trace_at(t, "page-sent gpa=0x%" PRIx64 " conn=main",
+                        g_array_index(q, MigRpMsg, i).gpa);
     }
     return true;
 }

@@ -130,6 +130,13 @@ void mig_postcopy_remove_shared(MigPostcopy *pc, int ufd);
  */
 VHOST_USER_API
 bool mig_postcopy_place(MigPostcopy *pc, uint64_t gpa, const void *data, GError **errp);
+/*
+ * The same, for a page read on connection conn ("main", "preempt"): the
+ * name goes in the fault trace (mig_pc_trace); mig_postcopy_place is "main".
+ */
+VHOST_USER_API
+bool mig_postcopy_place_from(MigPostcopy *pc, uint64_t gpa, const void *data,
+                             const char *conn, GError **errp);
 
 VHOST_USER_API
 bool mig_postcopy_received(MigPostcopy *pc, uint64_t gpa);
@@ -170,17 +177,45 @@ VHOST_USER_API
 void mig_postcopy_free(MigPostcopy *pc);
 
 /*
+ * For a thread on a fault's path (the fault thread, which calls it
+ * itself; the source's request reader; the preempt connection's placer),
+ * called on that thread: asks the kernel for the shortest slice (0.1 ms;
+ * EEVDF, Linux 6.12+), so that the thread, woken, preempts a busy one
+ * (the background stream) instead of waiting for its slice to end. Nice
+ * and CPU share unchanged. what ("fault") names the thread in errors.
+ * VHOST_USER_POSTCOPY_SLICE=0 in the environment: does nothing (true).
+ */
+VHOST_USER_API
+bool mig_pc_thread_set_latency(const char *what, GError **errp);
+
+/*
  * Fault tracing, for finding where a fault's time goes: on when
  * VHOST_USER_POSTCOPY_TRACE is set in the environment (any value but
- * "0"). Each step of a requested page (fault read, request written and
- * read, page written, read, placed, woken) is one VHOST_USER_LOG_TRACE
- * line for device "postcopy", starting with "t=US" (CLOCK_MONOTONIC in
- * us: comparable between two processes on one host). Only requested
- * pages are traced, never the background stream.
+ * "0"). Each step of a requested page is one VHOST_USER_LOG_TRACE line
+ * for device "postcopy": "t=US STEP key=value...", US CLOCK_MONOTONIC in
+ * us (comparable between two processes on one host), every line with
+ * gpa=. Destination: fault (who= guest or the device, addr= its address,
+ * block=, off=), request-sent (conn=), page-recv (conn=), placed (after
+ * UFFDIO_COPY; copy= its us), woken (who=, blocked=, by= UFFDIO_COPY
+ * for the guest, UFFDIO_WAKE on its ufd for a back-end; a back-end's
+ * stamped before the ioctl). Source: request-recv (conn=),
+ * request-taken (main connection only: the sender thread took it),
+ * page-sent (conn=). request-sent and page-sent are stamped when the
+ * write starts (mig_pc_trace_at). Only requested pages are traced,
+ * never the background stream. scripts/postcopy-fault-trace.sh puts the
+ * two VMMs' lines of one fault side by side.
  */
 VHOST_USER_API
 bool mig_pc_trace_enabled(void);
 VHOST_USER_API
 void mig_pc_trace(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+/*
+ * A line stamped t (g_get_monotonic_time() taken earlier): for a step
+ * that starts a write (request-sent, page-sent), stamped before the
+ * write and logged after it, so that the stamp precedes the peer's read
+ * and the trace costs the write nothing.
+ */
+VHOST_USER_API
+void mig_pc_trace_at(gint64 t, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 #endif

@@ -224,10 +224,17 @@ bool mig_incoming(MigVmm *v, const char *uri)
 
 bool mig_migrate(MigVmm *src, const char *uri)
 {
-    JsonNode *r = qmp_client_cmd(src->qmp, "{\"execute\":\"migrate\",\"arguments\":"
-                                 "{\"uri\":\"%s\"}}", uri);
-    JsonObject *o = json_node_get_object(r);
-    bool ok = json_object_has_member(o, "return");
+    JsonNode *r;
+    JsonObject *o;
+    bool ok;
+
+    /* mig_wait_status looks at this migration's events, not an earlier one's. */
+    src->ev_next = qmp_client_event_count(src->qmp, "MIGRATION");
+    src->ev_last[0] = '\0';
+    r = qmp_client_cmd(src->qmp, "{\"execute\":\"migrate\",\"arguments\":"
+                       "{\"uri\":\"%s\"}}", uri);
+    o = json_node_get_object(r);
+    ok = json_object_has_member(o, "return");
 
     if (!ok) {
         g_autofree char *s = json_to_string(r, FALSE);
@@ -307,16 +314,56 @@ static char *final_from_log(MigVmm *v)
     return NULL;
 }
 
+/* mig_wait_status's result s, remembered: the events up to now are looked at. */
+static char *status_seen(MigVmm *v, char *s)
+{
+    v->ev_next = qmp_client_event_count(v->qmp, "MIGRATION");
+    g_strlcpy(v->ev_last, s, sizeof(v->ev_last));
+    return s;
+}
+
+/*
+ * The first MIGRATION event since the last look whose status is want or
+ * a final one, or NULL. A status polled passes as quickly as it wants
+ * (postcopy-active to completed between two queries); its event stays.
+ * The event of the status the last call returned through a query may
+ * come after it: the first event equal to that one is skipped (two
+ * events in a row never have one status, so it is that one).
+ */
+static char *status_from_events(MigVmm *v, const char *want)
+{
+    unsigned n = qmp_client_event_count(v->qmp, "MIGRATION");
+
+    for (; v->ev_next < n; v->ev_next++) {
+        JsonObject *d = qmp_client_nth_event(v->qmp, "MIGRATION", v->ev_next);
+        const char *s = d && json_object_has_member(d, "status")
+                        ? json_object_get_string_member(d, "status") : "";
+        bool stale = !strcmp(s, v->ev_last);
+
+        v->ev_last[0] = '\0';
+        if (!stale && (!strcmp(s, want) || status_final(s))) {
+            v->ev_next++;
+            g_strlcpy(v->ev_last, s, sizeof(v->ev_last));
+            return g_strdup(s);
+        }
+    }
+    return NULL;
+}
+
 char *mig_wait_status(MigVmm *v, const char *want, unsigned timeout_ms)
 {
     gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 
     for (;;) {
-        char *s = final_from_log(v);
+        char *s = final_from_log(v), *ev;
 
         s = s ? s : mig_status(v);
+        if ((ev = status_from_events(v, want))) {
+            g_free(s);
+            return ev;
+        }
         if (!strcmp(s, want) || status_final(s)) {
-            return s;
+            return status_seen(v, s);
         }
         if (g_get_monotonic_time() > end) {
             g_autofree char *log = proc_log(v->proc);

@@ -50,6 +50,9 @@ typedef struct MigVmm {
     char *ram_path;             /* its guest RAM */
     bool ram_owned;             /* ram_path is ours to remove */
     uint64_t ram_size;
+    /* mig_wait_status: the MIGRATION events it has looked at, and what it returned last. */
+    unsigned ev_next;
+    char ev_last[32];
 } MigVmm;
 
 
@@ -92,9 +95,11 @@ JsonNode *mig_query(MigVmm *v);
 /* query-migrate's status (caller frees). */
 char *mig_status(MigVmm *v);
 /*
- * Polls query-migrate until the status is want or a final one
- * (completed, failed, cancelled); returns the last status seen (caller
- * frees), or NULL with the test failed when neither came in timeout_ms.
+ * Waits until the status is want or a final one (completed, failed,
+ * cancelled); returns it (caller frees), or NULL with the test failed
+ * when neither came in timeout_ms. A status passed between two queries
+ * counts: the VMM's MIGRATION events since the last call are looked at
+ * first, in order (the queries read them in), then query-migrate's.
  */
 char *mig_wait_status(MigVmm *v, const char *want, unsigned timeout_ms);
 /*
