@@ -14,15 +14,17 @@ case "$1" in
 --runs) mode="-runs=$2"; shift 2 ;;
 --time) mode="-max_total_time=$2"; shift 2 ;;
 esac
-# The library targets set up a connection per input (hundreds of
-# executions a second, not tens of thousands): a bounded run gives them a
-# fraction of the executions, so `make check` stays about a minute.
+# The library targets set up a connection per input (thousands of
+# executions a second, not the tens of thousands of the message targets):
+# a bounded run gives them a fraction of the executions, so `make check`'s
+# fuzz run stays under a minute. Rates per CPU second, ASan build:
+# docs/devel/fuzzing.rst.
 run_divisor() {
     case "$1" in
-    fuzz-backend-chan) echo 100 ;;      # a back-end thread and a bring-up per input
+    fuzz-backend-chan) echo 50 ;;       # a bring-up (negotiation, channel) per input
     fuzz-reply-path|fuzz-postcopy-reply) echo 10 ;;   # one connect per input
-    fuzz-vmm-options) echo 4 ;;         # a few thousand a second
-    fuzz-qmp) echo 100 ;;               # a client connection per input
+    fuzz-vmm-options) echo 4 ;;         # allocation-heavy parsing
+    fuzz-qmp) echo 50 ;;                # a client connection per input
     *) echo 1 ;;
     esac
 }

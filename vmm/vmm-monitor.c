@@ -442,6 +442,49 @@ static void vmm_monitor_scan_reset(VmmMonitor *mon)
     mon->escape = false;
 }
 
+/*
+ * Whether every string of the value, member names included, is valid
+ * UTF-8. Valid UTF-8 on the wire is not enough: json-glib decodes a \u
+ * escape cut short by taking the bytes after it as its digits, so
+ * "\u00e" followed by a two-byte character leaves a stray continuation
+ * byte in the string. A command echoes strings (the id, a device name),
+ * and its reply would no longer be JSON. The scanner bounds the depth.
+ */
+static bool vmm_qmp_node_utf8_valid(JsonNode *node)
+{
+    switch (json_node_get_node_type(node)) {
+    case JSON_NODE_OBJECT: {
+        JsonObjectIter it;
+        const char *name;
+        JsonNode *member;
+
+        json_object_iter_init(&it, json_node_get_object(node));
+        while (json_object_iter_next(&it, &name, &member)) {
+            if (!g_utf8_validate(name, -1, NULL) || !vmm_qmp_node_utf8_valid(member)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case JSON_NODE_ARRAY: {
+        JsonArray *a = json_node_get_array(node);
+
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            if (!vmm_qmp_node_utf8_valid(json_array_get_element(a, i))) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case JSON_NODE_VALUE:
+        return json_node_get_value_type(node) != G_TYPE_STRING ||
+               g_utf8_validate(json_node_get_string(node), -1, NULL);
+    case JSON_NODE_NULL:
+        break;
+    }
+    return true;
+}
+
 static void vmm_monitor_parse_value(VmmMonitor *mon, const char *text, size_t len)
 {
     g_autoptr(JsonParser) parser = json_parser_new_immutable();
@@ -451,6 +494,11 @@ static void vmm_monitor_parse_value(VmmMonitor *mon, const char *text, size_t le
         g_autofree char *msg = g_strdup_printf("JSON parse error, %s", err->message);
 
         vmm_monitor_send_error(mon, NULL, VMM_QMP_ERROR_GENERIC, msg);
+        return;
+    }
+    if (!vmm_qmp_node_utf8_valid(json_parser_get_root(parser))) {
+        vmm_monitor_send_error(mon, NULL, VMM_QMP_ERROR_GENERIC,
+                               "JSON parse error, a string is not valid UTF-8");
         return;
     }
     vmm_monitor_dispatch(mon, json_parser_get_root(parser));

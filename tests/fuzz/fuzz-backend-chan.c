@@ -9,7 +9,10 @@
  * to a minimal in-process back-end thread that answers the main socket.
  * Every input is a fresh connection: set up, fed, drained, torn down; the
  * process's fd count must be what it was before, and no host notifier
- * page may stay mapped.
+ * page may stay mapped. The back-end thread and its listening socket live
+ * for the whole run (a thread per input was most of an input's cost): it
+ * accepts each input's connection, serves it until the VMM closes it, and
+ * says so before the next input starts.
  *
  * Input layout:
  *   byte 0     the back-end's protocol features: bit 0 BACKEND_SEND_FD,
@@ -57,28 +60,30 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 /* ---- The back-end's main socket ------------------------------------- */
 
 typedef struct Fake {
-    int fd;
+    int listen_fd;              /* the main socket's listener, for the whole run */
     int chan_fd;                /* our end of the channel, from SET_BACKEND_REQ_FD */
-    uint64_t pf;
+    uint64_t pf;                /* this input's protocol features */
     GMutex lock;
     GCond cond;
     bool have_chan;
+    bool served;                /* this input's connection is closed on our side */
 } Fake;
 
-/* Answers the main socket as a well-behaved back-end would. */
-static gpointer fake_thread(gpointer opaque)
+/* Answers one connection of the main socket as a well-behaved back-end would. */
+static void fake_serve(Fake *f, int sock, uint64_t pf)
 {
-    Fake *f = opaque;
-
     for (;;) {
         VhostUserMsg m, r;
         int fd = -1;
         size_t nfds = 0, rsize = 0;
         bool reply = true;
 
-        if (!ut_recv_full(f->fd, &m.hdr, sizeof(m.hdr), &fd, 1, &nfds) ||
+        if (!ut_recv_full(sock, &m.hdr, sizeof(m.hdr), &fd, 1, &nfds) ||
             m.hdr.size > sizeof(m.payload) ||
-            !ut_recv_full(f->fd, &m.payload, m.hdr.size, &fd, 1, &nfds)) {
+            !ut_recv_full(sock, &m.payload, m.hdr.size, &fd, 1, &nfds)) {
+            if (nfds) {
+                close(fd);
+            }
             break;
         }
         memset(&r, 0, sizeof(r));
@@ -91,7 +96,7 @@ static gpointer fake_thread(gpointer opaque)
             rsize = 8;
             break;
         case VHOST_USER_GET_PROTOCOL_FEATURES:
-            r.payload.u64 = f->pf;
+            r.payload.u64 = pf;
             rsize = 8;
             break;
         case VHOST_USER_GET_QUEUE_NUM:
@@ -127,8 +132,35 @@ static gpointer fake_thread(gpointer opaque)
         }
         if (reply) {
             r.hdr.size = (uint32_t)rsize;
-            (void)!fuzz_send_fds(f->fd, &r, sizeof(r.hdr) + rsize, NULL, 0);
+            (void)!fuzz_send_fds(sock, &r, sizeof(r.hdr) + rsize, NULL, 0);
         }
+    }
+}
+
+/* The back-end: one connection after another, for the whole run. */
+static gpointer fake_thread(gpointer opaque)
+{
+    Fake *f = opaque;
+
+    for (;;) {
+        int sock = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        uint64_t pf;
+
+        if (sock < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            abort();
+        }
+        g_mutex_lock(&f->lock);
+        pf = f->pf;
+        g_mutex_unlock(&f->lock);
+        fake_serve(f, sock, pf);
+        close(sock);
+        g_mutex_lock(&f->lock);
+        f->served = true;
+        g_cond_broadcast(&f->cond);
+        g_mutex_unlock(&f->lock);
     }
     return NULL;
 }
@@ -174,13 +206,12 @@ static const VhostUserBackendReqOps vmm_ops = {
 static char *sock_path;
 static RamBlock *ram;
 static GuestMemory *mem;
+static Fake fake = { .listen_fd = -1, .chan_fd = -1 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    g_autofree char *dir = g_dir_make_tmp("fuzz-bechan-XXXXXX", NULL);
     GError *err = NULL;
 
-    sock_path = g_build_filename(dir, "sock", NULL);
     vhost_user_set_log_handler(fuzz_quiet_log, NULL);
     /* Created once, so the per-input fd count does not see them. */
     g_main_context_default();
@@ -190,17 +221,40 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (!ram || !guest_memory_add(mem, 0, ram, 0, 1u << 20, &err)) {
         abort();
     }
+    fake.listen_fd = fuzz_listen_tmp("fuzz-bechan-XXXXXX", &sock_path);
+    g_mutex_init(&fake.lock);
+    g_cond_init(&fake.cond);
+    g_thread_unref(g_thread_new("fuzz-backend", fake_thread, &fake));
     return 0;
 }
 
+/*
+ * Whether a host notifier page (a "fuzz-memfd" mapping) is mapped: read
+ * through a fixed buffer, /proc/self/maps of an ASan process being large.
+ */
 static bool notifier_mapped(void)
 {
-    g_autofree char *text = NULL;
+    static const char name[] = "fuzz-memfd";
+    static char buf[65536];
+    size_t keep = 0;
+    bool found = false;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    ssize_t n;
 
-    if (!g_file_get_contents("/proc/self/maps", &text, NULL, NULL)) {
+    if (fd < 0) {
         abort();
     }
-    return strstr(text, "fuzz-memfd") != NULL;
+    while (!found && (n = read(fd, buf + keep, sizeof(buf) - keep - 1)) > 0) {
+        size_t len = keep + (size_t)n;
+
+        buf[len] = 0;
+        found = memmem(buf, len, name, sizeof(name) - 1) != NULL;
+        /* A name split across two reads: keep its possible start. */
+        keep = MIN(len, sizeof(name) - 2);
+        memmove(buf, buf + len - keep, keep);
+    }
+    close(fd);
+    return found;
 }
 
 static void drain_loop(int chan)
@@ -236,49 +290,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* The default bounds: a loaded machine must not fail the bring-up. */
     CharSocketOptions opts = { .id = "chr0" };
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     struct vhost_dev hdev;
     CharSocket *chr;
     VhostUserState *u;
     GError *err = NULL;
-    GThread *thread;
-    Fake f = { .fd = -1, .chan_fd = -1 };
     unsigned fds_before;
     size_t pos = 1;
-    int lfd;
+    bool sent_page = false;
 
     if (size < 1) {
         return 0;
     }
     fds_before = fuzz_count_fds();
     translate_ok = data[0] & 0x40;
-    f.pf = PF(MQ) | PF(BACKEND_REQ) |
-           ((data[0] & 0x01) ? PF(BACKEND_SEND_FD) : 0) |
-           ((data[0] & 0x02) ? PF(HOST_NOTIFIER) : 0) |
-           ((data[0] & 0x04) ? PF(SHARED_OBJECT) : 0) |
-           ((data[0] & 0x08) ? PF(CONFIG) : 0) |
-           ((data[0] & 0x10) ? PF(INBAND_NOTIFICATIONS) : 0) |
-           ((data[0] & 0x20) ? PF(REPLY_ACK) : 0);
-    g_mutex_init(&f.lock);
-    g_cond_init(&f.cond);
+    g_mutex_lock(&fake.lock);
+    fake.pf = PF(MQ) | PF(BACKEND_REQ) |
+              ((data[0] & 0x01) ? PF(BACKEND_SEND_FD) : 0) |
+              ((data[0] & 0x02) ? PF(HOST_NOTIFIER) : 0) |
+              ((data[0] & 0x04) ? PF(SHARED_OBJECT) : 0) |
+              ((data[0] & 0x08) ? PF(CONFIG) : 0) |
+              ((data[0] & 0x10) ? PF(INBAND_NOTIFICATIONS) : 0) |
+              ((data[0] & 0x20) ? PF(REPLY_ACK) : 0);
+    fake.chan_fd = -1;
+    fake.have_chan = false;
+    fake.served = false;
+    g_mutex_unlock(&fake.lock);
 
-    unlink(sock_path);
-    g_strlcpy(sa.sun_path, sock_path, sizeof(sa.sun_path));
-    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0) {
-        abort();
-    }
     opts.path = sock_path;
     chr = char_socket_new(&opts, NULL, &err);
     if (!chr || !char_socket_open(chr, &err)) {
         abort();
     }
-    f.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    close(lfd);
-    if (f.fd < 0) {
-        abort();
-    }
-    thread = g_thread_new("fuzz-backend", fake_thread, &f);
 
     u = vhost_user_state_new(chr, "net0");
     vhost_user_set_backend_req_ops(u, &vmm_ops, NULL, 4, NULL);
@@ -287,11 +329,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "bring-up failed: %s\n", err ? err->message : "?");
         abort();
     }
-    g_mutex_lock(&f.lock);
-    while (!f.have_chan) {
-        g_cond_wait(&f.cond, &f.lock);
+    g_mutex_lock(&fake.lock);
+    while (!fake.have_chan) {
+        g_cond_wait(&fake.cond, &fake.lock);
     }
-    g_mutex_unlock(&f.lock);
+    g_mutex_unlock(&fake.lock);
 
     while (pos + 2 <= size) {
         unsigned ctl = data[pos], kind = ctl & 3, nfds = (ctl >> 2) & 3;
@@ -311,7 +353,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             extra[i] = -1;
             fds[i] = fuzz_make_fd((FuzzFdKind)kind, &extra[i]);
         }
-        (void)!fuzz_send_fds(f.chan_fd, chunk, len, fds, nfds);
+        sent_page |= nfds && kind == FUZZ_FD_MEMFD_PAGE;
+        (void)!fuzz_send_fds(fake.chan_fd, chunk, len, fds, nfds);
         g_free(chunk);
         for (unsigned i = 0; i < nfds; i++) {
             close(fds[i]);
@@ -320,28 +363,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
         if (ctl & 0x10) {
-            drain_loop(f.chan_fd);
+            drain_loop(fake.chan_fd);
         }
     }
     if (data[0] & 0x80) {
         /* The back-end goes away in the middle of whatever it sent. */
-        shutdown(f.chan_fd, SHUT_WR);
+        shutdown(fake.chan_fd, SHUT_WR);
     }
-    drain_loop(f.chan_fd);
+    drain_loop(fake.chan_fd);
 
     vhost_dev_cleanup(&hdev);
     vhost_user_state_free(u);
     char_socket_disconnect(chr, "fuzz input done");
-    g_thread_join(thread);
-    close(f.fd);
-    close(f.chan_fd);
+    /* The back-end has seen the close and closed its end of the main socket. */
+    g_mutex_lock(&fake.lock);
+    while (!fake.served) {
+        g_cond_wait(&fake.cond, &fake.lock);
+    }
+    g_mutex_unlock(&fake.lock);
+    close(fake.chan_fd);
     char_socket_free(chr);
     drain_loop(-1);
-    g_mutex_clear(&f.lock);
-    g_cond_clear(&f.cond);
 
-    /* Every fd that arrived was kept and released, or closed; no page left. */
-    if (fuzz_count_fds() != fds_before || notifier_mapped()) {
+    /*
+     * Every fd that arrived was kept and released, or closed; no page left.
+     * Only a "fuzz-memfd" page this input sent can be mapped (the last
+     * input's were checked gone), so the maps are read only then.
+     */
+    if (fuzz_count_fds() != fds_before || (sent_page && notifier_mapped())) {
         abort();
     }
     return 0;

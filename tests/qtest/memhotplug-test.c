@@ -579,6 +579,17 @@ static void test_qmp_protocol(void)
     desc = qmp_client_fails(h->qmp, "DeviceNotFound", "{\"execute\":\"device_del\","
                             "\"arguments\":{\"id\":\"nope\"}}");
     g_assert_nonnull(strstr(desc, "nope"));
+    /*
+     * A \u escape cut short before a two-byte character (the fuzz-qmp
+     * finding): valid UTF-8 on the wire, not once json-glib has decoded
+     * it. Refused before the command runs; device_del would echo the id.
+     */
+    qmp_client_send_raw(h->qmp, "{\"execute\":\"device_del\",\"arguments\":"
+                        "{\"id\":\"\\u00e\xc7\xa3\xdd\x8c\"}}\n");
+    line = qmp_client_read_raw(h->qmp);
+    g_assert_nonnull(line);
+    g_assert_nonnull(strstr(line, "not valid UTF-8"));
+    g_clear_pointer(&line, g_free);
 
     /* Bad JSON gets an error, and the session goes on. */
     qmp_client_send_raw(h->qmp, "{\"execute\": }\n");
