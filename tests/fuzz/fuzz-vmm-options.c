@@ -16,8 +16,8 @@
  * string is a heap block of exactly its length + 1, so reading past its
  * terminator is an ASan error.
  *
- * Accepted: every device names a chardev that exists, and every workload
- * a device. Refused: a GError that says why (VHOST_USER_ERROR, or the
+ * Accepted (and not a request for help): every device names a chardev
+ * that exists, and every workload a device. Refused: a GError that says why (VHOST_USER_ERROR, or the
  * guest driver's domain for a -workload the driver's parser refuses; the
  * VMM prints the message either way).
  */
@@ -49,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t pos = 0;
     g_autoptr(VmmConfig) cfg = vmm_config_new();
     GError *err = NULL;
+    bool ok;
 
     argv[argc++] = g_strdup("vhost-user-vmm");
     while (pos < size && argc < MAX_ARGS * 2) {
@@ -68,7 +69,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     argv[argc] = NULL;
 
-    if (vmm_options_parse(cfg, argc, argv, &err)) {
+    /*
+     * -h/--help ends parsing where it stands (the VMM prints the help and
+     * exits, as QEMU does): what came before it is not a resolved config.
+     */
+    ok = vmm_options_parse(cfg, argc, argv, &err);
+    if (ok && !cfg->help) {
         for (guint i = 0; i < cfg->devices->len; i++) {
             const VmmDeviceOpts *d = cfg->devices->pdata[i];
 
@@ -87,9 +93,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             }
         }
-    } else if (!err || !err->message[0]) {
+    } else if (!ok && (!err || !err->message[0])) {
         abort();
-    } else {
+    } else if (!ok) {
         g_error_free(err);
     }
     for (int i = 0; i < argc; i++) {
