@@ -250,8 +250,15 @@ static bool check_region(VhostUserState *u, const char *req, unsigned i,
     return true;
 }
 
+/*
+ * replace: an ADD_MEM_REG of a GPA already kept supersedes it. A whole
+ * table was cleared first, so each of its regions is kept as sent, even
+ * two naming one GPA: each answer then translates (fuzz-postcopy-reply
+ * found the first one's base dropped).
+ */
 static void keep_region(VhostUserState *u, VhostUserPostcopy *pc,
-                        const VhostUserMemoryRegion *sent, const VhostUserMemoryRegion *got)
+                        const VhostUserMemoryRegion *sent, const VhostUserMemoryRegion *got,
+                        bool replace)
 {
     PostcopyRegion r = {
         .gpa = got->guest_phys_addr,
@@ -270,7 +277,7 @@ static void keep_region(VhostUserState *u, VhostUserPostcopy *pc,
                                       &r.backend_base);
     }
 
-    for (guint i = 0; i < pc->regions->len; i++) {
+    for (guint i = 0; replace && i < pc->regions->len; i++) {
         if (g_array_index(pc->regions, PostcopyRegion, i).gpa == r.gpa) {
             g_array_index(pc->regions, PostcopyRegion, i) = r;
             return;
@@ -293,7 +300,8 @@ static bool mem_reply_locked(VhostUserState *u, const VhostUserMsg *msg,
                           &reply->payload.mem_reg.region, errp)) {
             return false;
         }
-        keep_region(u, pc, &msg->payload.mem_reg.region, &reply->payload.mem_reg.region);
+        keep_region(u, pc, &msg->payload.mem_reg.region, &reply->payload.mem_reg.region,
+                    true);
         return true;
     }
     if (reply->payload.memory.nregions != msg->payload.memory.nregions) {
@@ -310,7 +318,8 @@ static bool mem_reply_locked(VhostUserState *u, const VhostUserMsg *msg,
     /* A whole table replaces whatever the back-end had. */
     g_array_set_size(pc->regions, 0);
     for (uint32_t i = 0; i < msg->payload.memory.nregions; i++) {
-        keep_region(u, pc, &msg->payload.memory.regions[i], &reply->payload.memory.regions[i]);
+        keep_region(u, pc, &msg->payload.memory.regions[i], &reply->payload.memory.regions[i],
+                    false);
     }
     return true;
 }
