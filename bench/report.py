@@ -322,14 +322,21 @@ def merge(prefix, files):
             md += ["Not run: %s" % d["skipped"], ""]
             continue
         md.append("Unit %s (%s is better); anchor: %s; repetitions: %s; load average at "
-                  "its start: %s." % (d.get("unit", "?"), d.get("better", "higher"),
+                  "its start: %s." % ("per row" if any("unit" in r for r in d.get("rows", []))
+                                      else d.get("unit", "?"), d.get("better", "higher"),
                                       d.get("anchor", "?"), d.get("reps", "?"),
                                       d.get("load_avg", "?")))
-        md += ["", "| series | %s | ours | anchor | ratio |" % d.get("xlabel", "x"),
-               "|---|---:|---:|---:|---:|"]
+        # Rows that carry their own unit (ctl: us per message, ms per
+        # bring-up) say it in a column of their own.
+        per_row = any("unit" in r for r in d.get("rows", []))
+        md += ["", "| series | %s | ours | anchor | ratio |%s" %
+               (d.get("xlabel", "x"), " unit |" if per_row else ""),
+               "|---|---:|---:|---:|---:|%s" % ("---|" if per_row else "")]
         for r in d.get("rows", []):
-            md.append("| %s | %s | %s | %s | %s |" % (r["series"], fmt(r.get("x")),
-                      fmt(r.get("ours")), fmt(r.get("anchor")), fmt(r.get("ratio"))))
+            md.append("| %s | %s | %s | %s | %s |%s" % (
+                r["series"], fmt(r.get("x")), fmt(r.get("ours")), fmt(r.get("anchor")),
+                fmt(r.get("ratio")), " %s |" % r.get("unit", d.get("unit", "?"))
+                if per_row else ""))
         for k, v in sorted(d.get("extra", {}).items()):
             md.append("")
             md.append("%s: %s" % (k, v))

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -89,9 +90,13 @@ static void char_io_take_fds(struct cmsghdr *cmsg, int *fds, size_t max_fds,
     }
 }
 
-ssize_t char_io_recv(int fd, void *buf, size_t len,
-                     int *fds, size_t max_fds, size_t *nfds,
-                     size_t *ndropped, bool *ctrunc)
+/*
+ * One recvmsg; block: wait in it (a blocking fd, for up to its
+ * SO_RCVTIMEO, after which -EAGAIN), and return -EINTR rather than
+ * restart it, so the caller checks its deadline again.
+ */
+static ssize_t char_io_recv_flags(int fd, void *buf, size_t len, int *fds, size_t max_fds,
+                                  size_t *nfds, size_t *ndropped, bool *ctrunc, bool block)
 {
     struct iovec iov = { .iov_base = buf, .iov_len = len };
     CharIoCmsgBuf control;
@@ -105,8 +110,8 @@ ssize_t char_io_recv(int fd, void *buf, size_t len,
     ssize_t ret;
 
     do {
-        ret = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    } while (ret < 0 && errno == EINTR);
+        ret = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | (block ? 0 : MSG_DONTWAIT));
+    } while (ret < 0 && errno == EINTR && !block);
     if (ret < 0) {
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }
@@ -121,6 +126,13 @@ ssize_t char_io_recv(int fd, void *buf, size_t len,
         *ctrunc = true;
     }
     return ret;
+}
+
+ssize_t char_io_recv(int fd, void *buf, size_t len,
+                     int *fds, size_t max_fds, size_t *nfds,
+                     size_t *ndropped, bool *ctrunc)
+{
+    return char_io_recv_flags(fd, buf, len, fds, max_fds, nfds, ndropped, ctrunc, false);
 }
 
 int64_t char_io_deadline(int timeout_ms)
@@ -180,6 +192,27 @@ int char_io_set_nonblocking(int fd, bool nonblocking)
     return 0;
 }
 
+int char_io_set_blocking_slice(int fd, int slice_ms)
+{
+    struct timeval tv = {
+        .tv_sec = slice_ms / 1000,
+        .tv_usec = (slice_ms % 1000) * 1000,
+    };
+    int ret;
+
+    if (slice_ms <= 0) {
+        return -EINVAL;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+        return -errno;
+    }
+    ret = char_io_set_nonblocking(fd, false);
+    if (ret < 0) {
+        (void)char_io_set_nonblocking(fd, true);
+    }
+    return ret;
+}
+
 void char_io_close_fds(int *fds, size_t n)
 {
     if (!fds) {
@@ -201,8 +234,15 @@ CharIoStatus char_io_read_full(int fd, void *buf, size_t len, int *fds, size_t m
     x->done = 0;
     x->err = 0;
     while (x->done < len) {
-        ssize_t r = char_io_recv(fd, (uint8_t *)buf + x->done, len - x->done, fds,
-                                 max_fds, &x->nfds, &x->ndropped, &x->ctrunc);
+        /*
+         * Wait in recvmsg only while a whole slice fits before the
+         * deadline: the last stretch is a poll, so the deadline holds.
+         */
+        bool block = x->block_ms > 0 &&
+                     (deadline < 0 || deadline - g_get_monotonic_time() >
+                                      (int64_t)x->block_ms * G_TIME_SPAN_MILLISECOND);
+        ssize_t r = char_io_recv_flags(fd, (uint8_t *)buf + x->done, len - x->done, fds,
+                                       max_fds, &x->nfds, &x->ndropped, &x->ctrunc, block);
 
         if (r > 0) {
             x->done += (size_t)r;
@@ -210,6 +250,9 @@ CharIoStatus char_io_read_full(int fd, void *buf, size_t len, int *fds, size_t m
         }
         if (r == 0) {
             return CHAR_IO_EOF;
+        }
+        if (block && (r == -EAGAIN || r == -EINTR)) {
+            continue;           /* a slice passed, or a signal: check the deadline */
         }
         if (r == -EAGAIN) {
             int rev = char_io_wait(fd, POLLIN, deadline);

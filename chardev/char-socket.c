@@ -36,6 +36,12 @@
 #define CHAR_SOCKET_DEFAULT_TIMEOUT_MS 10000
 #define CHAR_SOCKET_DEFAULT_REPLY_TIMEOUT_MS 2000
 #define CHAR_SOCKET_DEFAULT_RECONNECT_MAX_MS 1000
+/*
+ * A reader waits for the back-end in recvmsg for up to this long at a
+ * time (SO_RCVTIMEO), rather than in poll and then recvmsg: a request and
+ * its reply then cost three syscalls, as a bare socket's do.
+ */
+#define CHAR_SOCKET_BLOCK_SLICE_MS 50
 
 /* char-io sits below the chardev and cannot include its header. */
 _Static_assert(CHAR_IO_MAX_FDS == CHAR_SOCKET_MAX_FDS, "one fd limit for both");
@@ -69,6 +75,7 @@ struct CharSocket {
     void *listen_watch;
 
     int fd;                     /* the connection, or -1 */
+    int block_ms;               /* fd's blocking slice (CharIoXfer.block_ms), or 0 */
     void *idle_watch;
     bool idle_enabled;
 
@@ -217,6 +224,9 @@ static bool char_socket_was_healthy(const CharSocket *chr, int64_t now)
 static void char_socket_set_connected(CharSocket *chr, int fd)
 {
     chr->fd = fd;
+    /* If the fd stays non-blocking, reads poll: slower, as correct. */
+    chr->block_ms = char_io_set_blocking_slice(fd, CHAR_SOCKET_BLOCK_SLICE_MS) == 0
+                    ? CHAR_SOCKET_BLOCK_SLICE_MS : 0;
     chr->connect_count++;
     chr->connected_at = g_get_monotonic_time();
     chr->stall_pending = false;
@@ -823,11 +833,18 @@ static char *char_socket_read_error(CharSocket *chr, CharIoStatus st, const Char
     return NULL;
 }
 
-/* The fd to read from, or -1 with errp set; *nfds (if any) zeroed. */
-static int char_socket_read_fd(CharSocket *chr, size_t *nfds, GError **errp)
+/*
+ * The fd to read from, or -1 with errp set; *nfds (if any) zeroed, and
+ * x->block_ms set for the fd.
+ */
+static int char_socket_read_fd(CharSocket *chr, size_t *nfds, CharIoXfer *x, GError **errp)
 {
-    int fd = char_socket_fd(chr);
+    int fd;
 
+    char_socket_lock(chr);
+    fd = chr->fd;
+    x->block_ms = chr->block_ms;
+    char_socket_unlock(chr);
     if (nfds) {
         *nfds = 0;
     }
@@ -877,7 +894,7 @@ bool char_socket_read_all(CharSocket *chr, void *buf, size_t len,
     size_t max_fds = fds && nfds ? MIN(*nfds, (size_t)CHAR_SOCKET_MAX_FDS) : 0;
     CharIoXfer x = { 0 };
     CharIoStatus st;
-    int fd = char_socket_read_fd(chr, nfds, errp);
+    int fd = char_socket_read_fd(chr, nfds, &x, errp);
 
     if (fd < 0) {
         return false;
@@ -899,12 +916,12 @@ bool char_socket_read_msg(CharSocket *chr, VhostUserMsg *msg, int *fds, size_t *
                           CharIoHeaderCheck check, void *opaque, GError **errp)
 {
     return char_socket_read_msg_until(chr, msg, fds, nfds, check, opaque,
-                                      char_io_deadline(chr->timeout_ms), errp);
+                                      char_io_deadline(chr->timeout_ms), NULL, errp);
 }
 
 bool char_socket_read_msg_until(CharSocket *chr, VhostUserMsg *msg, int *fds,
                                 size_t *nfds, CharIoHeaderCheck check, void *opaque,
-                                int64_t deadline, GError **errp)
+                                int64_t deadline, size_t *received, GError **errp)
 {
     int got_fds[CHAR_SOCKET_MAX_FDS];
     size_t max_fds = fds && nfds ? MIN(*nfds, (size_t)CHAR_SOCKET_MAX_FDS) : 0;
@@ -913,7 +930,7 @@ bool char_socket_read_msg_until(CharSocket *chr, VhostUserMsg *msg, int *fds,
     bool in_payload;
     int64_t start = g_get_monotonic_time();
     int waited_ms;
-    int fd = char_socket_read_fd(chr, nfds, errp);
+    int fd = char_socket_read_fd(chr, nfds, &x, errp);
 
     if (fd < 0) {
         return false;
@@ -922,6 +939,9 @@ bool char_socket_read_msg_until(CharSocket *chr, VhostUserMsg *msg, int *fds,
                           &x, &in_payload, errp);
     waited_ms = (int)MIN((g_get_monotonic_time() - start) / G_TIME_SPAN_MILLISECOND,
                          (int64_t)G_MAXINT);
+    if (received) {
+        *received = in_payload ? sizeof(msg->hdr) + x.done : x.done;
+    }
     return char_socket_read_done(chr, st, &x,
                                  in_payload ? msg->hdr.size : sizeof(msg->hdr),
                                  waited_ms, got_fds, fds, max_fds, nfds, errp);

@@ -57,6 +57,13 @@ int char_io_wait(int fd, short events, int64_t deadline);
 
 /* Returns 0 or -errno. */
 int char_io_set_nonblocking(int fd, bool nonblocking);
+/*
+ * Puts a connected socket in blocking mode with an SO_RCVTIMEO of
+ * slice_ms, for readers that set CharIoXfer.block_ms. Every send and
+ * every other read of this file passes MSG_DONTWAIT, so they do not
+ * block. Returns 0 or -errno (the fd is then left non-blocking).
+ */
+int char_io_set_blocking_slice(int fd, int slice_ms);
 
 /* Closes fds[0..n) that are >= 0 and sets them to -1. */
 void char_io_close_fds(int *fds, size_t n);
@@ -80,6 +87,14 @@ typedef struct CharIoXfer {
     size_t nfds;                /* fds stored in fds[] */
     size_t ndropped;            /* fds beyond max_fds, closed */
     bool ctrunc;                /* control data truncated: fds were lost */
+    /*
+     * Input, reads only: the fd is in blocking mode with an SO_RCVTIMEO of
+     * block_ms (char_io_set_blocking_slice), so a read waits in recvmsg
+     * itself, one slice at a time while the deadline is further than a
+     * slice, and only the rest with poll. 0: the fd is non-blocking and
+     * every wait is a poll. A reply then costs one syscall, not two.
+     */
+    int block_ms;
 } CharIoXfer;
 
 /*

@@ -60,11 +60,13 @@ bool char_socket_read_msg(CharSocket *chr, VhostUserMsg *msg, int *fds, size_t *
 /*
  * The same before deadline (char_io_deadline; -1: none) rather than the
  * chardev's timeout from now: a request that already waited for the reply
- * to start does not get a second full timeout for its bytes.
+ * to start does not get a second full timeout for its bytes. *received
+ * (optional): bytes of the message that came, also on failure (0: the
+ * reply never started).
  */
 bool char_socket_read_msg_until(CharSocket *chr, VhostUserMsg *msg, int *fds,
                                 size_t *nfds, CharIoHeaderCheck check, void *opaque,
-                                int64_t deadline, GError **errp);
+                                int64_t deadline, size_t *received, GError **errp);
 
 /*
  * Client with reconnect_ms: the current connection is good (the device

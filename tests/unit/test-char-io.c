@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -177,16 +178,99 @@ START_TEST(test_eof)
 }
 END_TEST
 
+/* ---- Waiting in recvmsg (CharIoXfer.block_ms) ------------------------ */
+
+#define SLICE_MS 50
+
+static void setup_blocking(void)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv),
+                     0);
+    ck_assert_int_eq(char_io_set_blocking_slice(sv[0], SLICE_MS), 0);
+}
+
+/* The fd is blocking with a receive timeout of one slice. */
+START_TEST(test_blocking_slice_set)
+{
+    struct timeval tv;
+    socklen_t len = sizeof(tv);
+
+    ck_assert_int_eq(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
+    ck_assert_int_eq(getsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, &len), 0);
+    /* The kernel keeps it in jiffies: a few ms more is the same slice. */
+    ck_assert_int_ge(tv.tv_sec * 1000 + tv.tv_usec / 1000, SLICE_MS);
+    ck_assert_int_le(tv.tv_sec * 1000 + tv.tv_usec / 1000, SLICE_MS + 20);
+    ck_assert_int_eq(char_io_set_blocking_slice(sv[0], 0), -EINVAL);
+}
+END_TEST
+
+static gpointer late_writer(gpointer opaque)
+{
+    VhostUserMsg *m = opaque;
+
+    g_usleep(3 * SLICE_MS * 1000 / 2);
+    put(m, sizeof(m->hdr) + m->hdr.size, -1);
+    return NULL;
+}
+
+/* A message that comes after more than a slice is read whole. */
+START_TEST(test_blocking_late_reply)
+{
+    VhostUserMsg m = { .hdr = { .request = 1, .flags = 5, .size = 8 } }, got;
+    CharIoXfer x = { .block_ms = SLICE_MS };
+    GThread *t;
+    bool in_payload;
+
+    m.payload.u64 = 0x1122334455667788ull;
+    t = g_thread_new("late", late_writer, &m);
+    ck_assert_int_eq(char_io_read_msg(sv[0], &got, NULL, 0, char_io_deadline(5000), NULL,
+                                      NULL, &x, &in_payload, NULL), CHAR_IO_OK);
+    g_thread_join(t);
+    ck_assert_uint_eq(got.hdr.size, 8);
+    ck_assert_uint_eq(got.payload.u64, m.payload.u64);
+}
+END_TEST
+
+/*
+ * Nothing comes: the deadline holds whether it is longer than a slice
+ * (slices, then a poll for the rest) or shorter (a poll only).
+ */
+START_TEST(test_blocking_deadline)
+{
+    static const int waits_ms[] = { 3 * SLICE_MS + SLICE_MS / 2, SLICE_MS / 5 };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(waits_ms); i++) {
+        CharIoXfer x = { .block_ms = SLICE_MS };
+        VhostUserHeader h;
+        gint64 t0 = g_get_monotonic_time(), took;
+
+        ck_assert_int_eq(char_io_read_full(sv[0], &h, sizeof(h), NULL, 0,
+                                           char_io_deadline(waits_ms[i]), &x),
+                         CHAR_IO_TIMEOUT);
+        took = (g_get_monotonic_time() - t0) / 1000;
+        ck_assert_msg(took >= waits_ms[i] && took < waits_ms[i] + 1000,
+                      "deadline %d ms, took %" G_GINT64_FORMAT " ms", waits_ms[i], took);
+        ck_assert_uint_eq(x.done, 0);
+    }
+}
+END_TEST
+
 static Suite *char_io_suite(void)
 {
     Suite *s = suite_create("char-io");
     TCase *tc = tcase_create("msg-step");
+    TCase *tb = tcase_create("blocking-slice");
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_pieces);
     tcase_add_test(tc, test_refused);
     tcase_add_test(tc, test_eof);
     suite_add_tcase(s, tc);
+    tcase_add_checked_fixture(tb, setup_blocking, teardown);
+    tcase_add_test(tb, test_blocking_slice_set);
+    tcase_add_test(tb, test_blocking_late_reply);
+    tcase_add_test(tb, test_blocking_deadline);
+    suite_add_tcase(s, tb);
     return s;
 }
 

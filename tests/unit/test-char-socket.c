@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -251,6 +252,16 @@ START_TEST(test_client_connect)
     ck_assert(run_until(&rec.opened, 1, 2000));
     ck_assert_int_eq(char_socket_connect_count(chr), 1);
     ck_assert_int_ge(char_socket_fd(chr), 0);
+    /* Replies are waited for in recvmsg itself: blocking, with a slice. */
+    ck_assert_int_eq(fcntl(char_socket_fd(chr), F_GETFL) & O_NONBLOCK, 0);
+    {
+        struct timeval tv = { 0 };
+        socklen_t len = sizeof(tv);
+
+        ck_assert_int_eq(getsockopt(char_socket_fd(chr), SOL_SOCKET, SO_RCVTIMEO, &tv,
+                                    &len), 0);
+        ck_assert(tv.tv_sec > 0 || tv.tv_usec > 0);
+    }
     ck_assert_str_eq(char_socket_id(chr), "chr0");
     ck_assert_str_eq(char_socket_path(chr), sock_path);
     ck_assert_int_eq(char_socket_timeout_ms(chr), 10000);

@@ -201,7 +201,10 @@ void vhost_user_state_reset(VhostUserState *u);
  * when fd is readable or hung up, before the reply is read, so a back-end
  * that needs an answer (or faults on a page) before it can reply never
  * deadlocks us. Registered fds are served first. A fd is registered at
- * most once; remove it before closing it.
+ * most once; remove it before closing it. Register from the thread that
+ * sends u's requests (or from a handler): a request that began its wait
+ * with nothing registered waits in the read itself and does not look
+ * again.
  */
 void vhost_user_add_wait_fd(VhostUserState *u, int fd, VhostUserWaitFdFn handler,
                             void *opaque);
