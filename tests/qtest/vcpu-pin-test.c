@@ -119,6 +119,13 @@ static void test_pin(Fixture *f, gconstpointer data)
     if (!vmm || !wait_log(vmm, "blk0: workload started", 1, 20000)) {
         return;
     }
+    /*
+     * The thread names itself once it runs (GLib does, in the new thread),
+     * which on a loaded machine can be after the line above: look again.
+     */
+    for (int tries = 0; !vmm_cpus(vmm->pid, &main_cpus, &vcpu_cpus) && tries < 200; tries++) {
+        g_usleep(10 * 1000);
+    }
     if (!vmm_cpus(vmm->pid, &main_cpus, &vcpu_cpus)) {
         g_test_fail_printf("no vcpu-blk0 thread, or its CPUs unreadable");
         return;
