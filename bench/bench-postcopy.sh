@@ -22,6 +22,11 @@
 #                  socket
 #       ours-tcp   the same over TCP between two network namespaces joined
 #                  by a veth pair
+#       ours-plain-unix, ours-plain-tcp
+#                  our back-end without --postcopy-touch: it faults only
+#                  where its I/O meets a missing page, as qsd does, so the
+#                  guest's faults are not served beside a back-end that
+#                  faults on every page (that storm shares the 2 cores)
 #       qsd-unix   qemu-storage-daemon on both sides (one image, no lock)
 #       qsd-tcp    the same over TCP between the namespaces
 # From the destination's query-migrate at completion: faults of the guest
@@ -36,7 +41,8 @@
 #   BENCH_REPS   repetitions, >= 7 (default 7)
 #   BENCH_MIB    guest MiB (default 128)
 #   BENCH_PAGES  faults per anchor run (default 256)
-#   BENCH_CASES  cases to run (default "ours-unix ours-tcp qsd-unix qsd-tcp")
+#   BENCH_CASES  cases to run (default "ours-unix ours-tcp ours-plain-unix
+#                ours-plain-tcp qsd-unix qsd-tcp")
 #   BENCH_PREEMPT 0: without capability postcopy-preempt (default 1: with)
 #   BENCH_KEEP=1 keep the logs (a failed migration keeps its own in WORK/failed)
 #   BENCH_TRACE_DIR  a directory: trace mode (scripts/postcopy-fault-trace.sh):
@@ -61,7 +67,7 @@ REF=$BUILD/contrib/vhost-user-backend
 REPS=${BENCH_REPS:-7}
 MIB=${BENCH_MIB:-128}
 PAGES=${BENCH_PAGES:-256}
-CASES=${BENCH_CASES:-ours-unix ours-tcp qsd-unix qsd-tcp}
+CASES=${BENCH_CASES:-ours-unix ours-tcp ours-plain-unix ours-plain-tcp qsd-unix qsd-tcp}
 PREEMPT=${BENCH_PREEMPT:-1}
 TRACE_DIR=${BENCH_TRACE_DIR:-}
 [[ -x $ANCHOR && -x $VMM && -x $REF ]] ||
@@ -205,7 +211,7 @@ start_side() {
     fi
     if [[ $case = ours-* ]]; then
         local touch=()
-        [[ $role = dst ]] && touch=(--postcopy-touch=listen)
+        [[ $role = dst && $case != ours-plain-* ]] && touch=(--postcopy-touch=listen)
         "$REF" --socket-path="$d/blk.sock" --type=blk --blk-file="$WORK/disk.img" \
             "${touch[@]}" >"$d/be.log" 2>&1 &
     else
@@ -297,7 +303,7 @@ import json, statistics, sys
 work, mib, cases = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 anchor = [tuple(map(float, l.split())) for l in open(work + "/anchor")]
 med = statistics.median
-fmt = "%-10s %7s %7s %21s %21s %9s %12s %6s %6s %6s"
+fmt = "%-15s %7s %7s %21s %21s %9s %12s %6s %6s %6s"
 print(fmt % ("case", "f.guest", "f.be", "guest p50/p90/p99", "back-end p50/p90/p99",
              "pages/s", "block ms/GiB", "r.gst", "r.be", "failed"))
 print(fmt % ("anchor", "-", "-", "%.0f" % med(a[0] for a in anchor),
@@ -308,7 +314,7 @@ for c in cases:
     pairs = [(r, a) for r, a in zip(lines, anchor) if not r.get("failed")]
     failed = len(lines) - len(pairs)
     if not pairs:
-        print("%-10s all %d runs failed" % (c, failed))
+        print("%-15s all %d runs failed" % (c, failed))
         continue
     runs = [r for r, _ in pairs]
     m = lambda k: med(r.get(k, 0) for r in runs)

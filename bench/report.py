@@ -153,7 +153,7 @@ def table_postcopy(text):
         f = line.split()
         if len(f) == 10 and f[0] == "anchor":
             anchor = (num(f[3]), num(f[4]))
-        elif len(f) == 10 and re.fullmatch(r"(ours|qsd)-\w+", f[0]) and anchor:
+        elif len(f) == 10 and re.fullmatch(r"(ours|qsd)-[\w-]+", f[0]) and anchor:
             g50 = num(f[3].split("/")[0])
             b50 = num(f[4].split("/")[0])
             rows.append({"series": "guest fault p50", "x": f[0], "ours": g50,
