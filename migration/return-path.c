@@ -160,6 +160,11 @@ static bool mig_rp_read_exact(int fd, uint8_t *b, size_t len, gint64 end_us, GEr
         int wait = -1;
         ssize_t r;
 
+        /*
+         * With no deadline the read itself waits (a migration socket is
+         * blocking): the source's request reader then wakes once per
+         * request, in read, not in poll and then read.
+         */
         if (end_us) {
             gint64 left = end_us - g_get_monotonic_time();
 
@@ -169,16 +174,20 @@ static bool mig_rp_read_exact(int fd, uint8_t *b, size_t len, gint64 end_us, GEr
                 return false;
             }
             wait = (int)MIN(left / 1000 + 1, G_MAXINT);
-        }
-        r = poll(&p, 1, wait);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r == 0) {
-            continue;           /* the deadline check above ends it */
+            r = poll(&p, 1, wait);
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r == 0) {
+                continue;           /* the deadline check above ends it */
+            }
         }
         r = read(fd, b + got, len - got);
         if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0 && errno == EAGAIN && !end_us) {
+            (void)poll(&p, 1, -1);  /* a non-blocking fd after all */
             continue;
         }
         if (r <= 0) {
