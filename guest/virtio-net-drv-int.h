@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * What the guest's virtio-net driver (virtio-net-drv.c) and its parking
- * and continuing for live migration (virtio-net-migrate.c) share. Not a
+ * What the guest's virtio-net driver (virtio-net-drv.c: set-up, transmit
+ * and the run), its receive side (virtio-net-rx.c) and its parking and
+ * continuing for live migration (virtio-net-migrate.c) share. Not a
  * public header.
  */
 #ifndef GUEST_VIRTIO_NET_DRV_INT_H
@@ -104,6 +105,58 @@ typedef struct NetRun {
     bool migrated;              /* parked, and the run went elsewhere */
     GError *fatal;
 } NetRun;
+
+/* ---- queues and buffers ---- */
+
+static inline GuestVirtqueue *net_rxq(VirtioNetDrv *d, unsigned p)
+{
+    return &d->vqs[2 * p];
+}
+
+static inline GuestVirtqueue *net_txq(VirtioNetDrv *d, unsigned p)
+{
+    return &d->vqs[2 * p + 1];
+}
+
+/* RX buffer i of pair p: the driver's own layout, never st's. */
+static inline uint64_t net_rx_buf_gpa(VirtioNetDrv *d, unsigned p, unsigned i)
+{
+    return d->rx_gpa + ((uint64_t)p * net_rxq(d, p)->num + i) * d->rxbuf;
+}
+
+/*
+ * Per-packet arithmetic without a 64-bit division: a DIV is 10-40 cycles,
+ * and at 64 bytes the loop did five per packet (a sixth of its time at
+ * 5 Mpps). One size and power-of-two sample rates are the common case.
+ */
+static inline uint32_t net_size_of(const NetWorkload *wl, uint64_t seq)
+{
+    return wl->nsizes == 1 ? wl->sizes[0] : wl->sizes[seq % wl->nsizes];
+}
+
+/* Where packet seq's send time is kept: tsn is a power of two. */
+static inline uint64_t *net_ts_slot(const NetRun *run, unsigned p, uint64_t seq)
+{
+    return &run->ts[(size_t)p * run->tsn + (seq & (run->tsn - 1))];
+}
+
+/* ---- the run's failures (virtio-net-drv.c) ---- */
+
+/* The run's fatal error, "DEV: message" (the first one wins). */
+void net_run_fail(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* What the device returned does not match: counted, the first one kept. */
+void net_run_mismatch(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* The driver's own state in guest RAM was found corrupted: device failed. */
+void net_run_corrupt(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* The state page and the queues checked, once a round; true: corrupted. */
+bool net_run_corrupted(NetRun *run);
+
+/* ---- receive (virtio-net-rx.c) ---- */
+
+/* Posts every RX buffer, once: they stay with the device between runs. */
+bool net_rx_post_all(VirtioNetDrv *d, uint32_t rxbuf, GError **errp);
+/* Takes pair p's used RX buffers of a burst, checks and re-posts them. */
+unsigned net_rx_reap(NetRun *run, unsigned p);
 
 /* ---- received packets (net-seen.c) ---- */
 

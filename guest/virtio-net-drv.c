@@ -1,13 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The guest's virtio-net driver; see include/guest/virtio-net-drv.h.
- *
- * What the device returns is untrusted: a used length larger than the
- * buffer, a num_buffers of 0 or beyond the ring, a frame too short to
- * hold our header, a packet naming a queue or sequence never sent, or a
- * duplicate are each counted as a mismatch (the first one reported) and
- * never followed; a completion for a buffer we do not have out ends the
- * run.
+ * Here: set-up, transmit and the run loop; the receive side, with the
+ * checks of what the device returns, is virtio-net-rx.c. A TX completion
+ * for a buffer we do not have out ends the run.
  *
  * Untrusted input: the driver's state page is in guest RAM, which every
  * back-end maps read/write. RX buffer size and addresses and the run
@@ -29,7 +25,6 @@
 #include "guest/virtio-net-drv.h"
 
 #include "virtio-net-drv-int.h"
-
 
 void virtio_net_result_clear(VirtioNetResult *res)
 {
@@ -216,21 +211,6 @@ uint64_t virtio_net_drv_area_size(unsigned nqp, unsigned ring_num, uint64_t feat
            (uint64_t)nqp * net_seen_stride(wl->count, MAX(MIN(wl->window, ring_num), 1));
 }
 
-static GuestVirtqueue *rxq(VirtioNetDrv *d, unsigned p)
-{
-    return &d->vqs[2 * p];
-}
-
-static GuestVirtqueue *txq(VirtioNetDrv *d, unsigned p)
-{
-    return &d->vqs[2 * p + 1];
-}
-
-static uint64_t rx_buf_gpa(VirtioNetDrv *d, unsigned p, unsigned i)
-{
-    return d->rx_gpa + ((uint64_t)p * rxq(d, p)->num + i) * d->rxbuf;
-}
-
 /* The run's fatal error, "PREFIXDEV: message" (the first one wins). */
 static void run_fail_v(NetRun *run, const char *prefix, const char *fmt, va_list ap)
     G_GNUC_PRINTF(3, 0);
@@ -245,9 +225,7 @@ static void run_fail_v(NetRun *run, const char *prefix, const char *fmt, va_list
     }
 }
 
-static void run_fail(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static void run_fail(NetRun *run, const char *fmt, ...)
+void net_run_fail(NetRun *run, const char *fmt, ...)
 {
     va_list ap;
 
@@ -256,9 +234,7 @@ static void run_fail(NetRun *run, const char *fmt, ...)
     va_end(ap);
 }
 
-static void run_mismatch(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static void run_mismatch(NetRun *run, const char *fmt, ...)
+void net_run_mismatch(NetRun *run, const char *fmt, ...)
 {
     va_list ap;
 
@@ -272,13 +248,11 @@ static void run_mismatch(NetRun *run, const char *fmt, ...)
     run->res->first_error = g_strdup_printf("%s: %s", run->d->name, msg);
 }
 
-static void run_corrupt(NetRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
 /*
  * Something of the driver's in guest RAM was found corrupted (a back-end
  * wrote it): the run stops and the device is failed.
  */
-static void run_corrupt(NetRun *run, const char *fmt, ...)
+void net_run_corrupt(NetRun *run, const char *fmt, ...)
 {
     va_list ap;
 
@@ -292,7 +266,7 @@ static void run_corrupt(NetRun *run, const char *fmt, ...)
  * The driver's state page against its own copy, and the queues' verdicts:
  * a handful of compares, once a round. True (run failed) when corrupted.
  */
-static bool net_run_corrupted(NetRun *run)
+bool net_run_corrupted(NetRun *run)
 {
     VirtioNetDrv *d = run->d;
     const NetDrvState *st = d->st;
@@ -308,8 +282,8 @@ static bool net_run_corrupted(NetRun *run)
     STATE_CHECK(work_gpa, d->work_gpa);
 #undef STATE_CHECK
     if (field) {
-        run_corrupt(run, "driver state %s is %" PRIu64 " (0x%" PRIx64 "), the driver "
-                    "set %" PRIu64, field, found, found, want);
+        net_run_corrupt(run, "driver state %s is %" PRIu64 " (0x%" PRIx64 "), the driver "
+                        "set %" PRIu64, field, found, found, want);
         return true;
     }
     for (unsigned q = 0; q < 2 * d->nqp; q++) {
@@ -326,69 +300,7 @@ static bool net_run_corrupted(NetRun *run)
     return false;
 }
 
-/*
- * Posts every RX buffer, once: they stay with the device between runs
- * (a late packet of one run lands in the next and is told apart by its
- * generation).
- */
-static bool rx_post_all(VirtioNetDrv *d, uint32_t rxbuf, GError **errp)
-{
-    uint64_t total = 0;
-
-    for (unsigned p = 0; p < d->nqp; p++) {
-        total += (uint64_t)rxq(d, p)->num * rxbuf;
-    }
-    if (NET_STATE_SIZE + total > d->buf_size) {
-        g_set_error(errp, GUEST_ERROR, GUEST_ERROR_NO_SPACE,
-                    "%s: %" PRIu64 " bytes of RX buffers do not fit the %" PRIu64
-                    "-byte buffer area", d->name, total, d->buf_size);
-        return false;
-    }
-    d->rx_gpa = d->buf_gpa + NET_STATE_SIZE;
-    d->work_gpa = ALIGN_UP(d->rx_gpa + total, 4096);
-    d->rxbuf = rxbuf;
-    d->st->rx_gpa = d->rx_gpa;
-    d->st->work_gpa = d->work_gpa;
-    d->st->rxbuf = rxbuf;
-    for (unsigned p = 0; p < d->nqp; p++) {
-        GuestVirtqueue *vq = rxq(d, p);
-
-        for (unsigned i = 0; i < vq->num; i++) {
-            GuestSg sg = { rx_buf_gpa(d, p, i), rxbuf };
-            if (!guest_vq_add(vq, NULL, 0, &sg, 1, i)) {
-                g_autofree char *bad = guest_vq_corruption(vq, d->name, 2 * p);
-
-                if (bad) {
-                    d->broken = true;
-                    g_set_error_literal(errp, GUEST_ERROR, GUEST_ERROR_DEVICE, bad);
-                } else {
-                    g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
-                                "%s: rx queue %u has no room for buffer %u of %u",
-                                d->name, p, i, vq->num);
-                }
-                return false;
-            }
-        }
-        guest_vq_kick(vq);
-    }
-    return true;
-}
-
-/* ---- receive ---- */
-
-/* The frame after the ethernet header, checked as far as verify= says. */
-static bool net_payload_ok(NetVerifyMode mode, const uint8_t *p, size_t len, uint64_t id,
-                           uint64_t gen, uint32_t seed, PatternMismatch *mm)
-{
-    switch (mode) {
-    case NET_VERIFY_FULL:
-        return pattern_check(p, len, id, gen, seed, mm);
-    case NET_VERIFY_SAMPLE:
-        return pattern_check_sample(p, len, id, gen, seed, mm);
-    default:
-        return pattern_check_header(p, len, id, gen, seed, mm);
-    }
-}
+/* ---- transmit ---- */
 
 /* ... and written so: the sender's half of net_payload_ok(). */
 static void net_payload_fill(NetVerifyMode mode, uint8_t *p, size_t len, uint64_t id,
@@ -407,236 +319,9 @@ static void net_payload_fill(NetVerifyMode mode, uint8_t *p, size_t len, uint64_
     }
 }
 
-/*
- * Per-packet arithmetic without a 64-bit division: a DIV is 10-40 cycles,
- * and at 64 bytes the loop did five per packet (a sixth of its time at
- * 5 Mpps). One size and power-of-two sample rates are the common case.
- */
-static inline uint32_t net_size_of(const NetWorkload *wl, uint64_t seq)
-{
-    return wl->nsizes == 1 ? wl->sizes[0] : wl->sizes[seq % wl->nsizes];
-}
-
-static inline bool net_lat_sampled(const NetRun *run, uint64_t seq)
-{
-    unsigned n = run->lat_sample;
-
-    return (n & (n - 1)) == 0 ? (seq & (n - 1)) == 0 : seq % n == 0;
-}
-
-/* Where packet seq's send time is kept: tsn is a power of two. */
-static inline uint64_t *net_ts_slot(const NetRun *run, unsigned p, uint64_t seq)
-{
-    return &run->ts[(size_t)p * run->tsn + (seq & (run->tsn - 1))];
-}
-
-static void rx_deliver(NetRun *run, unsigned rxp, const uint8_t *frame, size_t len)
-{
-    VirtioNetResult *res = run->res;
-    const NetWorkload *wl = run->wl;
-    PatternHeader h;
-    PatternMismatch mm;
-    uint64_t seq, sent_ns;
-    NetSeenResult seen;
-    unsigned q;
-    uint32_t want_len;
-
-    res->received++;
-    if (len >= VIRTIO_NET_ETH_HLEN &&
-        frame[12] == (VIRTIO_NET_ETHERTYPE_RARP >> 8) &&
-        frame[13] == (VIRTIO_NET_ETHERTYPE_RARP & 0xff) &&
-        !memcmp(frame + 6, run->d->cfg.mac, 6)) {
-        res->announce_frames++;
-        return;
-    }
-    if (len < VIRTIO_NET_ETH_HLEN + sizeof(h)) {
-        run_mismatch(run, "rx queue %u: frame of %zu bytes is too short", rxp, len);
-        return;
-    }
-    if (frame[12] != (VIRTIO_NET_ETHERTYPE >> 8) ||
-        frame[13] != (VIRTIO_NET_ETHERTYPE & 0xff)) {
-        run_mismatch(run, "rx queue %u: frame of %zu bytes has ethertype 0x%02x%02x, "
-                     "not 0x%04x", rxp, len, frame[12], frame[13], VIRTIO_NET_ETHERTYPE);
-        return;
-    }
-    memcpy(&h, frame + VIRTIO_NET_ETH_HLEN, sizeof(h));
-    if (h.magic != PATTERN_MAGIC) {
-        run_mismatch(run, "rx queue %u: frame of %zu bytes has no pattern header",
-                     rxp, len);
-        return;
-    }
-    if (h.generation != run->d->gen) {
-        /* A straggler of an earlier run: not this run's business. */
-        res->stale++;
-        return;
-    }
-    q = (unsigned)(h.id >> 48);
-    seq = h.id & NET_SEQ_MASK;
-    /* sent[] is in guest RAM: count bounds the sequence, not it. */
-    if (q >= run->nqp || seq >= run->wl->count || seq >= run->d->st->sent[q]) {
-        run_mismatch(run, "rx queue %u: packet names queue pair %u sequence %" PRIu64
-                     ", which was not sent", rxp, q, seq);
-        return;
-    }
-    want_len = net_size_of(wl, seq);
-    if (len != want_len) {
-        run_mismatch(run, "rx queue %u: packet %u:%" PRIu64 " is %zu bytes, sent %"
-                     PRIu32, rxp, q, seq, len, want_len);
-        return;
-    }
-    if (!net_payload_ok(wl->verify, frame + VIRTIO_NET_ETH_HLEN,
-                        len - VIRTIO_NET_ETH_HLEN, h.id, h.generation, wl->seed, &mm)) {
-        run_mismatch(run, "rx queue %u: packet %u:%" PRIu64 " (%zu bytes) differs at "
-                     "frame byte %zu", rxp, q, seq, len,
-                     mm.offset + VIRTIO_NET_ETH_HLEN);
-        return;
-    }
-    seen = net_seen_mark(run, q, seq, run->d->st->sent[q]);
-    if (seen == NET_SEEN_CORRUPT) {
-        run_corrupt(run, "received record of queue pair %u lists more than the window "
-                    "of %u", q, run->window);
-        return;
-    }
-    if (seen == NET_SEEN_DUPLICATE) {
-        run_mismatch(run, "rx queue %u: packet %u:%" PRIu64 " received twice",
-                     rxp, q, seq);
-        return;
-    }
-    run->got[q]++;
-    res->verified++;
-    if (q != rxp) {
-        res->wrong_queue++;
-    }
-    sent_ns = *net_ts_slot(run, q, seq);
-    /* 0: sent before a migration, by another process's clock. */
-    if (sent_ns && net_lat_sampled(run, seq)) {
-        wl_stats_record(&res->stats, run->now_ns - sent_ns, len);
-    } else if (sent_ns) {
-        wl_stats_count(&res->stats, len);
-    }
-}
-
-/* One used RX buffer: a whole packet, or a piece of a merged one. */
-static void rx_buffer(NetRun *run, unsigned p, const uint8_t *buf, uint32_t len)
-{
-    VirtioNetDrv *d = run->d;
-    NetRxAsm *a = &d->asmb[p];
-
-    if (a->want == 0) {
-        VirtioNetHdr hdr;
-
-        if (len < NET_HDR_LEN) {
-            run->res->received++;
-            run_mismatch(run, "rx queue %u: %" PRIu32 " bytes, less than the "
-                         "virtio-net header", p, len);
-            return;
-        }
-        memcpy(&hdr, buf, sizeof(hdr));
-        a->want = d->mrg ? hdr.num_buffers : 1;
-        a->have = 0;
-        a->len = 0;
-        a->bad = false;
-        if (a->want == 0 || a->want > rxq(d, p)->num) {
-            run->res->received++;
-            run_mismatch(run, "rx queue %u: num_buffers %u is outside [1, %u]",
-                         p, hdr.num_buffers, rxq(d, p)->num);
-            a->want = 0;
-            return;
-        }
-        buf += NET_HDR_LEN;
-        len -= NET_HDR_LEN;
-    }
-    /*
-     * A packet in one buffer (no merging, or num_buffers 1) is checked where
-     * the device put it: copying it first cost a quarter of the vCPU's time
-     * at 1518 bytes. rx_deliver reads each field it acts on once, so a
-     * device rewriting the buffer meanwhile can only fail the check.
-     */
-    if (a->want == 1) {
-        a->want = 0;
-        rx_deliver(run, p, buf, len);
-        return;
-    }
-    if (!a->bad && a->len + len > NET_ASM_MAX) {
-        run->res->received++;
-        run_mismatch(run, "rx queue %u: merged packet over %u bytes", p, NET_ASM_MAX);
-        a->bad = true;
-    }
-    if (!a->bad) {
-        memcpy(a->buf + a->len, buf, len);
-        a->len += len;
-    }
-    if (++a->have == a->want) {
-        if (!a->bad) {
-            rx_deliver(run, p, a->buf, a->len);
-        }
-        a->want = 0;
-    }
-}
-
-/*
- * One burst of used RX buffers (one read of the used index), each handled
- * and posted again at once; one kick decision for the lot.
- */
-static unsigned rx_reap(NetRun *run, unsigned p)
-{
-    VirtioNetDrv *d = run->d;
-    GuestVirtqueue *vq = rxq(d, p);
-    unsigned got = run->fatal ? 0 : guest_vq_get_used_burst(vq, run->used, run->burst);
-    unsigned n = 0;
-
-    /*
-     * The device wrote these buffers from its own core: start every
-     * header's cache miss of the burst now, so they overlap instead of
-     * stalling one packet after another.
-     */
-    for (unsigned i = 0; i < got; i++) {
-        if (run->used[i].token < vq->num) {
-            __builtin_prefetch(d->area + (rx_buf_gpa(d, p, (unsigned)run->used[i].token) -
-                                          d->buf_gpa));
-        }
-    }
-    for (unsigned i = 0; i < got && !run->fatal; i++) {
-        uint64_t token = run->used[i].token;
-        uint32_t len = run->used[i].len;
-        GuestSg sg;
-
-        if (token >= vq->num) {
-            run_corrupt(run, "queue %u: token %" PRIu64 " is out of range for a ring "
-                        "of %u", 2 * p, token, vq->num);
-            break;
-        }
-        if (len > d->rxbuf) {
-            run->res->received++;
-            run_mismatch(run, "rx queue %u: device wrote %" PRIu32 " bytes into a %"
-                         PRIu32 "-byte buffer", p, len, d->rxbuf);
-            d->asmb[p].want = 0;
-        } else {
-            rx_buffer(run, p, d->area + (rx_buf_gpa(d, p, (unsigned)token) - d->buf_gpa),
-                      len);
-        }
-        /* Back to the device at once: a loopback drops what finds no buffer. */
-        sg = (GuestSg){ rx_buf_gpa(d, p, (unsigned)token), d->rxbuf };
-        if (!guest_vq_add(vq, NULL, 0, &sg, 1, token)) {
-            if (!net_run_corrupted(run)) {
-                run_fail(run, "rx queue %u: no room to re-post buffer %" PRIu64, p, token);
-            }
-            break;
-        }
-        n++;
-    }
-    if (n) {
-        guest_vq_kick(vq);
-        run->last_activity_ns = run->now_ns;
-    }
-    return n;
-}
-
-/* ---- transmit ---- */
-
 static unsigned tx_reap(NetRun *run, unsigned p)
 {
-    GuestVirtqueue *vq = txq(run->d, p);
+    GuestVirtqueue *vq = net_txq(run->d, p);
     unsigned got = run->fatal ? 0 : guest_vq_get_used_burst(vq, run->used, run->burst);
     unsigned n = 0;
 
@@ -644,13 +329,13 @@ static unsigned tx_reap(NetRun *run, unsigned p)
         uint64_t token = run->used[i].token;
 
         if (p < run->nqp && token >= run->ntx) {
-            run_corrupt(run, "queue %u: token %" PRIu64 " is out of range (%u TX slots)",
-                        2 * p + 1, token, run->ntx);
+            net_run_corrupt(run, "queue %u: token %" PRIu64 " is out of range (%u TX slots)",
+                            2 * p + 1, token, run->ntx);
             break;
         }
         if (p >= run->nqp || !run->tx_busy[p * run->ntx + token]) {
-            run_fail(run, "tx queue %u completed buffer %" PRIu64 " that is not out",
-                     p, token);
+            net_run_fail(run, "tx queue %u completed buffer %" PRIu64 " that is not out",
+                         p, token);
             break;
         }
         run->tx_busy[p * run->ntx + token] = false;
@@ -709,8 +394,8 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
         GuestSg sg;
 
         if (seq > count) {
-            run_corrupt(run, "driver state sent[%u] is %" PRIu64 ", over count %" PRIu64,
-                        p, seq, count);
+            net_run_corrupt(run, "driver state sent[%u] is %" PRIu64 ", over count %" PRIu64,
+                            p, seq, count);
             break;
         }
         if (seq == count || seq - run->got[p] >= run->window) {
@@ -720,8 +405,8 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
             continue;
         }
         if (net_seen_send(run, p, seq) != NET_SEEN_NEW) {
-            run_corrupt(run, "received record of queue pair %u lists more than the "
-                        "window of %u", p, run->window);
+            net_run_corrupt(run, "received record of queue pair %u lists more than the "
+                            "window of %u", p, run->window);
             break;
         }
         size = net_size_of(wl, seq);
@@ -733,7 +418,7 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
          * no chain, and no indirect table, which a chain of two took.
          */
         sg = (GuestSg){ gpa, NET_HDR_LEN + size };
-        if (!guest_vq_add(txq(d, p), &sg, 1, NULL, 0, i)) {
+        if (!guest_vq_add(net_txq(d, p), &sg, 1, NULL, 0, i)) {
             break;
         }
         run->tx_busy[p * run->ntx + i] = true;
@@ -744,7 +429,7 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
         n++;
     }
     if (n) {
-        guest_vq_kick(txq(d, p));
+        guest_vq_kick(net_txq(d, p));
         run->last_activity_ns = run->now_ns;
     }
     return n;
@@ -877,13 +562,13 @@ static bool run_check(VirtioNetDrv *d, const NetWorkload *wl, unsigned *nqp,
      */
     *window = wl->window ? wl->window : 1;
     for (unsigned p = 0; p < *nqp; p++) {
-        unsigned fit = rxq(d, p)->num / span;
+        unsigned fit = net_rxq(d, p)->num / span;
 
         if (wl->window_set && *window > fit && fit > 0) {
             g_set_error(errp, GUEST_ERROR, GUEST_ERROR_OPTION,
                         "%s: window=%u but the rx ring of %u holds %u packets of "
                         "%u buffers of %" PRIu32 " bytes", d->name, *window,
-                        rxq(d, p)->num, fit, span, rxbuf);
+                        net_rxq(d, p)->num, fit, span, rxbuf);
             return false;
         }
         *window = MIN(*window, fit);
@@ -891,10 +576,10 @@ static bool run_check(VirtioNetDrv *d, const NetWorkload *wl, unsigned *nqp,
     if (*window == 0) {
         g_set_error(errp, GUEST_ERROR, GUEST_ERROR_CONFIG,
                     "%s: rx ring of %u cannot hold one packet of %u buffers of %" PRIu32
-                    " bytes", d->name, rxq(d, 0)->num, span, rxbuf);
+                    " bytes", d->name, net_rxq(d, 0)->num, span, rxbuf);
         return false;
     }
-    if (!d->rxbuf && !rx_post_all(d, rxbuf, errp)) {
+    if (!d->rxbuf && !net_rx_post_all(d, rxbuf, errp)) {
         return false;
     }
     return true;
@@ -938,7 +623,6 @@ static bool run_finish(NetRun *run, GError **errp)
     }
     return true;
 }
-
 
 static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
                          const WorkloadCtl *ctl, bool resume, VirtioNetResult *res,
@@ -985,7 +669,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
     run.ctl.poll_ms = run.ctl.poll_ms ? run.ctl.poll_ms : 50;
     run.ntx = run.window;
     for (unsigned p = 0; p < run.nqp; p++) {
-        run.ntx = MIN(run.ntx, txq(d, p)->num);
+        run.ntx = MIN(run.ntx, net_txq(d, p)->num);
     }
     run.seen_stride = net_seen_stride(count, run.window);
     run.seen_bits = net_seen_bits(count, run.window);
@@ -1053,7 +737,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
             run.sending = false;
         }
         for (unsigned p = 0; p < d->nqp; p++) {
-            progress += rx_reap(&run, p);
+            progress += net_rx_reap(&run, p);
             if (p < run.nqp) {
                 progress += tx_reap(&run, p);
                 if (run.sending && !pausing) {
@@ -1107,7 +791,7 @@ static bool net_run_from(VirtioNetDrv *d, const NetWorkload *wl,
         goto out;
     }
     if (run.tx_in_flight && !run.fatal) {
-        run_fail(&run, "%u TX buffers not returned by the device", run.tx_in_flight);
+        net_run_fail(&run, "%u TX buffers not returned by the device", run.tx_in_flight);
     }
     if (run.tx_in_flight) {
         /* The device may still read them: never reuse the area. */
