@@ -61,6 +61,13 @@ struct VmmMonitor {
     bool escape;
 
     bool in_command;
+    /*
+     * Replies to what one read brought are queued and written together
+     * after it (vmm_monitor_readable): a client that pipelines commands,
+     * or sends garbage that earns an error per stray token, costs one
+     * send per read, not one per reply.
+     */
+    bool hold_output;
     GPtrArray *pending_events;  /* char *, sent after the current reply */
     GPtrArray *commands;        /* VmmQmpCommand */
 
@@ -107,7 +114,7 @@ static gboolean vmm_monitor_writable(gint fd, GIOCondition cond, gpointer opaque
 /* Writes what the socket takes now; the rest waits for G_IO_OUT. */
 static void vmm_monitor_flush(VmmMonitor *mon)
 {
-    while (mon->fd >= 0 && mon->out->len) {
+    while (!mon->hold_output && mon->fd >= 0 && mon->out->len) {
         ssize_t n = send(mon->fd, mon->out->str, mon->out->len, MSG_NOSIGNAL);
 
         if (n < 0 && errno == EINTR) {
@@ -162,22 +169,28 @@ static void vmm_monitor_send_node(VmmMonitor *mon, JsonNode *node)
     vmm_monitor_flush(mon);
 }
 
-/* Appends s, valid UTF-8, as a JSON string. */
+/* Appends s, valid UTF-8, as a JSON string: runs of plain bytes at once. */
 static void vmm_monitor_append_quoted(GString *out, const char *s)
 {
+    const char *plain = s;
+
     g_string_append_c(out, '"');
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
 
-        if (c == '"' || c == '\\') {
-            g_string_append_c(out, '\\');
-            g_string_append_c(out, (char)c);
-        } else if (c < 0x20) {
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        g_string_append_len(out, plain, s - plain);
+        if (c < 0x20) {
             g_string_append_printf(out, "\\u%04x", c);
         } else {
+            g_string_append_c(out, '\\');
             g_string_append_c(out, (char)c);
         }
+        plain = s + 1;
     }
+    g_string_append_len(out, plain, s - plain);
     g_string_append_c(out, '"');
 }
 
@@ -617,6 +630,7 @@ static gboolean vmm_monitor_readable(gint fd, GIOCondition cond, gpointer opaque
     VmmMonitor *mon = opaque;
     char buf[4096];
     ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    bool ok;
 
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
         return G_SOURCE_CONTINUE;
@@ -627,9 +641,12 @@ static gboolean vmm_monitor_readable(gint fd, GIOCondition cond, gpointer opaque
         return G_SOURCE_REMOVE;
     }
     g_string_append_len(mon->in, buf, n);
-    if (!vmm_monitor_scan(mon)) {
-        /* Say why before going: the error reply is already queued. */
-        vmm_monitor_flush(mon);
+    mon->hold_output = true;
+    ok = vmm_monitor_scan(mon);
+    mon->hold_output = false;
+    /* On failure too: say why before going, the error reply is queued. */
+    vmm_monitor_flush(mon);
+    if (!ok) {
         mon->in_watch = 0;
         vmm_monitor_drop_client(mon);
         return G_SOURCE_REMOVE;
