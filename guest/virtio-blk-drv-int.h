@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * What the parts of the guest's virtio-blk driver share: the request
- * engine (virtio-blk-drv.c), the workload (virtio-blk-workload.c) and the
- * synchronous one-shot operations (virtio-blk-sync.c) on top of it. Not a
- * public header.
+ * What the parts of the guest's virtio-blk driver share: the driver and
+ * its tables (virtio-blk-drv.c), the request engine (virtio-blk-run.c),
+ * the workload (virtio-blk-workload.c) and the synchronous one-shot
+ * operations (virtio-blk-sync.c) on top of it. Not a public header.
  */
 #ifndef GUEST_VIRTIO_BLK_DRV_INT_H
 #define GUEST_VIRTIO_BLK_DRV_INT_H
@@ -126,7 +126,7 @@ typedef struct BlkVerifyGen {
     uint32_t chunk;
 } BlkVerifyGen;
 
-/* ---- the engine, for the synchronous operations ---- */
+/* ---- the driver and its tables (virtio-blk-drv.c) ---- */
 
 const char *blk_type_name(uint8_t type);
 bool blk_has_feature(const VirtioBlkDrv *d, unsigned bit);
@@ -134,8 +134,15 @@ bool blk_has_feature(const VirtioBlkDrv *d, unsigned bit);
 bool blk_range_busy(const VirtioBlkDrv *d, uint64_t sector, uint32_t n);
 /* A sector of [sector, sector + n) has a known content (written or read back). */
 bool blk_range_known(const VirtioBlkDrv *d, uint64_t sector, uint64_t n);
+/* Marks the tracked sectors of [sector, sector + n) in flight (busy) or not. */
+void blk_range_mark(VirtioBlkDrv *d, uint64_t sector, uint32_t n, bool busy);
+/* The generation a write of sector s carries (fill: the first, 1). */
+uint32_t blk_next_gen(const VirtioBlkDrv *d, uint64_t s, bool fill);
 /* Request queues a run uses: want (0: all) capped by what the device has. */
 unsigned blk_queues_used(const VirtioBlkDrv *d, unsigned want);
+
+/* ---- the request engine (virtio-blk-run.c) ---- */
+
 bool blk_run_setup(BlkRun *run, VirtioBlkDrv *d, unsigned nq, unsigned depth,
                    uint32_t slot_bytes, const WorkloadCtl *ctl, VirtioBlkResult *res,
                    GError **errp);
@@ -144,6 +151,9 @@ void blk_run_cleanup(BlkRun *run);
 void blk_run_pump(BlkRun *run, BlkGenFn gen, void *opaque);
 /* The run's verdict: false with errp set on a fatal error or a mismatch. */
 bool blk_run_finish(BlkRun *run, GError **errp);
+
+/* ---- the synchronous operations (virtio-blk-sync.c) ---- */
+
 /* Generators: a fixed list one at a time (BlkOneGen); read back (BlkVerifyGen). */
 BlkGenResult blk_list_gen(BlkRun *run, void *opaque, BlkOp *op);
 BlkGenResult blk_verify_gen(BlkRun *run, void *opaque, BlkOp *op);

@@ -3,7 +3,7 @@
  * The guest's virtio-blk driver, synchronous one-shot operations (write a
  * pattern, read and verify, flush, discard, write-zeroes, get-id, verify
  * everything): each is a small run of the request engine in
- * virtio-blk-drv.c, to its end. See include/guest/virtio-blk-drv.h.
+ * virtio-blk-run.c, to its end. See include/guest/virtio-blk-drv.h.
  */
 #include <inttypes.h>
 #include <string.h>

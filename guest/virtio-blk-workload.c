@@ -3,7 +3,7 @@
  * The guest's virtio-blk workload: what a -workload run issues (the main
  * generator: sequential, random, mixed, fill), the checks of its options
  * against the device, verify_only, and the entry point that runs it on
- * the request engine of virtio-blk-drv.c. See include/guest/virtio-blk-drv.h.
+ * the request engine of virtio-blk-run.c. See include/guest/virtio-blk-drv.h.
  *
  * Untrusted input: a parked run's record is read back from guest RAM,
  * which a back-end can write; blk_run_restore() checks every field.
