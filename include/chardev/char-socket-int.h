@@ -115,4 +115,12 @@ int char_socket_fd(const CharSocket *chr);
 /* The loop the chardev runs on (the default one when none was given). */
 VhostEventLoop *char_socket_loop(const CharSocket *chr);
 
+/*
+ * For char-socket-io.c only (the protocol layer reads through read_all and
+ * read_msg): the fd to read from, or -1 with errp set; *nfds (if any)
+ * zeroed, and x->block_ms set for the fd. fd and block_ms are taken
+ * together under the chardev's lock.
+ */
+int char_socket_read_fd(CharSocket *chr, size_t *nfds, CharIoXfer *x, GError **errp);
+
 #endif
