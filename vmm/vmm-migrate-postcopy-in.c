@@ -25,7 +25,7 @@
  * Threads. The guest's workloads and the device model (main loop) block
  * in the kernel when they touch a page not here yet; so does a back-end.
  * What gets them going again never needs the loop: the fault thread
- * (postcopy-ram.c) reads the fault and calls mig_in_pc_request, which
+ * (postcopy-fault.c) reads the fault and calls mig_in_pc_request, which
  * writes the request on the return path; the load thread reads the page
  * from the stream and places it. So the load thread never waits for the
  * loop from RUN until END: RUN's device work is posted to the loop, not
