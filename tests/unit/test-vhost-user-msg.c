@@ -3,7 +3,8 @@
  * The message table and what is derived from it: table invariants, size
  * rules against the wire structs, request and reply validation (every
  * rejection with its error code and a message naming the field), ring
- * index extraction, the decoded trace line and the generated RST table.
+ * index extraction and the generated RST table. The decoded message line
+ * and the trace are tested in test-vhost-user-msg-format.c.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -12,8 +13,7 @@
 #include "util/vhost-user-error.h"
 #include "util/vhost-user-msg.h"
 
-#define FE VHOST_USER_CHANNEL_FRONTEND
-#define BE VHOST_USER_CHANNEL_BACKEND
+#include "test-vhost-user-msg.h"
 
 /* The X-macro once more, independently of the library, to cross-check ids. */
 typedef struct NameId {
@@ -28,7 +28,7 @@ static const NameId be_names[] = { VHOST_USER_BACKEND_MESSAGES(NAME_ID) };
 
 /* ---- Helpers -------------------------------------------------------- */
 
-static void msg_new(VhostUserMsg *m, uint32_t id, uint32_t size)
+void um_msg_new(VhostUserMsg *m, uint32_t id, uint32_t size)
 {
     vhost_user_msg_init(m, id, size);
 }
@@ -68,7 +68,7 @@ static void build_good(const VhostUserMsgInfo *info, VhostUserMsg *m, size_t *nf
 {
     const VhostUserPayloadInfo *pi = vhost_user_payload_info(info->payload);
 
-    msg_new(m, info->id, pi->min_size);
+    um_msg_new(m, info->id, pi->min_size);
     switch (info->payload) {
     case VHOST_USER_PL_MEM_TABLE:
         m->payload.memory.nregions = 2;
@@ -137,7 +137,7 @@ static void check_reply_ok(uint32_t id, bool acked, const VhostUserMsg *r, size_
                   "payload rejected: %s", err ? err->message : "?");
 }
 
-static VhostUserMsg reply_msg(uint32_t id, uint32_t size)
+VhostUserMsg um_reply_msg(uint32_t id, uint32_t size)
 {
     VhostUserMsg r;
 
@@ -324,15 +324,15 @@ START_TEST(test_request_bad_header)
 {
     VhostUserMsg m;
 
-    msg_new(&m, 0, 0);
+    um_msg_new(&m, 0, 0);
     check_request_bad(FE, &m, 0, VHOST_USER_ERROR_INVALID_MESSAGE, "request 0: unknown");
-    msg_new(&m, 44, 0);
+    um_msg_new(&m, 44, 0);
     check_request_bad(FE, &m, 0, VHOST_USER_ERROR_INVALID_MESSAGE, "request 44: unknown");
-    msg_new(&m, 9, 0);
+    um_msg_new(&m, 9, 0);
     check_request_bad(BE, &m, 0, VHOST_USER_ERROR_INVALID_MESSAGE,
                       "back-end request 9: unknown");
 
-    msg_new(&m, VHOST_USER_SET_OWNER, 0);
+    um_msg_new(&m, VHOST_USER_SET_OWNER, 0);
     m.hdr.flags = 0;
     check_request_bad(FE, &m, 0, VHOST_USER_ERROR_INVALID_MESSAGE, "SET_OWNER: flags 0x0: version 0");
     m.hdr.flags = 2;
@@ -350,7 +350,7 @@ START_TEST(test_request_bad_size)
 {
     VhostUserMsg m;
 
-    msg_new(&m, VHOST_USER_SET_VRING_NUM, 12);
+    um_msg_new(&m, VHOST_USER_SET_VRING_NUM, 12);
     check_request_bad(FE, &m, 0, VHOST_USER_ERROR_OVERSIZED, "SET_VRING_NUM: size 12, expected 8");
     m.hdr.size = 4;
     check_request_bad(FE, &m, 0, VHOST_USER_ERROR_INVALID_MESSAGE,
@@ -363,14 +363,14 @@ START_TEST(test_request_bad_size)
     m.hdr.size = UINT32_MAX;
     check_request_bad(FE, &m, 0, VHOST_USER_ERROR_OVERSIZED, "size 4294967295 exceeds");
 
-    msg_new(&m, VHOST_USER_SET_OWNER, 8);
+    um_msg_new(&m, VHOST_USER_SET_OWNER, 8);
     check_request_bad(FE, &m, 0, VHOST_USER_ERROR_OVERSIZED, "SET_OWNER: size 8, expected 0");
-    msg_new(&m, VHOST_USER_SET_VRING_ADDR, 32);
+    um_msg_new(&m, VHOST_USER_SET_VRING_ADDR, 32);
     check_request_bad(FE, &m, 0, VHOST_USER_ERROR_INVALID_MESSAGE,
                       "SET_VRING_ADDR: size 32, expected 40");
 
     /* Opaque: anything up to the global bound. */
-    msg_new(&m, VHOST_USER_CREATE_CRYPTO_SESSION, VHOST_USER_MAX_PAYLOAD_SIZE);
+    um_msg_new(&m, VHOST_USER_CREATE_CRYPTO_SESSION, VHOST_USER_MAX_PAYLOAD_SIZE);
     check_request_ok(FE, &m, 0);
     m.hdr.size = 0;
     check_request_ok(FE, &m, 0);
@@ -383,7 +383,7 @@ START_TEST(test_request_mem_table)
 {
     VhostUserMsg m;
 
-    msg_new(&m, VHOST_USER_SET_MEM_TABLE, 8 + 32);
+    um_msg_new(&m, VHOST_USER_SET_MEM_TABLE, 8 + 32);
     m.payload.memory.nregions = 1;
     check_request_ok(FE, &m, 1);
     m.payload.memory.nregions = 8;
@@ -428,7 +428,7 @@ START_TEST(test_request_config)
 {
     VhostUserMsg m;
 
-    msg_new(&m, VHOST_USER_SET_CONFIG, 12);
+    um_msg_new(&m, VHOST_USER_SET_CONFIG, 12);
     check_request_ok(FE, &m, 0);
     m.payload.config.size = 256;
     m.hdr.size = 12 + 256;
@@ -454,16 +454,16 @@ START_TEST(test_request_fds)
     VhostUserMsg m;
 
     /* NONE */
-    msg_new(&m, VHOST_USER_SET_VRING_NUM, 8);
+    um_msg_new(&m, VHOST_USER_SET_VRING_NUM, 8);
     check_request_bad(FE, &m, 1, VHOST_USER_ERROR_WRONG_FDS, "SET_VRING_NUM: 1 fds, expected 0");
     /* ONE */
-    msg_new(&m, VHOST_USER_SET_LOG_FD, 0);
+    um_msg_new(&m, VHOST_USER_SET_LOG_FD, 0);
     check_request_ok(FE, &m, 1);
     check_request_bad(FE, &m, 0, VHOST_USER_ERROR_WRONG_FDS, "SET_LOG_FD: 0 fds, expected 1");
     check_request_bad(FE, &m, 2, VHOST_USER_ERROR_WRONG_FDS, "SET_LOG_FD: 2 fds, expected 1");
 
     /* VRING: one fd unless NOFD, and no undefined bits. */
-    msg_new(&m, VHOST_USER_SET_VRING_KICK, 8);
+    um_msg_new(&m, VHOST_USER_SET_VRING_KICK, 8);
     m.payload.u64 = 3;
     check_request_ok(FE, &m, 1);
     check_request_bad(FE, &m, 0, VHOST_USER_ERROR_WRONG_FDS, "SET_VRING_KICK: 0 fds, expected 1");
@@ -479,7 +479,7 @@ START_TEST(test_request_fds)
                       "SET_VRING_CALL: u64 0x8000000000000001 has unknown bits 0x8000000000000000");
 
     /* Back-end channel: host notifier follows the VRING rule on its u64. */
-    msg_new(&m, VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG, 24);
+    um_msg_new(&m, VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG, 24);
     m.payload.area.u64 = 1;
     check_request_ok(BE, &m, 1);
     check_request_bad(BE, &m, 0, VHOST_USER_ERROR_WRONG_FDS,
@@ -488,7 +488,7 @@ START_TEST(test_request_fds)
     check_request_ok(BE, &m, 0);
     m.payload.area.u64 = 0x1000;
     check_request_bad(BE, &m, 0, VHOST_USER_ERROR_INVALID_MESSAGE, "unknown bits 0x1000");
-    msg_new(&m, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0);
+    um_msg_new(&m, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0);
     check_request_bad(BE, &m, 1, VHOST_USER_ERROR_WRONG_FDS, "CONFIG_CHANGE_MSG: 1 fds");
 }
 END_TEST
@@ -499,23 +499,23 @@ START_TEST(test_reply_good)
 {
     VhostUserMsg r;
 
-    r = reply_msg(VHOST_USER_GET_FEATURES, 8);
+    r = um_reply_msg(VHOST_USER_GET_FEATURES, 8);
     check_reply_ok(VHOST_USER_GET_FEATURES, false, &r, 0);
-    r = reply_msg(VHOST_USER_GET_VRING_BASE, 8);
+    r = um_reply_msg(VHOST_USER_GET_VRING_BASE, 8);
     check_reply_ok(VHOST_USER_GET_VRING_BASE, false, &r, 0);
     /* Any request may be acked when it carried NEED_REPLY. */
-    r = reply_msg(VHOST_USER_SET_VRING_ENABLE, 8);
+    r = um_reply_msg(VHOST_USER_SET_VRING_ENABLE, 8);
     check_reply_ok(VHOST_USER_SET_VRING_ENABLE, true, &r, 0);
-    r = reply_msg(VHOST_USER_IOTLB_MSG, 8);
+    r = um_reply_msg(VHOST_USER_IOTLB_MSG, 8);
     check_reply_ok(VHOST_USER_IOTLB_MSG, false, &r, 0);
-    r = reply_msg(VHOST_USER_GET_CONFIG, 12 + 60);
+    r = um_reply_msg(VHOST_USER_GET_CONFIG, 12 + 60);
     r.payload.config.size = 60;
     check_reply_ok(VHOST_USER_GET_CONFIG, false, &r, 0);
-    r = reply_msg(VHOST_USER_GET_INFLIGHT_FD, 24);
+    r = um_reply_msg(VHOST_USER_GET_INFLIGHT_FD, 24);
     check_reply_ok(VHOST_USER_GET_INFLIGHT_FD, false, &r, 1);
-    r = reply_msg(VHOST_USER_POSTCOPY_ADVISE, 0);
+    r = um_reply_msg(VHOST_USER_POSTCOPY_ADVISE, 0);
     check_reply_ok(VHOST_USER_POSTCOPY_ADVISE, false, &r, 1);
-    r = reply_msg(VHOST_USER_SET_DEVICE_STATE_FD, 8);
+    r = um_reply_msg(VHOST_USER_SET_DEVICE_STATE_FD, 8);
     check_reply_ok(VHOST_USER_SET_DEVICE_STATE_FD, false, &r, 0);
     check_reply_ok(VHOST_USER_SET_DEVICE_STATE_FD, false, &r, 1);
     ck_assert_int_eq(vhost_user_reply_payload_kind(FE, VHOST_USER_GET_VRING_BASE, false),
@@ -605,7 +605,7 @@ START_TEST(test_reply_bad_size)
                            "GET_CONFIG reply: size 11, expected 12");
 
     /* GET_CONFIG: the size must match the config.size inside. */
-    r = reply_msg(VHOST_USER_GET_CONFIG, 12 + 60);
+    r = um_reply_msg(VHOST_USER_GET_CONFIG, 12 + 60);
     r.payload.config.size = 56;
     check_reply_bad(VHOST_USER_GET_CONFIG, false, &r, 0, VHOST_USER_ERROR_OVERSIZED,
                     "GET_CONFIG reply: size 72, expected 68 for config.size 56");
@@ -616,7 +616,7 @@ START_TEST(test_reply_bad_size)
     check_reply_bad(VHOST_USER_GET_CONFIG, false, &r, 0, VHOST_USER_ERROR_INVALID_MESSAGE,
                     "GET_CONFIG reply: config.size 1000 exceeds 256");
     /* The payload check repeats the header rules on its own. */
-    r = reply_msg(VHOST_USER_GET_FEATURES, 16);
+    r = um_reply_msg(VHOST_USER_GET_FEATURES, 16);
     check_reply_bad(VHOST_USER_GET_FEATURES, false, &r, 0, VHOST_USER_ERROR_OVERSIZED,
                     "GET_FEATURES reply: size 16, expected 8");
 }
@@ -626,23 +626,23 @@ START_TEST(test_reply_fds)
 {
     VhostUserMsg r;
 
-    r = reply_msg(VHOST_USER_GET_FEATURES, 8);
+    r = um_reply_msg(VHOST_USER_GET_FEATURES, 8);
     check_reply_bad(VHOST_USER_GET_FEATURES, false, &r, 1, VHOST_USER_ERROR_WRONG_FDS,
                     "GET_FEATURES reply: 1 fds, expected 0");
-    r = reply_msg(VHOST_USER_SET_VRING_ADDR, 8);
+    r = um_reply_msg(VHOST_USER_SET_VRING_ADDR, 8);
     check_reply_bad(VHOST_USER_SET_VRING_ADDR, true, &r, 2, VHOST_USER_ERROR_WRONG_FDS,
                     "SET_VRING_ADDR reply: 2 fds, expected 0");
-    r = reply_msg(VHOST_USER_POSTCOPY_ADVISE, 0);
+    r = um_reply_msg(VHOST_USER_POSTCOPY_ADVISE, 0);
     check_reply_bad(VHOST_USER_POSTCOPY_ADVISE, false, &r, 0, VHOST_USER_ERROR_WRONG_FDS,
                     "POSTCOPY_ADVISE reply: 0 fds, expected 1");
     /* An inflight reply of size 0 (not tracked) may come without its fd. */
-    r = reply_msg(VHOST_USER_GET_INFLIGHT_FD, 24);
+    r = um_reply_msg(VHOST_USER_GET_INFLIGHT_FD, 24);
     check_reply_bad(VHOST_USER_GET_INFLIGHT_FD, false, &r, 2, VHOST_USER_ERROR_WRONG_FDS,
                     "GET_INFLIGHT_FD reply: 2 fds, expected 0..1");
-    r = reply_msg(VHOST_USER_SET_DEVICE_STATE_FD, 8);
+    r = um_reply_msg(VHOST_USER_SET_DEVICE_STATE_FD, 8);
     check_reply_bad(VHOST_USER_SET_DEVICE_STATE_FD, false, &r, 2, VHOST_USER_ERROR_WRONG_FDS,
                     "SET_DEVICE_STATE_FD reply: 2 fds, expected 0..1");
-    r = reply_msg(VHOST_USER_GET_FEATURES, 8);
+    r = um_reply_msg(VHOST_USER_GET_FEATURES, 8);
     check_reply_bad(VHOST_USER_GET_FEATURES, false, &r, 200, VHOST_USER_ERROR_WRONG_FDS,
                     "200 fds, more than the maximum 8");
 }
@@ -733,37 +733,37 @@ START_TEST(test_ring_index)
 {
     VhostUserMsg m;
 
-    msg_new(&m, VHOST_USER_SET_VRING_NUM, 8);
+    um_msg_new(&m, VHOST_USER_SET_VRING_NUM, 8);
     m.payload.state.index = 5;
     ck_assert_int_eq(vhost_user_msg_ring_index(FE, &m), 5);
     m.payload.state.index = UINT32_MAX;
     /* Clamped, never negative: a huge index must not look device-wide. */
     ck_assert_int_eq(vhost_user_msg_ring_index(FE, &m), INT32_MAX);
 
-    msg_new(&m, VHOST_USER_SET_VRING_ADDR, 40);
+    um_msg_new(&m, VHOST_USER_SET_VRING_ADDR, 40);
     m.payload.addr.index = 7;
     ck_assert_int_eq(vhost_user_msg_ring_index(FE, &m), 7);
 
-    msg_new(&m, VHOST_USER_SET_VRING_CALL, 8);
+    um_msg_new(&m, VHOST_USER_SET_VRING_CALL, 8);
     m.payload.u64 = 0x1ff;
     ck_assert_int_eq(vhost_user_msg_ring_index(FE, &m), 0xff);
     m.payload.u64 = 0x102;
     ck_assert_int_eq(vhost_user_msg_ring_index(FE, &m), 2);
 
-    msg_new(&m, VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG, 24);
+    um_msg_new(&m, VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG, 24);
     m.payload.area.u64 = 4;
     ck_assert_int_eq(vhost_user_msg_ring_index(BE, &m), 4);
-    msg_new(&m, VHOST_USER_BACKEND_VRING_CALL, 8);
+    um_msg_new(&m, VHOST_USER_BACKEND_VRING_CALL, 8);
     m.payload.state.index = 3;
     ck_assert_int_eq(vhost_user_msg_ring_index(BE, &m), 3);
 
-    msg_new(&m, VHOST_USER_SET_MEM_TABLE, 40);
+    um_msg_new(&m, VHOST_USER_SET_MEM_TABLE, 40);
     ck_assert_int_eq(vhost_user_msg_ring_index(FE, &m), -1);
-    msg_new(&m, VHOST_USER_GET_FEATURES, 0);
+    um_msg_new(&m, VHOST_USER_GET_FEATURES, 0);
     ck_assert_int_eq(vhost_user_msg_ring_index(FE, &m), -1);
-    msg_new(&m, 99, 8);
+    um_msg_new(&m, 99, 8);
     ck_assert_int_eq(vhost_user_msg_ring_index(FE, &m), -1);
-    msg_new(&m, VHOST_USER_BACKEND_IOTLB_MSG, 32);
+    um_msg_new(&m, VHOST_USER_BACKEND_IOTLB_MSG, 32);
     ck_assert_int_eq(vhost_user_msg_ring_index(BE, &m), -1);
 }
 END_TEST
@@ -780,202 +780,6 @@ START_TEST(test_msg_init)
     for (size_t i = 0; i < sizeof(m.payload.raw); i++) {
         ck_assert_uint_eq(m.payload.raw[i], 0);
     }
-}
-END_TEST
-
-/* ---- Format and trace ----------------------------------------------- */
-
-static void check_format(VhostUserChannel ch, const VhostUserMsg *m, size_t nfds,
-                         bool is_reply, const char *want)
-{
-    g_autofree char *s = vhost_user_msg_format(ch, m, nfds, is_reply);
-
-    ck_assert_str_eq(s, want);
-}
-
-/*
- * A packed ring's base, as the spec lays out num: bits 0-14 and 15 the
- * avail index and driver wrap counter, 16-30 and 31 the used ones.
- */
-START_TEST(test_format_packed_base)
-{
-    VhostUserMsg m;
-    g_autofree char *fresh = NULL, *reply = NULL, *split = NULL, *num = NULL;
-
-    msg_new(&m, VHOST_USER_SET_VRING_BASE, 8);
-    m.payload.state.index = 1;
-    m.payload.state.num = 0x80008000;
-    fresh = vhost_user_msg_format_ring(FE, &m, 0, false, true);
-    ck_assert_str_eq(fresh, "SET_VRING_BASE flags=0x1 size=8 fds=0 idx=1 num=0x80008000 "
-                     "avail_idx=0 avail_wrap=1 used_idx=0 used_wrap=1");
-    /* Split rings, and packed ones unknown to the caller: the plain number. */
-    split = vhost_user_msg_format_ring(FE, &m, 0, false, false);
-    ck_assert_str_eq(split, "SET_VRING_BASE flags=0x1 size=8 fds=0 idx=1 num=2147516416");
-    /* Only the bases: SET_VRING_NUM's num is a size. */
-    msg_new(&m, VHOST_USER_SET_VRING_NUM, 8);
-    m.payload.state.num = 256;
-    num = vhost_user_msg_format_ring(FE, &m, 0, false, true);
-    ck_assert_str_eq(num, "SET_VRING_NUM flags=0x1 size=8 fds=0 idx=0 num=256");
-    /* A stop in lap 0 of the driver, lap 1 of the device. */
-    m = reply_msg(VHOST_USER_GET_VRING_BASE, 8);
-    m.payload.state.index = 0;
-    m.payload.state.num = 0x80050003;
-    reply = vhost_user_msg_format_ring(FE, &m, 0, true, true);
-    ck_assert_str_eq(reply, "GET_VRING_BASE flags=0x5 size=8 fds=0 idx=0 num=0x80050003 "
-                     "avail_idx=3 avail_wrap=0 used_idx=5 used_wrap=1");
-}
-END_TEST
-
-START_TEST(test_format)
-{
-    VhostUserMsg m;
-
-    msg_new(&m, VHOST_USER_SET_VRING_NUM, 8);
-    m.payload.state.num = 256;
-    check_format(FE, &m, 0, false, "SET_VRING_NUM flags=0x1 size=8 fds=0 idx=0 num=256");
-
-    msg_new(&m, VHOST_USER_GET_FEATURES, 0);
-    check_format(FE, &m, 0, false, "GET_FEATURES flags=0x1 size=0 fds=0");
-    m = reply_msg(VHOST_USER_GET_FEATURES, 8);
-    m.payload.u64 = (1ull << 32) | (1ull << 30) | 0x3;
-    check_format(FE, &m, 0, true, "GET_FEATURES flags=0x5 size=8 fds=0 "
-                 "u64=0x140000003 (PROTOCOL_FEATURES|VERSION_1|0x3)");
-
-    msg_new(&m, VHOST_USER_SET_PROTOCOL_FEATURES, 8);
-    m.payload.u64 = 0x20b;
-    check_format(FE, &m, 0, false, "SET_PROTOCOL_FEATURES flags=0x1 size=8 fds=0 "
-                 "u64=0x20b (MQ|LOG_SHMFD|REPLY_ACK|CONFIG)");
-    m.payload.u64 = (1ull << 40) | 1;
-    check_format(FE, &m, 0, false, "SET_PROTOCOL_FEATURES flags=0x1 size=8 fds=0 "
-                 "u64=0x10000000001 (MQ|0x10000000000)");
-    m.payload.u64 = 0;
-    check_format(FE, &m, 0, false, "SET_PROTOCOL_FEATURES flags=0x1 size=8 fds=0 u64=0x0");
-
-    msg_new(&m, VHOST_USER_SET_VRING_ADDR, 40);
-    m.payload.addr.index = 1;
-    m.payload.addr.flags = 1;
-    m.payload.addr.desc_user_addr = 0x7f0000001000;
-    m.payload.addr.used_user_addr = 0x7f0000003000;
-    m.payload.addr.avail_user_addr = 0x7f0000002000;
-    m.payload.addr.log_guest_addr = 0x3000;
-    check_format(FE, &m, 0, false, "SET_VRING_ADDR flags=0x1 size=40 fds=0 idx=1 flags=0x1 "
-                 "desc=0x7f0000001000 used=0x7f0000003000 avail=0x7f0000002000 log=0x3000");
-
-    msg_new(&m, VHOST_USER_SET_MEM_TABLE, 8 + 2 * 32);
-    m.payload.memory.nregions = 2;
-    m.payload.memory.regions[0].memory_size = 0xa0000;
-    m.payload.memory.regions[0].userspace_addr = 0x7f1200000000;
-    m.payload.memory.regions[1].guest_phys_addr = 0x100000;
-    m.payload.memory.regions[1].memory_size = 0x3ff00000;
-    m.payload.memory.regions[1].userspace_addr = 0x7f1200100000;
-    m.payload.memory.regions[1].mmap_offset = 0x100000;
-    check_format(FE, &m, 2, false, "SET_MEM_TABLE flags=0x1 size=72 fds=2 nregions=2 "
-                 "[0] gpa=0x0 size=0xa0000 uaddr=0x7f1200000000 offset=0x0 "
-                 "[1] gpa=0x100000 size=0x3ff00000 uaddr=0x7f1200100000 offset=0x100000");
-    /* A lying count decodes only what is there. */
-    m.payload.memory.nregions = 200;
-    m.hdr.size = 8 + 32;
-    check_format(FE, &m, 0, false, "SET_MEM_TABLE flags=0x1 size=40 fds=0 nregions=200 "
-                 "[0] gpa=0x0 size=0xa0000 uaddr=0x7f1200000000 offset=0x0");
-
-    msg_new(&m, VHOST_USER_SET_VRING_KICK, 8);
-    m.payload.u64 = 2;
-    check_format(FE, &m, 1, false, "SET_VRING_KICK flags=0x1 size=8 fds=1 idx=2 nofd=0");
-    m.payload.u64 = 0x102;
-    check_format(FE, &m, 0, false, "SET_VRING_KICK flags=0x1 size=8 fds=0 idx=2 nofd=1");
-    m.payload.u64 = 0x402;
-    check_format(FE, &m, 0, false,
-                 "SET_VRING_KICK flags=0x1 size=8 fds=0 idx=2 nofd=0 u64=0x402");
-
-    msg_new(&m, VHOST_USER_GET_CONFIG, 12 + 60);
-    m.payload.config.size = 60;
-    check_format(FE, &m, 0, false,
-                 "GET_CONFIG flags=0x1 size=72 fds=0 cfg.offset=0 cfg.size=60 cfg.flags=0x0");
-
-    /* Acks decode as the u64 status. */
-    m = reply_msg(VHOST_USER_SET_VRING_ENABLE, 8);
-    m.payload.u64 = 1;
-    check_format(FE, &m, 0, true, "SET_VRING_ENABLE flags=0x5 size=8 fds=0 u64=0x1");
-    m = reply_msg(VHOST_USER_GET_CONFIG, 8);
-    check_format(FE, &m, 0, true, "GET_CONFIG flags=0x5 size=8 fds=0 u64=0x0");
-
-    /* Malformed and unknown messages never decode past the header. */
-    msg_new(&m, VHOST_USER_SET_VRING_NUM, 3);
-    check_format(FE, &m, 0, false,
-                 "SET_VRING_NUM flags=0x1 size=3 fds=0 (bad size for vring_state payload)");
-    msg_new(&m, 77, 8);
-    check_format(FE, &m, 3, false, "UNKNOWN(77) flags=0x1 size=8 fds=3");
-
-    /* Back-end channel. */
-    msg_new(&m, VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG, 24);
-    m.payload.area.u64 = 1;
-    m.payload.area.size = 0x1000;
-    m.payload.area.offset = 0x2000;
-    check_format(BE, &m, 1, false, "VRING_HOST_NOTIFIER_MSG flags=0x1 size=24 fds=1 "
-                 "idx=1 nofd=0 area.size=0x1000 area.offset=0x2000");
-    msg_new(&m, VHOST_USER_BACKEND_IOTLB_MSG, 32);
-    m.payload.iotlb.iova = 0x1000;
-    m.payload.iotlb.perm = VHOST_ACCESS_RW;
-    m.payload.iotlb.type = VHOST_IOTLB_MISS;
-    check_format(BE, &m, 0, false, "IOTLB_MSG flags=0x1 size=32 fds=0 "
-                 "iova=0x1000 size=0x0 uaddr=0x0 perm=0x3 type=MISS");
-    msg_new(&m, VHOST_USER_BACKEND_SHARED_OBJECT_ADD, 16);
-    for (int i = 0; i < 16; i++) {
-        m.payload.object.uuid[i] = (uint8_t)(i * 0x11);
-    }
-    check_format(BE, &m, 1, false, "SHARED_OBJECT_ADD flags=0x1 size=16 fds=1 "
-                 "uuid=00112233-4455-6677-8899-aabbccddeeff");
-    msg_new(&m, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0);
-    check_format(BE, &m, 0, false, "CONFIG_CHANGE_MSG flags=0x1 size=0 fds=0");
-    msg_new(&m, 9, 0);
-    check_format(BE, &m, 0, false, "UNKNOWN(9) flags=0x1 size=0 fds=0");
-}
-END_TEST
-
-static void capture_line(const char *line, void *opaque)
-{
-    g_ptr_array_add(opaque, g_strdup(line));
-}
-
-START_TEST(test_trace)
-{
-    g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
-    VhostUserMsg m;
-
-    vhost_user_trace_set_sink(capture_line, lines);
-    msg_new(&m, VHOST_USER_SET_OWNER, 0);
-
-    vhost_user_trace_enable(false);
-    ck_assert(!vhost_user_trace_enabled());
-    vhost_user_trace_msg("net0", true, FE, VHOST_USER_TRACE_TX, &m, 0, false);
-    ck_assert_uint_eq(lines->len, 0);
-
-    vhost_user_trace_enable(true);
-    ck_assert(vhost_user_trace_enabled());
-    /* The arrow names the sender, whichever side writes the trace. */
-    vhost_user_trace_msg("net0", true, FE, VHOST_USER_TRACE_TX, &m, 0, false);
-    vhost_user_trace_msg("be0", false, FE, VHOST_USER_TRACE_RX, &m, 0, false);
-    m = reply_msg(VHOST_USER_GET_FEATURES, 8);
-    vhost_user_trace_msg("net0", true, FE, VHOST_USER_TRACE_RX, &m, 0, true);
-    vhost_user_trace_msg("be0", false, FE, VHOST_USER_TRACE_TX, &m, 0, true);
-    msg_new(&m, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0);
-    vhost_user_trace_msg("blk0", true, BE, VHOST_USER_TRACE_RX, &m, 0, false);
-
-    ck_assert_uint_eq(lines->len, 5);
-    ck_assert_str_eq(g_ptr_array_index(lines, 0),
-                     "vhost-user: net0 F>B SET_OWNER flags=0x1 size=0 fds=0");
-    ck_assert_str_eq(g_ptr_array_index(lines, 1),
-                     "vhost-user: be0 F>B SET_OWNER flags=0x1 size=0 fds=0");
-    ck_assert_str_eq(g_ptr_array_index(lines, 2),
-                     "vhost-user: net0 B>F GET_FEATURES flags=0x5 size=8 fds=0 u64=0x0");
-    ck_assert_str_eq(g_ptr_array_index(lines, 3),
-                     "vhost-user: be0 B>F GET_FEATURES flags=0x5 size=8 fds=0 u64=0x0");
-    ck_assert_str_eq(g_ptr_array_index(lines, 4),
-                     "vhost-user: blk0 B>F backend-chan CONFIG_CHANGE_MSG flags=0x1 "
-                     "size=0 fds=0");
-
-    vhost_user_trace_enable(false);
-    vhost_user_trace_set_sink(NULL, NULL);
 }
 END_TEST
 
@@ -1135,9 +939,7 @@ static Suite *msg_suite(void)
     tcase_add_test(tc, test_reply_plan);
     tcase_add_test(tc, test_check_reply);
     tcase_add_test(tc, test_msg_init);
-    tcase_add_test(tc, test_format);
-    tcase_add_test(tc, test_format_packed_base);
-    tcase_add_test(tc, test_trace);
+    msg_format_add_tests(tc);
     tcase_add_test(tc, test_table_rst);
     tcase_add_test(tc, test_reply_wait);
     tcase_add_test(tc, test_random_messages);
