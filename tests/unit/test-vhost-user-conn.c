@@ -4,7 +4,8 @@
  * layer on top of it, against a fake back-end thread written here. The
  * fake answers like a well-behaved back-end unless a test arms one fault
  * for one request: wrong code, missing REPLY flag, oversized or undersized
- * reply, extra fds, a failed ack, or a hang-up.
+ * reply, extra fds, a failed ack, or a hang-up. The device layer's tests
+ * are in test-vhost-user-conn-dev.c, on the fixture of test-vhost-user-conn.h.
  */
 #include <check.h>
 #include <errno.h>
@@ -23,49 +24,9 @@
 #include "util/vhost-user-error.h"
 #include "unit-sock.h"
 
-#define PF(name) (1ull << VHOST_USER_PROTOCOL_F_##name)
-#define F_PROTO (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
-#define F_V1 (1ull << VIRTIO_F_VERSION_1)
+#include "test-vhost-user-conn.h"
 
 /* ---- The fake back-end ------------------------------------------------ */
-
-typedef enum Fault {
-    FAULT_NONE,
-    FAULT_WRONG_CODE,       /* reply carries another request code */
-    FAULT_NO_REPLY_FLAG,    /* REPLY bit missing */
-    FAULT_OVERSIZED,        /* header says 5000 bytes; nothing follows */
-    FAULT_UNDERSIZED,       /* 4 bytes where 8 are due */
-    FAULT_EXTRA_FDS,        /* three fds ride along */
-    FAULT_ACK_FAIL,         /* ack status 1 */
-    FAULT_HANGUP,           /* close instead of replying */
-    FAULT_CONFIG_SHORT,     /* GET_CONFIG answered with fewer bytes than asked */
-    FAULT_WRONG_INDEX,      /* GET_VRING_BASE answered for another ring */
-    FAULT_SLOW,             /* answer right, after SLOW_REPLY_MS */
-    FAULT_HALF_HEADER,      /* after 400 ms, 6 of the 12 header bytes, then nothing */
-} Fault;
-
-#define SLOW_REPLY_MS 700
-
-typedef struct LoggedMsg {
-    VhostUserHeader hdr;
-    size_t nfds;
-    uint8_t payload[64];
-} LoggedMsg;
-
-typedef struct FakeBackend {
-    int fd;
-    GThread *thread;
-    GMutex lock;
-    GCond cond;
-    GArray *log;                /* LoggedMsg */
-    uint64_t features;
-    uint64_t protocol_features;
-    uint64_t acked_protocol_features;
-    uint64_t queue_num;
-    uint32_t fault_req;
-    Fault fault;
-    bool exited;
-} FakeBackend;
 
 static gpointer be_thread(gpointer opaque)
 {
@@ -233,13 +194,13 @@ static void be_wait_count(FakeBackend *be, guint n)
     ck_assert_uint_ge(be->log->len, n);
 }
 
-static const LoggedMsg *be_msg(FakeBackend *be, guint i)
+const LoggedMsg *vc_be_msg(FakeBackend *be, guint i)
 {
     ck_assert_uint_lt(i, be->log->len);
     return &g_array_index(be->log, LoggedMsg, i);
 }
 
-static void be_arm(FakeBackend *be, uint32_t req, Fault fault)
+void vc_be_arm(FakeBackend *be, uint32_t req, Fault fault)
 {
     g_mutex_lock(&be->lock);
     be->fault_req = req;
@@ -249,18 +210,10 @@ static void be_arm(FakeBackend *be, uint32_t req, Fault fault)
 
 /* ---- Fixture: chardev (client) <-> fake back-end over a unix socket --- */
 
-typedef struct Fixture {
-    char *dir;
-    char *path;
-    CharSocket *chr;
-    VhostUserState *u;
-    FakeBackend be;
-} Fixture;
-
 /* The chardev's reply-timeout-ms for the next fixture (0: its default). */
 static int fixture_prompt_ms;
 
-static void fixture_start(Fixture *f, uint64_t features, uint64_t protocol_features)
+void vc_fixture_start(Fixture *f, uint64_t features, uint64_t protocol_features)
 {
     CharSocketOptions opts = { .id = "chr0", .timeout_ms = 3000,
                                .reply_timeout_ms = fixture_prompt_ms };
@@ -288,7 +241,7 @@ static void fixture_negotiate(Fixture *f)
     ck_assert(f->u->negotiated);
 }
 
-static void fixture_stop(Fixture *f)
+void vc_fixture_stop(Fixture *f)
 {
     vhost_user_state_free(f->u);
     /* Closing our end lets the back-end thread see EOF and finish. */
@@ -347,7 +300,7 @@ static bool req_get_features(Fixture *f, uint64_t *val, GError **errp)
 }
 
 /* After a protocol error: broken, dropped, and the next request fails fast. */
-static void assert_broken(Fixture *f)
+void vc_assert_broken(Fixture *f)
 {
     GError *err = NULL;
     gint64 t0 = g_get_monotonic_time();
@@ -372,7 +325,7 @@ START_TEST(test_negotiate_and_good_replies)
     const LoggedMsg *m;
 
     /* CRYPTO_SESSION (a crypto device's) is offered but not implemented: not taken. */
-    fixture_start(&f, F_PROTO | F_V1, PF(MQ) | PF(REPLY_ACK) | PF(CRYPTO_SESSION) | PF(CONFIG));
+    vc_fixture_start(&f, F_PROTO | F_V1, PF(MQ) | PF(REPLY_ACK) | PF(CRYPTO_SESSION) | PF(CONFIG));
     fixture_negotiate(&f);
     ck_assert_uint_eq(f.u->backend_features, F_PROTO | F_V1);
     ck_assert_uint_eq(vhost_user_protocol_features(f.u), PF(MQ) | PF(REPLY_ACK) | PF(CONFIG));
@@ -386,26 +339,26 @@ START_TEST(test_negotiate_and_good_replies)
 
     be_wait_count(&f.be, 5);
     ck_assert_uint_eq(f.be.log->len, 5);
-    ck_assert_uint_eq(be_msg(&f.be, 0)->hdr.request, VHOST_USER_GET_FEATURES);
-    ck_assert_uint_eq(be_msg(&f.be, 1)->hdr.request, VHOST_USER_GET_PROTOCOL_FEATURES);
-    m = be_msg(&f.be, 2);
+    ck_assert_uint_eq(vc_be_msg(&f.be, 0)->hdr.request, VHOST_USER_GET_FEATURES);
+    ck_assert_uint_eq(vc_be_msg(&f.be, 1)->hdr.request, VHOST_USER_GET_PROTOCOL_FEATURES);
+    m = vc_be_msg(&f.be, 2);
     ck_assert_uint_eq(m->hdr.request, VHOST_USER_SET_PROTOCOL_FEATURES);
     /* The back-end learns of REPLY_ACK from this very message: no NEED_REPLY. */
     ck_assert_uint_eq(m->hdr.flags, VHOST_USER_VERSION);
     ck_assert_uint_eq(f.be.acked_protocol_features, PF(MQ) | PF(REPLY_ACK) | PF(CONFIG));
-    ck_assert_uint_eq(be_msg(&f.be, 3)->hdr.request, VHOST_USER_GET_QUEUE_NUM);
-    m = be_msg(&f.be, 4);
+    ck_assert_uint_eq(vc_be_msg(&f.be, 3)->hdr.request, VHOST_USER_GET_QUEUE_NUM);
+    m = vc_be_msg(&f.be, 4);
     ck_assert_uint_eq(m->hdr.request, VHOST_USER_SET_OWNER);
     ck_assert_uint_eq(m->hdr.flags, VHOST_USER_VERSION | VHOST_USER_NEED_REPLY_MASK);
 
     ck_assert_msg(req_get_vring_base(&f, 0, 3, &num, &err), "%s", err ? err->message : "");
     ck_assert_uint_eq(num, 45);
     /* A reply with a payload never asks for an ack. */
-    ck_assert_uint_eq(be_msg(&f.be, 5)->hdr.flags, VHOST_USER_VERSION);
+    ck_assert_uint_eq(vc_be_msg(&f.be, 5)->hdr.flags, VHOST_USER_VERSION);
     ck_assert_uint_eq(f.u->messages_sent, 6);
     ck_assert_uint_eq(f.u->replies_received, 5);
     ck_assert(!f.u->broken);
-    fixture_stop(&f);
+    vc_fixture_stop(&f);
 }
 END_TEST
 
@@ -414,7 +367,7 @@ START_TEST(test_no_protocol_features)
     Fixture f;
     GError *err = NULL;
 
-    fixture_start(&f, F_V1, PF(REPLY_ACK));
+    vc_fixture_start(&f, F_V1, PF(REPLY_ACK));
     fixture_negotiate(&f);
     ck_assert_uint_eq(vhost_user_protocol_features(f.u), 0);
     ck_assert_uint_eq(f.u->queue_num, 1);
@@ -427,7 +380,7 @@ START_TEST(test_no_protocol_features)
     g_clear_error(&err);
     ck_assert(!f.u->broken);
     ck_assert(char_socket_is_connected(f.chr));
-    fixture_stop(&f);
+    vc_fixture_stop(&f);
 }
 END_TEST
 
@@ -438,7 +391,7 @@ START_TEST(test_gate_refused)
     VhostUserMsg msg, reply;
     unsigned sent;
 
-    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    vc_fixture_start(&f, F_PROTO, PF(REPLY_ACK));
     fixture_negotiate(&f);
     sent = f.u->messages_sent;
 
@@ -450,7 +403,7 @@ START_TEST(test_gate_refused)
     g_clear_error(&err);
     ck_assert_uint_eq(f.u->messages_sent, sent);
     ck_assert(!f.u->broken);
-    fixture_stop(&f);
+    vc_fixture_stop(&f);
 }
 END_TEST
 
@@ -460,7 +413,7 @@ START_TEST(test_device_scope_from_other_vq)
     GError *err = NULL;
     uint32_t num;
 
-    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    vc_fixture_start(&f, F_PROTO, PF(REPLY_ACK));
     fixture_negotiate(&f);
 
     ck_assert(!req_u64(&f, 2, VHOST_USER_SET_FEATURES, F_PROTO, 0, &err));
@@ -472,7 +425,7 @@ START_TEST(test_device_scope_from_other_vq)
     /* Ring-scope requests from another vhost_dev are fine. */
     ck_assert(req_get_vring_base(&f, 2, 2, &num, &err));
     ck_assert_uint_eq(num, 44);
-    fixture_stop(&f);
+    vc_fixture_stop(&f);
 }
 END_TEST
 
@@ -504,9 +457,9 @@ START_TEST(test_bad_reply)
     GError *err = NULL;
     uint32_t num;
 
-    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    vc_fixture_start(&f, F_PROTO, PF(REPLY_ACK));
     fixture_negotiate(&f);
-    be_arm(&f.be, VHOST_USER_GET_VRING_BASE, fc->fault);
+    vc_be_arm(&f.be, VHOST_USER_GET_VRING_BASE, fc->fault);
 
     t0 = g_get_monotonic_time();
     ck_assert(!req_get_vring_base(&f, 0, 0, &num, &err));
@@ -522,8 +475,8 @@ START_TEST(test_bad_reply)
     }
     ck_assert_msg(strstr(err->message, fc->text), "'%s' lacks '%s'", err->message, fc->text);
     g_clear_error(&err);
-    assert_broken(&f);
-    fixture_stop(&f);
+    vc_assert_broken(&f);
+    vc_fixture_stop(&f);
     /* Every fd the peer passed was closed. */
     ck_assert_uint_eq(ut_count_fds(), baseline);
 }
@@ -544,14 +497,14 @@ START_TEST(test_reply_timeout_class)
     gint64 t0, ms;
 
     fixture_prompt_ms = 500;
-    fixture_start(&f, F_PROTO, 0);
+    vc_fixture_start(&f, F_PROTO, 0);
     fixture_prompt_ms = 0;
     fixture_negotiate(&f);
-    be_arm(&f.be, VHOST_USER_GET_VRING_BASE, FAULT_SLOW);
+    vc_be_arm(&f.be, VHOST_USER_GET_VRING_BASE, FAULT_SLOW);
     ck_assert_msg(req_get_vring_base(&f, 0, 0, &num, &err), "%s", err ? err->message : "");
     ck_assert_uint_eq(num, 42);
 
-    be_arm(&f.be, VHOST_USER_GET_FEATURES, FAULT_SLOW);
+    vc_be_arm(&f.be, VHOST_USER_GET_FEATURES, FAULT_SLOW);
     t0 = g_get_monotonic_time();
     ck_assert(!vhost_user_call_u64(f.u, 0, VHOST_USER_GET_FEATURES, &v, &err));
     ms = (g_get_monotonic_time() - t0) / 1000;
@@ -562,14 +515,14 @@ START_TEST(test_reply_timeout_class)
     ck_assert_int_ge(ms, 480);
     ck_assert_int_lt(ms, SLOW_REPLY_MS);
     g_clear_error(&err);
-    assert_broken(&f);
-    fixture_stop(&f);
+    vc_assert_broken(&f);
+    vc_fixture_stop(&f);
 
     fixture_prompt_ms = 500;
-    fixture_start(&f, F_PROTO, 0);
+    vc_fixture_start(&f, F_PROTO, 0);
     fixture_prompt_ms = 0;
     fixture_negotiate(&f);
-    be_arm(&f.be, VHOST_USER_GET_FEATURES, FAULT_HALF_HEADER);
+    vc_be_arm(&f.be, VHOST_USER_GET_FEATURES, FAULT_HALF_HEADER);
     t0 = g_get_monotonic_time();
     ck_assert(!vhost_user_call_u64(f.u, 0, VHOST_USER_GET_FEATURES, &v, &err));
     ms = (g_get_monotonic_time() - t0) / 1000;
@@ -579,8 +532,8 @@ START_TEST(test_reply_timeout_class)
     /* One deadline: 400 ms of waiting plus a fresh bound would be 900 ms or more. */
     ck_assert_int_lt(ms, 850);
     g_clear_error(&err);
-    assert_broken(&f);
-    fixture_stop(&f);
+    vc_assert_broken(&f);
+    vc_fixture_stop(&f);
 }
 END_TEST
 
@@ -592,7 +545,7 @@ START_TEST(test_outgoing_validated)
     VhostUserMsg msg;
     unsigned sent;
 
-    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    vc_fixture_start(&f, F_PROTO, PF(REPLY_ACK));
     fixture_negotiate(&f);
     sent = f.u->messages_sent;
 
@@ -613,7 +566,7 @@ START_TEST(test_outgoing_validated)
     /* A caller bug: nothing reached the back-end, the connection stays. */
     ck_assert_uint_eq(f.u->messages_sent, sent);
     ck_assert(!f.u->broken);
-    fixture_stop(&f);
+    vc_fixture_stop(&f);
 }
 END_TEST
 
@@ -624,7 +577,7 @@ START_TEST(test_reply_ack_negotiated)
     VhostUserMsg msg;
     guint n;
 
-    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    vc_fixture_start(&f, F_PROTO, PF(REPLY_ACK));
     fixture_negotiate(&f);
     n = f.be.log->len;
 
@@ -635,20 +588,20 @@ START_TEST(test_reply_ack_negotiated)
                   "%s", err ? err->message : "");
     ck_assert(req_u64(&f, 0, VHOST_USER_SET_FEATURES, F_PROTO, VHOST_USER_REQ_SYNC, &err));
     ck_assert_uint_eq(f.be.log->len, n + 2);
-    ck_assert_uint_eq(be_msg(&f.be, n)->hdr.flags,
+    ck_assert_uint_eq(vc_be_msg(&f.be, n)->hdr.flags,
                       VHOST_USER_VERSION | VHOST_USER_NEED_REPLY_MASK);
-    ck_assert_uint_eq(be_msg(&f.be, n + 1)->hdr.request, VHOST_USER_SET_FEATURES);
-    ck_assert_uint_eq(be_msg(&f.be, n + 1)->hdr.flags,
+    ck_assert_uint_eq(vc_be_msg(&f.be, n + 1)->hdr.request, VHOST_USER_SET_FEATURES);
+    ck_assert_uint_eq(vc_be_msg(&f.be, n + 1)->hdr.flags,
                       VHOST_USER_VERSION | VHOST_USER_NEED_REPLY_MASK);
 
     /* A failed ack names the request and its status, and drops the peer. */
-    be_arm(&f.be, VHOST_USER_SET_VRING_NUM, FAULT_ACK_FAIL);
+    vc_be_arm(&f.be, VHOST_USER_SET_VRING_NUM, FAULT_ACK_FAIL);
     ck_assert(!vhost_user_send(f.u, 0, &msg, NULL, 0, 0, &err));
     ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_BACKEND_FAILED));
     ck_assert_str_eq(err->message, "net0: back-end failed SET_VRING_NUM (status 1)");
     g_clear_error(&err);
-    assert_broken(&f);
-    fixture_stop(&f);
+    vc_assert_broken(&f);
+    vc_fixture_stop(&f);
 }
 END_TEST
 
@@ -658,7 +611,7 @@ START_TEST(test_reply_ack_absent_barrier)
     GError *err = NULL;
     guint n;
 
-    fixture_start(&f, F_PROTO | F_V1, PF(MQ));
+    vc_fixture_start(&f, F_PROTO | F_V1, PF(MQ));
     fixture_negotiate(&f);
     /* SET_OWNER had no ack: wait until the back-end has seen it. */
     be_wait_count(&f.be, 5);
@@ -667,15 +620,15 @@ START_TEST(test_reply_ack_absent_barrier)
     /* No ack without REPLY_ACK ... */
     ck_assert(req_u64(&f, 0, VHOST_USER_SET_FEATURES, F_V1, 0, &err));
     be_wait_count(&f.be, n + 1);
-    ck_assert_uint_eq(be_msg(&f.be, n)->hdr.flags, VHOST_USER_VERSION);
+    ck_assert_uint_eq(vc_be_msg(&f.be, n)->hdr.flags, VHOST_USER_VERSION);
 
     /* ... so SYNC is followed by a GET_FEATURES round trip. */
     ck_assert_msg(req_u64(&f, 0, VHOST_USER_SET_FEATURES, F_V1, VHOST_USER_REQ_SYNC, &err),
                   "%s", err ? err->message : "");
     ck_assert_uint_eq(f.be.log->len, n + 3);
-    ck_assert_uint_eq(be_msg(&f.be, n + 1)->hdr.request, VHOST_USER_SET_FEATURES);
-    ck_assert_uint_eq(be_msg(&f.be, n + 1)->hdr.flags, VHOST_USER_VERSION);
-    ck_assert_uint_eq(be_msg(&f.be, n + 2)->hdr.request, VHOST_USER_GET_FEATURES);
+    ck_assert_uint_eq(vc_be_msg(&f.be, n + 1)->hdr.request, VHOST_USER_SET_FEATURES);
+    ck_assert_uint_eq(vc_be_msg(&f.be, n + 1)->hdr.flags, VHOST_USER_VERSION);
+    ck_assert_uint_eq(vc_be_msg(&f.be, n + 2)->hdr.request, VHOST_USER_GET_FEATURES);
 
     /* A barrier answering with other features is a protocol error. */
     g_mutex_lock(&f.be.lock);
@@ -685,8 +638,8 @@ START_TEST(test_reply_ack_absent_barrier)
     ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE));
     ck_assert_ptr_nonnull(strstr(err->message, "barrier"));
     g_clear_error(&err);
-    assert_broken(&f);
-    fixture_stop(&f);
+    vc_assert_broken(&f);
+    vc_fixture_stop(&f);
 }
 END_TEST
 
@@ -696,7 +649,7 @@ START_TEST(test_not_connected)
     GError *err = NULL;
     uint64_t val;
 
-    fixture_start(&f, F_PROTO, 0);
+    vc_fixture_start(&f, F_PROTO, 0);
     char_socket_disconnect(f.chr, "test");
     ck_assert(!req_get_features(&f, &val, &err));
     ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED));
@@ -705,7 +658,7 @@ START_TEST(test_not_connected)
     ck_assert(!vhost_user_negotiate(f.u, &err));
     g_clear_error(&err);
     ck_assert(!f.u->negotiated);
-    fixture_stop(&f);
+    vc_fixture_stop(&f);
 }
 END_TEST
 
@@ -718,7 +671,7 @@ START_TEST(test_reply_fd_handed_over)
     VhostUserMsg msg, reply;
     int fd = -1;
 
-    fixture_start(&f, F_PROTO, PF(REPLY_ACK) | PF(INFLIGHT_SHMFD));
+    vc_fixture_start(&f, F_PROTO, PF(REPLY_ACK) | PF(INFLIGHT_SHMFD));
     f.u->supported_protocol_features |= PF(INFLIGHT_SHMFD);
     fixture_negotiate(&f);
 
@@ -736,8 +689,8 @@ START_TEST(test_reply_fd_handed_over)
     ck_assert(!vhost_user_call(f.u, 0, &msg, &reply, &err));
     ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_WRONG_FDS));
     g_clear_error(&err);
-    assert_broken(&f);
-    fixture_stop(&f);
+    vc_assert_broken(&f);
+    vc_fixture_stop(&f);
     ck_assert_uint_eq(ut_count_fds(), baseline);
 }
 END_TEST
@@ -769,7 +722,7 @@ START_TEST(test_threads_serialized)
     Hammer h[2];
     GThread *t[2];
 
-    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
+    vc_fixture_start(&f, F_PROTO, PF(REPLY_ACK));
     fixture_negotiate(&f);
     for (int i = 0; i < 2; i++) {
         h[i] = (Hammer){ .f = &f, .idx = (uint32_t)i * 5 };
@@ -780,253 +733,7 @@ START_TEST(test_threads_serialized)
         ck_assert_uint_eq(h[i].errors, 0);
     }
     ck_assert(!f.u->broken);
-    fixture_stop(&f);
-}
-END_TEST
-
-/* ---- The device layer over user_ops ------------------------------------ */
-
-#define RING_NUM 8
-
-static void setup_rings(struct vhost_dev *hdev)
-{
-    for (unsigned i = 0; i < hdev->nvqs; i++) {
-        struct vhost_virtqueue *vq = &hdev->vqs[i];
-
-        vq->num = RING_NUM;
-        vq->desc_gpa = 0x10000 * (i + 1);
-        vq->avail_gpa = vq->desc_gpa + 0x1000;
-        vq->used_gpa = vq->desc_gpa + 0x2000;
-    }
-}
-
-START_TEST(test_vhost_dev_start_stop)
-{
-    static const uint32_t ring_seq[] = {
-        VHOST_USER_SET_VRING_NUM, VHOST_USER_SET_VRING_BASE, VHOST_USER_SET_VRING_ADDR,
-        VHOST_USER_SET_VRING_ERR, VHOST_USER_SET_VRING_KICK, VHOST_USER_SET_VRING_CALL,
-    };
-    unsigned baseline = ut_count_fds();
-    Fixture f;
-    GError *err = NULL;
-    RamBlock *rb;
-    GuestMemory *mem = guest_memory_new();
-    struct vhost_dev hdev;
-    const LoggedMsg *m;
-    VhostUserMemory table;
-    VhostUserVringAddr addr;
-    guint n, k;
-    uint8_t cfg[8];
-
-    rb = ram_block_new_memfd("ram0", 1u << 20, &err);
-    ck_assert_ptr_nonnull(rb);
-    ck_assert(guest_memory_add(mem, 0, rb, 0, 1u << 20, &err));
-
-    fixture_start(&f, F_PROTO | F_V1, PF(REPLY_ACK) | PF(CONFIG));
-    ck_assert(vhost_dev_init(&hdev, "net0", f.u, &user_ops, mem, 0, 2, &err));
-    ck_assert_msg(vhost_dev_connect(&hdev, &err), "%s", err ? err->message : "");
-    ck_assert_uint_eq(hdev.features, F_PROTO | F_V1);
-    ck_assert(vhost_dev_has_protocol_feature(&hdev, VHOST_USER_PROTOCOL_F_REPLY_ACK));
-    ck_assert(!vhost_dev_set_acked_features(&hdev, 1ull << 40, &err));
-    g_clear_error(&err);
-    ck_assert(vhost_dev_set_acked_features(&hdev, F_V1, &err));
-    setup_rings(&hdev);
-    n = f.be.log->len;
-
-    ck_assert_msg(vhost_dev_start(&hdev, &err), "%s", err ? err->message : "");
-    ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 2);
-    /* SET_FEATURES, SET_MEM_TABLE, 6 per ring, 2 enables. */
-    ck_assert_uint_eq(f.be.log->len, n + 2 + 12 + 2);
-    m = be_msg(&f.be, n);
-    ck_assert_uint_eq(m->hdr.request, VHOST_USER_SET_FEATURES);
-    ck_assert_uint_eq(*(uint64_t *)m->payload, F_V1 | F_PROTO);
-    m = be_msg(&f.be, n + 1);
-    ck_assert_uint_eq(m->hdr.request, VHOST_USER_SET_MEM_TABLE);
-    ck_assert_uint_eq(m->nfds, 1);
-    memcpy(&table, m->payload, 8 + sizeof(VhostUserMemoryRegion));
-    ck_assert_uint_eq(table.nregions, 1);
-    ck_assert_uint_eq(table.regions[0].guest_phys_addr, 0);
-    ck_assert_uint_eq(table.regions[0].memory_size, 1u << 20);
-    ck_assert_uint_eq(table.regions[0].mmap_offset, 0);
-    ck_assert_uint_eq(table.regions[0].userspace_addr, (uintptr_t)rb->host);
-    k = n + 2;
-    for (unsigned r = 0; r < 2; r++) {
-        for (unsigned s = 0; s < G_N_ELEMENTS(ring_seq); s++, k++) {
-            m = be_msg(&f.be, k);
-            ck_assert_uint_eq(m->hdr.request, ring_seq[s]);
-        }
-        m = be_msg(&f.be, k - 4);
-        memcpy(&addr, m->payload, sizeof(addr));
-        ck_assert_uint_eq(addr.index, r);
-        ck_assert_uint_eq(addr.desc_user_addr, (uintptr_t)rb->host + hdev.vqs[r].desc_gpa);
-        ck_assert_uint_eq(addr.used_user_addr, (uintptr_t)rb->host + hdev.vqs[r].used_gpa);
-        /* The err eventfd goes with SET_VRING_ERR, the kick fd after it. */
-        ck_assert_uint_eq(be_msg(&f.be, k - 3)->nfds, 1);
-        ck_assert_uint_eq(be_msg(&f.be, k - 2)->nfds, 1);
-    }
-    ck_assert_uint_eq(be_msg(&f.be, k)->hdr.request, VHOST_USER_SET_VRING_ENABLE);
-
-    ck_assert_msg(vhost_dev_get_config(&hdev, cfg, sizeof(cfg), &err), "%s",
-                  err ? err->message : "");
-    ck_assert_uint_eq(cfg[0], 1);
-    ck_assert_uint_eq(cfg[7], 8);
-
-    vhost_dev_stop(&hdev);
-    ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 0);
-    ck_assert_uint_eq(hdev.vqs[0].last_avail_idx, 42);
-    ck_assert_uint_eq(hdev.vqs[1].last_avail_idx, 43);
-
-    /* Start again; then the back-end dies and the rings resume from guest RAM. */
-    ck_assert_msg(vhost_dev_start(&hdev, &err), "%s", err ? err->message : "");
-    {
-        uint16_t used_idx = GUINT16_TO_LE(7);
-
-        ck_assert(guest_memory_write(mem, hdev.vqs[1].used_gpa + 2, &used_idx, 2));
-    }
-    be_arm(&f.be, VHOST_USER_SET_VRING_ENABLE, FAULT_HANGUP);
-    vhost_dev_stop(&hdev);
-    ck_assert(!hdev.vqs[0].started && !hdev.vqs[1].started);
-    ck_assert_uint_eq(hdev.vqs[0].last_avail_idx, 0);
-    ck_assert_uint_eq(hdev.vqs[1].last_avail_idx, 7);
-    ck_assert(!user_ops.is_connected(&hdev));
-    vhost_dev_disconnect(&hdev);
-    ck_assert(!hdev.connected);
-    ck_assert_uint_eq(hdev.acked_features, F_V1);
-    ck_assert(!vhost_dev_start(&hdev, &err));
-    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_DISCONNECTED));
-    g_clear_error(&err);
-
-    vhost_dev_cleanup(&hdev);
-    fixture_stop(&f);
-    guest_memory_free(mem);
-    ram_block_unref(rb);
-    ck_assert_uint_eq(ut_count_fds(), baseline);
-}
-END_TEST
-
-START_TEST(test_vhost_dev_bad_config_and_memory)
-{
-    Fixture f;
-    GError *err = NULL;
-    RamBlock *rb;
-    GuestMemory *mem = guest_memory_new();
-    struct vhost_dev hdev;
-    uint8_t cfg[8];
-    g_autofree char *dir = g_dir_make_tmp("test-vuconn-XXXXXX", NULL);
-    g_autofree char *path = g_build_filename(dir, "ram", NULL);
-
-    /* A private file mapping: the back-end would never see guest writes. */
-    rb = ram_block_new_file("ram0", path, 1u << 20, false, &err);
-    ck_assert_ptr_nonnull(rb);
-    ck_assert(guest_memory_add(mem, 0, rb, 0, 1u << 20, &err));
-
-    fixture_start(&f, F_PROTO | F_V1, PF(REPLY_ACK) | PF(CONFIG));
-    ck_assert(vhost_dev_init(&hdev, "net0", f.u, &user_ops, mem, 0, 1, &err));
-    ck_assert(vhost_dev_connect(&hdev, &err));
-    setup_rings(&hdev);
-    ck_assert(!vhost_dev_start(&hdev, &err));
-    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG));
-    ck_assert_ptr_nonnull(strstr(err->message, "not shared"));
-    g_clear_error(&err);
-    ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 0);
-
-    /* A ring outside guest RAM. */
-    ram_block_unref(rb);
-    guest_memory_free(mem);
-    mem = guest_memory_new();
-    rb = ram_block_new_memfd("ram1", 1u << 20, &err);
-    ck_assert(guest_memory_add(mem, 0, rb, 0, 1u << 20, &err));
-    hdev.mem = mem;
-    hdev.vqs[0].used_gpa = (1u << 20) - 8;
-    ck_assert(!vhost_dev_start(&hdev, &err));
-    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG));
-    ck_assert_ptr_nonnull(strstr(err->message, "used ring"));
-    g_clear_error(&err);
-
-    /* GET_CONFIG answered with a different size: dropped. */
-    be_arm(&f.be, VHOST_USER_GET_CONFIG, FAULT_CONFIG_SHORT);
-    ck_assert(!vhost_dev_get_config(&hdev, cfg, sizeof(cfg), &err));
-    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_INVALID_MESSAGE));
-    ck_assert_ptr_nonnull(strstr(err->message, "net0: GET_CONFIG reply"));
-    g_clear_error(&err);
-    assert_broken(&f);
-
-    vhost_dev_cleanup(&hdev);
-    fixture_stop(&f);
-    guest_memory_free(mem);
-    ram_block_unref(rb);
-    unlink(path);
-    rmdir(dir);
-}
-END_TEST
-
-START_TEST(test_too_many_regions)
-{
-    Fixture f;
-    GError *err = NULL;
-    RamBlock *rb = ram_block_new_memfd("ram0", 9u << 16, &err);
-    GuestMemory *mem = guest_memory_new();
-    struct vhost_dev hdev;
-
-    for (unsigned i = 0; i < 9; i++) {
-        ck_assert(guest_memory_add(mem, (uint64_t)i << 20, rb, (uint64_t)i << 16,
-                                   1u << 16, &err));
-    }
-    fixture_start(&f, F_PROTO, PF(REPLY_ACK));
-    ck_assert(vhost_dev_init(&hdev, "net0", f.u, &user_ops, mem, 0, 1, &err));
-    ck_assert(vhost_dev_connect(&hdev, &err));
-    ck_assert(!user_ops.set_mem_table(&hdev, mem, &err));
-    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG));
-    ck_assert_str_eq(err->message, "net0: 9 memory regions but SET_MEM_TABLE carries "
-                     "at most 8 (back-end lacks CONFIGURE_MEM_SLOTS)");
-    g_clear_error(&err);
-    vhost_dev_cleanup(&hdev);
-    fixture_stop(&f);
-    guest_memory_free(mem);
-    ram_block_unref(rb);
-}
-END_TEST
-
-/* A queue the driver never set up (num 0) is skipped, not an error. */
-START_TEST(test_vhost_dev_unset_ring)
-{
-    Fixture f;
-    GError *err = NULL;
-    RamBlock *rb = ram_block_new_memfd("ram0", 1u << 20, &err);
-    GuestMemory *mem = guest_memory_new();
-    struct vhost_dev hdev;
-    guint n;
-
-    ck_assert(guest_memory_add(mem, 0, rb, 0, 1u << 20, &err));
-    fixture_start(&f, F_PROTO | F_V1, PF(REPLY_ACK));
-    ck_assert(vhost_dev_init(&hdev, "net0", f.u, &user_ops, mem, 0, 2, &err));
-    ck_assert(vhost_dev_connect(&hdev, &err));
-    setup_rings(&hdev);
-    hdev.vqs[1].num = 0;
-    n = f.be.log->len;
-    ck_assert_msg(vhost_dev_start(&hdev, &err), "%s", err ? err->message : "");
-    ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 1);
-    /* SET_FEATURES, SET_MEM_TABLE, ring 0's six, one enable. */
-    ck_assert_uint_eq(f.be.log->len, n + 9);
-    vhost_dev_stop(&hdev);
-    /* One disable, one GET_VRING_BASE. */
-    ck_assert_uint_eq(f.be.log->len, n + 11);
-    ck_assert_uint_eq(be_msg(&f.be, n + 10)->hdr.request, VHOST_USER_GET_VRING_BASE);
-
-    /* A bad size is still refused. */
-    hdev.vqs[1].num = 12;
-    ck_assert(!vhost_dev_start(&hdev, &err));
-    ck_assert(g_error_matches(err, VHOST_USER_ERROR, VHOST_USER_ERROR_CONFIG));
-    ck_assert_ptr_nonnull(strstr(err->message, "net0: ring 1: size 12"));
-    g_clear_error(&err);
-    /* Ring 0 was started and stopped again by the unwind. */
-    ck_assert_uint_eq(vhost_dev_started_rings(&hdev), 0);
-    ck_assert(!hdev.started);
-
-    vhost_dev_cleanup(&hdev);
-    fixture_stop(&f);
-    guest_memory_free(mem);
-    ram_block_unref(rb);
+    vc_fixture_stop(&f);
 }
 END_TEST
 
@@ -1049,10 +756,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, test_reply_fd_handed_over);
     tcase_add_test(tc, test_threads_serialized);
     suite_add_tcase(s, tc);
-    tcase_add_test(dev, test_vhost_dev_start_stop);
-    tcase_add_test(dev, test_vhost_dev_bad_config_and_memory);
-    tcase_add_test(dev, test_too_many_regions);
-    tcase_add_test(dev, test_vhost_dev_unset_ring);
+    vhost_user_conn_dev_add_tests(dev);
     suite_add_tcase(s, dev);
     return s;
 }
