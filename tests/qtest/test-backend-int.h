@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The test back-end's state, shared by its files: test-backend.c (the
- * server thread, request handling, fault injection) and
+ * server thread, reading and dispatching requests, fault injection),
+ * test-backend-handle.c (what each request does to the state) and
  * test-backend-observe.c (what tests read and wait for). Not for tests.
  *
  * Locking: tb->lock guards every field below; the server thread takes it
@@ -83,6 +84,27 @@ struct TestBackend {
 /* Caller holds tb->lock. NULL when conn (1-based) does not exist. */
 TbConn *tb_conn_get_locked(TestBackend *tb, unsigned conn);
 TbMsg *tb_msg_copy(const TbMsg *m);
+
+/* test-backend.c's small helpers, for test-backend-handle.c. */
+void tb_close_fd(int *fd);
+void tb_close_fds(int *fds, size_t nfds);
+void tb_region_unmap(TbRegion *r);
+void tb_log_unmap(TbConn *c);
+/* Records a front-end spec violation; called with the lock held. */
+void G_GNUC_PRINTF(3, 4) tb_violation_locked(TestBackend *tb, TbConn *c,
+                                             const char *fmt, ...);
+
+/*
+ * test-backend-handle.c: applies one valid request to the connection's
+ * state and builds the reply (if any) into *reply / *reply_size. Takes
+ * ownership of fds. False when the connection must be dropped.
+ */
+bool tb_handle(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
+               int *fds, size_t nfds, const TbAction *act,
+               VhostUserPayload *reply, uint32_t *reply_size, bool *has_reply);
+/* Spec rules the syntax validator cannot know: gating by negotiation. Lock held. */
+void tb_check_gate_locked(TestBackend *tb, TbConn *c, const VhostUserMsg *msg,
+                          const VhostUserMsgInfo *info);
 
 /*
  * test-backend-state.c: SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE, called
