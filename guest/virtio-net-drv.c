@@ -386,6 +386,7 @@ static unsigned tx_send(NetRun *run, unsigned p, uint64_t count)
             k++;
         }
     }
+    guest_vq_prefetch_add(net_txq(d, p), MIN(room, run->burst));
     for (unsigned i = 0; i < run->ntx && n < run->burst && !run->fatal; i++) {
         uint64_t seq = d->st->sent[p];
         uint8_t *slot = run->tx + ((size_t)p * run->ntx + i) * run->slot;

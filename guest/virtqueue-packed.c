@@ -371,6 +371,28 @@ static bool pk_start_batch(GuestVirtqueue *vq, uint16_t lu, uint16_t id, uint32_
     return true;
 }
 
+void guest_vq_packed_prefetch(GuestVirtqueue *vq, uint16_t pos, unsigned n, bool write)
+{
+    /* Four 16-byte descriptors to a 64-byte line. */
+    unsigned per_line = 64 / sizeof(VringPackedDesc);
+    unsigned slot;
+
+    if (!vq->num) {
+        return;
+    }
+    slot = (pos & GUEST_VQ_PACKED_SLOT) % vq->num;
+    n = MIN(n, vq->num);
+    for (unsigned k = 0; k < n; k += per_line) {
+        const VringPackedDesc *d = &vq->pdesc[(slot + k) % vq->num];
+
+        if (write) {
+            __builtin_prefetch(d, 1);
+        } else {
+            __builtin_prefetch(d, 0);
+        }
+    }
+}
+
 bool guest_vq_packed_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
 {
     GuestVqPackedState *pst = vq->pst;

@@ -525,11 +525,19 @@ bool guest_vq_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len)
     return ready && vq_take_used(vq, ready, token, len);
 }
 
+void guest_vq_prefetch_add(GuestVirtqueue *vq, unsigned n)
+{
+    if (vq->packed) {
+        guest_vq_packed_prefetch(vq, vq->pst->next_avail, n, true);
+    }
+}
+
 unsigned guest_vq_get_used_burst(GuestVirtqueue *vq, GuestVqUsed *used, unsigned max)
 {
     unsigned ready, n, i;
 
     if (vq->packed) {
+        guest_vq_packed_prefetch(vq, vq->pst->last_used, max, false);
         /* A packed ring has no used index to read once per burst. */
         for (i = 0; i < max &&
              guest_vq_packed_get_used(vq, &used[i].token, &used[i].len); i++) {

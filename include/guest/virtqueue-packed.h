@@ -60,6 +60,12 @@ bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
 bool guest_vq_packed_kick(GuestVirtqueue *vq);
 bool guest_vq_packed_has_used(GuestVirtqueue *vq);
 bool guest_vq_packed_get_used(GuestVirtqueue *vq, uint64_t *token, uint32_t *len);
+/*
+ * Prefetches the descriptors of n slots from position pos (read or for
+ * writing). pos comes from guest RAM: it is reduced into the ring, and a
+ * prefetch reads nothing anyway.
+ */
+void guest_vq_packed_prefetch(GuestVirtqueue *vq, uint16_t pos, unsigned n, bool write);
 bool guest_vq_packed_enable_cb(GuestVirtqueue *vq);
 void guest_vq_packed_disable_cb(GuestVirtqueue *vq);
 
