@@ -23,6 +23,8 @@
 #define NET_MTU_OVERHEAD    (VIRTIO_NET_ETH_HLEN + 4u)
 #define NET_ASM_MAX         65536u          /* a packet over this is bogus */
 #define NET_SEQ_MASK        ((1ull << 48) - 1)
+/* A gap between two turns of the run loop over a wait plus this: a stall. */
+#define NET_STALL_NS        (200 * 1000000ull)
 
 #define ALIGN_UP(x, a)      (((x) + (a) - 1) / (a) * (a))
 
