@@ -270,6 +270,7 @@ echo "bench-net: our modes: $MODES; ring layouts: $RINGS"
 
 # Median of the numbers given.
 median() {
+    (( $# > 0 )) || { echo nan; return; }
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
         if (NR == 0) { print "nan"; exit }
         if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -330,10 +331,11 @@ for size in $SIZES; do
         # shellcheck disable=SC2086 # the lists are space-separated numbers
         ROWS+=("$(printf '%6s  %-6s  %-6s  %10.3f  %12.3f  %6.2f  %11s  %9.4f  %10.4f  %12s  %12s' \
                   "$size" "$RING" "$name" "$(median ${mpps[$name]})" "$(median "${anchors[@]}")" \
-                  "$(median ${ratios[$name]})" \
-                  "$(printf '%s\n' ${ratios[$name]} | sort -g | sed -n '1p;$p' | paste -sd- -)" \
+                  "$(median ${ratios[$name]-})" \
+                  "$(printf '%s\n' ${ratios[$name]-} | sort -g | sed -n '1p;$p' | paste -sd- -)" \
                   "$(median ${kicks[$name]})" "$(median ${sleeps[$name]})" "$sys" "$oneway")")
-        echo "bench-net: $RING size $size $name: paired ratios${ratios[$name]}" >&2
+        # Every anchor run of this size moved nothing (a starved machine): no pair.
+        echo "bench-net: $RING size $size $name: paired ratios${ratios[$name]- none}" >&2
     done
     unset ratios mpps kicks sleeps
 done

@@ -37,10 +37,13 @@ EXPECTED_PLOTS = {
 
 
 def num(s):
+    """A figure, or None: not a number, or nan (a bench with nothing to
+    pair prints nan, e.g. bench-net when every anchor run moved nothing)."""
     try:
-        return float(s)
+        v = float(s)
     except (TypeError, ValueError):
         return None
+    return None if v != v else v
 
 
 # ---- tables printed by scripts without BENCH_JSON ---------------------------
