@@ -92,6 +92,7 @@ IMGDIR=$(mktemp -d "$DIR/bench-blk-img.XXXXXX")
 IMG=$IMGDIR/disk.raw
 SOCK=$TMP/blk.sock
 QSD=
+QSD_PID=
 REF=
 
 cleanup() {
@@ -133,7 +134,11 @@ start_qsd() {
         >"$TMP/qsd.log" 2>&1 </dev/null &
     QSD=$!
     for _ in $(seq 100); do
-        [[ -S "$SOCK" ]] && return 0
+        if [[ -S "$SOCK" ]]; then
+            # $QSD is timeout(1)'s pid; the CPU time is qsd's own.
+            QSD_PID=$(pgrep -P "$QSD" -n) || die "qemu-storage-daemon: no process under timeout(1)"
+            return 0
+        fi
         kill -0 "$QSD" 2>/dev/null || break
         sleep 0.1
     done
@@ -201,15 +206,32 @@ run_fio() {
     fi
 }
 
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# One measured read run of ours ($1 tag, $2 iodepth, $3 poll mode); leaves
+# "wall-s user-s sys-s" of the VMM process in $TMP/TAG.time.
+run_read_timed() {
+    local TIMEFORMAT='%R %U %S'
+    { time run_vmm "$1" "rw=randread,bs=4k,iodepth=$2,runtime=${RUNTIME}s,verify=off,flush=off,poll=$3" \
+          2>&3; } 3>&2 2>"$TMP/$1.time"
+}
+
 # One repetition: ours and fio back to back, the order alternating between
 # repetitions so a burst of load from elsewhere on the machine hits both.
 # The export stays up, idle, while fio runs. Appends "ours-IOPS ours-avg
-# ours-p99 fio-IOPS fio-avg fio-p99" to $TMP/reps-qdD-POLL.
+# ours-p99 fio-IOPS fio-avg fio-p99 vmm-us/op qsd-us/op fio-us/op" to
+# $TMP/reps-qdD-POLL. The CPU time per request says which side is the
+# limit: qsd serves every request on one thread (its iothread), so 1e6 /
+# its us/op is the most IOPS it can reach, whatever the guest does.
 run_pair() {
-    local d=$1 poll=$2 rep=$3 tag=qd$1-$2-$3 side line=()
+    local d=$1 poll=$2 rep=$3 tag=qd$1-$2-$3 side line=() q0 q1 wall u s
     for side in $( ((rep % 2)) && echo "ours fio" || echo "fio ours"); do
         if [[ $side = ours ]]; then
-            run_vmm "$tag" "rw=randread,bs=4k,iodepth=$d,runtime=${RUNTIME}s,verify=off,flush=off,poll=$poll"
+            q0=$(cpu_ticks "$QSD_PID")
+            run_read_timed "$tag" "$d" "$poll"
+            q1=$(cpu_ticks "$QSD_PID")
+            read -r wall u s <"$TMP/$tag.time"
         else
             run_fio "$tag" "$d"
         fi
@@ -221,20 +243,32 @@ run_pair() {
     read -r -a fline < <(jq -r '.jobs[0].read |
         "\(.iops) \(.lat_ns.mean / 1000) \(.lat_ns.percentile["99.000000"] / 1000)"' \
                           "$TMP/fio-$tag.json")
+    # CPU time per request: the VMM's (all its threads, start-up included:
+    # a few ms of the run), qsd's over the VMM's run, fio's own (usr_cpu
+    # and sys_cpu are percentages of its job's runtime).
+    local ops cpu=()
+    ops=$(jq -r .ops "$TMP/ours-$tag.json")
+    read -r -a cpu < <(awk -v u="$u" -v s="$s" -v t="$((q1 - q0))" -v hz="$HZ" -v n="$ops" \
+                           'BEGIN { printf "%.2f %.2f\n", (u + s) * 1e6 / n, t / hz * 1e6 / n }')
+    cpu+=("$(jq -r '.jobs[0] | ((.usr_cpu + .sys_cpu) / 100 * .job_runtime * 1000 /
+                    .read.total_ios * 100 | round) / 100' "$TMP/fio-$tag.json")")
     echo "bench-blk: iodepth $d poll=$poll rep $rep: ours ${line[0]} IOPS, fio ${fline[0]} IOPS," \
-         "ratio $(ratio "${line[0]}" "${fline[0]}"), load $(cut -d' ' -f1 /proc/loadavg)" >&2
-    echo "${line[*]} ${fline[*]}" >>"$TMP/reps-qd$d-$poll"
+         "ratio $(ratio "${line[0]}" "${fline[0]}"), CPU us/request VMM ${cpu[0]} qsd ${cpu[1]}" \
+         "fio ${cpu[2]}, load $(cut -d' ' -f1 /proc/loadavg)" >&2
+    echo "${line[*]} ${fline[*]} ${cpu[*]}" >>"$TMP/reps-qd$d-$poll"
 }
 
-# Medians of a reps file: "ours fio ratio ours-avg fio-avg ours-p99 fio-p99".
+# Medians of a reps file: "ours fio ratio ours-avg fio-avg ours-p99 fio-p99
+# vmm-us/op qsd-us/op fio-us/op".
 medians() {
     awk 'function med(a, n,   i, j, t) {
              for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
              return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
          { n++; oi[n] = $1; oa[n] = $2; op[n] = $3; fi_[n] = $4; fa[n] = $5; fp[n] = $6
-           r[n] = $4 > 0 ? $1 / $4 : 0 }
-         END { printf "%.0f %.0f %.3f %.1f %.1f %.1f %.1f\n", med(oi, n), med(fi_, n), med(r, n),
-                      med(oa, n), med(fa, n), med(op, n), med(fp, n) }' "$1"
+           r[n] = $4 > 0 ? $1 / $4 : 0; cv[n] = $7; cq[n] = $8; cf[n] = $9 }
+         END { printf "%.0f %.0f %.3f %.1f %.1f %.1f %.1f %.1f %.1f %.1f\n", med(oi, n), med(fi_, n),
+                      med(r, n), med(oa, n), med(fa, n), med(op, n), med(fp, n), med(cv, n),
+                      med(cq, n), med(cf, n) }' "$1"
 }
 
 for d in $DEPTHS; do
@@ -248,7 +282,6 @@ stop_qsd
 
 # Our reference back-end on a RAM disk: the cost of the vhost-user path
 # itself, as IOPS per core of CPU time (VMM + back-end). No anchor.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 if [[ $REF_RUN = 1 ]]; then
     [[ -x $REFBE ]] || die "$REFBE not found: build it first (ninja -C $BUILD)"
     SOCK=$TMP/ref.sock
@@ -259,15 +292,12 @@ if [[ $REF_RUN = 1 ]]; then
         sleep 0.1
     done
     [[ -S $SOCK ]] || die "the reference back-end did not create $SOCK: $(cat "$TMP/ref.log")"
-    HZ=$(getconf CLK_TCK)
     for d in $DEPTHS; do
         for poll in $POLLS; do
             for rep in $(seq "$REPS"); do
                 tag=ref-qd$d-$poll-$rep
                 t0=$(cpu_ticks "$REF")
-                TIMEFORMAT='%R %U %S'
-                { time run_vmm "$tag" "rw=randread,bs=4k,iodepth=$d,runtime=${RUNTIME}s,verify=off,flush=off,poll=$poll" 2>&3; } \
-                    3>&2 2>"$TMP/$tag.time"
+                run_read_timed "$tag" "$d" "$poll"
                 t1=$(cpu_ticks "$REF")
                 read -r wall u s <"$TMP/$tag.time"
                 iops=$(jq -r .ops_per_sec "$TMP/ours-$tag.json")
@@ -286,19 +316,20 @@ if [[ $REF_RUN = 1 ]]; then
 fi
 
 echo
-printf '%7s  %8s  %10s  %10s  %6s  %9s  %9s  %9s  %9s\n' iodepth poll "ours IOPS" "fio IOPS" ratio \
-    "ours avg" "fio avg" "ours p99" "fio p99"
+printf '%7s  %8s  %10s  %10s  %6s  %9s  %9s  %9s  %9s  %7s  %7s  %7s\n' iodepth poll "ours IOPS" \
+    "fio IOPS" ratio "ours avg" "fio avg" "ours p99" "fio p99" "VMM cpu" "qsd cpu" "fio cpu"
 : >"$TMP/rows"
 for d in $DEPTHS; do
     for poll in $POLLS; do
-        read -r oi xi r oa xa op xp < <(medians "$TMP/reps-qd$d-$poll")
-        printf '%7s  %8s  %10.0f  %10.0f  %6.2f  %7.1fus  %7.1fus  %7.1fus  %7.1fus\n' "$d" "$poll" \
-            "$oi" "$xi" "$r" "$oa" "$xa" "$op" "$xp"
+        read -r oi xi r oa xa op xp cv cq cf < <(medians "$TMP/reps-qd$d-$poll")
+        printf '%7s  %8s  %10.0f  %10.0f  %6.2f  %7.1fus  %7.1fus  %7.1fus  %7.1fus  %7.1f  %7.1f  %7.1f\n' \
+            "$d" "$poll" "$oi" "$xi" "$r" "$oa" "$xa" "$op" "$xp" "$cv" "$cq" "$cf"
         jq -n --arg s "poll=$poll" --argjson x "$d" --argjson o "$oi" --argjson a "$xi" \
             --argjson r "$r" --argjson oa "$oa" --argjson xa "$xa" --argjson op "$op" \
-            --argjson xp "$xp" \
+            --argjson xp "$xp" --argjson cv "$cv" --argjson cq "$cq" --argjson cf "$cf" \
             '{series: $s, x: $x, ours: $o, anchor: $a, ratio: $r, ours_avg_us: $oa,
-              anchor_avg_us: $xa, ours_p99_us: $op, anchor_p99_us: $xp}' >>"$TMP/rows"
+              anchor_avg_us: $xa, ours_p99_us: $op, anchor_p99_us: $xp, vmm_cpu_us_per_op: $cv,
+              qsd_cpu_us_per_op: $cq, anchor_cpu_us_per_op: $cf}' >>"$TMP/rows"
     done
 done
 if [[ $REF_RUN = 1 ]]; then
@@ -328,6 +359,8 @@ echo "Medians over $REPS alternating repetitions; ratio = median of the paired r
 echo "ours: guest virtio-blk driver -> vring -> qemu-storage-daemon (vhost-user-blk, 1 queue) -> io_uring O_DIRECT;"
 echo "      poll=off sleeps on the call eventfd, poll=on busy-polls the used ring (one core spinning)."
 echo "anchor: fio, io_uring O_DIRECT on the same file, no virtualization: the floor for this disk."
+echo "cpu: CPU time per request in us (medians): the VMM (guest driver, all threads), qsd, fio;"
+echo "     qsd serves the export on one thread, so it cannot pass 1e6 / (qsd cpu) IOPS."
 if [[ -n ${BENCH_JSON:-} ]]; then
     jq -s --arg l "$LOAD0" --argjson reps "$REPS" --argjson secs "$RUNTIME" \
         --arg qsd "$QSD_POLL_NS" \
