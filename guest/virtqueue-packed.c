@@ -54,6 +54,10 @@ static volatile uint16_t *pk_ev_flags(uint16_t *ev)
     return ev + 1;
 }
 
+/* What a head's flags may hold. */
+#define PK_HEAD_FLAGS (VRING_DESC_F_NEXT | VRING_DESC_F_WRITE | VRING_DESC_F_INDIRECT | \
+                       VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED)
+
 /* The flags that make a descriptor available in the lap of wrap. */
 static uint16_t pk_avail_flags(bool wrap)
 {
@@ -163,6 +167,7 @@ bool guest_vq_packed_attach(GuestVirtqueue *vq, GuestMemory *mem, uint64_t state
         (h.last_used & GUEST_VQ_PACKED_SLOT) >= h.num ||
         (h.flags & ~(GUEST_VQ_F_EVENT_IDX | GUEST_VQ_F_INDIRECT | GUEST_VQ_F_IN_ORDER)) ||
         !(h.flags & GUEST_VQ_F_INDIRECT) != !h.indirect_gpa || h.batch_left > h.num ||
+        h.pend_slot > h.num || (h.pend_flags & ~PK_HEAD_FLAGS) ||
         !guest_memory_gpa_to_hva(mem, state_gpa, guest_vq_packed_state_size(h.num))) {
         return false;
     }
@@ -273,11 +278,45 @@ bool guest_vq_packed_add(GuestVirtqueue *vq, const GuestSg *out, unsigned n_out,
     vq->token[id] = token;
     vq->added += need;
     /*
-     * Everything above before the head's flags hand the buffer over:
+     * The first head since the last kick stays hidden until the kick
+     * (pk_publish); the ones after it are stored now, since the device
+     * reads the ring in order and stops at the hidden one. The device's
+     * core polls the next slot's flags: published one by one, each line
+     * of four descriptors would go back and forth between the two cores
+     * up to four times while we fill it. The split ring likewise hands
+     * a burst over with one avail->idx store at the kick.
+     */
+    if (pst->pend_slot) {
+        pk_write16(pk_flags(vq, head), head_flags);
+    } else {
+        pst->pend_flags = head_flags;
+        pst->pend_slot = (uint16_t)(head + 1);
+    }
+    return true;
+}
+
+/* The hidden head's flags (guest_vq_packed_add), so the device sees the burst. */
+static bool pk_publish(GuestVirtqueue *vq)
+{
+    GuestVqPackedState *pst = vq->pst;
+    uint16_t slot1 = pst->pend_slot, flags = pst->pend_flags;
+
+    if (!slot1) {
+        return true;
+    }
+    if (slot1 > vq->num) {
+        return guest_vq_note_corrupt(vq, "pend_slot", slot1, NULL);
+    }
+    if (flags & ~PK_HEAD_FLAGS) {
+        return guest_vq_note_corrupt(vq, "pend_flags", flags, NULL);
+    }
+    pst->pend_slot = 0;
+    /*
+     * Everything the burst wrote before its head's flags hand it over:
      * pairs with the device's read barrier after it sees them.
      */
     __atomic_thread_fence(__ATOMIC_RELEASE);
-    pk_write16(pk_flags(vq, head), head_flags);
+    pk_write16(pk_flags(vq, slot1 - 1), flags);
     return true;
 }
 
@@ -287,7 +326,8 @@ bool guest_vq_packed_kick(GuestVirtqueue *vq)
     uint16_t added = vq->added, flags, off_wrap, pos = pst->next_avail;
     bool need;
 
-    if (added == 0) {
+    /* Before the added check: a head hidden when the guest migrated counts too. */
+    if (!pk_publish(vq) || added == 0) {
         return false;
     }
     vq->added = 0;

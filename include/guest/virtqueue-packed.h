@@ -29,8 +29,15 @@ typedef struct __attribute__((packed)) GuestVqPackedState {
     uint64_t indirect_gpa;      /* num tables of GUEST_VQ_INDIRECT_MAX, or 0 */
     /* VIRTIO_F_IN_ORDER batches, as in GuestVqState */
     uint16_t batch_left;
-    uint16_t reserved;
+    uint16_t pend_flags;        /* the hidden head's flags, while pend_slot */
     uint32_t batch_len;
+    /*
+     * 1 + the slot of the first head added since the last kick, whose
+     * flags wait for the kick (0: none): the device stops at it, so the
+     * buffers behind it are handed over all at once.
+     */
+    uint16_t pend_slot;
+    uint16_t reserved[3];
     /* followed by: uint64_t token[num]; uint16_t ndesc[num]; uint16_t next_id[num]; */
 } GuestVqPackedState;
 

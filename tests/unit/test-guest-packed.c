@@ -278,6 +278,7 @@ START_TEST(test_driver_event_area)
     for (unsigned i = 0; i < 3; i++) {
         ck_assert(guest_vq_add(&vq, &out, 1, NULL, 0, i));
     }
+    guest_vq_kick(&vq);
     ck_assert(pdev_take(&d, &b));
     pdev_put(&d, &b);
     ck_assert(guest_vq_get_used(&vq, &t, &len));
@@ -311,6 +312,7 @@ START_TEST(test_bad_used_refused)
 
     pvq_setup(&vq, &d, 8, false, false);
     ck_assert(guest_vq_add(&vq, &out, 1, NULL, 0, 7));
+    guest_vq_kick(&vq);
     ck_assert(pdev_take(&d, &b));
     b.id = 8;   /* past the ring */
     pdev_put(&d, &b);
@@ -322,6 +324,7 @@ START_TEST(test_bad_used_refused)
     /* An id that names nothing in flight. */
     pvq_setup(&vq, &d, 8, false, false);
     ck_assert(guest_vq_add(&vq, &out, 1, NULL, 0, 7));
+    guest_vq_kick(&vq);
     ck_assert(pdev_take(&d, &b));
     b.id = 3;
     pdev_put(&d, &b);
@@ -344,10 +347,16 @@ START_TEST(test_attach_continues)
     pvq_setup(&vq, &d, 4, true, true);
     for (unsigned i = 0; i < 6; i++) {
         ck_assert(guest_vq_add(&vq, &out, 1, NULL, 0, i));
+        guest_vq_kick(&vq);
         ck_assert(pdev_take(&d, &b));
         pdev_put(&d, &b);
         ck_assert(guest_vq_get_used(&vq, &t, &len));
     }
+    /*
+     * Added, not kicked: its head is still hidden when the driver moves
+     * (a migration). The state in RAM says so, and the attached queue's
+     * first kick hands it over.
+     */
     ck_assert(guest_vq_add(&vq, &out, 1, NULL, 0, 100));
     /* Attached from RAM (as after a migration): packed, same positions. */
     ck_assert(guest_vq_attach(&vq2, mem, STATE_GPA));
@@ -356,6 +365,8 @@ START_TEST(test_attach_continues)
     ck_assert_uint_eq(vq2.avail_gpa, DRIVER_GPA);
     ck_assert_uint_eq(vq2.used_gpa, DEVICE_GPA);
     ck_assert_uint_eq(guest_vq_in_flight(&vq2), 1);
+    ck_assert(!pdev_take(&d, &b));
+    guest_vq_kick(&vq2);
     ck_assert(pdev_take(&d, &b));
     pdev_put(&d, &b);
     ck_assert(guest_vq_get_used(&vq2, &t, &len));
@@ -363,6 +374,52 @@ START_TEST(test_attach_continues)
     /* A state whose position lies past the ring is refused. */
     vq2.pst->next_avail = 9;
     ck_assert(!guest_vq_attach(&vq2, mem, STATE_GPA));
+    close(vq.kick_fd);
+}
+END_TEST
+
+/*
+ * A burst is the device's all at once, at the kick: until then its first
+ * head's flags do not say available, so the device, reading in order,
+ * sees none of it; the heads behind it may. A hidden head that the state
+ * in RAM names wrongly (a back-end scribbled it) stops the queue.
+ */
+START_TEST(test_burst_handed_over_at_kick)
+{
+    GuestVirtqueue vq;
+    PDev d;
+    GuestSg out = { BUF_GPA, 16 };
+    PBuf b;
+
+    pvq_setup(&vq, &d, 8, false, false);
+    for (unsigned i = 0; i < 3; i++) {
+        ck_assert(guest_vq_add(&vq, &out, 1, NULL, 0, i));
+    }
+    ck_assert(!pdev_take(&d, &b));
+    ck_assert(pdesc_at(DESC_GPA + 16).flags & VRING_PACKED_DESC_F_AVAIL);
+    guest_vq_kick(&vq);
+    for (unsigned i = 0; i < 3; i++) {
+        ck_assert(pdev_take(&d, &b));
+        ck_assert_uint_eq(b.id, i);
+    }
+    ck_assert(!pdev_take(&d, &b));
+    ck_assert_uint_eq(vq.pst->pend_slot, 0);
+
+    ck_assert(guest_vq_add(&vq, &out, 1, NULL, 0, 3));
+    ck_assert_uint_eq(vq.pst->pend_slot, 4);
+    vq.pst->pend_slot = 9;      /* past the ring of 8 */
+    ck_assert(!guest_vq_kick(&vq));
+    ck_assert_str_eq(vq.corrupt, "pend_slot");
+    ck_assert(!pdev_take(&d, &b));
+    close(vq.kick_fd);
+
+    pvq_setup(&vq, &d, 8, false, false);
+    ck_assert(guest_vq_add(&vq, &out, 1, NULL, 0, 0));
+    vq.pst->pend_flags = 0x0100;    /* not a descriptor flag */
+    ck_assert(!guest_vq_kick(&vq));
+    ck_assert_str_eq(vq.corrupt, "pend_flags");
+    /* Nor is such a state attached. */
+    ck_assert(!guest_vq_attach(&vq, mem, STATE_GPA));
     close(vq.kick_fd);
 }
 END_TEST
@@ -380,6 +437,7 @@ static Suite *packed_suite(void)
     tcase_add_test(tc, test_driver_event_area);
     tcase_add_test(tc, test_bad_used_refused);
     tcase_add_test(tc, test_attach_continues);
+    tcase_add_test(tc, test_burst_handed_over_at_kick);
     suite_add_tcase(s, tc);
     return s;
 }
