@@ -68,24 +68,20 @@ static char *blk_state_corruption(const VirtioBlkDrv *d)
 {
     const BlkDrvState *st = d->st;
     uint64_t gen_gpa = d->pool_gpa + d->pool_size;
-    const char *field = NULL;
-    uint64_t found = 0, want = 0;
+    GuestStateDiff diff = { 0 };
 
-#define STATE_CHECK(f, expect) \
-    if (!field && st->f != (expect)) { field = #f; found = st->f; want = (expect); }
-    STATE_CHECK(seed, d->seed);
-    STATE_CHECK(tracked, d->tracked);
-    STATE_CHECK(pool_gpa, d->pool_gpa);
-    STATE_CHECK(pool_size, d->pool_size);
-    STATE_CHECK(gen_gpa, gen_gpa);
-    STATE_CHECK(inflight_gpa, gen_gpa + d->tracked * 4);
-#undef STATE_CHECK
-    if (!field) {
+    GUEST_STATE_CHECK(&diff, st, seed, d->seed);
+    GUEST_STATE_CHECK(&diff, st, tracked, d->tracked);
+    GUEST_STATE_CHECK(&diff, st, pool_gpa, d->pool_gpa);
+    GUEST_STATE_CHECK(&diff, st, pool_size, d->pool_size);
+    GUEST_STATE_CHECK(&diff, st, gen_gpa, gen_gpa);
+    GUEST_STATE_CHECK(&diff, st, inflight_gpa, gen_gpa + d->tracked * 4);
+    if (!diff.field) {
         return NULL;
     }
     return g_strdup_printf("device state in RAM corrupted: %s: driver state %s is %"
                            PRIu64 " (0x%" PRIx64 "), the driver set %" PRIu64, d->name,
-                           field, found, found, want);
+                           diff.field, diff.found, diff.found, diff.want);
 }
 
 /*

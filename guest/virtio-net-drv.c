@@ -270,20 +270,16 @@ bool net_run_corrupted(NetRun *run)
 {
     VirtioNetDrv *d = run->d;
     const NetDrvState *st = d->st;
-    const char *field = NULL;
-    uint64_t found = 0, want = 0;
+    GuestStateDiff diff = { 0 };
 
-#define STATE_CHECK(f, expect) \
-    if (!field && st->f != (expect)) { field = #f; found = st->f; want = (expect); }
-    STATE_CHECK(nqp, d->nqp);
-    STATE_CHECK(run, d->gen);
-    STATE_CHECK(rxbuf, d->rxbuf);
-    STATE_CHECK(rx_gpa, d->rx_gpa);
-    STATE_CHECK(work_gpa, d->work_gpa);
-#undef STATE_CHECK
-    if (field) {
+    GUEST_STATE_CHECK(&diff, st, nqp, d->nqp);
+    GUEST_STATE_CHECK(&diff, st, run, d->gen);
+    GUEST_STATE_CHECK(&diff, st, rxbuf, d->rxbuf);
+    GUEST_STATE_CHECK(&diff, st, rx_gpa, d->rx_gpa);
+    GUEST_STATE_CHECK(&diff, st, work_gpa, d->work_gpa);
+    if (diff.field) {
         net_run_corrupt(run, "driver state %s is %" PRIu64 " (0x%" PRIx64 "), the driver "
-                        "set %" PRIu64, field, found, found, want);
+                        "set %" PRIu64, diff.field, diff.found, diff.found, diff.want);
         return true;
     }
     for (unsigned q = 0; q < 2 * d->nqp; q++) {

@@ -14,6 +14,30 @@
 
 #include <stdint.h>
 
+/*
+ * A state page against the driver's own copy of it: the first field that
+ * differs, what it held and what the driver had set. Both drivers check
+ * theirs once a round.
+ */
+typedef struct GuestStateDiff {
+    const char *field;          /* NULL: no difference yet */
+    uint64_t found, want;
+} GuestStateDiff;
+
+static inline void guest_state_diff(GuestStateDiff *diff, const char *field, uint64_t found,
+                                    uint64_t want)
+{
+    if (!diff->field && found != want) {
+        diff->field = field;
+        diff->found = found;
+        diff->want = want;
+    }
+}
+
+/* Field f of state page st against expect, named as the struct names it. */
+#define GUEST_STATE_CHECK(diff, st, f, expect) \
+    guest_state_diff((diff), #f, (uint64_t)(st)->f, (uint64_t)(expect))
+
 #define BLK_STATE_MAGIC     0x6b6c6276u     /* "vblk" */
 #define BLK_STATE_SIZE      4096u
 #define BLK_RUN_MAGIC       0x6e757262u     /* "brun" */
