@@ -146,7 +146,8 @@ bool guest_vq_set_in_order(GuestVirtqueue *vq);
 /*
  * Queues one request: out[] device-readable then in[] device-writable
  * buffers. Uses one indirect descriptor when there are several buffers and
- * indirect descriptors are on, else a chain. Returns false when the ring
+ * indirect descriptors are on, else a chain. The device sees it at the
+ * next guest_vq_kick(), in either ring layout. Returns false when the ring
  * has no room (the caller retries after reaping completions) or its
  * state in guest RAM is corrupted (vq->corrupt says which field).
  */
