@@ -51,7 +51,8 @@ fuzz: deps
 
 check-normal: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
-	$(MESON) test -C $(BUILD) --print-errorlogs --num-processes 2
+	$(MESON) test -C $(BUILD) --print-errorlogs --num-processes 2 || \
+	    { scripts/test-digest.py $(BUILD); exit 1; }
 
 # The two longest postcopy tests (200 s of ASan between them) run in the
 # normal pass only; postcopy's code still runs under ASan through
@@ -65,7 +66,8 @@ check-asan: $(ASAN_BUILD)/build.ninja
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(MESON) test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 \
 	    $$($(MESON) test -C $(ASAN_BUILD) --list --no-suite bench 2>/dev/null | \
-	       sed -n 's/^vhost-user-frontend:[a-z]* \/ //p' | grep -vxE '$(ASAN_SKIP)')
+	       sed -n 's/^vhost-user-frontend:[a-z]* \/ //p' | grep -vxE '$(ASAN_SKIP)') || \
+	    { scripts/test-digest.py $(ASAN_BUILD); exit 1; }
 
 demo: deps all
 	@scripts/demo.sh $(BUILD) $(BACKEND)
