@@ -38,7 +38,10 @@
  *    ring's state from the packed inflight area the VMM kept (not from
  *    SET_VRING_BASE) and resubmits what it had taken; every request the
  *    guest has out completes, and the workload goes on. Its disk is RAM
- *    and dies with it: writes only, nothing to verify.
+ *    and dies with it: writes only, nothing to verify. DPDK's packed
+ *    inflight tracking has a window a kill can hit (see
+ *    DPDK_WINDOW_TRIES): a run that fails in exactly that way is run
+ *    again.
  * The base the VMM sends after the kill comes from walking the ring in
  * RAM, which cannot be exact with chained buffers (the device marks only
  * a chain's first slot used; the rest keep the driver's flags, which
@@ -443,39 +446,72 @@ static void test_dpdk_blk(Fixture *f, gconstpointer data)
     }
 }
 
-static void test_dpdk_blk_restart(Fixture *f, gconstpointer data)
+/*
+ * DPDK 22.11's packed inflight tracking is not crash-consistent: a
+ * completion moves the area's used index (rte_vhost_set_last_inflight_io_packed)
+ * before the used descriptor is written, and clears the request's
+ * inflight flag only after it; on reconnect the library checks
+ * desc[old_used_idx].inflight, an entry of the area indexed by a ring
+ * position. A kill -9 between those steps (a few percent of the
+ * example's busy time, on 2 cores) leaves a restarted example that either
+ * resubmits a request the guest already has back (a used id naming no
+ * request in flight) or writes every completion one chain past where the
+ * guest looks (no completion ever). Seen here in about 1 run in 15,
+ * before and after our packed driver changes alike; each failed run's
+ * restarted example had resubmitted a request. So a run that fails in
+ * exactly that way, with a resubmission in the example's log, is run
+ * again (at most DPDK_WINDOW_TRIES times, each attempt reported); any
+ * other failure fails at once.
+ */
+#define DPDK_WINDOW_TRIES   3
+
+typedef enum BlkRestart {
+    BLK_RESTART_OK,
+    BLK_RESTART_FAILED,         /* g_test_fail_printf said why */
+    BLK_RESTART_DPDK_WINDOW,    /* the kill hit DPDK's window; *why says how */
+} BlkRestart;
+
+static BlkRestart dpdk_blk_restart_once(Fixture *f, char **why)
 {
     g_autofree char *sock = g_build_filename(f->dir, "vhost.socket", NULL);
     g_autofree char *out_path = g_build_filename(f->dir, "vmm.json", NULL);
     g_autofree char *chardev = g_strdup_printf("socket,id=c0,path=%s,reconnect-ms=10", sock);
-    g_autofree char *out = NULL, *log = NULL;
+    g_autofree char *out = NULL, *log = NULL, *be2_log = NULL;
     g_autoptr(GPtrArray) argv = NULL;
-    Proc *be, *vmm;
+    Proc *be, *be2, *vmm;
     int code = -1;
     int64_t done_before = 0;
 
-    if (!vmm_binary() || !(be = proc_start_dpdk_blk(f, true))) {
-        return;
+    if (!(be = proc_start_dpdk_blk(f, true))) {
+        return BLK_RESTART_FAILED;
     }
     argv = blk_vmm_argv(chardev, "blk0:rw=randwrite,bs=4k,iodepth=16,runtime=8s,verify=off");
     vmm = proc_spawn(f, "vmm", argv, false, out_path);
     if (!vmm || !wait_log(vmm, "blk0: started 1 rings", 1, WAIT_MS)) {
-        return;
+        return BLK_RESTART_FAILED;
     }
     g_usleep(1500 * 1000);
     kill(be->pid, SIGKILL);
     proc_wait(be, TERM_WAIT_MS);
-    if (!proc_start_dpdk_blk(f, true) ||
+    if (!(be2 = proc_start_dpdk_blk(f, true)) ||
         !run_to_end(f, vmm, out_path, &code, &out, &log) ||
         !check_blk_negotiated("packed blk, DPDK's vhost_blk restarted", log)) {
-        return;
+        return BLK_RESTART_FAILED;
+    }
+    /* Its stdout is line-buffered (proc_start_dpdk_blk): the log is whole. */
+    be2_log = proc_log(be2);
+    proc_stop(be2);
+    if (code != 0 && out && be2_log && strstr(be2_log, "Resubmit inflight num is") &&
+        (strstr(out, "names no request in flight") || strstr(out, "no completion for"))) {
+        *why = g_strdup_printf("exit %d, summary %s", code, out);
+        return BLK_RESTART_DPDK_WINDOW;
     }
     if (code != 0 || !out || json_uint(out, "errors") != 0 || json_uint(out, "writes") < 256 ||
         !strstr(log, "blk0: workload passed") || qtest_count(log, "blk0: started 1 rings") != 2 ||
         qtest_count(log, "F>B SET_INFLIGHT_FD") != 2) {
         g_test_fail_printf("packed blk, DPDK's vhost_blk restarted: exit %d, summary %s; "
                            "stderr:\n%s", code, out ? out : "(none)", log);
-        return;
+        return BLK_RESTART_FAILED;
     }
     /*
      * The workload went on after the restart: more requests completed
@@ -502,6 +538,34 @@ static void test_dpdk_blk_restart(Fixture *f, gconstpointer data)
     if (json_uint(out, "ops") <= done_before + 16) {
         g_test_fail_printf("%" PRId64 " requests done before the restart, %" PRId64
                            " in all:\n%s", done_before, json_uint(out, "ops"), log);
+        return BLK_RESTART_FAILED;
+    }
+    return BLK_RESTART_OK;
+}
+
+static void test_dpdk_blk_restart(Fixture *f, gconstpointer data)
+{
+    if (!vmm_binary()) {
+        return;
+    }
+    for (unsigned i = 1; i <= DPDK_WINDOW_TRIES; i++) {
+        g_autofree char *why = NULL;
+
+        switch (dpdk_blk_restart_once(f, &why)) {
+        case BLK_RESTART_OK:
+        case BLK_RESTART_FAILED:
+            return;
+        case BLK_RESTART_DPDK_WINDOW:
+            g_test_message("attempt %u of %u: the kill hit DPDK's inflight window "
+                           "(the restarted example resubmitted a request): %s",
+                           i, DPDK_WINDOW_TRIES, why);
+            if (i == DPDK_WINDOW_TRIES) {
+                g_test_fail_printf("packed blk, DPDK's vhost_blk restarted: %u attempts in a "
+                                   "row hit DPDK's inflight window, far more than its few "
+                                   "percent: %s", i, why);
+            }
+            break;
+        }
     }
 }
 

@@ -379,6 +379,9 @@ Proc *proc_start_dpdk_blk(Fixture *f, bool packed_fix)
         f->dpdk_prefix = g_strdup_printf("vublk%d", (int)getpid());
     }
     prefix = g_strdup_printf("--file-prefix=%s", f->dpdk_prefix);
+    /* Line-buffered stdout: what it printed is in its log even when it is killed. */
+    g_ptr_array_add(argv, "stdbuf");
+    g_ptr_array_add(argv, "-oL");
     g_ptr_array_add(argv, bin);
     for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
         g_ptr_array_add(argv, (char *)fixed[i]);
@@ -421,7 +424,15 @@ void fixture_teardown(Fixture *f, gconstpointer data)
 {
     /* Back-ends and VMMs die (and are reaped) before their files go. */
     g_ptr_array_unref(f->procs);
-    proc_remove_tree(f->dir);
+    /*
+     * VUTEST_KEEP=1 keeps a failed test's directory: every process's log
+     * (the back-ends' stdout and stderr too) for a post-mortem.
+     */
+    if (g_test_failed() && g_getenv("VUTEST_KEEP")) {
+        g_test_message("kept %s (VUTEST_KEEP)", f->dir);
+    } else {
+        proc_remove_tree(f->dir);
+    }
     if (f->dpdk_prefix) {
         g_autofree char *run = g_build_filename("/var/run/dpdk", f->dpdk_prefix, NULL);
 
