@@ -277,14 +277,33 @@ bool mig_expect_error(MigVmm *v, const char *cmd, const char *needle)
     return true;
 }
 
+static char *final_from_log(MigVmm *v);
+
 char *mig_status(MigVmm *v)
 {
-    JsonNode *r = mig_query(v);
-    JsonObject *o = json_node_get_object(r);
-    char *s = g_strdup(json_object_has_member(o, "status")
-                       ? json_object_get_string_member(o, "status") : "none");
+    g_autoptr(JsonNode) r = qmp_client_cmd_or_gone(v->qmp, "{\"execute\":\"query-migrate\"}");
+    JsonObject *o = r ? json_node_get_object(r) : NULL;
+    JsonObject *ret;
+    char *s;
 
-    json_node_unref(r);
+    /*
+     * A source whose guest left exits by itself once its migration
+     * completed: a query can meet a process that already stopped
+     * serving. It printed how the migration ended before it went.
+     */
+    if (!r) {
+        s = final_from_log(v);
+        return s ? s : g_strdup("gone");
+    }
+    if (!json_object_has_member(o, "return")) {
+        g_autofree char *text = json_to_string(r, FALSE);
+
+        g_test_fail_printf("%s: query-migrate failed: %s", v->name, text);
+        return g_strdup("none");
+    }
+    ret = json_object_get_object_member(o, "return");
+    s = g_strdup(ret && json_object_has_member(ret, "status")
+                 ? json_object_get_string_member(ret, "status") : "none");
     return s;
 }
 
@@ -362,7 +381,7 @@ char *mig_wait_status(MigVmm *v, const char *want, unsigned timeout_ms)
             g_free(s);
             return ev;
         }
-        if (!strcmp(s, want) || status_final(s)) {
+        if (!strcmp(s, want) || status_final(s) || !strcmp(s, "gone")) {
             return status_seen(v, s);
         }
         if (g_get_monotonic_time() > end) {

@@ -92,7 +92,10 @@ char *mig_qmp_error(MigVmm *v, const char *cmd);
 bool mig_expect_error(MigVmm *v, const char *cmd, const char *needle);
 /* query-migrate's return (caller unrefs). */
 JsonNode *mig_query(MigVmm *v);
-/* query-migrate's status (caller frees). */
+/*
+ * query-migrate's status (caller frees); if the VMM went away before it
+ * replied, how its log says the migration ended, else "gone".
+ */
 char *mig_status(MigVmm *v);
 /*
  * Waits until the status is want or a final one (completed, failed,

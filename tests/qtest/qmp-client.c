@@ -16,6 +16,7 @@
 struct QmpClient {
     int fd;
     GString *in;                /* received, not yet split into lines */
+    bool gone;                  /* the VMM closed the socket (EOF or reset) */
     GPtrArray *events;          /* JsonNode * of every event */
     unsigned next_id;
     QmpClientLogFn log_fn;      /* the VMM's stderr so far, or NULL */
@@ -109,6 +110,7 @@ static char *qmp_client_read_line(QmpClient *c, gint64 deadline)
             continue;
         }
         if (n <= 0) {
+            c->gone = true;
             return NULL;
         }
         g_string_append_len(c->in, buf, n);
@@ -129,8 +131,11 @@ static JsonNode *qmp_client_parse(QmpClient *c, const char *what, const char *li
     return json_node_copy(json_parser_get_root(p));
 }
 
-/* The next reply (events are stored on the way), or g_error. */
-static JsonNode *qmp_client_wait_reply(QmpClient *c, const char *what)
+/*
+ * The next reply (events are stored on the way), or g_error; or, with
+ * gone_ok, NULL if the VMM closed the socket first.
+ */
+static JsonNode *qmp_client_wait_reply_gone(QmpClient *c, const char *what, bool gone_ok)
 {
     gint64 deadline = g_get_monotonic_time() + QMP_CLIENT_TIMEOUT_MS * 1000ll;
 
@@ -138,6 +143,9 @@ static JsonNode *qmp_client_wait_reply(QmpClient *c, const char *what)
         g_autofree char *line = qmp_client_read_line(c, deadline);
         JsonNode *n;
 
+        if (!line && gone_ok && c->gone) {
+            return NULL;
+        }
         if (!line) {
             qmp_client_fatal(c, "QMP %s: no reply within %d ms (or the VMM closed the socket)",
                     what, QMP_CLIENT_TIMEOUT_MS);
@@ -151,7 +159,14 @@ static JsonNode *qmp_client_wait_reply(QmpClient *c, const char *what)
     }
 }
 
-static void qmp_client_send(QmpClient *c, const char *what, const char *text)
+static JsonNode *qmp_client_wait_reply(QmpClient *c, const char *what)
+{
+    return qmp_client_wait_reply_gone(c, what, false);
+}
+
+/* Sends text; false if the VMM is gone (EPIPE, reset) and gone_ok, else g_error. */
+static bool qmp_client_send_gone(QmpClient *c, const char *what, const char *text,
+                                 bool gone_ok)
 {
     size_t len = strlen(text), off = 0;
 
@@ -161,11 +176,21 @@ static void qmp_client_send(QmpClient *c, const char *what, const char *text)
         if (n < 0 && errno == EINTR) {
             continue;
         }
+        if (n <= 0 && gone_ok && (errno == EPIPE || errno == ECONNRESET)) {
+            c->gone = true;
+            return false;
+        }
         if (n <= 0) {
             qmp_client_fatal(c, "QMP %s: send: %s", what, g_strerror(errno));
         }
         off += n;
     }
+    return true;
+}
+
+static void qmp_client_send(QmpClient *c, const char *what, const char *text)
+{
+    qmp_client_send_gone(c, what, text, false);
 }
 
 QmpClient *qmp_client_connect(const char *path, unsigned timeout_ms)
@@ -218,7 +243,8 @@ void qmp_client_free(QmpClient *c)
     g_free(c);
 }
 
-static JsonNode *qmp_client_vcmd(QmpClient *c, const char *fmt, va_list ap)
+static JsonNode *qmp_client_vcmd_gone(QmpClient *c, bool gone_ok, const char *fmt,
+                                      va_list ap)
 {
     g_autofree char *text = g_strdup_vprintf(fmt, ap);
     g_autofree char *out = NULL;
@@ -230,8 +256,10 @@ static JsonNode *qmp_client_vcmd(QmpClient *c, const char *fmt, va_list ap)
     json_object_set_int_member(json_node_get_object(req), "id", id);
     out = json_to_string(req, FALSE);
     json_node_unref(req);
-    qmp_client_send(c, text, out);
-    reply = qmp_client_wait_reply(c, text);
+    if (!qmp_client_send_gone(c, text, out, gone_ok) ||
+        !(reply = qmp_client_wait_reply_gone(c, text, gone_ok))) {
+        return NULL;
+    }
     r = json_node_get_object(reply);
     if (!json_object_has_member(r, "id") ||
         json_object_get_int_member(r, "id") != id) {
@@ -239,6 +267,22 @@ static JsonNode *qmp_client_vcmd(QmpClient *c, const char *fmt, va_list ap)
                 json_to_string(reply, FALSE));
     }
     return reply;
+}
+
+static JsonNode *qmp_client_vcmd(QmpClient *c, const char *fmt, va_list ap)
+{
+    return qmp_client_vcmd_gone(c, false, fmt, ap);
+}
+
+JsonNode *qmp_client_cmd_or_gone(QmpClient *c, const char *fmt, ...)
+{
+    va_list ap;
+    JsonNode *n;
+
+    va_start(ap, fmt);
+    n = qmp_client_vcmd_gone(c, true, fmt, ap);
+    va_end(ap);
+    return n;
 }
 
 JsonNode *qmp_client_cmd(QmpClient *c, const char *fmt, ...)
