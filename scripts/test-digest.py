@@ -14,7 +14,8 @@ import json
 import re
 import sys
 
-KEY = re.compile(r"^(not ok|Bail out!)|\*\*ERROR|\*\*CRITICAL|assertion|FAILED|[Ee]rror:|"
+KEY = re.compile(r"^(not ok|Bail out!)|\*\*ERROR|\*\*CRITICAL|assertion|FAILED|[Ff]ailed:|"
+                 r"[Ee]rror:|went away|"
                  r"no reply|no completion|ERROR: AddressSanitizer|runtime error:|"
                  r"SUMMARY: |killed by signal")
 MAX_LINES = 12

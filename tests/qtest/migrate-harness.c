@@ -381,7 +381,15 @@ char *mig_wait_status(MigVmm *v, const char *want, unsigned timeout_ms)
             g_free(s);
             return ev;
         }
-        if (!strcmp(s, want) || status_final(s) || !strcmp(s, "gone")) {
+        if (!strcmp(s, "gone")) {
+            g_autofree char *log = proc_log(v->proc);
+
+            g_test_fail_printf("%s: the VMM went away without saying how its migration "
+                               "ended, while %s was awaited:\n%s", v->name, want, log);
+            g_free(s);
+            return NULL;
+        }
+        if (!strcmp(s, want) || status_final(s)) {
             return status_seen(v, s);
         }
         if (g_get_monotonic_time() > end) {
