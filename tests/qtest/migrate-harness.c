@@ -281,9 +281,8 @@ static char *final_from_log(MigVmm *v);
 
 char *mig_status(MigVmm *v)
 {
-    g_autoptr(JsonNode) r = qmp_client_cmd_or_gone(v->qmp, "{\"execute\":\"query-migrate\"}");
-    JsonObject *o = r ? json_node_get_object(r) : NULL;
-    JsonObject *ret;
+    g_autoptr(JsonNode) r = qmp_client_ok_or_gone(v->qmp, "{\"execute\":\"query-migrate\"}");
+    JsonObject *o;
     char *s;
 
     /*
@@ -295,16 +294,9 @@ char *mig_status(MigVmm *v)
         s = final_from_log(v);
         return s ? s : g_strdup("gone");
     }
-    if (!json_object_has_member(o, "return")) {
-        g_autofree char *text = json_to_string(r, FALSE);
-
-        g_test_fail_printf("%s: query-migrate failed: %s", v->name, text);
-        return g_strdup("none");
-    }
-    ret = json_object_get_object_member(o, "return");
-    s = g_strdup(ret && json_object_has_member(ret, "status")
-                 ? json_object_get_string_member(ret, "status") : "none");
-    return s;
+    o = json_node_get_object(r);
+    return g_strdup(json_object_has_member(o, "status")
+                    ? json_object_get_string_member(o, "status") : "none");
 }
 
 static bool status_final(const char *s)

@@ -135,7 +135,7 @@ static JsonNode *qmp_client_parse(QmpClient *c, const char *what, const char *li
  * The next reply (events are stored on the way), or g_error; or, with
  * gone_ok, NULL if the VMM closed the socket first.
  */
-static JsonNode *qmp_client_wait_reply_gone(QmpClient *c, const char *what, bool gone_ok)
+static JsonNode *qmp_client_wait_reply(QmpClient *c, const char *what, bool gone_ok)
 {
     gint64 deadline = g_get_monotonic_time() + QMP_CLIENT_TIMEOUT_MS * 1000ll;
 
@@ -159,14 +159,8 @@ static JsonNode *qmp_client_wait_reply_gone(QmpClient *c, const char *what, bool
     }
 }
 
-static JsonNode *qmp_client_wait_reply(QmpClient *c, const char *what)
-{
-    return qmp_client_wait_reply_gone(c, what, false);
-}
-
 /* Sends text; false if the VMM is gone (EPIPE, reset) and gone_ok, else g_error. */
-static bool qmp_client_send_gone(QmpClient *c, const char *what, const char *text,
-                                 bool gone_ok)
+static bool qmp_client_send(QmpClient *c, const char *what, const char *text, bool gone_ok)
 {
     size_t len = strlen(text), off = 0;
 
@@ -186,11 +180,6 @@ static bool qmp_client_send_gone(QmpClient *c, const char *what, const char *tex
         off += n;
     }
     return true;
-}
-
-static void qmp_client_send(QmpClient *c, const char *what, const char *text)
-{
-    qmp_client_send_gone(c, what, text, false);
 }
 
 QmpClient *qmp_client_connect(const char *path, unsigned timeout_ms)
@@ -219,7 +208,7 @@ QmpClient *qmp_client_connect_log(const char *path, unsigned timeout_ms,
     c->events = g_ptr_array_new_with_free_func((GDestroyNotify)json_node_unref);
     c->next_id = 1;
 
-    greeting = qmp_client_wait_reply(c, "greeting");
+    greeting = qmp_client_wait_reply(c, "greeting", false);
     qmp = json_object_get_object_member(json_node_get_object(greeting), "QMP");
     if (!qmp || !json_object_has_member(qmp, "version") ||
         !json_object_has_member(qmp, "capabilities")) {
@@ -243,8 +232,7 @@ void qmp_client_free(QmpClient *c)
     g_free(c);
 }
 
-static JsonNode *qmp_client_vcmd_gone(QmpClient *c, bool gone_ok, const char *fmt,
-                                      va_list ap)
+static JsonNode *qmp_client_vcmd(QmpClient *c, bool gone_ok, const char *fmt, va_list ap)
 {
     g_autofree char *text = g_strdup_vprintf(fmt, ap);
     g_autofree char *out = NULL;
@@ -256,8 +244,8 @@ static JsonNode *qmp_client_vcmd_gone(QmpClient *c, bool gone_ok, const char *fm
     json_object_set_int_member(json_node_get_object(req), "id", id);
     out = json_to_string(req, FALSE);
     json_node_unref(req);
-    if (!qmp_client_send_gone(c, text, out, gone_ok) ||
-        !(reply = qmp_client_wait_reply_gone(c, text, gone_ok))) {
+    if (!qmp_client_send(c, text, out, gone_ok) ||
+        !(reply = qmp_client_wait_reply(c, text, gone_ok))) {
         return NULL;
     }
     r = json_node_get_object(reply);
@@ -269,42 +257,22 @@ static JsonNode *qmp_client_vcmd_gone(QmpClient *c, bool gone_ok, const char *fm
     return reply;
 }
 
-static JsonNode *qmp_client_vcmd(QmpClient *c, const char *fmt, va_list ap)
-{
-    return qmp_client_vcmd_gone(c, false, fmt, ap);
-}
-
-JsonNode *qmp_client_cmd_or_gone(QmpClient *c, const char *fmt, ...)
-{
-    va_list ap;
-    JsonNode *n;
-
-    va_start(ap, fmt);
-    n = qmp_client_vcmd_gone(c, true, fmt, ap);
-    va_end(ap);
-    return n;
-}
-
 JsonNode *qmp_client_cmd(QmpClient *c, const char *fmt, ...)
 {
     va_list ap;
     JsonNode *n;
 
     va_start(ap, fmt);
-    n = qmp_client_vcmd(c, fmt, ap);
+    n = qmp_client_vcmd(c, false, fmt, ap);
     va_end(ap);
     return n;
 }
 
-JsonNode *qmp_client_ok(QmpClient *c, const char *fmt, ...)
+/* A reply's "return" (a copy; the reply is consumed), or g_error if it failed. */
+static JsonNode *qmp_client_take_return(QmpClient *c, JsonNode *reply)
 {
-    va_list ap;
-    JsonNode *reply, *ret;
+    JsonNode *ret = json_object_get_member(json_node_get_object(reply), "return");
 
-    va_start(ap, fmt);
-    reply = qmp_client_vcmd(c, fmt, ap);
-    va_end(ap);
-    ret = json_object_get_member(json_node_get_object(reply), "return");
     if (!ret) {
         g_autofree char *text = json_to_string(reply, FALSE);
 
@@ -315,6 +283,28 @@ JsonNode *qmp_client_ok(QmpClient *c, const char *fmt, ...)
     return ret;
 }
 
+JsonNode *qmp_client_ok(QmpClient *c, const char *fmt, ...)
+{
+    va_list ap;
+    JsonNode *reply;
+
+    va_start(ap, fmt);
+    reply = qmp_client_vcmd(c, false, fmt, ap);
+    va_end(ap);
+    return qmp_client_take_return(c, reply);
+}
+
+JsonNode *qmp_client_ok_or_gone(QmpClient *c, const char *fmt, ...)
+{
+    va_list ap;
+    JsonNode *reply;
+
+    va_start(ap, fmt);
+    reply = qmp_client_vcmd(c, true, fmt, ap);
+    va_end(ap);
+    return reply ? qmp_client_take_return(c, reply) : NULL;
+}
+
 char *qmp_client_fails(QmpClient *c, const char *cls, const char *fmt, ...)
 {
     va_list ap;
@@ -323,7 +313,7 @@ char *qmp_client_fails(QmpClient *c, const char *cls, const char *fmt, ...)
     char *desc;
 
     va_start(ap, fmt);
-    reply = qmp_client_vcmd(c, fmt, ap);
+    reply = qmp_client_vcmd(c, false, fmt, ap);
     va_end(ap);
     err = json_object_get_object_member(json_node_get_object(reply), "error");
     if (!err || !json_object_has_member(err, "desc") ||
@@ -398,7 +388,7 @@ JsonObject *qmp_client_nth_event(QmpClient *c, const char *name, unsigned n)
 
 void qmp_client_send_raw(QmpClient *c, const char *bytes)
 {
-    qmp_client_send(c, "raw", bytes);
+    qmp_client_send(c, "raw", bytes, false);
 }
 
 char *qmp_client_read_raw(QmpClient *c)

@@ -38,14 +38,14 @@ void qmp_client_free(QmpClient *c);
  * and returns the whole reply object (caller unrefs).
  */
 JsonNode *qmp_client_cmd(QmpClient *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* Same, and fails the test unless it succeeded; returns "return" (caller unrefs). */
+JsonNode *qmp_client_ok(QmpClient *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /*
  * The same, but NULL (no failure) if the VMM closed the socket before it
  * replied: for a query to a VMM that may exit by itself at any moment (a
  * source once its migration completed). A timeout still fails.
  */
-JsonNode *qmp_client_cmd_or_gone(QmpClient *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-/* Same, and fails the test unless it succeeded; returns "return" (caller unrefs). */
-JsonNode *qmp_client_ok(QmpClient *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+JsonNode *qmp_client_ok_or_gone(QmpClient *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /*
  * Same, and fails the test unless it failed with class cls (NULL: any);
  * returns the error's desc (caller frees).
