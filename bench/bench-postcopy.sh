@@ -44,6 +44,8 @@
 #   BENCH_CASES  cases to run (default "ours-unix ours-tcp ours-plain-unix
 #                ours-plain-tcp qsd-unix qsd-tcp")
 #   BENCH_PREEMPT 0: without capability postcopy-preempt (default 1: with)
+#   BENCH_FAULT_SCHED  x-postcopy-fault-sched on both VMMs: auto (default),
+#                fifo, slice or normal (the threads a fault waits for)
 #   BENCH_KEEP=1 keep the logs (a failed migration keeps its own in WORK/failed)
 #   BENCH_TRACE_DIR  a directory: trace mode (scripts/postcopy-fault-trace.sh):
 #                the VMMs run with VHOST_USER_POSTCOPY_TRACE=1, no anchor, no
@@ -69,6 +71,7 @@ MIB=${BENCH_MIB:-128}
 PAGES=${BENCH_PAGES:-256}
 CASES=${BENCH_CASES:-ours-unix ours-tcp ours-plain-unix ours-plain-tcp qsd-unix qsd-tcp}
 PREEMPT=${BENCH_PREEMPT:-1}
+FAULT_SCHED=${BENCH_FAULT_SCHED:-auto}
 TRACE_DIR=${BENCH_TRACE_DIR:-}
 [[ -x $ANCHOR && -x $VMM && -x $REF ]] ||
     die "build first: ninja -C $BUILD (need $ANCHOR, $VMM, $REF)"
@@ -134,7 +137,7 @@ fi
 QMP_POSTCOPY=$(cat <<'PY'
 import json, socket, sys, time
 src_sock, dst_sock, uri, src_log = sys.argv[1:5]
-ram, preempt = int(sys.argv[5]), sys.argv[6] == "1"
+ram, preempt, fault_sched = int(sys.argv[5]), sys.argv[6] == "1", sys.argv[7]
 def connect(path):
     end = time.time() + 20
     while True:
@@ -164,6 +167,8 @@ caps = {"capabilities": [{"capability": c, "state": True} for c in
                          ["postcopy-ram"] + (["postcopy-preempt"] if preempt else [])]}
 src("migrate-set-capabilities", caps)
 dst("migrate-set-capabilities", caps)
+src("migrate-set-parameters", {"x-postcopy-fault-sched": fault_sched})
+dst("migrate-set-parameters", {"x-postcopy-fault-sched": fault_sched})
 dst("migrate-incoming", {"uri": uri})
 end = time.time() + 20
 while "workload started" not in open(src_log).read():
@@ -250,7 +255,7 @@ run_case() {
     start_side src "$case" src
     start_side dst "$case" dst -incoming defer
     out=$(python3 -c "$QMP_POSTCOPY" "$WORK/src/qmp.sock" "$WORK/dst/qmp.sock" "$uri" \
-          "$WORK/src/vmm.log" $((MIB << 20)) "$PREEMPT" 2>"$WORK/qmp.err") || rc=$?
+          "$WORK/src/vmm.log" $((MIB << 20)) "$PREEMPT" "$FAULT_SCHED" 2>"$WORK/qmp.err") || rc=$?
     stop_all
     if (( rc != 0 )) || [[ -z $out ]]; then
         # Counted and shown in the table, not retried: a failure is a finding.
@@ -294,7 +299,7 @@ for rep in $(seq 0 $((REPS - 1))); do
 done
 
 echo "postcopy between two vhost-user-vmm processes, ${MIB} MiB guest, blk randrw, $REPS repetitions,"
-echo "postcopy-preempt $( ((PREEMPT)) && echo on || echo off);"
+echo "postcopy-preempt $( ((PREEMPT)) && echo on || echo off), x-postcopy-fault-sched $FAULT_SCHED;"
 echo "medians over the repetitions; fault figures (us) from the destination's query-migrate;"
 echo "ratio = median of (case p50 / anchor median of the same repetition): guest against raw,"
 echo "back-end against raw-be (bench-postcopy-fault, $PAGES faults per run)"

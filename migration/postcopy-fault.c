@@ -296,11 +296,16 @@ gpointer mig_pc_fault_thread(gpointer opaque)
     g_autoptr(GArray) pfds = g_array_new(FALSE, FALSE, sizeof(struct pollfd));
     g_autoptr(GPtrArray) polled = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
+    MigPcSched got;
 
-    if (!mig_pc_thread_set_latency("fault", &err)) {
+    if (!mig_pc_thread_set_sched(pc->sched, "fault", &got, &err)) {
         /* Only the latency suffers. */
         vhost_user_log(VHOST_USER_LOG_WARNING, NULL, "%s", err->message);
+        g_clear_error(&err);
     }
+    g_mutex_lock(&pc->lock);
+    pc->st.fault_sched = got;
+    g_mutex_unlock(&pc->lock);
 
     for (;;) {
         struct pollfd base[2] = {

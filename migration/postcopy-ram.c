@@ -90,6 +90,8 @@ MigPostcopy *mig_postcopy_new(GuestMemory *mem, MigPostcopyRequestFn request,
     pc->opaque = opaque;
     pc->ufd = ufd;
     pc->event_fd = efd;
+    pc->sched = MIG_PC_SCHED_SLICE;
+    pc->st.fault_sched = MIG_PC_SCHED_NORMAL;
     pc->nregions = guest_memory_nregions(mem);
     pc->regions = g_new0(PcRegion, pc->nregions);
     for (unsigned i = 0; i < pc->nregions; i++) {
@@ -550,6 +552,11 @@ void mig_postcopy_rerequest(MigPostcopy *pc)
     for (guint i = 0; i < gpas->len; i++) {
         pc->request(g_array_index(gpas, uint64_t, i), pc->opaque);
     }
+}
+
+void mig_postcopy_set_sched(MigPostcopy *pc, MigPcSched sched)
+{
+    pc->sched = sched;
 }
 
 void mig_postcopy_get_stats(MigPostcopy *pc, MigPostcopyStats *st)

@@ -3,19 +3,26 @@
  * Scheduling of the threads on a postcopy fault's path
  * (include/migration/postcopy-ram.h): each sleeps until its step comes,
  * and each wake-up is paid by a blocked guest or back-end. Traced
- * (scripts/postcopy-fault-trace.sh), most of a guest fault's time on a
- * busy machine went between a write and the reading thread getting a CPU
- * (the source's request reader, the destination's preempt placer), not in
- * the work itself: the CPUs ran the background stream, its placement and
- * the guest, and a woken thread waited out the running one's slice.
+ * (scripts/postcopy-fault-trace.sh), most of a fault's time on a busy
+ * machine went between a write and the reading thread getting a CPU (the
+ * source's request reader, the destination's preempt placer), not in the
+ * work itself: the CPUs ran the background stream, its placement and the
+ * guest, and a woken thread waited for the running one.
  *
- * Since Linux 6.12 (EEVDF) a fair-class thread may ask for a shorter
- * slice (sched_attr.sched_runtime, 0.1-100 ms): its virtual deadline is
- * then earlier, so on waking it preempts a thread that asked for none
- * instead of waiting for it. Its share of the CPU does not change (nice
- * is kept), and these threads run for microseconds at a time. Needs no
- * privilege; an older kernel takes the call and ignores the runtime.
- * VHOST_USER_POSTCOPY_SLICE=0 in the environment leaves the default.
+ * Two remedies, the stronger first:
+ * - SCHED_FIFO, priority 1 (the lowest real-time one): woken, the thread
+ *   preempts every fair-class thread at once. perf sched showed why the
+ *   fair class is not enough: a reader woken with negative lag (it had
+ *   just run) is not eligible under EEVDF and waited 0.9 ms behind the
+ *   nice-10 background sender. These threads run for microseconds per
+ *   page and then block, so they cannot starve anyone (and the kernel's
+ *   real-time throttling would stop a runaway one at 95% of a CPU). Needs
+ *   CAP_SYS_NICE or RLIMIT_RTPRIO >= 1. Not inherited across fork
+ *   (SCHED_FLAG_RESET_ON_FORK).
+ * - The shortest fair slice, 0.1 ms (sched_attr.sched_runtime; EEVDF,
+ *   Linux 6.12+): an earlier virtual deadline, so on waking the thread
+ *   usually preempts one that asked for none. No privilege; nice and CPU
+ *   share unchanged; an older kernel takes the call and ignores it.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -41,22 +48,60 @@ typedef struct PcSchedAttr {
 
 G_STATIC_ASSERT(sizeof(PcSchedAttr) == 48);
 
-#define PC_SCHED_OTHER      0
-#define PC_LATENCY_SLICE_NS 100000ull       /* the shortest the kernel takes */
+#define PC_SCHED_OTHER          0
+#define PC_SCHED_FIFO           1
+#define PC_RESET_ON_FORK        0x01ull
+#define PC_FIFO_PRIORITY        1u
+#define PC_LATENCY_SLICE_NS     100000ull       /* the shortest the kernel takes */
 
-bool mig_pc_thread_set_latency(const char *what, GError **errp)
+static const char *const pc_sched_names[] = {
+    [MIG_PC_SCHED_AUTO] = "auto",
+    [MIG_PC_SCHED_FIFO] = "fifo",
+    [MIG_PC_SCHED_SLICE] = "slice",
+    [MIG_PC_SCHED_NORMAL] = "normal",
+};
+
+const char *mig_pc_sched_name(MigPcSched s)
+{
+    return (unsigned)s < G_N_ELEMENTS(pc_sched_names) ? pc_sched_names[s] : "?";
+}
+
+bool mig_pc_sched_parse(const char *name, MigPcSched *s)
+{
+    for (unsigned i = 0; i < G_N_ELEMENTS(pc_sched_names); i++) {
+        if (name && !strcmp(name, pc_sched_names[i])) {
+            *s = (MigPcSched)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int pc_setattr(pid_t tid, PcSchedAttr *attr)
+{
+    return syscall(SYS_sched_setattr, tid, attr, 0u) == 0 ? 0 : -errno;
+}
+
+bool mig_pc_thread_set_sched(MigPcSched want, const char *what, MigPcSched *got,
+                             GError **errp)
 {
     pid_t tid = (pid_t)syscall(SYS_gettid);
-    PcSchedAttr attr = {
-        .size = sizeof(attr),
-        .sched_policy = PC_SCHED_OTHER,
-        .sched_runtime = PC_LATENCY_SLICE_NS,
-    };
-    const char *e = g_getenv("VHOST_USER_POSTCOPY_SLICE");
-    int nice;
+    PcSchedAttr attr = { .size = sizeof(attr), .sched_flags = PC_RESET_ON_FORK };
+    int nice, r = 0;
 
-    if (e && !strcmp(e, "0")) {
-        return true;            /* the kernel's default slice, for comparing */
+    *got = MIG_PC_SCHED_NORMAL;
+    if (want == MIG_PC_SCHED_NORMAL) {
+        return true;
+    }
+    if (want == MIG_PC_SCHED_AUTO || want == MIG_PC_SCHED_FIFO) {
+        attr.sched_policy = PC_SCHED_FIFO;
+        attr.sched_priority = PC_FIFO_PRIORITY;
+        r = pc_setattr(tid, &attr);
+        if (r == 0) {
+            *got = MIG_PC_SCHED_FIFO;
+            return true;
+        }
+        /* Not allowed (or no RT class): the slice is the next best. */
     }
     errno = 0;
     nice = getpriority(PRIO_PROCESS, (id_t)tid);
@@ -66,11 +111,26 @@ bool mig_pc_thread_set_latency(const char *what, GError **errp)
                     g_strerror(errno));
         return false;
     }
-    attr.sched_nice = nice;
-    if (syscall(SYS_sched_setattr, tid, &attr, 0u) != 0) {
+    attr = (PcSchedAttr) {
+        .size = sizeof(attr),
+        .sched_policy = PC_SCHED_OTHER,
+        .sched_nice = nice,
+        .sched_runtime = PC_LATENCY_SLICE_NS,
+    };
+    int rs = pc_setattr(tid, &attr);
+
+    if (rs != 0) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
                     "postcopy: %s thread: a %llu us slice (sched_setattr): %s", what,
-                    PC_LATENCY_SLICE_NS / 1000, g_strerror(errno));
+                    PC_LATENCY_SLICE_NS / 1000, g_strerror(-rs));
+        return false;
+    }
+    *got = MIG_PC_SCHED_SLICE;
+    if (want == MIG_PC_SCHED_FIFO) {
+        g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
+                    "postcopy: %s thread: SCHED_FIFO refused (%s; needs CAP_SYS_NICE or "
+                    "RLIMIT_RTPRIO >= %u), runs with the 0.1 ms slice instead", what,
+                    g_strerror(-r), PC_FIFO_PRIORITY);
         return false;
     }
     return true;

@@ -69,6 +69,7 @@ struct VmmMigrate {
     uint64_t max_bandwidth;     /* bytes/s, 0: unlimited */
     uint64_t downtime_limit_ms;
     bool postcopy_auto;         /* x-postcopy-auto: switch when precopy does not converge */
+    MigPcSched fault_sched;     /* x-postcopy-fault-sched: threads on a fault's path */
     /* capabilities */
     bool cap_postcopy;          /* postcopy-ram */
     bool cap_preempt;           /* postcopy-preempt: requested pages on a second connection */

@@ -173,6 +173,7 @@ VmmMigrate *vmm_migrate_new(VmmMachine *m, VmmMigrateFatalFn fatal, void *opaque
     mm->recover_lfd = -1;
     g_cond_init(&mm->cond);
     mm->downtime_limit_ms = VMM_MIGRATE_DEFAULT_DOWNTIME_MS;
+    mm->fault_sched = MIG_PC_SCHED_AUTO;
     mm->expected_downtime_ms = UINT64_MAX;
     mm->autostart = true;
     g_mutex_init(&mm->lock);
@@ -434,20 +435,30 @@ static JsonNode *vmm_qmp_migrate_set_parameters(VmmMonitor *mon, JsonObject *arg
                                                 void *opaque, GError **errp)
 {
     static const char *const keys[] = { "max-bandwidth", "downtime-limit", "x-postcopy-auto",
-                                        NULL };
+                                        "x-postcopy-fault-sched", NULL };
     VmmMigrate *mm = opaque;
     uint64_t bw, limit;
     bool pc_auto;
+    MigPcSched sched;
+    const char *sched_name = NULL;
 
     g_mutex_lock(&mm->lock);
     bw = mm->max_bandwidth;
     limit = mm->downtime_limit_ms;
     pc_auto = mm->postcopy_auto;
+    sched = mm->fault_sched;
     g_mutex_unlock(&mm->lock);
     if (!vmm_qmp_check_args(args, keys, errp) ||
         !vmm_qmp_arg_size(args, "max-bandwidth", false, &bw, errp) ||
         !vmm_qmp_arg_size(args, "downtime-limit", false, &limit, errp) ||
-        !vmm_qmp_arg_bool(args, "x-postcopy-auto", &pc_auto, errp)) {
+        !vmm_qmp_arg_bool(args, "x-postcopy-auto", &pc_auto, errp) ||
+        !vmm_qmp_arg_str(args, "x-postcopy-fault-sched", false, &sched_name, errp)) {
+        return NULL;
+    }
+    if (sched_name && !mig_pc_sched_parse(sched_name, &sched)) {
+        g_set_error(errp, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                    "Parameter 'x-postcopy-fault-sched' expects 'auto', 'fifo', 'slice' or "
+                    "'normal', got '%s'", sched_name);
         return NULL;
     }
     if (limit > VMM_MIGRATE_MAX_DOWNTIME_MS) {
@@ -462,11 +473,12 @@ static JsonNode *vmm_qmp_migrate_set_parameters(VmmMonitor *mon, JsonObject *arg
                     " (0: unlimited), got %" PRIu64, INT64_MAX, bw);
         return NULL;
     }
-    /* Both or neither: a rejected value changes nothing. The thread reads them each round. */
+    /* All or none: a rejected value changes nothing. The thread reads them each round. */
     g_mutex_lock(&mm->lock);
     mm->max_bandwidth = bw;
     mm->downtime_limit_ms = limit;
     mm->postcopy_auto = pc_auto;
+    mm->fault_sched = sched;
     g_mutex_unlock(&mm->lock);
     return NULL;
 }
@@ -485,6 +497,7 @@ static JsonNode *vmm_qmp_query_migrate_parameters(VmmMonitor *mon, JsonObject *a
     json_object_set_int_member(o, "max-bandwidth", (gint64)mm->max_bandwidth);
     json_object_set_int_member(o, "downtime-limit", (gint64)mm->downtime_limit_ms);
     json_object_set_boolean_member(o, "x-postcopy-auto", mm->postcopy_auto);
+    json_object_set_string_member(o, "x-postcopy-fault-sched", mig_pc_sched_name(mm->fault_sched));
     g_mutex_unlock(&mm->lock);
     return vmm_qmp_object_node(o);
 }

@@ -67,6 +67,7 @@ struct MigPostcopy {
     uint64_t thread_gen;        /* the set the thread polls; G_MAXUINT64: gone */
     bool stop;
     GThread *thread;
+    MigPcSched sched;           /* the fault thread's, set before listen */
 
     MigPostcopyStats st;        /* the counters; percentiles from the hists */
     MigPcHist hist_guest, hist_backend;

@@ -33,6 +33,19 @@
 typedef struct MigPostcopy MigPostcopy;
 
 /*
+ * How the threads on a fault's path are scheduled (postcopy-sched.c has
+ * the measurements behind it): the fault thread, the source's request
+ * reader, the preempt connection's placer. Each is woken once per
+ * requested page, and a fault lasts until each got a CPU.
+ */
+typedef enum MigPcSched {
+    MIG_PC_SCHED_AUTO,          /* FIFO if this process may, else SLICE */
+    MIG_PC_SCHED_FIFO,          /* SCHED_FIFO priority 1: preempts the fair class */
+    MIG_PC_SCHED_SLICE,         /* fair class, the shortest slice (0.1 ms, EEVDF) */
+    MIG_PC_SCHED_NORMAL,        /* as the thread was created */
+} MigPcSched;
+
+/*
  * On the fault thread: page gpa (4 KiB aligned) is wanted and has not
  * arrived. Ask the source (the return path); must not wait for the page.
  */
@@ -68,6 +81,7 @@ typedef struct MigPostcopyStats {
     uint64_t blocktime_backend_us;
     uint64_t guest_p50_us, guest_p90_us, guest_p99_us, guest_max_us;
     uint64_t backend_p50_us, backend_p90_us, backend_p99_us, backend_max_us;
+    MigPcSched fault_sched;     /* what the fault thread got (NORMAL before listen) */
 } MigPostcopyStats;
 
 /*
@@ -176,17 +190,30 @@ bool mig_postcopy_finish(MigPostcopy *pc, GError **errp);
 VHOST_USER_API
 void mig_postcopy_free(MigPostcopy *pc);
 
+/* "auto", "fifo", "slice", "normal"; parse is false for anything else. */
+VHOST_USER_API
+const char *mig_pc_sched_name(MigPcSched s);
+VHOST_USER_API
+bool mig_pc_sched_parse(const char *name, MigPcSched *s);
+
 /*
- * For a thread on a fault's path (the fault thread, which calls it
- * itself; the source's request reader; the preempt connection's placer),
- * called on that thread: asks the kernel for the shortest slice (0.1 ms;
- * EEVDF, Linux 6.12+), so that the thread, woken, preempts a busy one
- * (the background stream) instead of waiting for its slice to end. Nice
- * and CPU share unchanged. what ("fault") names the thread in errors.
- * VHOST_USER_POSTCOPY_SLICE=0 in the environment: does nothing (true).
+ * Called on the thread itself; what ("fault") names it in errors. *got:
+ * FIFO, SLICE or NORMAL, what the thread now has. AUTO never fails for
+ * want of privilege: refused FIFO falls back to SLICE. An explicit FIFO
+ * that is refused also falls back to SLICE (*got says so) but returns
+ * false, with an error naming the privilege it needs; a failure to set
+ * the slice returns false with *got NORMAL. The thread runs on either way.
  */
 VHOST_USER_API
-bool mig_pc_thread_set_latency(const char *what, GError **errp);
+bool mig_pc_thread_set_sched(MigPcSched want, const char *what, MigPcSched *got,
+                             GError **errp);
+
+/*
+ * The fault thread's scheduling (default SLICE: a library does not make
+ * real-time threads unasked). Before mig_postcopy_listen.
+ */
+VHOST_USER_API
+void mig_postcopy_set_sched(MigPostcopy *pc, MigPcSched sched);
 
 /*
  * Fault tracing, for finding where a fault's time goes: on when

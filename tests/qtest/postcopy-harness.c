@@ -27,6 +27,16 @@ int64_t pc_figure(JsonObject *q, const char *key)
     return pc && json_object_has_member(pc, key) ? json_object_get_int_member(pc, key) : -1;
 }
 
+/* A string member of query-migrate's "postcopy" object, NULL when absent. */
+static const char *pc_string(JsonObject *q, const char *key)
+{
+    JsonObject *pc = json_object_has_member(q, "postcopy") ?
+                     json_object_get_object_member(q, "postcopy") : NULL;
+
+    return pc && json_object_has_member(pc, key) ? json_object_get_string_member(pc, key) :
+           NULL;
+}
+
 /*
  * Capability on both sides, the destination listens, the source migrates
  * under max-bandwidth and is in the middle of its first round (POSTCOPY_ADVISE
@@ -161,6 +171,15 @@ bool pc_check_dst_figures(MigVmm *dst, bool need_guest, bool need_backend)
     if (!pc_check_side_times(q, "guest", need_guest) ||
         !pc_check_side_times(q, "backend", need_backend)) {
         g_test_fail_printf("destination's postcopy blocktime figures: %s", j);
+        return false;
+    }
+    /*
+     * The fault thread under the default x-postcopy-fault-sched (auto):
+     * SCHED_FIFO, since the tests run as root.
+     */
+    if (g_strcmp0(pc_string(q, "fault-sched"), "fifo") != 0) {
+        g_test_fail_printf("destination's postcopy fault-sched: want \"fifo\" (root, "
+                           "x-postcopy-fault-sched auto): %s", j);
         return false;
     }
     if (missing != 0 || placed <= 0 || (need_guest && (fg <= 0 || requests <= 0)) ||

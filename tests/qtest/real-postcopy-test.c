@@ -258,18 +258,47 @@ static bool check_caps_params(MigVmm *v)
     g_autoptr(JsonNode) params = NULL;
     g_autofree char *cs = json_to_string(caps, FALSE);
     g_autofree char *ps = NULL;
+    g_autofree char *bad = NULL;
 
     json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
                                   "\"arguments\":{\"x-postcopy-auto\":true}}"));
     params = qmp_client_ok(v->qmp, "{\"execute\":\"query-migrate-parameters\"}");
     ps = json_to_string(params, FALSE);
     if (!strstr(cs, "{\"capability\":\"postcopy-ram\",\"state\":true}") ||
-        !strstr(ps, "\"x-postcopy-auto\":true")) {
+        !strstr(ps, "\"x-postcopy-auto\":true") ||
+        !strstr(ps, "\"x-postcopy-fault-sched\":\"auto\"")) {
         g_test_fail_printf("capabilities %s, parameters %s", cs, ps);
         return false;
     }
     json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
                                   "\"arguments\":{\"x-postcopy-auto\":false}}"));
+    /* A bad value names the parameter and changes nothing (not even the others). */
+    bad = qmp_client_fails(v->qmp, "GenericError",
+                           "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+                           "{\"x-postcopy-auto\":true,\"x-postcopy-fault-sched\":\"rt\"}}");
+    json_node_unref(params);
+    params = qmp_client_ok(v->qmp, "{\"execute\":\"query-migrate-parameters\"}");
+    g_free(ps);
+    ps = json_to_string(params, FALSE);
+    if (!strstr(bad, "'x-postcopy-fault-sched'") || !strstr(bad, "'rt'") ||
+        !strstr(ps, "\"x-postcopy-auto\":false") ||
+        !strstr(ps, "\"x-postcopy-fault-sched\":\"auto\"")) {
+        g_test_fail_printf("bad x-postcopy-fault-sched: error '%s', parameters after %s", bad,
+                           ps);
+        return false;
+    }
+    json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
+                                  "\"arguments\":{\"x-postcopy-fault-sched\":\"slice\"}}"));
+    json_node_unref(params);
+    params = qmp_client_ok(v->qmp, "{\"execute\":\"query-migrate-parameters\"}");
+    g_free(ps);
+    ps = json_to_string(params, FALSE);
+    json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
+                                  "\"arguments\":{\"x-postcopy-fault-sched\":\"auto\"}}"));
+    if (!strstr(ps, "\"x-postcopy-fault-sched\":\"slice\"")) {
+        g_test_fail_printf("x-postcopy-fault-sched slice: parameters %s", ps);
+        return false;
+    }
     return true;
 }
 
