@@ -26,6 +26,13 @@
  * repetitions of the paired ratios of each path's median to its anchor's.
  *
  *   build/tests/bench-postcopy-fault [pages per run, default 256] [repetitions, default 9]
+ *
+ * BENCH_PC_TCP="ADDR NETNS" in the environment: every request/answer
+ * connection is TCP instead of a socketpair, from ADDR (an IPv4 address
+ * in this process's network namespace, where it listens) to a socket made
+ * in network namespace NETNS (/var/run/netns/NETNS, as `ip netns` names
+ * it), both with TCP_NODELAY: the round trip of bench-postcopy.sh's *-tcp
+ * cases (two namespaces joined by a veth pair), for their anchor.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +47,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -269,6 +280,81 @@ static gpointer raw_handler(gpointer opaque)
     return NULL;
 }
 
+/* ---- the request/answer connection: a socketpair, or TCP across namespaces ---- */
+
+typedef struct TcpPeer {
+    const char *netns;
+    struct sockaddr_in to;
+    int fd;
+    const char *err;
+} TcpPeer;
+
+static void nodelay(int fd)
+{
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* A thread of its own: setns() moves only the calling thread, and for good. */
+static gpointer tcp_peer_thread(gpointer opaque)
+{
+    TcpPeer *t = opaque;
+    g_autofree char *path = g_strdup_printf("/var/run/netns/%s", t->netns);
+    int ns = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) {
+        t->err = "entering the peer's network namespace";
+    } else if ((t->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+               connect(t->fd, (struct sockaddr *)&t->to, sizeof(t->to)) < 0) {
+        t->err = "connecting from the peer's network namespace";
+    }
+    if (ns >= 0) {
+        close(ns);
+    }
+    return NULL;
+}
+
+/* sv[0]: this side's end; sv[1]: the source's end. */
+static void conn_pair(int sv[2])
+{
+    const char *spec = g_getenv("BENCH_PC_TCP");
+    g_auto(GStrv) f = spec ? g_strsplit(spec, " ", 2) : NULL;
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t alen = sizeof(a);
+    TcpPeer t = { .fd = -1 };
+    int l;
+
+    if (!spec) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+            die("socketpair", g_strerror(errno));
+        }
+        return;
+    }
+    if (!f[0] || !f[1] || inet_pton(AF_INET, f[0], &a.sin_addr) != 1) {
+        die("BENCH_PC_TCP", "expected \"IPV4-ADDRESS NETNS\"");
+    }
+    l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0 ||
+        getsockname(l, (struct sockaddr *)&a, &alen) < 0) {
+        die("BENCH_PC_TCP: listening", g_strerror(errno));
+    }
+    t.netns = f[1];
+    t.to = a;
+    g_thread_join(g_thread_new("tcp-peer", tcp_peer_thread, &t));
+    if (t.err) {
+        die(t.err, g_strerror(errno));
+    }
+    sv[0] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    if (sv[0] < 0) {
+        die("BENCH_PC_TCP: accept", g_strerror(errno));
+    }
+    close(l);
+    sv[1] = t.fd;
+    nodelay(sv[0]);
+    nodelay(sv[1]);
+}
+
 /* child < 0: our thread faults; else the back-end child on its own ufd. */
 static void run_raw(int child, unsigned npages, double *lat)
 {
@@ -287,9 +373,10 @@ static void run_raw(int child, unsigned npages, double *lat)
         r.fault_ufd = recv_fd(child, &child_base, sizeof(child_base));
         r.fault_base = child_base;
     }
-    if (r.fault_ufd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    if (r.fault_ufd < 0) {
         die("raw set-up", g_strerror(errno));
     }
+    conn_pair(sv);
     r.sock = sv[0];
     src = g_thread_new("source", source_thread, GINT_TO_POINTER(sv[1]));
     handler = g_thread_new("handler", raw_handler, &r);
@@ -369,10 +456,8 @@ static MigPostcopy *ours_start(Ours *o, Wiring *w, GuestMemory *mem, unsigned np
 {
     GError *err = NULL;
 
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->req) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->ans) < 0) {
-        die("socketpair", g_strerror(errno));
-    }
+    conn_pair(w->req);
+    conn_pair(w->ans);
     o->req = w->req[0];
     o->ans = w->ans[0];
     o->pc = mig_postcopy_new(mem, ours_request, o, &err);
@@ -582,7 +667,8 @@ int main(int argc, char **argv)
                pct(all[p], n, 90), pct(all[p], n, 99), median(ratio[p], reps));
         g_free(all[p]);
     }
-    printf("(raw: one handler thread reads the fault, request/answer over a socketpair,\n"
-           " UFFDIO_COPY; raw-be: the same for the back-end child's fault, + UFFDIO_WAKE)\n");
+    printf("(raw: one handler thread reads the fault, request/answer over %s,\n"
+           " UFFDIO_COPY; raw-be: the same for the back-end child's fault, + UFFDIO_WAKE)\n",
+           g_getenv("BENCH_PC_TCP") ? "TCP across network namespaces" : "a socketpair");
     return 0;
 }

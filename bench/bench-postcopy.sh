@@ -9,7 +9,9 @@
 #   - the anchor: BUILD/tests/bench-postcopy-fault PAGES 1 (a bare
 #     userfaultfd read + one socket round trip + UFFDIO_COPY / UFFDIO_WAKE;
 #     its "raw" median anchors the guest's faults, "raw-be" the
-#     back-end's: see bench/README.md);
+#     back-end's: see bench/README.md); with *-tcp cases a second one,
+#     anchor-tcp, whose round trip is TCP between the two namespaces
+#     (BENCH_PC_TCP), the anchor of those cases;
 #   - one postcopy migration per case, each case a pair of fresh VMMs with
 #     a blk device and a randrw workload (the source's RAM filled: no zero
 #     page), capability postcopy-ram on both sides (and postcopy-preempt,
@@ -271,17 +273,27 @@ run_case() {
     echo "$out" >>"$WORK/$case.json"
 }
 
-# The anchor, repetition $1: "raw-median raw-be-median" appended to $WORK/anchor.
-run_anchor() {
+# The anchor, repetition $1: "raw-median raw-be-median" appended to
+# $WORK/anchor; with *-tcp cases also to $WORK/anchor-tcp, the same with
+# its round trip over TCP between the namespaces (BENCH_PC_TCP), as theirs.
+anchor_once() {
     local out
-    out=$(timeout 300 "$ANCHOR" "$PAGES" 1) || die "bench-postcopy-fault failed"
+    out=$(timeout 300 "$@" "$ANCHOR" "$PAGES" 1) || die "bench-postcopy-fault failed"
     echo "$out" | awk '$1 == "raw" && NF == 5 { r = $2 } $1 == "raw-be" && NF == 5 { b = $2 }
-                       END { print r, b }' >>"$WORK/anchor"
+                       END { print r, b }'
+}
+run_anchor() {
+    anchor_once >>"$WORK/anchor"
     echo "  rep $1 anchor: $(tail -1 "$WORK/anchor") (raw, raw-be median us)" >&2
+    if [[ " $CASES " = *"-tcp "* ]]; then
+        anchor_once ip netns exec "$NS_B" env BENCH_PC_TCP="$ADDR_B $NS_A" >>"$WORK/anchor-tcp"
+        echo "  rep $1 anchor-tcp: $(tail -1 "$WORK/anchor-tcp") (raw, raw-be median us)" >&2
+    fi
 }
 
 truncate -s 256M "$WORK/disk.img"
 : >"$WORK/anchor"
+: >"$WORK/anchor-tcp"
 if [[ -n $TRACE_DIR ]]; then
     for c in $CASES; do
         run_case "$c" 0
@@ -302,18 +314,23 @@ echo "postcopy between two vhost-user-vmm processes, ${MIB} MiB guest, blk randr
 echo "postcopy-preempt $( ((PREEMPT)) && echo on || echo off), x-postcopy-fault-sched $FAULT_SCHED;"
 echo "medians over the repetitions; fault figures (us) from the destination's query-migrate;"
 echo "ratio = median of (case p50 / anchor median of the same repetition): guest against raw,"
-echo "back-end against raw-be (bench-postcopy-fault, $PAGES faults per run)"
+echo "back-end against raw-be (bench-postcopy-fault, $PAGES faults per run); *-tcp cases"
+echo "against anchor-tcp, whose round trip crosses the namespaces over TCP as theirs does"
 python3 - "$WORK" $MIB $CASES <<'PY'
 import json, statistics, sys
 work, mib, cases = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-anchor = [tuple(map(float, l.split())) for l in open(work + "/anchor")]
+anchors = {k: [tuple(map(float, l.split())) for l in open("%s/%s" % (work, k))]
+           for k in ("anchor", "anchor-tcp")}
 med = statistics.median
 fmt = "%-15s %7s %7s %21s %21s %9s %12s %6s %6s %6s"
 print(fmt % ("case", "f.guest", "f.be", "guest p50/p90/p99", "back-end p50/p90/p99",
              "pages/s", "block ms/GiB", "r.gst", "r.be", "failed"))
-print(fmt % ("anchor", "-", "-", "%.0f" % med(a[0] for a in anchor),
-             "%.0f" % med(a[1] for a in anchor), "-", "-", "1.00", "1.00", "-"))
+for k, anchor in anchors.items():
+    if anchor:
+        print(fmt % (k, "-", "-", "%.0f" % med(a[0] for a in anchor),
+                     "%.0f" % med(a[1] for a in anchor), "-", "-", "1.00", "1.00", "-"))
 for c in cases:
+    anchor = anchors["anchor-tcp" if c.endswith("-tcp") else "anchor"]
     lines = [json.loads(l) for l in open("%s/%s.json" % (work, c))]
     # Paired with the anchor of the same repetition; failed runs drop out.
     pairs = [(r, a) for r, a in zip(lines, anchor) if not r.get("failed")]

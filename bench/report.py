@@ -150,13 +150,16 @@ def table_migrate(text):
 
 
 def table_postcopy(text):
-    """bench-postcopy.sh: the anchor row and one row per case."""
-    rows, anchor = [], None
+    """bench-postcopy.sh: the anchor rows (anchor; anchor-tcp, the *-tcp
+    cases' own) and one row per case."""
+    rows, anchors = [], {}
     for line in text.splitlines():
         f = line.split()
-        if len(f) == 10 and f[0] == "anchor":
-            anchor = (num(f[3]), num(f[4]))
-        elif len(f) == 10 and re.fullmatch(r"(ours|qsd)-[\w-]+", f[0]) and anchor:
+        if len(f) == 10 and f[0] in ("anchor", "anchor-tcp"):
+            anchors[f[0]] = (num(f[3]), num(f[4]))
+        elif len(f) == 10 and re.fullmatch(r"(ours|qsd)-[\w-]+", f[0]) and anchors:
+            anchor = anchors.get("anchor-tcp" if f[0].endswith("-tcp") else "anchor",
+                                 anchors.get("anchor"))
             g50 = num(f[3].split("/")[0])
             b50 = num(f[4].split("/")[0])
             rows.append({"series": "guest fault p50", "x": f[0], "ours": g50,

@@ -68,7 +68,7 @@ bench reconnect bench-reconnect.sh "BENCH_RUNS=5;BENCH_DOWNTIMES=0 100" \
 bench migrate   bench-migrate.sh   "BENCH_REPS=3;BENCH_SIZES=256M;BENCH_MIGRATIONS=1" \
                                    "BENCH_REPS=1;BENCH_MIB=256;BENCH_SIZES=256M;BENCH_MIGRATIONS=1"
 bench postcopy  bench-postcopy.sh  "BENCH_REPS=3" \
-                                   "BENCH_REPS=1;BENCH_MIB=32;BENCH_CASES=ours-unix"
+                                   "BENCH_REPS=1;BENCH_MIB=32;BENCH_CASES=ours-unix ours-tcp"
 
 for tool in gnuplot fio python3 jq; do
     command -v "$tool" >/dev/null && continue
