@@ -287,6 +287,7 @@ typedef struct TcpPeer {
     struct sockaddr_in to;
     int fd;
     const char *err;
+    int errnum;                 /* errno is per thread: the peer's, for err */
 } TcpPeer;
 
 static void nodelay(int fd)
@@ -309,6 +310,7 @@ static gpointer tcp_peer_thread(gpointer opaque)
                connect(t->fd, (struct sockaddr *)&t->to, sizeof(t->to)) < 0) {
         t->err = "connecting from the peer's network namespace";
     }
+    t->errnum = errno;
     if (ns >= 0) {
         close(ns);
     }
@@ -343,7 +345,7 @@ static void conn_pair(int sv[2])
     t.to = a;
     g_thread_join(g_thread_new("tcp-peer", tcp_peer_thread, &t));
     if (t.err) {
-        die(t.err, g_strerror(errno));
+        die(t.err, g_strerror(t.errnum));
     }
     sv[0] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
     if (sv[0] < 0) {

@@ -87,7 +87,7 @@ bool mig_pc_thread_set_sched(MigPcSched want, const char *what, MigPcSched *got,
 {
     pid_t tid = (pid_t)syscall(SYS_gettid);
     PcSchedAttr attr = { .size = sizeof(attr), .sched_flags = PC_RESET_ON_FORK };
-    int nice, r = 0;
+    int nice, r = 0, rs;
 
     *got = MIG_PC_SCHED_NORMAL;
     if (want == MIG_PC_SCHED_NORMAL) {
@@ -117,8 +117,7 @@ bool mig_pc_thread_set_sched(MigPcSched want, const char *what, MigPcSched *got,
         .sched_nice = nice,
         .sched_runtime = PC_LATENCY_SLICE_NS,
     };
-    int rs = pc_setattr(tid, &attr);
-
+    rs = pc_setattr(tid, &attr);
     if (rs != 0) {
         g_set_error(errp, VHOST_USER_ERROR, VHOST_USER_ERROR_LOCAL,
                     "postcopy: %s thread: a %llu us slice (sched_setattr): %s", what,

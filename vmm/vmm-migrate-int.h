@@ -116,6 +116,14 @@ bool vmm_mig_status_running(VmmMigStatus s);
 void vmm_mig_set_status(VmmMigrate *mm, VmmMigStatus s);
 /* The same, mm->lock held. */
 void vmm_mig_set_status_locked(VmmMigrate *mm, VmmMigStatus s);
+/* Any thread: x-postcopy-fault-sched as it is now. */
+MigPcSched vmm_mig_fault_sched(VmmMigrate *mm);
+/*
+ * On a thread a postcopy fault waits for (the source's request reader,
+ * the destination's preempt placer): applies x-postcopy-fault-sched to
+ * it; what names it in the status line a refusal prints.
+ */
+void vmm_mig_thread_set_fault_sched(VmmMigrate *mm, const char *what);
 /* Any thread: the end of a migration thread (the VMM may wait for it). */
 void vmm_mig_thread_done(VmmMigrate *mm);
 /* Loop: joins a finished thread (none running afterwards). */

@@ -262,23 +262,12 @@ static bool mig_in_pc_advise(void *opaque, GError **errp)
     return true;
 }
 
-/* x-postcopy-fault-sched, for the fault thread and the preempt placer. */
-static MigPcSched mig_in_pc_sched(VmmMigrate *mm)
-{
-    MigPcSched s;
-
-    g_mutex_lock(&mm->lock);
-    s = mm->fault_sched;
-    g_mutex_unlock(&mm->lock);
-    return s;
-}
-
 static bool mig_in_pc_new(MigInPostcopy *p, GError **errp)
 {
     if (!p->pc) {
         p->pc = mig_postcopy_new(vmm_machine_memory(p->in->m), mig_in_pc_request, p, errp);
         if (p->pc) {
-            mig_postcopy_set_sched(p->pc, mig_in_pc_sched(p->in->mm));
+            mig_postcopy_set_sched(p->pc, vmm_mig_fault_sched(p->in->mm));
         }
     }
     return p->pc != NULL;
@@ -518,14 +507,11 @@ static gpointer mig_in_pc_preempt_thread(gpointer opaque)
     g_autoptr(GError) err = NULL;
     int fd = mig_socket_accept(in->lfd, &err);
     MigStream *s = NULL;
-    MigPcSched got;
     bool stopping;
 
     /* Each requested page waits for this thread to wake (postcopy-sched.c). */
-    if (fd >= 0 && !mig_pc_thread_set_sched(mig_in_pc_sched(in->mm), "postcopy-preempt",
-                                            &got, &err)) {
-        vmm_status("migration: %s", err->message);
-        g_clear_error(&err);
+    if (fd >= 0) {
+        vmm_mig_thread_set_fault_sched(in->mm, "postcopy-preempt");
     }
 
     g_mutex_lock(&p->lock);

@@ -194,16 +194,9 @@ gpointer mig_out_rp_thread(gpointer opaque)
 {
     MigOut *o = opaque;
     MigOutPostcopy *pc = o->pc;
-    g_autoptr(GError) sched_err = NULL;
-    MigPcSched sched, got;
 
     /* Each request waits for this thread to wake (postcopy-sched.c). */
-    g_mutex_lock(&o->mm->lock);
-    sched = o->mm->fault_sched;
-    g_mutex_unlock(&o->mm->lock);
-    if (!mig_pc_thread_set_sched(sched, "migration-rp", &got, &sched_err)) {
-        vmm_status("migration: %s", sched_err->message);
-    }
+    vmm_mig_thread_set_fault_sched(o->mm, "migration-rp");
     for (;;) {
         GError *err = NULL;
         MigRpMsg msg;

@@ -80,6 +80,26 @@ void vmm_mig_set_status(VmmMigrate *mm, VmmMigStatus s)
     g_mutex_unlock(&mm->lock);
 }
 
+MigPcSched vmm_mig_fault_sched(VmmMigrate *mm)
+{
+    MigPcSched s;
+
+    g_mutex_lock(&mm->lock);
+    s = mm->fault_sched;
+    g_mutex_unlock(&mm->lock);
+    return s;
+}
+
+void vmm_mig_thread_set_fault_sched(VmmMigrate *mm, const char *what)
+{
+    g_autoptr(GError) err = NULL;
+    MigPcSched got;
+
+    if (!mig_pc_thread_set_sched(vmm_mig_fault_sched(mm), what, &got, &err)) {
+        vmm_status("migration: %s", err->message);     /* only the latency suffers */
+    }
+}
+
 void vmm_mig_thread_done(VmmMigrate *mm)
 {
     g_mutex_lock(&mm->lock);

@@ -19,22 +19,27 @@
 #include "postcopy-harness.h"
 
 /* query-migrate's postcopy.key on the destination, or -1. */
-int64_t pc_figure(JsonObject *q, const char *key)
+/* Member key of query-migrate's "postcopy" object, NULL when either is absent. */
+static JsonNode *pc_member(JsonObject *q, const char *key)
 {
     JsonObject *pc = json_object_has_member(q, "postcopy") ?
                      json_object_get_object_member(q, "postcopy") : NULL;
 
-    return pc && json_object_has_member(pc, key) ? json_object_get_int_member(pc, key) : -1;
+    return pc && json_object_has_member(pc, key) ? json_object_get_member(pc, key) : NULL;
 }
 
-/* A string member of query-migrate's "postcopy" object, NULL when absent. */
+int64_t pc_figure(JsonObject *q, const char *key)
+{
+    JsonNode *n = pc_member(q, key);
+
+    return n ? json_node_get_int(n) : -1;
+}
+
 static const char *pc_string(JsonObject *q, const char *key)
 {
-    JsonObject *pc = json_object_has_member(q, "postcopy") ?
-                     json_object_get_object_member(q, "postcopy") : NULL;
+    JsonNode *n = pc_member(q, key);
 
-    return pc && json_object_has_member(pc, key) ? json_object_get_string_member(pc, key) :
-           NULL;
+    return n ? json_node_get_string(n) : NULL;
 }
 
 /*

@@ -251,19 +251,26 @@ static bool src_kept(MigVmm *src)
     return mig_vmm_verified(src, 1);
 }
 
+/* query-migrate-parameters' return, as JSON text. */
+static char *params_text(MigVmm *v)
+{
+    g_autoptr(JsonNode) params = qmp_client_ok(v->qmp,
+                                               "{\"execute\":\"query-migrate-parameters\"}");
+
+    return json_to_string(params, FALSE);
+}
+
 /* query-migrate-capabilities and -parameters say what was set (postcopy-ram on). */
 static bool check_caps_params(MigVmm *v)
 {
     g_autoptr(JsonNode) caps = qmp_client_ok(v->qmp, "{\"execute\":\"query-migrate-capabilities\"}");
-    g_autoptr(JsonNode) params = NULL;
     g_autofree char *cs = json_to_string(caps, FALSE);
     g_autofree char *ps = NULL;
     g_autofree char *bad = NULL;
 
     json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
                                   "\"arguments\":{\"x-postcopy-auto\":true}}"));
-    params = qmp_client_ok(v->qmp, "{\"execute\":\"query-migrate-parameters\"}");
-    ps = json_to_string(params, FALSE);
+    ps = params_text(v);
     if (!strstr(cs, "{\"capability\":\"postcopy-ram\",\"state\":true}") ||
         !strstr(ps, "\"x-postcopy-auto\":true") ||
         !strstr(ps, "\"x-postcopy-fault-sched\":\"auto\"")) {
@@ -276,10 +283,8 @@ static bool check_caps_params(MigVmm *v)
     bad = qmp_client_fails(v->qmp, "GenericError",
                            "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
                            "{\"x-postcopy-auto\":true,\"x-postcopy-fault-sched\":\"rt\"}}");
-    json_node_unref(params);
-    params = qmp_client_ok(v->qmp, "{\"execute\":\"query-migrate-parameters\"}");
     g_free(ps);
-    ps = json_to_string(params, FALSE);
+    ps = params_text(v);
     if (!strstr(bad, "'x-postcopy-fault-sched'") || !strstr(bad, "'rt'") ||
         !strstr(ps, "\"x-postcopy-auto\":false") ||
         !strstr(ps, "\"x-postcopy-fault-sched\":\"auto\"")) {
@@ -289,10 +294,8 @@ static bool check_caps_params(MigVmm *v)
     }
     json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
                                   "\"arguments\":{\"x-postcopy-fault-sched\":\"slice\"}}"));
-    json_node_unref(params);
-    params = qmp_client_ok(v->qmp, "{\"execute\":\"query-migrate-parameters\"}");
     g_free(ps);
-    ps = json_to_string(params, FALSE);
+    ps = params_text(v);
     json_node_unref(qmp_client_ok(v->qmp, "{\"execute\":\"migrate-set-parameters\","
                                   "\"arguments\":{\"x-postcopy-fault-sched\":\"auto\"}}"));
     if (!strstr(ps, "\"x-postcopy-fault-sched\":\"slice\"")) {
