@@ -44,6 +44,13 @@ typedef struct MigOutPostcopy {
     bool stopping;              /* the sender is done: the reader must not wait */
     GError *err;                /* the reader's end other than the ack */
     bool dest_failed;           /* "VUFL": the destination gave up, no recovery */
+    /*
+     * Atomic: 1 + the bitmap word of the latest request, 0 when none came
+     * since the background took it; the background's next window starts
+     * there (see mig_out_background_run). follow: whether it does.
+     */
+    uint64_t follow_word;
+    bool follow;
 } MigOutPostcopy;
 
 typedef struct MigOut {

@@ -525,8 +525,9 @@ static gpointer mig_out_thread(gpointer opaque)
                    o->postcopy_switched ? " after postcopy" : "");
         if (o->postcopy_switched) {
             vmm_status("migration: postcopy: %" PRIu64 " page requests served, %" PRIu64
-                       " pages on the postcopy-preempt connection", mm->postcopy_requests,
-                       mm->preempt_pages);
+                       " pages on the postcopy-preempt connection; the background went on "
+                       "from a requested page %" PRIu64 " times", mm->postcopy_requests,
+                       mm->preempt_pages, mm->postcopy_followed);
         }
         g_mutex_unlock(&mm->lock);
     } else {
@@ -662,6 +663,7 @@ bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp)
     mm->start_postcopy = false;
     g_clear_pointer(&mm->no_tracking, g_free);
     mm->postcopy_requests = 0;
+    mm->postcopy_followed = 0;
     mm->preempt_pages = 0;
     g_clear_pointer(&mm->error_desc, g_free);
     mm->start_us = g_get_monotonic_time();

@@ -221,6 +221,8 @@ gpointer mig_out_rp_thread(gpointer opaque)
         if (msg.tag == MIG_RP_TAG_REQUEST) {
             mig_pc_trace("request-recv gpa=0x%" PRIx64 " conn=main npages=%" PRIu32,
                          msg.gpa, msg.npages);
+            __atomic_store_n(&pc->follow_word, 1 + msg.gpa / MIG_PAGE_SIZE / 64,
+                             __ATOMIC_RELEASE);
             /* pre_broken is written by this thread only while it runs. */
             if (pc->pre && !pc->pre_broken && mig_out_pc_preempt(o, &msg)) {
                 g_mutex_lock(&o->mm->lock);
@@ -575,7 +577,7 @@ static bool mig_out_background_run(MigOut *o, bool *low, GError **errp)
     mig_stream_set_max_bandwidth(o->s, 0);
     o->bw_applied = 0;
     while (pc_nowed(pc)) {
-        uint64_t bits, n = 0;
+        uint64_t bits, f, n = 0;
 
         if (!mig_out_serve_requests(o, errp)) {
             return false;
@@ -597,6 +599,19 @@ static bool mig_out_background_run(MigOut *o, bool *low, GError **errp)
         }
         if (!mig_out_pace(o, &bg_t0, &bg_bytes, &bw_now)) {
             continue;
+        }
+        /*
+         * Where the guest or a back-end faulted last, its neighbours are
+         * likely next (a buffer, a ring, a stack): go on from there, as
+         * QEMU's scan does, rather than from where the stream was. The
+         * requested page itself left by request.
+         */
+        f = __atomic_exchange_n(&pc->follow_word, 0, __ATOMIC_ACQ_REL);
+        if (pc->follow && f && f - 1 < o->nwords) {
+            w = f - 1;
+            g_mutex_lock(&o->mm->lock);
+            o->mm->postcopy_followed++;
+            g_mutex_unlock(&o->mm->lock);
         }
         /* The next word with owed pages, in address order, wrapping around. */
         while (!__atomic_load_n(&pc->owed[w], __ATOMIC_ACQUIRE) && scanned < o->nwords) {
@@ -703,6 +718,7 @@ bool mig_out_postcopy(MigOut *o, GError **errp)
     g_cond_init(&pc->cond);
     pc->queue = g_array_new(FALSE, FALSE, sizeof(MigRpMsg));
     pc->owed = g_new0(uint64_t, o->nwords ? o->nwords : 1);
+    pc->follow = g_strcmp0(g_getenv("VHOST_USER_VMM_POSTCOPY_FOLLOW"), "0") != 0;
     mig_out_owed(o);
     if (!vmm_loop_call(mig_out_save_cb, o, errp)) {
         return false;

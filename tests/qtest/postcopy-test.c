@@ -16,7 +16,10 @@
  *   guest-fresh   a larger guest RAM than the workload uses, filled on the
  *                 source: the guest faults on pages it owes, and every page
  *                 the guest never hands out (above its allocator's bump
- *                 pointer) arrives in the background equal to the source's
+ *                 pointer) arrives in the background equal to the source's;
+ *                 then once more with VHOST_USER_VMM_POSTCOPY_FOLLOW=0: the
+ *                 background following the requests cuts the guest's
+ *                 faults by a third at least
  *   slots-listen  listen-touch with --mem-slots on both back-ends (the
  *                 destination's first listening table goes whole)
  *   no-tracking   the source runs where the kernel refuses PAGEMAP_SCAN
@@ -69,21 +72,33 @@
 /* The front-end's wait for a back-end's reply (hw/virtio/vhost-user.c). */
 #define REPLY_TIMEOUT_MS    10000
 
+/* The fixture's file base + sfx + ext: a second run in one test gets its own. */
+static char *fixture_file(Fixture *f, const char *base, const char *sfx, const char *ext)
+{
+    g_autofree char *name = g_strconcat(base, sfx, ext, NULL);
+
+    return g_build_filename(f->dir, name, NULL);
+}
+
 /*
  * Our back-end on each side sharing a fresh disk (extra options each,
  * NULL-ended or NULL), and a blk device with workload wl added to sa and
- * da. *dbe: the destination's back-end. False (test failed) if not.
+ * da; names and files end in sfx. *dbe: the destination's back-end. False
+ * (test failed) if not.
  */
-static bool refbe_pair(Fixture *f, const char *const *src_extra, const char *const *dst_extra,
-                       const char *wl, GPtrArray *sa, GPtrArray *da, Proc **dbe)
+static bool refbe_pair(Fixture *f, const char *sfx, const char *const *src_extra,
+                       const char *const *dst_extra, const char *wl, GPtrArray *sa,
+                       GPtrArray *da, Proc **dbe)
 {
-    g_autofree char *disk = g_build_filename(f->dir, "disk.raw", NULL);
-    g_autofree char *ss = g_build_filename(f->dir, "blk-src.sock", NULL);
-    g_autofree char *ds = g_build_filename(f->dir, "blk-dst.sock", NULL);
+    g_autofree char *disk = fixture_file(f, "disk", sfx, ".raw");
+    g_autofree char *ss = fixture_file(f, "blk-src", sfx, ".sock");
+    g_autofree char *ds = fixture_file(f, "blk-dst", sfx, ".sock");
+    g_autofree char *sname = g_strconcat("refbe-src", sfx, NULL);
+    g_autofree char *dname = g_strconcat("refbe-dst", sfx, NULL);
 
     if (!mig_make_image(disk, IMAGE_SIZE) ||
-        !pc_start_refbe(f, "refbe-src", ss, disk, IMAGE_SIZE, src_extra) ||
-        !(*dbe = pc_start_refbe(f, "refbe-dst", ds, disk, IMAGE_SIZE, dst_extra))) {
+        !pc_start_refbe(f, sname, ss, disk, IMAGE_SIZE, src_extra) ||
+        !(*dbe = pc_start_refbe(f, dname, ds, disk, IMAGE_SIZE, dst_extra))) {
         return false;
     }
     mig_add_blk(sa, ss, 2, wl);
@@ -110,6 +125,14 @@ static bool check_backend_faults(Proc *be)
         return false;
     }
     return true;
+}
+
+/* The destination's postcopy faults-guest, or -1. */
+static int64_t dst_faults_guest(MigVmm *dst)
+{
+    g_autoptr(JsonNode) r = mig_query(dst);
+
+    return pc_figure(json_node_get_object(r), "faults-guest");
 }
 
 /* The destination's migration total-time (ms), or -1. */
@@ -203,7 +226,13 @@ static bool check_end_faults(Proc *be)
     return true;
 }
 
-static void test_case(Fixture *f, Case c)
+/*
+ * One migration of case c; names and files end in sfx. follow: the
+ * source's background goes on from the latest requested page (the
+ * default; else VHOST_USER_VMM_POSTCOPY_FOLLOW=0). *faults_guest: the
+ * destination's guest faults, or -1. False: the test failed.
+ */
+static bool run_case(Fixture *f, Case c, const char *sfx, bool follow, int64_t *faults_guest)
 {
     static const char *const listen[] = { "--postcopy-touch=listen", NULL };
     static const char *const reply[] = { "--postcopy-touch=reply", NULL };
@@ -217,8 +246,11 @@ static void test_case(Fixture *f, Case c)
                                    c == CASE_REPLY ? reply :
                                    c == CASE_SLOTS ? slots_listen : c == CASE_END ? end : NULL;
     unsigned ram_mb = c == CASE_FRESH ? FRESH_RAM_MB : RAM_MB;
-    g_autofree char *disk = g_build_filename(f->dir, "disk.raw", NULL);
-    g_autofree char *uri = mig_unix_uri(f, "mig.sock");
+    g_autofree char *disk = fixture_file(f, "disk", sfx, ".raw");
+    g_autofree char *sock = g_strconcat("mig", sfx, ".sock", NULL);
+    g_autofree char *uri = mig_unix_uri(f, sock);
+    g_autofree char *sname = g_strconcat("src", sfx, NULL);
+    g_autofree char *dname = g_strconcat("dst", sfx, NULL);
     /*
      * The destination exits when its workload ends: it must outlast
      * postcopy (guest-fresh's larger RAM takes over 5 s under ASan and load).
@@ -233,12 +265,19 @@ static void test_case(Fixture *f, Case c)
     MigVmm *src = NULL, *dst = NULL;
     Proc *dbe;
     int64_t total;
+    bool ok = false;
 
-    if (!refbe_pair(f, src_extra, dst_extra, wl, sa, da, &dbe)) {
-        return;
+    *faults_guest = -1;
+    if (!refbe_pair(f, sfx, src_extra, dst_extra, wl, sa, da, &dbe)) {
+        return false;
     }
-    if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
-        !(dst = mig_vmm_start(f, "dst", &dopts, da)) ||
+    if (!follow) {
+        g_setenv("VHOST_USER_VMM_POSTCOPY_FOLLOW", "0", TRUE);
+    }
+    src = mig_vmm_start(f, sname, &so, sa);
+    g_unsetenv("VHOST_USER_VMM_POSTCOPY_FOLLOW");
+    if (!src ||
+        !(dst = mig_vmm_start(f, dname, &dopts, da)) ||
         (c != CASE_PREEMPT_DST && pre && !set_preempt(src)) ||
         (c != CASE_PREEMPT_SRC && pre && !set_preempt(dst)) ||
         !pc_migrate_postcopy(src, dst, "blk0", uri, false) ||
@@ -247,6 +286,7 @@ static void test_case(Fixture *f, Case c)
         (pre && !check_preempt(src, dst, c))) {
         goto out;
     }
+    *faults_guest = dst_faults_guest(dst);
     total = dst_total_ms(dst);
     g_test_message("destination: total-time %" PRId64 " ms", total);
     if (c == CASE_REPLY) {
@@ -262,13 +302,19 @@ static void test_case(Fixture *f, Case c)
         (c == CASE_END && !check_end_faults(dbe))) {
         goto out;
     }
-    if (mig_vmm_verified(dst, 1) && mig_check_image(disk, IMAGE_SIZE, SEED) &&
-        c != CASE_FRESH) {
-        check_backend_faults(dbe);
-    }
+    ok = mig_vmm_verified(dst, 1) && mig_check_image(disk, IMAGE_SIZE, SEED) &&
+         (c == CASE_FRESH || check_backend_faults(dbe));
 out:
     mig_vmm_free(src);
     mig_vmm_free(dst);
+    return ok;
+}
+
+static void test_case(Fixture *f, Case c)
+{
+    int64_t faults;
+
+    run_case(f, c, "", true, &faults);
 }
 
 /*
@@ -311,7 +357,7 @@ static void test_no_tracking(Fixture *f, gconstpointer data)
     MigVmm *src = NULL, *dst = NULL;
     Proc *dbe;
 
-    if (!refbe_pair(f, NULL, NULL, wl, sa, da, &dbe)) {
+    if (!refbe_pair(f, "", NULL, NULL, wl, sa, da, &dbe)) {
         return;
     }
     if (!(src = mig_vmm_start(f, "src", &so, sa)) ||
@@ -346,9 +392,30 @@ static void test_reply(Fixture *f, gconstpointer data)
     test_case(f, CASE_REPLY);
 }
 
+/*
+ * guest-fresh, then the same without the background following the
+ * requests: the guest faults on fresh pages in a few stretches (its
+ * allocator's), so once the background followed the first request of a
+ * stretch the rest of it came before the guest touched it. Measured here:
+ * 35-49 faults against 147-148 without (bench/README.md has the figures
+ * of bench-postcopy.sh). Wanted: at most two thirds, well clear of the
+ * noise of the run without (147-160 faults).
+ */
 static void test_fresh(Fixture *f, gconstpointer data)
 {
-    test_case(f, CASE_FRESH);
+    int64_t on, off;
+
+    if (!run_case(f, CASE_FRESH, "", true, &on) ||
+        !run_case(f, CASE_FRESH, "-nofollow", false, &off)) {
+        return;
+    }
+    g_test_message("guest faults: %" PRId64 " following the requests, %" PRId64 " without",
+                   on, off);
+    if (on <= 0 || on * 3 > off * 2) {
+        g_test_fail_printf("guest-fresh: %" PRId64 " guest faults with the background "
+                           "following the requests, %" PRId64 " without (want at most two thirds)",
+                           on, off);
+    }
 }
 
 static void test_slots(Fixture *f, gconstpointer data)
