@@ -313,6 +313,7 @@ done
 echo "postcopy between two vhost-user-vmm processes, ${MIB} MiB guest, blk randrw, $REPS repetitions,"
 echo "postcopy-preempt $( ((PREEMPT)) && echo on || echo off), x-postcopy-fault-sched $FAULT_SCHED;"
 echo "medians over the repetitions; fault figures (us) from the destination's query-migrate;"
+echo "percentiles and ratios over the repetitions where that side had a fault that waited"
 echo "ratio = median of (case p50 / anchor median of the same repetition): guest against raw,"
 echo "back-end against raw-be (bench-postcopy-fault, $PAGES faults per run); *-tcp cases"
 echo "against anchor-tcp, whose round trip crosses the namespaces over TCP as theirs does"
@@ -340,15 +341,19 @@ for c in cases:
         continue
     runs = [r for r, _ in pairs]
     m = lambda k: med(r.get(k, 0) for r in runs)
+    # A side's percentiles over the runs where it had a fault that waited
+    # (one on a page already there is only woken: not timed).
+    timed = lambda side: [r for r in runs if r[side + "-max-us"] > 0]
+    mt = lambda side, k: ("%.0f" % med(r[k] for r in timed(side))) if timed(side) else "-"
     pps = med(r["pages-placed"] / (r["switch-to-done-ms"] / 1000) for r in runs)
     block = med((r["blocktime-guest-us"] + r["blocktime-backend-us"]) / 1000 / (mib / 1024)
                 for r in runs)
-    rg = [r["guest-p50-us"] / a[0] for r, a in pairs if r["faults-guest"]]
-    rb = [r["backend-p50-us"] / a[1] for r, a in pairs if r["faults-backend"]]
+    rg = [r["guest-p50-us"] / a[0] for r, a in pairs if r["guest-max-us"] > 0]
+    rb = [r["backend-p50-us"] / a[1] for r, a in pairs if r["backend-max-us"] > 0]
     print(fmt % (
         c, "%.0f" % m("faults-guest"), "%.0f" % m("faults-backend"),
-        "%.0f/%.0f/%.0f" % (m("guest-p50-us"), m("guest-p90-us"), m("guest-p99-us")),
-        "%.0f/%.0f/%.0f" % (m("backend-p50-us"), m("backend-p90-us"), m("backend-p99-us")),
+        "/".join(mt("guest", "guest-%s-us" % p) for p in ("p50", "p90", "p99")),
+        "/".join(mt("backend", "backend-%s-us" % p) for p in ("p50", "p90", "p99")),
         "%.0f" % pps, "%.0f" % block, "%.2f" % med(rg) if rg else "-",
         "%.2f" % med(rb) if rb else "-", "%d/%d" % (failed, len(lines))))
 PY

@@ -78,6 +78,7 @@ struct VmmMigrate {
     char *no_tracking;          /* source: why this migration has no write tracking */
     uint64_t postcopy_requests; /* source: pages the destination asked for */
     uint64_t postcopy_followed; /* source: background windows that went where one was */
+    uint64_t postcopy_rings_ahead; /* source: ring pages sent before DISCARD */
     uint64_t preempt_pages;     /* pages sent (source) or placed (destination) on the preempt connection */
     MigPostcopy *pc;            /* destination, while postcopy runs: its stats */
     struct MigInPostcopy *in_pc; /* ... and its side of it (the check at cont) */

@@ -51,6 +51,7 @@ typedef struct MigOutPostcopy {
      */
     uint64_t follow_word;
     bool follow;
+    GArray *rings;              /* uint64_t: page numbers of the devices' rings */
 } MigOutPostcopy;
 
 typedef struct MigOut {

@@ -664,6 +664,7 @@ bool vmm_mig_out_start(VmmMigrate *mm, const char *uri, GError **errp)
     g_clear_pointer(&mm->no_tracking, g_free);
     mm->postcopy_requests = 0;
     mm->postcopy_followed = 0;
+    mm->postcopy_rings_ahead = 0;
     mm->preempt_pages = 0;
     g_clear_pointer(&mm->error_desc, g_free);
     mm->start_us = g_get_monotonic_time();

@@ -41,6 +41,8 @@
 #include <glib.h>
 
 #include "hw/virtio/vhost-user-base-postcopy.h"
+#include "hw/virtio/vhost-user-base.h"
+#include "hw/virtio/virtio.h"
 #include "migration/convergence.h"
 #include "migration/format.h"
 #include "migration/postcopy-ram.h"
@@ -49,6 +51,7 @@
 #include "migration/socket.h"
 #include "util/vhost-user-error.h"
 #include "vmm/vmm-loop.h"
+#include "vmm/vmm-machine.h"
 #include "vmm/vmm-migrate-out-int.h"
 
 /* Pages per background window: requests wait for at most one. */
@@ -286,6 +289,7 @@ void mig_out_postcopy_cleanup(MigOut *o)
     /* The caller shut the stream down unless the reader saw the ack. */
     mig_out_pc_stop_reader(pc);
     g_array_unref(pc->queue);
+    g_array_unref(pc->rings);
     g_clear_error(&pc->err);
     g_mutex_clear(&pc->lock);
     g_cond_clear(&pc->cond);
@@ -321,6 +325,70 @@ static void mig_out_owed(MigOut *o)
         o->bitmap[w] = 0;
         pc->nowed += (uint64_t)__builtin_popcountll(pc->owed[w]);
     }
+}
+
+/*
+ * Loop, the guest stopped: the pages of every device's rings into
+ * o->pc->rings. A device touches its rings first when it starts on the
+ * destination (the back-end at SET_VRING_ADDR and the first kick, the
+ * guest at its next request), all at once and in the busiest moment of
+ * the switch; each missing one would cost a request there.
+ */
+static bool mig_out_pc_rings_cb(void *opaque, GError **errp)
+{
+    MigOut *o = opaque;
+
+    for (unsigned i = 0; i < vmm_machine_ndevices(o->m); i++) {
+        VirtIODevice *vdev = vhost_user_base_vdev(vmm_machine_device(o->m, i));
+
+        for (unsigned n = 0; vdev && n < virtio_get_num_queues(vdev); n++) {
+            uint64_t gpa[VIRTIO_QUEUE_RING_AREAS], len[VIRTIO_QUEUE_RING_AREAS];
+            unsigned k = virtio_queue_get_ring_areas(vdev, n, gpa, len);
+
+            for (unsigned a = 0; a < k; a++) {
+                for (uint64_t p = gpa[a] / MIG_PAGE_SIZE;
+                     len[a] && p <= (gpa[a] + len[a] - 1) / MIG_PAGE_SIZE; p++) {
+                    g_array_append_val(o->pc->rings, p);
+                }
+            }
+        }
+    }
+    return true;
+}
+
+/*
+ * The rings' owed pages, sent now, ahead of DISCARD (the stream allows
+ * pages up to it): in the downtime, a few pages per ring, so that no
+ * device's start on the destination waits for a page. Claimed, so
+ * DISCARD leaves them out and nothing sends them again.
+ */
+static bool mig_out_pc_rings_ahead(MigOut *o, GError **errp)
+{
+    MigOutPostcopy *pc = o->pc;
+    uint64_t n = 0;
+
+    if (g_strcmp0(g_getenv("VHOST_USER_VMM_POSTCOPY_RINGS_AHEAD"), "0") == 0) {
+        return true;
+    }
+    if (!vmm_loop_call(mig_out_pc_rings_cb, o, errp)) {
+        return false;
+    }
+    for (guint i = 0; i < pc->rings->len; i++) {
+        uint64_t p = g_array_index(pc->rings, uint64_t, i);
+
+        /* The guest chose the addresses: only pages of guest RAM are owed. */
+        if (p / 64 < o->nwords && owed_claim(pc->owed, p)) {
+            if (!mig_ram_save_range(o->s, o->mem, p * MIG_PAGE_SIZE, 1, NULL, errp)) {
+                return false;
+            }
+            n++;
+        }
+    }
+    pc_nowed_sub(pc, n);
+    g_mutex_lock(&o->mm->lock);
+    o->mm->postcopy_rings_ahead = n;
+    g_mutex_unlock(&o->mm->lock);
+    return true;
 }
 
 /* POSTCOPY_DISCARD sections: the owed runs, each inside one region. */
@@ -717,6 +785,7 @@ bool mig_out_postcopy(MigOut *o, GError **errp)
     g_mutex_init(&pc->lock);
     g_cond_init(&pc->cond);
     pc->queue = g_array_new(FALSE, FALSE, sizeof(MigRpMsg));
+    pc->rings = g_array_new(FALSE, FALSE, sizeof(uint64_t));
     pc->owed = g_new0(uint64_t, o->nwords ? o->nwords : 1);
     pc->follow = g_strcmp0(g_getenv("VHOST_USER_VMM_POSTCOPY_FOLLOW"), "0") != 0;
     mig_out_owed(o);
@@ -731,7 +800,7 @@ bool mig_out_postcopy(MigOut *o, GError **errp)
     }
     /* Requests may come as soon as the destination listens. */
     pc->reader = g_thread_new("migration-rp", mig_out_rp_thread, o);
-    if (!mig_out_discard(o, errp)) {
+    if (!mig_out_pc_rings_ahead(o, errp) || !mig_out_discard(o, errp)) {
         return false;
     }
     o->postcopy_switched = true;
@@ -746,7 +815,8 @@ bool mig_out_postcopy(MigOut *o, GError **errp)
     g_mutex_unlock(&mm->lock);
     vmm_mig_set_status(mm, VMM_MIG_POSTCOPY_ACTIVE);
     vmm_status("migration: postcopy: the guest runs on the destination, %" PRIu64
-               " MiB still to send", (pc->nowed * MIG_PAGE_SIZE) >> 20);
+               " MiB still to send (%" PRIu64 " ring pages sent ahead)",
+               (pc->nowed * MIG_PAGE_SIZE) >> 20, mm->postcopy_rings_ahead);
 
     for (;;) {
         g_autoptr(GError) err = NULL;

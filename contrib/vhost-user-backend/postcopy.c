@@ -434,7 +434,7 @@ static void touch_span(RefBeDev *dev, const void *p, uint64_t len, uint64_t *pag
 void refbe_postcopy_touch_ring(RefBeDev *dev, RefBeVring *vq, const char *req)
 {
     uint64_t ev = refbe_has_feature(dev, VIRTIO_RING_F_EVENT_IDX) ? 2 : 0;
-    uint64_t pages = 0, faults = 0;
+    uint64_t pages = 0, faults = 0, ring_faults;
     gint64 start;
 
     if (dev->opts->postcopy_touch != REFBE_PC_TOUCH_REPLY || !dev->pc.listening ||
@@ -445,6 +445,7 @@ void refbe_postcopy_touch_ring(RefBeDev *dev, RefBeVring *vq, const char *req)
     touch_span(dev, vq->desc, 16ull * vq->num, &pages, &faults);
     touch_span(dev, vq->avail, 4 + 2ull * vq->num + ev, &pages, &faults);
     touch_span(dev, vq->used, 4 + 8ull * vq->num + ev, &pages, &faults);
+    ring_faults = faults;
     /* A few pages the ring does not use: the ends of every region. */
     for (unsigned i = 0; i < dev->nregions; i++) {
         const RefBeRegion *r = &dev->regions[i];
@@ -453,8 +454,8 @@ void refbe_postcopy_touch_ring(RefBeDev *dev, RefBeVring *vq, const char *req)
         touch_span(dev, r->host + r->size - 1, 1, &pages, &faults);
     }
     refbe_log("%s: postcopy-touch reply: %s ring %u: pages %" PRIu64 " faults %" PRIu64
-              " ms %" PRId64, dev->name, req, vq->index, pages, faults,
-              (g_get_monotonic_time() - start) / 1000);
+              " ring-faults %" PRIu64 " ms %" PRId64, dev->name, req, vq->index, pages,
+              faults, ring_faults, (g_get_monotonic_time() - start) / 1000);
 }
 
 /* --postcopy-touch=end: the front-end must still serve our ufd. */

@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "util/vhost-user-error.h"
+#include "util/vhost-user-proto.h"
 #include "hw/virtio/virtio-int.h"
 
 bool virtio_device_init(VirtIODevice *vdev, const char *id, uint16_t device_id,
@@ -273,6 +274,32 @@ bool virtio_queue_set_enabled(VirtIODevice *vdev, unsigned n, bool enabled, GErr
     }
     vq->enabled = enabled;
     return true;
+}
+
+unsigned virtio_queue_get_ring_areas(const VirtIODevice *vdev, unsigned n,
+                                     uint64_t gpa[VIRTIO_QUEUE_RING_AREAS],
+                                     uint64_t len[VIRTIO_QUEUE_RING_AREAS])
+{
+    const VirtQueue *vq = n < vdev->nvqs ? &vdev->vq[n] : NULL;
+    uint64_t num;
+
+    if (!vq || !vq->num || !vq->desc_gpa) {
+        return 0;
+    }
+    num = vq->num;
+    gpa[0] = vq->desc_gpa;
+    gpa[1] = vq->avail_gpa;
+    gpa[2] = vq->used_gpa;
+    len[0] = 16 * num;
+    if (vdev->guest_features & (1ull << VIRTIO_F_RING_PACKED)) {
+        /* Event suppression: u16 offset/wrap, u16 flags (virtio 2.8.10). */
+        len[1] = len[2] = 4;
+    } else {
+        /* flags, idx, ring[num], used_event / avail_event (virtio 2.7.6, 2.7.8). */
+        len[1] = 2 + 2 + 2 * num + 2;
+        len[2] = 2 + 2 + 8 * num + 2;
+    }
+    return VIRTIO_QUEUE_RING_AREAS;
 }
 
 void virtio_queue_get_notifiers(const VirtIODevice *vdev, unsigned n,

@@ -12,7 +12,11 @@
  *   reply-touch   --postcopy-touch=reply: the back-end faults on ring pages
  *                 while the front-end waits for its reply (SET_VRING_ADDR,
  *                 VRING_KICK, GET_VRING_BASE); no reply times out (10 s),
- *                 the whole migration takes a fraction of that
+ *                 the whole migration takes a fraction of that; the ring
+ *                 pages themselves went ahead of the switch, so only the
+ *                 other pages it touches fault; then once more with
+ *                 VHOST_USER_VMM_POSTCOPY_RINGS_AHEAD=0: the ring pages
+ *                 fault too
  *   guest-fresh   a larger guest RAM than the workload uses, filled on the
  *                 source: the guest faults on pages it owes, and every page
  *                 the guest never hands out (above its allocator's bump
@@ -127,6 +131,28 @@ static bool check_backend_faults(Proc *be)
     return true;
 }
 
+/*
+ * reply-touch: the faults on ring pages the destination's back-end logged
+ * ("ring-faults R" of each "postcopy-touch reply:" line), summed; *lines:
+ * how many such lines.
+ */
+static uint64_t ring_faults(const char *log, unsigned *lines)
+{
+    g_auto(GStrv) v = g_strsplit(log, "\n", -1);
+    uint64_t sum = 0;
+
+    *lines = 0;
+    for (char **l = v; *l; l++) {
+        const char *k = strstr(*l, "postcopy-touch reply:") ? strstr(*l, "ring-faults ") : NULL;
+
+        if (k) {
+            sum += g_ascii_strtoull(k + strlen("ring-faults "), NULL, 10);
+            (*lines)++;
+        }
+    }
+    return sum;
+}
+
 /* The destination's postcopy faults-guest, or -1. */
 static int64_t dst_faults_guest(MigVmm *dst)
 {
@@ -226,13 +252,19 @@ static bool check_end_faults(Proc *be)
     return true;
 }
 
+/* What a run turns off in the source (its environment), to compare. */
+typedef enum RunOff {
+    OFF_NONE = 0,
+    OFF_FOLLOW = 1,             /* VHOST_USER_VMM_POSTCOPY_FOLLOW=0 */
+    OFF_RINGS_AHEAD = 2,        /* VHOST_USER_VMM_POSTCOPY_RINGS_AHEAD=0 */
+} RunOff;
+
 /*
- * One migration of case c; names and files end in sfx. follow: the
- * source's background goes on from the latest requested page (the
- * default; else VHOST_USER_VMM_POSTCOPY_FOLLOW=0). *faults_guest: the
- * destination's guest faults, or -1. False: the test failed.
+ * One migration of case c; names and files end in sfx; off: what the
+ * source does not do. *faults_guest: the destination's guest faults, or
+ * -1. False: the test failed.
  */
-static bool run_case(Fixture *f, Case c, const char *sfx, bool follow, int64_t *faults_guest)
+static bool run_case(Fixture *f, Case c, const char *sfx, RunOff off, int64_t *faults_guest)
 {
     static const char *const listen[] = { "--postcopy-touch=listen", NULL };
     static const char *const reply[] = { "--postcopy-touch=reply", NULL };
@@ -265,17 +297,21 @@ static bool run_case(Fixture *f, Case c, const char *sfx, bool follow, int64_t *
     MigVmm *src = NULL, *dst = NULL;
     Proc *dbe;
     int64_t total;
-    bool ok = false;
+    bool ok = false, rings_ahead = !(off & OFF_RINGS_AHEAD);
 
     *faults_guest = -1;
     if (!refbe_pair(f, sfx, src_extra, dst_extra, wl, sa, da, &dbe)) {
         return false;
     }
-    if (!follow) {
+    if (off & OFF_FOLLOW) {
         g_setenv("VHOST_USER_VMM_POSTCOPY_FOLLOW", "0", TRUE);
+    }
+    if (off & OFF_RINGS_AHEAD) {
+        g_setenv("VHOST_USER_VMM_POSTCOPY_RINGS_AHEAD", "0", TRUE);
     }
     src = mig_vmm_start(f, sname, &so, sa);
     g_unsetenv("VHOST_USER_VMM_POSTCOPY_FOLLOW");
+    g_unsetenv("VHOST_USER_VMM_POSTCOPY_RINGS_AHEAD");
     if (!src ||
         !(dst = mig_vmm_start(f, dname, &dopts, da)) ||
         (c != CASE_PREEMPT_DST && pre && !set_preempt(src)) ||
@@ -290,6 +326,23 @@ static bool run_case(Fixture *f, Case c, const char *sfx, bool follow, int64_t *
     total = dst_total_ms(dst);
     g_test_message("destination: total-time %" PRId64 " ms", total);
     if (c == CASE_REPLY) {
+        g_autofree char *blog = proc_log(dbe);
+        unsigned lines;
+        uint64_t rf = ring_faults(blog, &lines);
+
+        /*
+         * The rings' pages went ahead of the switch: the back-end starting
+         * its rings on the destination finds them there. Without that it
+         * faults on them (test_reply's second run).
+         */
+        g_test_message("destination back-end: %" PRIu64 " faults on ring pages over %u "
+                       "touches", rf, lines);
+        if (!lines || (rings_ahead ? rf != 0 : rf == 0)) {
+            g_test_fail_printf("reply-touch: %" PRIu64 " faults on ring pages over %u touches, "
+                               "want %s (rings %ssent ahead of the switch):\n%s", rf, lines,
+                               rings_ahead ? "none" : "some", rings_ahead ? "" : "not ", blog);
+            goto out;
+        }
         dlog = proc_log(dst->proc);
         if (total < 0 || total >= REPLY_TIMEOUT_MS / 2 || strstr(dlog, "timed out") ||
             strstr(dlog, "reply")) {
@@ -314,7 +367,7 @@ static void test_case(Fixture *f, Case c)
 {
     int64_t faults;
 
-    run_case(f, c, "", true, &faults);
+    run_case(f, c, "", OFF_NONE, &faults);
 }
 
 /*
@@ -387,9 +440,17 @@ static void test_listen(Fixture *f, gconstpointer data)
     test_case(f, CASE_LISTEN);
 }
 
+/*
+ * reply-touch, then the same without the rings sent ahead of the switch:
+ * the back-end's touches of its rings at device start fault only then.
+ */
 static void test_reply(Fixture *f, gconstpointer data)
 {
-    test_case(f, CASE_REPLY);
+    int64_t faults;
+
+    if (run_case(f, CASE_REPLY, "", OFF_NONE, &faults)) {
+        run_case(f, CASE_REPLY, "-behind", OFF_RINGS_AHEAD, &faults);
+    }
 }
 
 /*
@@ -405,8 +466,8 @@ static void test_fresh(Fixture *f, gconstpointer data)
 {
     int64_t on, off;
 
-    if (!run_case(f, CASE_FRESH, "", true, &on) ||
-        !run_case(f, CASE_FRESH, "-nofollow", false, &off)) {
+    if (!run_case(f, CASE_FRESH, "", OFF_NONE, &on) ||
+        !run_case(f, CASE_FRESH, "-nofollow", OFF_FOLLOW, &off)) {
         return;
     }
     g_test_message("guest faults: %" PRId64 " following the requests, %" PRId64 " without",

@@ -91,6 +91,20 @@ bool virtio_queue_set_addr(VirtIODevice *vdev, unsigned n, uint64_t desc_gpa,
                            uint64_t avail_gpa, uint64_t used_gpa, GError **errp);
 VHOST_USER_API
 bool virtio_queue_set_enabled(VirtIODevice *vdev, unsigned n, bool enabled, GError **errp);
+/*
+ * The guest RAM queue n's ring lies in, as the driver set it up and the
+ * negotiated features lay it out: the descriptor area, the driver area and
+ * the device area (split: descriptor table, available ring, used ring,
+ * each with its event index; packed: descriptor ring and the two event
+ * suppression structures). gpa[i], len[i] for i < the return value; 0
+ * when the queue has no size or no address yet. The areas are where a
+ * device touches first when it starts (postcopy sends them ahead).
+ */
+#define VIRTIO_QUEUE_RING_AREAS 3
+VHOST_USER_API
+unsigned virtio_queue_get_ring_areas(const VirtIODevice *vdev, unsigned n,
+                                     uint64_t gpa[VIRTIO_QUEUE_RING_AREAS],
+                                     uint64_t len[VIRTIO_QUEUE_RING_AREAS]);
 /* Device-provided notifiers of queue n (each -1 when there is none). */
 VHOST_USER_API
 void virtio_queue_get_notifiers(const VirtIODevice *vdev, unsigned n,
