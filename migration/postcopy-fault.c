@@ -298,6 +298,7 @@ gpointer mig_pc_fault_thread(gpointer opaque)
     g_autoptr(GError) err = NULL;
     MigPcSched got;
 
+    mig_pc_thread_prefault();
     if (!mig_pc_thread_set_sched(pc->sched, "fault", &got, &err)) {
         /* Only the latency suffers. */
         vhost_user_log(VHOST_USER_LOG_WARNING, NULL, "%s", err->message);

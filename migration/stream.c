@@ -51,8 +51,14 @@ MigStream *mig_stream_new(int fd)
     s->fd = fd;
     s->not_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 &&
                     errno == ENOTSOCK;
+    /*
+     * Touched now: the first page a postcopy request sends or receives
+     * would otherwise pay these pages' faults (tens of us each in a VM).
+     */
     s->wbuf = g_malloc(MIG_STREAM_BUF_SIZE);
     s->rbuf = g_malloc(MIG_STREAM_BUF_SIZE);
+    memset(s->wbuf, 0, MIG_STREAM_BUF_SIZE);
+    memset(s->rbuf, 0, MIG_STREAM_BUF_SIZE);
     s->section = "header";
     return s;
 }

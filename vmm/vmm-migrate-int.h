@@ -122,10 +122,11 @@ void vmm_mig_set_status_locked(VmmMigrate *mm, VmmMigStatus s);
 MigPcSched vmm_mig_fault_sched(VmmMigrate *mm);
 /*
  * On a thread a postcopy fault waits for (the source's request reader,
- * the destination's preempt placer): applies x-postcopy-fault-sched to
+ * the destination's preempt placer), first thing: warms its stack and
+ * heap (mig_pc_thread_prefault) and applies x-postcopy-fault-sched to
  * it; what names it in the status line a refusal prints.
  */
-void vmm_mig_thread_set_fault_sched(VmmMigrate *mm, const char *what);
+void vmm_mig_fault_thread_setup(VmmMigrate *mm, const char *what);
 /* Any thread: the end of a migration thread (the VMM may wait for it). */
 void vmm_mig_thread_done(VmmMigrate *mm);
 /* Loop: joins a finished thread (none running afterwards). */

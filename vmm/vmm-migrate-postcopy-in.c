@@ -509,11 +509,6 @@ static gpointer mig_in_pc_preempt_thread(gpointer opaque)
     MigStream *s = NULL;
     bool stopping;
 
-    /* Each requested page waits for this thread to wake (postcopy-sched.c). */
-    if (fd >= 0) {
-        vmm_mig_thread_set_fault_sched(in->mm, "postcopy-preempt");
-    }
-
     g_mutex_lock(&p->lock);
     if (fd >= 0 && !p->pre_stop) {
         p->pre_fd = fd;
@@ -523,6 +518,13 @@ static gpointer mig_in_pc_preempt_thread(gpointer opaque)
     }
     g_mutex_unlock(&p->lock);
     if (s) {
+        /*
+         * Each requested page waits for this thread to wake
+         * (postcopy-sched.c). Warmed after the stream's buffers took
+         * their share of its arena, so what the first page allocates
+         * finds touched memory.
+         */
+        vmm_mig_fault_thread_setup(in->mm, "postcopy-preempt");
         vmm_status("migration: postcopy-preempt: the source's second connection is here");
         mig_load_preempt(s, vmm_machine_memory(in->m), mig_in_pc_place_preempt, in, &err);
         g_mutex_lock(&p->lock);

@@ -199,7 +199,7 @@ gpointer mig_out_rp_thread(gpointer opaque)
     MigOutPostcopy *pc = o->pc;
 
     /* Each request waits for this thread to wake (postcopy-sched.c). */
-    vmm_mig_thread_set_fault_sched(o->mm, "migration-rp");
+    vmm_mig_fault_thread_setup(o->mm, "migration-rp");
     for (;;) {
         GError *err = NULL;
         MigRpMsg msg;

@@ -90,11 +90,12 @@ MigPcSched vmm_mig_fault_sched(VmmMigrate *mm)
     return s;
 }
 
-void vmm_mig_thread_set_fault_sched(VmmMigrate *mm, const char *what)
+void vmm_mig_fault_thread_setup(VmmMigrate *mm, const char *what)
 {
     g_autoptr(GError) err = NULL;
     MigPcSched got;
 
+    mig_pc_thread_prefault();
     if (!mig_pc_thread_set_sched(vmm_mig_fault_sched(mm), what, &got, &err)) {
         vmm_status("migration: %s", err->message);     /* only the latency suffers */
     }

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -126,4 +128,21 @@ unsigned ut_count_maps(const char *needle)
         n++;
     }
     return n;
+}
+
+int ut_child_run(int (*body)(void *opaque), void *opaque)
+{
+    pid_t pid = fork();
+    int status;
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int code = body(opaque);
+
+        fflush(stdout);
+        _exit(code);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status), "child: status 0x%x, no normal exit", status);
+    return WEXITSTATUS(status);
 }

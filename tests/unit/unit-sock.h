@@ -2,7 +2,7 @@
 /*
  * What the unit tests' in-process fake back-ends share: whole-message
  * socket I/O with SCM_RIGHTS, and the fd and mapping counts that prove
- * nothing leaked.
+ * nothing leaked; and a body run in a child process.
  */
 #ifndef TESTS_UNIT_UNIT_SOCK_H
 #define TESTS_UNIT_UNIT_SOCK_H
@@ -49,5 +49,12 @@ CharSocket *ut_chardev_connected(CharSocketOptions *opts, const char *dir_templa
 
 /* Mappings in /proc/self/maps whose line contains needle. */
 unsigned ut_count_maps(const char *needle);
+
+/*
+ * body(opaque) run in a forked child, whose exit code (body's return) is
+ * returned; a child that did not exit normally fails the test. For what
+ * must start from a fresh process: its first thread, its page faults.
+ */
+int ut_child_run(int (*body)(void *opaque), void *opaque);
 
 #endif
