@@ -80,6 +80,8 @@ typedef struct MigOut {
     uint64_t switch_word;
     bool postcopy_switched;     /* LISTEN went out: the guest can no longer resume here */
     uint64_t bytes_prev;        /* written on the connections before a recovery */
+    MigStream *pre;             /* postcopy-preempt's connection until the switch takes it */
+    int pre_fd;                 /* its socket (the stream owns it) */
     MigOutPostcopy *pc;
 } MigOut;
 
@@ -103,6 +105,15 @@ bool mig_out_send_devices(MigOut *o, GError **errp);
 /* vmm-migrate-postcopy-out.c */
 /* Loop, at migrate: each device's back-end can do postcopy (PAGEFAULT). */
 bool mig_out_postcopy_check(VmmMigrate *mm, GError **errp);
+/*
+ * postcopy-preempt, right after ADVISE: a second connection to the
+ * destination's address (o->pre), for requested pages only. Made at the
+ * start, not at the switch: neither side then connects, accepts or warms
+ * a thread while the guest is stopped and the first faults wait. Without
+ * it (the destination does not take it) requests go on the main
+ * connection, as without the capability; a status line says so.
+ */
+void mig_out_pc_preempt_connect(MigOut *o);
 /*
  * Whether to switch to postcopy here: migrate-start-postcopy was asked,
  * or (round_end: a round did not converge) x-postcopy-auto says so.

@@ -441,6 +441,9 @@ static bool mig_out_run(MigOut *o, GError **errp)
         !mig_save_postcopy_section(o->s, MIG_SECTION_POSTCOPY_ADVISE, errp)) {
         return false;
     }
+    if (o->preempt_cap) {
+        mig_out_pc_preempt_connect(o);
+    }
 
     for (unsigned i = 0; i < guest_memory_nregions(o->mem); i++) {
         RamTrackBlock b = ram_track_block_from_region(guest_memory_region(o->mem, i));
@@ -557,6 +560,7 @@ static gpointer mig_out_thread(gpointer opaque)
             vmm_status("migration: failed: %s", err->message);
         }
     }
+    mig_stream_free(o->pre);                    /* precopy ended it: never used */
     g_ptr_array_unref(o->blobs);
     g_free(o->bitmap);
     g_free(o->window);

@@ -81,11 +81,16 @@ struct MigInPostcopy {
     GRWLock place_lock;
     GError *run_err;            /* the guest's start failed */
     bool rp_failed;             /* a request could not be written */
-    /* postcopy-preempt (from LISTEN): the thread placing the second connection's pages */
+    /*
+     * postcopy-preempt (from ADVISE: the source connects right after it,
+     * and the thread is warm before the first request): the thread
+     * placing the second connection's pages.
+     */
     GThread *pre_thread;
     int pre_fd;                 /* under lock: its connection once accepted, else -1 */
     bool pre_stop;              /* under lock: its end is ours, not an error */
     bool pre_done;              /* under lock: it returned */
+    bool pre_listening;         /* under lock: LISTEN came; requests may be lost with it */
 };
 
 /* ---- on the fault thread ---------------------------------------------------- */
@@ -259,6 +264,9 @@ static bool mig_in_pc_advise(void *opaque, GError **errp)
         return false;
     }
     p->advised = true;
+    if (in->preempt && in->lfd >= 0 && !p->pre_thread) {
+        p->pre_thread = g_thread_new("postcopy-preempt", mig_in_pc_preempt_thread, p);
+    }
     return true;
 }
 
@@ -311,9 +319,9 @@ static bool mig_in_pc_listen(void *opaque, GError **errp)
     if (!vmm_loop_call(mig_in_pc_listen_cb, in, errp)) {
         return false;
     }
-    if (in->preempt && in->lfd >= 0) {
-        p->pre_thread = g_thread_new("postcopy-preempt", mig_in_pc_preempt_thread, p);
-    }
+    g_mutex_lock(&p->lock);
+    p->pre_listening = true;
+    g_mutex_unlock(&p->lock);
     vmm_mig_set_status(in->mm, VMM_MIG_POSTCOPY_ACTIVE);
     vmm_mig_progress_start(in->mm);
     return true;
@@ -507,7 +515,7 @@ static gpointer mig_in_pc_preempt_thread(gpointer opaque)
     g_autoptr(GError) err = NULL;
     int fd = mig_socket_accept(in->lfd, &err);
     MigStream *s = NULL;
-    bool stopping;
+    bool stopping, listening;
 
     g_mutex_lock(&p->lock);
     if (fd >= 0 && !p->pre_stop) {
@@ -534,10 +542,21 @@ static gpointer mig_in_pc_preempt_thread(gpointer opaque)
     }
     g_mutex_lock(&p->lock);
     stopping = p->pre_stop;
+    listening = p->pre_listening;
     p->pre_done = true;
     g_cond_broadcast(&p->cond);
     g_mutex_unlock(&p->lock);
-    if (!stopping) {
+    if (!stopping && !listening) {
+        /*
+         * Before LISTEN nothing was asked yet: a migration that ends in
+         * precopy closes it so; a break is said, the source finds out
+         * by itself (its write fails) and asks on the main one.
+         */
+        if (err) {
+            vmm_status("migration: postcopy-preempt connection, before postcopy: %s; "
+                       "requested pages will come on the main connection", err->message);
+        }
+    } else if (!stopping) {
         vmm_status("migration: postcopy-preempt connection: %s; requested pages come on "
                    "the main connection", err ? err->message : "closed");
         mig_postcopy_rerequest(p->pc);

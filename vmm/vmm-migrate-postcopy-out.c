@@ -32,6 +32,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -739,12 +740,7 @@ static bool mig_out_pc_wait_ack(MigOut *o, GError **errp)
 
 /* ---- the switch ------------------------------------------------------------ */
 
-/*
- * postcopy-preempt: a second connection to the destination's address,
- * for requested pages only. Without it (the destination does not take
- * it) requests go on the main connection, as without the capability.
- */
-static void mig_out_pc_preempt_connect(MigOut *o)
+void mig_out_pc_preempt_connect(MigOut *o)
 {
     g_autoptr(GError) err = NULL;
     int fd = mig_socket_connect(o->uri, &err);
@@ -754,13 +750,37 @@ static void mig_out_pc_preempt_connect(MigOut *o)
         s = mig_stream_new(fd);
         if (mig_save_header(s, &err) &&
             mig_save_postcopy_section(s, MIG_SECTION_POSTCOPY_PREEMPT, &err)) {
-            o->pc->pre = s;
+            o->pre = s;
+            o->pre_fd = fd;
             return;
         }
         mig_stream_free(s);
     }
     vmm_status("migration: postcopy-preempt: no second connection (%s); requested pages "
                "go on the main connection", err->message);
+}
+
+/*
+ * The second connection made after ADVISE, if it still stands: the
+ * destination reads nothing on it before the switch, so a hang-up or an
+ * error is all there is to see. Over TCP a write to a peer that closed
+ * may still succeed once, and the page in it would be lost: looked at
+ * here rather than learnt from a write.
+ */
+static MigStream *mig_out_pc_preempt_take(MigOut *o)
+{
+    struct pollfd pfd = { .fd = o->pre_fd, .events = POLLIN | POLLRDHUP };
+
+    if (!o->pre) {
+        return NULL;
+    }
+    if (poll(&pfd, 1, 0) == 0) {
+        return g_steal_pointer(&o->pre);
+    }
+    vmm_status("migration: postcopy-preempt: the second connection ended before the switch; "
+               "requested pages go on the main connection");
+    mig_stream_free(g_steal_pointer(&o->pre));
+    return NULL;
 }
 
 bool mig_out_postcopy(MigOut *o, GError **errp)
@@ -795,9 +815,7 @@ bool mig_out_postcopy(MigOut *o, GError **errp)
     if (!mig_out_no_return(o, &mm->postcopy, errp)) {
         return false;
     }
-    if (o->preempt_cap) {
-        mig_out_pc_preempt_connect(o);
-    }
+    pc->pre = mig_out_pc_preempt_take(o);
     /* Requests may come as soon as the destination listens. */
     pc->reader = g_thread_new("migration-rp", mig_out_rp_thread, o);
     if (!mig_out_pc_rings_ahead(o, errp) || !mig_out_discard(o, errp)) {

@@ -37,6 +37,10 @@
  *   preempt-cut  postcopy-preempt, and the relay cuts the second connection
  *           alone mid-postcopy: no pause, the requests go on the main
  *           connection, completed, every block verifies
+ *   preempt-cut-early  the same cut during precopy (the second connection
+ *           is made at the start): the source says so at the switch and
+ *           serves every request on the main connection; completed,
+ *           verified
  *   lost-ack  the relay cuts instead of passing the destination's final
  *           VUOK: the source pauses (past END), migrate-recover on the
  *           completed destination and resume find nothing lacking, the
@@ -873,6 +877,10 @@ out:
  * postcopy-preempt, and its second connection alone breaks mid-postcopy:
  * no pause, requested pages go on the main connection (the destination
  * asks again for what was lost on the second), completed and verified.
+ * With data (preempt-cut-early) it ends during precopy instead (it is
+ * made at the start): the source sees that at the switch, says so, and
+ * serves every request on the main connection rather than lose one in a
+ * write to a closed peer.
  */
 static void test_preempt_cut(Fixture *f, gconstpointer data)
 {
@@ -883,7 +891,8 @@ static void test_preempt_cut(Fixture *f, gconstpointer data)
     g_autofree char *events = NULL;
     MigVmm *src = NULL, *dst = NULL;
     Relay *r1 = NULL;
-    int64_t req0;
+    bool early = data != NULL;
+    int64_t req0 = 0;
     int code = -1;
 
     if (!start_pair(f, false, true, &src, &dst, &r1, &ruri)) {
@@ -891,21 +900,33 @@ static void test_preempt_cut(Fixture *f, gconstpointer data)
     }
     mig_set_params(src, BW, -1);
     if (!mig_migrate(src, ruri) || !mig_wait_midstream(src, 4u << 20, MIG_WAIT_MS) ||
-        !expect_ok(src, "{\"execute\":\"migrate-start-postcopy\"}") ||
-        !status_is(dst, "postcopy-active") ||
         !wait_log(dst->proc, "postcopy-preempt: the source's second connection is here", 1,
-                  MIG_WAIT_MS) ||
-        !wait_mid_postcopy(dst)) {
+                  MIG_WAIT_MS)) {
         goto out;
     }
-    req0 = dst_figure(dst, "requests");
-    if (!relay_cut_preempt(r1)) {
+    if (early && !relay_cut_preempt(r1)) {
         g_test_fail_printf("the relay has no second connection to cut");
         goto out;
     }
-    if (!wait_log(dst->proc, "requested pages come on the main connection", 1,
-                  MIG_WAIT_MS) ||
-        !pc_wait_completed(src, dst, MIG_WAIT_MS * 2, dst_seq)) {
+    if (!expect_ok(src, "{\"execute\":\"migrate-start-postcopy\"}") ||
+        !status_is(dst, "postcopy-active")) {
+        goto out;
+    }
+    if (!early) {
+        if (!wait_mid_postcopy(dst)) {
+            goto out;
+        }
+        req0 = dst_figure(dst, "requests");
+        if (!relay_cut_preempt(r1)) {
+            g_test_fail_printf("the relay has no second connection to cut");
+            goto out;
+        }
+        if (!wait_log(dst->proc, "requested pages come on the main connection", 1,
+                      MIG_WAIT_MS)) {
+            goto out;
+        }
+    }
+    if (!pc_wait_completed(src, dst, MIG_WAIT_MS * 2, dst_seq)) {
         goto out;
     }
     /*
@@ -922,8 +943,11 @@ static void test_preempt_cut(Fixture *f, gconstpointer data)
         goto out;
     }
     if (code != 0 || qtest_count(slog, "migration: postcopy paused") ||
-        !strstr(slog, "after postcopy")) {
-        g_test_fail_printf("source: exit %d, paused, or no completion:\n%s", code, slog);
+        !strstr(slog, "after postcopy") ||
+        (early && !strstr(slog, "second connection ended before the switch"))) {
+        g_test_fail_printf("source: exit %d, paused, no completion%s:\n%s", code,
+                           early ? ", or not said that the second connection had ended" : "",
+                           slog);
         goto out;
     }
     mig_postcopy_verify(src, dst, false, img, IMAGE_SIZE, SEED);
@@ -963,6 +987,8 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/postcopy-recover/preempt", Fixture, NULL, fixture_setup, test_preempt,
                fixture_teardown);
+    g_test_add("/postcopy-recover/preempt-cut-early", Fixture, "early", fixture_setup,
+               test_preempt_cut, fixture_teardown);
     g_test_add("/postcopy-recover/preempt-cut", Fixture, NULL, fixture_setup,
                test_preempt_cut, fixture_teardown);
     return g_test_run();
