@@ -106,8 +106,9 @@ void mig_pc_thread_prefault(void)
 {
     /*
      * g_malloc, not g_malloc0: calloc knows a fresh top is zero and would
-     * not touch it. Volatile, or the stores die with the block. The first malloc of a thread is also what gives it an
-     * arena, with an mprotect to grow it: both done here, not in a fault.
+     * not touch it. Volatile, or the stores die with the block. The first
+     * malloc of a thread is also what gives it an arena, with an mprotect
+     * to grow it: both done here, not in a fault.
      */
     volatile uint8_t *heap = g_malloc(PC_PREFAULT_HEAP);
 

@@ -549,8 +549,9 @@ static gpointer mig_in_pc_preempt_thread(gpointer opaque)
     if (!stopping && !listening) {
         /*
          * Before LISTEN nothing was asked yet: a migration that ends in
-         * precopy closes it so; a break is said, the source finds out
-         * by itself (its write fails) and asks on the main one.
+         * precopy closes it so; a break is said. The source sees the
+         * hang-up at its switch (mig_out_pc_preempt_take) and serves the
+         * requests on the main connection.
          */
         if (err) {
             vmm_status("migration: postcopy-preempt connection, before postcopy: %s; "
