@@ -83,6 +83,13 @@ void mig_stream_shutdown(MigStream *s)
     shutdown(s->fd, SHUT_RDWR);
 }
 
+bool mig_stream_peer_gone(const MigStream *s)
+{
+    struct pollfd pfd = { .fd = s->fd, .events = POLLIN | POLLRDHUP };
+
+    return poll(&pfd, 1, 0) != 0;
+}
+
 void mig_stream_set_max_bandwidth(MigStream *s, uint64_t bytes_per_sec)
 {
     s->max_bandwidth = bytes_per_sec;

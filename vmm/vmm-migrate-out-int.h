@@ -81,7 +81,6 @@ typedef struct MigOut {
     bool postcopy_switched;     /* LISTEN went out: the guest can no longer resume here */
     uint64_t bytes_prev;        /* written on the connections before a recovery */
     MigStream *pre;             /* postcopy-preempt's connection until the switch takes it */
-    int pre_fd;                 /* its socket (the stream owns it) */
     MigOutPostcopy *pc;
 } MigOut;
 

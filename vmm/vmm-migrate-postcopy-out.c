@@ -32,7 +32,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -751,7 +750,6 @@ void mig_out_pc_preempt_connect(MigOut *o)
         if (mig_save_header(s, &err) &&
             mig_save_postcopy_section(s, MIG_SECTION_POSTCOPY_PREEMPT, &err)) {
             o->pre = s;
-            o->pre_fd = fd;
             return;
         }
         mig_stream_free(s);
@@ -761,20 +759,16 @@ void mig_out_pc_preempt_connect(MigOut *o)
 }
 
 /*
- * The second connection made after ADVISE, if it still stands: the
- * destination reads nothing on it before the switch, so a hang-up or an
- * error is all there is to see. Over TCP a write to a peer that closed
- * may still succeed once, and the page in it would be lost: looked at
- * here rather than learnt from a write.
+ * The second connection made after ADVISE, if it still stands. Looked at
+ * here rather than learnt from a write: over TCP a write to a peer that
+ * closed may still succeed once, and the page in it would be lost.
  */
 static MigStream *mig_out_pc_preempt_take(MigOut *o)
 {
-    struct pollfd pfd = { .fd = o->pre_fd, .events = POLLIN | POLLRDHUP };
-
     if (!o->pre) {
         return NULL;
     }
-    if (poll(&pfd, 1, 0) == 0) {
+    if (!mig_stream_peer_gone(o->pre)) {
         return g_steal_pointer(&o->pre);
     }
     vmm_status("migration: postcopy-preempt: the second connection ended before the switch; "

@@ -37,6 +37,16 @@ VHOST_USER_API
 void mig_stream_shutdown(MigStream *s);
 
 /*
+ * For a connection the peer never writes on (postcopy-preempt's, before
+ * its first page): true when the peer hung up or the socket has an error
+ * or unread data, none of which such a peer would leave. Does not block.
+ * Over TCP a write to a peer that closed can still succeed once, so this
+ * is the way to know before writing.
+ */
+VHOST_USER_API
+bool mig_stream_peer_gone(const MigStream *s);
+
+/*
  * bytes_per_sec 0: unlimited. Writes then sleep so that the bytes put on
  * the fd since the limit was set never run ahead of the limit by more than
  * a short burst.

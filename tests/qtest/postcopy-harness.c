@@ -125,14 +125,14 @@ bool pc_wait_completed(MigVmm *src, MigVmm *dst, unsigned src_timeout_ms,
     return true;
 }
 
+const char *const pc_dst_events[] = { "setup", "active", "postcopy-active", "completed",
+                                      NULL };
+
 bool pc_migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
                          bool autoswitch)
 {
-    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
-                                           NULL };
-
     return pc_switch_midstream(src, dst, dev, uri, autoswitch) &&
-           pc_wait_completed(src, dst, MIG_WAIT_MS, dst_seq);
+           pc_wait_completed(src, dst, MIG_WAIT_MS, pc_dst_events);
 }
 
 /*

@@ -35,6 +35,8 @@ bool pc_start_postcopy(MigVmm *src);
  */
 bool pc_wait_completed(MigVmm *src, MigVmm *dst, unsigned src_timeout_ms,
                        const char *const *dst_seq);
+/* A postcopy destination's MIGRATION events from the start, for pc_wait_completed. */
+extern const char *const pc_dst_events[];
 /* pc_switch_midstream, then both sides completed and the destination went through postcopy-active. */
 bool pc_migrate_postcopy(MigVmm *src, MigVmm *dst, const char *dev, const char *uri,
                          bool autoswitch);

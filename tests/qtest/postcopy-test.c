@@ -294,8 +294,6 @@ typedef enum RunOff {
  */
 static bool run_case(Fixture *f, Case c, const char *sfx, RunOff off, int64_t *faults_guest)
 {
-    static const char *const dst_seq[] = { "setup", "active", "postcopy-active", "completed",
-                                           NULL };
     static const char *const listen[] = { "--postcopy-touch=listen", NULL };
     static const char *const reply[] = { "--postcopy-touch=reply", NULL };
     static const char *const slots[] = { "--mem-slots", NULL };
@@ -349,7 +347,7 @@ static bool run_case(Fixture *f, Case c, const char *sfx, RunOff off, int64_t *f
         !pc_precopy_midstream(src, dst, "blk0", uri, false) ||
         (c == CASE_PREEMPT && !preempt_early(dst)) ||
         !pc_start_postcopy(src) ||
-        !pc_wait_completed(src, dst, MIG_WAIT_MS, dst_seq) ||
+        !pc_wait_completed(src, dst, MIG_WAIT_MS, pc_dst_events) ||
         /*
          * end-touch's faults come after the last page: only woken, never
          * timed (its own check below); the others fault on owed pages.
